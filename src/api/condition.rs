@@ -1,0 +1,136 @@
+//! Status conditions following the Kubernetes API conventions (KEP-1623 shape).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One observation of the resource's state.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type, e.g. `Ready`, `Progressing`, `Degraded`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// A stable CamelCase reason; listed with what to do about it in the README.
+    pub reason: String,
+    /// Human-readable detail.
+    #[serde(default)]
+    pub message: String,
+    /// When `status` last changed.
+    pub last_transition_time: Time,
+    /// The `metadata.generation` this condition was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// What a controller wants a condition to say; timestamps are filled in by [`set_condition`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionUpdate {
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl ConditionUpdate {
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn status_str(b: bool) -> &'static str {
+    if b { "True" } else { "False" }
+}
+
+/// Sets (or adds) a condition. `lastTransitionTime` moves only when `status` flips, so recomputing
+/// the same state yields an identical list and the caller can skip the status write.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    update: ConditionUpdate,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let status = status_str(update.status);
+    match conditions.iter_mut().find(|c| c.type_ == update.type_) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = now.clone();
+                c.status = status.to_string();
+            }
+            c.reason = update.reason;
+            c.message = update.message;
+            c.observed_generation = generation;
+        }
+        None => conditions.push(Condition {
+            type_: update.type_.to_string(),
+            status: status.to_string(),
+            reason: update.reason,
+            message: update.message,
+            last_transition_time: now.clone(),
+            observed_generation: generation,
+        }),
+    }
+}
+
+/// Looks a condition up by type.
+pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// True when a condition of that type exists with status `True`.
+pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    find_condition(conditions, type_).is_some_and(|c| c.status == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Time {
+        Time(s.parse().unwrap())
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_status_flip() {
+        let mut conds = vec![];
+        let t0 = t("2026-01-01T00:00:00Z");
+        let t1 = t("2026-01-01T00:01:00Z");
+        set_condition(
+            &mut conds,
+            ConditionUpdate::new("Ready", false, "A", "a"),
+            Some(1),
+            &t0,
+        );
+        set_condition(
+            &mut conds,
+            ConditionUpdate::new("Ready", false, "B", "b"),
+            Some(2),
+            &t1,
+        );
+        assert_eq!(conds.len(), 1);
+        assert_eq!(conds[0].last_transition_time, t0);
+        assert_eq!(conds[0].reason, "B");
+        assert_eq!(conds[0].observed_generation, Some(2));
+        set_condition(
+            &mut conds,
+            ConditionUpdate::new("Ready", true, "C", "c"),
+            Some(2),
+            &t1,
+        );
+        assert_eq!(conds[0].last_transition_time, t1);
+        assert!(is_true(&conds, "Ready"));
+        assert!(!is_true(&conds, "Degraded"));
+    }
+}

@@ -1,0 +1,87 @@
+//! `Environment`: a target namespace with a tier, a version line and per-environment settings.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Condition;
+
+/// A place apps are deployed to. The operator creates `spec.namespace` and marks it as owned by this
+/// Environment; a namespace that already belongs to something else is refused.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "tuskfish.dev",
+    version = "v1alpha1",
+    kind = "Environment",
+    namespaced,
+    status = "EnvironmentStatus",
+    shortname = "env",
+    category = "tuskfish",
+    printcolumn = r#"{"name":"Namespace","type":"string","jsonPath":".spec.namespace"}"#,
+    printcolumn = r#"{"name":"Tier","type":"string","jsonPath":".spec.tier"}"#,
+    printcolumn = r#"{"name":"Line","type":"string","jsonPath":".spec.versionLine"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Releases","type":"integer","jsonPath":".status.releases"}"#,
+    printcolumn = r#"{"name":"Healthy","type":"integer","jsonPath":".status.healthyReleases"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSpec {
+    /// Target namespace the apps of this environment run in (created if missing).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: String,
+    /// Where the environment stands in the pipeline.
+    pub tier: Tier,
+    /// Semver range of versions that belong here, e.g. `~1.3` or `>=1.4.0-0, <1.5.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_line: Option<String>,
+    /// Per-environment settings: injected as container env vars into workloads and available as
+    /// `${NAME}` in manifests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Dev,
+    Test,
+    Staging,
+    Prod,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Dev => "dev",
+            Tier::Test => "test",
+            Tier::Staging => "staging",
+            Tier::Prod => "prod",
+        }
+    }
+}
+
+/// What the operator observed of an Environment.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The namespace this environment owns (set once it is created or adopted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Releases that target this environment.
+    #[serde(default)]
+    pub releases: i32,
+    /// Of those, how many are Healthy.
+    #[serde(default)]
+    pub healthy_releases: i32,
+    /// `Ready`: the namespace exists and is owned by this environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

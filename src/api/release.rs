@@ -1,0 +1,159 @@
+//! `Release`: app X in environment E at a chosen version.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Condition;
+
+/// How many rollouts `status.history` keeps.
+pub const HISTORY_LIMIT: usize = 10;
+/// Default for `spec.progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 300;
+
+/// Runs one app in one Environment. The operator renders the chosen AppVersion into the environment's
+/// namespace with server-side apply, waits for it to become healthy, prunes what is no longer
+/// rendered and records every rollout in `status.history`.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "tuskfish.dev",
+    version = "v1alpha1",
+    kind = "Release",
+    namespaced,
+    status = "ReleaseStatus",
+    shortname = "rel",
+    category = "tuskfish",
+    printcolumn = r#"{"name":"App","type":"string","jsonPath":".spec.app"}"#,
+    printcolumn = r#"{"name":"Env","type":"string","jsonPath":".spec.environment"}"#,
+    printcolumn = r#"{"name":"Current","type":"string","jsonPath":".status.currentVersion"}"#,
+    printcolumn = r#"{"name":"Desired","type":"string","jsonPath":".status.desiredVersion"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSpec {
+    /// The app to run (matches `AppVersion.spec.app`).
+    #[schemars(
+        length(min = 1, max = 53),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub app: String,
+    /// Name of the Environment (in this namespace) to run it in.
+    #[schemars(length(min = 1, max = 253))]
+    pub environment: String,
+    /// The exact version to run ("one-click deploy" is changing this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Seconds a rollout may take to become healthy before the Release is Degraded (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub progress_deadline_seconds: Option<i32>,
+}
+
+impl ReleaseSpec {
+    pub fn progress_deadline_seconds(&self) -> i32 {
+        self.progress_deadline_seconds
+            .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for something outside the Release (its Environment, its AppVersion).
+    Pending,
+    /// Objects applied; waiting for them to become healthy.
+    Progressing,
+    /// The desired version runs and is healthy.
+    Healthy,
+    /// The rollout did not become healthy within the progress deadline.
+    Degraded,
+    /// The desired state cannot be rendered or applied (bad input, refused by the API server).
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Progressing => "Progressing",
+            Phase::Healthy => "Healthy",
+            Phase::Degraded => "Degraded",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum RolloutResult {
+    Progressing,
+    Succeeded,
+    Failed,
+    /// Replaced by a newer rollout before it finished.
+    Superseded,
+}
+
+/// One rollout of a version into the environment.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub version: String,
+    pub started_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    pub result: RolloutResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// An object applied by the Release, kept so that it can be pruned when no longer rendered.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryEntry {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    /// `metadata.generation` after the operator's apply; a higher one means someone else changed the
+    /// object's spec (drift), which the operator repairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+}
+
+/// Everything the Release applied, in one namespace.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Inventory {
+    pub namespace: String,
+    /// Hash of the rendered objects; unchanged hash and no drift means nothing to apply.
+    pub hash: String,
+    #[serde(default)]
+    pub objects: Vec<InventoryEntry>,
+}
+
+/// What the operator observed of a Release.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The last version that became healthy here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+    /// The version being rolled out (or running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_version: Option<String>,
+    /// When the current rollout was applied (its progress deadline counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_started_at: Option<Time>,
+    /// `Ready`, `Progressing`, `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Newest first, at most 10 entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Inventory>,
+}

@@ -1,0 +1,242 @@
+//! Pure rendering: (AppVersion, Environment, Release) → the namespaced objects to apply.
+//!
+//! Nothing here talks to the API server; the one fact it needs from the cluster (which kinds exist and
+//! whether they are namespaced) comes in as a [`KindCatalog`].
+
+mod manifests;
+mod variables;
+mod workload;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::api::{AppVersion, Environment, InventoryEntry, Release, labels};
+
+pub use variables::substitute;
+
+/// Why the desired objects could not be rendered. Each variant has a stable reason for conditions.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RenderError {
+    #[error("AppVersion has neither spec.workload nor spec.manifests: nothing to deploy")]
+    Empty,
+    #[error("manifest #{index}: {message}")]
+    InvalidManifest { index: usize, message: String },
+    #[error("manifest #{index} ({kind} {name}) is cluster-scoped; only namespaced objects can be deployed")]
+    ClusterScoped {
+        index: usize,
+        kind: String,
+        name: String,
+    },
+    #[error(
+        "manifest #{index} ({kind} {name}) names namespace {namespace:?} but the environment's namespace is {expected:?}"
+    )]
+    ForeignNamespace {
+        index: usize,
+        kind: String,
+        name: String,
+        namespace: String,
+        expected: String,
+    },
+    #[error("manifest #{index}: kind {kind} of {api_version} is not served by the API server")]
+    UnknownKind {
+        index: usize,
+        api_version: String,
+        kind: String,
+    },
+    #[error("manifest #{index}: {kind} objects of tuskfish.dev cannot be deployed by a Release")]
+    ForbiddenKind { index: usize, kind: String },
+    #[error("{kind} {name} is rendered twice")]
+    Duplicate { kind: String, name: String },
+    #[error("unknown variable ${{{name}}} in {context}; define it in the Environment's spec.variables")]
+    UnknownVariable { name: String, context: String },
+    #[error("label value {value:?} ({what}) is longer than 63 characters")]
+    LabelTooLong { what: &'static str, value: String },
+}
+
+impl RenderError {
+    /// Stable CamelCase reason for conditions and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RenderError::Empty => "NothingToDeploy",
+            RenderError::InvalidManifest { .. } => "InvalidManifest",
+            RenderError::ClusterScoped { .. } => "ClusterScopedManifest",
+            RenderError::ForeignNamespace { .. } => "ForeignNamespace",
+            RenderError::UnknownKind { .. } => "UnknownKind",
+            RenderError::ForbiddenKind { .. } => "ForbiddenKind",
+            RenderError::Duplicate { .. } => "DuplicateObject",
+            RenderError::UnknownVariable { .. } => "UnknownVariable",
+            RenderError::LabelTooLong { .. } => "NameTooLong",
+        }
+    }
+
+    /// True when retrying later may succeed without any spec change (e.g. a CRD not installed yet).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RenderError::UnknownKind { .. })
+    }
+}
+
+/// Resolves `apiVersion` + `kind` to the REST resource and its scope, from API discovery.
+pub trait KindCatalog {
+    /// `Some((resource, namespaced))` when the API server serves that kind.
+    fn resolve(&self, gvk: &GroupVersionKind) -> Option<(ApiResource, bool)>;
+}
+
+/// One object ready for server-side apply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderedObject {
+    pub resource: ApiResource,
+    pub name: String,
+    /// The full object (apiVersion, kind, metadata with namespace and labels, spec…).
+    pub body: Value,
+}
+
+impl RenderedObject {
+    pub fn inventory_entry(&self) -> InventoryEntry {
+        InventoryEntry {
+            api_version: self.resource.api_version.clone(),
+            kind: self.resource.kind.clone(),
+            name: self.name.clone(),
+            generation: None,
+        }
+    }
+}
+
+/// The desired state of one Release.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendered {
+    pub namespace: String,
+    pub objects: Vec<RenderedObject>,
+    /// Hash over namespace and every object: equal hash, equal desired state.
+    pub hash: String,
+}
+
+/// Identity labels shared by every object of a Release.
+pub(crate) struct Identity<'a> {
+    pub app: &'a str,
+    pub version: &'a str,
+    pub release: &'a str,
+    pub release_namespace: &'a str,
+    pub environment: &'a str,
+    pub namespace: &'a str,
+}
+
+impl Identity<'_> {
+    /// Labels that select the Release's pods; never include the version (selectors are immutable).
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (labels::NAME.to_string(), self.app.to_string()),
+            (labels::INSTANCE.to_string(), self.release.to_string()),
+        ])
+    }
+
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut l = self.selector_labels();
+        l.insert(labels::VERSION.to_string(), version_label(self.version));
+        l.insert(
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        );
+        l.insert(labels::RELEASE.to_string(), self.release.to_string());
+        l.insert(
+            labels::RELEASE_NAMESPACE.to_string(),
+            self.release_namespace.to_string(),
+        );
+        l.insert(labels::ENVIRONMENT.to_string(), self.environment.to_string());
+        l
+    }
+
+    /// Variables visible to `${…}` in manifests and injected into workload containers.
+    pub fn builtin_variables(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("TUSKFISH_APP".to_string(), self.app.to_string()),
+            ("TUSKFISH_VERSION".to_string(), self.version.to_string()),
+            ("TUSKFISH_ENVIRONMENT".to_string(), self.environment.to_string()),
+            ("TUSKFISH_NAMESPACE".to_string(), self.namespace.to_string()),
+        ])
+    }
+}
+
+/// Semver allows `+` (build metadata) which label values do not; map it to `_`.
+pub fn version_label(version: &str) -> String {
+    version.replace('+', "_")
+}
+
+/// Renders the objects of `release` running `app_version` in `env`.
+pub fn render(
+    app_version: &AppVersion,
+    env: &Environment,
+    release: &Release,
+    catalog: &dyn KindCatalog,
+) -> Result<Rendered, RenderError> {
+    let release_name = release.metadata.name.as_deref().unwrap_or_default();
+    let release_ns = release.metadata.namespace.as_deref().unwrap_or_default();
+    let env_name = env.metadata.name.as_deref().unwrap_or_default();
+    for (what, value) in [("Release name", release_name), ("Environment name", env_name)] {
+        if value.len() > 63 {
+            return Err(RenderError::LabelTooLong {
+                what,
+                value: value.to_string(),
+            });
+        }
+    }
+    let spec = &app_version.spec;
+    let id = Identity {
+        app: &spec.app,
+        version: &spec.version,
+        release: release_name,
+        release_namespace: release_ns,
+        environment: env_name,
+        namespace: &env.spec.namespace,
+    };
+    let mut variables = id.builtin_variables();
+    variables.extend(env.spec.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    let mut objects = Vec::new();
+    if let Some(w) = &spec.workload {
+        objects.extend(workload::render(
+            w,
+            &id,
+            &env.spec.variables,
+            release.spec.progress_deadline_seconds(),
+        ));
+    }
+    for (index, manifest) in spec.manifests.iter().enumerate() {
+        objects.push(manifests::render(index, manifest, &id, &variables, catalog)?);
+    }
+    if objects.is_empty() {
+        return Err(RenderError::Empty);
+    }
+    let mut seen = BTreeSet::new();
+    for o in &objects {
+        if !seen.insert((o.resource.group.clone(), o.resource.kind.clone(), o.name.clone())) {
+            return Err(RenderError::Duplicate {
+                kind: o.resource.kind.clone(),
+                name: o.name.clone(),
+            });
+        }
+    }
+    let hash = hash_objects(&env.spec.namespace, &objects);
+    Ok(Rendered {
+        namespace: env.spec.namespace.clone(),
+        objects,
+        hash,
+    })
+}
+
+fn hash_objects(namespace: &str, objects: &[RenderedObject]) -> String {
+    let mut h = Sha256::new();
+    h.update(namespace.as_bytes());
+    for o in objects {
+        // serde_json's default map is ordered, so the serialisation is canonical.
+        h.update([0]);
+        h.update(o.body.to_string().as_bytes());
+    }
+    let digest = h.finalize();
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,249 @@
+use std::collections::BTreeMap;
+
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::json;
+
+use super::*;
+use crate::api::{AppVersionSpec, EnvironmentSpec, ReleaseSpec, Tier, Workload, WorkloadPort};
+
+/// A catalog with a few built-in kinds, as discovery would report them.
+pub(crate) struct StaticCatalog;
+
+impl KindCatalog for StaticCatalog {
+    fn resolve(&self, gvk: &GroupVersionKind) -> Option<(ApiResource, bool)> {
+        let namespaced = match (gvk.group.as_str(), gvk.kind.as_str()) {
+            ("", "ConfigMap" | "Service" | "Secret") | ("apps", "Deployment" | "StatefulSet") => true,
+            ("", "Namespace") | ("rbac.authorization.k8s.io", "ClusterRole") => false,
+            _ => return None,
+        };
+        let plural = format!("{}s", gvk.kind.to_lowercase());
+        Some((ApiResource::from_gvk_with_plural(gvk, &plural), namespaced))
+    }
+}
+
+pub(crate) fn app_version(workload: Option<Workload>, manifests: Vec<serde_json::Value>) -> AppVersion {
+    let mut av = AppVersion::new(
+        "payments-1.3.9",
+        AppVersionSpec {
+            app: "payments".into(),
+            version: "1.3.9".into(),
+            workload,
+            manifests,
+            source: None,
+            changes: vec![],
+        },
+    );
+    av.metadata.namespace = Some("finance".into());
+    av
+}
+
+pub(crate) fn environment(vars: &[(&str, &str)]) -> Environment {
+    let mut env = Environment::new(
+        "prod",
+        EnvironmentSpec {
+            namespace: "finance-prod".into(),
+            tier: Tier::Prod,
+            version_line: None,
+            variables: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        },
+    );
+    env.metadata.namespace = Some("finance".into());
+    env
+}
+
+pub(crate) fn release() -> Release {
+    let mut r = Release::new(
+        "payments-prod",
+        ReleaseSpec {
+            app: "payments".into(),
+            environment: "prod".into(),
+            version: Some("1.3.9".into()),
+            progress_deadline_seconds: Some(60),
+        },
+    );
+    r.metadata.namespace = Some("finance".into());
+    r
+}
+
+fn workload() -> Workload {
+    Workload {
+        image: "registry.example/payments:1.3.9".into(),
+        replicas: Some(2),
+        ports: vec![WorkloadPort {
+            name: "http".into(),
+            container_port: 8080,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn workload_renders_deployment_and_service_with_protocols_and_labels() {
+    let r = render(
+        &app_version(Some(workload()), vec![]),
+        &environment(&[("DB", "prod-db")]),
+        &release(),
+        &StaticCatalog,
+    )
+    .unwrap();
+    assert_eq!(r.namespace, "finance-prod");
+    let kinds: Vec<_> = r.objects.iter().map(|o| o.resource.kind.as_str()).collect();
+    assert_eq!(kinds, ["Deployment", "Service"]);
+    let d = &r.objects[0].body;
+    assert_eq!(d["metadata"]["namespace"], "finance-prod");
+    assert_eq!(d["metadata"]["labels"]["tuskfish.dev/release"], "payments-prod");
+    assert_eq!(d["spec"]["progressDeadlineSeconds"], 60);
+    assert_eq!(d["spec"]["selector"]["matchLabels"].as_object().unwrap().len(), 2);
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["ports"][0]["protocol"], "TCP");
+    let env: BTreeMap<_, _> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(env["DB"], "prod-db");
+    assert_eq!(env["TUSKFISH_VERSION"], "1.3.9");
+    assert_eq!(r.objects[1].body["spec"]["ports"][0]["protocol"], "TCP");
+}
+
+#[test]
+fn hash_is_stable_and_tracks_changes() {
+    let av = app_version(Some(workload()), vec![]);
+    let a = render(&av, &environment(&[]), &release(), &StaticCatalog).unwrap();
+    let b = render(&av, &environment(&[]), &release(), &StaticCatalog).unwrap();
+    assert_eq!(a.hash, b.hash);
+    let c = render(&av, &environment(&[("X", "1")]), &release(), &StaticCatalog).unwrap();
+    assert_ne!(a.hash, c.hash);
+}
+
+#[test]
+fn manifests_are_namespaced_labelled_and_substituted() {
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "resourceVersion": "12", "labels": {"team": "fin"}},
+        "data": {"url": "https://${HOST}/v${TUSKFISH_VERSION}", "lit": "$${HOST}"}});
+    let r = render(
+        &app_version(None, vec![cm]),
+        &environment(&[("HOST", "pay.example")]),
+        &release(),
+        &StaticCatalog,
+    )
+    .unwrap();
+    let o = &r.objects[0].body;
+    assert_eq!(o["metadata"]["namespace"], "finance-prod");
+    assert_eq!(o["metadata"]["labels"]["team"], "fin");
+    assert_eq!(
+        o["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "tuskfish"
+    );
+    assert!(o["metadata"].get("resourceVersion").is_none());
+    assert_eq!(o["data"]["url"], "https://pay.example/v1.3.9");
+    assert_eq!(o["data"]["lit"], "${HOST}");
+}
+
+#[test]
+fn manifest_ports_get_default_protocol() {
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+        "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}});
+    let r = render(
+        &app_version(None, vec![svc]),
+        &environment(&[]),
+        &release(),
+        &StaticCatalog,
+    )
+    .unwrap();
+    assert_eq!(r.objects[0].body["spec"]["ports"][0]["protocol"], "TCP");
+    assert_eq!(r.objects[0].body["spec"]["ports"][1]["protocol"], "UDP");
+}
+
+#[test]
+fn bad_inputs_give_stable_reasons() {
+    let cases: Vec<(Option<Workload>, Vec<serde_json::Value>, &str)> = vec![
+        (None, vec![], "NothingToDeploy"),
+        (None, vec![json!("a string")], "InvalidManifest"),
+        (
+            None,
+            vec![json!({"kind": "ConfigMap", "metadata": {"name": "x"}})],
+            "InvalidManifest",
+        ),
+        (
+            None,
+            vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})],
+            "InvalidManifest",
+        ),
+        (
+            None,
+            vec![json!({"apiVersion": "a/b/c", "kind": "ConfigMap", "metadata": {"name": "x"}})],
+            "InvalidManifest",
+        ),
+        (
+            None,
+            vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})],
+            "ClusterScopedManifest",
+        ),
+        (
+            None,
+            vec![
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "x"}}),
+            ],
+            "ClusterScopedManifest",
+        ),
+        (
+            None,
+            vec![
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "kube-system"}}),
+            ],
+            "ForeignNamespace",
+        ),
+        (
+            None,
+            vec![json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "x"}})],
+            "UnknownKind",
+        ),
+        (
+            None,
+            vec![
+                json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "x"}}),
+            ],
+            "ForbiddenKind",
+        ),
+        (
+            None,
+            vec![
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "${NOPE}"}}),
+            ],
+            "UnknownVariable",
+        ),
+        (
+            Some(workload()),
+            vec![json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "payments"}})],
+            "DuplicateObject",
+        ),
+    ];
+    for (w, m, reason) in cases {
+        let err = render(
+            &app_version(w, m.clone()),
+            &environment(&[]),
+            &release(),
+            &StaticCatalog,
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), reason, "manifests {m:?}: {err}");
+    }
+    let mut long = release();
+    long.metadata.name = Some("r".repeat(64));
+    let err = render(
+        &app_version(Some(workload()), vec![]),
+        &environment(&[]),
+        &long,
+        &StaticCatalog,
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "NameTooLong");
+}
+
+#[test]
+fn build_metadata_is_label_safe() {
+    assert_eq!(version_label("1.4.0+build.7"), "1.4.0_build.7");
+}
