@@ -15,8 +15,9 @@ pub struct Condition {
     pub status: String,
     /// A stable CamelCase reason; listed with what to do about it in the README.
     pub reason: String,
-    /// Human-readable detail.
-    #[serde(default)]
+    /// Human-readable detail. Never sent empty: the 1.20 API server turns `""` into null, which its
+    /// own validation then refuses.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     /// When `status` last changed.
     pub last_transition_time: Time,

@@ -34,8 +34,43 @@ pub mod labels {
     pub const NAMESPACE_OWNER_ANNOTATION: &str = "tuskfish.dev/owner";
 }
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
+
 /// All CRDs, in the order `kubectl apply` should see them.
-pub fn crds()
--> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
-    vec![AppVersion::crd(), Environment::crd(), Release::crd()]
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    let mut crds = vec![AppVersion::crd(), Environment::crd(), Release::crd()];
+    for crd in &mut crds {
+        for v in &mut crd.spec.versions {
+            if let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+                fit_for_1_20(schema);
+            }
+        }
+    }
+    crds
+}
+
+/// The 1.20 API server mangles JSON `null`s and empty strings inside schemas (a `default: ""` or an
+/// `enum` member `null` arrive as null and the CRD is refused). serde already supplies every default
+/// when the operator reads objects and `nullable` already admits null, so both are dropped.
+fn fit_for_1_20(schema: &mut JSONSchemaProps) {
+    schema.default = None;
+    if let Some(values) = schema.enum_.as_mut() {
+        values.retain(|v| !v.0.is_null());
+    }
+    for p in schema.properties.iter_mut().flat_map(|m| m.values_mut()) {
+        fit_for_1_20(p);
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+        fit_for_1_20(items);
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(ap)) = schema.additional_properties.as_mut() {
+        fit_for_1_20(ap);
+    }
+    for list in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of] {
+        for s in list.iter_mut().flatten() {
+            fit_for_1_20(s);
+        }
+    }
 }

@@ -145,9 +145,13 @@ pub struct ReleaseStatus {
     /// The version being rolled out (or running).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired_version: Option<String>,
-    /// When the current rollout was applied (its progress deadline counts from here).
+    /// When the objects were last applied, by a rollout or a drift repair; the progress deadline
+    /// counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_started_at: Option<Time>,
+    /// Hash of a rendered state the API server rejected; it is not applied again until it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_hash: Option<String>,
     /// `Ready`, `Progressing`, `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -114,7 +114,7 @@ fn str_field(obj: &Map<String, Value>, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn parse_gvk(api_version: &str, kind: &str) -> Option<GroupVersionKind> {
+pub(super) fn parse_gvk(api_version: &str, kind: &str) -> Option<GroupVersionKind> {
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),

@@ -159,6 +159,20 @@ impl Identity<'_> {
     }
 }
 
+/// The kinds an AppVersion's manifests use, so the caller can look them up before rendering.
+pub fn required_kinds(app_version: &AppVersion) -> Vec<GroupVersionKind> {
+    app_version
+        .spec
+        .manifests
+        .iter()
+        .filter_map(|m| {
+            let api_version = m.get("apiVersion")?.as_str()?;
+            let kind = m.get("kind")?.as_str()?;
+            manifests::parse_gvk(api_version, kind)
+        })
+        .collect()
+}
+
 /// Semver allows `+` (build metadata) which label values do not; map it to `_`.
 pub fn version_label(version: &str) -> String {
     version.replace('+', "_")

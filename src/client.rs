@@ -1,0 +1,61 @@
+//! Building the kube client the same way for the operator, the CLI, the simulator and tests.
+
+use std::path::PathBuf;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::telemetry::RequestCounter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("reading kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no usable cluster configuration (set KUBECONFIG or --kubeconfig, or run in a pod): {0}")]
+    Infer(#[from] kube::config::InferConfigError),
+    #[error("invalid cluster configuration: {0}")]
+    Config(#[from] kube::config::KubeconfigError),
+    #[error("building the client: {0}")]
+    Build(#[from] kube::Error),
+}
+
+/// Where to find the cluster: an explicit kubeconfig/context, else the usual inference
+/// (`KUBECONFIG`, `~/.kube/config`, in-cluster).
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+impl Target {
+    pub async fn config(&self) -> Result<Config, ClientError> {
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        match &self.kubeconfig {
+            Some(path) => {
+                let kc = Kubeconfig::read_from(path).map_err(|source| ClientError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(Config::from_custom_kubeconfig(kc, &options).await?)
+            }
+            None if self.context.is_some() => Ok(Config::from_kubeconfig(&options).await?),
+            None => Ok(Config::infer().await?),
+        }
+    }
+
+    /// A client whose requests are counted by `counter`.
+    pub async fn client(&self, counter: &RequestCounter) -> Result<Client, ClientError> {
+        let mut config = self.config().await?;
+        // Many concurrent reconciles; the default 30 s read timeout is fine, but keep watches long.
+        config.read_timeout = None;
+        Ok(kube::client::ClientBuilder::try_from(config)?
+            .with_layer(counter)
+            .build())
+    }
+}

@@ -1,0 +1,97 @@
+//! AppVersion reconciler: publishes valid versions (records their spec hash) and flags edits after
+//! publishing, duplicates and invalid versions.
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+
+use super::context::Context;
+use super::error::Result;
+use super::events::publish;
+use super::status::patch_status_if_changed;
+use crate::api::{AppVersion, AppVersionStatus, ConditionUpdate, find_condition, set_condition};
+use crate::plan::spec_hash;
+
+/// Pure: what the AppVersion's Ready condition should say, and whether to publish it now.
+pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, bool) {
+    let status = av.status.clone().unwrap_or_default();
+    let hash = spec_hash(&av.spec);
+    let bad = |reason: &str, msg: String| (ConditionUpdate::new("Ready", false, reason, msg), false);
+    if let Some(published) = status.spec_hash.as_deref() {
+        if published != hash {
+            return bad(
+                "SpecModifiedAfterPublish",
+                "the spec was changed after publishing and will not be rolled out; restore it or publish a new \
+                 AppVersion with a new version"
+                    .into(),
+            );
+        }
+        return (
+            ConditionUpdate::new("Ready", true, "Published", "published; can be deployed"),
+            false,
+        );
+    }
+    let version = match semver::Version::parse(av.spec.version.trim()) {
+        Ok(v) => v,
+        Err(e) => {
+            return bad(
+                "InvalidVersion",
+                format!("{:?} is not a semantic version: {e}", av.spec.version),
+            );
+        }
+    };
+    if av.spec.workload.is_none() && av.spec.manifests.is_empty() {
+        return bad("NothingToDeploy", "set spec.workload or spec.manifests".into());
+    }
+    let key = |a: &AppVersion| (a.metadata.creation_timestamp.clone().map(|t| t.0), a.name_any());
+    let first = others
+        .iter()
+        .filter(|o| o.namespace() == av.namespace() && o.spec.app == av.spec.app)
+        .filter(|o| semver::Version::parse(o.spec.version.trim()).is_ok_and(|v| v == version))
+        .map(|o| o.as_ref())
+        .min_by_key(|o| key(o));
+    if let Some(first) = first
+        && first.name_any() != av.name_any()
+    {
+        return bad(
+            "DuplicateVersion",
+            format!(
+                "AppVersion {} already is {} {version}; versions are published once",
+                first.name_any(),
+                av.spec.app
+            ),
+        );
+    }
+    (
+        ConditionUpdate::new("Ready", true, "Published", "published; can be deployed"),
+        true,
+    )
+}
+
+pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action> {
+    let others = ctx.stores.app_versions.state();
+    let (update, publish_now) = judge(&av, &others);
+    let now = Time(jiff::Timestamp::now());
+    let prev = av.status.clone().unwrap_or_default();
+    let mut status: AppVersionStatus = prev.clone();
+    status.observed_generation = av.metadata.generation;
+    if publish_now {
+        status.spec_hash = Some(spec_hash(&av.spec));
+        status.published_at = Some(now.clone());
+    }
+    let was = find_condition(&prev.conditions, "Ready").map(|c| (c.status.clone(), c.reason.clone()));
+    let (ok, reason, message) = (update.status, update.reason.clone(), update.message.clone());
+    set_condition(&mut status.conditions, update, av.metadata.generation, &now);
+    let api: Api<AppVersion> = Api::namespaced(ctx.client.clone(), &av.namespace().unwrap_or_default());
+    patch_status_if_changed(&api, &av, av.status.as_ref(), &status).await?;
+    let reference = av.object_ref(&());
+    let is = Some((if ok { "True" } else { "False" }.to_string(), reason.clone()));
+    if was != is {
+        let type_ = if ok { EventType::Normal } else { EventType::Warning };
+        publish(&ctx, &reference, type_, reason, message).await;
+    }
+    Ok(Action::await_change())
+}

@@ -1,0 +1,46 @@
+//! The one shared context of all reconcilers.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+
+use super::catalog::Catalog;
+use crate::api::{AppVersion, Environment, Release};
+use crate::telemetry::RequestCounts;
+
+/// Read-only caches fed by one watch per kind.
+#[derive(Clone)]
+pub struct Stores {
+    pub releases: Store<Release>,
+    pub environments: Store<Environment>,
+    pub app_versions: Store<AppVersion>,
+    pub deployments: Store<Deployment>,
+    pub stateful_sets: Store<StatefulSet>,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub stores: Stores,
+    pub recorder: Recorder,
+    pub catalog: Catalog,
+    pub requests: Arc<RequestCounts>,
+}
+
+impl Context {
+    pub fn new(client: Client, stores: Stores, requests: Arc<RequestCounts>) -> Self {
+        let reporter = Reporter {
+            controller: "tuskfish".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            stores,
+            catalog: Catalog::default(),
+            requests,
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Environment reconciler: claims the target namespace and reports the environment's releases.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use tracing::info;
+
+use super::context::Context;
+use super::error::{Error, Result};
+use super::events::publish;
+use super::status::patch_status_if_changed;
+use crate::api::{ConditionUpdate, Environment, Phase, labels, set_condition};
+
+/// What the environment's namespace looks like.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NamespaceClaim {
+    Owned { created: bool },
+    Terminating,
+    OwnedByOther(String),
+    NotManaged,
+}
+
+/// Pure: decides ownership from the namespace's owner annotation.
+pub fn claim_of(ns: &Namespace, owner: &str) -> NamespaceClaim {
+    let annotated = ns
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::NAMESPACE_OWNER_ANNOTATION));
+    match annotated {
+        Some(o) if o == owner => {
+            if ns.metadata.deletion_timestamp.is_some() {
+                NamespaceClaim::Terminating
+            } else {
+                NamespaceClaim::Owned { created: false }
+            }
+        }
+        Some(other) => NamespaceClaim::OwnedByOther(other.clone()),
+        None => NamespaceClaim::NotManaged,
+    }
+}
+
+pub fn owner_key(env: &Environment) -> String {
+    format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any())
+}
+
+async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<NamespaceClaim> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let name = &env.spec.namespace;
+    let owner = owner_key(env);
+    let read_err = |source| Error::Read {
+        what: format!("namespace {name}"),
+        source,
+    };
+    if let Some(ns) = api.get_opt(name).await.map_err(read_err)? {
+        return Ok(claim_of(&ns, &owner));
+    }
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(BTreeMap::from([
+                (
+                    labels::MANAGED_BY.to_string(),
+                    labels::MANAGED_BY_VALUE.to_string(),
+                ),
+                (labels::ENVIRONMENT.to_string(), env.name_any()),
+            ])),
+            annotations: Some(BTreeMap::from([(
+                labels::NAMESPACE_OWNER_ANNOTATION.to_string(),
+                owner.clone(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    // Create (not apply): when two Environments race for one namespace, exactly one create wins.
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(NamespaceClaim::Owned { created: true }),
+        Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(name).await.map_err(read_err)? {
+            Some(ns) => Ok(claim_of(&ns, &owner)),
+            None => Ok(NamespaceClaim::Terminating),
+        },
+        Err(source) => Err(Error::Namespace {
+            namespace: name.clone(),
+            source,
+        }),
+    }
+}
+
+pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
+    let claim = claim_namespace(&ctx, &env).await?;
+    let now = Time(jiff::Timestamp::now());
+    let prev = env.status.clone().unwrap_or_default();
+    let mut status = prev.clone();
+    status.observed_generation = env.metadata.generation;
+    let ns = &env.spec.namespace;
+    let line_error = env.spec.version_line.as_deref().and_then(|l| {
+        semver::VersionReq::parse(l)
+            .err()
+            .map(|e| format!("versionLine {l:?} is not a semver range: {e}"))
+    });
+    let update = match (&claim, line_error) {
+        (NamespaceClaim::Owned { .. }, None) => {
+            status.namespace = Some(ns.clone());
+            ConditionUpdate::new(
+                "Ready",
+                true,
+                "NamespaceOwned",
+                format!("namespace {ns} is owned by this environment"),
+            )
+        }
+        (NamespaceClaim::Owned { .. }, Some(msg)) => {
+            ConditionUpdate::new("Ready", false, "InvalidVersionLine", msg)
+        }
+        (NamespaceClaim::Terminating, _) => ConditionUpdate::new(
+            "Ready",
+            false,
+            "NamespaceTerminating",
+            format!("namespace {ns} is being deleted; it is created again once it is gone"),
+        ),
+        (NamespaceClaim::OwnedByOther(other), _) => ConditionUpdate::new(
+            "Ready",
+            false,
+            "NamespaceOwnedByOther",
+            format!("namespace {ns} belongs to Environment {other}; choose another namespace"),
+        ),
+        (NamespaceClaim::NotManaged, _) => ConditionUpdate::new(
+            "Ready",
+            false,
+            "NamespaceNotManaged",
+            format!(
+                "namespace {ns} already exists and is not managed by tuskfish; to hand it over, annotate it: \
+                 kubectl annotate namespace {ns} {}={}",
+                labels::NAMESPACE_OWNER_ANNOTATION,
+                owner_key(&env)
+            ),
+        ),
+    };
+    if !update.status {
+        status.namespace = None;
+    }
+    let (releases, healthy) = count_releases(&ctx, &env);
+    status.releases = releases;
+    status.healthy_releases = healthy;
+    let refused = !update.status;
+    let reason = update.reason.clone();
+    let message = update.message.clone();
+    set_condition(&mut status.conditions, update, env.metadata.generation, &now);
+
+    let api: Api<Environment> = Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default());
+    let changed = patch_status_if_changed(&api, &env, env.status.as_ref(), &status).await?;
+    let reference = env.object_ref(&());
+    if matches!(claim, NamespaceClaim::Owned { created: true }) {
+        info!(environment = %env.name_any(), namespace = %ns, "namespace created");
+        publish(
+            &ctx,
+            &reference,
+            EventType::Normal,
+            "NamespaceCreated",
+            format!("created namespace {ns}"),
+        )
+        .await;
+    }
+    let was_refused = prev
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.reason == reason);
+    if changed && refused && !was_refused {
+        publish(&ctx, &reference, EventType::Warning, reason, message).await;
+    }
+    Ok(Action::await_change())
+}
+
+fn count_releases(ctx: &Context, env: &Environment) -> (i32, i32) {
+    let (ns, name) = (env.namespace(), env.name_any());
+    let mut total = 0;
+    let mut healthy = 0;
+    for r in ctx
+        .stores
+        .releases
+        .state()
+        .iter()
+        .filter(|r| r.namespace() == ns && r.spec.environment == name)
+    {
+        total += 1;
+        if r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Healthy) {
+            healthy += 1;
+        }
+    }
+    (total, healthy)
+}

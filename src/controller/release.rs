@@ -1,0 +1,374 @@
+//! Release reconciler: fetch → decide → apply → record.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::apply::{ApplyFailure, Owner, apply_all, prune};
+use super::context::Context;
+use super::error::{Error, Result};
+use super::events::publish;
+use super::status::patch_status_if_changed;
+use crate::api::{
+    Inventory, InventoryEntry, Phase, RELEASE_FINALIZER, Release, ReleaseStatus, find_condition,
+};
+use crate::plan::drift::{self, Decision, Live};
+use crate::plan::health::{WorkloadState, deployment_state, stateful_set_state};
+use crate::plan::{Health, Outcome, assess, next_status, select_target};
+use crate::render::{self, Rendered};
+
+/// How long to wait before retrying a rendering that may succeed unchanged (e.g. a CRD not yet
+/// installed); everything else waits for a change.
+const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
+
+pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = rel.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, RELEASE_FINALIZER, rel, |event| async {
+        match event {
+            Finalizer::Apply(r) => converge(r, ctx.clone()).await,
+            Finalizer::Cleanup(r) => cleanup(r, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn owner(rel: &Release) -> Owner<'_> {
+    Owner {
+        namespace: rel.metadata.namespace.as_deref().unwrap_or_default(),
+        name: rel.metadata.name.as_deref().unwrap_or_default(),
+    }
+}
+
+async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
+    let now = Time(jiff::Timestamp::now());
+    let ns = rel.namespace().unwrap_or_default();
+    let prev = rel.status.clone().unwrap_or_default();
+    let env = ctx
+        .stores
+        .environments
+        .get(&ObjectRef::new(&rel.spec.environment).within(&ns));
+    let app_versions = ctx.stores.app_versions.state();
+    let same_ns = app_versions
+        .iter()
+        .filter(|a| a.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .map(|a| a.as_ref());
+
+    let (outcome, action) = match select_target(&rel, env.as_deref(), same_ns) {
+        Err(blocked) => (Outcome::Blocked(blocked), Action::await_change()),
+        Ok(target) => {
+            ctx.catalog
+                .learn(&ctx.client, &render::required_kinds(target.app_version))
+                .await?;
+            // select_target only succeeds with an Environment.
+            let Some(env) = env.as_deref() else {
+                return Ok(Action::await_change());
+            };
+            match render::render(target.app_version, env, &rel, &ctx.catalog) {
+                Err(e) => {
+                    let transient = e.is_transient();
+                    let action = if transient {
+                        Action::requeue(TRANSIENT_RETRY)
+                    } else {
+                        Action::await_change()
+                    };
+                    (
+                        Outcome::Failed {
+                            reason: e.reason(),
+                            message: e.to_string(),
+                            transient,
+                        },
+                        action,
+                    )
+                }
+                Ok(rendered) => {
+                    match rollout(&ctx, &rel, &prev, target.version.to_string(), rendered, &now).await? {
+                        Some(step) => step,
+                        None => return Ok(Action::await_change()),
+                    }
+                }
+            }
+        }
+    };
+    let new_rollout = matches!(
+        &outcome,
+        Outcome::Applied {
+            new_rollout: true,
+            ..
+        }
+    );
+    let status = next_status(&prev, outcome, rel.metadata.generation, &now);
+    let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
+    if patch_status_if_changed(&api, &rel, rel.status.as_ref(), &status).await? {
+        record_transition(&ctx, &rel, &prev, &status, new_rollout).await;
+    }
+    Ok(action)
+}
+
+/// Applies when needed and reads health. `None` when there is nothing to record.
+async fn rollout(
+    ctx: &Context,
+    rel: &Release,
+    prev: &ReleaseStatus,
+    version: String,
+    rendered: Rendered,
+    now: &Time,
+) -> Result<Option<(Outcome, Action)>> {
+    // Live state only matters (for drift) when the desired state is what was applied last.
+    let live = match prev.inventory.as_ref() {
+        Some(inv) if inv.hash == rendered.hash && inv.namespace == rendered.namespace => {
+            live_states(ctx, &inv.namespace, &inv.objects).await?
+        }
+        _ => Vec::new(),
+    };
+    let deadline = Duration::from_secs(u64::try_from(rel.spec.progress_deadline_seconds()).unwrap_or(0));
+    let decision = drift::decide(prev, &rendered, &live);
+    let new_rollout = match &decision {
+        Decision::StillRejected => return Ok(None),
+        Decision::UpToDate => {
+            let health = health(
+                ctx,
+                prev.inventory.as_ref(),
+                prev.rollout_started_at.as_ref(),
+                deadline,
+                now,
+            );
+            let action = action_for(&health);
+            return Ok(Some((Outcome::Observed { health }, action)));
+        }
+        Decision::Rollout => true,
+        Decision::Repair(what) => {
+            info!(release = %rel.name_any(), %what, "repairing drift");
+            publish(
+                ctx,
+                &rel.object_ref(&()),
+                EventType::Normal,
+                "DriftRepaired",
+                format!("{what}; applied again"),
+            )
+            .await;
+            false
+        }
+    };
+    let owner = owner(rel);
+    let objects = match apply_all(&ctx.client, &rendered, &owner).await {
+        Ok(objects) => objects,
+        Err(ApplyFailure::Transient(e)) => return Err(e),
+        Err(ApplyFailure::Rejected {
+            reason,
+            message,
+            applied,
+        }) => {
+            // Keep everything that may exist now in the inventory, so that it is pruned later.
+            let mut objects = prev
+                .inventory
+                .as_ref()
+                .map(|i| i.objects.clone())
+                .unwrap_or_default();
+            objects.extend(applied);
+            objects.sort();
+            objects.dedup_by(|a, b| (&a.api_version, &a.kind, &a.name) == (&b.api_version, &b.kind, &b.name));
+            let namespace = prev
+                .inventory
+                .as_ref()
+                .map_or(rendered.namespace.clone(), |i| i.namespace.clone());
+            let hash = prev
+                .inventory
+                .as_ref()
+                .map(|i| i.hash.clone())
+                .unwrap_or_default();
+            let inventory = Inventory {
+                namespace,
+                hash,
+                objects,
+            };
+            return Ok(Some((
+                Outcome::Rejected {
+                    reason,
+                    message,
+                    hash: rendered.hash,
+                    inventory,
+                },
+                Action::await_change(),
+            )));
+        }
+    };
+    let inventory = Inventory {
+        namespace: rendered.namespace.clone(),
+        hash: rendered.hash.clone(),
+        objects,
+    };
+    if let Some(old) = prev.inventory.as_ref() {
+        let deleted = prune(&ctx.client, &ctx.catalog, old, Some(&inventory), &owner).await?;
+        if !deleted.is_empty() {
+            publish(
+                ctx,
+                &rel.object_ref(&()),
+                EventType::Normal,
+                "Pruned",
+                format!("deleted {}", deleted.join(", ")),
+            )
+            .await;
+        }
+    }
+    let health = health(ctx, Some(&inventory), Some(now), deadline, now);
+    let action = action_for(&health);
+    Ok(Some((
+        Outcome::Applied {
+            version,
+            inventory,
+            new_rollout,
+            health,
+        },
+        action,
+    )))
+}
+
+fn action_for(health: &Health) -> Action {
+    match health {
+        // Workload events usually come first; this wakes the Release up at its deadline.
+        Health::Progressing { recheck_in, .. } => Action::requeue(*recheck_in + Duration::from_secs(1)),
+        _ => Action::await_change(),
+    }
+}
+
+/// What the caches know of the objects (a cache miss is confirmed with a read, since our own apply
+/// may simply not have arrived through the watch yet).
+async fn live_states(
+    ctx: &Context,
+    ns: &str,
+    entries: &[InventoryEntry],
+) -> Result<Vec<(InventoryEntry, Live)>> {
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let live = match (e.api_version.as_str(), e.kind.as_str()) {
+            ("apps/v1", "Deployment") => {
+                match ctx.stores.deployments.get(&ObjectRef::new(&e.name).within(ns)) {
+                    Some(d) => Live::Present(d.metadata.generation),
+                    None => confirm::<Deployment>(ctx, ns, &e.name).await?,
+                }
+            }
+            ("apps/v1", "StatefulSet") => {
+                match ctx.stores.stateful_sets.get(&ObjectRef::new(&e.name).within(ns)) {
+                    Some(s) => Live::Present(s.metadata.generation),
+                    None => confirm::<StatefulSet>(ctx, ns, &e.name).await?,
+                }
+            }
+            _ => Live::Unknown,
+        };
+        out.push((e.clone(), live));
+    }
+    Ok(out)
+}
+
+async fn confirm<K>(ctx: &Context, ns: &str, name: &str) -> Result<Live>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let obj = api.get_opt(name).await.map_err(|source| Error::Read {
+        what: format!("{} {ns}/{name}", K::kind(&())),
+        source,
+    })?;
+    Ok(match obj {
+        Some(o) => Live::Present(o.meta().generation),
+        None => Live::Missing,
+    })
+}
+
+/// Health of the workloads in `inventory`, from the caches.
+fn health(
+    ctx: &Context,
+    inventory: Option<&Inventory>,
+    started: Option<&Time>,
+    deadline: Duration,
+    now: &Time,
+) -> Health {
+    let Some(inv) = inventory else {
+        return Health::Healthy;
+    };
+    let mut states = Vec::new();
+    for e in &inv.objects {
+        let state = match (e.api_version.as_str(), e.kind.as_str()) {
+            ("apps/v1", "Deployment") => match ctx
+                .stores
+                .deployments
+                .get(&ObjectRef::new(&e.name).within(&inv.namespace))
+            {
+                Some(d) => deployment_state(&d, e.generation),
+                None => WorkloadState::InProgress("not created yet".into()),
+            },
+            ("apps/v1", "StatefulSet") => match ctx
+                .stores
+                .stateful_sets
+                .get(&ObjectRef::new(&e.name).within(&inv.namespace))
+            {
+                Some(s) => stateful_set_state(&s, e.generation),
+                None => WorkloadState::InProgress("not created yet".into()),
+            },
+            _ => continue,
+        };
+        states.push((format!("{} {}", e.kind, e.name), state));
+    }
+    let elapsed = started
+        .map(|s| Duration::try_from(now.0.duration_since(s.0)).unwrap_or_default())
+        .unwrap_or_default();
+    assess(&states, elapsed, deadline)
+}
+
+/// Events for what a person watching the Release wants to know.
+async fn record_transition(
+    ctx: &Context,
+    rel: &Release,
+    prev: &ReleaseStatus,
+    next: &ReleaseStatus,
+    new_rollout: bool,
+) {
+    let reference = rel.object_ref(&());
+    let version = next.desired_version.clone().unwrap_or_default();
+    if new_rollout {
+        let note = format!("rolling out {version} to environment {}", rel.spec.environment);
+        info!(release = %rel.name_any(), %version, "rollout started");
+        publish(ctx, &reference, EventType::Normal, "RolloutStarted", note).await;
+    }
+    let reason_of = |s: &ReleaseStatus| {
+        find_condition(&s.conditions, "Ready").map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    let (Some((reason, message)), was) = (reason_of(next), reason_of(prev)) else {
+        return;
+    };
+    if was.as_ref().map(|w| &w.0) == Some(&reason) || reason == "RolloutInProgress" {
+        return;
+    }
+    let type_ = match next.phase {
+        Some(Phase::Healthy) => EventType::Normal,
+        _ => EventType::Warning,
+    };
+    if type_ == EventType::Warning {
+        warn!(release = %rel.name_any(), %reason, %message, "release not ready");
+    } else {
+        info!(release = %rel.name_any(), %version, "release healthy");
+    }
+    publish(ctx, &reference, type_, reason, message).await;
+}
+
+/// Removes everything the Release applied before it goes away.
+async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
+    if let Some(inv) = rel.status.as_ref().and_then(|s| s.inventory.as_ref()) {
+        let deleted = prune(&ctx.client, &ctx.catalog, inv, None, &owner(&rel)).await?;
+        info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
+    }
+    Ok(Action::await_change())
+}

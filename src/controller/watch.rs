@@ -1,0 +1,211 @@
+//! One watch per kind feeds a cache and turns every change into reconcile requests for the
+//! controllers that care (Release ← Environment/AppVersion/workloads, Environment ← Release/Namespace).
+
+use std::fmt::Debug;
+use std::future::Future;
+
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ObjectMeta;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tracing::warn;
+
+use crate::api::{AppVersion, Environment, Release, labels};
+
+/// Where reconcile requests go.
+#[derive(Clone)]
+pub struct Triggers {
+    pub releases: UnboundedSender<ObjectRef<Release>>,
+    pub environments: UnboundedSender<ObjectRef<Environment>>,
+    pub app_versions: UnboundedSender<ObjectRef<AppVersion>>,
+}
+
+fn send<K: Resource<DynamicType = ()>>(tx: &UnboundedSender<ObjectRef<K>>, r: ObjectRef<K>) {
+    // A closed channel means the controller is shutting down; nothing left to trigger.
+    let _ = tx.unbounded_send(r);
+}
+
+/// Label selector for the workloads tuskfish applied.
+pub fn managed_selector() -> String {
+    format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)
+}
+
+/// Releases that point at `env`.
+pub fn releases_for_environment(releases: &Store<Release>, env: &Environment) -> Vec<ObjectRef<Release>> {
+    let ns = env.namespace();
+    let name = env.name_any();
+    releases
+        .state()
+        .iter()
+        .filter(|r| r.namespace() == ns && r.spec.environment == name)
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+/// Releases of the app `av` is a build of.
+pub fn releases_for_app_version(releases: &Store<Release>, av: &AppVersion) -> Vec<ObjectRef<Release>> {
+    let ns = av.namespace();
+    releases
+        .state()
+        .iter()
+        .filter(|r| r.namespace() == ns && r.spec.app == av.spec.app)
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+/// The Release that applied an object, from the labels the renderer put on it.
+pub fn release_of(meta: &ObjectMeta) -> Option<ObjectRef<Release>> {
+    let l = meta.labels.as_ref()?;
+    Some(ObjectRef::new(l.get(labels::RELEASE)?).within(l.get(labels::RELEASE_NAMESPACE)?))
+}
+
+/// The Environment that owns a namespace, from the annotation it put on it.
+pub fn environment_of_namespace(meta: &ObjectMeta) -> Option<ObjectRef<Environment>> {
+    let owner = meta
+        .annotations
+        .as_ref()?
+        .get(labels::NAMESPACE_OWNER_ANNOTATION)?;
+    let (ns, name) = owner.split_once('/')?;
+    Some(ObjectRef::new(name).within(ns))
+}
+
+/// Watches `api` into a cache and calls `route` for every object seen (applied, deleted, or listed
+/// at (re)start). Returns the cache and the future that drives the watch.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    route: impl Fn(&K) + Send + 'static,
+) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&());
+    let fut = watcher(api, config)
+        .default_backoff()
+        // managedFields are never read here and are the bulk of a cached object.
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects()
+        .for_each(move |res| {
+            match res {
+                Ok(obj) => route(&obj),
+                Err(e) => warn!(kind = %kind, error = %e, "watch error (retrying with backoff)"),
+            }
+            futures::future::ready(())
+        });
+    (reader, fut)
+}
+
+/// Everything the watches produce.
+pub struct Watches {
+    pub releases: Store<Release>,
+    pub environments: Store<Environment>,
+    pub app_versions: Store<AppVersion>,
+    pub deployments: Store<Deployment>,
+    pub stateful_sets: Store<StatefulSet>,
+    pub drivers: Vec<futures::future::BoxFuture<'static, ()>>,
+}
+
+/// Sets up all watches; nothing runs until the returned drivers are polled.
+pub fn watches(client: &Client, triggers: Triggers) -> Watches {
+    let all = watcher::Config::default();
+    let managed = watcher::Config::default().labels(&managed_selector());
+
+    // Releases are needed by the mappers of other kinds, so their cache is built first.
+    let t = triggers.clone();
+    let (releases, releases_fut) = reflect(
+        Api::<Release>::all(client.clone()),
+        all.clone(),
+        move |r: &Release| {
+            send(&t.releases, ObjectRef::from_obj(r));
+            send(
+                &t.environments,
+                ObjectRef::new(&r.spec.environment).within(&r.namespace().unwrap_or_default()),
+            );
+        },
+    );
+
+    let (t, rs) = (triggers.clone(), releases.clone());
+    let (environments, env_fut) = reflect(
+        Api::<Environment>::all(client.clone()),
+        all.clone(),
+        move |e: &Environment| {
+            send(&t.environments, ObjectRef::from_obj(e));
+            releases_for_environment(&rs, e)
+                .into_iter()
+                .for_each(|r| send(&t.releases, r));
+        },
+    );
+
+    let (t, rs) = (triggers.clone(), releases.clone());
+    let (app_versions, av_fut) = reflect(
+        Api::<AppVersion>::all(client.clone()),
+        all,
+        move |av: &AppVersion| {
+            send(&t.app_versions, ObjectRef::from_obj(av));
+            releases_for_app_version(&rs, av)
+                .into_iter()
+                .for_each(|r| send(&t.releases, r));
+        },
+    );
+
+    let t = triggers.clone();
+    let (deployments, deploy_fut) = reflect(
+        Api::<Deployment>::all(client.clone()),
+        managed.clone(),
+        move |d: &Deployment| {
+            release_of(&d.metadata)
+                .into_iter()
+                .for_each(|r| send(&t.releases, r));
+        },
+    );
+
+    let t = triggers.clone();
+    let (stateful_sets, sts_fut) = reflect(
+        Api::<StatefulSet>::all(client.clone()),
+        managed.clone(),
+        move |s: &StatefulSet| {
+            release_of(&s.metadata)
+                .into_iter()
+                .for_each(|r| send(&t.releases, r));
+        },
+    );
+
+    // Namespaces only trigger (their owner Environment re-checks it); no cache needed.
+    let t = triggers;
+    let ns_fut = watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), managed)
+        .default_backoff()
+        .touched_objects()
+        .for_each(move |res| {
+            if let Ok(ns) = res {
+                let ns: PartialObjectMeta<Namespace> = ns;
+                environment_of_namespace(&ns.metadata)
+                    .into_iter()
+                    .for_each(|e| send(&t.environments, e));
+            }
+            futures::future::ready(())
+        });
+
+    Watches {
+        releases,
+        environments,
+        app_versions,
+        deployments,
+        stateful_sets,
+        drivers: vec![
+            Box::pin(releases_fut),
+            Box::pin(env_fut),
+            Box::pin(av_fut),
+            Box::pin(deploy_fut),
+            Box::pin(sts_fut),
+            Box::pin(ns_fut),
+        ],
+    }
+}

@@ -1,0 +1,162 @@
+//! Whether the live objects need an apply: a new desired state, or drift from it.
+
+use crate::api::{Inventory, InventoryEntry, ReleaseStatus};
+use crate::render::Rendered;
+
+/// What the watch caches (or a confirming read) say about one applied object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Live {
+    Missing,
+    /// Present, with its `metadata.generation` (if the kind has one).
+    Present(Option<i64>),
+    /// A kind the operator does not watch; only an apply would tell.
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Apply as a new rollout (first one, or the desired state changed).
+    Rollout,
+    /// Apply again to repair drift; says what drifted.
+    Repair(String),
+    /// Nothing to apply.
+    UpToDate,
+    /// This exact state was refused before; wait for the input to change.
+    StillRejected,
+}
+
+/// Pure: compares the last applied inventory and the live objects with the rendered state.
+pub fn decide(status: &ReleaseStatus, rendered: &Rendered, live: &[(InventoryEntry, Live)]) -> Decision {
+    if status.rejected_hash.as_deref() == Some(rendered.hash.as_str()) {
+        return Decision::StillRejected;
+    }
+    let Some(Inventory { namespace, hash, .. }) = status.inventory.as_ref() else {
+        return Decision::Rollout;
+    };
+    if hash != &rendered.hash || namespace != &rendered.namespace {
+        return Decision::Rollout;
+    }
+    for (entry, state) in live {
+        let what = format!("{} {}", entry.kind, entry.name);
+        match state {
+            Live::Missing => return Decision::Repair(format!("{what} was deleted")),
+            Live::Present(Some(g)) if entry.generation.is_some_and(|applied| *g > applied) => {
+                return Decision::Repair(format!("{what} was changed by someone else"));
+            }
+            _ => {}
+        }
+    }
+    Decision::UpToDate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(g: Option<i64>) -> InventoryEntry {
+        InventoryEntry {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "a".into(),
+            generation: g,
+        }
+    }
+
+    fn status(hash: &str, ns: &str) -> ReleaseStatus {
+        ReleaseStatus {
+            inventory: Some(Inventory {
+                namespace: ns.into(),
+                hash: hash.into(),
+                objects: vec![entry(Some(2))],
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn rendered(hash: &str, ns: &str) -> Rendered {
+        Rendered {
+            namespace: ns.into(),
+            objects: vec![],
+            hash: hash.into(),
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        let live_ok = vec![(entry(Some(2)), Live::Present(Some(2)))];
+        let cases = vec![
+            (
+                ReleaseStatus::default(),
+                rendered("h", "ns"),
+                live_ok.clone(),
+                "rollout",
+            ),
+            (
+                status("h", "ns"),
+                rendered("h2", "ns"),
+                live_ok.clone(),
+                "rollout",
+            ),
+            (
+                status("h", "ns"),
+                rendered("h", "other"),
+                live_ok.clone(),
+                "rollout",
+            ),
+            (
+                status("h", "ns"),
+                rendered("h", "ns"),
+                live_ok.clone(),
+                "up-to-date",
+            ),
+            (
+                status("h", "ns"),
+                rendered("h", "ns"),
+                vec![(entry(Some(2)), Live::Unknown)],
+                "up-to-date",
+            ),
+            (
+                status("h", "ns"),
+                rendered("h", "ns"),
+                vec![(entry(Some(2)), Live::Present(None))],
+                "up-to-date",
+            ),
+            (
+                status("h", "ns"),
+                rendered("h", "ns"),
+                vec![(entry(Some(2)), Live::Missing)],
+                "repair",
+            ),
+            (
+                status("h", "ns"),
+                rendered("h", "ns"),
+                vec![(entry(Some(2)), Live::Present(Some(3)))],
+                "repair",
+            ),
+            (
+                status("h", "ns"),
+                rendered("h", "ns"),
+                vec![(entry(None), Live::Present(Some(3)))],
+                "up-to-date",
+            ),
+            (
+                ReleaseStatus {
+                    rejected_hash: Some("h".into()),
+                    ..status("x", "ns")
+                },
+                rendered("h", "ns"),
+                live_ok,
+                "rejected",
+            ),
+        ];
+        for (i, (s, r, live, want)) in cases.into_iter().enumerate() {
+            let got = match decide(&s, &r, &live) {
+                Decision::Rollout => "rollout",
+                Decision::Repair(_) => "repair",
+                Decision::UpToDate => "up-to-date",
+                Decision::StillRejected => "rejected",
+            };
+            assert_eq!(got, want, "case {i}");
+        }
+    }
+}

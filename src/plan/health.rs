@@ -1,0 +1,254 @@
+//! Rollout health of the workloads a Release applied.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+
+/// Health of one workload object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkloadState {
+    Ready,
+    /// Still rolling out; the message says what is missing.
+    InProgress(String),
+    /// The workload controller itself gave up (e.g. Deployment progress deadline exceeded).
+    Failed(String),
+}
+
+/// Health of the whole rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    /// Not yet healthy; look again at the latest after `recheck_in` (the deadline) unless an event
+    /// comes first.
+    Progressing {
+        message: String,
+        recheck_in: Duration,
+    },
+    Degraded {
+        message: String,
+    },
+}
+
+/// Reads a Deployment the way `kubectl rollout status` does. `applied_generation` is the generation
+/// the operator's own apply produced: a cached object older than that says nothing about this rollout.
+pub fn deployment_state(d: &Deployment, applied_generation: Option<i64>) -> WorkloadState {
+    let generation = d.metadata.generation.unwrap_or(0);
+    if applied_generation.is_some_and(|g| generation < g) {
+        return WorkloadState::InProgress("waiting for the latest spec to be observed".into());
+    }
+    let Some(status) = d.status.as_ref() else {
+        return WorkloadState::InProgress("waiting for the Deployment controller".into());
+    };
+    if status.observed_generation.unwrap_or(0) < generation {
+        return WorkloadState::InProgress(
+            "waiting for the Deployment controller to observe the new spec".into(),
+        );
+    }
+    let deadline_hit = status.conditions.iter().flatten().any(|c| {
+        c.type_ == "Progressing"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    let missing = if updated < want {
+        Some(format!("{updated} of {want} replicas updated"))
+    } else if total > updated {
+        Some(format!("{} old replicas pending termination", total - updated))
+    } else if available < updated {
+        Some(format!("{available} of {updated} updated replicas available"))
+    } else {
+        None
+    };
+    match (missing, deadline_hit) {
+        (None, _) => WorkloadState::Ready,
+        (Some(m), true) => WorkloadState::Failed(format!("progress deadline exceeded: {m}")),
+        (Some(m), false) => WorkloadState::InProgress(m),
+    }
+}
+
+/// Reads a StatefulSet the way `kubectl rollout status` does (RollingUpdate strategy).
+pub fn stateful_set_state(s: &StatefulSet, applied_generation: Option<i64>) -> WorkloadState {
+    let generation = s.metadata.generation.unwrap_or(0);
+    if applied_generation.is_some_and(|g| generation < g) {
+        return WorkloadState::InProgress("waiting for the latest spec to be observed".into());
+    }
+    let Some(status) = s.status.as_ref() else {
+        return WorkloadState::InProgress("waiting for the StatefulSet controller".into());
+    };
+    if status.observed_generation.unwrap_or(0) < generation {
+        return WorkloadState::InProgress(
+            "waiting for the StatefulSet controller to observe the new spec".into(),
+        );
+    }
+    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let ready = status.ready_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    if ready < want {
+        WorkloadState::InProgress(format!("{ready} of {want} replicas ready"))
+    } else if updated < want || status.current_revision != status.update_revision {
+        WorkloadState::InProgress(format!("{updated} of {want} replicas updated"))
+    } else {
+        WorkloadState::Ready
+    }
+}
+
+/// Combines the workloads' states with the Release's own deadline, counted from the rollout start.
+pub fn assess(states: &[(String, WorkloadState)], elapsed: Duration, deadline: Duration) -> Health {
+    if let Some((obj, WorkloadState::Failed(m))) =
+        states.iter().find(|(_, s)| matches!(s, WorkloadState::Failed(_)))
+    {
+        return Health::Degraded {
+            message: format!("{obj}: {m}"),
+        };
+    }
+    let waiting: Vec<String> = states
+        .iter()
+        .filter_map(|(obj, s)| match s {
+            WorkloadState::InProgress(m) => Some(format!("{obj}: {m}")),
+            _ => None,
+        })
+        .collect();
+    if waiting.is_empty() {
+        return Health::Healthy;
+    }
+    let message = waiting.join("; ");
+    if elapsed >= deadline {
+        return Health::Degraded {
+            message: format!(
+                "not healthy within the progress deadline of {}s: {message}",
+                deadline.as_secs()
+            ),
+        };
+    }
+    Health::Progressing {
+        message,
+        recheck_in: deadline - elapsed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deploy(gen_: i64, replicas: i32, status: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({"metadata": {"name": "d", "generation": gen_},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}}, "status": status}))
+        .unwrap()
+    }
+
+    #[test]
+    fn deployment_table() {
+        use WorkloadState::*;
+        let deadline =
+            json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]);
+        let cases = vec![
+            (deploy(2, 2, json!(null)), Some(2), "progress"),
+            (
+                deploy(
+                    1,
+                    2,
+                    json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
+                ),
+                Some(2),
+                "progress",
+            ),
+            (
+                deploy(2, 2, json!({"observedGeneration": 1})),
+                Some(2),
+                "progress",
+            ),
+            (
+                deploy(
+                    2,
+                    2,
+                    json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 2}),
+                ),
+                Some(2),
+                "progress",
+            ),
+            (
+                deploy(
+                    2,
+                    2,
+                    json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}),
+                ),
+                Some(2),
+                "progress",
+            ),
+            (
+                deploy(
+                    2,
+                    2,
+                    json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}),
+                ),
+                Some(2),
+                "progress",
+            ),
+            (
+                deploy(
+                    2,
+                    2,
+                    json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
+                ),
+                Some(2),
+                "ready",
+            ),
+            (
+                deploy(
+                    3,
+                    2,
+                    json!({"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
+                ),
+                Some(2),
+                "ready",
+            ),
+            (deploy(2, 0, json!({"observedGeneration": 2})), None, "ready"),
+            (
+                deploy(
+                    2,
+                    2,
+                    json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 0, "conditions": deadline}),
+                ),
+                Some(2),
+                "failed",
+            ),
+        ];
+        for (i, (d, applied, want)) in cases.into_iter().enumerate() {
+            let got = deployment_state(&d, applied);
+            let kind = match got {
+                Ready => "ready",
+                InProgress(_) => "progress",
+                Failed(_) => "failed",
+            };
+            assert_eq!(kind, want, "case {i}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn assess_uses_the_releases_deadline() {
+        let ready = ("Deployment/a".to_string(), WorkloadState::Ready);
+        let slow = (
+            "Deployment/b".to_string(),
+            WorkloadState::InProgress("0 of 1 available".into()),
+        );
+        let failed = (
+            "Deployment/c".to_string(),
+            WorkloadState::Failed("deadline".into()),
+        );
+        let d = Duration::from_secs(60);
+        assert_eq!(assess(&[ready.clone()], Duration::ZERO, d), Health::Healthy);
+        assert_eq!(assess(&[], Duration::ZERO, d), Health::Healthy);
+        assert!(matches!(
+            assess(&[ready.clone(), slow.clone()], Duration::from_secs(20), d),
+            Health::Progressing { recheck_in, .. } if recheck_in == Duration::from_secs(40)
+        ));
+        assert!(matches!(assess(&[slow.clone()], d, d), Health::Degraded { .. }));
+        assert!(
+            matches!(assess(&[ready, slow, failed], Duration::ZERO, d), Health::Degraded { message } if message.contains("Deployment/c"))
+        );
+    }
+}

@@ -1,0 +1,356 @@
+//! What the Release status becomes after one reconcile step.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::{Blocked, Health};
+use crate::api::{
+    ConditionUpdate, HISTORY_LIMIT, HistoryEntry, Inventory, Phase, ReleaseStatus, RolloutResult,
+    set_condition,
+};
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+
+/// What one reconcile found or did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The Release cannot go ahead (missing or invalid input).
+    Blocked(Blocked),
+    /// The objects could not be rendered or applied; `transient` when a retry may help unchanged.
+    Failed {
+        reason: &'static str,
+        message: String,
+        transient: bool,
+    },
+    /// The API server refused the rendered objects (or they belong to someone else). `hash` is the
+    /// refused state (not tried again until it changes); `inventory` everything that may now exist.
+    Rejected {
+        reason: &'static str,
+        message: String,
+        hash: String,
+        inventory: Inventory,
+    },
+    /// Objects applied; `new_rollout` when this starts a rollout (not a drift repair).
+    Applied {
+        version: String,
+        inventory: Inventory,
+        new_rollout: bool,
+        health: Health,
+    },
+    /// Nothing to apply; the health of what runs.
+    Observed { health: Health },
+}
+
+/// Computes the next status. Pure and idempotent: the same outcome on the same status gives the
+/// same status, so the caller skips the write when nothing changed.
+pub fn next_status(
+    prev: &ReleaseStatus,
+    outcome: Outcome,
+    generation: Option<i64>,
+    now: &Time,
+) -> ReleaseStatus {
+    let mut s = prev.clone();
+    s.observed_generation = generation;
+    let cond = |s: &mut ReleaseStatus, type_, status, reason: &str, message: &str| {
+        set_condition(
+            &mut s.conditions,
+            ConditionUpdate::new(type_, status, reason, message),
+            generation,
+            now,
+        );
+    };
+    match outcome {
+        Outcome::Blocked(b) => {
+            s.phase = Some(b.phase);
+            cond(&mut s, READY, false, b.reason, &b.message);
+            cond(&mut s, PROGRESSING, false, b.reason, &b.message);
+            let failed = b.phase == Phase::Failed;
+            cond(
+                &mut s,
+                DEGRADED,
+                failed,
+                if failed { b.reason } else { "AsExpected" },
+                if failed { &b.message } else { "" },
+            );
+        }
+        Outcome::Failed {
+            reason,
+            message,
+            transient,
+        } => {
+            s.phase = Some(if transient { Phase::Pending } else { Phase::Failed });
+            cond(&mut s, READY, false, reason, &message);
+            cond(&mut s, PROGRESSING, false, reason, &message);
+            cond(&mut s, DEGRADED, !transient, reason, &message);
+        }
+        Outcome::Rejected {
+            reason,
+            message,
+            hash,
+            inventory,
+        } => {
+            s.phase = Some(Phase::Failed);
+            s.rejected_hash = Some(hash);
+            s.inventory = Some(inventory);
+            cond(&mut s, READY, false, reason, &message);
+            cond(&mut s, PROGRESSING, false, reason, &message);
+            cond(&mut s, DEGRADED, true, reason, &message);
+        }
+        Outcome::Applied {
+            version,
+            inventory,
+            new_rollout,
+            health,
+        } => {
+            if new_rollout {
+                if let Some(h) = s.history.first_mut()
+                    && h.result == RolloutResult::Progressing
+                {
+                    h.result = RolloutResult::Superseded;
+                    h.finished_at = Some(now.clone());
+                }
+                s.history.insert(
+                    0,
+                    HistoryEntry {
+                        version: version.clone(),
+                        started_at: now.clone(),
+                        finished_at: None,
+                        result: RolloutResult::Progressing,
+                        message: None,
+                    },
+                );
+                s.history.truncate(HISTORY_LIMIT);
+            }
+            s.rollout_started_at = Some(now.clone());
+            s.rejected_hash = None;
+            s.desired_version = Some(version);
+            s.inventory = Some(inventory);
+            apply_health(&mut s, health, generation, now);
+        }
+        Outcome::Observed { health } => apply_health(&mut s, health, generation, now),
+    }
+    s
+}
+
+fn apply_health(s: &mut ReleaseStatus, health: Health, generation: Option<i64>, now: &Time) {
+    let cond = |s: &mut ReleaseStatus, type_, status, reason: &str, message: &str| {
+        set_condition(
+            &mut s.conditions,
+            ConditionUpdate::new(type_, status, reason, message),
+            generation,
+            now,
+        );
+    };
+    let version = s.desired_version.clone().unwrap_or_default();
+    match health {
+        Health::Healthy => {
+            s.phase = Some(Phase::Healthy);
+            s.current_version = s.desired_version.clone();
+            finish(s, RolloutResult::Succeeded, None, now);
+            let msg = format!("version {version} is healthy");
+            cond(s, READY, true, "RolloutComplete", &msg);
+            cond(s, PROGRESSING, false, "RolloutComplete", &msg);
+            cond(s, DEGRADED, false, "AsExpected", "");
+        }
+        Health::Progressing { message, .. } => {
+            s.phase = Some(Phase::Progressing);
+            let msg = format!("rolling out {version}: {message}");
+            cond(s, READY, false, "RolloutInProgress", &msg);
+            cond(s, PROGRESSING, true, "RolloutInProgress", &msg);
+            cond(s, DEGRADED, false, "AsExpected", "");
+        }
+        Health::Degraded { message } => {
+            s.phase = Some(Phase::Degraded);
+            finish(s, RolloutResult::Failed, Some(message.clone()), now);
+            let msg = format!("version {version}: {message}");
+            cond(s, READY, false, "ProgressDeadlineExceeded", &msg);
+            cond(s, PROGRESSING, false, "ProgressDeadlineExceeded", &msg);
+            cond(s, DEGRADED, true, "ProgressDeadlineExceeded", &msg);
+        }
+    }
+}
+
+/// Closes the running history entry, once.
+fn finish(s: &mut ReleaseStatus, result: RolloutResult, message: Option<String>, now: &Time) {
+    if let Some(h) = s.history.first_mut()
+        && h.result == RolloutResult::Progressing
+    {
+        h.result = result;
+        h.finished_at = Some(now.clone());
+        h.message = message;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::api::{find_condition, is_true};
+
+    fn t(secs: i64) -> Time {
+        Time(jiff::Timestamp::from_second(1_700_000_000 + secs).unwrap())
+    }
+
+    fn inv(hash: &str) -> Inventory {
+        Inventory {
+            namespace: "ns".into(),
+            hash: hash.into(),
+            objects: vec![],
+        }
+    }
+
+    fn applied(v: &str, health: Health) -> Outcome {
+        Outcome::Applied {
+            version: v.into(),
+            inventory: inv(v),
+            new_rollout: true,
+            health,
+        }
+    }
+
+    fn progressing() -> Health {
+        Health::Progressing {
+            message: "0 of 1 available".into(),
+            recheck_in: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn rollout_lifecycle() {
+        let s0 = ReleaseStatus::default();
+        let s1 = next_status(&s0, applied("1.0.0", progressing()), Some(1), &t(0));
+        assert_eq!(s1.phase, Some(Phase::Progressing));
+        assert_eq!(s1.history.len(), 1);
+        assert_eq!(s1.current_version, None);
+        assert!(is_true(&s1.conditions, PROGRESSING));
+
+        let s2 = next_status(
+            &s1,
+            Outcome::Observed {
+                health: Health::Healthy,
+            },
+            Some(1),
+            &t(10),
+        );
+        assert_eq!(s2.phase, Some(Phase::Healthy));
+        assert_eq!(s2.current_version.as_deref(), Some("1.0.0"));
+        assert_eq!(s2.history[0].result, RolloutResult::Succeeded);
+        assert_eq!(s2.history[0].finished_at, Some(t(10)));
+        assert!(is_true(&s2.conditions, READY));
+
+        // Steady state: the same observation later changes nothing (so nothing is written).
+        let s3 = next_status(
+            &s2,
+            Outcome::Observed {
+                health: Health::Healthy,
+            },
+            Some(1),
+            &t(500),
+        );
+        assert_eq!(s3, s2);
+
+        // Upgrade that never becomes ready.
+        let s4 = next_status(&s3, applied("1.1.0", progressing()), Some(2), &t(600));
+        assert_eq!(s4.history.len(), 2);
+        assert_eq!(s4.current_version.as_deref(), Some("1.0.0"));
+        let s5 = next_status(
+            &s4,
+            Outcome::Observed {
+                health: Health::Degraded {
+                    message: "deadline".into(),
+                },
+            },
+            Some(2),
+            &t(700),
+        );
+        assert_eq!(s5.phase, Some(Phase::Degraded));
+        assert_eq!(s5.history[0].result, RolloutResult::Failed);
+        assert!(is_true(&s5.conditions, DEGRADED));
+        assert_eq!(
+            find_condition(&s5.conditions, READY).unwrap().reason,
+            "ProgressDeadlineExceeded"
+        );
+        assert_eq!(s5.current_version.as_deref(), Some("1.0.0"));
+    }
+
+    #[test]
+    fn superseded_rollouts_and_bounded_history() {
+        let mut s = ReleaseStatus::default();
+        for i in 0..15 {
+            s = next_status(&s, applied(&format!("1.0.{i}"), progressing()), Some(i), &t(i));
+        }
+        assert_eq!(s.history.len(), HISTORY_LIMIT);
+        assert_eq!(s.history[0].version, "1.0.14");
+        assert_eq!(s.history[0].result, RolloutResult::Progressing);
+        assert!(
+            s.history[1..]
+                .iter()
+                .all(|h| h.result == RolloutResult::Superseded)
+        );
+    }
+
+    #[test]
+    fn drift_repair_adds_no_history() {
+        let s1 = next_status(
+            &ReleaseStatus::default(),
+            applied("1.0.0", Health::Healthy),
+            Some(1),
+            &t(0),
+        );
+        let repair = Outcome::Applied {
+            version: "1.0.0".into(),
+            inventory: inv("1.0.0"),
+            new_rollout: false,
+            health: Health::Healthy,
+        };
+        let s2 = next_status(&s1, repair, Some(1), &t(50));
+        assert_eq!(s2.history, s1.history);
+        assert_eq!(s2.conditions, s1.conditions);
+        assert_eq!(
+            s2.rollout_started_at,
+            Some(t(50)),
+            "the deadline counts from the repair"
+        );
+    }
+
+    #[test]
+    fn blocked_and_failed_keep_the_running_version() {
+        let s1 = next_status(
+            &ReleaseStatus::default(),
+            applied("1.0.0", Health::Healthy),
+            Some(1),
+            &t(0),
+        );
+        let b = Blocked {
+            phase: Phase::Pending,
+            reason: "AppVersionNotFound",
+            message: "no 9.9.9".into(),
+        };
+        let s2 = next_status(&s1, Outcome::Blocked(b), Some(2), &t(5));
+        assert_eq!(s2.phase, Some(Phase::Pending));
+        assert_eq!(s2.current_version.as_deref(), Some("1.0.0"));
+        assert!(!is_true(&s2.conditions, DEGRADED));
+        let f = Outcome::Failed {
+            reason: "ForeignNamespace",
+            message: "x".into(),
+            transient: false,
+        };
+        let s3 = next_status(&s2, f, Some(3), &t(6));
+        assert_eq!(s3.phase, Some(Phase::Failed));
+        assert!(is_true(&s3.conditions, DEGRADED));
+        assert_eq!(s3.history, s1.history);
+        let rejected = Outcome::Rejected {
+            reason: "ApplyRejected",
+            message: "422".into(),
+            hash: "h2".into(),
+            inventory: inv("u"),
+        };
+        let s4 = next_status(&s3, rejected, Some(4), &t(7));
+        assert_eq!(s4.phase, Some(Phase::Failed));
+        assert_eq!(s4.rejected_hash.as_deref(), Some("h2"));
+        let s5 = next_status(&s4, applied("1.0.1", Health::Healthy), Some(5), &t(8));
+        assert_eq!(s5.rejected_hash, None);
+    }
+}
