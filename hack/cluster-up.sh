@@ -8,8 +8,10 @@ CACHE=${TUSKFISH_CACHE:-$HOME/.cache/tuskfish}
 BIN="$CACHE/cp/bin"
 S=$(realpath -m "${1:?usage: cluster-up.sh STATE_DIR}")
 mkdir -p "$S"
+# shellcheck source=hack/lib.sh
+. "$HERE/lib.sh"
+ensure_tools
 "$HERE/build-control-plane.sh"
-command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() {
@@ -53,7 +55,7 @@ K
 
 ready=""
 for _ in $(seq 1 240); do
-  if kubectl --kubeconfig "$S/kubeconfig" get --raw /readyz >/dev/null 2>&1; then ready=1; break; fi
+  if curl -fsk -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; then ready=1; break; fi
   kill -0 "$(cat "$S/apiserver.pid")" 2>/dev/null || break
   sleep 0.5
 done

@@ -118,6 +118,9 @@ pub struct InventoryEntry {
     /// object's spec (drift), which the operator repairs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+    /// `metadata.uid` after the operator's apply; another uid means the object was replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// Everything the Release applied, in one namespace.
@@ -125,8 +128,10 @@ pub struct InventoryEntry {
 #[serde(rename_all = "camelCase")]
 pub struct Inventory {
     pub namespace: String,
-    /// Hash of the rendered objects; unchanged hash and no drift means nothing to apply.
-    pub hash: String,
+    /// Hash of the rendered objects last applied in full; unchanged hash and no drift means nothing
+    /// to apply. Absent after a first rollout the API server refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
     #[serde(default)]
     pub objects: Vec<InventoryEntry>,
 }

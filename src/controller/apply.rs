@@ -74,6 +74,7 @@ pub async fn apply_all(
             Ok(live) => {
                 let mut entry = obj.inventory_entry();
                 entry.generation = live.metadata.generation;
+                entry.uid = live.metadata.uid;
                 applied.push(entry);
             }
             Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 404 | 422) => {

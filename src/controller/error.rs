@@ -21,6 +21,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// True when the write lost a race with another write (HTTP 409): retry soon, on fresh data.
+    pub fn is_conflict(&self) -> bool {
+        let source = match self {
+            Error::Read { source, .. }
+            | Error::Apply { source, .. }
+            | Error::Prune { source, .. }
+            | Error::Status { source, .. }
+            | Error::Namespace { source, .. }
+            | Error::Discovery { source, .. } => source,
+            Error::Finalizer(e) => {
+                return match e.as_ref() {
+                    kube::runtime::finalizer::Error::ApplyFailed(inner)
+                    | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.is_conflict(),
+                    _ => false,
+                };
+            }
+            Error::MissingField(_) => return false,
+        };
+        matches!(source, kube::Error::Api(s) if s.code == 409)
+    }
+
     /// Stable CamelCase reason.
     pub fn reason(&self) -> &'static str {
         match self {

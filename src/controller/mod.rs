@@ -43,6 +43,11 @@ impl Default for Settings {
 }
 
 fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
+    if err.is_conflict() {
+        // Our cache was behind; the watch event that refreshes it usually arrives first anyway.
+        debug!(kind = %K::kind(&()), name = ?obj.meta().name, "write conflict; retrying on fresh data");
+        return Action::requeue(Duration::from_millis(500));
+    }
     warn!(kind = %K::kind(&()), name = ?obj.meta().name, namespace = ?obj.meta().namespace, reason = err.reason(), error = %err, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

@@ -21,7 +21,7 @@ use crate::api::{
     Inventory, InventoryEntry, Phase, RELEASE_FINALIZER, Release, ReleaseStatus, find_condition,
 };
 use crate::plan::drift::{self, Decision, Live};
-use crate::plan::health::{WorkloadState, deployment_state, stateful_set_state};
+use crate::plan::health::{Applied, WorkloadState, deployment_state, stateful_set_state};
 use crate::plan::{Health, Outcome, assess, next_status, select_target};
 use crate::render::{self, Rendered};
 
@@ -125,7 +125,9 @@ async fn rollout(
 ) -> Result<Option<(Outcome, Action)>> {
     // Live state only matters (for drift) when the desired state is what was applied last.
     let live = match prev.inventory.as_ref() {
-        Some(inv) if inv.hash == rendered.hash && inv.namespace == rendered.namespace => {
+        Some(inv)
+            if inv.hash.as_deref() == Some(rendered.hash.as_str()) && inv.namespace == rendered.namespace =>
+        {
             live_states(ctx, &inv.namespace, &inv.objects).await?
         }
         _ => Vec::new(),
@@ -181,11 +183,7 @@ async fn rollout(
                 .inventory
                 .as_ref()
                 .map_or(rendered.namespace.clone(), |i| i.namespace.clone());
-            let hash = prev
-                .inventory
-                .as_ref()
-                .map(|i| i.hash.clone())
-                .unwrap_or_default();
+            let hash = prev.inventory.as_ref().and_then(|i| i.hash.clone());
             let inventory = Inventory {
                 namespace,
                 hash,
@@ -204,7 +202,7 @@ async fn rollout(
     };
     let inventory = Inventory {
         namespace: rendered.namespace.clone(),
-        hash: rendered.hash.clone(),
+        hash: Some(rendered.hash.clone()),
         objects,
     };
     if let Some(old) = prev.inventory.as_ref() {
@@ -253,13 +251,13 @@ async fn live_states(
         let live = match (e.api_version.as_str(), e.kind.as_str()) {
             ("apps/v1", "Deployment") => {
                 match ctx.stores.deployments.get(&ObjectRef::new(&e.name).within(ns)) {
-                    Some(d) => Live::Present(d.metadata.generation),
+                    Some(d) => live_of(&d.metadata),
                     None => confirm::<Deployment>(ctx, ns, &e.name).await?,
                 }
             }
             ("apps/v1", "StatefulSet") => {
                 match ctx.stores.stateful_sets.get(&ObjectRef::new(&e.name).within(ns)) {
-                    Some(s) => Live::Present(s.metadata.generation),
+                    Some(s) => live_of(&s.metadata),
                     None => confirm::<StatefulSet>(ctx, ns, &e.name).await?,
                 }
             }
@@ -283,9 +281,23 @@ where
         source,
     })?;
     Ok(match obj {
-        Some(o) => Live::Present(o.meta().generation),
+        Some(o) => live_of(o.meta()),
         None => Live::Missing,
     })
+}
+
+fn live_of(meta: &kube::api::ObjectMeta) -> Live {
+    Live::Present {
+        uid: meta.uid.clone(),
+        generation: meta.generation,
+    }
+}
+
+fn applied_of(e: &InventoryEntry) -> Applied<'_> {
+    Applied {
+        uid: e.uid.as_deref(),
+        generation: e.generation,
+    }
 }
 
 /// Health of the workloads in `inventory`, from the caches.
@@ -307,7 +319,7 @@ fn health(
                 .deployments
                 .get(&ObjectRef::new(&e.name).within(&inv.namespace))
             {
-                Some(d) => deployment_state(&d, e.generation),
+                Some(d) => deployment_state(&d, applied_of(e)),
                 None => WorkloadState::InProgress("not created yet".into()),
             },
             ("apps/v1", "StatefulSet") => match ctx
@@ -315,7 +327,7 @@ fn health(
                 .stateful_sets
                 .get(&ObjectRef::new(&e.name).within(&inv.namespace))
             {
-                Some(s) => stateful_set_state(&s, e.generation),
+                Some(s) => stateful_set_state(&s, applied_of(e)),
                 None => WorkloadState::InProgress("not created yet".into()),
             },
             _ => continue,

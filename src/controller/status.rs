@@ -10,6 +10,8 @@ use super::error::{Error, Result};
 use crate::api::FIELD_MANAGER;
 
 /// Server-side applies `status` to the object's status subresource if it differs from `current`.
+/// The write carries the resourceVersion the decision was based on, so a decision made on a stale
+/// cache fails with a conflict (and is retried on fresh data) instead of overwriting newer status.
 /// Returns whether a write was made.
 pub async fn patch_status_if_changed<K, S>(
     api: &Api<K>,
@@ -27,6 +29,7 @@ where
     let body = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
+        "metadata": {"resourceVersion": obj.resource_version()},
         "status": status,
     });
     let pp = PatchParams::apply(FIELD_MANAGER).force();

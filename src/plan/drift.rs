@@ -7,8 +7,11 @@ use crate::render::Rendered;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Live {
     Missing,
-    /// Present, with its `metadata.generation` (if the kind has one).
-    Present(Option<i64>),
+    /// Present, with its `metadata.uid` and `metadata.generation` (if the kind has one).
+    Present {
+        uid: Option<String>,
+        generation: Option<i64>,
+    },
     /// A kind the operator does not watch; only an apply would tell.
     Unknown,
 }
@@ -33,14 +36,19 @@ pub fn decide(status: &ReleaseStatus, rendered: &Rendered, live: &[(InventoryEnt
     let Some(Inventory { namespace, hash, .. }) = status.inventory.as_ref() else {
         return Decision::Rollout;
     };
-    if hash != &rendered.hash || namespace != &rendered.namespace {
+    if hash.as_deref() != Some(rendered.hash.as_str()) || namespace != &rendered.namespace {
         return Decision::Rollout;
     }
     for (entry, state) in live {
         let what = format!("{} {}", entry.kind, entry.name);
         match state {
             Live::Missing => return Decision::Repair(format!("{what} was deleted")),
-            Live::Present(Some(g)) if entry.generation.is_some_and(|applied| *g > applied) => {
+            Live::Present { uid, .. } if entry.uid.is_some() && uid.is_some() && uid != &entry.uid => {
+                return Decision::Repair(format!("{what} was replaced"));
+            }
+            Live::Present {
+                generation: Some(g), ..
+            } if entry.generation.is_some_and(|applied| *g > applied) => {
                 return Decision::Repair(format!("{what} was changed by someone else"));
             }
             _ => {}
@@ -59,6 +67,14 @@ mod tests {
             kind: "Deployment".into(),
             name: "a".into(),
             generation: g,
+            uid: Some("u1".into()),
+        }
+    }
+
+    fn present(uid: &str, g: Option<i64>) -> Live {
+        Live::Present {
+            uid: Some(uid.into()),
+            generation: g,
         }
     }
 
@@ -66,7 +82,7 @@ mod tests {
         ReleaseStatus {
             inventory: Some(Inventory {
                 namespace: ns.into(),
-                hash: hash.into(),
+                hash: Some(hash.into()),
                 objects: vec![entry(Some(2))],
             }),
             ..Default::default()
@@ -83,7 +99,7 @@ mod tests {
 
     #[test]
     fn decision_table() {
-        let live_ok = vec![(entry(Some(2)), Live::Present(Some(2)))];
+        let live_ok = vec![(entry(Some(2)), present("u1", Some(2)))];
         let cases = vec![
             (
                 ReleaseStatus::default(),
@@ -118,7 +134,7 @@ mod tests {
             (
                 status("h", "ns"),
                 rendered("h", "ns"),
-                vec![(entry(Some(2)), Live::Present(None))],
+                vec![(entry(Some(2)), present("u1", None))],
                 "up-to-date",
             ),
             (
@@ -130,13 +146,13 @@ mod tests {
             (
                 status("h", "ns"),
                 rendered("h", "ns"),
-                vec![(entry(Some(2)), Live::Present(Some(3)))],
+                vec![(entry(Some(2)), present("u1", Some(3)))],
                 "repair",
             ),
             (
                 status("h", "ns"),
                 rendered("h", "ns"),
-                vec![(entry(None), Live::Present(Some(3)))],
+                vec![(entry(None), present("u1", Some(3)))],
                 "up-to-date",
             ),
             (
@@ -147,6 +163,12 @@ mod tests {
                 rendered("h", "ns"),
                 live_ok,
                 "rejected",
+            ),
+            (
+                status("h", "ns"),
+                rendered("h", "ns"),
+                vec![(entry(Some(2)), present("u2", Some(1)))],
+                "repair",
             ),
         ];
         for (i, (s, r, live, want)) in cases.into_iter().enumerate() {

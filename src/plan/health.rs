@@ -29,11 +29,26 @@ pub enum Health {
     },
 }
 
-/// Reads a Deployment the way `kubectl rollout status` does. `applied_generation` is the generation
-/// the operator's own apply produced: a cached object older than that says nothing about this rollout.
-pub fn deployment_state(d: &Deployment, applied_generation: Option<i64>) -> WorkloadState {
+/// What the operator's own apply left: a cached object that is not (yet) this one says nothing
+/// about the rollout.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Applied<'a> {
+    pub uid: Option<&'a str>,
+    pub generation: Option<i64>,
+}
+
+impl Applied<'_> {
+    fn is_stale(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+        let other_object = self.uid.is_some() && meta.uid.as_deref() != self.uid;
+        let older = self.generation.is_some_and(|g| meta.generation.unwrap_or(0) < g);
+        other_object || older
+    }
+}
+
+/// Reads a Deployment the way `kubectl rollout status` does.
+pub fn deployment_state(d: &Deployment, applied: Applied<'_>) -> WorkloadState {
     let generation = d.metadata.generation.unwrap_or(0);
-    if applied_generation.is_some_and(|g| generation < g) {
+    if applied.is_stale(&d.metadata) {
         return WorkloadState::InProgress("waiting for the latest spec to be observed".into());
     }
     let Some(status) = d.status.as_ref() else {
@@ -70,9 +85,9 @@ pub fn deployment_state(d: &Deployment, applied_generation: Option<i64>) -> Work
 }
 
 /// Reads a StatefulSet the way `kubectl rollout status` does (RollingUpdate strategy).
-pub fn stateful_set_state(s: &StatefulSet, applied_generation: Option<i64>) -> WorkloadState {
+pub fn stateful_set_state(s: &StatefulSet, applied: Applied<'_>) -> WorkloadState {
     let generation = s.metadata.generation.unwrap_or(0);
-    if applied_generation.is_some_and(|g| generation < g) {
+    if applied.is_stale(&s.metadata) {
         return WorkloadState::InProgress("waiting for the latest spec to be observed".into());
     }
     let Some(status) = s.status.as_ref() else {
@@ -218,14 +233,37 @@ mod tests {
             ),
         ];
         for (i, (d, applied, want)) in cases.into_iter().enumerate() {
-            let got = deployment_state(&d, applied);
-            let kind = match got {
+            let got = deployment_state(
+                &d,
+                Applied {
+                    uid: None,
+                    generation: applied,
+                },
+            );
+            let kind = match &got {
                 Ready => "ready",
                 InProgress(_) => "progress",
                 Failed(_) => "failed",
             };
             assert_eq!(kind, want, "case {i}: {got:?}");
         }
+    }
+
+    #[test]
+    fn another_object_with_the_same_name_is_stale() {
+        let d = deploy(
+            1,
+            1,
+            json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
+        );
+        let applied = Applied {
+            uid: Some("other"),
+            generation: Some(1),
+        };
+        assert!(matches!(
+            deployment_state(&d, applied),
+            WorkloadState::InProgress(_)
+        ));
     }
 
     #[test]
@@ -240,13 +278,19 @@ mod tests {
             WorkloadState::Failed("deadline".into()),
         );
         let d = Duration::from_secs(60);
-        assert_eq!(assess(&[ready.clone()], Duration::ZERO, d), Health::Healthy);
+        assert_eq!(
+            assess(std::slice::from_ref(&ready), Duration::ZERO, d),
+            Health::Healthy
+        );
         assert_eq!(assess(&[], Duration::ZERO, d), Health::Healthy);
         assert!(matches!(
             assess(&[ready.clone(), slow.clone()], Duration::from_secs(20), d),
             Health::Progressing { recheck_in, .. } if recheck_in == Duration::from_secs(40)
         ));
-        assert!(matches!(assess(&[slow.clone()], d, d), Health::Degraded { .. }));
+        assert!(matches!(
+            assess(std::slice::from_ref(&slow), d, d),
+            Health::Degraded { .. }
+        ));
         assert!(
             matches!(assess(&[ready, slow, failed], Duration::ZERO, d), Health::Degraded { message } if message.contains("Deployment/c"))
         );

@@ -196,7 +196,7 @@ mod tests {
     fn inv(hash: &str) -> Inventory {
         Inventory {
             namespace: "ns".into(),
-            hash: hash.into(),
+            hash: Some(hash.into()),
             objects: vec![],
         }
     }

@@ -229,7 +229,8 @@ mod tests {
         not_ready.status = None;
         let bad_line = ready_env(Some("not a range"));
 
-        let cases: Vec<(Option<&str>, Option<&Environment>, Result<&str, &str>)> = vec![
+        type Case<'a> = (Option<&'a str>, Option<&'a Environment>, Result<&'a str, &'a str>);
+        let cases: Vec<Case> = vec![
             (Some("1.3.9"), Some(&env), Ok("1.3.9")),
             (Some(" 1.3.10"), Some(&env), Ok("1.3.10")),
             (Some("1.4.0-rc.1"), Some(&env), Ok("1.4.0-rc.1")),

@@ -100,6 +100,7 @@ impl RenderedObject {
             kind: self.resource.kind.clone(),
             name: self.name.clone(),
             generation: None,
+            uid: None,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! A tower layer that counts the operator's API requests by kind (read vs write), so "steady state
 //! makes zero writes" is measured on the wire rather than assumed.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http::{Method, Request};
@@ -13,6 +14,7 @@ use tower::{Layer, Service};
 pub struct RequestCounts {
     reads: AtomicU64,
     writes: AtomicU64,
+    writes_by_namespace: Mutex<HashMap<String, u64>>,
 }
 
 impl RequestCounts {
@@ -23,6 +25,33 @@ impl RequestCounts {
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
     }
+    /// Writes to objects in namespaces whose name starts with `prefix`.
+    pub fn writes_in_namespaces(&self, prefix: &str) -> u64 {
+        let Ok(by_ns) = self.writes_by_namespace.lock() else {
+            return 0;
+        };
+        by_ns
+            .iter()
+            .filter(|(ns, _)| ns.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn record_write(&self, path: &str) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if let Some(ns) = namespace_of(path)
+            && let Ok(mut by_ns) = self.writes_by_namespace.lock()
+        {
+            *by_ns.entry(ns.to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// The namespace segment of an API path (`/api/v1/namespaces/{ns}/…`, `/apis/g/v/namespaces/{ns}/…`).
+fn namespace_of(path: &str) -> Option<&str> {
+    let mut parts = path.split('/');
+    parts.by_ref().find(|p| *p == "namespaces")?;
+    parts.next().filter(|ns| !ns.is_empty())
 }
 
 /// Layer to put on the kube client's service stack.
@@ -66,11 +95,28 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let counter = match *req.method() {
-            Method::GET | Method::HEAD | Method::OPTIONS => &self.counts.reads,
-            _ => &self.counts.writes,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match *req.method() {
+            Method::GET | Method::HEAD | Method::OPTIONS => {
+                self.counts.reads.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => self.counts.record_write(req.uri().path()),
+        }
         self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_from_paths() {
+        assert_eq!(namespace_of("/api/v1/namespaces/a/pods/x"), Some("a"));
+        assert_eq!(
+            namespace_of("/apis/tuskfish.dev/v1alpha1/namespaces/fin/releases/r/status"),
+            Some("fin")
+        );
+        assert_eq!(namespace_of("/api/v1/namespaces"), None);
+        assert_eq!(namespace_of("/api/v1/nodes/n"), None);
     }
 }

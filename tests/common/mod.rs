@@ -1,0 +1,363 @@
+//! Shared harness for the integration tests: one operator and one node simulator per test binary,
+//! against the real control plane named by `TUSKFISH_TEST_KUBECONFIG` (`make test` starts one).
+//! Every test works in its own namespaces, so tests run in parallel.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::pinned_kind;
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tuskfish::api::{AppVersion, Environment, Release, ReleaseStatus};
+use tuskfish::client::Target;
+use tuskfish::telemetry::{RequestCounter, RequestCounts};
+
+/// How long a test waits for the operator before failing. Generous: a loaded CI machine must not
+/// turn a slow pass into a failure; a broken operator fails anyway.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+struct Harness {
+    target: Target,
+    counts: Arc<RequestCounts>,
+}
+
+static HARNESS: OnceLock<Harness> = OnceLock::new();
+
+fn target() -> Target {
+    let Some(path) = std::env::var_os("TUSKFISH_TEST_KUBECONFIG") else {
+        panic!(
+            "TUSKFISH_TEST_KUBECONFIG is not set: run the integration tests with `make test`, which starts a \
+             local control plane (or set it to a test cluster's kubeconfig)"
+        );
+    };
+    Target {
+        kubeconfig: Some(path.into()),
+        context: None,
+    }
+}
+
+/// Starts (once per test binary) the operator and the node simulator on a runtime of their own, so
+/// they outlive each test's runtime.
+fn harness() -> &'static Harness {
+    HARNESS.get_or_init(|| {
+        let target = target();
+        let counter = RequestCounter::default();
+        let counts = counter.counts();
+        let t = target.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let client = t.client(&counter).await.unwrap();
+                install_crds(&client).await;
+                let sim_client = t.client(&RequestCounter::default()).await.unwrap();
+                tokio::spawn(async move {
+                    if let Err(e) = tuskfish::sim::run(sim_client, tuskfish::sim::SimConfig::default()).await
+                    {
+                        eprintln!("node simulator stopped: {e}");
+                    }
+                });
+                ready_tx.send(()).unwrap();
+                tuskfish::controller::run(
+                    client,
+                    Default::default(),
+                    counter.counts(),
+                    std::future::pending(),
+                )
+                .await;
+            });
+        });
+        ready_rx.recv_timeout(WAIT).expect("operator did not start");
+        Harness { target, counts }
+    })
+}
+
+async fn install_crds(client: &Client) {
+    let api: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(client.clone());
+    for crd in tuskfish::api::crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(
+            &name,
+            &PatchParams::apply("tuskfish-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+        let established = await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::conditions::is_crd_established(),
+        );
+        tokio::time::timeout(WAIT, established).await.unwrap().unwrap();
+    }
+}
+
+/// One test's world: a client and a unique pipeline namespace; environment namespaces get the same
+/// prefix so `operator_writes` can count what the operator wrote for this test alone.
+pub struct TestNs {
+    pub client: Client,
+    pub ns: String,
+}
+
+impl TestNs {
+    pub async fn new(name: &str) -> Self {
+        let h = harness();
+        let client = h.target.client(&RequestCounter::default()).await.unwrap();
+        let suffix: String = format!("{:x}", rand_u32());
+        let ns = format!("t-{name}-{suffix}");
+        let api: Api<Namespace> = Api::all(client.clone());
+        let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+        Self { client, ns }
+    }
+
+    /// The name for an environment namespace that belongs to this test.
+    pub fn env_ns(&self, env: &str) -> String {
+        format!("{}-{env}", self.ns)
+    }
+
+    /// Writes the operator sent to this test's namespaces so far.
+    pub fn operator_writes(&self) -> u64 {
+        harness().counts.writes_in_namespaces(&self.ns)
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn api_in<K>(&self, ns: &str) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Server-side applies a YAML/JSON object (as a user with kubectl would), in the test namespace
+    /// unless it names one.
+    pub async fn apply(&self, obj: Value) -> DynamicObject {
+        apply_value(&self.client, Some(&self.ns), obj).await.unwrap()
+    }
+
+    pub async fn environment(&self, name: &str, extra: Value) -> Environment {
+        let mut spec = json!({"namespace": self.env_ns(name), "tier": "dev"});
+        merge(&mut spec, extra);
+        self.apply(
+            json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name}, "spec": spec}),
+        )
+        .await;
+        self.wait_env_ready(name).await
+    }
+
+    pub async fn wait_env_ready(&self, name: &str) -> Environment {
+        self.wait_for::<Environment>(name, |e| {
+            e.status
+                .as_ref()
+                .is_some_and(|s| tuskfish::api::is_true(&s.conditions, "Ready"))
+        })
+        .await
+    }
+
+    pub async fn app_version(&self, app: &str, version: &str, spec_extra: Value) -> AppVersion {
+        let name = format!("{app}-{version}");
+        let mut spec = json!({"app": app, "version": version,
+            "workload": {"image": format!("registry.example/{app}:{version}"), "ports": [{"name": "http", "containerPort": 8080}]}});
+        merge(&mut spec, spec_extra);
+        self.apply(
+            json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion",
+            "metadata": {"name": name}, "spec": spec}),
+        )
+        .await;
+        self.wait_for::<AppVersion>(&name, |a| {
+            a.status.as_ref().is_some_and(|s| !s.conditions.is_empty())
+        })
+        .await
+    }
+
+    pub async fn release(&self, name: &str, app: &str, env: &str, version: &str, extra: Value) {
+        let mut spec = json!({"app": app, "environment": env, "version": version});
+        merge(&mut spec, extra);
+        self.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release",
+            "metadata": {"name": name}, "spec": spec}))
+            .await;
+    }
+
+    pub async fn set_version(&self, release: &str, version: &str) {
+        let patch = json!({"spec": {"version": version}});
+        self.api::<Release>()
+            .patch(release, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    /// Waits (by watching, not polling) until `cond` holds for the named object in the test namespace.
+    pub async fn wait_for<K>(&self, name: &str, cond: impl Fn(&K) -> bool + Send + 'static) -> K
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + DeserializeOwned
+            + Send
+            + 'static,
+    {
+        self.wait_for_in(&self.ns.clone(), name, cond).await
+    }
+
+    pub async fn wait_for_in<K>(&self, ns: &str, name: &str, cond: impl Fn(&K) -> bool + Send + 'static) -> K
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + DeserializeOwned
+            + Send
+            + 'static,
+    {
+        let api: Api<K> = self.api_in(ns);
+        let fut = await_condition(api.clone(), name, move |o: Option<&K>| o.is_some_and(&cond));
+        match tokio::time::timeout(WAIT, fut).await {
+            Ok(Ok(Some(obj))) => obj,
+            other => {
+                let now = api.get_opt(name).await.ok().flatten();
+                panic!(
+                    "timed out waiting for {} {ns}/{name} ({other:?}); it is now: {now:#?}",
+                    K::kind(&())
+                )
+            }
+        }
+    }
+
+    /// Waits until the named Release's status satisfies `cond`.
+    pub async fn wait_release(
+        &self,
+        name: &str,
+        cond: impl Fn(&ReleaseStatus) -> bool + Send + 'static,
+    ) -> Release {
+        self.wait_for::<Release>(name, move |r| r.status.as_ref().is_some_and(&cond))
+            .await
+    }
+
+    pub async fn wait_gone<K>(&self, ns: &str, name: &str)
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + DeserializeOwned
+            + Send
+            + 'static,
+    {
+        let api: Api<K> = self.api_in(ns);
+        let fut = await_condition(api, name, |o: Option<&K>| o.is_none());
+        tokio::time::timeout(WAIT, fut)
+            .await
+            .unwrap_or_else(|_| panic!("{} {ns}/{name} still exists", K::kind(&())))
+            .unwrap();
+    }
+
+    /// Lets the operator react to whatever just happened; used only where a test must show that
+    /// nothing happens (zero writes), never to wait for something to happen.
+    pub async fn settle(&self) {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        // Best effort: namespaces are throwaway (the whole control plane is, under `make test`).
+    }
+}
+
+pub async fn delete<K>(api: &Api<K>, name: &str)
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned,
+{
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+}
+
+/// Applies one object, resolving its kind through discovery.
+pub async fn apply_value(
+    client: &Client,
+    default_ns: Option<&str>,
+    mut obj: Value,
+) -> Result<DynamicObject, kube::Error> {
+    let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+    let gvk = GroupVersionKind::gvk(group, version, &kind);
+    let (ar, caps) = pinned_kind(client, &gvk).await?;
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_string)
+            .or(default_ns.map(str::to_string))
+            .unwrap();
+        obj["metadata"]["namespace"] = json!(ns);
+        Api::namespaced_with(client.clone(), &ns, &ar)
+    } else {
+        Api::all_with(client.clone(), &ar)
+    };
+    api.patch(
+        &name,
+        &PatchParams::apply("test-user").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+}
+
+/// Applies every document of a YAML file, in order.
+pub async fn apply_yaml_file(client: &Client, path: &std::path::Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    for doc in docs.into_iter().filter(|d| !d.is_null()) {
+        apply_value(client, None, doc)
+            .await
+            .unwrap_or_else(|e| panic!("applying {}: {e}", path.display()));
+    }
+}
+
+pub fn merge(base: &mut Value, extra: Value) {
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, e) => *b = e,
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish() as u32
+}
+
+/// Runs `f` with a timeout; for steps that must finish but are not conditions on an object.
+pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
