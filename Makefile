@@ -26,15 +26,17 @@ demo-down cluster-down:
 cluster:
 	hack/cluster-up.sh "$(STATE)"
 
-## Writes crds/ from the Rust types.
+GENERATED := crds/tuskfish.dev.yaml charts/tuskfish/crds/tuskfish.dev.yaml
+
+## Writes crds/ (and the chart's copy) from the Rust types.
 generate:
-	$(CARGO) run --locked --quiet -- crd > crds/tuskfish.dev.yaml
+	@for f in $(GENERATED); do $(CARGO) run --locked --quiet -- crd > $$f; done
 
 ## Fails when crds/ does not match the Rust types.
 check-generated:
 	@$(CARGO) run --locked --quiet -- crd > "$${TMPDIR:-/tmp}/tuskfish-crds.yaml"
-	@diff -u crds/tuskfish.dev.yaml "$${TMPDIR:-/tmp}/tuskfish-crds.yaml" \
-		|| { echo "crds/ is out of date: run 'make generate' and commit the result" >&2; exit 1; }
+	@for f in $(GENERATED); do diff -u $$f "$${TMPDIR:-/tmp}/tuskfish-crds.yaml" >/dev/null \
+		|| { echo "$$f is out of date: run 'make generate' and commit the result" >&2; exit 1; }; done
 
 fmt:
 	$(CARGO) fmt

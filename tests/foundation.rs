@@ -212,6 +212,19 @@ async fn never_ready_version_is_degraded_within_its_deadline() {
         "events: {:?}",
         list.items.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()
     );
+    // Each rollout has its own event, naming its version.
+    let started: Vec<String> = list
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("RolloutStarted"))
+        .filter_map(|e| e.note.clone())
+        .collect();
+    for v in ["1.0.0", "1.0.1"] {
+        assert!(
+            started.iter().any(|n| n.contains(&format!("rolling out {v} "))),
+            "{started:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
+use sha2::Digest;
 
 use super::context::Context;
 
@@ -14,11 +15,19 @@ pub async fn publish(
     note: String,
 ) {
     let reason = reason.into();
+    // kube's recorder folds events with the same (type, reason, action, object) into one series and
+    // keeps the first note; a digest of the note in `action` keeps "rolling out 1.3.11" from being
+    // shown as a repeat of "rolling out 1.3.10", while true repeats still fold.
+    let digest = sha2::Sha256::digest(note.as_bytes());
+    let action = format!(
+        "{reason}/{:02x}{:02x}{:02x}{:02x}",
+        digest[0], digest[1], digest[2], digest[3]
+    );
     let ev = Event {
         type_,
-        reason: reason.clone(),
+        reason,
         note: Some(truncate(note, 1000)),
-        action: reason,
+        action,
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&ev, reference).await {
