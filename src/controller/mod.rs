@@ -11,6 +11,7 @@ mod events;
 mod release;
 mod status;
 pub mod watch;
+mod workloads;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -68,13 +69,7 @@ pub async fn run(
         app_versions: av_tx,
     };
     let w = watch::watches(&client, triggers);
-    let stores = Stores {
-        releases: w.releases.clone(),
-        environments: w.environments.clone(),
-        app_versions: w.app_versions.clone(),
-        deployments: w.deployments.clone(),
-        stateful_sets: w.stateful_sets.clone(),
-    };
+    let stores = w.stores.clone();
     let ctx = Arc::new(Context::new(client, stores.clone(), requests));
     let drivers = futures::future::join_all(w.drivers);
 

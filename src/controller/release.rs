@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -17,11 +16,12 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::events::publish;
 use super::status::patch_status_if_changed;
+use super::workloads::{WatchedKind, applied_of, live_of};
 use crate::api::{
     Inventory, InventoryEntry, Phase, RELEASE_FINALIZER, Release, ReleaseStatus, find_condition,
 };
 use crate::plan::drift::{self, Decision, Live};
-use crate::plan::health::{Applied, WorkloadState, deployment_state, stateful_set_state};
+use crate::plan::health::WorkloadState;
 use crate::plan::{Health, Outcome, assess, next_status, select_target};
 use crate::render::{self, Rendered};
 
@@ -248,56 +248,25 @@ async fn live_states(
 ) -> Result<Vec<(InventoryEntry, Live)>> {
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        let live = match (e.api_version.as_str(), e.kind.as_str()) {
-            ("apps/v1", "Deployment") => {
-                match ctx.stores.deployments.get(&ObjectRef::new(&e.name).within(ns)) {
-                    Some(d) => live_of(&d.metadata),
-                    None => confirm::<Deployment>(ctx, ns, &e.name).await?,
-                }
-            }
-            ("apps/v1", "StatefulSet") => {
-                match ctx.stores.stateful_sets.get(&ObjectRef::new(&e.name).within(ns)) {
-                    Some(s) => live_of(&s.metadata),
-                    None => confirm::<StatefulSet>(ctx, ns, &e.name).await?,
-                }
-            }
-            _ => Live::Unknown,
+        let live = match WatchedKind::of(e) {
+            None => Live::Unknown,
+            Some(kind) => match kind.cached(&ctx.stores, ns, &e.name) {
+                Some(c) => live_of(c.meta()),
+                None => match kind.read_meta(&ctx.client, ns, &e.name).await {
+                    Ok(Some(meta)) => live_of(&meta),
+                    Ok(None) => Live::Missing,
+                    Err(source) => {
+                        return Err(Error::Read {
+                            what: format!("{} {ns}/{}", e.kind, e.name),
+                            source,
+                        });
+                    }
+                },
+            },
         };
         out.push((e.clone(), live));
     }
     Ok(out)
-}
-
-async fn confirm<K>(ctx: &Context, ns: &str, name: &str) -> Result<Live>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
-    let obj = api.get_opt(name).await.map_err(|source| Error::Read {
-        what: format!("{} {ns}/{name}", K::kind(&())),
-        source,
-    })?;
-    Ok(match obj {
-        Some(o) => live_of(o.meta()),
-        None => Live::Missing,
-    })
-}
-
-fn live_of(meta: &kube::api::ObjectMeta) -> Live {
-    Live::Present {
-        uid: meta.uid.clone(),
-        generation: meta.generation,
-    }
-}
-
-fn applied_of(e: &InventoryEntry) -> Applied<'_> {
-    Applied {
-        uid: e.uid.as_deref(),
-        generation: e.generation,
-    }
 }
 
 /// Health of the workloads in `inventory`, from the caches.
@@ -313,24 +282,10 @@ fn health(
     };
     let mut states = Vec::new();
     for e in &inv.objects {
-        let state = match (e.api_version.as_str(), e.kind.as_str()) {
-            ("apps/v1", "Deployment") => match ctx
-                .stores
-                .deployments
-                .get(&ObjectRef::new(&e.name).within(&inv.namespace))
-            {
-                Some(d) => deployment_state(&d, applied_of(e)),
-                None => WorkloadState::InProgress("not created yet".into()),
-            },
-            ("apps/v1", "StatefulSet") => match ctx
-                .stores
-                .stateful_sets
-                .get(&ObjectRef::new(&e.name).within(&inv.namespace))
-            {
-                Some(s) => stateful_set_state(&s, applied_of(e)),
-                None => WorkloadState::InProgress("not created yet".into()),
-            },
-            _ => continue,
+        let Some(kind) = WatchedKind::of(e) else { continue };
+        let state = match kind.cached(&ctx.stores, &inv.namespace, &e.name) {
+            Some(c) => c.state(applied_of(e)),
+            None => WorkloadState::InProgress("not created yet".into()),
         };
         states.push((format!("{} {}", e.kind, e.name), state));
     }

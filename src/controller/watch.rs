@@ -16,6 +16,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
+use super::context::Stores;
 use crate::api::{AppVersion, Environment, Release, labels};
 
 /// Where reconcile requests go.
@@ -103,13 +104,9 @@ where
     (reader, fut)
 }
 
-/// Everything the watches produce.
+/// Everything the watches produce: the caches, and the futures that keep them current.
 pub struct Watches {
-    pub releases: Store<Release>,
-    pub environments: Store<Environment>,
-    pub app_versions: Store<AppVersion>,
-    pub deployments: Store<Deployment>,
-    pub stateful_sets: Store<StatefulSet>,
+    pub stores: Stores,
     pub drivers: Vec<futures::future::BoxFuture<'static, ()>>,
 }
 
@@ -194,11 +191,13 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
         });
 
     Watches {
-        releases,
-        environments,
-        app_versions,
-        deployments,
-        stateful_sets,
+        stores: Stores {
+            releases,
+            environments,
+            app_versions,
+            deployments,
+            stateful_sets,
+        },
         drivers: vec![
             Box::pin(releases_fut),
             Box::pin(env_fut),
