@@ -18,6 +18,7 @@ use super::Condition;
     group = "tuskfish.dev",
     version = "v1alpha1",
     kind = "AppVersion",
+    doc = "One immutable, semver-named build of an app (see spec).",
     namespaced,
     status = "AppVersionStatus",
     shortname = "av",

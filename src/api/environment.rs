@@ -15,6 +15,7 @@ use super::Condition;
     group = "tuskfish.dev",
     version = "v1alpha1",
     kind = "Environment",
+    doc = "A target namespace with a tier, a version line and per-environment settings.",
     namespaced,
     status = "EnvironmentStatus",
     shortname = "env",

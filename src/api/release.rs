@@ -20,6 +20,7 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 300;
     group = "tuskfish.dev",
     version = "v1alpha1",
     kind = "Release",
+    doc = "Runs one app at a chosen version in one Environment, and records every rollout.",
     namespaced,
     status = "ReleaseStatus",
     shortname = "rel",

@@ -104,6 +104,27 @@ where
     (reader, fut)
 }
 
+/// A watch on the workloads tuskfish applied: each change wakes the Release that applied it.
+fn workload_watch<K>(
+    client: &Client,
+    config: watcher::Config,
+    triggers: &Triggers,
+) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let t = triggers.releases.clone();
+    reflect(Api::<K>::all(client.clone()), config, move |o: &K| {
+        release_of(o.meta()).into_iter().for_each(|r| send(&t, r));
+    })
+}
+
 /// Everything the watches produce: the caches, and the futures that keep them current.
 pub struct Watches {
     pub stores: Stores,
@@ -153,27 +174,8 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
         },
     );
 
-    let t = triggers.clone();
-    let (deployments, deploy_fut) = reflect(
-        Api::<Deployment>::all(client.clone()),
-        managed.clone(),
-        move |d: &Deployment| {
-            release_of(&d.metadata)
-                .into_iter()
-                .for_each(|r| send(&t.releases, r));
-        },
-    );
-
-    let t = triggers.clone();
-    let (stateful_sets, sts_fut) = reflect(
-        Api::<StatefulSet>::all(client.clone()),
-        managed.clone(),
-        move |s: &StatefulSet| {
-            release_of(&s.metadata)
-                .into_iter()
-                .for_each(|r| send(&t.releases, r));
-        },
-    );
+    let (deployments, deploy_fut) = workload_watch::<Deployment>(client, managed.clone(), &triggers);
+    let (stateful_sets, sts_fut) = workload_watch::<StatefulSet>(client, managed.clone(), &triggers);
 
     // Namespaces only trigger (their owner Environment re-checks it); no cache needed.
     let t = triggers;
