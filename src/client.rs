@@ -10,10 +10,7 @@ use crate::telemetry::RequestCounter;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("reading kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: PathBuf,
-        source: kube::config::KubeconfigError,
-    },
+    Kubeconfig { path: PathBuf, source: kube::config::KubeconfigError },
     #[error("no usable cluster configuration (set KUBECONFIG or --kubeconfig, or run in a pod): {0}")]
     Infer(#[from] kube::config::InferConfigError),
     #[error("invalid cluster configuration: {0}")]
@@ -32,16 +29,11 @@ pub struct Target {
 
 impl Target {
     pub async fn config(&self) -> Result<Config, ClientError> {
-        let options = KubeConfigOptions {
-            context: self.context.clone(),
-            ..KubeConfigOptions::default()
-        };
+        let options = KubeConfigOptions { context: self.context.clone(), ..KubeConfigOptions::default() };
         match &self.kubeconfig {
             Some(path) => {
-                let kc = Kubeconfig::read_from(path).map_err(|source| ClientError::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                })?;
+                let kc = Kubeconfig::read_from(path)
+                    .map_err(|source| ClientError::Kubeconfig { path: path.clone(), source })?;
                 Ok(Config::from_custom_kubeconfig(kc, &options).await?)
             }
             None if self.context.is_some() => Ok(Config::from_kubeconfig(&options).await?),
@@ -54,8 +46,6 @@ impl Target {
         let mut config = self.config().await?;
         // Many concurrent reconciles; the default 30 s read timeout is fine, but keep watches long.
         config.read_timeout = None;
-        Ok(kube::client::ClientBuilder::try_from(config)?
-            .with_layer(counter)
-            .build())
+        Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(counter).build())
     }
 }

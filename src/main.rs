@@ -9,11 +9,7 @@ use tuskfish::client::Target;
 use tuskfish::telemetry::RequestCounter;
 
 #[derive(Parser)]
-#[command(
-    name = "tuskfish",
-    version,
-    about = "Application & environment pipeline operator for Kubernetes"
-)]
+#[command(name = "tuskfish", version, about = "Application & environment pipeline operator for Kubernetes")]
 struct Cli {
     /// Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, global = true, env = "TUSKFISH_KUBECONFIG")]
@@ -57,9 +53,7 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TUSKFISH_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,kube_client::client::tls=error")
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -70,10 +64,7 @@ fn init_logging(format: LogFormat) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let target = Target {
-        kubeconfig: cli.kubeconfig,
-        context: cli.context,
-    };
+    let target = Target { kubeconfig: cli.kubeconfig, context: cli.context };
     match run(cli.command, target).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -101,10 +92,7 @@ async fn run(command: Command, target: Target) -> Result<(), Box<dyn std::error:
         }
         Command::NodeSim { nodes } => {
             let client = target.client(&RequestCounter::default()).await?;
-            let config = tuskfish::sim::SimConfig {
-                nodes,
-                ..Default::default()
-            };
+            let config = tuskfish::sim::SimConfig { nodes, ..Default::default() };
             tokio::select! {
                 r = tuskfish::sim::run(client, config) => r?,
                 () = shutdown_signal() => {}

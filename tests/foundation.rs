@@ -28,14 +28,8 @@ async fn environment_creates_and_labels_its_namespace() {
     let env = t.environment("dev", json!({})).await;
     let status = env.status.unwrap();
     assert_eq!(status.namespace.as_deref(), Some(t.env_ns("dev").as_str()));
-    assert_eq!(
-        find_condition(&status.conditions, "Ready").unwrap().reason,
-        "NamespaceOwned"
-    );
-    let ns = Api::<Namespace>::all(t.client.clone())
-        .get(&t.env_ns("dev"))
-        .await
-        .unwrap();
+    assert_eq!(find_condition(&status.conditions, "Ready").unwrap().reason, "NamespaceOwned");
+    let ns = Api::<Namespace>::all(t.client.clone()).get(&t.env_ns("dev")).await.unwrap();
     assert_eq!(ns.labels()["app.kubernetes.io/managed-by"], "tuskfish");
     assert_eq!(ns.labels()["tuskfish.dev/environment"], "dev");
     assert_eq!(ns.annotations()["tuskfish.dev/owner"], format!("{}/dev", t.ns));
@@ -47,15 +41,10 @@ async fn environment_refuses_a_namespace_it_does_not_own() {
     // A namespace someone else made.
     let foreign = t.env_ns("theirs");
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": foreign}})).unwrap();
-    Api::<Namespace>::all(t.client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-    t.apply(
-        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment",
-        "metadata": {"name": "grabby"}, "spec": {"namespace": foreign, "tier": "dev"}}),
-    )
-    .await;
+    Api::<Namespace>::all(t.client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": "grabby"}, "spec": {"namespace": foreign, "tier": "dev"}}))
+        .await;
     let env = t
         .wait_for::<Environment>("grabby", |e| {
             e.status
@@ -64,23 +53,15 @@ async fn environment_refuses_a_namespace_it_does_not_own() {
                 .is_some_and(|c| c.status == "False")
         })
         .await;
-    let ready = find_condition(&env.status.as_ref().unwrap().conditions, "Ready")
-        .unwrap()
-        .clone();
+    let ready = find_condition(&env.status.as_ref().unwrap().conditions, "Ready").unwrap().clone();
     assert_eq!(ready.reason, "NamespaceNotManaged");
-    assert!(
-        ready.message.contains("kubectl annotate namespace"),
-        "{}",
-        ready.message
-    );
+    assert!(ready.message.contains("kubectl annotate namespace"), "{}", ready.message);
 
     // Two Environments on one namespace: the first owns it, the second is refused.
     t.environment("first", json!({})).await;
-    t.apply(
-        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment",
-        "metadata": {"name": "second"}, "spec": {"namespace": t.env_ns("first"), "tier": "test"}}),
-    )
-    .await;
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": "second"}, "spec": {"namespace": t.env_ns("first"), "tier": "test"}}))
+        .await;
     let second = t
         .wait_for::<Environment>("second", |e| {
             e.status
@@ -90,28 +71,22 @@ async fn environment_refuses_a_namespace_it_does_not_own() {
         })
         .await;
     assert_eq!(
-        find_condition(&second.status.unwrap().conditions, "Ready")
-            .unwrap()
-            .reason,
+        find_condition(&second.status.unwrap().conditions, "Ready").unwrap().reason,
         "NamespaceOwnedByOther"
     );
 
     // A Release into the refused environment waits with a clear reason instead of deploying.
     t.app_version("api", "1.0.0", json!({})).await;
     t.release("api-second", "api", "second", "1.0.0", json!({})).await;
-    let r = t
-        .wait_release("api-second", |s| ready_reason(s) == Some("EnvironmentNotReady"))
-        .await;
+    let r = t.wait_release("api-second", |s| ready_reason(s) == Some("EnvironmentNotReady")).await;
     assert_eq!(r.status.unwrap().phase, Some(Phase::Pending));
 }
 
 #[tokio::test]
 async fn deploy_upgrade_and_history() {
     let t = TestNs::new("deploy").await;
-    t.environment("dev", json!({"variables": {"GREETING": "hello"}}))
-        .await;
-    t.app_version("web", "1.0.0", json!({"workload": {"replicas": 2}}))
-        .await;
+    t.environment("dev", json!({"variables": {"GREETING": "hello"}})).await;
+    t.app_version("web", "1.0.0", json!({"workload": {"replicas": 2}})).await;
     t.app_version("web", "1.1.0", json!({})).await;
     t.release("web-dev", "web", "dev", "1.0.0", json!({})).await;
 
@@ -120,12 +95,7 @@ async fn deploy_upgrade_and_history() {
     assert_eq!(status.history.len(), 1);
     assert_eq!(status.history[0].result, RolloutResult::Succeeded);
     assert!(status.history[0].finished_at.is_some());
-    assert!(
-        r.metadata
-            .finalizers
-            .unwrap_or_default()
-            .contains(&"tuskfish.dev/release-cleanup".to_string())
-    );
+    assert!(r.metadata.finalizers.unwrap_or_default().contains(&"tuskfish.dev/release-cleanup".to_string()));
 
     let d: Deployment = t.api_in(&t.env_ns("dev")).get("web").await.unwrap();
     assert_eq!(d.labels()["app.kubernetes.io/version"], "1.0.0");
@@ -133,29 +103,18 @@ async fn deploy_upgrade_and_history() {
     assert_eq!(d.status.unwrap().available_replicas, Some(2));
     let container = &d.spec.unwrap().template.spec.unwrap().containers[0];
     let env: Vec<_> = container.env.clone().unwrap_or_default();
-    assert!(
-        env.iter()
-            .any(|e| e.name == "GREETING" && e.value.as_deref() == Some("hello"))
-    );
+    assert!(env.iter().any(|e| e.name == "GREETING" && e.value.as_deref() == Some("hello")));
     let svc: Service = t.api_in(&t.env_ns("dev")).get("web").await.unwrap();
-    assert_eq!(
-        svc.spec.unwrap().ports.unwrap()[0].protocol.as_deref(),
-        Some("TCP")
-    );
+    assert_eq!(svc.spec.unwrap().ports.unwrap()[0].protocol.as_deref(), Some("TCP"));
 
     t.set_version("web-dev", "1.1.0").await;
     let r = t.wait_release("web-dev", healthy_at("1.1.0")).await;
     let history = r.status.unwrap().history;
-    assert_eq!(
-        history.iter().map(|h| h.version.as_str()).collect::<Vec<_>>(),
-        ["1.1.0", "1.0.0"]
-    );
+    assert_eq!(history.iter().map(|h| h.version.as_str()).collect::<Vec<_>>(), ["1.1.0", "1.0.0"]);
     assert!(history.iter().all(|h| h.result == RolloutResult::Succeeded));
     let d: Deployment = t.api_in(&t.env_ns("dev")).get("web").await.unwrap();
     assert_eq!(
-        d.spec.unwrap().template.spec.unwrap().containers[0]
-            .image
-            .as_deref(),
+        d.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(),
         Some("registry.example/web:1.1.0")
     );
 }
@@ -165,50 +124,26 @@ async fn never_ready_version_is_degraded_within_its_deadline() {
     let t = TestNs::new("degraded").await;
     t.environment("dev", json!({})).await;
     t.app_version("pay", "1.0.0", json!({})).await;
-    t.app_version(
-        "pay",
-        "1.0.1",
-        json!({"workload": {"image": "registry.example/pay:1.0.1-never-ready"}}),
-    )
-    .await;
-    t.release(
-        "pay-dev",
-        "pay",
-        "dev",
-        "1.0.0",
-        json!({"progressDeadlineSeconds": 5}),
-    )
-    .await;
+    t.app_version("pay", "1.0.1", json!({"workload": {"image": "registry.example/pay:1.0.1-never-ready"}}))
+        .await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({"progressDeadlineSeconds": 5})).await;
     t.wait_release("pay-dev", healthy_at("1.0.0")).await;
 
     t.set_version("pay-dev", "1.0.1").await;
-    let r = t
-        .wait_release("pay-dev", |s| s.phase == Some(Phase::Degraded))
-        .await;
+    let r = t.wait_release("pay-dev", |s| s.phase == Some(Phase::Degraded)).await;
     let status = r.status.unwrap();
     assert_eq!(ready_reason(&status), Some("ProgressDeadlineExceeded"));
-    assert_eq!(
-        find_condition(&status.conditions, "Degraded").unwrap().status,
-        "True"
-    );
+    assert_eq!(find_condition(&status.conditions, "Degraded").unwrap().status, "True");
     assert_eq!(status.history[0].version, "1.0.1");
     assert_eq!(status.history[0].result, RolloutResult::Failed);
-    assert!(
-        status.history[0]
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains("Deployment pay")
-    );
+    assert!(status.history[0].message.as_deref().unwrap_or_default().contains("Deployment pay"));
     // The last healthy version stays on record.
     assert_eq!(status.current_version.as_deref(), Some("1.0.0"));
     // And it says so in an Event.
     let events: Api<k8s_openapi::api::events::v1::Event> = t.api();
     let list = events.list(&ListParams::default()).await.unwrap();
     assert!(
-        list.items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("ProgressDeadlineExceeded")),
+        list.items.iter().any(|e| e.reason.as_deref() == Some("ProgressDeadlineExceeded")),
         "events: {:?}",
         list.items.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()
     );
@@ -220,10 +155,7 @@ async fn never_ready_version_is_degraded_within_its_deadline() {
         .filter_map(|e| e.note.clone())
         .collect();
     for v in ["1.0.0", "1.0.1"] {
-        assert!(
-            started.iter().any(|n| n.contains(&format!("rolling out {v} "))),
-            "{started:?}"
-        );
+        assert!(started.iter().any(|n| n.contains(&format!("rolling out {v} "))), "{started:?}");
     }
 }
 
@@ -232,10 +164,8 @@ async fn objects_no_longer_rendered_are_pruned_and_deleting_the_release_cleans_u
     let t = TestNs::new("prune").await;
     t.environment("dev", json!({})).await;
     let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}});
-    t.app_version("cfg", "1.0.0", json!({"manifests": [cm("keep"), cm("old")]}))
-        .await;
-    t.app_version("cfg", "2.0.0", json!({"manifests": [cm("keep")]}))
-        .await;
+    t.app_version("cfg", "1.0.0", json!({"manifests": [cm("keep"), cm("old")]})).await;
+    t.app_version("cfg", "2.0.0", json!({"manifests": [cm("keep")]})).await;
     t.release("cfg-dev", "cfg", "dev", "1.0.0", json!({})).await;
     t.wait_release("cfg-dev", healthy_at("1.0.0")).await;
     let env_ns = t.env_ns("dev");
@@ -249,30 +179,16 @@ async fn objects_no_longer_rendered_are_pruned_and_deleting_the_release_cleans_u
     delete(&t.api::<Release>(), "cfg-dev").await;
     t.wait_gone::<Release>(&t.ns, "cfg-dev").await;
     for name in ["keep", "cfg"] {
-        assert!(
-            t.api_in::<ConfigMap>(&env_ns)
-                .get_opt(name)
-                .await
-                .unwrap()
-                .is_none(),
-            "{name} left behind"
-        );
+        assert!(t.api_in::<ConfigMap>(&env_ns).get_opt(name).await.unwrap().is_none(), "{name} left behind");
     }
-    assert!(
-        t.api_in::<Deployment>(&env_ns)
-            .get_opt("cfg")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(t.api_in::<Deployment>(&env_ns).get_opt("cfg").await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn drift_is_repaired() {
     let t = TestNs::new("drift").await;
     t.environment("dev", json!({})).await;
-    t.app_version("svc", "1.0.0", json!({"workload": {"replicas": 1}}))
-        .await;
+    t.app_version("svc", "1.0.0", json!({"workload": {"replicas": 1}})).await;
     t.release("svc-dev", "svc", "dev", "1.0.0", json!({})).await;
     t.wait_release("svc-dev", healthy_at("1.0.0")).await;
     let env_ns = t.env_ns("dev");
@@ -281,21 +197,9 @@ async fn drift_is_repaired() {
     // Someone changes the image by hand: put back.
     let patch =
         json!({"spec": {"template": {"spec": {"containers": [{"name": "svc", "image": "evil:latest"}]}}}});
-    deployments
-        .patch("svc", &PatchParams::default(), &Patch::Strategic(&patch))
-        .await
-        .unwrap();
+    deployments.patch("svc", &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
     t.wait_for_in::<Deployment>(&env_ns, "svc", |d| {
-        d.spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers[0]
-            .image
-            .as_deref()
+        d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].image.as_deref()
             == Some("registry.example/svc:1.0.0")
     })
     .await;
@@ -303,14 +207,9 @@ async fn drift_is_repaired() {
     // Someone deletes it: created again, and healthy again.
     let uid = deployments.get("svc").await.unwrap().uid();
     delete(&deployments, "svc").await;
-    t.wait_for_in::<Deployment>(&env_ns, "svc", move |d| d.uid() != uid)
-        .await;
+    t.wait_for_in::<Deployment>(&env_ns, "svc", move |d| d.uid() != uid).await;
     let r = t.wait_release("svc-dev", healthy_at("1.0.0")).await;
-    assert_eq!(
-        r.status.unwrap().history.len(),
-        1,
-        "a repair is not a new rollout"
-    );
+    assert_eq!(r.status.unwrap().history.len(), 1, "a repair is not a new rollout");
 }
 
 #[tokio::test]
@@ -326,10 +225,7 @@ async fn steady_state_makes_zero_writes() {
     .await;
     t.release("calm-dev", "calm", "dev", "1.0.0", json!({})).await;
     t.wait_release("calm-dev", healthy_at("1.0.0")).await;
-    t.wait_for::<Environment>("dev", |e| {
-        e.status.as_ref().is_some_and(|s| s.healthy_releases == 1)
-    })
-    .await;
+    t.wait_for::<Environment>("dev", |e| e.status.as_ref().is_some_and(|s| s.healthy_releases == 1)).await;
     t.settle().await;
     let before = t.operator_writes();
     assert!(before > 0, "the rollout itself must have been counted");
@@ -337,18 +233,9 @@ async fn steady_state_makes_zero_writes() {
     // Nudge every reconciler with changes that do not alter the desired state.
     let touch = json!({"metadata": {"annotations": {"example.com/touched": "yes"}}});
     let pp = PatchParams::default();
-    t.api::<Release>()
-        .patch("calm-dev", &pp, &Patch::Merge(&touch))
-        .await
-        .unwrap();
-    t.api::<Environment>()
-        .patch("dev", &pp, &Patch::Merge(&touch))
-        .await
-        .unwrap();
-    t.api::<AppVersion>()
-        .patch("calm-1.0.0", &pp, &Patch::Merge(&touch))
-        .await
-        .unwrap();
+    t.api::<Release>().patch("calm-dev", &pp, &Patch::Merge(&touch)).await.unwrap();
+    t.api::<Environment>().patch("dev", &pp, &Patch::Merge(&touch)).await.unwrap();
+    t.api::<AppVersion>().patch("calm-1.0.0", &pp, &Patch::Merge(&touch)).await.unwrap();
     t.settle().await;
     assert_eq!(t.operator_writes(), before, "the operator wrote at steady state");
 }
@@ -391,9 +278,7 @@ async fn bad_inputs_get_clear_conditions_and_leave_others_alone() {
         ("rf-dev", Phase::Failed, "ApplyRejected"),
     ];
     for (name, phase, reason) in expect {
-        let r = t
-            .wait_release(name, move |s| ready_reason(s) == Some(reason))
-            .await;
+        let r = t.wait_release(name, move |s| ready_reason(s) == Some(reason)).await;
         let status = r.status.unwrap();
         assert_eq!(status.phase, Some(phase), "{name}");
         let msg = &find_condition(&status.conditions, "Ready").unwrap().message;
@@ -402,21 +287,13 @@ async fn bad_inputs_get_clear_conditions_and_leave_others_alone() {
     // Nothing cluster-scoped or foreign was created.
     let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(t.client.clone());
     assert!(roles.get_opt("escalate").await.unwrap().is_none());
-    assert!(
-        t.api_in::<ConfigMap>("kube-system")
-            .get_opt("x")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(t.api_in::<ConfigMap>("kube-system").get_opt("x").await.unwrap().is_none());
 
     // An AppVersion with an invalid version is refused by the schema when it is obviously short,
     // and otherwise not published.
     let short = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion",
         "metadata": {"name": "short-av"}, "spec": {"app": "good", "version": "1.0", "workload": {"image": "x"}}});
-    let err = common::apply_value(&t.client, Some(&t.ns), short)
-        .await
-        .unwrap_err();
+    let err = common::apply_value(&t.client, Some(&t.ns), short).await.unwrap_err();
     assert!(err.to_string().contains("spec.version"), "{err}");
     t.apply(
         json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion", "metadata": {"name": "bad-av"},
@@ -424,24 +301,14 @@ async fn bad_inputs_get_clear_conditions_and_leave_others_alone() {
     )
     .await;
     let av = t
-        .wait_for::<AppVersion>("bad-av", |a| {
-            a.status.as_ref().is_some_and(|s| !s.conditions.is_empty())
-        })
+        .wait_for::<AppVersion>("bad-av", |a| a.status.as_ref().is_some_and(|s| !s.conditions.is_empty()))
         .await;
-    assert_eq!(
-        find_condition(&av.status.unwrap().conditions, "Ready")
-            .unwrap()
-            .reason,
-        "InvalidVersion"
-    );
+    assert_eq!(find_condition(&av.status.unwrap().conditions, "Ready").unwrap().reason, "InvalidVersion");
 
     // Editing a published AppVersion is flagged and never rolled out.
     t.release("edit-dev", "good", "dev", "1.0.0", json!({})).await;
     let edit = json!({"spec": {"workload": {"image": "registry.example/good:sneaky"}}});
-    t.api::<AppVersion>()
-        .patch("good-1.0.0", &PatchParams::default(), &Patch::Merge(&edit))
-        .await
-        .unwrap();
+    t.api::<AppVersion>().patch("good-1.0.0", &PatchParams::default(), &Patch::Merge(&edit)).await.unwrap();
     let av = t
         .wait_for::<AppVersion>("good-1.0.0", |a| {
             a.status
@@ -451,42 +318,28 @@ async fn bad_inputs_get_clear_conditions_and_leave_others_alone() {
         })
         .await;
     assert_eq!(
-        find_condition(&av.status.unwrap().conditions, "Ready")
-            .unwrap()
-            .reason,
+        find_condition(&av.status.unwrap().conditions, "Ready").unwrap().reason,
         "SpecModifiedAfterPublish"
     );
-    t.wait_release("good-dev", |s| ready_reason(s) == Some("AppVersionModified"))
-        .await;
+    t.wait_release("good-dev", |s| ready_reason(s) == Some("AppVersionModified")).await;
     let d: Deployment = t.api_in(&t.env_ns("dev")).get("good").await.unwrap();
     assert_eq!(
-        d.spec.unwrap().template.spec.unwrap().containers[0]
-            .image
-            .as_deref(),
+        d.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(),
         Some("registry.example/good:1.0.0")
     );
 
     // The healthy Release's rollout record is untouched by all of this.
     let good_after = t.api::<Release>().get("good-dev").await.unwrap();
-    assert_eq!(
-        good_after.status.unwrap().history,
-        good_before.status.unwrap().history
-    );
+    assert_eq!(good_after.status.unwrap().history, good_before.status.unwrap().history);
 }
 
 #[tokio::test]
 async fn the_examples_deploy_prod_1_3_9() {
     let t = TestNs::new("examples").await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    for f in files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
-    {
+    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
         apply_yaml_file(&t.client, f).await;
     }
     let releases: Api<Release> = Api::namespaced(t.client.clone(), "finance");
@@ -495,12 +348,7 @@ async fn the_examples_deploy_prod_1_3_9() {
             .is_some_and(|s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some("1.3.9"))
     });
     common::within("prod runs 1.3.9", fut).await.unwrap();
-    let cm: ConfigMap = Api::namespaced(t.client.clone(), "finance-prod")
-        .get("payments-settings")
-        .await
-        .unwrap();
-    assert_eq!(
-        cm.data.unwrap()["database"],
-        "postgres://db.prod.finance.internal/payments"
-    );
+    let cm: ConfigMap =
+        Api::namespaced(t.client.clone(), "finance-prod").get("payments-settings").await.unwrap();
+    assert_eq!(cm.data.unwrap()["database"], "postgres://db.prod.finance.internal/payments");
 }

@@ -32,10 +32,7 @@ use super::Condition;
 #[serde(rename_all = "camelCase")]
 pub struct AppVersionSpec {
     /// The app this is a build of (a DNS-1123 label, e.g. `payments`).
-    #[schemars(
-        length(min = 1, max = 53),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 53), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub app: String,
     /// Semantic version of the build, e.g. `1.4.0-rc.1`.
     #[schemars(length(min = 5, max = 128))]
@@ -95,10 +92,7 @@ pub struct Workload {
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadPort {
     /// Port name (DNS-1123 label, at most 15 characters).
-    #[schemars(
-        length(min = 1, max = 15),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
     #[schemars(range(min = 1, max = 65535))]
     pub container_port: i32,

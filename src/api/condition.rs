@@ -42,12 +42,7 @@ impl ConditionUpdate {
         reason: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            type_,
-            status,
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Self { type_, status, reason: reason.into(), message: message.into() }
     }
 }
 
@@ -108,28 +103,13 @@ mod tests {
         let mut conds = vec![];
         let t0 = t("2026-01-01T00:00:00Z");
         let t1 = t("2026-01-01T00:01:00Z");
-        set_condition(
-            &mut conds,
-            ConditionUpdate::new("Ready", false, "A", "a"),
-            Some(1),
-            &t0,
-        );
-        set_condition(
-            &mut conds,
-            ConditionUpdate::new("Ready", false, "B", "b"),
-            Some(2),
-            &t1,
-        );
+        set_condition(&mut conds, ConditionUpdate::new("Ready", false, "A", "a"), Some(1), &t0);
+        set_condition(&mut conds, ConditionUpdate::new("Ready", false, "B", "b"), Some(2), &t1);
         assert_eq!(conds.len(), 1);
         assert_eq!(conds[0].last_transition_time, t0);
         assert_eq!(conds[0].reason, "B");
         assert_eq!(conds[0].observed_generation, Some(2));
-        set_condition(
-            &mut conds,
-            ConditionUpdate::new("Ready", true, "C", "c"),
-            Some(2),
-            &t1,
-        );
+        set_condition(&mut conds, ConditionUpdate::new("Ready", true, "C", "c"), Some(2), &t1);
         assert_eq!(conds[0].last_transition_time, t1);
         assert!(is_true(&conds, "Ready"));
         assert!(!is_true(&conds, "Degraded"));

@@ -31,10 +31,7 @@ use super::Condition;
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentSpec {
     /// Target namespace the apps of this environment run in (created if missing).
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub namespace: String,
     /// Where the environment stands in the pipeline.
     pub tier: Tier,

@@ -36,10 +36,7 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 300;
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseSpec {
     /// The app to run (matches `AppVersion.spec.app`).
-    #[schemars(
-        length(min = 1, max = 53),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 53), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub app: String,
     /// Name of the Environment (in this namespace) to run it in.
     #[schemars(length(min = 1, max = 253))]
@@ -55,8 +52,7 @@ pub struct ReleaseSpec {
 
 impl ReleaseSpec {
     pub fn progress_deadline_seconds(&self) -> i32 {
-        self.progress_deadline_seconds
-            .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
+        self.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
     }
 }
 

@@ -23,11 +23,7 @@ pub struct Owner<'a> {
 pub enum ApplyFailure {
     /// The API server refused the object, or it belongs to someone else: retrying the same input
     /// cannot help. `applied` lists what was applied before the refusal.
-    Rejected {
-        reason: &'static str,
-        message: String,
-        applied: Vec<InventoryEntry>,
-    },
+    Rejected { reason: &'static str, message: String, applied: Vec<InventoryEntry> },
     /// Network, conflict or server trouble: retry later.
     Transient(Error),
 }
@@ -55,12 +51,10 @@ pub async fn apply_all(
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), &rendered.namespace, &obj.resource);
         let what = format!("{} {}/{}", obj.resource.kind, rendered.namespace, obj.name);
-        let existing = api.get_opt(&obj.name).await.map_err(|source| {
-            ApplyFailure::Transient(Error::Read {
-                what: what.clone(),
-                source,
-            })
-        })?;
+        let existing = api
+            .get_opt(&obj.name)
+            .await
+            .map_err(|source| ApplyFailure::Transient(Error::Read { what: what.clone(), source }))?;
         if let Some(existing) = existing
             && let Err(why) = owned_by(&existing, owner)
         {
@@ -78,11 +72,7 @@ pub async fn apply_all(
                 applied.push(entry);
             }
             Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 404 | 422) => {
-                let reason = if s.code == 403 {
-                    "Forbidden"
-                } else {
-                    "ApplyRejected"
-                };
+                let reason = if s.code == 403 { "Forbidden" } else { "ApplyRejected" };
                 return Err(ApplyFailure::Rejected {
                     reason,
                     message: format!("{what} was refused by the API server: {}", s.message),
@@ -96,10 +86,7 @@ pub async fn apply_all(
 }
 
 fn gvk_of(e: &InventoryEntry) -> GroupVersionKind {
-    let (group, version) = e
-        .api_version
-        .split_once('/')
-        .unwrap_or(("", e.api_version.as_str()));
+    let (group, version) = e.api_version.split_once('/').unwrap_or(("", e.api_version.as_str()));
     GroupVersionKind::gvk(group, version, &e.kind)
 }
 
@@ -119,10 +106,7 @@ pub async fn prune(
     let kept: BTreeSet<(&str, &str, &str)> = keep
         .filter(|k| k.namespace == old.namespace)
         .map(|k| {
-            k.objects
-                .iter()
-                .map(|e| (group_of(&e.api_version), e.kind.as_str(), e.name.as_str()))
-                .collect()
+            k.objects.iter().map(|e| (group_of(&e.api_version), e.kind.as_str(), e.name.as_str())).collect()
         })
         .unwrap_or_default();
     let mut deleted = Vec::new();
@@ -138,10 +122,7 @@ pub async fn prune(
         let what = format!("{} {}/{}", e.kind, old.namespace, e.name);
         if delete_if_owned(client, &old.namespace, &resource, &e.name, owner)
             .await
-            .map_err(|source| Error::Prune {
-                what: what.clone(),
-                source,
-            })?
+            .map_err(|source| Error::Prune { what: what.clone(), source })?
         {
             deleted.push(what);
         }

@@ -29,18 +29,12 @@ pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, b
                     .into(),
             );
         }
-        return (
-            ConditionUpdate::new("Ready", true, "Published", "published; can be deployed"),
-            false,
-        );
+        return (ConditionUpdate::new("Ready", true, "Published", "published; can be deployed"), false);
     }
     let version = match semver::Version::parse(av.spec.version.trim()) {
         Ok(v) => v,
         Err(e) => {
-            return bad(
-                "InvalidVersion",
-                format!("{:?} is not a semantic version: {e}", av.spec.version),
-            );
+            return bad("InvalidVersion", format!("{:?} is not a semantic version: {e}", av.spec.version));
         }
     };
     if av.spec.workload.is_none() && av.spec.manifests.is_empty() {
@@ -65,10 +59,7 @@ pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, b
             ),
         );
     }
-    (
-        ConditionUpdate::new("Ready", true, "Published", "published; can be deployed"),
-        true,
-    )
+    (ConditionUpdate::new("Ready", true, "Published", "published; can be deployed"), true)
 }
 
 pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action> {

@@ -35,10 +35,7 @@ impl Catalog {
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(kube::Error::Discovery(_)) => {}
                 Err(source) => {
-                    return Err(Error::Discovery {
-                        gvk: format!("{gvk:?}"),
-                        source,
-                    });
+                    return Err(Error::Discovery { gvk: format!("{gvk:?}"), source });
                 }
             }
         }

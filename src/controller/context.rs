@@ -31,10 +31,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, stores: Stores, requests: Arc<RequestCounts>) -> Self {
-        let reporter = Reporter {
-            controller: "tuskfish".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        let reporter = Reporter { controller: "tuskfish".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,

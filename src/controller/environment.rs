@@ -28,11 +28,7 @@ pub enum NamespaceClaim {
 
 /// Pure: decides ownership from the namespace's owner annotation.
 pub fn claim_of(ns: &Namespace, owner: &str) -> NamespaceClaim {
-    let annotated = ns
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(labels::NAMESPACE_OWNER_ANNOTATION));
+    let annotated = ns.metadata.annotations.as_ref().and_then(|a| a.get(labels::NAMESPACE_OWNER_ANNOTATION));
     match annotated {
         Some(o) if o == owner => {
             if ns.metadata.deletion_timestamp.is_some() {
@@ -54,10 +50,7 @@ async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<NamespaceCl
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     let name = &env.spec.namespace;
     let owner = owner_key(env);
-    let read_err = |source| Error::Read {
-        what: format!("namespace {name}"),
-        source,
-    };
+    let read_err = |source| Error::Read { what: format!("namespace {name}"), source };
     if let Some(ns) = api.get_opt(name).await.map_err(read_err)? {
         return Ok(claim_of(&ns, &owner));
     }
@@ -65,10 +58,7 @@ async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<NamespaceCl
         metadata: ObjectMeta {
             name: Some(name.clone()),
             labels: Some(BTreeMap::from([
-                (
-                    labels::MANAGED_BY.to_string(),
-                    labels::MANAGED_BY_VALUE.to_string(),
-                ),
+                (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
                 (labels::ENVIRONMENT.to_string(), env.name_any()),
             ])),
             annotations: Some(BTreeMap::from([(
@@ -86,10 +76,7 @@ async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<NamespaceCl
             Some(ns) => Ok(claim_of(&ns, &owner)),
             None => Ok(NamespaceClaim::Terminating),
         },
-        Err(source) => Err(Error::Namespace {
-            namespace: name.clone(),
-            source,
-        }),
+        Err(source) => Err(Error::Namespace { namespace: name.clone(), source }),
     }
 }
 
@@ -101,9 +88,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     status.observed_generation = env.metadata.generation;
     let ns = &env.spec.namespace;
     let line_error = env.spec.version_line.as_deref().and_then(|l| {
-        semver::VersionReq::parse(l)
-            .err()
-            .map(|e| format!("versionLine {l:?} is not a semver range: {e}"))
+        semver::VersionReq::parse(l).err().map(|e| format!("versionLine {l:?} is not a semver range: {e}"))
     });
     let update = match (&claim, line_error) {
         (NamespaceClaim::Owned { .. }, None) => {
@@ -158,19 +143,10 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     let reference = env.object_ref(&());
     if matches!(claim, NamespaceClaim::Owned { created: true }) {
         info!(environment = %env.name_any(), namespace = %ns, "namespace created");
-        publish(
-            &ctx,
-            &reference,
-            EventType::Normal,
-            "NamespaceCreated",
-            format!("created namespace {ns}"),
-        )
-        .await;
+        publish(&ctx, &reference, EventType::Normal, "NamespaceCreated", format!("created namespace {ns}"))
+            .await;
     }
-    let was_refused = prev
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.reason == reason);
+    let was_refused = prev.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == reason);
     if changed && refused && !was_refused {
         publish(&ctx, &reference, EventType::Warning, reason, message).await;
     }
@@ -181,12 +157,7 @@ fn count_releases(ctx: &Context, env: &Environment) -> (i32, i32) {
     let (ns, name) = (env.namespace(), env.name_any());
     let mut total = 0;
     let mut healthy = 0;
-    for r in ctx
-        .stores
-        .releases
-        .state()
-        .iter()
-        .filter(|r| r.namespace() == ns && r.spec.environment == name)
+    for r in ctx.stores.releases.state().iter().filter(|r| r.namespace() == ns && r.spec.environment == name)
     {
         total += 1;
         if r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Healthy) {

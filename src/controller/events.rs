@@ -19,17 +19,8 @@ pub async fn publish(
     // keeps the first note; a digest of the note in `action` keeps "rolling out 1.3.11" from being
     // shown as a repeat of "rolling out 1.3.10", while true repeats still fold.
     let digest = sha2::Sha256::digest(note.as_bytes());
-    let action = format!(
-        "{reason}/{:02x}{:02x}{:02x}{:02x}",
-        digest[0], digest[1], digest[2], digest[3]
-    );
-    let ev = Event {
-        type_,
-        reason,
-        note: Some(truncate(note, 1000)),
-        action,
-        secondary: None,
-    };
+    let action = format!("{reason}/{:02x}{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2], digest[3]);
+    let ev = Event { type_, reason, note: Some(truncate(note, 1000)), action, secondary: None };
     if let Err(e) = ctx.recorder.publish(&ev, reference).await {
         tracing::warn!(error = %e, "could not publish event");
     }

@@ -63,11 +63,7 @@ pub async fn run(
     let (release_tx, release_rx) = mpsc::unbounded();
     let (env_tx, env_rx) = mpsc::unbounded();
     let (av_tx, av_rx) = mpsc::unbounded();
-    let triggers = watch::Triggers {
-        releases: release_tx,
-        environments: env_tx,
-        app_versions: av_tx,
-    };
+    let triggers = watch::Triggers { releases: release_tx, environments: env_tx, app_versions: av_tx };
     let w = watch::watches(&client, triggers);
     let stores = w.stores.clone();
     let ctx = Arc::new(Context::new(client, stores.clone(), requests));
@@ -109,14 +105,7 @@ pub async fn run(
                 ctx.clone(),
                 shutdown.clone()
             ),
-            drive(
-                stores.app_versions.clone(),
-                av_rx,
-                config,
-                appversion::reconcile,
-                ctx,
-                shutdown
-            ),
+            drive(stores.app_versions.clone(), av_rx, config, appversion::reconcile, ctx, shutdown),
         );
     };
     futures::pin_mut!(controllers);

@@ -53,10 +53,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let now = Time(jiff::Timestamp::now());
     let ns = rel.namespace().unwrap_or_default();
     let prev = rel.status.clone().unwrap_or_default();
-    let env = ctx
-        .stores
-        .environments
-        .get(&ObjectRef::new(&rel.spec.environment).within(&ns));
+    let env = ctx.stores.environments.get(&ObjectRef::new(&rel.spec.environment).within(&ns));
     let app_versions = ctx.stores.app_versions.state();
     let same_ns = app_versions
         .iter()
@@ -66,9 +63,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let (outcome, action) = match select_target(&rel, env.as_deref(), same_ns) {
         Err(blocked) => (Outcome::Blocked(blocked), Action::await_change()),
         Ok(target) => {
-            ctx.catalog
-                .learn(&ctx.client, &render::required_kinds(target.app_version))
-                .await?;
+            ctx.catalog.learn(&ctx.client, &render::required_kinds(target.app_version)).await?;
             // select_target only succeeds with an Environment.
             let Some(env) = env.as_deref() else {
                 return Ok(Action::await_change());
@@ -76,19 +71,9 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
             match render::render(target.app_version, env, &rel, &ctx.catalog) {
                 Err(e) => {
                     let transient = e.is_transient();
-                    let action = if transient {
-                        Action::requeue(TRANSIENT_RETRY)
-                    } else {
-                        Action::await_change()
-                    };
-                    (
-                        Outcome::Failed {
-                            reason: e.reason(),
-                            message: e.to_string(),
-                            transient,
-                        },
-                        action,
-                    )
+                    let action =
+                        if transient { Action::requeue(TRANSIENT_RETRY) } else { Action::await_change() };
+                    (Outcome::Failed { reason: e.reason(), message: e.to_string(), transient }, action)
                 }
                 Ok(rendered) => {
                     match rollout(&ctx, &rel, &prev, target.version.to_string(), rendered, &now).await? {
@@ -99,13 +84,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
             }
         }
     };
-    let new_rollout = matches!(
-        &outcome,
-        Outcome::Applied {
-            new_rollout: true,
-            ..
-        }
-    );
+    let new_rollout = matches!(&outcome, Outcome::Applied { new_rollout: true, .. });
     let status = next_status(&prev, outcome, rel.metadata.generation, &now);
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
     if patch_status_if_changed(&api, &rel, rel.status.as_ref(), &status).await? {
@@ -137,13 +116,8 @@ async fn rollout(
     let new_rollout = match &decision {
         Decision::StillRejected => return Ok(None),
         Decision::UpToDate => {
-            let health = health(
-                ctx,
-                prev.inventory.as_ref(),
-                prev.rollout_started_at.as_ref(),
-                deadline,
-                now,
-            );
+            let health =
+                health(ctx, prev.inventory.as_ref(), prev.rollout_started_at.as_ref(), deadline, now);
             let action = action_for(&health);
             return Ok(Some((Outcome::Observed { health }, action)));
         }
@@ -165,46 +139,24 @@ async fn rollout(
     let objects = match apply_all(&ctx.client, &rendered, &owner).await {
         Ok(objects) => objects,
         Err(ApplyFailure::Transient(e)) => return Err(e),
-        Err(ApplyFailure::Rejected {
-            reason,
-            message,
-            applied,
-        }) => {
+        Err(ApplyFailure::Rejected { reason, message, applied }) => {
             // Keep everything that may exist now in the inventory, so that it is pruned later.
-            let mut objects = prev
-                .inventory
-                .as_ref()
-                .map(|i| i.objects.clone())
-                .unwrap_or_default();
+            let mut objects = prev.inventory.as_ref().map(|i| i.objects.clone()).unwrap_or_default();
             objects.extend(applied);
             objects.sort();
             objects.dedup_by(|a, b| (&a.api_version, &a.kind, &a.name) == (&b.api_version, &b.kind, &b.name));
-            let namespace = prev
-                .inventory
-                .as_ref()
-                .map_or(rendered.namespace.clone(), |i| i.namespace.clone());
+            let namespace =
+                prev.inventory.as_ref().map_or(rendered.namespace.clone(), |i| i.namespace.clone());
             let hash = prev.inventory.as_ref().and_then(|i| i.hash.clone());
-            let inventory = Inventory {
-                namespace,
-                hash,
-                objects,
-            };
+            let inventory = Inventory { namespace, hash, objects };
             return Ok(Some((
-                Outcome::Rejected {
-                    reason,
-                    message,
-                    hash: rendered.hash,
-                    inventory,
-                },
+                Outcome::Rejected { reason, message, hash: rendered.hash, inventory },
                 Action::await_change(),
             )));
         }
     };
-    let inventory = Inventory {
-        namespace: rendered.namespace.clone(),
-        hash: Some(rendered.hash.clone()),
-        objects,
-    };
+    let inventory =
+        Inventory { namespace: rendered.namespace.clone(), hash: Some(rendered.hash.clone()), objects };
     if let Some(old) = prev.inventory.as_ref() {
         let deleted = prune(&ctx.client, &ctx.catalog, old, Some(&inventory), &owner).await?;
         if !deleted.is_empty() {
@@ -220,15 +172,7 @@ async fn rollout(
     }
     let health = health(ctx, Some(&inventory), Some(now), deadline, now);
     let action = action_for(&health);
-    Ok(Some((
-        Outcome::Applied {
-            version,
-            inventory,
-            new_rollout,
-            health,
-        },
-        action,
-    )))
+    Ok(Some((Outcome::Applied { version, inventory, new_rollout, health }, action)))
 }
 
 fn action_for(health: &Health) -> Action {
@@ -256,10 +200,7 @@ async fn live_states(
                     Ok(Some(meta)) => live_of(&meta),
                     Ok(None) => Live::Missing,
                     Err(source) => {
-                        return Err(Error::Read {
-                            what: format!("{} {ns}/{}", e.kind, e.name),
-                            source,
-                        });
+                        return Err(Error::Read { what: format!("{} {ns}/{}", e.kind, e.name), source });
                     }
                 },
             },

@@ -35,9 +35,6 @@ where
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     api.patch_status(&obj.name_any(), &pp, &Patch::Apply(&body))
         .await
-        .map_err(|source| Error::Status {
-            what: format!("{} {}", K::kind(&()), obj.name_any()),
-            source,
-        })?;
+        .map_err(|source| Error::Status { what: format!("{} {}", K::kind(&()), obj.name_any()), source })?;
     Ok(true)
 }

@@ -68,10 +68,7 @@ pub fn release_of(meta: &ObjectMeta) -> Option<ObjectRef<Release>> {
 
 /// The Environment that owns a namespace, from the annotation it put on it.
 pub fn environment_of_namespace(meta: &ObjectMeta) -> Option<ObjectRef<Environment>> {
-    let owner = meta
-        .annotations
-        .as_ref()?
-        .get(labels::NAMESPACE_OWNER_ANNOTATION)?;
+    let owner = meta.annotations.as_ref()?.get(labels::NAMESPACE_OWNER_ANNOTATION)?;
     let (ns, name) = owner.split_once('/')?;
     Some(ObjectRef::new(name).within(ns))
 }
@@ -138,41 +135,28 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
 
     // Releases are needed by the mappers of other kinds, so their cache is built first.
     let t = triggers.clone();
-    let (releases, releases_fut) = reflect(
-        Api::<Release>::all(client.clone()),
-        all.clone(),
-        move |r: &Release| {
+    let (releases, releases_fut) =
+        reflect(Api::<Release>::all(client.clone()), all.clone(), move |r: &Release| {
             send(&t.releases, ObjectRef::from_obj(r));
             send(
                 &t.environments,
                 ObjectRef::new(&r.spec.environment).within(&r.namespace().unwrap_or_default()),
             );
-        },
-    );
+        });
 
     let (t, rs) = (triggers.clone(), releases.clone());
-    let (environments, env_fut) = reflect(
-        Api::<Environment>::all(client.clone()),
-        all.clone(),
-        move |e: &Environment| {
+    let (environments, env_fut) =
+        reflect(Api::<Environment>::all(client.clone()), all.clone(), move |e: &Environment| {
             send(&t.environments, ObjectRef::from_obj(e));
-            releases_for_environment(&rs, e)
-                .into_iter()
-                .for_each(|r| send(&t.releases, r));
-        },
-    );
+            releases_for_environment(&rs, e).into_iter().for_each(|r| send(&t.releases, r));
+        });
 
     let (t, rs) = (triggers.clone(), releases.clone());
-    let (app_versions, av_fut) = reflect(
-        Api::<AppVersion>::all(client.clone()),
-        all,
-        move |av: &AppVersion| {
+    let (app_versions, av_fut) =
+        reflect(Api::<AppVersion>::all(client.clone()), all, move |av: &AppVersion| {
             send(&t.app_versions, ObjectRef::from_obj(av));
-            releases_for_app_version(&rs, av)
-                .into_iter()
-                .for_each(|r| send(&t.releases, r));
-        },
-    );
+            releases_for_app_version(&rs, av).into_iter().for_each(|r| send(&t.releases, r));
+        });
 
     let (deployments, deploy_fut) = workload_watch::<Deployment>(client, managed.clone(), &triggers);
     let (stateful_sets, sts_fut) = workload_watch::<StatefulSet>(client, managed.clone(), &triggers);
@@ -185,21 +169,13 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
         .for_each(move |res| {
             if let Ok(ns) = res {
                 let ns: PartialObjectMeta<Namespace> = ns;
-                environment_of_namespace(&ns.metadata)
-                    .into_iter()
-                    .for_each(|e| send(&t.environments, e));
+                environment_of_namespace(&ns.metadata).into_iter().for_each(|e| send(&t.environments, e));
             }
             futures::future::ready(())
         });
 
     Watches {
-        stores: Stores {
-            releases,
-            environments,
-            app_versions,
-            deployments,
-            stateful_sets,
-        },
+        stores: Stores { releases, environments, app_versions, deployments, stateful_sets },
         drivers: vec![
             Box::pin(releases_fut),
             Box::pin(env_fut),

@@ -37,14 +37,12 @@ impl WatchedKind {
 
     pub fn cached(self, stores: &Stores, ns: &str, name: &str) -> Option<Cached> {
         match self {
-            Self::Deployment => stores
-                .deployments
-                .get(&ObjectRef::new(name).within(ns))
-                .map(Cached::Deployment),
-            Self::StatefulSet => stores
-                .stateful_sets
-                .get(&ObjectRef::new(name).within(ns))
-                .map(Cached::StatefulSet),
+            Self::Deployment => {
+                stores.deployments.get(&ObjectRef::new(name).within(ns)).map(Cached::Deployment)
+            }
+            Self::StatefulSet => {
+                stores.stateful_sets.get(&ObjectRef::new(name).within(ns)).map(Cached::StatefulSet)
+            }
         }
     }
 
@@ -85,15 +83,9 @@ impl Cached {
 }
 
 pub fn live_of(meta: &ObjectMeta) -> Live {
-    Live::Present {
-        uid: meta.uid.clone(),
-        generation: meta.generation,
-    }
+    Live::Present { uid: meta.uid.clone(), generation: meta.generation }
 }
 
 pub fn applied_of(e: &InventoryEntry) -> Applied<'_> {
-    Applied {
-        uid: e.uid.as_deref(),
-        generation: e.generation,
-    }
+    Applied { uid: e.uid.as_deref(), generation: e.generation }
 }

@@ -46,9 +46,9 @@ pub fn decide(status: &ReleaseStatus, rendered: &Rendered, live: &[(InventoryEnt
             Live::Present { uid, .. } if entry.uid.is_some() && uid.is_some() && uid != &entry.uid => {
                 return Decision::Repair(format!("{what} was replaced"));
             }
-            Live::Present {
-                generation: Some(g), ..
-            } if entry.generation.is_some_and(|applied| *g > applied) => {
+            Live::Present { generation: Some(g), .. }
+                if entry.generation.is_some_and(|applied| *g > applied) =>
+            {
                 return Decision::Repair(format!("{what} was changed by someone else"));
             }
             _ => {}
@@ -72,10 +72,7 @@ mod tests {
     }
 
     fn present(uid: &str, g: Option<i64>) -> Live {
-        Live::Present {
-            uid: Some(uid.into()),
-            generation: g,
-        }
+        Live::Present { uid: Some(uid.into()), generation: g }
     }
 
     fn status(hash: &str, ns: &str) -> ReleaseStatus {
@@ -90,59 +87,25 @@ mod tests {
     }
 
     fn rendered(hash: &str, ns: &str) -> Rendered {
-        Rendered {
-            namespace: ns.into(),
-            objects: vec![],
-            hash: hash.into(),
-        }
+        Rendered { namespace: ns.into(), objects: vec![], hash: hash.into() }
     }
 
     #[test]
     fn decision_table() {
         let live_ok = vec![(entry(Some(2)), present("u1", Some(2)))];
         let cases = vec![
-            (
-                ReleaseStatus::default(),
-                rendered("h", "ns"),
-                live_ok.clone(),
-                "rollout",
-            ),
-            (
-                status("h", "ns"),
-                rendered("h2", "ns"),
-                live_ok.clone(),
-                "rollout",
-            ),
-            (
-                status("h", "ns"),
-                rendered("h", "other"),
-                live_ok.clone(),
-                "rollout",
-            ),
-            (
-                status("h", "ns"),
-                rendered("h", "ns"),
-                live_ok.clone(),
-                "up-to-date",
-            ),
-            (
-                status("h", "ns"),
-                rendered("h", "ns"),
-                vec![(entry(Some(2)), Live::Unknown)],
-                "up-to-date",
-            ),
+            (ReleaseStatus::default(), rendered("h", "ns"), live_ok.clone(), "rollout"),
+            (status("h", "ns"), rendered("h2", "ns"), live_ok.clone(), "rollout"),
+            (status("h", "ns"), rendered("h", "other"), live_ok.clone(), "rollout"),
+            (status("h", "ns"), rendered("h", "ns"), live_ok.clone(), "up-to-date"),
+            (status("h", "ns"), rendered("h", "ns"), vec![(entry(Some(2)), Live::Unknown)], "up-to-date"),
             (
                 status("h", "ns"),
                 rendered("h", "ns"),
                 vec![(entry(Some(2)), present("u1", None))],
                 "up-to-date",
             ),
-            (
-                status("h", "ns"),
-                rendered("h", "ns"),
-                vec![(entry(Some(2)), Live::Missing)],
-                "repair",
-            ),
+            (status("h", "ns"), rendered("h", "ns"), vec![(entry(Some(2)), Live::Missing)], "repair"),
             (
                 status("h", "ns"),
                 rendered("h", "ns"),
@@ -156,10 +119,7 @@ mod tests {
                 "up-to-date",
             ),
             (
-                ReleaseStatus {
-                    rejected_hash: Some("h".into()),
-                    ..status("x", "ns")
-                },
+                ReleaseStatus { rejected_hash: Some("h".into()), ..status("x", "ns") },
                 rendered("h", "ns"),
                 live_ok,
                 "rejected",

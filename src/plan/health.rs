@@ -115,9 +115,7 @@ pub fn assess(states: &[(String, WorkloadState)], elapsed: Duration, deadline: D
     if let Some((obj, WorkloadState::Failed(m))) =
         states.iter().find(|(_, s)| matches!(s, WorkloadState::Failed(_)))
     {
-        return Health::Degraded {
-            message: format!("{obj}: {m}"),
-        };
+        return Health::Degraded { message: format!("{obj}: {m}") };
     }
     let waiting: Vec<String> = states
         .iter()
@@ -138,10 +136,7 @@ pub fn assess(states: &[(String, WorkloadState)], elapsed: Duration, deadline: D
             ),
         };
     }
-    Health::Progressing {
-        message,
-        recheck_in: deadline - elapsed,
-    }
+    Health::Progressing { message, recheck_in: deadline - elapsed }
 }
 
 #[cfg(test)]
@@ -171,11 +166,7 @@ mod tests {
                 Some(2),
                 "progress",
             ),
-            (
-                deploy(2, 2, json!({"observedGeneration": 1})),
-                Some(2),
-                "progress",
-            ),
+            (deploy(2, 2, json!({"observedGeneration": 1})), Some(2), "progress"),
             (
                 deploy(
                     2,
@@ -233,13 +224,7 @@ mod tests {
             ),
         ];
         for (i, (d, applied, want)) in cases.into_iter().enumerate() {
-            let got = deployment_state(
-                &d,
-                Applied {
-                    uid: None,
-                    generation: applied,
-                },
-            );
+            let got = deployment_state(&d, Applied { uid: None, generation: applied });
             let kind = match &got {
                 Ready => "ready",
                 InProgress(_) => "progress",
@@ -256,41 +241,23 @@ mod tests {
             1,
             json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
         );
-        let applied = Applied {
-            uid: Some("other"),
-            generation: Some(1),
-        };
-        assert!(matches!(
-            deployment_state(&d, applied),
-            WorkloadState::InProgress(_)
-        ));
+        let applied = Applied { uid: Some("other"), generation: Some(1) };
+        assert!(matches!(deployment_state(&d, applied), WorkloadState::InProgress(_)));
     }
 
     #[test]
     fn assess_uses_the_releases_deadline() {
         let ready = ("Deployment/a".to_string(), WorkloadState::Ready);
-        let slow = (
-            "Deployment/b".to_string(),
-            WorkloadState::InProgress("0 of 1 available".into()),
-        );
-        let failed = (
-            "Deployment/c".to_string(),
-            WorkloadState::Failed("deadline".into()),
-        );
+        let slow = ("Deployment/b".to_string(), WorkloadState::InProgress("0 of 1 available".into()));
+        let failed = ("Deployment/c".to_string(), WorkloadState::Failed("deadline".into()));
         let d = Duration::from_secs(60);
-        assert_eq!(
-            assess(std::slice::from_ref(&ready), Duration::ZERO, d),
-            Health::Healthy
-        );
+        assert_eq!(assess(std::slice::from_ref(&ready), Duration::ZERO, d), Health::Healthy);
         assert_eq!(assess(&[], Duration::ZERO, d), Health::Healthy);
         assert!(matches!(
             assess(&[ready.clone(), slow.clone()], Duration::from_secs(20), d),
             Health::Progressing { recheck_in, .. } if recheck_in == Duration::from_secs(40)
         ));
-        assert!(matches!(
-            assess(std::slice::from_ref(&slow), d, d),
-            Health::Degraded { .. }
-        ));
+        assert!(matches!(assess(std::slice::from_ref(&slow), d, d), Health::Degraded { .. }));
         assert!(
             matches!(assess(&[ready, slow, failed], Duration::ZERO, d), Health::Degraded { message } if message.contains("Deployment/c"))
         );

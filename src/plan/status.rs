@@ -18,26 +18,12 @@ pub enum Outcome {
     /// The Release cannot go ahead (missing or invalid input).
     Blocked(Blocked),
     /// The objects could not be rendered or applied; `transient` when a retry may help unchanged.
-    Failed {
-        reason: &'static str,
-        message: String,
-        transient: bool,
-    },
+    Failed { reason: &'static str, message: String, transient: bool },
     /// The API server refused the rendered objects (or they belong to someone else). `hash` is the
     /// refused state (not tried again until it changes); `inventory` everything that may now exist.
-    Rejected {
-        reason: &'static str,
-        message: String,
-        hash: String,
-        inventory: Inventory,
-    },
+    Rejected { reason: &'static str, message: String, hash: String, inventory: Inventory },
     /// Objects applied; `new_rollout` when this starts a rollout (not a drift repair).
-    Applied {
-        version: String,
-        inventory: Inventory,
-        new_rollout: bool,
-        health: Health,
-    },
+    Applied { version: String, inventory: Inventory, new_rollout: bool, health: Health },
     /// Nothing to apply; the health of what runs.
     Observed { health: Health },
 }
@@ -74,22 +60,13 @@ pub fn next_status(
                 if failed { &b.message } else { "" },
             );
         }
-        Outcome::Failed {
-            reason,
-            message,
-            transient,
-        } => {
+        Outcome::Failed { reason, message, transient } => {
             s.phase = Some(if transient { Phase::Pending } else { Phase::Failed });
             cond(&mut s, READY, false, reason, &message);
             cond(&mut s, PROGRESSING, false, reason, &message);
             cond(&mut s, DEGRADED, !transient, reason, &message);
         }
-        Outcome::Rejected {
-            reason,
-            message,
-            hash,
-            inventory,
-        } => {
+        Outcome::Rejected { reason, message, hash, inventory } => {
             s.phase = Some(Phase::Failed);
             s.rejected_hash = Some(hash);
             s.inventory = Some(inventory);
@@ -97,12 +74,7 @@ pub fn next_status(
             cond(&mut s, PROGRESSING, false, reason, &message);
             cond(&mut s, DEGRADED, true, reason, &message);
         }
-        Outcome::Applied {
-            version,
-            inventory,
-            new_rollout,
-            health,
-        } => {
+        Outcome::Applied { version, inventory, new_rollout, health } => {
             if new_rollout {
                 if let Some(h) = s.history.first_mut()
                     && h.result == RolloutResult::Progressing
@@ -194,27 +166,15 @@ mod tests {
     }
 
     fn inv(hash: &str) -> Inventory {
-        Inventory {
-            namespace: "ns".into(),
-            hash: Some(hash.into()),
-            objects: vec![],
-        }
+        Inventory { namespace: "ns".into(), hash: Some(hash.into()), objects: vec![] }
     }
 
     fn applied(v: &str, health: Health) -> Outcome {
-        Outcome::Applied {
-            version: v.into(),
-            inventory: inv(v),
-            new_rollout: true,
-            health,
-        }
+        Outcome::Applied { version: v.into(), inventory: inv(v), new_rollout: true, health }
     }
 
     fn progressing() -> Health {
-        Health::Progressing {
-            message: "0 of 1 available".into(),
-            recheck_in: Duration::from_secs(5),
-        }
+        Health::Progressing { message: "0 of 1 available".into(), recheck_in: Duration::from_secs(5) }
     }
 
     #[test]
@@ -226,14 +186,7 @@ mod tests {
         assert_eq!(s1.current_version, None);
         assert!(is_true(&s1.conditions, PROGRESSING));
 
-        let s2 = next_status(
-            &s1,
-            Outcome::Observed {
-                health: Health::Healthy,
-            },
-            Some(1),
-            &t(10),
-        );
+        let s2 = next_status(&s1, Outcome::Observed { health: Health::Healthy }, Some(1), &t(10));
         assert_eq!(s2.phase, Some(Phase::Healthy));
         assert_eq!(s2.current_version.as_deref(), Some("1.0.0"));
         assert_eq!(s2.history[0].result, RolloutResult::Succeeded);
@@ -241,14 +194,7 @@ mod tests {
         assert!(is_true(&s2.conditions, READY));
 
         // Steady state: the same observation later changes nothing (so nothing is written).
-        let s3 = next_status(
-            &s2,
-            Outcome::Observed {
-                health: Health::Healthy,
-            },
-            Some(1),
-            &t(500),
-        );
+        let s3 = next_status(&s2, Outcome::Observed { health: Health::Healthy }, Some(1), &t(500));
         assert_eq!(s3, s2);
 
         // Upgrade that never becomes ready.
@@ -257,21 +203,14 @@ mod tests {
         assert_eq!(s4.current_version.as_deref(), Some("1.0.0"));
         let s5 = next_status(
             &s4,
-            Outcome::Observed {
-                health: Health::Degraded {
-                    message: "deadline".into(),
-                },
-            },
+            Outcome::Observed { health: Health::Degraded { message: "deadline".into() } },
             Some(2),
             &t(700),
         );
         assert_eq!(s5.phase, Some(Phase::Degraded));
         assert_eq!(s5.history[0].result, RolloutResult::Failed);
         assert!(is_true(&s5.conditions, DEGRADED));
-        assert_eq!(
-            find_condition(&s5.conditions, READY).unwrap().reason,
-            "ProgressDeadlineExceeded"
-        );
+        assert_eq!(find_condition(&s5.conditions, READY).unwrap().reason, "ProgressDeadlineExceeded");
         assert_eq!(s5.current_version.as_deref(), Some("1.0.0"));
     }
 
@@ -284,21 +223,12 @@ mod tests {
         assert_eq!(s.history.len(), HISTORY_LIMIT);
         assert_eq!(s.history[0].version, "1.0.14");
         assert_eq!(s.history[0].result, RolloutResult::Progressing);
-        assert!(
-            s.history[1..]
-                .iter()
-                .all(|h| h.result == RolloutResult::Superseded)
-        );
+        assert!(s.history[1..].iter().all(|h| h.result == RolloutResult::Superseded));
     }
 
     #[test]
     fn drift_repair_adds_no_history() {
-        let s1 = next_status(
-            &ReleaseStatus::default(),
-            applied("1.0.0", Health::Healthy),
-            Some(1),
-            &t(0),
-        );
+        let s1 = next_status(&ReleaseStatus::default(), applied("1.0.0", Health::Healthy), Some(1), &t(0));
         let repair = Outcome::Applied {
             version: "1.0.0".into(),
             inventory: inv("1.0.0"),
@@ -308,35 +238,18 @@ mod tests {
         let s2 = next_status(&s1, repair, Some(1), &t(50));
         assert_eq!(s2.history, s1.history);
         assert_eq!(s2.conditions, s1.conditions);
-        assert_eq!(
-            s2.rollout_started_at,
-            Some(t(50)),
-            "the deadline counts from the repair"
-        );
+        assert_eq!(s2.rollout_started_at, Some(t(50)), "the deadline counts from the repair");
     }
 
     #[test]
     fn blocked_and_failed_keep_the_running_version() {
-        let s1 = next_status(
-            &ReleaseStatus::default(),
-            applied("1.0.0", Health::Healthy),
-            Some(1),
-            &t(0),
-        );
-        let b = Blocked {
-            phase: Phase::Pending,
-            reason: "AppVersionNotFound",
-            message: "no 9.9.9".into(),
-        };
+        let s1 = next_status(&ReleaseStatus::default(), applied("1.0.0", Health::Healthy), Some(1), &t(0));
+        let b = Blocked { phase: Phase::Pending, reason: "AppVersionNotFound", message: "no 9.9.9".into() };
         let s2 = next_status(&s1, Outcome::Blocked(b), Some(2), &t(5));
         assert_eq!(s2.phase, Some(Phase::Pending));
         assert_eq!(s2.current_version.as_deref(), Some("1.0.0"));
         assert!(!is_true(&s2.conditions, DEGRADED));
-        let f = Outcome::Failed {
-            reason: "ForeignNamespace",
-            message: "x".into(),
-            transient: false,
-        };
+        let f = Outcome::Failed { reason: "ForeignNamespace", message: "x".into(), transient: false };
         let s3 = next_status(&s2, f, Some(3), &t(6));
         assert_eq!(s3.phase, Some(Phase::Failed));
         assert!(is_true(&s3.conditions, DEGRADED));

@@ -22,18 +22,10 @@ pub struct Blocked {
 
 impl Blocked {
     fn pending(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            phase: Phase::Pending,
-            reason,
-            message: message.into(),
-        }
+        Self { phase: Phase::Pending, reason, message: message.into() }
     }
     fn failed(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            phase: Phase::Failed,
-            reason,
-            message: message.into(),
-        }
+        Self { phase: Phase::Failed, reason, message: message.into() }
     }
 }
 
@@ -52,37 +44,21 @@ pub fn select_target<'a>(
 ) -> Result<Target<'a>, Blocked> {
     let spec = &release.spec;
     let Some(raw) = spec.version.as_deref() else {
-        return Err(Blocked::failed(
-            "NoVersion",
-            "spec.version is empty: set the version to deploy",
-        ));
+        return Err(Blocked::failed("NoVersion", "spec.version is empty: set the version to deploy"));
     };
     let version = semver::Version::parse(raw.trim()).map_err(|e| {
-        Blocked::failed(
-            "InvalidVersion",
-            format!("spec.version {raw:?} is not a semantic version: {e}"),
-        )
+        Blocked::failed("InvalidVersion", format!("spec.version {raw:?} is not a semantic version: {e}"))
     })?;
     let env = env.ok_or_else(|| {
         Blocked::pending(
             "EnvironmentNotFound",
-            format!(
-                "Environment {:?} does not exist in this namespace",
-                spec.environment
-            ),
+            format!("Environment {:?} does not exist in this namespace", spec.environment),
         )
     })?;
-    if !env
-        .status
-        .as_ref()
-        .is_some_and(|s| is_true(&s.conditions, "Ready"))
-    {
+    if !env.status.as_ref().is_some_and(|s| is_true(&s.conditions, "Ready")) {
         return Err(Blocked::pending(
             "EnvironmentNotReady",
-            format!(
-                "Environment {:?} is not Ready (see its conditions)",
-                spec.environment
-            ),
+            format!("Environment {:?} is not Ready (see its conditions)", spec.environment),
         ));
     }
     if let Some(line) = env.spec.version_line.as_deref() {
@@ -111,10 +87,7 @@ pub fn select_target<'a>(
         [] => {
             return Err(Blocked::pending(
                 "AppVersionNotFound",
-                format!(
-                    "no AppVersion of app {:?} with version {version} in this namespace",
-                    spec.app
-                ),
+                format!("no AppVersion of app {:?} with version {version} in this namespace", spec.app),
             ));
         }
         [one] => *one,
@@ -123,11 +96,7 @@ pub fn select_target<'a>(
             names.sort_unstable();
             return Err(Blocked::failed(
                 "AmbiguousAppVersion",
-                format!(
-                    "several AppVersions claim {} {version}: {}",
-                    spec.app,
-                    names.join(", ")
-                ),
+                format!("several AppVersions claim {} {version}: {}", spec.app, names.join(", ")),
             ));
         }
     };
@@ -164,10 +133,8 @@ pub fn matches_line(req: &semver::VersionReq, v: &semver::Version) -> bool {
     }
     let release = semver::Version::new(v.major, v.minor, v.patch);
     let bound_at_release = |c: &semver::Comparator| {
-        matches!(
-            c.op,
-            semver::Op::GreaterEq | semver::Op::Exact | semver::Op::Caret | semver::Op::Tilde
-        ) && (c.major, c.minor, c.patch) == (v.major, Some(v.minor), Some(v.patch))
+        matches!(c.op, semver::Op::GreaterEq | semver::Op::Exact | semver::Op::Caret | semver::Op::Tilde)
+            && (c.major, c.minor, c.patch) == (v.major, Some(v.minor), Some(v.patch))
     };
     req.matches(&release) && !req.comparators.iter().any(bound_at_release)
 }
@@ -200,10 +167,7 @@ mod tests {
         let mut av = app_version(Some(Default::default()), vec![]);
         av.metadata.name = Some(format!("payments-{version}"));
         av.spec.version = version.into();
-        av.status = Some(AppVersionStatus {
-            spec_hash: Some(spec_hash(&av.spec)),
-            ..Default::default()
-        });
+        av.status = Some(AppVersionStatus { spec_hash: Some(spec_hash(&av.spec)), ..Default::default() });
         av
     }
 
@@ -273,11 +237,7 @@ mod tests {
         ];
         for (line, v, want) in cases {
             let req = semver::VersionReq::parse(line).unwrap();
-            assert_eq!(
-                matches_line(&req, &semver::Version::parse(v).unwrap()),
-                want,
-                "{line} ∋ {v}"
-            );
+            assert_eq!(matches_line(&req, &semver::Version::parse(v).unwrap()), want, "{line} ∋ {v}");
         }
     }
 }

@@ -49,11 +49,7 @@ pub(super) fn render(
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .map(str::to_string)
-        .ok_or_else(|| {
-            invalid(format!(
-                "{kind} has no metadata.name (generateName is not supported)"
-            ))
-        })?;
+        .ok_or_else(|| invalid(format!("{kind} has no metadata.name (generateName is not supported)")))?;
     let (resource, namespaced) = catalog.resolve(&gvk).ok_or_else(|| RenderError::UnknownKind {
         index,
         api_version: api_version.clone(),
@@ -90,28 +86,18 @@ pub(super) fn render(
     obj.remove("status");
     substitute_value(&mut body, variables).map_err(|name| RenderError::UnknownVariable {
         name,
-        context: format!(
-            "manifest #{index} ({kind} {name_of})",
-            name_of = name_for_msg(manifest)
-        ),
+        context: format!("manifest #{index} ({kind} {name_of})", name_of = name_for_msg(manifest)),
     })?;
     default_port_protocols(&mut body);
     Ok(RenderedObject { resource, name, body })
 }
 
 fn name_for_msg(manifest: &Value) -> String {
-    manifest
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("?")
-        .to_string()
+    manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?").to_string()
 }
 
 fn str_field(obj: &Map<String, Value>, key: &str) -> Option<String> {
-    obj.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    obj.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 pub(super) fn parse_gvk(api_version: &str, kind: &str) -> Option<GroupVersionKind> {

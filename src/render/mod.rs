@@ -25,27 +25,13 @@ pub enum RenderError {
     #[error("manifest #{index}: {message}")]
     InvalidManifest { index: usize, message: String },
     #[error("manifest #{index} ({kind} {name}) is cluster-scoped; only namespaced objects can be deployed")]
-    ClusterScoped {
-        index: usize,
-        kind: String,
-        name: String,
-    },
+    ClusterScoped { index: usize, kind: String, name: String },
     #[error(
         "manifest #{index} ({kind} {name}) names namespace {namespace:?} but the environment's namespace is {expected:?}"
     )]
-    ForeignNamespace {
-        index: usize,
-        kind: String,
-        name: String,
-        namespace: String,
-        expected: String,
-    },
+    ForeignNamespace { index: usize, kind: String, name: String, namespace: String, expected: String },
     #[error("manifest #{index}: kind {kind} of {api_version} is not served by the API server")]
-    UnknownKind {
-        index: usize,
-        api_version: String,
-        kind: String,
-    },
+    UnknownKind { index: usize, api_version: String, kind: String },
     #[error("manifest #{index}: {kind} objects of tuskfish.dev cannot be deployed by a Release")]
     ForbiddenKind { index: usize, kind: String },
     #[error("{kind} {name} is rendered twice")]
@@ -136,15 +122,9 @@ impl Identity<'_> {
     pub fn labels(&self) -> BTreeMap<String, String> {
         let mut l = self.selector_labels();
         l.insert(labels::VERSION.to_string(), version_label(self.version));
-        l.insert(
-            labels::MANAGED_BY.to_string(),
-            labels::MANAGED_BY_VALUE.to_string(),
-        );
+        l.insert(labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string());
         l.insert(labels::RELEASE.to_string(), self.release.to_string());
-        l.insert(
-            labels::RELEASE_NAMESPACE.to_string(),
-            self.release_namespace.to_string(),
-        );
+        l.insert(labels::RELEASE_NAMESPACE.to_string(), self.release_namespace.to_string());
         l.insert(labels::ENVIRONMENT.to_string(), self.environment.to_string());
         l
     }
@@ -191,10 +171,7 @@ pub fn render(
     let env_name = env.metadata.name.as_deref().unwrap_or_default();
     for (what, value) in [("Release name", release_name), ("Environment name", env_name)] {
         if value.len() > 63 {
-            return Err(RenderError::LabelTooLong {
-                what,
-                value: value.to_string(),
-            });
+            return Err(RenderError::LabelTooLong { what, value: value.to_string() });
         }
     }
     let spec = &app_version.spec;
@@ -227,18 +204,11 @@ pub fn render(
     let mut seen = BTreeSet::new();
     for o in &objects {
         if !seen.insert((o.resource.group.clone(), o.resource.kind.clone(), o.name.clone())) {
-            return Err(RenderError::Duplicate {
-                kind: o.resource.kind.clone(),
-                name: o.name.clone(),
-            });
+            return Err(RenderError::Duplicate { kind: o.resource.kind.clone(), name: o.name.clone() });
         }
     }
     let hash = hash_objects(&env.spec.namespace, &objects);
-    Ok(Rendered {
-        namespace: env.spec.namespace.clone(),
-        objects,
-        hash,
-    })
+    Ok(Rendered { namespace: env.spec.namespace.clone(), objects, hash })
 }
 
 fn hash_objects(namespace: &str, objects: &[RenderedObject]) -> String {

@@ -69,11 +69,7 @@ fn workload() -> Workload {
     Workload {
         image: "registry.example/payments:1.3.9".into(),
         replicas: Some(2),
-        ports: vec![WorkloadPort {
-            name: "http".into(),
-            container_port: 8080,
-            ..Default::default()
-        }],
+        ports: vec![WorkloadPort { name: "http".into(), container_port: 8080, ..Default::default() }],
         ..Default::default()
     }
 }
@@ -133,10 +129,7 @@ fn manifests_are_namespaced_labelled_and_substituted() {
     let o = &r.objects[0].body;
     assert_eq!(o["metadata"]["namespace"], "finance-prod");
     assert_eq!(o["metadata"]["labels"]["team"], "fin");
-    assert_eq!(
-        o["metadata"]["labels"]["app.kubernetes.io/managed-by"],
-        "tuskfish"
-    );
+    assert_eq!(o["metadata"]["labels"]["app.kubernetes.io/managed-by"], "tuskfish");
     assert!(o["metadata"].get("resourceVersion").is_none());
     assert_eq!(o["data"]["url"], "https://pay.example/v1.3.9");
     assert_eq!(o["data"]["lit"], "${HOST}");
@@ -146,13 +139,7 @@ fn manifests_are_namespaced_labelled_and_substituted() {
 fn manifest_ports_get_default_protocol() {
     let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
         "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}});
-    let r = render(
-        &app_version(None, vec![svc]),
-        &environment(&[]),
-        &release(),
-        &StaticCatalog,
-    )
-    .unwrap();
+    let r = render(&app_version(None, vec![svc]), &environment(&[]), &release(), &StaticCatalog).unwrap();
     assert_eq!(r.objects[0].body["spec"]["ports"][0]["protocol"], "TCP");
     assert_eq!(r.objects[0].body["spec"]["ports"][1]["protocol"], "UDP");
 }
@@ -162,16 +149,8 @@ fn bad_inputs_give_stable_reasons() {
     let cases: Vec<(Option<Workload>, Vec<serde_json::Value>, &str)> = vec![
         (None, vec![], "NothingToDeploy"),
         (None, vec![json!("a string")], "InvalidManifest"),
-        (
-            None,
-            vec![json!({"kind": "ConfigMap", "metadata": {"name": "x"}})],
-            "InvalidManifest",
-        ),
-        (
-            None,
-            vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})],
-            "InvalidManifest",
-        ),
+        (None, vec![json!({"kind": "ConfigMap", "metadata": {"name": "x"}})], "InvalidManifest"),
+        (None, vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})], "InvalidManifest"),
         (
             None,
             vec![json!({"apiVersion": "a/b/c", "kind": "ConfigMap", "metadata": {"name": "x"}})],
@@ -222,24 +201,14 @@ fn bad_inputs_give_stable_reasons() {
         ),
     ];
     for (w, m, reason) in cases {
-        let err = render(
-            &app_version(w, m.clone()),
-            &environment(&[]),
-            &release(),
-            &StaticCatalog,
-        )
-        .unwrap_err();
+        let err =
+            render(&app_version(w, m.clone()), &environment(&[]), &release(), &StaticCatalog).unwrap_err();
         assert_eq!(err.reason(), reason, "manifests {m:?}: {err}");
     }
     let mut long = release();
     long.metadata.name = Some("r".repeat(64));
-    let err = render(
-        &app_version(Some(workload()), vec![]),
-        &environment(&[]),
-        &long,
-        &StaticCatalog,
-    )
-    .unwrap_err();
+    let err =
+        render(&app_version(Some(workload()), vec![]), &environment(&[]), &long, &StaticCatalog).unwrap_err();
     assert_eq!(err.reason(), "NameTooLong");
 }
 

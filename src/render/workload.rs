@@ -30,11 +30,7 @@ pub(super) fn render(
     // Environment settings win over the build's defaults of the same name.
     for (name, value) in id.builtin_variables().iter().chain(env_vars) {
         env.retain(|e| &e.name != name);
-        env.push(EnvVar {
-            name: name.clone(),
-            value: Some(value.clone()),
-            value_from: None,
-        });
+        env.push(EnvVar { name: name.clone(), value: Some(value.clone()), value_from: None });
     }
     let ports: Vec<ContainerPort> = w
         .ports
@@ -64,20 +60,14 @@ pub(super) fn render(
         spec: Some(DeploymentSpec {
             replicas: w.replicas,
             progress_deadline_seconds: Some(progress_deadline_seconds),
-            selector: LabelSelector {
-                match_labels: Some(id.selector_labels()),
-                match_expressions: None,
-            },
+            selector: LabelSelector { match_labels: Some(id.selector_labels()), match_expressions: None },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(id.labels()),
                     annotations: (!w.pod_annotations.is_empty()).then(|| w.pod_annotations.clone()),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    ..PodSpec::default()
-                }),
+                spec: Some(PodSpec { containers: vec![container], ..PodSpec::default() }),
             },
             ..DeploymentSpec::default()
         }),
@@ -120,9 +110,5 @@ where
         map.insert("apiVersion".into(), Value::String(resource.api_version.clone()));
         map.insert("kind".into(), Value::String(resource.kind.clone()));
     }
-    RenderedObject {
-        resource,
-        name: name.to_string(),
-        body,
-    }
+    RenderedObject { resource, name: name.to_string(), body }
 }

@@ -18,9 +18,7 @@ pub fn behavior_of(pod: &Pod) -> Behavior {
     let annotations = pod.metadata.annotations.as_ref();
     let get = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
     let image_never_ready = pod.spec.as_ref().is_some_and(|s| {
-        s.containers
-            .iter()
-            .any(|c| c.image.as_deref().is_some_and(|i| i.contains("never-ready")))
+        s.containers.iter().any(|c| c.image.as_deref().is_some_and(|i| i.contains("never-ready")))
     });
     if get(BEHAVIOR_ANNOTATION) == Some("never-ready") || image_never_ready {
         return Behavior::NeverReady;
@@ -34,9 +32,7 @@ pub fn behavior_of(pod: &Pod) -> Behavior {
 /// `"5s"`, `"2m"`, `"1500ms"` or plain seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
     let n: u64 = num.parse().ok()?;
     match unit {
         "" | "s" => Some(Duration::from_secs(n)),
@@ -61,10 +57,7 @@ mod tests {
     #[test]
     fn behaviours() {
         assert_eq!(behavior_of(&pod(json!({}), "app:1.0")), Behavior::Ready);
-        assert_eq!(
-            behavior_of(&pod(json!({}), "app:1.1-never-ready")),
-            Behavior::NeverReady
-        );
+        assert_eq!(behavior_of(&pod(json!({}), "app:1.1-never-ready")), Behavior::NeverReady);
         assert_eq!(
             behavior_of(&pod(json!({BEHAVIOR_ANNOTATION: "never-ready"}), "app:1")),
             Behavior::NeverReady
@@ -73,10 +66,7 @@ mod tests {
             behavior_of(&pod(json!({READY_AFTER_ANNOTATION: "5s"}), "app:1")),
             Behavior::ReadyAfter(Duration::from_secs(5))
         );
-        assert_eq!(
-            behavior_of(&pod(json!({READY_AFTER_ANNOTATION: "soon"}), "app:1")),
-            Behavior::Ready
-        );
+        assert_eq!(behavior_of(&pod(json!({READY_AFTER_ANNOTATION: "soon"}), "app:1")), Behavior::Ready);
     }
 
     #[test]

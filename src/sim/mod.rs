@@ -41,10 +41,7 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        Self {
-            nodes: 3,
-            node_prefix: "sim-node-".into(),
-        }
+        Self { nodes: 3, node_prefix: "sim-node-".into() }
     }
 }
 
@@ -57,16 +54,9 @@ struct Sim {
 
 /// Runs until the pod watch ends (it does not, unless the task is dropped).
 pub async fn run(client: Client, config: SimConfig) -> Result<(), SimError> {
-    let nodes: Vec<String> = (0..config.nodes.max(1))
-        .map(|i| format!("{}{i}", config.node_prefix))
-        .collect();
+    let nodes: Vec<String> = (0..config.nodes.max(1)).map(|i| format!("{}{i}", config.node_prefix)).collect();
     for name in &nodes {
-        register_node(&client, name)
-            .await
-            .map_err(|source| SimError::Node {
-                name: name.clone(),
-                source,
-            })?;
+        register_node(&client, name).await.map_err(|source| SimError::Node { name: name.clone(), source })?;
     }
     info!(nodes = nodes.len(), "node simulator ready");
     let sim = Arc::new(Sim {
@@ -113,16 +103,12 @@ async fn register_node(client: &Client, name: &str) -> Result<(), kube::Error> {
                      "operatingSystem": "linux", "kernelVersion": "", "osImage": "", "kubeProxyVersion": "",
                      "machineID": "", "systemUUID": "", "bootID": ""}
     }});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await?;
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await?;
     Ok(())
 }
 
 fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
-        .to_string()
+    jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string()
 }
 
 impl Sim {
@@ -134,10 +120,7 @@ impl Sim {
         if pod.metadata.deletion_timestamp.is_some() {
             // No kubelet will confirm termination; finish the graceful delete ourselves.
             if node.as_ref().is_some_and(|n| self.nodes.contains(n)) {
-                let dp = DeleteParams {
-                    grace_period_seconds: Some(0),
-                    ..DeleteParams::default()
-                };
+                let dp = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() };
                 api.delete(&name, &dp).await?;
             }
             return Ok(());
@@ -155,9 +138,8 @@ impl Sim {
             "apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.nodes[i]},
         });
-        let _: serde_json::Value = api
-            .create_subresource("binding", name, &PostParams::default(), &binding)
-            .await?;
+        let _: serde_json::Value =
+            api.create_subresource("binding", name, &PostParams::default(), &binding).await?;
         Ok(())
     }
 
@@ -172,23 +154,13 @@ impl Sim {
             if let Behavior::ReadyAfter(d) = behavior
                 && !ready_now
             {
-                self.schedule_ready(
-                    api.clone(),
-                    pod.name_any(),
-                    d,
-                    started_for(pod).unwrap_or_default(),
-                );
+                self.schedule_ready(api.clone(), pod.name_any(), d, started_for(pod).unwrap_or_default());
             }
             return Ok(());
         }
-        let ip = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .unwrap_or_else(|| self.next_pod_ip());
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_else(|| self.next_pod_ip());
         let patch = status_patch(pod, ready_now, behavior, &ip);
-        api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
         if let Behavior::ReadyAfter(d) = behavior
             && !ready_now
         {
@@ -202,16 +174,9 @@ impl Sim {
         tokio::spawn(async move {
             tokio::time::sleep(delay.saturating_sub(elapsed)).await;
             let Ok(pod) = api.get(&name).await else { return };
-            let ip = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.pod_ip.clone())
-                .unwrap_or_default();
+            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
             let patch = status_patch(&pod, true, Behavior::Ready, &ip);
-            if let Err(e) = api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
+            if let Err(e) = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
                 warn!(pod = %name, error = %e, "could not mark pod ready");
             }
         });
@@ -232,10 +197,7 @@ fn started_for(pod: &Pod) -> Option<Duration> {
 
 fn is_ready(pod: &Pod) -> Option<bool> {
     let conds = pod.status.as_ref()?.conditions.as_ref()?;
-    conds
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status == "True")
+    conds.iter().find(|c| c.type_ == "Ready").map(|c| c.status == "True")
 }
 
 fn status_matches(pod: &Pod, ready: bool, behavior: Behavior) -> bool {

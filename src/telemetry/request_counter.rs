@@ -30,11 +30,7 @@ impl RequestCounts {
         let Ok(by_ns) = self.writes_by_namespace.lock() else {
             return 0;
         };
-        by_ns
-            .iter()
-            .filter(|(ns, _)| ns.starts_with(prefix))
-            .map(|(_, n)| n)
-            .sum()
+        by_ns.iter().filter(|(ns, _)| ns.starts_with(prefix)).map(|(_, n)| n).sum()
     }
 
     fn record_write(&self, path: &str) {
@@ -69,10 +65,7 @@ impl RequestCounter {
 impl<S> Layer<S> for RequestCounter {
     type Service = Counted<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Counted {
-            inner,
-            counts: self.counts.clone(),
-        }
+        Counted { inner, counts: self.counts.clone() }
     }
 }
 
@@ -112,10 +105,7 @@ mod tests {
     #[test]
     fn namespaces_from_paths() {
         assert_eq!(namespace_of("/api/v1/namespaces/a/pods/x"), Some("a"));
-        assert_eq!(
-            namespace_of("/apis/tuskfish.dev/v1alpha1/namespaces/fin/releases/r/status"),
-            Some("fin")
-        );
+        assert_eq!(namespace_of("/apis/tuskfish.dev/v1alpha1/namespaces/fin/releases/r/status"), Some("fin"));
         assert_eq!(namespace_of("/api/v1/namespaces"), None);
         assert_eq!(namespace_of("/api/v1/nodes/n"), None);
     }

@@ -38,10 +38,7 @@ fn target() -> Target {
              local control plane (or set it to a test cluster's kubeconfig)"
         );
     };
-    Target {
-        kubeconfig: Some(path.into()),
-        context: None,
-    }
+    Target { kubeconfig: Some(path.into()), context: None }
 }
 
 /// Starts (once per test binary) the operator and the node simulator on a runtime of their own, so
@@ -54,11 +51,8 @@ fn harness() -> &'static Harness {
         let t = target.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(async move {
                 let client = t.client(&counter).await.unwrap();
                 install_crds(&client).await;
@@ -90,18 +84,9 @@ async fn install_crds(client: &Client) {
     > = Api::all(client.clone());
     for crd in tuskfish::api::crds() {
         let name = crd.metadata.name.clone().unwrap();
-        api.patch(
-            &name,
-            &PatchParams::apply("tuskfish-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        let established = await_condition(
-            api.clone(),
-            &name,
-            kube::runtime::conditions::is_crd_established(),
-        );
+        api.patch(&name, &PatchParams::apply("tuskfish-tests").force(), &Patch::Apply(&crd)).await.unwrap();
+        let established =
+            await_condition(api.clone(), &name, kube::runtime::conditions::is_crd_established());
         tokio::time::timeout(WAIT, established).await.unwrap().unwrap();
     }
 }
@@ -158,19 +143,15 @@ impl TestNs {
     pub async fn environment(&self, name: &str, extra: Value) -> Environment {
         let mut spec = json!({"namespace": self.env_ns(name), "tier": "dev"});
         merge(&mut spec, extra);
-        self.apply(
-            json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment",
-            "metadata": {"name": name}, "spec": spec}),
-        )
-        .await;
+        self.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name}, "spec": spec}))
+            .await;
         self.wait_env_ready(name).await
     }
 
     pub async fn wait_env_ready(&self, name: &str) -> Environment {
         self.wait_for::<Environment>(name, |e| {
-            e.status
-                .as_ref()
-                .is_some_and(|s| tuskfish::api::is_true(&s.conditions, "Ready"))
+            e.status.as_ref().is_some_and(|s| tuskfish::api::is_true(&s.conditions, "Ready"))
         })
         .await
     }
@@ -180,15 +161,11 @@ impl TestNs {
         let mut spec = json!({"app": app, "version": version,
             "workload": {"image": format!("registry.example/{app}:{version}"), "ports": [{"name": "http", "containerPort": 8080}]}});
         merge(&mut spec, spec_extra);
-        self.apply(
-            json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion",
-            "metadata": {"name": name}, "spec": spec}),
-        )
-        .await;
-        self.wait_for::<AppVersion>(&name, |a| {
-            a.status.as_ref().is_some_and(|s| !s.conditions.is_empty())
-        })
-        .await
+        self.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion",
+            "metadata": {"name": name}, "spec": spec}))
+            .await;
+        self.wait_for::<AppVersion>(&name, |a| a.status.as_ref().is_some_and(|s| !s.conditions.is_empty()))
+            .await
     }
 
     pub async fn release(&self, name: &str, app: &str, env: &str, version: &str, extra: Value) {
@@ -201,10 +178,7 @@ impl TestNs {
 
     pub async fn set_version(&self, release: &str, version: &str) {
         let patch = json!({"spec": {"version": version}});
-        self.api::<Release>()
-            .patch(release, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
+        self.api::<Release>().patch(release, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     }
 
     /// Waits (by watching, not polling) until `cond` holds for the named object in the test namespace.
@@ -235,10 +209,7 @@ impl TestNs {
             Ok(Ok(Some(obj))) => obj,
             other => {
                 let now = api.get_opt(name).await.ok().flatten();
-                panic!(
-                    "timed out waiting for {} {ns}/{name} ({other:?}); it is now: {now:#?}",
-                    K::kind(&())
-                )
+                panic!("timed out waiting for {} {ns}/{name} ({other:?}); it is now: {now:#?}", K::kind(&()))
             }
         }
     }
@@ -249,8 +220,7 @@ impl TestNs {
         name: &str,
         cond: impl Fn(&ReleaseStatus) -> bool + Send + 'static,
     ) -> Release {
-        self.wait_for::<Release>(name, move |r| r.status.as_ref().is_some_and(&cond))
-            .await
+        self.wait_for::<Release>(name, move |r| r.status.as_ref().is_some_and(&cond)).await
     }
 
     pub async fn wait_gone<K>(&self, ns: &str, name: &str)
@@ -313,12 +283,7 @@ pub async fn apply_value(
     } else {
         Api::all_with(client.clone(), &ar)
     };
-    api.patch(
-        &name,
-        &PatchParams::apply("test-user").force(),
-        &Patch::Apply(&obj),
-    )
-    .await
+    api.patch(&name, &PatchParams::apply("test-user").force(), &Patch::Apply(&obj)).await
 }
 
 /// Applies every document of a YAML file, in order.
@@ -326,9 +291,7 @@ pub async fn apply_yaml_file(client: &Client, path: &std::path::Path) {
     let text = std::fs::read_to_string(path).unwrap();
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     for doc in docs.into_iter().filter(|d| !d.is_null()) {
-        apply_value(client, None, doc)
-            .await
-            .unwrap_or_else(|e| panic!("applying {}: {e}", path.display()));
+        apply_value(client, None, doc).await.unwrap_or_else(|e| panic!("applying {}: {e}", path.display()));
     }
 }
 
@@ -347,17 +310,12 @@ fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
     );
     h.finish() as u32
 }
 
 /// Runs `f` with a timeout; for steps that must finish but are not conditions on an object.
 pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
+    tokio::time::timeout(WAIT, f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
 }
