@@ -3,6 +3,7 @@
 pub mod api;
 pub mod client;
 pub mod controller;
+pub mod duration;
 pub mod plan;
 pub mod render;
 pub mod sim;

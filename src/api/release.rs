@@ -11,11 +11,13 @@ use super::Condition;
 pub const HISTORY_LIMIT: usize = 10;
 /// Default for `spec.progressDeadlineSeconds`.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 300;
+/// How many failed versions `status.failedVersions` remembers.
+pub const FAILED_VERSIONS_LIMIT: usize = 20;
 
 /// Runs one app in one Environment. The operator renders the chosen AppVersion into the environment's
 /// namespace with server-side apply, waits for it to become healthy, prunes what is no longer
 /// rendered and records every rollout in `status.history`.
-#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[kube(
     group = "tuskfish.dev",
     version = "v1alpha1",
@@ -31,6 +33,7 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 300;
     printcolumn = r#"{"name":"Desired","type":"string","jsonPath":".status.desiredVersion"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Held","type":"string","jsonPath":".status.heldVersion"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -41,13 +44,50 @@ pub struct ReleaseSpec {
     /// Name of the Environment (in this namespace) to run it in.
     #[schemars(length(min = 1, max = 253))]
     pub environment: String,
-    /// The exact version to run ("one-click deploy" is changing this field).
+    /// Pin: the exact version to run ("one-click deploy" is changing this field). Exactly one of
+    /// `version`, `track` and `promoteFrom` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Track: run the newest published version in this semver range (and in the Environment's
+    /// version line), e.g. `~1.3` or `>=1.4.0-0`. Pre-releases only when the range names one
+    /// (`>=1.4.0-0` takes `1.4.0-rc.1`). Versions that failed here are skipped until a newer one
+    /// appears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<String>,
+    /// Promote: run the version that has been healthy in an upstream Environment for `soak`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_from: Option<PromoteFrom>,
+    /// Rollback settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackSpec>,
     /// Seconds a rollout may take to become healthy before the Release is Degraded (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub progress_deadline_seconds: Option<i32>,
+}
+
+/// Where a promoted Release takes its version from.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PromoteFrom {
+    /// Upstream Environment (in this namespace); its Release of the same app is followed.
+    #[schemars(length(min = 1, max = 253))]
+    pub environment: String,
+    /// How long a version must have been healthy upstream, e.g. `30m`, `2h`, `90s` (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackSpec {
+    /// When a rollout becomes Degraded, mark its version failed here and run the last healthy
+    /// version again. Default: on for `track` and `promoteFrom`, off for a pinned `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<bool>,
+    /// Manual rollback: run this version (one from `status.history` that succeeded) until cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 impl ReleaseSpec {
@@ -151,6 +191,14 @@ pub struct ReleaseStatus {
     /// counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_started_at: Option<Time>,
+    /// A newer version that is held back (soaking, failed, awaiting approval…); see the `Held`
+    /// condition for why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_version: Option<String>,
+    /// Versions whose rollout failed here (newest last, at most 20); a tracked or promoted Release
+    /// skips them, and a pinned one with automatic rollback does not retry them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_versions: Vec<String>,
     /// Hash of a rendered state the API server rejected; it is not applied again until it changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_hash: Option<String>,

@@ -22,7 +22,8 @@ use crate::api::{
 };
 use crate::plan::drift::{self, Decision, Live};
 use crate::plan::health::WorkloadState;
-use crate::plan::{Health, Outcome, assess, next_status, select_target};
+use crate::plan::status::set_held;
+use crate::plan::{Health, Inputs, Outcome, assess, auto_rollback, next_status, rollback, select_target};
 use crate::render::{self, Rendered};
 
 /// How long to wait before retrying a rendering that may succeed unchanged (e.g. a CRD not yet
@@ -52,45 +53,105 @@ fn owner(rel: &Release) -> Owner<'_> {
 async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let now = Time(jiff::Timestamp::now());
     let ns = rel.namespace().unwrap_or_default();
-    let prev = rel.status.clone().unwrap_or_default();
+    let mut prev = rel.status.clone().unwrap_or_default();
+    // A Degraded rollout with automatic rollback marks its version failed here first; selection
+    // skips failed versions, so the last healthy one is chosen again below.
+    let rolled_back = rollback::newly_failed(&prev, auto_rollback(&rel));
+    if let Some(v) = &rolled_back {
+        rollback::record_failed(&mut prev, v.clone());
+    }
     let env = ctx.stores.environments.get(&ObjectRef::new(&rel.spec.environment).within(&ns));
     let app_versions = ctx.stores.app_versions.state();
-    let same_ns = app_versions
-        .iter()
-        .filter(|a| a.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .map(|a| a.as_ref());
+    let releases = ctx.stores.releases.state();
+    let upstream = rel.spec.promote_from.as_ref().and_then(|from| {
+        releases.iter().find(|r| {
+            r.metadata.namespace.as_deref() == Some(ns.as_str())
+                && r.spec.app == rel.spec.app
+                && r.spec.environment == from.environment
+        })
+    });
+    // Decide on the status with the failure recorded, so selection sees it.
+    let decided_on = Release { status: Some(prev.clone()), ..(*rel).clone() };
+    let inputs = Inputs {
+        release: &decided_on,
+        env: env.as_deref(),
+        app_versions: app_versions
+            .iter()
+            .filter(|a| a.metadata.namespace.as_deref() == Some(ns.as_str()))
+            .map(|a| a.as_ref())
+            .collect(),
+        upstream: upstream.map(|r| r.as_ref()),
+        now: now.0,
+    };
 
-    let (outcome, action) = match select_target(&rel, env.as_deref(), same_ns) {
-        Err(blocked) => (Outcome::Blocked(blocked), Action::await_change()),
+    let mut held = None;
+    let (outcome, wake) = match select_target(&inputs) {
+        Err(blocked) => {
+            let wake = blocked.recheck_in.map(|d| d + RECHECK_SLACK);
+            (Outcome::Blocked(blocked), wake)
+        }
         Ok(target) => {
+            held = target.held.clone();
             ctx.catalog.learn(&ctx.client, &render::required_kinds(target.app_version)).await?;
             // select_target only succeeds with an Environment.
-            let Some(env) = env.as_deref() else {
-                return Ok(Action::await_change());
-            };
-            match render::render(target.app_version, env, &rel, &ctx.catalog) {
+            let Some(env) = env.as_deref() else { return Ok(Action::await_change()) };
+            let (outcome, wake) = match render::render(target.app_version, env, &rel, &ctx.catalog) {
                 Err(e) => {
                     let transient = e.is_transient();
-                    let action =
-                        if transient { Action::requeue(TRANSIENT_RETRY) } else { Action::await_change() };
-                    (Outcome::Failed { reason: e.reason(), message: e.to_string(), transient }, action)
+                    let wake = transient.then_some(TRANSIENT_RETRY);
+                    (Outcome::Failed { reason: e.reason(), message: e.to_string(), transient }, wake)
                 }
                 Ok(rendered) => {
-                    match rollout(&ctx, &rel, &prev, target.version.to_string(), rendered, &now).await? {
+                    let version = target.version.to_string();
+                    let note = rollback_note(&prev, &version, rolled_back.as_deref());
+                    match rollout(&ctx, &rel, &prev, version, note, rendered, &now).await? {
                         Some(step) => step,
-                        None => return Ok(Action::await_change()),
+                        None if rolled_back.is_none() => return Ok(Action::await_change()),
+                        None => (Outcome::Observed { health: Health::Healthy }, None),
                     }
                 }
-            }
+            };
+            let recheck = held.as_ref().and_then(|h| h.recheck_in).map(|d| d + RECHECK_SLACK);
+            (outcome, earliest(wake, recheck))
         }
     };
     let new_rollout = matches!(&outcome, Outcome::Applied { new_rollout: true, .. });
-    let status = next_status(&prev, outcome, rel.metadata.generation, &now);
+    // After an apply the status is written even if it looks unchanged: the cached Release may be
+    // older than our last write, and the write's resourceVersion precondition then sends us round
+    // again with fresh data instead of leaving a stale inventory on the server.
+    let acted = matches!(&outcome, Outcome::Applied { .. } | Outcome::Rejected { .. });
+    let mut status = next_status(&prev, outcome, rel.metadata.generation, &now);
+    set_held(&mut status, held.as_ref(), rel.metadata.generation, &now);
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
-    if patch_status_if_changed(&api, &rel, rel.status.as_ref(), &status).await? {
-        record_transition(&ctx, &rel, &prev, &status, new_rollout).await;
+    let base = if acted { None } else { rel.status.as_ref() };
+    if patch_status_if_changed(&api, &rel, base, &status).await? {
+        if let Some(v) = &rolled_back {
+            let back_to = status.desired_version.clone().unwrap_or_else(|| "nothing".into());
+            let note = format!("version {v} failed in {}; rolling back to {back_to}", rel.spec.environment);
+            warn!(release = %rel.name_any(), failed = %v, %back_to, "rolling back");
+            publish(&ctx, &rel.object_ref(&()), EventType::Warning, "RollingBack", note).await;
+        }
+        record_transition(&ctx, &rel, rel.status.as_ref().unwrap_or(&prev), &status, new_rollout).await;
     }
-    Ok(action)
+    Ok(wake.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Slack added to timer requeues so the deadline has surely passed when we look again.
+const RECHECK_SLACK: Duration = Duration::from_secs(1);
+
+/// Of two timers, the one that fires first (`None`: no timer, wait for a change).
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// The history note of a rollout that goes back to an earlier version after a failure.
+fn rollback_note(prev: &ReleaseStatus, version: &str, rolled_back: Option<&str>) -> Option<String> {
+    let failed = rolled_back.or_else(|| prev.failed_versions.last().map(String::as_str))?;
+    (prev.current_version.as_deref() == Some(version) && prev.desired_version.as_deref() == Some(failed))
+        .then(|| format!("rollback: {failed} failed"))
 }
 
 /// Applies when needed and reads health. `None` when there is nothing to record.
@@ -99,9 +160,10 @@ async fn rollout(
     rel: &Release,
     prev: &ReleaseStatus,
     version: String,
+    note: Option<String>,
     rendered: Rendered,
     now: &Time,
-) -> Result<Option<(Outcome, Action)>> {
+) -> Result<Option<(Outcome, Option<Duration>)>> {
     // Live state only matters (for drift) when the desired state is what was applied last.
     let live = match prev.inventory.as_ref() {
         Some(inv)
@@ -149,10 +211,7 @@ async fn rollout(
                 prev.inventory.as_ref().map_or(rendered.namespace.clone(), |i| i.namespace.clone());
             let hash = prev.inventory.as_ref().and_then(|i| i.hash.clone());
             let inventory = Inventory { namespace, hash, objects };
-            return Ok(Some((
-                Outcome::Rejected { reason, message, hash: rendered.hash, inventory },
-                Action::await_change(),
-            )));
+            return Ok(Some((Outcome::Rejected { reason, message, hash: rendered.hash, inventory }, None)));
         }
     };
     let inventory =
@@ -172,14 +231,14 @@ async fn rollout(
     }
     let health = health(ctx, Some(&inventory), Some(now), deadline, now);
     let action = action_for(&health);
-    Ok(Some((Outcome::Applied { version, inventory, new_rollout, health }, action)))
+    Ok(Some((Outcome::Applied { version, inventory, new_rollout, note, health }, action)))
 }
 
-fn action_for(health: &Health) -> Action {
+fn action_for(health: &Health) -> Option<Duration> {
     match health {
         // Workload events usually come first; this wakes the Release up at its deadline.
-        Health::Progressing { recheck_in, .. } => Action::requeue(*recheck_in + Duration::from_secs(1)),
-        _ => Action::await_change(),
+        Health::Progressing { recheck_in, .. } => Some(*recheck_in + RECHECK_SLACK),
+        _ => None,
     }
 }
 

@@ -60,6 +60,18 @@ pub fn releases_for_app_version(releases: &Store<Release>, av: &AppVersion) -> V
         .collect()
 }
 
+/// Releases that promote from `upstream`'s Environment (same app, same namespace).
+pub fn releases_promoted_from(releases: &Store<Release>, upstream: &Release) -> Vec<ObjectRef<Release>> {
+    let ns = upstream.namespace();
+    releases
+        .state()
+        .iter()
+        .filter(|r| r.namespace() == ns && r.spec.app == upstream.spec.app)
+        .filter(|r| r.spec.promote_from.as_ref().is_some_and(|p| p.environment == upstream.spec.environment))
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
 /// The Release that applied an object, from the labels the renderer put on it.
 pub fn release_of(meta: &ObjectMeta) -> Option<ObjectRef<Release>> {
     let l = meta.labels.as_ref()?;
@@ -78,12 +90,13 @@ pub fn environment_of_namespace(meta: &ObjectMeta) -> Option<ObjectRef<Environme
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
-    route: impl Fn(&K) + Send + 'static,
+    route: impl Fn(&K, &Store<K>) + Send + 'static,
 ) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
+    let cache = reader.clone();
     let kind = K::kind(&());
     let fut = watcher(api, config)
         .default_backoff()
@@ -93,7 +106,7 @@ where
         .touched_objects()
         .for_each(move |res| {
             match res {
-                Ok(obj) => route(&obj),
+                Ok(obj) => route(&obj, &cache),
                 Err(e) => warn!(kind = %kind, error = %e, "watch error (retrying with backoff)"),
             }
             futures::future::ready(())
@@ -117,7 +130,7 @@ where
         + 'static,
 {
     let t = triggers.releases.clone();
-    reflect(Api::<K>::all(client.clone()), config, move |o: &K| {
+    reflect(Api::<K>::all(client.clone()), config, move |o: &K, _: &Store<K>| {
         release_of(o.meta()).into_iter().for_each(|r| send(&t, r));
     })
 }
@@ -136,8 +149,9 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
     // Releases are needed by the mappers of other kinds, so their cache is built first.
     let t = triggers.clone();
     let (releases, releases_fut) =
-        reflect(Api::<Release>::all(client.clone()), all.clone(), move |r: &Release| {
+        reflect(Api::<Release>::all(client.clone()), all.clone(), move |r: &Release, rs: &Store<Release>| {
             send(&t.releases, ObjectRef::from_obj(r));
+            releases_promoted_from(rs, r).into_iter().for_each(|d| send(&t.releases, d));
             send(
                 &t.environments,
                 ObjectRef::new(&r.spec.environment).within(&r.namespace().unwrap_or_default()),
@@ -145,18 +159,24 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
         });
 
     let (t, rs) = (triggers.clone(), releases.clone());
-    let (environments, env_fut) =
-        reflect(Api::<Environment>::all(client.clone()), all.clone(), move |e: &Environment| {
+    let (environments, env_fut) = reflect(
+        Api::<Environment>::all(client.clone()),
+        all.clone(),
+        move |e: &Environment, _: &Store<Environment>| {
             send(&t.environments, ObjectRef::from_obj(e));
             releases_for_environment(&rs, e).into_iter().for_each(|r| send(&t.releases, r));
-        });
+        },
+    );
 
     let (t, rs) = (triggers.clone(), releases.clone());
-    let (app_versions, av_fut) =
-        reflect(Api::<AppVersion>::all(client.clone()), all, move |av: &AppVersion| {
+    let (app_versions, av_fut) = reflect(
+        Api::<AppVersion>::all(client.clone()),
+        all,
+        move |av: &AppVersion, _: &Store<AppVersion>| {
             send(&t.app_versions, ObjectRef::from_obj(av));
             releases_for_app_version(&rs, av).into_iter().for_each(|r| send(&t.releases, r));
-        });
+        },
+    );
 
     let (deployments, deploy_fut) = workload_watch::<Deployment>(client, managed.clone(), &triggers);
     let (stateful_sets, sts_fut) = workload_watch::<StatefulSet>(client, managed.clone(), &triggers);

@@ -3,9 +3,10 @@
 
 pub mod drift;
 pub mod health;
+pub mod rollback;
 pub mod status;
 pub mod target;
 
 pub use health::{Health, WorkloadState, assess};
 pub use status::{Outcome, next_status};
-pub use target::{Blocked, Target, select_target, spec_hash};
+pub use target::{Blocked, Held, Inputs, Mode, Target, auto_rollback, mode_of, select_target, spec_hash};

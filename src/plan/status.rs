@@ -2,7 +2,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Blocked, Health};
+use super::{Blocked, Health, Held};
 use crate::api::{
     ConditionUpdate, HISTORY_LIMIT, HistoryEntry, Inventory, Phase, ReleaseStatus, RolloutResult,
     set_condition,
@@ -11,6 +11,7 @@ use crate::api::{
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+pub const HELD: &str = "Held";
 
 /// What one reconcile found or did.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,8 +23,9 @@ pub enum Outcome {
     /// The API server refused the rendered objects (or they belong to someone else). `hash` is the
     /// refused state (not tried again until it changes); `inventory` everything that may now exist.
     Rejected { reason: &'static str, message: String, hash: String, inventory: Inventory },
-    /// Objects applied; `new_rollout` when this starts a rollout (not a drift repair).
-    Applied { version: String, inventory: Inventory, new_rollout: bool, health: Health },
+    /// Objects applied; `new_rollout` when this starts a rollout (not a drift repair), with `note`
+    /// for its history entry (e.g. why it is a rollback).
+    Applied { version: String, inventory: Inventory, new_rollout: bool, note: Option<String>, health: Health },
     /// Nothing to apply; the health of what runs.
     Observed { health: Health },
 }
@@ -74,7 +76,7 @@ pub fn next_status(
             cond(&mut s, PROGRESSING, false, reason, &message);
             cond(&mut s, DEGRADED, true, reason, &message);
         }
-        Outcome::Applied { version, inventory, new_rollout, health } => {
+        Outcome::Applied { version, inventory, new_rollout, note, health } => {
             if new_rollout {
                 if let Some(h) = s.history.first_mut()
                     && h.result == RolloutResult::Progressing
@@ -89,7 +91,7 @@ pub fn next_status(
                         started_at: now.clone(),
                         finished_at: None,
                         result: RolloutResult::Progressing,
-                        message: None,
+                        message: note,
                     },
                 );
                 s.history.truncate(HISTORY_LIMIT);
@@ -103,6 +105,16 @@ pub fn next_status(
         Outcome::Observed { health } => apply_health(&mut s, health, generation, now),
     }
     s
+}
+
+/// Records the version held back, if any (condition `Held`, field `heldVersion`).
+pub fn set_held(s: &mut ReleaseStatus, held: Option<&Held>, generation: Option<i64>, now: &Time) {
+    s.held_version = held.and_then(|h| h.version.clone());
+    let update = match held {
+        Some(h) => ConditionUpdate::new(HELD, true, h.reason, h.message.clone()),
+        None => ConditionUpdate::new(HELD, false, "NothingHeld", ""),
+    };
+    set_condition(&mut s.conditions, update, generation, now);
 }
 
 fn apply_health(s: &mut ReleaseStatus, health: Health, generation: Option<i64>, now: &Time) {
@@ -150,7 +162,9 @@ fn finish(s: &mut ReleaseStatus, result: RolloutResult, message: Option<String>,
     {
         h.result = result;
         h.finished_at = Some(now.clone());
-        h.message = message;
+        if message.is_some() {
+            h.message = message;
+        }
     }
 }
 
@@ -170,7 +184,7 @@ mod tests {
     }
 
     fn applied(v: &str, health: Health) -> Outcome {
-        Outcome::Applied { version: v.into(), inventory: inv(v), new_rollout: true, health }
+        Outcome::Applied { version: v.into(), inventory: inv(v), new_rollout: true, note: None, health }
     }
 
     fn progressing() -> Health {
@@ -215,6 +229,21 @@ mod tests {
     }
 
     #[test]
+    fn a_rollouts_note_survives_its_success() {
+        let rollback = Outcome::Applied {
+            version: "1.0.0".into(),
+            inventory: inv("1.0.0"),
+            new_rollout: true,
+            note: Some("rollback: 1.1.0 failed".into()),
+            health: progressing(),
+        };
+        let s1 = next_status(&ReleaseStatus::default(), rollback, Some(1), &t(0));
+        let s2 = next_status(&s1, Outcome::Observed { health: Health::Healthy }, Some(1), &t(5));
+        assert_eq!(s2.history[0].result, RolloutResult::Succeeded);
+        assert_eq!(s2.history[0].message.as_deref(), Some("rollback: 1.1.0 failed"));
+    }
+
+    #[test]
     fn superseded_rollouts_and_bounded_history() {
         let mut s = ReleaseStatus::default();
         for i in 0..15 {
@@ -233,6 +262,7 @@ mod tests {
             version: "1.0.0".into(),
             inventory: inv("1.0.0"),
             new_rollout: false,
+            note: None,
             health: Health::Healthy,
         };
         let s2 = next_status(&s1, repair, Some(1), &t(50));
@@ -244,7 +274,12 @@ mod tests {
     #[test]
     fn blocked_and_failed_keep_the_running_version() {
         let s1 = next_status(&ReleaseStatus::default(), applied("1.0.0", Health::Healthy), Some(1), &t(0));
-        let b = Blocked { phase: Phase::Pending, reason: "AppVersionNotFound", message: "no 9.9.9".into() };
+        let b = Blocked {
+            phase: Phase::Pending,
+            reason: "AppVersionNotFound",
+            message: "no 9.9.9".into(),
+            recheck_in: None,
+        };
         let s2 = next_status(&s1, Outcome::Blocked(b), Some(2), &t(5));
         assert_eq!(s2.phase, Some(Phase::Pending));
         assert_eq!(s2.current_version.as_deref(), Some("1.0.0"));

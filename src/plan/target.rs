@@ -1,14 +1,42 @@
 //! Which AppVersion a Release should run, and why it cannot when it cannot.
+//!
+//! A Release names its version one of three ways: pinned (`spec.version`), tracked (`spec.track`, a
+//! semver range) or promoted (`spec.promoteFrom`, what an upstream Environment has run healthily for
+//! a soak time). Versions that failed here are skipped (tracked, promoted) or not retried (pinned
+//! with automatic rollback); `spec.rollback.to` overrides all of it with a version from history.
+
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::api::{AppVersion, AppVersionSpec, Environment, Phase, Release, is_true};
+use crate::api::{AppVersion, AppVersionSpec, Environment, Phase, Release, RolloutResult, is_true};
+use crate::duration::parse_duration;
+
+/// How the Release names its version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Pinned,
+    Tracked,
+    Promoted,
+}
 
 /// The AppVersion a Release should run now.
 #[derive(Debug)]
 pub struct Target<'a> {
     pub app_version: &'a AppVersion,
     pub version: semver::Version,
+    /// Set when a newer version exists but is held back, and this is the version kept meanwhile.
+    pub held: Option<Held>,
+}
+
+/// A newer version waiting, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub version: Option<String>,
+    pub reason: &'static str,
+    pub message: String,
+    /// When to look again without any event (a soak or a freeze window ending).
+    pub recheck_in: Option<Duration>,
 }
 
 /// Why a Release cannot go ahead. `phase` is `Pending` when waiting on something else may fix it,
@@ -18,14 +46,15 @@ pub struct Blocked {
     pub phase: Phase,
     pub reason: &'static str,
     pub message: String,
+    pub recheck_in: Option<Duration>,
 }
 
 impl Blocked {
     fn pending(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { phase: Phase::Pending, reason, message: message.into() }
+        Self { phase: Phase::Pending, reason, message: message.into(), recheck_in: None }
     }
     fn failed(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { phase: Phase::Failed, reason, message: message.into() }
+        Self { phase: Phase::Failed, reason, message: message.into(), recheck_in: None }
     }
 }
 
@@ -36,87 +65,310 @@ pub fn spec_hash(spec: &AppVersionSpec) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Picks the AppVersion for a Release from the AppVersions of the same namespace.
-pub fn select_target<'a>(
-    release: &Release,
-    env: Option<&Environment>,
-    app_versions: impl IntoIterator<Item = &'a AppVersion>,
-) -> Result<Target<'a>, Blocked> {
+/// Everything the choice depends on.
+pub struct Inputs<'a> {
+    pub release: &'a Release,
+    pub env: Option<&'a Environment>,
+    /// AppVersions of the Release's namespace.
+    pub app_versions: Vec<&'a AppVersion>,
+    /// For `promoteFrom`: the Release of the same app in the upstream Environment.
+    pub upstream: Option<&'a Release>,
+    pub now: jiff::Timestamp,
+}
+
+/// The mode a Release's spec asks for, or why the spec is contradictory.
+pub fn mode_of(release: &Release) -> Result<Mode, Blocked> {
     let spec = &release.spec;
-    let Some(raw) = spec.version.as_deref() else {
-        return Err(Blocked::failed("NoVersion", "spec.version is empty: set the version to deploy"));
-    };
-    let version = semver::Version::parse(raw.trim()).map_err(|e| {
-        Blocked::failed("InvalidVersion", format!("spec.version {raw:?} is not a semantic version: {e}"))
-    })?;
-    let env = env.ok_or_else(|| {
+    match (spec.version.is_some(), spec.track.is_some(), spec.promote_from.is_some()) {
+        (true, false, false) => Ok(Mode::Pinned),
+        (false, true, false) => Ok(Mode::Tracked),
+        (false, false, true) => Ok(Mode::Promoted),
+        (false, false, false) => {
+            Err(Blocked::failed("NoVersion", "set one of spec.version, spec.track or spec.promoteFrom"))
+        }
+        _ => Err(Blocked::failed(
+            "ConflictingVersionSources",
+            "set only one of spec.version, spec.track and spec.promoteFrom",
+        )),
+    }
+}
+
+/// Whether a Degraded rollout is rolled back automatically.
+pub fn auto_rollback(release: &Release) -> bool {
+    let explicit = release.spec.rollback.as_ref().and_then(|r| r.auto);
+    explicit.unwrap_or_else(|| mode_of(release).is_ok_and(|m| m != Mode::Pinned))
+}
+
+fn parse_version(raw: &str, what: &str) -> Result<semver::Version, Blocked> {
+    semver::Version::parse(raw.trim()).map_err(|e| {
+        Blocked::failed("InvalidVersion", format!("{what} {raw:?} is not a semantic version: {e}"))
+    })
+}
+
+/// Picks the AppVersion a Release should run.
+pub fn select_target<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
+    let release = inputs.release;
+    let spec = &release.spec;
+    let mode = mode_of(release)?;
+    let env = inputs.env.ok_or_else(|| {
         Blocked::pending(
             "EnvironmentNotFound",
             format!("Environment {:?} does not exist in this namespace", spec.environment),
         )
     })?;
-    if !env.status.as_ref().is_some_and(|s| is_true(&s.conditions, "Ready")) {
+    let env_ready = env.status.as_ref().is_some_and(|s| {
+        is_true(&s.conditions, "Ready") && s.namespace.as_deref() == Some(env.spec.namespace.as_str())
+    });
+    if !env_ready {
         return Err(Blocked::pending(
             "EnvironmentNotReady",
             format!("Environment {:?} is not Ready (see its conditions)", spec.environment),
         ));
     }
-    if let Some(line) = env.spec.version_line.as_deref() {
-        let req = semver::VersionReq::parse(line).map_err(|e| {
+    let line = match env.spec.version_line.as_deref() {
+        Some(l) => Some(semver::VersionReq::parse(l).map_err(|e| {
             Blocked::failed(
                 "InvalidVersionLine",
-                format!("Environment versionLine {line:?} is not a semver range: {e}"),
+                format!("Environment versionLine {l:?} is not a semver range: {e}"),
             )
-        })?;
-        if !matches_line(&req, &version) {
+        })?),
+        None => None,
+    };
+    let in_line = |v: &semver::Version| line.as_ref().is_none_or(|l| matches_line(l, v));
+    let catalog = Catalog { app: &spec.app, app_versions: &inputs.app_versions };
+    let status = release.status.clone().unwrap_or_default();
+    let failed = |v: &semver::Version| status.failed_versions.iter().any(|f| f == &v.to_string());
+
+    if let Some(to) = spec.rollback.as_ref().and_then(|r| r.to.as_deref()) {
+        let version = parse_version(to, "spec.rollback.to")?;
+        let known = status.history.iter().any(|h| {
+            h.result == RolloutResult::Succeeded
+                && semver::Version::parse(&h.version).is_ok_and(|v| v == version)
+        });
+        if !known {
             return Err(Blocked::failed(
-                "OutsideVersionLine",
+                "RollbackTargetNotInHistory",
                 format!(
-                    "version {version} is outside Environment {:?}'s version line {line:?}",
-                    spec.environment
+                    "spec.rollback.to {version} never ran healthily here; pick a version from status.history"
                 ),
             ));
         }
+        return catalog.exact(&version).map(|av| Target { app_version: av, version, held: None });
     }
-    let candidates: Vec<&AppVersion> = app_versions
-        .into_iter()
-        .filter(|av| av.spec.app == spec.app)
-        .filter(|av| semver::Version::parse(av.spec.version.trim()).is_ok_and(|v| v == version))
-        .collect();
-    let app_version = match candidates.as_slice() {
-        [] => {
-            return Err(Blocked::pending(
-                "AppVersionNotFound",
-                format!("no AppVersion of app {:?} with version {version} in this namespace", spec.app),
-            ));
-        }
-        [one] => *one,
-        many => {
-            let mut names: Vec<_> = many.iter().filter_map(|a| a.metadata.name.as_deref()).collect();
-            names.sort_unstable();
-            return Err(Blocked::failed(
-                "AmbiguousAppVersion",
-                format!("several AppVersions claim {} {version}: {}", spec.app, names.join(", ")),
-            ));
+
+    let keep_current = |held: Held| -> Result<Target<'a>, Blocked> {
+        let current = status.current_version.as_deref().and_then(|c| semver::Version::parse(c).ok());
+        match current.and_then(|c| catalog.exact(&c).ok().map(|av| (c, av))) {
+            Some((version, av)) => Ok(Target { app_version: av, version, held: Some(held) }),
+            None => Err(Blocked {
+                phase: Phase::Pending,
+                reason: held.reason,
+                message: held.message,
+                recheck_in: held.recheck_in,
+            }),
         }
     };
-    let status = app_version.status.as_ref();
-    match status.and_then(|s| s.spec_hash.as_deref()) {
-        None => Err(Blocked::pending(
-            "AppVersionNotPublished",
-            format!(
-                "AppVersion {} is not published yet",
-                app_version.metadata.name.as_deref().unwrap_or("?")
-            ),
-        )),
-        Some(h) if h != spec_hash(&app_version.spec) => Err(Blocked::failed(
-            "AppVersionModified",
-            format!(
-                "AppVersion {} was changed after it was published; publish a new version instead",
-                app_version.metadata.name.as_deref().unwrap_or("?")
-            ),
-        )),
-        Some(_) => Ok(Target { app_version, version }),
+
+    match mode {
+        Mode::Pinned => {
+            let version = parse_version(spec.version.as_deref().unwrap_or_default(), "spec.version")?;
+            check_line(&version, in_line(&version), &spec.environment, env)?;
+            if failed(&version) && auto_rollback(release) {
+                return keep_current(Held {
+                    version: Some(version.to_string()),
+                    reason: "VersionFailed",
+                    message: format!(
+                        "version {version} failed here and was rolled back; pin another version"
+                    ),
+                    recheck_in: None,
+                });
+            }
+            catalog.exact(&version).map(|av| Target { app_version: av, version, held: None })
+        }
+        Mode::Tracked => {
+            let raw = spec.track.as_deref().unwrap_or_default();
+            let range = semver::VersionReq::parse(raw).map_err(|e| {
+                Blocked::failed("InvalidTrackRange", format!("spec.track {raw:?} is not a semver range: {e}"))
+            })?;
+            let mut candidates: Vec<(semver::Version, &AppVersion)> =
+                catalog.published().filter(|(v, _)| range.matches(v) && in_line(v)).collect();
+            candidates.sort_by(|a, b| b.0.cmp(&a.0));
+            let skipped: Vec<String> =
+                candidates.iter().take_while(|(v, _)| failed(v)).map(|(v, _)| v.to_string()).collect();
+            match candidates.into_iter().find(|(v, _)| !failed(v)) {
+                Some((version, av)) => {
+                    let held = (!skipped.is_empty()).then(|| Held {
+                        version: skipped.first().cloned(),
+                        reason: "VersionFailed",
+                        message: format!(
+                            "skipping {} (failed here) until a newer version in {raw:?} is published",
+                            skipped.join(", ")
+                        ),
+                        recheck_in: None,
+                    });
+                    Ok(Target { app_version: av, version, held })
+                }
+                None if !skipped.is_empty() => keep_current(Held {
+                    version: skipped.first().cloned(),
+                    reason: "VersionFailed",
+                    message: format!("every version in {raw:?} failed here ({})", skipped.join(", ")),
+                    recheck_in: None,
+                }),
+                None => Err(Blocked::pending(
+                    "NoMatchingVersion",
+                    format!(
+                        "no published AppVersion of {} matches {raw:?}{}",
+                        spec.app,
+                        env.spec
+                            .version_line
+                            .as_deref()
+                            .map(|l| format!(" within the line {l:?}"))
+                            .unwrap_or_default()
+                    ),
+                )),
+            }
+        }
+        Mode::Promoted => {
+            let from = spec.promote_from.clone().unwrap_or_default();
+            let soak = match from.soak.as_deref() {
+                None => Duration::ZERO,
+                Some(s) => parse_duration(s).ok_or_else(|| {
+                    Blocked::failed(
+                        "InvalidSoak",
+                        format!("spec.promoteFrom.soak {s:?} is not a duration like 30m"),
+                    )
+                })?,
+            };
+            let Some(upstream) = inputs.upstream else {
+                return keep_current(Held {
+                    version: None,
+                    reason: "UpstreamNotFound",
+                    message: format!("no Release of {} in Environment {:?}", spec.app, from.environment),
+                    recheck_in: None,
+                });
+            };
+            let up = upstream.status.clone().unwrap_or_default();
+            let healthy_since = match (up.phase, up.current_version.as_deref()) {
+                (Some(Phase::Healthy), Some(v)) => up
+                    .history
+                    .iter()
+                    .find(|h| h.version == v && h.result == RolloutResult::Succeeded)
+                    .and_then(|h| h.finished_at.clone())
+                    .map(|t| (v.to_string(), t.0)),
+                _ => None,
+            };
+            let Some((candidate, since)) = healthy_since else {
+                return keep_current(Held {
+                    version: up.desired_version.clone(),
+                    reason: "UpstreamNotHealthy",
+                    message: format!("{:?} is not healthy; waiting for it", from.environment),
+                    recheck_in: None,
+                });
+            };
+            let version = parse_version(&candidate, "upstream version")?;
+            let already = status.current_version.as_deref() == Some(candidate.as_str());
+            if !already {
+                if failed(&version) {
+                    return keep_current(Held {
+                        version: Some(candidate),
+                        reason: "VersionFailed",
+                        message: format!("{version} failed here; waiting for a newer version upstream"),
+                        recheck_in: None,
+                    });
+                }
+                check_line(&version, in_line(&version), &spec.environment, env)?;
+                let soaked = Duration::try_from(inputs.now.duration_since(since)).unwrap_or_default();
+                if soaked < soak {
+                    let left = soak - soaked;
+                    return keep_current(Held {
+                        version: Some(candidate),
+                        reason: "Soaking",
+                        message: format!(
+                            "{version} is healthy in {:?}; promoting after {}s more soak",
+                            from.environment,
+                            left.as_secs()
+                        ),
+                        recheck_in: Some(left),
+                    });
+                }
+            }
+            catalog.exact(&version).map(|av| Target { app_version: av, version, held: None })
+        }
+    }
+}
+
+fn check_line(version: &semver::Version, ok: bool, env_name: &str, env: &Environment) -> Result<(), Blocked> {
+    if ok {
+        return Ok(());
+    }
+    Err(Blocked::failed(
+        "OutsideVersionLine",
+        format!(
+            "version {version} is outside Environment {env_name:?}'s version line {:?}",
+            env.spec.version_line.as_deref().unwrap_or_default()
+        ),
+    ))
+}
+
+/// The AppVersions of one app.
+struct Catalog<'a, 'b> {
+    app: &'b str,
+    app_versions: &'b [&'a AppVersion],
+}
+
+impl<'a> Catalog<'a, '_> {
+    fn of_app(&self) -> impl Iterator<Item = &'a AppVersion> + '_ {
+        self.app_versions.iter().copied().filter(|av| av.spec.app == self.app)
+    }
+
+    /// Published, unmodified versions.
+    fn published(&self) -> impl Iterator<Item = (semver::Version, &'a AppVersion)> + '_ {
+        self.of_app().filter_map(|av| {
+            let hash = av.status.as_ref()?.spec_hash.as_deref()?;
+            if hash != spec_hash(&av.spec) {
+                return None;
+            }
+            Some((semver::Version::parse(av.spec.version.trim()).ok()?, av))
+        })
+    }
+
+    /// The one AppVersion of exactly `version`, with a precise reason when there is none.
+    fn exact(&self, version: &semver::Version) -> Result<&'a AppVersion, Blocked> {
+        let candidates: Vec<&AppVersion> = self
+            .of_app()
+            .filter(|av| semver::Version::parse(av.spec.version.trim()).is_ok_and(|v| &v == version))
+            .collect();
+        let app_version = match candidates.as_slice() {
+            [] => {
+                return Err(Blocked::pending(
+                    "AppVersionNotFound",
+                    format!("no AppVersion of app {:?} with version {version} in this namespace", self.app),
+                ));
+            }
+            [one] => *one,
+            many => {
+                let mut names: Vec<_> = many.iter().filter_map(|a| a.metadata.name.as_deref()).collect();
+                names.sort_unstable();
+                return Err(Blocked::failed(
+                    "AmbiguousAppVersion",
+                    format!("several AppVersions claim {} {version}: {}", self.app, names.join(", ")),
+                ));
+            }
+        };
+        let name = app_version.metadata.name.as_deref().unwrap_or("?");
+        match app_version.status.as_ref().and_then(|s| s.spec_hash.as_deref()) {
+            None => Err(Blocked::pending(
+                "AppVersionNotPublished",
+                format!("AppVersion {name} is not published yet"),
+            )),
+            Some(h) if h != spec_hash(&app_version.spec) => Err(Blocked::failed(
+                "AppVersionModified",
+                format!(
+                    "AppVersion {name} was changed after it was published; publish a new version instead"
+                ),
+            )),
+            Some(_) => Ok(app_version),
+        }
     }
 }
 
@@ -142,7 +394,10 @@ pub fn matches_line(req: &semver::VersionReq, v: &semver::Version) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{AppVersionStatus, Condition, EnvironmentStatus};
+    use crate::api::{
+        AppVersionStatus, Condition, EnvironmentStatus, HistoryEntry, PromoteFrom, ReleaseStatus,
+        RollbackSpec,
+    };
     use crate::render::tests::{app_version, environment, release};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -158,9 +413,50 @@ mod tests {
                 last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
                 observed_generation: None,
             }],
+            namespace: Some(env.spec.namespace.clone()),
             ..Default::default()
         });
         env
+    }
+
+    fn now() -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    fn select<'a>(
+        r: &'a Release,
+        env: Option<&'a Environment>,
+        avs: &'a [AppVersion],
+        up: Option<&'a Release>,
+    ) -> Result<Target<'a>, Blocked> {
+        select_target(&Inputs {
+            release: r,
+            env,
+            app_versions: avs.iter().collect(),
+            upstream: up,
+            now: now(),
+        })
+    }
+
+    /// `Ok(version)` or `Err(reason)`; a held version shows as `version (held: reason)`.
+    fn outcome(r: Result<Target<'_>, Blocked>) -> Result<String, &'static str> {
+        r.map(|t| match t.held {
+            Some(h) => format!("{} (held: {})", t.version, h.reason),
+            None => t.version.to_string(),
+        })
+        .map_err(|b| b.reason)
+    }
+
+    fn tracked(range: &str, failed: &[&str], current: Option<&str>) -> Release {
+        let mut r = release();
+        r.spec.version = None;
+        r.spec.track = Some(range.into());
+        r.status = Some(ReleaseStatus {
+            failed_versions: failed.iter().map(|s| s.to_string()).collect(),
+            current_version: current.map(str::to_string),
+            ..Default::default()
+        });
+        r
     }
 
     fn published(version: &str) -> AppVersion {
@@ -211,13 +507,142 @@ mod tests {
             (Some("1.7.0"), Some(&env), Err("AmbiguousAppVersion")),
         ];
         for (v, env, want) in cases {
-            let got = select_target(&pinned(v), env, &all);
+            let r = pinned(v);
+            let got = select(&r, env, &all, None);
             match (got, want) {
                 (Ok(t), Ok(w)) => assert_eq!(t.version.to_string(), w, "{v:?}"),
                 (Err(b), Err(w)) => assert_eq!(b.reason, w, "{v:?}: {}", b.message),
                 (got, want) => panic!("{v:?}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn tracking_table() {
+        let avs = vec![
+            published("1.3.9"),
+            published("1.3.10"),
+            published("1.4.0-rc.1"),
+            published("1.4.0-rc.2"),
+            published("1.4.1"),
+        ];
+        let env = ready_env(None);
+        let line13 = ready_env(Some("~1.3"));
+        let cases: Vec<(Release, &Environment, Result<&str, &str>)> = vec![
+            (tracked("~1.3", &[], None), &env, Ok("1.3.10")),
+            (tracked("*", &[], None), &env, Ok("1.4.1")),
+            // Pre-releases only when the range names one (semver rules).
+            (tracked(">=1.4.0-0, <1.4.1", &[], None), &env, Ok("1.4.0-rc.2")),
+            (tracked(">=1.4.0, <1.4.1", &[], None), &env, Err("NoMatchingVersion")),
+            // The environment's line bounds the range.
+            (tracked("*", &[], None), &line13, Ok("1.3.10")),
+            // A failed version is skipped (held), the next one runs.
+            (tracked("~1.3", &["1.3.10"], Some("1.3.9")), &env, Ok("1.3.9 (held: VersionFailed)")),
+            // …until a newer one appears: failures of older versions do not matter.
+            (tracked("~1.3", &["1.3.9"], Some("1.3.10")), &env, Ok("1.3.10")),
+            (tracked("~1.3", &["1.3.9", "1.3.10"], None), &env, Err("VersionFailed")),
+            (tracked("not a range", &[], None), &env, Err("InvalidTrackRange")),
+            (tracked("~2", &[], None), &env, Err("NoMatchingVersion")),
+        ];
+        for (i, (r, env, want)) in cases.iter().enumerate() {
+            assert_eq!(outcome(select(r, Some(env), &avs, None)), want.map(str::to_string), "case {i}");
+        }
+    }
+
+    #[test]
+    fn sources_are_exclusive() {
+        let avs = vec![published("1.3.9")];
+        let env = ready_env(None);
+        let mut both = pinned(Some("1.3.9"));
+        both.spec.track = Some("~1.3".into());
+        assert_eq!(outcome(select(&both, Some(&env), &avs, None)), Err("ConflictingVersionSources"));
+        let none = pinned(None);
+        assert_eq!(outcome(select(&none, Some(&env), &avs, None)), Err("NoVersion"));
+    }
+
+    fn upstream(phase: Phase, current: &str, healthy_for_secs: i64) -> Release {
+        let mut r = release();
+        r.spec.environment = "dev".into();
+        let finished = jiff::Timestamp::from_second(now().as_second() - healthy_for_secs).unwrap();
+        r.status = Some(ReleaseStatus {
+            phase: Some(phase),
+            current_version: Some(current.into()),
+            history: vec![HistoryEntry {
+                version: current.into(),
+                started_at: Time(finished),
+                finished_at: Some(Time(finished)),
+                result: RolloutResult::Succeeded,
+                message: None,
+            }],
+            ..Default::default()
+        });
+        r
+    }
+
+    fn promoted(soak: &str, current: Option<&str>, failed: &[&str]) -> Release {
+        let mut r = tracked("*", failed, current);
+        r.spec.track = None;
+        r.spec.promote_from = Some(PromoteFrom { environment: "dev".into(), soak: Some(soak.into()) });
+        r
+    }
+
+    #[test]
+    fn promotion_table() {
+        let avs = vec![published("1.3.9"), published("1.3.10")];
+        let env = ready_env(None);
+        let soaked = upstream(Phase::Healthy, "1.3.10", 3600);
+        let fresh = upstream(Phase::Healthy, "1.3.10", 60);
+        let sick = upstream(Phase::Degraded, "1.3.10", 3600);
+        let cases: Vec<(Release, Option<&Release>, Result<&str, &str>)> = vec![
+            (promoted("30m", None, &[]), Some(&soaked), Ok("1.3.10")),
+            (promoted("30m", Some("1.3.9"), &[]), Some(&fresh), Ok("1.3.9 (held: Soaking)")),
+            (promoted("30m", None, &[]), Some(&fresh), Err("Soaking")),
+            (promoted("0s", None, &[]), Some(&fresh), Ok("1.3.10")),
+            (promoted("30m", Some("1.3.10"), &[]), Some(&fresh), Ok("1.3.10")),
+            (promoted("30m", Some("1.3.9"), &[]), Some(&sick), Ok("1.3.9 (held: UpstreamNotHealthy)")),
+            (promoted("30m", Some("1.3.9"), &[]), None, Ok("1.3.9 (held: UpstreamNotFound)")),
+            (promoted("30m", Some("1.3.9"), &["1.3.10"]), Some(&soaked), Ok("1.3.9 (held: VersionFailed)")),
+            (promoted("a while", Some("1.3.9"), &[]), Some(&soaked), Err("InvalidSoak")),
+        ];
+        for (i, (r, up, want)) in cases.iter().enumerate() {
+            assert_eq!(outcome(select(r, Some(&env), &avs, *up)), want.map(str::to_string), "case {i}");
+        }
+        let held = select(&cases[1].0, Some(&env), &avs, Some(&fresh)).unwrap().held.unwrap();
+        assert_eq!(held.version.as_deref(), Some("1.3.10"));
+        assert_eq!(held.recheck_in, Some(Duration::from_secs(29 * 60)));
+    }
+
+    #[test]
+    fn rollbacks() {
+        let avs = vec![published("1.3.9"), published("1.3.10")];
+        let env = ready_env(None);
+        // Pinned with automatic rollback: a failed pin keeps the last healthy version.
+        let mut r = pinned(Some("1.3.10"));
+        r.spec.rollback = Some(RollbackSpec { auto: Some(true), to: None });
+        r.status = Some(ReleaseStatus {
+            failed_versions: vec!["1.3.10".into()],
+            current_version: Some("1.3.9".into()),
+            ..Default::default()
+        });
+        assert_eq!(outcome(select(&r, Some(&env), &avs, None)).as_deref(), Ok("1.3.9 (held: VersionFailed)"));
+        // Without it, the pin is the pin.
+        r.spec.rollback = None;
+        assert_eq!(outcome(select(&r, Some(&env), &avs, None)).as_deref(), Ok("1.3.10"));
+        assert!(!auto_rollback(&r));
+        assert!(auto_rollback(&tracked("*", &[], None)));
+        // Manual rollback: only to a version that ran healthily here.
+        let mut m = tracked("*", &[], Some("1.3.10"));
+        m.spec.rollback = Some(RollbackSpec { auto: None, to: Some("1.3.9".into()) });
+        assert_eq!(outcome(select(&m, Some(&env), &avs, None)), Err("RollbackTargetNotInHistory"));
+        let t = Time(now());
+        m.status.as_mut().unwrap().history.push(HistoryEntry {
+            version: "1.3.9".into(),
+            started_at: t.clone(),
+            finished_at: Some(t),
+            result: RolloutResult::Succeeded,
+            message: None,
+        });
+        assert_eq!(outcome(select(&m, Some(&env), &avs, None)).as_deref(), Ok("1.3.9"));
     }
 
     #[test]

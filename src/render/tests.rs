@@ -59,6 +59,7 @@ pub(crate) fn release() -> Release {
             environment: "prod".into(),
             version: Some("1.3.9".into()),
             progress_deadline_seconds: Some(60),
+            ..Default::default()
         },
     );
     r.metadata.namespace = Some("finance".into());

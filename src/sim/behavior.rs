@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::duration::parse_duration;
+
 pub const BEHAVIOR_ANNOTATION: &str = "sim.tuskfish.dev/behavior";
 pub const READY_AFTER_ANNOTATION: &str = "sim.tuskfish.dev/ready-after";
 
@@ -26,20 +28,6 @@ pub fn behavior_of(pod: &Pod) -> Behavior {
     match get(READY_AFTER_ANNOTATION).and_then(parse_duration) {
         Some(d) => Behavior::ReadyAfter(d),
         None => Behavior::Ready,
-    }
-}
-
-/// `"5s"`, `"2m"`, `"1500ms"` or plain seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = num.parse().ok()?;
-    match unit {
-        "" | "s" => Some(Duration::from_secs(n)),
-        "ms" => Some(Duration::from_millis(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
-        "h" => Some(Duration::from_secs(n * 3600)),
-        _ => None,
     }
 }
 
@@ -67,14 +55,5 @@ mod tests {
             Behavior::ReadyAfter(Duration::from_secs(5))
         );
         assert_eq!(behavior_of(&pod(json!({READY_AFTER_ANNOTATION: "soon"}), "app:1")), Behavior::Ready);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1500ms"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_duration("5d"), None);
     }
 }

@@ -168,9 +168,14 @@ impl TestNs {
             .await
     }
 
+    /// Applies a Release; `extra` is merged into the spec (a `null` removes a field, e.g.
+    /// `{"version": null, "track": "~1.3"}`).
     pub async fn release(&self, name: &str, app: &str, env: &str, version: &str, extra: Value) {
         let mut spec = json!({"app": app, "environment": env, "version": version});
         merge(&mut spec, extra);
+        if let Value::Object(m) = &mut spec {
+            m.retain(|_, v| !v.is_null());
+        }
         self.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release",
             "metadata": {"name": name}, "spec": spec}))
             .await;
