@@ -42,6 +42,53 @@ pub struct EnvironmentSpec {
     /// `${NAME}` in manifests.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// `required`: a new version waits until an Approval for that Release and version exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalPolicy>,
+    /// No new rollouts during these windows (rollbacks still go ahead). A Release annotated
+    /// `tuskfish.dev/freeze-override: <reason>` deploys anyway, and the reason is recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze_windows: Vec<FreezeWindow>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalPolicy {
+    Required,
+    None,
+}
+
+/// A freeze: either one period (`start`–`end`) or a weekly one (`weekly`).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FreezeWindow {
+    /// Why (shown in the Release's condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// RFC 3339 start of a one-off window, e.g. `2026-12-20T00:00:00Z`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// RFC 3339 end of a one-off window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<WeeklyWindow>,
+}
+
+/// Every week on `days`, from `from` to `to` (local time in `timeZone`; `to` before `from` runs past
+/// midnight into the next day).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WeeklyWindow {
+    /// Days the window starts on: `Mon`, `Tue`, `Wed`, `Thu`, `Fri`, `Sat`, `Sun`.
+    pub days: Vec<String>,
+    /// `HH:MM`, e.g. `16:00`.
+    pub from: String,
+    /// `HH:MM`, e.g. `23:59`.
+    pub to: String,
+    /// IANA time zone, e.g. `Europe/Berlin` (default `UTC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,10 +1,12 @@
 //! The CRD types of `tuskfish.dev/v1alpha1`. `crds/` is generated from these (`make generate`).
 
+mod approval;
 mod appversion;
 mod condition;
 mod environment;
 mod release;
 
+pub use approval::*;
 pub use appversion::*;
 pub use condition::*;
 pub use environment::*;
@@ -18,6 +20,8 @@ pub const GROUP: &str = "tuskfish.dev";
 pub const FIELD_MANAGER: &str = "tuskfish";
 /// Finalizer that lets a Release remove what it applied before it goes away.
 pub const RELEASE_FINALIZER: &str = "tuskfish.dev/release-cleanup";
+/// On a Release: deploy through a freeze window; the value (the reason) is recorded in history.
+pub const FREEZE_OVERRIDE_ANNOTATION: &str = "tuskfish.dev/freeze-override";
 
 /// Label keys put on every object tuskfish applies.
 pub mod labels {
@@ -40,7 +44,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 
 /// All CRDs, in the order `kubectl apply` should see them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![AppVersion::crd(), Environment::crd(), Release::crd()];
+    let mut crds = vec![AppVersion::crd(), Environment::crd(), Release::crd(), Approval::crd()];
     for crd in &mut crds {
         for v in &mut crd.spec.versions {
             if let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {

@@ -60,10 +60,25 @@ pub struct ReleaseSpec {
     /// Rollback settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackSpec>,
+    /// Apps whose Releases in the same Environment must be Healthy (at a matching version, if
+    /// given) before a new version of this one rolls out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Dependency>,
     /// Seconds a rollout may take to become healthy before the Release is Degraded (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub progress_deadline_seconds: Option<i32>,
+}
+
+/// Another app this Release waits for.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    #[schemars(length(min = 1, max = 53))]
+    pub app: String,
+    /// Semver range its running version must match, e.g. `>=2.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Where a promoted Release takes its version from.

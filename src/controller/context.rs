@@ -8,7 +8,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
 use super::catalog::Catalog;
-use crate::api::{AppVersion, Environment, Release};
+use crate::api::{AppVersion, Approval, Environment, Release};
 use crate::telemetry::RequestCounts;
 
 /// Read-only caches fed by one watch per kind.
@@ -19,6 +19,7 @@ pub struct Stores {
     pub app_versions: Store<AppVersion>,
     pub deployments: Store<Deployment>,
     pub stateful_sets: Store<StatefulSet>,
+    pub approvals: Store<Approval>,
 }
 
 pub struct Context {

@@ -80,6 +80,7 @@ pub async fn run(
                 s.app_versions.wait_until_ready(),
                 s.deployments.wait_until_ready(),
                 s.stateful_sets.wait_until_ready(),
+                s.approvals.wait_until_ready(),
             );
         }
     };

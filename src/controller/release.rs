@@ -72,7 +72,20 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     });
     // Decide on the status with the failure recorded, so selection sees it.
     let decided_on = Release { status: Some(prev.clone()), ..(*rel).clone() };
+    let approvals = ctx.stores.approvals.state();
+    let in_ns = |m: &kube::api::ObjectMeta| m.namespace.as_deref() == Some(ns.as_str());
+    let peers: Vec<&Release> = releases
+        .iter()
+        .filter(|r| {
+            in_ns(&r.metadata)
+                && r.spec.environment == rel.spec.environment
+                && r.metadata.name != rel.metadata.name
+        })
+        .map(|r| r.as_ref())
+        .collect();
     let inputs = Inputs {
+        approvals: approvals.iter().filter(|a| in_ns(&a.metadata)).map(|a| a.as_ref()).collect(),
+        peers,
         release: &decided_on,
         env: env.as_deref(),
         app_versions: app_versions
@@ -103,7 +116,11 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
                 }
                 Ok(rendered) => {
                     let version = target.version.to_string();
-                    let note = rollback_note(&prev, &version, rolled_back.as_deref());
+                    let notes: Vec<String> = rollback_note(&prev, &version, rolled_back.as_deref())
+                        .into_iter()
+                        .chain(target.notes.clone())
+                        .collect();
+                    let note = (!notes.is_empty()).then(|| notes.join("; "));
                     match rollout(&ctx, &rel, &prev, version, note, rendered, &now).await? {
                         Some(step) => step,
                         None if rolled_back.is_none() => return Ok(Action::await_change()),

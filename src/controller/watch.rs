@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use super::context::Stores;
-use crate::api::{AppVersion, Environment, Release, labels};
+use crate::api::{AppVersion, Approval, Environment, Release, labels};
 
 /// Where reconcile requests go.
 #[derive(Clone)]
@@ -68,6 +68,18 @@ pub fn releases_promoted_from(releases: &Store<Release>, upstream: &Release) -> 
         .iter()
         .filter(|r| r.namespace() == ns && r.spec.app == upstream.spec.app)
         .filter(|r| r.spec.promote_from.as_ref().is_some_and(|p| p.environment == upstream.spec.environment))
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+/// Releases in the same Environment whose `dependsOn` names `peer`'s app.
+pub fn releases_depending_on(releases: &Store<Release>, peer: &Release) -> Vec<ObjectRef<Release>> {
+    let ns = peer.namespace();
+    releases
+        .state()
+        .iter()
+        .filter(|r| r.namespace() == ns && r.spec.environment == peer.spec.environment)
+        .filter(|r| r.spec.depends_on.iter().any(|d| d.app == peer.spec.app))
         .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
 }
@@ -152,6 +164,7 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
         reflect(Api::<Release>::all(client.clone()), all.clone(), move |r: &Release, rs: &Store<Release>| {
             send(&t.releases, ObjectRef::from_obj(r));
             releases_promoted_from(rs, r).into_iter().for_each(|d| send(&t.releases, d));
+            releases_depending_on(rs, r).into_iter().for_each(|d| send(&t.releases, d));
             send(
                 &t.environments,
                 ObjectRef::new(&r.spec.environment).within(&r.namespace().unwrap_or_default()),
@@ -171,7 +184,7 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
     let (t, rs) = (triggers.clone(), releases.clone());
     let (app_versions, av_fut) = reflect(
         Api::<AppVersion>::all(client.clone()),
-        all,
+        all.clone(),
         move |av: &AppVersion, _: &Store<AppVersion>| {
             send(&t.app_versions, ObjectRef::from_obj(av));
             releases_for_app_version(&rs, av).into_iter().for_each(|r| send(&t.releases, r));
@@ -180,6 +193,12 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
 
     let (deployments, deploy_fut) = workload_watch::<Deployment>(client, managed.clone(), &triggers);
     let (stateful_sets, sts_fut) = workload_watch::<StatefulSet>(client, managed.clone(), &triggers);
+
+    let t = triggers.clone();
+    let (approvals, approvals_fut) =
+        reflect(Api::<Approval>::all(client.clone()), all, move |a: &Approval, _: &Store<Approval>| {
+            send(&t.releases, ObjectRef::new(&a.spec.release).within(&a.namespace().unwrap_or_default()));
+        });
 
     // Namespaces only trigger (their owner Environment re-checks it); no cache needed.
     let t = triggers;
@@ -195,7 +214,7 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
         });
 
     Watches {
-        stores: Stores { releases, environments, app_versions, deployments, stateful_sets },
+        stores: Stores { releases, environments, app_versions, deployments, stateful_sets, approvals },
         drivers: vec![
             Box::pin(releases_fut),
             Box::pin(env_fut),
@@ -203,6 +222,7 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
             Box::pin(deploy_fut),
             Box::pin(sts_fut),
             Box::pin(ns_fut),
+            Box::pin(approvals_fut),
         ],
     }
 }

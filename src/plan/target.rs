@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::api::{AppVersion, AppVersionSpec, Environment, Phase, Release, RolloutResult, is_true};
+use super::gates::{self, GateFacts, Stop};
+use crate::api::{
+    AppVersion, AppVersionSpec, Approval, Environment, Phase, Release, ReleaseStatus, RolloutResult, is_true,
+};
 use crate::duration::parse_duration;
 
 /// How the Release names its version.
@@ -27,6 +30,14 @@ pub struct Target<'a> {
     pub version: semver::Version,
     /// Set when a newer version exists but is held back, and this is the version kept meanwhile.
     pub held: Option<Held>,
+    /// Notes from the gates for the rollout's history entry (approver, overridden freeze).
+    pub notes: Vec<String>,
+}
+
+impl<'a> Target<'a> {
+    fn new(app_version: &'a AppVersion, version: semver::Version) -> Self {
+        Self { app_version, version, held: None, notes: Vec::new() }
+    }
 }
 
 /// A newer version waiting, and why.
@@ -73,6 +84,10 @@ pub struct Inputs<'a> {
     pub app_versions: Vec<&'a AppVersion>,
     /// For `promoteFrom`: the Release of the same app in the upstream Environment.
     pub upstream: Option<&'a Release>,
+    /// Approvals of the Release's namespace.
+    pub approvals: Vec<&'a Approval>,
+    /// The other Releases in the same namespace and Environment (for `dependsOn`).
+    pub peers: Vec<&'a Release>,
     pub now: jiff::Timestamp,
 }
 
@@ -105,8 +120,51 @@ fn parse_version(raw: &str, what: &str) -> Result<semver::Version, Blocked> {
     })
 }
 
-/// Picks the AppVersion a Release should run.
+/// Picks the AppVersion a Release should run: the version its spec asks for, once that passes the
+/// gates (dependencies, freeze windows, approval); until then the running version stays, held.
+/// Rollbacks pass no gates.
 pub fn select_target<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
+    let (mut target, explicit_rollback) = choose(inputs)?;
+    let status = inputs.release.status.clone().unwrap_or_default();
+    let is_new = status.current_version.as_deref() != Some(target.version.to_string().as_str());
+    let Some(env) = inputs.env else { return Ok(target) };
+    if !is_new || explicit_rollback {
+        return Ok(target);
+    }
+    let facts = GateFacts { approvals: &inputs.approvals, peers: &inputs.peers, now: inputs.now };
+    match gates::check(inputs.release, env, &target.version, &facts) {
+        Ok(notes) => {
+            target.notes = notes;
+            Ok(target)
+        }
+        Err(Stop::Blocked(b)) => Err(b),
+        Err(Stop::Held(h)) => {
+            let catalog = Catalog { app: &inputs.release.spec.app, app_versions: &inputs.app_versions };
+            keep_current(&status, &catalog, h)
+        }
+    }
+}
+
+/// The running version, kept while a newer one is held; `Blocked` when nothing runs yet.
+fn keep_current<'a>(
+    status: &ReleaseStatus,
+    catalog: &Catalog<'a, '_>,
+    held: Held,
+) -> Result<Target<'a>, Blocked> {
+    let current = status.current_version.as_deref().and_then(|c| semver::Version::parse(c).ok());
+    match current.and_then(|c| catalog.exact(&c).ok().map(|av| (c, av))) {
+        Some((version, av)) => Ok(Target { held: Some(held), ..Target::new(av, version) }),
+        None => Err(Blocked {
+            phase: Phase::Pending,
+            reason: held.reason,
+            message: held.message,
+            recheck_in: held.recheck_in,
+        }),
+    }
+}
+
+/// The version the spec asks for, before gates; `true` for an explicit rollback (`rollback.to`).
+fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
     let release = inputs.release;
     let spec = &release.spec;
     let mode = mode_of(release)?;
@@ -153,21 +211,9 @@ pub fn select_target<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
                 ),
             ));
         }
-        return catalog.exact(&version).map(|av| Target { app_version: av, version, held: None });
+        return catalog.exact(&version).map(|av| (Target::new(av, version), true));
     }
-
-    let keep_current = |held: Held| -> Result<Target<'a>, Blocked> {
-        let current = status.current_version.as_deref().and_then(|c| semver::Version::parse(c).ok());
-        match current.and_then(|c| catalog.exact(&c).ok().map(|av| (c, av))) {
-            Some((version, av)) => Ok(Target { app_version: av, version, held: Some(held) }),
-            None => Err(Blocked {
-                phase: Phase::Pending,
-                reason: held.reason,
-                message: held.message,
-                recheck_in: held.recheck_in,
-            }),
-        }
-    };
+    let keep_current = |held: Held| keep_current(&status, &catalog, held).map(|t| (t, false));
 
     match mode {
         Mode::Pinned => {
@@ -183,7 +229,7 @@ pub fn select_target<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
                     recheck_in: None,
                 });
             }
-            catalog.exact(&version).map(|av| Target { app_version: av, version, held: None })
+            catalog.exact(&version).map(|av| (Target::new(av, version), false))
         }
         Mode::Tracked => {
             let raw = spec.track.as_deref().unwrap_or_default();
@@ -206,7 +252,7 @@ pub fn select_target<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
                         ),
                         recheck_in: None,
                     });
-                    Ok(Target { app_version: av, version, held })
+                    Ok((Target { held, ..Target::new(av, version) }, false))
                 }
                 None if !skipped.is_empty() => keep_current(Held {
                     version: skipped.first().cloned(),
@@ -292,7 +338,7 @@ pub fn select_target<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
                     });
                 }
             }
-            catalog.exact(&version).map(|av| Target { app_version: av, version, held: None })
+            catalog.exact(&version).map(|av| (Target::new(av, version), false))
         }
     }
 }
@@ -434,6 +480,8 @@ mod tests {
             env,
             app_versions: avs.iter().collect(),
             upstream: up,
+            approvals: vec![],
+            peers: vec![],
             now: now(),
         })
     }

@@ -45,6 +45,8 @@ pub(crate) fn environment(vars: &[(&str, &str)]) -> Environment {
             tier: Tier::Prod,
             version_line: None,
             variables: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            approval: None,
+            freeze_windows: vec![],
         },
     );
     env.metadata.namespace = Some("finance".into());

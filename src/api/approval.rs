@@ -1,0 +1,36 @@
+//! `Approval`: permission for one version of one Release, in an Environment that requires it.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Approves one version of one Release. Kubernetes RBAC on this resource decides who may approve
+/// (e.g. only the release managers may create Approvals in the prod pipeline namespace).
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "tuskfish.dev",
+    version = "v1alpha1",
+    kind = "Approval",
+    doc = "Approves one version of one Release for an Environment that requires approval.",
+    namespaced,
+    shortname = "appr",
+    category = "tuskfish",
+    printcolumn = r#"{"name":"Release","type":"string","jsonPath":".spec.release"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".spec.version"}"#,
+    printcolumn = r#"{"name":"Approver","type":"string","jsonPath":".spec.approver"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalSpec {
+    /// Name of the Release (in this namespace).
+    #[schemars(length(min = 1, max = 253))]
+    pub release: String,
+    /// The version approved.
+    #[schemars(length(min = 5, max = 128))]
+    pub version: String,
+    /// Who approved (recorded in the Release's history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

@@ -1,0 +1,231 @@
+//! Gates a new version passes before it rolls out: dependencies, freeze windows, approval.
+//! Rollbacks pass no gates.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::{Time, Weekday};
+use jiff::tz::TimeZone;
+
+use super::target::{Blocked, Held};
+use crate::api::{
+    Approval, ApprovalPolicy, Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Phase, Release,
+};
+
+/// What the gates need to know besides the Release and its Environment.
+pub struct GateFacts<'a> {
+    /// Approvals in the Release's namespace.
+    pub approvals: &'a [&'a Approval],
+    /// Releases in the same namespace and Environment (the Release itself included or not).
+    pub peers: &'a [&'a Release],
+    pub now: Timestamp,
+}
+
+/// Why the gates stopped a version.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Waiting is enough.
+    Held(Held),
+    /// The configuration is wrong.
+    Blocked(Blocked),
+}
+
+/// Checks every gate for `candidate`. `Ok` carries notes for the rollout's history entry (who
+/// approved, an overridden freeze).
+pub fn check(
+    release: &Release,
+    env: &Environment,
+    candidate: &semver::Version,
+    facts: &GateFacts<'_>,
+) -> Result<Vec<String>, Stop> {
+    let held = |reason, message: String, recheck_in| {
+        Stop::Held(Held { version: Some(candidate.to_string()), reason, message, recheck_in })
+    };
+    let broken = |reason, message: String| {
+        Stop::Blocked(Blocked { phase: Phase::Failed, reason, message, recheck_in: None })
+    };
+    let mut notes = Vec::new();
+
+    if !release.spec.depends_on.is_empty() {
+        if let Some(cycle) = dependency_cycle(release, facts.peers) {
+            return Err(broken(
+                "DependencyCycle",
+                format!("dependsOn forms a cycle: {}", cycle.join(" -> ")),
+            ));
+        }
+        if let Some(waiting) =
+            unmet_dependency(release, facts.peers).map_err(|m| broken("InvalidDependency", m))?
+        {
+            return Err(held("WaitingForDependencies", waiting, None));
+        }
+    }
+
+    for w in &env.spec.freeze_windows {
+        let ends = active_until(w, facts.now).map_err(|m| broken("InvalidFreezeWindow", m))?;
+        let Some(ends) = ends else { continue };
+        let why = w.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        let override_reason =
+            release.metadata.annotations.as_ref().and_then(|a| a.get(FREEZE_OVERRIDE_ANNOTATION));
+        match override_reason {
+            Some(reason) => notes.push(format!("freeze{why} overridden: {reason}")),
+            None => {
+                let left = Duration::try_from(ends.duration_since(facts.now)).unwrap_or_default();
+                return Err(held(
+                    "Frozen",
+                    format!(
+                        "{:?} is frozen{why} until {ends}; {candidate} rolls out then (or annotate the Release {}=<reason>)",
+                        env.metadata.name.as_deref().unwrap_or_default(),
+                        FREEZE_OVERRIDE_ANNOTATION
+                    ),
+                    Some(left),
+                ));
+            }
+        }
+    }
+
+    if env.spec.approval == Some(ApprovalPolicy::Required) {
+        let name = release.metadata.name.as_deref().unwrap_or_default();
+        let approval = facts.approvals.iter().find(|a| {
+            a.spec.release == name
+                && semver::Version::parse(a.spec.version.trim()).is_ok_and(|v| &v == candidate)
+        });
+        match approval {
+            Some(a) => notes.push(format!(
+                "approved by {}{}",
+                a.spec.approver.as_deref().unwrap_or("(unnamed)"),
+                a.spec.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            )),
+            None => {
+                return Err(held(
+                    "AwaitingApproval",
+                    format!(
+                        "{candidate} needs an Approval for Release {name} (spec.release: {name}, spec.version: {candidate})"
+                    ),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(notes)
+}
+
+/// The first dependency that is not yet satisfied, as a message; `Err` for an invalid range.
+fn unmet_dependency(release: &Release, peers: &[&Release]) -> Result<Option<String>, String> {
+    for dep in &release.spec.depends_on {
+        let req = match dep.version.as_deref() {
+            Some(r) => Some(
+                semver::VersionReq::parse(r)
+                    .map_err(|e| format!("dependsOn {}: {r:?} is not a semver range: {e}", dep.app))?,
+            ),
+            None => None,
+        };
+        let Some(peer) = peers.iter().find(|p| p.spec.app == dep.app) else {
+            return Ok(Some(format!("no Release of {} in this environment yet", dep.app)));
+        };
+        let status = peer.status.clone().unwrap_or_default();
+        let running = status.current_version.as_deref().and_then(|v| semver::Version::parse(v).ok());
+        let ok = status.phase == Some(Phase::Healthy)
+            && running.as_ref().is_some_and(|v| req.as_ref().is_none_or(|r| r.matches(v)));
+        if !ok {
+            let want = dep.version.as_deref().map(|r| format!(" at {r}")).unwrap_or_default();
+            let now = running.map_or_else(|| "nothing".to_string(), |v| v.to_string());
+            return Ok(Some(format!("waiting for {} to be Healthy{want} (runs {now})", dep.app)));
+        }
+    }
+    Ok(None)
+}
+
+/// The dependency cycle through `release`'s app, if there is one, as the list of apps around it.
+pub fn dependency_cycle(release: &Release, peers: &[&Release]) -> Option<Vec<String>> {
+    let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in peers.iter().copied().chain(std::iter::once(release)) {
+        graph
+            .entry(r.spec.app.as_str())
+            .or_default()
+            .extend(r.spec.depends_on.iter().map(|d| d.app.as_str()));
+    }
+    let start = release.spec.app.as_str();
+    // Depth-first search for a path back to `start`.
+    let mut stack: Vec<(&str, Vec<&str>)> = vec![(start, vec![start])];
+    let mut seen = BTreeSet::new();
+    while let Some((node, path)) = stack.pop() {
+        for &next in graph.get(node).map(Vec::as_slice).unwrap_or_default() {
+            if next == start {
+                let mut cycle: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+                cycle.push(start.to_string());
+                return Some(cycle);
+            }
+            if seen.insert(next) {
+                let mut p = path.clone();
+                p.push(next);
+                stack.push((next, p));
+            }
+        }
+    }
+    None
+}
+
+/// When the window is active at `now`, when it ends; `Err` for a window that cannot be read.
+pub fn active_until(w: &FreezeWindow, now: Timestamp) -> Result<Option<Timestamp>, String> {
+    match (&w.start, &w.end, &w.weekly) {
+        (Some(start), Some(end), None) => {
+            let parse =
+                |s: &str| s.parse::<Timestamp>().map_err(|e| format!("freeze window time {s:?}: {e}"));
+            let (start, end) = (parse(start)?, parse(end)?);
+            if end <= start {
+                return Err(format!("freeze window ends ({end}) before it starts ({start})"));
+            }
+            Ok((start <= now && now < end).then_some(end))
+        }
+        (None, None, Some(weekly)) => {
+            let tz_name = weekly.time_zone.as_deref().unwrap_or("UTC");
+            let tz =
+                TimeZone::get(tz_name).map_err(|e| format!("freeze window time zone {tz_name:?}: {e}"))?;
+            let days = weekly.days.iter().map(|d| weekday(d)).collect::<Result<Vec<_>, _>>()?;
+            let from = hh_mm(&weekly.from)?;
+            let to = hh_mm(&weekly.to)?;
+            let today = now.to_zoned(tz.clone()).date();
+            // A window that runs past midnight may have started yesterday.
+            for day in [today.yesterday().ok(), Some(today)].into_iter().flatten() {
+                if !days.contains(&day.weekday()) {
+                    continue;
+                }
+                let end_day = if to > from { Some(day) } else { day.tomorrow().ok() };
+                let Some(end_day) = end_day else { continue };
+                let at = |d: jiff::civil::Date, t: Time| {
+                    d.to_datetime(t).to_zoned(tz.clone()).map(|z| z.timestamp()).map_err(|e| e.to_string())
+                };
+                let (start, end) = (at(day, from)?, at(end_day, to)?);
+                if start <= now && now < end {
+                    return Ok(Some(end));
+                }
+            }
+            Ok(None)
+        }
+        _ => Err("a freeze window needs either start and end, or weekly".into()),
+    }
+}
+
+fn weekday(s: &str) -> Result<Weekday, String> {
+    Ok(match s.to_ascii_lowercase().get(..3) {
+        Some("mon") => Weekday::Monday,
+        Some("tue") => Weekday::Tuesday,
+        Some("wed") => Weekday::Wednesday,
+        Some("thu") => Weekday::Thursday,
+        Some("fri") => Weekday::Friday,
+        Some("sat") => Weekday::Saturday,
+        Some("sun") => Weekday::Sunday,
+        _ => return Err(format!("freeze window day {s:?} is not one of Mon..Sun")),
+    })
+}
+
+fn hh_mm(s: &str) -> Result<Time, String> {
+    let bad = || format!("freeze window time {s:?} is not HH:MM");
+    let (h, m) = s.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    Time::new(h, m, 0, 0).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! Gates against a real API server: approval, freeze windows (and their override), dependencies.
+
+mod common;
+
+use common::TestNs;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use tuskfish::api::{Phase, ReleaseStatus, find_condition};
+
+fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
+    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
+}
+
+fn reason_is(cond: &'static str, reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
+    move |s| find_condition(&s.conditions, cond).is_some_and(|c| c.reason == reason)
+}
+
+async fn approve(t: &TestNs, release: &str, version: &str, who: &str) {
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
+        "metadata": {"name": format!("{release}-{version}")},
+        "spec": {"release": release, "version": version, "approver": who, "reason": "CAB-42"}}))
+        .await;
+}
+
+#[tokio::test]
+async fn approval_holds_a_version_until_it_is_approved() {
+    let t = TestNs::new("approve").await;
+    t.environment("prod", json!({"tier": "prod", "approval": "required"})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.app_version("pay", "1.1.0", json!({})).await;
+    t.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
+    let r = t.wait_release("pay-prod", reason_is("Ready", "AwaitingApproval")).await;
+    assert_eq!(r.status.unwrap().phase, Some(Phase::Pending));
+    assert!(
+        t.api_in::<k8s_openapi::api::apps::v1::Deployment>(&t.env_ns("prod"))
+            .get_opt("pay")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    approve(&t, "pay-prod", "1.0.0", "alice").await;
+    let r = t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+    assert_eq!(r.status.unwrap().history[0].message.as_deref(), Some("approved by alice: CAB-42"));
+
+    // An upgrade waits too, while the approved version keeps running.
+    t.set_version("pay-prod", "1.1.0").await;
+    let r = t.wait_release("pay-prod", reason_is("Held", "AwaitingApproval")).await;
+    let s = r.status.unwrap();
+    assert_eq!(
+        (s.phase, s.current_version.as_deref(), s.held_version.as_deref()),
+        (Some(Phase::Healthy), Some("1.0.0"), Some("1.1.0"))
+    );
+    approve(&t, "pay-prod", "1.1.0", "bob").await;
+    t.wait_release("pay-prod", healthy_at("1.1.0")).await;
+}
+
+#[tokio::test]
+async fn a_freeze_window_holds_new_versions_until_it_ends_unless_overridden() {
+    let t = TestNs::new("freeze").await;
+    let now = jiff::Timestamp::now();
+    let window = |secs: i64| {
+        json!([{"reason": "quarter close", "start": (now - jiff::SignedDuration::from_secs(60)).to_string(),
+                "end": (now + jiff::SignedDuration::from_secs(secs)).to_string()}])
+    };
+    t.environment("short", json!({"freezeWindows": window(6)})).await;
+    t.environment("long", json!({"freezeWindows": window(3600)})).await;
+    t.app_version("svc", "1.0.0", json!({})).await;
+
+    t.release("svc-short", "svc", "short", "1.0.0", json!({})).await;
+    t.release("svc-long", "svc", "long", "1.0.0", json!({})).await;
+    let r = t.wait_release("svc-short", reason_is("Ready", "Frozen")).await;
+    let msg = find_condition(&r.status.unwrap().conditions, "Ready").unwrap().message.clone();
+    assert!(msg.contains("quarter close"), "{msg}");
+    // It opens by itself when the window ends (a timer, no event needed).
+    t.wait_release("svc-short", healthy_at("1.0.0")).await;
+
+    t.wait_release("svc-long", reason_is("Ready", "Frozen")).await;
+    let annotate =
+        json!({"metadata": {"annotations": {"tuskfish.dev/freeze-override": "INC-7 payment outage"}}});
+    t.api::<tuskfish::api::Release>()
+        .patch("svc-long", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .unwrap();
+    let r = t.wait_release("svc-long", healthy_at("1.0.0")).await;
+    let note = r.status.unwrap().history[0].message.clone().unwrap_or_default();
+    assert_eq!(note, "freeze (quarter close) overridden: INC-7 payment outage");
+}
+
+#[tokio::test]
+async fn dependencies_order_rollouts_and_cycles_are_reported() {
+    let t = TestNs::new("deps").await;
+    t.environment("dev", json!({})).await;
+    t.app_version("db", "2.1.0", json!({})).await;
+    t.app_version("api", "1.0.0", json!({})).await;
+    t.release("api-dev", "api", "dev", "1.0.0", json!({"dependsOn": [{"app": "db", "version": ">=2.1"}]}))
+        .await;
+    t.wait_release("api-dev", reason_is("Ready", "WaitingForDependencies")).await;
+    t.release("db-dev", "db", "dev", "2.1.0", json!({})).await;
+    t.wait_release("db-dev", healthy_at("2.1.0")).await;
+    t.wait_release("api-dev", healthy_at("1.0.0")).await;
+
+    t.app_version("a", "1.0.0", json!({})).await;
+    t.app_version("b", "1.0.0", json!({})).await;
+    t.release("a-dev", "a", "dev", "1.0.0", json!({"dependsOn": [{"app": "b"}]})).await;
+    t.release("b-dev", "b", "dev", "1.0.0", json!({"dependsOn": [{"app": "a"}]})).await;
+    for name in ["a-dev", "b-dev"] {
+        let r = t.wait_release(name, reason_is("Ready", "DependencyCycle")).await;
+        let s = r.status.unwrap();
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert!(find_condition(&s.conditions, "Ready").unwrap().message.contains("->"));
+    }
+}
