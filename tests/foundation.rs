@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestNs, apply_yaml_file, delete};
+use common::{TestNs, delete};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -331,24 +331,4 @@ async fn bad_inputs_get_clear_conditions_and_leave_others_alone() {
     // The healthy Release's rollout record is untouched by all of this.
     let good_after = t.api::<Release>().get("good-dev").await.unwrap();
     assert_eq!(good_after.status.unwrap().history, good_before.status.unwrap().history);
-}
-
-#[tokio::test]
-async fn the_examples_deploy_prod_1_3_9() {
-    let t = TestNs::new("examples").await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
-        apply_yaml_file(&t.client, f).await;
-    }
-    let releases: Api<Release> = Api::namespaced(t.client.clone(), "finance");
-    let fut = kube::runtime::wait::await_condition(releases, "payments-prod", |r: Option<&Release>| {
-        r.and_then(|r| r.status.as_ref())
-            .is_some_and(|s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some("1.3.9"))
-    });
-    common::within("prod runs 1.3.9", fut).await.unwrap();
-    let cm: ConfigMap =
-        Api::namespaced(t.client.clone(), "finance-prod").get("payments-settings").await.unwrap();
-    assert_eq!(cm.data.unwrap()["database"], "postgres://db.prod.finance.internal/payments");
 }

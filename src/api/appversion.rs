@@ -13,7 +13,7 @@ use super::Condition;
 /// One build of an app: a workload shorthand and/or raw manifests, where it came from, and what it
 /// contains. Published versions are immutable: once the operator has recorded the spec's hash, a
 /// changed spec is flagged and never rolled out.
-#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[kube(
     group = "tuskfish.dev",
     version = "v1alpha1",

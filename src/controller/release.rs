@@ -18,12 +18,15 @@ use super::events::publish;
 use super::status::patch_status_if_changed;
 use super::workloads::{WatchedKind, applied_of, live_of};
 use crate::api::{
-    Inventory, InventoryEntry, Phase, RELEASE_FINALIZER, Release, ReleaseStatus, find_condition,
+    AppVersion, Inventory, InventoryEntry, Phase, RELEASE_FINALIZER, Release, ReleaseStatus, find_condition,
 };
+use crate::plan::changes;
 use crate::plan::drift::{self, Decision, Live};
 use crate::plan::health::WorkloadState;
-use crate::plan::status::set_held;
-use crate::plan::{Health, Inputs, Outcome, assess, auto_rollback, next_status, rollback, select_target};
+use crate::plan::status::{set_forward_ports, set_held};
+use crate::plan::{
+    Health, Inputs, Outcome, assess, auto_rollback, next_status, rollback, select_target, spec_hash,
+};
 use crate::render::{self, Rendered};
 
 /// How long to wait before retrying a rendering that may succeed unchanged (e.g. a CRD not yet
@@ -139,6 +142,8 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let acted = matches!(&outcome, Outcome::Applied { .. } | Outcome::Rejected { .. });
     let mut status = next_status(&prev, outcome, rel.metadata.generation, &now);
     set_held(&mut status, held.as_ref(), rel.metadata.generation, &now);
+    let gaps = forward_port_gaps_of(&rel, &status, &inputs.app_versions, &releases);
+    set_forward_ports(&mut status, &gaps, rel.metadata.generation, &now);
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
     let base = if acted { None } else { rel.status.as_ref() };
     if patch_status_if_changed(&api, &rel, base, &status).await? {
@@ -151,6 +156,39 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         record_transition(&ctx, &rel, rel.status.as_ref().unwrap_or(&prev), &status, new_rollout).await;
     }
     Ok(wake.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Changes shipped on older lines (in any Environment) that the newest version of this Release's
+/// line lacks.
+fn forward_port_gaps_of(
+    rel: &Release,
+    status: &ReleaseStatus,
+    app_versions: &[&AppVersion],
+    releases: &[Arc<Release>],
+) -> Vec<changes::Gap> {
+    let Some(current) = status.current_version.as_deref().and_then(|v| semver::Version::parse(v).ok()) else {
+        return Vec::new();
+    };
+    let published: Vec<(semver::Version, &AppVersion)> = app_versions
+        .iter()
+        .filter(|a| a.spec.app == rel.spec.app)
+        .filter(|a| {
+            a.status.as_ref().and_then(|s| s.spec_hash.as_deref()) == Some(spec_hash(&a.spec).as_str())
+        })
+        .filter_map(|a| Some((semver::Version::parse(a.spec.version.trim()).ok()?, *a)))
+        .collect();
+    let shipped: Vec<changes::Shipped<'_>> = releases
+        .iter()
+        .filter(|r| r.metadata.namespace == rel.metadata.namespace && r.spec.app == rel.spec.app)
+        .filter_map(|r| {
+            let v = r.status.as_ref()?.current_version.as_deref()?;
+            Some(changes::Shipped {
+                environment: &r.spec.environment,
+                version: semver::Version::parse(v).ok()?,
+            })
+        })
+        .collect();
+    changes::forward_port_gaps(&current, &published, &shipped)
 }
 
 /// Slack added to timer requeues so the deadline has surely passed when we look again.

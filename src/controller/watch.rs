@@ -60,14 +60,16 @@ pub fn releases_for_app_version(releases: &Store<Release>, av: &AppVersion) -> V
         .collect()
 }
 
-/// Releases that promote from `upstream`'s Environment (same app, same namespace).
-pub fn releases_promoted_from(releases: &Store<Release>, upstream: &Release) -> Vec<ObjectRef<Release>> {
-    let ns = upstream.namespace();
+/// The other Releases of `release`'s app in its namespace (promotions and forward-port checks
+/// depend on them).
+pub fn releases_of_same_app(releases: &Store<Release>, release: &Release) -> Vec<ObjectRef<Release>> {
+    let ns = release.namespace();
     releases
         .state()
         .iter()
-        .filter(|r| r.namespace() == ns && r.spec.app == upstream.spec.app)
-        .filter(|r| r.spec.promote_from.as_ref().is_some_and(|p| p.environment == upstream.spec.environment))
+        .filter(|r| {
+            r.namespace() == ns && r.spec.app == release.spec.app && r.name_any() != release.name_any()
+        })
         .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
 }
@@ -163,7 +165,8 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
     let (releases, releases_fut) =
         reflect(Api::<Release>::all(client.clone()), all.clone(), move |r: &Release, rs: &Store<Release>| {
             send(&t.releases, ObjectRef::from_obj(r));
-            releases_promoted_from(rs, r).into_iter().for_each(|d| send(&t.releases, d));
+            // Promotion and forward-port checks read the other Releases of the same app.
+            releases_of_same_app(rs, r).into_iter().for_each(|d| send(&t.releases, d));
             releases_depending_on(rs, r).into_iter().for_each(|d| send(&t.releases, d));
             send(
                 &t.environments,

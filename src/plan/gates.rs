@@ -92,8 +92,9 @@ pub fn check(
         });
         match approval {
             Some(a) => notes.push(format!(
-                "approved by {}{}",
+                "approved by {}{}{}",
                 a.spec.approver.as_deref().unwrap_or("(unnamed)"),
+                a.metadata.creation_timestamp.as_ref().map(|t| format!(" at {}", t.0)).unwrap_or_default(),
                 a.spec.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
             )),
             None => {

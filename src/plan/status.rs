@@ -12,6 +12,7 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const HELD: &str = "Held";
+pub const FORWARD_PORT_MISSING: &str = "ForwardPortMissing";
 
 /// What one reconcile found or did.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,6 +106,21 @@ pub fn next_status(
         Outcome::Observed { health } => apply_health(&mut s, health, generation, now),
     }
     s
+}
+
+/// Records forward-port gaps (condition `ForwardPortMissing`, True while changes are missing).
+pub fn set_forward_ports(
+    s: &mut ReleaseStatus,
+    gaps: &[super::changes::Gap],
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let update = if gaps.is_empty() {
+        ConditionUpdate::new(FORWARD_PORT_MISSING, false, "NothingMissing", "")
+    } else {
+        ConditionUpdate::new(FORWARD_PORT_MISSING, true, "ChangesMissing", super::changes::describe(gaps, 10))
+    };
+    set_condition(&mut s.conditions, update, generation, now);
 }
 
 /// Records the version held back, if any (condition `Held`, field `heldVersion`).
