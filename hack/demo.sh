@@ -44,38 +44,67 @@ if [ "${TUSKFISH_EXISTING_CLUSTER:-}" != 1 ]; then
 fi
 start_bg operator "$BIN" --kubeconfig "$KUBECONFIG" run
 
-# Waits until a Release reports the wanted phase (and version, if given).
-wait_release() { # name phase [version]
-  local want="$2${3:+/$3}" got=""
-  for _ in $(seq 1 180); do
-    got=$(k get release "$1" -n finance -o jsonpath='{.status.phase}{"/"}{.status.currentVersion}' 2>/dev/null || true)
-    case "$got" in "$2/${3:-}"*) return 0 ;; esac
-    [ -z "${3:-}" ] && [ "${got%%/*}" = "$2" ] && return 0
-    sleep 1
+
+rel_status() { k get release "$1" -n finance -o jsonpath='{.status.phase}/{.status.currentVersion}' 2>/dev/null || true; }
+# Waits until a Release runs `version` healthily.
+wait_healthy() { # name version
+  local got=""
+  for _ in $(seq 1 120); do
+    got=$(rel_status "$1"); [ "$got" = "Healthy/$2" ] && return 0; sleep 1
   done
-  log "release $1 did not reach $want (now: $got); operator log: $S/operator.log"; return 1
+  log "release $1 did not become Healthy on $2 (now: $got); operator log: $S/operator.log"; return 1
+}
+# Waits until a jsonpath of a Release has the wanted value.
+wait_field() { # name jsonpath value
+  local got=""
+  for _ in $(seq 1 120); do
+    got=$(k get release "$1" -n finance -o jsonpath="$2" 2>/dev/null || true); [ "$got" = "$3" ] && return 0; sleep 1
+  done
+  log "release $1: $2 is '$got', not '$3'"; return 1
 }
 show() { echo; echo "\$ $*"; "$@"; }
+releases() { show kubectl get releases -n finance; }
 
-log "applying examples/"
+log "applying examples/: 4 environments, 3 builds, 4 releases, prod's approval of 1.3.9"
 k apply -f examples/ >/dev/null
-for r in payments-prod payments-test payments-dev-1-3 payments-dev-1-4; do wait_release "$r" Healthy; done
-show kubectl get environments,appversions,releases -n finance
+wait_healthy payments-prod 1.3.9
+wait_healthy payments-dev-1-3 1.3.10
+wait_healthy payments-dev-1-4 1.4.0-rc.1
+log "test promotes from dev-1-4 once 1.4.0-rc.1 has been healthy there for 10 s"
+wait_healthy payments-test 1.4.0-rc.1
+show kubectl get environments,appversions,approvals -n finance
+releases
 show kubectl get deployments -A -l app.kubernetes.io/managed-by=tuskfish -L app.kubernetes.io/version
 
-echo; log "one-click upgrade: prod 1.3.9 -> 1.3.10 (one field)"
-show kubectl patch release payments-prod -n finance --type merge -p '{"spec":{"version":"1.3.10"}}'
-wait_release payments-prod Healthy 1.3.10
-show kubectl get release payments-prod -n finance \
-  -o jsonpath='{range .status.history[*]}{.version}{"\t"}{.result}{"\t"}{.startedAt}{"\n"}{end}'
+echo; log "forward-port check: the 1.3.10 hotfix (FIN-142) is not in the 1.4 line yet"
+show kubectl get release payments-dev-1-4 -n finance \
+  -o jsonpath='{.status.conditions[?(@.type=="ForwardPortMissing")].message}{"\n"}'
 
-echo; log "a broken hotfix (1.3.11, never ready) in dev-1-3 with a 20 s progress deadline"
-k apply -f examples/demo/ >/dev/null
-show kubectl patch release payments-dev-1-3 -n finance --type merge \
-  -p '{"spec":{"version":"1.3.11","progressDeadlineSeconds":20}}'
-wait_release payments-dev-1-3 Degraded
-show kubectl get releases -n finance
-show kubectl get events -n finance --field-selector involvedObject.name=payments-dev-1-3
+echo; log "a broken hotfix: 1.3.11 never becomes ready in dev-1-3 (20 s deadline) and is rolled back"
+k apply -f examples/demo/40-broken-hotfix.yaml >/dev/null
+wait_field payments-dev-1-3 '{.status.failedVersions[0]}' 1.3.11
+wait_healthy payments-dev-1-3 1.3.10
+show kubectl get release payments-dev-1-3 -n finance \
+  -o jsonpath='{range .status.history[*]}{.version}{"\t"}{.result}{"\t"}{.message}{"\n"}{end}'
+
+echo; log "1.4.0-rc.2 carries the fix: dev-1-4 takes it, the warning clears, test follows after its soak"
+k apply -f examples/demo/50-forward-port.yaml >/dev/null
+wait_healthy payments-dev-1-4 1.4.0-rc.2
+wait_healthy payments-test 1.4.0-rc.2
+show kubectl get release payments-dev-1-4 -n finance \
+  -o jsonpath='{.status.conditions[?(@.type=="ForwardPortMissing")].reason}{"\n"}'
+
+echo; log "one-click deploy of the hotfix to prod: one field, then it waits for approval"
+show kubectl patch release payments-prod -n finance --type merge -p '{"spec":{"version":"1.3.10"}}'
+wait_field payments-prod '{.status.heldVersion}' 1.3.10
+releases
+k apply -f examples/demo/60-approve-prod-1.3.10.yaml >/dev/null
+log "approved by the release manager"
+wait_healthy payments-prod 1.3.10
+releases
+show kubectl get release payments-prod -n finance \
+  -o jsonpath='{range .status.history[*]}{.version}{"\t"}{.result}{"\t"}{.message}{"\n"}{end}'
+show kubectl get events -n finance --field-selector involvedObject.kind=Release --sort-by=.metadata.creationTimestamp
 
 echo
 log "the pipeline is running. KUBECONFIG=$KUBECONFIG; operator log: $S/operator.log"

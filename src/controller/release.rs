@@ -374,14 +374,16 @@ async fn record_transition(
     if was.as_ref().map(|w| &w.0) == Some(&reason) || reason == "RolloutInProgress" {
         return;
     }
+    // Waiting (for an approval, a soak, an Environment being set up) is normal; only a failed or
+    // degraded Release is a warning.
     let type_ = match next.phase {
-        Some(Phase::Healthy) => EventType::Normal,
-        _ => EventType::Warning,
+        Some(Phase::Failed | Phase::Degraded) => EventType::Warning,
+        _ => EventType::Normal,
     };
     if type_ == EventType::Warning {
-        warn!(release = %rel.name_any(), %reason, %message, "release not ready");
+        warn!(release = %rel.name_any(), %reason, %message, "release failed");
     } else {
-        info!(release = %rel.name_any(), %version, "release healthy");
+        info!(release = %rel.name_any(), %reason, %message, "release status");
     }
     publish(ctx, &reference, type_, reason, message).await;
 }
