@@ -10,8 +10,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{TestNs, apply_yaml_file, within};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use serde_json::json;
 use tuskfish::api::{Phase, Release, ReleaseStatus, find_condition};
@@ -54,6 +55,14 @@ fn forward_port_missing(s: &ReleaseStatus) -> Option<(bool, String)> {
 #[tokio::test]
 async fn the_seed_story() {
     let t = TestNs::new("story").await;
+    // The examples use fixed namespaces: start from none of them (a reused test cluster may have them).
+    let namespaces: Api<Namespace> = Api::all(t.client.clone());
+    for ns in ["finance", "finance-dev-1-3", "finance-dev-1-4", "finance-test", "finance-prod"] {
+        if namespaces.delete(ns, &DeleteParams::default()).await.is_ok() {
+            let gone = await_condition(namespaces.clone(), ns, |n: Option<&Namespace>| n.is_none());
+            within("old example namespaces deleted", gone).await.unwrap();
+        }
+    }
     apply_dir(&t, &examples()).await;
     let rel: Api<Release> = Api::namespaced(t.client.clone(), "finance");
 
@@ -71,6 +80,13 @@ async fn the_seed_story() {
     .await;
     let (_, msg) = forward_port_missing(&dev14.status.unwrap()).unwrap();
     assert!(msg.contains("FIN-142") && msg.contains("1.3.10 in dev-1-3"), "{msg}");
+    // What each environment runs, by change id: prod (1.3.9) lacks the FX fix that dev-1-3 has.
+    let changes = |name: &'static str| {
+        let rel = rel.clone();
+        async move { rel.get(name).await.unwrap().status.unwrap().changes }
+    };
+    assert_eq!(changes("payments-prod").await, ["FIN-101"]);
+    assert_eq!(changes("payments-dev-1-3").await, ["FIN-101", "FIN-142"]);
 
     // A broken hotfix is rolled back on the 1.3 line and not retried.
     apply_yaml_file(&t.client, &examples().join("demo/40-broken-hotfix.yaml")).await;

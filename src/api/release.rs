@@ -11,6 +11,8 @@ use super::Condition;
 pub const HISTORY_LIMIT: usize = 10;
 /// Default for `spec.progressDeadlineSeconds`.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 300;
+/// How many change ids `status.changes` lists.
+pub const CHANGES_LIMIT: usize = 200;
 /// How many failed versions `status.failedVersions` remembers.
 pub const FAILED_VERSIONS_LIMIT: usize = 20;
 
@@ -206,6 +208,10 @@ pub struct ReleaseStatus {
     /// counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_started_at: Option<Time>,
+    /// Change ids (stories, bugs) of the running version, sorted, at most 200; compare two
+    /// Environments' Releases to see what one has that the other lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
     /// A newer version that is held back (soaking, failed, awaiting approval…); see the `Held`
     /// condition for why.
     #[serde(default, skip_serializing_if = "Option::is_none")]

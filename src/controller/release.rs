@@ -18,7 +18,8 @@ use super::events::publish;
 use super::status::patch_status_if_changed;
 use super::workloads::{WatchedKind, applied_of, live_of};
 use crate::api::{
-    AppVersion, Inventory, InventoryEntry, Phase, RELEASE_FINALIZER, Release, ReleaseStatus, find_condition,
+    AppVersion, CHANGES_LIMIT, Inventory, InventoryEntry, Phase, RELEASE_FINALIZER, Release, ReleaseStatus,
+    find_condition,
 };
 use crate::plan::changes;
 use crate::plan::drift::{self, Decision, Live};
@@ -142,6 +143,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let acted = matches!(&outcome, Outcome::Applied { .. } | Outcome::Rejected { .. });
     let mut status = next_status(&prev, outcome, rel.metadata.generation, &now);
     set_held(&mut status, held.as_ref(), rel.metadata.generation, &now);
+    status.changes = running_changes(&rel, &status, &inputs.app_versions);
     let gaps = forward_port_gaps_of(&rel, &status, &inputs.app_versions, &releases);
     set_forward_ports(&mut status, &gaps, rel.metadata.generation, &now);
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
@@ -156,6 +158,21 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         record_transition(&ctx, &rel, rel.status.as_ref().unwrap_or(&prev), &status, new_rollout).await;
     }
     Ok(wake.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The change ids of the version that runs now.
+fn running_changes(rel: &Release, status: &ReleaseStatus, app_versions: &[&AppVersion]) -> Vec<String> {
+    let Some(current) = status.current_version.as_deref().and_then(|v| semver::Version::parse(v).ok()) else {
+        return Vec::new();
+    };
+    app_versions
+        .iter()
+        .find(|a| {
+            a.spec.app == rel.spec.app
+                && semver::Version::parse(a.spec.version.trim()).is_ok_and(|v| v == current)
+        })
+        .map(|a| changes::ids_of(a, CHANGES_LIMIT))
+        .unwrap_or_default()
 }
 
 /// Changes shipped on older lines (in any Environment) that the newest version of this Release's

@@ -22,6 +22,12 @@ pub struct Gap {
     pub missing_from: String,
 }
 
+/// The change ids of a version, sorted and deduplicated, at most `limit`.
+pub fn ids_of(av: &AppVersion, limit: usize) -> Vec<String> {
+    let ids: BTreeSet<&str> = av.spec.changes.iter().map(|c| c.id.as_str()).collect();
+    ids.into_iter().take(limit).map(str::to_string).collect()
+}
+
 /// Change ids of `a` that `b` does not have.
 pub fn only_in<'a>(a: &'a AppVersion, b: &AppVersion) -> Vec<&'a str> {
     let theirs: BTreeSet<&str> = b.spec.changes.iter().map(|c| c.id.as_str()).collect();
@@ -144,6 +150,8 @@ mod tests {
         let a = av("1.3.10", &["FIN-142", "FIN-101", "FIN-142"]);
         let b = av("1.3.9", &["FIN-101"]);
         assert_eq!(only_in(&a, &b), ["FIN-142"]);
+        assert_eq!(ids_of(&a, 10), ["FIN-101", "FIN-142"]);
+        assert_eq!(ids_of(&a, 1), ["FIN-101"]);
         assert!(only_in(&b, &a).is_empty());
         let gaps: Vec<Gap> = (0..30)
             .map(|i| Gap {
