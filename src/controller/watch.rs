@@ -37,53 +37,44 @@ pub fn managed_selector() -> String {
     format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)
 }
 
-/// Releases that point at `env`.
-pub fn releases_for_environment(releases: &Store<Release>, env: &Environment) -> Vec<ObjectRef<Release>> {
-    let ns = env.namespace();
-    let name = env.name_any();
+/// Keys of the Releases in namespace `ns` that satisfy `pred`.
+fn releases_where(
+    releases: &Store<Release>,
+    ns: Option<String>,
+    pred: impl Fn(&Release) -> bool,
+) -> Vec<ObjectRef<Release>> {
     releases
         .state()
         .iter()
-        .filter(|r| r.namespace() == ns && r.spec.environment == name)
+        .filter(|r| r.namespace() == ns && pred(r))
         .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
 }
 
+/// Releases that point at `env`.
+pub fn releases_for_environment(releases: &Store<Release>, env: &Environment) -> Vec<ObjectRef<Release>> {
+    let name = env.name_any();
+    releases_where(releases, env.namespace(), |r| r.spec.environment == name)
+}
+
 /// Releases of the app `av` is a build of.
 pub fn releases_for_app_version(releases: &Store<Release>, av: &AppVersion) -> Vec<ObjectRef<Release>> {
-    let ns = av.namespace();
-    releases
-        .state()
-        .iter()
-        .filter(|r| r.namespace() == ns && r.spec.app == av.spec.app)
-        .map(|r| ObjectRef::from_obj(r.as_ref()))
-        .collect()
+    releases_where(releases, av.namespace(), |r| r.spec.app == av.spec.app)
 }
 
 /// The other Releases of `release`'s app in its namespace (promotions and forward-port checks
 /// depend on them).
 pub fn releases_of_same_app(releases: &Store<Release>, release: &Release) -> Vec<ObjectRef<Release>> {
-    let ns = release.namespace();
-    releases
-        .state()
-        .iter()
-        .filter(|r| {
-            r.namespace() == ns && r.spec.app == release.spec.app && r.name_any() != release.name_any()
-        })
-        .map(|r| ObjectRef::from_obj(r.as_ref()))
-        .collect()
+    let name = release.name_any();
+    releases_where(releases, release.namespace(), |r| r.spec.app == release.spec.app && r.name_any() != name)
 }
 
 /// Releases in the same Environment whose `dependsOn` names `peer`'s app.
 pub fn releases_depending_on(releases: &Store<Release>, peer: &Release) -> Vec<ObjectRef<Release>> {
-    let ns = peer.namespace();
-    releases
-        .state()
-        .iter()
-        .filter(|r| r.namespace() == ns && r.spec.environment == peer.spec.environment)
-        .filter(|r| r.spec.depends_on.iter().any(|d| d.app == peer.spec.app))
-        .map(|r| ObjectRef::from_obj(r.as_ref()))
-        .collect()
+    releases_where(releases, peer.namespace(), |r| {
+        r.spec.environment == peer.spec.environment
+            && r.spec.depends_on.iter().any(|d| d.app == peer.spec.app)
+    })
 }
 
 /// The Release that applied an object, from the labels the renderer put on it.

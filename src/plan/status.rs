@@ -42,12 +42,7 @@ pub fn next_status(
     let mut s = prev.clone();
     s.observed_generation = generation;
     let cond = |s: &mut ReleaseStatus, type_, status, reason: &str, message: &str| {
-        set_condition(
-            &mut s.conditions,
-            ConditionUpdate::new(type_, status, reason, message),
-            generation,
-            now,
-        );
+        set(s, ConditionUpdate::new(type_, status, reason, message), generation, now);
     };
     match outcome {
         Outcome::Blocked(b) => {
@@ -108,6 +103,10 @@ pub fn next_status(
     s
 }
 
+fn set(s: &mut ReleaseStatus, update: ConditionUpdate, generation: Option<i64>, now: &Time) {
+    set_condition(&mut s.conditions, update, generation, now);
+}
+
 /// Records forward-port gaps (condition `ForwardPortMissing`, True while changes are missing).
 pub fn set_forward_ports(
     s: &mut ReleaseStatus,
@@ -135,12 +134,7 @@ pub fn set_held(s: &mut ReleaseStatus, held: Option<&Held>, generation: Option<i
 
 fn apply_health(s: &mut ReleaseStatus, health: Health, generation: Option<i64>, now: &Time) {
     let cond = |s: &mut ReleaseStatus, type_, status, reason: &str, message: &str| {
-        set_condition(
-            &mut s.conditions,
-            ConditionUpdate::new(type_, status, reason, message),
-            generation,
-            now,
-        );
+        set(s, ConditionUpdate::new(type_, status, reason, message), generation, now);
     };
     let version = s.desired_version.clone().unwrap_or_default();
     match health {
