@@ -41,6 +41,17 @@ impl Target {
         }
     }
 
+    /// The kubeconfig user of the context in use (e.g. for recording who approved), if there is a
+    /// kubeconfig at all.
+    pub fn user_name(&self) -> Option<String> {
+        let kc = match &self.kubeconfig {
+            Some(path) => Kubeconfig::read_from(path).ok()?,
+            None => Kubeconfig::read().ok()?,
+        };
+        let context = self.context.clone().or(kc.current_context)?;
+        kc.contexts.into_iter().find(|c| c.name == context)?.context?.user
+    }
+
     /// A client whose requests are counted by `counter`.
     pub async fn client(&self, counter: &RequestCounter) -> Result<Client, ClientError> {
         let mut config = self.config().await?;

@@ -1,6 +1,7 @@
 //! tuskfish: an application & environment pipeline operator for Kubernetes.
 
 pub mod api;
+pub mod cli;
 pub mod client;
 pub mod controller;
 pub mod duration;

@@ -58,7 +58,8 @@ pub enum ApprovalPolicy {
     None,
 }
 
-/// A freeze: either one period (`start`–`end`) or a weekly one (`weekly`).
+/// A freeze: either one period (`start`–`end`, or from `start` until removed) or a weekly one
+/// (`weekly`).
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct FreezeWindow {
@@ -68,7 +69,8 @@ pub struct FreezeWindow {
     /// RFC 3339 start of a one-off window, e.g. `2026-12-20T00:00:00Z`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<String>,
-    /// RFC 3339 end of a one-off window.
+    /// RFC 3339 end of a one-off window; without it the window lasts until it is removed (what
+    /// `tuskfish freeze` without `--for`/`--until` writes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -64,21 +64,28 @@ pub fn check(
     for w in &env.spec.freeze_windows {
         let ends = active_until(w, facts.now).map_err(|m| broken("InvalidFreezeWindow", m))?;
         let Some(ends) = ends else { continue };
+        let (until, recheck_in) = match ends {
+            FreezeEnd::At(t) => (
+                format!("until {t}"),
+                Some(Duration::try_from(t.duration_since(facts.now)).unwrap_or_default()),
+            ),
+            // Only an edit of the Environment ends it, and that edit wakes the Release.
+            FreezeEnd::WhenRemoved => ("until the window is removed".to_string(), None),
+        };
         let why = w.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
         let override_reason =
             release.metadata.annotations.as_ref().and_then(|a| a.get(FREEZE_OVERRIDE_ANNOTATION));
         match override_reason {
             Some(reason) => notes.push(format!("freeze{why} overridden: {reason}")),
             None => {
-                let left = Duration::try_from(ends.duration_since(facts.now)).unwrap_or_default();
                 return Err(held(
                     "Frozen",
                     format!(
-                        "{:?} is frozen{why} until {ends}; {candidate} rolls out then (or annotate the Release {}=<reason>)",
+                        "{:?} is frozen{why} {until}; {candidate} rolls out then (or annotate the Release {}=<reason>)",
                         env.metadata.name.as_deref().unwrap_or_default(),
                         FREEZE_OVERRIDE_ANNOTATION
                     ),
-                    Some(left),
+                    recheck_in,
                 ));
             }
         }
@@ -168,16 +175,24 @@ pub fn dependency_cycle(release: &Release, peers: &[&Release]) -> Option<Vec<Str
 }
 
 /// When the window is active at `now`, when it ends; `Err` for a window that cannot be read.
-pub fn active_until(w: &FreezeWindow, now: Timestamp) -> Result<Option<Timestamp>, String> {
+/// When an active freeze window ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreezeEnd {
+    At(Timestamp),
+    /// A one-off window without `end`: frozen until someone removes it (`tuskfish unfreeze`).
+    WhenRemoved,
+}
+
+pub fn active_until(w: &FreezeWindow, now: Timestamp) -> Result<Option<FreezeEnd>, String> {
+    let parse = |s: &str| s.parse::<Timestamp>().map_err(|e| format!("freeze window time {s:?}: {e}"));
     match (&w.start, &w.end, &w.weekly) {
+        (Some(start), None, None) => Ok((parse(start)? <= now).then_some(FreezeEnd::WhenRemoved)),
         (Some(start), Some(end), None) => {
-            let parse =
-                |s: &str| s.parse::<Timestamp>().map_err(|e| format!("freeze window time {s:?}: {e}"));
             let (start, end) = (parse(start)?, parse(end)?);
             if end <= start {
                 return Err(format!("freeze window ends ({end}) before it starts ({start})"));
             }
-            Ok((start <= now && now < end).then_some(end))
+            Ok((start <= now && now < end).then_some(FreezeEnd::At(end)))
         }
         (None, None, Some(weekly)) => {
             let tz_name = weekly.time_zone.as_deref().unwrap_or("UTC");
@@ -199,12 +214,12 @@ pub fn active_until(w: &FreezeWindow, now: Timestamp) -> Result<Option<Timestamp
                 };
                 let (start, end) = (at(day, from)?, at(end_day, to)?);
                 if start <= now && now < end {
-                    return Ok(Some(end));
+                    return Ok(Some(FreezeEnd::At(end)));
                 }
             }
             Ok(None)
         }
-        _ => Err("a freeze window needs either start and end, or weekly".into()),
+        _ => Err("a freeze window needs either start (and optionally end), or weekly".into()),
     }
 }
 

@@ -52,8 +52,11 @@ fn freeze_windows() {
         ),
     ];
     for (i, (w, now, want)) in cases.into_iter().enumerate() {
-        assert_eq!(active_until(&w, ts(now)).unwrap(), want.map(ts), "case {i}");
+        assert_eq!(active_until(&w, ts(now)).unwrap(), want.map(|t| FreezeEnd::At(ts(t))), "case {i}");
     }
+    let open_ended = FreezeWindow { start: Some("2026-11-27T12:00:00Z".into()), ..Default::default() };
+    assert_eq!(active_until(&open_ended, ts("2026-11-27T11:59:59Z")).unwrap(), None);
+    assert_eq!(active_until(&open_ended, ts("2031-01-01T00:00:00Z")).unwrap(), Some(FreezeEnd::WhenRemoved));
     let broken = [
         once("2026-12-20T00:00:00Z", "2026-12-19T00:00:00Z"),
         once("yesterday", "2026-12-19T00:00:00Z"),

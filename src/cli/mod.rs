@@ -1,0 +1,347 @@
+//! The `tuskfish` command line (also installed as the kubectl plugin `kubectl-tuskfish`): the
+//! operator, and the verbs a release manager uses every day.
+
+pub mod error;
+pub mod git;
+pub mod gitflow;
+pub mod matrix;
+pub mod operator;
+pub mod output;
+pub mod session;
+pub mod verbs;
+pub mod wait;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::client::Target;
+use error::{CliError, CliResult};
+use output::Output;
+use session::Session;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done (with --wait: the rollout is Healthy)
+  1  failed: the rollout became Degraded/Failed, or the server refused the change
+  2  bad arguments
+  3  not found: unknown environment, app, version or Release
+  4  not allowed by RBAC
+  5  no usable kubeconfig, or the API server cannot be reached
+  6  --wait timed out (the rollout goes on in the cluster)";
+
+#[derive(Parser)]
+#[command(
+    name = "tuskfish",
+    version,
+    about = "Application & environment pipeline for Kubernetes: the operator and its CLI",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, global = true, env = "TUSKFISH_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// kubeconfig context to use.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// Namespace of the pipeline's Environments, AppVersions and Releases (default: the context's).
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// Log format (operator and simulator logs).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TUSKFISH_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone, Copy)]
+struct WaitArgs {
+    /// Follow the rollout until it is Healthy (exit 0) or Degraded/Failed (exit 1).
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits before giving up (exit 6), e.g. 90s, 10m.
+    #[arg(long, default_value = "10m", value_parser = parse_timeout)]
+    timeout: Duration,
+}
+
+impl WaitArgs {
+    fn get(self) -> Option<Duration> {
+        self.wait.then_some(self.timeout)
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    crate::duration::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 90s or 10m"))
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The pipeline: apps × environments, what runs where and what waits.
+    Status {
+        /// Redraw whenever something changes (from a watch, not polling).
+        #[arg(short, long)]
+        watch: bool,
+    },
+    /// Deploy a version to an environment (pins the Release; creates it if needed).
+    Deploy {
+        app: String,
+        version: String,
+        #[arg(long)]
+        env: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Deploy to one environment what runs healthy in another.
+    Promote {
+        app: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Roll back to an earlier healthy version (the newest one before the current, or --to).
+    Rollback {
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// The version to return to (must have run healthy in this environment).
+        #[arg(long, conflicts_with = "clear")]
+        to: Option<String>,
+        /// End a manual rollback: the Release follows its spec's version source again.
+        #[arg(long)]
+        clear: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Approve a version of an app for an environment that requires approval.
+    Approve {
+        app: String,
+        version: String,
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Recorded as the approver (default: your kubeconfig user).
+        #[arg(long)]
+        approver: Option<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Stop new versions from rolling out to an environment (rollbacks still go ahead).
+    Freeze {
+        env: String,
+        #[arg(long)]
+        reason: String,
+        /// For how long, e.g. 2h (default: until unfrozen).
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: Option<String>,
+        /// Until when, RFC 3339 (default: until unfrozen).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
+    /// End the environment's one-off freezes, or let one app through any freeze (--override).
+    Unfreeze {
+        env: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Let this app deploy despite the freeze (recorded in its history).
+        #[arg(long = "override", value_name = "APP", requires = "reason")]
+        override_app: Option<String>,
+    },
+    /// Rollouts of an app in an environment, newest first.
+    History {
+        app: String,
+        #[arg(long)]
+        env: String,
+    },
+    /// What differs between two environments: versions, change ids, forward-port gaps.
+    Diff {
+        a: String,
+        b: String,
+        /// Exit 1 when the environments differ (like `git diff --exit-code`).
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// The next version of this Git work tree by Gitflow (and its change ids).
+    Version {
+        /// The work tree (default: the current directory).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The branch, when HEAD is detached and no CI variable names it.
+        #[arg(long)]
+        branch: Option<String>,
+        /// Regex for change ids in commit subjects; its first group is the id.
+        #[arg(long, default_value = gitflow::DEFAULT_CHANGE_PATTERN)]
+        change_pattern: String,
+        /// Print an AppVersion manifest for `kubectl apply` (needs --app and --image).
+        #[arg(long, requires_all = ["app", "image"])]
+        emit_appversion: bool,
+        #[arg(long)]
+        app: Option<String>,
+        /// Container image; `{version}` is replaced by the version.
+        #[arg(long)]
+        image: Option<String>,
+        /// Container port NAME:PORT[/PROTOCOL] (repeatable).
+        #[arg(long = "port")]
+        ports: Vec<String>,
+        #[arg(long)]
+        replicas: Option<i32>,
+    },
+    /// Print shell completion for bash, zsh, fish, elvish or powershell.
+    Completion { shell: clap_complete::Shell },
+    /// Run the operator.
+    Run {
+        /// Parallel reconciles per controller.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u16,
+    },
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+    /// Simulate kubelets: register fake Nodes, bind pending pods and report them Ready
+    /// (for control planes without nodes; see the README).
+    #[command(hide = true)]
+    NodeSim {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+    },
+}
+
+fn init_logging(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TUSKFISH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Entry point of both binaries; `bin_name` is how the user called us (for completion scripts).
+pub async fn main(bin_name: &str) -> ExitCode {
+    let cli = Cli::parse();
+    let target = Target { kubeconfig: cli.kubeconfig.clone(), context: cli.context.clone() };
+    match &cli.command {
+        Command::Run { concurrency } => {
+            init_logging(cli.log_format, "info,kube_runtime=warn,kube_client::client::tls=error");
+            return report(operator::run_operator(target, *concurrency).await);
+        }
+        Command::NodeSim { nodes } => {
+            init_logging(cli.log_format, "info,kube_runtime=warn,kube_client::client::tls=error");
+            return report(operator::run_node_sim(target, *nodes).await);
+        }
+        _ => init_logging(cli.log_format, "warn"),
+    }
+    match run_verb(cli, target, bin_name).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn report(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("tuskfish: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCode> {
+    // Commands that need no cluster.
+    match cli.command {
+        Command::Crd => {
+            let yaml = crate::crd_yaml().map_err(|e| CliError::Failed(format!("writing CRDs: {e}")))?;
+            print!("{yaml}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), bin_name, &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Version { dir, branch, change_pattern, emit_appversion, app, image, ports, replicas } => {
+            let emit = match (emit_appversion, app.as_deref(), image.as_deref()) {
+                (true, Some(app), Some(image)) => {
+                    Some(verbs::version::EmitArgs { app, image, ports: &ports, replicas })
+                }
+                (true, _, _) => {
+                    return Err(CliError::Usage("--emit-appversion needs --app and --image".into()));
+                }
+                (false, _, _) => None,
+            };
+            verbs::version::version(verbs::version::VersionArgs {
+                dir: &dir,
+                branch: branch.as_deref(),
+                change_pattern: &change_pattern,
+                emit,
+                namespace: cli.namespace.as_deref(),
+                output: cli.output,
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let s = Session::connect(target, cli.namespace, cli.output).await?;
+    match cli.command {
+        Command::Status { watch } => verbs::status::status(&s, watch).await?,
+        Command::Deploy { app, version, env, wait } => {
+            verbs::deploy::deploy(&s, &app, &version, &env, wait.get()).await?
+        }
+        Command::Promote { app, from, to, wait } => {
+            verbs::deploy::promote(&s, &app, &from, &to, wait.get()).await?
+        }
+        Command::Rollback { app, env, to, clear, wait } => {
+            verbs::deploy::rollback(&s, &app, &env, to.as_deref(), clear, wait.get()).await?;
+        }
+        Command::Approve { app, version, env, reason, approver, wait } => {
+            let args = verbs::approve::ApproveArgs {
+                app: &app,
+                version: &version,
+                env: &env,
+                reason,
+                approver,
+                wait_for: wait.get(),
+            };
+            verbs::approve::approve(&s, args).await?;
+        }
+        Command::Freeze { env, reason, for_, until } => {
+            let until = verbs::freeze::parse_until(for_.as_deref(), until.as_deref())?;
+            verbs::freeze::freeze(&s, &env, &reason, until).await?;
+        }
+        Command::Unfreeze { env, reason, override_app } => match (override_app, reason) {
+            (Some(app), Some(reason)) => verbs::freeze::override_freeze(&s, &env, &app, &reason).await?,
+            (Some(_), None) => return Err(CliError::Usage("--override needs --reason".into())),
+            (None, reason) => verbs::freeze::unfreeze(&s, &env, reason.as_deref()).await?,
+        },
+        Command::History { app, env } => verbs::history::history(&s, &app, &env).await?,
+        Command::Diff { a, b, exit_code } => {
+            let differs = verbs::diff::diff(&s, &a, &b).await?;
+            if exit_code && differs {
+                return Ok(ExitCode::from(error::exit::FAILED));
+            }
+        }
+        Command::Version { .. }
+        | Command::Completion { .. }
+        | Command::Crd
+        | Command::Run { .. }
+        | Command::NodeSim { .. } => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,169 @@
+//! One CLI invocation's connection: the client, the pipeline namespace, the output format, and the
+//! lookups every verb shares (with errors that name what exists).
+
+use std::time::Duration;
+
+use kube::api::ListParams;
+use kube::{Api, Client, Resource, ResourceExt};
+
+use super::error::{CliError, CliResult};
+use super::output::Output;
+use crate::api::{AppVersion, Approval, Environment, Release};
+use crate::client::Target;
+use crate::telemetry::RequestCounter;
+
+/// Field manager of writes made by the CLI (the operator's is `tuskfish`).
+pub const CLI_FIELD_MANAGER: &str = "tuskfish-cli";
+
+pub struct Session {
+    pub client: Client,
+    /// The namespace holding the Environments, AppVersions and Releases.
+    pub ns: String,
+    pub output: Output,
+    /// Colour only on a terminal, and never when `NO_COLOR` is set.
+    pub color: bool,
+    pub target: Target,
+}
+
+impl Session {
+    pub async fn connect(target: Target, namespace: Option<String>, output: Output) -> CliResult<Self> {
+        let mut config = target.config().await?;
+        // A CLI should say "unreachable" quickly rather than hang for the default 30 s.
+        config.connect_timeout = Some(Duration::from_secs(5));
+        config.read_timeout = None;
+        let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| CliError::Unreachable(format!("building the client: {e}")))?
+            .with_layer(&RequestCounter::default())
+            .build();
+        let color =
+            std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none();
+        Ok(Self { client, ns, output, color, target })
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn list<K>(&self, what: &str) -> CliResult<Vec<K>>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let list = self
+            .api::<K>()
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| CliError::api(&format!("listing {what} in namespace {}", self.ns), e))?;
+        Ok(list.items)
+    }
+
+    pub async fn environments(&self) -> CliResult<Vec<Environment>> {
+        self.list("Environments").await
+    }
+
+    pub async fn releases(&self) -> CliResult<Vec<Release>> {
+        self.list("Releases").await
+    }
+
+    pub async fn app_versions(&self) -> CliResult<Vec<AppVersion>> {
+        self.list("AppVersions").await
+    }
+
+    pub async fn approvals(&self) -> CliResult<Vec<Approval>> {
+        self.list("Approvals").await
+    }
+
+    /// The Environment called `name`, or an error listing the ones that exist.
+    pub async fn environment(&self, name: &str) -> CliResult<Environment> {
+        let envs = self.environments().await?;
+        let known: Vec<String> = envs.iter().map(|e| e.name_any()).collect();
+        envs.into_iter().find(|e| e.name_any() == name).ok_or_else(|| {
+            CliError::NotFound(format!(
+                "unknown environment {name:?} in namespace {} (known: {}); pick another with -n",
+                self.ns,
+                list_or_none(&known)
+            ))
+        })
+    }
+
+    /// The Release running `app` in `env`, if there is one; two are an error.
+    pub async fn release_of(&self, app: &str, env: &str) -> CliResult<Option<Release>> {
+        let mut found: Vec<Release> = self
+            .releases()
+            .await?
+            .into_iter()
+            .filter(|r| r.spec.app == app && r.spec.environment == env)
+            .collect();
+        if found.len() > 1 {
+            let names: Vec<String> = found.iter().map(|r| r.name_any()).collect();
+            return Err(CliError::Failed(format!(
+                "{} Releases run {app} in {env} ({}); delete all but one",
+                found.len(),
+                names.join(", ")
+            )));
+        }
+        Ok(found.pop())
+    }
+
+    /// Like [`Self::release_of`], but a missing Release is an error that lists where the app runs.
+    pub async fn existing_release(&self, app: &str, env: &str) -> CliResult<Release> {
+        if let Some(r) = self.release_of(app, env).await? {
+            return Ok(r);
+        }
+        self.environment(env).await?;
+        let envs: Vec<String> = self
+            .releases()
+            .await?
+            .into_iter()
+            .filter(|r| r.spec.app == app)
+            .map(|r| r.spec.environment)
+            .collect();
+        Err(CliError::NotFound(format!(
+            "no Release of {app:?} in environment {env:?} (it runs in: {}); create one with `tuskfish deploy {app} VERSION --env {env}`",
+            list_or_none(&envs)
+        )))
+    }
+
+    /// The AppVersion of `app` at `version`, or an error listing the newest ones that exist.
+    pub async fn app_version(&self, app: &str, version: &semver::Version) -> CliResult<AppVersion> {
+        let of_app: Vec<AppVersion> =
+            self.app_versions().await?.into_iter().filter(|a| a.spec.app == app).collect();
+        let mut versions: Vec<semver::Version> =
+            of_app.iter().filter_map(|a| semver::Version::parse(a.spec.version.trim()).ok()).collect();
+        if let Some(av) = of_app
+            .into_iter()
+            .find(|a| semver::Version::parse(a.spec.version.trim()).is_ok_and(|v| &v == version))
+        {
+            return Ok(av);
+        }
+        if versions.is_empty() {
+            return Err(CliError::NotFound(format!(
+                "app {app:?} has no AppVersions in namespace {}; publish one first (see `tuskfish version --emit-appversion`)",
+                self.ns
+            )));
+        }
+        versions.sort();
+        let newest: Vec<String> = versions.iter().rev().take(5).map(ToString::to_string).collect();
+        Err(CliError::NotFound(format!(
+            "{app} {version} not found in namespace {} (newest: {})",
+            self.ns,
+            newest.join(", ")
+        )))
+    }
+}
+
+pub fn parse_version(s: &str) -> CliResult<semver::Version> {
+    semver::Version::parse(s.trim().trim_start_matches('v')).map_err(|e| {
+        CliError::Usage(format!("{s:?} is not a semantic version like 1.4.0 or 1.4.0-rc.1: {e}"))
+    })
+}
+
+pub fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() { "none".into() } else { items.join(", ") }
+}

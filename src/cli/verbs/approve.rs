@@ -1,0 +1,102 @@
+//! `approve APP VERSION --env ENV`: creates the Approval the environment's gate waits for.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::PostParams;
+
+use super::deploy::{finish, say};
+use crate::api::{Approval, ApprovalPolicy, ApprovalSpec};
+use crate::cli::error::{CliError, CliResult};
+use crate::cli::session::{CLI_FIELD_MANAGER, Session, parse_version};
+use crate::cli::wait::Goal;
+
+/// A DNS-1123 subdomain from free text (`payments-prod-1.3.10-rc.1`).
+pub fn object_name(s: &str) -> String {
+    let mut name: String = s
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .collect();
+    name.truncate(253);
+    name.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
+}
+
+pub struct ApproveArgs<'a> {
+    pub app: &'a str,
+    pub version: &'a str,
+    pub env: &'a str,
+    pub reason: Option<String>,
+    pub approver: Option<String>,
+    pub wait_for: Option<Duration>,
+}
+
+pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
+    let version = parse_version(args.version)?;
+    let release = s.existing_release(args.app, args.env).await?;
+    s.app_version(args.app, &version).await?;
+    let env = s.environment(args.env).await?;
+    if env.spec.approval != Some(ApprovalPolicy::Required) {
+        say(s, &format!("note: {} does not require approval; the Approval is recorded anyway", args.env));
+    }
+    let approver = args
+        .approver
+        .or_else(|| s.target.user_name())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|a| !a.is_empty());
+    let release_name = release.name_any();
+    let name = object_name(&format!("{release_name}-{version}"));
+    let approval = Approval::new(
+        &name,
+        ApprovalSpec {
+            release: release_name.clone(),
+            version: version.to_string(),
+            approver: approver.clone(),
+            reason: args.reason.filter(|r| !r.is_empty()),
+        },
+    );
+    let pp = PostParams { field_manager: Some(CLI_FIELD_MANAGER.into()), ..Default::default() };
+    match s.api::<Approval>().create(&pp, &approval).await {
+        Ok(_) => say(
+            s,
+            &format!(
+                "approved {} {version} for {} (Approval {name}, approver {})",
+                args.app,
+                args.env,
+                approver.as_deref().unwrap_or("unnamed")
+            ),
+        ),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let existing =
+                s.api::<Approval>().get(&name).await.map_err(|e| CliError::api("reading Approval", e))?;
+            say(
+                s,
+                &format!(
+                    "{} {version} was already approved for {} by {}",
+                    args.app,
+                    args.env,
+                    existing.spec.approver.as_deref().unwrap_or("someone unnamed")
+                ),
+            );
+        }
+        Err(e) => return Err(CliError::api(&format!("creating Approval {name}"), e)),
+    }
+    let goal = Goal {
+        release: release_name,
+        version: Some(version),
+        generation: release.metadata.generation.unwrap_or(0),
+    };
+    finish(s, release, goal, args.wait_for).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::object_name;
+
+    #[test]
+    fn object_names_are_dns_subdomains() {
+        assert_eq!(object_name("payments-prod-1.3.10-rc.1"), "payments-prod-1.3.10-rc.1");
+        assert_eq!(object_name("Payments-prod-1.3.10+build_7"), "payments-prod-1.3.10-build-7");
+        assert_eq!(object_name(&"a".repeat(300)).len(), 253);
+    }
+}

@@ -1,0 +1,244 @@
+//! `deploy`, `promote` and `rollback`: one command changes one Release; `--wait` follows the rollout.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::api::{ApprovalPolicy, Phase, Release, ReleaseSpec, RolloutResult};
+use crate::cli::error::{CliError, CliResult};
+use crate::cli::output::{self, Output};
+use crate::cli::session::{CLI_FIELD_MANAGER, Session, list_or_none, parse_version};
+use crate::cli::wait::{Goal, wait};
+use crate::plan::target::matches_line;
+
+/// Prints a human line: on stdout for tables, on stderr when stdout carries JSON/YAML.
+pub fn say(s: &Session, line: &str) {
+    match s.output {
+        Output::Table => println!("{line}"),
+        Output::Json | Output::Yaml => eprintln!("{line}"),
+    }
+}
+
+/// After a change: wait if asked, then print the Release for `-o json|yaml`.
+pub async fn finish(s: &Session, release: Release, goal: Goal, wait_for: Option<Duration>) -> CliResult<()> {
+    let release = match wait_for {
+        Some(timeout) => wait(s, &goal, timeout).await?,
+        None => release,
+    };
+    if s.output != Output::Table {
+        output::print(s.output, &release, String::new)?;
+    }
+    Ok(())
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams { field_manager: Some(CLI_FIELD_MANAGER.into()), ..PatchParams::default() }
+}
+
+pub async fn merge_patch(s: &Session, name: &str, patch: serde_json::Value) -> CliResult<Release> {
+    s.api::<Release>()
+        .patch(name, &patch_params(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| CliError::api(&format!("updating Release {name}"), e))
+}
+
+/// `deploy APP VERSION --env ENV`: pin the Release of APP in ENV to VERSION (creating it if needed).
+pub async fn deploy(
+    s: &Session,
+    app: &str,
+    version: &str,
+    env: &str,
+    wait_for: Option<Duration>,
+) -> CliResult<()> {
+    let version = parse_version(version)?;
+    let (release, generation) = pin(s, app, env, &version).await?;
+    let goal = Goal { release: release.name_any(), version: Some(version), generation };
+    finish(s, release, goal, wait_for).await
+}
+
+/// `promote APP --from A --to B`: deploy to B what runs healthy in A.
+pub async fn promote(
+    s: &Session,
+    app: &str,
+    from: &str,
+    to: &str,
+    wait_for: Option<Duration>,
+) -> CliResult<()> {
+    let upstream = s.existing_release(app, from).await?;
+    let status = upstream.status.clone().unwrap_or_default();
+    let (Some(Phase::Healthy), Some(current)) = (status.phase, status.current_version.as_deref()) else {
+        return Err(CliError::Failed(format!(
+            "{app} is not Healthy in {from} ({}): nothing to promote until it is",
+            status.phase.map_or("no status yet", Phase::as_str)
+        )));
+    };
+    let version = parse_version(current)?;
+    say(s, &format!("promoting {app} {version} from {from} to {to}"));
+    let (release, generation) = pin(s, app, to, &version).await?;
+    let goal = Goal { release: release.name_any(), version: Some(version), generation };
+    finish(s, release, goal, wait_for).await
+}
+
+/// Sets `spec.version` on the Release of `app` in `env_name` (clearing the other version sources and
+/// a manual rollback), or creates `<app>-<env>`; returns it and the generation to wait for.
+async fn pin(s: &Session, app: &str, env_name: &str, version: &semver::Version) -> CliResult<(Release, i64)> {
+    let env = s.environment(env_name).await?;
+    let av = s.app_version(app, version).await?;
+    let modified = av.status.as_ref().is_some_and(|st| {
+        st.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == "SpecModifiedAfterPublish")
+    });
+    if modified {
+        return Err(CliError::Failed(format!(
+            "AppVersion {} was edited after it was published and is never rolled out; publish a new version",
+            av.name_any()
+        )));
+    }
+    if let Some(line) = env.spec.version_line.as_deref() {
+        let req = semver::VersionReq::parse(line).map_err(|e| {
+            CliError::Failed(format!("environment {env_name} has an invalid versionLine {line:?}: {e}"))
+        })?;
+        if !matches_line(&req, version) {
+            return Err(CliError::Usage(format!(
+                "{version} is outside environment {env_name}'s version line {line:?}; deploy it to an environment of its line"
+            )));
+        }
+    }
+    let v = version.to_string();
+    let release = match s.release_of(app, env_name).await? {
+        Some(existing) => {
+            let name = existing.name_any();
+            let was = describe_source(&existing.spec);
+            let mut spec = json!({"version": v, "track": null, "promoteFrom": null});
+            if existing.spec.rollback.as_ref().is_some_and(|r| r.to.is_some()) {
+                spec["rollback"] = json!({"to": null});
+            }
+            // The resourceVersion makes this a compare-and-swap: a change made meanwhile is not lost.
+            let patch = json!({"metadata": {"resourceVersion": existing.resource_version()}, "spec": spec});
+            let updated = merge_patch(s, &name, patch).await?;
+            if was != format!("version {v}") {
+                say(s, &format!("{name}: deploying {v} to {env_name} (was: {was})"));
+            } else {
+                say(s, &format!("{name}: already pinned to {v}"));
+            }
+            updated
+        }
+        None => {
+            let name = format!("{app}-{env_name}");
+            let spec = ReleaseSpec {
+                app: app.into(),
+                environment: env_name.into(),
+                version: Some(v.clone()),
+                ..Default::default()
+            };
+            let created = s
+                .api::<Release>()
+                .create(
+                    &PostParams { field_manager: Some(CLI_FIELD_MANAGER.into()), ..Default::default() },
+                    &Release::new(&name, spec),
+                )
+                .await
+                .map_err(|e| CliError::api(&format!("creating Release {name}"), e))?;
+            say(s, &format!("{name}: created, deploying {v} to {env_name}"));
+            created
+        }
+    };
+    if env.spec.approval == Some(ApprovalPolicy::Required) {
+        let approved = s.approvals().await?.iter().any(|a| {
+            a.spec.release == release.name_any()
+                && parse_version(&a.spec.version).is_ok_and(|av| &av == version)
+        });
+        if !approved {
+            say(
+                s,
+                &format!(
+                    "{env_name} requires approval: `tuskfish approve {app} {v} --env {env_name}` lets it roll out"
+                ),
+            );
+        }
+    }
+    let generation = release.metadata.generation.unwrap_or(0);
+    Ok((release, generation))
+}
+
+pub fn describe_source(spec: &ReleaseSpec) -> String {
+    if let Some(to) = spec.rollback.as_ref().and_then(|r| r.to.as_deref()) {
+        return format!("rolled back to {to}");
+    }
+    match (&spec.version, &spec.track, &spec.promote_from) {
+        (Some(v), _, _) => format!("version {v}"),
+        (None, Some(t), _) => format!("tracking {t}"),
+        (None, None, Some(p)) => format!("promoting from {}", p.environment),
+        (None, None, None) => "no version source".into(),
+    }
+}
+
+/// `rollback APP --env ENV [--to VERSION] [--clear]`.
+pub async fn rollback(
+    s: &Session,
+    app: &str,
+    env: &str,
+    to: Option<&str>,
+    clear: bool,
+    wait_for: Option<Duration>,
+) -> CliResult<()> {
+    let release = s.existing_release(app, env).await?;
+    let name = release.name_any();
+    let status = release.status.clone().unwrap_or_default();
+    if clear {
+        let updated = merge_patch(s, &name, json!({"spec": {"rollback": {"to": null}}})).await?;
+        say(s, &format!("{name}: manual rollback cleared; back to its {}", describe_source(&updated.spec)));
+        let goal =
+            Goal { release: name, version: None, generation: updated.metadata.generation.unwrap_or(0) };
+        return finish(s, updated, goal, wait_for).await;
+    }
+    let healthy: Vec<String> = status
+        .history
+        .iter()
+        .filter(|h| h.result == RolloutResult::Succeeded)
+        .map(|h| h.version.clone())
+        .fold(Vec::new(), |mut acc, v| {
+            if !acc.contains(&v) {
+                acc.push(v);
+            }
+            acc
+        });
+    let target = match to {
+        Some(to) => {
+            let wanted = parse_version(to)?.to_string();
+            if !healthy.contains(&wanted) {
+                return Err(CliError::NotFound(format!(
+                    "{wanted} never ran healthy in {env}, so {name} cannot roll back to it (healthy here: {})",
+                    list_or_none(&healthy)
+                )));
+            }
+            wanted
+        }
+        None => healthy
+            .iter()
+            .find(|v| Some(v.as_str()) != status.current_version.as_deref())
+            .cloned()
+            .ok_or_else(|| {
+                CliError::NotFound(format!(
+                    "{name} has no earlier healthy version to roll back to (healthy here: {})",
+                    list_or_none(&healthy)
+                ))
+            })?,
+    };
+    let patch = json!({"metadata": {"resourceVersion": release.resource_version()}, "spec": {"rollback": {"to": target}}});
+    let updated = merge_patch(s, &name, patch).await?;
+    say(
+        s,
+        &format!(
+            "{name}: rolling back to {target} (from {}); it stays there until `tuskfish rollback {app} --env {env} --clear` or a deploy",
+            status.current_version.as_deref().unwrap_or("nothing")
+        ),
+    );
+    let goal = Goal {
+        release: name,
+        version: Some(parse_version(&target)?),
+        generation: updated.metadata.generation.unwrap_or(0),
+    };
+    finish(s, updated, goal, wait_for).await
+}

@@ -1,0 +1,38 @@
+//! `history APP --env ENV`: the Release's rollouts, newest first.
+
+use crate::api::RolloutResult;
+use crate::cli::error::CliResult;
+use crate::cli::output::{self, Cell, Style, table};
+use crate::cli::session::Session;
+
+pub async fn history(s: &Session, app: &str, env: &str) -> CliResult<()> {
+    let release = s.existing_release(app, env).await?;
+    let entries = release.status.map(|st| st.history).unwrap_or_default();
+    output::print(s.output, &entries, || {
+        if entries.is_empty() {
+            return format!(
+                "{} has not rolled out anything yet\n",
+                release.metadata.name.clone().unwrap_or_default()
+            );
+        }
+        let rows: Vec<Vec<Cell>> = entries
+            .iter()
+            .map(|h| {
+                let style = match h.result {
+                    RolloutResult::Succeeded => Style::Good,
+                    RolloutResult::Progressing => Style::Busy,
+                    RolloutResult::Failed => Style::Bad,
+                    RolloutResult::Superseded => Style::Muted,
+                };
+                vec![
+                    Cell::from(h.version.as_str()),
+                    Cell { text: format!("{:?}", h.result), style },
+                    Cell::from(h.started_at.0.to_string()),
+                    Cell::from(h.finished_at.as_ref().map_or("-".to_string(), |t| t.0.to_string())),
+                    Cell::from(h.message.as_deref().unwrap_or("")),
+                ]
+            })
+            .collect();
+        table(&["VERSION", "RESULT", "STARTED", "FINISHED", "MESSAGE"], &rows, s.color)
+    })
+}

@@ -1,0 +1,9 @@
+//! One file per verb (or family of verbs).
+
+pub mod approve;
+pub mod deploy;
+pub mod diff;
+pub mod freeze;
+pub mod history;
+pub mod status;
+pub mod version;

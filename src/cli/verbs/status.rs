@@ -1,0 +1,203 @@
+//! `status`: the pipeline matrix, apps × environments in pipeline order; `--watch` redraws it from
+//! watch events (no polling of the API server).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+
+use crate::api::{Environment, Phase, Release};
+use crate::cli::error::{CliError, CliResult};
+use crate::cli::matrix::{CellState, Matrix, PendingKind, matrix};
+use crate::cli::output::{self, Cell, Output, Style, table};
+use crate::cli::session::Session;
+
+pub async fn status(s: &Session, watch: bool) -> CliResult<()> {
+    if watch {
+        return watch_status(s).await;
+    }
+    let m = matrix(&s.ns, &s.environments().await?, &s.releases().await?, Timestamp::now());
+    output::print(s.output, &m, || render(&m, s.color))
+}
+
+/// The cell as one line: `1.3.9 Healthy, 1.3.10 awaiting approval`.
+pub fn cell_text(c: &CellState) -> (String, Style) {
+    let mut text =
+        format!("{} {}", c.version.as_deref().unwrap_or("-"), c.phase.map_or("Pending", Phase::as_str));
+    if let Some(p) = &c.pending {
+        let v = p.version.as_deref().unwrap_or("?");
+        match p.what {
+            PendingKind::RollingBack => text.push_str(&format!(", rolling back to {v}")),
+            what => text.push_str(&format!(", {v} {}", what.label())),
+        }
+    }
+    if c.forward_port_missing.is_some() {
+        text.push_str(", forward-port missing");
+    }
+    let style = match c.phase {
+        Some(Phase::Healthy) if c.pending.is_none() && c.forward_port_missing.is_none() => Style::Good,
+        Some(Phase::Healthy | Phase::Progressing) => Style::Busy,
+        Some(Phase::Degraded | Phase::Failed) => Style::Bad,
+        Some(Phase::Pending) | None => Style::Muted,
+    };
+    (text, style)
+}
+
+pub fn render(m: &Matrix, color: bool) -> String {
+    if m.environments.is_empty() {
+        return format!("no Environments in namespace {} (pick another with -n)\n", m.namespace);
+    }
+    let mut header: Vec<&str> = vec!["APP"];
+    header.extend(m.environments.iter().map(|e| e.name.as_str()));
+    let rows: Vec<Vec<Cell>> = m
+        .apps
+        .iter()
+        .map(|row| {
+            let mut cells = vec![Cell::from(row.app.as_str())];
+            for env in &m.environments {
+                cells.push(match row.environments.get(&env.name) {
+                    Some(c) => {
+                        let (text, style) = cell_text(c);
+                        Cell { text, style }
+                    }
+                    None => Cell { text: "-".into(), style: Style::Muted },
+                });
+            }
+            cells
+        })
+        .collect();
+    let mut out = table(&header, &rows, color);
+    let mut notes = Vec::new();
+    for env in &m.environments {
+        let mut gates = Vec::new();
+        if env.approval_required {
+            gates.push("approval required".to_string());
+        }
+        if let Some(f) = &env.frozen {
+            gates.push(format!("frozen {f}"));
+        }
+        if !gates.is_empty() {
+            notes.push(format!("{}: {}", env.name, gates.join(", ")));
+        }
+    }
+    for row in &m.apps {
+        for env in &m.environments {
+            let Some(c) = row.environments.get(&env.name) else { continue };
+            if let Some(msg) = &c.message {
+                notes.push(format!("{} in {}: {msg}", row.app, env.name));
+            } else if let Some(p) = c.pending.as_ref().filter(|p| p.what != PendingKind::RollingOut) {
+                notes.push(format!("{} in {}: {}", row.app, env.name, p.message));
+            }
+            if let Some(f) = &c.forward_port_missing {
+                notes.push(format!("{} in {}: {f}", row.app, env.name));
+            }
+        }
+    }
+    if m.apps.is_empty() {
+        notes.push("no Releases yet: `tuskfish deploy APP VERSION --env ENV` creates one".into());
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            out.push_str(&n);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+async fn watch_status(s: &Session) -> CliResult<()> {
+    let (envs, env_writer) = reflector::store::<Environment>();
+    let (releases, rel_writer) = reflector::store::<Release>();
+    let env_events = reflector(env_writer, watcher(s.api::<Environment>(), watcher::Config::default()))
+        .default_backoff()
+        .map(|e| e.map(|_| ()));
+    let rel_events = reflector(rel_writer, watcher(s.api::<Release>(), watcher::Config::default()))
+        .default_backoff()
+        .map(|e| e.map(|_| ()));
+    let mut events = std::pin::pin!(futures::stream::select(env_events, rel_events));
+    // Freeze windows open and close with time alone; re-render from the caches (no API calls).
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut last = String::new();
+    let tty = s.color;
+    loop {
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(())) => {}
+                Some(Err(e)) => eprintln!("watch interrupted ({e}); retrying"),
+                None => return Err(CliError::Unreachable("the watch ended".into())),
+            },
+            _ = tick.tick() => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        if envs.wait_until_ready().await.is_err() || releases.wait_until_ready().await.is_err() {
+            return Err(CliError::Unreachable("the watch ended before listing everything".into()));
+        }
+        let env_list: Vec<Environment> = envs.state().iter().map(|e| (**e).clone()).collect();
+        let rel_list: Vec<Release> = releases.state().iter().map(|r| (**r).clone()).collect();
+        let m = matrix(&s.ns, &env_list, &rel_list, Timestamp::now());
+        let text = output::render(s.output, &m, || render(&m, s.color))?;
+        if text == last {
+            continue;
+        }
+        if tty && s.output == Output::Table {
+            print!(
+                "\x1b[H\x1b[2J{text}\nupdated {} (Ctrl-C to stop)\n",
+                jiff::Zoned::now().strftime("%H:%M:%S")
+            );
+        } else {
+            println!("{text}");
+        }
+        last = text;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::matrix::Pending;
+
+    fn cell(phase: Phase, pending: Option<(PendingKind, &str)>) -> CellState {
+        CellState {
+            release: "payments-prod".into(),
+            version: Some("1.3.9".into()),
+            phase: Some(phase),
+            message: None,
+            pending: pending.map(|(what, v)| Pending { what, version: Some(v.into()), message: "m".into() }),
+            forward_port_missing: None,
+            last_rollout: None,
+        }
+    }
+
+    #[test]
+    fn cell_lines() {
+        let cases = [
+            (cell(Phase::Healthy, None), "1.3.9 Healthy", Style::Good),
+            (
+                cell(Phase::Healthy, Some((PendingKind::AwaitingApproval, "1.3.10"))),
+                "1.3.9 Healthy, 1.3.10 awaiting approval",
+                Style::Busy,
+            ),
+            (
+                cell(Phase::Progressing, Some((PendingKind::RollingOut, "1.3.10"))),
+                "1.3.9 Progressing, 1.3.10 rolling out",
+                Style::Busy,
+            ),
+            (
+                cell(Phase::Progressing, Some((PendingKind::RollingBack, "1.3.9"))),
+                "1.3.9 Progressing, rolling back to 1.3.9",
+                Style::Busy,
+            ),
+            (cell(Phase::Degraded, None), "1.3.9 Degraded", Style::Bad),
+            (
+                CellState { forward_port_missing: Some("x".into()), ..cell(Phase::Healthy, None) },
+                "1.3.9 Healthy, forward-port missing",
+                Style::Busy,
+            ),
+        ];
+        for (c, text, style) in cases {
+            assert_eq!(cell_text(&c), (text.to_string(), style));
+        }
+    }
+}
