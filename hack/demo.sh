@@ -65,6 +65,15 @@ wait_field() { # name jsonpath value
 show() { echo; echo "\$ $*"; "$@"; }
 releases() { show kubectl get releases -n finance; }
 
+# The story starts from nothing: remove what an earlier run left (Releases first, so that the
+# operator's finalizer cleans up what they applied).
+if k get namespace finance >/dev/null 2>&1; then
+  log "removing the previous run's finance namespaces"
+  k delete releases.tuskfish.dev --all -n finance --wait=true --timeout=90s >/dev/null
+  k delete namespace finance finance-dev-1-4 finance-dev-1-3 finance-test finance-prod \
+    --ignore-not-found --wait=true --timeout=120s >/dev/null
+fi
+
 log "applying examples/: 4 environments, 3 builds, 4 releases, prod's approval of 1.3.9"
 k apply -f examples/ >/dev/null
 wait_healthy payments-prod 1.3.9

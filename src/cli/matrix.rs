@@ -79,6 +79,8 @@ pub enum PendingKind {
     WaitingForDependencies,
     RollingOut,
     RollingBack,
+    /// The version failed here and is skipped.
+    Failed,
     /// Held for another reason (a failed version, an unhealthy upstream…).
     Held,
 }
@@ -92,6 +94,7 @@ impl PendingKind {
             PendingKind::WaitingForDependencies => "waiting for dependencies",
             PendingKind::RollingOut => "rolling out",
             PendingKind::RollingBack => "rolling back",
+            PendingKind::Failed => "failed, skipped",
             PendingKind::Held => "held",
         }
     }
@@ -228,6 +231,7 @@ fn pending(r: &Release) -> Option<Pending> {
         "Frozen" => PendingKind::Frozen,
         "Soaking" => PendingKind::Soaking,
         "WaitingForDependencies" => PendingKind::WaitingForDependencies,
+        "VersionFailed" => PendingKind::Failed,
         _ => PendingKind::Held,
     };
     Some(Pending { what, version: status.held_version.clone(), message: held.message.clone() })

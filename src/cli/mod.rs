@@ -242,7 +242,7 @@ pub async fn main(bin_name: &str) -> ExitCode {
             init_logging(cli.log_format, "info,kube_runtime=warn,kube_client::client::tls=error");
             return report(operator::run_node_sim(target, *nodes).await);
         }
-        _ => init_logging(cli.log_format, "warn"),
+        _ => init_logging(cli.log_format, "warn,kube_client::client::tls=error"),
     }
     match run_verb(cli, target, bin_name).await {
         Ok(code) => code,

@@ -138,7 +138,7 @@ fn cells_say_what_runs_and_what_waits() {
                 conditions: vec![cond("Held", "True", "VersionFailed", "failed here")],
                 ..healthy.clone()
             },
-            Some((PendingKind::Held, "1.3.11")),
+            Some((PendingKind::Failed, "1.3.11")),
         ),
         (
             ReleaseStatus { conditions: vec![cond("Held", "False", "NothingHeld", "")], ..healthy.clone() },

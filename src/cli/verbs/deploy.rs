@@ -215,6 +215,11 @@ pub async fn rollback(
             }
             wanted
         }
+        // Mid-rollout (or after a failed one) "back" means the last healthy version, which is still
+        // the current one; once a rollout has finished, the one before it.
+        None if status.current_version.is_some() && status.desired_version != status.current_version => {
+            status.current_version.clone().unwrap_or_default()
+        }
         None => healthy
             .iter()
             .find(|v| Some(v.as_str()) != status.current_version.as_deref())

@@ -24,11 +24,10 @@ pub enum Until {
 pub fn parse_until(for_: Option<&str>, until: Option<&str>) -> CliResult<Until> {
     match (for_, until) {
         (Some(_), Some(_)) => Err(CliError::Usage("give --for or --until, not both".into())),
-        (Some(d), None) => {
-            crate::duration::parse_duration(d).filter(|d| !d.is_zero()).map(Until::For).ok_or_else(|| {
-                CliError::Usage(format!("--for {d:?}: expected a duration like 90m, 2h or 3600s"))
-            })
-        }
+        (Some(d), None) => crate::duration::parse_duration(d)
+            .filter(|d| !d.is_zero())
+            .map(Until::For)
+            .ok_or_else(|| CliError::Usage(format!("--for {d:?}: expected a duration like 90m, 2h or 1d"))),
         (None, Some(t)) => t.parse::<Timestamp>().map(Until::At).map_err(|e| {
             CliError::Usage(format!(
                 "--until {t:?}: expected an RFC 3339 time like 2026-12-24T18:00:00Z: {e}"
@@ -80,7 +79,8 @@ async fn set_windows(s: &Session, env: &Environment, windows: &[FreezeWindow]) -
 
 pub async fn freeze(s: &Session, env_name: &str, reason: &str, until: Until) -> CliResult<()> {
     let env = s.environment(env_name).await?;
-    let now = Timestamp::now();
+    // Whole seconds: the times end up in messages people read.
+    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let end = match until {
         Until::Open => None,
         Until::For(d) => Some(
