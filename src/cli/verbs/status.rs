@@ -107,32 +107,43 @@ pub fn render(m: &Matrix, color: bool) -> String {
     out
 }
 
+#[derive(Clone, Copy)]
+enum Listed {
+    Environments,
+    Releases,
+}
+
 async fn watch_status(s: &Session) -> CliResult<()> {
     let (envs, env_writer) = reflector::store::<Environment>();
     let (releases, rel_writer) = reflector::store::<Release>();
     let env_events = reflector(env_writer, watcher(s.api::<Environment>(), watcher::Config::default()))
         .default_backoff()
-        .map(|e| e.map(|_| ()));
+        .map(|e| e.map(|ev| (Listed::Environments, matches!(ev, watcher::Event::InitDone))));
     let rel_events = reflector(rel_writer, watcher(s.api::<Release>(), watcher::Config::default()))
         .default_backoff()
-        .map(|e| e.map(|_| ()));
+        .map(|e| e.map(|ev| (Listed::Releases, matches!(ev, watcher::Event::InitDone))));
     let mut events = std::pin::pin!(futures::stream::select(env_events, rel_events));
     // Freeze windows open and close with time alone; re-render from the caches (no API calls).
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     let mut last = String::new();
     let tty = s.color;
+    // Draw only once both kinds have been listed in full; the streams must keep being polled
+    // meanwhile, so readiness is tracked here rather than awaited on the stores.
+    let (mut envs_listed, mut releases_listed) = (false, false);
     loop {
         tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(())) => {}
+                Some(Ok((Listed::Environments, true))) => envs_listed = true,
+                Some(Ok((Listed::Releases, true))) => releases_listed = true,
+                Some(Ok(_)) => {}
                 Some(Err(e)) => eprintln!("watch interrupted ({e}); retrying"),
                 None => return Err(CliError::Unreachable("the watch ended".into())),
             },
             _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
-        if envs.wait_until_ready().await.is_err() || releases.wait_until_ready().await.is_err() {
-            return Err(CliError::Unreachable("the watch ended before listing everything".into()));
+        if !(envs_listed && releases_listed) {
+            continue;
         }
         let env_list: Vec<Environment> = envs.state().iter().map(|e| (**e).clone()).collect();
         let rel_list: Vec<Release> = releases.state().iter().map(|r| (**r).clone()).collect();

@@ -1,0 +1,565 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! The CLI as a user runs it: the real binaries against the local control plane (with the operator
+//! and the node simulator running), and `version` against real Git repositories.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::TestNs;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tuskfish::api::{AppVersion, Environment, Phase, Release, ReleaseStatus, find_condition};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+fn kubeconfig() -> String {
+    std::env::var("TUSKFISH_TEST_KUBECONFIG").expect("TUSKFISH_TEST_KUBECONFIG (run with `make test`)")
+}
+
+fn command(bin: &str, dir: Option<&Path>, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(args).env("NO_COLOR", "1").env_remove("TUSKFISH_KUBECONFIG");
+    for v in ["GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME", "GIT_BRANCH"] {
+        cmd.env_remove(v);
+    }
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    cmd
+}
+
+async fn run(mut cmd: std::process::Command) -> Run {
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// `tuskfish --kubeconfig … -n <test namespace> ARGS`.
+async fn tf(t: &TestNs, args: &[&str]) -> Run {
+    let kc = kubeconfig();
+    let mut all = vec!["--kubeconfig", kc.as_str(), "-n", t.ns.as_str()];
+    all.extend_from_slice(args);
+    run(command(env!("CARGO_BIN_EXE_tuskfish"), None, &all)).await
+}
+
+async fn ok(t: &TestNs, args: &[&str]) -> Run {
+    let r = tf(t, args).await;
+    assert_eq!(r.code, 0, "tuskfish {args:?}: {r:?}");
+    r
+}
+
+/// Asserts the exit code and that the error is one line naming `needle`.
+async fn fails(t: &TestNs, args: &[&str], code: i32, needle: &str) -> Run {
+    let r = tf(t, args).await;
+    assert_eq!(r.code, code, "tuskfish {args:?}: {r:?}");
+    let error =
+        r.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line: {r:?}"));
+    assert!(error.contains(needle), "{needle:?} not in {error:?}");
+    r
+}
+
+fn json_of(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
+}
+
+fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
+    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
+}
+
+fn held(reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
+    move |s| find_condition(&s.conditions, "Held").is_some_and(|c| c.status == "True" && c.reason == reason)
+}
+
+async fn approve_directly(t: &TestNs, release: &str, version: &str) {
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
+        "metadata": {"name": format!("{release}-{version}")},
+        "spec": {"release": release, "version": version, "approver": "alice"}}))
+        .await;
+}
+
+#[tokio::test]
+async fn status_and_diff_show_the_pipeline_as_the_cluster_has_it() {
+    let t = TestNs::new("cli-status").await;
+    t.environment("prod", json!({"tier": "prod", "approval": "required"})).await;
+    t.environment("dev", json!({})).await;
+    t.app_version("pay", "1.0.0", json!({"changes": [{"id": "FIN-1"}]})).await;
+    t.app_version("pay", "1.1.0", json!({"changes": [{"id": "FIN-1"}, {"id": "FIN-2"}]})).await;
+    t.release("pay-dev", "pay", "dev", "", json!({"version": null, "track": ">=1.0.0"})).await;
+    t.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
+    approve_directly(&t, "pay-prod", "1.0.0").await;
+    t.wait_release("pay-dev", healthy_at("1.1.0")).await;
+    t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+    t.set_version("pay-prod", "1.1.0").await;
+    t.wait_release("pay-prod", held("AwaitingApproval")).await;
+
+    let m = json_of(&ok(&t, &["status", "-o", "json"]).await);
+    let envs: Vec<&str> =
+        m["environments"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(envs, ["dev", "prod"], "pipeline order");
+    assert_eq!(m["environments"][1]["approvalRequired"], json!(true));
+    let pay = &m["apps"][0];
+    assert_eq!(pay["app"], "pay");
+    assert_eq!(pay["environments"]["dev"]["version"], "1.1.0");
+    assert_eq!(pay["environments"]["dev"]["phase"], "Healthy");
+    assert_eq!(pay["environments"]["prod"]["version"], "1.0.0");
+    assert_eq!(pay["environments"]["prod"]["pending"]["what"], "awaitingApproval");
+    assert_eq!(pay["environments"]["prod"]["pending"]["version"], "1.1.0");
+
+    let table = ok(&t, &["status"]).await.stdout;
+    assert!(!table.contains('\x1b'), "no colour when not on a terminal: {table}");
+    assert!(table.lines().next().unwrap().split_whitespace().eq(["APP", "dev", "prod"]), "{table}");
+    assert!(table.contains("1.0.0 Healthy, 1.1.0 awaiting approval"), "{table}");
+    assert!(table.contains("prod: approval required"), "{table}");
+
+    let yaml: Value = serde_saphyr::from_str(&ok(&t, &["status", "-o", "yaml"]).await.stdout).unwrap();
+    assert_eq!(yaml["apps"][0]["environments"]["prod"]["release"], "pay-prod");
+
+    // The kubectl plugin is the same CLI.
+    let kc = kubeconfig();
+    let plugin = run(command(
+        env!("CARGO_BIN_EXE_kubectl-tuskfish"),
+        None,
+        &["--kubeconfig", &kc, "-n", &t.ns, "status"],
+    ))
+    .await;
+    assert_eq!((plugin.code, plugin.stdout.as_str()), (0, table.as_str()));
+
+    let d = json_of(&ok(&t, &["diff", "dev", "prod", "-o", "json"]).await);
+    assert_eq!(d[0]["a"], "1.1.0");
+    assert_eq!(d[0]["b"], "1.0.0");
+    assert_eq!(d[0]["onlyInA"], json!(["FIN-2"]));
+    assert_eq!(d[0]["onlyInB"], json!([]));
+    let text = ok(&t, &["diff", "dev", "prod"]).await.stdout;
+    assert!(text.contains("ONLY IN dev") && text.contains("FIN-2"), "{text}");
+    assert_eq!(tf(&t, &["diff", "dev", "prod", "--exit-code"]).await.code, 1);
+    assert_eq!(tf(&t, &["diff", "dev", "dev", "--exit-code"]).await.code, 0);
+    fails(&t, &["diff", "dev", "staging"], 3, "unknown environment \"staging\"").await;
+}
+
+#[tokio::test]
+async fn status_watch_redraws_when_a_release_changes() {
+    let t = TestNs::new("cli-watch").await;
+    t.environment("dev", json!({})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.app_version("pay", "1.1.0", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+
+    let kc = kubeconfig();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tuskfish"))
+        .args(["--kubeconfig", &kc, "-n", &t.ns, "status", "--watch"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    read_until(&mut lines, "1.0.0 Healthy").await;
+    t.set_version("pay-dev", "1.1.0").await;
+    read_until(&mut lines, "1.1.0 Healthy").await;
+    child.kill().await.unwrap();
+}
+
+async fn read_until(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>, needle: &str) {
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(common::WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(needle) {
+                return true;
+            }
+            seen.push(line);
+        }
+        false
+    })
+    .await;
+    assert!(matches!(found, Ok(true)), "status --watch never showed {needle:?}; it printed: {seen:#?}");
+}
+
+#[tokio::test]
+async fn deploy_approve_rollback_each_take_one_command() {
+    let t = TestNs::new("cli-deploy").await;
+    t.environment("prod", json!({"tier": "prod", "approval": "required"})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.app_version("pay", "1.1.0", json!({})).await;
+    t.app_version("pay", "1.2.0", json!({"workload": {"image": "registry.example/pay:never-ready"}})).await;
+
+    // First deploy creates the Release; it waits for approval, so --wait runs out of time.
+    let r = tf(&t, &["deploy", "pay", "1.0.0", "--env", "prod", "--wait", "--timeout", "3s"]).await;
+    assert_eq!(r.code, 6, "{r:?}");
+    assert!(r.stdout.contains("tuskfish approve pay 1.0.0 --env prod"), "{r:?}");
+    assert!(r.stderr.contains("AwaitingApproval"), "{r:?}");
+    assert!(t.api::<Release>().get_opt("pay-prod").await.unwrap().is_some());
+
+    let r = ok(&t, &["approve", "pay", "1.0.0", "--env", "prod", "--reason", "CAB-1", "--wait"]).await;
+    assert!(r.stdout.contains("approved pay 1.0.0 for prod"), "{r:?}");
+    let rel = t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+    let note = rel.status.unwrap().history[0].message.clone().unwrap_or_default();
+    assert!(note.starts_with("approved by admin at ") && note.ends_with(": CAB-1"), "{note}");
+    let again = ok(&t, &["approve", "pay", "1.0.0", "--env", "prod"]).await;
+    assert!(again.stdout.contains("already approved"), "{again:?}");
+
+    ok(&t, &["approve", "pay", "1.1.0", "--env", "prod", "--approver", "bob"]).await;
+    let r = ok(&t, &["deploy", "pay", "1.1.0", "--env", "prod", "--wait", "-o", "json"]).await;
+    assert_eq!(json_of(&r)["status"]["currentVersion"], "1.1.0", "-o json prints the Release after --wait");
+
+    let h = json_of(&ok(&t, &["history", "pay", "--env", "prod", "-o", "json"]).await);
+    let versions: Vec<&str> = h.as_array().unwrap().iter().map(|e| e["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["1.1.0", "1.0.0"]);
+    assert!(h[0]["message"].as_str().unwrap().starts_with("approved by bob"));
+
+    // Rollback: to the version before, with no gate in the way, until cleared.
+    fails(&t, &["rollback", "pay", "--env", "prod", "--to", "0.9.0"], 3, "never ran healthy in prod").await;
+    ok(&t, &["rollback", "pay", "--env", "prod", "--wait"]).await;
+    let rel = t.api::<Release>().get("pay-prod").await.unwrap();
+    assert_eq!(rel.spec.rollback.and_then(|r| r.to).as_deref(), Some("1.0.0"));
+    assert_eq!(rel.status.unwrap().current_version.as_deref(), Some("1.0.0"));
+    ok(&t, &["rollback", "pay", "--env", "prod", "--clear", "--wait"]).await;
+    t.wait_release("pay-prod", healthy_at("1.1.0")).await;
+
+    // A version that never becomes ready: --wait reports Degraded with exit 1.
+    t.api::<Release>()
+        .patch(
+            "pay-prod",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"progressDeadlineSeconds": 4}})),
+        )
+        .await
+        .unwrap();
+    ok(&t, &["approve", "pay", "1.2.0", "--env", "prod"]).await;
+    let r = fails(&t, &["deploy", "pay", "1.2.0", "--env", "prod", "--wait"], 1, "Degraded in prod").await;
+    assert!(r.stderr.contains("ProgressDeadlineExceeded"), "{r:?}");
+    // And one command takes prod back to what was healthy, while the broken rollout is still shown.
+    ok(&t, &["rollback", "pay", "--env", "prod", "--wait"]).await;
+    t.wait_release("pay-prod", healthy_at("1.1.0")).await;
+}
+
+#[tokio::test]
+async fn promote_deploys_what_is_healthy_upstream() {
+    let t = TestNs::new("cli-promote").await;
+    t.environment("dev", json!({})).await;
+    t.environment("test", json!({"tier": "test"})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.app_version("pay", "1.1.0", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "", json!({"version": null, "track": "^1"})).await;
+    t.release("pay-test", "pay", "test", "1.0.0", json!({})).await;
+    t.wait_release("pay-dev", healthy_at("1.1.0")).await;
+    t.wait_release("pay-test", healthy_at("1.0.0")).await;
+
+    let r = ok(&t, &["promote", "pay", "--from", "dev", "--to", "test", "--wait"]).await;
+    assert!(r.stdout.contains("promoting pay 1.1.0 from dev to test"), "{r:?}");
+    let rel = t.wait_release("pay-test", healthy_at("1.1.0")).await;
+    assert_eq!(rel.spec.version.as_deref(), Some("1.1.0"));
+    fails(&t, &["promote", "pay", "--from", "qa", "--to", "test"], 3, "unknown environment \"qa\"").await;
+    fails(&t, &["promote", "ledger", "--from", "dev", "--to", "test"], 3, "no Release of \"ledger\"").await;
+}
+
+#[tokio::test]
+async fn freeze_unfreeze_and_override() {
+    let t = TestNs::new("cli-freeze").await;
+    t.environment("prod", json!({"tier": "prod"})).await;
+    t.environment("ops", json!({"freezeWindows": [{"reason": "always",
+        "weekly": {"days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], "from": "00:00", "to": "00:00"}}]}))
+    .await;
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        t.app_version("pay", v, json!({})).await;
+    }
+    t.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
+    t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+
+    let r = ok(&t, &["freeze", "prod", "--reason", "audit"]).await;
+    assert!(r.stdout.contains("prod frozen until `tuskfish unfreeze`"), "{r:?}");
+    ok(&t, &["deploy", "pay", "1.1.0", "--env", "prod"]).await;
+    t.wait_release("pay-prod", held("Frozen")).await;
+    let status = ok(&t, &["status"]).await.stdout;
+    assert!(
+        status.contains("1.0.0 Healthy, 1.1.0 frozen")
+            && status.contains("prod: frozen until unfrozen (audit"),
+        "{status}"
+    );
+    let events = t.api::<Event>().list(&ListParams::default()).await.unwrap();
+    assert!(
+        events.items.iter().any(|e| e.reason.as_deref() == Some("Frozen")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("prod")),
+        "a Frozen Event on the Environment"
+    );
+
+    ok(&t, &["unfreeze", "prod", "--reason", "audit done"]).await;
+    t.wait_release("pay-prod", healthy_at("1.1.0")).await;
+    assert!(t.api::<Environment>().get("prod").await.unwrap().spec.freeze_windows.is_empty());
+    assert!(ok(&t, &["unfreeze", "prod"]).await.stdout.contains("prod is not frozen"));
+
+    // A timed freeze, and one app let through it.
+    ok(&t, &["freeze", "prod", "--reason", "close", "--for", "2h"]).await;
+    ok(&t, &["deploy", "pay", "1.2.0", "--env", "prod"]).await;
+    t.wait_release("pay-prod", held("Frozen")).await;
+    ok(&t, &["unfreeze", "prod", "--override", "pay", "--reason", "INC-7"]).await;
+    let rel = t.wait_release("pay-prod", healthy_at("1.2.0")).await;
+    let note = rel.status.unwrap().history[0].message.clone().unwrap_or_default();
+    assert!(note.contains("overridden: INC-7"), "{note}");
+    assert_eq!(
+        t.api::<Environment>().get("prod").await.unwrap().spec.freeze_windows.len(),
+        1,
+        "the freeze itself stays"
+    );
+
+    // Weekly windows are policy: unfreeze refuses and says what to do instead.
+    fails(&t, &["unfreeze", "ops"], 1, "weekly freeze window").await;
+    fails(&t, &["freeze", "prod", "--reason", "x", "--for", "soon"], 2, "--for").await;
+    fails(&t, &["freeze", "prod", "--reason", "x", "--until", "2001-01-01T00:00:00Z"], 2, "in the past")
+        .await;
+}
+
+#[tokio::test]
+async fn errors_name_the_problem_with_documented_exit_codes() {
+    let t = TestNs::new("cli-errors").await;
+    t.environment("prod", json!({"tier": "prod", "versionLine": "~1.0"})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.app_version("pay", "2.0.0", json!({})).await;
+
+    fails(&t, &["deploy", "pay", "1.0.0", "--env", "prdo"], 3, "unknown environment \"prdo\"").await;
+    fails(&t, &["deploy", "pay", "1.0.1", "--env", "prod"], 3, "pay 1.0.1 not found").await;
+    fails(&t, &["deploy", "ledger", "1.0.0", "--env", "prod"], 3, "app \"ledger\" has no AppVersions").await;
+    fails(&t, &["deploy", "pay", "one", "--env", "prod"], 2, "not a semantic version").await;
+    fails(&t, &["deploy", "pay", "2.0.0", "--env", "prod"], 2, "outside environment prod's version line")
+        .await;
+    fails(&t, &["history", "pay", "--env", "prod"], 3, "no Release of \"pay\"").await;
+    assert_eq!(tf(&t, &["deploy", "pay"]).await.code, 2, "usage errors exit 2");
+    assert!(
+        t.api::<Release>().list(&ListParams::default()).await.unwrap().items.is_empty(),
+        "nothing was created"
+    );
+
+    // Nothing listens on port 1.
+    let dir = scratch_dir("unreachable");
+    let dead = dir.join("kubeconfig");
+    std::fs::write(
+        &dead,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n\
+         users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let r = run(command(
+        env!("CARGO_BIN_EXE_tuskfish"),
+        None,
+        &["--kubeconfig", dead.to_str().unwrap(), "status"],
+    ))
+    .await;
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(r.stderr.contains("cannot reach the Kubernetes API server"), "{r:?}");
+
+    // A ServiceAccount with no permissions: RBAC says no, and so does the CLI (exit 4).
+    let sa_api = t.api::<ServiceAccount>();
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "nobody"}})).unwrap();
+    sa_api.create(&PostParams::default(), &sa).await.unwrap();
+    let token: Value = sa_api
+        .create_subresource(
+            "token",
+            "nobody",
+            &PostParams::default(),
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
+        )
+        .await
+        .unwrap();
+    let mut kc: Value = serde_saphyr::from_str(&std::fs::read_to_string(kubeconfig()).unwrap()).unwrap();
+    kc["users"][0]["user"] = json!({"token": token["status"]["token"]});
+    let limited = dir.join("nobody.kubeconfig");
+    std::fs::write(&limited, serde_json::to_string(&kc).unwrap()).unwrap();
+    let r = run(command(
+        env!("CARGO_BIN_EXE_tuskfish"),
+        None,
+        &["--kubeconfig", limited.to_str().unwrap(), "-n", &t.ns, "deploy", "pay", "1.0.0", "--env", "prod"],
+    ))
+    .await;
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("not allowed") && r.stderr.contains("system:serviceaccount"), "{r:?}");
+}
+
+#[tokio::test]
+async fn completion_scripts_for_each_shell() {
+    for (shell, needle) in
+        [("bash", "_tuskfish"), ("zsh", "#compdef tuskfish"), ("fish", "complete -c tuskfish")]
+    {
+        let r = run(command(env!("CARGO_BIN_EXE_tuskfish"), None, &["completion", shell])).await;
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(
+            r.stdout.contains(needle) && r.stdout.contains("rollback"),
+            "{shell}: {}",
+            &r.stdout[..200.min(r.stdout.len())]
+        );
+    }
+}
+
+// ---- `version` against real Git repositories ----
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tuskfish-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Dev", "-c", "user.email=dev@example.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn commit(dir: &Path, subject: &str) {
+    git(dir, &["commit", "-q", "--allow-empty", "-m", subject]);
+}
+
+async fn version_in(dir: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["version"];
+    all.extend_from_slice(args);
+    run(command(env!("CARGO_BIN_EXE_tuskfish"), Some(dir), &all)).await
+}
+
+async fn version_is(dir: &Path, want: &str) {
+    let r = version_in(dir, &[]).await;
+    assert_eq!((r.code, r.stdout.trim()), (0, want), "{r:?}");
+}
+
+#[tokio::test]
+async fn version_follows_gitflow_in_real_repositories() {
+    let repo = scratch_dir("gitflow");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    commit(&repo, "initial import");
+    git(&repo, &["tag", "v1.3.9"]);
+    version_is(&repo, "1.3.9").await;
+
+    git(&repo, &["checkout", "-q", "-b", "develop"]);
+    commit(&repo, "[FIN-200] feat: instant payouts");
+    commit(&repo, "chore: tidy");
+    version_is(&repo, "1.4.0-develop.2").await;
+
+    git(&repo, &["checkout", "-q", "-b", "feature/FIN-300_Reports"]);
+    commit(&repo, "[FIN-300] reports");
+    version_is(&repo, "1.4.0-feature-fin-300-reports.3").await;
+
+    git(&repo, &["checkout", "-q", "develop"]);
+    git(&repo, &["checkout", "-q", "-b", "release/1.4"]);
+    version_is(&repo, "1.4.0-rc.0").await;
+    commit(&repo, "fix: [FIN-201] release polish");
+    version_is(&repo, "1.4.0-rc.1").await;
+
+    git(&repo, &["checkout", "-q", "main"]);
+    git(&repo, &["checkout", "-q", "-b", "hotfix/1.3.10"]);
+    commit(&repo, "fix: [FIN-142] rounding of cents");
+    commit(&repo, "fix: [FIN-143] currency codes");
+    version_is(&repo, "1.3.10-rc.2").await;
+    let info: Value = serde_json::from_str(&version_in(&repo, &["-o", "json"]).await.stdout).unwrap();
+    let ids: Vec<&str> =
+        info["changes"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["FIN-143", "FIN-142"], "only the hotfix's own changes, newest first");
+    assert_eq!(info["changes"][0]["type"], "bug");
+    git(&repo, &["tag", "v1.3.10"]);
+    version_is(&repo, "1.3.10").await;
+
+    // An untagged commit on main has no version of its own.
+    git(&repo, &["checkout", "-q", "main"]);
+    commit(&repo, "direct commit");
+    let r = version_in(&repo, &[]).await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("main has no version tag on HEAD (latest release: v1.3.9)"), "{r:?}");
+
+    // CI checks out a detached HEAD: the branch comes from --branch or the CI's variable.
+    git(&repo, &["checkout", "-q", "--detach", "release/1.4"]);
+    let r = version_in(&repo, &[]).await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("pass --branch"), "{r:?}");
+    let r = version_in(&repo, &["--branch", "release/1.4"]).await;
+    assert_eq!(r.stdout.trim(), "1.4.0-rc.1", "{r:?}");
+    let mut cmd = command(env!("CARGO_BIN_EXE_tuskfish"), Some(&repo), &["version"]);
+    cmd.env("CI_COMMIT_REF_NAME", "release/1.4");
+    assert_eq!(run(cmd).await.stdout.trim(), "1.4.0-rc.1");
+    let r = version_in(&repo, &["--branch", "release/next"]).await;
+    assert_eq!(r.code, 2, "{r:?}");
+
+    // Custom change-id pattern.
+    let r =
+        version_in(&repo, &["--branch", "release/1.4", "--change-pattern", r"FIN-(\d+)", "-o", "json"]).await;
+    let info: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(info["changes"][0]["id"], "201", "{r:?}");
+    assert_eq!(version_in(&repo, &["--change-pattern", "("]).await.code, 2);
+
+    // Not a repository; a shallow clone (counts would be wrong).
+    assert_eq!(version_in(&scratch_dir("not-git"), &[]).await.code, 2);
+    let shallow = scratch_dir("shallow");
+    let url = format!("file://{}", repo.display());
+    git(&shallow, &["clone", "-q", "--depth", "1", "--branch", "develop", &url, "."]);
+    let r = version_in(&shallow, &[]).await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("shallow clone"), "{r:?}");
+}
+
+#[tokio::test]
+async fn emitted_appversion_is_published_and_deployable() {
+    let t = TestNs::new("cli-emit").await;
+    t.environment("dev", json!({})).await;
+    let repo = scratch_dir("emit");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    commit(&repo, "initial");
+    git(&repo, &["tag", "v2.0.0"]);
+    git(&repo, &["checkout", "-q", "-b", "hotfix/2.0.1"]);
+    commit(&repo, "fix: [PAY-7] timeout");
+    git(&repo, &["remote", "add", "origin", "https://ci-bot:s3cret@git.example.com/finance/pay.git"]);
+
+    let r = version_in(
+        &repo,
+        &[
+            "--emit-appversion",
+            "--app",
+            "pay",
+            "--image",
+            "registry.example/pay:{version}",
+            "--port",
+            "http:8080",
+            "-n",
+            &t.ns,
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("s3cret"), "credentials must not leak into the manifest");
+    let manifest: Value = serde_saphyr::from_str(&r.stdout).unwrap();
+    t.apply(manifest).await;
+    let av: AppVersion = t
+        .wait_for("pay-2.0.1-rc.1", |a: &AppVersion| {
+            a.status.as_ref().is_some_and(|s| tuskfish::api::is_true(&s.conditions, "Ready"))
+        })
+        .await;
+    assert_eq!(av.spec.version, "2.0.1-rc.1");
+    assert_eq!(av.spec.workload.as_ref().unwrap().image, "registry.example/pay:2.0.1-rc.1");
+    let source = av.spec.source.unwrap();
+    assert_eq!(source.repo.as_deref(), Some("https://git.example.com/finance/pay.git"));
+    assert_eq!(source.branch.as_deref(), Some("hotfix/2.0.1"));
+    assert_eq!(av.spec.changes.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["PAY-7"]);
+
+    ok(&t, &["deploy", "pay", "2.0.1-rc.1", "--env", "dev", "--wait"]).await;
+    let rel = t.wait_release("pay-dev", healthy_at("2.0.1-rc.1")).await;
+    assert_eq!(rel.status.unwrap().changes, ["PAY-7"]);
+}
