@@ -63,7 +63,9 @@ wait_field() { # name jsonpath value
   log "release $1: $2 is '$got', not '$3'"; return 1
 }
 show() { echo; echo "\$ $*"; "$@"; }
-releases() { show kubectl get releases -n finance; }
+# The CLI as users run it: `tuskfish …` and the kubectl plugin `kubectl tuskfish …`.
+export PATH="$ROOT/target/debug:$PATH"
+tf() { show tuskfish -n finance "$@"; }
 
 # The story starts from nothing: remove what an earlier run left (Releases first, so that the
 # operator's finalizer cleans up what they applied).
@@ -82,37 +84,32 @@ wait_healthy payments-dev-1-4 1.4.0-rc.1
 log "test promotes from dev-1-4 once 1.4.0-rc.1 has been healthy there for 10 s"
 wait_healthy payments-test 1.4.0-rc.1
 show kubectl get environments,appversions,approvals -n finance
-releases
+show kubectl tuskfish -n finance status
 show kubectl get deployments -A -l app.kubernetes.io/managed-by=tuskfish -L app.kubernetes.io/version
 
 echo; log "forward-port check: the 1.3.10 hotfix (FIN-142) is not in the 1.4 line yet"
-show kubectl get release payments-dev-1-4 -n finance \
-  -o jsonpath='{.status.conditions[?(@.type=="ForwardPortMissing")].message}{"\n"}'
+tf diff dev-1-3 dev-1-4
 
 echo; log "a broken hotfix: 1.3.11 never becomes ready in dev-1-3 (20 s deadline) and is rolled back"
 k apply -f examples/demo/40-broken-hotfix.yaml >/dev/null
 wait_field payments-dev-1-3 '{.status.failedVersions[0]}' 1.3.11
 wait_healthy payments-dev-1-3 1.3.10
-show kubectl get release payments-dev-1-3 -n finance \
-  -o jsonpath='{range .status.history[*]}{.version}{"\t"}{.result}{"\t"}{.message}{"\n"}{end}'
+tf history payments --env dev-1-3
 
 echo; log "1.4.0-rc.2 carries the fix: dev-1-4 takes it, the warning clears, test follows after its soak"
 k apply -f examples/demo/50-forward-port.yaml >/dev/null
 wait_healthy payments-dev-1-4 1.4.0-rc.2
 wait_healthy payments-test 1.4.0-rc.2
-show kubectl get release payments-dev-1-4 -n finance \
-  -o jsonpath='{.status.conditions[?(@.type=="ForwardPortMissing")].reason}{"\n"}'
+tf diff dev-1-3 dev-1-4
 
-echo; log "one-click deploy of the hotfix to prod: one field, then it waits for approval"
-show kubectl patch release payments-prod -n finance --type merge -p '{"spec":{"version":"1.3.10"}}'
+echo; log "one-click deploy of the hotfix to prod; it waits for approval"
+tf deploy payments 1.3.10 --env prod
 wait_field payments-prod '{.status.heldVersion}' 1.3.10
-releases
-k apply -f examples/demo/60-approve-prod-1.3.10.yaml >/dev/null
-log "approved by the release manager"
-wait_healthy payments-prod 1.3.10
-releases
-show kubectl get release payments-prod -n finance \
-  -o jsonpath='{range .status.history[*]}{.version}{"\t"}{.result}{"\t"}{.message}{"\n"}{end}'
+tf status
+log "the release manager approves, and follows the rollout"
+tf approve payments 1.3.10 --env prod --approver maria.keller --reason "CAB-2057 (FX rounding fix)" --wait
+tf status
+tf history payments --env prod
 show kubectl get events -n finance --field-selector involvedObject.kind=Release --sort-by=.metadata.creationTimestamp
 
 echo
