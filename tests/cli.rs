@@ -89,13 +89,6 @@ fn held(reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
     move |s| find_condition(&s.conditions, "Held").is_some_and(|c| c.status == "True" && c.reason == reason)
 }
 
-async fn approve_directly(t: &TestNs, release: &str, version: &str) {
-    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
-        "metadata": {"name": format!("{release}-{version}")},
-        "spec": {"release": release, "version": version, "approver": "alice"}}))
-        .await;
-}
-
 #[tokio::test]
 async fn status_and_diff_show_the_pipeline_as_the_cluster_has_it() {
     let t = TestNs::new("cli-status").await;
@@ -105,7 +98,7 @@ async fn status_and_diff_show_the_pipeline_as_the_cluster_has_it() {
     t.app_version("pay", "1.1.0", json!({"changes": [{"id": "FIN-1"}, {"id": "FIN-2"}]})).await;
     t.release("pay-dev", "pay", "dev", "", json!({"version": null, "track": ">=1.0.0"})).await;
     t.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
-    approve_directly(&t, "pay-prod", "1.0.0").await;
+    t.approve("pay-prod", "1.0.0", "alice").await;
     t.wait_release("pay-dev", healthy_at("1.1.0")).await;
     t.wait_release("pay-prod", healthy_at("1.0.0")).await;
     t.set_version("pay-prod", "1.1.0").await;

@@ -17,13 +17,6 @@ fn reason_is(cond: &'static str, reason: &'static str) -> impl Fn(&ReleaseStatus
     move |s| find_condition(&s.conditions, cond).is_some_and(|c| c.reason == reason)
 }
 
-async fn approve(t: &TestNs, release: &str, version: &str, who: &str) {
-    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
-        "metadata": {"name": format!("{release}-{version}")},
-        "spec": {"release": release, "version": version, "approver": who, "reason": "CAB-42"}}))
-        .await;
-}
-
 #[tokio::test]
 async fn approval_holds_a_version_until_it_is_approved() {
     let t = TestNs::new("approve").await;
@@ -41,7 +34,7 @@ async fn approval_holds_a_version_until_it_is_approved() {
             .is_none()
     );
 
-    approve(&t, "pay-prod", "1.0.0", "alice").await;
+    t.approve("pay-prod", "1.0.0", "alice").await;
     let r = t.wait_release("pay-prod", healthy_at("1.0.0")).await;
     let note = r.status.unwrap().history[0].message.clone().unwrap_or_default();
     assert!(note.starts_with("approved by alice at 20") && note.ends_with(": CAB-42"), "{note}");
@@ -54,7 +47,7 @@ async fn approval_holds_a_version_until_it_is_approved() {
         (s.phase, s.current_version.as_deref(), s.held_version.as_deref()),
         (Some(Phase::Healthy), Some("1.0.0"), Some("1.1.0"))
     );
-    approve(&t, "pay-prod", "1.1.0", "bob").await;
+    t.approve("pay-prod", "1.1.0", "bob").await;
     t.wait_release("pay-prod", healthy_at("1.1.0")).await;
 }
 

@@ -181,6 +181,14 @@ impl TestNs {
             .await;
     }
 
+    /// Approves `version` of `release` as `who`, with the reason `CAB-42`.
+    pub async fn approve(&self, release: &str, version: &str, who: &str) {
+        self.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
+            "metadata": {"name": format!("{release}-{version}")},
+            "spec": {"release": release, "version": version, "approver": who, "reason": "CAB-42"}}))
+            .await;
+    }
+
     pub async fn set_version(&self, release: &str, version: &str) {
         let patch = json!({"spec": {"version": version}});
         self.api::<Release>().patch(release, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
