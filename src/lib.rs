@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client;
 pub mod controller;
 pub mod duration;
+pub mod leader;
 pub mod plan;
 pub mod render;
 pub mod sim;

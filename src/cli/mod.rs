@@ -203,11 +203,7 @@ enum Command {
     /// Print shell completion for bash, zsh, fish, elvish or powershell.
     Completion { shell: clap_complete::Shell },
     /// Run the operator.
-    Run {
-        /// Parallel reconciles per controller.
-        #[arg(long, default_value_t = 16)]
-        concurrency: u16,
-    },
+    Run(operator::RunArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
     /// Simulate kubelets: register fake Nodes, bind pending pods and report them Ready
@@ -234,9 +230,9 @@ pub async fn main(bin_name: &str) -> ExitCode {
     let cli = Cli::parse();
     let target = Target { kubeconfig: cli.kubeconfig.clone(), context: cli.context.clone() };
     match &cli.command {
-        Command::Run { concurrency } => {
+        Command::Run(args) => {
             init_logging(cli.log_format, "info,kube_runtime=warn,kube_client::client::tls=error");
-            return report(operator::run_operator(target, *concurrency).await);
+            return report(operator::run_operator(target, args.clone()).await);
         }
         Command::NodeSim { nodes } => {
             init_logging(cli.log_format, "info,kube_runtime=warn,kube_client::client::tls=error");
@@ -340,7 +336,7 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
         Command::Version { .. }
         | Command::Completion { .. }
         | Command::Crd
-        | Command::Run { .. }
+        | Command::Run(_)
         | Command::NodeSim { .. } => {}
     }
     Ok(ExitCode::SUCCESS)

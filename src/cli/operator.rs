@@ -1,18 +1,107 @@
 //! The long-running commands: the operator itself and the node simulator.
 
-use tracing::info;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{ArgAction, Args};
+use futures::FutureExt;
+use tracing::{error, info};
 
 use crate::client::Target;
-use crate::telemetry::RequestCounter;
+use crate::controller::Stopped;
+use crate::leader::LeaderConfig;
+use crate::telemetry::{Metrics, RequestCounter};
 
-pub async fn run_operator(target: Target, concurrency: u16) -> Result<(), Box<dyn std::error::Error>> {
+fn duration(s: &str) -> Result<Duration, String> {
+    crate::duration::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 2s or 15s"))
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Parallel reconciles per controller.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
+    /// Where to serve /metrics, /healthz and /readyz (`off` to serve nothing).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "TUSKFISH_METRICS_ADDR")]
+    metrics_addr: String,
+    /// Run the controllers only while holding a Lease, so that replicas never write at once.
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the Lease (in a pod: its own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    #[arg(long, default_value = "tuskfish")]
+    lease_name: String,
+    /// This replica's name in the Lease (default: $POD_NAME, else host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// How long a Lease nobody renews stays taken.
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    lease_duration: Duration,
+    /// The leader steps down when it could not renew for this long.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    renew_deadline: Duration,
+    /// How often to renew, and how often a standby looks at the Lease.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    retry_period: Duration,
+}
+
+fn identity(explicit: Option<String>) -> String {
+    explicit.unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "tuskfish".into());
+        format!("{host}-{}", std::process::id())
+    })
+}
+
+pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.renew_deadline >= args.lease_duration {
+        return Err(
+            "--renew-deadline must be shorter than --lease-duration (or two replicas could lead)".into()
+        );
+    }
     let counter = RequestCounter::default();
     let client = target.client(&counter).await?;
-    info!(concurrency, "tuskfish operator starting");
-    let settings = crate::controller::Settings { concurrency };
-    crate::controller::run(client, settings, counter.counts(), shutdown_signal()).await;
-    info!("tuskfish operator stopped");
-    Ok(())
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = shutdown_signal().shared();
+    let server = match args.metrics_addr.as_str() {
+        "off" => None,
+        addr => {
+            let addr: SocketAddr = addr.parse().map_err(|e| format!("--metrics-addr {addr:?}: {e}"))?;
+            let server =
+                crate::telemetry::http::serve(addr, metrics.clone(), counter.counts(), shutdown.clone())
+                    .await?;
+            info!(%addr, "serving /metrics, /healthz and /readyz");
+            Some(tokio::spawn(server))
+        }
+    };
+    let leader = args.leader_elect.then(|| LeaderConfig {
+        name: args.lease_name.clone(),
+        lease_duration: args.lease_duration,
+        renew_deadline: args.renew_deadline,
+        retry_period: args.retry_period,
+        ..LeaderConfig::new(args.lease_namespace.clone(), identity(args.identity.clone()))
+    });
+    info!(concurrency = args.concurrency, leader_election = args.leader_elect, "tuskfish operator starting");
+    let settings = crate::controller::Settings { concurrency: args.concurrency, leader, metrics };
+    let stopped = crate::controller::run(client, settings, counter.counts(), shutdown).await;
+    if let Some(server) = server {
+        server.abort();
+    }
+    match stopped {
+        Stopped::Shutdown => {
+            info!("tuskfish operator stopped");
+            Ok(())
+        }
+        Stopped::LeadershipLost => {
+            error!("lost leadership; exiting so that this replica restarts as a standby");
+            Err("lost leadership".into())
+        }
+    }
 }
 
 pub async fn run_node_sim(target: Target, nodes: usize) -> Result<(), Box<dyn std::error::Error>> {

@@ -9,7 +9,7 @@ use kube::runtime::reflector::Store;
 
 use super::catalog::Catalog;
 use crate::api::{AppVersion, Approval, Environment, Release};
-use crate::telemetry::RequestCounts;
+use crate::telemetry::{RequestCounts, SharedMetrics};
 
 /// Read-only caches fed by one watch per kind.
 #[derive(Clone)]
@@ -28,10 +28,11 @@ pub struct Context {
     pub recorder: Recorder,
     pub catalog: Catalog,
     pub requests: Arc<RequestCounts>,
+    pub metrics: SharedMetrics,
 }
 
 impl Context {
-    pub fn new(client: Client, stores: Stores, requests: Arc<RequestCounts>) -> Self {
+    pub fn new(client: Client, stores: Stores, requests: Arc<RequestCounts>, metrics: SharedMetrics) -> Self {
         let reporter = Reporter { controller: "tuskfish".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
@@ -39,6 +40,7 @@ impl Context {
             stores,
             catalog: Catalog::default(),
             requests,
+            metrics,
         }
     }
 }

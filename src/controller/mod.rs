@@ -28,19 +28,31 @@ pub use context::{Context, Stores};
 pub use environment::{NamespaceClaim, claim_of};
 pub use error::Error;
 
-use crate::telemetry::RequestCounts;
+use crate::leader::{Elector, LeaderConfig};
+use crate::telemetry::{ControllerLabel, RequestCounts, SharedMetrics};
 
 /// Operator settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     /// Parallel reconciles per controller.
     pub concurrency: u16,
+    /// Run the controllers only while holding this Lease (`None`: always; one replica only).
+    pub leader: Option<LeaderConfig>,
+    pub metrics: SharedMetrics,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { concurrency: 16 }
+        Self { concurrency: 16, leader: None, metrics: Arc::default() }
     }
+}
+
+/// Why [`run`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    Shutdown,
+    /// The Lease was lost: another replica may be writing now, so this one must not go on.
+    LeadershipLost,
 }
 
 fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
@@ -53,20 +65,28 @@ fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, _ctx: A
     Action::requeue(Duration::from_secs(5))
 }
 
-/// Runs all controllers until `shutdown` resolves; in-flight reconciles finish first.
+/// Runs all controllers until `shutdown` resolves (in-flight reconciles finish first) or, with leader
+/// election, until the Lease is lost.
 pub async fn run(
     client: Client,
     settings: Settings,
     requests: Arc<RequestCounts>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) {
+) -> Stopped {
     let (release_tx, release_rx) = mpsc::unbounded();
     let (env_tx, env_rx) = mpsc::unbounded();
     let (av_tx, av_rx) = mpsc::unbounded();
-    let triggers = watch::Triggers { releases: release_tx, environments: env_tx, app_versions: av_tx };
+    let metrics = settings.metrics.clone();
+    let triggers = watch::Triggers {
+        releases: release_tx,
+        environments: env_tx,
+        app_versions: av_tx,
+        metrics: metrics.clone(),
+    };
     let w = watch::watches(&client, triggers);
     let stores = w.stores.clone();
-    let ctx = Arc::new(Context::new(client, stores.clone(), requests));
+    let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
+    let ctx = Arc::new(Context::new(client, stores.clone(), requests, metrics.clone()));
     let drivers = futures::future::join_all(w.drivers);
 
     // Reconcile nothing before every cache has its first full list, or a Release could be judged
@@ -88,34 +108,73 @@ pub async fn run(
     let config = ControllerConfig::default().concurrency(settings.concurrency);
     let controllers = async move {
         ready.await;
+        metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Standby replicas stop here, caches warm, until the Lease is theirs.
+        let (lost_tx, lost_rx) = futures::channel::oneshot::channel::<()>();
+        if let Some(e) = &elector {
+            let lease = tokio::select! {
+                lease = e.acquire() => lease,
+                () = shutdown.clone() => return Stopped::Shutdown,
+            };
+            metrics.leader.set(1);
+            let holder = e.clone();
+            tokio::spawn(async move {
+                holder.hold(lease).await;
+                let _ = lost_tx.send(());
+            });
+        }
+        let lost = lost_rx.map(|r| r.is_ok()).shared();
+        let stop = futures::future::select(shutdown.clone(), lost.clone()).map(|_| ()).shared();
         debug!("caches ready; starting controllers");
         futures::join!(
             drive(
+                "release",
                 stores.releases.clone(),
                 release_rx,
                 config.clone(),
                 release::reconcile,
                 ctx.clone(),
-                shutdown.clone()
+                stop.clone()
             ),
             drive(
+                "environment",
                 stores.environments.clone(),
                 env_rx,
                 config.clone(),
                 environment::reconcile,
                 ctx.clone(),
-                shutdown.clone()
+                stop.clone()
             ),
-            drive(stores.app_versions.clone(), av_rx, config, appversion::reconcile, ctx, shutdown),
+            drive(
+                "appversion",
+                stores.app_versions.clone(),
+                av_rx,
+                config,
+                appversion::reconcile,
+                ctx.clone(),
+                stop
+            ),
         );
+        metrics.leader.set(0);
+        if lost.now_or_never() == Some(true) {
+            return Stopped::LeadershipLost;
+        }
+        if let Some(e) = &elector {
+            e.release().await;
+        }
+        Stopped::Shutdown
     };
     futures::pin_mut!(controllers);
     futures::pin_mut!(drivers);
-    // The watches run forever; the controllers end on shutdown.
-    futures::future::select(controllers, drivers).await;
+    // The watches run forever; the controllers end on shutdown or when leadership is lost.
+    match futures::future::select(controllers, drivers).await {
+        futures::future::Either::Left((stopped, _)) => stopped,
+        futures::future::Either::Right(_) => Stopped::Shutdown,
+    }
 }
 
 async fn drive<K, F, Fut>(
+    name: &'static str,
     store: Store<K>,
     triggers: mpsc::UnboundedReceiver<kube::runtime::reflector::ObjectRef<K>>,
     config: ControllerConfig,
@@ -127,11 +186,33 @@ async fn drive<K, F, Fut>(
     F: FnMut(Arc<K>, Arc<Context>) -> Fut,
     Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
+    let mut reconcile = reconcile;
+    // Every reconcile is timed and counted by result.
+    let measured = move |obj: Arc<K>, ctx: Arc<Context>| {
+        let metrics = ctx.metrics.clone();
+        let in_flight = metrics
+            .reconciles_in_flight
+            .get_or_create(&ControllerLabel { controller: name.to_string() })
+            .clone();
+        in_flight.inc();
+        let started = std::time::Instant::now();
+        let fut = reconcile(obj, ctx);
+        async move {
+            let result = fut.await;
+            in_flight.dec();
+            let outcome = match &result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.reason().to_string(),
+            };
+            metrics.observe_reconcile(name, outcome, started.elapsed());
+            result
+        }
+    };
     Controller::for_stream(futures::stream::pending(), store)
         .with_config(config)
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy::<K>, ctx)
+        .run(measured, error_policy::<K>, ctx)
         .for_each(|res| {
             if let Err(e) = res {
                 debug!(error = %e, "controller event");

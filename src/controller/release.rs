@@ -29,6 +29,7 @@ use crate::plan::{
     Health, Inputs, Outcome, assess, auto_rollback, next_status, rollback, select_target, spec_hash,
 };
 use crate::render::{self, Rendered};
+use crate::telemetry::EnvironmentLabel;
 
 /// How long to wait before retrying a rendering that may succeed unchanged (e.g. a CRD not yet
 /// installed); everything else waits for a change.
@@ -154,6 +155,10 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
             let note = format!("version {v} failed in {}; rolling back to {back_to}", rel.spec.environment);
             warn!(release = %rel.name_any(), failed = %v, %back_to, "rolling back");
             publish(&ctx, &rel.object_ref(&()), EventType::Warning, "RollingBack", note).await;
+            ctx.metrics
+                .rollbacks
+                .get_or_create(&EnvironmentLabel { environment: rel.spec.environment.clone() })
+                .inc();
         }
         record_transition(&ctx, &rel, rel.status.as_ref().unwrap_or(&prev), &status, new_rollout).await;
     }
@@ -367,6 +372,27 @@ fn health(
     assess(&states, elapsed, deadline)
 }
 
+/// Time from an AppVersion's creation to the start of its rollout here; rollbacks and re-rollouts of
+/// old versions would only blur the figure, so only a first rollout of a version counts.
+fn observe_publish_to_rollout(ctx: &Context, rel: &Release, next: &ReleaseStatus, version: &str) {
+    let first_here = next.history.iter().filter(|h| h.version == version).count() == 1;
+    let rollback =
+        next.history.first().and_then(|h| h.message.as_deref()).is_some_and(|m| m.starts_with("rollback"));
+    if !first_here || rollback {
+        return;
+    }
+    let ns = rel.namespace();
+    let created = ctx.stores.app_versions.state().iter().find_map(|av| {
+        (av.namespace() == ns && av.spec.app == rel.spec.app && av.spec.version.trim() == version)
+            .then(|| av.metadata.creation_timestamp.clone())
+            .flatten()
+    });
+    if let Some(created) = created {
+        let took = jiff::Timestamp::now().duration_since(created.0);
+        ctx.metrics.appversion_to_rollout.observe(took.as_secs_f64().max(0.0));
+    }
+}
+
 /// Events for what a person watching the Release wants to know.
 async fn record_transition(
     ctx: &Context,
@@ -379,8 +405,10 @@ async fn record_transition(
     let version = next.desired_version.clone().unwrap_or_default();
     if new_rollout {
         let note = format!("rolling out {version} to environment {}", rel.spec.environment);
-        info!(release = %rel.name_any(), %version, "rollout started");
+        info!(release = %rel.name_any(), environment = %rel.spec.environment, %version, "rollout started");
         publish(ctx, &reference, EventType::Normal, "RolloutStarted", note).await;
+        ctx.metrics.rollout(&rel.spec.environment, "started");
+        observe_publish_to_rollout(ctx, rel, next, &version);
     }
     let reason_of = |s: &ReleaseStatus| {
         find_condition(&s.conditions, "Ready").map(|c| (c.reason.clone(), c.message.clone()))
@@ -397,6 +425,11 @@ async fn record_transition(
         Some(Phase::Failed | Phase::Degraded) => EventType::Warning,
         _ => EventType::Normal,
     };
+    match (next.phase, reason.as_str()) {
+        (Some(Phase::Healthy), "RolloutComplete") => ctx.metrics.rollout(&rel.spec.environment, "succeeded"),
+        (Some(Phase::Degraded), _) => ctx.metrics.rollout(&rel.spec.environment, "failed"),
+        _ => {}
+    }
     if type_ == EventType::Warning {
         warn!(release = %rel.name_any(), %reason, %message, "release failed");
     } else {

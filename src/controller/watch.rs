@@ -18,6 +18,7 @@ use tracing::warn;
 
 use super::context::Stores;
 use crate::api::{AppVersion, Approval, Environment, Release, labels};
+use crate::telemetry::{ControllerLabel, KindLabel, SharedMetrics};
 
 /// Where reconcile requests go.
 #[derive(Clone)]
@@ -25,11 +26,18 @@ pub struct Triggers {
     pub releases: UnboundedSender<ObjectRef<Release>>,
     pub environments: UnboundedSender<ObjectRef<Environment>>,
     pub app_versions: UnboundedSender<ObjectRef<AppVersion>>,
+    pub metrics: SharedMetrics,
 }
 
-fn send<K: Resource<DynamicType = ()>>(tx: &UnboundedSender<ObjectRef<K>>, r: ObjectRef<K>) {
-    // A closed channel means the controller is shutting down; nothing left to trigger.
-    let _ = tx.unbounded_send(r);
+impl Triggers {
+    fn send<K: Resource<DynamicType = ()>>(&self, tx: &UnboundedSender<ObjectRef<K>>, r: ObjectRef<K>) {
+        self.metrics
+            .triggers
+            .get_or_create(&ControllerLabel { controller: K::kind(&()).to_lowercase() })
+            .inc();
+        // A closed channel means the controller is shutting down; nothing left to trigger.
+        let _ = tx.unbounded_send(r);
+    }
 }
 
 /// Label selector for the workloads tuskfish applied.
@@ -95,6 +103,7 @@ pub fn environment_of_namespace(meta: &ObjectMeta) -> Option<ObjectRef<Environme
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
+    metrics: SharedMetrics,
     route: impl Fn(&K, &Store<K>) + Send + 'static,
 ) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
@@ -112,7 +121,10 @@ where
         .for_each(move |res| {
             match res {
                 Ok(obj) => route(&obj, &cache),
-                Err(e) => warn!(kind = %kind, error = %e, "watch error (retrying with backoff)"),
+                Err(e) => {
+                    metrics.watch_restarts.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+                    warn!(kind = %kind, error = %e, "watch error (retrying with backoff)");
+                }
             }
             futures::future::ready(())
         });
@@ -134,9 +146,9 @@ where
         + Sync
         + 'static,
 {
-    let t = triggers.releases.clone();
-    reflect(Api::<K>::all(client.clone()), config, move |o: &K, _: &Store<K>| {
-        release_of(o.meta()).into_iter().for_each(|r| send(&t, r));
+    let t = triggers.clone();
+    reflect(Api::<K>::all(client.clone()), config, t.metrics.clone(), move |o: &K, _: &Store<K>| {
+        release_of(o.meta()).into_iter().for_each(|r| t.send(&t.releases, r));
     })
 }
 
@@ -148,30 +160,36 @@ pub struct Watches {
 
 /// Sets up all watches; nothing runs until the returned drivers are polled.
 pub fn watches(client: &Client, triggers: Triggers) -> Watches {
+    let m = triggers.metrics.clone();
     let all = watcher::Config::default();
     let managed = watcher::Config::default().labels(&managed_selector());
 
     // Releases are needed by the mappers of other kinds, so their cache is built first.
     let t = triggers.clone();
-    let (releases, releases_fut) =
-        reflect(Api::<Release>::all(client.clone()), all.clone(), move |r: &Release, rs: &Store<Release>| {
-            send(&t.releases, ObjectRef::from_obj(r));
+    let (releases, releases_fut) = reflect(
+        Api::<Release>::all(client.clone()),
+        all.clone(),
+        m.clone(),
+        move |r: &Release, rs: &Store<Release>| {
+            t.send(&t.releases, ObjectRef::from_obj(r));
             // Promotion and forward-port checks read the other Releases of the same app.
-            releases_of_same_app(rs, r).into_iter().for_each(|d| send(&t.releases, d));
-            releases_depending_on(rs, r).into_iter().for_each(|d| send(&t.releases, d));
-            send(
+            releases_of_same_app(rs, r).into_iter().for_each(|d| t.send(&t.releases, d));
+            releases_depending_on(rs, r).into_iter().for_each(|d| t.send(&t.releases, d));
+            t.send(
                 &t.environments,
                 ObjectRef::new(&r.spec.environment).within(&r.namespace().unwrap_or_default()),
             );
-        });
+        },
+    );
 
     let (t, rs) = (triggers.clone(), releases.clone());
     let (environments, env_fut) = reflect(
         Api::<Environment>::all(client.clone()),
         all.clone(),
+        m.clone(),
         move |e: &Environment, _: &Store<Environment>| {
-            send(&t.environments, ObjectRef::from_obj(e));
-            releases_for_environment(&rs, e).into_iter().for_each(|r| send(&t.releases, r));
+            t.send(&t.environments, ObjectRef::from_obj(e));
+            releases_for_environment(&rs, e).into_iter().for_each(|r| t.send(&t.releases, r));
         },
     );
 
@@ -179,9 +197,10 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
     let (app_versions, av_fut) = reflect(
         Api::<AppVersion>::all(client.clone()),
         all.clone(),
+        m.clone(),
         move |av: &AppVersion, _: &Store<AppVersion>| {
-            send(&t.app_versions, ObjectRef::from_obj(av));
-            releases_for_app_version(&rs, av).into_iter().for_each(|r| send(&t.releases, r));
+            t.send(&t.app_versions, ObjectRef::from_obj(av));
+            releases_for_app_version(&rs, av).into_iter().for_each(|r| t.send(&t.releases, r));
         },
     );
 
@@ -189,10 +208,14 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
     let (stateful_sets, sts_fut) = workload_watch::<StatefulSet>(client, managed.clone(), &triggers);
 
     let t = triggers.clone();
-    let (approvals, approvals_fut) =
-        reflect(Api::<Approval>::all(client.clone()), all, move |a: &Approval, _: &Store<Approval>| {
-            send(&t.releases, ObjectRef::new(&a.spec.release).within(&a.namespace().unwrap_or_default()));
-        });
+    let (approvals, approvals_fut) = reflect(
+        Api::<Approval>::all(client.clone()),
+        all,
+        m.clone(),
+        move |a: &Approval, _: &Store<Approval>| {
+            t.send(&t.releases, ObjectRef::new(&a.spec.release).within(&a.namespace().unwrap_or_default()));
+        },
+    );
 
     // Namespaces only trigger (their owner Environment re-checks it); no cache needed.
     let t = triggers;
@@ -200,9 +223,17 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
         .default_backoff()
         .touched_objects()
         .for_each(move |res| {
-            if let Ok(ns) = res {
-                let ns: PartialObjectMeta<Namespace> = ns;
-                environment_of_namespace(&ns.metadata).into_iter().for_each(|e| send(&t.environments, e));
+            match res {
+                Ok(ns) => {
+                    let ns: PartialObjectMeta<Namespace> = ns;
+                    environment_of_namespace(&ns.metadata)
+                        .into_iter()
+                        .for_each(|e| t.send(&t.environments, e));
+                }
+                Err(e) => {
+                    m.watch_restarts.get_or_create(&KindLabel { kind: "Namespace".into() }).inc();
+                    warn!(kind = "Namespace", error = %e, "watch error (retrying with backoff)");
+                }
             }
             futures::future::ready(())
         });

@@ -1,5 +1,8 @@
-//! Counting what the operator sends to the API server.
+//! What the operator tells about itself: requests to the API server, Prometheus metrics, health.
 
+pub mod http;
+mod metrics;
 mod request_counter;
 
+pub use metrics::{ControllerLabel, EnvironmentLabel, KindLabel, Metrics, SharedMetrics};
 pub use request_counter::{RequestCounter, RequestCounts};

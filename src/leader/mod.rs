@@ -1,0 +1,191 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease: replicas keep warm caches, only the holder of
+//! the Lease runs the controllers (and so writes). Semantics follow client-go: the holder renews every
+//! retry period and gives up when it could not renew for the renew deadline; the others take the
+//! Lease when its record has not changed for a whole lease duration (by their own clock).
+
+mod decision;
+
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client, ResourceExt};
+use tracing::{info, warn};
+
+pub use decision::{Observation, Record, Step, step};
+
+#[derive(Clone, Debug)]
+pub struct LeaderConfig {
+    pub namespace: String,
+    pub name: String,
+    /// This replica (the pod name in a cluster).
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+impl LeaderConfig {
+    /// The defaults of client-go: 15 s lease, 10 s renew deadline, 2 s retry period.
+    pub fn new(namespace: String, identity: String) -> Self {
+        Self {
+            namespace,
+            name: "tuskfish".into(),
+            identity,
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Elector {
+    api: Api<Lease>,
+    cfg: LeaderConfig,
+}
+
+fn record_of(lease: &Lease) -> Record {
+    let spec = lease.spec.clone().unwrap_or_default();
+    Record {
+        holder: spec.holder_identity,
+        renew_time: spec.renew_time.map(|t| t.0.to_string()),
+        duration: Duration::from_secs(spec.lease_duration_seconds.unwrap_or(15).max(1).unsigned_abs().into()),
+    }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+impl Elector {
+    pub fn new(client: Client, cfg: LeaderConfig) -> Self {
+        Self { api: Api::namespaced(client, &cfg.namespace), cfg }
+    }
+
+    fn seconds(d: Duration) -> i32 {
+        i32::try_from(d.as_secs()).unwrap_or(i32::MAX).max(1)
+    }
+
+    /// Waits until this replica holds the Lease.
+    pub async fn acquire(&self) -> Lease {
+        let mut observed: Option<Observation> = None;
+        let mut said_waiting = false;
+        loop {
+            match self.try_acquire(&mut observed).await {
+                Ok(Some(lease)) => {
+                    info!(lease = %self.cfg.name, identity = %self.cfg.identity, "became leader");
+                    return lease;
+                }
+                Ok(None) if !said_waiting => {
+                    let holder = observed.as_ref().and_then(|o| o.record.holder.clone()).unwrap_or_default();
+                    info!(lease = %self.cfg.name, %holder, "another replica leads; standing by");
+                    said_waiting = true;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(lease = %self.cfg.name, error = %e, "leader election: could not read or write the Lease")
+                }
+            }
+            tokio::time::sleep(self.cfg.retry_period).await;
+        }
+    }
+
+    async fn try_acquire(&self, observed: &mut Option<Observation>) -> Result<Option<Lease>, kube::Error> {
+        let now = Instant::now();
+        let current = self.api.get_opt(&self.cfg.name).await?;
+        *observed = current.as_ref().map(|l| Observation::update(observed.take(), record_of(l), now));
+        let result = match (step(&self.cfg.identity, observed.as_ref(), now), current) {
+            (Step::Wait, _) => return Ok(None),
+            (Step::Create, _) | (Step::Take, None) => {
+                let lease = Lease {
+                    metadata: ObjectMeta { name: Some(self.cfg.name.clone()), ..Default::default() },
+                    spec: Some(self.spec_taking(None)),
+                };
+                self.api.create(&PostParams::default(), &lease).await
+            }
+            (Step::Take, Some(mut lease)) => {
+                lease.spec = Some(self.spec_taking(lease.spec.take()));
+                self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await
+            }
+        };
+        match result {
+            Ok(l) => Ok(Some(l)),
+            // Another replica was faster; look again next round.
+            Err(e) if is_conflict(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn spec_taking(&self, previous: Option<LeaseSpec>) -> LeaseSpec {
+        let now = MicroTime(Timestamp::now());
+        let previous = previous.unwrap_or_default();
+        let ours = previous.holder_identity.as_deref() == Some(self.cfg.identity.as_str());
+        LeaseSpec {
+            holder_identity: Some(self.cfg.identity.clone()),
+            lease_duration_seconds: Some(Self::seconds(self.cfg.lease_duration)),
+            acquire_time: if ours { previous.acquire_time } else { Some(now.clone()) },
+            renew_time: Some(now),
+            lease_transitions: Some(
+                previous.lease_transitions.unwrap_or(0)
+                    + i32::from(!ours && previous.holder_identity.is_some()),
+            ),
+            ..previous
+        }
+    }
+
+    /// Renews the Lease every retry period; returns when leadership is lost (someone else holds the
+    /// Lease, or it could not be renewed within the renew deadline).
+    pub async fn hold(&self, mut lease: Lease) {
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(self.cfg.retry_period).await;
+            let mut next = lease.clone();
+            let spec = next.spec.get_or_insert_with(Default::default);
+            spec.renew_time = Some(MicroTime(Timestamp::now()));
+            match self.api.replace(&self.cfg.name, &PostParams::default(), &next).await {
+                Ok(l) => {
+                    lease = l;
+                    renewed = Instant::now();
+                    continue;
+                }
+                Err(e) if is_conflict(&e) => match self.api.get_opt(&self.cfg.name).await {
+                    Ok(Some(l)) if record_of(&l).holder.as_deref() == Some(self.cfg.identity.as_str()) => {
+                        lease = l;
+                        continue;
+                    }
+                    Ok(other) => {
+                        let holder = other.as_ref().and_then(|l| record_of(l).holder).unwrap_or_default();
+                        warn!(lease = %self.cfg.name, %holder, "lost the Lease to another replica");
+                        return;
+                    }
+                    Err(e) => warn!(lease = %self.cfg.name, error = %e, "could not read the Lease"),
+                },
+                Err(e) => warn!(lease = %self.cfg.name, error = %e, "could not renew the Lease"),
+            }
+            if renewed.elapsed() >= self.cfg.renew_deadline {
+                warn!(lease = %self.cfg.name, deadline = ?self.cfg.renew_deadline, "could not renew the Lease in time; stepping down");
+                return;
+            }
+        }
+    }
+
+    /// Gives the Lease up (on shutdown), so that a standby takes over at once instead of after a
+    /// lease duration.
+    pub async fn release(&self) {
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else { return };
+        if record_of(&lease).holder.as_deref() != Some(self.cfg.identity.as_str()) {
+            return;
+        }
+        if let Some(spec) = lease.spec.as_mut() {
+            spec.holder_identity = None;
+            spec.lease_duration_seconds = Some(1);
+        }
+        match self.api.replace(&lease.name_any(), &PostParams::default(), &lease).await {
+            Ok(_) => info!(lease = %self.cfg.name, "released the Lease"),
+            Err(e) => warn!(lease = %self.cfg.name, error = %e, "could not release the Lease"),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Prometheus metrics of the operator (text format on `/metrics`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::RequestCounts;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabel {
+    /// `release`, `environment` or `appversion`.
+    pub controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    pub controller: &'static str,
+    /// `ok` or the error's reason.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutLabels {
+    pub environment: String,
+    /// `started`, `succeeded` or `failed`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnvironmentLabel {
+    pub environment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabel {
+    /// `read` or `write`.
+    pub kind: &'static str,
+}
+
+/// Every metric, shared by the controllers, the watches and the HTTP endpoint.
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    pub reconcile_duration: Family<ControllerLabel, Histogram>,
+    pub reconciles_in_flight: Family<ControllerLabel, Gauge>,
+    /// Objects queued for reconciliation by the watch mappings (the controller queue's input).
+    pub triggers: Family<ControllerLabel, Counter>,
+    pub rollouts: Family<RolloutLabels, Counter>,
+    pub rollbacks: Family<EnvironmentLabel, Counter>,
+    pub appversion_to_rollout: Histogram,
+    pub watch_restarts: Family<KindLabel, Counter>,
+    api_requests: Family<RequestLabel, Counter>,
+    pub leader: Gauge,
+    /// Every cache has listed once (what `/readyz` reports).
+    pub ready: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tuskfish");
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles by controller and result", reconciles.clone());
+        let reconcile_duration = Family::<ControllerLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile takes",
+            reconcile_duration.clone(),
+        );
+        let reconciles_in_flight = Family::<ControllerLabel, Gauge>::default();
+        registry.register("reconciles_in_flight", "Reconciles running now", reconciles_in_flight.clone());
+        let triggers = Family::<ControllerLabel, Counter>::default();
+        registry.register("triggers", "Objects queued for reconciliation by watch events", triggers.clone());
+        let rollouts = Family::<RolloutLabels, Counter>::default();
+        registry.register("rollouts", "Rollouts by environment and result", rollouts.clone());
+        let rollbacks = Family::<EnvironmentLabel, Counter>::default();
+        registry.register("rollbacks", "Automatic rollbacks by environment", rollbacks.clone());
+        let appversion_to_rollout = Histogram::new(exponential_buckets(0.05, 2.0, 14));
+        registry.register(
+            "appversion_to_rollout_seconds",
+            "From an AppVersion's creation to the start of its rollout in an environment",
+            appversion_to_rollout.clone(),
+        );
+        let watch_restarts = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "watch_restarts",
+            "Watch errors after which the watch restarts",
+            watch_restarts.clone(),
+        );
+        let api_requests = Family::<RequestLabel, Counter>::default();
+        registry.register("api_requests", "Requests sent to the API server", api_requests.clone());
+        let leader = Gauge::default();
+        registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        Self {
+            registry,
+            reconciles,
+            reconcile_duration,
+            reconciles_in_flight,
+            triggers,
+            rollouts,
+            rollbacks,
+            appversion_to_rollout,
+            watch_restarts,
+            api_requests,
+            leader,
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_reconcile(&self, controller: &'static str, result: String, took: Duration) {
+        self.reconciles.get_or_create(&ReconcileLabels { controller, result }).inc();
+        self.reconcile_duration
+            .get_or_create(&ControllerLabel { controller: controller.to_string() })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn rollout(&self, environment: &str, result: &'static str) {
+        self.rollouts.get_or_create(&RolloutLabels { environment: environment.to_string(), result }).inc();
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition; request counts are brought up to date first.
+    pub fn encode(&self, requests: &RequestCounts) -> String {
+        for (kind, total) in [("read", requests.reads()), ("write", requests.writes())] {
+            let c = self.api_requests.get_or_create(&RequestLabel { kind });
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+pub type SharedMetrics = Arc<Metrics>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_every_family_with_its_labels() {
+        let m = Metrics::default();
+        m.observe_reconcile("release", "ok".into(), Duration::from_millis(3));
+        m.rollout("prod", "started");
+        m.rollbacks.get_or_create(&EnvironmentLabel { environment: "dev".into() }).inc();
+        m.leader.set(1);
+        let text = m.encode(&RequestCounts::default());
+        for line in [
+            r#"tuskfish_reconciles_total{controller="release",result="ok"} 1"#,
+            r#"tuskfish_reconcile_duration_seconds_count{controller="release"} 1"#,
+            r#"tuskfish_rollouts_total{environment="prod",result="started"} 1"#,
+            r#"tuskfish_rollbacks_total{environment="dev"} 1"#,
+            r#"tuskfish_api_requests_total{kind="write"} 0"#,
+            "tuskfish_leader 1",
+            "# TYPE tuskfish_appversion_to_rollout_seconds histogram",
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+    }
+}
