@@ -101,7 +101,17 @@ pub struct TestNs {
 impl TestNs {
     pub async fn new(name: &str) -> Self {
         let h = harness();
-        let client = h.target.client(&RequestCounter::default()).await.unwrap();
+        Self::create(name, &h.target).await
+    }
+
+    /// A namespace with no operator or simulator started in-process: for tests that run the
+    /// operator as processes of their own (leader election).
+    pub async fn without_operator(name: &str) -> Self {
+        Self::create(name, &target()).await
+    }
+
+    async fn create(name: &str, target: &Target) -> Self {
+        let client = target.client(&RequestCounter::default()).await.unwrap();
         let suffix: String = format!("{:x}", rand_u32());
         let ns = format!("t-{name}-{suffix}");
         let api: Api<Namespace> = Api::all(client.clone());

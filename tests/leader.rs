@@ -1,0 +1,182 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! Two operator replicas as real processes against the local control plane: only the holder of the
+//! Lease writes; killing it hands over to the other; SIGTERM releases the Lease. Also checks the
+//! metrics and health endpoints each replica serves.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::TestNs;
+use k8s_openapi::api::coordination::v1::Lease;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tuskfish::api::{Phase, ReleaseStatus};
+
+fn kubeconfig() -> String {
+    std::env::var("TUSKFISH_TEST_KUBECONFIG").expect("TUSKFISH_TEST_KUBECONFIG (run with `make test`)")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tuskfish(args: &[&str], log: &str) -> Proc {
+    let kc = kubeconfig();
+    let log = std::fs::File::create(std::env::temp_dir().join(log)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tuskfish"))
+        .args(["--kubeconfig", &kc])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+fn replica(t: &TestNs, identity: &str, port: u16) -> Proc {
+    let addr = format!("127.0.0.1:{port}");
+    tuskfish(
+        &[
+            "run",
+            "--metrics-addr",
+            &addr,
+            "--lease-namespace",
+            &t.ns,
+            "--identity",
+            identity,
+            "--lease-duration",
+            "3s",
+            "--renew-deadline",
+            "2s",
+            "--retry-period",
+            "500ms",
+        ],
+        &format!("tuskfish-{}-{identity}.log", t.ns),
+    )
+}
+
+/// GET over plain HTTP/1.0 (no client library needed for three endpoints on loopback).
+async fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Waits until the endpoint answers (the replica has started).
+async fn wait_serving(port: u16) {
+    common::within("the metrics endpoint to answer", async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in:\n{text}"))
+}
+
+async fn wait_holder(t: &TestNs, holder: Option<&'static str>) -> Lease {
+    t.wait_for::<Lease>("tuskfish", move |l| {
+        l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).filter(|h| !h.is_empty()) == holder
+    })
+    .await
+}
+
+fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
+    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
+}
+
+#[tokio::test]
+async fn only_the_leader_writes_and_a_standby_takes_over() {
+    let t = TestNs::without_operator("leader").await;
+    let _sim = tuskfish(&["node-sim"], &format!("tuskfish-{}-sim.log", t.ns));
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = replica(&t, "replica-a", port_a);
+    wait_holder(&t, Some("replica-a")).await;
+    let b = replica(&t, "replica-b", port_b);
+    wait_serving(port_b).await;
+
+    t.environment("dev", json!({})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+
+    // The standby is live and ready (caches warm), but not leading and has written nothing.
+    assert_eq!(get(port_b, "/healthz").await.0, 200);
+    let ready = common::within("the standby to be ready", async {
+        loop {
+            let (code, _) = get(port_b, "/readyz").await;
+            if code == 200 {
+                return code;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(ready, 200);
+    let standby = get(port_b, "/metrics").await.1;
+    assert_eq!(metric(&standby, "tuskfish_leader"), 0.0);
+    assert_eq!(metric(&standby, "tuskfish_api_requests_total{kind=\"write\"}"), 0.0, "{standby}");
+    let leader = get(port_a, "/metrics").await.1;
+    assert_eq!(metric(&leader, "tuskfish_leader"), 1.0);
+    assert!(metric(&leader, "tuskfish_api_requests_total{kind=\"write\"}") > 0.0);
+    assert!(
+        metric(&leader, "tuskfish_reconciles_total{controller=\"release\",result=\"ok\"}") > 0.0,
+        "{leader}"
+    );
+    assert!(
+        metric(&leader, "tuskfish_rollouts_total{environment=\"dev\",result=\"succeeded\"}") >= 1.0,
+        "{leader}"
+    );
+    assert!(metric(&leader, "tuskfish_appversion_to_rollout_seconds_count") >= 1.0, "{leader}");
+
+    // The leader dies without a word: the standby takes the Lease once it has expired, and works.
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    let lease = wait_holder(&t, Some("replica-b")).await;
+    assert!(lease.spec.unwrap().lease_transitions.unwrap_or(0) >= 1);
+    t.app_version("pay", "1.1.0", json!({})).await;
+    t.set_version("pay-dev", "1.1.0").await;
+    t.wait_release("pay-dev", healthy_at("1.1.0")).await;
+    let now_leader = get(port_b, "/metrics").await.1;
+    assert_eq!(metric(&now_leader, "tuskfish_leader"), 1.0);
+    assert!(metric(&now_leader, "tuskfish_api_requests_total{kind=\"write\"}") > 0.0);
+
+    // SIGTERM: the replica finishes, gives the Lease up at once and exits 0.
+    let mut b = b;
+    let pid = b.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    wait_holder(&t, None).await;
+    let code = common::within("the replica to exit", async {
+        loop {
+            if let Some(status) = b.0.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(code.success(), "{code:?}");
+}
