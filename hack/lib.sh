@@ -22,3 +22,17 @@ ensure_tools() {
   if [ "${1:-}" = "--kubectl" ] && ! command -v kubectl >/dev/null; then missing+=(kubernetes-client); fi
   if [ ${#missing[@]} -gt 0 ]; then log "installing ${missing[*]}"; apt_install "${missing[@]}"; fi
 }
+
+# Helm without a helm binary: the Helm v4 SDK from PyPI in a venv under ~/.cache/tuskfish (for
+# linting, rendering and installing the chart). Prints the venv's python.
+HELM_SDK_VERSION=0.2.2
+ensure_helm_python() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/tuskfish/helm-venv"
+  if ! "$venv/bin/python" -c "import helm_python" 2>/dev/null; then
+    python3 -m venv --help >/dev/null 2>&1 && python3 -c "import ensurepip" 2>/dev/null || apt_install python3-venv
+    log "installing helm-python-sdk $HELM_SDK_VERSION into $venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install -q "helm-python-sdk==$HELM_SDK_VERSION" >&2
+  fi
+  echo "$venv/bin/python"
+}

@@ -7,6 +7,8 @@ ROOT=$(dirname "$HERE")
 # shellcheck source=hack/lib.sh
 . "$HERE/lib.sh"
 ensure_tools
+TUSKFISH_HELM_PYTHON=$(ensure_helm_python)
+export TUSKFISH_HELM_PYTHON
 cd "$ROOT"
 if [ -z "${TUSKFISH_TEST_KUBECONFIG:-}" ]; then
   STATE=$(mktemp -d "${TMPDIR:-/tmp}/tuskfish-test.XXXXXX")

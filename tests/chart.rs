@@ -1,0 +1,192 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! The Helm chart: it lints, installs into the local control plane with real Helm (the Helm v4 SDK),
+//! and the operator then works with exactly the chart's RBAC: it runs with the chart's
+//! ServiceAccount token through a whole pipeline (namespace creation, apply, prune, status, Events,
+//! finalizer cleanup, leader Lease). A permission the chart lacks shows up as a `forbidden` in the
+//! operator's log or as a step that never happens, and fails this test.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use common::TestNs;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tuskfish::api::{Phase, Release, ReleaseStatus};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn helm(args: &[&str]) -> std::process::Output {
+    let python = std::env::var("TUSKFISH_HELM_PYTHON")
+        .expect("TUSKFISH_HELM_PYTHON is not set: run `make test`, which installs the Helm SDK");
+    Command::new(python).arg(root().join("hack/helm.py")).args(args).output().unwrap()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
+    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
+}
+
+#[test]
+fn chart_lints_strictly_and_renders_per_namespace_bindings() {
+    let lint = helm(&["lint", "charts/tuskfish"]);
+    assert!(lint.status.success(), "{}", String::from_utf8_lossy(&lint.stderr));
+    let out = helm(&[
+        "template",
+        "charts/tuskfish",
+        "tf",
+        "ops",
+        r#"{"rbac": {"targetNamespaces": ["pay-dev", "pay-prod"]}}"#,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let kinds: Vec<(String, String)> = docs
+        .iter()
+        .filter(|d| !d.is_null())
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_string(),
+                d["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let apply_bindings: Vec<&str> = kinds
+        .iter()
+        .filter(|(k, ns)| k == "RoleBinding" && ns.starts_with("pay-"))
+        .map(|(_, ns)| ns.as_str())
+        .collect();
+    assert_eq!(apply_bindings, ["pay-dev", "pay-prod"], "{kinds:?}");
+    let cluster_bindings = kinds.iter().filter(|(k, _)| k == "ClusterRoleBinding").count();
+    assert_eq!(cluster_bindings, 1, "only the read/status binding is cluster-wide: {kinds:?}");
+    // No rule grants everything.
+    for d in docs.iter().filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role") {
+        for rule in d["rules"].as_array().unwrap() {
+            assert_ne!(rule["resources"], json!(["*"]), "{rule}");
+            assert_ne!(rule["verbs"], json!(["*"]), "{rule}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn operator_runs_with_exactly_the_charts_rbac() {
+    let t = TestNs::without_operator("chart").await;
+    let admin = t.client.clone();
+    let op_ns = format!("{}-op", t.ns);
+    let kubeconfig = std::env::var("TUSKFISH_TEST_KUBECONFIG").unwrap();
+
+    // On a fresh cluster the chart installs the CRDs; where they exist (applied by another field
+    // manager, e.g. an earlier test run) Helm's server-side apply of them would conflict.
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds_exist = Api::<CustomResourceDefinition>::all(admin.clone())
+        .get_opt("releases.tuskfish.dev")
+        .await
+        .unwrap()
+        .is_some();
+    let values = r#"{"metrics": {"service": true}}"#;
+    let mut args = vec!["install", "charts/tuskfish", "tuskfish", &op_ns, &kubeconfig, values];
+    if crds_exist {
+        args.push("--skip-crds");
+    }
+    let install = helm(&args);
+    assert!(install.status.success(), "helm install: {}", String::from_utf8_lossy(&install.stderr));
+
+    // The chart's ServiceAccount, as the operator's pod would run it.
+    let token: Value = Api::<ServiceAccount>::namespaced(admin.clone(), &op_ns)
+        .create_subresource(
+            "token",
+            "tuskfish",
+            &PostParams::default(),
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
+        )
+        .await
+        .unwrap();
+    let mut kc: Value = serde_saphyr::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+    kc["users"][0]["user"] = json!({"token": token["status"]["token"]});
+    let sa_kubeconfig = std::env::temp_dir().join(format!("{op_ns}.kubeconfig"));
+    std::fs::write(&sa_kubeconfig, serde_json::to_string(&kc).unwrap()).unwrap();
+
+    let log_path = std::env::temp_dir().join(format!("{op_ns}-operator.log"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _operator = Proc(
+        Command::new(env!("CARGO_BIN_EXE_tuskfish"))
+            .args(["--kubeconfig", sa_kubeconfig.to_str().unwrap(), "run", "--lease-namespace", &op_ns])
+            .args(["--lease-name", "tuskfish", "--metrics-addr", &format!("127.0.0.1:{port}")])
+            .env("POD_NAME", "tuskfish-test-pod")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // The simulator is test infrastructure (a stand-in for kubelets), so it runs as admin.
+    let _sim = Proc(
+        Command::new(env!("CARGO_BIN_EXE_tuskfish"))
+            .args(["--kubeconfig", &kubeconfig, "node-sim"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // A whole pipeline: namespace creation, approval, apply, prune, drift-free status, Events.
+    t.environment("dev", json!({"approval": "required"})).await;
+    let settings = json!({"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "pay-settings"}, "data": {"env": "${TUSKFISH_ENVIRONMENT}"}}]});
+    t.app_version("pay", "1.0.0", settings).await;
+    t.app_version("pay", "1.1.0", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    t.approve("pay-dev", "1.0.0", "alice").await;
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+    let env_ns = t.env_ns("dev");
+    let cm = Api::<ConfigMap>::namespaced(admin.clone(), &env_ns).get("pay-settings").await.unwrap();
+    assert_eq!(cm.data.unwrap()["env"], "dev");
+
+    t.set_version("pay-dev", "1.1.0").await;
+    t.approve("pay-dev", "1.1.0", "alice").await;
+    t.wait_release("pay-dev", healthy_at("1.1.0")).await;
+    t.wait_gone::<ConfigMap>(&env_ns, "pay-settings").await;
+
+    let events = t.api::<Event>().list(&ListParams::default()).await.unwrap();
+    assert!(
+        events.items.iter().any(|e| e.reason.as_deref() == Some("RolloutComplete")),
+        "Events are recorded"
+    );
+    let lease = Api::<Lease>::namespaced(admin.clone(), &op_ns).get("tuskfish").await.unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("tuskfish-test-pod"));
+
+    // The finalizer removes what the Release applied.
+    t.api::<Release>().delete("pay-dev", &DeleteParams::default()).await.unwrap();
+    t.wait_gone::<Deployment>(&env_ns, "pay").await;
+    t.wait_gone::<Release>(&t.ns.clone(), "pay-dev").await;
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let denied: Vec<&str> = log.lines().filter(|l| l.to_lowercase().contains("forbidden")).collect();
+    assert!(denied.is_empty(), "the chart's RBAC refused something:\n{}", denied.join("\n"));
+    cleanup(&admin, &op_ns).await;
+}
+
+/// Cluster-scoped RBAC objects outlive the namespace; remove them so repeated runs stay tidy.
+async fn cleanup(admin: &Client, op_ns: &str) {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let name = format!("tuskfish-{op_ns}");
+    for n in [name.clone(), format!("{name}-apply")] {
+        let _ = Api::<ClusterRoleBinding>::all(admin.clone()).delete(&n, &DeleteParams::default()).await;
+        let _ = Api::<ClusterRole>::all(admin.clone()).delete(&n, &DeleteParams::default()).await;
+    }
+}
