@@ -4,7 +4,7 @@
 STATE ?= $(CURDIR)/.state/cluster
 CARGO ?= cargo
 
-.PHONY: all build test demo demo-down cluster cluster-down generate check-generated fmt lint ci
+.PHONY: all build test demo demo-down cluster cluster-down generate check-generated fmt lint ci chart
 
 all: build
 
@@ -37,6 +37,11 @@ check-generated:
 	@$(CARGO) run --locked --quiet -- crd > "$${TMPDIR:-/tmp}/tuskfish-crds.yaml"
 	@for f in $(GENERATED); do diff -u $$f "$${TMPDIR:-/tmp}/tuskfish-crds.yaml" >/dev/null \
 		|| { echo "$$f is out of date: run 'make generate' and commit the result" >&2; exit 1; }; done
+
+## Lints the Helm chart strictly and prints it rendered (Helm v4 SDK from PyPI, no helm binary).
+chart:
+	@PY=$$(bash -c '. hack/lib.sh; ensure_helm_python') && $$PY hack/helm.py lint charts/tuskfish \
+		&& $$PY hack/helm.py template charts/tuskfish tuskfish tuskfish-system
 
 fmt:
 	$(CARGO) fmt

@@ -34,6 +34,12 @@ impl Error {
                 return match e.as_ref() {
                     kube::runtime::finalizer::Error::ApplyFailed(inner)
                     | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.is_conflict(),
+                    // The finalizer is added/removed by a JSON patch whose `test` op fails with 422
+                    // when our cached copy is behind: a lost race like a 409, not a real error.
+                    kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(s))
+                    | kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s)) => {
+                        matches!(s.code, 409 | 422)
+                    }
                     _ => false,
                 };
             }
