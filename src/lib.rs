@@ -1,5 +1,6 @@
 //! tuskfish: an application & environment pipeline operator for Kubernetes.
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod client;

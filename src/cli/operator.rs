@@ -45,6 +45,16 @@ pub struct RunArgs {
     /// How often to renew, and how often a standby looks at the Lease.
     #[arg(long, default_value = "2s", value_parser = duration)]
     retry_period: Duration,
+    /// Serve the validating admission webhook (HTTPS, `POST /validate`) here; every replica serves
+    /// it, leader or not.
+    #[arg(long, default_value = "off", env = "TUSKFISH_WEBHOOK_ADDR")]
+    webhook_addr: String,
+    /// Directory with the webhook's `tls.crt` and `tls.key` (a mounted kubernetes.io/tls Secret).
+    #[arg(long, default_value = "/etc/tuskfish/webhook")]
+    webhook_cert_dir: std::path::PathBuf,
+    /// The webhook also refuses Releases whose Environment does not exist.
+    #[arg(long)]
+    webhook_strict: bool,
 }
 
 fn identity(explicit: Option<String>) -> String {
@@ -79,6 +89,22 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
             Some(tokio::spawn(server))
         }
     };
+    let webhook = match args.webhook_addr.as_str() {
+        "off" => None,
+        addr => {
+            let addr: SocketAddr = addr.parse().map_err(|e| format!("--webhook-addr {addr:?}: {e}"))?;
+            let server = crate::admission::serve(
+                addr,
+                args.webhook_cert_dir.clone(),
+                client.clone(),
+                args.webhook_strict,
+                shutdown.clone(),
+            )
+            .await?;
+            info!(%addr, strict = args.webhook_strict, "serving the admission webhook");
+            Some(tokio::spawn(server))
+        }
+    };
     let leader = args.leader_elect.then(|| LeaderConfig {
         name: args.lease_name.clone(),
         lease_duration: args.lease_duration,
@@ -89,7 +115,7 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
     info!(concurrency = args.concurrency, leader_election = args.leader_elect, "tuskfish operator starting");
     let settings = crate::controller::Settings { concurrency: args.concurrency, leader, metrics };
     let stopped = crate::controller::run(client, settings, counter.counts(), shutdown).await;
-    if let Some(server) = server {
+    for server in [server, webhook].into_iter().flatten() {
         server.abort();
     }
     match stopped {

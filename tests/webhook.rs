@@ -1,0 +1,245 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! The validating admission webhook, called by the real API server over loopback TLS: invalid
+//! objects are refused at apply time with the reason; valid ones pass.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{TestNs, apply_value};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use tuskfish::api::AppVersion;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A throwaway CA and a serving certificate for 127.0.0.1; returns the CA as base64 (caBundle).
+fn certificates(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=tuskfish-test-ca",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tls.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "san.cnf",
+        ],
+    );
+    openssl(dir, &["base64", "-A", "-in", "ca.crt"])
+}
+
+fn release(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release", "metadata": {"name": name}, "spec": spec})
+}
+
+async fn refused(t: &TestNs, obj: Value, needle: &str) {
+    match apply_value(&t.client, Some(&t.ns), obj.clone()).await {
+        Ok(_) => panic!("admitted, but should be refused ({needle}): {obj}"),
+        Err(kube::Error::Api(s)) => {
+            assert!(
+                s.message.contains("denied the request") && s.message.contains(needle),
+                "{needle:?} not in {:?}",
+                s.message
+            );
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn admitted(t: &TestNs, obj: Value) {
+    if let Err(e) = apply_value(&t.client, Some(&t.ns), obj.clone()).await {
+        panic!("refused, but valid: {obj}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn webhook_refuses_what_the_schema_cannot_express() {
+    let t = TestNs::without_operator("webhook").await;
+    let kubeconfig = std::env::var("TUSKFISH_TEST_KUBECONFIG").unwrap();
+    let dir = std::env::temp_dir().join(format!("{}-certs", t.ns));
+    let ca_bundle = certificates(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let log = std::fs::File::create(std::env::temp_dir().join(format!("{}-operator.log", t.ns))).unwrap();
+    let _operator = Proc(
+        Command::new(env!("CARGO_BIN_EXE_tuskfish"))
+            .args(["--kubeconfig", &kubeconfig, "run", "--leader-elect=false", "--metrics-addr", "off"])
+            .args(["--webhook-addr", &addr, "--webhook-cert-dir", dir.to_str().unwrap(), "--webhook-strict"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    common::within("the webhook to listen", async {
+        while tokio::net::TcpStream::connect(&addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+
+    // Only this test's namespace is sent to the webhook.
+    let label = "tuskfish.dev/webhook-test";
+    Api::<Namespace>::all(t.client.clone())
+        .patch(&t.ns, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {label: "on"}}})))
+        .await
+        .unwrap();
+    let config_name = format!("tuskfish-{}", t.ns);
+    let config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": config_name},
+        "webhooks": [{
+            "name": "validate.tuskfish.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 5,
+            "clientConfig": {"url": format!("https://{addr}/validate"), "caBundle": ca_bundle},
+            "rules": [{"apiGroups": ["tuskfish.dev"], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
+                "resources": ["appversions", "environments", "releases", "approvals"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {label: "on"}}
+        }]
+    }))
+    .unwrap();
+    let configs = Api::<ValidatingWebhookConfiguration>::all(t.client.clone());
+    configs.create(&PostParams::default(), &config).await.unwrap();
+
+    // The API server picks the configuration up within a moment.
+    let bad_line = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"},
+        "spec": {"namespace": t.env_ns("dev"), "tier": "dev", "versionLine": "one point three"}});
+    common::within("the webhook to be called", async {
+        while apply_value(&t.client, Some(&t.ns), bad_line.clone()).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    refused(&t, bad_line, "spec.versionLine \"one point three\" is not a semver range").await;
+    refused(
+        &t,
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"},
+            "spec": {"namespace": t.env_ns("dev"), "tier": "dev", "freezeWindows": [{"start": "tomorrow", "end": "2030-01-01T00:00:00Z"}]}}),
+        "spec.freezeWindows[0]",
+    )
+    .await;
+    admitted(
+        &t,
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"},
+            "spec": {"namespace": t.env_ns("dev"), "tier": "dev", "versionLine": "~1.0"}}),
+    )
+    .await;
+
+    refused(
+        &t,
+        release("r1", json!({"app": "pay", "environment": "dev", "version": "1.0.0", "track": "~1.0"})),
+        "set only one of",
+    )
+    .await;
+    refused(
+        &t,
+        release("r2", json!({"app": "pay", "environment": "dev", "version": "1.0"})),
+        "not a semantic version",
+    )
+    .await;
+    refused(
+        &t,
+        release("r3", json!({"app": "pay", "environment": "dev", "track": "latest"})),
+        "not a semver range",
+    )
+    .await;
+    refused(
+        &t,
+        release("r4", json!({"app": "pay", "environment": "staging", "version": "1.0.0"})),
+        "unknown environment \"staging\"",
+    )
+    .await;
+    admitted(&t, release("pay-dev", json!({"app": "pay", "environment": "dev", "version": "1.0.0"}))).await;
+
+    let av = |changes: Value| {
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion", "metadata": {"name": "pay-1.0.0"},
+            "spec": {"app": "pay", "version": "1.0.0", "workload": {"image": "registry.example/pay:1.0.0"}, "changes": changes}})
+    };
+    refused(
+        &t,
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion", "metadata": {"name": "pay-one"},
+            "spec": {"app": "pay", "version": "one.0.0", "workload": {"image": "x"}}}),
+        "not a semantic version",
+    )
+    .await;
+    admitted(&t, av(json!([{"id": "FIN-1"}]))).await;
+    t.wait_for::<AppVersion>("pay-1.0.0", |a| a.status.as_ref().is_some_and(|s| s.spec_hash.is_some())).await;
+    refused(&t, av(json!([{"id": "FIN-1"}, {"id": "FIN-2"}])), "is published and its spec is immutable")
+        .await;
+    admitted(&t, av(json!([{"id": "FIN-1"}]))).await;
+
+    refused(
+        &t,
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval", "metadata": {"name": "a1"},
+            "spec": {"release": "pay-dev", "version": "latest"}}),
+        "not a semantic version",
+    )
+    .await;
+
+    configs.delete(&config_name, &DeleteParams::default()).await.unwrap();
+}
