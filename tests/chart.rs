@@ -190,3 +190,35 @@ async fn cleanup(admin: &Client, op_ns: &str) {
         let _ = Api::<ClusterRole>::all(admin.clone()).delete(&n, &DeleteParams::default()).await;
     }
 }
+
+#[test]
+fn chart_webhook_is_optional_and_self_contained() {
+    let render = |values: &str| -> Vec<Value> {
+        let out = helm(&["template", "charts/tuskfish", "tf", "ops", values]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        docs.into_iter().filter(|d| !d.is_null()).collect()
+    };
+    let off = render("{}");
+    assert!(!off.iter().any(|d| d["kind"] == "ValidatingWebhookConfiguration"), "off by default");
+
+    let on = render(r#"{"webhook": {"enabled": true, "strict": true}}"#);
+    let find = |kind: &str| on.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
+    let config = find("ValidatingWebhookConfiguration");
+    let hook = &config["webhooks"][0];
+    assert_eq!(
+        hook["clientConfig"]["service"],
+        json!({"name": "tf-webhook", "namespace": "ops", "path": "/validate"})
+    );
+    assert_eq!(hook["failurePolicy"], "Ignore");
+    let secret = find("Secret");
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(
+        hook["clientConfig"]["caBundle"], secret["data"]["ca.crt"],
+        "the caBundle is the CA that signed the certificate"
+    );
+    let args = find("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    for a in ["--webhook-addr=0.0.0.0:9443", "--webhook-cert-dir=/etc/tuskfish/webhook", "--webhook-strict"] {
+        assert!(args.as_array().unwrap().iter().any(|x| x == a), "{a} not in {args}");
+    }
+}
