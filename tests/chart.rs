@@ -86,7 +86,16 @@ fn chart_lints_strictly_and_renders_per_namespace_bindings() {
 
 #[tokio::test]
 async fn operator_runs_with_exactly_the_charts_rbac() {
-    let t = TestNs::without_operator("chart").await;
+    // One after the other: a cluster-wide operator running meanwhile would touch the Release that
+    // the namespaced one must leave alone.
+    // `watchNamespace`: the tuskfish kinds are reachable through a Role in that namespace only.
+    pipeline_with_chart_rbac(true).await;
+    // The default: everything cluster-wide.
+    pipeline_with_chart_rbac(false).await;
+}
+
+async fn pipeline_with_chart_rbac(one_namespace: bool) {
+    let t = TestNs::without_operator(if one_namespace { "chart-ns" } else { "chart" }).await;
     let admin = t.client.clone();
     let op_ns = format!("{}-op", t.ns);
     let kubeconfig = std::env::var("TUSKFISH_TEST_KUBECONFIG").unwrap();
@@ -99,8 +108,8 @@ async fn operator_runs_with_exactly_the_charts_rbac() {
         .await
         .unwrap()
         .is_some();
-    let values = r#"{"metrics": {"service": true}}"#;
-    let mut args = vec!["install", "charts/tuskfish", "tuskfish", &op_ns, &kubeconfig, values];
+    let values = if one_namespace { json!({"watchNamespace": t.ns}) } else { json!({}) }.to_string();
+    let mut args = vec!["install", "charts/tuskfish", "tuskfish", &op_ns, &kubeconfig, &values];
     if crds_exist {
         args.push("--skip-crds");
     }
@@ -124,10 +133,25 @@ async fn operator_runs_with_exactly_the_charts_rbac() {
 
     let log_path = std::env::temp_dir().join(format!("{op_ns}-operator.log"));
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Outside the watched namespace (one_namespace only): must stay untouched.
+    let elsewhere = TestNs::without_operator("chart-elsewhere").await;
+    if one_namespace {
+        elsewhere
+            .apply(
+                json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release", "metadata": {"name": "x"},
+            "spec": {"app": "x", "environment": "dev", "version": "1.0.0"}}),
+            )
+            .await;
+    }
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_tuskfish"));
+    operator
+        .args(["--kubeconfig", sa_kubeconfig.to_str().unwrap(), "run", "--lease-namespace", &op_ns])
+        .args(["--lease-name", "tuskfish", "--metrics-addr", &format!("127.0.0.1:{port}")]);
+    if one_namespace {
+        operator.args(["--watch-namespace", &t.ns]);
+    }
     let _operator = Proc(
-        Command::new(env!("CARGO_BIN_EXE_tuskfish"))
-            .args(["--kubeconfig", sa_kubeconfig.to_str().unwrap(), "run", "--lease-namespace", &op_ns])
-            .args(["--lease-name", "tuskfish", "--metrics-addr", &format!("127.0.0.1:{port}")])
+        operator
             .env("POD_NAME", "tuskfish-test-pod")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).unwrap())
@@ -175,6 +199,10 @@ async fn operator_runs_with_exactly_the_charts_rbac() {
     t.wait_gone::<Deployment>(&env_ns, "pay").await;
     t.wait_gone::<Release>(&t.ns.clone(), "pay-dev").await;
 
+    if one_namespace {
+        let untouched = elsewhere.api::<Release>().get("x").await.unwrap();
+        assert!(untouched.status.is_none() && untouched.metadata.finalizers.is_none(), "{untouched:?}");
+    }
     let log = std::fs::read_to_string(&log_path).unwrap();
     let denied: Vec<&str> = log.lines().filter(|l| l.to_lowercase().contains("forbidden")).collect();
     assert!(denied.is_empty(), "the chart's RBAC refused something:\n{}", denied.join("\n"));

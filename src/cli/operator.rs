@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// Where to serve /metrics, /healthz and /readyz (`off` to serve nothing).
     #[arg(long, default_value = "127.0.0.1:8080", env = "TUSKFISH_METRICS_ADDR")]
     metrics_addr: String,
+    /// Watch Environments, AppVersions, Releases and Approvals in this namespace only (default: all).
+    #[arg(long, env = "TUSKFISH_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
     /// Run the controllers only while holding a Lease, so that replicas never write at once.
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     leader_elect: bool,
@@ -113,7 +116,12 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         ..LeaderConfig::new(args.lease_namespace.clone(), identity(args.identity.clone()))
     });
     info!(concurrency = args.concurrency, leader_election = args.leader_elect, "tuskfish operator starting");
-    let settings = crate::controller::Settings { concurrency: args.concurrency, leader, metrics };
+    let settings = crate::controller::Settings {
+        concurrency: args.concurrency,
+        leader,
+        watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
+        metrics,
+    };
     let stopped = crate::controller::run(client, settings, counter.counts(), shutdown).await;
     for server in [server, webhook].into_iter().flatten() {
         server.abort();

@@ -38,12 +38,14 @@ pub struct Settings {
     pub concurrency: u16,
     /// Run the controllers only while holding this Lease (`None`: always; one replica only).
     pub leader: Option<LeaderConfig>,
+    /// Watch the tuskfish kinds in this namespace only (`None`: all namespaces).
+    pub watch_namespace: Option<String>,
     pub metrics: SharedMetrics,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { concurrency: 16, leader: None, metrics: Arc::default() }
+        Self { concurrency: 16, leader: None, watch_namespace: None, metrics: Arc::default() }
     }
 }
 
@@ -83,7 +85,7 @@ pub async fn run(
         app_versions: av_tx,
         metrics: metrics.clone(),
     };
-    let w = watch::watches(&client, triggers);
+    let w = watch::watches(&client, triggers, settings.watch_namespace.as_deref());
     let stores = w.stores.clone();
     let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
     let ctx = Arc::new(Context::new(client, stores.clone(), requests, metrics.clone()));

@@ -158,8 +158,21 @@ pub struct Watches {
     pub drivers: Vec<futures::future::BoxFuture<'static, ()>>,
 }
 
-/// Sets up all watches; nothing runs until the returned drivers are polled.
-pub fn watches(client: &Client, triggers: Triggers) -> Watches {
+/// The tuskfish kinds in one namespace (`--watch-namespace`) or in all.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Sets up all watches; nothing runs until the returned drivers are polled. With `namespace`, the
+/// tuskfish kinds are watched there only; workloads and namespaces are always watched cluster-wide
+/// (Environments own namespaces that come and go).
+pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> Watches {
     let m = triggers.metrics.clone();
     let all = watcher::Config::default();
     let managed = watcher::Config::default().labels(&managed_selector());
@@ -167,7 +180,7 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
     // Releases are needed by the mappers of other kinds, so their cache is built first.
     let t = triggers.clone();
     let (releases, releases_fut) = reflect(
-        Api::<Release>::all(client.clone()),
+        scoped::<Release>(client, namespace),
         all.clone(),
         m.clone(),
         move |r: &Release, rs: &Store<Release>| {
@@ -184,7 +197,7 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
 
     let (t, rs) = (triggers.clone(), releases.clone());
     let (environments, env_fut) = reflect(
-        Api::<Environment>::all(client.clone()),
+        scoped::<Environment>(client, namespace),
         all.clone(),
         m.clone(),
         move |e: &Environment, _: &Store<Environment>| {
@@ -195,7 +208,7 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
 
     let (t, rs) = (triggers.clone(), releases.clone());
     let (app_versions, av_fut) = reflect(
-        Api::<AppVersion>::all(client.clone()),
+        scoped::<AppVersion>(client, namespace),
         all.clone(),
         m.clone(),
         move |av: &AppVersion, _: &Store<AppVersion>| {
@@ -209,7 +222,7 @@ pub fn watches(client: &Client, triggers: Triggers) -> Watches {
 
     let t = triggers.clone();
     let (approvals, approvals_fut) = reflect(
-        Api::<Approval>::all(client.clone()),
+        scoped::<Approval>(client, namespace),
         all,
         m.clone(),
         move |a: &Approval, _: &Store<Approval>| {

@@ -15,3 +15,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "tuskfish.clusterName" -}}
 {{ .Release.Name }}-{{ .Release.Namespace }}
 {{- end }}
+
+{{/* The operator's rights on its own kinds: read all, write finalizers and status only. */}}
+{{- define "tuskfish.pipelineRules" -}}
+- apiGroups: ["tuskfish.dev"]
+  resources: ["appversions", "environments", "releases", "approvals"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["tuskfish.dev"]
+  resources: ["releases"]
+  verbs: ["patch", "update"]
+- apiGroups: ["tuskfish.dev"]
+  resources: ["appversions/status", "environments/status", "releases/status"]
+  verbs: ["patch", "update"]
+{{- end }}
