@@ -9,17 +9,17 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use common::TestNs;
+use common::{Proc, TestNs, healthy_at};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use tuskfish::api::{Phase, Release, ReleaseStatus};
+use tuskfish::api::Release;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,19 +29,6 @@ fn helm(args: &[&str]) -> std::process::Output {
     let python = std::env::var("TUSKFISH_HELM_PYTHON")
         .expect("TUSKFISH_HELM_PYTHON is not set: run `make test`, which installs the Helm SDK");
     Command::new(python).arg(root().join("hack/helm.py")).args(args).output().unwrap()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
-    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
 }
 
 #[test]
@@ -117,19 +104,7 @@ async fn pipeline_with_chart_rbac(one_namespace: bool) {
     assert!(install.status.success(), "helm install: {}", String::from_utf8_lossy(&install.stderr));
 
     // The chart's ServiceAccount, as the operator's pod would run it.
-    let token: Value = Api::<ServiceAccount>::namespaced(admin.clone(), &op_ns)
-        .create_subresource(
-            "token",
-            "tuskfish",
-            &PostParams::default(),
-            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
-        )
-        .await
-        .unwrap();
-    let mut kc: Value = serde_saphyr::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
-    kc["users"][0]["user"] = json!({"token": token["status"]["token"]});
-    let sa_kubeconfig = std::env::temp_dir().join(format!("{op_ns}.kubeconfig"));
-    std::fs::write(&sa_kubeconfig, serde_json::to_string(&kc).unwrap()).unwrap();
+    let sa_kubeconfig = common::service_account_kubeconfig(&admin, &op_ns, "tuskfish").await;
 
     let log_path = std::env::temp_dir().join(format!("{op_ns}-operator.log"));
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

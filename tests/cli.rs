@@ -8,13 +8,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::TestNs;
+use common::{TestNs, healthy_at, held};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tuskfish::api::{AppVersion, Environment, Phase, Release, ReleaseStatus, find_condition};
+use tuskfish::api::{AppVersion, Environment, Release};
 
 struct Run {
     code: i32,
@@ -79,14 +79,6 @@ async fn fails(t: &TestNs, args: &[&str], code: i32, needle: &str) -> Run {
 
 fn json_of(r: &Run) -> Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
-}
-
-fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
-    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
-}
-
-fn held(reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
-    move |s| find_condition(&s.conditions, "Held").is_some_and(|c| c.status == "True" && c.reason == reason)
 }
 
 #[tokio::test]
@@ -363,19 +355,7 @@ async fn errors_name_the_problem_with_documented_exit_codes() {
     let sa_api = t.api::<ServiceAccount>();
     let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "nobody"}})).unwrap();
     sa_api.create(&PostParams::default(), &sa).await.unwrap();
-    let token: Value = sa_api
-        .create_subresource(
-            "token",
-            "nobody",
-            &PostParams::default(),
-            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
-        )
-        .await
-        .unwrap();
-    let mut kc: Value = serde_saphyr::from_str(&std::fs::read_to_string(kubeconfig()).unwrap()).unwrap();
-    kc["users"][0]["user"] = json!({"token": token["status"]["token"]});
-    let limited = dir.join("nobody.kubeconfig");
-    std::fs::write(&limited, serde_json::to_string(&kc).unwrap()).unwrap();
+    let limited = common::service_account_kubeconfig(&t.client, &t.ns, "nobody").await;
     let r = run(command(
         env!("CARGO_BIN_EXE_tuskfish"),
         None,

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestNs, delete};
+use common::{TestNs, delete, healthy_at};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -16,10 +16,6 @@ use tuskfish::api::{AppVersion, Environment, Phase, Release, RolloutResult, find
 
 fn ready_reason(status: &tuskfish::api::ReleaseStatus) -> Option<&str> {
     find_condition(&status.conditions, "Ready").map(|c| c.reason.as_str())
-}
-
-fn healthy_at(version: &'static str) -> impl Fn(&tuskfish::api::ReleaseStatus) -> bool {
-    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
 }
 
 #[tokio::test]

@@ -4,14 +4,10 @@
 
 mod common;
 
-use common::TestNs;
+use common::{TestNs, healthy_at};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tuskfish::api::{Phase, ReleaseStatus, find_condition};
-
-fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
-    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
-}
 
 fn reason_is(cond: &'static str, reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
     move |s| find_condition(&s.conditions, cond).is_some_and(|c| c.reason == reason)

@@ -6,14 +6,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::TestNs;
+use common::{Proc, TestNs, healthy_at};
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tuskfish::api::{Phase, ReleaseStatus};
 
 fn kubeconfig() -> String {
     std::env::var("TUSKFISH_TEST_KUBECONFIG").expect("TUSKFISH_TEST_KUBECONFIG (run with `make test`)")
@@ -21,16 +20,6 @@ fn kubeconfig() -> String {
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A child process killed when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn tuskfish(args: &[&str], log: &str) -> Proc {
@@ -102,10 +91,6 @@ async fn wait_holder(t: &TestNs, holder: Option<&'static str>) -> Lease {
         l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).filter(|h| !h.is_empty()) == holder
     })
     .await
-}
-
-fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
-    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
 }
 
 #[tokio::test]

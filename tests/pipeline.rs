@@ -5,18 +5,10 @@
 
 mod common;
 
-use common::TestNs;
+use common::{TestNs, healthy_at, held};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use tuskfish::api::{Phase, Release, ReleaseStatus, RolloutResult, find_condition};
-
-fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
-    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
-}
-
-fn held(reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
-    move |s| find_condition(&s.conditions, "Held").is_some_and(|c| c.status == "True" && c.reason == reason)
-}
+use tuskfish::api::{Phase, Release, RolloutResult, find_condition};
 
 #[tokio::test]
 async fn a_new_appversion_rolls_out_to_every_tracking_environment_in_its_line() {

@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{TestNs, apply_yaml_file, within};
+use common::{TestNs, apply_yaml_file, healthy_at, within};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -42,10 +42,6 @@ async fn wait(
         Ok(Ok(Some(r))) => r,
         _ => panic!("{name}: {what}; now: {:#?}", releases.get(name).await.ok().and_then(|r| r.status)),
     }
-}
-
-fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
-    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
 }
 
 fn forward_port_missing(s: &ReleaseStatus) -> Option<(bool, String)> {

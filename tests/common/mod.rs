@@ -16,7 +16,7 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tuskfish::api::{AppVersion, Environment, Release, ReleaseStatus};
+use tuskfish::api::{AppVersion, Environment, Phase, Release, ReleaseStatus, find_condition};
 use tuskfish::client::Target;
 use tuskfish::telemetry::{RequestCounter, RequestCounts};
 
@@ -341,4 +341,44 @@ fn rand_u32() -> u32 {
 /// Runs `f` with a timeout; for steps that must finish but are not conditions on an object.
 pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// A Release status that runs `version` healthily.
+pub fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
+    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
+}
+
+/// A Release status whose `Held` condition is True for `reason`.
+pub fn held(reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
+    move |s| find_condition(&s.conditions, "Held").is_some_and(|c| c.status == "True" && c.reason == reason)
+}
+
+/// A child process that is killed when the test ends, however it ends.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A kubeconfig for the test cluster that authenticates as ServiceAccount `ns/sa` (a TokenRequest
+/// token), written to a temporary file.
+pub async fn service_account_kubeconfig(admin: &Client, ns: &str, sa: &str) -> std::path::PathBuf {
+    let token: Value = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin.clone(), ns)
+        .create_subresource(
+            "token",
+            sa,
+            &PostParams::default(),
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
+        )
+        .await
+        .unwrap();
+    let admin_kubeconfig = std::env::var("TUSKFISH_TEST_KUBECONFIG").unwrap();
+    let mut kc: Value = serde_saphyr::from_str(&std::fs::read_to_string(admin_kubeconfig).unwrap()).unwrap();
+    kc["users"][0]["user"] = json!({"token": token["status"]["token"]});
+    let path = std::env::temp_dir().join(format!("{ns}-{sa}.kubeconfig"));
+    std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
+    path
 }
