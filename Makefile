@@ -4,7 +4,7 @@
 STATE ?= $(CURDIR)/.state/cluster
 CARGO ?= cargo
 
-.PHONY: all build test demo demo-down cluster cluster-down generate check-generated fmt lint ci chart
+.PHONY: bench all build test demo demo-down cluster cluster-down generate check-generated fmt lint ci chart
 
 all: build
 
@@ -14,6 +14,10 @@ build:
 ## Unit + integration tests against a fresh local control plane (started and stopped for the run).
 test:
 	hack/test.sh
+
+## Figures against raw server-side apply on a fresh local control plane: docs/benchmarks.md (+ .svg).
+bench:
+	hack/bench.sh
 
 ## The local control plane + node simulator + operator, the examples applied, the pipeline shown.
 demo:

@@ -1,0 +1,558 @@
+//! `make bench`: tuskfish against a baseline that server-side-applies the same rendered objects
+//! directly, on the local control plane with the node simulator. Prints a summary table and writes
+//! `docs/benchmarks.md` and `docs/benchmarks.svg`. Figures, not pass/fail: nothing here asserts a
+//! target. Needs `TUSKFISH_BENCH_KUBECONFIG` (hack/bench.sh starts a fresh control plane) and the
+//! release binary (`target/release/tuskfish`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use tuskfish::api::{AppVersion, Environment, Phase, Release};
+use tuskfish::client::Target;
+use tuskfish::render::{KindCatalog, render};
+use tuskfish::telemetry::RequestCounter;
+
+/// Applies in flight at once, for the baseline and for the Releases (the operator's default
+/// `--concurrency` is the same).
+const APPLY_CONCURRENCY: usize = 16;
+const ENVS: usize = 10;
+
+struct NoCatalog;
+
+impl KindCatalog for NoCatalog {
+    fn resolve(&self, _: &GroupVersionKind) -> Option<(kube::api::ApiResource, bool)> {
+        None
+    }
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A deterministic generator (fixed seed) for the choices the benchmark makes.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n
+    }
+}
+
+fn kubeconfig() -> String {
+    std::env::var("TUSKFISH_BENCH_KUBECONFIG").expect("TUSKFISH_BENCH_KUBECONFIG: run `make bench`")
+}
+
+fn binary() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/tuskfish");
+    assert!(std::path::Path::new(path).exists(), "{path} missing: run `make bench` (it builds it)");
+    path.to_string()
+}
+
+fn spawn(args: &[&str], log: &str) -> Proc {
+    let kc = kubeconfig();
+    let log = std::fs::File::create(std::env::temp_dir().join(log)).unwrap();
+    Proc(
+        Command::new(binary())
+            .args(["--kubeconfig", &kc])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    raw
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Quantile from a Prometheus histogram's cumulative buckets (the bucket's upper bound).
+fn histogram_quantile(text: &str, name: &str, q: f64) -> f64 {
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets.iter().find(|(_, c)| *c >= q * total).map_or(f64::NAN, |b| b.0)
+}
+
+fn proc_stat(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (ticks / 100.0, rss_kib / 1024.0)
+}
+
+/// The world of one run: `envs` × `apps` Releases in a pipeline namespace of its own.
+struct World {
+    ns: String,
+    envs: usize,
+    apps: usize,
+}
+
+impl World {
+    fn env_ns(&self, e: usize) -> String {
+        format!("{}-e{e}", self.ns)
+    }
+
+    fn environment(&self, e: usize) -> Environment {
+        let mut env: Environment = serde_json::from_value(json!({
+            "apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": format!("e{e}"), "namespace": self.ns},
+            "spec": {"namespace": self.env_ns(e), "tier": "dev", "variables": {"LOG_LEVEL": "info"}}
+        }))
+        .unwrap();
+        env.metadata.namespace = Some(self.ns.clone());
+        env
+    }
+
+    fn app_version(&self, a: usize, version: &str) -> AppVersion {
+        serde_json::from_value(json!({
+            "apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion",
+            "metadata": {"name": format!("app{a}-{version}"), "namespace": self.ns},
+            "spec": {"app": format!("app{a}"), "version": version,
+                "workload": {"image": format!("registry.example/app{a}:{version}"), "ports": [{"name": "http", "containerPort": 8080}]}}
+        }))
+        .unwrap()
+    }
+
+    fn release(&self, e: usize, a: usize) -> Release {
+        serde_json::from_value(json!({
+            "apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release",
+            "metadata": {"name": format!("app{a}-e{e}"), "namespace": self.ns},
+            "spec": {"app": format!("app{a}"), "environment": format!("e{e}"), "track": ">=1.0.0"}
+        }))
+        .unwrap()
+    }
+
+    fn count(&self) -> usize {
+        self.envs * self.apps
+    }
+}
+
+async fn ssa(client: &Client, obj: Value) {
+    let gvk = {
+        let api_version = obj["apiVersion"].as_str().unwrap();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        GroupVersionKind::gvk(group, version, obj["kind"].as_str().unwrap())
+    };
+    let (ar, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+    let ns = obj["metadata"]["namespace"].as_str().map(String::from);
+    let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+    let api: Api<DynamicObject> = match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), &ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    api.patch(&name, &PatchParams::apply("bench").force(), &Patch::Apply(&obj)).await.unwrap();
+}
+
+async fn create_namespace(client: &Client, name: &str) {
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    let _ = Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await;
+}
+
+/// Waits until `done` holds for `want` distinct objects seen by a watch (an event stream, not a poll).
+async fn wait_until<K>(api: Api<K>, config: watcher::Config, want: usize, done: impl Fn(&K) -> bool)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+{
+    let mut ready: HashSet<String> = HashSet::new();
+    let mut events = watcher(api, config).default_backoff().applied_objects().boxed();
+    while ready.len() < want {
+        let Some(obj) =
+            tokio::time::timeout(Duration::from_secs(600), events.try_next()).await.unwrap().unwrap()
+        else {
+            panic!("watch ended")
+        };
+        let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+        if done(&obj) {
+            ready.insert(key);
+        } else {
+            ready.remove(&key);
+        }
+    }
+}
+
+fn deployment_ready(d: &Deployment) -> bool {
+    let (Some(spec), Some(st)) = (d.spec.as_ref(), d.status.as_ref()) else { return false };
+    let want = spec.replicas.unwrap_or(1);
+    st.observed_generation >= d.metadata.generation
+        && st.updated_replicas.unwrap_or(0) == want
+        && st.available_replicas.unwrap_or(0) == want
+        && st.replicas.unwrap_or(0) == want
+}
+
+/// The same objects tuskfish would render, applied directly; returns seconds to all ready.
+async fn baseline(client: &Client, w: &World) -> f64 {
+    for e in 0..w.envs {
+        create_namespace(client, &w.env_ns(e)).await;
+    }
+    let mut objects = Vec::new();
+    for e in 0..w.envs {
+        let env = w.environment(e);
+        for a in 0..w.apps {
+            let rendered = render(&w.app_version(a, "1.0.0"), &env, &w.release(e, a), &NoCatalog).unwrap();
+            for o in rendered.objects {
+                let mut body = o.body;
+                // Not tuskfish's: keep the operator's watches out of it.
+                body["metadata"]["labels"]["app.kubernetes.io/managed-by"] = json!("bench-baseline");
+                objects.push(body);
+            }
+        }
+    }
+    let started = Instant::now();
+    stream::iter(objects)
+        .for_each_concurrent(APPLY_CONCURRENCY, |o| async move { ssa(client, o).await })
+        .await;
+    let selector = "app.kubernetes.io/managed-by=bench-baseline";
+    let api: Api<Deployment> = Api::all(client.clone());
+    let ns_prefix = format!("{}-e", w.ns);
+    let want = w.count();
+    wait_until(api, watcher::Config::default().labels(selector), want, move |d: &Deployment| {
+        d.namespace().is_some_and(|n| n.starts_with(&ns_prefix)) && deployment_ready(d)
+    })
+    .await;
+    started.elapsed().as_secs_f64()
+}
+
+/// Environments and AppVersions first (not timed), then all Releases at once; seconds to all Healthy.
+async fn tuskfish_converge(client: &Client, w: &World) -> f64 {
+    create_namespace(client, &w.ns).await;
+    for e in 0..w.envs {
+        ssa(client, serde_json::to_value(w.environment(e)).unwrap()).await;
+    }
+    stream::iter(0..w.apps)
+        .for_each_concurrent(APPLY_CONCURRENCY, |a| async move {
+            ssa(client, serde_json::to_value(w.app_version(a, "1.0.0")).unwrap()).await
+        })
+        .await;
+    let envs: Api<Environment> = Api::namespaced(client.clone(), &w.ns);
+    wait_until(envs, watcher::Config::default(), w.envs, |e: &Environment| {
+        e.status.as_ref().is_some_and(|s| tuskfish::api::is_true(&s.conditions, "Ready"))
+    })
+    .await;
+    let avs: Api<AppVersion> = Api::namespaced(client.clone(), &w.ns);
+    wait_until(avs, watcher::Config::default(), w.apps, |a: &AppVersion| {
+        a.status.as_ref().is_some_and(|s| s.spec_hash.is_some())
+    })
+    .await;
+
+    let started = Instant::now();
+    let releases: Vec<Value> = (0..w.envs)
+        .flat_map(|e| (0..w.apps).map(move |a| (e, a)))
+        .map(|(e, a)| serde_json::to_value(w.release(e, a)).unwrap())
+        .collect();
+    stream::iter(releases)
+        .for_each_concurrent(APPLY_CONCURRENCY, |r| async move { ssa(client, r).await })
+        .await;
+    let api: Api<Release> = Api::namespaced(client.clone(), &w.ns);
+    wait_until(api, watcher::Config::default(), w.count(), |r: &Release| {
+        r.status.as_ref().is_some_and(|s| s.phase == Some(Phase::Healthy))
+    })
+    .await;
+    started.elapsed().as_secs_f64()
+}
+
+/// A new AppVersion per sampled app; milliseconds until each of its Releases starts rolling it out.
+async fn publish_latency(client: &Client, w: &World, samples: usize) -> Vec<f64> {
+    let mut rng = Lcg(42);
+    let mut picked = Vec::new();
+    while picked.len() < samples.min(w.apps) {
+        let a = rng.next(w.apps);
+        if !picked.contains(&a) {
+            picked.push(a);
+        }
+    }
+    let mut latencies = Vec::new();
+    for a in picked {
+        let api: Api<Release> = Api::namespaced(client.clone(), &w.ns);
+        let app = format!("app{a}");
+        let watch = tokio::spawn(async move {
+            let mut seen: BTreeMap<String, Instant> = BTreeMap::new();
+            let mut events = watcher(api, watcher::Config::default()).applied_objects().boxed();
+            while seen.len() < ENVS {
+                let Some(r) = events.try_next().await.unwrap() else { break };
+                let started = r.spec.app == app
+                    && r.status.as_ref().is_some_and(|s| s.desired_version.as_deref() == Some("1.1.0"));
+                if started {
+                    seen.entry(r.name_any()).or_insert_with(Instant::now);
+                }
+            }
+            seen
+        });
+        // Let the watch list first, so that only the new version's events count.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t0 = Instant::now();
+        ssa(client, serde_json::to_value(w.app_version(a, "1.1.0")).unwrap()).await;
+        let seen = tokio::time::timeout(Duration::from_secs(120), watch).await.unwrap().unwrap();
+        latencies.extend(seen.values().map(|t| t.duration_since(t0).as_secs_f64() * 1000.0));
+    }
+    latencies.sort_by(f64::total_cmp);
+    latencies
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+struct Operator {
+    proc: Proc,
+    port: u16,
+}
+
+fn operator(concurrency: usize, tag: &str) -> Operator {
+    let port = free_port();
+    let c = concurrency.to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let proc = spawn(
+        &["run", "--leader-elect=false", "--concurrency", &c, "--metrics-addr", &addr],
+        &format!("tuskfish-bench-operator-{tag}.log"),
+    );
+    Operator { proc, port }
+}
+
+#[derive(Default)]
+struct Row {
+    n: usize,
+    concurrency: usize,
+    tuskfish_s: f64,
+    baseline_s: Option<f64>,
+    reconcile_p50_ms: f64,
+    reconcile_p99_ms: f64,
+    calls_per_reconcile: f64,
+    steady_writes_per_min: Option<f64>,
+    cpu_pct: Option<f64>,
+    rss_mib: Option<f64>,
+}
+
+async fn run_size(
+    client: &Client,
+    n_apps: usize,
+    concurrency: usize,
+    with_baseline: bool,
+    steady: Duration,
+    tag: &str,
+) -> (Row, Operator, World) {
+    let base = World { ns: format!("bb-{tag}"), envs: ENVS, apps: n_apps };
+    let baseline_s = if with_baseline { Some(baseline(client, &base).await) } else { None };
+    let op = operator(concurrency, tag);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = metrics(op.port).await;
+    let w = World { ns: format!("bt-{tag}"), envs: ENVS, apps: n_apps };
+    let tuskfish_s = tuskfish_converge(client, &w).await;
+    let after = metrics(op.port).await;
+    let calls = |m: &str| {
+        metric(m, "tuskfish_api_requests_total{kind=\"read\"}")
+            + metric(m, "tuskfish_api_requests_total{kind=\"write\"}")
+    };
+    let reconciles = |m: &str| {
+        m.lines()
+            .filter(|l| l.starts_with("tuskfish_reconciles_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let name = "tuskfish_reconcile_duration_seconds";
+    let mut row = Row {
+        n: w.count(),
+        concurrency,
+        tuskfish_s,
+        baseline_s,
+        reconcile_p50_ms: histogram_quantile(&after, name, 0.5) * 1000.0,
+        reconcile_p99_ms: histogram_quantile(&after, name, 0.99) * 1000.0,
+        calls_per_reconcile: (calls(&after) - calls(&before))
+            / (reconciles(&after) - reconciles(&before)).max(1.0),
+        ..Default::default()
+    };
+    if !steady.is_zero() {
+        // Let the last status writes land, then watch the operator do nothing.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let pid = op.proc.0.id();
+        let (cpu0, _) = proc_stat(pid);
+        let writes0 = metric(&metrics(op.port).await, "tuskfish_api_requests_total{kind=\"write\"}");
+        let t0 = Instant::now();
+        tokio::time::sleep(steady).await;
+        let writes1 = metric(&metrics(op.port).await, "tuskfish_api_requests_total{kind=\"write\"}");
+        let (cpu1, rss) = proc_stat(pid);
+        let secs = t0.elapsed().as_secs_f64();
+        row.steady_writes_per_min = Some((writes1 - writes0) * 60.0 / secs);
+        row.cpu_pct = Some((cpu1 - cpu0) * 100.0 / secs);
+        row.rss_mib = Some(rss);
+    }
+    (row, op, w)
+}
+
+fn svg(rows: &[Row]) -> String {
+    let bars: Vec<(String, f64, &str)> = rows
+        .iter()
+        .flat_map(|r| {
+            let mut v = vec![(format!("N={} c={} tuskfish", r.n, r.concurrency), r.tuskfish_s, "#2f7d4a")];
+            if let Some(b) = r.baseline_s {
+                v.insert(0, (format!("N={} baseline SSA", r.n), b, "#8a8a8a"));
+            }
+            v
+        })
+        .collect();
+    let max = bars.iter().map(|b| b.1).fold(1.0, f64::max);
+    let (w, bar_h, left) = (720.0, 26.0, 230.0);
+    let h = 40.0 + bars.len() as f64 * (bar_h + 8.0);
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="13"><text x="10" y="22" font-weight="bold">Seconds from apply to all Healthy (lower is better)</text>"#
+    );
+    for (i, (label, v, color)) in bars.iter().enumerate() {
+        let y = 36.0 + i as f64 * (bar_h + 8.0);
+        let len = (w - left - 70.0) * v / max;
+        let _ = write!(
+            out,
+            r#"<text x="10" y="{ty}">{label}</text><rect x="{left}" y="{y}" width="{len:.1}" height="{bar_h}" fill="{color}"/><text x="{tx:.1}" y="{ty}">{v:.1} s</text>"#,
+            ty = y + 18.0,
+            tx = left + len + 6.0
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".into(), |v| format!("{v:.digits$}"))
+}
+
+#[tokio::main]
+async fn main() {
+    let client = Target { kubeconfig: Some(kubeconfig().into()), context: None }
+        .client(&RequestCounter::default())
+        .await
+        .unwrap();
+    for crd in tuskfish::api::crds() {
+        let api: Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = Api::all(client.clone());
+        api.patch(&crd.name_any(), &PatchParams::apply("bench").force(), &Patch::Apply(&crd)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _sim = spawn(&["node-sim", "--nodes", "10"], "tuskfish-bench-sim.log");
+    let steady = Duration::from_secs(
+        std::env::var("BENCH_STEADY_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60),
+    );
+    let sizes: Vec<usize> = std::env::var("BENCH_APPS")
+        .ok()
+        .map_or(vec![10, 100], |s| s.split(',').filter_map(|x| x.parse().ok()).collect());
+    let client = Arc::new(client);
+
+    let mut rows = Vec::new();
+    let mut latency = Vec::new();
+    for apps in &sizes {
+        eprintln!("bench: N = {} (baseline, then tuskfish)", apps * ENVS);
+        let (row, op, w) = run_size(&client, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
+        if *apps == *sizes.iter().max().unwrap_or(&0) {
+            eprintln!("bench: publish latency at N = {}", w.count());
+            latency = publish_latency(&client, &w, 20).await;
+        }
+        drop(op);
+        rows.push(row);
+    }
+    for c in [1, 4] {
+        eprintln!("bench: concurrency {c} at N = {}", 10 * ENVS);
+        let (row, op, _) = run_size(&client, 10, c, false, Duration::ZERO, &format!("c{c}")).await;
+        drop(op);
+        rows.push(row);
+    }
+
+    let mut md = String::from(
+        "# Benchmarks\n\nGenerated by `make bench` (fixed seed) on the local 1.20 control plane with the node simulator; ",
+    );
+    let _ = writeln!(
+        md,
+        "machine: {} cores. Figures, not pass/fail.\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    md.push_str("![converge times](benchmarks.svg)\n\n");
+    md.push_str("| N Releases | concurrency | tuskfish (s) | baseline SSA (s) | ratio | reconcile p50 / p99 (ms) | API calls / reconcile | steady writes/min | CPU % | RSS (MiB) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in &rows {
+        let ratio = r.baseline_s.map(|b| r.tuskfish_s / b);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1} | {} | {} | {:.0} / {:.0} | {:.1} | {} | {} | {} |",
+            r.n,
+            r.concurrency,
+            r.tuskfish_s,
+            opt(r.baseline_s, 1),
+            opt(ratio, 2),
+            r.reconcile_p50_ms,
+            r.reconcile_p99_ms,
+            r.calls_per_reconcile,
+            opt(r.steady_writes_per_min, 1),
+            opt(r.cpu_pct, 1),
+            opt(r.rss_mib, 0),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nNew AppVersion → rollout start in each of the {ENVS} tracking environments, at N = {} ({} samples): p50 {:.0} ms, p99 {:.0} ms.",
+        sizes.iter().max().unwrap_or(&0) * ENVS,
+        latency.len(),
+        percentile(&latency, 0.5),
+        percentile(&latency, 0.99)
+    );
+    md.push_str("\nHow: the baseline renders the same Deployment + Service per Release with tuskfish's renderer and server-side-applies them itself (16 in flight, same client), timed from the first apply until every Deployment is ready. tuskfish: Environments and AppVersions are applied and published first (untimed), then all Releases are applied (16 in flight), timed until every Release is Healthy. Reconcile quantiles are bucket upper bounds of `tuskfish_reconcile_duration_seconds`; steady state is measured over `BENCH_STEADY_SECS` (default 60) after convergence, without leader election (whose Lease renewal would be the only write).\n");
+    print!("{md}");
+    std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/docs")).unwrap();
+    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/benchmarks.md"), &md).unwrap();
+    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/benchmarks.svg"), svg(&rows)).unwrap();
+}
