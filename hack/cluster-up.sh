@@ -41,7 +41,7 @@ setsid "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --token-auth-file "$S/tokens.csv" --authorization-mode RBAC \
   --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$S/sa.pub" --service-account-signing-key-file "$S/sa.key" \
-  --service-cluster-ip-range 10.0.0.0/24 --disable-admission-plugins ServiceAccount \
+  --service-cluster-ip-range 10.96.0.0/16 --disable-admission-plugins ServiceAccount \
   >"$S/apiserver.log" 2>&1 < /dev/null & echo $! > "$S/apiserver.pid"
 
 cat > "$S/kubeconfig" <<K
