@@ -13,15 +13,6 @@ mkdir -p "$S"
 ensure_tools
 "$HERE/build-control-plane.sh"
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
-    if port_free "$p" && port_free $((p + 1)); then echo "$p"; return; fi
-  done
-  echo "no free port found" >&2; exit 1
-}
 ETCD_PORT=${ETCD_PORT:-$(pick_port)}
 API_PORT=${API_PORT:-$(pick_port)}
 

@@ -42,7 +42,8 @@ start_bg() { # name, command...
 if [ "${TUSKFISH_EXISTING_CLUSTER:-}" != 1 ]; then
   start_bg node-sim "$BIN" --kubeconfig "$KUBECONFIG" node-sim --nodes 3
 fi
-start_bg operator "$BIN" --kubeconfig "$KUBECONFIG" run
+METRICS_PORT=$(pick_port)
+start_bg operator "$BIN" --kubeconfig "$KUBECONFIG" run --metrics-addr "127.0.0.1:$METRICS_PORT"
 
 
 rel_status() { k get release "$1" -n finance -o jsonpath='{.status.phase}/{.status.currentVersion}' 2>/dev/null || true; }
@@ -114,4 +115,5 @@ show kubectl get events -n finance --field-selector involvedObject.kind=Release 
 
 echo
 log "the pipeline is running. KUBECONFIG=$KUBECONFIG; operator log: $S/operator.log"
+log "metrics: curl -s 127.0.0.1:$METRICS_PORT/metrics | grep ^tuskfish_; live view: tuskfish -n finance status --watch"
 log "stop it all with: make demo-down"

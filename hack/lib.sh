@@ -10,6 +10,17 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
 }
 
+# A free loopback port (and the one after it), so that parallel runs never collide.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 30000))
+    if port_free "$p" && port_free $((p + 1)); then echo "$p"; return; fi
+  done
+  echo "no free port found" >&2; exit 1
+}
+
 # Makes sure the tools the scripts call are there; installs the missing ones from Debian.
 ensure_tools() {
   if ! command -v cargo >/dev/null; then
