@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
 
-use crate::api::{ApprovalPolicy, Environment, Phase, Release, RolloutResult, Tier};
+use crate::api::{ApprovalPolicy, Environment, Phase, Release, RolloutResult, Tier, find_condition};
 use crate::plan::gates::{FreezeEnd, active_until};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -194,7 +194,7 @@ pub fn frozen(env: &Environment, now: Timestamp) -> Option<String> {
 }
 
 fn condition<'a>(r: &'a Release, type_: &str) -> Option<&'a crate::api::Condition> {
-    r.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+    find_condition(&r.status.as_ref()?.conditions, type_)
 }
 
 pub fn cell(r: &Release) -> CellState {

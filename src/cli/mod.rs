@@ -71,7 +71,7 @@ struct WaitArgs {
     #[arg(long)]
     wait: bool,
     /// How long --wait waits before giving up (exit 6), e.g. 90s, 10m.
-    #[arg(long, default_value = "10m", value_parser = parse_timeout)]
+    #[arg(long, default_value = "10m", value_parser = duration_arg)]
     timeout: Duration,
 }
 
@@ -81,8 +81,9 @@ impl WaitArgs {
     }
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    crate::duration::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 90s or 10m"))
+/// A duration flag (`90s`, `10m`, `2h`) for clap.
+pub(crate) fn duration_arg(s: &str) -> Result<Duration, String> {
+    crate::duration::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 2s, 90s or 10m"))
 }
 
 #[derive(Subcommand)]

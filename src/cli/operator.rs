@@ -13,10 +13,6 @@ use crate::controller::Stopped;
 use crate::leader::LeaderConfig;
 use crate::telemetry::{Metrics, RequestCounter};
 
-fn duration(s: &str) -> Result<Duration, String> {
-    crate::duration::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 2s or 15s"))
-}
-
 #[derive(Args, Clone, Debug)]
 pub struct RunArgs {
     /// Parallel reconciles per controller.
@@ -40,13 +36,13 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// How long a Lease nobody renews stays taken.
-    #[arg(long, default_value = "15s", value_parser = duration)]
+    #[arg(long, default_value = "15s", value_parser = super::duration_arg)]
     lease_duration: Duration,
     /// The leader steps down when it could not renew for this long.
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = "10s", value_parser = super::duration_arg)]
     renew_deadline: Duration,
     /// How often to renew, and how often a standby looks at the Lease.
-    #[arg(long, default_value = "2s", value_parser = duration)]
+    #[arg(long, default_value = "2s", value_parser = super::duration_arg)]
     retry_period: Duration,
     /// Serve the validating admission webhook (HTTPS, `POST /validate`) here; every replica serves
     /// it, leader or not.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::error::{CliError, CliResult};
@@ -41,11 +41,32 @@ impl Session {
         Ok(Self { client, ns, output, color, target })
     }
 
+    /// Who runs the CLI, for approvals and audit Events: the kubeconfig user, else `$USER`.
+    pub fn user(&self) -> Option<String> {
+        self.target.user_name().or_else(|| std::env::var("USER").ok()).filter(|u| !u.is_empty())
+    }
+
     pub fn api<K>(&self) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
         Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// A JSON merge patch as the CLI's field manager; a `metadata.resourceVersion` in `patch` makes
+    /// it a compare-and-swap.
+    pub async fn merge_patch<K>(&self, name: &str, patch: serde_json::Value) -> CliResult<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let pp = PatchParams { field_manager: Some(CLI_FIELD_MANAGER.into()), ..PatchParams::default() };
+        self.api::<K>()
+            .patch(name, &pp, &Patch::Merge(&patch))
+            .await
+            .map_err(|e| CliError::api(&format!("updating {} {name}", K::kind(&())), e))
     }
 
     async fn list<K>(&self, what: &str) -> CliResult<Vec<K>>
@@ -94,36 +115,18 @@ impl Session {
 
     /// The Release running `app` in `env`, if there is one; two are an error.
     pub async fn release_of(&self, app: &str, env: &str) -> CliResult<Option<Release>> {
-        let mut found: Vec<Release> = self
-            .releases()
-            .await?
-            .into_iter()
-            .filter(|r| r.spec.app == app && r.spec.environment == env)
-            .collect();
-        if found.len() > 1 {
-            let names: Vec<String> = found.iter().map(|r| r.name_any()).collect();
-            return Err(CliError::Failed(format!(
-                "{} Releases run {app} in {env} ({}); delete all but one",
-                found.len(),
-                names.join(", ")
-            )));
-        }
-        Ok(found.pop())
+        the_release_of(&self.releases().await?, app, env)
     }
 
     /// Like [`Self::release_of`], but a missing Release is an error that lists where the app runs.
     pub async fn existing_release(&self, app: &str, env: &str) -> CliResult<Release> {
-        if let Some(r) = self.release_of(app, env).await? {
+        let releases = self.releases().await?;
+        if let Some(r) = the_release_of(&releases, app, env)? {
             return Ok(r);
         }
         self.environment(env).await?;
-        let envs: Vec<String> = self
-            .releases()
-            .await?
-            .into_iter()
-            .filter(|r| r.spec.app == app)
-            .map(|r| r.spec.environment)
-            .collect();
+        let envs: Vec<String> =
+            releases.into_iter().filter(|r| r.spec.app == app).map(|r| r.spec.environment).collect();
         Err(CliError::NotFound(format!(
             "no Release of {app:?} in environment {env:?} (it runs in: {}); create one with `tuskfish deploy {app} VERSION --env {env}`",
             list_or_none(&envs)
@@ -156,6 +159,21 @@ impl Session {
             newest.join(", ")
         )))
     }
+}
+
+/// The one Release of `app` in `env` among `releases`; two are an error.
+fn the_release_of(releases: &[Release], app: &str, env: &str) -> CliResult<Option<Release>> {
+    let mut found: Vec<&Release> =
+        releases.iter().filter(|r| r.spec.app == app && r.spec.environment == env).collect();
+    if found.len() > 1 {
+        let names: Vec<String> = found.iter().map(|r| r.name_any()).collect();
+        return Err(CliError::Failed(format!(
+            "{} Releases run {app} in {env} ({}); delete all but one",
+            found.len(),
+            names.join(", ")
+        )));
+    }
+    Ok(found.pop().cloned())
 }
 
 pub fn parse_version(s: &str) -> CliResult<semver::Version> {

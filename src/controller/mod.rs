@@ -80,9 +80,9 @@ pub async fn run(
     let (av_tx, av_rx) = mpsc::unbounded();
     let metrics = settings.metrics.clone();
     let triggers = watch::Triggers {
-        releases: release_tx,
-        environments: env_tx,
-        app_versions: av_tx,
+        releases: watch::Trigger::new(release_tx, &metrics),
+        environments: watch::Trigger::new(env_tx, &metrics),
+        app_versions: watch::Trigger::new(av_tx, &metrics),
         metrics: metrics.clone(),
     };
     let w = watch::watches(&client, triggers, settings.watch_namespace.as_deref());

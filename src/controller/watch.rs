@@ -13,6 +13,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use prometheus_client::metrics::counter::Counter;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
@@ -20,24 +21,39 @@ use super::context::Stores;
 use crate::api::{AppVersion, Approval, Environment, Release, labels};
 use crate::telemetry::{ControllerLabel, KindLabel, SharedMetrics};
 
+/// Reconcile requests for one controller, counted.
+pub struct Trigger<K: Resource<DynamicType = ()>> {
+    tx: UnboundedSender<ObjectRef<K>>,
+    // Looked up once: sends happen for every watch event, so no label lookup per send.
+    sent: Counter,
+}
+
+impl<K: Resource<DynamicType = ()>> Clone for Trigger<K> {
+    fn clone(&self) -> Self {
+        Self { tx: self.tx.clone(), sent: self.sent.clone() }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Trigger<K> {
+    pub fn new(tx: UnboundedSender<ObjectRef<K>>, metrics: &SharedMetrics) -> Self {
+        let label = ControllerLabel { controller: K::kind(&()).to_lowercase() };
+        Self { tx, sent: metrics.triggers.get_or_create(&label).clone() }
+    }
+
+    fn send(&self, r: ObjectRef<K>) {
+        self.sent.inc();
+        // A closed channel means the controller is shutting down; nothing left to trigger.
+        let _ = self.tx.unbounded_send(r);
+    }
+}
+
 /// Where reconcile requests go.
 #[derive(Clone)]
 pub struct Triggers {
-    pub releases: UnboundedSender<ObjectRef<Release>>,
-    pub environments: UnboundedSender<ObjectRef<Environment>>,
-    pub app_versions: UnboundedSender<ObjectRef<AppVersion>>,
+    pub releases: Trigger<Release>,
+    pub environments: Trigger<Environment>,
+    pub app_versions: Trigger<AppVersion>,
     pub metrics: SharedMetrics,
-}
-
-impl Triggers {
-    fn send<K: Resource<DynamicType = ()>>(&self, tx: &UnboundedSender<ObjectRef<K>>, r: ObjectRef<K>) {
-        self.metrics
-            .triggers
-            .get_or_create(&ControllerLabel { controller: K::kind(&()).to_lowercase() })
-            .inc();
-        // A closed channel means the controller is shutting down; nothing left to trigger.
-        let _ = tx.unbounded_send(r);
-    }
 }
 
 /// Label selector for the workloads tuskfish applied.
@@ -148,7 +164,7 @@ where
 {
     let t = triggers.clone();
     reflect(Api::<K>::all(client.clone()), config, t.metrics.clone(), move |o: &K, _: &Store<K>| {
-        release_of(o.meta()).into_iter().for_each(|r| t.send(&t.releases, r));
+        release_of(o.meta()).into_iter().for_each(|r| t.releases.send(r));
     })
 }
 
@@ -184,14 +200,12 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         all.clone(),
         m.clone(),
         move |r: &Release, rs: &Store<Release>| {
-            t.send(&t.releases, ObjectRef::from_obj(r));
+            t.releases.send(ObjectRef::from_obj(r));
             // Promotion and forward-port checks read the other Releases of the same app.
-            releases_of_same_app(rs, r).into_iter().for_each(|d| t.send(&t.releases, d));
-            releases_depending_on(rs, r).into_iter().for_each(|d| t.send(&t.releases, d));
-            t.send(
-                &t.environments,
-                ObjectRef::new(&r.spec.environment).within(&r.namespace().unwrap_or_default()),
-            );
+            releases_of_same_app(rs, r).into_iter().for_each(|d| t.releases.send(d));
+            releases_depending_on(rs, r).into_iter().for_each(|d| t.releases.send(d));
+            t.environments
+                .send(ObjectRef::new(&r.spec.environment).within(&r.namespace().unwrap_or_default()));
         },
     );
 
@@ -201,8 +215,8 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         all.clone(),
         m.clone(),
         move |e: &Environment, _: &Store<Environment>| {
-            t.send(&t.environments, ObjectRef::from_obj(e));
-            releases_for_environment(&rs, e).into_iter().for_each(|r| t.send(&t.releases, r));
+            t.environments.send(ObjectRef::from_obj(e));
+            releases_for_environment(&rs, e).into_iter().for_each(|r| t.releases.send(r));
         },
     );
 
@@ -212,8 +226,8 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         all.clone(),
         m.clone(),
         move |av: &AppVersion, _: &Store<AppVersion>| {
-            t.send(&t.app_versions, ObjectRef::from_obj(av));
-            releases_for_app_version(&rs, av).into_iter().for_each(|r| t.send(&t.releases, r));
+            t.app_versions.send(ObjectRef::from_obj(av));
+            releases_for_app_version(&rs, av).into_iter().for_each(|r| t.releases.send(r));
         },
     );
 
@@ -226,7 +240,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         all,
         m.clone(),
         move |a: &Approval, _: &Store<Approval>| {
-            t.send(&t.releases, ObjectRef::new(&a.spec.release).within(&a.namespace().unwrap_or_default()));
+            t.releases.send(ObjectRef::new(&a.spec.release).within(&a.namespace().unwrap_or_default()));
         },
     );
 
@@ -239,9 +253,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             match res {
                 Ok(ns) => {
                     let ns: PartialObjectMeta<Namespace> = ns;
-                    environment_of_namespace(&ns.metadata)
-                        .into_iter()
-                        .for_each(|e| t.send(&t.environments, e));
+                    environment_of_namespace(&ns.metadata).into_iter().for_each(|e| t.environments.send(e));
                 }
                 Err(e) => {
                     m.watch_restarts.get_or_create(&KindLabel { kind: "Namespace".into() }).inc();

@@ -39,11 +39,7 @@ pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
     if env.spec.approval != Some(ApprovalPolicy::Required) {
         say(s, &format!("note: {} does not require approval; the Approval is recorded anyway", args.env));
     }
-    let approver = args
-        .approver
-        .or_else(|| s.target.user_name())
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|a| !a.is_empty());
+    let approver = args.approver.or_else(|| s.user()).filter(|a| !a.is_empty());
     let release_name = release.name_any();
     let name = object_name(&format!("{release_name}-{version}"));
     let approval = Approval::new(

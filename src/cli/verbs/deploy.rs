@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 
 use crate::api::{ApprovalPolicy, Phase, Release, ReleaseSpec, RolloutResult};
@@ -31,17 +31,6 @@ pub async fn finish(s: &Session, release: Release, goal: Goal, wait_for: Option<
         output::print(s.output, &release, String::new)?;
     }
     Ok(())
-}
-
-fn patch_params() -> PatchParams {
-    PatchParams { field_manager: Some(CLI_FIELD_MANAGER.into()), ..PatchParams::default() }
-}
-
-pub async fn merge_patch(s: &Session, name: &str, patch: serde_json::Value) -> CliResult<Release> {
-    s.api::<Release>()
-        .patch(name, &patch_params(), &Patch::Merge(&patch))
-        .await
-        .map_err(|e| CliError::api(&format!("updating Release {name}"), e))
 }
 
 /// `deploy APP VERSION --env ENV`: pin the Release of APP in ENV to VERSION (creating it if needed).
@@ -116,7 +105,7 @@ async fn pin(s: &Session, app: &str, env_name: &str, version: &semver::Version) 
             }
             // The resourceVersion makes this a compare-and-swap: a change made meanwhile is not lost.
             let patch = json!({"metadata": {"resourceVersion": existing.resource_version()}, "spec": spec});
-            let updated = merge_patch(s, &name, patch).await?;
+            let updated = s.merge_patch::<Release>(&name, patch).await?;
             if was != format!("version {v}") {
                 say(s, &format!("{name}: deploying {v} to {env_name} (was: {was})"));
             } else {
@@ -187,7 +176,7 @@ pub async fn rollback(
     let name = release.name_any();
     let status = release.status.clone().unwrap_or_default();
     if clear {
-        let updated = merge_patch(s, &name, json!({"spec": {"rollback": {"to": null}}})).await?;
+        let updated = s.merge_patch::<Release>(&name, json!({"spec": {"rollback": {"to": null}}})).await?;
         say(s, &format!("{name}: manual rollback cleared; back to its {}", describe_source(&updated.spec)));
         let goal =
             Goal { release: name, version: None, generation: updated.metadata.generation.unwrap_or(0) };
@@ -232,7 +221,7 @@ pub async fn rollback(
             })?,
     };
     let patch = json!({"metadata": {"resourceVersion": release.resource_version()}, "spec": {"rollback": {"to": target}}});
-    let updated = merge_patch(s, &name, patch).await?;
+    let updated = s.merge_patch::<Release>(&name, patch).await?;
     say(
         s,
         &format!(

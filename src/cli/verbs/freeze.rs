@@ -9,8 +9,8 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::deploy::{merge_patch, say};
-use crate::api::{Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow};
+use super::deploy::say;
+use crate::api::{Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Release};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::session::{CLI_FIELD_MANAGER, Session};
 use crate::plan::gates::active_until;
@@ -38,7 +38,7 @@ pub fn parse_until(for_: Option<&str>, until: Option<&str>) -> CliResult<Until> 
 }
 
 fn who(s: &Session) -> String {
-    s.target.user_name().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "someone".into())
+    s.user().unwrap_or_else(|| "someone".into())
 }
 
 async fn record(
@@ -67,14 +67,7 @@ async fn set_windows(s: &Session, env: &Environment, windows: &[FreezeWindow]) -
     let name = env.name_any();
     let patch =
         json!({"metadata": {"resourceVersion": env.resource_version()}, "spec": {"freezeWindows": windows}});
-    s.api::<Environment>()
-        .patch(
-            &name,
-            &kube::api::PatchParams { field_manager: Some(CLI_FIELD_MANAGER.into()), ..Default::default() },
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|e| CliError::api(&format!("updating Environment {name}"), e))
+    s.merge_patch::<Environment>(&name, patch).await
 }
 
 pub async fn freeze(s: &Session, env_name: &str, reason: &str, until: Until) -> CliResult<()> {
@@ -153,8 +146,9 @@ pub async fn override_freeze(s: &Session, env_name: &str, app: &str, reason: &st
     let by = who(s);
     let text = format!("{reason} (by {by})");
     let annotations: BTreeMap<&str, &str> = BTreeMap::from([(FREEZE_OVERRIDE_ANNOTATION, text.as_str())]);
-    let updated =
-        merge_patch(s, &release.name_any(), json!({"metadata": {"annotations": annotations}})).await?;
+    let updated = s
+        .merge_patch::<Release>(&release.name_any(), json!({"metadata": {"annotations": annotations}}))
+        .await?;
     record(
         s,
         updated.object_ref(&()),
