@@ -85,7 +85,7 @@ async fn pipeline_with_chart_rbac(one_namespace: bool) {
     let t = TestNs::without_operator(if one_namespace { "chart-ns" } else { "chart" }).await;
     let admin = t.client.clone();
     let op_ns = format!("{}-op", t.ns);
-    let kubeconfig = std::env::var("TUSKFISH_TEST_KUBECONFIG").unwrap();
+    let kubeconfig = common::kubeconfig();
 
     // On a fresh cluster the chart installs the CRDs; where they exist (applied by another field
     // manager, e.g. an earlier test run) Helm's server-side apply of them would conflict.
@@ -107,7 +107,7 @@ async fn pipeline_with_chart_rbac(one_namespace: bool) {
     let sa_kubeconfig = common::service_account_kubeconfig(&admin, &op_ns, "tuskfish").await;
 
     let log_path = std::env::temp_dir().join(format!("{op_ns}-operator.log"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     // Outside the watched namespace (one_namespace only): must stay untouched.
     let elsewhere = TestNs::without_operator("chart-elsewhere").await;
     if one_namespace {

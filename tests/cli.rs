@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{TestNs, healthy_at, held};
+use common::{TestNs, healthy_at, held, kubeconfig};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -26,10 +26,6 @@ impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
     }
-}
-
-fn kubeconfig() -> String {
-    std::env::var("TUSKFISH_TEST_KUBECONFIG").expect("TUSKFISH_TEST_KUBECONFIG (run with `make test`)")
 }
 
 fn command(bin: &str, dir: Option<&Path>, args: &[&str]) -> std::process::Command {

@@ -9,18 +9,10 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Proc, TestNs, healthy_at};
+use common::{Proc, TestNs, free_port, healthy_at, kubeconfig};
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn kubeconfig() -> String {
-    std::env::var("TUSKFISH_TEST_KUBECONFIG").expect("TUSKFISH_TEST_KUBECONFIG (run with `make test`)")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn tuskfish(args: &[&str], log: &str) -> Proc {
     let kc = kubeconfig();
@@ -68,16 +60,6 @@ async fn get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Waits until the endpoint answers (the replica has started).
-async fn wait_serving(port: u16) {
-    common::within("the metrics endpoint to answer", async {
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-}
-
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
@@ -101,7 +83,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     let mut a = replica(&t, "replica-a", port_a);
     wait_holder(&t, Some("replica-a")).await;
     let b = replica(&t, "replica-b", port_b);
-    wait_serving(port_b).await;
+    common::wait_listening(port_b, "the standby's metrics endpoint to answer").await;
 
     t.environment("dev", json!({})).await;
     t.app_version("pay", "1.0.0", json!({})).await;

@@ -110,10 +110,10 @@ async fn admitted(t: &TestNs, obj: Value) {
 #[tokio::test]
 async fn webhook_refuses_what_the_schema_cannot_express() {
     let t = TestNs::without_operator("webhook").await;
-    let kubeconfig = std::env::var("TUSKFISH_TEST_KUBECONFIG").unwrap();
+    let kubeconfig = common::kubeconfig();
     let dir = std::env::temp_dir().join(format!("{}-certs", t.ns));
     let ca_bundle = certificates(&dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let log = std::fs::File::create(std::env::temp_dir().join(format!("{}-operator.log", t.ns))).unwrap();
     let _operator = Proc(
@@ -125,12 +125,7 @@ async fn webhook_refuses_what_the_schema_cannot_express() {
             .spawn()
             .unwrap(),
     );
-    common::within("the webhook to listen", async {
-        while tokio::net::TcpStream::connect(&addr).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    common::wait_listening(port, "the webhook to listen").await;
 
     // Only this test's namespace is sent to the webhook.
     let label = "tuskfish.dev/webhook-test";

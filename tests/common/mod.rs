@@ -31,14 +31,34 @@ struct Harness {
 
 static HARNESS: OnceLock<Harness> = OnceLock::new();
 
-fn target() -> Target {
-    let Some(path) = std::env::var_os("TUSKFISH_TEST_KUBECONFIG") else {
+/// The test cluster's (admin) kubeconfig path.
+pub fn kubeconfig() -> String {
+    let Ok(path) = std::env::var("TUSKFISH_TEST_KUBECONFIG") else {
         panic!(
             "TUSKFISH_TEST_KUBECONFIG is not set: run the integration tests with `make test`, which starts a \
              local control plane (or set it to a test cluster's kubeconfig)"
         );
     };
-    Target { kubeconfig: Some(path.into()), context: None }
+    path
+}
+
+fn target() -> Target {
+    Target { kubeconfig: Some(kubeconfig().into()), context: None }
+}
+
+/// A loopback port nobody listens on (for operator processes a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something listens on loopback `port` (a process the test started is up).
+pub async fn wait_listening(port: u16, what: &str) {
+    within(what, async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
 }
 
 /// Starts (once per test binary) the operator and the node simulator on a runtime of their own, so
@@ -375,8 +395,7 @@ pub async fn service_account_kubeconfig(admin: &Client, ns: &str, sa: &str) -> s
         )
         .await
         .unwrap();
-    let admin_kubeconfig = std::env::var("TUSKFISH_TEST_KUBECONFIG").unwrap();
-    let mut kc: Value = serde_saphyr::from_str(&std::fs::read_to_string(admin_kubeconfig).unwrap()).unwrap();
+    let mut kc: Value = serde_saphyr::from_str(&std::fs::read_to_string(kubeconfig()).unwrap()).unwrap();
     kc["users"][0]["user"] = json!({"token": token["status"]["token"]});
     let path = std::env::temp_dir().join(format!("{ns}-{sa}.kubeconfig"));
     std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
