@@ -43,7 +43,11 @@ if [ "${TUSKFISH_EXISTING_CLUSTER:-}" != 1 ]; then
   start_bg node-sim "$BIN" --kubeconfig "$KUBECONFIG" node-sim --nodes 3
 fi
 METRICS_PORT=$(pick_port)
-start_bg operator "$BIN" --kubeconfig "$KUBECONFIG" run --metrics-addr "127.0.0.1:$METRICS_PORT"
+# The web view on 8090 when it is free (a stable address to keep open in a browser tab).
+if port_free 8090; then WEB_PORT=8090; else WEB_PORT=$(pick_port); fi
+start_bg operator "$BIN" --kubeconfig "$KUBECONFIG" run --metrics-addr "127.0.0.1:$METRICS_PORT" \
+  --web-addr "127.0.0.1:$WEB_PORT"
+log "open http://127.0.0.1:$WEB_PORT/ns/finance to watch the pipeline live while the demo plays"
 
 
 rel_status() { k get release "$1" -n finance -o jsonpath='{.status.phase}/{.status.currentVersion}' 2>/dev/null || true; }
@@ -116,4 +120,5 @@ show kubectl get events -n finance --field-selector involvedObject.kind=Release 
 echo
 log "the pipeline is running. KUBECONFIG=$KUBECONFIG; operator log: $S/operator.log"
 log "metrics: curl -s 127.0.0.1:$METRICS_PORT/metrics | grep ^tuskfish_; live view: tuskfish -n finance status --watch"
+log "web view (read-only, live): http://127.0.0.1:$WEB_PORT/ns/finance"
 log "stop it all with: make demo-down"

@@ -30,7 +30,13 @@ ensure_tools() {
   local missing=()
   command -v curl >/dev/null || missing+=(curl)
   command -v openssl >/dev/null || missing+=(openssl)
-  if [ "${1:-}" = "--kubectl" ] && ! command -v kubectl >/dev/null; then missing+=(kubernetes-client); fi
+  for want in "$@"; do
+    case "$want" in
+      --kubectl) command -v kubectl >/dev/null || missing+=(kubernetes-client) ;;
+      # tests/web.rs drives Debian's Chromium through chromedriver.
+      --browser) command -v chromium >/dev/null && command -v chromedriver >/dev/null || missing+=(chromium chromium-driver) ;;
+    esac
+  done
   if [ ${#missing[@]} -gt 0 ]; then log "installing ${missing[*]}"; apt_install "${missing[@]}"; fi
 }
 

@@ -6,7 +6,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 # shellcheck source=hack/lib.sh
 . "$HERE/lib.sh"
-ensure_tools
+ensure_tools --browser
 TUSKFISH_HELM_PYTHON=$(ensure_helm_python)
 export TUSKFISH_HELM_PYTHON
 cd "$ROOT"

@@ -7,10 +7,12 @@ pub mod client;
 pub mod controller;
 pub mod duration;
 pub mod leader;
+pub mod matrix;
 pub mod plan;
 pub mod render;
 pub mod sim;
 pub mod telemetry;
+pub mod web;
 
 /// The CRDs as one multi-document YAML stream (what `crds/` holds).
 pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {

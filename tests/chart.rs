@@ -225,3 +225,17 @@ fn chart_webhook_is_optional_and_self_contained() {
         assert!(args.as_array().unwrap().iter().any(|x| x == a), "{a} not in {args}");
     }
 }
+
+#[test]
+fn chart_web_view_is_off_by_default_and_loopback_only() {
+    let args = |values: &str| -> Vec<String> {
+        let out = helm(&["template", "charts/tuskfish", "tf", "ops", values]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        let deploy = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+        serde_json::from_value(deploy["spec"]["template"]["spec"]["containers"][0]["args"].clone()).unwrap()
+    };
+    assert!(!args("{}").iter().any(|a| a.starts_with("--web-addr")), "off by default");
+    let on = args(r#"{"web": {"enabled": true, "port": 9000}}"#);
+    assert!(on.contains(&"--web-addr=127.0.0.1:9000".to_string()), "{on:?}");
+}

@@ -27,9 +27,9 @@ fn tuskfish(args: &[&str], log: &str) -> Proc {
     Proc(child)
 }
 
-fn replica(t: &TestNs, identity: &str, port: u16) -> Proc {
+fn replica(t: &TestNs, identity: &str, port: u16, extra: &[&str]) -> Proc {
     let addr = format!("127.0.0.1:{port}");
-    tuskfish(
+    let args = [
         &[
             "run",
             "--metrics-addr",
@@ -45,8 +45,10 @@ fn replica(t: &TestNs, identity: &str, port: u16) -> Proc {
             "--retry-period",
             "500ms",
         ],
-        &format!("tuskfish-{}-{identity}.log", t.ns),
-    )
+        extra,
+    ]
+    .concat();
+    tuskfish(&args, &format!("tuskfish-{}-{identity}.log", t.ns))
 }
 
 /// GET over plain HTTP/1.0 (no client library needed for three endpoints on loopback).
@@ -80,9 +82,12 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     let t = TestNs::without_operator("leader").await;
     let _sim = tuskfish(&["node-sim"], &format!("tuskfish-{}-sim.log", t.ns));
     let (port_a, port_b) = (free_port(), free_port());
-    let mut a = replica(&t, "replica-a", port_a);
+    let mut a = replica(&t, "replica-a", port_a, &[]);
     wait_holder(&t, Some("replica-a")).await;
-    let b = replica(&t, "replica-b", port_b);
+    // The standby also serves the web view, from the caches it keeps warm.
+    let web_port = free_port();
+    let web_addr = format!("127.0.0.1:{web_port}");
+    let b = replica(&t, "replica-b", port_b, &["--web-addr", &web_addr]);
     common::wait_listening(port_b, "the standby's metrics endpoint to answer").await;
 
     t.environment("dev", json!({})).await;
@@ -106,6 +111,13 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     let standby = get(port_b, "/metrics").await.1;
     assert_eq!(metric(&standby, "tuskfish_leader"), 0.0);
     assert_eq!(metric(&standby, "tuskfish_api_requests_total{kind=\"write\"}"), 0.0, "{standby}");
+    let page = get(web_port, &format!("/ns/{}", t.ns)).await;
+    assert_eq!(page.0, 200, "{}", page.1);
+    assert!(
+        page.1.contains(r#"data-release="pay-dev" data-app="pay" data-env="dev" data-version="1.0.0""#),
+        "{}",
+        page.1
+    );
     let leader = get(port_a, "/metrics").await.1;
     assert_eq!(metric(&leader, "tuskfish_leader"), 1.0);
     assert!(metric(&leader, "tuskfish_api_requests_total{kind=\"write\"}") > 0.0);
@@ -129,6 +141,14 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     t.wait_release("pay-dev", healthy_at("1.1.0")).await;
     let now_leader = get(port_b, "/metrics").await.1;
     assert_eq!(metric(&now_leader, "tuskfish_leader"), 1.0);
+    // Its cache hears of the rollout from its own watch, maybe a moment after the test did.
+    let release_page = format!("/ns/{}/releases/pay-dev", t.ns);
+    common::within("the web view shows the new rollout", async {
+        while !get(web_port, &release_page).await.1.contains("<td>1.1.0</td><td>Succeeded</td>") {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     assert!(metric(&now_leader, "tuskfish_api_requests_total{kind=\"write\"}") > 0.0);
 
     // SIGTERM: the replica finishes, gives the Lease up at once and exits 0.

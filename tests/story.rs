@@ -7,27 +7,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{TestNs, apply_yaml_file, healthy_at, within};
-use k8s_openapi::api::core::v1::Namespace;
+use common::{TestNs, apply_yaml_file, examples, healthy_at, within};
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use serde_json::json;
 use tuskfish::api::{Phase, Release, ReleaseStatus, find_condition};
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
-}
-
-async fn apply_dir(t: &TestNs, dir: &Path) {
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
-        apply_yaml_file(&t.client, f).await;
-    }
-}
 
 async fn wait(
     releases: &Api<Release>,
@@ -51,15 +36,7 @@ fn forward_port_missing(s: &ReleaseStatus) -> Option<(bool, String)> {
 #[tokio::test]
 async fn the_seed_story() {
     let t = TestNs::new("story").await;
-    // The examples use fixed namespaces: start from none of them (a reused test cluster may have them).
-    let namespaces: Api<Namespace> = Api::all(t.client.clone());
-    for ns in ["finance", "finance-dev-1-3", "finance-dev-1-4", "finance-test", "finance-prod"] {
-        if namespaces.delete(ns, &DeleteParams::default()).await.is_ok() {
-            let gone = await_condition(namespaces.clone(), ns, |n: Option<&Namespace>| n.is_none());
-            within("old example namespaces deleted", gone).await.unwrap();
-        }
-    }
-    apply_dir(&t, &examples()).await;
+    common::apply_examples(&t.client).await;
     let rel: Api<Release> = Api::namespaced(t.client.clone(), "finance");
 
     let prod = wait(&rel, "payments-prod", "prod runs the approved 1.3.9", healthy_at("1.3.9")).await;

@@ -4,7 +4,6 @@
 pub mod error;
 pub mod git;
 pub mod gitflow;
-pub mod matrix;
 pub mod operator;
 pub mod output;
 pub mod session;
@@ -93,6 +92,16 @@ enum Command {
         /// Redraw whenever something changes (from a watch, not polling).
         #[arg(short, long)]
         watch: bool,
+    },
+    /// Serve the read-only web view of the pipeline (live, from a watch; no write actions).
+    Web {
+        /// Where to listen. Loopback by default: reach it remotely through `kubectl port-forward`
+        /// or an SSH tunnel, not by binding a public address.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: std::net::SocketAddr,
+        /// Show every namespace's pipeline (default: only `-n` / the context's namespace).
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
     },
     /// Deploy a version to an environment (pins the Release; creates it if needed).
     Deploy {
@@ -301,6 +310,7 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
     let s = Session::connect(target, cli.namespace, cli.output).await?;
     match cli.command {
         Command::Status { watch } => verbs::status::status(&s, watch).await?,
+        Command::Web { addr, all_namespaces } => verbs::web::web(&s, addr, all_namespaces).await?,
         Command::Deploy { app, version, env, wait } => {
             verbs::deploy::deploy(&s, &app, &version, &env, wait.get()).await?
         }

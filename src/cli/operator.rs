@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// The webhook also refuses Releases whose Environment does not exist.
     #[arg(long)]
     webhook_strict: bool,
+    /// Serve the read-only web view of the pipeline here (`off` to serve nothing). Keep it on
+    /// loopback and reach it with `kubectl port-forward`: the page has no login of its own.
+    #[arg(long, default_value = "off", env = "TUSKFISH_WEB_ADDR")]
+    web_addr: String,
 }
 
 fn identity(explicit: Option<String>) -> String {
@@ -118,8 +122,19 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
         metrics,
     };
-    let stopped = crate::controller::run(client, settings, counter.counts(), shutdown).await;
-    for server in [server, webhook].into_iter().flatten() {
+    let operator = crate::controller::Operator::new(client, settings, counter.counts());
+    let web = match args.web_addr.as_str() {
+        "off" => None,
+        addr => {
+            let addr: SocketAddr = addr.parse().map_err(|e| format!("--web-addr {addr:?}: {e}"))?;
+            // Drawn from the operator's own caches: no extra watch, and a standby serves it too.
+            let server = crate::web::serve(addr, operator.view(), shutdown.clone()).await?;
+            info!(%addr, "serving the read-only web view");
+            Some(tokio::spawn(server))
+        }
+    };
+    let stopped = operator.run(shutdown).await;
+    for server in [server, webhook, web].into_iter().flatten() {
         server.abort();
     }
     match stopped {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
 use tracing::{debug, warn};
 
@@ -28,6 +28,7 @@ pub use context::{Context, Stores};
 pub use environment::{NamespaceClaim, claim_of};
 pub use error::Error;
 
+use crate::api::{AppVersion, Environment, Release};
 use crate::leader::{Elector, LeaderConfig};
 use crate::telemetry::{ControllerLabel, RequestCounts, SharedMetrics};
 
@@ -75,17 +76,70 @@ pub async fn run(
     requests: Arc<RequestCounts>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Stopped {
-    let (release_tx, release_rx) = mpsc::unbounded();
-    let (env_tx, env_rx) = mpsc::unbounded();
-    let (av_tx, av_rx) = mpsc::unbounded();
+    Operator::new(client, settings, requests).run(shutdown).await
+}
+
+/// The controllers with their watches set up but not yet running, so that read-only views can share
+/// the caches (see [`Operator::view`]).
+pub struct Operator {
+    client: Client,
+    settings: Settings,
+    requests: Arc<RequestCounts>,
+    watches: watch::Watches,
+    release_rx: mpsc::UnboundedReceiver<ObjectRef<Release>>,
+    env_rx: mpsc::UnboundedReceiver<ObjectRef<Environment>>,
+    av_rx: mpsc::UnboundedReceiver<ObjectRef<AppVersion>>,
+}
+
+impl Operator {
+    pub fn new(client: Client, settings: Settings, requests: Arc<RequestCounts>) -> Self {
+        let (release_tx, release_rx) = mpsc::unbounded();
+        let (env_tx, env_rx) = mpsc::unbounded();
+        let (av_tx, av_rx) = mpsc::unbounded();
+        let metrics = &settings.metrics;
+        let triggers = watch::Triggers {
+            releases: watch::Trigger::new(release_tx, metrics),
+            environments: watch::Trigger::new(env_tx, metrics),
+            app_versions: watch::Trigger::new(av_tx, metrics),
+            metrics: metrics.clone(),
+        };
+        let watches = watch::watches(&client, triggers, settings.watch_namespace.as_deref());
+        Self { client, settings, requests, watches, release_rx, env_rx, av_rx }
+    }
+
+    /// The pipeline as the operator's caches see it, for the web view: no extra watch, no API calls.
+    pub fn view(&self) -> crate::web::View {
+        let s = &self.watches.stores;
+        crate::web::View {
+            environments: s.environments.clone(),
+            releases: s.releases.clone(),
+            app_versions: s.app_versions.clone(),
+            revision: self.watches.revision.clone(),
+        }
+    }
+
+    /// Runs until `shutdown` resolves or, with leader election, until the Lease is lost.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Stopped {
+        let Self { client, settings, requests, watches: w, release_rx, env_rx, av_rx } = self;
+        run_controllers(client, settings, requests, w, (release_rx, env_rx, av_rx), shutdown).await
+    }
+}
+
+type Receivers = (
+    mpsc::UnboundedReceiver<ObjectRef<Release>>,
+    mpsc::UnboundedReceiver<ObjectRef<Environment>>,
+    mpsc::UnboundedReceiver<ObjectRef<AppVersion>>,
+);
+
+async fn run_controllers(
+    client: Client,
+    settings: Settings,
+    requests: Arc<RequestCounts>,
+    w: watch::Watches,
+    (release_rx, env_rx, av_rx): Receivers,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Stopped {
     let metrics = settings.metrics.clone();
-    let triggers = watch::Triggers {
-        releases: watch::Trigger::new(release_tx, &metrics),
-        environments: watch::Trigger::new(env_tx, &metrics),
-        app_versions: watch::Trigger::new(av_tx, &metrics),
-        metrics: metrics.clone(),
-    };
-    let w = watch::watches(&client, triggers, settings.watch_namespace.as_deref());
     let stores = w.stores.clone();
     let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
     let ctx = Arc::new(Context::new(client, stores.clone(), requests, metrics.clone()));
@@ -178,7 +232,7 @@ pub async fn run(
 async fn drive<K, F, Fut>(
     name: &'static str,
     store: Store<K>,
-    triggers: mpsc::UnboundedReceiver<kube::runtime::reflector::ObjectRef<K>>,
+    triggers: mpsc::UnboundedReceiver<ObjectRef<K>>,
     config: ControllerConfig,
     reconcile: F,
     ctx: Arc<Context>,

@@ -116,7 +116,7 @@ pub fn environment_of_namespace(meta: &ObjectMeta) -> Option<ObjectRef<Environme
 
 /// Watches `api` into a cache and calls `route` for every object seen (applied, deleted, or listed
 /// at (re)start). Returns the cache and the future that drives the watch.
-fn reflect<K>(
+pub(crate) fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     metrics: SharedMetrics,
@@ -168,9 +168,17 @@ where
     })
 }
 
+/// Tells readers of [`Watches::revision`] that a cache changed (they may have gone: no error).
+pub(crate) fn bump(changed: &tokio::sync::watch::Sender<u64>) {
+    changed.send_modify(|r| *r = r.wrapping_add(1));
+}
+
 /// Everything the watches produce: the caches, and the futures that keep them current.
 pub struct Watches {
     pub stores: Stores,
+    /// Bumped after every change to a Release, Environment or AppVersion in the caches, so that
+    /// read-only views (the web page) redraw on change without asking the API server.
+    pub revision: tokio::sync::watch::Receiver<u64>,
     pub drivers: Vec<futures::future::BoxFuture<'static, ()>>,
 }
 
@@ -191,15 +199,18 @@ where
 pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> Watches {
     let m = triggers.metrics.clone();
     let all = watcher::Config::default();
+    let (revision_tx, revision) = tokio::sync::watch::channel(0u64);
+    let changed = std::sync::Arc::new(revision_tx);
     let managed = watcher::Config::default().labels(&managed_selector());
 
     // Releases are needed by the mappers of other kinds, so their cache is built first.
-    let t = triggers.clone();
+    let (t, c) = (triggers.clone(), changed.clone());
     let (releases, releases_fut) = reflect(
         scoped::<Release>(client, namespace),
         all.clone(),
         m.clone(),
         move |r: &Release, rs: &Store<Release>| {
+            bump(&c);
             t.releases.send(ObjectRef::from_obj(r));
             // Promotion and forward-port checks read the other Releases of the same app.
             releases_of_same_app(rs, r).into_iter().for_each(|d| t.releases.send(d));
@@ -209,23 +220,25 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         },
     );
 
-    let (t, rs) = (triggers.clone(), releases.clone());
+    let (t, rs, c) = (triggers.clone(), releases.clone(), changed.clone());
     let (environments, env_fut) = reflect(
         scoped::<Environment>(client, namespace),
         all.clone(),
         m.clone(),
         move |e: &Environment, _: &Store<Environment>| {
+            bump(&c);
             t.environments.send(ObjectRef::from_obj(e));
             releases_for_environment(&rs, e).into_iter().for_each(|r| t.releases.send(r));
         },
     );
 
-    let (t, rs) = (triggers.clone(), releases.clone());
+    let (t, rs, c) = (triggers.clone(), releases.clone(), changed);
     let (app_versions, av_fut) = reflect(
         scoped::<AppVersion>(client, namespace),
         all.clone(),
         m.clone(),
         move |av: &AppVersion, _: &Store<AppVersion>| {
+            bump(&c);
             t.app_versions.send(ObjectRef::from_obj(av));
             releases_for_app_version(&rs, av).into_iter().for_each(|r| t.releases.send(r));
         },
@@ -265,6 +278,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
 
     Watches {
         stores: Stores { releases, environments, app_versions, deployments, stateful_sets, approvals },
+        revision,
         drivers: vec![
             Box::pin(releases_fut),
             Box::pin(env_fut),

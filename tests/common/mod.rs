@@ -338,6 +338,28 @@ pub async fn apply_yaml_file(client: &Client, path: &std::path::Path) {
     }
 }
 
+/// `examples/` of the repository (what the README and `make demo` apply).
+pub fn examples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Applies the seed story of `examples/` (its top level, in file order) from a clean slate: the
+/// examples use fixed namespaces, which a reused test cluster may still hold.
+pub async fn apply_examples(client: &Client) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in ["finance", "finance-dev-1-3", "finance-dev-1-4", "finance-test", "finance-prod"] {
+        if namespaces.delete(ns, &DeleteParams::default()).await.is_ok() {
+            let gone = await_condition(namespaces.clone(), ns, |n: Option<&Namespace>| n.is_none());
+            within("old example namespaces deleted", gone).await.unwrap();
+        }
+    }
+    let mut files: Vec<_> = std::fs::read_dir(examples()).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
+        apply_yaml_file(client, f).await;
+    }
+}
+
 pub fn merge(base: &mut Value, extra: Value) {
     match (base, extra) {
         (Value::Object(b), Value::Object(e)) => {

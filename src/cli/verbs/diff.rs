@@ -1,9 +1,9 @@
 //! `diff ENV_A ENV_B`: versions and change ids that differ, and forward-port gaps.
 
 use crate::cli::error::CliResult;
-use crate::cli::matrix::{DiffRow, diff as diff_rows};
 use crate::cli::output::{self, Cell, Style, table};
 use crate::cli::session::Session;
+use crate::matrix::{DiffRow, diff as diff_rows};
 
 /// Prints the difference; `Ok(true)` when the environments differ.
 pub async fn diff(s: &Session, a: &str, b: &str) -> CliResult<bool> {

@@ -7,3 +7,4 @@ pub mod freeze;
 pub mod history;
 pub mod status;
 pub mod version;
+pub mod web;

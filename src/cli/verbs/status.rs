@@ -9,9 +9,9 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use crate::api::{Environment, Phase, Release};
 use crate::cli::error::{CliError, CliResult};
-use crate::cli::matrix::{CellState, Matrix, PendingKind, matrix};
 use crate::cli::output::{self, Cell, Output, Style, table};
 use crate::cli::session::Session;
+use crate::matrix::{CellState, Matrix, PendingKind, Tone, matrix};
 
 pub async fn status(s: &Session, watch: bool) -> CliResult<()> {
     if watch {
@@ -35,11 +35,11 @@ pub fn cell_text(c: &CellState) -> (String, Style) {
     if c.forward_port_missing.is_some() {
         text.push_str(", forward-port missing");
     }
-    let style = match c.phase {
-        Some(Phase::Healthy) if c.pending.is_none() && c.forward_port_missing.is_none() => Style::Good,
-        Some(Phase::Healthy | Phase::Progressing) => Style::Busy,
-        Some(Phase::Degraded | Phase::Failed) => Style::Bad,
-        Some(Phase::Pending) | None => Style::Muted,
+    let style = match c.tone() {
+        Tone::Good => Style::Good,
+        Tone::Busy => Style::Busy,
+        Tone::Bad => Style::Bad,
+        Tone::Muted => Style::Muted,
     };
     (text, style)
 }
@@ -167,7 +167,7 @@ async fn watch_status(s: &Session) -> CliResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::matrix::Pending;
+    use crate::matrix::Pending;
 
     fn cell(phase: Phase, pending: Option<(PendingKind, &str)>) -> CellState {
         CellState {

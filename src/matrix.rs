@@ -1,5 +1,6 @@
 //! The pipeline as data: environments in pipeline order, apps × environments cells, and the
-//! difference between two environments. Pure functions over the listed objects.
+//! difference between two environments. Pure functions over the listed objects, shared by the CLI
+//! (`status`, `diff`) and the web view.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,6 +59,42 @@ pub struct CellState {
     /// When the newest rollout started (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_rollout: Option<String>,
+}
+
+/// How a cell looks at a glance: the CLI colours it, the web view styles it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    /// Healthy, nothing waiting.
+    Good,
+    /// Healthy or progressing with something under way or waiting.
+    Busy,
+    Bad,
+    /// Nothing has run yet.
+    Muted,
+}
+
+impl Tone {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tone::Good => "good",
+            Tone::Busy => "busy",
+            Tone::Bad => "bad",
+            Tone::Muted => "muted",
+        }
+    }
+}
+
+impl CellState {
+    pub fn tone(&self) -> Tone {
+        match self.phase {
+            Some(Phase::Healthy) if self.pending.is_none() && self.forward_port_missing.is_none() => {
+                Tone::Good
+            }
+            Some(Phase::Healthy | Phase::Progressing) => Tone::Busy,
+            Some(Phase::Degraded | Phase::Failed) => Tone::Bad,
+            Some(Phase::Pending) | None => Tone::Muted,
+        }
+    }
 }
 
 /// What waits in a cell.

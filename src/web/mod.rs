@@ -1,0 +1,177 @@
+//! The read-only web view: the pipeline matrix, a Release's history and change ids, and the
+//! difference between two environments, drawn from watch caches (the operator's own, or those of
+//! `tuskfish web`) and pushed to open pages with server-sent events. No write action exists here:
+//! every route is a GET that reads a cache.
+
+mod live;
+pub mod page;
+pub mod pages;
+mod source;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+
+use crate::api::{AppVersion, Environment, Release};
+pub use page::Page;
+use pages::{Pipeline, Rendered, Snapshot};
+pub use source::watch;
+
+/// What the pages are drawn from: caches and a counter bumped on every change to them.
+#[derive(Clone)]
+pub struct View {
+    pub environments: Store<Environment>,
+    pub releases: Store<Release>,
+    pub app_versions: Store<AppVersion>,
+    pub revision: tokio::sync::watch::Receiver<u64>,
+}
+
+impl View {
+    /// True once every cache has its first full list (an empty page before that would lie).
+    pub async fn ready(&self) -> bool {
+        let (e, r, a) = futures::join!(
+            self.environments.wait_until_ready(),
+            self.releases.wait_until_ready(),
+            self.app_versions.wait_until_ready()
+        );
+        e.is_ok() && r.is_ok() && a.is_ok()
+    }
+
+    fn snapshot(&self, namespace: &str) -> Snapshot {
+        Snapshot {
+            namespace: namespace.to_string(),
+            environments: in_namespace(&self.environments, namespace),
+            releases: in_namespace(&self.releases, namespace),
+            app_versions: in_namespace(&self.app_versions, namespace),
+        }
+    }
+
+    fn pipelines(&self) -> Vec<Pipeline> {
+        let mut by_ns: std::collections::BTreeMap<String, Pipeline> = Default::default();
+        for e in self.environments.state() {
+            let ns = e.namespace().unwrap_or_default();
+            by_ns
+                .entry(ns.clone())
+                .or_insert_with(|| Pipeline { namespace: ns, environments: 0, releases: 0 })
+                .environments += 1;
+        }
+        for r in self.releases.state() {
+            if let Some(p) = by_ns.get_mut(&r.namespace().unwrap_or_default()) {
+                p.releases += 1;
+            }
+        }
+        by_ns.into_values().collect()
+    }
+
+    /// The page as of now.
+    pub fn render(&self, page: &Page, now: Timestamp) -> Rendered {
+        match page {
+            Page::Index => pages::index(&self.pipelines()),
+            Page::Pipeline { namespace } => pages::pipeline(&self.snapshot(namespace), now),
+            Page::Release { namespace, name } => pages::release(&self.snapshot(namespace), name),
+            Page::Diff { namespace, a, b } => {
+                pages::diff_page(&self.snapshot(namespace), a.as_deref(), b.as_deref(), now)
+            }
+        }
+    }
+}
+
+fn in_namespace<K>(store: &Store<K>, namespace: &str) -> Vec<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state()
+        .iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        .map(|o| (**o).clone())
+        .collect()
+}
+
+/// How long a request waits for the caches' first list before answering 503.
+const READY_WAIT: Duration = Duration::from_secs(10);
+
+async fn page(State(view): State<View>, method: Method, uri: Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")], "read-only\n")
+            .into_response();
+    }
+    let Some(page) = Page::parse(uri.path(), uri.query()) else {
+        let r = pages::not_found(&format!("Nothing lives at {}.", uri.path()));
+        return (StatusCode::NOT_FOUND, pages::document(&Page::Index, &r, false)).into_response();
+    };
+    if !matches!(tokio::time::timeout(READY_WAIT, view.ready()).await, Ok(true)) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the caches have not listed yet; retry in a moment\n")
+            .into_response();
+    }
+    let r = view.render(&page, Timestamp::now());
+    let status = if r.found { StatusCode::OK } else { StatusCode::NOT_FOUND };
+    (status, pages::document(&page, &r, true)).into_response()
+}
+
+async fn events(State(view): State<View>, uri: Uri) -> Response {
+    let path = uri.path().strip_prefix(page::EVENTS_PREFIX).unwrap_or_default();
+    match Page::parse(path, uri.query()) {
+        Some(page) => live::stream(view, page).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such page\n").into_response(),
+    }
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Only our own files, no inline code, no framing: a page of cluster names and messages can
+/// neither run injected script nor be embedded elsewhere.
+async fn harden(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+pub fn router(view: View) -> Router {
+    Router::new()
+        .route(
+            "/assets/style.css",
+            get(|| async { asset("text/css; charset=utf-8", include_str!("assets/style.css")) }),
+        )
+        .route(
+            "/assets/live.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("assets/live.js")) }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(&format!("{}/{{*page}}", page::EVENTS_PREFIX), get(events))
+        .route(&format!("{}/", page::EVENTS_PREFIX), get(events))
+        .fallback(page)
+        .layer(axum::middleware::map_response(harden))
+        .with_state(view)
+}
+
+/// Binds `addr` (a taken port fails at start) and returns the server to run until `shutdown`.
+pub async fn serve(
+    addr: SocketAddr,
+    view: View,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<impl std::future::Future<Output = std::io::Result<()>>, std::io::Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding the web view {addr}: {e}")))?;
+    let app = router(view);
+    Ok(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await })
+}

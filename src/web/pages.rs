@@ -1,0 +1,400 @@
+//! The pages as HTML, from plain data: pure functions, so what a viewer sees is table-tested.
+//! maud escapes every interpolated value, so names, messages and change titles from the cluster
+//! cannot inject markup.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+use maud::{DOCTYPE, Markup, html};
+
+use super::page::Page;
+use crate::api::{AppVersion, Change, Phase, Release, RolloutResult, find_condition};
+use crate::matrix::{CellState, DiffRow, Matrix, PendingKind, diff, matrix};
+
+/// One namespace's objects, as cached.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub namespace: String,
+    pub environments: Vec<crate::api::Environment>,
+    pub releases: Vec<Release>,
+    pub app_versions: Vec<AppVersion>,
+}
+
+impl Snapshot {
+    fn app_version(&self, app: &str, version: &str) -> Option<&AppVersion> {
+        self.app_versions.iter().find(|av| av.spec.app == app && av.spec.version == version)
+    }
+}
+
+/// A namespace on the index page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pipeline {
+    pub namespace: String,
+    pub environments: usize,
+    pub releases: usize,
+}
+
+/// A rendered page: its title and the part that live updates replace.
+pub struct Rendered {
+    pub title: String,
+    pub body: Markup,
+    pub found: bool,
+}
+
+/// The whole document around `body`; with `live`, open pages follow the page's update stream.
+pub fn document(page: &Page, r: &Rendered, live: bool) -> Markup {
+    let ns = page.namespace();
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (r.title) " · tuskfish" }
+                link rel="stylesheet" href="/assets/style.css";
+                script src="/assets/live.js" defer {}
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "tuskfish" }
+                    @if let Some(ns) = ns {
+                        nav aria-label="Views" {
+                            a href=(Page::Pipeline { namespace: ns.to_string() }.href()) { "Pipeline" }
+                            a href=(Page::Diff { namespace: ns.to_string(), a: None, b: None }.href()) { "Diff" }
+                        }
+                    }
+                    span #live-status role="status" aria-live="polite" { "read-only" }
+                }
+                main #live data-events=[live.then(|| page.events_href())] { (r.body) }
+                noscript { p.hint { "Without JavaScript this page does not update by itself: reload it." } }
+            }
+        }
+    }
+}
+
+pub fn not_found(what: &str) -> Rendered {
+    Rendered {
+        title: "Not found".into(),
+        body: html! { h1 { "Not found" } p { (what) } p { a href="/" { "All pipelines" } } },
+        found: false,
+    }
+}
+
+pub fn index(pipelines: &[Pipeline]) -> Rendered {
+    let body = html! {
+        h1 { "Pipelines" }
+        @if pipelines.is_empty() {
+            p.empty { "No Environments yet. Apply one (see the README) and it appears here." }
+        } @else {
+            ul.pipelines {
+                @for p in pipelines {
+                    li {
+                        a href=(Page::Pipeline { namespace: p.namespace.clone() }.href()) { code { (p.namespace) } }
+                        " — " (p.environments) " environments, " (p.releases) " releases"
+                    }
+                }
+            }
+        }
+    };
+    Rendered { title: "Pipelines".into(), body, found: true }
+}
+
+/// RFC 3339 → `2026-11-25 10:31 UTC` (the raw value stays in `datetime`).
+fn short_time(t: &str) -> String {
+    t.parse::<Timestamp>().map_or_else(|_| t.to_string(), |ts| ts.strftime("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+fn phase_label(p: Option<Phase>) -> &'static str {
+    p.map_or("Pending", Phase::as_str)
+}
+
+fn cell(ns: &str, app: &str, env: &str, c: &CellState) -> Markup {
+    let href = Page::Release { namespace: ns.to_string(), name: c.release.clone() }.href();
+    html! {
+        td class={ "cell " (c.tone().as_str()) }
+            data-release=(c.release) data-app=(app) data-env=(env)
+            data-version=(c.version.as_deref().unwrap_or("")) data-phase=(phase_label(c.phase)) {
+            a href=(href) title={ "History and change ids of " (c.release) } {
+                span.version { (c.version.as_deref().unwrap_or("–")) }
+                " "
+                span.phase { (phase_label(c.phase)) }
+                @if let Some(p) = &c.pending {
+                    span.pending {
+                        @match p.what {
+                            PendingKind::RollingBack => { "rolling back to " (p.version.as_deref().unwrap_or("?")) },
+                            what => { (p.version.as_deref().unwrap_or("?")) " " (what.label()) },
+                        }
+                    }
+                }
+                @if c.forward_port_missing.is_some() {
+                    span.warning { "forward-port missing" }
+                }
+                @if let Some(t) = &c.last_rollout {
+                    time datetime=(t) { "rolled out " (short_time(t)) }
+                }
+            }
+        }
+    }
+}
+
+fn env_options(m: &Matrix, selected: Option<&str>) -> Markup {
+    html! {
+        @for e in &m.environments {
+            option value=(e.name) selected[selected == Some(e.name.as_str())] { (e.name) }
+        }
+    }
+}
+
+fn diff_form(m: &Matrix, a: Option<&str>, b: Option<&str>) -> Markup {
+    html! {
+        form.diff action=(Page::Diff { namespace: m.namespace.clone(), a: None, b: None }.href()) method="get" {
+            label { "Compare " select name="a" { (env_options(m, a)) } }
+            label { " with " select name="b" { (env_options(m, b)) } }
+            " "
+            button type="submit" { "Show difference" }
+        }
+    }
+}
+
+/// Notes below the matrix: gates per environment and every waiting or broken cell's message.
+fn notes(m: &Matrix) -> Vec<String> {
+    let mut notes = Vec::new();
+    for row in &m.apps {
+        for env in &m.environments {
+            let Some(c) = row.environments.get(&env.name) else { continue };
+            if let Some(msg) = &c.message {
+                notes.push(format!("{} in {}: {msg}", row.app, env.name));
+            } else if let Some(p) = c.pending.as_ref().filter(|p| p.what != PendingKind::RollingOut) {
+                notes.push(format!("{} in {}: {}", row.app, env.name, p.message));
+            }
+            if let Some(f) = &c.forward_port_missing {
+                notes.push(format!("{} in {}: {f}", row.app, env.name));
+            }
+        }
+    }
+    notes
+}
+
+pub fn pipeline(s: &Snapshot, now: Timestamp) -> Rendered {
+    let m = matrix(&s.namespace, &s.environments, &s.releases, now);
+    let ns = &m.namespace;
+    let body = html! {
+        h1 { "Pipeline " code { (ns) } }
+        @if m.environments.is_empty() {
+            p.empty { "No Environments in namespace " code { (ns) } " yet." }
+        } @else {
+            table.matrix {
+                caption { "Apps × environments in pipeline order. Select a cell for its history and change ids." }
+                thead {
+                    tr {
+                        th scope="col" { "App" }
+                        @for e in &m.environments {
+                            th scope="col" data-env=(e.name) {
+                                span.env { (e.name) }
+                                " "
+                                span.tier { (e.tier.as_str()) }
+                                @if e.approval_required {
+                                    " " span.badge.approval title="Every version needs an Approval here" { "approval" }
+                                }
+                                @if let Some(f) = &e.frozen {
+                                    " " span.badge.frozen title={ "Frozen " (f) } { "frozen " (f) }
+                                }
+                            }
+                        }
+                    }
+                }
+                tbody {
+                    @for row in &m.apps {
+                        tr {
+                            th scope="row" { (row.app) }
+                            @for e in &m.environments {
+                                @match row.environments.get(&e.name) {
+                                    Some(c) => (cell(ns, &row.app, &e.name, c)),
+                                    None => td.none { span.sr-only { "no Release" } "–" },
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if m.apps.is_empty() {
+                p.empty { "No Releases yet." }
+            }
+            @let notes = notes(&m);
+            @if !notes.is_empty() {
+                section.notes aria-label="Gates and messages" {
+                    h2 { "Waiting and warnings" }
+                    ul { @for n in &notes { li { (n) } } }
+                }
+            }
+            (diff_form(&m, m.environments.first().map(|e| e.name.as_str()), m.environments.get(1).map(|e| e.name.as_str())))
+        }
+    };
+    Rendered { title: format!("Pipeline {ns}"), body, found: true }
+}
+
+/// What the Release runs from: a pin, a tracked range or an upstream Environment.
+fn source(r: &Release) -> String {
+    match (&r.spec.version, &r.spec.track, &r.spec.promote_from) {
+        (Some(v), _, _) => format!("pinned to {v}"),
+        (_, Some(t), _) => format!("tracks {t}"),
+        (_, _, Some(p)) => format!("promoted from {}", p.environment),
+        _ => "no version source".into(),
+    }
+}
+
+fn change_ids(av: Option<&AppVersion>) -> Markup {
+    html! {
+        @match av {
+            Some(av) if !av.spec.changes.is_empty() => {
+                @for (i, c) in av.spec.changes.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    span.change title=(c.title.as_deref().unwrap_or("")) { (c.id) }
+                }
+            },
+            _ => "–",
+        }
+    }
+}
+
+pub fn release(s: &Snapshot, name: &str) -> Rendered {
+    let Some(r) = s.releases.iter().find(|r| r.name_any() == name) else {
+        return not_found(&format!("No Release {name} in namespace {}.", s.namespace));
+    };
+    let status = r.status.clone().unwrap_or_default();
+    let c = crate::matrix::cell(r);
+    let running = status.current_version.as_deref();
+    let running_av = running.and_then(|v| s.app_version(&r.spec.app, v));
+    // Titles and types of the running change ids, where the AppVersion is cached.
+    let known: BTreeMap<&str, &Change> =
+        running_av.map(|av| av.spec.changes.iter().map(|c| (c.id.as_str(), c)).collect()).unwrap_or_default();
+    let ready = find_condition(&status.conditions, "Ready");
+    let body = html! {
+        p.crumbs { a href=(Page::Pipeline { namespace: s.namespace.clone() }.href()) { "← pipeline " (s.namespace) } }
+        h1 { (r.spec.app) " in " (r.spec.environment) }
+        dl.summary {
+            dt { "Running" } dd { (running.unwrap_or("nothing yet")) }
+            dt { "Phase" } dd class=(c.tone().as_str()) { (phase_label(status.phase)) }
+            dt { "Source" } dd { (source(r)) }
+            @if let Some(p) = &c.pending {
+                dt { "Waiting" } dd { (p.version.as_deref().unwrap_or("")) " " (p.what.label()) ": " (p.message) }
+            }
+            @if let Some(ready) = ready.filter(|c| c.status != "True" && !c.message.is_empty()) {
+                dt { "Ready" } dd { (ready.message) }
+            }
+            @if let Some(f) = &c.forward_port_missing {
+                dt { "Forward-port" } dd.bad { (f) }
+            }
+            @if !status.failed_versions.is_empty() {
+                dt { "Failed here" } dd { (status.failed_versions.join(", ")) }
+            }
+        }
+        h2 { "Change ids in " (running.unwrap_or("the running version")) }
+        @if status.changes.is_empty() {
+            p.empty { "None recorded." }
+        } @else {
+            table.changes {
+                thead { tr { th scope="col" { "Id" } th scope="col" { "Type" } th scope="col" { "Title" } } }
+                tbody {
+                    @for id in &status.changes {
+                        @let change = known.get(id.as_str());
+                        tr {
+                            td { code { (id) } }
+                            td { (change.and_then(|c| c.type_.as_deref()).unwrap_or("")) }
+                            td { (change.and_then(|c| c.title.as_deref()).unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "History" }
+        @if status.history.is_empty() {
+            p.empty { "Nothing rolled out yet." }
+        } @else {
+            table.history {
+                thead { tr {
+                    th scope="col" { "Version" } th scope="col" { "Result" } th scope="col" { "Started" }
+                    th scope="col" { "Finished" } th scope="col" { "Message" } th scope="col" { "Change ids" }
+                } }
+                tbody {
+                    @for h in &status.history {
+                        @let started = h.started_at.0.to_string();
+                        tr class=(result_tone(h.result)) {
+                            td { (h.version) }
+                            td { (format!("{:?}", h.result)) }
+                            td { time datetime=(started) { (short_time(&started)) } }
+                            td { @match &h.finished_at {
+                                Some(t) => { @let t = t.0.to_string(); time datetime=(t) { (short_time(&t)) } },
+                                None => "–",
+                            } }
+                            td { (h.message.as_deref().unwrap_or("")) }
+                            td { (change_ids(s.app_version(&r.spec.app, &h.version))) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Rendered { title: format!("{} in {}", r.spec.app, r.spec.environment), body, found: true }
+}
+
+fn result_tone(r: RolloutResult) -> &'static str {
+    match r {
+        RolloutResult::Succeeded => "good",
+        RolloutResult::Progressing => "busy",
+        RolloutResult::Failed => "bad",
+        RolloutResult::Superseded => "muted",
+    }
+}
+
+fn diff_row(r: &DiffRow) -> Markup {
+    html! {
+        tr class=(if r.differs() { "differs" } else { "same" }) data-app=(r.app) {
+            th scope="row" { (r.app) }
+            td { (r.a.as_deref().unwrap_or("–")) }
+            td { (r.b.as_deref().unwrap_or("–")) }
+            td { (r.only_in_a.join(", ")) }
+            td { (r.only_in_b.join(", ")) }
+            td.bad { (r.forward_port_missing.join("; ")) }
+        }
+    }
+}
+
+pub fn diff_page(s: &Snapshot, a: Option<&str>, b: Option<&str>, now: Timestamp) -> Rendered {
+    let m = matrix(&s.namespace, &s.environments, &s.releases, now);
+    let mut order = m.environments.iter().map(|e| e.name.as_str());
+    // Without a choice, compare the first two environments of the pipeline.
+    let a = a.or_else(|| order.next());
+    let b = b.or_else(|| order.next());
+    let unknown: Vec<&str> =
+        [a, b].into_iter().flatten().filter(|n| !m.environments.iter().any(|e| e.name == *n)).collect();
+    let body = html! {
+        p.crumbs { a href=(Page::Pipeline { namespace: s.namespace.clone() }.href()) { "← pipeline " (s.namespace) } }
+        h1 { "Difference " (a.unwrap_or("?")) " → " (b.unwrap_or("?")) }
+        (diff_form(&m, a, b))
+        @if !unknown.is_empty() {
+            p.error role="alert" { "No Environment named " (unknown.join(", ")) " in namespace " (s.namespace) "." }
+        } @else if let (Some(a), Some(b)) = (a, b) {
+            @let rows = diff(a, b, &s.releases);
+            @if rows.is_empty() {
+                p.empty { "No app runs in " (a) " or " (b) "." }
+            } @else {
+                table.diff {
+                    thead { tr {
+                        th scope="col" { "App" } th scope="col" { (a) } th scope="col" { (b) }
+                        th scope="col" { "Only in " (a) } th scope="col" { "Only in " (b) }
+                        th scope="col" { "Forward-port" }
+                    } }
+                    tbody { @for r in &rows { (diff_row(r)) } }
+                }
+            }
+        } @else {
+            p.empty { "Two Environments are needed for a difference." }
+        }
+    };
+    Rendered { title: format!("Diff {} → {}", a.unwrap_or("?"), b.unwrap_or("?")), body, found: true }
+}
+
+#[cfg(test)]
+mod tests;

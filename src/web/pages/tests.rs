@@ -1,0 +1,199 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::*;
+use crate::api::{
+    AppVersionSpec, Condition, Environment, EnvironmentSpec, FreezeWindow, HistoryEntry, ReleaseSpec,
+    ReleaseStatus, Tier,
+};
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn env(name: &str, tier: Tier) -> Environment {
+    let mut e = Environment::new(
+        name,
+        EnvironmentSpec {
+            namespace: format!("finance-{name}"),
+            tier,
+            version_line: None,
+            variables: Default::default(),
+            approval: None,
+            freeze_windows: vec![],
+        },
+    );
+    e.metadata.namespace = Some("finance".into());
+    e
+}
+
+fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> HistoryEntry {
+    HistoryEntry {
+        version: version.into(),
+        started_at: Time(ts("2026-11-25T10:31:00Z")),
+        finished_at: Some(Time(ts("2026-11-25T10:32:00Z"))),
+        result,
+        message: message.map(Into::into),
+    }
+}
+
+fn release_of(app: &str, env: &str, status: ReleaseStatus) -> Release {
+    let mut r = Release::new(
+        &format!("{app}-{env}"),
+        ReleaseSpec {
+            app: app.into(),
+            environment: env.into(),
+            version: Some("1.3.9".into()),
+            ..Default::default()
+        },
+    );
+    r.metadata.namespace = Some("finance".into());
+    r.status = Some(status);
+    r
+}
+
+fn healthy(version: &str) -> ReleaseStatus {
+    ReleaseStatus {
+        phase: Some(Phase::Healthy),
+        current_version: Some(version.into()),
+        changes: vec!["FIN-101".into()],
+        history: vec![entry(version, RolloutResult::Succeeded, Some("approved by maria.keller: CAB-7"))],
+        ..Default::default()
+    }
+}
+
+fn app_version(app: &str, version: &str, title: &str) -> AppVersion {
+    let mut av = AppVersion::new(
+        &format!("{app}-{version}"),
+        AppVersionSpec {
+            app: app.into(),
+            version: version.into(),
+            changes: vec![Change {
+                id: "FIN-101".into(),
+                title: Some(title.into()),
+                type_: Some("story".into()),
+            }],
+            ..Default::default()
+        },
+    );
+    av.metadata.namespace = Some("finance".into());
+    av
+}
+
+fn snapshot() -> Snapshot {
+    let mut prod = env("prod", Tier::Prod);
+    prod.spec.approval = Some(crate::api::ApprovalPolicy::Required);
+    prod.spec.freeze_windows = vec![FreezeWindow {
+        start: Some("2026-11-25T00:00:00Z".into()),
+        end: Some("2026-11-26T00:00:00Z".into()),
+        reason: Some("month-end close".into()),
+        ..Default::default()
+    }];
+    let held = ReleaseStatus {
+        held_version: Some("1.3.10".into()),
+        conditions: vec![Condition {
+            type_: "Held".into(),
+            status: "True".into(),
+            reason: "AwaitingApproval".into(),
+            message: "1.3.10 needs an Approval".into(),
+            last_transition_time: Time(ts("2026-11-25T10:00:00Z")),
+            observed_generation: None,
+        }],
+        ..healthy("1.3.9")
+    };
+    Snapshot {
+        namespace: "finance".into(),
+        environments: vec![prod, env("dev", Tier::Dev)],
+        releases: vec![
+            release_of("payments", "dev", healthy("1.3.10")),
+            release_of("payments", "prod", held),
+        ],
+        app_versions: vec![app_version("payments", "1.3.9", "<script>alert('x')</script> FX rounding")],
+    }
+}
+
+const NOW: &str = "2026-11-25T12:00:00Z";
+
+#[test]
+fn matrix_cells_in_pipeline_order_with_gates() {
+    let html = pipeline(&snapshot(), ts(NOW)).body.into_string();
+    let dev = html.find(r#"data-env="dev""#).unwrap();
+    let prod = html.find(r#"data-env="prod""#).unwrap();
+    assert!(dev < prod, "dev comes before prod: {html}");
+    for expected in [
+        r#"data-release="payments-dev" data-app="payments" data-env="dev" data-version="1.3.10" data-phase="Healthy""#,
+        r#"href="/ns/finance/releases/payments-prod""#,
+        "1.3.10 awaiting approval",
+        "frozen until 2026-11-26T00:00:00Z (month-end close)",
+        r#"class="cell busy""#,
+        r#"class="cell good""#,
+        "payments in prod: 1.3.10 needs an Approval",
+        r#"<time datetime="2026-11-25T10:31:00Z">rolled out 2026-11-25 10:31 UTC</time>"#,
+        r#"<option value="dev" selected>dev</option>"#,
+    ] {
+        assert!(html.contains(expected), "missing {expected}: {html}");
+    }
+}
+
+#[test]
+fn the_frozen_badge_goes_when_the_window_ends() {
+    let html = pipeline(&snapshot(), ts("2026-11-27T00:00:00Z")).body.into_string();
+    assert!(!html.contains("frozen"), "{html}");
+}
+
+#[test]
+fn empty_namespace_says_so() {
+    let s = Snapshot { namespace: "nobody".into(), ..Default::default() };
+    let html = pipeline(&s, ts(NOW)).body.into_string();
+    assert!(html.contains("No Environments in namespace <code>nobody</code> yet."), "{html}");
+}
+
+#[test]
+fn release_page_has_history_and_change_ids_escaped() {
+    let r = release(&snapshot(), "payments-prod");
+    assert!(r.found);
+    let html = r.body.into_string();
+    for expected in [
+        "payments in prod",
+        "pinned to 1.3.9",
+        "awaiting approval: 1.3.10 needs an Approval",
+        "<code>FIN-101</code>",
+        "&lt;script&gt;alert('x')&lt;/script&gt; FX rounding",
+        "approved by maria.keller: CAB-7",
+        r#"<span class="change" title="&lt;script&gt;alert('x')&lt;/script&gt; FX rounding">FIN-101</span>"#,
+    ] {
+        assert!(html.contains(expected), "missing {expected}: {html}");
+    }
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!release(&snapshot(), "nope").found);
+}
+
+#[test]
+fn diff_page_compares_and_names_unknown_environments() {
+    let html = diff_page(&snapshot(), None, None, ts(NOW)).body.into_string();
+    assert!(html.contains("Difference dev → prod"), "defaults to the first two in pipeline order: {html}");
+    assert!(html.contains(r#"<tr class="differs" data-app="payments">"#), "{html}");
+    let html = diff_page(&snapshot(), Some("dev"), Some("nowhere"), ts(NOW)).body.into_string();
+    assert!(html.contains("No Environment named nowhere in namespace finance."), "{html}");
+}
+
+#[test]
+fn document_is_live_only_when_asked() {
+    let page = Page::Pipeline { namespace: "finance".into() };
+    let r = pipeline(&snapshot(), ts(NOW));
+    let live = document(&page, &r, true).into_string();
+    assert!(live.contains(r#"<main id="live" data-events="/events/ns/finance">"#), "{live}");
+    assert!(live.contains(r#"<script src="/assets/live.js" defer></script>"#));
+    let still = document(&page, &r, false).into_string();
+    assert!(!still.contains("data-events"), "{still}");
+}
+
+#[test]
+fn index_lists_pipelines() {
+    let html =
+        index(&[Pipeline { namespace: "finance".into(), environments: 4, releases: 5 }]).body.into_string();
+    assert!(
+        html.contains(r#"<a href="/ns/finance"><code>finance</code></a> — 4 environments, 5 releases"#),
+        "{html}"
+    );
+    assert!(index(&[]).body.into_string().contains("No Environments yet"));
+}

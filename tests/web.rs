@@ -1,0 +1,256 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! The web view in a real browser: the seed story from `examples/`, `tuskfish web` serving it, and
+//! headless Chromium (Debian's `chromium` + `chromium-driver`, driven over WebDriver) reading the
+//! matrix, following a change without reloading, opening a Release's history and the diff view.
+//! Screenshots land in `target/tmp/web/`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{TestNs, apply_examples, apply_yaml_file, examples, free_port, wait_listening, within};
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use tuskfish::api::{Environment, Phase, Release};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+fn output_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A child process killed when the test ends, pass or fail.
+struct Child(tokio::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+fn spawn(program: &str, args: &[&str], log: &str) -> Child {
+    let log = std::fs::File::create(output_dir().join(log)).unwrap();
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("starting {program}: {e} (`make test` installs Debian's chromium and chromium-driver)")
+        });
+    Child(child)
+}
+
+async fn browser(driver_port: u16) -> Browser {
+    let profile = tempdir("chromium-profile");
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            // As root in a sandbox without a network: no sandbox, no GPU, no calls home.
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,720",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    let caps = caps.as_object().unwrap().clone().into_iter().collect();
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .unwrap_or_else(|e| panic!("starting headless Chromium through chromedriver: {e}"))
+}
+
+fn tempdir(what: &str) -> PathBuf {
+    let dir = output_dir().join(format!("{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `release name → (version, phase)` as the page shows them.
+async fn page_cells(b: &Browser) -> BTreeMap<String, (String, String)> {
+    let cells = b
+        .execute(
+            "return Array.from(document.querySelectorAll('td[data-release]'))
+                .map(td => [td.dataset.release, td.dataset.version, td.dataset.phase]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value::<Vec<(String, String, String)>>(cells)
+        .unwrap()
+        .into_iter()
+        .map(|(r, v, p)| (r, (v, p)))
+        .collect()
+}
+
+/// The same, from the API server.
+async fn cluster_cells(releases: &Api<Release>) -> BTreeMap<String, (String, String)> {
+    releases
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| {
+            let s = r.status.clone().unwrap_or_default();
+            let name = r.metadata.name.clone().unwrap();
+            (
+                name,
+                (s.current_version.unwrap_or_default(), s.phase.map_or("Pending", Phase::as_str).to_string()),
+            )
+        })
+        .collect()
+}
+
+async fn text_of(b: &Browser, css: &str) -> String {
+    b.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+}
+
+async fn screenshot(b: &Browser, name: &str) -> PathBuf {
+    let png = b.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name}: not a real screenshot");
+    let path = output_dir().join(name);
+    std::fs::write(&path, png).unwrap();
+    path
+}
+
+/// Polls the page (the browser, not the API server) until `cond` holds.
+async fn until<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    within(what, async {
+        while !cond().await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+/// The status line the web view answers `method path` with.
+async fn status_line(port: u16, method: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    response.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn the_pipeline_page_in_a_real_browser() {
+    let t = TestNs::new("web").await;
+    apply_examples(&t.client).await;
+    let releases: Api<Release> = Api::namespaced(t.client.clone(), "finance");
+
+    let web_port = free_port();
+    let addr = format!("127.0.0.1:{web_port}");
+    let kubeconfig = common::kubeconfig();
+    let _web = spawn(
+        env!("CARGO_BIN_EXE_tuskfish"),
+        &["--kubeconfig", &kubeconfig, "-n", "finance", "web", "--addr", &addr],
+        "tuskfish-web.log",
+    );
+    let driver_port = free_port();
+    let _driver = spawn(CHROMEDRIVER, &[&format!("--port={driver_port}")], "chromedriver.log");
+    wait_listening(web_port, "tuskfish web listening").await;
+    wait_listening(driver_port, "chromedriver listening").await;
+    let b = browser(driver_port).await;
+    let base = format!("http://{addr}");
+
+    // The matrix shows what the cluster says, environments in pipeline order.
+    b.goto(&format!("{base}/ns/finance")).await.unwrap();
+    until("the page shows the cluster's Releases", || async {
+        let want = cluster_cells(&releases).await;
+        want.len() == 4 && page_cells(&b).await == want && want.values().all(|(_, p)| p == "Healthy")
+    })
+    .await;
+    let headers: Vec<String> = serde_json::from_value(
+        b.execute(
+            "return Array.from(document.querySelectorAll('thead th[data-env]')).map(th => th.dataset.env);",
+            vec![],
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let envs =
+        Api::<Environment>::namespaced(t.client.clone(), "finance").list(&Default::default()).await.unwrap();
+    let rels = releases.list(&Default::default()).await.unwrap();
+    assert_eq!(headers, tuskfish::matrix::pipeline_order(&envs.items, &rels.items));
+    assert_eq!(headers, ["dev-1-3", "dev-1-4", "test", "prod"]);
+    assert!(text_of(&b, r#"td[data-release="payments-dev-1-4"]"#).await.contains("forward-port missing"));
+    assert!(text_of(&b, r#"th[data-env="prod"]"#).await.contains("approval"));
+    screenshot(&b, "pipeline.png").await;
+
+    // A change in the cluster reaches the open page without a reload.
+    b.execute("window.tuskfishMarker = 'same page';", vec![]).await.unwrap();
+    let patch = json!({"spec": {"version": "1.3.10"}});
+    releases.patch("payments-prod", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let prod = r#"td[data-release="payments-prod"]"#;
+    until("the prod cell shows the approval gate", || async {
+        text_of(&b, prod).await.contains("1.3.10 awaiting approval")
+    })
+    .await;
+    screenshot(&b, "pipeline-awaiting-approval.png").await;
+    apply_yaml_file(&t.client, &examples().join("demo/60-approve-prod-1.3.10.yaml")).await;
+    until("the prod cell shows the approved hotfix running", || async {
+        page_cells(&b).await.get("payments-prod") == Some(&("1.3.10".into(), "Healthy".into()))
+    })
+    .await;
+    let marker = b.execute("return window.tuskfishMarker;", vec![]).await.unwrap();
+    assert_eq!(marker, Value::from("same page"), "the page was reloaded instead of updated");
+    let updates = b.execute("return Number(document.body.dataset.updates);", vec![]).await.unwrap();
+    assert!(updates.as_u64().unwrap() >= 2, "updates pushed: {updates}");
+    assert!(text_of(&b, "#live-status").await.starts_with("live"));
+
+    // A cell opens the Release: history with the approver, change ids with their titles.
+    b.find(Locator::Css(&format!("{prod} a"))).await.unwrap().click().await.unwrap();
+    until("the Release page", || async {
+        b.current_url().await.unwrap().path() == "/ns/finance/releases/payments-prod"
+    })
+    .await;
+    assert_eq!(text_of(&b, "h1").await, "payments in prod");
+    let history = text_of(&b, "table.history").await;
+    assert!(history.contains("1.3.10") && history.contains("approved by"), "{history}");
+    let changes = text_of(&b, "table.changes").await;
+    assert!(changes.contains("FIN-142"), "{changes}");
+    screenshot(&b, "release.png").await;
+
+    // The diff view: dev-1-3 has the FX fix that dev-1-4's build lacks.
+    b.goto(&format!("{base}/ns/finance/diff?a=dev-1-3&b=dev-1-4")).await.unwrap();
+    let row = text_of(&b, r#"table.diff tr[data-app="payments"]"#).await;
+    assert!(row.contains("FIN-142") && row.contains("not forward-ported"), "{row}");
+    screenshot(&b, "diff.png").await;
+
+    // Nothing here writes: the page's only form is a GET, and other methods are refused.
+    let forms = b.execute("return Array.from(document.forms).map(f => f.method);", vec![]).await.unwrap();
+    assert_eq!(forms, json!(["get"]));
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        assert_eq!(
+            status_line(web_port, method, "/ns/finance").await,
+            "HTTP/1.1 405 Method Not Allowed",
+            "{method}"
+        );
+    }
+    b.close().await.unwrap();
+}
