@@ -117,8 +117,33 @@ async fn cluster_cells(releases: &Api<Release>) -> BTreeMap<String, (String, Str
         .collect()
 }
 
+/// The text of the element `css` selects. Read in one script: a live update may replace the
+/// element between a WebDriver find and a separate read.
 async fn text_of(b: &Browser, css: &str) -> String {
-    b.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+    let text = b
+        .execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    text.as_str().unwrap_or_else(|| panic!("nothing matches {css}")).to_string()
+}
+
+/// Clicks the element `css` selects, retrying when a live update replaced it mid-way.
+async fn click(b: &Browser, css: &str) {
+    for _ in 0..20 {
+        match b.find(Locator::Css(css)).await.unwrap().click().await {
+            Ok(()) => return,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("clicking {css}: {e}"),
+        }
+    }
+    panic!("{css} kept being replaced");
 }
 
 async fn screenshot(b: &Browser, name: &str) -> PathBuf {
@@ -224,7 +249,7 @@ async fn the_pipeline_page_in_a_real_browser() {
     assert!(text_of(&b, "#live-status").await.starts_with("live"));
 
     // A cell opens the Release: history with the approver, change ids with their titles.
-    b.find(Locator::Css(&format!("{prod} a"))).await.unwrap().click().await.unwrap();
+    click(&b, &format!("{prod} a")).await;
     until("the Release page", || async {
         b.current_url().await.unwrap().path() == "/ns/finance/releases/payments-prod"
     })
