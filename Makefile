@@ -4,7 +4,7 @@
 STATE ?= $(CURDIR)/.state/cluster
 CARGO ?= cargo
 
-.PHONY: bench all build test demo demo-down cluster cluster-down generate check-generated fmt lint ci chart
+.PHONY: bench chaos all build test demo demo-down cluster cluster-down generate check-generated fmt lint ci chart
 
 all: build
 
@@ -14,6 +14,10 @@ build:
 ## Unit + integration tests against a fresh local control plane (started and stopped for the run).
 test:
 	hack/test.sh
+
+## The fault suite's long run: the operator killed 100 times mid-rollout (make test kills it 20 times).
+chaos:
+	TUSKFISH_CHAOS_KILLS=100 hack/test.sh --test chaos
 
 ## Figures against raw server-side apply on a fresh local control plane: docs/benchmarks.md (+ .svg).
 bench:

@@ -16,4 +16,6 @@ if [ -z "${TUSKFISH_TEST_KUBECONFIG:-}" ]; then
   "$HERE/cluster-up.sh" "$STATE"
   export TUSKFISH_TEST_KUBECONFIG="$STATE/kubeconfig"
 fi
-cargo test --locked --all-targets "$@"
+# Arguments choose what to run (`--test chaos`); without, everything.
+[ $# -gt 0 ] || set -- --all-targets
+cargo test --locked "$@"

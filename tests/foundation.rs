@@ -209,6 +209,67 @@ async fn drift_is_repaired() {
 }
 
 #[tokio::test]
+async fn fields_of_other_field_managers_are_left_alone() {
+    let t = TestNs::new("foreign").await;
+    t.environment("dev", json!({})).await;
+    t.app_version("svc", "1.0.0", json!({})).await;
+    t.release("svc-dev", "svc", "dev", "1.0.0", json!({})).await;
+    t.wait_release("svc-dev", healthy_at("1.0.0")).await;
+    let env_ns = t.env_ns("dev");
+    let deployments: Api<Deployment> = t.api_in(&env_ns);
+
+    // Another tool owns an annotation and a pod-template annotation (its own field manager); the
+    // template change moves the generation, which the operator sees as drift and applies again.
+    let theirs = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "svc",
+        "annotations": {"team.example/owner": "fin-ops"}},
+        "spec": {"template": {"metadata": {"annotations": {"team.example/scrape": "true"}}}}});
+    let applied =
+        deployments.patch("svc", &PatchParams::apply("team-tooling"), &Patch::Apply(&theirs)).await.unwrap();
+    let moved_to = applied.metadata.generation;
+    t.wait_release("svc-dev", move |s| {
+        let inv = s.inventory.as_ref().unwrap();
+        inv.objects.iter().any(|o| o.kind == "Deployment" && o.generation == moved_to)
+    })
+    .await;
+    let foreign = |d: &Deployment| {
+        let owner = d.annotations().get("team.example/owner").cloned();
+        let scrape = d
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("team.example/scrape").cloned());
+        (owner, scrape)
+    };
+    let both = (Some("fin-ops".to_string()), Some("true".to_string()));
+    assert_eq!(
+        foreign(&deployments.get("svc").await.unwrap()),
+        both,
+        "the repair kept the other manager's fields"
+    );
+
+    // A new version replaces only what tuskfish owns.
+    t.app_version("svc", "1.1.0", json!({})).await;
+    t.set_version("svc-dev", "1.1.0").await;
+    t.wait_release("svc-dev", healthy_at("1.1.0")).await;
+    let d = deployments.get("svc").await.unwrap();
+    assert_eq!(foreign(&d), both, "the rollout kept the other manager's fields");
+    assert_eq!(
+        d.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(),
+        Some("registry.example/svc:1.1.0")
+    );
+    let managers: Vec<String> =
+        d.metadata.managed_fields.unwrap_or_default().into_iter().filter_map(|m| m.manager).collect();
+    assert!(
+        managers.iter().any(|m| m == "team-tooling") && managers.iter().any(|m| m == "tuskfish"),
+        "{managers:?}"
+    );
+}
+
+#[tokio::test]
 async fn steady_state_makes_zero_writes() {
     let t = TestNs::new("steady").await;
     t.environment("dev", json!({})).await;

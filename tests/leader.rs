@@ -6,26 +6,13 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Proc, TestNs, free_port, healthy_at, kubeconfig};
+use common::{Proc, TestNs, free_port, healthy_at, tuskfish_process};
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn tuskfish(args: &[&str], log: &str) -> Proc {
-    let kc = kubeconfig();
-    let log = std::fs::File::create(std::env::temp_dir().join(log)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tuskfish"))
-        .args(["--kubeconfig", &kc])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Proc(child)
-}
 
 fn replica(t: &TestNs, identity: &str, port: u16, extra: &[&str]) -> Proc {
     let addr = format!("127.0.0.1:{port}");
@@ -48,7 +35,7 @@ fn replica(t: &TestNs, identity: &str, port: u16, extra: &[&str]) -> Proc {
         extra,
     ]
     .concat();
-    tuskfish(&args, &format!("tuskfish-{}-{identity}.log", t.ns))
+    tuskfish_process(&args, &format!("tuskfish-{}-{identity}.log", t.ns))
 }
 
 /// GET over plain HTTP/1.0 (no client library needed for three endpoints on loopback).
@@ -80,7 +67,7 @@ async fn wait_holder(t: &TestNs, holder: Option<&'static str>) -> Lease {
 #[tokio::test]
 async fn only_the_leader_writes_and_a_standby_takes_over() {
     let t = TestNs::without_operator("leader").await;
-    let _sim = tuskfish(&["node-sim"], &format!("tuskfish-{}-sim.log", t.ns));
+    let _sim = tuskfish_process(&["node-sim"], &format!("tuskfish-{}-sim.log", t.ns));
     let (port_a, port_b) = (free_port(), free_port());
     let mut a = replica(&t, "replica-a", port_a, &[]);
     wait_holder(&t, Some("replica-a")).await;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -29,8 +29,6 @@ pub const NODE_LABEL: &str = "sim.tuskfish.dev/node";
 pub enum SimError {
     #[error("registering node {name}: {source}")]
     Node { name: String, source: kube::Error },
-    #[error("watching pods: {0}")]
-    Watch(#[from] watcher::Error),
 }
 
 #[derive(Clone, Debug)]
@@ -52,7 +50,7 @@ struct Sim {
     next_ip: AtomicU32,
 }
 
-/// Runs until the pod watch ends (it does not, unless the task is dropped).
+/// Runs until the task is dropped: watch errors are retried, never fatal.
 pub async fn run(client: Client, config: SimConfig) -> Result<(), SimError> {
     let nodes: Vec<String> = (0..config.nodes.max(1)).map(|i| format!("{}{i}", config.node_prefix)).collect();
     for name in &nodes {
@@ -66,20 +64,26 @@ pub async fn run(client: Client, config: SimConfig) -> Result<(), SimError> {
         next_ip: AtomicU32::new(1),
     });
     let pods: Api<Pod> = Api::all(client);
+    // A watch error (the API server restarting, say) must not end the simulator: the watcher
+    // re-lists after its backoff, and the re-list replays every pod, pending ones included.
     watcher(pods, watcher::Config::default())
         .default_backoff()
         .applied_objects()
-        .map_err(SimError::from)
-        .try_for_each_concurrent(32, |pod| {
+        .for_each_concurrent(32, |pod| {
             let sim = sim.clone();
             async move {
-                if let Err(e) = sim.handle(pod).await {
-                    debug!(error = %e, "pod step failed (will retry on the next event)");
+                match pod {
+                    Ok(pod) => {
+                        if let Err(e) = sim.handle(pod).await {
+                            debug!(error = %e, "pod step failed (will retry on the next event)");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "pod watch interrupted; retrying with backoff"),
                 }
-                Ok(())
             }
         })
-        .await
+        .await;
+    Ok(())
 }
 
 async fn register_node(client: &Client, name: &str) -> Result<(), kube::Error> {

@@ -386,8 +386,9 @@ pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 /// A Release status that runs `version` healthily.
-pub fn healthy_at(version: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
-    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
+pub fn healthy_at(version: impl Into<String>) -> impl Fn(&ReleaseStatus) -> bool {
+    let version = version.into();
+    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version.as_str())
 }
 
 /// A Release status whose `Held` condition is True for `reason`.
@@ -403,6 +404,20 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Runs the `tuskfish` binary against the test cluster (`args` after `--kubeconfig`), its log in
+/// the temp directory under `log`.
+pub fn tuskfish_process(args: &[&str], log: &str) -> Proc {
+    let log = std::fs::File::create(std::env::temp_dir().join(log)).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tuskfish"))
+        .args(["--kubeconfig", &kubeconfig()])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc(child)
 }
 
 /// A kubeconfig for the test cluster that authenticates as ServiceAccount `ns/sa` (a TokenRequest

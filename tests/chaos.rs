@@ -1,0 +1,159 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! The operator killed (SIGKILL) at random moments while rollouts are under way, over and over:
+//! afterwards every Release converges on the newest version, its history has no duplicated or lost
+//! entry, and every environment namespace holds exactly its own apps at the right version.
+//! `TUSKFISH_CHAOS_KILLS` sets the number of kills (20 here; `make chaos` runs 100) and
+//! `TUSKFISH_CHAOS_SEED` the seed of the random moments (printed, to replay a failure).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{Proc, TestNs, healthy_at, tuskfish_process};
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::ListParams;
+use serde_json::json;
+use tuskfish::api::{Release, RolloutResult, labels};
+
+const APPS: [&str; 4] = ["ledger", "payments", "fx", "reports"];
+const ENVS: [&str; 3] = ["dev", "test", "prod"];
+
+/// A small deterministic generator (xorshift), so a failing run can be replayed by its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn operator(t: &TestNs, round: u64) -> Proc {
+    // Leader election off: the point is a crash at any instant, not a hand-over.
+    tuskfish_process(
+        &["run", "--leader-elect=false", "--metrics-addr", "off"],
+        &format!("tuskfish-{}-operator-{round}.log", t.ns),
+    )
+}
+
+async fn publish(t: &TestNs, app: &str, version: &str) {
+    // Applied without waiting for the operator: it may be dead at this moment.
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion",
+        "metadata": {"name": format!("{app}-{version}")},
+        "spec": {"app": app, "version": version,
+            "workload": {"image": format!("registry.example/{app}:{version}"),
+                "ports": [{"name": "http", "containerPort": 8080}]}}}))
+        .await;
+}
+
+#[tokio::test]
+async fn operator_killed_at_random_points_converges_without_duplicates() {
+    let kills = env_number("TUSKFISH_CHAOS_KILLS", 20);
+    let seed = env_number("TUSKFISH_CHAOS_SEED", 0x7u64.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+    eprintln!("chaos: {kills} kills, TUSKFISH_CHAOS_SEED={seed}");
+    let mut rng = Rng(seed);
+    let t = TestNs::without_operator("chaos").await;
+    let _sim = tuskfish_process(&["node-sim"], &format!("tuskfish-{}-sim.log", t.ns));
+
+    // Every app tracks every new version in every environment.
+    let mut newest: BTreeMap<&str, u64> = APPS.iter().map(|a| (*a, 0)).collect();
+    let mut op = operator(&t, 0);
+    for env in ENVS {
+        t.environment(env, json!({})).await;
+    }
+    for app in APPS {
+        publish(&t, app, "1.0.0").await;
+        for env in ENVS {
+            t.release(&format!("{app}-{env}"), app, env, "", json!({"version": null, "track": ">=1.0.0"}))
+                .await;
+        }
+    }
+
+    for round in 1..=kills {
+        // A new version of one app (three rollouts), then death at a random moment of them:
+        // before the watch saw it, mid-apply, between apply and status, or mid health wait.
+        let app = APPS[usize::try_from(rng.below(APPS.len() as u64)).unwrap()];
+        let minor = newest[app] + 1;
+        newest.insert(app, minor);
+        publish(&t, app, &format!("1.{minor}.0")).await;
+        tokio::time::sleep(Duration::from_millis(rng.below(1500))).await;
+        op.0.kill().unwrap();
+        op.0.wait().unwrap();
+        op = operator(&t, round);
+    }
+
+    // The last operator is left running: everything converges on the newest versions.
+    let releases: Api<Release> = t.api();
+    let waits = APPS.iter().flat_map(|app| {
+        let (t, version) = (&t, format!("1.{}.0", newest[app]));
+        ENVS.iter().map(move |env| {
+            let (name, converged) = (format!("{app}-{env}"), healthy_at(version.clone()));
+            async move { t.wait_release(&name, converged).await }
+        })
+    });
+    join_all(waits).await;
+
+    for r in releases.list(&ListParams::default()).await.unwrap() {
+        let name = r.metadata.name.clone().unwrap();
+        let history = r.status.unwrap().history;
+        // Newest first: the converged version succeeded, nothing is left in progress.
+        assert_eq!(history[0].result, RolloutResult::Succeeded, "{name}: {history:#?}");
+        assert!(history.iter().all(|h| h.result != RolloutResult::Progressing), "{name}: {history:#?}");
+        // One entry per rollout: a rollout resumed by the next operator is not recorded twice.
+        for pair in history.windows(2) {
+            assert_ne!(pair[0].version, pair[1].version, "{name}: duplicated entry in {history:#?}");
+        }
+        let mut started: Vec<_> = history.iter().map(|h| (&h.version, h.started_at.0)).collect();
+        started.sort();
+        started.dedup();
+        assert_eq!(started.len(), history.len(), "{name}: duplicated entry in {history:#?}");
+        // Versions only go forward here (nothing was rolled back), so the history is ordered.
+        let versions: Vec<semver::Version> = history.iter().map(|h| h.version.parse().unwrap()).collect();
+        assert!(versions.windows(2).all(|v| v[0] > v[1]), "{name}: out of order {history:#?}");
+        // The first rollout (1.0.0) is never lost, however often the operator died.
+        assert_eq!(
+            versions.last().map(ToString::to_string).as_deref(),
+            Some("1.0.0"),
+            "{name}: {history:#?}"
+        );
+    }
+
+    // Each environment namespace holds exactly this test's apps, each at its newest version, and no
+    // Deployment of this test landed anywhere else.
+    let selector = format!("{}={}", labels::RELEASE_NAMESPACE, t.ns);
+    let all: Vec<Deployment> = Api::<Deployment>::all(t.client.clone())
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items;
+    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+    for d in all {
+        let ns = d.metadata.namespace.clone().unwrap();
+        let name = d.metadata.name.clone().unwrap();
+        let image = d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
+        assert!(seen.insert((ns.clone(), name.clone()), image).is_none(), "{ns}/{name} twice");
+    }
+    let want: BTreeMap<(String, String), String> = ENVS
+        .iter()
+        .flat_map(|env| {
+            APPS.iter().map(|app| {
+                ((t.env_ns(env), app.to_string()), format!("registry.example/{app}:1.{}.0", newest[app]))
+            })
+        })
+        .collect();
+    assert_eq!(seen, want);
+}
