@@ -34,6 +34,8 @@ impl Component {
     /// Kills the process (SIGKILL: a crash; an orderly kube-apiserver shutdown drains for a minute)
     /// and starts it again with the same command line, detached like `hack/cluster-up.sh` starts it, updating its pid file so that
     /// `hack/cluster-down.sh` still finds it.
+    // Detached on purpose: the control plane outlives this test, and cluster-down stops it.
+    #[allow(clippy::zombie_processes)]
     async fn restart(&self) {
         let pid = self.pid();
         let argv: Vec<String> = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
@@ -49,18 +51,28 @@ impl Component {
             }
         })
         .await;
-        let log = std::fs::OpenOptions::new().append(true).open(&self.log).unwrap();
-        // Detached on purpose: the control plane outlives this test, and cluster-down stops it.
-        #[allow(clippy::zombie_processes)]
-        let child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        std::fs::write(&self.pid_file, child.id().to_string()).unwrap();
+        // The killed process's ports can take a moment to be free again: a start that exits at
+        // once (bind: address already in use) is tried again.
+        let mut running = None;
+        for _ in 0..40 {
+            let log = std::fs::OpenOptions::new().append(true).open(&self.log).unwrap();
+            let mut started = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if started.try_wait().unwrap().is_none() {
+                running = Some(started.id());
+                break;
+            }
+        }
+        let pid =
+            running.unwrap_or_else(|| panic!("{} does not start again; see {}", argv[0], self.log.display()));
+        std::fs::write(&self.pid_file, pid.to_string()).unwrap();
     }
 }
 

@@ -77,7 +77,7 @@ pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action>
     let (ok, reason, message) = (update.status, update.reason.clone(), update.message.clone());
     set_condition(&mut status.conditions, update, av.metadata.generation, &now);
     let api: Api<AppVersion> = Api::namespaced(ctx.client.clone(), &av.namespace().unwrap_or_default());
-    patch_status_if_changed(&api, &av, av.status.as_ref(), &status).await?;
+    patch_status_if_changed(&api, &ctx.own_writes, &av, av.status.as_ref(), &status).await?;
     let reference = av.object_ref(&());
     let is = Some((if ok { "True" } else { "False" }.to_string(), reason.clone()));
     if was != is {

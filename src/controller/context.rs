@@ -8,6 +8,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
 use super::catalog::Catalog;
+use super::status::OwnWrites;
 use crate::api::{AppVersion, Approval, Environment, Release};
 use crate::telemetry::{RequestCounts, SharedMetrics};
 
@@ -29,6 +30,8 @@ pub struct Context {
     pub catalog: Catalog,
     pub requests: Arc<RequestCounts>,
     pub metrics: SharedMetrics,
+    /// Our own status writes, to skip decisions on a cache that has not seen them yet.
+    pub own_writes: OwnWrites,
 }
 
 impl Context {
@@ -41,6 +44,7 @@ impl Context {
             catalog: Catalog::default(),
             requests,
             metrics,
+            own_writes: OwnWrites::default(),
         }
     }
 }

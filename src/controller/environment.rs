@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -80,6 +81,9 @@ async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<NamespaceCl
     }
 }
 
+/// Release counts are written at most this often.
+const COUNTS_EVERY: Duration = Duration::from_secs(2);
+
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
     let claim = claim_namespace(&ctx, &env).await?;
     let now = Time(jiff::Timestamp::now());
@@ -139,7 +143,17 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     set_condition(&mut status.conditions, update, env.metadata.generation, &now);
 
     let api: Api<Environment> = Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default());
-    let changed = patch_status_if_changed(&api, &env, env.status.as_ref(), &status).await?;
+    // Counts move with every Release; a burst of rollouts updates them once per interval, not per step.
+    if crate::plan::coalesce::only_counts(&prev, &status)
+        && let Some(later) = ctx
+            .own_writes
+            .since_last_write(env.as_ref())
+            .and_then(|ago| COUNTS_EVERY.checked_sub(ago))
+            .filter(|d| !d.is_zero())
+    {
+        return Ok(Action::requeue(later));
+    }
+    let changed = patch_status_if_changed(&api, &ctx.own_writes, &env, env.status.as_ref(), &status).await?;
     let reference = env.object_ref(&());
     if matches!(claim, NamespaceClaim::Owned { created: true }) {
         info!(environment = %env.name_any(), namespace = %ns, "namespace created");

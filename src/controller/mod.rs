@@ -58,6 +58,9 @@ pub enum Stopped {
     LeadershipLost,
 }
 
+/// When the cache has not caught up with our own write yet, look again after this long at the latest.
+const CACHE_BEHIND_RECHECK: Duration = Duration::from_secs(1);
+
 fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
     if err.is_conflict() {
         // Our cache was behind; the watch event that refreshes it usually arrives first anyway.
@@ -245,6 +248,10 @@ async fn drive<K, F, Fut>(
     let mut reconcile = reconcile;
     // Every reconcile is timed and counted by result.
     let measured = move |obj: Arc<K>, ctx: Arc<Context>| {
+        // Deciding before the cache has seen our own last status write could only conflict; the
+        // watch event of that write is on its way and triggers this again (the requeue is a
+        // safety net should it coalesce with nothing).
+        let skip = ctx.own_writes.cache_is_behind(obj.as_ref());
         let metrics = ctx.metrics.clone();
         let in_flight = metrics
             .reconciles_in_flight
@@ -252,8 +259,12 @@ async fn drive<K, F, Fut>(
             .clone();
         in_flight.inc();
         let started = std::time::Instant::now();
-        let fut = reconcile(obj, ctx);
+        let fut = (!skip).then(|| reconcile(obj, ctx));
         async move {
+            let Some(fut) = fut else {
+                in_flight.dec();
+                return Ok(Action::requeue(CACHE_BEHIND_RECHECK));
+            };
             let result = fut.await;
             in_flight.dec();
             let outcome = match &result {

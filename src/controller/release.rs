@@ -21,13 +21,13 @@ use crate::api::{
     AppVersion, CHANGES_LIMIT, Inventory, InventoryEntry, Phase, RELEASE_FINALIZER, Release, ReleaseStatus,
     find_condition,
 };
-use crate::plan::changes;
 use crate::plan::drift::{self, Decision, Live};
 use crate::plan::health::WorkloadState;
 use crate::plan::status::{set_forward_ports, set_held};
 use crate::plan::{
     Health, Inputs, Outcome, assess, auto_rollback, next_status, rollback, select_target, spec_hash,
 };
+use crate::plan::{changes, coalesce};
 use crate::render::{self, Rendered};
 use crate::telemetry::EnvironmentLabel;
 
@@ -38,14 +38,23 @@ const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let ns = rel.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, RELEASE_FINALIZER, rel, |event| async {
+    // The finalizer helper adds the finalizer and returns; the cache then lags that write like it
+    // lags a status write, so the next reconcile waits for it in the same way.
+    let adds_finalizer =
+        rel.metadata.deletion_timestamp.is_none() && !rel.finalizers().iter().any(|f| f == RELEASE_FINALIZER);
+    let before = adds_finalizer.then(|| (*rel).clone());
+    let result = finalizer(&api, RELEASE_FINALIZER, rel, |event| async {
         match event {
             Finalizer::Apply(r) => converge(r, ctx.clone()).await,
             Finalizer::Cleanup(r) => cleanup(r, ctx.clone()).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if let (Some(before), Ok(_)) = (before, &result) {
+        ctx.own_writes.wrote(&before);
+    }
+    result
 }
 
 fn owner(rel: &Release) -> Owner<'_> {
@@ -149,7 +158,10 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     set_forward_ports(&mut status, &gaps, rel.metadata.generation, &now);
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
     let base = if acted { None } else { rel.status.as_ref() };
-    if patch_status_if_changed(&api, &rel, base, &status).await? {
+    if let Some(later) = base.and_then(|b| progress_detail_later(&ctx, &rel, b, &status)) {
+        return Ok(Action::requeue(earliest(wake, Some(later)).unwrap_or(later)));
+    }
+    if patch_status_if_changed(&api, &ctx.own_writes, &rel, base, &status).await? {
         if let Some(v) = &rolled_back {
             let back_to = status.desired_version.clone().unwrap_or_else(|| "nothing".into());
             let note = format!("version {v} failed in {}; rolling back to {back_to}", rel.spec.environment);
@@ -163,6 +175,23 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         record_transition(&ctx, &rel, rel.status.as_ref().unwrap_or(&prev), &status, new_rollout).await;
     }
     Ok(wake.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Progress detail is written at most this often (see [`crate::plan::coalesce`]).
+const PROGRESS_DETAIL_EVERY: Duration = Duration::from_secs(5);
+
+/// When only the progress text changed and we wrote this Release moments ago: how long until the
+/// text may be written (the next real change is written at once anyway).
+fn progress_detail_later(
+    ctx: &Context,
+    rel: &Release,
+    prev: &ReleaseStatus,
+    next: &ReleaseStatus,
+) -> Option<Duration> {
+    if !coalesce::only_progress_detail(prev, next) {
+        return None;
+    }
+    PROGRESS_DETAIL_EVERY.checked_sub(ctx.own_writes.since_last_write(rel)?).filter(|d| !d.is_zero())
 }
 
 /// The change ids of the version that runs now.
