@@ -274,6 +274,26 @@ fn pending(r: &Release) -> Option<Pending> {
     Some(Pending { what, version: status.held_version.clone(), message: held.message.clone() })
 }
 
+/// One line per waiting or broken cell (`payments in prod: 1.3.10 needs an Approval …`) and per
+/// forward-port gap, in row and pipeline order; rollouts simply under way are not listed.
+pub fn cell_notes(m: &Matrix) -> Vec<String> {
+    let mut notes = Vec::new();
+    for row in &m.apps {
+        for env in &m.environments {
+            let Some(c) = row.environments.get(&env.name) else { continue };
+            if let Some(msg) = &c.message {
+                notes.push(format!("{} in {}: {msg}", row.app, env.name));
+            } else if let Some(p) = c.pending.as_ref().filter(|p| p.what != PendingKind::RollingOut) {
+                notes.push(format!("{} in {}: {}", row.app, env.name, p.message));
+            }
+            if let Some(f) = &c.forward_port_missing {
+                notes.push(format!("{} in {}: {f}", row.app, env.name));
+            }
+        }
+    }
+    notes
+}
+
 /// One app's difference between two environments.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -183,7 +183,7 @@ pub struct Watches {
 }
 
 /// The tuskfish kinds in one namespace (`--watch-namespace`) or in all.
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+pub(crate) fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
 {

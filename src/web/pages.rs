@@ -10,7 +10,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::page::Page;
 use crate::api::{AppVersion, Change, Phase, Release, RolloutResult, find_condition};
-use crate::matrix::{CellState, DiffRow, Matrix, PendingKind, diff, matrix};
+use crate::matrix::{CellState, DiffRow, Matrix, PendingKind, cell_notes, diff, matrix};
 
 /// One namespace's objects, as cached.
 #[derive(Clone, Debug, Default)]
@@ -157,25 +157,6 @@ fn diff_form(m: &Matrix, a: Option<&str>, b: Option<&str>) -> Markup {
     }
 }
 
-/// Notes below the matrix: gates per environment and every waiting or broken cell's message.
-fn notes(m: &Matrix) -> Vec<String> {
-    let mut notes = Vec::new();
-    for row in &m.apps {
-        for env in &m.environments {
-            let Some(c) = row.environments.get(&env.name) else { continue };
-            if let Some(msg) = &c.message {
-                notes.push(format!("{} in {}: {msg}", row.app, env.name));
-            } else if let Some(p) = c.pending.as_ref().filter(|p| p.what != PendingKind::RollingOut) {
-                notes.push(format!("{} in {}: {}", row.app, env.name, p.message));
-            }
-            if let Some(f) = &c.forward_port_missing {
-                notes.push(format!("{} in {}: {f}", row.app, env.name));
-            }
-        }
-    }
-    notes
-}
-
 pub fn pipeline(s: &Snapshot, now: Timestamp) -> Rendered {
     let m = matrix(&s.namespace, &s.environments, &s.releases, now);
     let ns = &m.namespace;
@@ -221,7 +202,7 @@ pub fn pipeline(s: &Snapshot, now: Timestamp) -> Rendered {
             @if m.apps.is_empty() {
                 p.empty { "No Releases yet." }
             }
-            @let notes = notes(&m);
+            @let notes = cell_notes(&m);
             @if !notes.is_empty() {
                 section.notes aria-label="Gates and messages" {
                     h2 { "Waiting and warnings" }

@@ -3,21 +3,11 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use kube::Client;
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
 
 use super::View;
-use crate::controller::watch::{bump, reflect};
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
+use crate::controller::watch::{bump, reflect, scoped};
 
 /// Watches Environments, Releases and AppVersions (in `namespace`, or all) into a [`View`]; the
 /// returned futures keep the caches current and must be polled.
@@ -28,9 +18,9 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (View, Vec<BoxFuture<'
     let metrics = crate::telemetry::SharedMetrics::default();
     let cfg = watcher::Config::default;
     let c = changed.clone();
-    let (environments, e) = reflect(api(client, namespace), cfg(), metrics.clone(), move |_, _| bump(&c));
+    let (environments, e) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |_, _| bump(&c));
     let c = changed.clone();
-    let (releases, r) = reflect(api(client, namespace), cfg(), metrics.clone(), move |_, _| bump(&c));
-    let (app_versions, a) = reflect(api(client, namespace), cfg(), metrics, move |_, _| bump(&changed));
+    let (releases, r) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |_, _| bump(&c));
+    let (app_versions, a) = reflect(scoped(client, namespace), cfg(), metrics, move |_, _| bump(&changed));
     (View { environments, releases, app_versions, revision }, vec![Box::pin(e), Box::pin(r), Box::pin(a)])
 }

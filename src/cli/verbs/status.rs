@@ -11,7 +11,7 @@ use crate::api::{Environment, Phase, Release};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Cell, Output, Style, table};
 use crate::cli::session::Session;
-use crate::matrix::{CellState, Matrix, PendingKind, Tone, matrix};
+use crate::matrix::{CellState, Matrix, PendingKind, Tone, cell_notes, matrix};
 
 pub async fn status(s: &Session, watch: bool) -> CliResult<()> {
     if watch {
@@ -81,19 +81,7 @@ pub fn render(m: &Matrix, color: bool) -> String {
             notes.push(format!("{}: {}", env.name, gates.join(", ")));
         }
     }
-    for row in &m.apps {
-        for env in &m.environments {
-            let Some(c) = row.environments.get(&env.name) else { continue };
-            if let Some(msg) = &c.message {
-                notes.push(format!("{} in {}: {msg}", row.app, env.name));
-            } else if let Some(p) = c.pending.as_ref().filter(|p| p.what != PendingKind::RollingOut) {
-                notes.push(format!("{} in {}: {}", row.app, env.name, p.message));
-            }
-            if let Some(f) = &c.forward_port_missing {
-                notes.push(format!("{} in {}: {f}", row.app, env.name));
-            }
-        }
-    }
+    notes.extend(cell_notes(m));
     if m.apps.is_empty() {
         notes.push("no Releases yet: `tuskfish deploy APP VERSION --env ENV` creates one".into());
     }
