@@ -194,14 +194,16 @@ async fn cleanup(admin: &Client, op_ns: &str) {
     }
 }
 
+/// The chart rendered by `helm template` (release `tf` in namespace `ops`) with `values` (JSON).
+fn render(values: &str) -> Vec<Value> {
+    let out = helm(&["template", "charts/tuskfish", "tf", "ops", values]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    docs.into_iter().filter(|d| !d.is_null()).collect()
+}
+
 #[test]
 fn chart_webhook_is_optional_and_self_contained() {
-    let render = |values: &str| -> Vec<Value> {
-        let out = helm(&["template", "charts/tuskfish", "tf", "ops", values]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
-        docs.into_iter().filter(|d| !d.is_null()).collect()
-    };
     let off = render("{}");
     assert!(!off.iter().any(|d| d["kind"] == "ValidatingWebhookConfiguration"), "off by default");
 
@@ -229,9 +231,7 @@ fn chart_webhook_is_optional_and_self_contained() {
 #[test]
 fn chart_web_view_is_off_by_default_and_loopback_only() {
     let args = |values: &str| -> Vec<String> {
-        let out = helm(&["template", "charts/tuskfish", "tf", "ops", values]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        let docs = render(values);
         let deploy = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
         serde_json::from_value(deploy["spec"]["template"]["spec"]["containers"][0]["args"].clone()).unwrap()
     };

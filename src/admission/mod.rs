@@ -3,6 +3,9 @@
 
 pub mod rules;
 
+#[cfg(test)]
+mod proptests;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -50,14 +50,37 @@ fn status_str(b: bool) -> &'static str {
     if b { "True" } else { "False" }
 }
 
+/// Longest condition message kept, in bytes (the same bound the operator's Events have). Messages
+/// quote user input (a version, a range, a freeze window's reason, the API server's refusal) and a
+/// Release repeats one message in several conditions: without a bound, one oversized field would
+/// blow the status up past what etcd stores, the status write would fail and no condition at all
+/// would explain why.
+pub const MESSAGE_LIMIT: usize = 1024;
+
+/// Cuts `s` to at most `max` bytes (on a character boundary), marking the cut with `…`.
+pub fn truncate_message(mut s: String, max: usize) -> String {
+    const MARK: char = '…';
+    if s.len() > max {
+        let mut cut = max.saturating_sub(MARK.len_utf8());
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push(MARK);
+    }
+    s
+}
+
 /// Sets (or adds) a condition. `lastTransitionTime` moves only when `status` flips, so recomputing
-/// the same state yields an identical list and the caller can skip the status write.
+/// the same state yields an identical list and the caller can skip the status write. Messages are
+/// cut to [`MESSAGE_LIMIT`].
 pub fn set_condition(
     conditions: &mut Vec<Condition>,
-    update: ConditionUpdate,
+    mut update: ConditionUpdate,
     generation: Option<i64>,
     now: &Time,
 ) {
+    update.message = truncate_message(update.message, MESSAGE_LIMIT);
     let status = status_str(update.status);
     match conditions.iter_mut().find(|c| c.type_ == update.type_) {
         Some(c) => {
@@ -113,5 +136,22 @@ mod tests {
         assert_eq!(conds[0].last_transition_time, t1);
         assert!(is_true(&conds, "Ready"));
         assert!(!is_true(&conds, "Degraded"));
+    }
+
+    #[test]
+    fn messages_are_bounded() {
+        let mut conds = vec![];
+        let long = format!("version {} is not semver", "ü".repeat(MESSAGE_LIMIT));
+        set_condition(
+            &mut conds,
+            ConditionUpdate::new("Ready", false, "X", long),
+            None,
+            &t("2026-01-01T00:00:00Z"),
+        );
+        assert!(conds[0].message.len() <= MESSAGE_LIMIT, "{}", conds[0].message.len());
+        assert!(conds[0].message.starts_with("version üü") && conds[0].message.ends_with('…'));
+        assert_eq!(truncate_message("short".into(), 10), "short");
+        assert_eq!(truncate_message("exactly10!".into(), 10), "exactly10!");
+        assert_eq!(truncate_message("eleven byte".into(), 10), "eleven …");
     }
 }

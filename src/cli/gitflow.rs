@@ -37,6 +37,8 @@ pub enum GitflowError {
     UntaggedMain { branch: String, latest: String },
     #[error("branch {0:?} should name its version like release/1.4, release/1.4.0 or hotfix/1.3.10")]
     BadVersionBranch(String),
+    #[error("the latest release {0} has the largest possible minor version, so there is no next one")]
+    NoNextMinor(String),
 }
 
 pub fn classify(branch: &str) -> Result<Branch, GitflowError> {
@@ -73,7 +75,12 @@ pub fn next_version(facts: &GitFacts) -> Result<Version, GitflowError> {
         return Ok(tagged.clone());
     }
     let latest = facts.latest_release.clone().unwrap_or_else(|| Version::new(0, 0, 0));
-    let next_minor = Version::new(latest.major, latest.minor + 1, 0);
+    // A tag like v1.18446744073709551615.0 is valid semver; its next minor does not exist.
+    let next_minor = || {
+        let minor =
+            latest.minor.checked_add(1).ok_or_else(|| GitflowError::NoNextMinor(format!("v{latest}")))?;
+        Ok(Version::new(latest.major, minor, 0))
+    };
     let with_pre = |base: Version, ident: &str, n: u64| Version {
         pre: prerelease(&format!("{ident}.{n}")),
         build: BuildMetadata::EMPTY,
@@ -87,8 +94,8 @@ pub fn next_version(facts: &GitFacts) -> Result<Version, GitflowError> {
             });
         }
         Branch::Release(v) | Branch::Hotfix(v) => with_pre(v, "rc", facts.commits_on_branch),
-        Branch::Develop => with_pre(next_minor, "develop", facts.commits_since_release),
-        Branch::Topic(name) => with_pre(next_minor, &identifier(&name), facts.commits_since_release),
+        Branch::Develop => with_pre(next_minor()?, "develop", facts.commits_since_release),
+        Branch::Topic(name) => with_pre(next_minor()?, &identifier(&name), facts.commits_since_release),
     })
 }
 
@@ -155,6 +162,9 @@ pub fn changes_in(subjects: &[String], pattern: &Regex) -> Vec<FoundChange> {
     }
     out
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

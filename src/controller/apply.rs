@@ -71,7 +71,7 @@ pub async fn apply_all(
                 entry.uid = live.metadata.uid;
                 applied.push(entry);
             }
-            Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 404 | 422) => {
+            Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 404 | 422) || refused_as_500(&s) => {
                 let reason = if s.code == 403 { "Forbidden" } else { "ApplyRejected" };
                 return Err(ApplyFailure::Rejected {
                     reason,
@@ -83,6 +83,18 @@ pub async fn apply_all(
         }
     }
     Ok(applied)
+}
+
+/// Server-side apply on 1.20 answers a field of the wrong type (a number where a string belongs, a
+/// quantity that does not parse) with 500 rather than 422. Those 500s say so; retrying the same
+/// object cannot help, unlike a 500 from an overloaded or restarting server.
+fn refused_as_500(s: &kube::core::Status) -> bool {
+    const TYPE_ERRORS: [&str; 3] = [
+        "failed to create typed patch object",
+        "unable to convert unstructured object",
+        "failed to create typed live object",
+    ];
+    s.code == 500 && TYPE_ERRORS.iter().any(|m| s.message.contains(m))
 }
 
 fn gvk_of(e: &InventoryEntry) -> GroupVersionKind {

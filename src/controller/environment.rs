@@ -21,7 +21,11 @@ use crate::api::{ConditionUpdate, Environment, Phase, labels, set_condition};
 /// What the environment's namespace looks like.
 #[derive(Debug, PartialEq, Eq)]
 pub enum NamespaceClaim {
-    Owned { created: bool },
+    /// Not tried: the Environment's name cannot label a namespace (why).
+    NameUnusable(String),
+    Owned {
+        created: bool,
+    },
     Terminating,
     OwnedByOther(String),
     NotManaged,
@@ -84,8 +88,24 @@ async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<NamespaceCl
 /// Release counts are written at most this often.
 const COUNTS_EVERY: Duration = Duration::from_secs(2);
 
+/// Label values (the namespace's `tuskfish.dev/environment`, every applied object's too) are at
+/// most 63 characters; object names may be longer, so a long Environment name is refused here
+/// rather than by the API server on every namespace create.
+fn unusable_name(env: &Environment) -> Option<String> {
+    let name = env.name_any();
+    (name.len() > 63).then(|| {
+        format!(
+            "the name is {} characters long; Environment names must be at most 63 (they label namespaces and objects); recreate it with a shorter name",
+            name.len()
+        )
+    })
+}
+
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
-    let claim = claim_namespace(&ctx, &env).await?;
+    let claim = match unusable_name(&env) {
+        Some(why) => NamespaceClaim::NameUnusable(why),
+        None => claim_namespace(&ctx, &env).await?,
+    };
     let now = Time(jiff::Timestamp::now());
     let prev = env.status.clone().unwrap_or_default();
     let mut status = prev.clone();
@@ -95,6 +115,9 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
         semver::VersionReq::parse(l).err().map(|e| format!("versionLine {l:?} is not a semver range: {e}"))
     });
     let update = match (&claim, line_error) {
+        (NamespaceClaim::NameUnusable(why), _) => {
+            ConditionUpdate::new("Ready", false, "InvalidName", why.clone())
+        }
         (NamespaceClaim::Owned { .. }, None) => {
             status.namespace = Some(ns.clone());
             ConditionUpdate::new(

@@ -5,6 +5,7 @@ use kube::runtime::events::{Event, EventType};
 use sha2::Digest;
 
 use super::context::Context;
+use crate::api::{MESSAGE_LIMIT, truncate_message};
 
 /// Publishes an Event; a failure to publish is logged, never fatal.
 pub async fn publish(
@@ -20,20 +21,9 @@ pub async fn publish(
     // shown as a repeat of "rolling out 1.3.10", while true repeats still fold.
     let digest = sha2::Sha256::digest(note.as_bytes());
     let action = format!("{reason}/{:02x}{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2], digest[3]);
-    let ev = Event { type_, reason, note: Some(truncate(note, 1000)), action, secondary: None };
+    let ev =
+        Event { type_, reason, note: Some(truncate_message(note, MESSAGE_LIMIT)), action, secondary: None };
     if let Err(e) = ctx.recorder.publish(&ev, reference).await {
         tracing::warn!(error = %e, "could not publish event");
     }
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
 }

@@ -114,7 +114,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let mut held = None;
     let (outcome, wake) = match select_target(&inputs) {
         Err(blocked) => {
-            let wake = blocked.recheck_in.map(|d| d + RECHECK_SLACK);
+            let wake = blocked.recheck_in.map(|d| d.saturating_add(RECHECK_SLACK));
             (Outcome::Blocked(blocked), wake)
         }
         Ok(target) => {
@@ -142,7 +142,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
                     }
                 }
             };
-            let recheck = held.as_ref().and_then(|h| h.recheck_in).map(|d| d + RECHECK_SLACK);
+            let recheck = held.as_ref().and_then(|h| h.recheck_in).map(|d| d.saturating_add(RECHECK_SLACK));
             (outcome, earliest(wake, recheck))
         }
     };
@@ -343,7 +343,7 @@ async fn rollout(
 fn action_for(health: &Health) -> Option<Duration> {
     match health {
         // Workload events usually come first; this wakes the Release up at its deadline.
-        Health::Progressing { recheck_in, .. } => Some(*recheck_in + RECHECK_SLACK),
+        Health::Progressing { recheck_in, .. } => Some(recheck_in.saturating_add(RECHECK_SLACK)),
         _ => None,
     }
 }

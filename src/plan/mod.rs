@@ -10,6 +10,9 @@ pub mod rollback;
 pub mod status;
 pub mod target;
 
+#[cfg(test)]
+pub(crate) mod proptests;
+
 pub use health::{Health, WorkloadState, assess};
 pub use status::{Outcome, next_status};
 pub use target::{Blocked, Held, Inputs, Mode, Target, auto_rollback, mode_of, select_target, spec_hash};

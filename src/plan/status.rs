@@ -5,8 +5,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::{Blocked, Health, Held};
 use crate::api::{
     ConditionUpdate, HISTORY_LIMIT, HistoryEntry, Inventory, Phase, ReleaseStatus, RolloutResult,
-    set_condition,
+    set_condition, truncate_message,
 };
+
+/// Longest history note kept, in bytes. Notes quote user input (an approver and reason, a freeze
+/// override's reason) and ten of them stay in the status; see [`crate::api::MESSAGE_LIMIT`].
+pub const HISTORY_MESSAGE_LIMIT: usize = 512;
+
+fn history_message(m: Option<String>) -> Option<String> {
+    m.map(|m| truncate_message(m, HISTORY_MESSAGE_LIMIT))
+}
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -87,7 +95,7 @@ pub fn next_status(
                         started_at: now.clone(),
                         finished_at: None,
                         result: RolloutResult::Progressing,
-                        message: note,
+                        message: history_message(note),
                     },
                 );
                 s.history.truncate(HISTORY_LIMIT);
@@ -173,7 +181,7 @@ fn finish(s: &mut ReleaseStatus, result: RolloutResult, message: Option<String>,
         h.result = result;
         h.finished_at = Some(now.clone());
         if message.is_some() {
-            h.message = message;
+            h.message = history_message(message);
         }
     }
 }
@@ -310,5 +318,25 @@ mod tests {
         assert_eq!(s4.rejected_hash.as_deref(), Some("h2"));
         let s5 = next_status(&s4, applied("1.0.1", Health::Healthy), Some(5), &t(8));
         assert_eq!(s5.rejected_hash, None);
+    }
+
+    #[test]
+    fn oversized_notes_and_messages_are_cut() {
+        let huge = "x".repeat(100_000);
+        let rollout = Outcome::Applied {
+            version: "1.0.0".into(),
+            inventory: inv("1.0.0"),
+            new_rollout: true,
+            note: Some(format!("approved by {huge}")),
+            health: progressing(),
+        };
+        let s1 = next_status(&ReleaseStatus::default(), rollout, Some(1), &t(0));
+        let degraded = Outcome::Observed { health: Health::Degraded { message: huge.clone() } };
+        let s2 = next_status(&s1, degraded, Some(1), &t(1));
+        assert!(s1.history[0].message.as_deref().unwrap().len() <= HISTORY_MESSAGE_LIMIT);
+        assert!(s2.history[0].message.as_deref().unwrap().len() <= HISTORY_MESSAGE_LIMIT);
+        let b = Blocked { phase: Phase::Failed, reason: "InvalidVersion", message: huge, recheck_in: None };
+        let s3 = next_status(&s2, Outcome::Blocked(b), Some(2), &t(2));
+        assert!(serde_json::to_vec(&s3).unwrap().len() < 8 * 1024);
     }
 }

@@ -145,12 +145,19 @@ pub fn select_target<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
     }
 }
 
+/// The longest timer a held version sets. A soak may be any number of seconds up to `u64::MAX`, and
+/// the controller adds a second of slack to the timer: when the upstream's healthy-since time is not
+/// before now (another replica's clock ahead of ours), that sum overflows, which panics. Looking
+/// again after a day instead costs one idle reconcile.
+pub const MAX_RECHECK: Duration = Duration::from_secs(24 * 3600);
+
 /// The running version, kept while a newer one is held; `Blocked` when nothing runs yet.
 fn keep_current<'a>(
     status: &ReleaseStatus,
     catalog: &Catalog<'a, '_>,
     held: Held,
 ) -> Result<Target<'a>, Blocked> {
+    let held = Held { recheck_in: held.recheck_in.map(|d| d.min(MAX_RECHECK)), ..held };
     let current = status.current_version.as_deref().and_then(|c| semver::Version::parse(c).ok());
     match current.and_then(|c| catalog.exact(&c).ok().map(|av| (c, av))) {
         Some((version, av)) => Ok(Target { held: Some(held), ..Target::new(av, version) }),

@@ -29,6 +29,19 @@ pub(super) fn render(
 ) -> Result<RenderedObject, RenderError> {
     let invalid = |message: String| RenderError::InvalidManifest { index, message };
     let mut body = manifest.clone();
+    if !body.is_object() {
+        return Err(invalid("not an object".into()));
+    }
+    // Substitute first: the name and namespace the checks below judge must be the ones that are
+    // applied (`name: ${TUSKFISH_APP}-settings`, or a variable that names another namespace).
+    substitute_value(&mut body, variables).map_err(|name| RenderError::UnknownVariable {
+        name,
+        context: format!(
+            "manifest #{index} ({kind} {name_of})",
+            kind = manifest.get("kind").and_then(Value::as_str).unwrap_or("?"),
+            name_of = name_for_msg(manifest)
+        ),
+    })?;
     let Value::Object(obj) = &mut body else {
         return Err(invalid("not an object".into()));
     };
@@ -50,6 +63,7 @@ pub(super) fn render(
         .filter(|n| !n.is_empty())
         .map(str::to_string)
         .ok_or_else(|| invalid(format!("{kind} has no metadata.name (generateName is not supported)")))?;
+    check_name(&name).map_err(|why| invalid(format!("{kind} name {name:?} {why}")))?;
     let (resource, namespaced) = catalog.resolve(&gvk).ok_or_else(|| RenderError::UnknownKind {
         index,
         api_version: api_version.clone(),
@@ -84,12 +98,22 @@ pub(super) fn render(
         labels.insert(k, Value::String(v));
     }
     obj.remove("status");
-    substitute_value(&mut body, variables).map_err(|name| RenderError::UnknownVariable {
-        name,
-        context: format!("manifest #{index} ({kind} {name_of})", name_of = name_for_msg(manifest)),
-    })?;
     default_port_protocols(&mut body);
     Ok(RenderedObject { resource, name, body })
+}
+
+/// The name becomes a segment of the request URL. Kubernetes refuses `.`, `..`, `/` and `%` in such
+/// names; `?` and `#` would end the path (the request would address another object or carry other
+/// parameters) and whitespace or control characters cannot be sent at all, which would fail every
+/// retry without a word. Anything else is left to the API server's own validation of the kind.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name == "." || name == ".." {
+        return Err("may not be \".\" or \"..\"");
+    }
+    if name.chars().any(|c| matches!(c, '/' | '%' | '?' | '#') || c.is_whitespace() || c.is_control()) {
+        return Err("may not contain '/', '%', '?', '#', whitespace or control characters");
+    }
+    Ok(())
 }
 
 fn name_for_msg(manifest: &Value) -> String {
@@ -100,12 +124,24 @@ fn str_field(obj: &Map<String, Value>, key: &str) -> Option<String> {
     obj.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
+/// `apiVersion` as group and version, when both look like what Kubernetes serves: the group a DNS
+/// subdomain (or empty, the core group), the version a DNS label. They become discovery URLs, so
+/// anything else (spaces, `?`, `..`) must be refused here rather than sent.
 pub(super) fn parse_gvk(api_version: &str, kind: &str) -> Option<GroupVersionKind> {
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
     };
-    if version.is_empty() || version.contains('/') {
+    let label_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+    let is_label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes().all(label_char)
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    let group_ok = group.is_empty() || (group.len() <= 253 && group.split('.').all(is_label));
+    if !group_ok || !is_label(version) {
         return None;
     }
     Some(GroupVersionKind::gvk(group, version, kind))

@@ -40,7 +40,21 @@ pub enum RenderError {
     UnknownVariable { name: String, context: String },
     #[error("label value {value:?} ({what}) is longer than 63 characters")]
     LabelTooLong { what: &'static str, value: String },
+    #[error(
+        "{count} objects are rendered; their inventory would take {bytes} bytes of the Release's status (at most {INVENTORY_LIMIT}): split the app into several"
+    )]
+    TooManyObjects { count: usize, bytes: usize },
 }
+
+/// The most bytes the inventory of rendered objects may take in a Release's status (about 200 objects
+/// with names of typical length). The inventory is needed in full for pruning and cannot be cut,
+/// so an app that renders more is refused; this keeps a Release status well below what etcd stores
+/// (the status also holds ten history entries, up to 200 change ids and the conditions).
+pub const INVENTORY_LIMIT: usize = 32 * 1024;
+
+/// Upper bound of one entry's size in the serialized inventory besides its apiVersion, kind and
+/// name: the JSON keys and quotes, a uid (36 characters) and a generation (up to 19 digits).
+const INVENTORY_ENTRY_OVERHEAD: usize = 120;
 
 impl RenderError {
     /// Stable CamelCase reason for conditions and Events.
@@ -55,6 +69,7 @@ impl RenderError {
             RenderError::Duplicate { .. } => "DuplicateObject",
             RenderError::UnknownVariable { .. } => "UnknownVariable",
             RenderError::LabelTooLong { .. } => "NameTooLong",
+            RenderError::TooManyObjects { .. } => "TooManyObjects",
         }
     }
 
@@ -207,6 +222,15 @@ pub fn render(
             return Err(RenderError::Duplicate { kind: o.resource.kind.clone(), name: o.name.clone() });
         }
     }
+    let bytes: usize = objects
+        .iter()
+        .map(|o| {
+            o.resource.api_version.len() + o.resource.kind.len() + o.name.len() + INVENTORY_ENTRY_OVERHEAD
+        })
+        .sum();
+    if bytes > INVENTORY_LIMIT {
+        return Err(RenderError::TooManyObjects { count: objects.len(), bytes });
+    }
     let hash = hash_objects(&env.spec.namespace, &objects);
     Ok(Rendered { namespace: env.spec.namespace.clone(), objects, hash })
 }
@@ -223,5 +247,7 @@ fn hash_objects(namespace: &str, objects: &[RenderedObject]) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 pub(crate) mod tests;

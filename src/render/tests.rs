@@ -216,6 +216,73 @@ fn bad_inputs_give_stable_reasons() {
 }
 
 #[test]
+fn names_and_namespaces_are_judged_after_substitution() {
+    let cm = |meta: serde_json::Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta});
+    let env = environment(&[("OTHER", "kube-system"), ("SLASH", "a/b"), ("Q", "x?dryRun=All")]);
+    let ok = render(
+        &app_version(
+            None,
+            vec![cm(json!({"name": "${TUSKFISH_APP}-cfg", "namespace": "${TUSKFISH_NAMESPACE}"}))],
+        ),
+        &env,
+        &release(),
+        &StaticCatalog,
+    )
+    .unwrap();
+    assert_eq!(ok.objects[0].name, "payments-cfg", "the name sent in the URL is the one in the body");
+    assert_eq!(ok.objects[0].body["metadata"]["name"], "payments-cfg");
+    let cases = [
+        (json!({"name": "x", "namespace": "${OTHER}"}), "ForeignNamespace"),
+        (json!({"name": "${SLASH}"}), "InvalidManifest"),
+        (json!({"name": "${Q}"}), "InvalidManifest"),
+        (json!({"name": "a b"}), "InvalidManifest"),
+        (json!({"name": "a#b"}), "InvalidManifest"),
+        (json!({"name": ".."}), "InvalidManifest"),
+        (json!({"name": "${NOPE}"}), "UnknownVariable"),
+    ];
+    for (meta, reason) in cases {
+        let err =
+            render(&app_version(None, vec![cm(meta.clone())]), &env, &release(), &StaticCatalog).unwrap_err();
+        assert_eq!(err.reason(), reason, "{meta}: {err}");
+    }
+}
+
+#[test]
+fn api_versions_that_cannot_be_discovered_are_invalid_manifests() {
+    for api_version in
+        ["foo bar/v1", "a?b/v1", "../v1", "v1 ", "V1", "apps/", "/", "example.com/v1?x", "ex..com/v1"]
+    {
+        let m = json!({"apiVersion": api_version, "kind": "ConfigMap", "metadata": {"name": "x"}});
+        let av = app_version(None, vec![m]);
+        assert!(required_kinds(&av).is_empty(), "{api_version:?} must not be looked up");
+        let err = render(&av, &environment(&[]), &release(), &StaticCatalog).unwrap_err();
+        assert_eq!(err.reason(), "InvalidManifest", "{api_version:?}: {err}");
+    }
+}
+
+#[test]
+fn the_inventory_is_bounded() {
+    let cms = |n: usize| -> Vec<serde_json::Value> {
+        (0..n).map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i:04}")}})).collect()
+    };
+    let ok = render(&app_version(None, cms(150)), &environment(&[]), &release(), &StaticCatalog).unwrap();
+    assert_eq!(ok.objects.len(), 150);
+    let err =
+        render(&app_version(None, cms(1000)), &environment(&[]), &release(), &StaticCatalog).unwrap_err();
+    assert_eq!(err.reason(), "TooManyObjects", "{err}");
+    // The estimate is an upper bound of what the inventory serializes to.
+    let entry = crate::api::InventoryEntry {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "cm-0001".into(),
+        generation: Some(i64::MIN),
+        uid: Some("0".repeat(36)),
+    };
+    let size = serde_json::to_string(&entry).unwrap().len() + 1;
+    assert!(size <= "v1ConfigMapcm-0001".len() + INVENTORY_ENTRY_OVERHEAD, "{size}");
+}
+
+#[test]
 fn build_metadata_is_label_safe() {
     assert_eq!(version_label("1.4.0+build.7"), "1.4.0_build.7");
 }

@@ -1,0 +1,264 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! What an AppVersion or Release cannot make the operator do, whatever it says: create
+//! cluster-scoped objects, write into a namespace its Environment does not own, or use an
+//! Environment, AppVersion, upstream Release or Approval of another pipeline namespace.
+
+mod common;
+
+use common::{TestNs, healthy_at};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use tuskfish::api::{Phase, Release, ReleaseStatus, find_condition};
+
+fn reason_is(reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
+    move |s| find_condition(&s.conditions, "Ready").is_some_and(|c| c.reason == reason)
+}
+
+/// Waits for `reason`, then checks the phase and that the message says something.
+async fn wait_reason(t: &TestNs, release: &str, reason: &'static str, phase: Phase) -> String {
+    let r = t.wait_release(release, reason_is(reason)).await;
+    let s = r.status.unwrap();
+    assert_eq!(s.phase, Some(phase), "{release}");
+    let message = find_condition(&s.conditions, "Ready").unwrap().message.clone();
+    assert!(!message.is_empty(), "{release}: {reason} without a message");
+    message
+}
+
+/// Nothing in `ns` carries the labels of a Release of the pipeline namespace `pipeline`.
+async fn nothing_of(t: &TestNs, pipeline: &str, ns: &str) {
+    let lp = ListParams::default().labels(&format!("tuskfish.dev/release-namespace={pipeline}"));
+    let deployments = t.api_in::<Deployment>(ns).list(&lp).await.unwrap();
+    let config_maps = t.api_in::<ConfigMap>(ns).list(&lp).await.unwrap();
+    let services = t.api_in::<Service>(ns).list(&lp).await.unwrap();
+    let names: Vec<_> = deployments
+        .iter()
+        .map(|o| &o.metadata)
+        .chain(config_maps.iter().map(|o| &o.metadata))
+        .chain(services.iter().map(|o| &o.metadata))
+        .filter_map(|m| m.name.clone())
+        .collect();
+    assert!(names.is_empty(), "objects of {pipeline} in {ns}: {names:?}");
+}
+
+fn config_map(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
+}
+
+#[tokio::test]
+async fn user_manifests_never_create_cluster_scoped_objects() {
+    let t = TestNs::new("sec-scope").await;
+    t.environment("dev", json!({})).await;
+    let ns_name = format!("{}-evil", t.ns);
+    let role = format!("{}-escalate", t.ns);
+    let binding = format!("{}-escalate", t.ns);
+    let sa_ns = t.env_ns("dev");
+    // An attempt at escalation: a ClusterRole allowing everything, bound cluster-wide to a
+    // ServiceAccount in the Environment's namespace, and a Namespace of its own. A ConfigMap first,
+    // so that a renderer that applied as it went would leave it behind.
+    let evil = json!([
+        config_map("innocent"),
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "intruder"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+         "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": binding},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+         "subjects": [{"kind": "ServiceAccount", "name": "intruder", "namespace": sa_ns}]},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns_name, "namespace": sa_ns}},
+    ]);
+    t.app_version("ops", "1.0.0", json!({"manifests": [config_map("innocent")]})).await;
+    t.app_version("ops", "2.0.0", json!({"workload": null, "manifests": evil})).await;
+    // Each cluster-scoped kind alone, too (the first refusal must not hide the others).
+    t.app_version(
+        "ns",
+        "1.0.0",
+        json!({"workload": null, "manifests": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns_name}}]}),
+    )
+    .await;
+    t.app_version("crb", "1.0.0", json!({"workload": null, "manifests": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": binding},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+         "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": sa_ns}]}]}))
+    .await;
+
+    // A Release running 1.0.0 healthily is pinned to the evil 2.0.0.
+    t.release("ops-dev", "ops", "dev", "1.0.0", json!({})).await;
+    t.wait_release("ops-dev", healthy_at("1.0.0")).await;
+    t.set_version("ops-dev", "2.0.0").await;
+    t.release("ns-dev", "ns", "dev", "1.0.0", json!({})).await;
+    t.release("crb-dev", "crb", "dev", "1.0.0", json!({})).await;
+
+    let message = wait_reason(&t, "ops-dev", "ClusterScopedManifest", Phase::Failed).await;
+    assert!(message.contains("ClusterRole") && message.contains("cluster-scoped"), "{message}");
+    let ns_message = wait_reason(&t, "ns-dev", "ClusterScopedManifest", Phase::Failed).await;
+    assert!(ns_message.contains(&format!("Namespace {ns_name}")), "{ns_message}");
+    wait_reason(&t, "crb-dev", "ClusterScopedManifest", Phase::Failed).await;
+    t.settle().await;
+
+    assert!(Api::<ClusterRole>::all(t.client.clone()).get_opt(&role).await.unwrap().is_none());
+    assert!(Api::<ClusterRoleBinding>::all(t.client.clone()).get_opt(&binding).await.unwrap().is_none());
+    assert!(Api::<Namespace>::all(t.client.clone()).get_opt(&ns_name).await.unwrap().is_none());
+    // Nothing of 2.0.0 was applied, not even its namespaced objects; 1.0.0 is still what runs.
+    let sas = t.api_in::<k8s_openapi::api::core::v1::ServiceAccount>(&sa_ns);
+    assert!(sas.get_opt("intruder").await.unwrap().is_none(), "2.0.0 was half applied");
+    t.api_in::<ConfigMap>(&sa_ns).get("innocent").await.unwrap();
+    let s = t.api::<Release>().get("ops-dev").await.unwrap().status.unwrap();
+    assert_eq!(s.current_version.as_deref(), Some("1.0.0"));
+    assert_eq!(s.history.len(), 1, "a refused version is not a rollout: {:?}", s.history);
+    // And it said so in a Warning Event on the Release.
+    let events = t.api::<k8s_openapi::api::events::v1::Event>().list(&ListParams::default()).await.unwrap();
+    assert!(
+        events.items.iter().any(|e| e.reason.as_deref() == Some("ClusterScopedManifest")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("ops-dev")
+            && e.type_.as_deref() == Some("Warning")),
+        "no Warning Event ClusterScopedManifest on ops-dev"
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_written_outside_the_environments_namespace() {
+    let t = TestNs::new("sec-ns").await;
+    // Another pipeline with an Environment of its own: its namespace is off limits to this one.
+    let other = TestNs::new("sec-ns-other").await;
+    other.environment("dev", json!({})).await;
+    let theirs = other.env_ns("dev");
+    t.environment("dev", json!({})).await;
+
+    let foreign = [
+        ("kube-system", "kube-system"),
+        ("default", "default"),
+        ("theirs", theirs.as_str()),
+        ("pipeline", t.ns.as_str()),
+    ];
+    for (app, ns) in foreign {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("{}-{app}", t.ns), "namespace": ns}});
+        t.app_version(app, "1.0.0", json!({"manifests": [cm]})).await;
+        t.release(&format!("{app}-dev"), app, "dev", "1.0.0", json!({})).await;
+    }
+    for (app, ns) in foreign {
+        let message = wait_reason(&t, &format!("{app}-dev"), "ForeignNamespace", Phase::Failed).await;
+        assert!(message.contains(ns) && message.contains(&t.env_ns("dev")), "{message}");
+    }
+
+    // An Environment claiming someone else's namespace (another pipeline's, or kube-system) is
+    // refused, and so nothing is deployed there.
+    t.apply(
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "grab"},
+        "spec": {"namespace": theirs, "tier": "dev"}}),
+    )
+    .await;
+    t.apply(
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "system"},
+        "spec": {"namespace": "kube-system", "tier": "prod"}}),
+    )
+    .await;
+    t.app_version("web", "1.0.0", json!({})).await;
+    t.release("web-grab", "web", "grab", "1.0.0", json!({})).await;
+    t.release("web-system", "web", "system", "1.0.0", json!({})).await;
+    wait_reason(&t, "web-grab", "EnvironmentNotReady", Phase::Pending).await;
+    wait_reason(&t, "web-system", "EnvironmentNotReady", Phase::Pending).await;
+
+    // An Environment that runs a Release and then moves to a namespace it does not own stops
+    // being a target: the Release waits; nothing follows it into kube-system.
+    t.environment("moving", json!({})).await;
+    t.release("web-moving", "web", "moving", "1.0.0", json!({})).await;
+    t.wait_release("web-moving", healthy_at("1.0.0")).await;
+    let to_system = json!({"spec": {"namespace": "kube-system"}});
+    t.api::<tuskfish::api::Environment>()
+        .patch("moving", &PatchParams::default(), &Patch::Merge(&to_system))
+        .await
+        .unwrap();
+    wait_reason(&t, "web-moving", "EnvironmentNotReady", Phase::Pending).await;
+    t.settle().await;
+
+    for (_, ns) in foreign {
+        assert!(
+            t.api_in::<ConfigMap>(ns).get_opt(&format!("{}-{}", t.ns, ns)).await.unwrap().is_none(),
+            "a ConfigMap was created in {ns}"
+        );
+        nothing_of(&t, &t.ns, ns).await;
+    }
+    nothing_of(&t, &t.ns, "kube-system").await;
+    // The other pipeline's Environment still owns its namespace.
+    other.wait_env_ready("dev").await;
+    // What ran in the moved Environment's old namespace is still there (never pruned into or
+    // from a namespace the Environment does not own), and the Release still says what ran.
+    t.api_in::<Deployment>(&t.env_ns("moving")).get("web").await.unwrap();
+    let s = t.api::<Release>().get("web-moving").await.unwrap().status.unwrap();
+    assert_eq!(s.current_version.as_deref(), Some("1.0.0"));
+}
+
+#[tokio::test]
+async fn a_release_sees_only_its_own_namespace() {
+    // Pipeline X has everything: an Environment, AppVersions, a healthy Release, an Approval.
+    let x = TestNs::new("sec-x").await;
+    x.environment("dev", json!({})).await;
+    x.environment("prod", json!({"approval": "required"})).await;
+    x.app_version("pay", "1.0.0", json!({})).await;
+    x.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    x.wait_release("pay-dev", healthy_at("1.0.0")).await;
+
+    // Pipeline Y names X's things.
+    let y = TestNs::new("sec-y").await;
+    y.environment("dev", json!({})).await;
+    y.environment("prod", json!({"approval": "required"})).await;
+    y.app_version("other", "1.0.0", json!({})).await;
+    // An Environment that exists only in X (by name, and by namespace-qualified name).
+    y.release("env-elsewhere", "pay", "staging", "1.0.0", json!({})).await;
+    x.environment("staging", json!({})).await;
+    y.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release", "metadata": {"name": "env-qualified"},
+        "spec": {"app": "pay", "environment": format!("{}/dev", x.ns), "version": "1.0.0"}}))
+        .await;
+    // An AppVersion that exists only in X (in Y's prod, so that Y has no Release of pay in dev).
+    y.release("av-elsewhere", "pay", "prod", "1.0.0", json!({})).await;
+    y.release("track-elsewhere", "pay", "prod", "1.0.0", json!({"version": null, "track": "*"})).await;
+    // An upstream Release that exists (Healthy) only in X.
+    y.release(
+        "promote-elsewhere",
+        "pay",
+        "prod",
+        "1.0.0",
+        json!({"version": null, "promoteFrom": {"environment": "dev"}}),
+    )
+    .await;
+    // A dependency that runs (Healthy) only in X.
+    y.release("dep-elsewhere", "other", "dev", "1.0.0", json!({"dependsOn": [{"app": "pay"}]})).await;
+
+    wait_reason(&y, "env-elsewhere", "EnvironmentNotFound", Phase::Pending).await;
+    wait_reason(&y, "env-qualified", "EnvironmentNotFound", Phase::Pending).await;
+    wait_reason(&y, "av-elsewhere", "AppVersionNotFound", Phase::Pending).await;
+    wait_reason(&y, "track-elsewhere", "NoMatchingVersion", Phase::Pending).await;
+    wait_reason(&y, "promote-elsewhere", "UpstreamNotFound", Phase::Pending).await;
+    wait_reason(&y, "dep-elsewhere", "WaitingForDependencies", Phase::Pending).await;
+
+    // An Approval in X does not unlock Y's Release of the same name; in X it does.
+    y.app_version("pay", "1.0.0", json!({})).await;
+    y.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
+    x.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
+    wait_reason(&y, "pay-prod", "AwaitingApproval", Phase::Pending).await;
+    wait_reason(&x, "pay-prod", "AwaitingApproval", Phase::Pending).await;
+    x.approve("pay-prod", "1.0.0", "mallory").await;
+    let approved = x.wait_release("pay-prod", healthy_at("1.0.0")).await;
+    assert!(approved.status.unwrap().history[0].message.as_deref().unwrap_or_default().contains("mallory"));
+    y.settle().await;
+    let s = y.api::<Release>().get("pay-prod").await.unwrap().status.unwrap();
+    assert_eq!(
+        find_condition(&s.conditions, "Ready").unwrap().reason,
+        "AwaitingApproval",
+        "X's Approval unlocked Y"
+    );
+    assert!(s.history.is_empty() && s.current_version.is_none());
+
+    // Nothing of Y's ran anywhere: not in X's Environment namespaces, not in its own.
+    for ns in [x.env_ns("dev"), x.env_ns("staging"), x.env_ns("prod"), y.env_ns("dev"), y.env_ns("prod")] {
+        nothing_of(&y, &y.ns, &ns).await;
+    }
+    // X's Release was never touched by Y's: its status is Healthy with one rollout.
+    let s = x.api::<Release>().get("pay-dev").await.unwrap().status.unwrap();
+    assert_eq!((s.phase, s.history.len()), (Some(Phase::Healthy), 1));
+}
