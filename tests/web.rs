@@ -8,12 +8,14 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::{TestNs, apply_examples, apply_yaml_file, examples, free_port, wait_listening, within};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use futures::FutureExt;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -200,7 +202,16 @@ async fn the_pipeline_page_in_a_real_browser() {
     wait_listening(web_port, "tuskfish web listening").await;
     wait_listening(driver_port, "chromedriver listening").await;
     let b = browser(driver_port).await;
-    let base = format!("http://{addr}");
+    // The browser is closed however the scenario ends: a panic must not leave Chromium running.
+    let outcome = AssertUnwindSafe(scenario(&t, &b, web_port, &releases)).catch_unwind().await;
+    let _ = b.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn scenario(t: &TestNs, b: &Browser, web_port: u16, releases: &Api<Release>) {
+    let base = format!("http://127.0.0.1:{web_port}");
 
     // The matrix shows what the cluster says, environments in pipeline order.
     b.goto(&format!("{base}/ns/finance")).await.unwrap();
@@ -277,5 +288,4 @@ async fn the_pipeline_page_in_a_real_browser() {
             "{method}"
         );
     }
-    b.close().await.unwrap();
 }
