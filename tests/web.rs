@@ -216,8 +216,8 @@ async fn scenario(t: &TestNs, b: &Browser, web_port: u16, releases: &Api<Release
     // The matrix shows what the cluster says, environments in pipeline order.
     b.goto(&format!("{base}/ns/finance")).await.unwrap();
     until("the page shows the cluster's Releases", || async {
-        let want = cluster_cells(&releases).await;
-        want.len() == 4 && page_cells(&b).await == want && want.values().all(|(_, p)| p == "Healthy")
+        let want = cluster_cells(releases).await;
+        want.len() == 4 && page_cells(b).await == want && want.values().all(|(_, p)| p == "Healthy")
     })
     .await;
     let headers: Vec<String> = serde_json::from_value(
@@ -234,9 +234,9 @@ async fn scenario(t: &TestNs, b: &Browser, web_port: u16, releases: &Api<Release
     let rels = releases.list(&Default::default()).await.unwrap();
     assert_eq!(headers, tuskfish::matrix::pipeline_order(&envs.items, &rels.items));
     assert_eq!(headers, ["dev-1-3", "dev-1-4", "test", "prod"]);
-    assert!(text_of(&b, r#"td[data-release="payments-dev-1-4"]"#).await.contains("forward-port missing"));
-    assert!(text_of(&b, r#"th[data-env="prod"]"#).await.contains("approval"));
-    screenshot(&b, "pipeline.png").await;
+    assert!(text_of(b, r#"td[data-release="payments-dev-1-4"]"#).await.contains("forward-port missing"));
+    assert!(text_of(b, r#"th[data-env="prod"]"#).await.contains("approval"));
+    screenshot(b, "pipeline.png").await;
 
     // A change in the cluster reaches the open page without a reload.
     b.execute("window.tuskfishMarker = 'same page';", vec![]).await.unwrap();
@@ -244,39 +244,39 @@ async fn scenario(t: &TestNs, b: &Browser, web_port: u16, releases: &Api<Release
     releases.patch("payments-prod", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let prod = r#"td[data-release="payments-prod"]"#;
     until("the prod cell shows the approval gate", || async {
-        text_of(&b, prod).await.contains("1.3.10 awaiting approval")
+        text_of(b, prod).await.contains("1.3.10 awaiting approval")
     })
     .await;
-    screenshot(&b, "pipeline-awaiting-approval.png").await;
+    screenshot(b, "pipeline-awaiting-approval.png").await;
     apply_yaml_file(&t.client, &examples().join("demo/60-approve-prod-1.3.10.yaml")).await;
     until("the prod cell shows the approved hotfix running", || async {
-        page_cells(&b).await.get("payments-prod") == Some(&("1.3.10".into(), "Healthy".into()))
+        page_cells(b).await.get("payments-prod") == Some(&("1.3.10".into(), "Healthy".into()))
     })
     .await;
     let marker = b.execute("return window.tuskfishMarker;", vec![]).await.unwrap();
     assert_eq!(marker, Value::from("same page"), "the page was reloaded instead of updated");
     let updates = b.execute("return Number(document.body.dataset.updates);", vec![]).await.unwrap();
     assert!(updates.as_u64().unwrap() >= 2, "updates pushed: {updates}");
-    assert!(text_of(&b, "#live-status").await.starts_with("live"));
+    assert!(text_of(b, "#live-status").await.starts_with("live"));
 
     // A cell opens the Release: history with the approver, change ids with their titles.
-    click(&b, &format!("{prod} a")).await;
+    click(b, &format!("{prod} a")).await;
     until("the Release page", || async {
         b.current_url().await.unwrap().path() == "/ns/finance/releases/payments-prod"
     })
     .await;
-    assert_eq!(text_of(&b, "h1").await, "payments in prod");
-    let history = text_of(&b, "table.history").await;
+    assert_eq!(text_of(b, "h1").await, "payments in prod");
+    let history = text_of(b, "table.history").await;
     assert!(history.contains("1.3.10") && history.contains("approved by"), "{history}");
-    let changes = text_of(&b, "table.changes").await;
+    let changes = text_of(b, "table.changes").await;
     assert!(changes.contains("FIN-142"), "{changes}");
-    screenshot(&b, "release.png").await;
+    screenshot(b, "release.png").await;
 
     // The diff view: dev-1-3 has the FX fix that dev-1-4's build lacks.
     b.goto(&format!("{base}/ns/finance/diff?a=dev-1-3&b=dev-1-4")).await.unwrap();
-    let row = text_of(&b, r#"table.diff tr[data-app="payments"]"#).await;
+    let row = text_of(b, r#"table.diff tr[data-app="payments"]"#).await;
     assert!(row.contains("FIN-142") && row.contains("not forward-ported"), "{row}");
-    screenshot(&b, "diff.png").await;
+    screenshot(b, "diff.png").await;
 
     // Nothing here writes: the page's only form is a GET, and other methods are refused.
     let forms = b.execute("return Array.from(document.forms).map(f => f.method);", vec![]).await.unwrap();
