@@ -82,7 +82,7 @@ pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action>
     let is = Some((if ok { "True" } else { "False" }.to_string(), reason.clone()));
     if was != is {
         let type_ = if ok { EventType::Normal } else { EventType::Warning };
-        publish(&ctx, &reference, type_, reason, message).await;
+        publish(&ctx, &reference, type_, reason, message);
     }
     Ok(Action::await_change())
 }

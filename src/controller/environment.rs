@@ -180,12 +180,11 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     let reference = env.object_ref(&());
     if matches!(claim, NamespaceClaim::Owned { created: true }) {
         info!(environment = %env.name_any(), namespace = %ns, "namespace created");
-        publish(&ctx, &reference, EventType::Normal, "NamespaceCreated", format!("created namespace {ns}"))
-            .await;
+        publish(&ctx, &reference, EventType::Normal, "NamespaceCreated", format!("created namespace {ns}"));
     }
     let was_refused = prev.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == reason);
     if changed && refused && !was_refused {
-        publish(&ctx, &reference, EventType::Warning, reason, message).await;
+        publish(&ctx, &reference, EventType::Warning, reason, message);
     }
     Ok(Action::await_change())
 }

@@ -1,4 +1,4 @@
-//! Publishing Events: failures to publish are logged, never fatal.
+//! Publishing Events: in the background, failures logged, never fatal.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
@@ -7,8 +7,9 @@ use sha2::Digest;
 use super::context::Context;
 use crate::api::{MESSAGE_LIMIT, truncate_message};
 
-/// Publishes an Event; a failure to publish is logged, never fatal.
-pub async fn publish(
+/// Publishes an Event in the background: a failure is logged, never fatal, and the reconcile does
+/// not wait for the API server's answer (Events are a report, not a step of the rollout).
+pub fn publish(
     ctx: &Context,
     reference: &ObjectReference,
     type_: EventType,
@@ -23,7 +24,10 @@ pub async fn publish(
     let action = format!("{reason}/{:02x}{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2], digest[3]);
     let ev =
         Event { type_, reason, note: Some(truncate_message(note, MESSAGE_LIMIT)), action, secondary: None };
-    if let Err(e) = ctx.recorder.publish(&ev, reference).await {
-        tracing::warn!(error = %e, "could not publish event");
-    }
+    let (recorder, reference) = (ctx.recorder.clone(), reference.clone());
+    tokio::spawn(async move {
+        if let Err(e) = recorder.publish(&ev, &reference).await {
+            tracing::warn!(error = %e, "could not publish event");
+        }
+    });
 }

@@ -166,7 +166,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
             let back_to = status.desired_version.clone().unwrap_or_else(|| "nothing".into());
             let note = format!("version {v} failed in {}; rolling back to {back_to}", rel.spec.environment);
             warn!(release = %rel.name_any(), failed = %v, %back_to, "rolling back");
-            publish(&ctx, &rel.object_ref(&()), EventType::Warning, "RollingBack", note).await;
+            publish(&ctx, &rel.object_ref(&()), EventType::Warning, "RollingBack", note);
             ctx.metrics
                 .rollbacks
                 .get_or_create(&EnvironmentLabel { environment: rel.spec.environment.clone() })
@@ -298,8 +298,7 @@ async fn rollout(
                 EventType::Normal,
                 "DriftRepaired",
                 format!("{what}; applied again"),
-            )
-            .await;
+            );
             false
         }
     };
@@ -331,8 +330,7 @@ async fn rollout(
                 EventType::Normal,
                 "Pruned",
                 format!("deleted {}", deleted.join(", ")),
-            )
-            .await;
+            );
         }
     }
     let health = health(ctx, Some(&inventory), Some(now), deadline, now);
@@ -435,7 +433,7 @@ async fn record_transition(
     if new_rollout {
         let note = format!("rolling out {version} to environment {}", rel.spec.environment);
         info!(release = %rel.name_any(), environment = %rel.spec.environment, %version, "rollout started");
-        publish(ctx, &reference, EventType::Normal, "RolloutStarted", note).await;
+        publish(ctx, &reference, EventType::Normal, "RolloutStarted", note);
         ctx.metrics.rollout(&rel.spec.environment, "started");
         observe_publish_to_rollout(ctx, rel, next, &version);
     }
@@ -464,7 +462,7 @@ async fn record_transition(
     } else {
         info!(release = %rel.name_any(), %reason, %message, "release status");
     }
-    publish(ctx, &reference, type_, reason, message).await;
+    publish(ctx, &reference, type_, reason, message);
 }
 
 /// Removes everything the Release applied before it goes away.
