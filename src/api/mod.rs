@@ -4,6 +4,8 @@ mod approval;
 mod appversion;
 mod condition;
 mod environment;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod release;
 
 pub use approval::*;

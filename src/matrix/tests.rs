@@ -1,23 +1,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
-use crate::api::{
-    Condition, EnvironmentSpec, FreezeWindow, HistoryEntry, PromoteFrom, ReleaseSpec, ReleaseStatus,
-};
+use crate::api::{FreezeWindow, HistoryEntry, PromoteFrom, ReleaseSpec, ReleaseStatus};
 
-fn env(name: &str, tier: Tier) -> Environment {
-    Environment::new(
-        name,
-        EnvironmentSpec {
-            namespace: format!("finance-{name}"),
-            tier,
-            version_line: None,
-            variables: Default::default(),
-            approval: None,
-            freeze_windows: vec![],
-        },
-    )
-}
+use crate::api::fixtures::{condition as cond, environment as env};
 
 fn rel(app: &str, env: &str, promote_from: Option<&str>) -> Release {
     Release::new(
@@ -34,17 +20,6 @@ fn rel(app: &str, env: &str, promote_from: Option<&str>) -> Release {
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
-}
-
-fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
-        last_transition_time: Time(ts("2026-11-25T10:00:00Z")),
-        observed_generation: None,
-    }
 }
 
 #[test]

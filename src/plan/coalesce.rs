@@ -32,20 +32,8 @@ pub fn only_counts(prev: &EnvironmentStatus, next: &EnvironmentStatus) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
     use super::*;
-
-    fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
-        Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: Time("2026-11-25T10:00:00Z".parse().unwrap()),
-            observed_generation: Some(1),
-        }
-    }
+    use crate::api::fixtures::condition as cond;
 
     fn progressing(message: &str) -> ReleaseStatus {
         ReleaseStatus {

@@ -1,30 +1,13 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
-use crate::api::{
-    AppVersionSpec, Condition, Environment, EnvironmentSpec, FreezeWindow, HistoryEntry, ReleaseSpec,
-    ReleaseStatus, Tier,
-};
+use crate::api::{AppVersionSpec, FreezeWindow, HistoryEntry, ReleaseSpec, ReleaseStatus, Tier};
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-fn env(name: &str, tier: Tier) -> Environment {
-    let mut e = Environment::new(
-        name,
-        EnvironmentSpec {
-            namespace: format!("finance-{name}"),
-            tier,
-            version_line: None,
-            variables: Default::default(),
-            approval: None,
-            freeze_windows: vec![],
-        },
-    );
-    e.metadata.namespace = Some("finance".into());
-    e
-}
+use crate::api::fixtures::{condition, environment as env};
 
 fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> HistoryEntry {
     HistoryEntry {
@@ -90,14 +73,7 @@ fn snapshot() -> Snapshot {
     }];
     let held = ReleaseStatus {
         held_version: Some("1.3.10".into()),
-        conditions: vec![Condition {
-            type_: "Held".into(),
-            status: "True".into(),
-            reason: "AwaitingApproval".into(),
-            message: "1.3.10 needs an Approval".into(),
-            last_transition_time: Time(ts("2026-11-25T10:00:00Z")),
-            observed_generation: None,
-        }],
+        conditions: vec![condition("Held", "True", "AwaitingApproval", "1.3.10 needs an Approval")],
         ..healthy("1.3.9")
     };
     Snapshot {
