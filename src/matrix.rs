@@ -74,6 +74,16 @@ pub enum Tone {
 }
 
 impl Tone {
+    /// How a history entry looks: succeeded, under way, failed, or replaced before it finished.
+    pub fn of_result(r: RolloutResult) -> Tone {
+        match r {
+            RolloutResult::Succeeded => Tone::Good,
+            RolloutResult::Progressing => Tone::Busy,
+            RolloutResult::Failed => Tone::Bad,
+            RolloutResult::Superseded => Tone::Muted,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tone::Good => "good",

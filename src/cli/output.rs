@@ -61,6 +61,18 @@ pub enum Style {
     Bold,
 }
 
+impl From<crate::matrix::Tone> for Style {
+    fn from(t: crate::matrix::Tone) -> Self {
+        use crate::matrix::Tone;
+        match t {
+            Tone::Good => Style::Good,
+            Tone::Busy => Style::Busy,
+            Tone::Bad => Style::Bad,
+            Tone::Muted => Style::Muted,
+        }
+    }
+}
+
 impl Style {
     fn ansi(self) -> &'static str {
         match self {

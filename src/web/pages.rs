@@ -9,8 +9,8 @@ use kube::ResourceExt;
 use maud::{DOCTYPE, Markup, html};
 
 use super::page::Page;
-use crate::api::{AppVersion, Change, Phase, Release, RolloutResult, find_condition};
-use crate::matrix::{CellState, DiffRow, Matrix, PendingKind, cell_notes, diff, matrix};
+use crate::api::{AppVersion, Change, Phase, Release, find_condition};
+use crate::matrix::{CellState, DiffRow, Matrix, PendingKind, Tone, cell_notes, diff, matrix};
 
 /// One namespace's objects, as cached.
 #[derive(Clone, Debug, Default)]
@@ -301,7 +301,7 @@ pub fn release(s: &Snapshot, name: &str) -> Rendered {
                 tbody {
                     @for h in &status.history {
                         @let started = h.started_at.0.to_string();
-                        tr class=(result_tone(h.result)) {
+                        tr class=(Tone::of_result(h.result).as_str()) {
                             td { (h.version) }
                             td { (format!("{:?}", h.result)) }
                             td { time datetime=(started) { (short_time(&started)) } }
@@ -318,15 +318,6 @@ pub fn release(s: &Snapshot, name: &str) -> Rendered {
         }
     };
     Rendered { title: format!("{} in {}", r.spec.app, r.spec.environment), body, found: true }
-}
-
-fn result_tone(r: RolloutResult) -> &'static str {
-    match r {
-        RolloutResult::Succeeded => "good",
-        RolloutResult::Progressing => "busy",
-        RolloutResult::Failed => "bad",
-        RolloutResult::Superseded => "muted",
-    }
 }
 
 fn diff_row(r: &DiffRow) -> Markup {

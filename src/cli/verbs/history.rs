@@ -1,9 +1,9 @@
 //! `history APP --env ENV`: the Release's rollouts, newest first.
 
-use crate::api::RolloutResult;
 use crate::cli::error::CliResult;
-use crate::cli::output::{self, Cell, Style, table};
+use crate::cli::output::{self, Cell, table};
 use crate::cli::session::Session;
+use crate::matrix::Tone;
 
 pub async fn history(s: &Session, app: &str, env: &str) -> CliResult<()> {
     let release = s.existing_release(app, env).await?;
@@ -18,12 +18,7 @@ pub async fn history(s: &Session, app: &str, env: &str) -> CliResult<()> {
         let rows: Vec<Vec<Cell>> = entries
             .iter()
             .map(|h| {
-                let style = match h.result {
-                    RolloutResult::Succeeded => Style::Good,
-                    RolloutResult::Progressing => Style::Busy,
-                    RolloutResult::Failed => Style::Bad,
-                    RolloutResult::Superseded => Style::Muted,
-                };
+                let style = Tone::of_result(h.result).into();
                 vec![
                     Cell::from(h.version.as_str()),
                     Cell { text: format!("{:?}", h.result), style },

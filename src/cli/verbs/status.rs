@@ -11,7 +11,7 @@ use crate::api::{Environment, Phase, Release};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Cell, Output, Style, table};
 use crate::cli::session::Session;
-use crate::matrix::{CellState, Matrix, PendingKind, Tone, cell_notes, matrix};
+use crate::matrix::{CellState, Matrix, PendingKind, cell_notes, matrix};
 
 pub async fn status(s: &Session, watch: bool) -> CliResult<()> {
     if watch {
@@ -35,13 +35,7 @@ pub fn cell_text(c: &CellState) -> (String, Style) {
     if c.forward_port_missing.is_some() {
         text.push_str(", forward-port missing");
     }
-    let style = match c.tone() {
-        Tone::Good => Style::Good,
-        Tone::Busy => Style::Busy,
-        Tone::Bad => Style::Bad,
-        Tone::Muted => Style::Muted,
-    };
-    (text, style)
+    (text, c.tone().into())
 }
 
 pub fn render(m: &Matrix, color: bool) -> String {

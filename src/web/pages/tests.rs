@@ -1,7 +1,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
-use crate::api::{AppVersionSpec, FreezeWindow, HistoryEntry, ReleaseSpec, ReleaseStatus, Tier};
+use crate::api::{
+    AppVersionSpec, FreezeWindow, HistoryEntry, ReleaseSpec, ReleaseStatus, RolloutResult, Tier,
+};
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
