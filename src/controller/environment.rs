@@ -168,11 +168,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     let api: Api<Environment> = Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default());
     // Counts move with every Release; a burst of rollouts updates them once per interval, not per step.
     if crate::plan::coalesce::only_counts(&prev, &status)
-        && let Some(later) = ctx
-            .own_writes
-            .since_last_write(env.as_ref())
-            .and_then(|ago| COUNTS_EVERY.checked_sub(ago))
-            .filter(|d| !d.is_zero())
+        && let Some(later) = ctx.own_writes.too_soon(env.as_ref(), COUNTS_EVERY)
     {
         return Ok(Action::requeue(later));
     }

@@ -42,7 +42,7 @@ pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     // lags a status write, so the next reconcile waits for it in the same way.
     let adds_finalizer =
         rel.metadata.deletion_timestamp.is_none() && !rel.finalizers().iter().any(|f| f == RELEASE_FINALIZER);
-    let before = adds_finalizer.then(|| (*rel).clone());
+    let before = adds_finalizer.then(|| rel.clone());
     let result = finalizer(&api, RELEASE_FINALIZER, rel, |event| async {
         match event {
             Finalizer::Apply(r) => converge(r, ctx.clone()).await,
@@ -52,7 +52,7 @@ pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
     if let (Some(before), Ok(_)) = (before, &result) {
-        ctx.own_writes.wrote(&before);
+        ctx.own_writes.wrote(before.as_ref());
     }
     result
 }
@@ -158,7 +158,10 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     set_forward_ports(&mut status, &gaps, rel.metadata.generation, &now);
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
     let base = if acted { None } else { rel.status.as_ref() };
-    if let Some(later) = base.and_then(|b| progress_detail_later(&ctx, &rel, b, &status)) {
+    // Progress text alone may wait (see `plan::coalesce`); the next real change is written at once.
+    if base.is_some_and(|b| coalesce::only_progress_detail(b, &status))
+        && let Some(later) = ctx.own_writes.too_soon(rel.as_ref(), PROGRESS_DETAIL_EVERY)
+    {
         return Ok(Action::requeue(earliest(wake, Some(later)).unwrap_or(later)));
     }
     if patch_status_if_changed(&api, &ctx.own_writes, &rel, base, &status).await? {
@@ -172,27 +175,13 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
                 .get_or_create(&EnvironmentLabel { environment: rel.spec.environment.clone() })
                 .inc();
         }
-        record_transition(&ctx, &rel, rel.status.as_ref().unwrap_or(&prev), &status, new_rollout).await;
+        record_transition(&ctx, &rel, rel.status.as_ref().unwrap_or(&prev), &status, new_rollout);
     }
     Ok(wake.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Progress detail is written at most this often (see [`crate::plan::coalesce`]).
 const PROGRESS_DETAIL_EVERY: Duration = Duration::from_secs(5);
-
-/// When only the progress text changed and we wrote this Release moments ago: how long until the
-/// text may be written (the next real change is written at once anyway).
-fn progress_detail_later(
-    ctx: &Context,
-    rel: &Release,
-    prev: &ReleaseStatus,
-    next: &ReleaseStatus,
-) -> Option<Duration> {
-    if !coalesce::only_progress_detail(prev, next) {
-        return None;
-    }
-    PROGRESS_DETAIL_EVERY.checked_sub(ctx.own_writes.since_last_write(rel)?).filter(|d| !d.is_zero())
-}
 
 /// The change ids of the version that runs now.
 fn running_changes(rel: &Release, status: &ReleaseStatus, app_versions: &[&AppVersion]) -> Vec<String> {
@@ -421,7 +410,7 @@ fn observe_publish_to_rollout(ctx: &Context, rel: &Release, next: &ReleaseStatus
 }
 
 /// Events for what a person watching the Release wants to know.
-async fn record_transition(
+fn record_transition(
     ctx: &Context,
     rel: &Release,
     prev: &ReleaseStatus,

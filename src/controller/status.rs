@@ -41,8 +41,14 @@ impl OwnWrites {
     }
 
     /// How long ago our last write of `obj` was (if recent).
-    pub fn since_last_write<K: Resource<DynamicType = ()>>(&self, obj: &K) -> Option<Duration> {
+    fn since_last_write<K: Resource<DynamicType = ()>>(&self, obj: &K) -> Option<Duration> {
         self.0.lock().ok()?.get(&key(obj)).map(|(_, at)| at.elapsed())
+    }
+
+    /// For writes allowed at most once per `every`: how long until `obj` may be written again
+    /// (`None`: now).
+    pub fn too_soon<K: Resource<DynamicType = ()>>(&self, obj: &K, every: Duration) -> Option<Duration> {
+        every.checked_sub(self.since_last_write(obj)?).filter(|d| !d.is_zero())
     }
 
     /// Notes a write of `obj` (as it was before the write) made outside [`patch_status_if_changed`].
@@ -116,5 +122,8 @@ mod tests {
         assert!(!own.cache_is_behind(&release("b", "10")), "another object");
         assert!(own.since_last_write(&release("a", "11")).is_some_and(|d| d < Duration::from_secs(5)));
         assert!(own.since_last_write(&release("b", "1")).is_none());
+        assert!(own.too_soon(&release("a", "11"), Duration::from_secs(60)).is_some(), "written just now");
+        assert!(own.too_soon(&release("a", "11"), Duration::ZERO).is_none(), "no interval");
+        assert!(own.too_soon(&release("b", "1"), Duration::from_secs(60)).is_none(), "never written");
     }
 }
