@@ -89,9 +89,7 @@ pub struct Operator {
     settings: Settings,
     requests: Arc<RequestCounts>,
     watches: watch::Watches,
-    release_rx: mpsc::UnboundedReceiver<ObjectRef<Release>>,
-    env_rx: mpsc::UnboundedReceiver<ObjectRef<Environment>>,
-    av_rx: mpsc::UnboundedReceiver<ObjectRef<AppVersion>>,
+    receivers: Receivers,
 }
 
 impl Operator {
@@ -107,7 +105,7 @@ impl Operator {
             metrics: metrics.clone(),
         };
         let watches = watch::watches(&client, triggers, settings.watch_namespace.as_deref());
-        Self { client, settings, requests, watches, release_rx, env_rx, av_rx }
+        Self { client, settings, requests, watches, receivers: (release_rx, env_rx, av_rx) }
     }
 
     /// The pipeline as the operator's caches see it, for the web view: no extra watch, no API calls.
@@ -123,11 +121,12 @@ impl Operator {
 
     /// Runs until `shutdown` resolves or, with leader election, until the Lease is lost.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Stopped {
-        let Self { client, settings, requests, watches: w, release_rx, env_rx, av_rx } = self;
-        run_controllers(client, settings, requests, w, (release_rx, env_rx, av_rx), shutdown).await
+        let Self { client, settings, requests, watches, receivers } = self;
+        run_controllers(client, settings, requests, watches, receivers, shutdown).await
     }
 }
 
+/// Reconcile requests for the Release, Environment and AppVersion controllers.
 type Receivers = (
     mpsc::UnboundedReceiver<ObjectRef<Release>>,
     mpsc::UnboundedReceiver<ObjectRef<Environment>>,
@@ -246,6 +245,12 @@ async fn drive<K, F, Fut>(
     Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
     let mut reconcile = reconcile;
+    // Looked up once: the closure below runs for every reconcile.
+    let in_flight = ctx
+        .metrics
+        .reconciles_in_flight
+        .get_or_create(&ControllerLabel { controller: name.to_string() })
+        .clone();
     // Every reconcile is timed and counted by result.
     let measured = move |obj: Arc<K>, ctx: Arc<Context>| {
         // Deciding before the cache has seen our own last status write could only conflict; the
@@ -253,18 +258,14 @@ async fn drive<K, F, Fut>(
         // safety net should it coalesce with nothing).
         let skip = ctx.own_writes.cache_is_behind(obj.as_ref());
         let metrics = ctx.metrics.clone();
-        let in_flight = metrics
-            .reconciles_in_flight
-            .get_or_create(&ControllerLabel { controller: name.to_string() })
-            .clone();
-        in_flight.inc();
-        let started = std::time::Instant::now();
+        let in_flight = in_flight.clone();
         let fut = (!skip).then(|| reconcile(obj, ctx));
         async move {
             let Some(fut) = fut else {
-                in_flight.dec();
                 return Ok(Action::requeue(CACHE_BEHIND_RECHECK));
             };
+            in_flight.inc();
+            let started = std::time::Instant::now();
             let result = fut.await;
             in_flight.dec();
             let outcome = match &result {
