@@ -71,6 +71,14 @@ fn identity(explicit: Option<String>) -> String {
     })
 }
 
+/// A listener flag's value: `off`, or an address (the error names the flag).
+fn listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, String> {
+    match value {
+        "off" => Ok(None),
+        addr => addr.parse().map(Some).map_err(|e| format!("{flag} {addr:?}: {e}")),
+    }
+}
+
 pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.renew_deadline >= args.lease_duration {
         return Err(
@@ -81,10 +89,9 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
     let client = target.client(&counter).await?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = shutdown_signal().shared();
-    let server = match args.metrics_addr.as_str() {
-        "off" => None,
-        addr => {
-            let addr: SocketAddr = addr.parse().map_err(|e| format!("--metrics-addr {addr:?}: {e}"))?;
+    let server = match listen_addr("--metrics-addr", &args.metrics_addr)? {
+        None => None,
+        Some(addr) => {
             let server =
                 crate::telemetry::http::serve(addr, metrics.clone(), counter.counts(), shutdown.clone())
                     .await?;
@@ -92,10 +99,9 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
             Some(tokio::spawn(server))
         }
     };
-    let webhook = match args.webhook_addr.as_str() {
-        "off" => None,
-        addr => {
-            let addr: SocketAddr = addr.parse().map_err(|e| format!("--webhook-addr {addr:?}: {e}"))?;
+    let webhook = match listen_addr("--webhook-addr", &args.webhook_addr)? {
+        None => None,
+        Some(addr) => {
             let server = crate::admission::serve(
                 addr,
                 args.webhook_cert_dir.clone(),
@@ -123,10 +129,9 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         metrics,
     };
     let operator = crate::controller::Operator::new(client, settings, counter.counts());
-    let web = match args.web_addr.as_str() {
-        "off" => None,
-        addr => {
-            let addr: SocketAddr = addr.parse().map_err(|e| format!("--web-addr {addr:?}: {e}"))?;
+    let web = match listen_addr("--web-addr", &args.web_addr)? {
+        None => None,
+        Some(addr) => {
             // Drawn from the operator's own caches: no extra watch, and a standby serves it too.
             let server = crate::web::serve(addr, operator.view(), shutdown.clone()).await?;
             info!(%addr, "serving the read-only web view");
@@ -176,4 +181,20 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_flags() {
+        assert_eq!(listen_addr("--web-addr", "off"), Ok(None));
+        assert_eq!(
+            listen_addr("--web-addr", "127.0.0.1:8090"),
+            Ok(Some(SocketAddr::from(([127, 0, 0, 1], 8090))))
+        );
+        let err = listen_addr("--web-addr", "localhost").unwrap_err();
+        assert!(err.starts_with("--web-addr \"localhost\": "), "{err}");
+    }
 }

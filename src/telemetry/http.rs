@@ -38,13 +38,24 @@ pub async fn serve(
     requests: Arc<RequestCounts>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<impl std::future::Future<Output = std::io::Result<()>>, std::io::Error> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("binding the metrics/health listener {addr}: {e}"))
-    })?;
     let app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(Shared { metrics, requests });
+    serve_router(addr, "the metrics/health listener", app, shutdown).await
+}
+
+/// Binds `addr` now (a taken port fails at start, naming `what` and the address) and returns the
+/// server that runs `app` until `shutdown`.
+pub async fn serve_router(
+    addr: SocketAddr,
+    what: &str,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<impl std::future::Future<Output = std::io::Result<()>>, std::io::Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {what} {addr}: {e}")))?;
     Ok(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await })
 }

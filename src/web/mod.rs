@@ -169,9 +169,5 @@ pub async fn serve(
     view: View,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<impl std::future::Future<Output = std::io::Result<()>>, std::io::Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("binding the web view {addr}: {e}")))?;
-    let app = router(view);
-    Ok(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await })
+    crate::telemetry::http::serve_router(addr, "the web view", router(view), shutdown).await
 }

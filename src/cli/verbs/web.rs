@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::operator::shutdown_signal;
 use crate::cli::session::Session;
+use crate::controller::watch::scoped;
 use crate::web::{self, Page};
 
 pub async fn web(s: &Session, addr: SocketAddr, all_namespaces: bool) -> CliResult<()> {
@@ -46,9 +47,5 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
-    let api: kube::Api<K> = match namespace {
-        Some(ns) => kube::Api::namespaced(s.client.clone(), ns),
-        None => kube::Api::all(s.client.clone()),
-    };
-    api.list_metadata(probe).await.map(|_| ())
+    scoped::<K>(&s.client, namespace).list_metadata(probe).await.map(|_| ())
 }
