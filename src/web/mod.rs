@@ -45,7 +45,8 @@ impl View {
         e.is_ok() && r.is_ok() && a.is_ok()
     }
 
-    fn snapshot(&self, namespace: &str) -> Snapshot {
+    /// One namespace's objects as cached now.
+    pub fn snapshot(&self, namespace: &str) -> Snapshot {
         Snapshot {
             namespace: namespace.to_string(),
             environments: in_namespace(&self.environments, namespace),

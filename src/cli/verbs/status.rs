@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
 
-use crate::api::{Environment, Phase, Release};
+use crate::api::Phase;
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Cell, Output, Style, table};
 use crate::cli::session::Session;
@@ -89,60 +87,44 @@ pub fn render(m: &Matrix, color: bool) -> String {
     out
 }
 
-#[derive(Clone, Copy)]
-enum Listed {
-    Environments,
-    Releases,
-}
-
+/// Redraws on every change of the caches the web view uses too (one watch per kind, no polling).
 async fn watch_status(s: &Session) -> CliResult<()> {
-    let (envs, env_writer) = reflector::store::<Environment>();
-    let (releases, rel_writer) = reflector::store::<Release>();
-    let env_events = reflector(env_writer, watcher(s.api::<Environment>(), watcher::Config::default()))
-        .default_backoff()
-        .map(|e| e.map(|ev| (Listed::Environments, matches!(ev, watcher::Event::InitDone))));
-    let rel_events = reflector(rel_writer, watcher(s.api::<Release>(), watcher::Config::default()))
-        .default_backoff()
-        .map(|e| e.map(|ev| (Listed::Releases, matches!(ev, watcher::Event::InitDone))));
-    let mut events = std::pin::pin!(futures::stream::select(env_events, rel_events));
-    // Freeze windows open and close with time alone; re-render from the caches (no API calls).
+    let (view, drivers) = crate::web::watch(&s.client, Some(&s.ns));
+    let mut revision = view.revision.clone();
+    // The watches fill the caches only while polled, so they run alongside everything below.
+    let mut watches = std::pin::pin!(futures::future::join_all(drivers));
+    let ended = || CliError::Unreachable("the watch ended".into());
+    // Draw only once every kind has been listed in full.
+    tokio::select! {
+        ready = view.ready() => if !ready { return Err(ended()) },
+        _ = &mut watches => return Err(ended()),
+        _ = tokio::signal::ctrl_c() => return Ok(()),
+    }
+    // Freeze windows open and close with time alone; re-render (from the caches) this often.
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     let mut last = String::new();
     let tty = s.color;
-    // Draw only once both kinds have been listed in full; the streams must keep being polled
-    // meanwhile, so readiness is tracked here rather than awaited on the stores.
-    let (mut envs_listed, mut releases_listed) = (false, false);
     loop {
+        let snapshot = view.snapshot(&s.ns);
+        let m = matrix(&s.ns, &snapshot.environments, &snapshot.releases, Timestamp::now());
+        let text = output::render(s.output, &m, || render(&m, s.color))?;
+        if text != last {
+            if tty && s.output == Output::Table {
+                print!(
+                    "\x1b[H\x1b[2J{text}\nupdated {} (Ctrl-C to stop)\n",
+                    jiff::Zoned::now().strftime("%H:%M:%S")
+                );
+            } else {
+                println!("{text}");
+            }
+            last = text;
+        }
         tokio::select! {
-            ev = events.next() => match ev {
-                Some(Ok((Listed::Environments, true))) => envs_listed = true,
-                Some(Ok((Listed::Releases, true))) => releases_listed = true,
-                Some(Ok(_)) => {}
-                Some(Err(e)) => eprintln!("watch interrupted ({e}); retrying"),
-                None => return Err(CliError::Unreachable("the watch ended".into())),
-            },
+            changed = revision.changed() => changed.map_err(|_| ended())?,
             _ = tick.tick() => {}
+            _ = &mut watches => return Err(ended()),
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
-        if !(envs_listed && releases_listed) {
-            continue;
-        }
-        let env_list: Vec<Environment> = envs.state().iter().map(|e| (**e).clone()).collect();
-        let rel_list: Vec<Release> = releases.state().iter().map(|r| (**r).clone()).collect();
-        let m = matrix(&s.ns, &env_list, &rel_list, Timestamp::now());
-        let text = output::render(s.output, &m, || render(&m, s.color))?;
-        if text == last {
-            continue;
-        }
-        if tty && s.output == Output::Table {
-            print!(
-                "\x1b[H\x1b[2J{text}\nupdated {} (Ctrl-C to stop)\n",
-                jiff::Zoned::now().strftime("%H:%M:%S")
-            );
-        } else {
-            println!("{text}");
-        }
-        last = text;
     }
 }
 
