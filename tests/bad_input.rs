@@ -157,6 +157,39 @@ fn status_size<S: serde::Serialize>(status: &Option<S>) -> usize {
     status.as_ref().map_or(0, |s| serde_json::to_vec(s).unwrap().len())
 }
 
+/// With `wait`, waits (by watching) until `holds` is true of the object; without, reads it once and
+/// asserts it still holds.
+async fn observe<K>(
+    t: &TestNs,
+    name: &str,
+    holds: impl Fn(&K) -> bool + Send + 'static,
+    label: &str,
+    wait: bool,
+) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+{
+    if wait {
+        return t.wait_for::<K>(name, holds).await;
+    }
+    let obj = t.api::<K>().get(name).await.unwrap();
+    assert!(holds(&obj), "{label}: no longer holds: {obj:#?}");
+    obj
+}
+
+/// True of an object whose `Ready` condition has `reason`.
+fn ready_is<K: 'static>(
+    reason: &'static str,
+    conditions: fn(&K) -> Option<&Vec<tuskfish::api::Condition>>,
+) -> impl Fn(&K) -> bool + Send + 'static {
+    move |o| conditions(o).and_then(|c| ready(c)).is_some_and(|(got, _)| got == reason)
+}
+
 /// Checks `want` against the objects now; with `wait`, first waits (by watching) until it holds.
 async fn check(t: &TestNs, want: &Want, label: &str, wait: bool) {
     match want {
@@ -180,13 +213,7 @@ async fn check(t: &TestNs, want: &Want, label: &str, wait: bool) {
                     }
                 }
             };
-            let r = if wait {
-                t.wait_for::<Release>(name, holds).await
-            } else {
-                let r = t.api::<Release>().get(name).await.unwrap();
-                assert!(holds(&r), "{label}: no longer holds {want:?}: {:#?}", r.status);
-                r
-            };
+            let r: Release = observe(t, name, holds, label, wait).await;
             let s = r.status.as_ref().unwrap();
             let (got, message) = ready(&s.conditions).unwrap();
             assert!(!message.is_empty(), "{label}: {got} without a message");
@@ -199,33 +226,27 @@ async fn check(t: &TestNs, want: &Want, label: &str, wait: bool) {
             assert!(size < STATUS_LIMIT, "{label}: the status of Release {name} takes {size} bytes");
         }
         Want::AppVersion { name, reason } => {
-            let reason = *reason;
-            let holds = move |a: &AppVersion| {
-                a.status.as_ref().and_then(|s| ready(&s.conditions)).is_some_and(|(got, _)| got == reason)
-            };
-            let a = if wait {
-                t.wait_for::<AppVersion>(name, holds).await
-            } else {
-                let a = t.api::<AppVersion>().get(name).await.unwrap();
-                assert!(holds(&a), "{label}: no longer holds {want:?}: {:#?}", a.status);
-                a
-            };
+            let a: AppVersion = observe(
+                t,
+                name,
+                ready_is(reason, |a: &AppVersion| a.status.as_ref().map(|s| &s.conditions)),
+                label,
+                wait,
+            )
+            .await;
             let (_, message) = ready(&a.status.as_ref().unwrap().conditions).unwrap();
             assert!(!message.is_empty(), "{label}: no message");
             assert!(status_size(&a.status) < STATUS_LIMIT, "{label}");
         }
         Want::Environment { name, reason } => {
-            let reason = *reason;
-            let holds = move |e: &Environment| {
-                e.status.as_ref().and_then(|s| ready(&s.conditions)).is_some_and(|(got, _)| got == reason)
-            };
-            let e = if wait {
-                t.wait_for::<Environment>(name, holds).await
-            } else {
-                let e = t.api::<Environment>().get(name).await.unwrap();
-                assert!(holds(&e), "{label}: no longer holds {want:?}: {:#?}", e.status);
-                e
-            };
+            let e: Environment = observe(
+                t,
+                name,
+                ready_is(reason, |e: &Environment| e.status.as_ref().map(|s| &s.conditions)),
+                label,
+                wait,
+            )
+            .await;
             let (_, message) = ready(&e.status.as_ref().unwrap().conditions).unwrap();
             assert!(!message.is_empty(), "{label}: no message");
             assert!(status_size(&e.status) < STATUS_LIMIT, "{label}");
