@@ -10,10 +10,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{TestNs, apply_examples, apply_yaml_file, examples, free_port, wait_listening, within};
+use common::{Proc, TestNs, apply_examples, apply_yaml_file, examples, free_port, wait_listening, within};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use futures::FutureExt;
 use kube::Api;
@@ -30,27 +29,13 @@ fn output_dir() -> PathBuf {
     dir
 }
 
-/// A child process killed when the test ends, pass or fail.
-struct Child(tokio::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-    }
-}
-
-fn spawn(program: &str, args: &[&str], log: &str) -> Child {
-    let log = std::fs::File::create(output_dir().join(log)).unwrap();
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("starting {program}: {e} (`make test` installs Debian's chromium and chromium-driver)")
-        });
-    Child(child)
+/// `program`, logging into the test output, killed when the test ends, pass or fail.
+fn spawn(program: &str, args: &[&str], log: &str) -> Proc {
+    assert!(
+        std::path::Path::new(program).exists(),
+        "{program} is missing (`make test` installs Debian's chromium and chromium-driver)"
+    );
+    common::process(program, args, &output_dir().join(log))
 }
 
 async fn browser(driver_port: u16) -> Browser {

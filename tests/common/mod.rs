@@ -409,14 +409,21 @@ impl Drop for Proc {
 /// Runs the `tuskfish` binary against the test cluster (`args` after `--kubeconfig`), its log in
 /// the temp directory under `log`.
 pub fn tuskfish_process(args: &[&str], log: &str) -> Proc {
-    let log = std::fs::File::create(std::env::temp_dir().join(log)).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tuskfish"))
-        .args(["--kubeconfig", &kubeconfig()])
+    let kubeconfig = kubeconfig();
+    let args: Vec<&str> =
+        ["--kubeconfig", kubeconfig.as_str()].into_iter().chain(args.iter().copied()).collect();
+    process(env!("CARGO_BIN_EXE_tuskfish"), &args, &std::env::temp_dir().join(log))
+}
+
+/// Starts `program` with its stderr in the file `log`, killed when the returned value is dropped.
+pub fn process(program: &str, args: &[&str], log: &std::path::Path) -> Proc {
+    let log = std::fs::File::create(log).unwrap();
+    let child = std::process::Command::new(program)
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
     Proc(child)
 }
 
