@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
@@ -21,6 +23,8 @@ pub struct Stores {
     pub deployments: Store<Deployment>,
     pub stateful_sets: Store<StatefulSet>,
     pub approvals: Store<Approval>,
+    /// Namespaces labelled as tuskfish's (metadata only).
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
 }
 
 pub struct Context {

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tracing::info;
 
@@ -32,11 +33,11 @@ pub enum NamespaceClaim {
 }
 
 /// Pure: decides ownership from the namespace's owner annotation.
-pub fn claim_of(ns: &Namespace, owner: &str) -> NamespaceClaim {
-    let annotated = ns.metadata.annotations.as_ref().and_then(|a| a.get(labels::NAMESPACE_OWNER_ANNOTATION));
+pub fn claim_of(ns: &ObjectMeta, owner: &str) -> NamespaceClaim {
+    let annotated = ns.annotations.as_ref().and_then(|a| a.get(labels::NAMESPACE_OWNER_ANNOTATION));
     match annotated {
         Some(o) if o == owner => {
-            if ns.metadata.deletion_timestamp.is_some() {
+            if ns.deletion_timestamp.is_some() {
                 NamespaceClaim::Terminating
             } else {
                 NamespaceClaim::Owned { created: false }
@@ -55,9 +56,16 @@ async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<NamespaceCl
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     let name = &env.spec.namespace;
     let owner = owner_key(env);
+    // Ours and in the cache: nothing to ask. Anything else (not labelled ours, not created yet, or
+    // the cache not there yet) is read, so a stale cache can never claim a namespace.
+    if let Some(ns) = ctx.stores.namespaces.get(&ObjectRef::new(name))
+        && claim_of(&ns.metadata, &owner) == (NamespaceClaim::Owned { created: false })
+    {
+        return Ok(NamespaceClaim::Owned { created: false });
+    }
     let read_err = |source| Error::Read { what: format!("namespace {name}"), source };
     if let Some(ns) = api.get_opt(name).await.map_err(read_err)? {
-        return Ok(claim_of(&ns, &owner));
+        return Ok(claim_of(&ns.metadata, &owner));
     }
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -78,7 +86,7 @@ async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<NamespaceCl
     match api.create(&PostParams::default(), &ns).await {
         Ok(_) => Ok(NamespaceClaim::Owned { created: true }),
         Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(name).await.map_err(read_err)? {
-            Some(ns) => Ok(claim_of(&ns, &owner)),
+            Some(ns) => Ok(claim_of(&ns.metadata, &owner)),
             None => Ok(NamespaceClaim::Terminating),
         },
         Err(source) => Err(Error::Namespace { namespace: name.clone(), source }),

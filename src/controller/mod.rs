@@ -159,6 +159,7 @@ async fn run_controllers(
                 s.deployments.wait_until_ready(),
                 s.stateful_sets.wait_until_ready(),
                 s.approvals.wait_until_ready(),
+                s.namespaces.wait_until_ready(),
             );
         }
     };

@@ -1,6 +1,8 @@
 //! One watch per kind feeds a cache and turns every change into reconcile requests for the
-//! controllers that care (Release ← Environment/AppVersion/workloads, Environment ← Release/Namespace).
+//! controllers that care (Release ← Environment/AppVersion/workloads/the Releases it reads,
+//! Environment ← Release/Namespace).
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 
@@ -19,6 +21,7 @@ use tracing::warn;
 
 use super::context::Stores;
 use crate::api::{AppVersion, Approval, Environment, Release, labels};
+use crate::plan::peers::{self, Facts};
 use crate::telemetry::{ControllerLabel, KindLabel, SharedMetrics};
 
 /// Reconcile requests for one controller, counted.
@@ -86,21 +89,6 @@ pub fn releases_for_app_version(releases: &Store<Release>, av: &AppVersion) -> V
     releases_where(releases, av.namespace(), |r| r.spec.app == av.spec.app)
 }
 
-/// The other Releases of `release`'s app in its namespace (promotions and forward-port checks
-/// depend on them).
-pub fn releases_of_same_app(releases: &Store<Release>, release: &Release) -> Vec<ObjectRef<Release>> {
-    let name = release.name_any();
-    releases_where(releases, release.namespace(), |r| r.spec.app == release.spec.app && r.name_any() != name)
-}
-
-/// Releases in the same Environment whose `dependsOn` names `peer`'s app.
-pub fn releases_depending_on(releases: &Store<Release>, peer: &Release) -> Vec<ObjectRef<Release>> {
-    releases_where(releases, peer.namespace(), |r| {
-        r.spec.environment == peer.spec.environment
-            && r.spec.depends_on.iter().any(|d| d.app == peer.spec.app)
-    })
-}
-
 /// The Release that applied an object, from the labels the renderer put on it.
 pub fn release_of(meta: &ObjectMeta) -> Option<ObjectRef<Release>> {
     let l = meta.labels.as_ref()?;
@@ -114,13 +102,21 @@ pub fn environment_of_namespace(meta: &ObjectMeta) -> Option<ObjectRef<Environme
     Some(ObjectRef::new(name).within(ns))
 }
 
+/// What a watch saw of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// Added, changed, or listed at (re)start.
+    Present,
+    Deleted,
+}
+
 /// Watches `api` into a cache and calls `route` for every object seen (applied, deleted, or listed
 /// at (re)start). Returns the cache and the future that drives the watch.
 pub(crate) fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     metrics: SharedMetrics,
-    route: impl Fn(&K, &Store<K>) + Send + 'static,
+    route: impl Fn(&K, &Store<K>, Seen) + Send + 'static,
 ) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
@@ -133,10 +129,13 @@ where
         // managedFields are never read here and are the bulk of a cached object.
         .modify(|o| o.managed_fields_mut().clear())
         .reflect(writer)
-        .touched_objects()
         .for_each(move |res| {
             match res {
-                Ok(obj) => route(&obj, &cache),
+                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                    route(&obj, &cache, Seen::Present)
+                }
+                Ok(watcher::Event::Delete(obj)) => route(&obj, &cache, Seen::Deleted),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
                 Err(e) => {
                     metrics.watch_restarts.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
                     warn!(kind = %kind, error = %e, "watch error (retrying with backoff)");
@@ -163,7 +162,7 @@ where
         + 'static,
 {
     let t = triggers.clone();
-    reflect(Api::<K>::all(client.clone()), config, t.metrics.clone(), move |o: &K, _: &Store<K>| {
+    reflect(Api::<K>::all(client.clone()), config, t.metrics.clone(), move |o: &K, _: &Store<K>, _| {
         release_of(o.meta()).into_iter().for_each(|r| t.releases.send(r));
     })
 }
@@ -205,18 +204,39 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
 
     // Releases are needed by the mappers of other kinds, so their cache is built first.
     let (t, c) = (triggers.clone(), changed.clone());
+    let facts = std::sync::Mutex::new(HashMap::<ObjectRef<Release>, Facts>::new());
     let (releases, releases_fut) = reflect(
         scoped::<Release>(client, namespace),
         all.clone(),
         m.clone(),
-        move |r: &Release, rs: &Store<Release>| {
+        move |r: &Release, rs: &Store<Release>, seen| {
             bump(&c);
-            t.releases.send(ObjectRef::from_obj(r));
-            // Promotion and forward-port checks read the other Releases of the same app.
-            releases_of_same_app(rs, r).into_iter().for_each(|d| t.releases.send(d));
-            releases_depending_on(rs, r).into_iter().for_each(|d| t.releases.send(d));
-            t.environments
-                .send(ObjectRef::new(&r.spec.environment).within(&r.namespace().unwrap_or_default()));
+            let key = ObjectRef::from_obj(r);
+            t.releases.send(key.clone());
+            let after = (seen == Seen::Present).then(|| Facts::of(r));
+            let before = match facts.lock() {
+                Ok(mut known) => match &after {
+                    Some(f) => known.insert(key, f.clone()),
+                    None => known.remove(&key),
+                },
+                // Poisoned only by a panic elsewhere; waking too many is safe, too few is not.
+                Err(_) => None,
+            };
+            if before == after {
+                return;
+            }
+            let ns = r.namespace();
+            for other in rs.state().iter().filter(|o| o.namespace() == ns && o.name_any() != r.name_any()) {
+                if peers::must_look(before.as_ref(), after.as_ref(), other) {
+                    t.releases.send(ObjectRef::from_obj(other.as_ref()));
+                }
+            }
+            if peers::environment_must_look(before.as_ref(), after.as_ref()) {
+                let ns = ns.unwrap_or_default();
+                for env in before.iter().chain(after.iter()).map(|f| &f.environment) {
+                    t.environments.send(ObjectRef::new(env).within(&ns));
+                }
+            }
         },
     );
 
@@ -225,7 +245,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         scoped::<Environment>(client, namespace),
         all.clone(),
         m.clone(),
-        move |e: &Environment, _: &Store<Environment>| {
+        move |e: &Environment, _: &Store<Environment>, _| {
             bump(&c);
             t.environments.send(ObjectRef::from_obj(e));
             releases_for_environment(&rs, e).into_iter().for_each(|r| t.releases.send(r));
@@ -237,7 +257,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         scoped::<AppVersion>(client, namespace),
         all.clone(),
         m.clone(),
-        move |av: &AppVersion, _: &Store<AppVersion>| {
+        move |av: &AppVersion, _: &Store<AppVersion>, _| {
             bump(&c);
             t.app_versions.send(ObjectRef::from_obj(av));
             releases_for_app_version(&rs, av).into_iter().for_each(|r| t.releases.send(r));
@@ -252,32 +272,33 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         scoped::<Approval>(client, namespace),
         all,
         m.clone(),
-        move |a: &Approval, _: &Store<Approval>| {
+        move |a: &Approval, _: &Store<Approval>, _| {
             t.releases.send(ObjectRef::new(&a.spec.release).within(&a.namespace().unwrap_or_default()));
         },
     );
 
-    // Namespaces only trigger (their owner Environment re-checks it); no cache needed.
+    // Managed namespaces wake their owner Environment, and their cache spares the Environment
+    // controller a read of its namespace on every reconcile.
     let t = triggers;
-    let ns_fut = watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), managed)
-        .default_backoff()
-        .touched_objects()
-        .for_each(move |res| {
-            match res {
-                Ok(ns) => {
-                    let ns: PartialObjectMeta<Namespace> = ns;
-                    environment_of_namespace(&ns.metadata).into_iter().for_each(|e| t.environments.send(e));
-                }
-                Err(e) => {
-                    m.watch_restarts.get_or_create(&KindLabel { kind: "Namespace".into() }).inc();
-                    warn!(kind = "Namespace", error = %e, "watch error (retrying with backoff)");
-                }
-            }
-            futures::future::ready(())
-        });
+    let (namespaces, ns_fut) = reflect(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        managed,
+        m,
+        move |ns: &PartialObjectMeta<Namespace>, _: &Store<PartialObjectMeta<Namespace>>, _| {
+            environment_of_namespace(&ns.metadata).into_iter().for_each(|e| t.environments.send(e));
+        },
+    );
 
     Watches {
-        stores: Stores { releases, environments, app_versions, deployments, stateful_sets, approvals },
+        stores: Stores {
+            releases,
+            environments,
+            app_versions,
+            deployments,
+            stateful_sets,
+            approvals,
+            namespaces,
+        },
         revision,
         drivers: vec![
             Box::pin(releases_fut),

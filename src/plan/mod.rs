@@ -6,6 +6,7 @@ pub mod coalesce;
 pub mod drift;
 pub mod gates;
 pub mod health;
+pub mod peers;
 pub mod rollback;
 pub mod status;
 pub mod target;

@@ -18,9 +18,10 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (View, Vec<BoxFuture<'
     let metrics = crate::telemetry::SharedMetrics::default();
     let cfg = watcher::Config::default;
     let c = changed.clone();
-    let (environments, e) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |_, _| bump(&c));
+    let (environments, e) =
+        reflect(scoped(client, namespace), cfg(), metrics.clone(), move |_, _, _| bump(&c));
     let c = changed.clone();
-    let (releases, r) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |_, _| bump(&c));
-    let (app_versions, a) = reflect(scoped(client, namespace), cfg(), metrics, move |_, _| bump(&changed));
+    let (releases, r) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |_, _, _| bump(&c));
+    let (app_versions, a) = reflect(scoped(client, namespace), cfg(), metrics, move |_, _, _| bump(&changed));
     (View { environments, releases, app_versions, revision }, vec![Box::pin(e), Box::pin(r), Box::pin(a)])
 }
