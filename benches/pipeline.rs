@@ -131,6 +131,70 @@ fn proc_stat(pid: u32) -> (f64, f64) {
     (ticks / 100.0, rss_kib / 1024.0)
 }
 
+/// CPU seconds used so far by the processes that share the machine during a converge: the control
+/// plane (pids from `TUSKFISH_BENCH_STATE`, written by hack/cluster-up.sh), the simulator and,
+/// when running, the operator.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    apiserver: f64,
+    etcd: f64,
+    kcm: f64,
+    sim: f64,
+    operator: f64,
+}
+
+impl Cpu {
+    fn now(sim: u32, operator: Option<u32>) -> Self {
+        let of_state = |name: &str| {
+            let Ok(dir) = std::env::var("TUSKFISH_BENCH_STATE") else { return 0.0 };
+            std::fs::read_to_string(format!("{dir}/{name}.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+                .map_or(0.0, |pid| proc_stat(pid).0)
+        };
+        Self {
+            apiserver: of_state("apiserver"),
+            etcd: of_state("etcd"),
+            kcm: of_state("kcm"),
+            sim: proc_stat(sim).0,
+            operator: operator.map_or(0.0, |pid| proc_stat(pid).0),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            apiserver: self.apiserver - before.apiserver,
+            etcd: self.etcd - before.etcd,
+            kcm: self.kcm - before.kcm,
+            sim: self.sim - before.sim,
+            operator: self.operator - before.operator,
+        }
+    }
+
+    fn cell(&self) -> String {
+        format!(
+            "{:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
+            self.apiserver, self.etcd, self.kcm, self.sim, self.operator
+        )
+    }
+}
+
+/// Deletes the namespaces of a finished run and waits until they are gone, so that the next run
+/// starts on the same footing (no objects of the previous one left for the controllers to carry).
+async fn remove_namespaces(client: &Client, names: Vec<String>) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    for n in &names {
+        let _ = api.delete(n, &Default::default()).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    for n in &names {
+        while api.get_opt(n).await.unwrap().is_some() {
+            assert!(Instant::now() < deadline, "namespace {n} still there after 10 min");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
 /// The world of one run: `envs` × `apps` Releases in a pipeline namespace of its own.
 struct World {
     ns: String,
@@ -178,13 +242,27 @@ impl World {
     }
 }
 
+/// API resources by kind, discovered once: a per-object discovery call would slow every apply.
+static RESOURCES: std::sync::Mutex<BTreeMap<String, kube::api::ApiResource>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+async fn resource_of(client: &Client, gvk: &GroupVersionKind) -> kube::api::ApiResource {
+    let key = format!("{}/{}/{}", gvk.group, gvk.version, gvk.kind);
+    if let Some(ar) = RESOURCES.lock().unwrap().get(&key) {
+        return ar.clone();
+    }
+    let (ar, _) = kube::discovery::pinned_kind(client, gvk).await.unwrap();
+    RESOURCES.lock().unwrap().insert(key, ar.clone());
+    ar
+}
+
 async fn ssa(client: &Client, obj: Value) {
     let gvk = {
         let api_version = obj["apiVersion"].as_str().unwrap();
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         GroupVersionKind::gvk(group, version, obj["kind"].as_str().unwrap())
     };
-    let (ar, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+    let ar = resource_of(client, &gvk).await;
     let ns = obj["metadata"]["namespace"].as_str().map(String::from);
     let name = obj["metadata"]["name"].as_str().unwrap().to_string();
     let api: Api<DynamicObject> = match ns {
@@ -268,8 +346,9 @@ async fn baseline(client: &Client, w: &World) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// Environments and AppVersions first (not timed), then all Releases at once; seconds to all Healthy.
-async fn tuskfish_converge(client: &Client, w: &World) -> f64 {
+/// Environments and AppVersions first (not timed), then all Releases at once; seconds to all Healthy,
+/// and the CPU the processes used meanwhile.
+async fn tuskfish_converge(client: &Client, w: &World, sim: u32, operator: u32) -> (f64, Cpu) {
     create_namespace(client, &w.ns).await;
     for e in 0..w.envs {
         ssa(client, serde_json::to_value(w.environment(e)).unwrap()).await;
@@ -291,6 +370,7 @@ async fn tuskfish_converge(client: &Client, w: &World) -> f64 {
     .await;
 
     let started = Instant::now();
+    let cpu0 = Cpu::now(sim, Some(operator));
     let releases: Vec<Value> = (0..w.envs)
         .flat_map(|e| (0..w.apps).map(move |a| (e, a)))
         .map(|(e, a)| serde_json::to_value(w.release(e, a)).unwrap())
@@ -303,7 +383,14 @@ async fn tuskfish_converge(client: &Client, w: &World) -> f64 {
         r.status.as_ref().is_some_and(|s| s.phase == Some(Phase::Healthy))
     })
     .await;
-    started.elapsed().as_secs_f64()
+    (started.elapsed().as_secs_f64(), Cpu::now(sim, Some(operator)).since(cpu0))
+}
+
+/// Removes a tuskfish run while its operator still runs: the pipeline namespace first (the
+/// Releases' finalizers remove what they applied), then the Environments' namespaces.
+async fn remove_world(client: &Client, w: &World) {
+    remove_namespaces(client, vec![w.ns.clone()]).await;
+    remove_namespaces(client, (0..w.envs).map(|e| w.env_ns(e)).collect()).await;
 }
 
 /// A new AppVersion per sampled app; milliseconds until each of its Releases starts rolling it out.
@@ -389,12 +476,16 @@ struct Row {
     reconcile_p50_ms: f64,
     reconcile_p99_ms: f64,
     calls_per_reconcile: f64,
+    /// Reconciles of all controllers during the converge, per Release.
+    reconciles_per_release: f64,
     steady_writes_per_min: Option<f64>,
     cpu_pct: Option<f64>,
     rss_mib: Option<f64>,
     /// Mutating requests the API server served (everyone's: kcm, simulator, operator) per Release.
     tuskfish_writes: f64,
     baseline_writes: Option<f64>,
+    tuskfish_cpu: Cpu,
+    baseline_cpu: Option<Cpu>,
 }
 
 /// Mutating requests the API server has served so far, by everyone (its own `/metrics`): the
@@ -413,6 +504,7 @@ async fn server_writes(client: &Client) -> f64 {
 
 async fn run_size(
     client: &Client,
+    sim: u32,
     n_apps: usize,
     concurrency: usize,
     with_baseline: bool,
@@ -421,21 +513,26 @@ async fn run_size(
 ) -> (Row, Operator, World) {
     let base = World { ns: format!("bb-{tag}"), envs: ENVS, apps: n_apps };
     let per_release = |writes: f64| writes / base.count() as f64;
-    let (baseline_s, baseline_writes) = if with_baseline {
+    let (baseline_s, baseline_writes, baseline_cpu) = if with_baseline {
         let w0 = server_writes(client).await;
+        let cpu0 = Cpu::now(sim, None);
         let secs = baseline(client, &base).await;
+        let cpu = Cpu::now(sim, None).since(cpu0);
         // Let the system's trailing status updates land, as they do for tuskfish below.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        (Some(secs), Some(per_release(server_writes(client).await - w0)))
+        let writes = per_release(server_writes(client).await - w0);
+        eprintln!("bench: removing the baseline's objects before tuskfish's run");
+        remove_namespaces(client, (0..base.envs).map(|e| base.env_ns(e)).collect()).await;
+        (Some(secs), Some(writes), Some(cpu))
     } else {
-        (None, None)
+        (None, None, None)
     };
     let op = operator(concurrency, tag);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = metrics(op.port).await;
     let w = World { ns: format!("bt-{tag}"), envs: ENVS, apps: n_apps };
     let w0 = server_writes(client).await;
-    let tuskfish_s = tuskfish_converge(client, &w).await;
+    let (tuskfish_s, tuskfish_cpu) = tuskfish_converge(client, &w, sim, op.proc.0.id()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let tuskfish_writes = per_release(server_writes(client).await - w0);
     let after = metrics(op.port).await;
@@ -459,8 +556,11 @@ async fn run_size(
         reconcile_p99_ms: histogram_quantile(&after, name, 0.99) * 1000.0,
         calls_per_reconcile: (calls(&after) - calls(&before))
             / (reconciles(&after) - reconciles(&before)).max(1.0),
+        reconciles_per_release: (reconciles(&after) - reconciles(&before)) / w.count() as f64,
         tuskfish_writes,
         baseline_writes,
+        tuskfish_cpu,
+        baseline_cpu,
         ..Default::default()
     };
     if !steady.is_zero() {
@@ -535,7 +635,8 @@ async fn main() {
         api.patch(&crd.name_any(), &PatchParams::apply("bench").force(), &Patch::Apply(&crd)).await.unwrap();
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _sim = spawn(&["node-sim", "--nodes", "10"], "tuskfish-bench-sim.log");
+    let sim = spawn(&["node-sim", "--nodes", "10"], "tuskfish-bench-sim.log");
+    let sim_pid = sim.0.id();
     let steady = Duration::from_secs(
         std::env::var("BENCH_STEADY_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60),
     );
@@ -548,17 +649,21 @@ async fn main() {
     let mut latency = Vec::new();
     for apps in &sizes {
         eprintln!("bench: N = {} (baseline, then tuskfish)", apps * ENVS);
-        let (row, op, w) = run_size(&client, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
+        let (row, op, w) =
+            run_size(&client, sim_pid, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
         if *apps == *sizes.iter().max().unwrap_or(&0) {
             eprintln!("bench: publish latency at N = {}", w.count());
             latency = publish_latency(&client, &w, 20).await;
         }
+        eprintln!("bench: removing the run (Releases first, while the operator runs)");
+        remove_world(&client, &w).await;
         drop(op);
         rows.push(row);
     }
     for c in [1, 4] {
         eprintln!("bench: concurrency {c} at N = {}", 10 * ENVS);
-        let (row, op, _) = run_size(&client, 10, c, false, Duration::ZERO, &format!("c{c}")).await;
+        let (row, op, w) = run_size(&client, sim_pid, 10, c, false, Duration::ZERO, &format!("c{c}")).await;
+        remove_world(&client, &w).await;
         drop(op);
         rows.push(row);
     }
@@ -572,12 +677,12 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     md.push_str("![converge times](benchmarks.svg)\n\n");
-    md.push_str("| N Releases | concurrency | tuskfish (s) | baseline SSA (s) | ratio | server writes / Release: tuskfish / baseline | reconcile p50 / p99 (ms) | API calls / reconcile | steady writes/min | CPU % | RSS (MiB) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| N Releases | concurrency | tuskfish (s) | baseline SSA (s) | ratio | server writes / Release: tuskfish / baseline | reconcile p50 / p99 (ms) | API calls / reconcile | reconciles / Release | steady writes/min | CPU % | RSS (MiB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &rows {
         let ratio = r.baseline_s.map(|b| r.tuskfish_s / b);
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {} | {} | {:.1} / {} | {:.0} / {:.0} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {} | {} | {:.1} / {} | {:.0} / {:.0} | {:.1} | {:.1} | {} | {} | {} |",
             r.n,
             r.concurrency,
             r.tuskfish_s,
@@ -588,9 +693,21 @@ async fn main() {
             r.reconcile_p50_ms,
             r.reconcile_p99_ms,
             r.calls_per_reconcile,
+            r.reconciles_per_release,
             opt(r.steady_writes_per_min, 1),
             opt(r.cpu_pct, 1),
             opt(r.rss_mib, 0),
+        );
+    }
+    md.push_str("\nCPU seconds used during each converge, by process — apiserver / etcd / kube-controller-manager / node simulator / operator (the machine has 2 cores, so 2 CPU seconds pass per second):\n\n| N Releases | concurrency | tuskfish run | baseline run |\n|---|---|---|---|\n");
+    for r in &rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            r.n,
+            r.concurrency,
+            r.tuskfish_cpu.cell(),
+            r.baseline_cpu.map_or("–".into(), |c| c.cell())
         );
     }
     let _ = writeln!(

@@ -15,5 +15,7 @@ if [ -z "${TUSKFISH_BENCH_KUBECONFIG:-}" ]; then
   trap '"$HERE/cluster-down.sh" "$STATE" --purge' EXIT
   "$HERE/cluster-up.sh" "$STATE"
   export TUSKFISH_BENCH_KUBECONFIG="$STATE/kubeconfig"
+  # The bench reads the control plane's pids from here, to report the CPU each process used.
+  export TUSKFISH_BENCH_STATE="$STATE"
 fi
 cargo bench --locked --bench pipeline
