@@ -38,19 +38,26 @@ const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let ns = rel.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
-    // The finalizer helper adds the finalizer and returns; the cache then lags that write like it
-    // lags a status write, so the next reconcile waits for it in the same way.
-    let adds_finalizer =
-        rel.metadata.deletion_timestamp.is_none() && !rel.finalizers().iter().any(|f| f == RELEASE_FINALIZER);
-    let before = adds_finalizer.then(|| rel.clone());
+    // The finalizer helper adds (or, after cleanup, removes) the finalizer with a write of its own;
+    // the cache then lags that write like it lags a status write, so the next reconcile waits for
+    // it in the same way (after a removal: a stale copy would run the cleanup a second time).
+    let ours = rel.finalizers().iter().any(|f| f == RELEASE_FINALIZER);
+    let deleting = rel.metadata.deletion_timestamp.is_some();
+    let before = (deleting == ours).then(|| rel.clone());
     let result = finalizer(&api, RELEASE_FINALIZER, rel, |event| async {
         match event {
             Finalizer::Apply(r) => converge(r, ctx.clone()).await,
             Finalizer::Cleanup(r) => cleanup(r, ctx.clone()).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
+    let result = match result {
+        // Removing the finalizer of a Release that is already gone: the cleanup is done.
+        Err(kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
+            Ok(Action::await_change())
+        }
+        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    };
     if let (Some(before), Ok(_)) = (before, &result) {
         ctx.own_writes.wrote(before.as_ref());
     }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
+use std::sync::Mutex;
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
@@ -21,7 +22,7 @@ use tracing::warn;
 
 use super::context::Stores;
 use crate::api::{AppVersion, Approval, Environment, Release, labels};
-use crate::plan::peers::{self, Facts};
+use crate::plan::peers::{self, EnvironmentFacts, Facts};
 use crate::telemetry::{ControllerLabel, KindLabel, SharedMetrics};
 
 /// Reconcile requests for one controller, counted.
@@ -167,6 +168,32 @@ where
     })
 }
 
+/// What the route of a watch last saw of each object, to tell real changes from noise.
+type Known<K, F> = Mutex<HashMap<ObjectRef<K>, F>>;
+
+/// Records `now` (`None`: the object is gone) and returns what was known before. A poisoned lock
+/// (a panic elsewhere) forgets: waking too many is safe, too few is not.
+fn remember<K: Resource<DynamicType = ()>, F>(
+    known: &Known<K, F>,
+    key: ObjectRef<K>,
+    now: Option<F>,
+) -> Option<F> {
+    let Ok(mut known) = known.lock() else { return None };
+    match now {
+        Some(f) => known.insert(key, f),
+        None => known.remove(&key),
+    }
+}
+
+/// [`remember`], answering whether the object changed (or went).
+fn moved<K: Resource<DynamicType = ()>, F: Clone + PartialEq>(
+    known: &Known<K, F>,
+    key: ObjectRef<K>,
+    now: Option<F>,
+) -> bool {
+    remember(known, key, now.clone()) != now || now.is_none()
+}
+
 /// Tells readers of [`Watches::revision`] that a cache changed (they may have gone: no error).
 pub(crate) fn bump(changed: &tokio::sync::watch::Sender<u64>) {
     changed.send_modify(|r| *r = r.wrapping_add(1));
@@ -204,7 +231,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
 
     // Releases are needed by the mappers of other kinds, so their cache is built first.
     let (t, c) = (triggers.clone(), changed.clone());
-    let facts = std::sync::Mutex::new(HashMap::<ObjectRef<Release>, Facts>::new());
+    let facts = Mutex::new(HashMap::new());
     let (releases, releases_fut) = reflect(
         scoped::<Release>(client, namespace),
         all.clone(),
@@ -214,14 +241,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             let key = ObjectRef::from_obj(r);
             t.releases.send(key.clone());
             let after = (seen == Seen::Present).then(|| Facts::of(r));
-            let before = match facts.lock() {
-                Ok(mut known) => match &after {
-                    Some(f) => known.insert(key, f.clone()),
-                    None => known.remove(&key),
-                },
-                // Poisoned only by a panic elsewhere; waking too many is safe, too few is not.
-                Err(_) => None,
-            };
+            let before = remember(&facts, key, after.clone());
             if before == after {
                 return;
             }
@@ -241,14 +261,20 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
     );
 
     let (t, rs, c) = (triggers.clone(), releases.clone(), changed.clone());
+    let env_facts = Mutex::new(HashMap::new());
     let (environments, env_fut) = reflect(
         scoped::<Environment>(client, namespace),
         all.clone(),
         m.clone(),
-        move |e: &Environment, _: &Store<Environment>, _| {
+        move |e: &Environment, _: &Store<Environment>, seen| {
             bump(&c);
             t.environments.send(ObjectRef::from_obj(e));
-            releases_for_environment(&rs, e).into_iter().for_each(|r| t.releases.send(r));
+            // The counts the Environment keeps of its Releases change with every rollout in it;
+            // waking all its Releases for them would be a reconcile per Release per count write.
+            let after = (seen == Seen::Present).then(|| EnvironmentFacts::of(e));
+            if moved(&env_facts, ObjectRef::from_obj(e), after) {
+                releases_for_environment(&rs, e).into_iter().for_each(|r| t.releases.send(r));
+            }
         },
     );
 

@@ -8,7 +8,7 @@
 
 use jiff::Timestamp;
 
-use crate::api::{Phase, Release, RolloutResult};
+use crate::api::{Environment, EnvironmentStatus, Phase, Release, RolloutResult};
 
 /// What other Releases read of a Release.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +98,28 @@ pub fn must_look(before: Option<&Facts>, after: Option<&Facts>, other: &Release)
 pub fn environment_must_look(before: Option<&Facts>, after: Option<&Facts>) -> bool {
     let counted = |f: &Facts| (f.environment.clone(), f.phase == Some(Phase::Healthy));
     before.map(counted) != after.map(counted)
+}
+
+/// What Releases read of an Environment: all of it but the counts it keeps of them, which move with
+/// every rollout in it and decide nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnvironmentFacts {
+    uid: Option<String>,
+    generation: Option<i64>,
+    deleting: bool,
+    status: EnvironmentStatus,
+}
+
+impl EnvironmentFacts {
+    pub fn of(env: &Environment) -> Self {
+        let status = env.status.clone().unwrap_or_default();
+        Self {
+            uid: env.metadata.uid.clone(),
+            generation: env.metadata.generation,
+            deleting: env.metadata.deletion_timestamp.is_some(),
+            status: EnvironmentStatus { releases: 0, healthy_releases: 0, ..status },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +269,27 @@ mod tests {
         for (why, before, after, other, want) in cases {
             assert_eq!(must_look(before, after, &other), want, "{why}");
         }
+    }
+
+    #[test]
+    fn releases_ignore_an_environments_counts() {
+        let mut env = crate::api::fixtures::environment("dev", crate::api::Tier::Dev);
+        env.metadata.generation = Some(1);
+        env.status = Some(EnvironmentStatus { namespace: Some("pay-dev".into()), ..Default::default() });
+        let facts = EnvironmentFacts::of(&env);
+        let mut counted = env.clone();
+        counted.status.as_mut().unwrap().releases = 7;
+        counted.status.as_mut().unwrap().healthy_releases = 3;
+        assert_eq!(EnvironmentFacts::of(&counted), facts, "counts only");
+        let mut edited = env.clone();
+        edited.metadata.generation = Some(2);
+        assert_ne!(EnvironmentFacts::of(&edited), facts, "spec edited");
+        let mut moved = env.clone();
+        moved.status.as_mut().unwrap().namespace = None;
+        assert_ne!(EnvironmentFacts::of(&moved), facts, "namespace lost");
+        let mut recreated = env.clone();
+        recreated.metadata.uid = Some("other".into());
+        assert_ne!(EnvironmentFacts::of(&recreated), facts, "deleted and created again");
     }
 
     #[test]
