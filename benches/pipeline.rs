@@ -131,6 +131,15 @@ fn proc_stat(pid: u32) -> (f64, f64) {
     (ticks / 100.0, rss_kib / 1024.0)
 }
 
+/// CPU seconds a process of the control plane has used so far (0 without `TUSKFISH_BENCH_STATE`).
+fn control_plane_cpu(name: &str) -> f64 {
+    let Ok(dir) = std::env::var("TUSKFISH_BENCH_STATE") else { return 0.0 };
+    std::fs::read_to_string(format!("{dir}/{name}.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .map_or(0.0, |pid| proc_stat(pid).0)
+}
+
 /// CPU seconds used so far by the processes that share the machine during a converge: the control
 /// plane (pids from `TUSKFISH_BENCH_STATE`, written by hack/cluster-up.sh), the simulator and,
 /// when running, the operator.
@@ -145,17 +154,10 @@ struct Cpu {
 
 impl Cpu {
     fn now(sim: u32, operator: Option<u32>) -> Self {
-        let of_state = |name: &str| {
-            let Ok(dir) = std::env::var("TUSKFISH_BENCH_STATE") else { return 0.0 };
-            std::fs::read_to_string(format!("{dir}/{name}.pid"))
-                .ok()
-                .and_then(|p| p.trim().parse().ok())
-                .map_or(0.0, |pid| proc_stat(pid).0)
-        };
         Self {
-            apiserver: of_state("apiserver"),
-            etcd: of_state("etcd"),
-            kcm: of_state("kcm"),
+            apiserver: control_plane_cpu("apiserver"),
+            etcd: control_plane_cpu("etcd"),
+            kcm: control_plane_cpu("kcm"),
             sim: proc_stat(sim).0,
             operator: operator.map_or(0.0, |pid| proc_stat(pid).0),
         }
@@ -384,6 +386,81 @@ async fn tuskfish_converge(client: &Client, w: &World, sim: u32, operator: u32) 
     })
     .await;
     (started.elapsed().as_secs_f64(), Cpu::now(sim, Some(operator)).since(cpu0))
+}
+
+/// API server CPU per request, by kind of request, measured on this server with nothing else
+/// running: what each write tuskfish adds to a rollout costs next to the writes of the rollout
+/// itself. `sample` is a real Release (status included) from a converged run.
+async fn request_costs(client: &Client, sample: &Release) -> Vec<(&'static str, f64)> {
+    const PROBES: usize = 300;
+    let ns = "bench-probe";
+    create_namespace(client, ns).await;
+    let releases: Api<Release> = Api::namespaced(client.clone(), ns);
+    let name = |i: usize| format!("probe-{i}");
+    let status = serde_json::to_value(sample.status.clone().unwrap_or_default()).unwrap();
+    let mut costs = Vec::new();
+    async fn measured<F, Fut>(label: &'static str, costs: &mut Vec<(&'static str, f64)>, f: F)
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let before = control_plane_cpu("apiserver");
+        stream::iter(0..PROBES).for_each_concurrent(APPLY_CONCURRENCY, &f).await;
+        costs.push((label, (control_plane_cpu("apiserver") - before) * 1000.0 / PROBES as f64));
+    }
+    let releases = &releases;
+    measured("create a Release", &mut costs, |i| async move {
+        let mut r = sample.clone();
+        r.metadata = kube::api::ObjectMeta { name: Some(name(i)), ..Default::default() };
+        r.status = None;
+        releases.create(&PostParams::default(), &r).await.unwrap();
+    })
+    .await;
+    measured("add a finalizer", &mut costs, |i| async move {
+        let patch = json!({"metadata": {"finalizers": ["bench.tuskfish.dev/probe"]}});
+        releases.patch(&name(i), &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    })
+    .await;
+    for (label, phase) in
+        [("status write (SSA), first", "Progressing"), ("status write (SSA), next", "Healthy")]
+    {
+        let status = &status;
+        measured(label, &mut costs, |i| async move {
+            let mut st = status.clone();
+            st["phase"] = json!(phase);
+            let body = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release", "status": st});
+            releases
+                .patch_status(&name(i), &PatchParams::apply("bench").force(), &Patch::Apply(&body))
+                .await
+                .unwrap();
+        })
+        .await;
+    }
+    measured("create an Event", &mut costs, |i| async move {
+        let ev = json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": format!("probe-{i}"), "namespace": ns},
+            "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "bench",
+            "reportingInstance": "bench", "action": "Probe", "reason": "Probe", "type": "Normal",
+            "note": "rolling out 1.0.0 to environment e0",
+            "regarding": {"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release", "namespace": ns, "name": name(i)}
+        });
+        let ev: k8s_openapi::api::events::v1::Event = serde_json::from_value(ev).unwrap();
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+        api.create(&PostParams::default(), &ev).await.unwrap();
+    })
+    .await;
+    measured("read a missing object (GET, 404)", &mut costs, |i| async move {
+        let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        assert!(api.get_opt(&name(i)).await.unwrap().is_none());
+    })
+    .await;
+    for i in 0..PROBES {
+        let pp = PatchParams::default();
+        let _ = releases.patch(&name(i), &pp, &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await;
+    }
+    remove_namespaces(client, vec![ns.to_string()]).await;
+    costs
 }
 
 /// Removes a tuskfish run while its operator still runs: the pipeline namespace first (the
@@ -647,6 +724,7 @@ async fn main() {
 
     let mut rows = Vec::new();
     let mut latency = Vec::new();
+    let mut sample = None;
     for apps in &sizes {
         eprintln!("bench: N = {} (baseline, then tuskfish)", apps * ENVS);
         let (row, op, w) =
@@ -654,6 +732,10 @@ async fn main() {
         if *apps == *sizes.iter().max().unwrap_or(&0) {
             eprintln!("bench: publish latency at N = {}", w.count());
             latency = publish_latency(&client, &w, 20).await;
+            sample = Api::<Release>::namespaced((*client).clone(), &w.ns)
+                .get(&w.release(0, 0).name_any())
+                .await
+                .ok();
         }
         eprintln!("bench: removing the run (Releases first, while the operator runs)");
         remove_world(&client, &w).await;
@@ -664,6 +746,22 @@ async fn main() {
         eprintln!("bench: concurrency {c} at N = {}", 10 * ENVS);
         let (row, op, w) = run_size(&client, sim_pid, 10, c, false, Duration::ZERO, &format!("c{c}")).await;
         remove_world(&client, &w).await;
+        drop(op);
+        rows.push(row);
+    }
+    let costs = match sample.as_ref() {
+        Some(sample) if std::env::var("TUSKFISH_BENCH_STATE").is_ok() => {
+            eprintln!("bench: API server CPU per request");
+            request_costs(&client, sample).await
+        }
+        _ => Vec::new(),
+    };
+    // The large size last and tuskfish alone: a baseline and a clean-up would double a long run.
+    let large: usize = std::env::var("BENCH_LARGE_APPS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    if large > 0 {
+        eprintln!("bench: N = {} (tuskfish only)", large * ENVS);
+        let (row, op, _) =
+            run_size(&client, sim_pid, large, 16, false, steady, &format!("n{}", large * ENVS)).await;
         drop(op);
         rows.push(row);
     }
@@ -709,6 +807,12 @@ async fn main() {
             r.tuskfish_cpu.cell(),
             r.baseline_cpu.map_or("–".into(), |c| c.cell())
         );
+    }
+    if !costs.is_empty() {
+        md.push_str("\nAPI server CPU per request (ms), 300 of each, 16 in flight, no operator running; the Release carries the status of a converged one:\n\n| request | API server CPU (ms) |\n|---|---|\n");
+        for (label, ms) in &costs {
+            let _ = writeln!(md, "| {label} | {ms:.1} |");
+        }
     }
     let _ = writeln!(
         md,
