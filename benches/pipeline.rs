@@ -822,7 +822,25 @@ async fn main() {
         percentile(&latency, 0.5),
         percentile(&latency, 0.99)
     );
-    md.push_str("\nHow: the baseline renders the same Deployment + Service per Release with tuskfish's renderer and server-side-applies them itself (16 in flight, same client), timed from the first apply until every Deployment is ready. tuskfish: Environments and AppVersions are applied and published first (untimed), then all Releases are applied (16 in flight), timed until every Release is Healthy. Reconcile quantiles are bucket upper bounds of `tuskfish_reconcile_duration_seconds{controller=\"release\"}` (buckets double from 1 ms); steady state is measured over `BENCH_STEADY_SECS` (default 60) after convergence, without leader election (whose Lease renewal would be the only write). Server writes are the API server's own count of mutating requests (`apiserver_request_total`, every client: kube-controller-manager, the node simulator, the operator) during each converge plus 3 s, divided by N: what tuskfish adds to the same rollouts is its finalizer, two status writes and two Events per Release, and Environment release counts (coalesced to one write per 2 s per Environment).\n");
+    let _ = write!(
+        md,
+        "\nHow: the baseline renders the same Deployment + Service per Release with tuskfish's renderer and \
+         server-side-applies them itself (16 in flight, same client, discovery once per kind), timed from the \
+         first apply until every Deployment is ready; its namespaces are then deleted and waited for, so that \
+         tuskfish's run starts on the same footing. tuskfish: Environments and AppVersions are applied and \
+         published first (untimed), then all Releases are applied (16 in flight), timed until every Release \
+         is Healthy; each run is removed (Releases first, so the finalizers clean up) before the next. The \
+         largest N runs last and without a baseline. Reconcile quantiles are bucket upper bounds of \
+         `tuskfish_reconcile_duration_seconds{{controller=\"release\"}}` (buckets double from 1 ms); \
+         reconciles per Release count all three controllers. Steady state is measured over {steady_secs} s \
+         (`BENCH_STEADY_SECS`, default 60) after convergence, without leader election (whose Lease renewal \
+         would be the only write). Server writes are the API server's own count of mutating requests \
+         (`apiserver_request_total`, every client: kube-controller-manager, the node simulator, the \
+         operator) during each converge plus 3 s, divided by N: tuskfish adds the Release itself, its \
+         finalizer, two status writes (Progressing, Healthy) and two Events per Release, and Environment \
+         release counts (at most one write per 2 s per Environment).\n",
+        steady_secs = steady.as_secs()
+    );
     print!("{md}");
     std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/docs")).unwrap();
     std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/benchmarks.md"), &md).unwrap();
