@@ -15,7 +15,7 @@ use crate::api::{Environment, EnvironmentStatus, Phase, Release, RolloutResult};
 pub struct Facts {
     pub app: String,
     pub environment: String,
-    /// Apps named in `dependsOn` (cycle detection reads them on every member).
+    /// Apps named in `dependsOn` (cycle detection reads the whole graph of an Environment).
     pub depends_on: Vec<String>,
     pub phase: Option<Phase>,
     pub current: Option<String>,
@@ -76,13 +76,18 @@ pub fn must_look(before: Option<&Facts>, after: Option<&Facts>, other: &Release)
     if upstream_of_other && (moved || differs(before, after, promotion)) {
         return true;
     }
-    // Either side depends on the other (a cycle is reported on every member).
-    let related = sides().any(|s| {
-        &s.environment == env
-            && (other.spec.depends_on.iter().any(|d| d.app == s.app) || s.depends_on.contains(app))
-    });
-    let health = |f: &Facts| (f.phase, f.current.clone(), f.depends_on.clone());
-    if related && (moved || differs(before, after, health)) {
+    // Dependencies: `other` waits for the health of the apps it names; and a change to the graph
+    // (an edge, or a member appearing, leaving or renamed) can open or close a cycle anywhere in
+    // the Environment, which is reported on every member — and every member depends on something.
+    let in_env = |s: &Facts| &s.environment == env;
+    let depends_on_it = sides().any(|s| in_env(s) && other.spec.depends_on.iter().any(|d| d.app == s.app));
+    let health = |f: &Facts| (f.phase, f.current.clone());
+    if depends_on_it && (moved || differs(before, after, health)) {
+        return true;
+    }
+    let graph_changed = differs(before, after, |f| f.depends_on.clone())
+        || (moved && sides().any(|s| !s.depends_on.is_empty()));
+    if graph_changed && !other.spec.depends_on.is_empty() && sides().any(in_env) {
         return true;
     }
     // Forward ports: what runs on a line older than `other`'s counts against `other`.
@@ -223,11 +228,25 @@ mod tests {
                 false,
             ),
             (
-                "dependsOn: a new edge may close a cycle",
+                "dependsOn: a new edge closes a cycle",
+                Some(&healthy),
+                Some(&wants_db),
+                depending("db", "dev", "pay"),
+                true,
+            ),
+            (
+                "dependsOn: a new edge closes a cycle through others",
+                Some(&healthy),
+                Some(&wants_db),
+                depending("ledger", "dev", "cache"),
+                true,
+            ),
+            (
+                "dependsOn: no cycle can pass one that depends on nothing",
                 Some(&healthy),
                 Some(&wants_db),
                 release("db", "dev", None),
-                true,
+                false,
             ),
             (
                 "forward port: newer line learns of an upgrade",
@@ -265,7 +284,7 @@ mod tests {
                 true,
             ),
         ];
-        let cases: [Case<'_>; 16] = cases;
+        let cases: [Case<'_>; 18] = cases;
         for (why, before, after, other, want) in cases {
             assert_eq!(must_look(before, after, &other), want, "{why}");
         }

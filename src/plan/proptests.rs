@@ -570,3 +570,111 @@ proptest! {
         }
     }
 }
+
+/// A decision, as far as another Release can tell it apart: what runs, what is held and why.
+fn decision(inputs: &Inputs<'_>) -> String {
+    match select_target(inputs) {
+        Ok(t) => format!("run {} held {:?} notes {:?}", t.version, t.held, t.notes),
+        Err(b) => format!("blocked {b:?}"),
+    }
+}
+
+/// The world of one Release's decision, but for its upstream and its peers.
+struct World<'a> {
+    release: &'a Release,
+    env: &'a Environment,
+    app_versions: &'a [AppVersion],
+    approvals: &'a [Approval],
+    now: i64,
+}
+
+impl World<'_> {
+    fn decide(&self, upstream: Option<&Release>, peers: &[Release]) -> String {
+        decision(&Inputs {
+            release: self.release,
+            env: Some(self.env),
+            app_versions: self.app_versions.iter().collect(),
+            upstream,
+            approvals: self.approvals.iter().collect(),
+            peers: peers.iter().collect(),
+            now: sane(self.now),
+        })
+    }
+
+    /// If changing the upstream, or one peer (`changed`: the first of its name, or a new one),
+    /// changes the decision, the watch must wake the Release for it (`peers::must_look`).
+    fn changes_are_woken(
+        &self,
+        up: (Option<&Release>, Option<&Release>),
+        peers: &[Release],
+        changed: Option<&Release>,
+    ) -> Result<(), TestCaseError> {
+        use super::peers::{Facts, must_look};
+        let facts = |x: Option<&Release>| x.map(Facts::of);
+        let (was, is) = (self.decide(up.0, peers), self.decide(up.1, peers));
+        if was != is {
+            prop_assert!(
+                must_look(facts(up.0).as_ref(), facts(up.1).as_ref(), self.release),
+                "an upstream change not woken for: {was} → {is}"
+            );
+        }
+        let Some(new) = changed else { return Ok(()) };
+        let mut after = peers.to_vec();
+        let old = match after.iter_mut().find(|p| p.metadata.name == new.metadata.name) {
+            Some(p) => Some(std::mem::replace(p, new.clone())),
+            None => {
+                after.push(new.clone());
+                None
+            }
+        };
+        let (was, is) = (self.decide(up.0, peers), self.decide(up.0, &after));
+        if was != is {
+            prop_assert!(
+                must_look(facts(old.as_ref()).as_ref(), Some(&Facts::of(new)), self.release),
+                "a peer change not woken for: {was} → {is}"
+            );
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// The watch wakes a Release only when `peers::must_look` says so: any change to its upstream or
+    /// to a peer that changes its decision must be one that wakes it.
+    #[test]
+    fn a_change_that_moves_a_decision_wakes_the_release(
+        r in release_strategy(),
+        env in env_strategy(),
+        avs in app_versions(),
+        up_before in upstream(),
+        up_after in upstream(),
+        peers in peers(),
+        changed in peers(),
+        approvals in approvals(),
+        now in -200_000i64..200_000,
+    ) {
+        let world = World { release: &r, env: &env, app_versions: &avs, approvals: &approvals, now };
+        world.changes_are_woken((up_before.as_ref(), up_after.as_ref()), &peers, changed.first())?;
+    }
+
+    /// The same where the dependency gate decides: a pinned, published version in a Ready
+    /// Environment, waiting on the apps it depends on (and on cycles among its peers).
+    #[test]
+    fn a_dependency_change_that_moves_a_decision_wakes_the_release(
+        deps in proptest::collection::vec(select(vec!["ledger", "db", "cache"]), 1..3),
+        peers in peers(),
+        changed in peers(),
+    ) {
+        let mut r = release();
+        r.spec.depends_on = deps.into_iter().map(|d| Dependency { app: d.into(), version: None }).collect();
+        let mut av = app_version(Some(Default::default()), vec![]);
+        av.status = Some(AppVersionStatus { spec_hash: Some(spec_hash(&av.spec)), ..Default::default() });
+        let mut env = environment(&[]);
+        env.status = Some(EnvironmentStatus { conditions: vec![ready_condition()], namespace: Some(env.spec.namespace.clone()), ..Default::default() });
+        let avs = [av];
+        let world = World { release: &r, env: &env, app_versions: &avs, approvals: &[], now: 0 };
+        world.changes_are_woken((None, None), &peers, changed.first())?;
+    }
+}
