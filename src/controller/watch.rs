@@ -171,27 +171,18 @@ where
 /// What the route of a watch last saw of each object, to tell real changes from noise.
 type Known<K, F> = Mutex<HashMap<ObjectRef<K>, F>>;
 
-/// Records `now` (`None`: the object is gone) and returns what was known before. A poisoned lock
-/// (a panic elsewhere) forgets: waking too many is safe, too few is not.
+/// Records `now` (`None`: the object is gone) and returns what was known before. The map only
+/// caches what was seen, so a lock poisoned by a panic elsewhere is still good to use.
 fn remember<K: Resource<DynamicType = ()>, F>(
     known: &Known<K, F>,
     key: ObjectRef<K>,
     now: Option<F>,
 ) -> Option<F> {
-    let Ok(mut known) = known.lock() else { return None };
+    let mut known = known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match now {
         Some(f) => known.insert(key, f),
         None => known.remove(&key),
     }
-}
-
-/// [`remember`], answering whether the object changed (or went).
-fn moved<K: Resource<DynamicType = ()>, F: Clone + PartialEq>(
-    known: &Known<K, F>,
-    key: ObjectRef<K>,
-    now: Option<F>,
-) -> bool {
-    remember(known, key, now.clone()) != now || now.is_none()
 }
 
 /// Tells readers of [`Watches::revision`] that a cache changed (they may have gone: no error).
@@ -245,14 +236,12 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             if before == after {
                 return;
             }
-            let ns = r.namespace();
-            for other in rs.state().iter().filter(|o| o.namespace() == ns && o.name_any() != r.name_any()) {
-                if peers::must_look(before.as_ref(), after.as_ref(), other) {
-                    t.releases.send(ObjectRef::from_obj(other.as_ref()));
-                }
-            }
+            let others = releases_where(rs, r.namespace(), |o| {
+                o.metadata.name != r.metadata.name && peers::must_look(before.as_ref(), after.as_ref(), o)
+            });
+            others.into_iter().for_each(|o| t.releases.send(o));
             if peers::environment_must_look(before.as_ref(), after.as_ref()) {
-                let ns = ns.unwrap_or_default();
+                let ns = r.namespace().unwrap_or_default();
                 for env in before.iter().chain(after.iter()).map(|f| &f.environment) {
                     t.environments.send(ObjectRef::new(env).within(&ns));
                 }
@@ -272,7 +261,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             // The counts the Environment keeps of its Releases change with every rollout in it;
             // waking all its Releases for them would be a reconcile per Release per count write.
             let after = (seen == Seen::Present).then(|| EnvironmentFacts::of(e));
-            if moved(&env_facts, ObjectRef::from_obj(e), after) {
+            if remember(&env_facts, ObjectRef::from_obj(e), after.clone()) != after {
                 releases_for_environment(&rs, e).into_iter().for_each(|r| t.releases.send(r));
             }
         },

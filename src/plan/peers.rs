@@ -101,8 +101,7 @@ pub fn must_look(before: Option<&Facts>, after: Option<&Facts>, other: &Release)
 /// Whether the Release's Environment must count again (it reports how many Releases it has and how
 /// many are healthy).
 pub fn environment_must_look(before: Option<&Facts>, after: Option<&Facts>) -> bool {
-    let counted = |f: &Facts| (f.environment.clone(), f.phase == Some(Phase::Healthy));
-    before.map(counted) != after.map(counted)
+    differs(before, after, |f| (f.environment.clone(), f.phase == Some(Phase::Healthy)))
 }
 
 /// What Releases read of an Environment: all of it but the counts it keeps of them, which move with
