@@ -239,6 +239,10 @@ impl World {
         .unwrap()
     }
 
+    fn env_namespaces(&self) -> Vec<String> {
+        (0..self.envs).map(|e| self.env_ns(e)).collect()
+    }
+
     fn count(&self) -> usize {
         self.envs * self.apps
     }
@@ -467,7 +471,7 @@ async fn request_costs(client: &Client, sample: &Release) -> Vec<(&'static str, 
 /// Releases' finalizers remove what they applied), then the Environments' namespaces.
 async fn remove_world(client: &Client, w: &World) {
     remove_namespaces(client, vec![w.ns.clone()]).await;
-    remove_namespaces(client, (0..w.envs).map(|e| w.env_ns(e)).collect()).await;
+    remove_namespaces(client, w.env_namespaces()).await;
 }
 
 /// A new AppVersion per sampled app; milliseconds until each of its Releases starts rolling it out.
@@ -599,7 +603,7 @@ async fn run_size(
         tokio::time::sleep(Duration::from_secs(3)).await;
         let writes = per_release(server_writes(client).await - w0);
         eprintln!("bench: removing the baseline's objects before tuskfish's run");
-        remove_namespaces(client, (0..base.envs).map(|e| base.env_ns(e)).collect()).await;
+        remove_namespaces(client, base.env_namespaces()).await;
         (Some(secs), Some(writes), Some(cpu))
     } else {
         (None, None, None)
