@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop what cluster-up.sh started, by the pids it recorded. Usage: cluster-down.sh STATE_DIR [--purge]
 S=${1:?usage: cluster-down.sh STATE_DIR [--purge]}
-for p in node-sim operator kcm apiserver etcd; do
+for p in operator kwok scheduler kcm apiserver etcd; do
   f="$S/$p.pid"
   [ -f "$f" ] || continue
   pid=$(cat "$f")
