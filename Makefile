@@ -4,7 +4,7 @@
 STATE ?= $(CURDIR)/.state/cluster
 CARGO ?= cargo
 
-.PHONY: bench chaos all build test demo demo-down cluster cluster-down generate check-generated fmt lint ci chart
+.PHONY: bench chaos test-1.33 all build test demo demo-down cluster cluster-down generate check-generated fmt lint ci chart
 
 all: build
 
@@ -15,9 +15,14 @@ build:
 test:
 	hack/test.sh
 
-## The fault suite's long run: the operator killed 100 times mid-rollout (make test kills it 20 times).
+## The fault suite's long run on a fresh bed: the operator killed 100 times mid-rollout (make test
+## kills it 20 times).
 chaos:
 	TUSKFISH_CHAOS_KILLS=100 hack/test.sh --test chaos
+
+## The integration tests on the oldest supported Kubernetes (1.33) — CI runs them too.
+test-1.33:
+	TUSKFISH_K8S_VERSION=1.33 hack/test.sh --test '*'
 
 ## Figures against raw server-side apply on a fresh local control plane: docs/benchmarks.md (+ .svg).
 bench:
@@ -34,17 +39,13 @@ demo-down cluster-down:
 cluster:
 	hack/cluster-up.sh "$(STATE)"
 
-GENERATED := crds/tuskfish.dev.yaml charts/tuskfish/crds/tuskfish.dev.yaml
-
-## Writes crds/ (and the chart's copy) from the Rust types.
+## Writes crds/ (and the chart's copies) from the Rust types.
 generate:
-	@for f in $(GENERATED); do $(CARGO) run --locked --quiet -- crd > $$f; done
+	@hack/generate.sh
 
-## Fails when crds/ does not match the Rust types.
+## Fails when crds/ or the chart's copies do not match the Rust types.
 check-generated:
-	@$(CARGO) run --locked --quiet -- crd > "$${TMPDIR:-/tmp}/tuskfish-crds.yaml"
-	@for f in $(GENERATED); do diff -u $$f "$${TMPDIR:-/tmp}/tuskfish-crds.yaml" >/dev/null \
-		|| { echo "$$f is out of date: run 'make generate' and commit the result" >&2; exit 1; }; done
+	@hack/generate.sh --check
 
 ## Lints the Helm chart strictly and prints it rendered (Helm v4 SDK from PyPI, no helm binary).
 chart:

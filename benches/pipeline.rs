@@ -1,5 +1,5 @@
 //! `make bench`: tuskfish against a baseline that server-side-applies the same rendered objects
-//! directly, on the local control plane with the node simulator. Prints a summary table and writes
+//! directly, on the local control plane (pods run by kwok's simulated kubelets). Prints a summary table and writes
 //! `docs/benchmarks.md` and `docs/benchmarks.svg`. Figures, not pass/fail: nothing here asserts a
 //! target. Needs `TUSKFISH_BENCH_KUBECONFIG` (hack/bench.sh starts a fresh control plane) and the
 //! release binary (`target/release/tuskfish`).
@@ -141,24 +141,26 @@ fn control_plane_cpu(name: &str) -> f64 {
 }
 
 /// CPU seconds used so far by the processes that share the machine during a converge: the control
-/// plane (pids from `TUSKFISH_BENCH_STATE`, written by hack/cluster-up.sh), the simulator and,
+/// plane (pids from `TUSKFISH_BENCH_STATE`, written by hack/cluster-up.sh: scheduler and kwok included) and,
 /// when running, the operator.
 #[derive(Clone, Copy, Default)]
 struct Cpu {
     apiserver: f64,
     etcd: f64,
     kcm: f64,
-    sim: f64,
+    scheduler: f64,
+    kwok: f64,
     operator: f64,
 }
 
 impl Cpu {
-    fn now(sim: u32, operator: Option<u32>) -> Self {
+    fn now(operator: Option<u32>) -> Self {
         Self {
             apiserver: control_plane_cpu("apiserver"),
             etcd: control_plane_cpu("etcd"),
             kcm: control_plane_cpu("kcm"),
-            sim: proc_stat(sim).0,
+            scheduler: control_plane_cpu("scheduler"),
+            kwok: control_plane_cpu("kwok"),
             operator: operator.map_or(0.0, |pid| proc_stat(pid).0),
         }
     }
@@ -168,15 +170,16 @@ impl Cpu {
             apiserver: self.apiserver - before.apiserver,
             etcd: self.etcd - before.etcd,
             kcm: self.kcm - before.kcm,
-            sim: self.sim - before.sim,
+            scheduler: self.scheduler - before.scheduler,
+            kwok: self.kwok - before.kwok,
             operator: self.operator - before.operator,
         }
     }
 
     fn cell(&self) -> String {
         format!(
-            "{:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
-            self.apiserver, self.etcd, self.kcm, self.sim, self.operator
+            "{:.0} / {:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
+            self.apiserver, self.etcd, self.kcm, self.scheduler, self.kwok, self.operator
         )
     }
 }
@@ -354,7 +357,7 @@ async fn baseline(client: &Client, w: &World) -> f64 {
 
 /// Environments and AppVersions first (not timed), then all Releases at once; seconds to all Healthy,
 /// and the CPU the processes used meanwhile.
-async fn tuskfish_converge(client: &Client, w: &World, sim: u32, operator: u32) -> (f64, Cpu) {
+async fn tuskfish_converge(client: &Client, w: &World, operator: u32) -> (f64, Cpu) {
     create_namespace(client, &w.ns).await;
     for e in 0..w.envs {
         ssa(client, serde_json::to_value(w.environment(e)).unwrap()).await;
@@ -376,7 +379,7 @@ async fn tuskfish_converge(client: &Client, w: &World, sim: u32, operator: u32) 
     .await;
 
     let started = Instant::now();
-    let cpu0 = Cpu::now(sim, Some(operator));
+    let cpu0 = Cpu::now(Some(operator));
     let releases: Vec<Value> = (0..w.envs)
         .flat_map(|e| (0..w.apps).map(move |a| (e, a)))
         .map(|(e, a)| serde_json::to_value(w.release(e, a)).unwrap())
@@ -389,7 +392,7 @@ async fn tuskfish_converge(client: &Client, w: &World, sim: u32, operator: u32) 
         r.status.as_ref().is_some_and(|s| s.phase == Some(Phase::Healthy))
     })
     .await;
-    (started.elapsed().as_secs_f64(), Cpu::now(sim, Some(operator)).since(cpu0))
+    (started.elapsed().as_secs_f64(), Cpu::now(Some(operator)).since(cpu0))
 }
 
 /// API server CPU per request, by kind of request, measured on this server with nothing else
@@ -562,7 +565,7 @@ struct Row {
     steady_writes_per_min: Option<f64>,
     cpu_pct: Option<f64>,
     rss_mib: Option<f64>,
-    /// Mutating requests the API server served (everyone's: kcm, simulator, operator) per Release.
+    /// Mutating requests the API server served (everyone's: kcm, scheduler, kwok, operator) per Release.
     tuskfish_writes: f64,
     baseline_writes: Option<f64>,
     tuskfish_cpu: Cpu,
@@ -585,7 +588,6 @@ async fn server_writes(client: &Client) -> f64 {
 
 async fn run_size(
     client: &Client,
-    sim: u32,
     n_apps: usize,
     concurrency: usize,
     with_baseline: bool,
@@ -596,9 +598,9 @@ async fn run_size(
     let per_release = |writes: f64| writes / base.count() as f64;
     let (baseline_s, baseline_writes, baseline_cpu) = if with_baseline {
         let w0 = server_writes(client).await;
-        let cpu0 = Cpu::now(sim, None);
+        let cpu0 = Cpu::now(None);
         let secs = baseline(client, &base).await;
-        let cpu = Cpu::now(sim, None).since(cpu0);
+        let cpu = Cpu::now(None).since(cpu0);
         // Let the system's trailing status updates land, as they do for tuskfish below.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let writes = per_release(server_writes(client).await - w0);
@@ -613,7 +615,7 @@ async fn run_size(
     let before = metrics(op.port).await;
     let w = World { ns: format!("bt-{tag}"), envs: ENVS, apps: n_apps };
     let w0 = server_writes(client).await;
-    let (tuskfish_s, tuskfish_cpu) = tuskfish_converge(client, &w, sim, op.proc.0.id()).await;
+    let (tuskfish_s, tuskfish_cpu) = tuskfish_converge(client, &w, op.proc.0.id()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let tuskfish_writes = per_release(server_writes(client).await - w0);
     let after = metrics(op.port).await;
@@ -705,7 +707,7 @@ async fn main() {
         eprintln!("benches/pipeline.rs: skipped outside `cargo bench` (run `make bench`)");
         return;
     }
-    let client = Target { kubeconfig: Some(kubeconfig().into()), context: None }
+    let client = Target::kubeconfig(kubeconfig())
         .client(&RequestCounter::default())
         .await
         .unwrap();
@@ -715,9 +717,17 @@ async fn main() {
         > = Api::all(client.clone());
         api.patch(&crd.name_any(), &PatchParams::apply("bench").force(), &Patch::Apply(&crd)).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let sim = spawn(&["node-sim", "--nodes", "10"], "tuskfish-bench-sim.log");
-    let sim_pid = sim.0.id();
+    // Established is not yet served: wait until every kind lists.
+    for _ in 0..300 {
+        let ns = "default";
+        if Api::<Release>::namespaced(client.clone(), ns).list(&Default::default()).await.is_ok()
+            && Api::<tuskfish::api::AppVersion>::namespaced(client.clone(), ns).list(&Default::default()).await.is_ok()
+            && Api::<tuskfish::api::Environment>::namespaced(client.clone(), ns).list(&Default::default()).await.is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let steady = Duration::from_secs(
         std::env::var("BENCH_STEADY_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60),
     );
@@ -732,7 +742,7 @@ async fn main() {
     for apps in &sizes {
         eprintln!("bench: N = {} (baseline, then tuskfish)", apps * ENVS);
         let (row, op, w) =
-            run_size(&client, sim_pid, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
+            run_size(&client, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
         if *apps == *sizes.iter().max().unwrap_or(&0) {
             eprintln!("bench: publish latency at N = {}", w.count());
             latency = publish_latency(&client, &w, 20).await;
@@ -748,7 +758,7 @@ async fn main() {
     }
     for c in [1, 4] {
         eprintln!("bench: concurrency {c} at N = {}", 10 * ENVS);
-        let (row, op, w) = run_size(&client, sim_pid, 10, c, false, Duration::ZERO, &format!("c{c}")).await;
+        let (row, op, w) = run_size(&client, 10, c, false, Duration::ZERO, &format!("c{c}")).await;
         remove_world(&client, &w).await;
         drop(op);
         rows.push(row);
@@ -765,13 +775,15 @@ async fn main() {
     if large > 0 {
         eprintln!("bench: N = {} (tuskfish only)", large * ENVS);
         let (row, op, _) =
-            run_size(&client, sim_pid, large, 16, false, steady, &format!("n{}", large * ENVS)).await;
+            run_size(&client, large, 16, false, steady, &format!("n{}", large * ENVS)).await;
         drop(op);
         rows.push(row);
     }
 
-    let mut md = String::from(
-        "# Benchmarks\n\nGenerated by `make bench` (fixed seed) on the local 1.20 control plane with the node simulator; ",
+    let k8s = client.apiserver_version().await.map_or_else(|_| "?".into(), |v| v.git_version);
+    let mut md = format!(
+        "# Benchmarks\n\nGenerated by `make bench` (fixed seed) on the local control plane (Kubernetes {k8s}, \
+         pods scheduled by kube-scheduler onto kwok nodes); ",
     );
     let _ = writeln!(
         md,
@@ -801,7 +813,7 @@ async fn main() {
             opt(r.rss_mib, 0),
         );
     }
-    md.push_str("\nCPU seconds used during each converge, by process — apiserver / etcd / kube-controller-manager / node simulator / operator (the machine has 2 cores, so 2 CPU seconds pass per second):\n\n| N Releases | concurrency | tuskfish run | baseline run |\n|---|---|---|---|\n");
+    md.push_str("\nCPU seconds used during each converge, by process — apiserver / etcd / kube-controller-manager / kube-scheduler / kwok / operator (the machine has 2 cores, so 2 CPU seconds pass per second):\n\n| N Releases | concurrency | tuskfish run | baseline run |\n|---|---|---|---|\n");
     for r in &rows {
         let _ = writeln!(
             md,
@@ -839,7 +851,7 @@ async fn main() {
          reconciles per Release count all three controllers. Steady state is measured over {steady_secs} s \
          (`BENCH_STEADY_SECS`, default 60) after convergence, without leader election (whose Lease renewal \
          would be the only write). Server writes are the API server's own count of mutating requests \
-         (`apiserver_request_total`, every client: kube-controller-manager, the node simulator, the \
+         (`apiserver_request_total`, every client: kube-controller-manager, kube-scheduler, kwok, the \
          operator) during each converge plus 3 s, divided by N: tuskfish adds the Release itself, its \
          finalizer, two status writes (Progressing, Healthy) and two Events per Release, and Environment \
          release counts (at most one write per 2 s per Environment).\n",

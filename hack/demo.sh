@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The demo: a local control plane, the node simulator and the operator, the examples applied, and the
-# pipeline shown: every environment running its version, a one-field upgrade of prod, and a broken
-# hotfix caught by its progress deadline. Leaves everything running; `make demo-down` stops it.
-# With TUSKFISH_EXISTING_CLUSTER=1 it uses the cluster $KUBECONFIG points at instead (no simulator).
+# The demo: a local Kubernetes control plane (kube-scheduler, kwok nodes) and the operator, the
+# examples applied, and the pipeline shown: every environment running its version, a one-field
+# upgrade of prod approved by the release manager under her own identity, and a broken hotfix
+# caught by its progress deadline. Leaves everything running; `make demo-down` stops it.
+# With TUSKFISH_EXISTING_CLUSTER=1 it uses the cluster $KUBECONFIG points at instead (that cluster
+# needs nodes that run pods, and an approver: TUSKFISH_APPROVER_KUBECONFIG).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 S=$(realpath -m "${1:-$ROOT/.state/cluster}")
 # shellcheck source=hack/lib.sh
 . "$HERE/lib.sh"
-ensure_tools --kubectl
+ensure_tools
 cd "$ROOT"
 
 log "building tuskfish"
@@ -24,24 +26,29 @@ else
   if [ -f "$S/apiserver.pid" ] && kill -0 "$(cat "$S/apiserver.pid")" 2>/dev/null; then
     log "local control plane already running ($S)"
   else
-    log "starting the local control plane (the first run builds it: about 10 minutes, then cached)"
+    log "starting the local control plane (the first run builds it from Go modules: about 15 minutes, then cached)"
     "$HERE/cluster-up.sh" "$S"
   fi
   export KUBECONFIG="$S/kubeconfig"
+  # The release manager's own credentials (a token user of the local bed).
+  TUSKFISH_APPROVER_KUBECONFIG=${TUSKFISH_APPROVER_KUBECONFIG:-$S/users/maria.keller.kubeconfig}
 fi
+# kubectl of the bed's version (or the one on PATH for an existing cluster).
+BED_BIN=$("$HERE/build-control-plane.sh")
+[ "${TUSKFISH_EXISTING_CLUSTER:-}" = 1 ] && command -v kubectl >/dev/null || export PATH="$BED_BIN:$PATH"
+: "${TUSKFISH_APPROVER_KUBECONFIG:?set TUSKFISH_APPROVER_KUBECONFIG to the kubeconfig of the release manager}"
 k() { kubectl "$@"; }
 
-log "installing the CRDs"
+show kubectl version
+log "installing the CRDs and the Approval identity policy"
 "$BIN" crd | k apply --server-side --force-conflicts -f - >/dev/null
+k wait --for condition=Established crd --all --timeout 60s >/dev/null
 
 start_bg() { # name, command...
   local name=$1; shift
   if [ -f "$S/$name.pid" ] && kill -0 "$(cat "$S/$name.pid")" 2>/dev/null; then kill "$(cat "$S/$name.pid")"; sleep 0.5; fi
   setsid "$@" >"$S/$name.log" 2>&1 < /dev/null & echo $! > "$S/$name.pid"
 }
-if [ "${TUSKFISH_EXISTING_CLUSTER:-}" != 1 ]; then
-  start_bg node-sim "$BIN" --kubeconfig "$KUBECONFIG" node-sim --nodes 3
-fi
 METRICS_PORT=$(pick_port)
 # The web view on 8090 when it is free (a stable address to keep open in a browser tab).
 if port_free 8090; then WEB_PORT=8090; else WEB_PORT=$(pick_port); fi
@@ -81,8 +88,13 @@ if k get namespace finance >/dev/null 2>&1; then
     --ignore-not-found --wait=true --timeout=120s >/dev/null
 fi
 
-log "applying examples/: 4 environments, 3 builds, 4 releases, prod's approval of 1.3.9"
-k apply -f examples/ >/dev/null
+log "applying examples/: 4 environments, 3 builds, 4 releases; the release manager approves 1.3.9 for prod"
+for f in examples/*.yaml; do
+  case "$f" in
+    */40-approvals.yaml) kubectl --kubeconfig "$TUSKFISH_APPROVER_KUBECONFIG" apply -f "$f" >/dev/null ;;
+    *) k apply -f "$f" >/dev/null ;;
+  esac
+done
 wait_healthy payments-prod 1.3.9
 wait_healthy payments-dev-1-3 1.3.10
 wait_healthy payments-dev-1-4 1.4.0-rc.1
@@ -112,7 +124,10 @@ tf deploy payments 1.3.10 --env prod
 wait_field payments-prod '{.status.heldVersion}' 1.3.10
 tf status
 log "the release manager approves, and follows the rollout"
-tf approve payments 1.3.10 --env prod --approver maria.keller --reason "CAB-2057 (FX rounding fix)" --wait
+log "(an Approval in her name from anyone else is refused by the API server:)"
+show kubectl apply -f examples/demo/60-approve-prod-1.3.10.yaml || true
+show tuskfish --kubeconfig "$TUSKFISH_APPROVER_KUBECONFIG" -n finance approve payments 1.3.10 --env prod \
+  --reason "CAB-2057 (FX rounding fix)" --wait
 tf status
 tf history payments --env prod
 show kubectl get events -n finance --field-selector involvedObject.kind=Release --sort-by=.metadata.creationTimestamp

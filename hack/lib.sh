@@ -32,7 +32,6 @@ ensure_tools() {
   command -v openssl >/dev/null || missing+=(openssl)
   for want in "$@"; do
     case "$want" in
-      --kubectl) command -v kubectl >/dev/null || missing+=(kubernetes-client) ;;
       # tests/web.rs drives Debian's Chromium through chromedriver.
       --browser) command -v chromium >/dev/null && command -v chromedriver >/dev/null || missing+=(chromium chromium-driver) ;;
     esac

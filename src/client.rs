@@ -1,4 +1,4 @@
-//! Building the kube client the same way for the operator, the CLI, the simulator and tests.
+//! Building the kube client the same way for the operator, the CLI and tests.
 
 use std::path::PathBuf;
 
@@ -25,10 +25,30 @@ pub enum ClientError {
 pub struct Target {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    /// Act as this user (`--as`, as kubectl: the kubeconfig's user must be allowed to impersonate).
+    pub impersonate: Option<String>,
+    /// ... in these groups (`--as-group`).
+    pub impersonate_groups: Vec<String>,
 }
 
 impl Target {
+    /// A target for one kubeconfig file, as it is.
+    pub fn kubeconfig(path: impl Into<PathBuf>) -> Self {
+        Self { kubeconfig: Some(path.into()), ..Self::default() }
+    }
+
     pub async fn config(&self) -> Result<Config, ClientError> {
+        let mut config = self.base_config().await?;
+        if let Some(user) = &self.impersonate {
+            config.auth_info.impersonate = Some(user.clone());
+        }
+        if !self.impersonate_groups.is_empty() {
+            config.auth_info.impersonate_groups = Some(self.impersonate_groups.clone());
+        }
+        Ok(config)
+    }
+
+    async fn base_config(&self) -> Result<Config, ClientError> {
         let options = KubeConfigOptions { context: self.context.clone(), ..KubeConfigOptions::default() };
         match &self.kubeconfig {
             Some(path) => {
@@ -44,6 +64,9 @@ impl Target {
     /// The kubeconfig user of the context in use (e.g. for recording who approved), if there is a
     /// kubeconfig at all.
     pub fn user_name(&self) -> Option<String> {
+        if self.impersonate.is_some() {
+            return self.impersonate.clone();
+        }
         let kc = match &self.kubeconfig {
             Some(path) => Kubeconfig::read_from(path).ok()?,
             None => Kubeconfig::read().ok()?,

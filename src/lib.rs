@@ -10,16 +10,45 @@ pub mod leader;
 pub mod matrix;
 pub mod plan;
 pub mod render;
-pub mod sim;
 pub mod telemetry;
 pub mod web;
 
-/// The CRDs as one multi-document YAML stream (what `crds/` holds).
-pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
+/// Which of the API server's definitions `tuskfish crd` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Definitions {
+    /// The CRDs and the Approval identity policy (what `crds/tuskfish.dev.yaml` holds).
+    All,
+    /// The CRDs alone (the chart's `crds/`).
+    Crds,
+    /// The ValidatingAdmissionPolicy and its binding alone (the chart's template).
+    Policy,
+}
+
+/// The definitions as one multi-document YAML stream, CRDs first (a policy refers to them).
+pub fn crd_yaml(which: Definitions) -> Result<String, serde_saphyr::ser::Error> {
     let mut out = String::new();
-    for crd in api::crds() {
+    let mut doc = |yaml: String| {
         out.push_str("---\n");
-        out.push_str(&serde_saphyr::to_string(&crd)?);
+        out.push_str(&yaml);
+    };
+    if which != Definitions::Policy {
+        for crd in api::crds() {
+            doc(serde_saphyr::to_string(&crd)?);
+        }
+    }
+    if which != Definitions::Crds {
+        doc(serde_saphyr::to_string(&with_type(api::policy::approval_identity_policy()))?);
+        doc(serde_saphyr::to_string(&with_type(api::policy::approval_identity_binding()))?);
     }
     Ok(out)
+}
+
+/// k8s-openapi types serialize without apiVersion/kind unless asked; a manifest needs both.
+fn with_type<K: k8s_openapi::Resource + serde::Serialize>(obj: K) -> serde_json::Value {
+    let mut v = serde_json::to_value(&obj).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.insert("apiVersion".into(), K::API_VERSION.into());
+        m.insert("kind".into(), K::KIND.into());
+    }
+    v
 }

@@ -97,7 +97,6 @@ async fn operator_killed_at_random_points_converges_without_duplicates() {
     let mut rng = Rng(seed);
     let t = TestNs::without_operator("chaos").await;
     let seen = remember_history(&t);
-    let _sim = tuskfish_process(&["node-sim"], &format!("tuskfish-{}-sim.log", t.ns));
 
     // Every app tracks every new version in every environment.
     let mut newest: BTreeMap<&str, u64> = APPS.iter().map(|a| (*a, 0)).collect();

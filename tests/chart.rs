@@ -133,16 +133,6 @@ async fn pipeline_with_chart_rbac(one_namespace: bool) {
             .spawn()
             .unwrap(),
     );
-    // The simulator is test infrastructure (a stand-in for kubelets), so it runs as admin.
-    let _sim = Proc(
-        Command::new(env!("CARGO_BIN_EXE_tuskfish"))
-            .args(["--kubeconfig", &kubeconfig, "node-sim"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-
     // A whole pipeline: namespace creation, approval, apply, prune, drift-free status, Events.
     t.environment("dev", json!({"approval": "required"})).await;
     let settings = json!({"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",

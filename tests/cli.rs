@@ -198,7 +198,13 @@ async fn deploy_approve_rollback_each_take_one_command() {
     let again = ok(&t, &["approve", "pay", "1.0.0", "--env", "prod"]).await;
     assert!(again.stdout.contains("already approved"), "{again:?}");
 
-    ok(&t, &["approve", "pay", "1.1.0", "--env", "prod", "--approver", "bob"]).await;
+    // Nobody approves in another's name: the CLI says so, and so does the API server (below, in
+    // tests/identity.rs); bob approves as himself (impersonated, as `kubectl --as` would).
+    let r = tf(&t, &["approve", "pay", "1.1.0", "--env", "prod", "--approver", "bob"]).await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--approver \"bob\" is not you") && r.stderr.contains("\"admin\""), "{r:?}");
+    let group = common::APPROVERS_GROUP;
+    ok(&t, &["--as", "bob", "--as-group", group, "approve", "pay", "1.1.0", "--env", "prod"]).await;
     let r = ok(&t, &["deploy", "pay", "1.1.0", "--env", "prod", "--wait", "-o", "json"]).await;
     assert_eq!(json_of(&r)["status"]["currentVersion"], "1.1.0", "-o json prints the Release after --wait");
 

@@ -67,7 +67,6 @@ async fn wait_holder(t: &TestNs, holder: Option<&'static str>) -> Lease {
 #[tokio::test]
 async fn only_the_leader_writes_and_a_standby_takes_over() {
     let t = TestNs::without_operator("leader").await;
-    let _sim = tuskfish_process(&["node-sim"], &format!("tuskfish-{}-sim.log", t.ns));
     let (port_a, port_b) = (free_port(), free_port());
     let mut a = replica(&t, "replica-a", port_a, &[]);
     wait_holder(&t, Some("replica-a")).await;

@@ -1,5 +1,6 @@
-//! The validating admission webhook: `kubectl apply` of an invalid tuskfish object is refused at once
-//! with the reason, instead of being accepted and then reported in a status condition.
+//! The validating admission webhook: `kubectl apply` of a tuskfish object that the CRDs' own rules
+//! cannot judge (see `rules`) is refused at once with the reason, instead of being accepted and
+//! then reported in a status condition.
 
 pub mod rules;
 
@@ -18,7 +19,7 @@ use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use crate::api::{AppVersion, Environment, Release};
+use crate::api::{Environment, Release};
 
 #[derive(Clone)]
 struct State {
@@ -36,10 +37,6 @@ fn typed<K: DeserializeOwned>(obj: &DynamicObject) -> Result<K, String> {
 async fn problems(state: &State, req: &AdmissionRequest<DynamicObject>) -> Result<Vec<String>, String> {
     let Some(obj) = req.object.as_ref() else { return Ok(vec![]) };
     Ok(match req.kind.kind.as_str() {
-        "AppVersion" => {
-            let old = req.old_object.as_ref().map(typed::<AppVersion>).transpose()?;
-            rules::app_version(&typed(obj)?, old.as_ref())
-        }
         "Release" => {
             let r: Release = typed(obj)?;
             let exists = match (state.strict, req.namespace.as_deref()) {
@@ -59,7 +56,6 @@ async fn problems(state: &State, req: &AdmissionRequest<DynamicObject>) -> Resul
             rules::release(&r, exists)
         }
         "Environment" => rules::environment(&typed(obj)?, jiff::Timestamp::now()),
-        "Approval" => rules::approval(&typed(obj)?),
         _ => vec![],
     })
 }

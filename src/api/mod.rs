@@ -4,9 +4,11 @@ mod approval;
 mod appversion;
 mod condition;
 mod environment;
+pub mod policy;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod release;
+pub mod rules;
 
 pub use approval::*;
 pub use appversion::*;
@@ -44,39 +46,44 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
 
-/// All CRDs, in the order `kubectl apply` should see them.
+/// All CRDs, in the order `kubectl apply` should see them, with the API server's own checks
+/// (`rules`) in their schemas.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![AppVersion::crd(), Environment::crd(), Release::crd(), Approval::crd()];
     for crd in &mut crds {
+        let kind = crd.spec.names.kind.clone();
         for v in &mut crd.spec.versions {
             if let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
-                fit_for_1_20(schema);
+                drop_schema_defaults(schema);
+                // Every path exists (rules::tests holds the table to the types).
+                let _ = rules::apply(&kind, schema);
             }
         }
     }
     crds
 }
 
-/// The 1.20 API server mangles JSON `null`s and empty strings inside schemas (a `default: ""` or an
-/// `enum` member `null` arrive as null and the CRD is refused). serde already supplies every default
-/// when the operator reads objects and `nullable` already admits null, so both are dropped.
-fn fit_for_1_20(schema: &mut JSONSchemaProps) {
+/// Schema defaults are dropped: serde already supplies every default when the operator reads an
+/// object, and a server-side default would write fields the user never set into their objects
+/// (and into the field ownership of whoever applied them). `null` enum members go too: `nullable`
+/// already admits null.
+fn drop_schema_defaults(schema: &mut JSONSchemaProps) {
     schema.default = None;
     if let Some(values) = schema.enum_.as_mut() {
         values.retain(|v| !v.0.is_null());
     }
     for p in schema.properties.iter_mut().flat_map(|m| m.values_mut()) {
-        fit_for_1_20(p);
+        drop_schema_defaults(p);
     }
     if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
-        fit_for_1_20(items);
+        drop_schema_defaults(items);
     }
     if let Some(JSONSchemaPropsOrBool::Schema(ap)) = schema.additional_properties.as_mut() {
-        fit_for_1_20(ap);
+        drop_schema_defaults(ap);
     }
     for list in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of] {
         for s in list.iter_mut().flatten() {
-            fit_for_1_20(s);
+            drop_schema_defaults(s);
         }
     }
 }

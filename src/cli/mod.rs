@@ -45,13 +45,20 @@ pub struct Cli {
     /// kubeconfig context to use.
     #[arg(long, global = true)]
     context: Option<String>,
+    /// Act as this user, as `kubectl --as` does (your kubeconfig's user must be allowed to
+    /// impersonate; the API server then checks everything as that user).
+    #[arg(long = "as", global = true, value_name = "USER")]
+    as_user: Option<String>,
+    /// Act in this group too (repeatable), as `kubectl --as-group`.
+    #[arg(long = "as-group", global = true, value_name = "GROUP", requires = "as_user")]
+    as_groups: Vec<String>,
     /// Namespace of the pipeline's Environments, AppVersions and Releases (default: the context's).
     #[arg(short = 'n', long, global = true)]
     namespace: Option<String>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
-    /// Log format (operator and simulator logs).
+    /// Log format (the operator's logs).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TUSKFISH_LOG_FORMAT")]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -144,7 +151,7 @@ enum Command {
         env: String,
         #[arg(long)]
         reason: Option<String>,
-        /// Recorded as the approver (default: your kubeconfig user).
+        /// Must be you: the approver is the user the API server authenticated (SelfSubjectReview).
         #[arg(long)]
         approver: Option<String>,
         #[command(flatten)]
@@ -214,14 +221,12 @@ enum Command {
     Completion { shell: clap_complete::Shell },
     /// Run the operator.
     Run(operator::RunArgs),
-    /// Print the CustomResourceDefinitions as YAML.
-    Crd,
-    /// Simulate kubelets: register fake Nodes, bind pending pods and report them Ready
-    /// (for control planes without nodes; see the README).
-    #[command(hide = true)]
-    NodeSim {
-        #[arg(long, default_value_t = 3)]
-        nodes: usize,
+    /// Print the CustomResourceDefinitions and the Approval identity policy as YAML
+    /// (`tuskfish crd | kubectl apply --server-side -f -`).
+    Crd {
+        /// `all`, `crds` (CRDs alone) or `policy` (the ValidatingAdmissionPolicy and its binding).
+        #[arg(long, value_enum, default_value = "all")]
+        only: crate::Definitions,
     },
 }
 
@@ -241,15 +246,16 @@ fn init_logging(format: LogFormat, default: &str) {
 /// Entry point of both binaries; `bin_name` is how the user called us (for completion scripts).
 pub async fn main(bin_name: &str) -> ExitCode {
     let cli = Cli::parse();
-    let target = Target { kubeconfig: cli.kubeconfig.clone(), context: cli.context.clone() };
+    let target = Target {
+        kubeconfig: cli.kubeconfig.clone(),
+        context: cli.context.clone(),
+        impersonate: cli.as_user.clone(),
+        impersonate_groups: cli.as_groups.clone(),
+    };
     match &cli.command {
         Command::Run(args) => {
             init_logging(cli.log_format, "info,kube_runtime=warn,kube_client::client::tls=error");
             return report(operator::run_operator(target, args.clone()).await);
-        }
-        Command::NodeSim { nodes } => {
-            init_logging(cli.log_format, "info,kube_runtime=warn,kube_client::client::tls=error");
-            return report(operator::run_node_sim(target, *nodes).await);
         }
         _ => init_logging(cli.log_format, "warn,kube_client::client::tls=error"),
     }
@@ -276,8 +282,8 @@ fn report(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
 async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCode> {
     // Commands that need no cluster.
     match cli.command {
-        Command::Crd => {
-            let yaml = crate::crd_yaml().map_err(|e| CliError::Failed(format!("writing CRDs: {e}")))?;
+        Command::Crd { only } => {
+            let yaml = crate::crd_yaml(only).map_err(|e| CliError::Failed(format!("writing CRDs: {e}")))?;
             print!("{yaml}");
             return Ok(ExitCode::SUCCESS);
         }
@@ -349,9 +355,8 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
         }
         Command::Version { .. }
         | Command::Completion { .. }
-        | Command::Crd
-        | Command::Run(_)
-        | Command::NodeSim { .. } => {}
+        | Command::Crd { .. }
+        | Command::Run(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

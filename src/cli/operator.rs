@@ -1,4 +1,4 @@
-//! The long-running commands: the operator itself and the node simulator.
+//! The long-running command: the operator itself.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -152,16 +152,6 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
             Err("lost leadership".into())
         }
     }
-}
-
-pub async fn run_node_sim(target: Target, nodes: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let client = target.client(&RequestCounter::default()).await?;
-    let config = crate::sim::SimConfig { nodes, ..Default::default() };
-    tokio::select! {
-        r = crate::sim::run(client, config) => r?,
-        () = shutdown_signal() => {}
-    }
-    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

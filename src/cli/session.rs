@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use kube::api::{ListParams, Patch, PatchParams};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::error::{CliError, CliResult};
@@ -41,9 +42,34 @@ impl Session {
         Ok(Self { client, ns, output, color, target })
     }
 
-    /// Who runs the CLI, for approvals and audit Events: the kubeconfig user, else `$USER`.
-    pub fn user(&self) -> Option<String> {
-        self.target.user_name().or_else(|| std::env::var("USER").ok()).filter(|u| !u.is_empty())
+    /// Who the API server says runs the CLI (a SelfSubjectReview): the name an Approval must carry,
+    /// since the admission policy compares it with the request's authenticated user.
+    pub async fn whoami(&self) -> CliResult<String> {
+        let reviews: Api<SelfSubjectReview> = Api::all(self.client.clone());
+        let review = reviews
+            .create(&PostParams::default(), &SelfSubjectReview::default())
+            .await
+            .map_err(|e| CliError::api("asking the API server who you are (SelfSubjectReview)", e))?;
+        review
+            .status
+            .and_then(|s| s.user_info)
+            .and_then(|u| u.username)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| CliError::Failed("the API server's SelfSubjectReview named no user".into()))
+    }
+
+    /// Who runs the CLI, for audit Events: the API server's word, else the kubeconfig user, else
+    /// `$USER` (an Event is a note, not a proof).
+    pub async fn actor(&self) -> String {
+        match self.whoami().await {
+            Ok(u) => u,
+            Err(_) => self
+                .target
+                .user_name()
+                .or_else(|| std::env::var("USER").ok())
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "someone".into()),
+        }
     }
 
     pub fn api<K>(&self) -> Api<K>

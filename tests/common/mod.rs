@@ -43,7 +43,7 @@ pub fn kubeconfig() -> String {
 }
 
 fn target() -> Target {
-    Target { kubeconfig: Some(kubeconfig().into()), context: None }
+    Target::kubeconfig(kubeconfig())
 }
 
 /// A loopback port nobody listens on (for operator processes a test starts).
@@ -61,8 +61,8 @@ pub async fn wait_listening(port: u16, what: &str) {
     .await;
 }
 
-/// Starts (once per test binary) the operator and the node simulator on a runtime of their own, so
-/// they outlive each test's runtime.
+/// Starts (once per test binary) the operator on a runtime of its own, so that it outlives each
+/// test's runtime. Pods are run by the bed's kwok nodes (`hack/kwok-up.sh`), not by the tests.
 fn harness() -> &'static Harness {
     HARNESS.get_or_init(|| {
         let target = target();
@@ -75,14 +75,7 @@ fn harness() -> &'static Harness {
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(async move {
                 let client = t.client(&counter).await.unwrap();
-                install_crds(&client).await;
-                let sim_client = t.client(&RequestCounter::default()).await.unwrap();
-                tokio::spawn(async move {
-                    if let Err(e) = tuskfish::sim::run(sim_client, tuskfish::sim::SimConfig::default()).await
-                    {
-                        eprintln!("node simulator stopped: {e}");
-                    }
-                });
+                install_definitions(&client).await;
                 ready_tx.send(()).unwrap();
                 tuskfish::controller::run(
                     client,
@@ -98,17 +91,96 @@ fn harness() -> &'static Harness {
     })
 }
 
-async fn install_crds(client: &Client) {
-    let api: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(client.clone());
-    for crd in tuskfish::api::crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        api.patch(&name, &PatchParams::apply("tuskfish-tests").force(), &Patch::Apply(&crd)).await.unwrap();
-        let established =
-            await_condition(api.clone(), &name, kube::runtime::conditions::is_crd_established());
-        tokio::time::timeout(WAIT, established).await.unwrap().unwrap();
+/// Group the tests' approvers are in (`approve` impersonates a user in it); bound to a ClusterRole
+/// that may create and read Approvals, and nothing else.
+pub const APPROVERS_GROUP: &str = "tuskfish:test-approvers";
+
+static DEFINITIONS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Installs the CRDs, the Approval identity policy and the test approvers' RBAC (what `tuskfish
+/// crd` and the chart install), once per test binary, and waits until the API server really
+/// serves the kinds and enforces the policy.
+pub async fn install_definitions(client: &Client) {
+    DEFINITIONS
+        .get_or_init(|| async {
+            let yaml = tuskfish::crd_yaml(tuskfish::Definitions::All).unwrap();
+            for doc in serde_saphyr::from_multiple::<Value>(&yaml).unwrap().into_iter().filter(|d| !d.is_null()) {
+                apply_value_as(client, None, doc, "tuskfish-tests").await.unwrap();
+            }
+            let crds: Api<
+                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+            > = Api::all(client.clone());
+            for crd in tuskfish::api::crds() {
+                let name = crd.metadata.name.clone().unwrap();
+                let established =
+                    await_condition(crds.clone(), &name, kube::runtime::conditions::is_crd_established());
+                within("CRD established", established).await.unwrap();
+            }
+            for doc in [
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "metadata": {"name": "tuskfish-test-approver"},
+                    "rules": [{"apiGroups": ["tuskfish.dev"], "resources": ["approvals"],
+                               "verbs": ["create", "get", "list", "watch"]}]}),
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "tuskfish-test-approver"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "tuskfish-test-approver"},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": APPROVERS_GROUP}]}),
+            ] {
+                apply_value_as(client, None, doc, "tuskfish-tests").await.unwrap();
+            }
+            wait_served(client).await;
+        })
+        .await;
+}
+
+/// Established is not served: right after a CRD is Established its endpoints can still answer
+/// 404 for a moment, and a new ValidatingAdmissionPolicy takes a moment to be enforced. Waits
+/// until a list of every kind succeeds and an Approval in someone else's name is refused.
+async fn wait_served(client: &Client) {
+    let probe_ns = "default";
+    within("tuskfish kinds served and the Approval policy enforced", async {
+        loop {
+            let served = Api::<AppVersion>::namespaced(client.clone(), probe_ns).list(&Default::default()).await.is_ok()
+                && Api::<Environment>::namespaced(client.clone(), probe_ns).list(&Default::default()).await.is_ok()
+                && Api::<Release>::namespaced(client.clone(), probe_ns).list(&Default::default()).await.is_ok()
+                && Api::<tuskfish::api::Approval>::namespaced(client.clone(), probe_ns)
+                    .list(&Default::default())
+                    .await
+                    .is_ok();
+            if served && policy_enforced(client, probe_ns).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+}
+
+/// Whether the API server refuses (in a dry run) an Approval that names someone other than its
+/// author.
+async fn policy_enforced(client: &Client, ns: &str) -> bool {
+    let probe: tuskfish::api::Approval = serde_json::from_value(json!({
+        "apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
+        "metadata": {"name": "tuskfish-policy-probe"},
+        "spec": {"release": "probe", "version": "0.0.1", "approver": "not-the-admin"}}))
+    .unwrap();
+    let pp = PostParams { dry_run: true, ..Default::default() };
+    match Api::<tuskfish::api::Approval>::namespaced(client.clone(), ns).create(&pp, &probe).await {
+        Err(kube::Error::Api(e)) => e.message.contains("spec.approver must be the user"),
+        _ => false,
     }
+}
+
+/// A client that acts as `user` in the tests' approvers group, by impersonation (the admin's
+/// kubeconfig may impersonate anyone): requests are authenticated as that user, as
+/// `kubectl --as USER --as-group GROUP` would send them.
+pub async fn client_as(user: &str, groups: &[&str]) -> Client {
+    let target = Target {
+        impersonate: Some(user.to_string()),
+        impersonate_groups: groups.iter().map(|g| g.to_string()).collect(),
+        ..target()
+    };
+    Client::try_from(target.config().await.unwrap()).unwrap()
 }
 
 /// One test's world: a client and a unique pipeline namespace; environment namespaces get the same
@@ -124,10 +196,12 @@ impl TestNs {
         Self::create(name, &h.target).await
     }
 
-    /// A namespace with no operator or simulator started in-process: for tests that run the
-    /// operator as processes of their own (leader election).
+    /// A namespace with no operator started in-process: for tests that run the operator as
+    /// processes of their own (leader election, chaos).
     pub async fn without_operator(name: &str) -> Self {
-        Self::create(name, &target()).await
+        let t = Self::create(name, &target()).await;
+        install_definitions(&t.client).await;
+        t
     }
 
     async fn create(name: &str, target: &Target) -> Self {
@@ -211,12 +285,14 @@ impl TestNs {
             .await;
     }
 
-    /// Approves `version` of `release` as `who`, with the reason `CAB-42`.
+    /// Approves `version` of `release` as the user `who` (impersonated, in the approvers group),
+    /// with the reason `CAB-42`: the API server checks that `spec.approver` is the requester.
     pub async fn approve(&self, release: &str, version: &str, who: &str) {
-        self.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
+        let as_who = client_as(who, &[APPROVERS_GROUP]).await;
+        let approval = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
             "metadata": {"name": format!("{release}-{version}")},
-            "spec": {"release": release, "version": version, "approver": who, "reason": "CAB-42"}}))
-            .await;
+            "spec": {"release": release, "version": version, "approver": who, "reason": "CAB-42"}});
+        apply_value(&as_who, Some(&self.ns), approval).await.unwrap();
     }
 
     pub async fn set_version(&self, release: &str, version: &str) {
@@ -307,7 +383,17 @@ where
 pub async fn apply_value(
     client: &Client,
     default_ns: Option<&str>,
+    obj: Value,
+) -> Result<DynamicObject, kube::Error> {
+    apply_value_as(client, default_ns, obj, "test-user").await
+}
+
+/// Server-side applies one object as field manager `manager`.
+pub async fn apply_value_as(
+    client: &Client,
+    default_ns: Option<&str>,
     mut obj: Value,
+    manager: &str,
 ) -> Result<DynamicObject, kube::Error> {
     let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
     let kind = obj["kind"].as_str().unwrap_or_default().to_string();
@@ -326,15 +412,22 @@ pub async fn apply_value(
     } else {
         Api::all_with(client.clone(), &ar)
     };
-    api.patch(&name, &PatchParams::apply("test-user").force(), &Patch::Apply(&obj)).await
+    api.patch(&name, &PatchParams::apply(manager).force(), &Patch::Apply(&obj)).await
 }
 
-/// Applies every document of a YAML file, in order.
+/// Applies every document of a YAML file, in order; an Approval as the user it names (impersonated,
+/// as `kubectl --as`), since the API server accepts an Approval only from its approver.
 pub async fn apply_yaml_file(client: &Client, path: &std::path::Path) {
     let text = std::fs::read_to_string(path).unwrap();
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     for doc in docs.into_iter().filter(|d| !d.is_null()) {
-        apply_value(client, None, doc).await.unwrap_or_else(|e| panic!("applying {}: {e}", path.display()));
+        let applied = match (doc["kind"].as_str(), doc["spec"]["approver"].as_str()) {
+            (Some("Approval"), Some(approver)) => {
+                apply_value(&client_as(approver, &[]).await, None, doc.clone()).await
+            }
+            _ => apply_value(client, None, doc).await,
+        };
+        applied.unwrap_or_else(|e| panic!("applying {}: {e}", path.display()));
     }
 }
 
@@ -444,4 +537,22 @@ pub async fn service_account_kubeconfig(admin: &Client, ns: &str, sa: &str) -> s
     let path = std::env::temp_dir().join(format!("{ns}-{sa}.kubeconfig"));
     std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
     path
+}
+
+/// Runs a command to its end with `stdin` as its input (kubectl apply -f -, the CLI).
+pub async fn run_with_stdin(mut cmd: std::process::Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let input = stdin.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
 }

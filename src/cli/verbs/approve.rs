@@ -39,7 +39,7 @@ pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
     if env.spec.approval != Some(ApprovalPolicy::Required) {
         say(s, &format!("note: {} does not require approval; the Approval is recorded anyway", args.env));
     }
-    let approver = args.approver.or_else(|| s.user()).filter(|a| !a.is_empty());
+    let approver = approver_for(&s.whoami().await?, args.approver.as_deref())?;
     let release_name = release.name_any();
     let name = object_name(&format!("{release_name}-{version}"));
     let approval = Approval::new(
@@ -47,7 +47,7 @@ pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
         ApprovalSpec {
             release: release_name.clone(),
             version: version.to_string(),
-            approver: approver.clone(),
+            approver: Some(approver.clone()),
             reason: args.reason.filter(|r| !r.is_empty()),
         },
     );
@@ -56,10 +56,9 @@ pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
         Ok(_) => say(
             s,
             &format!(
-                "approved {} {version} for {} (Approval {name}, approver {})",
+                "approved {} {version} for {} (Approval {name}, approver {approver})",
                 args.app,
                 args.env,
-                approver.as_deref().unwrap_or("unnamed")
             ),
         ),
         Err(kube::Error::Api(e)) if e.code == 409 => {
@@ -85,9 +84,30 @@ pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
     finish(s, release, goal, args.wait_for).await
 }
 
+/// The approver is whoever the API server authenticated: `--approver` may only repeat it (the
+/// admission policy refuses any other name, so say so before asking).
+fn approver_for(verified: &str, asked: Option<&str>) -> CliResult<String> {
+    match asked.filter(|a| !a.is_empty()) {
+        Some(a) if a != verified => Err(CliError::Usage(format!(
+            "--approver {a:?} is not you: the API server records an Approval under the identity of whoever \
+             creates it, and you are {verified:?}; run `tuskfish approve` with {a}'s own kubeconfig"
+        ))),
+        _ => Ok(verified.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::object_name;
+    use super::{approver_for, object_name};
+
+    #[test]
+    fn the_approver_is_the_verified_user() {
+        assert_eq!(approver_for("maria.keller", None).unwrap(), "maria.keller");
+        assert_eq!(approver_for("maria.keller", Some("maria.keller")).unwrap(), "maria.keller");
+        assert_eq!(approver_for("maria.keller", Some("")).unwrap(), "maria.keller");
+        let e = approver_for("alex.dev", Some("maria.keller")).unwrap_err().to_string();
+        assert!(e.contains("you are \"alex.dev\"") && e.contains("maria.keller"), "{e}");
+    }
 
     #[test]
     fn object_names_are_dns_subdomains() {

@@ -37,10 +37,6 @@ pub fn parse_until(for_: Option<&str>, until: Option<&str>) -> CliResult<Until> 
     }
 }
 
-fn who(s: &Session) -> String {
-    s.user().unwrap_or_else(|| "someone".into())
-}
-
 async fn record(
     s: &Session,
     reference: k8s_openapi::api::core::v1::ObjectReference,
@@ -82,7 +78,7 @@ pub async fn freeze(s: &Session, env_name: &str, reason: &str, until: Until) -> 
         Until::At(t) if t <= now => return Err(CliError::Usage(format!("--until {t} is in the past"))),
         Until::At(t) => Some(t),
     };
-    let by = who(s);
+    let by = s.actor().await;
     let window = FreezeWindow {
         reason: Some(format!("{reason} (by {by})")),
         start: Some(now.to_string()),
@@ -118,7 +114,7 @@ pub async fn unfreeze(s: &Session, env_name: &str, reason: Option<&str>) -> CliR
         return Ok(());
     }
     let updated = set_windows(s, &env, &rest).await?;
-    let by = who(s);
+    let by = s.actor().await;
     let reasons: Vec<String> = active_once.iter().filter_map(|w| w.reason.clone()).collect();
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
     record(
@@ -143,7 +139,7 @@ pub async fn unfreeze(s: &Session, env_name: &str, reason: Option<&str>) -> CliR
 /// rollout's history).
 pub async fn override_freeze(s: &Session, env_name: &str, app: &str, reason: &str) -> CliResult<()> {
     let release = s.existing_release(app, env_name).await?;
-    let by = who(s);
+    let by = s.actor().await;
     let text = format!("{reason} (by {by})");
     let annotations: BTreeMap<&str, &str> = BTreeMap::from([(FREEZE_OVERRIDE_ANNOTATION, text.as_str())]);
     let updated = s

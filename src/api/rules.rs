@@ -1,0 +1,264 @@
+//! The checks the API server makes itself, as CEL rules (`x-kubernetes-validations`) in the CRDs:
+//! one table, so that what `kubectl apply` refuses, and with which words, is read in one place.
+//!
+//! The operator keeps its own checks (a cluster may run an older CRD, and some rules need other
+//! objects); the patterns here are written to refuse nothing the operator's parsers accept, and
+//! `tests` below holds them to it. Patterns avoid backslashes, which CEL string literals would
+//! otherwise need doubled.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    JSONSchemaProps, JSONSchemaPropsOrArray, ValidationRule,
+};
+
+/// A semantic version (semver.org 2.0.0, as the `semver` crate parses it): `1.4.0`, `1.4.0-rc.1`.
+pub const SEMVER: &str = "^(0|[1-9][0-9]*)[.](0|[1-9][0-9]*)[.](0|[1-9][0-9]*)\
+    (-(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)([.](0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?\
+    ([+][0-9a-zA-Z-]+([.][0-9a-zA-Z-]+)*)?$";
+
+/// One comparator of a semver range: an optional operator and a (partial, wildcard) version.
+const COMPARATOR: &str = "[ ]*(>=|<=|[=<>~^])?[ ]*([0-9]+|[*xX])([.]([0-9]+|[*xX])([.]([0-9]+|[*xX])\
+    (-[0-9A-Za-z.-]+)?([+][0-9A-Za-z.-]+)?)?)?[ ]*";
+
+/// A semver range as the `semver` crate parses it: comparators separated by commas (`~1.3`,
+/// `>=1.4.0-0, <1.5.0`, `*`). The shape only: the operator still parses it.
+pub fn semver_range() -> String {
+    format!("^{COMPARATOR}(,{COMPARATOR})*$")
+}
+
+/// A duration as `crate::duration::parse_duration` reads it: `90s`, `30m`, `2h`, `1d`, `1500ms`, `45`.
+pub const DURATION: &str = "^[ ]*[0-9]+(ms|s|m|h|d)?[ ]*$";
+
+/// An RFC 3339 time with an offset, as `timestamp()` in CEL and the operator read it.
+/// Field ranges are checked too, so that `timestamp()` in the end-after-start rule seldom meets a
+/// date it cannot read (a 31 February still gets CEL's own evaluation error).
+pub const RFC3339: &str = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\
+    ([.][0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+
+/// `HH:MM` on a 24-hour clock.
+pub const CLOCK: &str = "^([01]?[0-9]|2[0-3]):[0-5]?[0-9]$";
+
+/// A weekday, as the freeze gate reads it (the first three letters, any case).
+pub const WEEKDAY: &str = "^(?i)(mon|tue|wed|thu|fri|sat|sun)";
+
+/// One rule at one place of a CRD's schema.
+pub struct SchemaRule {
+    pub kind: &'static str,
+    /// Property names from the root; `[]` steps into the items of a list.
+    pub path: &'static [&'static str],
+    pub rule: String,
+    pub message: String,
+}
+
+fn matches(kind: &'static str, path: &'static [&'static str], pattern: &str, message: &str) -> SchemaRule {
+    rule(kind, path, format!("self.matches('{pattern}')"), message)
+}
+
+fn rule(kind: &'static str, path: &'static [&'static str], rule: String, message: &str) -> SchemaRule {
+    SchemaRule { kind, path, rule, message: message.to_string() }
+}
+
+/// Every rule, by kind and place.
+pub fn schema_rules() -> Vec<SchemaRule> {
+    let range = semver_range();
+    vec![
+        // AppVersion
+        rule(
+            "AppVersion",
+            &["spec"],
+            "self == oldSelf".into(),
+            "an AppVersion cannot be changed once created (a published build is immutable): \
+             publish a new version instead",
+        ),
+        matches(
+            "AppVersion",
+            &["spec", "version"],
+            SEMVER,
+            "spec.version must be a semantic version such as 1.4.0 or 1.4.0-rc.1",
+        ),
+        rule(
+            "AppVersion",
+            &["spec"],
+            "has(self.workload) || (has(self.manifests) && size(self.manifests) > 0)".into(),
+            "nothing to deploy: set spec.workload (an image) or spec.manifests",
+        ),
+        // Environment
+        matches(
+            "Environment",
+            &["spec", "versionLine"],
+            &range,
+            "spec.versionLine must be a semver range such as ~1.3 or >=1.4.0-0, <1.5.0",
+        ),
+        rule(
+            "Environment",
+            &["spec", "freezeWindows", "[]"],
+            "has(self.weekly) ? !has(self.start) && !has(self.end) : has(self.start)".into(),
+            "a freeze window has either start (and optionally end) or weekly, not both",
+        ),
+        matches(
+            "Environment",
+            &["spec", "freezeWindows", "[]", "start"],
+            RFC3339,
+            "a freeze window's start must be an RFC 3339 time such as 2026-12-20T00:00:00Z",
+        ),
+        matches(
+            "Environment",
+            &["spec", "freezeWindows", "[]", "end"],
+            RFC3339,
+            "a freeze window's end must be an RFC 3339 time such as 2027-01-02T00:00:00Z",
+        ),
+        rule(
+            "Environment",
+            &["spec", "freezeWindows", "[]"],
+            format!(
+                "!has(self.start) || !has(self.end) || !self.start.matches('{RFC3339}') || \
+                 !self.end.matches('{RFC3339}') || timestamp(self.end) > timestamp(self.start)"
+            ),
+            "a freeze window must end after it starts",
+        ),
+        matches(
+            "Environment",
+            &["spec", "freezeWindows", "[]", "weekly", "from"],
+            CLOCK,
+            "weekly.from must be a time of day HH:MM such as 16:00",
+        ),
+        matches(
+            "Environment",
+            &["spec", "freezeWindows", "[]", "weekly", "to"],
+            CLOCK,
+            "weekly.to must be a time of day HH:MM such as 23:59",
+        ),
+        matches(
+            "Environment",
+            &["spec", "freezeWindows", "[]", "weekly", "days", "[]"],
+            WEEKDAY,
+            "weekly.days must be weekdays: Mon, Tue, Wed, Thu, Fri, Sat, Sun",
+        ),
+        // Release
+        rule(
+            "Release",
+            &["spec"],
+            "(has(self.version) ? 1 : 0) + (has(self.track) ? 1 : 0) + (has(self.promoteFrom) ? 1 : 0) == 1".into(),
+            "set exactly one of spec.version (a pinned version), spec.track (a semver range) and \
+             spec.promoteFrom (an upstream Environment)",
+        ),
+        matches(
+            "Release",
+            &["spec", "version"],
+            SEMVER,
+            "spec.version must be a semantic version such as 1.3.10 or 1.4.0-rc.2",
+        ),
+        matches(
+            "Release",
+            &["spec", "track"],
+            &range,
+            "spec.track must be a semver range such as ~1.3 or >=1.4.0-0",
+        ),
+        matches(
+            "Release",
+            &["spec", "promoteFrom", "soak"],
+            DURATION,
+            "spec.promoteFrom.soak must be a duration such as 90s, 30m, 2h or 1d",
+        ),
+        matches(
+            "Release",
+            &["spec", "rollback", "to"],
+            SEMVER,
+            "spec.rollback.to must be a semantic version (one that ran healthy here)",
+        ),
+        rule(
+            "Release",
+            &["spec"],
+            "!has(self.dependsOn) || self.dependsOn.all(d, d.app != self.app)".into(),
+            "spec.dependsOn names the Release's own app: an app cannot wait for itself",
+        ),
+        matches(
+            "Release",
+            &["spec", "dependsOn", "[]", "version"],
+            &range,
+            "dependsOn[].version must be a semver range such as >=2.1",
+        ),
+        // Approval
+        rule(
+            "Approval",
+            &["spec"],
+            "self == oldSelf".into(),
+            "an Approval cannot be changed (it is an audit record): delete it and approve again",
+        ),
+        matches(
+            "Approval",
+            &["spec", "version"],
+            SEMVER,
+            "spec.version must be the semantic version being approved, such as 1.3.10",
+        ),
+    ]
+}
+
+/// Lengths the rules' cost estimate needs (CEL refuses rules on strings of unbounded length) and
+/// that no real value comes near.
+pub const MAX_LENGTHS: &[(&str, &[&str], i64)] = &[
+    ("Environment", &["spec", "versionLine"], 256),
+    ("Environment", &["spec", "freezeWindows", "[]", "start"], 64),
+    ("Environment", &["spec", "freezeWindows", "[]", "end"], 64),
+    ("Environment", &["spec", "freezeWindows", "[]", "weekly", "from"], 5),
+    ("Environment", &["spec", "freezeWindows", "[]", "weekly", "to"], 5),
+    ("Environment", &["spec", "freezeWindows", "[]", "weekly", "days", "[]"], 16),
+    ("Release", &["spec", "version"], 128),
+    ("Release", &["spec", "track"], 256),
+    ("Release", &["spec", "promoteFrom", "soak"], 32),
+    ("Release", &["spec", "rollback", "to"], 128),
+    ("Release", &["spec", "dependsOn", "[]", "version"], 256),
+];
+
+/// List sizes the rules' cost estimate needs (a rule on each item of an unbounded list costs
+/// without bound), far above any real pipeline's.
+pub const MAX_ITEMS: &[(&str, &[&str], i64)] = &[
+    ("Environment", &["spec", "freezeWindows"], 64),
+    ("Environment", &["spec", "freezeWindows", "[]", "weekly", "days"], 7),
+    ("Release", &["spec", "dependsOn"], 64),
+];
+
+/// The schema node at `path`, if the schema has it.
+fn node<'a>(schema: &'a mut JSONSchemaProps, path: &[&str]) -> Option<&'a mut JSONSchemaProps> {
+    let Some((first, rest)) = path.split_first() else { return Some(schema) };
+    let next = if *first == "[]" {
+        match schema.items.as_mut()? {
+            JSONSchemaPropsOrArray::Schema(s) => s.as_mut(),
+            JSONSchemaPropsOrArray::Schemas(_) => return None,
+        }
+    } else {
+        schema.properties.as_mut()?.get_mut(*first)?
+    };
+    node(next, rest)
+}
+
+/// Puts the rules and lengths of `kind` into its schema; returns the paths it did not find (a
+/// table entry that has drifted from the types: `tests` keeps this empty).
+pub fn apply(kind: &str, schema: &mut JSONSchemaProps) -> Vec<String> {
+    let mut missing = Vec::new();
+    for r in schema_rules().into_iter().filter(|r| r.kind == kind) {
+        match node(schema, r.path) {
+            Some(n) => n.x_kubernetes_validations.get_or_insert_with(Vec::new).push(ValidationRule {
+                rule: r.rule,
+                message: Some(r.message),
+                ..Default::default()
+            }),
+            None => missing.push(r.path.join(".")),
+        }
+    }
+    for (k, path, len) in MAX_LENGTHS.iter().filter(|(k, ..)| *k == kind) {
+        match node(schema, path) {
+            Some(n) => n.max_length = Some(n.max_length.map_or(*len, |m| m.min(*len))),
+            None => missing.push(format!("{k} {}", path.join("."))),
+        }
+    }
+    for (k, path, n) in MAX_ITEMS.iter().filter(|(k, ..)| *k == kind) {
+        match node(schema, path) {
+            Some(node) => node.max_items = Some(*n),
+            None => missing.push(format!("{k} {}", path.join("."))),
+        }
+    }
+    missing
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! The CRDs' own checks (`tuskfish::api::rules`), on the real API server: every rule refuses a bad
+//! object with its message, `kubectl apply` shows that message, and good objects still pass. The
+//! table of bad objects must cover every rule: a rule added without a case here fails the test.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{TestNs, apply_value, kubeconfig};
+use serde_json::{Value, json};
+
+/// `spec` with the fields a case sets to `null` removed.
+fn obj(kind: &str, name: &str, mut spec: Value) -> Value {
+    if let Value::Object(m) = &mut spec {
+        m.retain(|_, v| !v.is_null());
+    }
+    json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec})
+}
+
+fn release(spec: Value) -> Value {
+    let mut s = json!({"app": "pay", "environment": "dev"});
+    common::merge(&mut s, spec);
+    obj("Release", "r", s)
+}
+
+fn environment(spec: Value) -> Value {
+    let mut s = json!({"namespace": "x-dev", "tier": "dev"});
+    common::merge(&mut s, spec);
+    obj("Environment", "e", s)
+}
+
+fn app_version(spec: Value) -> Value {
+    let mut s = json!({"app": "pay", "version": "1.0.0", "workload": {"image": "registry.example/pay:1"}});
+    common::merge(&mut s, spec);
+    obj("AppVersion", "a", s)
+}
+
+fn window(w: Value) -> Value {
+    environment(json!({"freezeWindows": [w]}))
+}
+
+/// Objects each rule must refuse, as `(message the refusal must contain, object)`.
+fn bad_objects() -> Vec<(&'static str, Value)> {
+    let weekly = |w: Value| {
+        let mut base = json!({"days": ["Fri"], "from": "16:00", "to": "23:59"});
+        common::merge(&mut base, w);
+        window(json!({"weekly": base}))
+    };
+    vec![
+        ("spec.version must be a semantic version such as 1.4.0", app_version(json!({"version": "v1.4.0"}))),
+        ("nothing to deploy", app_version(json!({"workload": null}))),
+        ("spec.versionLine must be a semver range", environment(json!({"versionLine": "the 1.3 line"}))),
+        (
+            "either start (and optionally end) or weekly",
+            window(json!({"start": "2026-12-20T00:00:00Z", "weekly": {"days": ["Fri"], "from": "16:00", "to": "17:00"}})),
+        ),
+        ("a freeze window's start must be an RFC 3339 time", window(json!({"start": "next friday"}))),
+        (
+            "a freeze window's end must be an RFC 3339 time",
+            window(json!({"start": "2026-12-20T00:00:00Z", "end": "after new year"})),
+        ),
+        (
+            "a freeze window must end after it starts",
+            window(json!({"start": "2026-12-20T00:00:00Z", "end": "2026-12-19T00:00:00Z"})),
+        ),
+        ("weekly.from must be a time of day", weekly(json!({"from": "25:00"}))),
+        ("weekly.to must be a time of day", weekly(json!({"to": "7pm"}))),
+        ("weekly.days must be weekdays", weekly(json!({"days": ["Fri", "Someday"]}))),
+        ("set exactly one of spec.version", release(json!({"version": "1.0.0", "track": "~1.0"}))),
+        ("set exactly one of spec.version", release(json!({}))),
+        ("spec.version must be a semantic version such as 1.3.10", release(json!({"version": "latest"}))),
+        ("spec.track must be a semver range", release(json!({"track": "newest"}))),
+        (
+            "spec.promoteFrom.soak must be a duration",
+            release(json!({"promoteFrom": {"environment": "dev", "soak": "a while"}})),
+        ),
+        ("spec.rollback.to must be a semantic version", release(json!({"version": "1.0.0", "rollback": {"to": "previous"}}))),
+        (
+            "dependsOn[].version must be a semver range",
+            release(json!({"version": "1.0.0", "dependsOn": [{"app": "ledger", "version": "recent"}]})),
+        ),
+        (
+            "an app cannot wait for itself",
+            release(json!({"version": "1.0.0", "dependsOn": [{"app": "pay"}]})),
+        ),
+        (
+            "spec.version must be the semantic version being approved",
+            obj("Approval", "ap", json!({"release": "r", "version": "1.0.x", "approver": "admin"})),
+        ),
+    ]
+}
+
+fn refusal(r: Result<kube::api::DynamicObject, kube::Error>) -> String {
+    match r {
+        Err(kube::Error::Api(e)) if e.code == 422 => e.message,
+        other => panic!("expected the API server to refuse it as invalid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_rule_refuses_a_bad_object_with_its_message() {
+    let t = TestNs::new("rules").await;
+    let mut covered = BTreeSet::new();
+    for (needle, bad) in bad_objects() {
+        let words = refusal(apply_value(&t.client, Some(&t.ns), bad.clone()).await);
+        assert!(words.contains(needle), "{needle:?} not in the refusal of {bad}: {words}");
+        let rule = tuskfish::api::rules::schema_rules()
+            .into_iter()
+            .find(|r| words.contains(&r.message))
+            .unwrap_or_else(|| panic!("{words} quotes no rule"));
+        covered.insert(rule.message);
+    }
+
+    // Transition rules: a published AppVersion and a given Approval never change.
+    apply_value(&t.client, Some(&t.ns), app_version(json!({}))).await.unwrap();
+    let edited = app_version(json!({"workload": {"image": "registry.example/pay:2"}}));
+    let words = refusal(apply_value(&t.client, Some(&t.ns), edited).await);
+    assert!(words.contains("an AppVersion cannot be changed once created"), "{words}");
+    covered.insert(words_rule(&words));
+    let me = whoami(&t.client).await;
+    let given = obj("Approval", "ap", json!({"release": "r", "version": "1.0.0", "approver": me, "reason": "CAB-1"}));
+    apply_value(&t.client, Some(&t.ns), given).await.unwrap();
+    let rewritten = obj("Approval", "ap", json!({"release": "r", "version": "1.0.0", "approver": me, "reason": "x"}));
+    let words = refusal(apply_value(&t.client, Some(&t.ns), rewritten).await);
+    assert!(words.contains("an Approval cannot be changed"), "{words}");
+    covered.insert(words_rule(&words));
+
+    let all: BTreeSet<String> = tuskfish::api::rules::schema_rules().into_iter().map(|r| r.message).collect();
+    let missing: Vec<_> = all.difference(&covered).collect();
+    assert!(missing.is_empty(), "rules without a case on the API server: {missing:#?}");
+}
+
+fn words_rule(words: &str) -> String {
+    tuskfish::api::rules::schema_rules()
+        .into_iter()
+        .find(|r| words.contains(&r.message))
+        .unwrap_or_else(|| panic!("{words} quotes no rule"))
+        .message
+}
+
+async fn whoami(client: &kube::Client) -> String {
+    let reviews: kube::Api<k8s_openapi::api::authentication::v1::SelfSubjectReview> = kube::Api::all(client.clone());
+    let r = reviews.create(&Default::default(), &Default::default()).await.unwrap();
+    r.status.unwrap().user_info.unwrap().username.unwrap()
+}
+
+#[tokio::test]
+async fn good_objects_pass_every_rule() {
+    let t = TestNs::new("rules-ok").await;
+    let good = [
+        app_version(json!({"version": "1.4.0-rc.1+build.7"})),
+        app_version(json!({"workload": null, "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}]})),
+        environment(json!({"versionLine": ">=1.4.0-0, <1.5.0", "freezeWindows": [
+            {"start": "2026-12-20T00:00:00Z", "end": "2027-01-02T00:00:00+01:00", "reason": "year end"},
+            {"start": "2026-12-20T00:00:00.5Z"},
+            {"weekly": {"days": ["Fri", "saturday"], "from": "16:00", "to": "2:30", "timeZone": "Europe/Berlin"}}]})),
+        release(json!({"track": "~1.3", "dependsOn": [{"app": "ledger", "version": ">=2.1"}, {"app": "fx"}]})),
+        release(json!({"promoteFrom": {"environment": "dev", "soak": "30m"}})),
+        release(json!({"version": "1.3.10", "rollback": {"auto": true, "to": "1.3.9"}})),
+    ];
+    for g in good {
+        apply_value(&t.client, Some(&t.ns), g.clone()).await.unwrap_or_else(|e| panic!("{g} refused: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn kubectl_apply_shows_the_rules_message() {
+    let t = TestNs::new("rules-kubectl").await;
+    let bad = serde_json::to_string(&release(json!({"version": "1.3.10", "promoteFrom": {"environment": "dev"}})))
+        .unwrap();
+    let mut kubectl = std::process::Command::new("kubectl");
+    kubectl.args(["--kubeconfig", &kubeconfig(), "-n", &t.ns, "apply", "-f", "-"]);
+    let out = common::run_with_stdin(kubectl, &bad).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("set exactly one of spec.version (a pinned version), spec.track (a semver range) and spec.promoteFrom"),
+        "{stderr}"
+    );
+}
