@@ -707,10 +707,7 @@ async fn main() {
         eprintln!("benches/pipeline.rs: skipped outside `cargo bench` (run `make bench`)");
         return;
     }
-    let client = Target::kubeconfig(kubeconfig())
-        .client(&RequestCounter::default())
-        .await
-        .unwrap();
+    let client = Target::kubeconfig(kubeconfig()).client(&RequestCounter::default()).await.unwrap();
     for crd in tuskfish::api::crds() {
         let api: Api<
             k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
@@ -721,8 +718,14 @@ async fn main() {
     for _ in 0..300 {
         let ns = "default";
         if Api::<Release>::namespaced(client.clone(), ns).list(&Default::default()).await.is_ok()
-            && Api::<tuskfish::api::AppVersion>::namespaced(client.clone(), ns).list(&Default::default()).await.is_ok()
-            && Api::<tuskfish::api::Environment>::namespaced(client.clone(), ns).list(&Default::default()).await.is_ok()
+            && Api::<tuskfish::api::AppVersion>::namespaced(client.clone(), ns)
+                .list(&Default::default())
+                .await
+                .is_ok()
+            && Api::<tuskfish::api::Environment>::namespaced(client.clone(), ns)
+                .list(&Default::default())
+                .await
+                .is_ok()
         {
             break;
         }
@@ -741,8 +744,7 @@ async fn main() {
     let mut sample = None;
     for apps in &sizes {
         eprintln!("bench: N = {} (baseline, then tuskfish)", apps * ENVS);
-        let (row, op, w) =
-            run_size(&client, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
+        let (row, op, w) = run_size(&client, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
         if *apps == *sizes.iter().max().unwrap_or(&0) {
             eprintln!("bench: publish latency at N = {}", w.count());
             latency = publish_latency(&client, &w, 20).await;
@@ -774,8 +776,7 @@ async fn main() {
     let large: usize = std::env::var("BENCH_LARGE_APPS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
     if large > 0 {
         eprintln!("bench: N = {} (tuskfish only)", large * ENVS);
-        let (row, op, _) =
-            run_size(&client, large, 16, false, steady, &format!("n{}", large * ENVS)).await;
+        let (row, op, _) = run_size(&client, large, 16, false, steady, &format!("n{}", large * ENVS)).await;
         drop(op);
         rows.push(row);
     }

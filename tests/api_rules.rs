@@ -54,7 +54,9 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
         ("spec.versionLine must be a semver range", environment(json!({"versionLine": "the 1.3 line"}))),
         (
             "either start (and optionally end) or weekly",
-            window(json!({"start": "2026-12-20T00:00:00Z", "weekly": {"days": ["Fri"], "from": "16:00", "to": "17:00"}})),
+            window(
+                json!({"start": "2026-12-20T00:00:00Z", "weekly": {"days": ["Fri"], "from": "16:00", "to": "17:00"}}),
+            ),
         ),
         ("a freeze window's start must be an RFC 3339 time", window(json!({"start": "next friday"}))),
         (
@@ -76,7 +78,10 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
             "spec.promoteFrom.soak must be a duration",
             release(json!({"promoteFrom": {"environment": "dev", "soak": "a while"}})),
         ),
-        ("spec.rollback.to must be a semantic version", release(json!({"version": "1.0.0", "rollback": {"to": "previous"}}))),
+        (
+            "spec.rollback.to must be a semantic version",
+            release(json!({"version": "1.0.0", "rollback": {"to": "previous"}})),
+        ),
         (
             "dependsOn[].version must be a semver range",
             release(json!({"version": "1.0.0", "dependsOn": [{"app": "ledger", "version": "recent"}]})),
@@ -120,9 +125,11 @@ async fn every_rule_refuses_a_bad_object_with_its_message() {
     assert!(words.contains("an AppVersion cannot be changed once created"), "{words}");
     covered.insert(words_rule(&words));
     let me = whoami(&t.client).await;
-    let given = obj("Approval", "ap", json!({"release": "r", "version": "1.0.0", "approver": me, "reason": "CAB-1"}));
+    let given =
+        obj("Approval", "ap", json!({"release": "r", "version": "1.0.0", "approver": me, "reason": "CAB-1"}));
     apply_value(&t.client, Some(&t.ns), given).await.unwrap();
-    let rewritten = obj("Approval", "ap", json!({"release": "r", "version": "1.0.0", "approver": me, "reason": "x"}));
+    let rewritten =
+        obj("Approval", "ap", json!({"release": "r", "version": "1.0.0", "approver": me, "reason": "x"}));
     let words = refusal(apply_value(&t.client, Some(&t.ns), rewritten).await);
     assert!(words.contains("an Approval cannot be changed"), "{words}");
     covered.insert(words_rule(&words));
@@ -141,7 +148,8 @@ fn words_rule(words: &str) -> String {
 }
 
 async fn whoami(client: &kube::Client) -> String {
-    let reviews: kube::Api<k8s_openapi::api::authentication::v1::SelfSubjectReview> = kube::Api::all(client.clone());
+    let reviews: kube::Api<k8s_openapi::api::authentication::v1::SelfSubjectReview> =
+        kube::Api::all(client.clone());
     let r = reviews.create(&Default::default(), &Default::default()).await.unwrap();
     r.status.unwrap().user_info.unwrap().username.unwrap()
 }
@@ -151,16 +159,21 @@ async fn good_objects_pass_every_rule() {
     let t = TestNs::new("rules-ok").await;
     let good = [
         app_version(json!({"version": "1.4.0-rc.1+build.7"})),
-        app_version(json!({"workload": null, "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}]})),
+        app_version(
+            json!({"workload": null, "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}]}),
+        ),
         environment(json!({"versionLine": ">=1.4.0-0, <1.5.0", "freezeWindows": [
             {"start": "2026-12-20T00:00:00Z", "end": "2027-01-02T00:00:00+01:00", "reason": "year end"},
             {"start": "2026-12-20T00:00:00.5Z"},
             {"weekly": {"days": ["Fri", "saturday"], "from": "16:00", "to": "2:30", "timeZone": "Europe/Berlin"}}]})),
-        release(json!({"track": "~1.3", "dependsOn": [{"app": "ledger", "version": ">=2.1"}, {"app": "fx"}]})),
+        release(
+            json!({"track": "~1.3", "dependsOn": [{"app": "ledger", "version": ">=2.1"}, {"app": "fx"}]}),
+        ),
         release(json!({"promoteFrom": {"environment": "dev", "soak": "30m"}})),
         release(json!({"version": "1.3.10", "rollback": {"auto": true, "to": "1.3.9"}})),
     ];
-    for g in good {
+    for (i, mut g) in good.into_iter().enumerate() {
+        g["metadata"]["name"] = json!(format!("good-{i}"));
         apply_value(&t.client, Some(&t.ns), g.clone()).await.unwrap_or_else(|e| panic!("{g} refused: {e}"));
     }
 }
@@ -168,8 +181,9 @@ async fn good_objects_pass_every_rule() {
 #[tokio::test]
 async fn kubectl_apply_shows_the_rules_message() {
     let t = TestNs::new("rules-kubectl").await;
-    let bad = serde_json::to_string(&release(json!({"version": "1.3.10", "promoteFrom": {"environment": "dev"}})))
-        .unwrap();
+    let bad =
+        serde_json::to_string(&release(json!({"version": "1.3.10", "promoteFrom": {"environment": "dev"}})))
+            .unwrap();
     let mut kubectl = std::process::Command::new("kubectl");
     kubectl.args(["--kubeconfig", &kubeconfig(), "-n", &t.ns, "apply", "-f", "-"]);
     let out = common::run_with_stdin(kubectl, &bad).await;

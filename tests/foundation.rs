@@ -319,8 +319,8 @@ async fn bad_inputs_get_clear_conditions_and_leave_others_alone() {
         "metadata": {"name": "x"}, "data": {"a": "${NOT_DEFINED}"}}]});
     t.app_version("uv", "1.0.0", unknown_var).await;
     t.release("uv-dev", "uv", "dev", "1.0.0", json!({})).await;
-    // The API server refuses it (invalid env var name is caught server-side, not by the schema).
-    let refused = json!({"workload": {"env": [{"name": "BAD NAME", "value": "x"}]}});
+    // The API server refuses it (an env var name with `=` is caught server-side, not by the schema).
+    let refused = json!({"workload": {"env": [{"name": "BAD=NAME", "value": "x"}]}});
     t.app_version("rf", "1.0.0", refused).await;
     t.release("rf-dev", "rf", "dev", "1.0.0", json!({})).await;
 

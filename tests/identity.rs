@@ -29,18 +29,30 @@ async fn awaiting_approval(name: &str) -> TestNs {
 
 /// Lets `subject` (an RBAC subject) approve in the test namespace and read the pipeline, as a
 /// release manager's Role would.
-async fn may_approve(t: &TestNs, subject: Value) {
+async fn may_approve(t: &TestNs, subjects: &[Value]) {
     t.apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": "release-manager"},
-        "rules": [{"apiGroups": ["tuskfish.dev"], "resources": ["approvals"], "verbs": ["create", "get", "list", "watch"]},
+        "rules": [{"apiGroups": ["tuskfish.dev"], "resources": ["approvals"], "verbs": ["create", "patch", "get", "list", "watch"]},
                   {"apiGroups": ["tuskfish.dev"], "resources": ["environments", "appversions", "releases"],
                    "verbs": ["get", "list", "watch"]}]}))
     .await;
     t.apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": {"name": "release-managers"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "release-manager"},
-        "subjects": [subject]}))
-    .await;
+        "subjects": subjects}))
+        .await;
+    for subject in subjects {
+        let user = match subject["kind"].as_str() {
+            Some("ServiceAccount") => {
+                format!("system:serviceaccount:{}:{}", t.ns, subject["name"].as_str().unwrap())
+            }
+            _ => subject["name"].as_str().unwrap().to_string(),
+        };
+        for verb in ["get", "patch", "create"] {
+            common::wait_allowed(&t.client, &user, &[], verb, "approvals", &t.ns).await;
+        }
+        common::wait_allowed(&t.client, &user, &[], "list", "releases", &t.ns).await;
+    }
 }
 
 fn approval(approver: &str) -> Approval {
@@ -70,10 +82,13 @@ async fn history_note(t: &TestNs) -> String {
 async fn a_token_user_cannot_approve_in_another_name_and_history_names_the_real_one() {
     let t = awaiting_approval("id-token").await;
     t.api::<ServiceAccount>()
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "maria"}})).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "maria"}})).unwrap(),
+        )
         .await
         .unwrap();
-    may_approve(&t, json!({"kind": "ServiceAccount", "name": "maria", "namespace": t.ns})).await;
+    may_approve(&t, &[json!({"kind": "ServiceAccount", "name": "maria", "namespace": t.ns})]).await;
     let kc = common::service_account_kubeconfig(&t.client, &t.ns, "maria").await;
     let maria = tuskfish::client::Target::kubeconfig(&kc)
         .client(&tuskfish::telemetry::RequestCounter::default())
@@ -108,9 +123,8 @@ async fn a_token_user_cannot_approve_in_another_name_and_history_names_the_real_
 #[tokio::test]
 async fn kubectl_as_another_user_is_refused_and_as_herself_accepted() {
     let t = awaiting_approval("id-kubectl").await;
-    may_approve(&t, json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "maria.keller"}))
-        .await;
-    may_approve(&t, json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"})).await;
+    let user = |name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name});
+    may_approve(&t, &[user("maria.keller"), user("mallory")]).await;
     let manifest = serde_json::to_string(&approval("maria.keller")).unwrap();
     let kubectl = |user: &str| {
         let mut c = std::process::Command::new("kubectl");
@@ -137,14 +151,24 @@ async fn tuskfish_approve_names_the_user_the_api_server_authenticated() {
         .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "rm"}})).unwrap())
         .await
         .unwrap();
-    may_approve(&t, json!({"kind": "ServiceAccount", "name": "rm", "namespace": t.ns})).await;
+    may_approve(&t, &[json!({"kind": "ServiceAccount", "name": "rm", "namespace": t.ns})]).await;
     let kc = common::service_account_kubeconfig(&t.client, &t.ns, "rm").await;
     let me = format!("system:serviceaccount:{}:rm", t.ns);
     let tuskfish = |extra: &[&str]| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tuskfish"));
-        c.args(["--kubeconfig", kc.to_str().unwrap(), "-n", &t.ns, "approve", "pay", "1.0.0", "--env", "prod"])
-            .args(extra)
-            .env("NO_COLOR", "1");
+        c.args([
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "-n",
+            &t.ns,
+            "approve",
+            "pay",
+            "1.0.0",
+            "--env",
+            "prod",
+        ])
+        .args(extra)
+        .env("NO_COLOR", "1");
         c
     };
     let out = common::run_with_stdin(tuskfish(&["--approver", "the.cfo"]), "").await;

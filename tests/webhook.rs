@@ -193,9 +193,21 @@ async fn webhook_refuses_what_the_crd_rules_cannot_check() {
     admitted(&t, release("pay-dev", json!({"app": "pay", "environment": "dev", "version": "1.0.0"}))).await;
 
     // What the CRD's rules check is refused before the webhook is asked.
-    match apply_value(&t.client, Some(&t.ns), release("r1", json!({"app": "pay", "environment": "dev",
-        "version": "1.0.0", "track": "~1.0"}))).await {
-        Err(kube::Error::Api(e)) => assert!(e.message.contains("set exactly one of") && !e.message.contains("denied the request"), "{e:?}"),
+    match apply_value(
+        &t.client,
+        Some(&t.ns),
+        release(
+            "r1",
+            json!({"app": "pay", "environment": "dev",
+        "version": "1.0.0", "track": "~1.0"}),
+        ),
+    )
+    .await
+    {
+        Err(kube::Error::Api(e)) => assert!(
+            e.message.contains("set exactly one of") && !e.message.contains("denied the request"),
+            "{e:?}"
+        ),
         other => panic!("admitted: {other:?}"),
     }
 

@@ -22,7 +22,9 @@ fn schema_admits(r: &Release) -> bool {
         && s.track.as_deref().is_none_or(|t| is(&semver_range(), t))
         && s.promote_from.as_ref().and_then(|p| p.soak.as_deref()).is_none_or(|d| is(DURATION, d))
         && s.rollback.as_ref().and_then(|r| r.to.as_deref()).is_none_or(|v| is(SEMVER, v))
-        && s.depends_on.iter().all(|d| d.app != s.app && d.version.as_deref().is_none_or(|v| is(&semver_range(), v)))
+        && s.depends_on
+            .iter()
+            .all(|d| d.app != s.app && d.version.as_deref().is_none_or(|v| is(&semver_range(), v)))
 }
 
 /// Reasons for mistakes in a Release's own spec, which the API server refuses at apply time.

@@ -4,9 +4,9 @@ mod approval;
 mod appversion;
 mod condition;
 mod environment;
-pub mod policy;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod policy;
 mod release;
 pub mod rules;
 

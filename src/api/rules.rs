@@ -137,7 +137,8 @@ pub fn schema_rules() -> Vec<SchemaRule> {
         rule(
             "Release",
             &["spec"],
-            "(has(self.version) ? 1 : 0) + (has(self.track) ? 1 : 0) + (has(self.promoteFrom) ? 1 : 0) == 1".into(),
+            "(has(self.version) ? 1 : 0) + (has(self.track) ? 1 : 0) + (has(self.promoteFrom) ? 1 : 0) == 1"
+                .into(),
             "set exactly one of spec.version (a pinned version), spec.track (a semver range) and \
              spec.promoteFrom (an upstream Environment)",
         ),

@@ -353,10 +353,7 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
                 return Ok(ExitCode::from(error::exit::FAILED));
             }
         }
-        Command::Version { .. }
-        | Command::Completion { .. }
-        | Command::Crd { .. }
-        | Command::Run(_) => {}
+        Command::Version { .. } | Command::Completion { .. } | Command::Crd { .. } | Command::Run(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -120,7 +120,9 @@ pub async fn install_definitions(client: &Client) {
                 json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                     "metadata": {"name": "tuskfish-test-approver"},
                     "rules": [{"apiGroups": ["tuskfish.dev"], "resources": ["approvals"],
-                               "verbs": ["create", "get", "list", "watch"]}]}),
+                               "verbs": ["create", "patch", "get", "list", "watch"]},
+                              {"apiGroups": ["tuskfish.dev"], "resources": ["environments", "appversions", "releases"],
+                               "verbs": ["get", "list", "watch"]}]}),
                 json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                     "metadata": {"name": "tuskfish-test-approver"},
                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "tuskfish-test-approver"},
@@ -129,6 +131,7 @@ pub async fn install_definitions(client: &Client) {
                 apply_value_as(client, None, doc, "tuskfish-tests").await.unwrap();
             }
             wait_served(client).await;
+            wait_allowed(client, "rbac-probe", &[APPROVERS_GROUP], "patch", "approvals", "default").await;
         })
         .await;
 }
@@ -140,9 +143,18 @@ async fn wait_served(client: &Client) {
     let probe_ns = "default";
     within("tuskfish kinds served and the Approval policy enforced", async {
         loop {
-            let served = Api::<AppVersion>::namespaced(client.clone(), probe_ns).list(&Default::default()).await.is_ok()
-                && Api::<Environment>::namespaced(client.clone(), probe_ns).list(&Default::default()).await.is_ok()
-                && Api::<Release>::namespaced(client.clone(), probe_ns).list(&Default::default()).await.is_ok()
+            let served = Api::<AppVersion>::namespaced(client.clone(), probe_ns)
+                .list(&Default::default())
+                .await
+                .is_ok()
+                && Api::<Environment>::namespaced(client.clone(), probe_ns)
+                    .list(&Default::default())
+                    .await
+                    .is_ok()
+                && Api::<Release>::namespaced(client.clone(), probe_ns)
+                    .list(&Default::default())
+                    .await
+                    .is_ok()
                 && Api::<tuskfish::api::Approval>::namespaced(client.clone(), probe_ns)
                     .list(&Default::default())
                     .await
@@ -169,6 +181,27 @@ async fn policy_enforced(client: &Client, ns: &str) -> bool {
         Err(kube::Error::Api(e)) => e.message.contains("spec.approver must be the user"),
         _ => false,
     }
+}
+
+/// Waits until RBAC lets `user` (in `groups`) `verb` `resource` of tuskfish.dev in `ns`: a new
+/// (Cluster)RoleBinding reaches the API server's authorizer a moment after it is stored.
+pub async fn wait_allowed(admin: &Client, user: &str, groups: &[&str], verb: &str, resource: &str, ns: &str) {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let review: SubjectAccessReview = serde_json::from_value(json!({"spec": {
+        "user": user, "groups": groups,
+        "resourceAttributes": {"group": "tuskfish.dev", "resource": resource, "verb": verb, "namespace": ns}}}))
+    .unwrap();
+    let api: Api<SubjectAccessReview> = Api::all(admin.clone());
+    within(&format!("RBAC to let {user} {verb} {resource}"), async {
+        loop {
+            let r = api.create(&PostParams::default(), &review).await.unwrap();
+            if r.status.is_some_and(|s| s.allowed) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
 }
 
 /// A client that acts as `user` in the tests' approvers group, by impersonation (the admin's
@@ -423,6 +456,8 @@ pub async fn apply_yaml_file(client: &Client, path: &std::path::Path) {
     for doc in docs.into_iter().filter(|d| !d.is_null()) {
         let applied = match (doc["kind"].as_str(), doc["spec"]["approver"].as_str()) {
             (Some("Approval"), Some(approver)) => {
+                let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default");
+                wait_allowed(client, approver, &[], "patch", "approvals", ns).await;
                 apply_value(&client_as(approver, &[]).await, None, doc.clone()).await
             }
             _ => apply_value(client, None, doc).await,

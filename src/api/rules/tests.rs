@@ -53,7 +53,8 @@ fn versions_table() {
 #[test]
 fn ranges_table() {
     let r = re(&semver_range());
-    for ok in ["*", "~1.3", "^1", ">=1.4.0-0", ">=1.4.0, <2", "=1.3.9", "1.3.x", ">= 1.4.0-0, < 1.5.0", "1.*"] {
+    for ok in ["*", "~1.3", "^1", ">=1.4.0-0", ">=1.4.0, <2", "=1.3.9", "1.3.x", ">= 1.4.0-0, < 1.5.0", "1.*"]
+    {
         assert!(r.is_match(ok), "{ok}");
         semver::VersionReq::parse(ok).unwrap();
     }

@@ -57,8 +57,7 @@ pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
             s,
             &format!(
                 "approved {} {version} for {} (Approval {name}, approver {approver})",
-                args.app,
-                args.env,
+                args.app, args.env,
             ),
         ),
         Err(kube::Error::Api(e)) if e.code == 409 => {
