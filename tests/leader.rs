@@ -97,13 +97,19 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     let standby = get(port_b, "/metrics").await.1;
     assert_eq!(metric(&standby, "tuskfish_leader"), 0.0);
     assert_eq!(metric(&standby, "tuskfish_api_requests_total{kind=\"write\"}"), 0.0, "{standby}");
-    let page = get(web_port, &format!("/ns/{}", t.ns)).await;
-    assert_eq!(page.0, 200, "{}", page.1);
-    assert!(
-        page.1.contains(r#"data-release="pay-dev" data-app="pay" data-env="dev" data-version="1.0.0""#),
-        "{}",
-        page.1
-    );
+    // Its web view follows the Release from its own watch, a moment after the API server has it.
+    let healthy_cell = r#"data-release="pay-dev" data-app="pay" data-env="dev" data-version="1.0.0""#;
+    common::within("the standby's web view to show pay-dev at 1.0.0", async {
+        loop {
+            let page = get(web_port, &format!("/ns/{}", t.ns)).await;
+            assert_eq!(page.0, 200, "{}", page.1);
+            if page.1.contains(healthy_cell) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
     let leader = get(port_a, "/metrics").await.1;
     assert_eq!(metric(&leader, "tuskfish_leader"), 1.0);
     assert!(metric(&leader, "tuskfish_api_requests_total{kind=\"write\"}") > 0.0);

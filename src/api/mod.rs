@@ -65,10 +65,13 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 
 /// Schema defaults are dropped: serde already supplies every default when the operator reads an
 /// object, and a server-side default would write fields the user never set into their objects
-/// (and into the field ownership of whoever applied them). `null` enum members go too: `nullable`
-/// already admits null.
+/// (and into the field ownership of whoever applied them). Nothing is `nullable` either: the API
+/// server then prunes a `null` (`workload: null` is stored as no workload, which is what serde
+/// reads it as anyway) instead of storing it — a stored null also makes the 1.33 API server's
+/// `self == oldSelf` false for an unchanged spec, refusing every status write of that object.
 fn drop_schema_defaults(schema: &mut JSONSchemaProps) {
     schema.default = None;
+    schema.nullable = None;
     if let Some(values) = schema.enum_.as_mut() {
         values.retain(|v| !v.0.is_null());
     }

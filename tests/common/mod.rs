@@ -298,6 +298,10 @@ impl TestNs {
         let mut spec = json!({"app": app, "version": version,
             "workload": {"image": format!("registry.example/{app}:{version}"), "ports": [{"name": "http", "containerPort": 8080}]}});
         merge(&mut spec, spec_extra);
+        // `null` removes a default field (the API server refuses a null: nothing is nullable).
+        if let Value::Object(m) = &mut spec {
+            m.retain(|_, v| !v.is_null());
+        }
         self.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion",
             "metadata": {"name": name}, "spec": spec}))
             .await;
