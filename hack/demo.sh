@@ -91,7 +91,13 @@ fi
 log "applying examples/: 4 environments, 3 builds, 4 releases; the release manager approves 1.3.9 for prod"
 for f in examples/*.yaml; do
   case "$f" in
-    */40-approvals.yaml) kubectl --kubeconfig "$TUSKFISH_APPROVER_KUBECONFIG" apply -f "$f" >/dev/null ;;
+    */40-approvals.yaml)
+      # The release manager's RoleBinding (05-…) reaches the authorizer a moment after it is stored.
+      for _ in $(seq 1 50); do
+        kubectl --kubeconfig "$TUSKFISH_APPROVER_KUBECONFIG" auth can-i create approvals -n finance >/dev/null 2>&1 && break
+        sleep 0.2
+      done
+      kubectl --kubeconfig "$TUSKFISH_APPROVER_KUBECONFIG" apply -f "$f" >/dev/null ;;
     *) k apply -f "$f" >/dev/null ;;
   esac
 done
