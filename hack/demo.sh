@@ -39,7 +39,7 @@ BED_BIN=$("$HERE/build-control-plane.sh")
 : "${TUSKFISH_APPROVER_KUBECONFIG:?set TUSKFISH_APPROVER_KUBECONFIG to the kubeconfig of the release manager}"
 k() { kubectl "$@"; }
 
-show kubectl version
+echo "\$ kubectl version"; kubectl version
 log "installing the CRDs and the Approval identity policy"
 "$BIN" crd | k apply --server-side --force-conflicts -f - >/dev/null
 k wait --for condition=Established crd --all --timeout 60s >/dev/null
