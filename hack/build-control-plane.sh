@@ -31,26 +31,36 @@ if ! command -v go >/dev/null; then
   exit 1
 fi
 
-# build_tools DIR MODULE@VERSION PKG... — builds each package (a main package of MODULE or of its
-# dependencies) into DIR, in a throw-away wrapper module whose go.mod the caller has prepared.
+# build_into DIR MODULE_DIR NAME=PKG... — builds each main package PKG (of the module the caller's
+# wrapper go.mod in MODULE_DIR requires) into DIR/NAME, with the version stamps in $LDFLAGS.
 build_into() {
   local out=$1 mod=$2; shift 2
-  local p name
-  for p in "$@"; do
-    name=${p##*/}
-    case "$name" in v[0-9]*) name=$(basename "$(dirname "$p")") ;; esac
-    [ "$name" = server ] && name=etcd
+  local spec name pkg
+  for spec in "$@"; do
+    name=${spec%%=*} pkg=${spec#*=}
     [ -x "$out/$name" ] && continue
-    log "compiling $p (once per version; tens of minutes on 2 cores for the first one)"
-    (cd "$mod" && go build -trimpath -ldflags "-s -w $LDFLAGS" -o "$out/$name.partial" "$p") \
+    log "compiling $pkg (once per version; about 10 minutes on 2 cores for the first one)"
+    (cd "$mod" && go build -trimpath -ldflags "-s -w $LDFLAGS" -o "$out/$name.partial" "$pkg") \
       && mv "$out/$name.partial" "$out/$name"
   done
 }
 
+# build_tool NAME MODULE VERSION PKG — NAME from PKG of MODULE@vVERSION, cached per version, in a
+# wrapper module that requires just that module.
+build_tool() {
+  local name=$1 module=$2 version=$3 pkg=$4
+  local dir="$CACHE/$name/$version"
+  have_all "$dir/bin" "$name" && return 0
+  mkdir -p "$dir/bin" "$dir/module"
+  printf 'module tuskfish.dev/hack/%s\n\ngo 1.24\n\nrequire %s v%s\n' "$name" "$module" "$version" > "$dir/module/go.mod"
+  build_into "$dir/bin" "$dir/module" "$name=$pkg"
+}
+
+have_all() { local d=$1; shift; for n in "$@"; do [ -x "$d/$n" ] || return 1; done; }
+
 # --- Kubernetes -------------------------------------------------------------------------------
 K8S_BIN="$CACHE/k8s/$K8S/bin"
 K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-have_all() { local d=$1; shift; for n in "$@"; do [ -x "$d/$n" ] || return 1; done; }
 if ! have_all "$K8S_BIN" "${K8S_CMDS[@]}"; then
   mkdir -p "$K8S_BIN"
   MOD="$CACHE/k8s/$K8S/module"
@@ -74,28 +84,18 @@ if ! have_all "$K8S_BIN" "${K8S_CMDS[@]}"; then
   LDFLAGS="$LDFLAGS -X k8s.io/component-base/version.gitMinor=$(echo "$K8S" | cut -d. -f2)"
   LDFLAGS="$LDFLAGS -X k8s.io/component-base/version.gitTreeState=clean"
   LDFLAGS="$LDFLAGS -X k8s.io/client-go/pkg/version.gitVersion=v$K8S"
-  build_into "$K8S_BIN" "$MOD" $(printf 'k8s.io/kubernetes/cmd/%s ' "${K8S_CMDS[@]}")
+  specs=()
+  for c in "${K8S_CMDS[@]}"; do specs+=("$c=k8s.io/kubernetes/cmd/$c"); done
+  build_into "$K8S_BIN" "$MOD" "${specs[@]}"
 fi
 
-# --- etcd --------------------------------------------------------------------------------------
+# --- etcd and kwok ----------------------------------------------------------------------------
+LDFLAGS=""
+build_tool etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
+LDFLAGS="-X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
+build_tool kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
 ETCD_BIN="$CACHE/etcd/$ETCD_VERSION/bin"
-if ! have_all "$ETCD_BIN" etcd; then
-  mkdir -p "$ETCD_BIN" "$CACHE/etcd/$ETCD_VERSION/module"
-  MOD="$CACHE/etcd/$ETCD_VERSION/module"
-  printf 'module tuskfish.dev/hack/etcd\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 v%s\n' "$ETCD_VERSION" > "$MOD/go.mod"
-  LDFLAGS=""
-  build_into "$ETCD_BIN" "$MOD" go.etcd.io/etcd/server/v3
-fi
-
-# --- kwok --------------------------------------------------------------------------------------
 KWOK_BIN="$CACHE/kwok/$KWOK_VERSION/bin"
-if ! have_all "$KWOK_BIN" kwok; then
-  mkdir -p "$KWOK_BIN" "$CACHE/kwok/$KWOK_VERSION/module"
-  MOD="$CACHE/kwok/$KWOK_VERSION/module"
-  printf 'module tuskfish.dev/hack/kwok\n\ngo 1.24\n\nrequire sigs.k8s.io/kwok v%s\n' "$KWOK_VERSION" > "$MOD/go.mod"
-  LDFLAGS="-X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
-  build_into "$KWOK_BIN" "$MOD" sigs.k8s.io/kwok/cmd/kwok
-fi
 
 ln -sf "$ETCD_BIN/etcd" "$K8S_BIN/etcd"
 ln -sf "$KWOK_BIN/kwok" "$K8S_BIN/kwok"
