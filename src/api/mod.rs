@@ -66,9 +66,9 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 /// Schema defaults are dropped: serde already supplies every default when the operator reads an
 /// object, and a server-side default would write fields the user never set into their objects
 /// (and into the field ownership of whoever applied them). Nothing is `nullable` either: the API
-/// server then prunes a `null` (`workload: null` is stored as no workload, which is what serde
-/// reads it as anyway) instead of storing it — a stored null also makes the 1.33 API server's
-/// `self == oldSelf` false for an unchanged spec, refusing every status write of that object.
+/// server then refuses a `null` (`workload: null` is a type error naming the field; leave the field
+/// out instead) rather than storing it — a stored null makes the 1.33 API server's
+/// `self == oldSelf` false for an unchanged spec, which refused every status write of that object.
 fn drop_schema_defaults(schema: &mut JSONSchemaProps) {
     schema.default = None;
     schema.nullable = None;
