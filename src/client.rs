@@ -83,3 +83,12 @@ impl Target {
         Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(counter).build())
     }
 }
+
+/// Who the API server authenticates `client` as (a SelfSubjectReview): the user name admission
+/// policies see in `request.userInfo.username`. `None` when the review names no user.
+pub async fn whoami(client: &Client) -> Result<Option<String>, kube::Error> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let reviews: kube::Api<SelfSubjectReview> = kube::Api::all(client.clone());
+    let review = reviews.create(&kube::api::PostParams::default(), &SelfSubjectReview::default()).await?;
+    Ok(review.status.and_then(|s| s.user_info).and_then(|u| u.username).filter(|u| !u.is_empty()))
+}

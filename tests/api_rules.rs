@@ -148,10 +148,7 @@ fn words_rule(words: &str) -> String {
 }
 
 async fn whoami(client: &kube::Client) -> String {
-    let reviews: kube::Api<k8s_openapi::api::authentication::v1::SelfSubjectReview> =
-        kube::Api::all(client.clone());
-    let r = reviews.create(&Default::default(), &Default::default()).await.unwrap();
-    r.status.unwrap().user_info.unwrap().username.unwrap()
+    tuskfish::client::whoami(client).await.unwrap().unwrap()
 }
 
 #[tokio::test]

@@ -236,27 +236,19 @@ fn node<'a>(schema: &'a mut JSONSchemaProps, path: &[&str]) -> Option<&'a mut JS
 /// table entry that has drifted from the types: `tests` keeps this empty).
 pub fn apply(kind: &str, schema: &mut JSONSchemaProps) -> Vec<String> {
     let mut missing = Vec::new();
+    let mut at = |path: &[&str], set: &mut dyn FnMut(&mut JSONSchemaProps)| match node(schema, path) {
+        Some(n) => set(n),
+        None => missing.push(format!("{kind} {}", path.join("."))),
+    };
     for r in schema_rules().into_iter().filter(|r| r.kind == kind) {
-        match node(schema, r.path) {
-            Some(n) => n.x_kubernetes_validations.get_or_insert_with(Vec::new).push(ValidationRule {
-                rule: r.rule,
-                message: Some(r.message),
-                ..Default::default()
-            }),
-            None => missing.push(r.path.join(".")),
-        }
+        let rule = ValidationRule { rule: r.rule, message: Some(r.message), ..Default::default() };
+        at(r.path, &mut |n| n.x_kubernetes_validations.get_or_insert_with(Vec::new).push(rule.clone()));
     }
-    for (k, path, len) in MAX_LENGTHS.iter().filter(|(k, ..)| *k == kind) {
-        match node(schema, path) {
-            Some(n) => n.max_length = Some(n.max_length.map_or(*len, |m| m.min(*len))),
-            None => missing.push(format!("{k} {}", path.join("."))),
-        }
+    for (_, path, len) in MAX_LENGTHS.iter().filter(|(k, ..)| *k == kind) {
+        at(path, &mut |n| n.max_length = Some(n.max_length.map_or(*len, |m| m.min(*len))));
     }
-    for (k, path, n) in MAX_ITEMS.iter().filter(|(k, ..)| *k == kind) {
-        match node(schema, path) {
-            Some(node) => node.max_items = Some(*n),
-            None => missing.push(format!("{k} {}", path.join("."))),
-        }
+    for (_, path, items) in MAX_ITEMS.iter().filter(|(k, ..)| *k == kind) {
+        at(path, &mut |n| n.max_items = Some(*items));
     }
     missing
 }

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::error::{CliError, CliResult};
@@ -45,16 +44,9 @@ impl Session {
     /// Who the API server says runs the CLI (a SelfSubjectReview): the name an Approval must carry,
     /// since the admission policy compares it with the request's authenticated user.
     pub async fn whoami(&self) -> CliResult<String> {
-        let reviews: Api<SelfSubjectReview> = Api::all(self.client.clone());
-        let review = reviews
-            .create(&PostParams::default(), &SelfSubjectReview::default())
+        crate::client::whoami(&self.client)
             .await
-            .map_err(|e| CliError::api("asking the API server who you are (SelfSubjectReview)", e))?;
-        review
-            .status
-            .and_then(|s| s.user_info)
-            .and_then(|u| u.username)
-            .filter(|u| !u.is_empty())
+            .map_err(|e| CliError::api("asking the API server who you are (SelfSubjectReview)", e))?
             .ok_or_else(|| CliError::Failed("the API server's SelfSubjectReview named no user".into()))
     }
 

@@ -143,22 +143,10 @@ async fn wait_served(client: &Client) {
     let probe_ns = "default";
     within("tuskfish kinds served and the Approval policy enforced", async {
         loop {
-            let served = Api::<AppVersion>::namespaced(client.clone(), probe_ns)
-                .list(&Default::default())
-                .await
-                .is_ok()
-                && Api::<Environment>::namespaced(client.clone(), probe_ns)
-                    .list(&Default::default())
-                    .await
-                    .is_ok()
-                && Api::<Release>::namespaced(client.clone(), probe_ns)
-                    .list(&Default::default())
-                    .await
-                    .is_ok()
-                && Api::<tuskfish::api::Approval>::namespaced(client.clone(), probe_ns)
-                    .list(&Default::default())
-                    .await
-                    .is_ok();
+            let served = lists::<AppVersion>(client, probe_ns).await
+                && lists::<Environment>(client, probe_ns).await
+                && lists::<Release>(client, probe_ns).await
+                && lists::<tuskfish::api::Approval>(client, probe_ns).await;
             if served && policy_enforced(client, probe_ns).await {
                 return;
             }
@@ -166,6 +154,17 @@ async fn wait_served(client: &Client) {
         }
     })
     .await;
+}
+
+/// Whether a list of kind `K` in `ns` succeeds (its endpoint is served).
+async fn lists<K>(client: &Client, ns: &str) -> bool
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned,
+{
+    Api::<K>::namespaced(client.clone(), ns).list(&Default::default()).await.is_ok()
 }
 
 /// Whether the API server refuses (in a dry run) an Approval that names someone other than its
