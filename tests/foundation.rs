@@ -306,7 +306,7 @@ async fn bad_inputs_get_clear_conditions_and_leave_others_alone() {
     let good_before = t.wait_release("good-dev", healthy_at("1.0.0")).await;
 
     t.release("no-env", "good", "nowhere", "1.0.0", json!({})).await;
-    t.release("no-av", "good", "dev", "9.9.9", json!({})).await;
+    t.release("no-av", "ghost", "dev", "9.9.9", json!({})).await;
     let cluster_scoped = json!({"manifests": [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": "escalate"}, "rules": []}]});
     t.app_version("cs", "1.0.0", cluster_scoped).await;
@@ -375,4 +375,53 @@ async fn bad_inputs_get_clear_conditions_and_leave_others_alone() {
     // The healthy Release's rollout record is untouched by all of this.
     let good_after = t.api::<Release>().get("good-dev").await.unwrap();
     assert_eq!(good_after.status.unwrap().history, good_before.status.unwrap().history);
+}
+
+#[tokio::test]
+async fn two_releases_of_one_app_in_one_environment_both_wait_until_one_is_deleted() {
+    let t = TestNs::new("duplicate").await;
+    t.environment("dev", json!({})).await;
+    t.environment("test", json!({})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.app_version("pay", "1.0.1", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+    // Downstream of dev: it promotes whatever dev runs.
+    t.release("pay-test", "pay", "test", "1.0.0", json!({})).await;
+    t.wait_release("pay-test", healthy_at("1.0.0")).await;
+    Api::<Release>::namespaced(t.client.clone(), &t.ns)
+        .patch(
+            "pay-test",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"version": null, "promoteFrom": {"environment": "dev"}}})),
+        )
+        .await
+        .unwrap();
+
+    // A second Release of pay in dev, at another version: neither may decide what dev runs.
+    t.release("pay-dev-b", "pay", "dev", "1.0.1", json!({})).await;
+    let duplicate = |s: &tuskfish::api::ReleaseStatus| {
+        find_condition(&s.conditions, "Ready").is_some_and(|c| c.reason == "DuplicateRelease")
+    };
+    for name in ["pay-dev", "pay-dev-b"] {
+        let r = t.wait_release(name, duplicate).await;
+        let ready = find_condition(&r.status.as_ref().unwrap().conditions, "Ready").unwrap().clone();
+        assert!(ready.message.contains("pay-dev, pay-dev-b all deploy pay"), "{name}: {}", ready.message);
+    }
+    // What ran stays: the first Release's objects are untouched, and nothing of 1.0.1 was applied.
+    let deploy = Api::<Deployment>::namespaced(t.client.clone(), &t.env_ns("dev")).get("pay").await.unwrap();
+    let image = deploy.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap_or_default();
+    assert!(image.ends_with(":1.0.0"), "{image}");
+    // Downstream holds instead of promoting from whichever it happened to find.
+    let down = t
+        .wait_release("pay-test", |s| {
+            find_condition(&s.conditions, "Held").is_some_and(|c| c.reason == "DuplicateRelease")
+        })
+        .await;
+    assert_eq!(down.status.unwrap().current_version.as_deref(), Some("1.0.0"));
+
+    // Deleting the first leaves one: it rolls out, and the downstream promotes it.
+    delete(&t.api::<Release>(), "pay-dev").await;
+    t.wait_release("pay-dev-b", healthy_at("1.0.1")).await;
+    t.wait_release("pay-test", healthy_at("1.0.1")).await;
 }

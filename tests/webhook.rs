@@ -191,6 +191,21 @@ async fn webhook_refuses_what_the_crd_rules_cannot_check() {
     )
     .await;
     admitted(&t, release("pay-dev", json!({"app": "pay", "environment": "dev", "version": "1.0.0"}))).await;
+    // A second Release of pay in dev is refused once the operator's index has seen the first.
+    let twin = release("pay-dev-2", json!({"app": "pay", "environment": "dev", "version": "1.0.0"}));
+    common::within("the index to see pay-dev", async {
+        while apply_value(&t.client, Some(&t.ns), twin.clone()).await.is_ok() {
+            // Admitted before the index had it: undo, and try again.
+            let _ = t.api::<tuskfish::api::Release>().delete("pay-dev-2", &DeleteParams::default()).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    refused(&t, twin, "Release pay-dev already deploys pay to Environment \"dev\"").await;
+    // The first one itself may still change; another app in dev is no duplicate.
+    admitted(&t, release("pay-dev", json!({"app": "pay", "environment": "dev", "version": "1.0.1"}))).await;
+    admitted(&t, release("ledger-dev", json!({"app": "ledger", "environment": "dev", "version": "1.0.0"})))
+        .await;
 
     // What the CRD's rules check is refused before the webhook is asked.
     match apply_value(

@@ -9,6 +9,7 @@ mod proptests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::routing::post;
 use axum::{Json, Router};
@@ -20,12 +21,15 @@ use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::api::{Environment, Release};
+use crate::index::PipelineIndex;
 
 #[derive(Clone)]
 struct State {
     client: Client,
     /// Refuse Releases that name an Environment that does not exist.
     strict: bool,
+    /// The operator's index, to refuse a second Release of an app in one Environment.
+    index: Option<Arc<PipelineIndex>>,
 }
 
 fn typed<K: DeserializeOwned>(obj: &DynamicObject) -> Result<K, String> {
@@ -53,10 +57,36 @@ async fn problems(state: &State, req: &AdmissionRequest<DynamicObject>) -> Resul
                 }
                 _ => None,
             };
-            rules::release(&r, exists)
+            let mut problems = rules::release(&r, exists);
+            problems.extend(duplicate(state, req, &r));
+            problems
         }
         "Environment" => rules::environment(&typed(obj)?, jiff::Timestamp::now()),
         _ => vec![],
+    })
+}
+
+/// A Release that would be the second of its app in its Environment (it is new there: created, or
+/// moved by an update), judged by the operator's index. A pair made before the webhook was
+/// installed (or while it was down) is reported by the controller instead (`DuplicateRelease`).
+fn duplicate(state: &State, req: &AdmissionRequest<DynamicObject>, r: &Release) -> Option<String> {
+    let index = state.index.as_ref()?;
+    let ns = req.namespace.as_deref()?;
+    let old: Option<Release> = req.old_object.as_ref().and_then(|o| typed(o).ok());
+    let moved = old
+        .is_none_or(|o| (o.spec.app, o.spec.environment) != (r.spec.app.clone(), r.spec.environment.clone()));
+    let name = req.name.as_str();
+    let others: Vec<String> =
+        index.releases_of(ns, &r.spec.app, &r.spec.environment).into_iter().filter(|n| n != name).collect();
+    (moved && !others.is_empty()).then(|| {
+        format!(
+            "Release {} already deploys {} to Environment {:?}; change that one (tuskfish deploy {} VERSION --env {}) or delete it first",
+            others.join(", "),
+            r.spec.app,
+            r.spec.environment,
+            r.spec.app,
+            r.spec.environment
+        )
     })
 }
 
@@ -93,6 +123,7 @@ pub async fn serve(
     cert_dir: PathBuf,
     client: Client,
     strict: bool,
+    index: Option<Arc<PipelineIndex>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<impl std::future::Future<Output = std::io::Result<()>>, std::io::Error> {
     // kube's TLS stack is rustls with ring; make that the process-wide provider (idempotent).
@@ -104,7 +135,7 @@ pub async fn serve(
             format!("webhook certificate {} / {}: {e}", cert.display(), key.display()),
         )
     })?;
-    let app = Router::new().route("/validate", post(validate)).with_state(State { client, strict });
+    let app = Router::new().route("/validate", post(validate)).with_state(State { client, strict, index });
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {

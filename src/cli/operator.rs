@@ -99,21 +99,6 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
             Some(tokio::spawn(server))
         }
     };
-    let webhook = match listen_addr("--webhook-addr", &args.webhook_addr)? {
-        None => None,
-        Some(addr) => {
-            let server = crate::admission::serve(
-                addr,
-                args.webhook_cert_dir.clone(),
-                client.clone(),
-                args.webhook_strict,
-                shutdown.clone(),
-            )
-            .await?;
-            info!(%addr, strict = args.webhook_strict, "serving the admission webhook");
-            Some(tokio::spawn(server))
-        }
-    };
     let leader = args.leader_elect.then(|| LeaderConfig {
         name: args.lease_name.clone(),
         lease_duration: args.lease_duration,
@@ -128,7 +113,23 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
         metrics,
     };
-    let operator = crate::controller::Operator::new(client, settings, counter.counts());
+    let operator = crate::controller::Operator::new(client.clone(), settings, counter.counts());
+    let webhook = match listen_addr("--webhook-addr", &args.webhook_addr)? {
+        None => None,
+        Some(addr) => {
+            let server = crate::admission::serve(
+                addr,
+                args.webhook_cert_dir.clone(),
+                client.clone(),
+                args.webhook_strict,
+                Some(operator.index()),
+                shutdown.clone(),
+            )
+            .await?;
+            info!(%addr, strict = args.webhook_strict, "serving the admission webhook");
+            Some(tokio::spawn(server))
+        }
+    };
     let web = match listen_addr("--web-addr", &args.web_addr)? {
         None => None,
         Some(addr) => {

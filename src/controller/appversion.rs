@@ -8,7 +8,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 
-use super::context::Context;
+use super::context::{Context, cached};
 use super::error::Result;
 use super::events::publish;
 use super::status::patch_status_if_changed;
@@ -63,7 +63,8 @@ pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, b
 }
 
 pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action> {
-    let others = ctx.stores.app_versions.state();
+    let ns = av.namespace().unwrap_or_default();
+    let others = cached(&ctx.stores.app_versions, &ns, ctx.index.app_versions_of(&ns, &av.spec.app));
     let (update, publish_now) = judge(&av, &others);
     let now = Time(jiff::Timestamp::now());
     let prev = av.status.clone().unwrap_or_default();

@@ -7,11 +7,12 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::catalog::Catalog;
 use super::status::OwnWrites;
 use crate::api::{AppVersion, Approval, Environment, Release};
+use crate::index::PipelineIndex;
 use crate::telemetry::{RequestCounts, SharedMetrics};
 
 /// Read-only caches fed by one watch per kind.
@@ -30,6 +31,8 @@ pub struct Stores {
 pub struct Context {
     pub client: Client,
     pub stores: Stores,
+    /// Who relates to whom: the keys to look up in `stores`.
+    pub index: Arc<PipelineIndex>,
     pub recorder: Recorder,
     pub catalog: Catalog,
     pub requests: Arc<RequestCounts>,
@@ -39,16 +42,32 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, stores: Stores, requests: Arc<RequestCounts>, metrics: SharedMetrics) -> Self {
+    pub fn new(
+        client: Client,
+        stores: Stores,
+        index: Arc<PipelineIndex>,
+        requests: Arc<RequestCounts>,
+        metrics: SharedMetrics,
+    ) -> Self {
         let reporter = Reporter { controller: "tuskfish".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             stores,
+            index,
             catalog: Catalog::default(),
             requests,
             metrics,
             own_writes: OwnWrites::default(),
         }
     }
+}
+
+/// The cached objects of `namespace` with these names (the index's answer to a lookup); a name the
+/// cache no longer has (deleted between the two reads) is skipped.
+pub fn cached<K>(store: &Store<K>, namespace: &str, names: impl IntoIterator<Item = String>) -> Vec<Arc<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    names.into_iter().filter_map(|n| store.get(&ObjectRef::new(&n).within(namespace))).collect()
 }

@@ -17,7 +17,7 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::events::publish;
 use super::status::patch_status_if_changed;
-use crate::api::{ConditionUpdate, Environment, Phase, labels, set_condition};
+use crate::api::{ConditionUpdate, Environment, labels, set_condition};
 
 /// What the environment's namespace looks like.
 #[derive(Debug, PartialEq, Eq)]
@@ -194,15 +194,6 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
 }
 
 fn count_releases(ctx: &Context, env: &Environment) -> (i32, i32) {
-    let (ns, name) = (env.namespace(), env.name_any());
-    let mut total = 0;
-    let mut healthy = 0;
-    for r in ctx.stores.releases.state().iter().filter(|r| r.namespace() == ns && r.spec.environment == name)
-    {
-        total += 1;
-        if r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Healthy) {
-            healthy += 1;
-        }
-    }
-    (total, healthy)
+    let counts = ctx.index.environment_counts(&env.namespace().unwrap_or_default(), &env.name_any());
+    (counts.releases, counts.healthy)
 }

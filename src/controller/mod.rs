@@ -24,7 +24,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
 use tracing::{debug, warn};
 
-pub use context::{Context, Stores};
+pub use context::{Context, Stores, cached};
 pub use environment::{NamespaceClaim, claim_of};
 pub use error::Error;
 
@@ -116,7 +116,13 @@ impl Operator {
             releases: s.releases.clone(),
             app_versions: s.app_versions.clone(),
             revision: self.watches.revision.clone(),
+            index: self.watches.index.clone(),
         }
+    }
+
+    /// The pipeline index the watches keep (the admission webhook reads it for duplicates).
+    pub fn index(&self) -> Arc<crate::index::PipelineIndex> {
+        self.watches.index.clone()
     }
 
     /// Runs until `shutdown` resolves or, with leader election, until the Lease is lost.
@@ -144,7 +150,7 @@ async fn run_controllers(
     let metrics = settings.metrics.clone();
     let stores = w.stores.clone();
     let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
-    let ctx = Arc::new(Context::new(client, stores.clone(), requests, metrics.clone()));
+    let ctx = Arc::new(Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone()));
     let drivers = futures::future::join_all(w.drivers);
 
     // Reconcile nothing before every cache has its first full list, or a Release could be judged

@@ -12,7 +12,7 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::apply::{ApplyFailure, Owner, apply_all, prune};
-use super::context::Context;
+use super::context::{Context, cached};
 use super::error::{Error, Result};
 use super::events::publish;
 use super::status::patch_status_if_changed;
@@ -82,39 +82,26 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         rollback::record_failed(&mut prev, v.clone());
     }
     let env = ctx.stores.environments.get(&ObjectRef::new(&rel.spec.environment).within(&ns));
-    let app_versions = ctx.stores.app_versions.state();
-    let releases = ctx.stores.releases.state();
-    let upstream = rel.spec.promote_from.as_ref().and_then(|from| {
-        releases.iter().find(|r| {
-            r.metadata.namespace.as_deref() == Some(ns.as_str())
-                && r.spec.app == rel.spec.app
-                && r.spec.environment == from.environment
-        })
+    // Gathered through the index: only the objects this Release relates to, never a scan.
+    let (ix, stores) = (&ctx.index, &ctx.stores);
+    let (app, name) = (&rel.spec.app, rel.name_any());
+    let app_versions = cached(&stores.app_versions, &ns, ix.app_versions_of(&ns, app));
+    let same_app = cached(&stores.releases, &ns, ix.releases_of_app(&ns, app));
+    let upstream: Vec<&Release> = rel.spec.promote_from.as_ref().map_or_else(Vec::new, |from| {
+        same_app.iter().filter(|r| r.spec.environment == from.environment).map(|r| r.as_ref()).collect()
     });
+    let in_env = cached(&stores.releases, &ns, ix.releases_in_environment(&ns, &rel.spec.environment));
+    let approvals = cached(&stores.approvals, &ns, ix.approvals_for(&ns, &name));
     // Decide on the status with the failure recorded, so selection sees it.
     let decided_on = Release { status: Some(prev.clone()), ..(*rel).clone() };
-    let approvals = ctx.stores.approvals.state();
-    let in_ns = |m: &kube::api::ObjectMeta| m.namespace.as_deref() == Some(ns.as_str());
-    let peers: Vec<&Release> = releases
-        .iter()
-        .filter(|r| {
-            in_ns(&r.metadata)
-                && r.spec.environment == rel.spec.environment
-                && r.metadata.name != rel.metadata.name
-        })
-        .map(|r| r.as_ref())
-        .collect();
     let inputs = Inputs {
-        approvals: approvals.iter().filter(|a| in_ns(&a.metadata)).map(|a| a.as_ref()).collect(),
-        peers,
+        approvals: approvals.iter().map(|a| a.as_ref()).collect(),
+        peers: in_env.iter().filter(|r| r.name_any() != name).map(|r| r.as_ref()).collect(),
+        twins: ix.releases_of(&ns, app, &rel.spec.environment).into_iter().filter(|n| *n != name).collect(),
         release: &decided_on,
         env: env.as_deref(),
-        app_versions: app_versions
-            .iter()
-            .filter(|a| a.metadata.namespace.as_deref() == Some(ns.as_str()))
-            .map(|a| a.as_ref())
-            .collect(),
-        upstream: upstream.map(|r| r.as_ref()),
+        app_versions: app_versions.iter().map(|a| a.as_ref()).collect(),
+        upstream,
         now: now.0,
     };
 
@@ -161,7 +148,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let mut status = next_status(&prev, outcome, rel.metadata.generation, &now);
     set_held(&mut status, held.as_ref(), rel.metadata.generation, &now);
     status.changes = running_changes(&rel, &status, &inputs.app_versions);
-    let gaps = forward_port_gaps_of(&rel, &status, &inputs.app_versions, &releases);
+    let gaps = forward_port_gaps_of(&rel, &status, &inputs.app_versions, &same_app);
     set_forward_ports(&mut status, &gaps, rel.metadata.generation, &now);
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
     let base = if acted { None } else { rel.status.as_ref() };
@@ -224,9 +211,9 @@ fn forward_port_gaps_of(
         })
         .filter_map(|a| Some((semver::Version::parse(a.spec.version.trim()).ok()?, *a)))
         .collect();
+    // `releases` are those of the app, this one included.
     let shipped: Vec<changes::Shipped<'_>> = releases
         .iter()
-        .filter(|r| r.metadata.namespace == rel.metadata.namespace && r.spec.app == rel.spec.app)
         .filter_map(|r| {
             let v = r.status.as_ref()?.current_version.as_deref()?;
             Some(changes::Shipped {
@@ -404,12 +391,12 @@ fn observe_publish_to_rollout(ctx: &Context, rel: &Release, next: &ReleaseStatus
     if !first_here || rollback {
         return;
     }
-    let ns = rel.namespace();
-    let created = ctx.stores.app_versions.state().iter().find_map(|av| {
-        (av.namespace() == ns && av.spec.app == rel.spec.app && av.spec.version.trim() == version)
-            .then(|| av.metadata.creation_timestamp.clone())
-            .flatten()
-    });
+    let ns = rel.namespace().unwrap_or_default();
+    let Ok(parsed) = semver::Version::parse(version) else { return };
+    let named = ctx.index.app_versions_at(&ns, &rel.spec.app, &parsed);
+    let created = cached(&ctx.stores.app_versions, &ns, named)
+        .into_iter()
+        .find_map(|av| av.metadata.creation_timestamp.clone());
     if let Some(created) = created {
         let took = jiff::Timestamp::now().duration_since(created.0);
         ctx.metrics.appversion_to_rollout.observe(took.as_secs_f64().max(0.0));

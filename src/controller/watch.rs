@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
@@ -22,6 +22,7 @@ use tracing::warn;
 
 use super::context::Stores;
 use crate::api::{AppVersion, Approval, Environment, Release, labels};
+use crate::index::PipelineIndex;
 use crate::plan::peers::{self, EnvironmentFacts, Facts};
 use crate::telemetry::{ControllerLabel, KindLabel, SharedMetrics};
 
@@ -65,29 +66,28 @@ pub fn managed_selector() -> String {
     format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)
 }
 
-/// Keys of the Releases in namespace `ns` that satisfy `pred`.
-fn releases_where(
+/// Wakes the Releases and Environments that read what changed of Release `r`: its peers by app and
+/// Environment from the index, of which `plan::peers` picks those that must decide again.
+fn route_release_change(
+    t: &Triggers,
+    index: &PipelineIndex,
     releases: &Store<Release>,
-    ns: Option<String>,
-    pred: impl Fn(&Release) -> bool,
-) -> Vec<ObjectRef<Release>> {
-    releases
-        .state()
-        .iter()
-        .filter(|r| r.namespace() == ns && pred(r))
-        .map(|r| ObjectRef::from_obj(r.as_ref()))
-        .collect()
-}
-
-/// Releases that point at `env`.
-pub fn releases_for_environment(releases: &Store<Release>, env: &Environment) -> Vec<ObjectRef<Release>> {
-    let name = env.name_any();
-    releases_where(releases, env.namespace(), |r| r.spec.environment == name)
-}
-
-/// Releases of the app `av` is a build of.
-pub fn releases_for_app_version(releases: &Store<Release>, av: &AppVersion) -> Vec<ObjectRef<Release>> {
-    releases_where(releases, av.namespace(), |r| r.spec.app == av.spec.app)
+    r: &Release,
+    before: Option<&Facts>,
+    after: Option<&Facts>,
+) {
+    let ns = r.namespace().unwrap_or_default();
+    for name in index.peer_candidates(&ns, &r.name_any(), before, after) {
+        let key = ObjectRef::new(&name).within(&ns);
+        if releases.get(&key).is_some_and(|o| peers::must_look(before, after, &o)) {
+            t.releases.send(key);
+        }
+    }
+    if peers::environment_must_look(before, after) {
+        for env in before.iter().chain(after.iter()).map(|f| &f.environment) {
+            t.environments.send(ObjectRef::new(env).within(&ns));
+        }
+    }
 }
 
 /// The Release that applied an object, from the labels the renderer put on it.
@@ -103,16 +103,12 @@ pub fn environment_of_namespace(meta: &ObjectMeta) -> Option<ObjectRef<Environme
     Some(ObjectRef::new(name).within(ns))
 }
 
-/// What a watch saw of an object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Seen {
-    /// Added, changed, or listed at (re)start.
-    Present,
-    Deleted,
-}
+pub(crate) use crate::index::Seen;
 
-/// Watches `api` into a cache and calls `route` for every object seen (applied, deleted, or listed
-/// at (re)start). Returns the cache and the future that drives the watch.
+/// Watches `api` into a cache and calls `route` for every object seen: applied, deleted, listed at
+/// (re)start, or gone at a relist — an object deleted while the watch was down has no delete event,
+/// so the relist's absentees are routed as deleted (from the copy the cache held before).
+/// Returns the cache and the future that drives the watch.
 pub(crate) fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -123,28 +119,81 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let cache = reader.clone();
-    let kind = K::kind(&());
-    let fut = watcher(api, config)
+    let events = watcher(api, config)
         .default_backoff()
         // managedFields are never read here and are the bulk of a cached object.
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer)
-        .for_each(move |res| {
-            match res {
-                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
-                    route(&obj, &cache, Seen::Present)
-                }
-                Ok(watcher::Event::Delete(obj)) => route(&obj, &cache, Seen::Deleted),
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
-                Err(e) => {
-                    metrics.watch_restarts.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
-                    warn!(kind = %kind, error = %e, "watch error (retrying with backoff)");
-                }
-            }
-            futures::future::ready(())
-        });
+        .modify(|o| o.managed_fields_mut().clear());
+    let fut = route_events(events, writer, reader.clone(), metrics, route);
     (reader, fut)
+}
+
+/// Feeds watch events into the cache (through `writer`, read by `cache`) and routes each object.
+fn route_events<K>(
+    events: impl futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
+    writer: reflector::store::Writer<K>,
+    cache: Store<K>,
+    metrics: SharedMetrics,
+    route: impl Fn(&K, &Store<K>, Seen) + Send + 'static,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
+{
+    let kind = K::kind(&());
+    let mut relist = Relist::default();
+    events.reflect(writer).for_each(move |res| {
+        match res {
+            Ok(watcher::Event::Apply(obj)) => route(&obj, &cache, Seen::Present),
+            Ok(watcher::Event::InitApply(obj)) => {
+                relist.listed(&obj);
+                route(&obj, &cache, Seen::Present)
+            }
+            Ok(watcher::Event::Delete(obj)) => route(&obj, &cache, Seen::Deleted),
+            // The cache swaps in the new list at InitDone; until then it holds the old one.
+            Ok(watcher::Event::Init) => relist.start(&cache),
+            Ok(watcher::Event::InitDone) => {
+                relist.absent().iter().for_each(|gone| route(gone, &cache, Seen::Deleted))
+            }
+            Err(e) => {
+                metrics.watch_restarts.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+                warn!(kind = %kind, error = %e, "watch error (retrying with backoff)");
+            }
+        }
+        futures::future::ready(())
+    })
+}
+
+/// What a (re)list has to compare: the objects cached before it, and the keys it listed.
+struct Relist<K: Resource<DynamicType = ()>> {
+    before: Vec<Arc<K>>,
+    listed: std::collections::HashSet<ObjectRef<K>>,
+}
+
+impl<K: Resource<DynamicType = ()>> Default for Relist<K> {
+    fn default() -> Self {
+        Self { before: Vec::new(), listed: Default::default() }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone> Relist<K> {
+    fn start(&mut self, cache: &Store<K>) {
+        self.before = cache.state();
+        self.listed.clear();
+    }
+
+    fn listed(&mut self, obj: &K) {
+        if !self.before.is_empty() {
+            self.listed.insert(ObjectRef::from_obj(obj));
+        }
+    }
+
+    /// The objects cached before the relist that it did not list: deleted meanwhile.
+    fn absent(&mut self) -> Vec<Arc<K>> {
+        let listed = std::mem::take(&mut self.listed);
+        std::mem::take(&mut self.before)
+            .into_iter()
+            .filter(|o| !listed.contains(&ObjectRef::from_obj(o.as_ref())))
+            .collect()
+    }
 }
 
 /// A watch on the workloads tuskfish applied: each change wakes the Release that applied it.
@@ -193,6 +242,8 @@ pub(crate) fn bump(changed: &tokio::sync::watch::Sender<u64>) {
 /// Everything the watches produce: the caches, and the futures that keep them current.
 pub struct Watches {
     pub stores: Stores,
+    /// Who relates to whom, kept by the same watch events as the caches.
+    pub index: Arc<PipelineIndex>,
     /// Bumped after every change to a Release, Environment or AppVersion in the caches, so that
     /// read-only views (the web page) redraw on change without asking the API server.
     pub revision: tokio::sync::watch::Receiver<u64>,
@@ -217,77 +268,79 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
     let m = triggers.metrics.clone();
     let all = watcher::Config::default();
     let (revision_tx, revision) = tokio::sync::watch::channel(0u64);
-    let changed = std::sync::Arc::new(revision_tx);
+    let changed = Arc::new(revision_tx);
     let managed = watcher::Config::default().labels(&managed_selector());
 
-    // Releases are needed by the mappers of other kinds, so their cache is built first.
-    let (t, c) = (triggers.clone(), changed.clone());
-    let facts = Mutex::new(HashMap::new());
+    let index = Arc::new(PipelineIndex::default());
+    let (t, c, ix) = (triggers.clone(), changed.clone(), index.clone());
     let (releases, releases_fut) = reflect(
         scoped::<Release>(client, namespace),
         all.clone(),
         m.clone(),
         move |r: &Release, rs: &Store<Release>, seen| {
             bump(&c);
-            let key = ObjectRef::from_obj(r);
-            t.releases.send(key.clone());
-            let after = (seen == Seen::Present).then(|| Facts::of(r));
-            let before = remember(&facts, key, after.clone());
-            if before == after {
-                return;
-            }
-            let others = releases_where(rs, r.namespace(), |o| {
-                o.metadata.name != r.metadata.name && peers::must_look(before.as_ref(), after.as_ref(), o)
-            });
-            others.into_iter().for_each(|o| t.releases.send(o));
-            if peers::environment_must_look(before.as_ref(), after.as_ref()) {
-                let ns = r.namespace().unwrap_or_default();
-                for env in before.iter().chain(after.iter()).map(|f| &f.environment) {
-                    t.environments.send(ObjectRef::new(env).within(&ns));
-                }
+            t.releases.send(ObjectRef::from_obj(r));
+            let (before, after) = ix.see_release(r, seen);
+            if before != after {
+                route_release_change(&t, &ix, rs, r, before.as_ref(), after.as_ref());
             }
         },
     );
 
-    let (t, rs, c) = (triggers.clone(), releases.clone(), changed.clone());
+    let (t, c, ix) = (triggers.clone(), changed.clone(), index.clone());
     let env_facts = Mutex::new(HashMap::new());
     let (environments, env_fut) = reflect(
         scoped::<Environment>(client, namespace),
         all.clone(),
         m.clone(),
         move |e: &Environment, _: &Store<Environment>, seen| {
+            ix.see_environment(e, seen);
             bump(&c);
             t.environments.send(ObjectRef::from_obj(e));
             // The counts the Environment keeps of its Releases change with every rollout in it;
             // waking all its Releases for them would be a reconcile per Release per count write.
             let after = (seen == Seen::Present).then(|| EnvironmentFacts::of(e));
             if remember(&env_facts, ObjectRef::from_obj(e), after.clone()) != after {
-                releases_for_environment(&rs, e).into_iter().for_each(|r| t.releases.send(r));
+                let ns = e.namespace().unwrap_or_default();
+                for name in ix.releases_in_environment(&ns, &e.name_any()) {
+                    t.releases.send(ObjectRef::new(&name).within(&ns));
+                }
             }
         },
     );
 
-    let (t, rs, c) = (triggers.clone(), releases.clone(), changed);
+    let (t, c, ix) = (triggers.clone(), changed, index.clone());
     let (app_versions, av_fut) = reflect(
         scoped::<AppVersion>(client, namespace),
         all.clone(),
         m.clone(),
-        move |av: &AppVersion, _: &Store<AppVersion>, _| {
+        move |av: &AppVersion, _: &Store<AppVersion>, seen| {
+            ix.see_app_version(av, seen);
             bump(&c);
             t.app_versions.send(ObjectRef::from_obj(av));
-            releases_for_app_version(&rs, av).into_iter().for_each(|r| t.releases.send(r));
+            let ns = av.namespace().unwrap_or_default();
+            // A later AppVersion of the same version, refused as a duplicate, may now be the first.
+            if seen == Seen::Deleted {
+                for name in ix.app_versions_of(&ns, &av.spec.app) {
+                    t.app_versions.send(ObjectRef::new(&name).within(&ns));
+                }
+            }
+            for name in ix.releases_of_app(&ns, &av.spec.app) {
+                t.releases.send(ObjectRef::new(&name).within(&ns));
+            }
         },
     );
 
     let (deployments, deploy_fut) = workload_watch::<Deployment>(client, managed.clone(), &triggers);
     let (stateful_sets, sts_fut) = workload_watch::<StatefulSet>(client, managed.clone(), &triggers);
 
-    let t = triggers.clone();
+    let (t, ix) = (triggers.clone(), index.clone());
     let (approvals, approvals_fut) = reflect(
         scoped::<Approval>(client, namespace),
         all,
         m.clone(),
-        move |a: &Approval, _: &Store<Approval>, _| {
+        move |a: &Approval, _: &Store<Approval>, seen| {
+            ix.see_approval(a, seen);
             t.releases.send(ObjectRef::new(&a.spec.release).within(&a.namespace().unwrap_or_default()));
         },
     );
@@ -314,6 +367,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             approvals,
             namespaces,
         },
+        index,
         revision,
         drivers: vec![
             Box::pin(releases_fut),
@@ -324,5 +378,78 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             Box::pin(ns_fut),
             Box::pin(approvals_fut),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use kube::runtime::watcher::Event;
+
+    use super::*;
+    use crate::api::ReleaseSpec;
+
+    fn release(name: &str) -> Release {
+        let mut r = Release::new(name, ReleaseSpec::default());
+        r.metadata.namespace = Some("finance".into());
+        r
+    }
+
+    /// What `route` was called with, in order.
+    async fn routed(events: Vec<Event<Release>>) -> Vec<(String, Seen)> {
+        let (reader, writer) = reflector::store();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let stream = futures::stream::iter(events.into_iter().map(Ok));
+        route_events(
+            stream,
+            writer,
+            reader,
+            SharedMetrics::default(),
+            move |r: &Release, _: &Store<Release>, s| {
+                log.lock().unwrap().push((r.name_any(), s));
+            },
+        )
+        .await;
+        Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_object_deleted_while_the_watch_was_down_is_routed_as_deleted() {
+        let (a, b, c) = (release("a"), release("b"), release("c"));
+        let got = routed(vec![
+            Event::Init,
+            Event::InitApply(a.clone()),
+            Event::InitApply(b.clone()),
+            Event::InitDone,
+            // The watch broke; b was deleted meanwhile and c created: the relist lists a and c.
+            Event::Init,
+            Event::InitApply(a.clone()),
+            Event::InitApply(c.clone()),
+            Event::InitDone,
+        ])
+        .await;
+        let deleted: Vec<&str> =
+            got.iter().filter(|(_, s)| *s == Seen::Deleted).map(|(n, _)| n.as_str()).collect();
+        assert_eq!(deleted, vec!["b"], "{got:?}");
+        // Everything listed is routed as present, each time.
+        let present = got.iter().filter(|(_, s)| *s == Seen::Present).count();
+        assert_eq!(present, 4, "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn the_first_list_and_plain_events_route_no_absentees() {
+        let a = release("a");
+        let got = routed(vec![
+            Event::Init,
+            Event::InitApply(a.clone()),
+            Event::InitDone,
+            Event::Delete(a.clone()),
+            Event::Init,
+            Event::InitDone,
+        ])
+        .await;
+        assert_eq!(got, vec![("a".into(), Seen::Present), ("a".into(), Seen::Deleted)]);
     }
 }

@@ -72,6 +72,10 @@ pub fn must_look(before: Option<&Facts>, after: Option<&Facts>, other: &Release)
     let upstream_of_other = sides().any(|s| {
         &s.app == app && other.spec.promote_from.as_ref().is_some_and(|p| p.environment == s.environment)
     });
+    // Duplicates: another Release of the same app in the same Environment came, went or moved.
+    if moved && sides().any(|s| &s.app == app && &s.environment == env) {
+        return true;
+    }
     let promotion = |f: &Facts| (f.phase, f.current.clone(), f.desired.clone(), f.healthy_since);
     if upstream_of_other && (moved || differs(before, after, promotion)) {
         return true;
@@ -190,6 +194,15 @@ mod tests {
             ),
             ("promotion: upstream soak clock", Some(&healthy), Some(&soaked), test_promotes.clone(), true),
             ("promotion: upstream appeared", None, Some(&progressing), test_promotes.clone(), true),
+            ("duplicate: a twin appeared", None, Some(&progressing), release("pay", "dev", None), true),
+            ("duplicate: a twin left", Some(&healthy), None, release("pay", "dev", Some("1.3.9")), true),
+            (
+                "duplicate: a twin's progress",
+                Some(&progressing),
+                Some(&healthy),
+                release("pay", "dev", None),
+                false,
+            ),
             ("promotion: upstream deleted", Some(&healthy), None, test_promotes.clone(), true),
             (
                 "promotion: another upstream",
@@ -283,7 +296,7 @@ mod tests {
                 true,
             ),
         ];
-        let cases: [Case<'_>; 18] = cases;
+        let cases: [Case<'_>; 21] = cases;
         for (why, before, after, other, want) in cases {
             assert_eq!(must_look(before, after, &other), want, "{why}");
         }

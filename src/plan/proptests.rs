@@ -388,7 +388,8 @@ proptest! {
             release: &r,
             env: env.as_ref(),
             app_versions: avs.iter().collect(),
-            upstream: up.as_ref(),
+            upstream: up.iter().collect(),
+            twins: vec![],
             approvals: approvals.iter().collect(),
             peers: peers.iter().collect(),
             now: sane(now),
@@ -434,7 +435,7 @@ proptest! {
         });
         let mut env = environment(&[]);
         env.status = Some(EnvironmentStatus { conditions: vec![ready_condition()], namespace: Some(env.spec.namespace.clone()), ..Default::default() });
-        let inputs = Inputs { release: &r, env: Some(&env), app_versions: avs.iter().collect(), upstream: Some(&up), approvals: vec![], peers: vec![], now };
+        let inputs = Inputs { release: &r, env: Some(&env), app_versions: avs.iter().collect(), upstream: vec![&up], twins: vec![], approvals: vec![], peers: vec![], now };
         let recheck = match select_target(&inputs) {
             Ok(t) => t.held.and_then(|h| h.recheck_in),
             Err(b) => b.recheck_in,
@@ -594,7 +595,8 @@ impl World<'_> {
             release: self.release,
             env: Some(self.env),
             app_versions: self.app_versions.iter().collect(),
-            upstream,
+            upstream: upstream.into_iter().collect(),
+            twins: vec![],
             approvals: self.approvals.iter().collect(),
             peers: peers.iter().collect(),
             now: sane(self.now),

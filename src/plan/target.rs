@@ -82,13 +82,36 @@ pub struct Inputs<'a> {
     pub env: Option<&'a Environment>,
     /// AppVersions of the Release's namespace.
     pub app_versions: Vec<&'a AppVersion>,
-    /// For `promoteFrom`: the Release of the same app in the upstream Environment.
-    pub upstream: Option<&'a Release>,
+    /// For `promoteFrom`: the Releases of the same app in the upstream Environment (one, unless
+    /// someone created a duplicate).
+    pub upstream: Vec<&'a Release>,
+    /// Other Releases of the same app in the same Environment: duplicates of this one.
+    pub twins: Vec<String>,
     /// Approvals of the Release's namespace.
     pub approvals: Vec<&'a Approval>,
     /// The other Releases in the same namespace and Environment (for `dependsOn`).
     pub peers: Vec<&'a Release>,
     pub now: jiff::Timestamp,
+}
+
+fn name_of(r: &Release) -> String {
+    r.metadata.name.clone().unwrap_or_default()
+}
+
+/// Two Releases of one app in one Environment would fight over the same objects: neither that
+/// could go ahead does (whichever did would depend on which the operator saw first) until one is deleted.
+fn duplicate(release: &Release, twins: &[String], environment: &str) -> Blocked {
+    let mut all: Vec<String> = twins.to_vec();
+    all.push(name_of(release));
+    all.sort();
+    Blocked::pending(
+        "DuplicateRelease",
+        format!(
+            "Releases {} all deploy {} to Environment {environment:?}; delete all but one",
+            all.join(", "),
+            release.spec.app
+        ),
+    )
 }
 
 /// The mode a Release's spec asks for, or why the spec is contradictory.
@@ -124,6 +147,16 @@ fn parse_version(raw: &str, what: &str) -> Result<semver::Version, Blocked> {
 /// gates (dependencies, freeze windows, approval); until then the running version stays, held.
 /// Rollbacks pass no gates.
 pub fn select_target<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
+    let target = gated(inputs)?;
+    // Checked last, so that what is wrong with the Release itself is reported first.
+    if !inputs.twins.is_empty() {
+        let r = inputs.release;
+        return Err(duplicate(r, &inputs.twins, &r.spec.environment));
+    }
+    Ok(target)
+}
+
+fn gated<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
     let (mut target, explicit_rollback) = choose(inputs)?;
     let status = inputs.release.status.clone().unwrap_or_default();
     let is_new = status.current_version.as_deref() != Some(target.version.to_string().as_str());
@@ -292,7 +325,22 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
                     )
                 })?,
             };
-            let Some(upstream) = inputs.upstream else {
+            if inputs.upstream.len() > 1 {
+                let names: Vec<String> = inputs.upstream.iter().map(|r| name_of(r)).collect();
+                return keep_current(Held {
+                    version: None,
+                    reason: "DuplicateRelease",
+                    message: format!(
+                        "Environment {:?} has {} Releases of {} ({}): promotion waits until only one is left",
+                        from.environment,
+                        names.len(),
+                        spec.app,
+                        names.join(", ")
+                    ),
+                    recheck_in: None,
+                });
+            }
+            let Some(upstream) = inputs.upstream.first().copied() else {
                 return keep_current(Held {
                     version: None,
                     reason: "UpstreamNotFound",
@@ -486,7 +534,8 @@ mod tests {
             release: r,
             env,
             app_versions: avs.iter().collect(),
-            upstream: up,
+            upstream: up.into_iter().collect(),
+            twins: vec![],
             approvals: vec![],
             peers: vec![],
             now: now(),
@@ -613,6 +662,49 @@ mod tests {
         assert_eq!(outcome(select(&both, Some(&env), &avs, None)), Err("ConflictingVersionSources"));
         let none = pinned(None);
         assert_eq!(outcome(select(&none, Some(&env), &avs, None)), Err("NoVersion"));
+    }
+
+    #[test]
+    fn a_duplicate_goes_nowhere_and_says_with_whom() {
+        let avs = vec![published("1.3.9"), published("1.3.10")];
+        let env = ready_env(None);
+        let r = pinned(Some("1.3.10"));
+        let twin = |twins: Vec<String>| {
+            select_target(&Inputs {
+                release: &r,
+                env: Some(&env),
+                app_versions: avs.iter().collect(),
+                upstream: vec![],
+                twins,
+                approvals: vec![],
+                peers: vec![],
+                now: now(),
+            })
+        };
+        let blocked = twin(vec!["a-payments-prod".into()]).unwrap_err();
+        assert_eq!((blocked.reason, blocked.phase), ("DuplicateRelease", Phase::Pending));
+        let me = r.metadata.name.clone().unwrap();
+        assert!(blocked.message.contains(&format!("a-payments-prod, {me}")), "{}", blocked.message);
+        assert_eq!(outcome(twin(vec![])), Ok("1.3.10".to_string()));
+
+        // Two upstreams: promotion holds, whichever the caches listed first.
+        let soaked = upstream(Phase::Healthy, "1.3.10", 3600);
+        let mut other = upstream(Phase::Healthy, "1.3.9", 3600);
+        other.metadata.name = Some("payments-dev-2".into());
+        let down = promoted("0s", Some("1.3.9"), &[]);
+        for ups in [vec![&soaked, &other], vec![&other, &soaked]] {
+            let got = select_target(&Inputs {
+                release: &down,
+                env: Some(&env),
+                app_versions: avs.iter().collect(),
+                upstream: ups,
+                twins: vec![],
+                approvals: vec![],
+                peers: vec![],
+                now: now(),
+            });
+            assert_eq!(outcome(got), Ok("1.3.9 (held: DuplicateRelease)".to_string()));
+        }
     }
 
     fn upstream(phase: Phase, current: &str, healthy_for_secs: i64) -> Release {

@@ -20,16 +20,19 @@ struct Follow {
     view: View,
     page: Page,
     last: Option<String>,
+    /// The pipeline's revision at the last render: a change elsewhere needs no render.
+    seen: Option<u64>,
 }
 
 /// Events named `page` whose data is the page's new `<main>` content, sent only when it changed.
 pub fn stream(view: View, page: Page) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let start = Follow { view, page, last: None };
+    let start = Follow { view, page, last: None, seen: None };
     let events = futures::stream::unfold(start, |mut f| async move {
         if f.last.is_none() && !f.view.ready().await {
             return None;
         }
         loop {
+            let mut by_clock = false;
             if f.last.is_some() {
                 tokio::select! {
                     changed = f.view.revision.changed() => {
@@ -37,10 +40,17 @@ pub fn stream(view: View, page: Page) -> Sse<impl Stream<Item = Result<Event, In
                         changed.ok()?;
                         tokio::time::sleep(SETTLE).await;
                     }
-                    () = tokio::time::sleep(CLOCK_TICK) => {}
+                    () = tokio::time::sleep(CLOCK_TICK) => by_clock = true,
                 }
             }
             f.view.revision.borrow_and_update();
+            // A change in another pipeline leaves this page as it is: no render.
+            let revision = f.view.revision_of(&f.page);
+            let elsewhere = f.last.is_some() && !by_clock && revision.is_some() && revision == f.seen;
+            f.seen = revision;
+            if elsewhere {
+                continue;
+            }
             let html = f.view.render(&f.page, Timestamp::now()).body.into_string();
             if f.last.as_deref() != Some(html.as_str()) {
                 let event = Event::default().event("page").data(html.as_str());

@@ -17,7 +17,6 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jiff::Timestamp;
-use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
 use crate::api::{AppVersion, Environment, Release};
@@ -32,6 +31,8 @@ pub struct View {
     pub releases: Store<Release>,
     pub app_versions: Store<AppVersion>,
     pub revision: tokio::sync::watch::Receiver<u64>,
+    /// Which objects each namespace holds, so a page reads its pipeline only.
+    pub index: std::sync::Arc<crate::index::PipelineIndex>,
 }
 
 impl View {
@@ -47,29 +48,30 @@ impl View {
 
     /// One namespace's objects as cached now.
     pub fn snapshot(&self, namespace: &str) -> Snapshot {
+        let (environments, releases, app_versions) = self.index.members(namespace);
         Snapshot {
             namespace: namespace.to_string(),
-            environments: in_namespace(&self.environments, namespace),
-            releases: in_namespace(&self.releases, namespace),
-            app_versions: in_namespace(&self.app_versions, namespace),
+            environments: in_namespace(&self.environments, namespace, environments),
+            releases: in_namespace(&self.releases, namespace, releases),
+            app_versions: in_namespace(&self.app_versions, namespace, app_versions),
         }
     }
 
     fn pipelines(&self) -> Vec<Pipeline> {
-        let mut by_ns: std::collections::BTreeMap<String, Pipeline> = Default::default();
-        for e in self.environments.state() {
-            let ns = e.namespace().unwrap_or_default();
-            by_ns
-                .entry(ns.clone())
-                .or_insert_with(|| Pipeline { namespace: ns, environments: 0, releases: 0 })
-                .environments += 1;
-        }
-        for r in self.releases.state() {
-            if let Some(p) = by_ns.get_mut(&r.namespace().unwrap_or_default()) {
-                p.releases += 1;
+        let sizes = self.index.pipelines().into_iter();
+        sizes
+            .map(|p| Pipeline { namespace: p.namespace, environments: p.environments, releases: p.releases })
+            .collect()
+    }
+
+    /// Changes whenever what `page` shows may have changed.
+    pub fn revision_of(&self, page: &Page) -> Option<u64> {
+        match page {
+            Page::Index => None,
+            Page::Pipeline { namespace } | Page::Release { namespace, .. } | Page::Diff { namespace, .. } => {
+                Some(self.index.revision(namespace))
             }
         }
-        by_ns.into_values().collect()
     }
 
     /// The page as of now.
@@ -85,16 +87,11 @@ impl View {
     }
 }
 
-fn in_namespace<K>(store: &Store<K>, namespace: &str) -> Vec<K>
+fn in_namespace<K>(store: &Store<K>, namespace: &str, names: Vec<String>) -> Vec<K>
 where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,
 {
-    store
-        .state()
-        .iter()
-        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
-        .map(|o| (**o).clone())
-        .collect()
+    crate::controller::cached(store, namespace, names).into_iter().map(|o| (*o).clone()).collect()
 }
 
 /// How long a request waits for the caches' first list before answering 503.

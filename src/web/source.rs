@@ -8,6 +8,7 @@ use kube::runtime::watcher;
 
 use super::View;
 use crate::controller::watch::{bump, reflect, scoped};
+use crate::index::PipelineIndex;
 
 /// Watches Environments, Releases and AppVersions (in `namespace`, or all) into a [`View`]; the
 /// returned futures keep the caches current and must be polled.
@@ -17,11 +18,22 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (View, Vec<BoxFuture<'
     // The web view has no metrics endpoint of its own: watch restarts are only logged.
     let metrics = crate::telemetry::SharedMetrics::default();
     let cfg = watcher::Config::default;
-    let c = changed.clone();
-    let (environments, e) =
-        reflect(scoped(client, namespace), cfg(), metrics.clone(), move |_, _, _| bump(&c));
-    let c = changed.clone();
-    let (releases, r) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |_, _, _| bump(&c));
-    let (app_versions, a) = reflect(scoped(client, namespace), cfg(), metrics, move |_, _, _| bump(&changed));
-    (View { environments, releases, app_versions, revision }, vec![Box::pin(e), Box::pin(r), Box::pin(a)])
+    let index = Arc::new(PipelineIndex::default());
+    let (c, ix) = (changed.clone(), index.clone());
+    let (environments, e) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |o, _, seen| {
+        ix.see_environment(o, seen);
+        bump(&c)
+    });
+    let (c, ix) = (changed.clone(), index.clone());
+    let (releases, r) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |o, _, seen| {
+        ix.see_release(o, seen);
+        bump(&c)
+    });
+    let ix = index.clone();
+    let (app_versions, a) = reflect(scoped(client, namespace), cfg(), metrics, move |o, _, seen| {
+        ix.see_app_version(o, seen);
+        bump(&changed)
+    });
+    let view = View { environments, releases, app_versions, revision, index };
+    (view, vec![Box::pin(e), Box::pin(r), Box::pin(a)])
 }
