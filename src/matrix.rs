@@ -265,9 +265,8 @@ fn pending(r: &Release) -> Option<Pending> {
     let status = r.status.as_ref()?;
     let newest = status.history.first();
     if let Some(h) = newest.filter(|h| h.result == RolloutResult::Progressing) {
-        let rollback = h.message.as_deref().is_some_and(|m| m.starts_with("rollback"));
         return Some(Pending {
-            what: if rollback { PendingKind::RollingBack } else { PendingKind::RollingOut },
+            what: if h.rollback_of.is_some() { PendingKind::RollingBack } else { PendingKind::RollingOut },
             version: Some(h.version.clone()),
             message: h.message.clone().unwrap_or_else(|| format!("rolling out {}", h.version)),
         });

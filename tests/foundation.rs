@@ -143,16 +143,22 @@ async fn never_ready_version_is_degraded_within_its_deadline() {
         "events: {:?}",
         list.items.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()
     );
-    // Each rollout has its own event, naming its version.
-    let started: Vec<String> = list
-        .items
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some("RolloutStarted"))
-        .filter_map(|e| e.note.clone())
-        .collect();
-    for v in ["1.0.0", "1.0.1"] {
-        assert!(started.iter().any(|n| n.contains(&format!("rolling out {v} "))), "{started:?}");
-    }
+    // Each rollout has one Event, saying how it ended and naming its version.
+    let notes = |reason: &str| -> Vec<String> {
+        list.items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .filter_map(|e| e.note.clone())
+            .collect()
+    };
+    let complete = notes("RolloutComplete");
+    assert!(
+        complete.len() == 1 && complete[0].starts_with("rolled out 1.0.0 to environment dev"),
+        "{complete:?}"
+    );
+    let failed = notes("ProgressDeadlineExceeded");
+    assert!(failed.len() == 1 && failed[0].contains("1.0.1"), "{failed:?}");
+    assert!(notes("RolloutStarted").is_empty(), "a rollout is told once, when it ends");
 }
 
 #[tokio::test]

@@ -159,6 +159,9 @@ pub struct HistoryEntry {
     pub result: RolloutResult,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Set when this rollout went back to an earlier version because this version failed here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
 }
 
 /// An object applied by the Release, kept so that it can be pruned when no longer rendered.

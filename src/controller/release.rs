@@ -19,11 +19,11 @@ use super::status::patch_status_if_changed;
 use super::workloads::{WatchedKind, applied_of, live_of};
 use crate::api::{
     AppVersion, CHANGES_LIMIT, Inventory, InventoryEntry, Phase, RELEASE_FINALIZER, Release, ReleaseStatus,
-    find_condition,
+    RolloutResult, find_condition,
 };
 use crate::plan::drift::{self, Decision, Live};
 use crate::plan::health::WorkloadState;
-use crate::plan::status::{set_forward_ports, set_held};
+use crate::plan::status::{rollout_ended, set_forward_ports, set_held};
 use crate::plan::{
     Health, Inputs, Outcome, assess, auto_rollback, next_status, rollback, select_target, spec_hash,
 };
@@ -124,12 +124,15 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
                 }
                 Ok(rendered) => {
                     let version = target.version.to_string();
-                    let notes: Vec<String> = rollback_note(&prev, &version, rolled_back.as_deref())
-                        .into_iter()
+                    let rollback_of = rollback::of(&prev, &version, rolled_back.as_deref());
+                    let notes: Vec<String> = rollback_of
+                        .iter()
+                        .map(|failed| format!("rollback: {failed} failed"))
                         .chain(target.notes.clone())
                         .collect();
                     let note = (!notes.is_empty()).then(|| notes.join("; "));
-                    match rollout(&ctx, &rel, &prev, version, note, rendered, &now).await? {
+                    let change = Change { version, note, rollback_of };
+                    match rollout(&ctx, &rel, &prev, change, rendered, &now).await? {
                         Some(step) => step,
                         None if rolled_back.is_none() => return Ok(Action::await_change()),
                         None => (Outcome::Observed { health: Health::Healthy }, None),
@@ -236,11 +239,11 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     }
 }
 
-/// The history note of a rollout that goes back to an earlier version after a failure.
-fn rollback_note(prev: &ReleaseStatus, version: &str, rolled_back: Option<&str>) -> Option<String> {
-    let failed = rolled_back.or_else(|| prev.failed_versions.last().map(String::as_str))?;
-    (prev.current_version.as_deref() == Some(version) && prev.desired_version.as_deref() == Some(failed))
-        .then(|| format!("rollback: {failed} failed"))
+/// The rollout a reconcile may start: which version, and what its history entry says.
+struct Change {
+    version: String,
+    note: Option<String>,
+    rollback_of: Option<String>,
 }
 
 /// Applies when needed and reads health. `None` when there is nothing to record.
@@ -248,8 +251,7 @@ async fn rollout(
     ctx: &Context,
     rel: &Release,
     prev: &ReleaseStatus,
-    version: String,
-    note: Option<String>,
+    change: Change,
     rendered: Rendered,
     now: &Time,
 ) -> Result<Option<(Outcome, Option<Duration>)>> {
@@ -318,7 +320,8 @@ async fn rollout(
     }
     let health = health(ctx, Some(&inventory), Some(now), deadline, now);
     let action = action_for(&health);
-    Ok(Some((Outcome::Applied { version, inventory, new_rollout, note, health }, action)))
+    let Change { version, note, rollback_of } = change;
+    Ok(Some((Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health }, action)))
 }
 
 fn action_for(health: &Health) -> Option<Duration> {
@@ -386,8 +389,7 @@ fn health(
 /// old versions would only blur the figure, so only a first rollout of a version counts.
 fn observe_publish_to_rollout(ctx: &Context, rel: &Release, next: &ReleaseStatus, version: &str) {
     let first_here = next.history.iter().filter(|h| h.version == version).count() == 1;
-    let rollback =
-        next.history.first().and_then(|h| h.message.as_deref()).is_some_and(|m| m.starts_with("rollback"));
+    let rollback = next.history.first().is_some_and(|h| h.rollback_of.is_some());
     if !first_here || rollback {
         return;
     }
@@ -413,11 +415,11 @@ fn record_transition(
 ) {
     let reference = rel.object_ref(&());
     let version = next.desired_version.clone().unwrap_or_default();
+    let env = &rel.spec.environment;
     if new_rollout {
-        let note = format!("rolling out {version} to environment {}", rel.spec.environment);
-        info!(release = %rel.name_any(), environment = %rel.spec.environment, %version, "rollout started");
-        publish(ctx, &reference, EventType::Normal, "RolloutStarted", note);
-        ctx.metrics.rollout(&rel.spec.environment, "started");
+        // No Event yet: the one Event of a rollout says how it ended (below).
+        info!(release = %rel.name_any(), environment = %env, %version, "rollout started");
+        ctx.metrics.rollout(env, "started");
         observe_publish_to_rollout(ctx, rel, next, &version);
     }
     let reason_of = |s: &ReleaseStatus| {
@@ -426,7 +428,28 @@ fn record_transition(
     let (Some((reason, message)), was) = (reason_of(next), reason_of(prev)) else {
         return;
     };
-    if was.as_ref().map(|w| &w.0) == Some(&reason) || reason == "RolloutInProgress" {
+    if let Some(ended) = rollout_ended(prev, next) {
+        let took = ended
+            .finished_at
+            .as_ref()
+            .map(|f| format!(" in {:.1}s", f.0.duration_since(ended.started_at.0).as_secs_f64()))
+            .unwrap_or_default();
+        if ended.result == RolloutResult::Succeeded {
+            ctx.metrics.rollout(env, "succeeded");
+            let note = format!("rolled out {} to environment {env}{took}", ended.version);
+            info!(release = %rel.name_any(), %note, "rollout complete");
+            publish(ctx, &reference, EventType::Normal, "RolloutComplete", note);
+        } else {
+            ctx.metrics.rollout(env, "failed");
+            warn!(release = %rel.name_any(), %reason, %message, "rollout failed");
+            publish(ctx, &reference, EventType::Warning, reason, message);
+        }
+        return;
+    }
+    // Rollouts are told when they end (above); other changes of what the Release waits for are told
+    // as they happen.
+    let rollout_reasons = ["RolloutInProgress", "RolloutComplete", "ProgressDeadlineExceeded"];
+    if was.as_ref().map(|w| &w.0) == Some(&reason) || rollout_reasons.contains(&reason.as_str()) {
         return;
     }
     // Waiting (for an approval, a soak, an Environment being set up) is normal; only a failed or
@@ -435,11 +458,6 @@ fn record_transition(
         Some(Phase::Failed | Phase::Degraded) => EventType::Warning,
         _ => EventType::Normal,
     };
-    match (next.phase, reason.as_str()) {
-        (Some(Phase::Healthy), "RolloutComplete") => ctx.metrics.rollout(&rel.spec.environment, "succeeded"),
-        (Some(Phase::Degraded), _) => ctx.metrics.rollout(&rel.spec.environment, "failed"),
-        _ => {}
-    }
     if type_ == EventType::Warning {
         warn!(release = %rel.name_any(), %reason, %message, "release failed");
     } else {

@@ -46,6 +46,7 @@ fn arb_release() -> impl Strategy<Value = Release> {
                 deps.into_iter().map(|d| Dependency { app: d.into(), version: None }).collect();
             let history = match (current, succeeded) {
                 (Some(v), true) => vec![HistoryEntry {
+                    rollback_of: None,
                     version: v.into(),
                     started_at: Time(jiff::Timestamp::UNIX_EPOCH),
                     finished_at: Some(Time(jiff::Timestamp::UNIX_EPOCH)),

@@ -65,6 +65,7 @@ fn with_status(mut r: Release, status: ReleaseStatus) -> Release {
 
 fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> HistoryEntry {
     HistoryEntry {
+        rollback_of: None,
         version: version.into(),
         started_at: Time(ts("2026-11-25T10:00:00Z")),
         finished_at: None,
@@ -130,7 +131,10 @@ fn cells_say_what_runs_and_what_waits() {
         (
             ReleaseStatus {
                 phase: Some(Phase::Progressing),
-                history: vec![entry("1.3.9", RolloutResult::Progressing, Some("rollback: 1.3.11 failed"))],
+                history: vec![HistoryEntry {
+                    rollback_of: Some("1.3.11".into()),
+                    ..entry("1.3.9", RolloutResult::Progressing, Some("rollback: 1.3.11 failed"))
+                }],
                 ..healthy
             },
             Some((PendingKind::RollingBack, "1.3.9")),

@@ -173,6 +173,7 @@ fn history_entry() -> impl Strategy<Value = HistoryEntry> {
         ]),
     )
         .prop_map(|(version, at, result)| HistoryEntry {
+            rollback_of: None,
             version,
             started_at: Time(sane(at)),
             finished_at: Some(Time(sane(at))),
@@ -290,6 +291,7 @@ fn upstream() -> impl Strategy<Value = Option<Release>> {
             phase: Some(Phase::Healthy),
             current_version: Some(v.clone()),
             history: vec![HistoryEntry {
+                rollback_of: None,
                 version: v,
                 started_at: at.clone(),
                 finished_at: Some(at),
@@ -430,7 +432,7 @@ proptest! {
         up.status = Some(ReleaseStatus {
             phase: Some(Phase::Healthy),
             current_version: Some("1.3.10".into()),
-            history: vec![HistoryEntry { version: "1.3.10".into(), started_at: finished.clone(), finished_at: Some(finished), result: RolloutResult::Succeeded, message: None }],
+            history: vec![HistoryEntry { rollback_of: None, version: "1.3.10".into(), started_at: finished.clone(), finished_at: Some(finished), result: RolloutResult::Succeeded, message: None }],
             ..Default::default()
         });
         let mut env = environment(&[]);
@@ -549,6 +551,7 @@ proptest! {
                     inventory: Inventory { namespace: "ns".into(), hash: Some(i.to_string()), objects: vec![] },
                     new_rollout: flag,
                     note: Some(message.clone()),
+                    rollback_of: None,
                     health,
                 },
                 1 => Outcome::Observed { health },

@@ -16,6 +16,14 @@ pub fn newly_failed(status: &ReleaseStatus, auto: bool) -> Option<String> {
     Some(desired.clone())
 }
 
+/// The failed version a rollout of `version` goes back from, if it is a rollback: the version
+/// running is `version` and the one wanted (`rolled_back` now, or the last marked failed) failed.
+pub fn of(prev: &ReleaseStatus, version: &str, rolled_back: Option<&str>) -> Option<String> {
+    let failed = rolled_back.or_else(|| prev.failed_versions.last().map(String::as_str))?;
+    (prev.current_version.as_deref() == Some(version) && prev.desired_version.as_deref() == Some(failed))
+        .then(|| failed.to_string())
+}
+
 /// Records a failed version (bounded, oldest dropped first).
 pub fn record_failed(status: &mut ReleaseStatus, version: String) {
     status.failed_versions.retain(|v| v != &version);

@@ -34,7 +34,15 @@ pub enum Outcome {
     Rejected { reason: &'static str, message: String, hash: String, inventory: Inventory },
     /// Objects applied; `new_rollout` when this starts a rollout (not a drift repair), with `note`
     /// for its history entry (e.g. why it is a rollback).
-    Applied { version: String, inventory: Inventory, new_rollout: bool, note: Option<String>, health: Health },
+    /// `rollback_of`: the failed version this rollout goes back from.
+    Applied {
+        version: String,
+        inventory: Inventory,
+        new_rollout: bool,
+        note: Option<String>,
+        rollback_of: Option<String>,
+        health: Health,
+    },
     /// Nothing to apply; the health of what runs.
     Observed { health: Health },
 }
@@ -80,7 +88,7 @@ pub fn next_status(
             cond(&mut s, PROGRESSING, false, reason, &message);
             cond(&mut s, DEGRADED, true, reason, &message);
         }
-        Outcome::Applied { version, inventory, new_rollout, note, health } => {
+        Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health } => {
             if new_rollout {
                 if let Some(h) = s.history.first_mut()
                     && h.result == RolloutResult::Progressing
@@ -96,6 +104,7 @@ pub fn next_status(
                         finished_at: None,
                         result: RolloutResult::Progressing,
                         message: history_message(note),
+                        rollback_of,
                     },
                 );
                 s.history.truncate(HISTORY_LIMIT);
@@ -173,6 +182,16 @@ fn apply_health(s: &mut ReleaseStatus, health: Health, generation: Option<i64>, 
     }
 }
 
+/// The rollout that ended in the step from `prev` to `next` (its history entry), if one did: the
+/// one moment a person watching the Release is told about it (one Event per rollout).
+pub fn rollout_ended<'a>(prev: &ReleaseStatus, next: &'a ReleaseStatus) -> Option<&'a HistoryEntry> {
+    let ended = next.history.first().filter(|h| h.finished_at.is_some())?;
+    let same = |h: &&HistoryEntry| h.version == ended.version && h.started_at == ended.started_at;
+    let before = prev.history.iter().find(same);
+    (before.is_none_or(|b| b.finished_at.is_none()) && ended.result != RolloutResult::Superseded)
+        .then_some(ended)
+}
+
 /// Closes the running history entry, once.
 fn finish(s: &mut ReleaseStatus, result: RolloutResult, message: Option<String>, now: &Time) {
     if let Some(h) = s.history.first_mut()
@@ -202,7 +221,14 @@ mod tests {
     }
 
     fn applied(v: &str, health: Health) -> Outcome {
-        Outcome::Applied { version: v.into(), inventory: inv(v), new_rollout: true, note: None, health }
+        Outcome::Applied {
+            version: v.into(),
+            inventory: inv(v),
+            new_rollout: true,
+            note: None,
+            rollback_of: None,
+            health,
+        }
     }
 
     fn progressing() -> Health {
@@ -247,18 +273,40 @@ mod tests {
     }
 
     #[test]
+    fn a_rollout_ends_once() {
+        let start = next_status(&ReleaseStatus::default(), applied("1.0.0", progressing()), Some(1), &t(0));
+        assert!(rollout_ended(&ReleaseStatus::default(), &start).is_none(), "started, not ended");
+        let done = next_status(&start, Outcome::Observed { health: Health::Healthy }, Some(1), &t(5));
+        assert_eq!(rollout_ended(&start, &done).map(|h| h.result), Some(RolloutResult::Succeeded));
+        let again = next_status(&done, Outcome::Observed { health: Health::Healthy }, Some(1), &t(9));
+        assert!(rollout_ended(&done, &again).is_none(), "told once");
+        // Healthy by the first write: started and ended in one step.
+        let at_once = next_status(&done, applied("1.0.1", Health::Healthy), Some(1), &t(20));
+        assert_eq!(rollout_ended(&done, &at_once).map(|h| h.version.as_str()), Some("1.0.1"));
+        let failed = next_status(
+            &start,
+            Outcome::Observed { health: Health::Degraded { message: "never ready".into() } },
+            Some(1),
+            &t(30),
+        );
+        assert_eq!(rollout_ended(&start, &failed).map(|h| h.result), Some(RolloutResult::Failed));
+    }
+
+    #[test]
     fn a_rollouts_note_survives_its_success() {
         let rollback = Outcome::Applied {
             version: "1.0.0".into(),
             inventory: inv("1.0.0"),
             new_rollout: true,
             note: Some("rollback: 1.1.0 failed".into()),
+            rollback_of: Some("1.1.0".into()),
             health: progressing(),
         };
         let s1 = next_status(&ReleaseStatus::default(), rollback, Some(1), &t(0));
         let s2 = next_status(&s1, Outcome::Observed { health: Health::Healthy }, Some(1), &t(5));
         assert_eq!(s2.history[0].result, RolloutResult::Succeeded);
         assert_eq!(s2.history[0].message.as_deref(), Some("rollback: 1.1.0 failed"));
+        assert_eq!(s2.history[0].rollback_of.as_deref(), Some("1.1.0"));
     }
 
     #[test]
@@ -281,6 +329,7 @@ mod tests {
             inventory: inv("1.0.0"),
             new_rollout: false,
             note: None,
+            rollback_of: None,
             health: Health::Healthy,
         };
         let s2 = next_status(&s1, repair, Some(1), &t(50));
@@ -328,6 +377,7 @@ mod tests {
             inventory: inv("1.0.0"),
             new_rollout: true,
             note: Some(format!("approved by {huge}")),
+            rollback_of: None,
             health: progressing(),
         };
         let s1 = next_status(&ReleaseStatus::default(), rollout, Some(1), &t(0));

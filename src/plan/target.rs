@@ -715,6 +715,7 @@ mod tests {
             phase: Some(phase),
             current_version: Some(current.into()),
             history: vec![HistoryEntry {
+                rollback_of: None,
                 version: current.into(),
                 started_at: Time(finished),
                 finished_at: Some(Time(finished)),
@@ -783,6 +784,7 @@ mod tests {
         assert_eq!(outcome(select(&m, Some(&env), &avs, None)), Err("RollbackTargetNotInHistory"));
         let t = Time(now());
         m.status.as_mut().unwrap().history.push(HistoryEntry {
+            rollback_of: None,
             version: "1.3.9".into(),
             started_at: t.clone(),
             finished_at: Some(t),

@@ -13,6 +13,7 @@ use crate::api::fixtures::{condition, environment as env};
 
 fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> HistoryEntry {
     HistoryEntry {
+        rollback_of: None,
         version: version.into(),
         started_at: Time(ts("2026-11-25T10:31:00Z")),
         finished_at: Some(Time(ts("2026-11-25T10:32:00Z"))),
