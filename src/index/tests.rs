@@ -69,13 +69,13 @@ fn arb_release() -> impl Strategy<Value = Release> {
 /// A watch event: an object as it is now, or the deletion of one.
 #[derive(Clone, Debug)]
 enum Event {
-    Apply(Release),
+    Apply(Box<Release>),
     Delete(&'static str, usize),
 }
 
 fn arb_event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        3 => arb_release().prop_map(Event::Apply),
+        3 => arb_release().prop_map(|r| Event::Apply(Box::new(r))),
         1 => (select(NS.to_vec()), 0usize..6).prop_map(|(ns, n)| Event::Delete(ns, n)),
     ]
 }
@@ -84,8 +84,8 @@ fn arb_event() -> impl Strategy<Value = Event> {
 fn play(index: &PipelineIndex, model: &mut BTreeMap<Name, Release>, e: &Event) -> (Name, Option<Facts>) {
     match e {
         Event::Apply(r) => {
-            let key = key_of(r);
-            model.insert(key.clone(), r.clone());
+            let key = key_of(r.as_ref());
+            model.insert(key.clone(), (**r).clone());
             (key, index.apply_release(r))
         }
         Event::Delete(ns, n) => {

@@ -666,7 +666,7 @@ mod tests {
 
     #[test]
     fn a_duplicate_goes_nowhere_and_says_with_whom() {
-        let avs = vec![published("1.3.9"), published("1.3.10")];
+        let avs = [published("1.3.9"), published("1.3.10")];
         let env = ready_env(None);
         let r = pinned(Some("1.3.10"));
         let twin = |twins: Vec<String>| {
