@@ -73,8 +73,7 @@ fn duplicate(state: &State, req: &AdmissionRequest<DynamicObject>, r: &Release) 
     let index = state.index.as_ref()?;
     let ns = req.namespace.as_deref()?;
     let old: Option<Release> = req.old_object.as_ref().and_then(|o| typed(o).ok());
-    let moved = old
-        .is_none_or(|o| (o.spec.app, o.spec.environment) != (r.spec.app.clone(), r.spec.environment.clone()));
+    let moved = old.is_none_or(|o| o.spec.app != r.spec.app || o.spec.environment != r.spec.environment);
     let name = req.name.as_str();
     let others: Vec<String> =
         index.releases_of(ns, &r.spec.app, &r.spec.environment).into_iter().filter(|n| n != name).collect();

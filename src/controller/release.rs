@@ -24,9 +24,7 @@ use crate::api::{
 use crate::plan::drift::{self, Decision, Live};
 use crate::plan::health::WorkloadState;
 use crate::plan::status::{rollout_ended, set_forward_ports, set_held};
-use crate::plan::{
-    Health, Inputs, Outcome, assess, auto_rollback, next_status, rollback, select_target, spec_hash,
-};
+use crate::plan::{Health, Inputs, Outcome, assess, auto_rollback, next_status, rollback, select_target};
 use crate::plan::{changes, coalesce};
 use crate::render::{self, Rendered};
 use crate::telemetry::EnvironmentLabel;
@@ -91,13 +89,14 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         same_app.iter().filter(|r| r.spec.environment == from.environment).map(|r| r.as_ref()).collect()
     });
     let in_env = cached(&stores.releases, &ns, ix.releases_in_environment(&ns, &rel.spec.environment));
+    let peers: Vec<&Release> = in_env.iter().filter(|r| r.name_any() != name).map(|r| r.as_ref()).collect();
     let approvals = cached(&stores.approvals, &ns, ix.approvals_for(&ns, &name));
     // Decide on the status with the failure recorded, so selection sees it.
     let decided_on = Release { status: Some(prev.clone()), ..(*rel).clone() };
     let inputs = Inputs {
         approvals: approvals.iter().map(|a| a.as_ref()).collect(),
-        peers: in_env.iter().filter(|r| r.name_any() != name).map(|r| r.as_ref()).collect(),
-        twins: ix.releases_of(&ns, app, &rel.spec.environment).into_iter().filter(|n| *n != name).collect(),
+        peers: peers.clone(),
+        twins: peers.iter().filter(|r| r.spec.app == *app).map(|r| r.name_any()).collect(),
         release: &decided_on,
         env: env.as_deref(),
         app_versions: app_versions.iter().map(|a| a.as_ref()).collect(),
@@ -151,7 +150,8 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let mut status = next_status(&prev, outcome, rel.metadata.generation, &now);
     set_held(&mut status, held.as_ref(), rel.metadata.generation, &now);
     status.changes = running_changes(&rel, &status, &inputs.app_versions);
-    let gaps = forward_port_gaps_of(&rel, &status, &inputs.app_versions, &same_app);
+    let published = ix.published_versions(&ns, app);
+    let gaps = forward_port_gaps_of(&status, &published, &inputs.app_versions, &same_app);
     set_forward_ports(&mut status, &gaps, rel.metadata.generation, &now);
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
     let base = if acted { None } else { rel.status.as_ref() };
@@ -196,23 +196,24 @@ fn running_changes(rel: &Release, status: &ReleaseStatus, app_versions: &[&AppVe
 }
 
 /// Changes shipped on older lines (in any Environment) that the newest version of this Release's
-/// line lacks.
+/// line lacks. `published`: the app's published versions (from the index), `app_versions` its
+/// AppVersions.
 fn forward_port_gaps_of(
-    rel: &Release,
     status: &ReleaseStatus,
+    published: &[(semver::Version, String)],
     app_versions: &[&AppVersion],
     releases: &[Arc<Release>],
 ) -> Vec<changes::Gap> {
     let Some(current) = status.current_version.as_deref().and_then(|v| semver::Version::parse(v).ok()) else {
         return Vec::new();
     };
-    let published: Vec<(semver::Version, &AppVersion)> = app_versions
+    // The index knows which are published (checked once per change of an AppVersion, not here).
+    let published: Vec<(semver::Version, &AppVersion)> = published
         .iter()
-        .filter(|a| a.spec.app == rel.spec.app)
-        .filter(|a| {
-            a.status.as_ref().and_then(|s| s.spec_hash.as_deref()) == Some(spec_hash(&a.spec).as_str())
+        .filter_map(|(v, name)| {
+            let av = app_versions.iter().find(|a| a.metadata.name.as_deref() == Some(name.as_str()))?;
+            Some((v.clone(), *av))
         })
-        .filter_map(|a| Some((semver::Version::parse(a.spec.version.trim()).ok()?, *a)))
         .collect();
     // `releases` are those of the app, this one included.
     let shipped: Vec<changes::Shipped<'_>> = releases

@@ -213,11 +213,6 @@ impl PipelineIndex {
         Some(before)
     }
 
-    /// What is known of one Release.
-    pub fn release_facts(&self, namespace: &str, name: &str) -> Option<Facts> {
-        self.read().releases.get(&(namespace.to_string(), name.to_string())).cloned()
-    }
-
     /// Names of the Releases of `app` in `namespace`, sorted.
     pub fn releases_of_app(&self, namespace: &str, app: &str) -> Vec<String> {
         self.read().by_app.get(&(namespace.to_string(), app.to_string()))

@@ -21,7 +21,7 @@ use kube::runtime::reflector::Store;
 
 use crate::api::{AppVersion, Environment, Release};
 pub use page::Page;
-use pages::{Pipeline, Rendered, Snapshot};
+use pages::{Rendered, Snapshot};
 pub use source::watch;
 
 /// What the pages are drawn from: caches and a counter bumped on every change to them.
@@ -57,27 +57,15 @@ impl View {
         }
     }
 
-    fn pipelines(&self) -> Vec<Pipeline> {
-        let sizes = self.index.pipelines().into_iter();
-        sizes
-            .map(|p| Pipeline { namespace: p.namespace, environments: p.environments, releases: p.releases })
-            .collect()
-    }
-
-    /// Changes whenever what `page` shows may have changed.
+    /// Changes whenever what `page` shows may have changed (`None`: it shows every namespace).
     pub fn revision_of(&self, page: &Page) -> Option<u64> {
-        match page {
-            Page::Index => None,
-            Page::Pipeline { namespace } | Page::Release { namespace, .. } | Page::Diff { namespace, .. } => {
-                Some(self.index.revision(namespace))
-            }
-        }
+        page.namespace().map(|ns| self.index.revision(ns))
     }
 
     /// The page as of now.
     pub fn render(&self, page: &Page, now: Timestamp) -> Rendered {
         match page {
-            Page::Index => pages::index(&self.pipelines()),
+            Page::Index => pages::index(&self.index.pipelines()),
             Page::Pipeline { namespace } => pages::pipeline(&self.snapshot(namespace), now),
             Page::Release { namespace, name } => pages::release(&self.snapshot(namespace), name),
             Page::Diff { namespace, a, b } => {

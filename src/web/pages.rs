@@ -27,13 +27,8 @@ impl Snapshot {
     }
 }
 
-/// A namespace on the index page.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Pipeline {
-    pub namespace: String,
-    pub environments: usize,
-    pub releases: usize,
-}
+/// A pipeline namespace and its size, as the index keeps it.
+pub use crate::index::PipelineSize as Pipeline;
 
 /// A rendered page: its title and the part that live updates replace.
 pub struct Rendered {
