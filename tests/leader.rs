@@ -110,17 +110,26 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
         }
     })
     .await;
-    let leader = get(port_a, "/metrics").await.1;
+    // The leader counts the rollout once its status write has returned, which may be a moment after
+    // the API server's watchers (ours, the standby's) saw the write.
+    let succeeded = "tuskfish_rollouts_total{environment=\"dev\",result=\"succeeded\"}";
+    let leader = common::within("the leader to count the rollout", async {
+        loop {
+            let text = get(port_a, "/metrics").await.1;
+            if text.lines().any(|l| l.starts_with(succeeded)) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     assert_eq!(metric(&leader, "tuskfish_leader"), 1.0);
     assert!(metric(&leader, "tuskfish_api_requests_total{kind=\"write\"}") > 0.0);
     assert!(
         metric(&leader, "tuskfish_reconciles_total{controller=\"release\",result=\"ok\"}") > 0.0,
         "{leader}"
     );
-    assert!(
-        metric(&leader, "tuskfish_rollouts_total{environment=\"dev\",result=\"succeeded\"}") >= 1.0,
-        "{leader}"
-    );
+    assert!(metric(&leader, succeeded) == 1.0, "{leader}");
     assert!(metric(&leader, "tuskfish_appversion_to_rollout_seconds_count") >= 1.0, "{leader}");
 
     // The leader dies without a word: the standby takes the Lease once it has expired, and works.
