@@ -25,6 +25,10 @@ use tuskfish::client::Target;
 use tuskfish::render::{KindCatalog, render};
 use tuskfish::telemetry::RequestCounter;
 
+// Not benches/flux.rs: cargo would take that for a bench target of its own.
+#[path = "pipeline/flux.rs"]
+mod flux;
+
 /// Applies in flight at once, for the baseline and for the Releases (the operator's default
 /// `--concurrency` is the same).
 const APPLY_CONCURRENCY: usize = 16;
@@ -129,6 +133,16 @@ fn proc_stat(pid: u32) -> (f64, f64) {
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .unwrap_or(0.0);
     (ticks / 100.0, rss_kib / 1024.0)
+}
+
+/// Peak RSS (MiB) of a process: its high-water mark (`VmHWM`), since its start or the last reset.
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 /// CPU seconds a process of the control plane has used so far (0 without `TUSKFISH_BENCH_STATE`).
@@ -570,6 +584,10 @@ struct Row {
     baseline_writes: Option<f64>,
     tuskfish_cpu: Cpu,
     baseline_cpu: Option<Cpu>,
+    /// The operator's peak RSS over its start and the converge.
+    peak_rss_mib: f64,
+    /// Flux on the same objects (benches/pipeline/flux.rs), after the baseline and tuskfish.
+    flux: Option<flux::Measured>,
 }
 
 /// Mutating requests the API server has served so far, by everyone (its own `/metrics`): the
@@ -616,6 +634,7 @@ async fn run_size(
     let w = World { ns: format!("bt-{tag}"), envs: ENVS, apps: n_apps };
     let w0 = server_writes(client).await;
     let (tuskfish_s, tuskfish_cpu) = tuskfish_converge(client, &w, op.proc.0.id()).await;
+    let peak_rss_mib = peak_rss_mib(op.proc.0.id());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let tuskfish_writes = per_release(server_writes(client).await - w0);
     let after = metrics(op.port).await;
@@ -644,6 +663,7 @@ async fn run_size(
         baseline_writes,
         tuskfish_cpu,
         baseline_cpu,
+        peak_rss_mib,
         ..Default::default()
     };
     if !steady.is_zero() {
@@ -671,6 +691,9 @@ fn svg(rows: &[Row]) -> String {
             let mut v = vec![(format!("N={} c={} tuskfish", r.n, r.concurrency), r.tuskfish_s, "#2f7d4a")];
             if let Some(b) = r.baseline_s {
                 v.insert(0, (format!("N={} baseline SSA", r.n), b, "#8a8a8a"));
+            }
+            if let Some(f) = r.flux {
+                v.push((format!("N={} Flux", r.n), f.secs, "#3b6fb6"));
             }
             v
         })
@@ -739,12 +762,18 @@ async fn main() {
         .map_or(vec![10, 100], |s| s.split(',').filter_map(|x| x.parse().ok()).collect());
     let client = Arc::new(client);
 
+    let flux_bed = flux::detect();
+    if let Err(why) = &flux_bed {
+        eprintln!("bench: Flux is not measured: {why}");
+    }
+    let mut flux_failed = Vec::new();
     let mut rows = Vec::new();
     let mut latency = Vec::new();
     let mut sample = None;
     for apps in &sizes {
-        eprintln!("bench: N = {} (baseline, then tuskfish)", apps * ENVS);
-        let (row, op, w) = run_size(&client, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
+        let then_flux = if flux_bed.is_ok() { ", then Flux" } else { "" };
+        eprintln!("bench: N = {} (baseline, then tuskfish{then_flux})", apps * ENVS);
+        let (mut row, op, w) = run_size(&client, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
         if *apps == *sizes.iter().max().unwrap_or(&0) {
             eprintln!("bench: publish latency at N = {}", w.count());
             latency = publish_latency(&client, &w, 20).await;
@@ -756,6 +785,16 @@ async fn main() {
         eprintln!("bench: removing the run (Releases first, while the operator runs)");
         remove_world(&client, &w).await;
         drop(op);
+        if let Ok(bed) = &flux_bed {
+            eprintln!("bench: N = {} with Flux", w.count());
+            match flux::run(&client, bed, *apps, &format!("n{}", w.count())).await {
+                Ok(m) => row.flux = Some(m),
+                Err(e) => {
+                    eprintln!("bench: Flux at N = {}: {e}", w.count());
+                    flux_failed.push(format!("Flux at N = {}: {e}.", w.count()));
+                }
+            }
+        }
         rows.push(row);
     }
     for c in [1, 4] {
@@ -792,19 +831,29 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     md.push_str("![converge times](benchmarks.svg)\n\n");
-    md.push_str("| N Releases | concurrency | tuskfish (s) | baseline SSA (s) | ratio | server writes / Release: tuskfish / baseline | reconcile p50 / p99 (ms) | API calls / reconcile | reconciles / Release | steady writes/min | CPU % | RSS (MiB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| N Releases | concurrency | tuskfish (s) | baseline SSA (s) | ratio | Flux (s) | server writes / Release: tuskfish / baseline / Flux | reconcile p50 / p99 (ms) | API calls / reconcile | reconciles / Release | steady writes/min | CPU % | RSS (MiB) | peak RSS (MiB): tuskfish / Flux source + kustomize |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &rows {
         let ratio = r.baseline_s.map(|b| r.tuskfish_s / b);
+        let flux_rss = r.flux.map_or("–".into(), |f| {
+            format!(
+                "{:.0} + {:.0} = {:.0}",
+                f.source_rss_mib,
+                f.kustomize_rss_mib,
+                f.source_rss_mib + f.kustomize_rss_mib
+            )
+        });
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {} | {} | {:.1} / {} | {:.0} / {:.0} | {:.1} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {} | {} | {} | {:.1} / {} / {} | {:.0} / {:.0} | {:.1} | {:.1} | {} | {} | {} | {:.0} / {} |",
             r.n,
             r.concurrency,
             r.tuskfish_s,
             opt(r.baseline_s, 1),
             opt(ratio, 2),
+            opt(r.flux.map(|f| f.secs), 1),
             r.tuskfish_writes,
             opt(r.baseline_writes, 1),
+            opt(r.flux.map(|f| f.writes), 1),
             r.reconcile_p50_ms,
             r.reconcile_p99_ms,
             r.calls_per_reconcile,
@@ -812,17 +861,26 @@ async fn main() {
             opt(r.steady_writes_per_min, 1),
             opt(r.cpu_pct, 1),
             opt(r.rss_mib, 0),
+            r.peak_rss_mib,
+            flux_rss,
         );
     }
-    md.push_str("\nCPU seconds used during each converge, by process — apiserver / etcd / kube-controller-manager / kube-scheduler / kwok / operator (the machine has 2 cores, so 2 CPU seconds pass per second):\n\n| N Releases | concurrency | tuskfish run | baseline run |\n|---|---|---|---|\n");
+    if let Err(why) = &flux_bed {
+        let _ = writeln!(md, "\nFlux was not measured: {why}.");
+    }
+    for failed in &flux_failed {
+        let _ = writeln!(md, "\n{failed}");
+    }
+    md.push_str("\nCPU seconds used during each converge, by process — apiserver / etcd / kube-controller-manager / kube-scheduler / kwok / operator (in the Flux run: source-controller + kustomize-controller) (the machine has 2 cores, so 2 CPU seconds pass per second):\n\n| N Releases | concurrency | tuskfish run | baseline run | Flux run |\n|---|---|---|---|---|\n");
     for r in &rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             r.n,
             r.concurrency,
             r.tuskfish_cpu.cell(),
-            r.baseline_cpu.map_or("–".into(), |c| c.cell())
+            r.baseline_cpu.map_or("–".into(), |c| c.cell()),
+            r.flux.map_or("–".into(), |f| f.cpu.cell())
         );
     }
     if !costs.is_empty() {
@@ -855,9 +913,30 @@ async fn main() {
          (`apiserver_request_total`, every client: kube-controller-manager, kube-scheduler, kwok, the \
          operator) during each converge plus 3 s, divided by N: tuskfish adds the Release itself, its \
          finalizer, two status writes (Progressing, Healthy) and two Events per Release, and Environment \
-         release counts (at most one write per 2 s per Environment).\n",
+         release counts (at most one write per 2 s per Environment). Peak RSS is the process's \
+         high-water mark (`VmHWM`): the operator's from its start through the converge.\n",
         steady_secs = steady.as_secs()
     );
+    let (source_v, kustomize_v) = flux::versions();
+    if rows.iter().any(|r| r.flux.is_some()) {
+        let _ = write!(
+            md,
+            "\nFlux: source-controller {source_v} and kustomize-controller {kustomize_v}, built from their Go modules \
+         and run beside the bed (hack/flux-up.sh: leader election off, kustomize-controller `--concurrent {c}`, \
+         no client-side throttling since the API server has priority and fairness on). After the baseline and \
+         tuskfish at each N, the same rendered objects are committed to a Git repository, one directory per \
+         Release with its kustomization.yaml, served on loopback over Git's smart HTTP (hack/githttp, \
+         `git http-backend`); one GitRepository per environment on it (`spec.ignore` keeps only that \
+         environment's directory in its artifact, which every Kustomization of the environment downloads and \
+         unpacks whole) is applied and waited for until Ready (untimed), then one Kustomization per Release (`wait: true`, `prune: true`, `interval: 1h`, `targetNamespace` the \
+         environment's namespace), timed from the first create (16 in flight) until every Kustomization is \
+         Ready, i.e. its Deployment is available: kustomize-controller checks health every 5 s and holds a \
+         worker while it waits. Its namespaces are then deleted and waited for. The Flux peak RSS is each \
+         controller's high-water mark, reset before the run (they run through the whole bench), and their CPU \
+         is the last figure of the Flux run's CPU cell.\n",
+            c = flux_bed.as_ref().map_or("–".into(), |f| f.concurrent.clone()),
+        );
+    }
     print!("{md}");
     std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/docs")).unwrap();
     std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/benchmarks.md"), &md).unwrap();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop what cluster-up.sh started, by the pids it recorded. Usage: cluster-down.sh STATE_DIR [--purge]
 S=${1:?usage: cluster-down.sh STATE_DIR [--purge]}
-for p in operator kwok scheduler kcm apiserver etcd; do
+# Flux first (hack/flux-up.sh, when the benchmark started it), while the API server still answers.
+for p in kustomize-controller source-controller githttp operator kwok scheduler kcm apiserver etcd; do
   f="$S/$p.pid"
   [ -f "$f" ] || continue
   pid=$(cat "$f")

@@ -15,3 +15,12 @@ k8s_version() {
     *) echo "TUSKFISH_K8S_VERSION=$1: expected 1.37, 1.33 or an exact version such as 1.36.3" >&2; return 1 ;;
   esac
 }
+
+# Flux, side by side in the benchmark (hack/build-control-plane.sh --flux, hack/flux-up.sh): the
+# newest releases whose go.mod accepts Go 1.26 (1.10.x requires Go >= 1.27).
+FLUX_SOURCE_CONTROLLER_VERSION=1.9.6
+FLUX_KUSTOMIZE_CONTROLLER_VERSION=1.9.6
+# Dependencies at versions the module proxy does not serve (403 "not available"), as MODULE=VERSION:
+# the wrappers replace them with this served version. source-controller 1.9.6 requires
+# github.com/fluxcd/pkg/artifact v0.18.3; of the 0.18 line only 0.18.0 is served.
+FLUX_SUBSTITUTES="github.com/fluxcd/pkg/artifact=0.18.0"
