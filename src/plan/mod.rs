@@ -7,6 +7,7 @@ pub mod drift;
 pub mod gates;
 pub mod health;
 pub mod peers;
+pub mod record;
 pub mod rollback;
 pub mod status;
 pub mod target;

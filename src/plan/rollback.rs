@@ -24,6 +24,17 @@ pub fn of(prev: &ReleaseStatus, version: &str, rolled_back: Option<&str>) -> Opt
         .then(|| failed.to_string())
 }
 
+/// The status to decide on, and the version it newly marks failed: a Degraded rollout with automatic
+/// rollback marks its version failed first, so selection (which skips failed versions) picks the
+/// last healthy one again.
+pub fn decide_on(mut status: ReleaseStatus, auto: bool) -> (ReleaseStatus, Option<String>) {
+    let failed = newly_failed(&status, auto);
+    if let Some(v) = &failed {
+        record_failed(&mut status, v.clone());
+    }
+    (status, failed)
+}
+
 /// Records a failed version (bounded, oldest dropped first).
 pub fn record_failed(status: &mut ReleaseStatus, version: String) {
     status.failed_versions.retain(|v| v != &version);

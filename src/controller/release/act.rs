@@ -1,0 +1,198 @@
+//! Act: render the target, apply it when it differs from what was applied (or the live objects
+//! drifted), prune what it no longer has, read health. The only step that writes workloads.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use tracing::info;
+
+use super::{RECHECK_SLACK, owner};
+use crate::api::{Environment, Inventory, InventoryEntry, Release, ReleaseStatus};
+use crate::controller::apply::{ApplyFailure, apply_all, prune};
+use crate::controller::context::Context;
+use crate::controller::error::{Error, Result};
+use crate::controller::events::publish;
+use crate::controller::workloads::{WatchedKind, applied_of, live_of};
+use crate::plan::drift::{self, Decision, Live};
+use crate::plan::health::WorkloadState;
+use crate::plan::record::{Change, Step, earliest};
+use crate::plan::{Health, Outcome, Target, assess};
+use crate::render::{self, Rendered};
+
+/// How long to wait before retrying a rendering that may succeed unchanged (e.g. a CRD not yet
+/// installed); everything else waits for a change.
+const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
+
+/// The step `target` takes. `rolled_back`: the version this reconcile marked failed. `None`: nothing
+/// to record.
+pub(super) async fn act(
+    ctx: &Context,
+    rel: &Release,
+    env: &Environment,
+    prev: &ReleaseStatus,
+    target: &Target<'_>,
+    rolled_back: Option<&str>,
+    now: &Time,
+) -> Result<Option<Step>> {
+    ctx.catalog.learn(&ctx.client, &render::required_kinds(target.app_version)).await?;
+    let (outcome, wake) = match render::render(target.app_version, env, rel, &ctx.catalog) {
+        Err(e) => {
+            let transient = e.is_transient();
+            let wake = transient.then_some(TRANSIENT_RETRY);
+            (Outcome::Failed { reason: e.reason(), message: e.to_string(), transient }, wake)
+        }
+        Ok(rendered) => {
+            let change = Change::of(prev, target, rolled_back);
+            match rollout(ctx, rel, prev, change, rendered, now).await? {
+                Some(step) => step,
+                None if rolled_back.is_none() => return Ok(None),
+                // Marking the version failed is itself worth recording.
+                None => (Outcome::Observed { health: Health::Healthy }, None),
+            }
+        }
+    };
+    let held = target.held.clone();
+    let recheck = held.as_ref().and_then(|h| h.recheck_in).map(|d| d.saturating_add(RECHECK_SLACK));
+    Ok(Some(Step { outcome, held, wake: earliest(wake, recheck) }))
+}
+
+/// Applies when needed and reads health. `None` when there is nothing to record.
+async fn rollout(
+    ctx: &Context,
+    rel: &Release,
+    prev: &ReleaseStatus,
+    change: Change,
+    rendered: Rendered,
+    now: &Time,
+) -> Result<Option<(Outcome, Option<Duration>)>> {
+    // Live state only matters (for drift) when the desired state is what was applied last.
+    let live = match prev.inventory.as_ref() {
+        Some(inv)
+            if inv.hash.as_deref() == Some(rendered.hash.as_str()) && inv.namespace == rendered.namespace =>
+        {
+            live_states(ctx, &inv.namespace, &inv.objects).await?
+        }
+        _ => Vec::new(),
+    };
+    let deadline = Duration::from_secs(u64::try_from(rel.spec.progress_deadline_seconds()).unwrap_or(0));
+    let decision = drift::decide(prev, &rendered, &live);
+    let new_rollout = match &decision {
+        Decision::StillRejected => return Ok(None),
+        Decision::UpToDate => {
+            let health =
+                health(ctx, prev.inventory.as_ref(), prev.rollout_started_at.as_ref(), deadline, now);
+            let action = action_for(&health);
+            return Ok(Some((Outcome::Observed { health }, action)));
+        }
+        Decision::Rollout => true,
+        Decision::Repair(what) => {
+            info!(release = %rel.name_any(), %what, "repairing drift");
+            publish(
+                ctx,
+                &rel.object_ref(&()),
+                EventType::Normal,
+                "DriftRepaired",
+                format!("{what}; applied again"),
+            );
+            false
+        }
+    };
+    let owner = owner(rel);
+    let objects = match apply_all(&ctx.client, &rendered, &owner).await {
+        Ok(objects) => objects,
+        Err(ApplyFailure::Transient(e)) => return Err(e),
+        Err(ApplyFailure::Rejected { reason, message, applied }) => {
+            // Keep everything that may exist now in the inventory, so that it is pruned later.
+            let mut objects = prev.inventory.as_ref().map(|i| i.objects.clone()).unwrap_or_default();
+            objects.extend(applied);
+            objects.sort();
+            objects.dedup_by(|a, b| (&a.api_version, &a.kind, &a.name) == (&b.api_version, &b.kind, &b.name));
+            let namespace =
+                prev.inventory.as_ref().map_or(rendered.namespace.clone(), |i| i.namespace.clone());
+            let hash = prev.inventory.as_ref().and_then(|i| i.hash.clone());
+            let inventory = Inventory { namespace, hash, objects };
+            return Ok(Some((Outcome::Rejected { reason, message, hash: rendered.hash, inventory }, None)));
+        }
+    };
+    let inventory =
+        Inventory { namespace: rendered.namespace.clone(), hash: Some(rendered.hash.clone()), objects };
+    if let Some(old) = prev.inventory.as_ref() {
+        let deleted = prune(&ctx.client, &ctx.catalog, old, Some(&inventory), &owner).await?;
+        if !deleted.is_empty() {
+            publish(
+                ctx,
+                &rel.object_ref(&()),
+                EventType::Normal,
+                "Pruned",
+                format!("deleted {}", deleted.join(", ")),
+            );
+        }
+    }
+    let health = health(ctx, Some(&inventory), Some(now), deadline, now);
+    let action = action_for(&health);
+    let Change { version, note, rollback_of } = change;
+    Ok(Some((Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health }, action)))
+}
+
+fn action_for(health: &Health) -> Option<Duration> {
+    match health {
+        // Workload events usually come first; this wakes the Release up at its deadline.
+        Health::Progressing { recheck_in, .. } => Some(recheck_in.saturating_add(RECHECK_SLACK)),
+        _ => None,
+    }
+}
+
+/// What the caches know of the objects (a cache miss is confirmed with a read, since our own apply
+/// may simply not have arrived through the watch yet).
+async fn live_states(
+    ctx: &Context,
+    ns: &str,
+    entries: &[InventoryEntry],
+) -> Result<Vec<(InventoryEntry, Live)>> {
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let live = match WatchedKind::of(e) {
+            None => Live::Unknown,
+            Some(kind) => match kind.cached(&ctx.stores, ns, &e.name) {
+                Some(c) => live_of(c.meta()),
+                None => match kind.read_meta(&ctx.client, ns, &e.name).await {
+                    Ok(Some(meta)) => live_of(&meta),
+                    Ok(None) => Live::Missing,
+                    Err(source) => {
+                        return Err(Error::Read { what: format!("{} {ns}/{}", e.kind, e.name), source });
+                    }
+                },
+            },
+        };
+        out.push((e.clone(), live));
+    }
+    Ok(out)
+}
+
+/// Health of the workloads in `inventory`, from the caches.
+fn health(
+    ctx: &Context,
+    inventory: Option<&Inventory>,
+    started: Option<&Time>,
+    deadline: Duration,
+    now: &Time,
+) -> Health {
+    let Some(inv) = inventory else {
+        return Health::Healthy;
+    };
+    let mut states = Vec::new();
+    for e in &inv.objects {
+        let Some(kind) = WatchedKind::of(e) else { continue };
+        let state = match kind.cached(&ctx.stores, &inv.namespace, &e.name) {
+            Some(c) => c.state(applied_of(e)),
+            None => WorkloadState::InProgress("not created yet".into()),
+        };
+        states.push((format!("{} {}", e.kind, e.name), state));
+    }
+    let elapsed = started
+        .map(|s| Duration::try_from(now.0.duration_since(s.0)).unwrap_or_default())
+        .unwrap_or_default();
+    assess(&states, elapsed, deadline)
+}

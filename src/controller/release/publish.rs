@@ -1,0 +1,142 @@
+//! Publish: the status write (none when the cache shows it unchanged; progress text alone may wait),
+//! then the Events and metrics of what changed.
+
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::api::{Phase, Release, ReleaseStatus, RolloutResult, find_condition};
+use crate::controller::context::{Context, cached};
+use crate::controller::error::Result;
+use crate::controller::events::publish as event;
+use crate::controller::status::patch_status_if_changed;
+use crate::plan::record::{Step, earliest};
+use crate::plan::status::rollout_ended;
+use crate::plan::{Outcome, coalesce};
+use crate::telemetry::EnvironmentLabel;
+
+/// Progress detail is written at most this often (see [`crate::plan::coalesce`]).
+const PROGRESS_DETAIL_EVERY: Duration = Duration::from_secs(5);
+
+/// Writes `status` (computed over `prev`, the status decided on) and tells what changed.
+/// `rolled_back`: the version this reconcile marked failed.
+pub(super) async fn publish(
+    ctx: &Context,
+    rel: &Release,
+    prev: &ReleaseStatus,
+    status: ReleaseStatus,
+    step: &Step,
+    rolled_back: Option<&str>,
+) -> Result<Action> {
+    let api: Api<Release> = Api::namespaced(ctx.client.clone(), &rel.namespace().unwrap_or_default());
+    // After an apply the status is written even if it looks unchanged: the cached Release may be
+    // older than our last write, and the write's resourceVersion precondition then sends us round
+    // again with fresh data instead of leaving a stale inventory on the server.
+    let acted = matches!(&step.outcome, Outcome::Applied { .. } | Outcome::Rejected { .. });
+    let base = if acted { None } else { rel.status.as_ref() };
+    // Progress text alone may wait (see `plan::coalesce`); the next real change is written at once.
+    if base.is_some_and(|b| coalesce::only_progress_detail(b, &status))
+        && let Some(later) = ctx.own_writes.too_soon(rel, PROGRESS_DETAIL_EVERY)
+    {
+        return Ok(Action::requeue(earliest(step.wake, Some(later)).unwrap_or(later)));
+    }
+    if patch_status_if_changed(&api, &ctx.own_writes, rel, base, &status).await? {
+        if let Some(v) = rolled_back {
+            let back_to = status.desired_version.clone().unwrap_or_else(|| "nothing".into());
+            let note = format!("version {v} failed in {}; rolling back to {back_to}", rel.spec.environment);
+            warn!(release = %rel.name_any(), failed = %v, %back_to, "rolling back");
+            event(ctx, &rel.object_ref(&()), EventType::Warning, "RollingBack", note);
+            ctx.metrics
+                .rollbacks
+                .get_or_create(&EnvironmentLabel { environment: rel.spec.environment.clone() })
+                .inc();
+        }
+        let new_rollout = matches!(&step.outcome, Outcome::Applied { new_rollout: true, .. });
+        record_transition(ctx, rel, rel.status.as_ref().unwrap_or(prev), &status, new_rollout);
+    }
+    Ok(step.wake.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Time from an AppVersion's creation to the start of its rollout here; rollbacks and re-rollouts of
+/// old versions would only blur the figure, so only a first rollout of a version counts.
+fn observe_publish_to_rollout(ctx: &Context, rel: &Release, next: &ReleaseStatus, version: &str) {
+    let first_here = next.history.iter().filter(|h| h.version == version).count() == 1;
+    let rollback = next.history.first().is_some_and(|h| h.rollback_of.is_some());
+    if !first_here || rollback {
+        return;
+    }
+    let ns = rel.namespace().unwrap_or_default();
+    let Ok(parsed) = semver::Version::parse(version) else { return };
+    let named = ctx.index.app_versions_at(&ns, &rel.spec.app, &parsed);
+    let created = cached(&ctx.stores.app_versions, &ns, named)
+        .into_iter()
+        .find_map(|av| av.metadata.creation_timestamp.clone());
+    if let Some(created) = created {
+        let took = jiff::Timestamp::now().duration_since(created.0);
+        ctx.metrics.appversion_to_rollout.observe(took.as_secs_f64().max(0.0));
+    }
+}
+
+/// Events for what a person watching the Release wants to know.
+fn record_transition(
+    ctx: &Context,
+    rel: &Release,
+    prev: &ReleaseStatus,
+    next: &ReleaseStatus,
+    new_rollout: bool,
+) {
+    let reference = rel.object_ref(&());
+    let version = next.desired_version.clone().unwrap_or_default();
+    let env = &rel.spec.environment;
+    if new_rollout {
+        // No Event yet: the one Event of a rollout says how it ended (below).
+        info!(release = %rel.name_any(), environment = %env, %version, "rollout started");
+        ctx.metrics.rollout(env, "started");
+        observe_publish_to_rollout(ctx, rel, next, &version);
+    }
+    let reason_of = |s: &ReleaseStatus| {
+        find_condition(&s.conditions, "Ready").map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    let (Some((reason, message)), was) = (reason_of(next), reason_of(prev)) else {
+        return;
+    };
+    if let Some(ended) = rollout_ended(prev, next) {
+        let took = ended
+            .finished_at
+            .as_ref()
+            .map(|f| format!(" in {:.1}s", f.0.duration_since(ended.started_at.0).as_secs_f64()))
+            .unwrap_or_default();
+        if ended.result == RolloutResult::Succeeded {
+            ctx.metrics.rollout(env, "succeeded");
+            let note = format!("rolled out {} to environment {env}{took}", ended.version);
+            info!(release = %rel.name_any(), %note, "rollout complete");
+            event(ctx, &reference, EventType::Normal, "RolloutComplete", note);
+        } else {
+            ctx.metrics.rollout(env, "failed");
+            warn!(release = %rel.name_any(), %reason, %message, "rollout failed");
+            event(ctx, &reference, EventType::Warning, reason, message);
+        }
+        return;
+    }
+    // Rollouts are told when they end (above); other changes of what the Release waits for are told
+    // as they happen.
+    let rollout_reasons = ["RolloutInProgress", "RolloutComplete", "ProgressDeadlineExceeded"];
+    if was.as_ref().map(|w| &w.0) == Some(&reason) || rollout_reasons.contains(&reason.as_str()) {
+        return;
+    }
+    // Waiting (for an approval, a soak, an Environment being set up) is normal; only a failed or
+    // degraded Release is a warning.
+    let type_ = match next.phase {
+        Some(Phase::Failed | Phase::Degraded) => EventType::Warning,
+        _ => EventType::Normal,
+    };
+    if type_ == EventType::Warning {
+        warn!(release = %rel.name_any(), %reason, %message, "release failed");
+    } else {
+        info!(release = %rel.name_any(), %reason, %message, "release status");
+    }
+    event(ctx, &reference, type_, reason, message);
+}

@@ -1,0 +1,164 @@
+//! The status one reconcile step leaves behind: the outcome recorded over the previous status, the
+//! version held back, the stories that run now and the forward ports still missing. Pure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::status::{set_forward_ports, set_held};
+use super::{Held, Outcome, Target, changes, next_status, rollback};
+use crate::api::{AppVersion, CHANGES_LIMIT, Release, ReleaseStatus};
+
+/// What one reconcile step found or did, and when to look again without an event.
+#[derive(Debug)]
+pub struct Step {
+    pub outcome: Outcome,
+    pub held: Option<Held>,
+    /// `None`: wait for a change.
+    pub wake: Option<Duration>,
+}
+
+/// The facts beyond the Release's own status that its status reports on.
+pub struct Facts<'a> {
+    /// The app's AppVersions.
+    pub app_versions: &'a [&'a AppVersion],
+    /// The app's published versions (from the index: parsed and checked once per change).
+    pub published: &'a [(semver::Version, String)],
+    /// The app's Releases in every Environment, this one included.
+    pub same_app: &'a [Arc<Release>],
+}
+
+/// The rollout a reconcile may start: which version, and what its history entry says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub version: String,
+    pub note: Option<String>,
+    /// The failed version this rollout goes back from, when it is a rollback.
+    pub rollback_of: Option<String>,
+}
+
+impl Change {
+    /// The change `target` makes over `prev`; `rolled_back`: the version this reconcile marked failed.
+    pub fn of(prev: &ReleaseStatus, target: &Target<'_>, rolled_back: Option<&str>) -> Self {
+        let version = target.version.to_string();
+        let rollback_of = rollback::of(prev, &version, rolled_back);
+        let notes: Vec<String> = rollback_of
+            .iter()
+            .map(|failed| format!("rollback: {failed} failed"))
+            .chain(target.notes.iter().cloned())
+            .collect();
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
+        Self { version, note, rollback_of }
+    }
+}
+
+/// The status after `step`, computed over `prev` (the status decided on).
+pub fn release_status(
+    prev: &ReleaseStatus,
+    step: &Step,
+    generation: Option<i64>,
+    facts: &Facts<'_>,
+    now: &Time,
+) -> ReleaseStatus {
+    let mut status = next_status(prev, step.outcome.clone(), generation, now);
+    set_held(&mut status, step.held.as_ref(), generation, now);
+    status.changes = running_changes(&status, facts.app_versions);
+    let gaps = forward_port_gaps(&status, facts);
+    set_forward_ports(&mut status, &gaps, generation, now);
+    status
+}
+
+fn current(status: &ReleaseStatus) -> Option<semver::Version> {
+    status.current_version.as_deref().and_then(|v| semver::Version::parse(v).ok())
+}
+
+/// The change ids of the version that runs now (`app_versions` are of the Release's app).
+fn running_changes(status: &ReleaseStatus, app_versions: &[&AppVersion]) -> Vec<String> {
+    let Some(current) = current(status) else { return Vec::new() };
+    app_versions
+        .iter()
+        .find(|a| semver::Version::parse(a.spec.version.trim()).is_ok_and(|v| v == current))
+        .map(|a| changes::ids_of(a, CHANGES_LIMIT))
+        .unwrap_or_default()
+}
+
+/// Changes shipped on older lines (in any Environment) that the newest version of this Release's
+/// line lacks.
+fn forward_port_gaps(status: &ReleaseStatus, facts: &Facts<'_>) -> Vec<changes::Gap> {
+    let Some(current) = current(status) else { return Vec::new() };
+    let published: Vec<(semver::Version, &AppVersion)> = facts
+        .published
+        .iter()
+        .filter_map(|(v, name)| {
+            let av = facts.app_versions.iter().find(|a| a.metadata.name.as_deref() == Some(name.as_str()))?;
+            Some((v.clone(), *av))
+        })
+        .collect();
+    let shipped: Vec<changes::Shipped<'_>> = facts
+        .same_app
+        .iter()
+        .filter_map(|r| {
+            let v = r.status.as_ref()?.current_version.as_deref()?;
+            Some(changes::Shipped {
+                environment: &r.spec.environment,
+                version: semver::Version::parse(v).ok()?,
+            })
+        })
+        .collect();
+    changes::forward_port_gaps(&current, &published, &shipped)
+}
+
+/// Of two timers, the one that fires first (`None`: no timer, wait for a change).
+pub fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{find_condition, fixtures};
+    use crate::plan::Health;
+
+    #[test]
+    fn earliest_timer_wins_and_none_means_wait() {
+        let s = Duration::from_secs;
+        let cases = [
+            (None, None, None),
+            (Some(s(3)), None, Some(s(3))),
+            (None, Some(s(4)), Some(s(4))),
+            (Some(s(5)), Some(s(2)), Some(s(2))),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(earliest(a, b), want, "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_healthy_step_records_the_running_stories_and_a_missing_forward_port() {
+        let now = Time(jiff::Timestamp::from_second(1_700_000_000).unwrap());
+        let with =
+            |name: &str, v: &str, ids: &[&str]| fixtures::app_version_with_changes(name, "pay", v, ids);
+        let (old, new) = (with("pay-1-3-9", "1.3.9", &["FIN-1"]), with("pay-1-4-0", "1.4.0", &["FIN-2"]));
+        let app_versions = [&old, &new];
+        let published = [
+            (semver::Version::new(1, 3, 9), "pay-1-3-9".to_string()),
+            (semver::Version::new(1, 4, 0), "pay-1-4-0".to_string()),
+        ];
+        let prod = Arc::new(fixtures::release_running("pay-prod", "pay", "prod", "1.3.9"));
+        let same_app = [prod];
+        let prev = ReleaseStatus { desired_version: Some("1.4.0".into()), ..Default::default() };
+        let step = Step { outcome: Outcome::Observed { health: Health::Healthy }, held: None, wake: None };
+        let facts = Facts { app_versions: &app_versions, published: &published, same_app: &same_app };
+        let status = release_status(&prev, &step, Some(1), &facts, &now);
+        assert_eq!(status.changes, vec!["FIN-2".to_string()]);
+        let missing = find_condition(&status.conditions, "ForwardPortMissing").unwrap();
+        assert_eq!((missing.status.as_str(), missing.reason.as_str()), ("True", "ChangesMissing"));
+        assert!(missing.message.contains("FIN-1"), "{}", missing.message);
+        let held = find_condition(&status.conditions, "Held").unwrap();
+        assert_eq!(held.status, "False");
+    }
+}
