@@ -8,7 +8,9 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
 
-use crate::api::{ApprovalPolicy, Environment, Phase, Release, RolloutResult, Tier, find_condition};
+use crate::api::{
+    ApprovalPolicy, ConditionType, Environment, Phase, Reason, Release, RolloutResult, Tier, find_condition,
+};
 use crate::plan::gates::{FreezeEnd, active_until};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -240,13 +242,13 @@ pub fn frozen(env: &Environment, now: Timestamp) -> Option<String> {
     })
 }
 
-fn condition<'a>(r: &'a Release, type_: &str) -> Option<&'a crate::api::Condition> {
+fn condition(r: &Release, type_: ConditionType) -> Option<&crate::api::Condition> {
     find_condition(&r.status.as_ref()?.conditions, type_)
 }
 
 pub fn cell(r: &Release) -> CellState {
     let status = r.status.clone().unwrap_or_default();
-    let ready = condition(r, "Ready");
+    let ready = condition(r, ConditionType::Ready);
     let healthy = status.phase == Some(Phase::Healthy);
     CellState {
         release: r.name_any(),
@@ -254,7 +256,7 @@ pub fn cell(r: &Release) -> CellState {
         phase: status.phase,
         message: ready.filter(|_| !healthy).map(|c| c.message.clone()).filter(|m| !m.is_empty()),
         pending: pending(r),
-        forward_port_missing: condition(r, "ForwardPortMissing")
+        forward_port_missing: condition(r, ConditionType::ForwardPortMissing)
             .filter(|c| c.status == "True")
             .map(|c| c.message.clone()),
         last_rollout: status.history.first().map(|h| h.started_at.0.to_string()),
@@ -271,13 +273,13 @@ fn pending(r: &Release) -> Option<Pending> {
             message: h.message.clone().unwrap_or_else(|| format!("rolling out {}", h.version)),
         });
     }
-    let held = condition(r, "Held").filter(|c| c.status == "True")?;
-    let what = match held.reason.as_str() {
-        "AwaitingApproval" => PendingKind::AwaitingApproval,
-        "Frozen" => PendingKind::Frozen,
-        "Soaking" => PendingKind::Soaking,
-        "WaitingForDependencies" => PendingKind::WaitingForDependencies,
-        "VersionFailed" => PendingKind::Failed,
+    let held = condition(r, ConditionType::Held).filter(|c| c.status == "True")?;
+    let what = match Reason::parse(&held.reason) {
+        Some(Reason::AwaitingApproval) => PendingKind::AwaitingApproval,
+        Some(Reason::Frozen) => PendingKind::Frozen,
+        Some(Reason::Soaking) => PendingKind::Soaking,
+        Some(Reason::WaitingForDependencies) => PendingKind::WaitingForDependencies,
+        Some(Reason::VersionFailed) => PendingKind::Failed,
         _ => PendingKind::Held,
     };
     Some(Pending { what, version: status.held_version.clone(), message: held.message.clone() })
@@ -348,7 +350,9 @@ pub fn diff(a: &str, b: &str, releases: &[Release]) -> Vec<DiffRow> {
             let forward_port_missing = [ra, rb]
                 .into_iter()
                 .flatten()
-                .filter_map(|r| condition(r, "ForwardPortMissing").filter(|c| c.status == "True"))
+                .filter_map(|r| {
+                    condition(r, ConditionType::ForwardPortMissing).filter(|c| c.status == "True")
+                })
                 .map(|c| c.message.clone())
                 .collect();
             DiffRow {

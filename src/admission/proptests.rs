@@ -105,7 +105,7 @@ proptest! {
         let own_problems = rules::release(&r, None);
         match (&verdict, own_problems.is_empty()) {
             (Err(b), true) if schema_admits(&r) => {
-                prop_assert!(!SPEC_MISTAKES.contains(&b.reason), "admitted, then {}: {}", b.reason, b.message)
+                prop_assert!(!SPEC_MISTAKES.contains(&b.reason.as_str()), "admitted, then {}: {}", b.reason, b.message)
             }
             (Ok(t), false) => prop_assert!(false, "refused ({own_problems:?}) but {} rolls out", t.version),
             _ => {}
@@ -140,7 +140,7 @@ proptest! {
         if problems.is_empty()
             && let Err(b) = &verdict
         {
-            prop_assert!(!ENVIRONMENT_MISTAKES.contains(&b.reason), "admitted, then {}: {}", b.reason, b.message);
+            prop_assert!(!ENVIRONMENT_MISTAKES.contains(&b.reason.as_str()), "admitted, then {}: {}", b.reason, b.message);
         }
         let line_ok = env.spec.version_line.as_deref().is_none_or(|l| semver::VersionReq::parse(l).is_ok());
         if !line_ok {

@@ -4,6 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{ConditionType, Reason};
+
 /// One observation of the resource's state.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -29,20 +31,15 @@ pub struct Condition {
 /// What a controller wants a condition to say; timestamps are filled in by [`set_condition`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConditionUpdate {
-    pub type_: &'static str,
+    pub type_: ConditionType,
     pub status: bool,
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl ConditionUpdate {
-    pub fn new(
-        type_: &'static str,
-        status: bool,
-        reason: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self { type_, status, reason: reason.into(), message: message.into() }
+    pub fn new(type_: ConditionType, status: bool, reason: Reason, message: impl Into<String>) -> Self {
+        Self { type_, status, reason, message: message.into() }
     }
 }
 
@@ -82,20 +79,20 @@ pub fn set_condition(
 ) {
     update.message = truncate_message(update.message, MESSAGE_LIMIT);
     let status = status_str(update.status);
-    match conditions.iter_mut().find(|c| c.type_ == update.type_) {
+    match conditions.iter_mut().find(|c| c.type_ == update.type_.as_str()) {
         Some(c) => {
             if c.status != status {
                 c.last_transition_time = now.clone();
                 c.status = status.to_string();
             }
-            c.reason = update.reason;
+            c.reason = update.reason.into();
             c.message = update.message;
             c.observed_generation = generation;
         }
         None => conditions.push(Condition {
             type_: update.type_.to_string(),
             status: status.to_string(),
-            reason: update.reason,
+            reason: update.reason.into(),
             message: update.message,
             last_transition_time: now.clone(),
             observed_generation: generation,
@@ -104,12 +101,12 @@ pub fn set_condition(
 }
 
 /// Looks a condition up by type.
-pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conditions.iter().find(|c| c.type_ == type_)
+pub fn find_condition(conditions: &[Condition], type_: impl AsRef<str>) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == type_.as_ref())
 }
 
 /// True when a condition of that type exists with status `True`.
-pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+pub fn is_true(conditions: &[Condition], type_: impl AsRef<str>) -> bool {
     find_condition(conditions, type_).is_some_and(|c| c.status == "True")
 }
 
@@ -126,13 +123,28 @@ mod tests {
         let mut conds = vec![];
         let t0 = t("2026-01-01T00:00:00Z");
         let t1 = t("2026-01-01T00:01:00Z");
-        set_condition(&mut conds, ConditionUpdate::new("Ready", false, "A", "a"), Some(1), &t0);
-        set_condition(&mut conds, ConditionUpdate::new("Ready", false, "B", "b"), Some(2), &t1);
+        set_condition(
+            &mut conds,
+            ConditionUpdate::new(ConditionType::Ready, false, Reason::Frozen, "a"),
+            Some(1),
+            &t0,
+        );
+        set_condition(
+            &mut conds,
+            ConditionUpdate::new(ConditionType::Ready, false, Reason::Soaking, "b"),
+            Some(2),
+            &t1,
+        );
         assert_eq!(conds.len(), 1);
         assert_eq!(conds[0].last_transition_time, t0);
-        assert_eq!(conds[0].reason, "B");
+        assert_eq!(conds[0].reason, Reason::Soaking);
         assert_eq!(conds[0].observed_generation, Some(2));
-        set_condition(&mut conds, ConditionUpdate::new("Ready", true, "C", "c"), Some(2), &t1);
+        set_condition(
+            &mut conds,
+            ConditionUpdate::new(ConditionType::Ready, true, Reason::RolloutComplete, "c"),
+            Some(2),
+            &t1,
+        );
         assert_eq!(conds[0].last_transition_time, t1);
         assert!(is_true(&conds, "Ready"));
         assert!(!is_true(&conds, "Degraded"));
@@ -144,7 +156,7 @@ mod tests {
         let long = format!("version {} is not semver", "ü".repeat(MESSAGE_LIMIT));
         set_condition(
             &mut conds,
-            ConditionUpdate::new("Ready", false, "X", long),
+            ConditionUpdate::new(ConditionType::Ready, false, Reason::InvalidVersion, long),
             None,
             &t("2026-01-01T00:00:00Z"),
         );

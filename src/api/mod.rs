@@ -7,6 +7,7 @@ mod environment;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod policy;
+mod reason;
 mod release;
 pub mod rules;
 
@@ -14,6 +15,7 @@ pub use approval::*;
 pub use appversion::*;
 pub use condition::*;
 pub use environment::*;
+pub use reason::{ConditionType, Reason};
 pub use release::*;
 
 use kube::CustomResourceExt;

@@ -8,7 +8,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 use super::error::{CliError, CliResult};
 use super::session::Session;
-use crate::api::{Phase, Release, find_condition};
+use crate::api::{ConditionType, Phase, Release, find_condition};
 
 /// What `--wait` waits for.
 #[derive(Clone, Debug)]
@@ -30,7 +30,7 @@ pub enum Verdict {
 fn ready_message(r: &Release) -> String {
     r.status
         .as_ref()
-        .and_then(|s| find_condition(&s.conditions, "Ready"))
+        .and_then(|s| find_condition(&s.conditions, ConditionType::Ready))
         .map(|c| format!("{}: {}", c.reason, c.message))
         .unwrap_or_default()
 }
@@ -60,7 +60,7 @@ pub fn judge(r: &Release, goal: &Goal) -> Verdict {
         }
         _ => {}
     }
-    let held = find_condition(&status.conditions, "Held").filter(|c| c.status == "True");
+    let held = find_condition(&status.conditions, ConditionType::Held).filter(|c| c.status == "True");
     if let Some(h) = held.filter(|_| status.held_version == wanted || wanted.is_none()) {
         return Verdict::Waiting(format!("held ({}): {}", h.reason, h.message));
     }

@@ -1,5 +1,6 @@
 //! Server-side apply of rendered objects, and pruning of what is no longer rendered.
 
+use crate::api::{FIELD_MANAGER, Inventory, InventoryEntry, Reason, labels};
 use std::collections::BTreeSet;
 
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
@@ -8,7 +9,6 @@ use kube::{Api, Client};
 
 use super::catalog::Catalog;
 use super::error::{Error, Result};
-use crate::api::{FIELD_MANAGER, Inventory, InventoryEntry, labels};
 use crate::render::{KindCatalog, Rendered};
 
 /// Which Release an object belongs to.
@@ -23,7 +23,7 @@ pub struct Owner<'a> {
 pub enum ApplyFailure {
     /// The API server refused the object, or it belongs to someone else: retrying the same input
     /// cannot help. `applied` lists what was applied before the refusal.
-    Rejected { reason: &'static str, message: String, applied: Vec<InventoryEntry> },
+    Rejected { reason: Reason, message: String, applied: Vec<InventoryEntry> },
     /// Network, conflict or server trouble: retry later.
     Transient(Error),
 }
@@ -59,7 +59,7 @@ pub async fn apply_all(
             && let Err(why) = owned_by(&existing, owner)
         {
             return Err(ApplyFailure::Rejected {
-                reason: "OwnershipConflict",
+                reason: Reason::OwnershipConflict,
                 message: format!("cannot apply {what}: {why}"),
                 applied,
             });
@@ -72,7 +72,7 @@ pub async fn apply_all(
                 applied.push(entry);
             }
             Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 404 | 422) || refused_as_500(&s) => {
-                let reason = if s.code == 403 { "Forbidden" } else { "ApplyRejected" };
+                let reason = if s.code == 403 { Reason::Forbidden } else { Reason::ApplyRejected };
                 return Err(ApplyFailure::Rejected {
                     reason,
                     message: format!("{what} was refused by the API server: {}", s.message),

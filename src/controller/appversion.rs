@@ -1,6 +1,9 @@
 //! AppVersion reconciler: publishes valid versions (records their spec hash) and flags edits after
 //! publishing, duplicates and invalid versions.
 
+use crate::api::{
+    AppVersion, AppVersionStatus, ConditionType, ConditionUpdate, Reason, find_condition, set_condition,
+};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -12,33 +15,39 @@ use super::context::{Context, cached};
 use super::error::Result;
 use super::events::publish;
 use super::status::patch_status_if_changed;
-use crate::api::{AppVersion, AppVersionStatus, ConditionUpdate, find_condition, set_condition};
 use crate::plan::spec_hash;
 
 /// Pure: what the AppVersion's Ready condition should say, and whether to publish it now.
 pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, bool) {
     let status = av.status.clone().unwrap_or_default();
     let hash = spec_hash(&av.spec);
-    let bad = |reason: &str, msg: String| (ConditionUpdate::new("Ready", false, reason, msg), false);
+    let bad =
+        |reason: Reason, msg: String| (ConditionUpdate::new(ConditionType::Ready, false, reason, msg), false);
     if let Some(published) = status.spec_hash.as_deref() {
         if published != hash {
             return bad(
-                "SpecModifiedAfterPublish",
+                Reason::SpecModifiedAfterPublish,
                 "the spec was changed after publishing and will not be rolled out; restore it or publish a new \
                  AppVersion with a new version"
                     .into(),
             );
         }
-        return (ConditionUpdate::new("Ready", true, "Published", "published; can be deployed"), false);
+        return (
+            ConditionUpdate::new(ConditionType::Ready, true, Reason::Published, "published; can be deployed"),
+            false,
+        );
     }
     let version = match semver::Version::parse(av.spec.version.trim()) {
         Ok(v) => v,
         Err(e) => {
-            return bad("InvalidVersion", format!("{:?} is not a semantic version: {e}", av.spec.version));
+            return bad(
+                Reason::InvalidVersion,
+                format!("{:?} is not a semantic version: {e}", av.spec.version),
+            );
         }
     };
     if av.spec.workload.is_none() && av.spec.manifests.is_empty() {
-        return bad("NothingToDeploy", "set spec.workload or spec.manifests".into());
+        return bad(Reason::NothingToDeploy, "set spec.workload or spec.manifests".into());
     }
     let key = |a: &AppVersion| (a.metadata.creation_timestamp.clone().map(|t| t.0), a.name_any());
     let first = others
@@ -51,7 +60,7 @@ pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, b
         && first.name_any() != av.name_any()
     {
         return bad(
-            "DuplicateVersion",
+            Reason::DuplicateVersion,
             format!(
                 "AppVersion {} already is {} {version}; versions are published once",
                 first.name_any(),
@@ -59,7 +68,7 @@ pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, b
             ),
         );
     }
-    (ConditionUpdate::new("Ready", true, "Published", "published; can be deployed"), true)
+    (ConditionUpdate::new(ConditionType::Ready, true, Reason::Published, "published; can be deployed"), true)
 }
 
 pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action> {
@@ -74,13 +83,14 @@ pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action>
         status.spec_hash = Some(spec_hash(&av.spec));
         status.published_at = Some(now.clone());
     }
-    let was = find_condition(&prev.conditions, "Ready").map(|c| (c.status.clone(), c.reason.clone()));
-    let (ok, reason, message) = (update.status, update.reason.clone(), update.message.clone());
+    let was =
+        find_condition(&prev.conditions, ConditionType::Ready).map(|c| (c.status.clone(), c.reason.clone()));
+    let (ok, reason, message) = (update.status, update.reason, update.message.clone());
     set_condition(&mut status.conditions, update, av.metadata.generation, &now);
     let api: Api<AppVersion> = Api::namespaced(ctx.client.clone(), &av.namespace().unwrap_or_default());
     patch_status_if_changed(&api, &ctx.own_writes, &av, av.status.as_ref(), &status).await?;
     let reference = av.object_ref(&());
-    let is = Some((if ok { "True" } else { "False" }.to_string(), reason.clone()));
+    let is = Some((if ok { "True" } else { "False" }.to_string(), reason.to_string()));
     if was != is {
         let type_ = if ok { EventType::Normal } else { EventType::Warning };
         publish(&ctx, &reference, type_, reason, message);

@@ -1,5 +1,6 @@
 //! Environment reconciler: claims the target namespace and reports the environment's releases.
 
+use crate::api::{ConditionType, ConditionUpdate, Environment, Reason, labels, set_condition};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,6 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::events::publish;
 use super::status::patch_status_if_changed;
-use crate::api::{ConditionUpdate, Environment, labels, set_condition};
 
 /// What the environment's namespace looks like.
 #[derive(Debug, PartialEq, Eq)]
@@ -124,36 +124,36 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     });
     let update = match (&claim, line_error) {
         (NamespaceClaim::NameUnusable(why), _) => {
-            ConditionUpdate::new("Ready", false, "InvalidName", why.clone())
+            ConditionUpdate::new(ConditionType::Ready, false, Reason::InvalidName, why.clone())
         }
         (NamespaceClaim::Owned { .. }, None) => {
             status.namespace = Some(ns.clone());
             ConditionUpdate::new(
-                "Ready",
+                ConditionType::Ready,
                 true,
-                "NamespaceOwned",
+                Reason::NamespaceOwned,
                 format!("namespace {ns} is owned by this environment"),
             )
         }
         (NamespaceClaim::Owned { .. }, Some(msg)) => {
-            ConditionUpdate::new("Ready", false, "InvalidVersionLine", msg)
+            ConditionUpdate::new(ConditionType::Ready, false, Reason::InvalidVersionLine, msg)
         }
         (NamespaceClaim::Terminating, _) => ConditionUpdate::new(
-            "Ready",
+            ConditionType::Ready,
             false,
-            "NamespaceTerminating",
+            Reason::NamespaceTerminating,
             format!("namespace {ns} is being deleted; it is created again once it is gone"),
         ),
         (NamespaceClaim::OwnedByOther(other), _) => ConditionUpdate::new(
-            "Ready",
+            ConditionType::Ready,
             false,
-            "NamespaceOwnedByOther",
+            Reason::NamespaceOwnedByOther,
             format!("namespace {ns} belongs to Environment {other}; choose another namespace"),
         ),
         (NamespaceClaim::NotManaged, _) => ConditionUpdate::new(
-            "Ready",
+            ConditionType::Ready,
             false,
-            "NamespaceNotManaged",
+            Reason::NamespaceNotManaged,
             format!(
                 "namespace {ns} already exists and is not managed by tuskfish; to hand it over, annotate it: \
                  kubectl annotate namespace {ns} {}={}",
@@ -169,7 +169,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     status.releases = releases;
     status.healthy_releases = healthy;
     let refused = !update.status;
-    let reason = update.reason.clone();
+    let reason = update.reason;
     let message = update.message.clone();
     set_condition(&mut status.conditions, update, env.metadata.generation, &now);
 
@@ -184,9 +184,15 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     let reference = env.object_ref(&());
     if matches!(claim, NamespaceClaim::Owned { created: true }) {
         info!(environment = %env.name_any(), namespace = %ns, "namespace created");
-        publish(&ctx, &reference, EventType::Normal, "NamespaceCreated", format!("created namespace {ns}"));
+        publish(
+            &ctx,
+            &reference,
+            EventType::Normal,
+            Reason::NamespaceCreated,
+            format!("created namespace {ns}"),
+        );
     }
-    let was_refused = prev.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == reason);
+    let was_refused = prev.conditions.iter().any(|c| c.type_ == ConditionType::Ready && c.reason == reason);
     if changed && refused && !was_refused {
         publish(&ctx, &reference, EventType::Warning, reason, message);
     }

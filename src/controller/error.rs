@@ -1,5 +1,7 @@
 //! Errors of the reconcilers, each with a stable reason for conditions, Events and logs.
 
+use crate::api::Reason;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("reading {what}: {source}")]
@@ -49,16 +51,16 @@ impl Error {
     }
 
     /// Stable CamelCase reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Error::Read { .. } => "ReadFailed",
-            Error::Apply { .. } => "ApplyFailed",
-            Error::Prune { .. } => "PruneFailed",
-            Error::Status { .. } => "StatusWriteFailed",
-            Error::Namespace { .. } => "NamespaceFailed",
-            Error::Finalizer(_) => "FinalizerFailed",
-            Error::Discovery { .. } => "DiscoveryFailed",
-            Error::MissingField(_) => "InvalidObject",
+            Error::Read { .. } => Reason::ReadFailed,
+            Error::Apply { .. } => Reason::ApplyFailed,
+            Error::Prune { .. } => Reason::PruneFailed,
+            Error::Status { .. } => Reason::StatusWriteFailed,
+            Error::Namespace { .. } => Reason::NamespaceFailed,
+            Error::Finalizer(_) => Reason::FinalizerFailed,
+            Error::Discovery { .. } => Reason::DiscoveryFailed,
+            Error::MissingField(_) => Reason::InvalidObject,
         }
     }
 }

@@ -67,7 +67,7 @@ fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, _ctx: A
         debug!(kind = %K::kind(&()), name = ?obj.meta().name, "write conflict; retrying on fresh data");
         return Action::requeue(Duration::from_millis(500));
     }
-    warn!(kind = %K::kind(&()), name = ?obj.meta().name, namespace = ?obj.meta().namespace, reason = err.reason(), error = %err, "reconcile failed; retrying");
+    warn!(kind = %K::kind(&()), name = ?obj.meta().name, namespace = ?obj.meta().namespace, reason = %err.reason(), error = %err, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 

@@ -1,6 +1,9 @@
 //! Gates a new version passes before it rolls out: dependencies, freeze windows, approval.
 //! Rollbacks pass no gates.
 
+use crate::api::{
+    Approval, ApprovalPolicy, Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Phase, Reason, Release,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -9,9 +12,6 @@ use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 
 use super::target::{Blocked, Held};
-use crate::api::{
-    Approval, ApprovalPolicy, Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Phase, Release,
-};
 
 /// What the gates need to know besides the Release and its Environment.
 pub struct GateFacts<'a> {
@@ -50,19 +50,19 @@ pub fn check(
     if !release.spec.depends_on.is_empty() {
         if let Some(cycle) = dependency_cycle(release, facts.peers) {
             return Err(broken(
-                "DependencyCycle",
+                Reason::DependencyCycle,
                 format!("dependsOn forms a cycle: {}", cycle.join(" -> ")),
             ));
         }
         if let Some(waiting) =
-            unmet_dependency(release, facts.peers).map_err(|m| broken("InvalidDependency", m))?
+            unmet_dependency(release, facts.peers).map_err(|m| broken(Reason::InvalidDependency, m))?
         {
-            return Err(held("WaitingForDependencies", waiting, None));
+            return Err(held(Reason::WaitingForDependencies, waiting, None));
         }
     }
 
     for w in &env.spec.freeze_windows {
-        let ends = active_until(w, facts.now).map_err(|m| broken("InvalidFreezeWindow", m))?;
+        let ends = active_until(w, facts.now).map_err(|m| broken(Reason::InvalidFreezeWindow, m))?;
         let Some(ends) = ends else { continue };
         let (until, recheck_in) = match ends {
             FreezeEnd::At(t) => (
@@ -79,7 +79,7 @@ pub fn check(
             Some(reason) => notes.push(format!("freeze{why} overridden: {reason}")),
             None => {
                 return Err(held(
-                    "Frozen",
+                    Reason::Frozen,
                     format!(
                         "{:?} is frozen{why} {until}; {candidate} rolls out then (or annotate the Release {}=<reason>)",
                         env.metadata.name.as_deref().unwrap_or_default(),
@@ -106,7 +106,7 @@ pub fn check(
             )),
             None => {
                 return Err(held(
-                    "AwaitingApproval",
+                    Reason::AwaitingApproval,
                     format!(
                         "{candidate} needs an Approval for Release {name} (spec.release: {name}, spec.version: {candidate})"
                     ),

@@ -17,7 +17,7 @@ use super::{Health, auto_rollback, select_target, spec_hash};
 use crate::api::{
     AppVersion, AppVersionStatus, Approval, ApprovalPolicy, ApprovalSpec, Condition, Dependency, Environment,
     EnvironmentStatus, FreezeWindow, HISTORY_LIMIT, HistoryEntry, Inventory, MESSAGE_LIMIT, Phase,
-    PromoteFrom, Release, ReleaseStatus, RollbackSpec, RolloutResult, WeeklyWindow,
+    PromoteFrom, Reason, Release, ReleaseStatus, RollbackSpec, RolloutResult, WeeklyWindow,
 };
 use crate::render::tests::{app_version, environment, release};
 
@@ -365,7 +365,7 @@ fn check_target(inputs: &Inputs<'_>, env: &Environment, t: &Target<'_>) -> Resul
 }
 
 fn check_blocked(b: &Blocked) -> Result<(), TestCaseError> {
-    prop_assert!(!b.reason.is_empty() && !b.message.is_empty(), "{b:?}");
+    prop_assert!(!b.reason.as_str().is_empty() && !b.message.is_empty(), "{b:?}");
     prop_assert!(matches!(b.phase, Phase::Pending | Phase::Failed), "{b:?}");
     prop_assert!(recheck_ok(b.recheck_in), "{b:?}");
     Ok(())
@@ -555,9 +555,9 @@ proptest! {
                     health,
                 },
                 1 => Outcome::Observed { health },
-                2 => Outcome::Blocked(Blocked { phase: if flag { Phase::Failed } else { Phase::Pending }, reason: "InvalidVersion", message: message.clone(), recheck_in: None }),
-                3 => Outcome::Failed { reason: "ApplyRejected", message: message.clone(), transient: flag },
-                _ => Outcome::Rejected { reason: "ApplyRejected", message: message.clone(), hash: i.to_string(), inventory: Inventory::default() },
+                2 => Outcome::Blocked(Blocked { phase: if flag { Phase::Failed } else { Phase::Pending }, reason: Reason::InvalidVersion, message: message.clone(), recheck_in: None }),
+                3 => Outcome::Failed { reason: Reason::ApplyRejected, message: message.clone(), transient: flag },
+                _ => Outcome::Rejected { reason: Reason::ApplyRejected, message: message.clone(), hash: i.to_string(), inventory: Inventory::default() },
             };
             let now = Time(sane(i64::try_from(i).unwrap_or(0)));
             let next = next_status(&s, outcome.clone(), Some(1), &now);

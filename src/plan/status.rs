@@ -4,8 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{Blocked, Health, Held};
 use crate::api::{
-    ConditionUpdate, HISTORY_LIMIT, HistoryEntry, Inventory, Phase, ReleaseStatus, RolloutResult,
-    set_condition, truncate_message,
+    ConditionType, ConditionUpdate, HISTORY_LIMIT, HistoryEntry, Inventory, Phase, Reason, ReleaseStatus,
+    RolloutResult, set_condition, truncate_message,
 };
 
 /// Longest history note kept, in bytes. Notes quote user input (an approver and reason, a freeze
@@ -16,11 +16,8 @@ fn history_message(m: Option<String>) -> Option<String> {
     m.map(|m| truncate_message(m, HISTORY_MESSAGE_LIMIT))
 }
 
-pub const READY: &str = "Ready";
-pub const PROGRESSING: &str = "Progressing";
-pub const DEGRADED: &str = "Degraded";
-pub const HELD: &str = "Held";
-pub const FORWARD_PORT_MISSING: &str = "ForwardPortMissing";
+use ConditionType::{Degraded as DEGRADED, ForwardPortMissing as FORWARD_PORT_MISSING, Held as HELD};
+use ConditionType::{Progressing as PROGRESSING, Ready as READY};
 
 /// What one reconcile found or did.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,10 +25,10 @@ pub enum Outcome {
     /// The Release cannot go ahead (missing or invalid input).
     Blocked(Blocked),
     /// The objects could not be rendered or applied; `transient` when a retry may help unchanged.
-    Failed { reason: &'static str, message: String, transient: bool },
+    Failed { reason: Reason, message: String, transient: bool },
     /// The API server refused the rendered objects (or they belong to someone else). `hash` is the
     /// refused state (not tried again until it changes); `inventory` everything that may now exist.
-    Rejected { reason: &'static str, message: String, hash: String, inventory: Inventory },
+    Rejected { reason: Reason, message: String, hash: String, inventory: Inventory },
     /// Objects applied; `new_rollout` when this starts a rollout (not a drift repair), with `note`
     /// for its history entry (e.g. why it is a rollback).
     /// `rollback_of`: the failed version this rollout goes back from.
@@ -57,7 +54,7 @@ pub fn next_status(
 ) -> ReleaseStatus {
     let mut s = prev.clone();
     s.observed_generation = generation;
-    let cond = |s: &mut ReleaseStatus, type_, status, reason: &str, message: &str| {
+    let cond = |s: &mut ReleaseStatus, type_, status, reason: Reason, message: &str| {
         set(s, ConditionUpdate::new(type_, status, reason, message), generation, now);
     };
     match outcome {
@@ -70,7 +67,7 @@ pub fn next_status(
                 &mut s,
                 DEGRADED,
                 failed,
-                if failed { b.reason } else { "AsExpected" },
+                if failed { b.reason } else { Reason::AsExpected },
                 if failed { &b.message } else { "" },
             );
         }
@@ -132,9 +129,14 @@ pub fn set_forward_ports(
     now: &Time,
 ) {
     let update = if gaps.is_empty() {
-        ConditionUpdate::new(FORWARD_PORT_MISSING, false, "NothingMissing", "")
+        ConditionUpdate::new(FORWARD_PORT_MISSING, false, Reason::NothingMissing, "")
     } else {
-        ConditionUpdate::new(FORWARD_PORT_MISSING, true, "ChangesMissing", super::changes::describe(gaps, 10))
+        ConditionUpdate::new(
+            FORWARD_PORT_MISSING,
+            true,
+            Reason::ChangesMissing,
+            super::changes::describe(gaps, 10),
+        )
     };
     set_condition(&mut s.conditions, update, generation, now);
 }
@@ -144,13 +146,13 @@ pub fn set_held(s: &mut ReleaseStatus, held: Option<&Held>, generation: Option<i
     s.held_version = held.and_then(|h| h.version.clone());
     let update = match held {
         Some(h) => ConditionUpdate::new(HELD, true, h.reason, h.message.clone()),
-        None => ConditionUpdate::new(HELD, false, "NothingHeld", ""),
+        None => ConditionUpdate::new(HELD, false, Reason::NothingHeld, ""),
     };
     set_condition(&mut s.conditions, update, generation, now);
 }
 
 fn apply_health(s: &mut ReleaseStatus, health: Health, generation: Option<i64>, now: &Time) {
-    let cond = |s: &mut ReleaseStatus, type_, status, reason: &str, message: &str| {
+    let cond = |s: &mut ReleaseStatus, type_, status, reason: Reason, message: &str| {
         set(s, ConditionUpdate::new(type_, status, reason, message), generation, now);
     };
     let version = s.desired_version.clone().unwrap_or_default();
@@ -160,24 +162,24 @@ fn apply_health(s: &mut ReleaseStatus, health: Health, generation: Option<i64>, 
             s.current_version = s.desired_version.clone();
             finish(s, RolloutResult::Succeeded, None, now);
             let msg = format!("version {version} is healthy");
-            cond(s, READY, true, "RolloutComplete", &msg);
-            cond(s, PROGRESSING, false, "RolloutComplete", &msg);
-            cond(s, DEGRADED, false, "AsExpected", "");
+            cond(s, READY, true, Reason::RolloutComplete, &msg);
+            cond(s, PROGRESSING, false, Reason::RolloutComplete, &msg);
+            cond(s, DEGRADED, false, Reason::AsExpected, "");
         }
         Health::Progressing { message, .. } => {
             s.phase = Some(Phase::Progressing);
             let msg = format!("rolling out {version}: {message}");
-            cond(s, READY, false, "RolloutInProgress", &msg);
-            cond(s, PROGRESSING, true, "RolloutInProgress", &msg);
-            cond(s, DEGRADED, false, "AsExpected", "");
+            cond(s, READY, false, Reason::RolloutInProgress, &msg);
+            cond(s, PROGRESSING, true, Reason::RolloutInProgress, &msg);
+            cond(s, DEGRADED, false, Reason::AsExpected, "");
         }
         Health::Degraded { message } => {
             s.phase = Some(Phase::Degraded);
             finish(s, RolloutResult::Failed, Some(message.clone()), now);
             let msg = format!("version {version}: {message}");
-            cond(s, READY, false, "ProgressDeadlineExceeded", &msg);
-            cond(s, PROGRESSING, false, "ProgressDeadlineExceeded", &msg);
-            cond(s, DEGRADED, true, "ProgressDeadlineExceeded", &msg);
+            cond(s, READY, false, Reason::ProgressDeadlineExceeded, &msg);
+            cond(s, PROGRESSING, false, Reason::ProgressDeadlineExceeded, &msg);
+            cond(s, DEGRADED, true, Reason::ProgressDeadlineExceeded, &msg);
         }
     }
 }
@@ -268,7 +270,7 @@ mod tests {
         assert_eq!(s5.phase, Some(Phase::Degraded));
         assert_eq!(s5.history[0].result, RolloutResult::Failed);
         assert!(is_true(&s5.conditions, DEGRADED));
-        assert_eq!(find_condition(&s5.conditions, READY).unwrap().reason, "ProgressDeadlineExceeded");
+        assert_eq!(find_condition(&s5.conditions, READY).unwrap().reason, Reason::ProgressDeadlineExceeded);
         assert_eq!(s5.current_version.as_deref(), Some("1.0.0"));
     }
 
@@ -343,7 +345,7 @@ mod tests {
         let s1 = next_status(&ReleaseStatus::default(), applied("1.0.0", Health::Healthy), Some(1), &t(0));
         let b = Blocked {
             phase: Phase::Pending,
-            reason: "AppVersionNotFound",
+            reason: Reason::AppVersionNotFound,
             message: "no 9.9.9".into(),
             recheck_in: None,
         };
@@ -351,13 +353,13 @@ mod tests {
         assert_eq!(s2.phase, Some(Phase::Pending));
         assert_eq!(s2.current_version.as_deref(), Some("1.0.0"));
         assert!(!is_true(&s2.conditions, DEGRADED));
-        let f = Outcome::Failed { reason: "ForeignNamespace", message: "x".into(), transient: false };
+        let f = Outcome::Failed { reason: Reason::ForeignNamespace, message: "x".into(), transient: false };
         let s3 = next_status(&s2, f, Some(3), &t(6));
         assert_eq!(s3.phase, Some(Phase::Failed));
         assert!(is_true(&s3.conditions, DEGRADED));
         assert_eq!(s3.history, s1.history);
         let rejected = Outcome::Rejected {
-            reason: "ApplyRejected",
+            reason: Reason::ApplyRejected,
             message: "422".into(),
             hash: "h2".into(),
             inventory: inv("u"),
@@ -385,7 +387,8 @@ mod tests {
         let s2 = next_status(&s1, degraded, Some(1), &t(1));
         assert!(s1.history[0].message.as_deref().unwrap().len() <= HISTORY_MESSAGE_LIMIT);
         assert!(s2.history[0].message.as_deref().unwrap().len() <= HISTORY_MESSAGE_LIMIT);
-        let b = Blocked { phase: Phase::Failed, reason: "InvalidVersion", message: huge, recheck_in: None };
+        let b =
+            Blocked { phase: Phase::Failed, reason: Reason::InvalidVersion, message: huge, recheck_in: None };
         let s3 = next_status(&s2, Outcome::Blocked(b), Some(2), &t(2));
         assert!(serde_json::to_vec(&s3).unwrap().len() < 8 * 1024);
     }

@@ -5,14 +5,15 @@
 //! a soak time). Versions that failed here are skipped (tracked, promoted) or not retried (pinned
 //! with automatic rollback); `spec.rollback.to` overrides all of it with a version from history.
 
+use crate::api::{
+    AppVersion, AppVersionSpec, Approval, ConditionType, Environment, Phase, Reason, Release, ReleaseStatus,
+    RolloutResult, is_true,
+};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::gates::{self, GateFacts, Stop};
-use crate::api::{
-    AppVersion, AppVersionSpec, Approval, Environment, Phase, Release, ReleaseStatus, RolloutResult, is_true,
-};
 use crate::duration::parse_duration;
 
 /// How the Release names its version.
@@ -44,7 +45,7 @@ impl<'a> Target<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Held {
     pub version: Option<String>,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     /// When to look again without any event (a soak or a freeze window ending).
     pub recheck_in: Option<Duration>,
@@ -55,16 +56,16 @@ pub struct Held {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blocked {
     pub phase: Phase,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     pub recheck_in: Option<Duration>,
 }
 
 impl Blocked {
-    fn pending(reason: &'static str, message: impl Into<String>) -> Self {
+    fn pending(reason: Reason, message: impl Into<String>) -> Self {
         Self { phase: Phase::Pending, reason, message: message.into(), recheck_in: None }
     }
-    fn failed(reason: &'static str, message: impl Into<String>) -> Self {
+    fn failed(reason: Reason, message: impl Into<String>) -> Self {
         Self { phase: Phase::Failed, reason, message: message.into(), recheck_in: None }
     }
 }
@@ -105,7 +106,7 @@ fn duplicate(release: &Release, twins: &[String], environment: &str) -> Blocked 
     all.push(name_of(release));
     all.sort();
     Blocked::pending(
-        "DuplicateRelease",
+        Reason::DuplicateRelease,
         format!(
             "Releases {} all deploy {} to Environment {environment:?}; delete all but one",
             all.join(", "),
@@ -122,10 +123,10 @@ pub fn mode_of(release: &Release) -> Result<Mode, Blocked> {
         (false, true, false) => Ok(Mode::Tracked),
         (false, false, true) => Ok(Mode::Promoted),
         (false, false, false) => {
-            Err(Blocked::failed("NoVersion", "set one of spec.version, spec.track or spec.promoteFrom"))
+            Err(Blocked::failed(Reason::NoVersion, "set one of spec.version, spec.track or spec.promoteFrom"))
         }
         _ => Err(Blocked::failed(
-            "ConflictingVersionSources",
+            Reason::ConflictingVersionSources,
             "set only one of spec.version, spec.track and spec.promoteFrom",
         )),
     }
@@ -139,7 +140,7 @@ pub fn auto_rollback(release: &Release) -> bool {
 
 fn parse_version(raw: &str, what: &str) -> Result<semver::Version, Blocked> {
     semver::Version::parse(raw.trim()).map_err(|e| {
-        Blocked::failed("InvalidVersion", format!("{what} {raw:?} is not a semantic version: {e}"))
+        Blocked::failed(Reason::InvalidVersion, format!("{what} {raw:?} is not a semantic version: {e}"))
     })
 }
 
@@ -210,23 +211,24 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
     let mode = mode_of(release)?;
     let env = inputs.env.ok_or_else(|| {
         Blocked::pending(
-            "EnvironmentNotFound",
+            Reason::EnvironmentNotFound,
             format!("Environment {:?} does not exist in this namespace", spec.environment),
         )
     })?;
     let env_ready = env.status.as_ref().is_some_and(|s| {
-        is_true(&s.conditions, "Ready") && s.namespace.as_deref() == Some(env.spec.namespace.as_str())
+        is_true(&s.conditions, ConditionType::Ready)
+            && s.namespace.as_deref() == Some(env.spec.namespace.as_str())
     });
     if !env_ready {
         return Err(Blocked::pending(
-            "EnvironmentNotReady",
+            Reason::EnvironmentNotReady,
             format!("Environment {:?} is not Ready (see its conditions)", spec.environment),
         ));
     }
     let line = match env.spec.version_line.as_deref() {
         Some(l) => Some(semver::VersionReq::parse(l).map_err(|e| {
             Blocked::failed(
-                "InvalidVersionLine",
+                Reason::InvalidVersionLine,
                 format!("Environment versionLine {l:?} is not a semver range: {e}"),
             )
         })?),
@@ -245,7 +247,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
         });
         if !known {
             return Err(Blocked::failed(
-                "RollbackTargetNotInHistory",
+                Reason::RollbackTargetNotInHistory,
                 format!(
                     "spec.rollback.to {version} never ran healthily here; pick a version from status.history"
                 ),
@@ -262,7 +264,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
             if failed(&version) && auto_rollback(release) {
                 return keep_current(Held {
                     version: Some(version.to_string()),
-                    reason: "VersionFailed",
+                    reason: Reason::VersionFailed,
                     message: format!(
                         "version {version} failed here and was rolled back; pin another version"
                     ),
@@ -274,7 +276,10 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
         Mode::Tracked => {
             let raw = spec.track.as_deref().unwrap_or_default();
             let range = semver::VersionReq::parse(raw).map_err(|e| {
-                Blocked::failed("InvalidTrackRange", format!("spec.track {raw:?} is not a semver range: {e}"))
+                Blocked::failed(
+                    Reason::InvalidTrackRange,
+                    format!("spec.track {raw:?} is not a semver range: {e}"),
+                )
             })?;
             let mut candidates: Vec<(semver::Version, &AppVersion)> =
                 catalog.published().filter(|(v, _)| range.matches(v) && in_line(v)).collect();
@@ -285,7 +290,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
                 Some((version, av)) => {
                     let held = (!skipped.is_empty()).then(|| Held {
                         version: skipped.first().cloned(),
-                        reason: "VersionFailed",
+                        reason: Reason::VersionFailed,
                         message: format!(
                             "skipping {} (failed here) until a newer version in {raw:?} is published",
                             skipped.join(", ")
@@ -296,12 +301,12 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
                 }
                 None if !skipped.is_empty() => keep_current(Held {
                     version: skipped.first().cloned(),
-                    reason: "VersionFailed",
+                    reason: Reason::VersionFailed,
                     message: format!("every version in {raw:?} failed here ({})", skipped.join(", ")),
                     recheck_in: None,
                 }),
                 None => Err(Blocked::pending(
-                    "NoMatchingVersion",
+                    Reason::NoMatchingVersion,
                     format!(
                         "no published AppVersion of {} matches {raw:?}{}",
                         spec.app,
@@ -320,7 +325,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
                 None => Duration::ZERO,
                 Some(s) => parse_duration(s).ok_or_else(|| {
                     Blocked::failed(
-                        "InvalidSoak",
+                        Reason::InvalidSoak,
                         format!("spec.promoteFrom.soak {s:?} is not a duration like 30m"),
                     )
                 })?,
@@ -329,7 +334,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
                 let names: Vec<String> = inputs.upstream.iter().map(|r| name_of(r)).collect();
                 return keep_current(Held {
                     version: None,
-                    reason: "DuplicateRelease",
+                    reason: Reason::DuplicateRelease,
                     message: format!(
                         "Environment {:?} has {} Releases of {} ({}): promotion waits until only one is left",
                         from.environment,
@@ -343,7 +348,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
             let Some(upstream) = inputs.upstream.first().copied() else {
                 return keep_current(Held {
                     version: None,
-                    reason: "UpstreamNotFound",
+                    reason: Reason::UpstreamNotFound,
                     message: format!("no Release of {} in Environment {:?}", spec.app, from.environment),
                     recheck_in: None,
                 });
@@ -361,7 +366,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
             let Some((candidate, since)) = healthy_since else {
                 return keep_current(Held {
                     version: up.desired_version.clone(),
-                    reason: "UpstreamNotHealthy",
+                    reason: Reason::UpstreamNotHealthy,
                     message: format!("{:?} is not healthy; waiting for it", from.environment),
                     recheck_in: None,
                 });
@@ -372,7 +377,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
                 if failed(&version) {
                     return keep_current(Held {
                         version: Some(candidate),
-                        reason: "VersionFailed",
+                        reason: Reason::VersionFailed,
                         message: format!("{version} failed here; waiting for a newer version upstream"),
                         recheck_in: None,
                     });
@@ -383,7 +388,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
                     let left = soak - soaked;
                     return keep_current(Held {
                         version: Some(candidate),
-                        reason: "Soaking",
+                        reason: Reason::Soaking,
                         message: format!(
                             "{version} is healthy in {:?}; promoting after {}s more soak",
                             from.environment,
@@ -403,7 +408,7 @@ fn check_line(version: &semver::Version, ok: bool, env_name: &str, env: &Environ
         return Ok(());
     }
     Err(Blocked::failed(
-        "OutsideVersionLine",
+        Reason::OutsideVersionLine,
         format!(
             "version {version} is outside Environment {env_name:?}'s version line {:?}",
             env.spec.version_line.as_deref().unwrap_or_default()
@@ -442,7 +447,7 @@ impl<'a> Catalog<'a, '_> {
         let app_version = match candidates.as_slice() {
             [] => {
                 return Err(Blocked::pending(
-                    "AppVersionNotFound",
+                    Reason::AppVersionNotFound,
                     format!("no AppVersion of app {:?} with version {version} in this namespace", self.app),
                 ));
             }
@@ -451,7 +456,7 @@ impl<'a> Catalog<'a, '_> {
                 let mut names: Vec<_> = many.iter().filter_map(|a| a.metadata.name.as_deref()).collect();
                 names.sort_unstable();
                 return Err(Blocked::failed(
-                    "AmbiguousAppVersion",
+                    Reason::AmbiguousAppVersion,
                     format!("several AppVersions claim {} {version}: {}", self.app, names.join(", ")),
                 ));
             }
@@ -459,11 +464,11 @@ impl<'a> Catalog<'a, '_> {
         let name = app_version.metadata.name.as_deref().unwrap_or("?");
         match app_version.status.as_ref().and_then(|s| s.spec_hash.as_deref()) {
             None => Err(Blocked::pending(
-                "AppVersionNotPublished",
+                Reason::AppVersionNotPublished,
                 format!("AppVersion {name} is not published yet"),
             )),
             Some(h) if h != spec_hash(&app_version.spec) => Err(Blocked::failed(
-                "AppVersionModified",
+                Reason::AppVersionModified,
                 format!(
                     "AppVersion {name} was changed after it was published; publish a new version instead"
                 ),
@@ -548,7 +553,7 @@ mod tests {
             Some(h) => format!("{} (held: {})", t.version, h.reason),
             None => t.version.to_string(),
         })
-        .map_err(|b| b.reason)
+        .map_err(|b| b.reason.as_str())
     }
 
     fn tracked(range: &str, failed: &[&str], current: Option<&str>) -> Release {
@@ -682,7 +687,7 @@ mod tests {
             })
         };
         let blocked = twin(vec!["a-payments-prod".into()]).unwrap_err();
-        assert_eq!((blocked.reason, blocked.phase), ("DuplicateRelease", Phase::Pending));
+        assert_eq!((blocked.reason, blocked.phase), (Reason::DuplicateRelease, Phase::Pending));
         let me = r.metadata.name.clone().unwrap();
         assert!(blocked.message.contains(&format!("a-payments-prod, {me}")), "{}", blocked.message);
         assert_eq!(outcome(twin(vec![])), Ok("1.3.10".to_string()));

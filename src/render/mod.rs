@@ -7,13 +7,12 @@ mod manifests;
 mod variables;
 mod workload;
 
+use crate::api::{AppVersion, Environment, InventoryEntry, Reason, Release, labels};
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-use crate::api::{AppVersion, Environment, InventoryEntry, Release, labels};
 
 pub use variables::substitute;
 
@@ -58,18 +57,18 @@ const INVENTORY_ENTRY_OVERHEAD: usize = 120;
 
 impl RenderError {
     /// Stable CamelCase reason for conditions and Events.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            RenderError::Empty => "NothingToDeploy",
-            RenderError::InvalidManifest { .. } => "InvalidManifest",
-            RenderError::ClusterScoped { .. } => "ClusterScopedManifest",
-            RenderError::ForeignNamespace { .. } => "ForeignNamespace",
-            RenderError::UnknownKind { .. } => "UnknownKind",
-            RenderError::ForbiddenKind { .. } => "ForbiddenKind",
-            RenderError::Duplicate { .. } => "DuplicateObject",
-            RenderError::UnknownVariable { .. } => "UnknownVariable",
-            RenderError::LabelTooLong { .. } => "NameTooLong",
-            RenderError::TooManyObjects { .. } => "TooManyObjects",
+            RenderError::Empty => Reason::NothingToDeploy,
+            RenderError::InvalidManifest { .. } => Reason::InvalidManifest,
+            RenderError::ClusterScoped { .. } => Reason::ClusterScopedManifest,
+            RenderError::ForeignNamespace { .. } => Reason::ForeignNamespace,
+            RenderError::UnknownKind { .. } => Reason::UnknownKind,
+            RenderError::ForbiddenKind { .. } => Reason::ForbiddenKind,
+            RenderError::Duplicate { .. } => Reason::DuplicateObject,
+            RenderError::UnknownVariable { .. } => Reason::UnknownVariable,
+            RenderError::LabelTooLong { .. } => Reason::NameTooLong,
+            RenderError::TooManyObjects { .. } => Reason::TooManyObjects,
         }
     }
 

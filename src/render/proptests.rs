@@ -110,7 +110,7 @@ proptest! {
                 }
             }
             Err(e) => {
-                prop_assert!(!e.reason().is_empty() && !e.to_string().is_empty());
+                prop_assert!(!e.reason().as_str().is_empty() && !e.to_string().is_empty());
                 if let RenderError::ForeignNamespace { namespace, expected, .. } = &e {
                     prop_assert_ne!(namespace, expected);
                 }
@@ -153,7 +153,7 @@ proptest! {
         let env = environment(&[("SUFFIX", "-x"), ("ELSEWHERE", "kube-system")]);
         let result = render(&av, &env, &release(), &StaticCatalog);
         if ns == Some("${ELSEWHERE}") {
-            prop_assert_eq!(result.map_err(|e| e.reason()).err(), Some("ForeignNamespace"));
+            prop_assert_eq!(result.map_err(|e| e.reason().as_str()).err(), Some("ForeignNamespace"));
         } else {
             let want = name.replace("${TUSKFISH_APP}", "payments").replace("${TUSKFISH_VERSION}", "1.3.9").replace("${SUFFIX}", "-x");
             let r = result.map_err(|e| TestCaseError::fail(e.to_string()))?;

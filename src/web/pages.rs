@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use maud::{DOCTYPE, Markup, html};
 
 use super::page::Page;
-use crate::api::{AppVersion, Change, Phase, Release, find_condition};
+use crate::api::{AppVersion, Change, ConditionType, Phase, Release, find_condition};
 use crate::matrix::{CellState, DiffRow, Matrix, PendingKind, Tone, cell_notes, diff, matrix};
 
 /// One namespace's objects, as cached.
@@ -245,7 +245,7 @@ pub fn release(s: &Snapshot, name: &str) -> Rendered {
     // Titles and types of the running change ids, where the AppVersion is cached.
     let known: BTreeMap<&str, &Change> =
         running_av.map(|av| av.spec.changes.iter().map(|c| (c.id.as_str(), c)).collect()).unwrap_or_default();
-    let ready = find_condition(&status.conditions, "Ready");
+    let ready = find_condition(&status.conditions, ConditionType::Ready);
     let body = html! {
         p.crumbs { a href=(Page::Pipeline { namespace: s.namespace.clone() }.href()) { "← pipeline " (s.namespace) } }
         h1 { (r.spec.app) " in " (r.spec.environment) }

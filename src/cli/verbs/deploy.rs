@@ -1,12 +1,12 @@
 //! `deploy`, `promote` and `rollback`: one command changes one Release; `--wait` follows the rollout.
 
+use crate::api::{ApprovalPolicy, ConditionType, Phase, Reason, Release, ReleaseSpec, RolloutResult};
 use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::api::PostParams;
 use serde_json::json;
 
-use crate::api::{ApprovalPolicy, Phase, Release, ReleaseSpec, RolloutResult};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Output};
 use crate::cli::session::{CLI_FIELD_MANAGER, Session, list_or_none, parse_version};
@@ -76,7 +76,9 @@ async fn pin(s: &Session, app: &str, env_name: &str, version: &semver::Version) 
     let env = s.environment(env_name).await?;
     let av = s.app_version(app, version).await?;
     let modified = av.status.as_ref().is_some_and(|st| {
-        st.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == "SpecModifiedAfterPublish")
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == ConditionType::Ready && c.reason == Reason::SpecModifiedAfterPublish)
     });
     if modified {
         return Err(CliError::Failed(format!(

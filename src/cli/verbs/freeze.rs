@@ -1,6 +1,7 @@
 //! `freeze ENV` / `unfreeze ENV`: one-off freeze windows on the Environment, or an override that
 //! lets one app through a freeze. Each leaves an Event naming who and why.
 
+use crate::api::{Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Reason, Release};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -10,7 +11,6 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::deploy::say;
-use crate::api::{Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Release};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::session::{CLI_FIELD_MANAGER, Session};
 use crate::plan::gates::active_until;
@@ -40,7 +40,7 @@ pub fn parse_until(for_: Option<&str>, until: Option<&str>) -> CliResult<Until> 
 async fn record(
     s: &Session,
     reference: k8s_openapi::api::core::v1::ObjectReference,
-    reason: &str,
+    reason: Reason,
     note: String,
 ) {
     let recorder =
@@ -89,7 +89,8 @@ pub async fn freeze(s: &Session, env_name: &str, reason: &str, until: Until) -> 
     windows.push(window);
     let updated = set_windows(s, &env, &windows).await?;
     let until_text = end.map_or("until `tuskfish unfreeze`".to_string(), |t| format!("until {t}"));
-    record(s, updated.object_ref(&()), "Frozen", format!("frozen {until_text} by {by}: {reason}")).await;
+    record(s, updated.object_ref(&()), Reason::Frozen, format!("frozen {until_text} by {by}: {reason}"))
+        .await;
     say(s, &format!("{env_name} frozen {until_text}: new versions wait, rollbacks still go ahead"));
     Ok(())
 }
@@ -120,7 +121,7 @@ pub async fn unfreeze(s: &Session, env_name: &str, reason: Option<&str>) -> CliR
     record(
         s,
         updated.object_ref(&()),
-        "Unfrozen",
+        Reason::Unfrozen,
         format!("unfrozen by {by}{why} (was: {})", reasons.join("; ")),
     )
     .await;
@@ -148,7 +149,7 @@ pub async fn override_freeze(s: &Session, env_name: &str, app: &str, reason: &st
     record(
         s,
         updated.object_ref(&()),
-        "FreezeOverridden",
+        Reason::FreezeOverridden,
         format!("freeze of {env_name} overridden by {by}: {reason}"),
     )
     .await;

@@ -1,6 +1,7 @@
 //! Act: render the target, apply it when it differs from what was applied (or the live objects
 //! drifted), prune what it no longer has, read health. The only step that writes workloads.
 
+use crate::api::{Environment, Inventory, InventoryEntry, Reason, Release, ReleaseStatus};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -9,7 +10,6 @@ use kube::{Resource, ResourceExt};
 use tracing::info;
 
 use super::{RECHECK_SLACK, owner};
-use crate::api::{Environment, Inventory, InventoryEntry, Release, ReleaseStatus};
 use crate::controller::apply::{ApplyFailure, apply_all, prune};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
@@ -93,7 +93,7 @@ async fn rollout(
                 ctx,
                 &rel.object_ref(&()),
                 EventType::Normal,
-                "DriftRepaired",
+                Reason::DriftRepaired,
                 format!("{what}; applied again"),
             );
             false
@@ -125,7 +125,7 @@ async fn rollout(
                 ctx,
                 &rel.object_ref(&()),
                 EventType::Normal,
-                "Pruned",
+                Reason::Pruned,
                 format!("deleted {}", deleted.join(", ")),
             );
         }

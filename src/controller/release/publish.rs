@@ -1,6 +1,7 @@
 //! Publish: the status write (none when the cache shows it unchanged; progress text alone may wait),
 //! then the Events and metrics of what changed.
 
+use crate::api::{ConditionType, Phase, Reason, Release, ReleaseStatus, RolloutResult, find_condition};
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
@@ -8,7 +9,6 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use crate::api::{Phase, Release, ReleaseStatus, RolloutResult, find_condition};
 use crate::controller::context::{Context, cached};
 use crate::controller::error::Result;
 use crate::controller::events::publish as event;
@@ -48,7 +48,7 @@ pub(super) async fn publish(
             let back_to = status.desired_version.clone().unwrap_or_else(|| "nothing".into());
             let note = format!("version {v} failed in {}; rolling back to {back_to}", rel.spec.environment);
             warn!(release = %rel.name_any(), failed = %v, %back_to, "rolling back");
-            event(ctx, &rel.object_ref(&()), EventType::Warning, "RollingBack", note);
+            event(ctx, &rel.object_ref(&()), EventType::Warning, Reason::RollingBack, note);
             ctx.metrics
                 .rollbacks
                 .get_or_create(&EnvironmentLabel { environment: rel.spec.environment.clone() })
@@ -98,7 +98,8 @@ fn record_transition(
         observe_publish_to_rollout(ctx, rel, next, &version);
     }
     let reason_of = |s: &ReleaseStatus| {
-        find_condition(&s.conditions, "Ready").map(|c| (c.reason.clone(), c.message.clone()))
+        find_condition(&s.conditions, ConditionType::Ready)
+            .and_then(|c| Some((Reason::parse(&c.reason)?, c.message.clone())))
     };
     let (Some((reason, message)), was) = (reason_of(next), reason_of(prev)) else {
         return;
@@ -113,7 +114,7 @@ fn record_transition(
             ctx.metrics.rollout(env, "succeeded");
             let note = format!("rolled out {} to environment {env}{took}", ended.version);
             info!(release = %rel.name_any(), %note, "rollout complete");
-            event(ctx, &reference, EventType::Normal, "RolloutComplete", note);
+            event(ctx, &reference, EventType::Normal, Reason::RolloutComplete, note);
         } else {
             ctx.metrics.rollout(env, "failed");
             warn!(release = %rel.name_any(), %reason, %message, "rollout failed");
@@ -123,8 +124,9 @@ fn record_transition(
     }
     // Rollouts are told when they end (above); other changes of what the Release waits for are told
     // as they happen.
-    let rollout_reasons = ["RolloutInProgress", "RolloutComplete", "ProgressDeadlineExceeded"];
-    if was.as_ref().map(|w| &w.0) == Some(&reason) || rollout_reasons.contains(&reason.as_str()) {
+    let rollout_reasons =
+        [Reason::RolloutInProgress, Reason::RolloutComplete, Reason::ProgressDeadlineExceeded];
+    if was.as_ref().map(|w| w.0) == Some(reason) || rollout_reasons.contains(&reason) {
         return;
     }
     // Waiting (for an approval, a soak, an Environment being set up) is normal; only a failed or

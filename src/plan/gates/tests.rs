@@ -92,8 +92,8 @@ fn approval(release: &str, version: &str, who: &str) -> Approval {
 
 fn reason(r: Result<Vec<String>, Stop>) -> Result<Vec<String>, &'static str> {
     r.map_err(|s| match s {
-        Stop::Held(h) => h.reason,
-        Stop::Blocked(b) => b.reason,
+        Stop::Held(h) => h.reason.as_str(),
+        Stop::Blocked(b) => b.reason.as_str(),
     })
 }
 
