@@ -134,7 +134,7 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         None => None,
         Some(addr) => {
             // Drawn from the operator's own caches: no extra watch, and a standby serves it too.
-            let server = crate::web::serve(addr, operator.view(), shutdown.clone()).await?;
+            let server = crate::web::serve(addr, crate::web::View::of(&operator), shutdown.clone()).await?;
             info!(%addr, "serving the read-only web view");
             Some(tokio::spawn(server))
         }

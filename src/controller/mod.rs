@@ -108,16 +108,14 @@ impl Operator {
         Self { client, settings, requests, watches, receivers: (release_rx, env_rx, av_rx) }
     }
 
-    /// The pipeline as the operator's caches see it, for the web view: no extra watch, no API calls.
-    pub fn view(&self) -> crate::web::View {
-        let s = &self.watches.stores;
-        crate::web::View {
-            environments: s.environments.clone(),
-            releases: s.releases.clone(),
-            app_versions: s.app_versions.clone(),
-            revision: self.watches.revision.clone(),
-            index: self.watches.index.clone(),
-        }
+    /// The caches the watches keep (the web view reads them: no extra watch, no API calls).
+    pub fn stores(&self) -> &Stores {
+        &self.watches.stores
+    }
+
+    /// Moves on every change the watches deliver.
+    pub fn revision(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.watches.revision.clone()
     }
 
     /// The pipeline index the watches keep (the admission webhook reads it for duplicates).

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 
-use super::target::{Blocked, Held};
+use super::wait::{Blocked, Held};
 
 /// What the gates need to know besides the Release and its Environment.
 pub struct GateFacts<'a> {

@@ -11,10 +11,12 @@ pub mod record;
 pub mod rollback;
 pub mod status;
 pub mod target;
+pub mod wait;
 
 #[cfg(test)]
 pub(crate) mod proptests;
 
 pub use health::{Health, WorkloadState, assess};
 pub use status::{Outcome, next_status};
-pub use target::{Blocked, Held, Inputs, Mode, Target, auto_rollback, mode_of, select_target, spec_hash};
+pub use target::{Inputs, Mode, Target, auto_rollback, mode_of, select_target, spec_hash};
+pub use wait::{Blocked, Held};

@@ -10,9 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proptest::prelude::*;
 use proptest::sample::select;
 
+use super::Blocked;
 use super::gates::{FreezeEnd, active_until, dependency_cycle};
 use super::status::{HISTORY_MESSAGE_LIMIT, Outcome, next_status};
-use super::target::{Blocked, Inputs, MAX_RECHECK, Mode, Target, matches_line, mode_of};
+use super::target::{Inputs, MAX_RECHECK, Mode, Target, matches_line, mode_of};
 use super::{Health, auto_rollback, select_target, spec_hash};
 use crate::api::{
     AppVersion, AppVersionStatus, Approval, ApprovalPolicy, ApprovalSpec, Condition, Dependency, Environment,

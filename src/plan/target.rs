@@ -14,6 +14,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::gates::{self, GateFacts, Stop};
+use super::wait::{Blocked, Held};
 use crate::duration::parse_duration;
 
 /// How the Release names its version.
@@ -38,35 +39,6 @@ pub struct Target<'a> {
 impl<'a> Target<'a> {
     fn new(app_version: &'a AppVersion, version: semver::Version) -> Self {
         Self { app_version, version, held: None, notes: Vec::new() }
-    }
-}
-
-/// A newer version waiting, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Held {
-    pub version: Option<String>,
-    pub reason: Reason,
-    pub message: String,
-    /// When to look again without any event (a soak or a freeze window ending).
-    pub recheck_in: Option<Duration>,
-}
-
-/// Why a Release cannot go ahead. `phase` is `Pending` when waiting on something else may fix it,
-/// `Failed` when the Release or its inputs must be changed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Blocked {
-    pub phase: Phase,
-    pub reason: Reason,
-    pub message: String,
-    pub recheck_in: Option<Duration>,
-}
-
-impl Blocked {
-    fn pending(reason: Reason, message: impl Into<String>) -> Self {
-        Self { phase: Phase::Pending, reason, message: message.into(), recheck_in: None }
-    }
-    fn failed(reason: Reason, message: impl Into<String>) -> Self {
-        Self { phase: Phase::Failed, reason, message: message.into(), recheck_in: None }
     }
 }
 

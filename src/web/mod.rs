@@ -36,6 +36,18 @@ pub struct View {
 }
 
 impl View {
+    /// The pipeline as the operator's caches see it.
+    pub fn of(operator: &crate::controller::Operator) -> Self {
+        let s = operator.stores();
+        Self {
+            environments: s.environments.clone(),
+            releases: s.releases.clone(),
+            app_versions: s.app_versions.clone(),
+            revision: operator.revision(),
+            index: operator.index(),
+        }
+    }
+
     /// True once every cache has its first full list (an empty page before that would lie).
     pub async fn ready(&self) -> bool {
         let (e, r, a) = futures::join!(
