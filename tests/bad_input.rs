@@ -190,6 +190,9 @@ where
     if wait {
         return t.wait_for::<K>(name, holds).await;
     }
+    // Checked again only once the operator has reconciled it since: a verdict that does not hold
+    // cannot slip through because the operator had not looked yet.
+    t.nudge::<K>(name).await;
     let obj = t.api::<K>().get(name).await.unwrap();
     assert!(holds(&obj), "{label}: no longer holds: {obj:#?}");
     obj
@@ -350,7 +353,6 @@ impl World {
                 }
             })
             .await;
-        t.settle().await;
         let verdicts = std::mem::take(&mut *verdicts.lock().unwrap());
         let refused = n - verdicts.len();
         futures::stream::iter(verdicts.iter())
@@ -376,6 +378,7 @@ impl World {
 
     async fn invariants(&self) {
         let t = &self.t;
+        t.nudge::<Release>("sentinel").await;
         let now = t.api::<Release>().get("sentinel").await.unwrap();
         assert_eq!(now.status.as_ref(), Some(&self.sentinel), "the sentinel Release was disturbed");
         let d: Deployment = t.api_in(&t.env_ns("dev")).get("sentinel").await.unwrap();

@@ -289,17 +289,18 @@ async fn steady_state_makes_zero_writes() {
     t.release("calm-dev", "calm", "dev", "1.0.0", json!({})).await;
     t.wait_release("calm-dev", healthy_at("1.0.0")).await;
     t.wait_for::<Environment>("dev", |e| e.status.as_ref().is_some_and(|s| s.healthy_releases == 1)).await;
-    t.settle().await;
+    // Every reconciler has acted on the rollout's last change before the writes are counted.
+    t.nudge::<Release>("calm-dev").await;
+    t.nudge::<Environment>("dev").await;
+    t.nudge::<AppVersion>("calm-1.0.0").await;
     let before = t.operator_writes();
     assert!(before > 0, "the rollout itself must have been counted");
 
-    // Nudge every reconciler with changes that do not alter the desired state.
-    let touch = json!({"metadata": {"annotations": {"example.com/touched": "yes"}}});
-    let pp = PatchParams::default();
-    t.api::<Release>().patch("calm-dev", &pp, &Patch::Merge(&touch)).await.unwrap();
-    t.api::<Environment>().patch("dev", &pp, &Patch::Merge(&touch)).await.unwrap();
-    t.api::<AppVersion>().patch("calm-1.0.0", &pp, &Patch::Merge(&touch)).await.unwrap();
-    t.settle().await;
+    // Nudge every reconciler with changes that do not alter the desired state, and wait until each
+    // has reconciled its object past the nudge.
+    t.nudge::<Release>("calm-dev").await;
+    t.nudge::<Environment>("dev").await;
+    t.nudge::<AppVersion>("calm-1.0.0").await;
     assert_eq!(t.operator_writes(), before, "the operator wrote at steady state");
 }
 

@@ -104,7 +104,7 @@ async fn a_failed_version_is_rolled_back_and_not_redeployed() {
     );
     assert_eq!(s.history[0].message.as_deref(), Some("rollback: 1.1.0 failed"));
     // No deploy → fail → rollback loop: the status stays put.
-    t.settle().await;
+    t.nudge::<Release>("web-dev").await;
     let again: Release = t.api().get("web-dev").await.unwrap();
     assert_eq!(again.status.unwrap().history.len(), 3);
 

@@ -98,7 +98,9 @@ async fn user_manifests_never_create_cluster_scoped_objects() {
     let ns_message = wait_reason(&t, "ns-dev", "ClusterScopedManifest", Phase::Failed).await;
     assert!(ns_message.contains(&format!("Namespace {ns_name}")), "{ns_message}");
     wait_reason(&t, "crb-dev", "ClusterScopedManifest", Phase::Failed).await;
-    t.settle().await;
+    for name in ["ops-dev", "ns-dev", "crb-dev"] {
+        t.nudge::<Release>(name).await;
+    }
 
     assert!(Api::<ClusterRole>::all(t.client.clone()).get_opt(&role).await.unwrap().is_none());
     assert!(Api::<ClusterRoleBinding>::all(t.client.clone()).get_opt(&binding).await.unwrap().is_none());
@@ -174,7 +176,7 @@ async fn nothing_is_written_outside_the_environments_namespace() {
         .await
         .unwrap();
     wait_reason(&t, "web-moving", "EnvironmentNotReady", Phase::Pending).await;
-    t.settle().await;
+    t.nudge::<Release>("web-moving").await;
 
     for (_, ns) in foreign {
         assert!(
@@ -245,7 +247,7 @@ async fn a_release_sees_only_its_own_namespace() {
     x.approve("pay-prod", "1.0.0", "mallory").await;
     let approved = x.wait_release("pay-prod", healthy_at("1.0.0")).await;
     assert!(approved.status.unwrap().history[0].message.as_deref().unwrap_or_default().contains("mallory"));
-    y.settle().await;
+    y.nudge::<Release>("pay-prod").await;
     let s = y.api::<Release>().get("pay-prod").await.unwrap().status.unwrap();
     assert_eq!(
         find_condition(&s.conditions, "Ready").unwrap().reason,

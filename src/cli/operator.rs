@@ -112,6 +112,7 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         leader,
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
         metrics,
+        reconciled: None,
     };
     let operator = crate::controller::Operator::new(client.clone(), settings, counter.counts());
     let webhook = match listen_addr("--webhook-addr", &args.webhook_addr)? {

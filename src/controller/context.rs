@@ -39,6 +39,8 @@ pub struct Context {
     pub metrics: SharedMetrics,
     /// Our own status writes, to skip decisions on a cache that has not seen them yet.
     pub own_writes: OwnWrites,
+    /// Told of every finished reconcile, when someone asked (see [`super::ReconcileLog`]).
+    pub reconciled: Option<Arc<super::ReconcileLog>>,
 }
 
 impl Context {
@@ -59,6 +61,7 @@ impl Context {
             requests,
             metrics,
             own_writes: OwnWrites::default(),
+            reconciled: None,
         }
     }
 }

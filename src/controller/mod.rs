@@ -8,6 +8,7 @@ mod context;
 mod environment;
 mod error;
 mod events;
+mod reconciled;
 mod release;
 mod status;
 pub mod watch;
@@ -27,6 +28,7 @@ use tracing::{debug, warn};
 pub use context::{Context, Stores, cached};
 pub use environment::{NamespaceClaim, claim_of};
 pub use error::Error;
+pub use reconciled::ReconcileLog;
 
 use crate::api::{AppVersion, Environment, Release};
 use crate::leader::{Elector, LeaderConfig};
@@ -42,11 +44,19 @@ pub struct Settings {
     /// Watch the tuskfish kinds in this namespace only (`None`: all namespaces).
     pub watch_namespace: Option<String>,
     pub metrics: SharedMetrics,
+    /// Told of every finished reconcile (a barrier for whoever must know the operator looked).
+    pub reconciled: Option<Arc<ReconcileLog>>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { concurrency: 16, leader: None, watch_namespace: None, metrics: Arc::default() }
+        Self {
+            concurrency: 16,
+            leader: None,
+            watch_namespace: None,
+            metrics: Arc::default(),
+            reconciled: None,
+        }
     }
 }
 
@@ -148,7 +158,9 @@ async fn run_controllers(
     let metrics = settings.metrics.clone();
     let stores = w.stores.clone();
     let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
-    let ctx = Arc::new(Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone()));
+    let mut ctx = Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone());
+    ctx.reconciled = settings.reconciled.clone();
+    let ctx = Arc::new(ctx);
     let drivers = futures::future::join_all(w.drivers);
 
     // Reconcile nothing before every cache has its first full list, or a Release could be judged
@@ -264,6 +276,7 @@ async fn drive<K, F, Fut>(
         let skip = ctx.own_writes.cache_is_behind(obj.as_ref());
         let metrics = ctx.metrics.clone();
         let in_flight = in_flight.clone();
+        let log = ctx.reconciled.clone().map(|log| (log, obj.clone()));
         let fut = (!skip).then(|| reconcile(obj, ctx));
         async move {
             let Some(fut) = fut else {
@@ -273,6 +286,9 @@ async fn drive<K, F, Fut>(
             let started = std::time::Instant::now();
             let result = fut.await;
             in_flight.dec();
+            if let Some((log, obj)) = log {
+                log.finished(obj.as_ref());
+            }
             let outcome = match &result {
                 Ok(_) => "ok".to_string(),
                 Err(e) => e.reason().to_string(),

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tuskfish::api::{AppVersion, Environment, Phase, Release, ReleaseStatus, find_condition};
 use tuskfish::client::Target;
+use tuskfish::controller::{ReconcileLog, Settings};
 use tuskfish::telemetry::{RequestCounter, RequestCounts};
 
 /// How long a test waits for the operator before failing. Generous: a loaded CI machine must not
@@ -27,6 +28,8 @@ pub const WAIT: Duration = Duration::from_secs(60);
 struct Harness {
     target: Target,
     counts: Arc<RequestCounts>,
+    /// What the operator has reconciled (see [`TestNs::nudge`]).
+    reconciled: Arc<ReconcileLog>,
 }
 
 static HARNESS: OnceLock<Harness> = OnceLock::new();
@@ -68,6 +71,8 @@ fn harness() -> &'static Harness {
         let target = target();
         let counter = RequestCounter::default();
         let counts = counter.counts();
+        let reconciled = Arc::new(ReconcileLog::default());
+        let settings = Settings { reconciled: Some(reconciled.clone()), ..Default::default() };
         let t = target.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -77,17 +82,11 @@ fn harness() -> &'static Harness {
                 let client = t.client(&counter).await.unwrap();
                 install_definitions(&client).await;
                 ready_tx.send(()).unwrap();
-                tuskfish::controller::run(
-                    client,
-                    Default::default(),
-                    counter.counts(),
-                    std::future::pending(),
-                )
-                .await;
+                tuskfish::controller::run(client, settings, counter.counts(), std::future::pending()).await;
             });
         });
         ready_rx.recv_timeout(WAIT).expect("operator did not start");
-        Harness { target, counts }
+        Harness { target, counts, reconciled }
     })
 }
 
@@ -395,10 +394,26 @@ impl TestNs {
             .unwrap();
     }
 
-    /// Lets the operator react to whatever just happened; used only where a test must show that
-    /// nothing happens (zero writes), never to wait for something to happen.
-    pub async fn settle(&self) {
-        tokio::time::sleep(Duration::from_secs(3)).await;
+    /// A barrier for checks that nothing happened: touches `name` with an annotation no reconciler
+    /// reads, then waits until the operator has finished a reconcile of it at that version or a
+    /// later one. Whatever happened to the object before has then been acted upon, so a check that
+    /// nothing changed cannot pass merely because the operator has not looked yet.
+    pub async fn nudge<K>(&self, name: &str)
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + DeserializeOwned,
+    {
+        static NUDGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NUDGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let touch = json!({"metadata": {"annotations": {"test.tuskfish.dev/nudge": n.to_string()}}});
+        let touched: K =
+            self.api::<K>().patch(name, &PatchParams::default(), &Patch::Merge(&touch)).await.unwrap();
+        let rv = touched.meta().resource_version.clone().unwrap();
+        let kind = K::kind(&());
+        let what = format!("the operator to reconcile {kind} {}/{name} after a nudge", self.ns);
+        within(&what, harness().reconciled.wait_for(&kind, &self.ns, name, &rv)).await;
     }
 }
 
