@@ -1,6 +1,5 @@
 //! Server-side apply of rendered objects, and pruning of what is no longer rendered.
 
-use crate::api::{FIELD_MANAGER, Inventory, InventoryEntry, Reason, labels};
 use std::collections::BTreeSet;
 
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
@@ -9,6 +8,7 @@ use kube::{Api, Client};
 
 use super::catalog::Catalog;
 use super::error::{Error, Result};
+use crate::api::{FIELD_MANAGER, Inventory, InventoryEntry, Reason, labels};
 use crate::render::{KindCatalog, Rendered};
 
 /// Which Release an object belongs to.

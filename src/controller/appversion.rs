@@ -1,9 +1,6 @@
 //! AppVersion reconciler: publishes valid versions (records their spec hash) and flags edits after
 //! publishing, duplicates and invalid versions.
 
-use crate::api::{
-    AppVersion, AppVersionStatus, ConditionType, ConditionUpdate, Reason, find_condition, set_condition,
-};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -15,6 +12,9 @@ use super::context::{Context, cached};
 use super::error::Result;
 use super::events::publish;
 use super::status::patch_status_if_changed;
+use crate::api::{
+    AppVersion, AppVersionStatus, ConditionType, ConditionUpdate, Reason, find_condition, set_condition,
+};
 use crate::plan::spec_hash;
 
 /// Pure: what the AppVersion's Ready condition should say, and whether to publish it now.

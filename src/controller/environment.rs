@@ -1,6 +1,5 @@
 //! Environment reconciler: claims the target namespace and reports the environment's releases.
 
-use crate::api::{ConditionType, ConditionUpdate, Environment, Reason, labels, set_condition};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::events::publish;
 use super::status::patch_status_if_changed;
+use crate::api::{ConditionType, ConditionUpdate, Environment, Reason, labels, set_condition};
 
 /// What the environment's namespace looks like.
 #[derive(Debug, PartialEq, Eq)]

@@ -68,8 +68,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let (prev, rolled_back) =
         rollback::decide_on(rel.status.clone().unwrap_or_default(), auto_rollback(&rel));
     let decided_on = Release { status: Some(prev.clone()), ..(*rel).clone() };
-    let app_versions = related.app_versions();
-    let inputs = related.inputs(&decided_on, &app_versions, now.0);
+    let inputs = related.inputs(&decided_on, now.0);
     // Decide, then act on the decision.
     let step = match (select_target(&inputs), related.environment()) {
         (Err(blocked), _) => {
@@ -86,10 +85,10 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         }
     };
     // Record.
-    let facts = related.facts(&app_versions);
-    let status = record::release_status(&prev, &step, rel.metadata.generation, &facts, &now);
+    let facts = related.facts(&inputs.app_versions);
+    let (status, written) = record::release_status(&prev, step, rel.metadata.generation, &facts, &now);
     // Publish.
-    publish::publish(&ctx, &rel, &prev, status, &step, rolled_back.as_deref()).await
+    publish::publish(&ctx, &rel, &prev, status, written, rolled_back.as_deref()).await
 }
 
 /// Removes everything the Release applied before it goes away.

@@ -1,9 +1,6 @@
 //! Gates a new version passes before it rolls out: dependencies, freeze windows, approval.
 //! Rollbacks pass no gates.
 
-use crate::api::{
-    Approval, ApprovalPolicy, Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Phase, Reason, Release,
-};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -12,6 +9,9 @@ use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 
 use super::wait::{Blocked, Held};
+use crate::api::{
+    Approval, ApprovalPolicy, Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Phase, Reason, Release,
+};
 
 /// What the gates need to know besides the Release and its Environment.
 pub struct GateFacts<'a> {

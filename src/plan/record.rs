@@ -19,6 +19,16 @@ pub struct Step {
     pub wake: Option<Duration>,
 }
 
+/// What the publish step needs of a step once its outcome is recorded in the status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Objects were applied or refused: the status is written even if it looks unchanged.
+    pub acted: bool,
+    /// The step started a rollout (not a drift repair).
+    pub new_rollout: bool,
+    pub wake: Option<Duration>,
+}
+
 /// The facts beyond the Release's own status that its status reports on.
 pub struct Facts<'a> {
     /// The app's AppVersions.
@@ -56,17 +66,23 @@ impl Change {
 /// The status after `step`, computed over `prev` (the status decided on).
 pub fn release_status(
     prev: &ReleaseStatus,
-    step: &Step,
+    step: Step,
     generation: Option<i64>,
     facts: &Facts<'_>,
     now: &Time,
-) -> ReleaseStatus {
-    let mut status = next_status(prev, step.outcome.clone(), generation, now);
-    set_held(&mut status, step.held.as_ref(), generation, now);
+) -> (ReleaseStatus, Written) {
+    let Step { outcome, held, wake } = step;
+    let written = Written {
+        acted: matches!(&outcome, Outcome::Applied { .. } | Outcome::Rejected { .. }),
+        new_rollout: matches!(&outcome, Outcome::Applied { new_rollout: true, .. }),
+        wake,
+    };
+    let mut status = next_status(prev, outcome, generation, now);
+    set_held(&mut status, held.as_ref(), generation, now);
     status.changes = running_changes(&status, facts.app_versions);
     let gaps = forward_port_gaps(&status, facts);
     set_forward_ports(&mut status, &gaps, generation, now);
-    status
+    (status, written)
 }
 
 fn current(status: &ReleaseStatus) -> Option<semver::Version> {
@@ -153,7 +169,8 @@ mod tests {
         let prev = ReleaseStatus { desired_version: Some("1.4.0".into()), ..Default::default() };
         let step = Step { outcome: Outcome::Observed { health: Health::Healthy }, held: None, wake: None };
         let facts = Facts { app_versions: &app_versions, published: &published, same_app: &same_app };
-        let status = release_status(&prev, &step, Some(1), &facts, &now);
+        let (status, written) = release_status(&prev, step, Some(1), &facts, &now);
+        assert_eq!(written, Written { acted: false, new_rollout: false, wake: None });
         assert_eq!(status.changes, vec!["FIN-2".to_string()]);
         let missing = find_condition(&status.conditions, "ForwardPortMissing").unwrap();
         assert_eq!((missing.status.as_str(), missing.reason.as_str()), ("True", "ChangesMissing"));

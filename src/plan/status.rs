@@ -16,9 +16,6 @@ fn history_message(m: Option<String>) -> Option<String> {
     m.map(|m| truncate_message(m, HISTORY_MESSAGE_LIMIT))
 }
 
-use ConditionType::{Degraded as DEGRADED, ForwardPortMissing as FORWARD_PORT_MISSING, Held as HELD};
-use ConditionType::{Progressing as PROGRESSING, Ready as READY};
-
 /// What one reconcile found or did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -60,12 +57,12 @@ pub fn next_status(
     match outcome {
         Outcome::Blocked(b) => {
             s.phase = Some(b.phase);
-            cond(&mut s, READY, false, b.reason, &b.message);
-            cond(&mut s, PROGRESSING, false, b.reason, &b.message);
+            cond(&mut s, ConditionType::Ready, false, b.reason, &b.message);
+            cond(&mut s, ConditionType::Progressing, false, b.reason, &b.message);
             let failed = b.phase == Phase::Failed;
             cond(
                 &mut s,
-                DEGRADED,
+                ConditionType::Degraded,
                 failed,
                 if failed { b.reason } else { Reason::AsExpected },
                 if failed { &b.message } else { "" },
@@ -73,17 +70,17 @@ pub fn next_status(
         }
         Outcome::Failed { reason, message, transient } => {
             s.phase = Some(if transient { Phase::Pending } else { Phase::Failed });
-            cond(&mut s, READY, false, reason, &message);
-            cond(&mut s, PROGRESSING, false, reason, &message);
-            cond(&mut s, DEGRADED, !transient, reason, &message);
+            cond(&mut s, ConditionType::Ready, false, reason, &message);
+            cond(&mut s, ConditionType::Progressing, false, reason, &message);
+            cond(&mut s, ConditionType::Degraded, !transient, reason, &message);
         }
         Outcome::Rejected { reason, message, hash, inventory } => {
             s.phase = Some(Phase::Failed);
             s.rejected_hash = Some(hash);
             s.inventory = Some(inventory);
-            cond(&mut s, READY, false, reason, &message);
-            cond(&mut s, PROGRESSING, false, reason, &message);
-            cond(&mut s, DEGRADED, true, reason, &message);
+            cond(&mut s, ConditionType::Ready, false, reason, &message);
+            cond(&mut s, ConditionType::Progressing, false, reason, &message);
+            cond(&mut s, ConditionType::Degraded, true, reason, &message);
         }
         Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health } => {
             if new_rollout {
@@ -129,10 +126,10 @@ pub fn set_forward_ports(
     now: &Time,
 ) {
     let update = if gaps.is_empty() {
-        ConditionUpdate::new(FORWARD_PORT_MISSING, false, Reason::NothingMissing, "")
+        ConditionUpdate::new(ConditionType::ForwardPortMissing, false, Reason::NothingMissing, "")
     } else {
         ConditionUpdate::new(
-            FORWARD_PORT_MISSING,
+            ConditionType::ForwardPortMissing,
             true,
             Reason::ChangesMissing,
             super::changes::describe(gaps, 10),
@@ -145,8 +142,8 @@ pub fn set_forward_ports(
 pub fn set_held(s: &mut ReleaseStatus, held: Option<&Held>, generation: Option<i64>, now: &Time) {
     s.held_version = held.and_then(|h| h.version.clone());
     let update = match held {
-        Some(h) => ConditionUpdate::new(HELD, true, h.reason, h.message.clone()),
-        None => ConditionUpdate::new(HELD, false, Reason::NothingHeld, ""),
+        Some(h) => ConditionUpdate::new(ConditionType::Held, true, h.reason, h.message.clone()),
+        None => ConditionUpdate::new(ConditionType::Held, false, Reason::NothingHeld, ""),
     };
     set_condition(&mut s.conditions, update, generation, now);
 }
@@ -162,24 +159,24 @@ fn apply_health(s: &mut ReleaseStatus, health: Health, generation: Option<i64>, 
             s.current_version = s.desired_version.clone();
             finish(s, RolloutResult::Succeeded, None, now);
             let msg = format!("version {version} is healthy");
-            cond(s, READY, true, Reason::RolloutComplete, &msg);
-            cond(s, PROGRESSING, false, Reason::RolloutComplete, &msg);
-            cond(s, DEGRADED, false, Reason::AsExpected, "");
+            cond(s, ConditionType::Ready, true, Reason::RolloutComplete, &msg);
+            cond(s, ConditionType::Progressing, false, Reason::RolloutComplete, &msg);
+            cond(s, ConditionType::Degraded, false, Reason::AsExpected, "");
         }
         Health::Progressing { message, .. } => {
             s.phase = Some(Phase::Progressing);
             let msg = format!("rolling out {version}: {message}");
-            cond(s, READY, false, Reason::RolloutInProgress, &msg);
-            cond(s, PROGRESSING, true, Reason::RolloutInProgress, &msg);
-            cond(s, DEGRADED, false, Reason::AsExpected, "");
+            cond(s, ConditionType::Ready, false, Reason::RolloutInProgress, &msg);
+            cond(s, ConditionType::Progressing, true, Reason::RolloutInProgress, &msg);
+            cond(s, ConditionType::Degraded, false, Reason::AsExpected, "");
         }
         Health::Degraded { message } => {
             s.phase = Some(Phase::Degraded);
             finish(s, RolloutResult::Failed, Some(message.clone()), now);
             let msg = format!("version {version}: {message}");
-            cond(s, READY, false, Reason::ProgressDeadlineExceeded, &msg);
-            cond(s, PROGRESSING, false, Reason::ProgressDeadlineExceeded, &msg);
-            cond(s, DEGRADED, true, Reason::ProgressDeadlineExceeded, &msg);
+            cond(s, ConditionType::Ready, false, Reason::ProgressDeadlineExceeded, &msg);
+            cond(s, ConditionType::Progressing, false, Reason::ProgressDeadlineExceeded, &msg);
+            cond(s, ConditionType::Degraded, true, Reason::ProgressDeadlineExceeded, &msg);
         }
     }
 }
@@ -244,14 +241,14 @@ mod tests {
         assert_eq!(s1.phase, Some(Phase::Progressing));
         assert_eq!(s1.history.len(), 1);
         assert_eq!(s1.current_version, None);
-        assert!(is_true(&s1.conditions, PROGRESSING));
+        assert!(is_true(&s1.conditions, ConditionType::Progressing));
 
         let s2 = next_status(&s1, Outcome::Observed { health: Health::Healthy }, Some(1), &t(10));
         assert_eq!(s2.phase, Some(Phase::Healthy));
         assert_eq!(s2.current_version.as_deref(), Some("1.0.0"));
         assert_eq!(s2.history[0].result, RolloutResult::Succeeded);
         assert_eq!(s2.history[0].finished_at, Some(t(10)));
-        assert!(is_true(&s2.conditions, READY));
+        assert!(is_true(&s2.conditions, ConditionType::Ready));
 
         // Steady state: the same observation later changes nothing (so nothing is written).
         let s3 = next_status(&s2, Outcome::Observed { health: Health::Healthy }, Some(1), &t(500));
@@ -269,8 +266,11 @@ mod tests {
         );
         assert_eq!(s5.phase, Some(Phase::Degraded));
         assert_eq!(s5.history[0].result, RolloutResult::Failed);
-        assert!(is_true(&s5.conditions, DEGRADED));
-        assert_eq!(find_condition(&s5.conditions, READY).unwrap().reason, Reason::ProgressDeadlineExceeded);
+        assert!(is_true(&s5.conditions, ConditionType::Degraded));
+        assert_eq!(
+            find_condition(&s5.conditions, ConditionType::Ready).unwrap().reason,
+            Reason::ProgressDeadlineExceeded
+        );
         assert_eq!(s5.current_version.as_deref(), Some("1.0.0"));
     }
 
@@ -352,11 +352,11 @@ mod tests {
         let s2 = next_status(&s1, Outcome::Blocked(b), Some(2), &t(5));
         assert_eq!(s2.phase, Some(Phase::Pending));
         assert_eq!(s2.current_version.as_deref(), Some("1.0.0"));
-        assert!(!is_true(&s2.conditions, DEGRADED));
+        assert!(!is_true(&s2.conditions, ConditionType::Degraded));
         let f = Outcome::Failed { reason: Reason::ForeignNamespace, message: "x".into(), transient: false };
         let s3 = next_status(&s2, f, Some(3), &t(6));
         assert_eq!(s3.phase, Some(Phase::Failed));
-        assert!(is_true(&s3.conditions, DEGRADED));
+        assert!(is_true(&s3.conditions, ConditionType::Degraded));
         assert_eq!(s3.history, s1.history);
         let rejected = Outcome::Rejected {
             reason: Reason::ApplyRejected,

@@ -5,16 +5,16 @@
 //! a soak time). Versions that failed here are skipped (tracked, promoted) or not retried (pinned
 //! with automatic rollback); `spec.rollback.to` overrides all of it with a version from history.
 
-use crate::api::{
-    AppVersion, AppVersionSpec, Approval, ConditionType, Environment, Phase, Reason, Release, ReleaseStatus,
-    RolloutResult, is_true,
-};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::gates::{self, GateFacts, Stop};
 use super::wait::{Blocked, Held};
+use crate::api::{
+    AppVersion, AppVersionSpec, Approval, ConditionType, Environment, Phase, Reason, Release, ReleaseStatus,
+    RolloutResult, is_true,
+};
 use crate::duration::parse_duration;
 
 /// How the Release names its version.

@@ -7,12 +7,13 @@ mod manifests;
 mod variables;
 mod workload;
 
-use crate::api::{AppVersion, Environment, InventoryEntry, Reason, Release, labels};
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::api::{AppVersion, Environment, InventoryEntry, Reason, Release, labels};
 
 pub use variables::substitute;
 

@@ -1,12 +1,12 @@
 //! `deploy`, `promote` and `rollback`: one command changes one Release; `--wait` follows the rollout.
 
-use crate::api::{ApprovalPolicy, ConditionType, Phase, Reason, Release, ReleaseSpec, RolloutResult};
 use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::api::PostParams;
 use serde_json::json;
 
+use crate::api::{ApprovalPolicy, ConditionType, Phase, Reason, Release, ReleaseSpec, RolloutResult};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Output};
 use crate::cli::session::{CLI_FIELD_MANAGER, Session, list_or_none, parse_version};

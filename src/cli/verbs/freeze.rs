@@ -1,7 +1,6 @@
 //! `freeze ENV` / `unfreeze ENV`: one-off freeze windows on the Environment, or an override that
 //! lets one app through a freeze. Each leaves an Event naming who and why.
 
-use crate::api::{Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Reason, Release};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::deploy::say;
+use crate::api::{Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Reason, Release};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::session::{CLI_FIELD_MANAGER, Session};
 use crate::plan::gates::active_until;

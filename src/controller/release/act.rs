@@ -1,7 +1,6 @@
 //! Act: render the target, apply it when it differs from what was applied (or the live objects
 //! drifted), prune what it no longer has, read health. The only step that writes workloads.
 
-use crate::api::{Environment, Inventory, InventoryEntry, Reason, Release, ReleaseStatus};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -10,6 +9,7 @@ use kube::{Resource, ResourceExt};
 use tracing::info;
 
 use super::{RECHECK_SLACK, owner};
+use crate::api::{Environment, Inventory, InventoryEntry, Reason, Release, ReleaseStatus};
 use crate::controller::apply::{ApplyFailure, apply_all, prune};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};

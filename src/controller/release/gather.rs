@@ -48,17 +48,8 @@ impl Related {
         self.environment.as_deref()
     }
 
-    pub(super) fn app_versions(&self) -> Vec<&AppVersion> {
-        self.app_versions.iter().map(AsRef::as_ref).collect()
-    }
-
     /// What selection decides over, for `release` (the Release with the status decided on).
-    pub(super) fn inputs<'a>(
-        &'a self,
-        release: &'a Release,
-        app_versions: &[&'a AppVersion],
-        now: jiff::Timestamp,
-    ) -> Inputs<'a> {
+    pub(super) fn inputs<'a>(&'a self, release: &'a Release, now: jiff::Timestamp) -> Inputs<'a> {
         let peers: Vec<&Release> =
             self.in_environment.iter().filter(|r| r.name_any() != self.name).map(AsRef::as_ref).collect();
         let upstream = release.spec.promote_from.as_ref().map_or_else(Vec::new, |from| {
@@ -74,7 +65,7 @@ impl Related {
             peers,
             release,
             env: self.environment(),
-            app_versions: app_versions.to_vec(),
+            app_versions: self.app_versions.iter().map(AsRef::as_ref).collect(),
             upstream,
             now,
         }

@@ -1,7 +1,6 @@
 //! Publish: the status write (none when the cache shows it unchanged; progress text alone may wait),
 //! then the Events and metrics of what changed.
 
-use crate::api::{ConditionType, Phase, Reason, Release, ReleaseStatus, RolloutResult, find_condition};
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
@@ -9,13 +8,14 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
+use crate::api::{ConditionType, Phase, Reason, Release, ReleaseStatus, RolloutResult, find_condition};
 use crate::controller::context::{Context, cached};
 use crate::controller::error::Result;
 use crate::controller::events::publish as event;
 use crate::controller::status::patch_status_if_changed;
-use crate::plan::record::{Step, earliest};
+use crate::plan::coalesce;
+use crate::plan::record::{Written, earliest};
 use crate::plan::status::rollout_ended;
-use crate::plan::{Outcome, coalesce};
 use crate::telemetry::EnvironmentLabel;
 
 /// Progress detail is written at most this often (see [`crate::plan::coalesce`]).
@@ -28,20 +28,19 @@ pub(super) async fn publish(
     rel: &Release,
     prev: &ReleaseStatus,
     status: ReleaseStatus,
-    step: &Step,
+    written: Written,
     rolled_back: Option<&str>,
 ) -> Result<Action> {
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &rel.namespace().unwrap_or_default());
     // After an apply the status is written even if it looks unchanged: the cached Release may be
     // older than our last write, and the write's resourceVersion precondition then sends us round
     // again with fresh data instead of leaving a stale inventory on the server.
-    let acted = matches!(&step.outcome, Outcome::Applied { .. } | Outcome::Rejected { .. });
-    let base = if acted { None } else { rel.status.as_ref() };
+    let base = if written.acted { None } else { rel.status.as_ref() };
     // Progress text alone may wait (see `plan::coalesce`); the next real change is written at once.
     if base.is_some_and(|b| coalesce::only_progress_detail(b, &status))
         && let Some(later) = ctx.own_writes.too_soon(rel, PROGRESS_DETAIL_EVERY)
     {
-        return Ok(Action::requeue(earliest(step.wake, Some(later)).unwrap_or(later)));
+        return Ok(Action::requeue(earliest(written.wake, Some(later)).unwrap_or(later)));
     }
     if patch_status_if_changed(&api, &ctx.own_writes, rel, base, &status).await? {
         if let Some(v) = rolled_back {
@@ -54,10 +53,9 @@ pub(super) async fn publish(
                 .get_or_create(&EnvironmentLabel { environment: rel.spec.environment.clone() })
                 .inc();
         }
-        let new_rollout = matches!(&step.outcome, Outcome::Applied { new_rollout: true, .. });
-        record_transition(ctx, rel, rel.status.as_ref().unwrap_or(prev), &status, new_rollout);
+        record_transition(ctx, rel, rel.status.as_ref().unwrap_or(prev), &status, written.new_rollout);
     }
-    Ok(step.wake.map_or_else(Action::await_change, Action::requeue))
+    Ok(written.wake.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Time from an AppVersion's creation to the start of its rollout here; rollbacks and re-rollouts of
