@@ -18,6 +18,10 @@ pub struct RunArgs {
     /// Parallel reconciles per controller.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
+    /// How long a rollout's first status may wait to be written, so that a rollout healthy within
+    /// it costs one status write instead of two (`0s`: write at once).
+    #[arg(long, default_value = "2s", value_parser = super::duration_arg)]
+    status_settle: Duration,
     /// Where to serve /metrics, /healthz and /readyz (`off` to serve nothing).
     #[arg(long, default_value = "127.0.0.1:8080", env = "TUSKFISH_METRICS_ADDR")]
     metrics_addr: String,
@@ -109,6 +113,7 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
     info!(concurrency = args.concurrency, leader_election = args.leader_elect, "tuskfish operator starting");
     let settings = crate::controller::Settings {
         concurrency: args.concurrency,
+        status_settle: args.status_settle,
         leader,
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
         metrics,

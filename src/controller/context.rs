@@ -10,6 +10,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::catalog::Catalog;
+use super::deferred::DeferredStatuses;
 use super::status::OwnWrites;
 use crate::api::{AppVersion, Approval, Environment, Release};
 use crate::index::PipelineIndex;
@@ -39,6 +40,9 @@ pub struct Context {
     pub metrics: SharedMetrics,
     /// Our own status writes, to skip decisions on a cache that has not seen them yet.
     pub own_writes: OwnWrites,
+    /// Rollouts' first statuses not written yet, and how long one may wait (see [`super::deferred`]).
+    pub deferred: DeferredStatuses,
+    pub status_settle: std::time::Duration,
     /// Told of every finished reconcile, when someone asked (see [`super::ReconcileLog`]).
     pub reconciled: Option<Arc<super::ReconcileLog>>,
 }
@@ -61,6 +65,8 @@ impl Context {
             requests,
             metrics,
             own_writes: OwnWrites::default(),
+            deferred: DeferredStatuses::default(),
+            status_settle: std::time::Duration::ZERO,
             reconciled: None,
         }
     }

@@ -5,6 +5,7 @@ mod apply;
 mod appversion;
 mod catalog;
 mod context;
+mod deferred;
 mod environment;
 mod error;
 mod events;
@@ -39,6 +40,8 @@ use crate::telemetry::{ControllerLabel, RequestCounts, SharedMetrics};
 pub struct Settings {
     /// Parallel reconciles per controller.
     pub concurrency: u16,
+    /// How long a rollout's first status may wait to be written (see [`deferred`]).
+    pub status_settle: Duration,
     /// Run the controllers only while holding this Lease (`None`: always; one replica only).
     pub leader: Option<LeaderConfig>,
     /// Watch the tuskfish kinds in this namespace only (`None`: all namespaces).
@@ -52,6 +55,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             concurrency: 16,
+            status_settle: Duration::from_secs(2),
             leader: None,
             watch_namespace: None,
             metrics: Arc::default(),
@@ -160,6 +164,7 @@ async fn run_controllers(
     let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
     let mut ctx = Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone());
     ctx.reconciled = settings.reconciled.clone();
+    ctx.status_settle = settings.status_settle;
     let ctx = Arc::new(ctx);
     let drivers = futures::future::join_all(w.drivers);
 

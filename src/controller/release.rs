@@ -65,8 +65,10 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let now = Time(jiff::Timestamp::now());
     // Gather.
     let related = Related::gather(&ctx, &rel);
-    let (prev, rolled_back) =
-        rollback::decide_on(rel.status.clone().unwrap_or_default(), auto_rollback(&rel));
+    // A status held back after the last apply (see `deferred`) is the truth of what was applied.
+    let deferred = ctx.deferred.get(&rel);
+    let base = deferred.as_ref().map_or_else(|| rel.status.clone().unwrap_or_default(), |d| d.status.clone());
+    let (prev, rolled_back) = rollback::decide_on(base, auto_rollback(&rel));
     let decided_on = Release { status: Some(prev.clone()), ..(*rel).clone() };
     let inputs = related.inputs(&decided_on, now.0);
     // Decide, then act on the decision.
@@ -88,14 +90,18 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let facts = related.facts(&inputs.app_versions);
     let (status, written) = record::release_status(&prev, step, rel.metadata.generation, &facts, &now);
     // Publish.
-    publish::publish(&ctx, &rel, &prev, status, written, rolled_back.as_deref()).await
+    let held_until = deferred.map(|d| d.due);
+    publish::publish(&ctx, &rel, &prev, status, written, rolled_back.as_deref(), held_until).await
 }
 
 /// Removes everything the Release applied before it goes away.
 async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
-    if let Some(inv) = rel.status.as_ref().and_then(|s| s.inventory.as_ref()) {
+    // Deleted while its last status was held back: that status has the inventory of the last apply.
+    let held = ctx.deferred.inventory(&rel);
+    if let Some(inv) = held.as_ref().or_else(|| rel.status.as_ref().and_then(|s| s.inventory.as_ref())) {
         let deleted = prune(&ctx.client, &ctx.catalog, inv, None, &owner(&rel)).await?;
         info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
     }
+    ctx.deferred.written(&rel);
     Ok(Action::await_change())
 }

@@ -33,6 +33,15 @@ struct Harness {
 }
 
 static HARNESS: OnceLock<Harness> = OnceLock::new();
+/// The operator's status settle window, when a test binary needs another than the default.
+static STATUS_SETTLE: OnceLock<Duration> = OnceLock::new();
+
+/// Runs this binary's operator with this status settle window (call before anything else).
+/// (The operator, once started, keeps the window it started with: a call that comes too late to
+/// change it fails.)
+pub fn use_status_settle(window: Duration) {
+    assert_eq!(*STATUS_SETTLE.get_or_init(|| window), window, "the operator runs with another window");
+}
 
 /// The test cluster's (admin) kubeconfig path.
 pub fn kubeconfig() -> String {
@@ -72,7 +81,8 @@ fn harness() -> &'static Harness {
         let counter = RequestCounter::default();
         let counts = counter.counts();
         let reconciled = Arc::new(ReconcileLog::default());
-        let settings = Settings { reconciled: Some(reconciled.clone()), ..Default::default() };
+        let mut settings = Settings { reconciled: Some(reconciled.clone()), ..Default::default() };
+        settings.status_settle = *STATUS_SETTLE.get_or_init(|| settings.status_settle);
         let t = target.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

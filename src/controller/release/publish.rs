@@ -1,7 +1,7 @@
 //! Publish: the status write (none when the cache shows it unchanged; progress text alone may wait),
 //! then the Events and metrics of what changed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::api::{ConditionType, Phase, Reason, Release, ReleaseStatus, RolloutResult, find_condition};
 use crate::controller::context::{Context, cached};
+use crate::controller::deferred;
 use crate::controller::error::Result;
 use crate::controller::events::publish as event;
 use crate::controller::status::patch_status_if_changed;
@@ -22,7 +23,8 @@ use crate::telemetry::EnvironmentLabel;
 const PROGRESS_DETAIL_EVERY: Duration = Duration::from_secs(5);
 
 /// Writes `status` (computed over `prev`, the status decided on) and tells what changed.
-/// `rolled_back`: the version this reconcile marked failed.
+/// `rolled_back`: the version this reconcile marked failed; `held_until`: the end of the window of
+/// the status held back that this reconcile decided on (see [`deferred`]).
 pub(super) async fn publish(
     ctx: &Context,
     rel: &Release,
@@ -30,12 +32,26 @@ pub(super) async fn publish(
     status: ReleaseStatus,
     written: Written,
     rolled_back: Option<&str>,
+    held_until: Option<Instant>,
 ) -> Result<Action> {
+    let now = Instant::now();
+    // A rollout that is still progressing may wait for its first write (see `deferred`); what it
+    // started is told now, as if the status were written.
+    let due = held_until.or_else(|| written.new_rollout.then(|| now + ctx.status_settle));
+    if status.phase == Some(Phase::Progressing)
+        && let Some((due, left)) = due.and_then(|d| Some((d, deferred::left(d, now)?)))
+    {
+        if held_until.is_none() {
+            tell_decision(ctx, rel, &status, written, rolled_back);
+        }
+        ctx.deferred.hold(rel, status, due);
+        return Ok(Action::requeue(earliest(written.wake, Some(left)).unwrap_or(left)));
+    }
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &rel.namespace().unwrap_or_default());
-    // After an apply the status is written even if it looks unchanged: the cached Release may be
-    // older than our last write, and the write's resourceVersion precondition then sends us round
-    // again with fresh data instead of leaving a stale inventory on the server.
-    let base = if written.acted { None } else { rel.status.as_ref() };
+    // After an apply (or over a held status) the status is written even if it looks unchanged: the
+    // cached Release may be older than our last write, and the write's resourceVersion precondition
+    // then sends us round again with fresh data instead of leaving a stale inventory on the server.
+    let base = if written.acted || held_until.is_some() { None } else { rel.status.as_ref() };
     // Progress text alone may wait (see `plan::coalesce`); the next real change is written at once.
     if base.is_some_and(|b| coalesce::only_progress_detail(b, &status))
         && let Some(later) = ctx.own_writes.too_soon(rel, PROGRESS_DETAIL_EVERY)
@@ -43,19 +59,39 @@ pub(super) async fn publish(
         return Ok(Action::requeue(earliest(written.wake, Some(later)).unwrap_or(later)));
     }
     if patch_status_if_changed(&api, &ctx.own_writes, rel, base, &status).await? {
-        if let Some(v) = rolled_back {
-            let back_to = status.desired_version.clone().unwrap_or_else(|| "nothing".into());
-            let note = format!("version {v} failed in {}; rolling back to {back_to}", rel.spec.environment);
-            warn!(release = %rel.name_any(), failed = %v, %back_to, "rolling back");
-            event(ctx, &rel.object_ref(&()), EventType::Warning, Reason::RollingBack, note);
-            ctx.metrics
-                .rollbacks
-                .get_or_create(&EnvironmentLabel { environment: rel.spec.environment.clone() })
-                .inc();
+        ctx.deferred.written(rel);
+        if held_until.is_none() {
+            tell_decision(ctx, rel, &status, written, rolled_back);
         }
-        record_transition(ctx, rel, rel.status.as_ref().unwrap_or(prev), &status, written.new_rollout);
+        record_transition(ctx, rel, rel.status.as_ref().unwrap_or(prev), &status);
     }
     Ok(written.wake.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// What this reconcile decided, told once, whether its status is written now or held back: a
+/// rollback, a rollout started.
+fn tell_decision(
+    ctx: &Context,
+    rel: &Release,
+    status: &ReleaseStatus,
+    written: Written,
+    rolled_back: Option<&str>,
+) {
+    let env = &rel.spec.environment;
+    if let Some(v) = rolled_back {
+        let back_to = status.desired_version.clone().unwrap_or_else(|| "nothing".into());
+        let note = format!("version {v} failed in {env}; rolling back to {back_to}");
+        warn!(release = %rel.name_any(), failed = %v, %back_to, "rolling back");
+        event(ctx, &rel.object_ref(&()), EventType::Warning, Reason::RollingBack, note);
+        ctx.metrics.rollbacks.get_or_create(&EnvironmentLabel { environment: env.clone() }).inc();
+    }
+    if written.new_rollout {
+        // No Event yet: the one Event of a rollout says how it ended (see `record_transition`).
+        let version = status.desired_version.clone().unwrap_or_default();
+        info!(release = %rel.name_any(), environment = %env, %version, "rollout started");
+        ctx.metrics.rollout(env, "started");
+        observe_publish_to_rollout(ctx, rel, status, &version);
+    }
 }
 
 /// Time from an AppVersion's creation to the start of its rollout here; rollbacks and re-rollouts of
@@ -79,22 +115,9 @@ fn observe_publish_to_rollout(ctx: &Context, rel: &Release, next: &ReleaseStatus
 }
 
 /// Events for what a person watching the Release wants to know.
-fn record_transition(
-    ctx: &Context,
-    rel: &Release,
-    prev: &ReleaseStatus,
-    next: &ReleaseStatus,
-    new_rollout: bool,
-) {
+fn record_transition(ctx: &Context, rel: &Release, prev: &ReleaseStatus, next: &ReleaseStatus) {
     let reference = rel.object_ref(&());
-    let version = next.desired_version.clone().unwrap_or_default();
     let env = &rel.spec.environment;
-    if new_rollout {
-        // No Event yet: the one Event of a rollout says how it ended (below).
-        info!(release = %rel.name_any(), environment = %env, %version, "rollout started");
-        ctx.metrics.rollout(env, "started");
-        observe_publish_to_rollout(ctx, rel, next, &version);
-    }
     let reason_of = |s: &ReleaseStatus| {
         find_condition(&s.conditions, ConditionType::Ready)
             .and_then(|c| Some((Reason::parse(&c.reason)?, c.message.clone())))
