@@ -912,8 +912,9 @@ async fn main() {
          would be the only write). Server writes are the API server's own count of mutating requests \
          (`apiserver_request_total`, every client: kube-controller-manager, kube-scheduler, kwok, the \
          operator) during each converge plus 3 s, divided by N: tuskfish adds the Release itself, its \
-         finalizer, two status writes (Progressing, Healthy) and two Events per Release, and Environment \
-         release counts (at most one write per 2 s per Environment). Peak RSS is the process's \
+         finalizer, one status write (two when the rollout is still progressing when the status settle \
+         window ends) and one Event per Release, and Environment release counts (at most one write per \
+         2 s per Environment). Peak RSS is the process's \
          high-water mark (`VmHWM`): the operator's from its start through the converge.\n",
         steady_secs = steady.as_secs()
     );
