@@ -17,11 +17,11 @@ pub mod web;
 /// Which of the API server's definitions `tuskfish crd` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Definitions {
-    /// The CRDs and the Approval identity policy (what `crds/tuskfish.dev.yaml` holds).
+    /// The CRDs and the identity policies (what `crds/tuskfish.dev.yaml` holds).
     All,
     /// The CRDs alone (the chart's `crds/`).
     Crds,
-    /// The ValidatingAdmissionPolicy and its binding alone (the chart's template).
+    /// The ValidatingAdmissionPolicies and their bindings alone (the chart's template).
     Policy,
 }
 
@@ -38,8 +38,10 @@ pub fn crd_yaml(which: Definitions) -> Result<String, serde_saphyr::ser::Error> 
         }
     }
     if which != Definitions::Crds {
-        doc(serde_saphyr::to_string(&with_type(api::policy::approval_identity_policy()))?);
-        doc(serde_saphyr::to_string(&with_type(api::policy::approval_identity_binding()))?);
+        for (policy, binding) in api::policy::identity_policies() {
+            doc(serde_saphyr::to_string(&with_type(policy))?);
+            doc(serde_saphyr::to_string(&with_type(binding))?);
+        }
     }
     Ok(out)
 }

@@ -130,6 +130,8 @@ pub enum PendingKind {
     RollingBack,
     /// The version failed here and is skipped.
     Failed,
+    /// The version was vetoed in the whole pipeline.
+    Vetoed,
     /// Held for another reason (a failed version, an unhealthy upstream…).
     Held,
 }
@@ -144,6 +146,7 @@ impl PendingKind {
             PendingKind::RollingOut => "rolling out",
             PendingKind::RollingBack => "rolling back",
             PendingKind::Failed => "failed, skipped",
+            PendingKind::Vetoed => "vetoed",
             PendingKind::Held => "held",
         }
     }
@@ -280,6 +283,7 @@ fn pending(r: &Release) -> Option<Pending> {
         Some(Reason::Soaking) => PendingKind::Soaking,
         Some(Reason::WaitingForDependencies) => PendingKind::WaitingForDependencies,
         Some(Reason::VersionFailed) => PendingKind::Failed,
+        Some(Reason::VersionVetoed) => PendingKind::Vetoed,
         _ => PendingKind::Held,
     };
     Some(Pending { what, version: status.held_version.clone(), message: held.message.clone() })

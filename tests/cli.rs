@@ -240,6 +240,91 @@ async fn deploy_approve_rollback_each_take_one_command() {
 }
 
 #[tokio::test]
+async fn a_veto_stops_a_version_in_every_environment_in_its_authors_name() {
+    let t = TestNs::new("cli-veto").await;
+    t.environment("dev", json!({})).await;
+    t.environment("test", json!({"tier": "test"})).await;
+    t.environment("prod", json!({"tier": "prod"})).await;
+    t.app_version("pay", "1.3.10", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "", json!({"version": null, "track": "~1.3"})).await;
+    let promote = json!({"version": null, "promoteFrom": {"environment": "dev", "soak": "0s"}});
+    t.release("pay-test", "pay", "test", "", promote).await;
+    t.release("pay-prod", "pay", "prod", "1.3.10", json!({})).await;
+    t.wait_release("pay-test", healthy_at("1.3.10")).await;
+    t.wait_release("pay-prod", healthy_at("1.3.10")).await;
+    t.app_version("pay", "1.3.11", json!({})).await;
+    t.wait_release("pay-dev", healthy_at("1.3.11")).await;
+    t.wait_release("pay-test", healthy_at("1.3.11")).await;
+
+    // vera may veto (patch AppVersions, and leave the audit Event) in this pipeline namespace.
+    let rbac = [
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "vetoer"},
+            "rules": [{"apiGroups": ["tuskfish.dev"], "resources": ["appversions", "releases", "environments"],
+                       "verbs": ["get", "list", "watch", "patch"]},
+                      {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "vetoer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "vetoer"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "vera"}]}),
+    ];
+    for doc in rbac {
+        t.apply(doc).await;
+    }
+    common::wait_allowed(&t.client, "vera", &[], "patch", "appversions", &t.ns).await;
+
+    // Nobody vetoes in another's name: the API server refuses the annotation naming someone else.
+    let forged =
+        json!({"metadata": {"annotations": {"tuskfish.dev/veto": "no", "tuskfish.dev/vetoed-by": "vera"}}});
+    let refused =
+        t.api::<AppVersion>().patch("pay-1.3.11", &PatchParams::default(), &Patch::Merge(&forged)).await;
+    let message = format!("{refused:?}");
+    assert!(message.contains("must name the user who sets or changes the veto (admin)"), "{message}");
+
+    fails(&t, &["veto", "pay", "1.3.11"], 2, "required arguments were not provided").await;
+    let r = ok(&t, &["--as", "vera", "veto", "pay", "1.3.11", "--reason", "FX rounding (INC-9)"]).await;
+    assert!(r.stdout.contains("vetoed pay 1.3.11") && r.stdout.contains("dev, test"), "{r:?}");
+    let av = t.api::<AppVersion>().get("pay-1.3.11").await.unwrap();
+    assert_eq!(av.metadata.annotations.unwrap()["tuskfish.dev/vetoed-by"], "vera");
+
+    // Where it ran, it is rolled back (tracking and promotion roll back automatically), and the
+    // history says who vetoed it and why.
+    for name in ["pay-dev", "pay-test"] {
+        let rel = t.wait_release(name, healthy_at("1.3.10")).await;
+        let status = rel.status.unwrap();
+        let entry = &status.history[0];
+        assert_eq!(
+            (entry.version.as_str(), entry.rollback_of.as_deref()),
+            ("1.3.10", Some("1.3.11")),
+            "{name}"
+        );
+        let note = entry.message.clone().unwrap_or_default();
+        assert!(note.contains("rollback: 1.3.11 vetoed by vera: FX rounding (INC-9)"), "{name}: {note}");
+    }
+    // dev tracks ~1.3 and skips the vetoed version, saying so; test follows what dev runs again.
+    let dev = t.api::<Release>().get("pay-dev").await.unwrap().status.unwrap();
+    assert!(held("VersionVetoed")(&dev), "{:#?}", dev.conditions);
+    // No environment deploys it: prod, pinned to it, keeps what it runs.
+    t.set_version("pay-prod", "1.3.11").await;
+    let rel = t.wait_release("pay-prod", held("VersionVetoed")).await;
+    assert_eq!(rel.status.unwrap().current_version.as_deref(), Some("1.3.10"));
+    let events: kube::Api<Event> = t.api();
+    let notes: Vec<String> =
+        events.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|e| e.note).collect();
+    assert!(notes.iter().any(|n| n == "pay 1.3.11 vetoed by vera: FX rounding (INC-9)"), "{notes:#?}");
+    assert!(
+        notes.iter().any(|n| n.starts_with("rolling back to 1.3.10 in dev: rollback: 1.3.11 vetoed")),
+        "{notes:#?}"
+    );
+    let status = json_of(&ok(&t, &["status", "-o", "json"]).await);
+    assert!(status.to_string().contains("vetoed by vera"), "{status}");
+
+    // Lifted: the version goes where it is wanted again.
+    ok(&t, &["--as", "vera", "veto", "pay", "1.3.11", "--lift", "--reason", "false alarm"]).await;
+    t.wait_release("pay-prod", healthy_at("1.3.11")).await;
+    t.wait_release("pay-dev", healthy_at("1.3.11")).await;
+    t.wait_release("pay-test", healthy_at("1.3.11")).await;
+}
+
+#[tokio::test]
 async fn promote_deploys_what_is_healthy_upstream() {
     let t = TestNs::new("cli-promote").await;
     t.environment("dev", json!({})).await;

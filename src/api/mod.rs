@@ -10,6 +10,7 @@ pub mod policy;
 mod reason;
 mod release;
 pub mod rules;
+mod veto;
 
 pub use approval::*;
 pub use appversion::*;
@@ -17,6 +18,7 @@ pub use condition::*;
 pub use environment::*;
 pub use reason::{ConditionType, Reason};
 pub use release::*;
+pub use veto::Veto;
 
 use kube::CustomResourceExt;
 
@@ -28,6 +30,12 @@ pub const FIELD_MANAGER: &str = "tuskfish";
 pub const RELEASE_FINALIZER: &str = "tuskfish.dev/release-cleanup";
 /// On a Release: deploy through a freeze window; the value (the reason) is recorded in history.
 pub const FREEZE_OVERRIDE_ANNOTATION: &str = "tuskfish.dev/freeze-override";
+/// On an AppVersion: vetoed in the whole pipeline; the value is the reason (see [`Veto`]).
+pub const VETO_ANNOTATION: &str = "tuskfish.dev/veto";
+/// On an AppVersion: who vetoed it; the API server admits only the requesting user's own name.
+pub const VETOED_BY_ANNOTATION: &str = "tuskfish.dev/vetoed-by";
+/// On an AppVersion: when it was vetoed (RFC 3339, as the CLI wrote it).
+pub const VETOED_AT_ANNOTATION: &str = "tuskfish.dev/vetoed-at";
 
 /// Label keys put on every object tuskfish applies.
 pub mod labels {

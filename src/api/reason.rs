@@ -121,6 +121,7 @@ vocabulary! {
         OutsideVersionLine,
         NoMatchingVersion,
         VersionFailed,
+        VersionVetoed,
         RollbackTargetNotInHistory,
         NamespaceOwned,
         // AppVersions.
@@ -152,9 +153,11 @@ vocabulary! {
         NamespaceTerminating,
         NamespaceOwnedByOther,
         NamespaceNotManaged,
-        // The CLI's freeze verbs (Events).
+        // The CLI's freeze and veto verbs (Events).
         FreezeOverridden,
         Unfrozen,
+        Vetoed,
+        VetoLifted,
         // A reconcile that failed at one of its steps (Warning Events).
         ApplyFailed,
         PruneFailed,

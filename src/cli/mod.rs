@@ -178,6 +178,18 @@ enum Command {
         #[arg(long = "override", value_name = "APP", requires = "reason")]
         override_app: Option<String>,
     },
+    /// Mark a published version bad in the whole pipeline: no environment deploys it, and where it
+    /// runs, Releases with automatic rollback roll back (--lift undoes it).
+    Veto {
+        app: String,
+        version: String,
+        /// Why (recorded with your name on the AppVersion, in history and in an Event).
+        #[arg(long, required_unless_present = "lift")]
+        reason: Option<String>,
+        /// Lift the veto: the version may be deployed again.
+        #[arg(long)]
+        lift: bool,
+    },
     /// Rollouts of an app in an environment, newest first.
     History {
         app: String,
@@ -345,6 +357,11 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
             (Some(app), Some(reason)) => verbs::freeze::override_freeze(&s, &env, &app, &reason).await?,
             (Some(_), None) => return Err(CliError::Usage("--override needs --reason".into())),
             (None, reason) => verbs::freeze::unfreeze(&s, &env, reason.as_deref()).await?,
+        },
+        Command::Veto { app, version, reason, lift } => match (lift, reason) {
+            (true, reason) => verbs::veto::lift(&s, &app, &version, reason.as_deref()).await?,
+            (false, Some(reason)) => verbs::veto::veto(&s, &app, &version, &reason).await?,
+            (false, None) => return Err(CliError::Usage("veto needs --reason (or --lift)".into())),
         },
         Command::History { app, env } => verbs::history::history(&s, &app, &env).await?,
         Command::Diff { a, b, exit_code } => {

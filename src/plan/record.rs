@@ -53,13 +53,15 @@ impl Change {
     pub fn of(prev: &ReleaseStatus, target: &Target<'_>, rolled_back: Option<&str>) -> Self {
         let version = target.version.to_string();
         let rollback_of = rollback::of(prev, &version, rolled_back);
+        // A rollback away from a vetoed version says why in the target's own notes.
+        let vetoed = target.rollback_of.clone().filter(|_| rollback_of.is_none());
         let notes: Vec<String> = rollback_of
             .iter()
             .map(|failed| format!("rollback: {failed} failed"))
             .chain(target.notes.iter().cloned())
             .collect();
         let note = (!notes.is_empty()).then(|| notes.join("; "));
-        Self { version, note, rollback_of }
+        Self { version, note, rollback_of: rollback_of.or(vetoed) }
     }
 }
 

@@ -13,7 +13,7 @@ use super::gates::{self, GateFacts, Stop};
 use super::wait::{Blocked, Held};
 use crate::api::{
     AppVersion, AppVersionSpec, Approval, ConditionType, Environment, Phase, Reason, Release, ReleaseStatus,
-    RolloutResult, is_true,
+    RolloutResult, Veto, is_true,
 };
 use crate::duration::parse_duration;
 
@@ -34,11 +34,13 @@ pub struct Target<'a> {
     pub held: Option<Held>,
     /// Notes from the gates for the rollout's history entry (approver, overridden freeze).
     pub notes: Vec<String>,
+    /// The vetoed version this goes back from, when it is a rollback away from a veto.
+    pub rollback_of: Option<String>,
 }
 
 impl<'a> Target<'a> {
     fn new(app_version: &'a AppVersion, version: semver::Version) -> Self {
-        Self { app_version, version, held: None, notes: Vec::new() }
+        Self { app_version, version, held: None, notes: Vec::new(), rollback_of: None }
     }
 }
 
@@ -225,14 +227,36 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
                 ),
             ));
         }
+        if let Some(veto) = catalog.veto(&version) {
+            return Err(Blocked::failed(
+                Reason::VersionVetoed,
+                format!("spec.rollback.to {version} was {}; pick another version", veto.describe()),
+            ));
+        }
         return catalog.exact(&version).map(|av| (Target::new(av, version), true));
     }
     let keep_current = |held: Held| keep_current(&status, &catalog, held).map(|t| (t, false));
+    if let Some(away) = away_from_veto(release, &status, &catalog, &failed) {
+        return away;
+    }
+    // Versions not to go to: failed here, or vetoed in the whole pipeline.
+    let skip_why = |v: &semver::Version| match catalog.veto(v) {
+        Some(veto) => Some(veto.describe()),
+        None => failed(v).then(|| "failed here".to_string()),
+    };
 
     match mode {
         Mode::Pinned => {
             let version = parse_version(spec.version.as_deref().unwrap_or_default(), "spec.version")?;
             check_line(&version, in_line(&version), &spec.environment, env)?;
+            if let Some(veto) = catalog.veto(&version) {
+                return keep_current(Held {
+                    version: Some(version.to_string()),
+                    reason: Reason::VersionVetoed,
+                    message: format!("{version} was {}; pin another version", veto.describe()),
+                    recheck_in: None,
+                });
+            }
             if failed(&version) && auto_rollback(release) {
                 return keep_current(Held {
                     version: Some(version.to_string()),
@@ -256,25 +280,30 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
             let mut candidates: Vec<(semver::Version, &AppVersion)> =
                 catalog.published().filter(|(v, _)| range.matches(v) && in_line(v)).collect();
             candidates.sort_by(|a, b| b.0.cmp(&a.0));
-            let skipped: Vec<String> =
-                candidates.iter().take_while(|(v, _)| failed(v)).map(|(v, _)| v.to_string()).collect();
-            match candidates.into_iter().find(|(v, _)| !failed(v)) {
+            let skipped: Vec<(String, String)> =
+                candidates.iter().map_while(|(v, _)| Some((v.to_string(), skip_why(v)?))).collect();
+            // Held for the newest skipped version: vetoed, or else failed here.
+            let reason = match skipped.first() {
+                Some((v, _)) if semver::Version::parse(v).is_ok_and(|v| catalog.veto(&v).is_some()) => {
+                    Reason::VersionVetoed
+                }
+                _ => Reason::VersionFailed,
+            };
+            let listed = skipped.iter().map(|(v, why)| format!("{v} ({why})")).collect::<Vec<_>>().join(", ");
+            match candidates.into_iter().find(|(v, _)| skip_why(v).is_none()) {
                 Some((version, av)) => {
                     let held = (!skipped.is_empty()).then(|| Held {
-                        version: skipped.first().cloned(),
-                        reason: Reason::VersionFailed,
-                        message: format!(
-                            "skipping {} (failed here) until a newer version in {raw:?} is published",
-                            skipped.join(", ")
-                        ),
+                        version: skipped.first().map(|(v, _)| v.clone()),
+                        reason,
+                        message: format!("skipping {listed} until a newer version in {raw:?} is published"),
                         recheck_in: None,
                     });
                     Ok((Target { held, ..Target::new(av, version) }, false))
                 }
                 None if !skipped.is_empty() => keep_current(Held {
-                    version: skipped.first().cloned(),
-                    reason: Reason::VersionFailed,
-                    message: format!("every version in {raw:?} failed here ({})", skipped.join(", ")),
+                    version: skipped.first().map(|(v, _)| v.clone()),
+                    reason,
+                    message: format!("no version in {raw:?} may go: {listed}"),
                     recheck_in: None,
                 }),
                 None => Err(Blocked::pending(
@@ -346,6 +375,17 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
             let version = parse_version(&candidate, "upstream version")?;
             let already = status.current_version.as_deref() == Some(candidate.as_str());
             if !already {
+                if let Some(veto) = catalog.veto(&version) {
+                    return keep_current(Held {
+                        version: Some(candidate),
+                        reason: Reason::VersionVetoed,
+                        message: format!(
+                            "{version} was {}; waiting for a newer version upstream",
+                            veto.describe()
+                        ),
+                        recheck_in: None,
+                    });
+                }
                 if failed(&version) {
                     return keep_current(Held {
                         version: Some(candidate),
@@ -375,6 +415,52 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
     }
 }
 
+/// When the version running here was vetoed: with automatic rollback, a rollback (no gates) to the
+/// newest version that ran healthily here and may still go; without, the version keeps running and
+/// the Release says so. `None` when what runs is not vetoed.
+fn away_from_veto<'a>(
+    release: &Release,
+    status: &ReleaseStatus,
+    catalog: &Catalog<'a, '_>,
+    failed: &dyn Fn(&semver::Version) -> bool,
+) -> Option<Result<(Target<'a>, bool), Blocked>> {
+    let current = semver::Version::parse(status.current_version.as_deref()?).ok()?;
+    let veto = catalog.veto(&current)?;
+    let held = |message: String| Held {
+        version: Some(current.to_string()),
+        reason: Reason::VersionVetoed,
+        message,
+        recheck_in: None,
+    };
+    if !auto_rollback(release) {
+        let message = format!(
+            "{current} runs here and was {}; deploy another version or roll back (`tuskfish rollback`)",
+            veto.describe()
+        );
+        return Some(keep_current(status, catalog, held(message)).map(|t| (t, false)));
+    }
+    let back = status
+        .history
+        .iter()
+        .filter(|h| h.result == RolloutResult::Succeeded)
+        .filter_map(|h| semver::Version::parse(&h.version).ok())
+        .find(|v| v != &current && !failed(v) && catalog.veto(v).is_none());
+    let Some(version) = back else {
+        let message = format!(
+            "{current} runs here and was {}; nothing that ran healthily here before may go instead",
+            veto.describe()
+        );
+        return Some(keep_current(status, catalog, held(message)).map(|t| (t, false)));
+    };
+    let target = catalog.exact(&version).map(|av| Target {
+        held: Some(held(format!("{current} was {}; rolled back to {version}", veto.describe()))),
+        notes: vec![format!("rollback: {current} {}", veto.describe())],
+        rollback_of: Some(current.to_string()),
+        ..Target::new(av, version)
+    });
+    Some(target.map(|t| (t, true)))
+}
+
 fn check_line(version: &semver::Version, ok: bool, env_name: &str, env: &Environment) -> Result<(), Blocked> {
     if ok {
         return Ok(());
@@ -397,6 +483,13 @@ struct Catalog<'a, 'b> {
 impl<'a> Catalog<'a, '_> {
     fn of_app(&self) -> impl Iterator<Item = &'a AppVersion> + '_ {
         self.app_versions.iter().copied().filter(|av| av.spec.app == self.app)
+    }
+
+    /// The veto on `version`, if any AppVersion of it carries one.
+    fn veto(&self, version: &semver::Version) -> Option<Veto> {
+        self.of_app()
+            .filter(|av| semver::Version::parse(av.spec.version.trim()).is_ok_and(|v| &v == version))
+            .find_map(Veto::of)
     }
 
     /// Published, unmodified versions.
@@ -628,6 +721,97 @@ mod tests {
         for (i, (r, env, want)) in cases.iter().enumerate() {
             assert_eq!(outcome(select(r, Some(env), &avs, None)), want.map(str::to_string), "case {i}");
         }
+    }
+
+    fn vetoed(version: &str) -> AppVersion {
+        let mut av = published(version);
+        av.metadata.annotations = Some(
+            [(crate::api::VETO_ANNOTATION, "FX rounding"), (crate::api::VETOED_BY_ANNOTATION, "maria")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        av
+    }
+
+    /// `release` running `current`, which ran after each of `ran` (newest first) healthily.
+    fn running(mut r: Release, current: &str, ran: &[&str]) -> Release {
+        let status = r.status.get_or_insert_with(Default::default);
+        status.current_version = Some(current.into());
+        status.history = std::iter::once(current)
+            .chain(ran.iter().copied())
+            .map(|v| HistoryEntry {
+                version: v.into(),
+                started_at: Time(now()),
+                finished_at: Some(Time(now())),
+                result: RolloutResult::Succeeded,
+                message: None,
+                rollback_of: None,
+            })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn a_vetoed_version_goes_nowhere_and_where_it_runs_is_rolled_back_with_automatic_rollback() {
+        let avs = vec![published("1.3.9"), published("1.3.10"), vetoed("1.3.11")];
+        let env = ready_env(None);
+        let mut pinned_auto = pinned(Some("1.3.11"));
+        pinned_auto.spec.rollback = Some(RollbackSpec { auto: Some(true), to: None });
+        let mut tracked_manual = tracked("~1.3", &[], None);
+        tracked_manual.spec.rollback = Some(RollbackSpec { auto: Some(false), to: None });
+        let mut back_to_vetoed = running(tracked("~1.3", &[], None), "1.3.10", &["1.3.11"]);
+        back_to_vetoed.spec.rollback = Some(RollbackSpec { auto: None, to: Some("1.3.11".into()) });
+        let cases: Vec<(Release, Result<&str, &str>, bool)> = vec![
+            // Tracking skips it; nothing ran yet, so the newest other version goes.
+            (tracked("~1.3", &[], None), Ok("1.3.10 (held: VersionVetoed)"), false),
+            // Pinned to it: nothing runs yet, so nothing can; once something runs, it stays.
+            (pinned(Some("1.3.11")), Err("VersionVetoed"), false),
+            (running(pinned(Some("1.3.11")), "1.3.10", &[]), Ok("1.3.10 (held: VersionVetoed)"), false),
+            // Where it runs: rolled back (an explicit rollback: no gates) to the newest version that
+            // ran healthily here and may go…
+            (
+                running(tracked("~1.3", &[], None), "1.3.11", &["1.3.10", "1.3.9"]),
+                Ok("1.3.10 (held: VersionVetoed)"),
+                true,
+            ),
+            (
+                running(tracked("~1.3", &["1.3.10"], None), "1.3.11", &["1.3.10", "1.3.9"]),
+                Ok("1.3.9 (held: VersionVetoed)"),
+                true,
+            ),
+            (running(pinned_auto, "1.3.11", &["1.3.9"]), Ok("1.3.9 (held: VersionVetoed)"), true),
+            // …not without automatic rollback (a pin's default), and not when nothing else ran here.
+            (
+                running(pinned(Some("1.3.11")), "1.3.11", &["1.3.9"]),
+                Ok("1.3.11 (held: VersionVetoed)"),
+                false,
+            ),
+            (running(tracked_manual, "1.3.11", &["1.3.9"]), Ok("1.3.11 (held: VersionVetoed)"), false),
+            (running(tracked("~1.3", &[], None), "1.3.11", &[]), Ok("1.3.11 (held: VersionVetoed)"), false),
+            // Nor may a manual rollback go to it.
+            (back_to_vetoed, Err("VersionVetoed"), false),
+        ];
+        for (i, (r, want, rollback)) in cases.iter().enumerate() {
+            let got = select(r, Some(&env), &avs, None);
+            let rollback_of = got.as_ref().ok().and_then(|t| t.rollback_of.clone());
+            assert_eq!(outcome(got), want.map(str::to_string), "case {i}");
+            assert_eq!(rollback_of.as_deref(), rollback.then_some("1.3.11"), "case {i}");
+        }
+    }
+
+    #[test]
+    fn a_vetoed_version_is_not_promoted() {
+        let avs = vec![published("1.3.9"), vetoed("1.3.11")];
+        let env = ready_env(None);
+        let mut upstream = running(pinned(Some("1.3.11")), "1.3.11", &[]);
+        upstream.status.as_mut().unwrap().phase = Some(Phase::Healthy);
+        let mut r = running(pinned(None), "1.3.9", &[]);
+        r.spec.promote_from = Some(PromoteFrom { environment: "dev".into(), soak: None });
+        assert_eq!(
+            outcome(select(&r, Some(&env), &avs, Some(&upstream))),
+            Ok("1.3.9 (held: VersionVetoed)".into())
+        );
     }
 
     #[test]

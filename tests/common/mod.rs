@@ -106,7 +106,7 @@ pub const APPROVERS_GROUP: &str = "tuskfish:test-approvers";
 
 static DEFINITIONS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
-/// Installs the CRDs, the Approval identity policy and the test approvers' RBAC (what `tuskfish
+/// Installs the CRDs, the identity policies and the test approvers' RBAC (what `tuskfish
 /// crd` and the chart install), once per test binary, and waits until the API server really
 /// serves the kinds and enforces the policy.
 pub async fn install_definitions(client: &Client) {
@@ -147,10 +147,10 @@ pub async fn install_definitions(client: &Client) {
 
 /// Established is not served: right after a CRD is Established its endpoints can still answer
 /// 404 for a moment, and a new ValidatingAdmissionPolicy takes a moment to be enforced. Waits
-/// until a list of every kind succeeds and an Approval in someone else's name is refused.
+/// until a list of every kind succeeds and an Approval and a veto in someone else's name are refused.
 async fn wait_served(client: &Client) {
     let probe_ns = "default";
-    within("tuskfish kinds served and the Approval policy enforced", async {
+    within("tuskfish kinds served and the identity policies enforced", async {
         loop {
             let served = lists::<AppVersion>(client, probe_ns).await
                 && lists::<Environment>(client, probe_ns).await
@@ -176,8 +176,8 @@ where
     Api::<K>::namespaced(client.clone(), ns).list(&Default::default()).await.is_ok()
 }
 
-/// Whether the API server refuses (in a dry run) an Approval that names someone other than its
-/// author.
+/// Whether the API server refuses (in dry runs) an Approval and a veto that name someone other than
+/// their author.
 async fn policy_enforced(client: &Client, ns: &str) -> bool {
     let probe: tuskfish::api::Approval = serde_json::from_value(json!({
         "apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
@@ -185,10 +185,22 @@ async fn policy_enforced(client: &Client, ns: &str) -> bool {
         "spec": {"release": "probe", "version": "0.0.1", "approver": "not-the-admin"}}))
     .unwrap();
     let pp = PostParams { dry_run: true, ..Default::default() };
-    match Api::<tuskfish::api::Approval>::namespaced(client.clone(), ns).create(&pp, &probe).await {
-        Err(kube::Error::Api(e)) => e.message.contains("spec.approver must be the user"),
+    let approval =
+        match Api::<tuskfish::api::Approval>::namespaced(client.clone(), ns).create(&pp, &probe).await {
+            Err(kube::Error::Api(e)) => e.message.contains("spec.approver must be the user"),
+            _ => false,
+        };
+    let veto: AppVersion = serde_json::from_value(json!({
+        "apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion",
+        "metadata": {"name": "tuskfish-policy-probe",
+                     "annotations": {"tuskfish.dev/veto": "probe", "tuskfish.dev/vetoed-by": "not-the-admin"}},
+        "spec": {"app": "probe", "version": "0.0.1", "workload": {"image": "probe"}}}))
+    .unwrap();
+    let veto = match Api::<AppVersion>::namespaced(client.clone(), ns).create(&pp, &veto).await {
+        Err(kube::Error::Api(e)) => e.message.contains("must name the user who sets or changes the veto"),
         _ => false,
-    }
+    };
+    approval && veto
 }
 
 /// Waits until RBAC lets `user` (in `groups`) `verb` `resource` of tuskfish.dev in `ns`: a new

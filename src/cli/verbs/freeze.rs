@@ -37,7 +37,8 @@ pub fn parse_until(for_: Option<&str>, until: Option<&str>) -> CliResult<Until> 
     }
 }
 
-async fn record(
+/// Leaves an audit Event on `reference`: who did what, and why.
+pub(super) async fn record(
     s: &Session,
     reference: k8s_openapi::api::core::v1::ObjectReference,
     reason: Reason,

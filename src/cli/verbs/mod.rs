@@ -7,4 +7,5 @@ pub mod freeze;
 pub mod history;
 pub mod status;
 pub mod version;
+pub mod veto;
 pub mod web;

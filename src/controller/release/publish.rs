@@ -85,6 +85,18 @@ fn tell_decision(
         event(ctx, &rel.object_ref(&()), EventType::Warning, Reason::RollingBack, note);
         ctx.metrics.rollbacks.get_or_create(&EnvironmentLabel { environment: env.clone() }).inc();
     }
+    // A rollback from a version that did not fail here (a veto) says why in its history entry; one
+    // from a failure was told above, when the version was marked failed.
+    let other_rollback = status.history.first().filter(|h| {
+        h.rollback_of.as_ref().is_some_and(|v| !status.failed_versions.contains(v)) && rolled_back.is_none()
+    });
+    if let Some(entry) = other_rollback.filter(|_| written.new_rollout) {
+        let why = entry.message.clone().unwrap_or_default();
+        let note = format!("rolling back to {} in {env}: {why}", entry.version);
+        warn!(release = %rel.name_any(), back_to = %entry.version, %why, "rolling back");
+        event(ctx, &rel.object_ref(&()), EventType::Warning, Reason::RollingBack, note);
+        ctx.metrics.rollbacks.get_or_create(&EnvironmentLabel { environment: env.clone() }).inc();
+    }
     if written.new_rollout {
         // No Event yet: the one Event of a rollout says how it ended (see `record_transition`).
         let version = status.desired_version.clone().unwrap_or_default();
