@@ -401,6 +401,69 @@ async fn freeze_unfreeze_and_override() {
 }
 
 #[tokio::test]
+async fn one_command_stops_the_line_and_one_restarts_it() {
+    let t = TestNs::new("cli-line").await;
+    for env in ["dev", "test", "prod"] {
+        t.environment(env, json!({})).await;
+    }
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        t.app_version("pay", v, json!({})).await;
+    }
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    t.release("pay-test", "pay", "test", "1.0.0", json!({})).await;
+    let track = json!({"version": null, "track": "~1.0"});
+    t.release("pay-prod", "pay", "prod", "", track).await;
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+    t.wait_release("pay-test", healthy_at("1.0.0")).await;
+    t.set_version("pay-test", "1.1.0").await;
+    t.wait_release("pay-test", healthy_at("1.1.0")).await;
+    t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+    // prod has a freeze of its own, which the line's restart must leave in place.
+    ok(&t, &["freeze", "prod", "--reason", "audit"]).await;
+
+    let r = ok(&t, &["freeze", "--all", "--reason", "INC-12 payments outage"]).await;
+    assert!(
+        r.stdout.contains("line stopped until `tuskfish unfreeze`") && r.stdout.contains("dev, prod, test"),
+        "{r:?}"
+    );
+    for env in ["dev", "test", "prod"] {
+        let windows = t.api::<Environment>().get(env).await.unwrap().spec.freeze_windows;
+        assert!(
+            windows.iter().any(|w| w.line_stop && w.reason.as_deref().unwrap_or_default().contains("INC-12")),
+            "{env}: {windows:?}"
+        );
+    }
+    // Rollbacks still run…
+    ok(&t, &["rollback", "pay", "--env", "test", "--wait"]).await;
+    t.wait_release("pay-test", healthy_at("1.0.0")).await;
+    ok(&t, &["rollback", "pay", "--env", "test", "--clear"]).await;
+    // …but every environment holds new versions.
+    ok(&t, &["deploy", "pay", "1.1.0", "--env", "dev"]).await;
+    ok(&t, &["deploy", "pay", "1.2.0", "--env", "test"]).await;
+    t.wait_release("pay-dev", held("Frozen")).await;
+    t.wait_release("pay-test", held("Frozen")).await;
+    let dev = t.api::<Release>().get("pay-dev").await.unwrap().status.unwrap();
+    assert_eq!(dev.current_version.as_deref(), Some("1.0.0"));
+    let events = t.api::<Event>().list(&ListParams::default()).await.unwrap();
+    let stopped =
+        events.items.iter().filter(|e| e.note.as_deref().is_some_and(|n| n.contains("line stopped"))).count();
+    assert_eq!(stopped, 3, "one Frozen Event per Environment");
+
+    let r = ok(&t, &["unfreeze", "--all", "--reason", "INC-12 resolved"]).await;
+    assert!(
+        r.stdout.contains("line restarted") && r.stdout.contains("still frozen by their own windows: prod"),
+        "{r:?}"
+    );
+    t.wait_release("pay-dev", healthy_at("1.1.0")).await;
+    t.wait_release("pay-test", healthy_at("1.2.0")).await;
+    let prod = t.api::<Environment>().get("prod").await.unwrap().spec.freeze_windows;
+    assert_eq!(prod.len(), 1, "prod's own freeze stays: {prod:?}");
+    assert!(!prod[0].line_stop);
+    assert!(ok(&t, &["unfreeze", "--all"]).await.stdout.contains("is not stopped"));
+    fails(&t, &["freeze", "--reason", "x"], 2, "required arguments were not provided").await;
+}
+
+#[tokio::test]
 async fn errors_name_the_problem_with_documented_exit_codes() {
     let t = TestNs::new("cli-errors").await;
     t.environment("prod", json!({"tier": "prod", "versionLine": "~1.0"})).await;

@@ -75,6 +75,10 @@ pub struct FreezeWindow {
     pub end: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weekly: Option<WeeklyWindow>,
+    /// Set by `tuskfish freeze --all` (the whole pipeline stopped at once): `tuskfish unfreeze
+    /// --all` lifts these windows and leaves the environments' own freezes in place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub line_stop: bool,
 }
 
 /// Every week on `days`, from `from` to `to` (local time in `timeZone`; `to` before `from` runs past

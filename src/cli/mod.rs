@@ -157,9 +157,14 @@ enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Stop new versions from rolling out to an environment (rollbacks still go ahead).
+    /// Stop new versions from rolling out to an environment, or to every environment of the
+    /// pipeline at once with --all (rollbacks still go ahead).
     Freeze {
-        env: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        env: Option<String>,
+        /// Stop the line: freeze every Environment of the pipeline namespace.
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         reason: String,
         /// For how long, e.g. 2h (default: until unfrozen).
@@ -169,9 +174,14 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         until: Option<String>,
     },
-    /// End the environment's one-off freezes, or let one app through any freeze (--override).
+    /// End the environment's one-off freezes, or let one app through any freeze (--override);
+    /// --all lifts a stopped line (the windows `freeze --all` set) in every environment.
     Unfreeze {
-        env: String,
+        #[arg(required_unless_present = "all", conflicts_with_all = ["all"])]
+        env: Option<String>,
+        /// Lift the line stop in every Environment of the pipeline namespace.
+        #[arg(long, conflicts_with = "override_app")]
+        all: bool,
         #[arg(long)]
         reason: Option<String>,
         /// Let this app deploy despite the freeze (recorded in its history).
@@ -349,14 +359,20 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
             };
             verbs::approve::approve(&s, args).await?;
         }
-        Command::Freeze { env, reason, for_, until } => {
+        Command::Freeze { env, all: _, reason, for_, until } => {
             let until = verbs::freeze::parse_until(for_.as_deref(), until.as_deref())?;
-            verbs::freeze::freeze(&s, &env, &reason, until).await?;
+            match env {
+                Some(env) => verbs::freeze::freeze(&s, &env, &reason, until).await?,
+                None => verbs::freeze::stop_the_line(&s, &reason, until).await?,
+            }
         }
-        Command::Unfreeze { env, reason, override_app } => match (override_app, reason) {
-            (Some(app), Some(reason)) => verbs::freeze::override_freeze(&s, &env, &app, &reason).await?,
-            (Some(_), None) => return Err(CliError::Usage("--override needs --reason".into())),
-            (None, reason) => verbs::freeze::unfreeze(&s, &env, reason.as_deref()).await?,
+        Command::Unfreeze { env, all: _, reason, override_app } => match (env, override_app, reason) {
+            (None, _, reason) => verbs::freeze::restart_the_line(&s, reason.as_deref()).await?,
+            (Some(env), Some(app), Some(reason)) => {
+                verbs::freeze::override_freeze(&s, &env, &app, &reason).await?
+            }
+            (Some(_), Some(_), None) => return Err(CliError::Usage("--override needs --reason".into())),
+            (Some(env), None, reason) => verbs::freeze::unfreeze(&s, &env, reason.as_deref()).await?,
         },
         Command::Veto { app, version, reason, lift } => match (lift, reason) {
             (true, reason) => verbs::veto::lift(&s, &app, &version, reason.as_deref()).await?,

@@ -159,7 +159,7 @@ fn matrix_marks_frozen_environments_and_groups_by_app() {
         reason: Some("year-end close".into()),
         start: Some("2026-12-20T00:00:00Z".into()),
         end: Some("2027-01-02T00:00:00Z".into()),
-        weekly: None,
+        ..Default::default()
     }];
     let envs = [prod, env("dev", Tier::Dev)];
     let releases = [rel("payments", "prod", None), rel("payments", "dev", None), rel("ledger", "dev", None)];

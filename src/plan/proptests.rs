@@ -89,7 +89,13 @@ pub(crate) fn freeze_window() -> impl Strategy<Value = FreezeWindow> {
         proptest::option::of(weekly),
         proptest::option::of(any::<String>()),
     )
-        .prop_map(|(start, end, weekly, reason)| FreezeWindow { reason, start, end, weekly })
+        .prop_map(|(start, end, weekly, reason)| FreezeWindow {
+            reason,
+            start,
+            end,
+            weekly,
+            line_stop: false,
+        })
 }
 
 fn ready_condition() -> Condition {

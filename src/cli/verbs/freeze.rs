@@ -1,5 +1,6 @@
 //! `freeze ENV` / `unfreeze ENV`: one-off freeze windows on the Environment, or an override that
-//! lets one app through a freeze. Each leaves an Event naming who and why.
+//! lets one app through a freeze; `freeze --all` / `unfreeze --all` stop and restart the whole line.
+//! Each leaves an Event naming who and why.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -67,32 +68,144 @@ async fn set_windows(s: &Session, env: &Environment, windows: &[FreezeWindow]) -
     s.merge_patch::<Environment>(&name, patch).await
 }
 
+/// The end of a window that starts `now`, as `until` asks.
+fn window_end(now: Timestamp, until: Until) -> CliResult<Option<Timestamp>> {
+    match until {
+        Until::Open => Ok(None),
+        Until::For(d) => jiff::SignedDuration::try_from(d)
+            .map(|d| Some(now + d))
+            .map_err(|e| CliError::Usage(format!("--for: {e}"))),
+        Until::At(t) if t <= now => Err(CliError::Usage(format!("--until {t} is in the past"))),
+        Until::At(t) => Ok(Some(t)),
+    }
+}
+
+/// Now, in whole seconds: the times end up in messages people read.
+fn now_seconds() -> Timestamp {
+    Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now())
+}
+
+/// Adds a one-off window from `now` to `end` to `env`, with an Event naming who and why.
+async fn add_window(
+    s: &Session,
+    env: &Environment,
+    window: FreezeWindow,
+    note: String,
+) -> CliResult<Environment> {
+    let mut windows = env.spec.freeze_windows.clone();
+    windows.push(window);
+    let updated = set_windows(s, env, &windows).await?;
+    record(s, updated.object_ref(&()), Reason::Frozen, note).await;
+    Ok(updated)
+}
+
+fn until_text(end: Option<Timestamp>) -> String {
+    end.map_or("until `tuskfish unfreeze`".to_string(), |t| format!("until {t}"))
+}
+
 pub async fn freeze(s: &Session, env_name: &str, reason: &str, until: Until) -> CliResult<()> {
     let env = s.environment(env_name).await?;
-    // Whole seconds: the times end up in messages people read.
-    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
-    let end = match until {
-        Until::Open => None,
-        Until::For(d) => Some(
-            now + jiff::SignedDuration::try_from(d).map_err(|e| CliError::Usage(format!("--for: {e}")))?,
-        ),
-        Until::At(t) if t <= now => return Err(CliError::Usage(format!("--until {t} is in the past"))),
-        Until::At(t) => Some(t),
-    };
+    let now = now_seconds();
+    let end = window_end(now, until)?;
     let by = s.actor().await;
     let window = FreezeWindow {
         reason: Some(format!("{reason} (by {by})")),
         start: Some(now.to_string()),
         end: end.map(|t| t.to_string()),
-        weekly: None,
+        ..Default::default()
     };
-    let mut windows = env.spec.freeze_windows.clone();
-    windows.push(window);
-    let updated = set_windows(s, &env, &windows).await?;
-    let until_text = end.map_or("until `tuskfish unfreeze`".to_string(), |t| format!("until {t}"));
-    record(s, updated.object_ref(&()), Reason::Frozen, format!("frozen {until_text} by {by}: {reason}"))
-        .await;
-    say(s, &format!("{env_name} frozen {until_text}: new versions wait, rollbacks still go ahead"));
+    let until = until_text(end);
+    add_window(s, &env, window, format!("frozen {until} by {by}: {reason}")).await?;
+    say(s, &format!("{env_name} frozen {until}: new versions wait, rollbacks still go ahead"));
+    Ok(())
+}
+
+/// Freezes every Environment of the pipeline namespace at once (`freeze --all`). Each gets a window
+/// marked `lineStop`, so that `unfreeze --all` lifts exactly these. An Environment that cannot be
+/// frozen (RBAC, a conflicting edit) is named, and the others stay frozen: a half-stopped line is
+/// said loudly, never hidden.
+pub async fn stop_the_line(s: &Session, reason: &str, until: Until) -> CliResult<()> {
+    let envs = s.environments().await?;
+    if envs.is_empty() {
+        return Err(CliError::NotFound(format!("no Environments in namespace {}: nothing to stop", s.ns)));
+    }
+    let now = now_seconds();
+    let end = window_end(now, until)?;
+    let by = s.actor().await;
+    let until = until_text(end);
+    let window = FreezeWindow {
+        reason: Some(format!("line stopped: {reason} (by {by})")),
+        start: Some(now.to_string()),
+        end: end.map(|t| t.to_string()),
+        line_stop: true,
+        ..Default::default()
+    };
+    let mut frozen = Vec::new();
+    let mut failed = Vec::new();
+    for env in &envs {
+        let note = format!("line stopped {until} by {by}: {reason}");
+        match add_window(s, env, window.clone(), note).await {
+            Ok(_) => frozen.push(env.name_any()),
+            Err(e) => failed.push(format!("{}: {e}", env.name_any())),
+        }
+    }
+    say(
+        s,
+        &format!(
+            "line stopped {until} in {} ({}): new versions wait, rollbacks still go ahead; `tuskfish unfreeze --all` lifts it",
+            s.ns,
+            frozen.join(", ")
+        ),
+    );
+    if !failed.is_empty() {
+        return Err(CliError::Failed(format!(
+            "could not freeze {} of {} Environments: {}",
+            failed.len(),
+            envs.len(),
+            failed.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// Lifts a stopped line: removes the `lineStop` windows from every Environment, leaving each
+/// Environment's own freezes in place.
+pub async fn restart_the_line(s: &Session, reason: Option<&str>) -> CliResult<()> {
+    let by = s.actor().await;
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    let mut lifted = Vec::new();
+    let mut still_frozen = Vec::new();
+    let mut failed = Vec::new();
+    let now = Timestamp::now();
+    for env in s.environments().await? {
+        let (stops, rest): (Vec<FreezeWindow>, Vec<FreezeWindow>) =
+            env.spec.freeze_windows.iter().cloned().partition(|w| w.line_stop);
+        if rest.iter().any(|w| matches!(active_until(w, now), Ok(Some(_)))) {
+            still_frozen.push(env.name_any());
+        }
+        if stops.is_empty() {
+            continue;
+        }
+        match set_windows(s, &env, &rest).await {
+            Ok(updated) => {
+                let note = format!("line restarted by {by}{why}");
+                record(s, updated.object_ref(&()), Reason::Unfrozen, note).await;
+                lifted.push(env.name_any());
+            }
+            Err(e) => failed.push(format!("{}: {e}", env.name_any())),
+        }
+    }
+    if lifted.is_empty() && failed.is_empty() {
+        say(s, &format!("the line in {} is not stopped", s.ns));
+    } else {
+        say(s, &format!("line restarted in {} ({})", s.ns, lifted.join(", ")));
+    }
+    if !still_frozen.is_empty() {
+        say(s, &format!("still frozen by their own windows: {}", still_frozen.join(", ")));
+    }
+    if !failed.is_empty() {
+        return Err(CliError::Failed(format!("could not lift the line stop in {}", failed.join("; "))));
+    }
     Ok(())
 }
 
