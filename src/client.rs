@@ -87,8 +87,15 @@ impl Target {
 /// Who the API server authenticates `client` as (a SelfSubjectReview): the user name admission
 /// policies see in `request.userInfo.username`. `None` when the review names no user.
 pub async fn whoami(client: &Client) -> Result<Option<String>, kube::Error> {
+    Ok(identity(client).await?.map(|(user, _)| user))
+}
+
+/// The user name and groups the API server authenticates `client` as (`request.userInfo`).
+pub async fn identity(client: &Client) -> Result<Option<(String, Vec<String>)>, kube::Error> {
     use k8s_openapi::api::authentication::v1::SelfSubjectReview;
     let reviews: kube::Api<SelfSubjectReview> = kube::Api::all(client.clone());
     let review = reviews.create(&kube::api::PostParams::default(), &SelfSubjectReview::default()).await?;
-    Ok(review.status.and_then(|s| s.user_info).and_then(|u| u.username).filter(|u| !u.is_empty()))
+    let Some(user) = review.status.and_then(|s| s.user_info) else { return Ok(None) };
+    let name = user.username.filter(|u| !u.is_empty());
+    Ok(name.map(|n| (n, user.groups.unwrap_or_default())))
 }

@@ -8,9 +8,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
 
-use crate::api::{
-    ApprovalPolicy, ConditionType, Environment, Phase, Reason, Release, RolloutResult, Tier, find_condition,
-};
+use crate::api::{ConditionType, Environment, Phase, Reason, Release, RolloutResult, Tier, find_condition};
 use crate::plan::gates::{FreezeEnd, active_until};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -132,6 +130,8 @@ pub enum PendingKind {
     Failed,
     /// The version was vetoed in the whole pipeline.
     Vetoed,
+    /// An approver rejected the version here.
+    Rejected,
     /// Held for another reason (a failed version, an unhealthy upstream…).
     Held,
 }
@@ -147,6 +147,7 @@ impl PendingKind {
             PendingKind::RollingBack => "rolling back",
             PendingKind::Failed => "failed, skipped",
             PendingKind::Vetoed => "vetoed",
+            PendingKind::Rejected => "rejected",
             PendingKind::Held => "held",
         }
     }
@@ -218,7 +219,7 @@ pub fn matrix(namespace: &str, envs: &[Environment], releases: &[Release], now: 
             name: e.name_any(),
             tier: e.spec.tier,
             namespace: e.spec.namespace.clone(),
-            approval_required: e.spec.approval == Some(ApprovalPolicy::Required),
+            approval_required: e.spec.requires_approval(),
             frozen: frozen(e, now),
         })
         .collect();
@@ -284,6 +285,7 @@ fn pending(r: &Release) -> Option<Pending> {
         Some(Reason::WaitingForDependencies) => PendingKind::WaitingForDependencies,
         Some(Reason::VersionFailed) => PendingKind::Failed,
         Some(Reason::VersionVetoed) => PendingKind::Vetoed,
+        Some(Reason::Rejected) => PendingKind::Rejected,
         _ => PendingKind::Held,
     };
     Some(Pending { what, version: status.held_version.clone(), message: held.message.clone() })

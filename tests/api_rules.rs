@@ -70,6 +70,10 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
         ("weekly.from must be a time of day", weekly(json!({"from": "25:00"}))),
         ("weekly.to must be a time of day", weekly(json!({"to": "7pm"}))),
         ("weekly.days must be weekdays", weekly(json!({"days": ["Fri", "Someday"]}))),
+        (
+            "approvalPolicy.expireAfter must be a duration",
+            environment(json!({"approvalPolicy": {"expireAfter": "a day or so"}})),
+        ),
         ("set exactly one of spec.version", release(json!({"version": "1.0.0", "track": "~1.0"}))),
         ("set exactly one of spec.version", release(json!({}))),
         ("spec.version must be a semantic version such as 1.3.10", release(json!({"version": "latest"}))),

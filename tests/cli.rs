@@ -325,6 +325,99 @@ async fn a_veto_stops_a_version_in_every_environment_in_its_authors_name() {
 }
 
 #[tokio::test]
+async fn approval_policies_count_distinct_people_countersignatures_expiry_and_rejections() {
+    let t = TestNs::new("cli-quorum").await;
+    let group = common::APPROVERS_GROUP;
+    let policy = json!({"minApprovals": 2, "approvers": {"groups": [group]}, "countersign": ["cfo"]});
+    t.environment("prod", json!({"tier": "prod", "approvalPolicy": policy})).await;
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        t.app_version("pay", v, json!({})).await;
+    }
+    t.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
+    let approve = |who: &'static str, version: &'static str| {
+        let t = &t;
+        async move { ok(t, &["--as", who, "--as-group", group, "approve", "pay", version, "--env", "prod"]).await }
+    };
+
+    // One person approving twice counts once.
+    approve("bob", "1.0.0").await;
+    assert!(approve("bob", "1.0.0").await.stdout.contains("already approved"));
+    // What the Release says it waits for: the Ready condition while nothing runs yet, Held after.
+    let waiting = |needle: &'static str| {
+        move |s: &tuskfish::api::ReleaseStatus| {
+            ["Ready", "Held"].iter().any(|c| {
+                tuskfish::api::find_condition(&s.conditions, c)
+                    .is_some_and(|c| c.reason == "AwaitingApproval" && c.message.contains(needle))
+            })
+        }
+    };
+    t.wait_release("pay-prod", waiting("1 of 2 approvals (from bob); 1 more needed from groups")).await;
+    approve("carol", "1.0.0").await;
+    // The quorum is there; the countersignature is not.
+    t.wait_release("pay-prod", waiting("1.0.0 for Release pay-prod: countersignature of cfo needed")).await;
+    approve("cfo", "1.0.0").await;
+    let rel = t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+    let note = rel.status.unwrap().history[0].message.clone().unwrap_or_default();
+    for who in ["bob at ", "carol at ", "cfo at "] {
+        assert!(note.contains(who), "every approval that counted is in the history: {note}");
+    }
+
+    // A rejection holds the version whatever else is approved; a newer one needs its own approvals.
+    ok(&t, &["deploy", "pay", "1.1.0", "--env", "prod"]).await;
+    let r = ok(
+        &t,
+        &[
+            "--as",
+            "bob",
+            "--as-group",
+            group,
+            "reject",
+            "pay",
+            "1.1.0",
+            "--env",
+            "prod",
+            "--reason",
+            "FX risk",
+        ],
+    )
+    .await;
+    assert!(r.stdout.contains("rejected pay 1.1.0 for prod"), "{r:?}");
+    for who in ["carol", "cfo", "dan"] {
+        approve(who, "1.1.0").await;
+    }
+    let rel = t.wait_release("pay-prod", held("Rejected")).await;
+    let status = rel.status.unwrap();
+    assert_eq!(status.current_version.as_deref(), Some("1.0.0"));
+    let message = tuskfish::api::find_condition(&status.conditions, "Held").unwrap().message.clone();
+    assert!(
+        message.contains("rejected for Release pay-prod by bob at ")
+            && message.ends_with("a newer version needs approvals of its own"),
+        "{message}"
+    );
+    ok(&t, &["deploy", "pay", "1.2.0", "--env", "prod"]).await;
+    t.wait_release("pay-prod", waiting("1.2.0 for Release pay-prod: 0 of 2 approvals")).await;
+
+    // Nobody claims a group they are not in: the API server refuses it.
+    let as_eve = common::client_as("eve", &[group]).await;
+    let forged = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval", "metadata": {"name": "forged"},
+        "spec": {"release": "pay-prod", "version": "1.2.0", "approver": "eve", "approverGroups": ["finance:cfo-office"]}});
+    let refused = common::apply_value(&as_eve, Some(&t.ns), forged).await.unwrap_err().to_string();
+    assert!(
+        refused
+            .contains("spec.approverGroups may only name groups of the user who creates the Approval (eve)"),
+        "{refused}"
+    );
+
+    // Approvals expire: an old one stops counting, and the message says so when it does.
+    t.environment("audit", json!({"approvalPolicy": {"minApprovals": 2, "expireAfter": "3s"}})).await;
+    t.release("pay-audit", "pay", "audit", "1.0.0", json!({})).await;
+    ok(&t, &["--as", "bob", "--as-group", group, "approve", "pay", "1.0.0", "--env", "audit"]).await;
+    t.wait_release("pay-audit", waiting("(expired: bob)")).await;
+    ok(&t, &["--as", "carol", "--as-group", group, "approve", "pay", "1.0.0", "--env", "audit"]).await;
+    t.wait_release("pay-audit", waiting("1 of 2 approvals (from carol); 1 more needed (expired: bob)")).await;
+}
+
+#[tokio::test]
 async fn promote_deploys_what_is_healthy_upstream() {
     let t = TestNs::new("cli-promote").await;
     t.environment("dev", json!({})).await;

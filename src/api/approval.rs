@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Release","type":"string","jsonPath":".spec.release"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".spec.version"}"#,
     printcolumn = r#"{"name":"Approver","type":"string","jsonPath":".spec.approver"}"#,
+    printcolumn = r#"{"name":"Decision","type":"string","jsonPath":".spec.decision"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -28,9 +29,33 @@ pub struct ApprovalSpec {
     /// The version approved.
     #[schemars(length(min = 5, max = 128))]
     pub version: String,
-    /// Who approved (recorded in the Release's history).
+    /// Who approved (recorded in the Release's history). The API server admits only the
+    /// requesting user's own name (the `tuskfish-approval-identity` policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approver: Option<String>,
+    /// The approver's groups when approving (what an Environment's `approvalPolicy.approvers.groups`
+    /// is checked against); the API server admits only groups the requesting user is in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub approver_groups: Vec<String>,
+    /// `Approve` (the default) or `Reject`: a rejection stops this version in the Release's
+    /// Environment; a newer version needs approvals of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// What an approver decided.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum Decision {
+    #[default]
+    Approve,
+    Reject,
+}
+
+impl ApprovalSpec {
+    pub fn decision(&self) -> Decision {
+        self.decision.unwrap_or_default()
+    }
 }

@@ -45,10 +45,51 @@ pub struct EnvironmentSpec {
     /// `required`: a new version waits until an Approval for that Release and version exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalPolicy>,
+    /// Who must approve, and how many (implies `approval: required`): a quorum of distinct
+    /// approvers, who may approve, a list of people who must all countersign, and how long an
+    /// approval counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_policy: Option<ApprovalRules>,
     /// No new rollouts during these windows (rollbacks still go ahead). A Release annotated
     /// `tuskfish.dev/freeze-override: <reason>` deploys anyway, and the reason is recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub freeze_windows: Vec<FreezeWindow>,
+}
+
+/// The approvals a new version needs in an Environment.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRules {
+    /// How many distinct approvers (default 1; one person approving twice counts once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 20))]
+    pub min_approvals: Option<u32>,
+    /// Whose approvals count (default: anyone RBAC lets create Approvals here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<Approvers>,
+    /// Users who must all approve (countersign), besides the quorum.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub countersign: Vec<String>,
+    /// An approval older than this no longer counts, e.g. `24h` (default: never expires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_after: Option<String>,
+}
+
+/// Users and groups whose approvals count.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Approvers {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+impl EnvironmentSpec {
+    /// Whether a new version needs approval here.
+    pub fn requires_approval(&self) -> bool {
+        self.approval == Some(ApprovalPolicy::Required) || self.approval_policy.is_some()
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]

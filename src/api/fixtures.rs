@@ -29,6 +29,7 @@ pub fn environment(name: &str, tier: Tier) -> Environment {
             version_line: None,
             variables: Default::default(),
             approval: None,
+            approval_policy: None,
             freeze_windows: vec![],
         },
     );

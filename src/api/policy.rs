@@ -41,21 +41,37 @@ fn matching(operations: &[&str], resource: &str) -> Option<MatchResources> {
 const MESSAGE: &str = "'spec.approver must be the user who creates the Approval (' + request.userInfo.username + \
     '): nobody can approve in another person\\'s name; `tuskfish approve` fills it in'";
 
-/// Refuses, at creation, an Approval whose `spec.approver` is not the requesting user. Updates need
-/// no check: the CRD makes an Approval's spec immutable, so the creator's name is the one kept.
+/// What the API server answers to an Approval claiming groups its author is not in.
+const GROUPS_MESSAGE: &str = "'spec.approverGroups may only name groups of the user who creates the Approval (' + \
+    request.userInfo.username + '); `tuskfish approve` fills them in'";
+
+/// Refuses, at creation, an Approval whose `spec.approver` is not the requesting user, or whose
+/// `spec.approverGroups` names a group the requesting user is not in. Updates need no check: the
+/// CRD makes an Approval's spec immutable, so the creator's name and groups are the ones kept.
 pub fn approval_identity_policy() -> ValidatingAdmissionPolicy {
     ValidatingAdmissionPolicy {
         metadata: ObjectMeta { name: Some(APPROVAL_IDENTITY.into()), ..Default::default() },
         spec: Some(ValidatingAdmissionPolicySpec {
             failure_policy: Some("Fail".into()),
             match_constraints: matching(&["CREATE"], "approvals"),
-            validations: Some(vec![Validation {
-                expression: "has(object.spec.approver) && object.spec.approver == request.userInfo.username"
-                    .into(),
-                message_expression: Some(MESSAGE.into()),
-                reason: Some("Forbidden".into()),
-                ..Default::default()
-            }]),
+            validations: Some(vec![
+                Validation {
+                    expression:
+                        "has(object.spec.approver) && object.spec.approver == request.userInfo.username"
+                            .into(),
+                    message_expression: Some(MESSAGE.into()),
+                    reason: Some("Forbidden".into()),
+                    ..Default::default()
+                },
+                Validation {
+                    expression: "!has(object.spec.approverGroups) || object.spec.approverGroups.all(g, \
+                                 has(request.userInfo.groups) && g in request.userInfo.groups)"
+                        .into(),
+                    message_expression: Some(GROUPS_MESSAGE.into()),
+                    reason: Some("Forbidden".into()),
+                    ..Default::default()
+                },
+            ]),
             ..Default::default()
         }),
         ..Default::default()

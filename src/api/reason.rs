@@ -97,6 +97,7 @@ vocabulary! {
         // What a Release holds back, and why it waits.
         NothingHeld,
         AwaitingApproval,
+        Rejected,
         Frozen,
         Soaking,
         WaitingForDependencies,
@@ -116,6 +117,7 @@ vocabulary! {
         InvalidSoak,
         InvalidVersionLine,
         InvalidFreezeWindow,
+        InvalidApprovalPolicy,
         InvalidDependency,
         DependencyCycle,
         OutsideVersionLine,

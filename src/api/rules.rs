@@ -133,6 +133,12 @@ pub fn schema_rules() -> Vec<SchemaRule> {
             WEEKDAY,
             "weekly.days must be weekdays: Mon, Tue, Wed, Thu, Fri, Sat, Sun",
         ),
+        matches(
+            "Environment",
+            &["spec", "approvalPolicy", "expireAfter"],
+            DURATION,
+            "approvalPolicy.expireAfter must be a duration such as 24h or 7d",
+        ),
         // Release
         rule(
             "Release",
@@ -203,6 +209,7 @@ pub const MAX_LENGTHS: &[(&str, &[&str], i64)] = &[
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "from"], 5),
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "to"], 5),
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "days", "[]"], 16),
+    ("Environment", &["spec", "approvalPolicy", "expireAfter"], 32),
     ("Release", &["spec", "version"], 128),
     ("Release", &["spec", "track"], 256),
     ("Release", &["spec", "promoteFrom", "soak"], 32),

@@ -157,6 +157,17 @@ enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Reject a version of an app for an environment: it does not roll out there; a newer version
+    /// needs approvals of its own.
+    Reject {
+        app: String,
+        version: String,
+        #[arg(long)]
+        env: String,
+        /// Why (recorded with your name).
+        #[arg(long)]
+        reason: String,
+    },
     /// Stop new versions from rolling out to an environment, or to every environment of the
     /// pipeline at once with --all (rollbacks still go ahead).
     Freeze {
@@ -355,7 +366,20 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
                 env: &env,
                 reason,
                 approver,
+                decision: crate::api::Decision::Approve,
                 wait_for: wait.get(),
+            };
+            verbs::approve::approve(&s, args).await?;
+        }
+        Command::Reject { app, version, env, reason } => {
+            let args = verbs::approve::ApproveArgs {
+                app: &app,
+                version: &version,
+                env: &env,
+                reason: Some(reason),
+                approver: None,
+                decision: crate::api::Decision::Reject,
+                wait_for: None,
             };
             verbs::approve::approve(&s, args).await?;
         }

@@ -44,7 +44,13 @@ impl Session {
     /// Who the API server says runs the CLI (a SelfSubjectReview): the name an Approval must carry,
     /// since the admission policy compares it with the request's authenticated user.
     pub async fn whoami(&self) -> CliResult<String> {
-        crate::client::whoami(&self.client)
+        Ok(self.identity().await?.0)
+    }
+
+    /// The user name and groups the API server authenticates the CLI as (SelfSubjectReview): what
+    /// an Approval records, since the admission policy compares both with the request.
+    pub async fn identity(&self) -> CliResult<(String, Vec<String>)> {
+        crate::client::identity(&self.client)
             .await
             .map_err(|e| CliError::api("asking the API server who you are (SelfSubjectReview)", e))?
             .ok_or_else(|| CliError::Failed("the API server's SelfSubjectReview named no user".into()))

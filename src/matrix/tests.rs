@@ -154,7 +154,7 @@ fn cells_say_what_runs_and_what_waits() {
 #[test]
 fn matrix_marks_frozen_environments_and_groups_by_app() {
     let mut prod = env("prod", Tier::Prod);
-    prod.spec.approval = Some(ApprovalPolicy::Required);
+    prod.spec.approval = Some(crate::api::ApprovalPolicy::Required);
     prod.spec.freeze_windows = vec![FreezeWindow {
         reason: Some("year-end close".into()),
         start: Some("2026-12-20T00:00:00Z".into()),

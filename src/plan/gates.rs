@@ -1,6 +1,8 @@
 //! Gates a new version passes before it rolls out: dependencies, freeze windows, approval.
 //! Rollbacks pass no gates.
 
+pub mod approvals;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -8,10 +10,9 @@ use jiff::Timestamp;
 use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 
+use self::approvals::Verdict;
 use super::wait::{Blocked, Held};
-use crate::api::{
-    Approval, ApprovalPolicy, Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Phase, Reason, Release,
-};
+use crate::api::{Approval, Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Phase, Reason, Release};
 
 /// What the gates need to know besides the Release and its Environment.
 pub struct GateFacts<'a> {
@@ -91,28 +92,16 @@ pub fn check(
         }
     }
 
-    if env.spec.approval == Some(ApprovalPolicy::Required) {
+    if env.spec.requires_approval() {
         let name = release.metadata.name.as_deref().unwrap_or_default();
-        let approval = facts.approvals.iter().find(|a| {
-            a.spec.release == name
-                && semver::Version::parse(a.spec.version.trim()).is_ok_and(|v| &v == candidate)
-        });
-        match approval {
-            Some(a) => notes.push(format!(
-                "approved by {}{}{}",
-                a.spec.approver.as_deref().unwrap_or("(unnamed)"),
-                a.metadata.creation_timestamp.as_ref().map(|t| format!(" at {}", t.0)).unwrap_or_default(),
-                a.spec.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
-            )),
-            None => {
-                return Err(held(
-                    Reason::AwaitingApproval,
-                    format!(
-                        "{candidate} needs an Approval for Release {name} (spec.release: {name}, spec.version: {candidate})"
-                    ),
-                    None,
-                ));
+        let rules = env.spec.approval_policy.clone().unwrap_or_default();
+        match approvals::judge(name, candidate, &rules, facts.approvals, facts.now) {
+            Verdict::Approved { note } => notes.push(note),
+            Verdict::Rejected { message } => return Err(held(Reason::Rejected, message, None)),
+            Verdict::Waiting { message, recheck_in } => {
+                return Err(held(Reason::AwaitingApproval, message, recheck_in));
             }
+            Verdict::Invalid { message } => return Err(broken(Reason::InvalidApprovalPolicy, message)),
         }
     }
     Ok(notes)

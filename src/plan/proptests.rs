@@ -286,7 +286,7 @@ fn approvals() -> impl Strategy<Value = Vec<Approval>> {
         proptest::option::of(any::<String>()),
     )
         .prop_map(|(rel, version, approver)| {
-            Approval::new("a", ApprovalSpec { release: rel.into(), version, approver, reason: None })
+            Approval::new("a", ApprovalSpec { release: rel.into(), version, approver, ..Default::default() })
         });
     proptest::collection::vec(one, 0..3)
 }

@@ -46,6 +46,7 @@ pub(crate) fn environment(vars: &[(&str, &str)]) -> Environment {
             version_line: None,
             variables: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             approval: None,
+            approval_policy: None,
             freeze_windows: vec![],
         },
     );

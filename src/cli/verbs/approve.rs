@@ -1,4 +1,5 @@
-//! `approve APP VERSION --env ENV`: creates the Approval the environment's gate waits for.
+//! `approve APP VERSION --env ENV` / `reject …`: creates the Approval (or rejection) the
+//! environment's gate waits for, in the name and with the groups the API server authenticates.
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use kube::ResourceExt;
 use kube::api::PostParams;
 
 use super::deploy::{finish, say};
-use crate::api::{Approval, ApprovalPolicy, ApprovalSpec};
+use crate::api::{Approval, ApprovalSpec, Decision};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::session::{CLI_FIELD_MANAGER, Session, parse_version};
 use crate::cli::wait::Goal;
@@ -28,6 +29,7 @@ pub struct ApproveArgs<'a> {
     pub env: &'a str,
     pub reason: Option<String>,
     pub approver: Option<String>,
+    pub decision: Decision,
     pub wait_for: Option<Duration>,
 }
 
@@ -36,18 +38,27 @@ pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
     let release = s.existing_release(args.app, args.env).await?;
     s.app_version(args.app, &version).await?;
     let env = s.environment(args.env).await?;
-    if env.spec.approval != Some(ApprovalPolicy::Required) {
+    if !env.spec.requires_approval() {
         say(s, &format!("note: {} does not require approval; the Approval is recorded anyway", args.env));
     }
-    let approver = approver_for(&s.whoami().await?, args.approver.as_deref())?;
+    let (user, groups) = s.identity().await?;
+    let approver = approver_for(&user, args.approver.as_deref())?;
     let release_name = release.name_any();
-    let name = object_name(&format!("{release_name}-{version}"));
+    // One Approval per approver and decision: a quorum needs several, and an approver who changes
+    // their mind adds a rejection beside the approval (each is an immutable audit record).
+    let (verb, suffix) = match args.decision {
+        Decision::Approve => ("approved", ""),
+        Decision::Reject => ("rejected", "-rejected"),
+    };
+    let name = object_name(&format!("{release_name}-{version}-{approver}{suffix}"));
     let approval = Approval::new(
         &name,
         ApprovalSpec {
             release: release_name.clone(),
             version: version.to_string(),
             approver: Some(approver.clone()),
+            approver_groups: groups,
+            decision: (args.decision == Decision::Reject).then_some(Decision::Reject),
             reason: args.reason.filter(|r| !r.is_empty()),
         },
     );
@@ -55,25 +66,15 @@ pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
     match s.api::<Approval>().create(&pp, &approval).await {
         Ok(_) => say(
             s,
-            &format!(
-                "approved {} {version} for {} (Approval {name}, approver {approver})",
-                args.app, args.env,
-            ),
+            &format!("{verb} {} {version} for {} (Approval {name}, approver {approver})", args.app, args.env),
         ),
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            let existing =
-                s.api::<Approval>().get(&name).await.map_err(|e| CliError::api("reading Approval", e))?;
-            say(
-                s,
-                &format!(
-                    "{} {version} was already approved for {} by {}",
-                    args.app,
-                    args.env,
-                    existing.spec.approver.as_deref().unwrap_or("someone unnamed")
-                ),
-            );
+            say(s, &format!("{} {version} was already {verb} for {} by {approver}", args.app, args.env));
         }
         Err(e) => return Err(CliError::api(&format!("creating Approval {name}"), e)),
+    }
+    if args.decision == Decision::Reject {
+        return Ok(());
     }
     let goal = Goal {
         release: release_name,

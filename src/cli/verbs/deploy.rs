@@ -6,7 +6,7 @@ use kube::ResourceExt;
 use kube::api::PostParams;
 use serde_json::json;
 
-use crate::api::{ApprovalPolicy, ConditionType, Phase, Reason, Release, ReleaseSpec, RolloutResult};
+use crate::api::{ConditionType, Phase, Reason, Release, ReleaseSpec, RolloutResult};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Output};
 use crate::cli::session::{CLI_FIELD_MANAGER, Session, list_or_none, parse_version};
@@ -135,7 +135,7 @@ async fn pin(s: &Session, app: &str, env_name: &str, version: &semver::Version) 
             created
         }
     };
-    if env.spec.approval == Some(ApprovalPolicy::Required) {
+    if env.spec.requires_approval() {
         let approved = s.approvals().await?.iter().any(|a| {
             a.spec.release == release.name_any()
                 && parse_version(&a.spec.version).is_ok_and(|av| &av == version)

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::api::{ApprovalSpec, Dependency, ReleaseStatus, WeeklyWindow};
+use crate::api::{ApprovalPolicy, ApprovalSpec, Dependency, ReleaseStatus, WeeklyWindow};
 use crate::render::tests::{environment, release};
 
 fn ts(s: &str) -> Timestamp {
@@ -86,6 +86,7 @@ fn approval(release: &str, version: &str, who: &str) -> Approval {
             version: version.into(),
             approver: Some(who.into()),
             reason: Some("CAB ok".into()),
+            ..Default::default()
         },
     )
 }
