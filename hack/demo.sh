@@ -40,7 +40,7 @@ BED_BIN=$("$HERE/build-control-plane.sh")
 k() { kubectl "$@"; }
 
 echo "\$ kubectl version"; kubectl version
-log "installing the CRDs and the Approval identity policy"
+log "installing the CRDs and the identity policies (Approval, veto)"
 "$BIN" crd | k apply --server-side --force-conflicts -f - >/dev/null
 k wait --for condition=Established crd --all --timeout 60s >/dev/null
 
