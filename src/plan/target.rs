@@ -280,20 +280,18 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
             let mut candidates: Vec<(semver::Version, &AppVersion)> =
                 catalog.published().filter(|(v, _)| range.matches(v) && in_line(v)).collect();
             candidates.sort_by(|a, b| b.0.cmp(&a.0));
-            let skipped: Vec<(String, String)> =
-                candidates.iter().map_while(|(v, _)| Some((v.to_string(), skip_why(v)?))).collect();
+            let skipped: Vec<(semver::Version, String)> =
+                candidates.iter().map_while(|(v, _)| Some((v.clone(), skip_why(v)?))).collect();
             // Held for the newest skipped version: vetoed, or else failed here.
             let reason = match skipped.first() {
-                Some((v, _)) if semver::Version::parse(v).is_ok_and(|v| catalog.veto(&v).is_some()) => {
-                    Reason::VersionVetoed
-                }
+                Some((v, _)) if catalog.veto(v).is_some() => Reason::VersionVetoed,
                 _ => Reason::VersionFailed,
             };
             let listed = skipped.iter().map(|(v, why)| format!("{v} ({why})")).collect::<Vec<_>>().join(", ");
             match candidates.into_iter().find(|(v, _)| skip_why(v).is_none()) {
                 Some((version, av)) => {
                     let held = (!skipped.is_empty()).then(|| Held {
-                        version: skipped.first().map(|(v, _)| v.clone()),
+                        version: skipped.first().map(|(v, _)| v.to_string()),
                         reason,
                         message: format!("skipping {listed} until a newer version in {raw:?} is published"),
                         recheck_in: None,
@@ -301,7 +299,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
                     Ok((Target { held, ..Target::new(av, version) }, false))
                 }
                 None if !skipped.is_empty() => keep_current(Held {
-                    version: skipped.first().map(|(v, _)| v.clone()),
+                    version: skipped.first().map(|(v, _)| v.to_string()),
                     reason,
                     message: format!("no version in {raw:?} may go: {listed}"),
                     recheck_in: None,
@@ -485,11 +483,15 @@ impl<'a> Catalog<'a, '_> {
         self.app_versions.iter().copied().filter(|av| av.spec.app == self.app)
     }
 
+    /// The app's AppVersions of exactly `version`.
+    fn at<'v>(&'v self, version: &'v semver::Version) -> impl Iterator<Item = &'a AppVersion> + 'v {
+        self.of_app()
+            .filter(move |av| semver::Version::parse(av.spec.version.trim()).is_ok_and(|v| &v == version))
+    }
+
     /// The veto on `version`, if any AppVersion of it carries one.
     fn veto(&self, version: &semver::Version) -> Option<Veto> {
-        self.of_app()
-            .filter(|av| semver::Version::parse(av.spec.version.trim()).is_ok_and(|v| &v == version))
-            .find_map(Veto::of)
+        self.at(version).find_map(Veto::of)
     }
 
     /// Published, unmodified versions.
@@ -505,10 +507,7 @@ impl<'a> Catalog<'a, '_> {
 
     /// The one AppVersion of exactly `version`, with a precise reason when there is none.
     fn exact(&self, version: &semver::Version) -> Result<&'a AppVersion, Blocked> {
-        let candidates: Vec<&AppVersion> = self
-            .of_app()
-            .filter(|av| semver::Version::parse(av.spec.version.trim()).is_ok_and(|v| &v == version))
-            .collect();
+        let candidates: Vec<&AppVersion> = self.at(version).collect();
         let app_version = match candidates.as_slice() {
             [] => {
                 return Err(Blocked::pending(
