@@ -74,6 +74,35 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
             "approvalPolicy.expireAfter must be a duration",
             environment(json!({"approvalPolicy": {"expireAfter": "a day or so"}})),
         ),
+        (
+            "a verify check has exactly one of job and http",
+            environment(json!({"verify": [{"name": "smoke"}]})),
+        ),
+        (
+            "a verify check has exactly one of job and http",
+            release(json!({"version": "1.0.0", "verify": [{"name": "smoke", "http": {"url": "http://x"},
+                "job": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}]})),
+        ),
+        (
+            "verify check names must be unique",
+            environment(
+                json!({"verify": [{"name": "a", "http": {"url": "http://x"}}, {"name": "a", "http": {"url": "http://y"}}]}),
+            ),
+        ),
+        (
+            "http.url must be an http:// or https:// URL",
+            environment(json!({"verify": [{"name": "a", "http": {"url": "ftp://x"}}]})),
+        ),
+        (
+            "http.interval must be a duration",
+            release(
+                json!({"version": "1.0.0", "verify": [{"name": "a", "http": {"url": "http://x", "interval": "soon"}}]}),
+            ),
+        ),
+        (
+            "http.timeout must be a duration",
+            environment(json!({"verify": [{"name": "a", "http": {"url": "http://x", "timeout": "long"}}]})),
+        ),
         ("set exactly one of spec.version", release(json!({"version": "1.0.0", "track": "~1.0"}))),
         ("set exactly one of spec.version", release(json!({}))),
         ("spec.version must be a semantic version such as 1.3.10", release(json!({"version": "latest"}))),
@@ -172,6 +201,12 @@ async fn good_objects_pass_every_rule() {
         ),
         release(json!({"promoteFrom": {"environment": "dev", "soak": "30m"}})),
         release(json!({"version": "1.3.10", "rollback": {"auto": true, "to": "1.3.9"}})),
+        environment(json!({"verify": [
+            {"name": "smoke", "job": {"template": {"spec": {"containers": [{"name": "c", "image": "smoke:${TUSKFISH_VERSION}"}]}}, "backoffLimit": 1}},
+            {"name": "api", "http": {"url": "https://pay.${ZONE}/v/${TUSKFISH_VERSION}", "expectStatus": 204, "bodyMatches": "ok", "retries": 5, "interval": "2s", "timeout": "1500ms"}}]})),
+        release(
+            json!({"version": "1.3.10", "verify": [{"name": "api", "http": {"url": "http://pay/health"}}]}),
+        ),
     ];
     for (i, mut g) in good.into_iter().enumerate() {
         g["metadata"]["name"] = json!(format!("good-{i}"));

@@ -418,6 +418,45 @@ async fn approval_policies_count_distinct_people_countersignatures_expiry_and_re
 }
 
 #[tokio::test]
+async fn verify_runs_the_checks_of_what_runs_again_and_says_which_failed() {
+    let t = TestNs::new("cli-verify").await;
+    let server = common::receiver::Receiver::start().await;
+    server.answer("ready", &[(200, "ok")]);
+    let check =
+        json!({"name": "ready", "http": {"url": format!("http://{}/ready", server.host()), "retries": 0}});
+    t.environment("dev", json!({"verify": [check]})).await;
+    t.environment("prod", json!({"tier": "prod"})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({"rollback": {"auto": true}})).await;
+    t.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+    t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+    assert_eq!(server.received("ready").len(), 1);
+
+    // The service broke after the rollout: verify says so, and the Release shows it.
+    server.answer("ready", &[(503, "ledger connection refused")]);
+    let r = fails(&t, &["verify", "pay", "--env", "dev", "--timeout", "60s"], 1, "HTTP 503").await;
+    assert!(r.stderr.contains("ledger connection refused"), "{r:?}");
+    let s = t.api::<Release>().get("pay-dev").await.unwrap().status.unwrap();
+    let ready = tuskfish::api::find_condition(&s.conditions, "Ready").unwrap();
+    assert_eq!((ready.reason.as_str(), s.current_version.as_deref()), ("VerificationFailed", Some("1.0.0")));
+    assert!(
+        s.failed_versions.is_empty(),
+        "a version that passed its rollout's checks is not rolled back: {s:?}"
+    );
+
+    // Mended: verify passes and the Release is healthy again.
+    server.answer("ready", &[(200, "ok")]);
+    let r = ok(&t, &["verify", "pay", "--env", "dev", "--timeout", "60s"]).await;
+    assert!(r.stderr.contains("passed every check") && r.stdout.contains("ready Passed"), "{r:?}");
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+    assert_eq!(server.received("ready").len(), 3);
+
+    // Nothing to verify: the error names where checks go.
+    fails(&t, &["verify", "pay", "--env", "prod"], 2, "spec.verify").await;
+}
+
+#[tokio::test]
 async fn promote_deploys_what_is_healthy_upstream() {
     let t = TestNs::new("cli-promote").await;
     t.environment("dev", json!({})).await;

@@ -54,6 +54,10 @@ pub struct EnvironmentSpec {
     /// `tuskfish.dev/freeze-override: <reason>` deploys anyway, and the reason is recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub freeze_windows: Vec<FreezeWindow>,
+    /// Checks every rollout here must pass once healthy before it counts as `Succeeded` (and
+    /// before anything promotes the version); a failed check fails the rollout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<super::Check>,
 }
 
 /// The approvals a new version needs in an Environment.

@@ -10,6 +10,7 @@ pub mod policy;
 mod reason;
 mod release;
 pub mod rules;
+mod verify;
 mod veto;
 
 pub use approval::*;
@@ -18,6 +19,7 @@ pub use condition::*;
 pub use environment::*;
 pub use reason::{ConditionType, Reason};
 pub use release::*;
+pub use verify::*;
 pub use veto::Veto;
 
 use kube::CustomResourceExt;
@@ -30,6 +32,9 @@ pub const FIELD_MANAGER: &str = "tuskfish";
 pub const RELEASE_FINALIZER: &str = "tuskfish.dev/release-cleanup";
 /// On a Release: deploy through a freeze window; the value (the reason) is recorded in history.
 pub const FREEZE_OVERRIDE_ANNOTATION: &str = "tuskfish.dev/freeze-override";
+/// On a Release: run its verification checks again (`tuskfish verify`); the value is the RFC 3339
+/// time of the request, and a request older than the running rollout is ignored.
+pub const VERIFY_REQUEST_ANNOTATION: &str = "tuskfish.dev/verify-requested-at";
 /// On an AppVersion: vetoed in the whole pipeline; the value is the reason (see [`Veto`]).
 pub const VETO_ANNOTATION: &str = "tuskfish.dev/veto";
 /// On an AppVersion: who vetoed it; the API server admits only the requesting user's own name.
@@ -47,6 +52,8 @@ pub mod labels {
     pub const RELEASE: &str = "tuskfish.dev/release";
     pub const RELEASE_NAMESPACE: &str = "tuskfish.dev/release-namespace";
     pub const ENVIRONMENT: &str = "tuskfish.dev/environment";
+    /// On a verification Job: the check it runs.
+    pub const VERIFY_CHECK: &str = "tuskfish.dev/verify-check";
     /// On a Namespace: `<namespace>/<name>` of the Environment that owns it (an annotation, since `/` is
     /// not allowed in label values).
     pub const NAMESPACE_OWNER_ANNOTATION: &str = "tuskfish.dev/owner";

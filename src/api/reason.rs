@@ -90,6 +90,8 @@ vocabulary! {
         RolloutInProgress,
         RolloutComplete,
         ProgressDeadlineExceeded,
+        Verifying,
+        VerificationFailed,
         AsExpected,
         RollingBack,
         DriftRepaired,

@@ -70,6 +70,10 @@ pub struct ReleaseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub progress_deadline_seconds: Option<i32>,
+    /// Checks of this app, run after the Environment's (a check named like one of the
+    /// Environment's replaces it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<super::Check>,
 }
 
 /// Another app this Release waits for.
@@ -234,4 +238,7 @@ pub struct ReleaseStatus {
     pub history: Vec<HistoryEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<Inventory>,
+    /// The verification checks of the running (or rolling out) version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<super::VerificationStatus>,
 }

@@ -40,6 +40,14 @@ pub const CLOCK: &str = "^([01]?[0-9]|2[0-3]):[0-5]?[0-9]$";
 /// A weekday, as the freeze gate reads it (the first three letters, any case).
 pub const WEEKDAY: &str = "^(?i)(mon|tue|wed|thu|fri|sat|sun)";
 
+/// An `http://` or `https://` URL (what the HTTP check can request).
+pub const URL: &str = "^https?://[^ ]+$";
+const URL_MESSAGE: &str = "a verify check's http.url must be an http:// or https:// URL";
+const INTERVAL_MESSAGE: &str = "a verify check's http.interval must be a duration such as 5s";
+const TIMEOUT_MESSAGE: &str = "a verify check's http.timeout must be a duration such as 10s";
+const ONE_CHECK: &str = "has(self.job) != has(self.http)";
+const UNIQUE_CHECKS: &str = "self.all(c, self.exists_one(d, d.name == c.name))";
+
 /// One rule at one place of a CRD's schema.
 pub struct SchemaRule {
     pub kind: &'static str,
@@ -139,6 +147,16 @@ pub fn schema_rules() -> Vec<SchemaRule> {
             DURATION,
             "approvalPolicy.expireAfter must be a duration such as 24h or 7d",
         ),
+        rule(
+            "Environment",
+            &["spec", "verify", "[]"],
+            ONE_CHECK.into(),
+            "a verify check has exactly one of job and http",
+        ),
+        rule("Environment", &["spec", "verify"], UNIQUE_CHECKS.into(), "verify check names must be unique"),
+        matches("Environment", &["spec", "verify", "[]", "http", "url"], URL, URL_MESSAGE),
+        matches("Environment", &["spec", "verify", "[]", "http", "interval"], DURATION, INTERVAL_MESSAGE),
+        matches("Environment", &["spec", "verify", "[]", "http", "timeout"], DURATION, TIMEOUT_MESSAGE),
         // Release
         rule(
             "Release",
@@ -184,6 +202,16 @@ pub fn schema_rules() -> Vec<SchemaRule> {
             &range,
             "dependsOn[].version must be a semver range such as >=2.1",
         ),
+        rule(
+            "Release",
+            &["spec", "verify", "[]"],
+            ONE_CHECK.into(),
+            "a verify check has exactly one of job and http",
+        ),
+        rule("Release", &["spec", "verify"], UNIQUE_CHECKS.into(), "verify check names must be unique"),
+        matches("Release", &["spec", "verify", "[]", "http", "url"], URL, URL_MESSAGE),
+        matches("Release", &["spec", "verify", "[]", "http", "interval"], DURATION, INTERVAL_MESSAGE),
+        matches("Release", &["spec", "verify", "[]", "http", "timeout"], DURATION, TIMEOUT_MESSAGE),
         // Approval
         rule(
             "Approval",
@@ -210,6 +238,10 @@ pub const MAX_LENGTHS: &[(&str, &[&str], i64)] = &[
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "to"], 5),
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "days", "[]"], 16),
     ("Environment", &["spec", "approvalPolicy", "expireAfter"], 32),
+    ("Environment", &["spec", "verify", "[]", "http", "interval"], 32),
+    ("Environment", &["spec", "verify", "[]", "http", "timeout"], 32),
+    ("Release", &["spec", "verify", "[]", "http", "interval"], 32),
+    ("Release", &["spec", "verify", "[]", "http", "timeout"], 32),
     ("Release", &["spec", "version"], 128),
     ("Release", &["spec", "track"], 256),
     ("Release", &["spec", "promoteFrom", "soak"], 32),
@@ -222,7 +254,9 @@ pub const MAX_LENGTHS: &[(&str, &[&str], i64)] = &[
 pub const MAX_ITEMS: &[(&str, &[&str], i64)] = &[
     ("Environment", &["spec", "freezeWindows"], 64),
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "days"], 7),
+    ("Environment", &["spec", "verify"], 10),
     ("Release", &["spec", "dependsOn"], 64),
+    ("Release", &["spec", "verify"], 10),
 ];
 
 /// The schema node at `path`, if the schema has it.

@@ -211,6 +211,16 @@ enum Command {
         #[arg(long)]
         lift: bool,
     },
+    /// Run the verification checks (spec.verify) of what runs in an environment again, and wait for
+    /// their results (exit 1 when one fails).
+    Verify {
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// How long to wait for the checks before giving up (exit 6), e.g. 90s, 10m.
+        #[arg(long, default_value = "10m", value_parser = duration_arg)]
+        timeout: Duration,
+    },
     /// Rollouts of an app in an environment, newest first.
     History {
         app: String,
@@ -403,6 +413,7 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
             (false, Some(reason)) => verbs::veto::veto(&s, &app, &version, &reason).await?,
             (false, None) => return Err(CliError::Usage("veto needs --reason (or --lift)".into())),
         },
+        Command::Verify { app, env, timeout } => verbs::verify::verify(&s, &app, &env, timeout).await?,
         Command::History { app, env } => verbs::history::history(&s, &app, &env).await?,
         Command::Diff { a, b, exit_code } => {
             let differs = verbs::diff::diff(&s, &a, &b).await?;

@@ -71,8 +71,19 @@ pub fn judge(r: &Release, goal: &Goal) -> Verdict {
 /// Watches the Release until `judge` decides, or `timeout` passes. Progress goes to stderr so that
 /// stdout stays machine-readable.
 pub async fn wait(s: &Session, goal: &Goal, timeout: Duration) -> CliResult<Release> {
+    watch_release(s, &goal.release, timeout, |r| judge(r, goal)).await
+}
+
+/// Watches Release `name` until `judge` says it is done or failed, or `timeout` passes, printing
+/// each new waiting state to stderr.
+pub async fn watch_release(
+    s: &Session,
+    name: &str,
+    timeout: Duration,
+    judge: impl Fn(&Release) -> Verdict,
+) -> CliResult<Release> {
     let started = Instant::now();
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", goal.release));
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = watcher(s.api::<Release>(), config).applied_objects().boxed();
     let mut last = String::new();
     let deadline = tokio::time::Instant::now() + timeout;
@@ -81,28 +92,27 @@ pub async fn wait(s: &Session, goal: &Goal, timeout: Duration) -> CliResult<Rele
         let r = match next {
             Err(_) => {
                 return Err(CliError::Timeout(format!(
-                    "{}: not finished after {}s; last state: {last} (it goes on in the cluster; see `tuskfish status`)",
-                    goal.release,
+                    "{name}: not finished after {}s; last state: {last} (it goes on in the cluster; see `tuskfish status`)",
                     timeout.as_secs()
                 )));
             }
             Ok(Err(e)) => {
-                return Err(CliError::Unreachable(format!("watching Release {}: {e}", goal.release)));
+                return Err(CliError::Unreachable(format!("watching Release {name}: {e}")));
             }
-            Ok(Ok(None)) => return Err(CliError::Failed(format!("watch of Release {} ended", goal.release))),
+            Ok(Ok(None)) => return Err(CliError::Failed(format!("watch of Release {name} ended"))),
             Ok(Ok(Some(r))) => r,
         };
         if r.metadata.deletion_timestamp.is_some() {
             return Err(CliError::Failed(format!("Release {} is being deleted", r.name_any())));
         }
-        match judge(&r, goal) {
+        match judge(&r) {
             Verdict::Done(msg) => {
-                eprintln!("{}: {msg} ({:.1}s)", goal.release, started.elapsed().as_secs_f64());
+                eprintln!("{name}: {msg} ({:.1}s)", started.elapsed().as_secs_f64());
                 return Ok(r);
             }
-            Verdict::Failed(msg) => return Err(CliError::Failed(format!("{}: {msg}", goal.release))),
+            Verdict::Failed(msg) => return Err(CliError::Failed(format!("{name}: {msg}"))),
             Verdict::Waiting(msg) if msg != last => {
-                eprintln!("{}: {msg}", goal.release);
+                eprintln!("{name}: {msg}");
                 last = msg;
             }
             Verdict::Waiting(_) => {}

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::core::PartialObjectMeta;
@@ -25,6 +26,8 @@ pub struct Stores {
     pub deployments: Store<Deployment>,
     pub stateful_sets: Store<StatefulSet>,
     pub approvals: Store<Approval>,
+    /// Verification Jobs (and any Job a Release applied).
+    pub jobs: Store<Job>,
     /// Namespaces labelled as tuskfish's (metadata only).
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
 }
@@ -43,6 +46,8 @@ pub struct Context {
     /// Rollouts' first statuses not written yet, and how long one may wait (see [`super::deferred`]).
     pub deferred: DeferredStatuses,
     pub status_settle: std::time::Duration,
+    /// HTTP verification checks in flight, and their results.
+    pub probes: super::verify::Probes,
     /// Told of every finished reconcile, when someone asked (see [`super::ReconcileLog`]).
     pub reconciled: Option<Arc<super::ReconcileLog>>,
 }
@@ -67,6 +72,7 @@ impl Context {
             own_writes: OwnWrites::default(),
             deferred: DeferredStatuses::default(),
             status_settle: std::time::Duration::ZERO,
+            probes: super::verify::Probes::new(None),
             reconciled: None,
         }
     }

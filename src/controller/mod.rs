@@ -12,6 +12,7 @@ mod events;
 mod reconciled;
 mod release;
 mod status;
+mod verify;
 pub mod watch;
 mod workloads;
 
@@ -104,6 +105,8 @@ pub struct Operator {
     requests: Arc<RequestCounts>,
     watches: watch::Watches,
     receivers: Receivers,
+    /// Wakes a Release when something outside the watches (an HTTP check) has news for it.
+    wake: watch::Trigger<Release>,
 }
 
 impl Operator {
@@ -118,8 +121,9 @@ impl Operator {
             app_versions: watch::Trigger::new(av_tx, metrics),
             metrics: metrics.clone(),
         };
+        let wake = triggers.releases.clone();
         let watches = watch::watches(&client, triggers, settings.watch_namespace.as_deref());
-        Self { client, settings, requests, watches, receivers: (release_rx, env_rx, av_rx) }
+        Self { client, settings, requests, watches, receivers: (release_rx, env_rx, av_rx), wake }
     }
 
     /// The caches the watches keep (the web view reads them: no extra watch, no API calls).
@@ -139,8 +143,8 @@ impl Operator {
 
     /// Runs until `shutdown` resolves or, with leader election, until the Lease is lost.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Stopped {
-        let Self { client, settings, requests, watches, receivers } = self;
-        run_controllers(client, settings, requests, watches, receivers, shutdown).await
+        let Self { client, settings, requests, watches, receivers, wake } = self;
+        run_controllers(client, settings, requests, watches, receivers, wake, shutdown).await
     }
 }
 
@@ -157,6 +161,7 @@ async fn run_controllers(
     requests: Arc<RequestCounts>,
     w: watch::Watches,
     (release_rx, env_rx, av_rx): Receivers,
+    wake: watch::Trigger<Release>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Stopped {
     let metrics = settings.metrics.clone();
@@ -165,6 +170,7 @@ async fn run_controllers(
     let mut ctx = Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone());
     ctx.reconciled = settings.reconciled.clone();
     ctx.status_settle = settings.status_settle;
+    ctx.probes = verify::Probes::new(Some(wake));
     let ctx = Arc::new(ctx);
     let drivers = futures::future::join_all(w.drivers);
 
@@ -180,6 +186,7 @@ async fn run_controllers(
                 s.deployments.wait_until_ready(),
                 s.stateful_sets.wait_until_ready(),
                 s.approvals.wait_until_ready(),
+                s.jobs.wait_until_ready(),
                 s.namespaces.wait_until_ready(),
             );
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
@@ -75,7 +76,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let step = match (select_target(&inputs), related.environment()) {
         (Err(blocked), _) => {
             let wake = blocked.recheck_in.map(|d| d.saturating_add(RECHECK_SLACK));
-            Step { outcome: Outcome::Blocked(blocked), held: None, wake }
+            Step { outcome: Outcome::Blocked(blocked), held: None, wake, verification: None }
         }
         // select_target only succeeds with an Environment.
         (Ok(_), None) => return Ok(Action::await_change()),
@@ -102,6 +103,19 @@ async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         let deleted = prune(&ctx.client, &ctx.catalog, inv, None, &owner(&rel)).await?;
         info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
     }
+    // Verification Jobs run where the Release's objects do (its Environment may be gone already).
+    let env = ctx
+        .stores
+        .environments
+        .get(&ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default()));
+    let ns = held
+        .as_ref()
+        .or_else(|| rel.status.as_ref().and_then(|s| s.inventory.as_ref()))
+        .map(|i| i.namespace.clone());
+    if let Some(ns) = ns.or_else(|| env.map(|e| e.spec.namespace.clone())) {
+        super::verify::remove_jobs(&ctx, &rel, &ns).await?;
+    }
+    ctx.probes.forget(&rel);
     ctx.deferred.written(&rel);
     Ok(Action::await_change())
 }

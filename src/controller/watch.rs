@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::ObjectMeta;
 use kube::core::PartialObjectMeta;
@@ -45,7 +46,7 @@ impl<K: Resource<DynamicType = ()>> Trigger<K> {
         Self { tx, sent: metrics.triggers.get_or_create(&label).clone() }
     }
 
-    fn send(&self, r: ObjectRef<K>) {
+    pub(crate) fn send(&self, r: ObjectRef<K>) {
         self.sent.inc();
         // A closed channel means the controller is shutting down; nothing left to trigger.
         let _ = self.tx.unbounded_send(r);
@@ -333,6 +334,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
 
     let (deployments, deploy_fut) = workload_watch::<Deployment>(client, managed.clone(), &triggers);
     let (stateful_sets, sts_fut) = workload_watch::<StatefulSet>(client, managed.clone(), &triggers);
+    let (jobs, jobs_fut) = workload_watch::<Job>(client, managed.clone(), &triggers);
 
     let (t, ix) = (triggers.clone(), index.clone());
     let (approvals, approvals_fut) = reflect(
@@ -365,6 +367,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             deployments,
             stateful_sets,
             approvals,
+            jobs,
             namespaces,
         },
         index,
@@ -377,6 +380,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             Box::pin(sts_fut),
             Box::pin(ns_fut),
             Box::pin(approvals_fut),
+            Box::pin(jobs_fut),
         ],
     }
 }

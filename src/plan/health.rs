@@ -25,6 +25,14 @@ pub enum Health {
     Degraded {
         message: String,
     },
+    /// The workloads are healthy; verification checks still run (see [`super::verify`]).
+    Verifying {
+        message: String,
+    },
+    /// The workloads are healthy but a verification check failed: the rollout failed.
+    VerificationFailed {
+        message: String,
+    },
 }
 
 /// What the operator's own apply left: a cached object that is not (yet) this one says nothing

@@ -11,6 +11,7 @@ pub mod record;
 pub mod rollback;
 pub mod status;
 pub mod target;
+pub mod verify;
 pub mod wait;
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::status::{set_forward_ports, set_held};
 use super::{Held, Outcome, Target, changes, next_status, rollback};
-use crate::api::{AppVersion, CHANGES_LIMIT, Release, ReleaseStatus};
+use crate::api::{AppVersion, CHANGES_LIMIT, Release, ReleaseStatus, VerificationStatus};
 
 /// What one reconcile step found or did, and when to look again without an event.
 #[derive(Debug)]
@@ -17,6 +17,8 @@ pub struct Step {
     pub held: Option<Held>,
     /// `None`: wait for a change.
     pub wake: Option<Duration>,
+    /// The verification run this step looked at, when it did (see [`super::verify`]).
+    pub verification: Option<VerificationStatus>,
 }
 
 /// What the publish step needs of a step once its outcome is recorded in the status.
@@ -73,13 +75,16 @@ pub fn release_status(
     facts: &Facts<'_>,
     now: &Time,
 ) -> (ReleaseStatus, Written) {
-    let Step { outcome, held, wake } = step;
+    let Step { outcome, held, wake, verification } = step;
     let written = Written {
         acted: matches!(&outcome, Outcome::Applied { .. } | Outcome::Rejected { .. }),
         new_rollout: matches!(&outcome, Outcome::Applied { new_rollout: true, .. }),
         wake,
     };
     let mut status = next_status(prev, outcome, generation, now);
+    if verification.is_some() {
+        status.verification = verification;
+    }
     set_held(&mut status, held.as_ref(), generation, now);
     status.changes = running_changes(&status, facts.app_versions);
     let gaps = forward_port_gaps(&status, facts);
@@ -169,7 +174,12 @@ mod tests {
         let prod = Arc::new(fixtures::release_running("pay-prod", "pay", "prod", "1.3.9"));
         let same_app = [prod];
         let prev = ReleaseStatus { desired_version: Some("1.4.0".into()), ..Default::default() };
-        let step = Step { outcome: Outcome::Observed { health: Health::Healthy }, held: None, wake: None };
+        let step = Step {
+            outcome: Outcome::Observed { health: Health::Healthy },
+            held: None,
+            wake: None,
+            verification: None,
+        };
         let facts = Facts { app_versions: &app_versions, published: &published, same_app: &same_app };
         let (status, written) = release_status(&prev, step, Some(1), &facts, &now);
         assert_eq!(written, Written { acted: false, new_rollout: false, wake: None });

@@ -170,15 +170,30 @@ fn apply_health(s: &mut ReleaseStatus, health: Health, generation: Option<i64>, 
             cond(s, ConditionType::Progressing, true, Reason::RolloutInProgress, &msg);
             cond(s, ConditionType::Degraded, false, Reason::AsExpected, "");
         }
-        Health::Degraded { message } => {
-            s.phase = Some(Phase::Degraded);
-            finish(s, RolloutResult::Failed, Some(message.clone()), now);
-            let msg = format!("version {version}: {message}");
-            cond(s, ConditionType::Ready, false, Reason::ProgressDeadlineExceeded, &msg);
-            cond(s, ConditionType::Progressing, false, Reason::ProgressDeadlineExceeded, &msg);
-            cond(s, ConditionType::Degraded, true, Reason::ProgressDeadlineExceeded, &msg);
+        Health::Verifying { message } => {
+            s.phase = Some(Phase::Progressing);
+            let msg = format!("version {version} is healthy, {message}");
+            cond(s, ConditionType::Ready, false, Reason::Verifying, &msg);
+            cond(s, ConditionType::Progressing, true, Reason::Verifying, &msg);
+            cond(s, ConditionType::Degraded, false, Reason::AsExpected, "");
+        }
+        Health::Degraded { message } => failed(s, Reason::ProgressDeadlineExceeded, message, generation, now),
+        Health::VerificationFailed { message } => {
+            failed(s, Reason::VerificationFailed, message, generation, now);
         }
     }
+}
+
+/// The rollout failed (`reason`): Degraded, its history entry Failed with `message`.
+fn failed(s: &mut ReleaseStatus, reason: Reason, message: String, generation: Option<i64>, now: &Time) {
+    let version = s.desired_version.clone().unwrap_or_default();
+    s.phase = Some(Phase::Degraded);
+    finish(s, RolloutResult::Failed, Some(message.clone()), now);
+    let msg = format!("version {version}: {message}");
+    for type_ in [ConditionType::Ready, ConditionType::Progressing] {
+        set(s, ConditionUpdate::new(type_, false, reason, &msg), generation, now);
+    }
+    set(s, ConditionUpdate::new(ConditionType::Degraded, true, reason, &msg), generation, now);
 }
 
 /// The rollout that ended in the step from `prev` to `next` (its history entry), if one did: the

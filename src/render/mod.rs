@@ -3,6 +3,7 @@
 //! Nothing here talks to the API server; the one fact it needs from the cluster (which kinds exist and
 //! whether they are namespaced) comes in as a [`KindCatalog`].
 
+pub mod check_job;
 mod manifests;
 mod variables;
 mod workload;
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::api::{AppVersion, Environment, InventoryEntry, Reason, Release, labels};
 
 pub use variables::substitute;
+pub(crate) use variables::substitute_value;
 
 /// Why the desired objects could not be rendered. Each variant has a stable reason for conditions.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -38,7 +38,7 @@ pub fn substitute(input: &str, vars: &BTreeMap<String, String>) -> Result<String
 }
 
 /// Substitutes in every string value (not in keys) of a JSON tree.
-pub(super) fn substitute_value(value: &mut Value, vars: &BTreeMap<String, String>) -> Result<(), String> {
+pub(crate) fn substitute_value(value: &mut Value, vars: &BTreeMap<String, String>) -> Result<(), String> {
     match value {
         Value::String(s) if s.contains('$') => *s = substitute(s, vars)?,
         Value::Array(items) => {

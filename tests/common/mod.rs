@@ -21,6 +21,8 @@ use tuskfish::client::Target;
 use tuskfish::controller::{ReconcileLog, Settings};
 use tuskfish::telemetry::{RequestCounter, RequestCounts};
 
+pub mod receiver;
+
 /// How long a test waits for the operator before failing. Generous: a loaded CI machine must not
 /// turn a slow pass into a failure; a broken operator fails anyway.
 pub const WAIT: Duration = Duration::from_secs(60);

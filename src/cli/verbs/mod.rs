@@ -6,6 +6,7 @@ pub mod diff;
 pub mod freeze;
 pub mod history;
 pub mod status;
+pub mod verify;
 pub mod version;
 pub mod veto;
 pub mod web;

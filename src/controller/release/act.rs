@@ -9,15 +9,19 @@ use kube::{Resource, ResourceExt};
 use tracing::info;
 
 use super::{RECHECK_SLACK, owner};
-use crate::api::{Environment, Inventory, InventoryEntry, Reason, Release, ReleaseStatus};
+use crate::api::{
+    Environment, Inventory, InventoryEntry, Reason, Release, ReleaseStatus, VerificationStatus,
+};
 use crate::controller::apply::{ApplyFailure, apply_all, prune};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::events::publish;
+use crate::controller::verify;
 use crate::controller::workloads::{WatchedKind, applied_of, live_of};
 use crate::plan::drift::{self, Decision, Live};
 use crate::plan::health::WorkloadState;
 use crate::plan::record::{Change, Step, earliest};
+use crate::plan::verify as verify_plan;
 use crate::plan::{Health, Outcome, Target, assess};
 use crate::render::{self, Rendered};
 
@@ -37,6 +41,7 @@ pub(super) async fn act(
     now: &Time,
 ) -> Result<Option<Step>> {
     ctx.catalog.learn(&ctx.client, &render::required_kinds(target.app_version)).await?;
+    let mut verification = None;
     let (outcome, wake) = match render::render(target.app_version, env, rel, &ctx.catalog) {
         Err(e) => {
             let transient = e.is_transient();
@@ -45,8 +50,11 @@ pub(super) async fn act(
         }
         Ok(rendered) => {
             let change = Change::of(prev, target, rolled_back);
-            match rollout(ctx, rel, prev, change, rendered, now).await? {
-                Some(step) => step,
+            match rollout(ctx, rel, env, prev, change, rendered, now).await? {
+                Some(Rolled { outcome, wake, verification: v }) => {
+                    verification = v;
+                    (outcome, wake)
+                }
                 None if rolled_back.is_none() => return Ok(None),
                 // Marking the version failed is itself worth recording.
                 None => (Outcome::Observed { health: Health::Healthy }, None),
@@ -55,18 +63,26 @@ pub(super) async fn act(
     };
     let held = target.held.clone();
     let recheck = held.as_ref().and_then(|h| h.recheck_in).map(|d| d.saturating_add(RECHECK_SLACK));
-    Ok(Some(Step { outcome, held, wake: earliest(wake, recheck) }))
+    Ok(Some(Step { outcome, held, wake: earliest(wake, recheck), verification }))
+}
+
+/// What a rollout step did, and the verification it looked at.
+struct Rolled {
+    outcome: Outcome,
+    wake: Option<Duration>,
+    verification: Option<VerificationStatus>,
 }
 
 /// Applies when needed and reads health. `None` when there is nothing to record.
 async fn rollout(
     ctx: &Context,
     rel: &Release,
+    env: &Environment,
     prev: &ReleaseStatus,
     change: Change,
     rendered: Rendered,
     now: &Time,
-) -> Result<Option<(Outcome, Option<Duration>)>> {
+) -> Result<Option<Rolled>> {
     // Live state only matters (for drift) when the desired state is what was applied last.
     let live = match prev.inventory.as_ref() {
         Some(inv)
@@ -83,8 +99,11 @@ async fn rollout(
         Decision::UpToDate => {
             let health =
                 health(ctx, prev.inventory.as_ref(), prev.rollout_started_at.as_ref(), deadline, now);
-            let action = action_for(&health);
-            return Ok(Some((Outcome::Observed { health }, action)));
+            let version = prev.desired_version.as_deref().unwrap_or_default();
+            let run = verify::Run { version, rollout_started: verify_plan::rollout_in_flight(prev) };
+            let (health, verification) = verify::verified(ctx, rel, env, prev, run, health, now).await?;
+            let wake = action_for(&health);
+            return Ok(Some(Rolled { outcome: Outcome::Observed { health }, wake, verification }));
         }
         Decision::Rollout => true,
         Decision::Repair(what) => {
@@ -113,7 +132,8 @@ async fn rollout(
                 prev.inventory.as_ref().map_or(rendered.namespace.clone(), |i| i.namespace.clone());
             let hash = prev.inventory.as_ref().and_then(|i| i.hash.clone());
             let inventory = Inventory { namespace, hash, objects };
-            return Ok(Some((Outcome::Rejected { reason, message, hash: rendered.hash, inventory }, None)));
+            let outcome = Outcome::Rejected { reason, message, hash: rendered.hash, inventory };
+            return Ok(Some(Rolled { outcome, wake: None, verification: None }));
         }
     };
     let inventory =
@@ -131,9 +151,15 @@ async fn rollout(
         }
     }
     let health = health(ctx, Some(&inventory), Some(now), deadline, now);
-    let action = action_for(&health);
     let Change { version, note, rollback_of } = change;
-    Ok(Some((Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health }, action)))
+    // A rollback is not verified (see `rollout_in_flight`).
+    let started =
+        if new_rollout { rollback_of.is_none().then_some(now) } else { verify_plan::rollout_in_flight(prev) };
+    let run = verify::Run { version: &version, rollout_started: started };
+    let (health, verification) = verify::verified(ctx, rel, env, prev, run, health, now).await?;
+    let wake = action_for(&health);
+    let outcome = Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health };
+    Ok(Some(Rolled { outcome, wake, verification }))
 }
 
 fn action_for(health: &Health) -> Option<Duration> {

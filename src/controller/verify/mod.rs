@@ -1,0 +1,83 @@
+//! Verification at the edge: starts the checks a healthy rollout must pass (Jobs through the API
+//! server, HTTP requests from the operator) and reads where they stand. What that means for the
+//! rollout is `plan::verify`'s to decide.
+
+mod jobs;
+mod probes;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+pub use probes::Probes;
+
+use super::context::Context;
+use super::error::Result;
+use crate::api::{Environment, Release, ReleaseStatus, VERIFY_REQUEST_ANNOTATION, VerificationStatus};
+use crate::plan::Health;
+use crate::plan::verify::{self as plan, CheckState};
+
+/// Which version's verification, and the rollout in flight (if one is).
+pub struct Run<'a> {
+    pub version: &'a str,
+    pub rollout_started: Option<&'a Time>,
+}
+
+/// The rollout's health once verification is taken into account, and the run's status when this
+/// step looked at a run that is not finished yet.
+pub async fn verified(
+    ctx: &Context,
+    rel: &Release,
+    env: &Environment,
+    prev: &ReleaseStatus,
+    run: Run<'_>,
+    health: Health,
+    now: &Time,
+) -> Result<(Health, Option<VerificationStatus>)> {
+    if health != Health::Healthy {
+        return Ok((health, None));
+    }
+    let checks = plan::checks_for(env, rel);
+    let Some(key) = (!checks.is_empty())
+        .then(|| plan::run_key(prev, run.version, run.rollout_started, requested_at(rel)))
+        .flatten()
+    else {
+        return Ok((health, None));
+    };
+    if let Some(done) = prev.verification.as_ref().filter(|v| v.run == key && v.result.is_final()) {
+        return Ok((plan::health_of(done), None));
+    }
+    let vars = variables(env, rel, run.version);
+    let mut states = Vec::with_capacity(checks.len());
+    for check in checks {
+        let state = match (&check.job, &check.http) {
+            (Some(job), _) => jobs::state(ctx, rel, env, &check.name, job, &key, &vars).await?,
+            (None, Some(http)) => ctx.probes.state(rel, &key, &check.name, http, &vars),
+            (None, None) => CheckState::Failed("the check has neither job nor http".into()),
+        };
+        states.push((check.name.clone(), state));
+    }
+    let report = plan::judge(key, run.version, &states, prev.verification.as_ref(), now);
+    Ok((plan::health_of(&report), Some(report)))
+}
+
+/// When `tuskfish verify` last asked for the checks to run again (an unreadable time is no request).
+fn requested_at(rel: &Release) -> Option<jiff::Timestamp> {
+    rel.annotations().get(VERIFY_REQUEST_ANNOTATION)?.parse().ok()
+}
+
+/// What a check may use: the Environment's variables and the rollout's identity.
+fn variables(env: &Environment, rel: &Release, version: &str) -> BTreeMap<String, String> {
+    let mut vars = env.spec.variables.clone();
+    vars.extend([
+        ("TUSKFISH_APP".to_string(), rel.spec.app.clone()),
+        ("TUSKFISH_VERSION".to_string(), version.to_string()),
+        ("TUSKFISH_ENVIRONMENT".to_string(), env.name_any()),
+        ("TUSKFISH_NAMESPACE".to_string(), env.spec.namespace.clone()),
+    ]);
+    vars
+}
+
+/// Forgets the checks of a Release that is gone (its Jobs are removed with it, see `jobs::remove`).
+pub use jobs::remove as remove_jobs;
