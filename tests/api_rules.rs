@@ -41,6 +41,18 @@ fn window(w: Value) -> Value {
     environment(json!({"freezeWindows": [w]}))
 }
 
+fn allow(w: Value) -> Value {
+    environment(json!({"allowWindows": [w]}))
+}
+
+/// A good recurrence with `changes` merged in.
+fn recur(changes: Value) -> Value {
+    let mut r = json!({"rule": "FREQ=WEEKLY;BYDAY=FR", "start": "2026-01-02T16:00:00", "duration": "8h",
+        "timeZone": "Europe/Berlin"});
+    common::merge(&mut r, changes);
+    r
+}
+
 /// Objects each rule must refuse, as `(message the refusal must contain, object)`.
 fn bad_objects() -> Vec<(&'static str, Value)> {
     let weekly = |w: Value| {
@@ -53,7 +65,7 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
         ("nothing to deploy", app_version(json!({"workload": null}))),
         ("spec.versionLine must be a semver range", environment(json!({"versionLine": "the 1.3 line"}))),
         (
-            "either start (and optionally end) or weekly",
+            "a freeze window has exactly one of start (and optionally end), weekly and recurrence",
             window(
                 json!({"start": "2026-12-20T00:00:00Z", "weekly": {"days": ["Fri"], "from": "16:00", "to": "17:00"}}),
             ),
@@ -70,6 +82,39 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
         ("weekly.from must be a time of day", weekly(json!({"from": "25:00"}))),
         ("weekly.to must be a time of day", weekly(json!({"to": "7pm"}))),
         ("weekly.days must be weekdays", weekly(json!({"days": ["Fri", "Someday"]}))),
+        (
+            "a freeze window has exactly one of start (and optionally end), weekly and recurrence",
+            window(json!({"end": "2026-12-20T00:00:00Z", "recurrence": recur(json!({}))})),
+        ),
+        (
+            "recurrence.rule must be an RFC 5545 RRULE",
+            window(json!({"recurrence": recur(json!({"rule": "FREQ=SECONDLY"}))})),
+        ),
+        (
+            "recurrence.rule must be an RFC 5545 RRULE",
+            allow(json!({"recurrence": recur(json!({"rule": "every friday"}))})),
+        ),
+        (
+            "recurrence.start must be a local date and time without offset",
+            window(json!({"recurrence": recur(json!({"start": "2026-01-01T00:00:00Z"}))})),
+        ),
+        (
+            "recurrence.duration must be a duration",
+            allow(json!({"recurrence": recur(json!({"duration": "all day"}))})),
+        ),
+        (
+            "an allow window has exactly one of start (and optionally end), weekly and recurrence",
+            allow(json!({"start": "2026-12-20T00:00:00Z", "recurrence": recur(json!({}))})),
+        ),
+        ("an allow window's start must be an RFC 3339 time", allow(json!({"start": "saturday"}))),
+        (
+            "an allow window's end must be an RFC 3339 time",
+            allow(json!({"start": "2026-12-20T00:00:00Z", "end": "sunday"})),
+        ),
+        (
+            "an allow window must end after it starts",
+            allow(json!({"start": "2026-12-20T00:00:00Z", "end": "2026-12-19T00:00:00Z"})),
+        ),
         (
             "approvalPolicy.expireAfter must be a duration",
             environment(json!({"approvalPolicy": {"expireAfter": "a day or so"}})),
@@ -195,7 +240,11 @@ async fn good_objects_pass_every_rule() {
         environment(json!({"versionLine": ">=1.4.0-0, <1.5.0", "freezeWindows": [
             {"start": "2026-12-20T00:00:00Z", "end": "2027-01-02T00:00:00+01:00", "reason": "year end"},
             {"start": "2026-12-20T00:00:00.5Z"},
-            {"weekly": {"days": ["Fri", "saturday"], "from": "16:00", "to": "2:30", "timeZone": "Europe/Berlin"}}]})),
+            {"weekly": {"days": ["Fri", "saturday"], "from": "16:00", "to": "2:30", "timeZone": "Europe/Berlin"}},
+            {"recurrence": recur(json!({"rule": "RRULE:FREQ=MONTHLY;BYMONTH=3,6,9,12;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-2,-1"}))},
+            {"recurrence": {"rule": "FREQ=DAILY", "start": "2026-01-02T16:00", "duration": "1h"}}],
+            "allowWindows": [{"recurrence": recur(json!({}))}, {"start": "2026-12-20T00:00:00Z", "end": "2026-12-21T00:00:00Z"},
+                {"weekly": {"days": ["Tue"], "from": "10:00", "to": "14:00"}}]})),
         release(
             json!({"track": "~1.3", "dependsOn": [{"app": "ledger", "version": ">=2.1"}, {"app": "fx"}]}),
         ),

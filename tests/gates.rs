@@ -80,6 +80,40 @@ async fn a_freeze_window_holds_new_versions_until_it_ends_unless_overridden() {
 }
 
 #[tokio::test]
+async fn recurring_windows_hold_new_versions_and_allow_windows_open_by_themselves() {
+    let t = TestNs::new("windows").await;
+    // A daily release window that next opens in a few seconds (local time in UTC, whole seconds).
+    let opens = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 4).unwrap();
+    let local = opens.to_zoned(jiff::tz::TimeZone::UTC).datetime().strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    let daily = json!([{"reason": "release window", "recurrence": {"rule": "FREQ=DAILY", "start": local, "duration": "1h"}}]);
+    t.environment("prod", json!({"tier": "prod", "allowWindows": daily})).await;
+    t.app_version("svc", "1.0.0", json!({})).await;
+    t.app_version("svc", "1.1.0", json!({})).await;
+    t.release("svc-prod", "svc", "prod", "1.0.0", json!({})).await;
+    let r = t.wait_release("svc-prod", reason_is("Ready", "OutsideAllowWindow")).await;
+    let msg = find_condition(&r.status.unwrap().conditions, "Ready").unwrap().message.clone();
+    assert!(msg.contains(&format!("the next opens at {opens}")), "{msg}");
+    // It rolls out by itself when the window opens (a timer, no event needed).
+    let r = t.wait_release("svc-prod", healthy_at("1.0.0")).await;
+    let started = r.status.unwrap().history[0].started_at.0;
+    assert!(started >= opens, "rolled out at {started}, before the window opened at {opens}");
+
+    // A recurring freeze (every hour, two hours long: always on) holds the next version.
+    let freeze = json!({"spec": {"freezeWindows": [{"reason": "quarter close", "recurrence":
+        {"rule": "FREQ=HOURLY", "start": "2026-01-01T00:30:00", "duration": "2h", "timeZone": "Asia/Kolkata"}}]}});
+    t.api::<tuskfish::api::Environment>()
+        .patch("prod", &PatchParams::default(), &Patch::Merge(&freeze))
+        .await
+        .unwrap();
+    t.set_version("svc-prod", "1.1.0").await;
+    let r = t.wait_release("svc-prod", reason_is("Held", "Frozen")).await;
+    let s = r.status.unwrap();
+    let held = find_condition(&s.conditions, "Held").unwrap().message.clone();
+    assert!(held.contains("quarter close"), "{held}");
+    assert_eq!(s.current_version.as_deref(), Some("1.0.0"));
+}
+
+#[tokio::test]
 async fn dependencies_order_rollouts_and_cycles_are_reported() {
     let t = TestNs::new("deps").await;
     t.environment("dev", json!({})).await;

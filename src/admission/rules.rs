@@ -47,6 +47,11 @@ pub fn environment(e: &Environment, now: Timestamp) -> Vec<String> {
             problems.push(format!("spec.freezeWindows[{i}]: {m}"));
         }
     }
+    for (i, w) in e.spec.allow_windows.iter().enumerate() {
+        if let Err(m) = active_until(w, now) {
+            problems.push(format!("spec.allowWindows[{i}]: {m}"));
+        }
+    }
     problems
 }
 

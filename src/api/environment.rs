@@ -54,6 +54,11 @@ pub struct EnvironmentSpec {
     /// `tuskfish.dev/freeze-override: <reason>` deploys anyway, and the reason is recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub freeze_windows: Vec<FreezeWindow>,
+    /// When set, new versions roll out only inside one of these windows (a release window);
+    /// outside they wait (`OutsideAllowWindow`) and roll out when the next one opens. Rollbacks
+    /// and a `tuskfish.dev/freeze-override` go ahead anyway.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_windows: Vec<AllowWindow>,
     /// Checks every rollout here must pass once healthy before it counts as `Succeeded` (and
     /// before anything promotes the version); a failed check fails the rollout.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -103,8 +108,8 @@ pub enum ApprovalPolicy {
     None,
 }
 
-/// A freeze: either one period (`start`–`end`, or from `start` until removed) or a weekly one
-/// (`weekly`).
+/// A freeze: one period (`start`–`end`, or from `start` until removed), a weekly one (`weekly`) or
+/// an RFC 5545 recurrence (`recurrence`).
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct FreezeWindow {
@@ -120,10 +125,50 @@ pub struct FreezeWindow {
     pub end: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weekly: Option<WeeklyWindow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Recurrence>,
     /// Set by `tuskfish freeze --all` (the whole pipeline stopped at once): `tuskfish unfreeze
     /// --all` lifts these windows and leaves the environments' own freezes in place.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub line_stop: bool,
+}
+
+/// A window new versions may roll out in: one period (`start`–`end`), a weekly one (`weekly`) or
+/// an RFC 5545 recurrence (`recurrence`).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowWindow {
+    /// What the window is (shown while a version waits for it), e.g. `weekly release window`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// RFC 3339 start of a one-off window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// RFC 3339 end of a one-off window (required with `start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<WeeklyWindow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Recurrence>,
+}
+
+/// Windows that open at each occurrence of an RFC 5545 recurrence rule and last `duration`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Recurrence {
+    /// The `RRULE` value, e.g. the last two business days of each quarter:
+    /// `FREQ=MONTHLY;BYMONTH=3,6,9,12;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-2,-1`.
+    pub rule: String,
+    /// Local date and time of the first occurrence (`DTSTART`), e.g. `2026-01-01T00:00:00`; every
+    /// occurrence starts at its time of day, in `timeZone`.
+    pub start: String,
+    /// How long each window lasts, e.g. `24h` (elapsed time: a window over a DST change ends an
+    /// hour earlier or later on the clock).
+    pub duration: String,
+    /// IANA time zone, e.g. `Europe/Berlin` (default `UTC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// Every week on `days`, from `from` to `to` (local time in `timeZone`; `to` before `from` runs past

@@ -31,6 +31,7 @@ pub fn environment(name: &str, tier: Tier) -> Environment {
             approval: None,
             approval_policy: None,
             freeze_windows: vec![],
+            allow_windows: vec![],
             verify: vec![],
         },
     );

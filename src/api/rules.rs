@@ -65,10 +65,73 @@ fn rule(kind: &'static str, path: &'static [&'static str], rule: String, message
     SchemaRule { kind, path, rule, message: message.to_string() }
 }
 
+/// The rules of one list of windows (`freezeWindows` or `allowWindows`, called `what` in messages).
+macro_rules! window_rules {
+    ($list:literal, $what:literal) => {
+        vec![
+            rule(
+                "Environment",
+                &["spec", $list, "[]"],
+                "(has(self.start) ? 1 : 0) + (has(self.weekly) ? 1 : 0) + (has(self.recurrence) ? 1 : 0) == 1 \
+                 && (!has(self.end) || has(self.start))"
+                    .into(),
+                concat!($what, " has exactly one of start (and optionally end), weekly and recurrence"),
+            ),
+            matches(
+                "Environment",
+                &["spec", $list, "[]", "start"],
+                RFC3339,
+                concat!($what, "'s start must be an RFC 3339 time such as 2026-12-20T00:00:00Z"),
+            ),
+            matches(
+                "Environment",
+                &["spec", $list, "[]", "end"],
+                RFC3339,
+                concat!($what, "'s end must be an RFC 3339 time such as 2027-01-02T00:00:00Z"),
+            ),
+            rule(
+                "Environment",
+                &["spec", $list, "[]"],
+                format!(
+                    "!has(self.start) || !has(self.end) || !self.start.matches('{RFC3339}') || \
+                     !self.end.matches('{RFC3339}') || timestamp(self.end) > timestamp(self.start)"
+                ),
+                concat!($what, " must end after it starts"),
+            ),
+            matches("Environment", &["spec", $list, "[]", "weekly", "from"], CLOCK, WEEKLY_FROM),
+            matches("Environment", &["spec", $list, "[]", "weekly", "to"], CLOCK, WEEKLY_TO),
+            matches("Environment", &["spec", $list, "[]", "weekly", "days", "[]"], WEEKDAY, WEEKLY_DAYS),
+            matches("Environment", &["spec", $list, "[]", "recurrence", "rule"], RRULE, RRULE_MESSAGE),
+            matches("Environment", &["spec", $list, "[]", "recurrence", "start"], LOCAL_TIME, LOCAL_TIME_MESSAGE),
+            matches("Environment", &["spec", $list, "[]", "recurrence", "duration"], DURATION, LENGTH_MESSAGE),
+        ]
+    };
+}
+
+const WEEKLY_FROM: &str = "weekly.from must be a time of day HH:MM such as 16:00";
+const WEEKLY_TO: &str = "weekly.to must be a time of day HH:MM such as 23:59";
+const WEEKLY_DAYS: &str = "weekly.days must be weekdays: Mon, Tue, Wed, Thu, Fri, Sat, Sun";
+/// The shape of an RFC 5545 `RRULE` value with a frequency of an hour or more (the operator
+/// parses the rest).
+pub const RRULE: &str =
+    "^(RRULE:)?([A-Z]+=[^;]+;)*FREQ=(HOURLY|DAILY|WEEKLY|MONTHLY|YEARLY)(;[A-Z]+=[^;]+)*$";
+const RRULE_MESSAGE: &str = "recurrence.rule must be an RFC 5545 RRULE with FREQ HOURLY, DAILY, WEEKLY, MONTHLY or \
+     YEARLY, such as FREQ=MONTHLY;BYMONTH=3,6,9,12;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-2,-1";
+/// A local date and time, without offset (`DTSTART` in a time zone).
+pub const LOCAL_TIME: &str =
+    "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$";
+const LOCAL_TIME_MESSAGE: &str =
+    "recurrence.start must be a local date and time without offset, such as 2026-01-01T09:00:00";
+const LENGTH_MESSAGE: &str = "recurrence.duration must be a duration such as 4h or 1d";
+
 /// Every rule, by kind and place.
 pub fn schema_rules() -> Vec<SchemaRule> {
     let range = semver_range();
-    vec![
+    let windows = window_rules!("freezeWindows", "a freeze window")
+        .into_iter()
+        .chain(window_rules!("allowWindows", "an allow window"));
+    windows
+        .chain(vec![
         // AppVersion
         rule(
             "AppVersion",
@@ -95,51 +158,6 @@ pub fn schema_rules() -> Vec<SchemaRule> {
             &["spec", "versionLine"],
             &range,
             "spec.versionLine must be a semver range such as ~1.3 or >=1.4.0-0, <1.5.0",
-        ),
-        rule(
-            "Environment",
-            &["spec", "freezeWindows", "[]"],
-            "has(self.weekly) ? !has(self.start) && !has(self.end) : has(self.start)".into(),
-            "a freeze window has either start (and optionally end) or weekly, not both",
-        ),
-        matches(
-            "Environment",
-            &["spec", "freezeWindows", "[]", "start"],
-            RFC3339,
-            "a freeze window's start must be an RFC 3339 time such as 2026-12-20T00:00:00Z",
-        ),
-        matches(
-            "Environment",
-            &["spec", "freezeWindows", "[]", "end"],
-            RFC3339,
-            "a freeze window's end must be an RFC 3339 time such as 2027-01-02T00:00:00Z",
-        ),
-        rule(
-            "Environment",
-            &["spec", "freezeWindows", "[]"],
-            format!(
-                "!has(self.start) || !has(self.end) || !self.start.matches('{RFC3339}') || \
-                 !self.end.matches('{RFC3339}') || timestamp(self.end) > timestamp(self.start)"
-            ),
-            "a freeze window must end after it starts",
-        ),
-        matches(
-            "Environment",
-            &["spec", "freezeWindows", "[]", "weekly", "from"],
-            CLOCK,
-            "weekly.from must be a time of day HH:MM such as 16:00",
-        ),
-        matches(
-            "Environment",
-            &["spec", "freezeWindows", "[]", "weekly", "to"],
-            CLOCK,
-            "weekly.to must be a time of day HH:MM such as 23:59",
-        ),
-        matches(
-            "Environment",
-            &["spec", "freezeWindows", "[]", "weekly", "days", "[]"],
-            WEEKDAY,
-            "weekly.days must be weekdays: Mon, Tue, Wed, Thu, Fri, Sat, Sun",
         ),
         matches(
             "Environment",
@@ -225,7 +243,8 @@ pub fn schema_rules() -> Vec<SchemaRule> {
             SEMVER,
             "spec.version must be the semantic version being approved, such as 1.3.10",
         ),
-    ]
+    ])
+        .collect()
 }
 
 /// Lengths the rules' cost estimate needs (CEL refuses rules on strings of unbounded length) and
@@ -237,6 +256,17 @@ pub const MAX_LENGTHS: &[(&str, &[&str], i64)] = &[
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "from"], 5),
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "to"], 5),
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "days", "[]"], 16),
+    ("Environment", &["spec", "freezeWindows", "[]", "recurrence", "rule"], 512),
+    ("Environment", &["spec", "freezeWindows", "[]", "recurrence", "start"], 32),
+    ("Environment", &["spec", "freezeWindows", "[]", "recurrence", "duration"], 32),
+    ("Environment", &["spec", "allowWindows", "[]", "start"], 64),
+    ("Environment", &["spec", "allowWindows", "[]", "end"], 64),
+    ("Environment", &["spec", "allowWindows", "[]", "weekly", "from"], 5),
+    ("Environment", &["spec", "allowWindows", "[]", "weekly", "to"], 5),
+    ("Environment", &["spec", "allowWindows", "[]", "weekly", "days", "[]"], 16),
+    ("Environment", &["spec", "allowWindows", "[]", "recurrence", "rule"], 512),
+    ("Environment", &["spec", "allowWindows", "[]", "recurrence", "start"], 32),
+    ("Environment", &["spec", "allowWindows", "[]", "recurrence", "duration"], 32),
     ("Environment", &["spec", "approvalPolicy", "expireAfter"], 32),
     ("Environment", &["spec", "verify", "[]", "http", "interval"], 32),
     ("Environment", &["spec", "verify", "[]", "http", "timeout"], 32),
@@ -254,6 +284,8 @@ pub const MAX_LENGTHS: &[(&str, &[&str], i64)] = &[
 pub const MAX_ITEMS: &[(&str, &[&str], i64)] = &[
     ("Environment", &["spec", "freezeWindows"], 64),
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "days"], 7),
+    ("Environment", &["spec", "allowWindows"], 64),
+    ("Environment", &["spec", "allowWindows", "[]", "weekly", "days"], 7),
     ("Environment", &["spec", "verify"], 10),
     ("Release", &["spec", "dependsOn"], 64),
     ("Release", &["spec", "verify"], 10),

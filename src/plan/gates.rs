@@ -2,17 +2,17 @@
 //! Rollbacks pass no gates.
 
 pub mod approvals;
+pub mod windows;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use jiff::civil::{Time, Weekday};
-use jiff::tz::TimeZone;
 
 use self::approvals::Verdict;
+pub use self::windows::{FreezeEnd, Window, active_until, next_opening};
 use super::wait::{Blocked, Held};
-use crate::api::{Approval, Environment, FREEZE_OVERRIDE_ANNOTATION, FreezeWindow, Phase, Reason, Release};
+use crate::api::{Approval, Environment, FREEZE_OVERRIDE_ANNOTATION, Phase, Reason, Release};
 
 /// What the gates need to know besides the Release and its Environment.
 pub struct GateFacts<'a> {
@@ -62,6 +62,8 @@ pub fn check(
         }
     }
 
+    let override_reason =
+        release.metadata.annotations.as_ref().and_then(|a| a.get(FREEZE_OVERRIDE_ANNOTATION));
     for w in &env.spec.freeze_windows {
         let ends = active_until(w, facts.now).map_err(|m| broken(Reason::InvalidFreezeWindow, m))?;
         let Some(ends) = ends else { continue };
@@ -74,8 +76,6 @@ pub fn check(
             FreezeEnd::WhenRemoved => ("until the window is removed".to_string(), None),
         };
         let why = w.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-        let override_reason =
-            release.metadata.annotations.as_ref().and_then(|a| a.get(FREEZE_OVERRIDE_ANNOTATION));
         match override_reason {
             Some(reason) => notes.push(format!("freeze{why} overridden: {reason}")),
             None => {
@@ -83,6 +83,36 @@ pub fn check(
                     Reason::Frozen,
                     format!(
                         "{:?} is frozen{why} {until}; {candidate} rolls out then (or annotate the Release {}=<reason>)",
+                        env.metadata.name.as_deref().unwrap_or_default(),
+                        FREEZE_OVERRIDE_ANNOTATION
+                    ),
+                    recheck_in,
+                ));
+            }
+        }
+    }
+
+    if !env.spec.allow_windows.is_empty() {
+        match outside_allow_windows(env, facts.now).map_err(|m| broken(Reason::InvalidAllowWindow, m))? {
+            None => {}
+            Some(_) if override_reason.is_some() => {
+                notes.push(format!(
+                    "outside the allow windows, overridden: {}",
+                    override_reason.map(String::as_str).unwrap_or_default()
+                ));
+            }
+            Some(opens) => {
+                let (when, recheck_in) = match opens {
+                    Some(t) => (
+                        format!("the next opens at {t}"),
+                        Some(Duration::try_from(t.duration_since(facts.now)).unwrap_or_default()),
+                    ),
+                    None => ("none opens again".to_string(), None),
+                };
+                return Err(held(
+                    Reason::OutsideAllowWindow,
+                    format!(
+                        "{:?} deploys only inside its allow windows and {when}; {candidate} rolls out then (or annotate the Release {}=<reason>)",
                         env.metadata.name.as_deref().unwrap_or_default(),
                         FREEZE_OVERRIDE_ANNOTATION
                     ),
@@ -105,6 +135,20 @@ pub fn check(
         }
     }
     Ok(notes)
+}
+
+/// `None` when an allow window is open at `now`; else `Some` of when the next one opens (if any).
+fn outside_allow_windows(env: &Environment, now: Timestamp) -> Result<Option<Option<Timestamp>>, String> {
+    let mut next: Option<Timestamp> = None;
+    for w in &env.spec.allow_windows {
+        if active_until(w, now)?.is_some() {
+            return Ok(None);
+        }
+        if let Some(t) = next_opening(w, now)? {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+    }
+    Ok(Some(next))
 }
 
 /// The first dependency that is not yet satisfied, as a message; `Err` for an invalid range.
@@ -161,75 +205,6 @@ pub fn dependency_cycle(release: &Release, peers: &[&Release]) -> Option<Vec<Str
         }
     }
     None
-}
-
-/// When the window is active at `now`, when it ends; `Err` for a window that cannot be read.
-/// When an active freeze window ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FreezeEnd {
-    At(Timestamp),
-    /// A one-off window without `end`: frozen until someone removes it (`tuskfish unfreeze`).
-    WhenRemoved,
-}
-
-pub fn active_until(w: &FreezeWindow, now: Timestamp) -> Result<Option<FreezeEnd>, String> {
-    let parse = |s: &str| s.parse::<Timestamp>().map_err(|e| format!("freeze window time {s:?}: {e}"));
-    match (&w.start, &w.end, &w.weekly) {
-        (Some(start), None, None) => Ok((parse(start)? <= now).then_some(FreezeEnd::WhenRemoved)),
-        (Some(start), Some(end), None) => {
-            let (start, end) = (parse(start)?, parse(end)?);
-            if end <= start {
-                return Err(format!("freeze window ends ({end}) before it starts ({start})"));
-            }
-            Ok((start <= now && now < end).then_some(FreezeEnd::At(end)))
-        }
-        (None, None, Some(weekly)) => {
-            let tz_name = weekly.time_zone.as_deref().unwrap_or("UTC");
-            let tz =
-                TimeZone::get(tz_name).map_err(|e| format!("freeze window time zone {tz_name:?}: {e}"))?;
-            let days = weekly.days.iter().map(|d| weekday(d)).collect::<Result<Vec<_>, _>>()?;
-            let from = hh_mm(&weekly.from)?;
-            let to = hh_mm(&weekly.to)?;
-            let today = now.to_zoned(tz.clone()).date();
-            // A window that runs past midnight may have started yesterday.
-            for day in [today.yesterday().ok(), Some(today)].into_iter().flatten() {
-                if !days.contains(&day.weekday()) {
-                    continue;
-                }
-                let end_day = if to > from { Some(day) } else { day.tomorrow().ok() };
-                let Some(end_day) = end_day else { continue };
-                let at = |d: jiff::civil::Date, t: Time| {
-                    d.to_datetime(t).to_zoned(tz.clone()).map(|z| z.timestamp()).map_err(|e| e.to_string())
-                };
-                let (start, end) = (at(day, from)?, at(end_day, to)?);
-                if start <= now && now < end {
-                    return Ok(Some(FreezeEnd::At(end)));
-                }
-            }
-            Ok(None)
-        }
-        _ => Err("a freeze window needs either start (and optionally end), or weekly".into()),
-    }
-}
-
-fn weekday(s: &str) -> Result<Weekday, String> {
-    Ok(match s.to_ascii_lowercase().get(..3) {
-        Some("mon") => Weekday::Monday,
-        Some("tue") => Weekday::Tuesday,
-        Some("wed") => Weekday::Wednesday,
-        Some("thu") => Weekday::Thursday,
-        Some("fri") => Weekday::Friday,
-        Some("sat") => Weekday::Saturday,
-        Some("sun") => Weekday::Sunday,
-        _ => return Err(format!("freeze window day {s:?} is not one of Mon..Sun")),
-    })
-}
-
-fn hh_mm(s: &str) -> Result<Time, String> {
-    let bad = || format!("freeze window time {s:?} is not HH:MM");
-    let (h, m) = s.split_once(':').ok_or_else(bad)?;
-    let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    Time::new(h, m, 0, 0).map_err(|_| bad())
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use super::{Health, auto_rollback, select_target, spec_hash};
 use crate::api::{
     AppVersion, AppVersionStatus, Approval, ApprovalPolicy, ApprovalSpec, Condition, Dependency, Environment,
     EnvironmentStatus, FreezeWindow, HISTORY_LIMIT, HistoryEntry, Inventory, MESSAGE_LIMIT, Phase,
-    PromoteFrom, Reason, Release, ReleaseStatus, RollbackSpec, RolloutResult, WeeklyWindow,
+    PromoteFrom, Reason, Recurrence, Release, ReleaseStatus, RollbackSpec, RolloutResult, WeeklyWindow,
 };
 use crate::render::tests::{app_version, environment, release};
 
@@ -81,19 +81,40 @@ pub(crate) fn freeze_window() -> impl Strategy<Value = FreezeWindow> {
             .prop_map(String::from),
         any::<String>(),
     ];
-    let weekly = (proptest::collection::vec(day, 0..4), hh_mm(), hh_mm(), proptest::option::of(tz))
+    let weekly = (proptest::collection::vec(day, 0..4), hh_mm(), hh_mm(), proptest::option::of(tz.clone()))
         .prop_map(|(days, from, to, time_zone)| WeeklyWindow { days, from, to, time_zone });
+    let rule = prop_oneof![
+        3 => select(vec![
+            "FREQ=MONTHLY;BYMONTH=3,6,9,12;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-2,-1",
+            "FREQ=DAILY",
+            "FREQ=WEEKLY;BYDAY=FR;INTERVAL=2",
+            "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30",
+            "FREQ=HOURLY;COUNT=3",
+            "RRULE:FREQ=WEEKLY;UNTIL=20270101T000000Z",
+        ])
+        .prop_map(String::from),
+        1 => any::<String>(),
+    ];
+    let local = prop_oneof![
+        3 => "20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])T[0-2][0-9]:[0-5][0-9]:[0-5][0-9]",
+        1 => any::<String>(),
+    ];
+    let length = prop_oneof![3 => "[0-9]{1,3}(m|h|d)", 1 => any::<String>()];
+    let recurrence = (rule, local, length, proptest::option::of(tz.clone()))
+        .prop_map(|(rule, start, duration, time_zone)| Recurrence { rule, start, duration, time_zone });
     (
         proptest::option::of(timestamp_text()),
         proptest::option::of(timestamp_text()),
         proptest::option::of(weekly),
+        proptest::option::of(recurrence),
         proptest::option::of(any::<String>()),
     )
-        .prop_map(|(start, end, weekly, reason)| FreezeWindow {
+        .prop_map(|(start, end, weekly, recurrence, reason)| FreezeWindow {
             reason,
             start,
             end,
             weekly,
+            recurrence,
             line_stop: false,
         })
 }

@@ -48,6 +48,7 @@ pub(crate) fn environment(vars: &[(&str, &str)]) -> Environment {
             approval: None,
             approval_policy: None,
             freeze_windows: vec![],
+            allow_windows: vec![],
             verify: vec![],
         },
     );

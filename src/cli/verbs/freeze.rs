@@ -212,17 +212,15 @@ pub async fn restart_the_line(s: &Session, reason: Option<&str>) -> CliResult<()
 pub async fn unfreeze(s: &Session, env_name: &str, reason: Option<&str>) -> CliResult<()> {
     let env = s.environment(env_name).await?;
     let now = Timestamp::now();
-    let (active_once, rest): (Vec<FreezeWindow>, Vec<FreezeWindow>) = env
-        .spec
-        .freeze_windows
-        .iter()
-        .cloned()
-        .partition(|w| w.weekly.is_none() && matches!(active_until(w, now), Ok(Some(_))));
-    let weekly_active = rest.iter().any(|w| matches!(active_until(w, now), Ok(Some(_))));
+    let (active_once, rest): (Vec<FreezeWindow>, Vec<FreezeWindow>) =
+        env.spec.freeze_windows.iter().cloned().partition(|w| {
+            w.weekly.is_none() && w.recurrence.is_none() && matches!(active_until(w, now), Ok(Some(_)))
+        });
+    let policy_active = rest.iter().any(|w| matches!(active_until(w, now), Ok(Some(_))));
     if active_once.is_empty() {
-        if weekly_active {
+        if policy_active {
             return Err(CliError::Failed(format!(
-                "{env_name} is in a weekly freeze window, which is policy in the Environment's spec; edit the Environment, or let one app through with `tuskfish unfreeze {env_name} --override APP --reason ...`"
+                "{env_name} is in a weekly or recurring freeze window, which is policy in the Environment's spec; edit the Environment, or let one app through with `tuskfish unfreeze {env_name} --override APP --reason ...`"
             )));
         }
         say(s, &format!("{env_name} is not frozen"));
@@ -244,7 +242,7 @@ pub async fn unfreeze(s: &Session, env_name: &str, reason: Option<&str>) -> CliR
         &format!(
             "{env_name} unfrozen (removed {} window(s){})",
             active_once.len(),
-            if weekly_active { "; a weekly window is still active" } else { "" }
+            if policy_active { "; a weekly or recurring window is still active" } else { "" }
         ),
     );
     Ok(())

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::api::{ApprovalPolicy, ApprovalSpec, Dependency, ReleaseStatus, WeeklyWindow};
+use crate::api::{ApprovalPolicy, ApprovalSpec, Dependency, FreezeWindow, ReleaseStatus, WeeklyWindow};
 use crate::render::tests::{environment, release};
 
 fn ts(s: &str) -> Timestamp {
