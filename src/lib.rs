@@ -10,6 +10,7 @@ pub mod http;
 pub mod index;
 pub mod leader;
 pub mod matrix;
+pub mod notify;
 pub mod plan;
 pub mod render;
 pub mod telemetry;

@@ -6,6 +6,7 @@ mod condition;
 mod environment;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod notification;
 pub mod policy;
 mod reason;
 mod release;
@@ -17,6 +18,7 @@ pub use approval::*;
 pub use appversion::*;
 pub use condition::*;
 pub use environment::*;
+pub use notification::*;
 pub use reason::{ConditionType, Reason};
 pub use release::*;
 pub use verify::*;
@@ -66,7 +68,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 /// All CRDs, in the order `kubectl apply` should see them, with the API server's own checks
 /// (`rules`) in their schemas.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![AppVersion::crd(), Environment::crd(), Release::crd(), Approval::crd()];
+    let mut crds =
+        vec![AppVersion::crd(), Environment::crd(), Release::crd(), Approval::crd(), Notification::crd()];
     for crd in &mut crds {
         let kind = crd.spec.names.kind.clone();
         for v in &mut crd.spec.versions {

@@ -87,6 +87,8 @@ vocabulary! {
     /// A condition's `reason`, or an Event's.
     Reason {
         // Rollouts (Release conditions and Events).
+        RolloutStarted,
+        Approved,
         RolloutInProgress,
         RolloutComplete,
         ProgressDeadlineExceeded,
@@ -159,6 +161,10 @@ vocabulary! {
         NamespaceTerminating,
         NamespaceOwnedByOther,
         NamespaceNotManaged,
+        // Notifications (their Ready condition).
+        Delivered,
+        DeliveryFailing,
+        DeliveryFailed,
         // The CLI's freeze and veto verbs (Events).
         FreezeOverridden,
         Unfrozen,

@@ -13,7 +13,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use super::catalog::Catalog;
 use super::deferred::DeferredStatuses;
 use super::status::OwnWrites;
-use crate::api::{AppVersion, Approval, Environment, Release};
+use crate::api::{AppVersion, Approval, Environment, Notification, Release};
 use crate::index::PipelineIndex;
 use crate::telemetry::{RequestCounts, SharedMetrics};
 
@@ -28,6 +28,7 @@ pub struct Stores {
     pub approvals: Store<Approval>,
     /// Verification Jobs (and any Job a Release applied).
     pub jobs: Store<Job>,
+    pub notifications: Store<Notification>,
     /// Namespaces labelled as tuskfish's (metadata only).
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
 }

@@ -9,6 +9,7 @@ mod deferred;
 mod environment;
 mod error;
 mod events;
+mod notifier;
 mod reconciled;
 mod release;
 mod status;
@@ -165,6 +166,7 @@ async fn run_controllers(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Stopped {
     let metrics = settings.metrics.clone();
+    let settings_namespace = settings.watch_namespace.clone();
     let stores = w.stores.clone();
     let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
     let mut ctx = Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone());
@@ -187,6 +189,7 @@ async fn run_controllers(
                 s.stateful_sets.wait_until_ready(),
                 s.approvals.wait_until_ready(),
                 s.jobs.wait_until_ready(),
+                s.notifications.wait_until_ready(),
                 s.namespaces.wait_until_ready(),
             );
         }
@@ -213,7 +216,9 @@ async fn run_controllers(
         let lost = lost_rx.map(|r| r.is_ok()).shared();
         let stop = futures::future::select(shutdown.clone(), lost.clone()).map(|_| ()).shared();
         debug!("caches ready; starting controllers");
+        let notices = notifier::run(ctx.clone(), settings_namespace.clone(), stop.clone());
         futures::join!(
+            notices,
             drive(
                 "release",
                 stores.releases.clone(),

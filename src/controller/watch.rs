@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use super::context::Stores;
-use crate::api::{AppVersion, Approval, Environment, Release, labels};
+use crate::api::{AppVersion, Approval, Environment, Notification, Release, labels};
 use crate::index::PipelineIndex;
 use crate::plan::peers::{self, EnvironmentFacts, Facts};
 use crate::telemetry::{ControllerLabel, KindLabel, SharedMetrics};
@@ -347,6 +347,15 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         },
     );
 
+    // Notifications: the index knows which notices anyone listens for (see `notify`).
+    let ix = index.clone();
+    let (notifications, notifications_fut) = reflect(
+        scoped::<Notification>(client, namespace),
+        watcher::Config::default(),
+        m.clone(),
+        move |n: &Notification, _: &Store<Notification>, seen| ix.see_notification(n, seen),
+    );
+
     // Managed namespaces wake their owner Environment, and their cache spares the Environment
     // controller a read of its namespace on every reconcile.
     let t = triggers;
@@ -368,6 +377,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             stateful_sets,
             approvals,
             jobs,
+            notifications,
             namespaces,
         },
         index,
@@ -381,6 +391,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             Box::pin(ns_fut),
             Box::pin(approvals_fut),
             Box::pin(jobs_fut),
+            Box::pin(notifications_fut),
         ],
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kube::ResourceExt;
 
-use crate::api::{AppVersion, Approval, Environment, Phase, Release};
+use crate::api::{AppVersion, Approval, Environment, NoticeKind, Notification, Phase, Release};
 use crate::plan::peers::Facts;
 use crate::plan::spec_hash;
 use multimap::MultiMap;
@@ -83,6 +83,8 @@ struct Inner {
     versions_by_app: MultiMap<(String, String)>,
     approvals: HashMap<Name, String>,
     approvals_by_release: MultiMap<(String, String)>,
+    /// Notifications by namespace, with the notices each wants (empty: all).
+    notifications: BTreeMap<String, BTreeMap<String, BTreeSet<NoticeKind>>>,
     namespaces: BTreeMap<String, Members>,
     /// Bumped for any change, so a namespace's revision never repeats after it empties and refills.
     clock: u64,
@@ -185,6 +187,39 @@ impl PipelineIndex {
                 self.delete_approval(&a.namespace().unwrap_or_default(), &a.name_any());
             }
         }
+    }
+
+    pub fn see_notification(&self, n: &Notification, seen: Seen) {
+        let (ns, name) = key_of(n);
+        let mut inner = self.write();
+        match seen {
+            Seen::Present => {
+                let wants = n.spec.events.iter().copied().collect();
+                inner.notifications.entry(ns).or_default().insert(name, wants);
+            }
+            Seen::Deleted => {
+                if let Some(names) = inner.notifications.get_mut(&ns) {
+                    names.remove(&name);
+                    if names.is_empty() {
+                        inner.notifications.remove(&ns);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Names of the Notifications of `namespace`, sorted.
+    pub fn notifications_in(&self, namespace: &str) -> Vec<String> {
+        self.read().notifications.get(namespace).map(|n| n.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Whether a Notification of `namespace` wants `kind` (so that a notice only some want, like a
+    /// rollout's start, costs an Event only where someone listens).
+    pub fn notice_wanted(&self, namespace: &str, kind: NoticeKind) -> bool {
+        self.read()
+            .notifications
+            .get(namespace)
+            .is_some_and(|n| n.values().any(|wants| wants.is_empty() || wants.contains(&kind)))
     }
 
     /// Records a Release as it is now; returns what was known of it before (`None`: new).

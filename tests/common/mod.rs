@@ -157,7 +157,8 @@ async fn wait_served(client: &Client) {
             let served = lists::<AppVersion>(client, probe_ns).await
                 && lists::<Environment>(client, probe_ns).await
                 && lists::<Release>(client, probe_ns).await
-                && lists::<tuskfish::api::Approval>(client, probe_ns).await;
+                && lists::<tuskfish::api::Approval>(client, probe_ns).await
+                && lists::<tuskfish::api::Notification>(client, probe_ns).await;
             if served && policy_enforced(client, probe_ns).await {
                 return;
             }

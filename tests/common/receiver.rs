@@ -15,6 +15,14 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: String,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
 }
 
 #[derive(Default)]
@@ -58,6 +66,11 @@ impl Receiver {
         self.inner.lock().unwrap().received.iter().filter(|r| r.path == path).cloned().collect()
     }
 
+    /// [`Self::wait_for`] with an owned path.
+    pub async fn wait_for_owned(&self, path: String, n: usize) -> Vec<Received> {
+        self.wait_for(&path, n).await
+    }
+
     /// Waits (without polling) until `path` has had `n` requests; returns them.
     pub async fn wait_for(&self, path: &str, n: usize) -> Vec<Received> {
         let wait = async {
@@ -85,16 +98,14 @@ async fn answer(
 ) -> (StatusCode, String) {
     let (status, text) = {
         let mut inner = r.inner.lock().unwrap();
-        inner.received.push(Received {
-            path: path.clone(),
-            headers,
-            body: String::from_utf8_lossy(&body).into(),
-        });
-        match inner.answers.get_mut(&path) {
+        let answer = match inner.answers.get_mut(&path) {
             Some(list) if list.len() > 1 => list.remove(0),
             Some(list) if !list.is_empty() => list[0].clone(),
             _ => (200, "ok".to_string()),
-        }
+        };
+        let body = String::from_utf8_lossy(&body).into();
+        inner.received.push(Received { path: path.clone(), headers, body, status: answer.0 });
+        answer
     };
     r.notify.notify_waiters();
     (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), text)

@@ -19,12 +19,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The operator's rights on its own kinds: read all, write finalizers and status only. */}}
 {{- define "tuskfish.pipelineRules" -}}
 - apiGroups: ["tuskfish.dev"]
-  resources: ["appversions", "environments", "releases", "approvals"]
+  resources: ["appversions", "environments", "releases", "approvals", "notifications"]
   verbs: ["get", "list", "watch"]
+# Notifications: the pipeline's Events are what is delivered, and a target's URL is in a Secret
+# of the pipeline namespace (read one at a time, by name; never listed or cached).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 - apiGroups: ["tuskfish.dev"]
   resources: ["releases"]
   verbs: ["patch", "update"]
 - apiGroups: ["tuskfish.dev"]
-  resources: ["appversions/status", "environments/status", "releases/status"]
+  resources: ["appversions/status", "environments/status", "releases/status", "notifications/status"]
   verbs: ["patch", "update"]
 {{- end }}

@@ -8,13 +8,16 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use crate::api::{ConditionType, Phase, Reason, Release, ReleaseStatus, RolloutResult, find_condition};
+use crate::api::{
+    ConditionType, NoticeKind, Phase, Reason, Release, ReleaseStatus, RolloutResult, find_condition,
+};
 use crate::controller::context::{Context, cached};
 use crate::controller::deferred;
 use crate::controller::error::Result;
 use crate::controller::events::publish as event;
 use crate::controller::status::patch_status_if_changed;
 use crate::plan::coalesce;
+use crate::plan::gates::approvals::APPROVED_BY;
 use crate::plan::record::{Written, earliest};
 use crate::plan::status::rollout_ended;
 use crate::telemetry::EnvironmentLabel;
@@ -98,8 +101,19 @@ fn tell_decision(
         ctx.metrics.rollbacks.get_or_create(&EnvironmentLabel { environment: env.clone() }).inc();
     }
     if written.new_rollout {
-        // No Event yet: the one Event of a rollout says how it ended (see `record_transition`).
+        // The one Event of a rollout says how it ended (see `record_transition`); its start is an
+        // Event only where a Notification listens for it.
         let version = status.desired_version.clone().unwrap_or_default();
+        let ns = rel.namespace().unwrap_or_default();
+        if ctx.index.notice_wanted(&ns, NoticeKind::RolloutStarted) {
+            let note = format!("rolling out {} {version} to environment {env}", rel.spec.app);
+            event(ctx, &rel.object_ref(&()), EventType::Normal, Reason::RolloutStarted, note);
+        }
+        let note = status.history.first().and_then(|h| h.message.as_deref()).unwrap_or_default();
+        if let Some(approved) = note.split("; ").find(|n| n.starts_with(APPROVED_BY)) {
+            let note = format!("{} {version} for environment {env} {approved}", rel.spec.app);
+            event(ctx, &rel.object_ref(&()), EventType::Normal, Reason::Approved, note);
+        }
         info!(release = %rel.name_any(), environment = %env, %version, "rollout started");
         ctx.metrics.rollout(env, "started");
         observe_publish_to_rollout(ctx, rel, status, &version);
@@ -129,6 +143,7 @@ fn observe_publish_to_rollout(ctx: &Context, rel: &Release, next: &ReleaseStatus
 /// Events for what a person watching the Release wants to know.
 fn record_transition(ctx: &Context, rel: &Release, prev: &ReleaseStatus, next: &ReleaseStatus) {
     let reference = rel.object_ref(&());
+    tell_waiting(ctx, rel, prev, next);
     let env = &rel.spec.environment;
     let reason_of = |s: &ReleaseStatus| {
         find_condition(&s.conditions, ConditionType::Ready)
@@ -174,4 +189,27 @@ fn record_transition(ctx: &Context, rel: &Release, prev: &ReleaseStatus, next: &
         info!(release = %rel.name_any(), %reason, %message, "release status");
     }
     event(ctx, &reference, type_, reason, message);
+}
+
+/// What a newer version newly waits for (the `Held` condition), and forward ports newly missing:
+/// told as they appear, once. A Release with nothing running yet tells its wait through `Ready`
+/// already (see `record_transition`).
+fn tell_waiting(ctx: &Context, rel: &Release, prev: &ReleaseStatus, next: &ReleaseStatus) {
+    let reference = rel.object_ref(&());
+    let active =
+        |s: &ReleaseStatus, t| find_condition(&s.conditions, t).filter(|c| c.status == "True").cloned();
+    let ready_reason =
+        |s: &ReleaseStatus| find_condition(&s.conditions, ConditionType::Ready).map(|c| c.reason.clone());
+    if let Some(held) = active(next, ConditionType::Held)
+        && active(prev, ConditionType::Held).is_none_or(|h| h.reason != held.reason)
+        && ready_reason(next).as_ref() != Some(&held.reason)
+        && let Some(reason) = Reason::parse(&held.reason)
+    {
+        event(ctx, &reference, EventType::Normal, reason, held.message);
+    }
+    if let Some(missing) = active(next, ConditionType::ForwardPortMissing)
+        && active(prev, ConditionType::ForwardPortMissing).is_none_or(|m| m.message != missing.message)
+    {
+        event(ctx, &reference, EventType::Warning, Reason::ChangesMissing, missing.message);
+    }
 }

@@ -9,6 +9,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// How a rollout's history note names its approvers (`approved by maria, bob`).
+pub const APPROVED_BY: &str = "approved by ";
+
 use jiff::Timestamp;
 
 use crate::api::{Approval, ApprovalRules, Decision};
@@ -92,7 +95,7 @@ pub fn judge(
         let mut in_order: Vec<&&Approval> = counted.values().collect();
         in_order.sort_by_key(|a| created(a));
         let names: Vec<String> = in_order.iter().map(|a| describe(a)).collect();
-        return Verdict::Approved { note: format!("approved by {}", names.join(", ")) };
+        return Verdict::Approved { note: format!("{APPROVED_BY}{}", names.join(", ")) };
     }
 
     let simple = need == 1 && rules.countersign.is_empty() && rules.approvers.is_none();
