@@ -1105,16 +1105,20 @@ async fn references_conflicts_gates_and_environments() {
             json!({"start": "2026-11-25T10:00:00"}),
             Some("start must be an RFC 3339 time"),
         ),
-        ("end without start", json!({"end": at(3600)}), Some("either start (and optionally end) or weekly")),
+        (
+            "end without start",
+            json!({"end": at(3600)}),
+            Some("exactly one of start (and optionally end), weekly and recurrence"),
+        ),
         (
             "neither start nor weekly",
             json!({"reason": "nothing"}),
-            Some("either start (and optionally end) or weekly"),
+            Some("exactly one of start (and optionally end), weekly and recurrence"),
         ),
         (
             "start and weekly",
             json!({"start": at(-60), "weekly": {"days": ["Mon"], "from": "10:00", "to": "11:00"}}),
-            Some("either start (and optionally end) or weekly"),
+            Some("exactly one of start (and optionally end), weekly and recurrence"),
         ),
         (
             "day Funday",
@@ -1161,6 +1165,26 @@ async fn references_conflicts_gates_and_environments() {
             json!({"weekly": {"days": ["Mon"], "from": "10:00", "to": "11:00", "timeZone": "../../etc/passwd"}}),
             None,
         ),
+        (
+            "recurrence with an unknown BYDAY",
+            json!({"recurrence": {"rule": "FREQ=WEEKLY;BYDAY=XX", "start": "2026-01-01T00:00:00", "duration": "1h"}}),
+            None,
+        ),
+        (
+            "recurrence in time zone Mars/Olympus",
+            json!({"recurrence": {"rule": "FREQ=DAILY", "start": "2026-01-01T00:00:00", "duration": "1h", "timeZone": "Mars/Olympus"}}),
+            None,
+        ),
+        (
+            "recurrence every second",
+            json!({"recurrence": {"rule": "FREQ=SECONDLY", "start": "2026-01-01T00:00:00", "duration": "1h"}}),
+            Some("recurrence.rule must be an RFC 5545 RRULE"),
+        ),
+        (
+            "recurrence lasting 0s",
+            json!({"recurrence": {"rule": "FREQ=DAILY", "start": "2026-01-01T00:00:00", "duration": "0s"}}),
+            None,
+        ),
     ];
     for (i, (what, window, refusal)) in windows.into_iter().enumerate() {
         let name = format!("fz-{i}");
@@ -1195,6 +1219,19 @@ async fn references_conflicts_gates_and_environments() {
             Want::Refused,
         ));
     }
+    let name = "allow-bad".to_string();
+    let bad_allow = json!({"recurrence": {"rule": "FREQ=WEEKLY;BYDAY=XX", "start": "2026-01-01T00:00:00", "duration": "1h"}});
+    cases.push(Case::new(
+        "allow window: recurrence with an unknown BYDAY",
+        vec![
+            environment(
+                &name,
+                json!({"namespace": t.env_ns(&name), "tier": "dev", "allowWindows": [bad_allow]}),
+            ),
+            good(&name, json!({"environment": name, "version": "1.0.0"})),
+        ],
+        failed(&name, "InvalidAllowWindow"),
+    ));
     // Cycles, applied as one case each so that the Releases of a cycle meet.
     cases.push(Case::new(
         "dependsOn cycle a -> b -> a",

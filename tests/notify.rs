@@ -26,10 +26,6 @@ async fn notification(t: &TestNs, server: &Receiver, name: &str, format: &str, p
     .await;
 }
 
-fn delivered(n: u64) -> impl Fn(&Notification) -> bool {
-    move |x| x.status.as_ref().is_some_and(|s| s.delivered >= n)
-}
-
 #[tokio::test]
 async fn every_format_gets_its_message_and_filters_hold() {
     let t = TestNs::new("notify").await;
@@ -95,7 +91,7 @@ async fn every_format_gets_its_message_and_filters_hold() {
     assert_eq!(prod[0].json()["environment"], "prod");
 
     // The status says what was delivered.
-    let n = t.wait_for::<Notification>("slack", delivered(1)).await;
+    let n = t.wait_for::<Notification>("slack", common::receiver::delivered(1)).await;
     let s = n.status.unwrap();
     let last = s.last_delivery.unwrap();
     assert_eq!((last.result, last.attempts), (DeliveryResult::Delivered, 1));
@@ -132,7 +128,7 @@ async fn a_receiver_that_is_down_gets_its_notice_when_it_is_back() {
     t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
     let got = server.wait_for("wecom", 3).await;
     assert!(got.iter().all(|r| r.body == got[0].body), "the same notice each time");
-    let n = t.wait_for::<Notification>("chat", delivered(1)).await;
+    let n = t.wait_for::<Notification>("chat", common::receiver::delivered(1)).await;
     let last = n.status.unwrap().last_delivery.unwrap();
     assert_eq!((last.result, last.attempts), (DeliveryResult::Delivered, 3));
     assert_eq!(server.received("wecom").len(), 3, "delivered once, not again");

@@ -18,10 +18,6 @@ fn operator(t: &TestNs, round: u32) -> Proc {
     )
 }
 
-fn delivered(n: u64) -> impl Fn(&Notification) -> bool {
-    move |x| x.status.as_ref().is_some_and(|s| s.delivered >= n)
-}
-
 #[tokio::test]
 async fn a_notice_is_delivered_once_across_an_operator_kill() {
     let t = TestNs::without_operator("notify-kill").await;
@@ -45,7 +41,7 @@ async fn a_notice_is_delivered_once_across_an_operator_kill() {
     drop(first);
     server.answer("hook", &[(200, "ok")]);
     let second = operator(&t, 2);
-    t.wait_for::<Notification>("hook", delivered(1)).await;
+    t.wait_for::<Notification>("hook", common::receiver::delivered(1)).await;
     let accepted: Vec<_> = server.received("hook").into_iter().filter(|r| r.status == 200).collect();
     assert_eq!(accepted.len(), 1, "delivered once");
     assert!(accepted[0].json()["message"].as_str().unwrap().contains("1.0.0"));
@@ -55,7 +51,7 @@ async fn a_notice_is_delivered_once_across_an_operator_kill() {
     let _third = operator(&t, 3);
     t.set_version("pay-dev", "1.1.0").await;
     t.wait_release("pay-dev", healthy_at("1.1.0")).await;
-    let n = t.wait_for::<Notification>("hook", delivered(2)).await;
+    let n = t.wait_for::<Notification>("hook", common::receiver::delivered(2)).await;
     let accepted: Vec<_> = server.received("hook").into_iter().filter(|r| r.status == 200).collect();
     assert_eq!(accepted.len(), 2, "{:?}", accepted.iter().map(|r| &r.body).collect::<Vec<_>>());
     assert!(accepted[1].json()["message"].as_str().unwrap().contains("1.1.0"));

@@ -9,6 +9,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::any;
 
+/// Whether a Notification's status counts at least `n` deliveries.
+pub fn delivered(n: u64) -> impl Fn(&tuskfish::api::Notification) -> bool {
+    move |x| x.status.as_ref().is_some_and(|s| s.delivered >= n)
+}
+
 /// One request as received.
 #[derive(Clone, Debug)]
 pub struct Received {
