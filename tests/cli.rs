@@ -526,7 +526,7 @@ async fn freeze_unfreeze_and_override() {
     );
 
     // Weekly windows are policy: unfreeze refuses and says what to do instead.
-    fails(&t, &["unfreeze", "ops"], 1, "weekly freeze window").await;
+    fails(&t, &["unfreeze", "ops"], 1, "weekly or recurring freeze window").await;
     fails(&t, &["freeze", "prod", "--reason", "x", "--for", "soon"], 2, "--for").await;
     fails(&t, &["freeze", "prod", "--reason", "x", "--until", "2001-01-01T00:00:00Z"], 2, "in the past")
         .await;
@@ -577,8 +577,15 @@ async fn one_command_stops_the_line_and_one_restarts_it() {
     let dev = t.api::<Release>().get("pay-dev").await.unwrap().status.unwrap();
     assert_eq!(dev.current_version.as_deref(), Some("1.0.0"));
     let events = t.api::<Event>().list(&ListParams::default()).await.unwrap();
-    let stopped =
-        events.items.iter().filter(|e| e.note.as_deref().is_some_and(|n| n.contains("line stopped"))).count();
+    // (The held Releases say "line stopped" in Events of their own.)
+    let on_environments =
+        |e: &&Event| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Environment");
+    let stopped = events
+        .items
+        .iter()
+        .filter(on_environments)
+        .filter(|e| e.note.as_deref().is_some_and(|n| n.contains("line stopped")))
+        .count();
     assert_eq!(stopped, 3, "one Frozen Event per Environment");
 
     let r = ok(&t, &["unfreeze", "--all", "--reason", "INC-12 resolved"]).await;

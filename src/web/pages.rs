@@ -133,6 +133,14 @@ fn cell(ns: &str, app: &str, env: &str, c: &CellState) -> Markup {
     }
 }
 
+fn verification_tone(r: crate::api::VerificationResult) -> &'static str {
+    match r {
+        crate::api::VerificationResult::Passed => Tone::Good.as_str(),
+        crate::api::VerificationResult::Running => Tone::Busy.as_str(),
+        crate::api::VerificationResult::Failed => Tone::Bad.as_str(),
+    }
+}
+
 fn env_options(m: &Matrix, selected: Option<&str>) -> Markup {
     html! {
         @for e in &m.environments {
@@ -264,6 +272,19 @@ pub fn release(s: &Snapshot, name: &str) -> Rendered {
             }
             @if !status.failed_versions.is_empty() {
                 dt { "Failed here" } dd { (status.failed_versions.join(", ")) }
+            }
+        }
+        @if let Some(v) = &status.verification {
+            h2 { "Verification of " (v.version) ": " (format!("{:?}", v.result)) }
+            table.verification {
+                thead { tr { th scope="col" { "Check" } th scope="col" { "Result" } th scope="col" { "What it saw" } } }
+                tbody {
+                    @for check in &v.checks {
+                        tr class=(verification_tone(check.result)) {
+                            td { (check.name) } td { (format!("{:?}", check.result)) } td { (check.message) }
+                        }
+                    }
+                }
             }
         }
         h2 { "Change ids in " (running.unwrap_or("the running version")) }

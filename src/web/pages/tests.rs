@@ -147,6 +147,30 @@ fn release_page_has_history_and_change_ids_escaped() {
 }
 
 #[test]
+fn release_page_lists_the_verification_checks() {
+    let mut s = snapshot();
+    let status = s.releases[0].status.get_or_insert_with(Default::default);
+    status.verification = Some(crate::api::VerificationStatus {
+        run: "1.3.10 rollout t".into(),
+        version: "1.3.10".into(),
+        result: crate::api::VerificationResult::Failed,
+        finished_at: None,
+        checks: vec![crate::api::CheckStatus {
+            name: "smoke".into(),
+            result: crate::api::VerificationResult::Failed,
+            message: "Job smoke-1 failed: <b>exit 1</b>".into(),
+        }],
+    });
+    let html = release(&s, "payments-dev").body.into_string();
+    for expected in [
+        "Verification of 1.3.10: Failed",
+        r#"<tr class="bad"><td>smoke</td><td>Failed</td><td>Job smoke-1 failed: &lt;b&gt;exit 1&lt;/b&gt;</td></tr>"#,
+    ] {
+        assert!(html.contains(expected), "missing {expected}: {html}");
+    }
+}
+
+#[test]
 fn diff_page_compares_and_names_unknown_environments() {
     let html = diff_page(&snapshot(), None, None, ts(NOW)).body.into_string();
     assert!(html.contains("Difference dev → prod"), "defaults to the first two in pipeline order: {html}");
