@@ -825,3 +825,150 @@ async fn emitted_appversion_is_published_and_deployable() {
     let rel = t.wait_release("pay-dev", healthy_at("2.0.1-rc.1")).await;
     assert_eq!(rel.status.unwrap().changes, ["PAY-7"]);
 }
+
+// ---- `flow`: Gitflow run by tuskfish, on real repositories ----
+
+fn git_out(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn contains(dir: &Path, branch: &str, commit: &str) -> bool {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["merge-base", "--is-ancestor", commit, branch])
+        .status()
+        .unwrap()
+        .success()
+}
+
+fn write_commit(dir: &Path, file: &str, text: &str, subject: &str) -> String {
+    std::fs::write(dir.join(file), text).unwrap();
+    git(dir, &["add", file]);
+    commit(dir, subject);
+    git_out(dir, &["rev-parse", "HEAD"])
+}
+
+async fn flow(dir: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["flow"];
+    all.extend_from_slice(args);
+    run(command(env!("CARGO_BIN_EXE_tuskfish"), Some(dir), &all)).await
+}
+
+/// main at v1.3.9, develop one story ahead; the identity tuskfish's merges and tags are made by.
+fn gitflow_repo(name: &str) -> PathBuf {
+    let repo = scratch_dir(name);
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.name", "Release Bot"]);
+    git(&repo, &["config", "user.email", "release@example.com"]);
+    write_commit(&repo, "app.txt", "rounding: half-up\n", "initial import");
+    git(&repo, &["tag", "v1.3.9"]);
+    git(&repo, &["checkout", "-q", "-b", "develop"]);
+    write_commit(&repo, "export.txt", "ledger export\n", "[FIN-140] feat: ledger export");
+    repo
+}
+
+#[tokio::test]
+async fn flow_starts_and_finishes_features_and_releases() {
+    let repo = gitflow_repo("flow");
+    let r = flow(&repo, &["feature", "start", "FIN-142-rounding"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(git_out(&repo, &["symbolic-ref", "--short", "HEAD"]), "feature/FIN-142-rounding");
+    let story = write_commit(&repo, "rounding.txt", "bankers\n", "[FIN-142] feat: rounding");
+    // A dirty tree is refused, and nothing moves.
+    std::fs::write(repo.join("app.txt"), "edited\n").unwrap();
+    let r = flow(&repo, &["feature", "finish", "FIN-142-rounding"]).await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("uncommitted changes (app.txt)"), "{r:?}");
+    git(&repo, &["checkout", "-q", "--", "app.txt"]);
+
+    let r = flow(&repo, &["feature", "finish", "FIN-142-rounding"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(git_out(&repo, &["symbolic-ref", "--short", "HEAD"]), "develop");
+    assert!(contains(&repo, "develop", &story));
+    assert_eq!(
+        git_out(&repo, &["rev-list", "--parents", "-n1", "develop"]).split(' ').count(),
+        3,
+        "a merge commit"
+    );
+    assert!(git_out(&repo, &["branch", "--list", "feature/*"]).is_empty(), "the feature branch is deleted");
+
+    let r = flow(&repo, &["release", "start", "1.4"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    write_commit(&repo, "notes.txt", "1.4 notes\n", "[FIN-143] fix: release notes");
+    version_is(&repo, "1.4.0-rc.1").await;
+    let r = flow(&repo, &["release", "finish", "1.4"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("tagged v1.4.0 on main"), "{r:?}");
+    assert!(r.stdout.contains("next version on develop: 1.5.0-develop."), "{r:?}");
+    assert_eq!(git_out(&repo, &["cat-file", "-t", "v1.4.0"]), "tag", "an annotated tag");
+    assert_eq!(git_out(&repo, &["rev-parse", "v1.4.0^{commit}"]), git_out(&repo, &["rev-parse", "main"]));
+    assert!(contains(&repo, "develop", "main"), "develop has the release");
+    git(&repo, &["checkout", "-q", "main"]);
+    version_is(&repo, "1.4.0").await;
+
+    // --push: what moved reaches origin, and the finished branch leaves it.
+    let origin = scratch_dir("flow-origin");
+    git(&origin, &["init", "-q", "--bare"]);
+    git(&repo, &["remote", "add", "origin", origin.to_str().unwrap()]);
+    git(&repo, &["push", "-q", "origin", "main", "develop", "v1.4.0"]);
+    git(&repo, &["fetch", "-q", "origin"]);
+    git(&repo, &["checkout", "-q", "develop"]);
+    let r = flow(&repo, &["feature", "start", "FIN-160", "--push"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(git_out(&origin, &["branch", "--list", "feature/FIN-160"]).contains("feature/FIN-160"));
+    write_commit(&repo, "fin160.txt", "x\n", "[FIN-160] feat: statements");
+    git(&repo, &["push", "-q", "origin", "feature/FIN-160"]);
+    git(&repo, &["fetch", "-q", "origin"]);
+    let r = flow(&repo, &["feature", "finish", "FIN-160", "--push"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(git_out(&origin, &["rev-parse", "develop"]), git_out(&repo, &["rev-parse", "develop"]));
+    assert!(git_out(&origin, &["branch", "--list", "feature/*"]).is_empty(), "deleted on origin too");
+
+    // What Gitflow would not do is refused with the reason.
+    let r = flow(&repo, &["release", "start", "1.3"]).await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("not newer than the latest release v1.4.0"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_hotfix_reaches_every_newer_line_and_a_conflict_changes_nothing() {
+    let repo = gitflow_repo("hotfix");
+    for line in ["1.4", "1.5"] {
+        git(&repo, &["checkout", "-q", "-b", &format!("release/{line}"), "develop"]);
+        write_commit(&repo, &format!("notes-{line}.txt"), line, &format!("chore: {line} notes"));
+    }
+    git(&repo, &["checkout", "-q", "develop"]);
+    let r = flow(&repo, &["hotfix", "start", "1.3.10"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let fix = write_commit(&repo, "fx.txt", "fixed\n", "[FIN-150] fix: FX rounding in 1.3");
+    let r = flow(&repo, &["hotfix", "finish", "1.3.10"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    for branch in ["main", "develop", "release/1.4", "release/1.5"] {
+        assert!(contains(&repo, branch, &fix), "{branch} lacks the hotfix: {r:?}");
+    }
+    assert_eq!(git_out(&repo, &["rev-parse", "v1.3.10^{commit}"]), git_out(&repo, &["rev-parse", "main"]));
+    assert!(r.stdout.contains("next version on release/1.4: 1.4.0-rc."), "{r:?}");
+    assert!(r.stdout.contains("next version on main: 1.3.10"), "{r:?}");
+
+    // A hotfix that conflicts with the newest line: nothing changes, and the error says where.
+    git(&repo, &["checkout", "-q", "release/1.5"]);
+    write_commit(&repo, "app.txt", "rounding: bankers\n", "chore: 1.5 rounding");
+    git(&repo, &["checkout", "-q", "main"]);
+    let r = flow(&repo, &["hotfix", "start", "1.3.11"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    write_commit(&repo, "app.txt", "rounding: half-even\n", "[FIN-151] fix: rounding mode");
+    let before = (git_out(&repo, &["for-each-ref"]), git_out(&repo, &["symbolic-ref", "HEAD"]));
+    let r = flow(&repo, &["hotfix", "finish", "1.3.11"]).await;
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("merging hotfix/1.3.11 into release/1.5 conflicts in app.txt")
+            && r.stderr.contains("nothing was changed"),
+        "{r:?}"
+    );
+    let after = (git_out(&repo, &["for-each-ref"]), git_out(&repo, &["symbolic-ref", "HEAD"]));
+    assert_eq!(before, after, "every branch, tag and HEAD as before");
+    assert!(git_out(&repo, &["status", "--porcelain"]).is_empty());
+}

@@ -2,6 +2,7 @@
 //! operator, and the verbs a release manager uses every day.
 
 pub mod error;
+pub mod flow;
 pub mod git;
 pub mod gitflow;
 pub mod operator;
@@ -221,6 +222,25 @@ enum Command {
         #[arg(long, default_value = "10m", value_parser = duration_arg)]
         timeout: Duration,
     },
+    /// Gitflow, run: `flow feature|release|hotfix start|finish NAME`. Start branches from the right
+    /// base; finish merges where Gitflow says (a hotfix into main with a tag, develop and every newer
+    /// release branch), deletes the branch and prints each line's next version. A conflict changes
+    /// nothing.
+    Flow {
+        kind: flow::Kind,
+        action: flow::Action,
+        /// A feature's name (FIN-142-rounding), a release's version (1.4) or a hotfix's (1.3.10).
+        name: String,
+        /// Start a hotfix from here instead of main (a support branch or a release tag of an older line).
+        #[arg(long)]
+        from: Option<String>,
+        /// Push what changed to origin, all or nothing.
+        #[arg(long)]
+        push: bool,
+        /// The work tree (default: the current directory).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Rollouts of an app in an environment, newest first.
     History {
         app: String,
@@ -334,6 +354,12 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
             clap_complete::generate(shell, &mut Cli::command(), bin_name, &mut std::io::stdout());
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Flow { kind, action, name, from, push, dir } => {
+            let args =
+                verbs::flow::FlowArgs { dir: &dir, kind, action, name: &name, from: from.as_deref(), push };
+            verbs::flow::flow(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Version { dir, branch, change_pattern, emit_appversion, app, image, ports, replicas } => {
             let emit = match (emit_appversion, app.as_deref(), image.as_deref()) {
                 (true, Some(app), Some(image)) => {
@@ -421,7 +447,11 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
                 return Ok(ExitCode::from(error::exit::FAILED));
             }
         }
-        Command::Version { .. } | Command::Completion { .. } | Command::Crd { .. } | Command::Run(_) => {}
+        Command::Version { .. }
+        | Command::Flow { .. }
+        | Command::Completion { .. }
+        | Command::Crd { .. }
+        | Command::Run(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

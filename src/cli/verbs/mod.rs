@@ -3,6 +3,7 @@
 pub mod approve;
 pub mod deploy;
 pub mod diff;
+pub mod flow;
 pub mod freeze;
 pub mod history;
 pub mod status;
