@@ -2,6 +2,8 @@
 //! difference between two environments. Pure functions over the listed objects, shared by the CLI
 //! (`status`, `diff`) and the web view.
 
+pub mod stories;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;

@@ -457,6 +457,33 @@ async fn verify_runs_the_checks_of_what_runs_again_and_says_which_failed() {
 }
 
 #[tokio::test]
+async fn changes_answers_where_a_story_is() {
+    let t = TestNs::new("cli-changes").await;
+    t.environment("dev", json!({})).await;
+    t.environment("prod", json!({"tier": "prod"})).await;
+    let story = json!({"id": "FIN-1", "title": "Instant payouts", "type": "story"});
+    let bug = json!({"id": "FIN-2", "title": "Cents rounding", "type": "bug"});
+    t.app_version("pay", "1.0.0", json!({"changes": [story]})).await;
+    t.app_version("pay", "1.1.0", json!({"changes": [story, bug]})).await;
+    t.release("pay-dev", "pay", "dev", "1.1.0", json!({})).await;
+    t.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
+    t.wait_release("pay-dev", healthy_at("1.1.0")).await;
+    t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+
+    let board = json_of(&ok(&t, &["changes", "-o", "json"]).await);
+    let fin2 = board.as_array().unwrap().iter().find(|s| s["id"] == "FIN-2").unwrap();
+    assert_eq!(fin2["reached"][0]["environment"], "dev");
+    assert_eq!(fin2["reached"][0]["version"], "1.1.0");
+    assert!(fin2["reached"][0]["since"].is_string(), "{fin2}");
+    assert_eq!(fin2["missing"], json!(["prod"]));
+    let r = ok(&t, &["changes", "fin-2"]).await;
+    assert!(r.stdout.contains("FIN-2 (bug) Cents rounding") && r.stdout.contains("prod: missing"), "{r:?}");
+    let r = ok(&t, &["changes", "--type", "story", "--env", "prod"]).await;
+    assert!(r.stdout.contains("FIN-1") && !r.stdout.contains("FIN-2"), "{r:?}");
+    fails(&t, &["changes", "FIN-999"], 3, "carries change FIN-999").await;
+}
+
+#[tokio::test]
 async fn promote_deploys_what_is_healthy_upstream() {
     let t = TestNs::new("cli-promote").await;
     t.environment("dev", json!({})).await;

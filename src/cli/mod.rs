@@ -241,6 +241,20 @@ enum Command {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// The story board: every change id, the environments it runs in and those still missing it
+    /// (`changes FIN-142`: is it in prod yet?).
+    Changes {
+        /// One change id (case does not matter).
+        id: Option<String>,
+        #[arg(long)]
+        app: Option<String>,
+        /// `story`, `bug`, … as the AppVersions type them.
+        #[arg(long = "type")]
+        type_: Option<String>,
+        /// Only changes that run in, or are missing from, this environment.
+        #[arg(long)]
+        env: Option<String>,
+    },
     /// Rollouts of an app in an environment, newest first.
     History {
         app: String,
@@ -440,6 +454,10 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
             (false, None) => return Err(CliError::Usage("veto needs --reason (or --lift)".into())),
         },
         Command::Verify { app, env, timeout } => verbs::verify::verify(&s, &app, &env, timeout).await?,
+        Command::Changes { id, app, type_, env } => {
+            let filter = crate::matrix::stories::Filter { id, app, type_, environment: env };
+            verbs::changes::changes(&s, filter).await?
+        }
         Command::History { app, env } => verbs::history::history(&s, &app, &env).await?,
         Command::Diff { a, b, exit_code } => {
             let differs = verbs::diff::diff(&s, &a, &b).await?;

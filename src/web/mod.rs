@@ -83,6 +83,9 @@ impl View {
             Page::Diff { namespace, a, b } => {
                 pages::diff_page(&self.snapshot(namespace), a.as_deref(), b.as_deref(), now)
             }
+            Page::Changes { namespace, filter } => {
+                pages::changes_page(&self.snapshot(namespace), filter, now)
+            }
         }
     }
 }

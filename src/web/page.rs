@@ -12,7 +12,20 @@ pub enum Page {
     Release { namespace: String, name: String },
     /// Two environments side by side (`None`: the first two in pipeline order).
     Diff { namespace: String, a: Option<String>, b: Option<String> },
+    /// The story board: change ids, where they run and where they are missing.
+    Changes { namespace: String, filter: ChangesFilter },
 }
+
+/// The story board's filters (`?id=&app=&type=&env=`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangesFilter {
+    pub id: Option<String>,
+    pub app: Option<String>,
+    pub type_: Option<String>,
+    pub env: Option<String>,
+}
+
+const CHANGES_KEYS: [&str; 4] = ["id", "app", "type", "env"];
 
 /// Where live updates are streamed from: `/events` followed by the page's own address.
 pub const EVENTS_PREFIX: &str = "/events";
@@ -35,15 +48,14 @@ impl Page {
                 Some(Page::Release { namespace: ns.to_string(), name: name.to_string() })
             }
             ["ns", ns, "diff"] => {
-                let param = |key: &str| {
-                    query?
-                        .split('&')
-                        .filter_map(|kv| kv.split_once('='))
-                        .find(|(k, _)| *k == key)
-                        .map(|(_, v)| v.to_string())
-                        .filter(|v| !v.is_empty())
-                };
-                Some(Page::Diff { namespace: ns.to_string(), a: param("a"), b: param("b") })
+                Some(Page::Diff { namespace: ns.to_string(), a: param(query, "a"), b: param(query, "b") })
+            }
+            ["ns", ns, "changes"] => {
+                let [id, app, type_, env] = CHANGES_KEYS.map(|k| param(query, k));
+                Some(Page::Changes {
+                    namespace: ns.to_string(),
+                    filter: ChangesFilter { id, app, type_, env },
+                })
             }
             _ => None,
         }
@@ -60,11 +72,16 @@ impl Page {
                     .into_iter()
                     .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
                     .collect();
-                if query.is_empty() {
-                    format!("/ns/{namespace}/diff")
-                } else {
-                    format!("/ns/{namespace}/diff?{}", query.join("&"))
-                }
+                with_query(format!("/ns/{namespace}/diff"), &query)
+            }
+            Page::Changes { namespace, filter } => {
+                let values = [&filter.id, &filter.app, &filter.type_, &filter.env];
+                let query: Vec<String> = CHANGES_KEYS
+                    .iter()
+                    .zip(values)
+                    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                    .collect();
+                with_query(format!("/ns/{namespace}/changes"), &query)
             }
         }
     }
@@ -79,11 +96,26 @@ impl Page {
     pub fn namespace(&self) -> Option<&str> {
         match self {
             Page::Index => None,
-            Page::Pipeline { namespace } | Page::Release { namespace, .. } | Page::Diff { namespace, .. } => {
-                Some(namespace)
-            }
+            Page::Pipeline { namespace }
+            | Page::Release { namespace, .. }
+            | Page::Diff { namespace, .. }
+            | Page::Changes { namespace, .. } => Some(namespace),
         }
     }
+}
+
+/// A query parameter's value, if set and not empty.
+fn param(query: Option<&str>, key: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn with_query(path: String, query: &[String]) -> String {
+    if query.is_empty() { path } else { format!("{path}?{}", query.join("&")) }
 }
 
 #[cfg(test)]
@@ -99,6 +131,16 @@ mod tests {
             Page::Diff { namespace: "finance".into(), a: None, b: None },
             Page::Diff { namespace: "finance".into(), a: Some("dev-1-4".into()), b: Some("prod".into()) },
             Page::Diff { namespace: "finance".into(), a: None, b: Some("prod".into()) },
+            Page::Changes { namespace: "finance".into(), filter: ChangesFilter::default() },
+            Page::Changes {
+                namespace: "finance".into(),
+                filter: ChangesFilter {
+                    id: Some("FIN-142".into()),
+                    app: None,
+                    type_: Some("bug".into()),
+                    env: Some("prod".into()),
+                },
+            },
         ];
         for p in pages {
             let href = p.href();

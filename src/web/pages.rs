@@ -2,14 +2,15 @@
 //! maud escapes every interpolated value, so names, messages and change titles from the cluster
 //! cannot inject markup.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use kube::ResourceExt;
 use maud::{DOCTYPE, Markup, html};
 
-use super::page::Page;
+use super::page::{ChangesFilter, Page};
 use crate::api::{AppVersion, Change, ConditionType, Phase, Release, find_condition};
+use crate::matrix::stories::{Filter as StoryFilter, board};
 use crate::matrix::{CellState, DiffRow, Matrix, PendingKind, Tone, cell_notes, diff, matrix};
 
 /// One namespace's objects, as cached.
@@ -213,6 +214,7 @@ pub fn pipeline(s: &Snapshot, now: Timestamp) -> Rendered {
                 }
             }
             (diff_form(&m, m.environments.first().map(|e| e.name.as_str()), m.environments.get(1).map(|e| e.name.as_str())))
+            p.links { a href=(Page::Changes { namespace: ns.clone(), filter: ChangesFilter::default() }.href()) { "Story board: where each change id runs" } }
         }
     };
     Rendered { title: format!("Pipeline {ns}"), body, found: true }
@@ -382,6 +384,78 @@ pub fn diff_page(s: &Snapshot, a: Option<&str>, b: Option<&str>, now: Timestamp)
         }
     };
     Rendered { title: format!("Diff {} → {}", a.unwrap_or("?"), b.unwrap_or("?")), body, found: true }
+}
+
+/// The story board: every change id, where it runs and where it is missing, filtered as asked.
+pub fn changes_page(s: &Snapshot, f: &ChangesFilter, now: Timestamp) -> Rendered {
+    let m = matrix(&s.namespace, &s.environments, &s.releases, now);
+    let order: Vec<String> = m.environments.iter().map(|e| e.name.clone()).collect();
+    let filter = StoryFilter {
+        id: f.id.clone(),
+        app: f.app.clone(),
+        type_: f.type_.clone(),
+        environment: f.env.clone(),
+    };
+    let stories = board(&s.app_versions, &s.releases, &order, &filter);
+    let all = board(&s.app_versions, &s.releases, &order, &StoryFilter::default());
+    let apps: BTreeSet<&str> = all.iter().map(|st| st.app.as_str()).collect();
+    let types: BTreeSet<&str> = all.iter().filter_map(|st| st.type_.as_deref()).collect();
+    let choice = |name: &str, label: &str, values: Vec<&str>, selected: Option<&str>| {
+        html! {
+            label { (label) " "
+                select name=(name) {
+                    option value="" selected[selected.is_none()] { "all" }
+                    @for v in values { option value=(v) selected[selected == Some(v)] { (v) } }
+                }
+            }
+            " "
+        }
+    };
+    let body = html! {
+        p.crumbs { a href=(Page::Pipeline { namespace: s.namespace.clone() }.href()) { "← pipeline " (s.namespace) } }
+        h1 { "Story board " code { (s.namespace) } }
+        form.filters method="get" action=(Page::Changes { namespace: s.namespace.clone(), filter: ChangesFilter::default() }.href()) {
+            label { "Change id " input type="search" name="id" value=(f.id.as_deref().unwrap_or("")) placeholder="FIN-142"; }
+            " "
+            (choice("app", "App", apps.into_iter().collect(), f.app.as_deref()))
+            (choice("type", "Type", types.into_iter().collect(), f.type_.as_deref()))
+            (choice("env", "Environment", order.iter().map(String::as_str).collect(), f.env.as_deref()))
+            button type="submit" { "Filter" }
+        }
+        @if stories.is_empty() {
+            p.empty { "No change ids match. AppVersions list them in " code { "spec.changes" } "." }
+        } @else {
+            table.stories {
+                thead { tr {
+                    th scope="col" { "Change" } th scope="col" { "Type" } th scope="col" { "App" } th scope="col" { "Title" }
+                    @for e in &order { th scope="col" data-env=(e) { (e) } }
+                } }
+                tbody {
+                    @for st in &stories {
+                        tr data-change=(st.id) {
+                            td { code { (st.id) } }
+                            td { (st.type_.as_deref().unwrap_or("")) }
+                            td { (st.app) }
+                            td { (st.title.as_deref().unwrap_or("")) }
+                            @for e in &order {
+                                @if let Some(r) = st.reached.iter().find(|r| &r.environment == e) {
+                                    td.good data-env=(e) title=(r.since.as_deref().map(|t| format!("since {t}")).unwrap_or_default()) {
+                                        "✓ " (r.version)
+                                        @if let Some(t) = &r.since { br; time datetime=(t) { (short_time(t)) } }
+                                    }
+                                } @else if st.missing.contains(e) {
+                                    td.bad data-env=(e) { "missing" }
+                                } @else {
+                                    td.none data-env=(e) { "–" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Rendered { title: format!("Story board {}", s.namespace), body, found: true }
 }
 
 #[cfg(test)]

@@ -171,6 +171,29 @@ fn release_page_lists_the_verification_checks() {
 }
 
 #[test]
+fn the_story_board_shows_where_each_change_runs_and_filters() {
+    let mut s = snapshot();
+    s.releases[0].status.as_mut().unwrap().changes = vec!["FIN-101".into()];
+    s.releases[1].status.as_mut().unwrap().changes = vec![];
+    s.app_versions.push(app_version("payments", "1.3.10", "Instant payouts"));
+    let html = changes_page(&s, &ChangesFilter::default(), ts(NOW)).body.into_string();
+    for expected in [
+        r#"<tr data-change="FIN-101">"#,
+        r#"<td class="good" data-env="dev" title="since 2026-11-25T10:32:00Z">✓ 1.3.10"#,
+        r#"<td class="bad" data-env="prod">missing</td>"#,
+        "&lt;script&gt;",
+        r#"<option value="story">story</option>"#,
+    ] {
+        assert!(html.contains(expected), "missing {expected}: {html}");
+    }
+    assert!(!html.contains("<script>alert"), "{html}");
+    let only_bugs = ChangesFilter { type_: Some("bug".into()), ..Default::default() };
+    let html = changes_page(&s, &only_bugs, ts(NOW)).body.into_string();
+    assert!(html.contains("No change ids match"), "{html}");
+    assert!(pipeline(&s, ts(NOW)).body.into_string().contains(r#"href="/ns/finance/changes""#));
+}
+
+#[test]
 fn diff_page_compares_and_names_unknown_environments() {
     let html = diff_page(&snapshot(), None, None, ts(NOW)).body.into_string();
     assert!(html.contains("Difference dev → prod"), "defaults to the first two in pipeline order: {html}");
