@@ -2,6 +2,7 @@
 //! difference between two environments. Pure functions over the listed objects, shared by the CLI
 //! (`status`, `diff`) and the web view.
 
+pub mod graph;
 pub mod stories;
 
 use std::collections::{BTreeMap, BTreeSet};

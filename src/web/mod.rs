@@ -3,6 +3,7 @@
 //! `tuskfish web`) and pushed to open pages with server-sent events. No write action exists here:
 //! every route is a GET that reads a cache.
 
+mod graph;
 mod live;
 pub mod page;
 pub mod pages;

@@ -10,6 +10,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::page::{ChangesFilter, Page};
 use crate::api::{AppVersion, Change, ConditionType, Phase, Release, find_condition};
+use crate::matrix::graph::graph;
 use crate::matrix::stories::{Filter as StoryFilter, board};
 use crate::matrix::{CellState, DiffRow, Matrix, PendingKind, Tone, cell_notes, diff, matrix};
 
@@ -169,6 +170,10 @@ pub fn pipeline(s: &Snapshot, now: Timestamp) -> Rendered {
         @if m.environments.is_empty() {
             p.empty { "No Environments in namespace " code { (ns) } " yet." }
         } @else {
+            figure.graph {
+                (super::graph::svg(&graph(&m, &s.environments, &s.releases)))
+                figcaption { "Environments by version line (lanes), promotions as arrows; each box lists its apps' running versions and what waits." }
+            }
             table.matrix {
                 caption { "Apps × environments in pipeline order. Select a cell for its history and change ids." }
                 thead {
