@@ -73,8 +73,11 @@ pub fn graph(m: &Matrix, envs: &[Environment], releases: &[Release]) -> Graph {
                 .insert(r.spec.app.clone());
         }
     }
-    // Column: one more than the furthest upstream placed before (pipeline order puts upstreams
-    // first; an edge back to a later Environment, inside a cycle, does not count).
+    // Column: at least the tier's place among the tiers present (prod to the right even when
+    // pinned), and one more than the furthest upstream placed before (pipeline order puts
+    // upstreams first; an edge back to a later Environment, inside a cycle, does not count).
+    let tiers: BTreeSet<crate::api::Tier> = m.environments.iter().map(|e| e.tier).collect();
+    let tier_column = |t| tiers.iter().position(|x| *x == t).unwrap_or(0);
     let mut column: BTreeMap<&str, usize> = BTreeMap::new();
     for e in &m.environments {
         let c = edges
@@ -83,7 +86,8 @@ pub fn graph(m: &Matrix, envs: &[Environment], releases: &[Release]) -> Graph {
             .filter_map(|(from, _)| column.get(from.as_str()))
             .map(|c| c + 1)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(tier_column(e.tier));
         column.insert(e.name.as_str(), c);
     }
     let mut lanes: Vec<Lane> = Vec::new();
@@ -171,6 +175,15 @@ mod tests {
         let at: Vec<(&str, usize, usize)> =
             g.nodes.iter().map(|n| (n.environment.as_str(), n.lane, n.column)).collect();
         assert_eq!(at, [("dev-1-3", 0, 0), ("dev-1-4", 1, 0), ("test", 2, 1), ("prod", 2, 2)]);
+        // A pinned prod (no promotion into it) still stands right of test.
+        let pinned: Vec<Release> =
+            releases.iter().filter(|r| r.spec.environment != "prod").cloned().collect();
+        let g2 = graph(
+            &super::super::matrix("finance", &envs, &pinned, jiff::Timestamp::UNIX_EPOCH),
+            &envs,
+            &pinned,
+        );
+        assert_eq!(g2.nodes.iter().find(|n| n.environment == "prod").map(|n| n.column), Some(2));
         assert_eq!(g.columns, 3);
         assert_eq!(
             g.edges,

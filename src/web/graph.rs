@@ -7,7 +7,7 @@ use crate::matrix::graph::{Graph, Node};
 
 const LEFT: usize = 110;
 const TOP: usize = 10;
-const NODE_W: usize = 230;
+const NODE_W: usize = 270;
 const COL_GAP: usize = 70;
 const ROW_GAP: usize = 16;
 const LANE_GAP: usize = 14;
