@@ -263,7 +263,7 @@ async fn scenario(t: &TestNs, b: &Browser, web_port: u16, releases: &Api<Release
     assert!(row.contains("FIN-142") && row.contains("not forward-ported"), "{row}");
     screenshot(b, "diff.png").await;
 
-    // Nothing here writes: the page's only form is a GET, and other methods are refused.
+    // Pages themselves never write: their forms are GETs, and other methods are refused.
     let forms = b.execute("return Array.from(document.forms).map(f => f.method);", vec![]).await.unwrap();
     assert_eq!(forms, json!(["get"]));
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
@@ -273,4 +273,81 @@ async fn scenario(t: &TestNs, b: &Browser, web_port: u16, releases: &Api<Release
             "{method}"
         );
     }
+
+    // One click: a cell's "act…" opens the confirmation (versions and what each brings, the
+    // gates); a deploy there acts as the person running `tuskfish web`, and the page follows.
+    b.goto(&format!("{base}/ns/finance")).await.unwrap();
+    click(b, r#"td[data-release="payments-dev-1-3"] a.act"#).await;
+    until("the action page", || async { b.current_url().await.unwrap().path() == "/ns/finance/act" }).await;
+    assert_eq!(text_of(b, "h1").await, "payments in dev-1-3");
+    assert!(text_of(b, "dl.summary").await.contains("version line ~1.3"));
+    screenshot(b, "act.png").await;
+    click(b, r#"tr[data-version="1.3.9"] button"#).await;
+    until("the action is done", || async {
+        text_of(b, "h1").await == "Done: deploy payments 1.3.9 to dev-1-3"
+    })
+    .await;
+    assert!(text_of(b, "ul.done").await.contains("deploying 1.3.9 to dev-1-3"));
+    let pinned = releases.get("payments-dev-1-3").await.unwrap();
+    assert_eq!(pinned.spec.version.as_deref(), Some("1.3.9"));
+    b.goto(&format!("{base}/ns/finance")).await.unwrap();
+    until("the page follows the deploy", || async {
+        page_cells(b).await.get("payments-dev-1-3") == Some(&("1.3.9".into(), "Healthy".into()))
+    })
+    .await;
+
+    // A form without this process's token acts on nothing.
+    let forged = "action=deploy&app=payments&env=dev-1-3&version=1.3.10";
+    assert_eq!(post_form(web_port, "/ns/finance/act", forged).await, "HTTP/1.1 403 Forbidden");
+    let with_wrong = format!("{forged}&token={}", "0".repeat(64));
+    assert_eq!(post_form(web_port, "/ns/finance/act", &with_wrong).await, "HTTP/1.1 403 Forbidden");
+    assert_eq!(releases.get("payments-dev-1-3").await.unwrap().spec.version.as_deref(), Some("1.3.9"));
+    acting_without_rbac(t, b).await;
+}
+
+/// Someone whose RBAC only lets them look: the action is refused by the API server, and the page
+/// says so.
+async fn acting_without_rbac(t: &TestNs, b: &Browser) {
+    for doc in [
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "viewer", "namespace": "finance"}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "viewer", "namespace": "finance"},
+            "rules": [{"apiGroups": ["tuskfish.dev"], "resources": ["environments", "releases", "appversions", "approvals"], "verbs": ["get", "list", "watch"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "viewer", "namespace": "finance"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": "finance"}]}),
+    ] {
+        common::apply_value(&t.client, None, doc).await.unwrap();
+    }
+    let kubeconfig = common::service_account_kubeconfig(&t.client, "finance", "viewer").await;
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _web = spawn(
+        env!("CARGO_BIN_EXE_tuskfish"),
+        &["--kubeconfig", kubeconfig.to_str().unwrap(), "-n", "finance", "web", "--addr", &addr],
+        "tuskfish-web-viewer.log",
+    );
+    wait_listening(port, "the viewer's tuskfish web listening").await;
+    b.goto(&format!("http://{addr}/ns/finance/act?app=payments&env=prod")).await.unwrap();
+    click(b, r#"tr[data-version="1.3.9"] button"#).await;
+    until("the refusal is shown", || async {
+        text_of(b, "h1").await.starts_with("Not done: deploy payments 1.3.9 to prod")
+    })
+    .await;
+    let why = text_of(b, "p.error").await;
+    assert!(why.contains("not allowed") && why.contains("system:serviceaccount:finance:viewer"), "{why}");
+    screenshot(b, "act-refused.png").await;
+}
+
+/// POSTs a URL-encoded form; the status line of the answer.
+async fn post_form(port: u16, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    response.lines().next().unwrap_or_default().to_string()
 }

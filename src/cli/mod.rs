@@ -101,7 +101,8 @@ enum Command {
         #[arg(short, long)]
         watch: bool,
     },
-    /// Serve the read-only web view of the pipeline (live, from a watch; no write actions).
+    /// Serve the web view of the pipeline (live, from a watch), with deploy, promote, rollback,
+    /// approve/reject and freeze/unfreeze acting as you (your RBAC decides).
     Web {
         /// Where to listen. Loopback by default: reach it remotely through `kubectl port-forward`
         /// or an SSH tunnel, not by binding a public address.
@@ -110,6 +111,9 @@ enum Command {
         /// Show every namespace's pipeline (default: only `-n` / the context's namespace).
         #[arg(short = 'A', long)]
         all_namespaces: bool,
+        /// Offer no actions: a page to look at only.
+        #[arg(long)]
+        read_only: bool,
     },
     /// Deploy a version to an environment (pins the Release; creates it if needed).
     Deploy {
@@ -399,7 +403,9 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
     let s = Session::connect(target, cli.namespace, cli.output).await?;
     match cli.command {
         Command::Status { watch } => verbs::status::status(&s, watch).await?,
-        Command::Web { addr, all_namespaces } => verbs::web::web(&s, addr, all_namespaces).await?,
+        Command::Web { addr, all_namespaces, read_only } => {
+            verbs::web::web(&s, addr, all_namespaces, read_only).await?
+        }
         Command::Deploy { app, version, env, wait } => {
             verbs::deploy::deploy(&s, &app, &version, &env, wait.get()).await?
         }

@@ -15,6 +15,7 @@ use crate::telemetry::RequestCounter;
 /// Field manager of writes made by the CLI (the operator's is `tuskfish`).
 pub const CLI_FIELD_MANAGER: &str = "tuskfish-cli";
 
+#[derive(Clone)]
 pub struct Session {
     pub client: Client,
     /// The namespace holding the Environments, AppVersions and Releases.
@@ -23,6 +24,8 @@ pub struct Session {
     /// Colour only on a terminal, and never when `NO_COLOR` is set.
     pub color: bool,
     pub target: Target,
+    /// Where the verbs' messages go when they are not printed (the web view's actions).
+    pub sink: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 impl Session {
@@ -38,7 +41,20 @@ impl Session {
             .build();
         let color =
             std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none();
-        Ok(Self { client, ns, output, color, target })
+        Ok(Self { client, ns, output, color, target, sink: None })
+    }
+
+    /// This session in `namespace`, its messages collected instead of printed.
+    pub fn collecting(&self, namespace: String) -> (Self, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let sink = std::sync::Arc::default();
+        let s = Self {
+            ns: namespace,
+            output: Output::Table,
+            color: false,
+            sink: Some(std::sync::Arc::clone(&sink)),
+            ..self.clone()
+        };
+        (s, sink)
     }
 
     /// Who the API server says runs the CLI (a SelfSubjectReview): the name an Approval must carry,

@@ -1,8 +1,10 @@
-//! The read-only web view: the pipeline matrix, a Release's history and change ids, and the
-//! difference between two environments, drawn from watch caches (the operator's own, or those of
-//! `tuskfish web`) and pushed to open pages with server-sent events. No write action exists here:
-//! every route is a GET that reads a cache.
+//! The web view: the pipeline graph and matrix, a Release's history and change ids, the difference
+//! between two environments and the story board, drawn from watch caches (the operator's own, or
+//! those of `tuskfish web`) and pushed to open pages with server-sent events. Every page is a GET
+//! that reads a cache. Only `tuskfish web`, run by a person, adds [`actions`]: POSTs carried out
+//! with that person's credentials; the operator's view has none.
 
+pub mod actions;
 mod graph;
 mod live;
 pub mod page;
@@ -13,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,6 +36,8 @@ pub struct View {
     pub revision: tokio::sync::watch::Receiver<u64>,
     /// Which objects each namespace holds, so a page reads its pipeline only.
     pub index: std::sync::Arc<crate::index::PipelineIndex>,
+    /// The write actions, when a person runs the view (`tuskfish web`); `None` in the operator.
+    pub actions: Option<std::sync::Arc<actions::Actions>>,
 }
 
 impl View {
@@ -46,6 +50,7 @@ impl View {
             app_versions: s.app_versions.clone(),
             revision: operator.revision(),
             index: operator.index(),
+            actions: None,
         }
     }
 
@@ -64,6 +69,7 @@ impl View {
         let (environments, releases, app_versions) = self.index.members(namespace);
         Snapshot {
             namespace: namespace.to_string(),
+            actions: self.actions.is_some(),
             environments: in_namespace(&self.environments, namespace, environments),
             releases: in_namespace(&self.releases, namespace, releases),
             app_versions: in_namespace(&self.app_versions, namespace, app_versions),
@@ -119,6 +125,54 @@ async fn page(State(view): State<View>, method: Method, uri: Uri) -> Response {
     (status, pages::document(&page, &r, true)).into_response()
 }
 
+/// The page of one cell's actions (also their confirmation).
+async fn action_page(
+    State(view): State<View>,
+    Path(ns): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let (Some(actions), Some(page)) = (view.actions.clone(), Page::parse(&format!("/ns/{ns}"), None)) else {
+        let r = pages::not_found("This view is read-only: run `tuskfish web` to act from the browser.");
+        return (StatusCode::NOT_FOUND, pages::document(&Page::Index, &r, false)).into_response();
+    };
+    if !matches!(tokio::time::timeout(READY_WAIT, view.ready()).await, Ok(true)) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the caches have not listed yet; retry in a moment\n")
+            .into_response();
+    }
+    let (app, env) = (q.get("app").cloned().unwrap_or_default(), q.get("env").cloned().unwrap_or_default());
+    let r = pages::action_page(&view.snapshot(&ns), &app, &env, actions.token(), Timestamp::now());
+    let status = if r.found { StatusCode::OK } else { StatusCode::NOT_FOUND };
+    // Not live: a confirmation must not change under the user's pointer.
+    (status, pages::document(&page, &r, false)).into_response()
+}
+
+/// Carries out a submitted action, as the person running `tuskfish web`.
+async fn act(
+    State(view): State<View>,
+    Path(ns): Path<String>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    let (Some(actions), Some(page)) = (view.actions.clone(), Page::parse(&format!("/ns/{ns}"), None)) else {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")], "read-only\n")
+            .into_response();
+    };
+    if !actions.authentic(&form) {
+        let r = pages::action_result(&ns, "nothing", &Err("this form did not come from this `tuskfish web` (its token is missing or wrong): reload the page and try again".into()));
+        return (StatusCode::FORBIDDEN, pages::document(&page, &r, false)).into_response();
+    }
+    let action = match actions::Action::from_form(&form) {
+        Ok(a) => a,
+        Err(why) => {
+            let r = pages::action_result(&ns, "nothing", &Err(why));
+            return (StatusCode::BAD_REQUEST, pages::document(&page, &r, false)).into_response();
+        }
+    };
+    let what = action.describe();
+    let outcome = actions.actor.act(ns.clone(), action).await;
+    let status = if outcome.is_ok() { StatusCode::OK } else { StatusCode::CONFLICT };
+    (status, pages::document(&page, &pages::action_result(&ns, &what, &outcome), false)).into_response()
+}
+
 async fn events(State(view): State<View>, uri: Uri) -> Response {
     let path = uri.path().strip_prefix(page::EVENTS_PREFIX).unwrap_or_default();
     match Page::parse(path, uri.query()) {
@@ -158,6 +212,7 @@ pub fn router(view: View) -> Router {
             get(|| async { asset("text/javascript; charset=utf-8", include_str!("assets/live.js")) }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/ns/{ns}/act", get(action_page).post(act))
         .route(&format!("{}/{{*page}}", page::EVENTS_PREFIX), get(events))
         .route(&format!("{}/", page::EVENTS_PREFIX), get(events))
         .fallback(page)

@@ -18,6 +18,8 @@ use crate::matrix::{CellState, DiffRow, Matrix, PendingKind, Tone, cell_notes, d
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub namespace: String,
+    /// Whether this view offers actions (`tuskfish web`, never the operator's view).
+    pub actions: bool,
     pub environments: Vec<crate::api::Environment>,
     pub releases: Vec<Release>,
     pub app_versions: Vec<AppVersion>,
@@ -59,6 +61,7 @@ pub fn document(page: &Page, r: &Rendered, live: bool) -> Markup {
                         nav aria-label="Views" {
                             a href=(Page::Pipeline { namespace: ns.to_string() }.href()) { "Pipeline" }
                             a href=(Page::Diff { namespace: ns.to_string(), a: None, b: None }.href()) { "Diff" }
+                            a href=(Page::Changes { namespace: ns.to_string(), filter: ChangesFilter::default() }.href()) { "Stories" }
                         }
                     }
                     span #live-status role="status" aria-live="polite" { "read-only" }
@@ -106,7 +109,12 @@ fn phase_label(p: Option<Phase>) -> &'static str {
     p.map_or("Pending", Phase::as_str)
 }
 
-fn cell(ns: &str, app: &str, env: &str, c: &CellState) -> Markup {
+/// Where the actions on one cell are offered (and confirmed).
+pub fn act_href(ns: &str, app: &str, env: &str) -> String {
+    format!("/ns/{ns}/act?app={app}&env={env}")
+}
+
+fn cell(ns: &str, app: &str, env: &str, c: &CellState, actions: bool) -> Markup {
     let href = Page::Release { namespace: ns.to_string(), name: c.release.clone() }.href();
     html! {
         td class={ "cell " (c.tone().as_str()) }
@@ -129,6 +137,9 @@ fn cell(ns: &str, app: &str, env: &str, c: &CellState) -> Markup {
                 }
                 @if let Some(t) = &c.last_rollout {
                     time datetime=(t) { "rolled out " (short_time(t)) }
+                }
+                @if actions {
+                    a.act href=(act_href(ns, app, env)) title={ "Deploy, promote, roll back, approve… " (app) " in " (env) } { "act…" }
                 }
             }
         }
@@ -200,7 +211,7 @@ pub fn pipeline(s: &Snapshot, now: Timestamp) -> Rendered {
                             th scope="row" { (row.app) }
                             @for e in &m.environments {
                                 @match row.environments.get(&e.name) {
-                                    Some(c) => (cell(ns, &row.app, &e.name, c)),
+                                    Some(c) => (cell(ns, &row.app, &e.name, c, s.actions)),
                                     None => td.none { span.sr-only { "no Release" } "–" },
                                 }
                             }
@@ -462,6 +473,9 @@ pub fn changes_page(s: &Snapshot, f: &ChangesFilter, now: Timestamp) -> Rendered
     };
     Rendered { title: format!("Story board {}", s.namespace), body, found: true }
 }
+
+mod act;
+pub use act::{action_page, action_result};
 
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,6 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (View, Vec<BoxFuture<'
         ix.see_app_version(o, seen);
         bump(&changed)
     });
-    let view = View { environments, releases, app_versions, revision, index };
+    let view = View { environments, releases, app_versions, revision, index, actions: None };
     (view, vec![Box::pin(e), Box::pin(r), Box::pin(a)])
 }

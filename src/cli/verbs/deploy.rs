@@ -15,6 +15,10 @@ use crate::plan::target::matches_line;
 
 /// Prints a human line: on stdout for tables, on stderr when stdout carries JSON/YAML.
 pub fn say(s: &Session, line: &str) {
+    if let Some(sink) = &s.sink {
+        sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line.to_string());
+        return;
+    }
     match s.output {
         Output::Table => println!("{line}"),
         Output::Json | Output::Yaml => eprintln!("{line}"),

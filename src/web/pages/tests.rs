@@ -81,6 +81,7 @@ fn snapshot() -> Snapshot {
     };
     Snapshot {
         namespace: "finance".into(),
+        actions: false,
         environments: vec![prod, env("dev", Tier::Dev)],
         releases: vec![
             release_of("payments", "dev", healthy("1.3.10")),
@@ -191,6 +192,46 @@ fn the_story_board_shows_where_each_change_runs_and_filters() {
     let html = changes_page(&s, &only_bugs, ts(NOW)).body.into_string();
     assert!(html.contains("No change ids match"), "{html}");
     assert!(pipeline(&s, ts(NOW)).body.into_string().contains(r#"href="/ns/finance/changes""#));
+}
+
+#[test]
+fn the_action_page_confirms_with_versions_gates_and_change_ids() {
+    let mut s = snapshot();
+    s.actions = true;
+    s.app_versions.push(app_version("payments", "1.3.10", "Instant payouts"));
+    s.app_versions[1].spec.changes.push(Change {
+        id: "FIN-142".into(),
+        title: None,
+        type_: Some("bug".into()),
+    });
+    let cells = pipeline(&s, ts(NOW)).body.into_string();
+    assert!(cells.contains(r#"href="/ns/finance/act?app=payments&amp;env=prod""#), "{cells}");
+    let html = action_page(&s, "payments", "prod", "t0ken", ts(NOW)).body.into_string();
+    for expected in [
+        "payments in prod",
+        "approval required",
+        "frozen until 2026-11-26T00:00:00Z (month-end close)",
+        r#"<tr data-version="1.3.10"><td>1.3.10</td><td>FIN-142</td>"#,
+        r#"<input type="hidden" name="token" value="t0ken">"#,
+        r#"<input type="hidden" name="action" value="deploy"><input type="hidden" name="app" value="payments"><input type="hidden" name="env" value="prod"><input type="hidden" name="version" value="1.3.10">"#,
+        "Approve 1.3.10",
+        "Reject 1.3.10",
+        "Promote 1.3.10 from dev",
+        "Unfreeze prod",
+    ] {
+        assert!(html.contains(expected), "missing {expected}: {html}");
+    }
+    assert!(!action_page(&s, "payments", "nowhere", "t", ts(NOW)).found);
+    let done =
+        action_result("finance", "deploy payments 1.3.10 to prod", &Err("not allowed: <b>rbac</b>".into()));
+    assert!(
+        done.body
+            .into_string()
+            .contains(r#"<p class="error" role="alert">not allowed: &lt;b&gt;rbac&lt;/b&gt;</p>"#)
+    );
+    // Read-only views have no action links.
+    s.actions = false;
+    assert!(!pipeline(&s, ts(NOW)).body.into_string().contains("/act?"));
 }
 
 #[test]
