@@ -302,7 +302,120 @@ async fn scenario(t: &TestNs, b: &Browser, web_port: u16, releases: &Api<Release
     let with_wrong = format!("{forged}&token={}", "0".repeat(64));
     assert_eq!(post_form(web_port, "/ns/finance/act", &with_wrong).await, "HTTP/1.1 403 Forbidden");
     assert_eq!(releases.get("payments-dev-1-3").await.unwrap().spec.version.as_deref(), Some("1.3.9"));
+    story_board_and_graph_match_the_cluster(t, b, &base, releases).await;
     acting_without_rbac(t, b).await;
+    approving_with_a_quorum(t, b, releases).await;
+}
+
+/// The story board's cells and the graph's boxes and arrows say what the cluster says.
+async fn story_board_and_graph_match_the_cluster(
+    t: &TestNs,
+    b: &Browser,
+    base: &str,
+    releases: &Api<Release>,
+) {
+    b.goto(&format!("{base}/ns/finance/changes")).await.unwrap();
+    let rels = releases.list(&Default::default()).await.unwrap().items;
+    for r in &rels {
+        let env = &r.spec.environment;
+        let changes = r.status.as_ref().map(|s| s.changes.clone()).unwrap_or_default();
+        for id in ["FIN-142", "FIN-150"] {
+            let cell = text_of(b, &format!(r#"tr[data-change="{id}"] td[data-env="{env}"]"#)).await;
+            let runs = changes.iter().any(|c| c == id);
+            assert_eq!(cell.starts_with('✓'), runs, "{id} in {env}: page says {cell:?}, cluster {changes:?}");
+            assert_eq!(cell == "missing", !runs, "{id} in {env}: {cell:?}");
+        }
+    }
+    screenshot(b, "story-board.png").await;
+    b.goto(&format!("{base}/ns/finance")).await.unwrap();
+    let drawn = b
+        .execute(
+            "return [Array.from(document.querySelectorAll('svg.graph g.node')).map(g => g.dataset.env).sort(),
+                     Array.from(document.querySelectorAll('svg.graph g.edge')).map(g => g.dataset.from + '>' + g.dataset.to).sort()];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let envs =
+        Api::<Environment>::namespaced(t.client.clone(), "finance").list(&Default::default()).await.unwrap();
+    let mut names: Vec<String> = envs.items.iter().map(|e| e.metadata.name.clone().unwrap()).collect();
+    names.sort();
+    let mut edges: Vec<String> = rels
+        .iter()
+        .filter_map(|r| Some(format!("{}>{}", r.spec.promote_from.as_ref()?.environment, r.spec.environment)))
+        .collect();
+    edges.sort();
+    edges.dedup();
+    assert_eq!(drawn, json!([names, edges]));
+}
+
+/// Two approvers, each in their own `tuskfish web`: the first approval leaves one more needed, the
+/// second lets the version roll out.
+async fn approving_with_a_quorum(t: &TestNs, b: &Browser, releases: &Api<Release>) {
+    let policy = json!({"spec": {"approvalPolicy": {"minApprovals": 2}}});
+    Api::<Environment>::namespaced(t.client.clone(), "finance")
+        .patch("prod", &PatchParams::default(), &Patch::Merge(&policy))
+        .await
+        .unwrap();
+    let deploy = json!({"spec": {"version": "1.3.9"}});
+    releases.patch("payments-prod", &PatchParams::default(), &Patch::Merge(&deploy)).await.unwrap();
+    let kubeconfig = common::kubeconfig();
+    let mut servers = Vec::new();
+    for who in ["maria.keller", "li.wei"] {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let args = [
+            "--kubeconfig",
+            &kubeconfig,
+            "--as",
+            who,
+            "--as-group",
+            common::APPROVERS_GROUP,
+            "-n",
+            "finance",
+            "web",
+            "--addr",
+            &addr,
+        ];
+        servers
+            .push((spawn(env!("CARGO_BIN_EXE_tuskfish"), &args, &format!("tuskfish-web-{who}.log")), addr));
+        wait_listening(port, "an approver's tuskfish web listening").await;
+    }
+    for (i, (_, addr)) in servers.iter().enumerate() {
+        b.goto(&format!("http://{addr}/ns/finance/act?app=payments&env=prod")).await.unwrap();
+        until("the approval form", || async { text_of(b, "main").await.contains("Approve 1.3.9") }).await;
+        b.find(Locator::Css(r#"form.act input[name="reason"]"#))
+            .await
+            .unwrap()
+            .send_keys("CAB-2060")
+            .await
+            .unwrap();
+        click(b, "form.act:has(input[value=approve]) button").await;
+        until("the approval is done", || async {
+            text_of(b, "h1").await == "Done: approve payments 1.3.9 for prod"
+        })
+        .await;
+        if i == 0 {
+            let held = t
+                .wait_for_in::<Release>("finance", "payments-prod", |r| {
+                    r.status.as_ref().is_some_and(|s| {
+                        tuskfish::api::find_condition(&s.conditions, "Held")
+                            .is_some_and(|c| c.message.contains("1 of 2 approvals"))
+                    })
+                })
+                .await;
+            assert_eq!(held.status.unwrap().current_version.as_deref(), Some("1.3.10"));
+        }
+    }
+    let r = t
+        .wait_for_in::<Release>("finance", "payments-prod", |r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.current_version.as_deref() == Some("1.3.9") && s.phase == Some(Phase::Healthy)
+            })
+        })
+        .await;
+    let note = r.status.unwrap().history[0].message.clone().unwrap_or_default();
+    assert!(note.contains("maria.keller") && note.contains("li.wei"), "{note}");
 }
 
 /// Someone whose RBAC only lets them look: the action is refused by the API server, and the page
