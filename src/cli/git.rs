@@ -57,14 +57,7 @@ impl Repo {
             .args(args)
             .output()
             .map_err(|e| CliError::Usage(format!("running git (is it installed?): {e}")))?;
-        if !out.status.success() {
-            return Err(CliError::Failed(format!(
-                "git {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        answer(args, &out)
     }
 
     fn count(&self, range: &str) -> CliResult<u64> {
@@ -333,14 +326,7 @@ Release {tag}
         }
         let out =
             child.wait_with_output().map_err(|e| CliError::Failed(format!("git {}: {e}", args.join(" "))))?;
-        if !out.status.success() {
-            return Err(CliError::Failed(format!(
-                "git {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        answer(args, &out)
     }
 
     /// Pushes the branches and tag a flow command moved, and deletes the finished branch remotely,
@@ -380,6 +366,18 @@ Release {tag}
         }
         Ok(out)
     }
+}
+
+/// What git printed, or its complaint as the error.
+fn answer(args: &[&str], out: &std::process::Output) -> CliResult<String> {
+    if !out.status.success() {
+        return Err(CliError::Failed(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn short(commit: &str) -> &str {

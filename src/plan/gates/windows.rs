@@ -30,27 +30,23 @@ pub trait Window {
     fn when(&self) -> When<'_>;
 }
 
-impl Window for FreezeWindow {
-    fn when(&self) -> When<'_> {
-        When {
-            start: self.start.as_deref(),
-            end: self.end.as_deref(),
-            weekly: self.weekly.as_ref(),
-            recurrence: self.recurrence.as_ref(),
+/// Freeze and allow windows say when they are open with the same four fields.
+macro_rules! window {
+    ($($t:ty),*) => {$(
+        impl Window for $t {
+            fn when(&self) -> When<'_> {
+                When {
+                    start: self.start.as_deref(),
+                    end: self.end.as_deref(),
+                    weekly: self.weekly.as_ref(),
+                    recurrence: self.recurrence.as_ref(),
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl Window for AllowWindow {
-    fn when(&self) -> When<'_> {
-        When {
-            start: self.start.as_deref(),
-            end: self.end.as_deref(),
-            weekly: self.weekly.as_ref(),
-            recurrence: self.recurrence.as_ref(),
-        }
-    }
-}
+window!(FreezeWindow, AllowWindow);
 
 /// When an open window closes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
