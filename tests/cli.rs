@@ -999,3 +999,64 @@ async fn a_hotfix_reaches_every_newer_line_and_a_conflict_changes_nothing() {
     assert_eq!(before, after, "every branch, tag and HEAD as before");
     assert!(git_out(&repo, &["status", "--porcelain"]).is_empty());
 }
+
+// ---- GitOps: a Release applied from git is changed in git ----
+
+/// Applies every document of `file` as Flux's kustomize-controller does (server-side, its manager).
+async fn flux_applies(t: &TestNs, file: &Path) {
+    let text = std::fs::read_to_string(file).unwrap();
+    for doc in serde_saphyr::from_multiple::<Value>(&text).unwrap().into_iter().filter(|d| !d.is_null()) {
+        common::apply_value_as(&t.client, Some(&t.ns), doc, "kustomize-controller").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_release_applied_from_git_is_changed_in_git() {
+    let t = TestNs::new("cli-gitops").await;
+    t.app_version("pay", "1.0.0", json!({"changes": [{"id": "FIN-1"}]})).await;
+    t.app_version("pay", "1.1.0", json!({"changes": [{"id": "FIN-1"}, {"id": "FIN-2", "type": "bug"}]}))
+        .await;
+    let repo = scratch_dir("gitops");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.name", "Dev"]);
+    git(&repo, &["config", "user.email", "dev@example.com"]);
+    std::fs::create_dir_all(repo.join("prod")).unwrap();
+    let file = repo.join("prod/payments.yaml");
+    let yaml = format!(
+        "# prod, reviewed by the CAB\n---\napiVersion: tuskfish.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: prod\nspec:\n  namespace: {}\n  tier: prod\n  freezeWindows:\n  - {{reason: last close, start: \"2020-01-01T00:00:00Z\", end: \"2020-01-02T00:00:00Z\"}}\n---\napiVersion: tuskfish.dev/v1alpha1\nkind: Release\nmetadata:\n  name: pay-prod\nspec:\n  app: pay\n  environment: prod\n  version: \"1.0.0\"  # CAB-2001\n",
+        t.env_ns("prod")
+    );
+    std::fs::write(&file, &yaml).unwrap();
+    git(&repo, &["add", "."]);
+    commit(&repo, "prod pipeline");
+    flux_applies(&t, &file).await;
+    t.wait_env_ready("prod").await;
+    t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+
+    // A live edit would be undone by Flux: refused (exit 7) with the exact change to make.
+    let r = fails(
+        &t,
+        &["deploy", "pay", "1.1.0", "--env", "prod"],
+        7,
+        "applied from git by kustomize-controller",
+    )
+    .await;
+    assert!(r.stderr.contains("set spec.version: 1.1.0 in Release pay-prod"), "{r:?}");
+    fails(&t, &["freeze", "prod", "--reason", "audit"], 7, "freezeWindows are applied from git").await;
+    assert_eq!(t.api::<Release>().get("pay-prod").await.unwrap().spec.version.as_deref(), Some("1.0.0"));
+
+    // --git: one line changes in the one file, committed with the change ids that ship.
+    let r = ok(&t, &["deploy", "pay", "1.1.0", "--env", "prod", "--git", repo.to_str().unwrap()]).await;
+    assert!(r.stdout.contains("committed") && r.stdout.contains("ships: FIN-2"), "{r:?}");
+    let numstat = git_out(&repo, &["show", "--numstat", "--format=", "HEAD"]);
+    assert_eq!(numstat, "1\t1\tprod/payments.yaml", "one line");
+    let message = git_out(&repo, &["log", "-1", "--format=%B"]);
+    assert!(message.starts_with("deploy pay 1.1.0 to prod") && message.contains("Ships: FIN-2"), "{message}");
+    let now = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(now, yaml.replace("version: \"1.0.0\"  # CAB-2001", "version: \"1.1.0\"  # CAB-2001"));
+    assert!(git_out(&repo, &["status", "--porcelain"]).is_empty());
+    // The live object was left to the applier; once it applies the commit, the version rolls out.
+    assert_eq!(t.api::<Release>().get("pay-prod").await.unwrap().spec.version.as_deref(), Some("1.0.0"));
+    flux_applies(&t, &file).await;
+    t.wait_release("pay-prod", healthy_at("1.1.0")).await;
+}

@@ -20,6 +20,8 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 5;
     /// `--wait` ran out of time before the rollout finished.
     pub const TIMEOUT: u8 = 6;
+    /// The field to change is applied from git by a GitOps tool: change it there (or use `--git`).
+    pub const GITOPS: u8 = 7;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,8 @@ pub enum CliError {
     Failed(String),
     #[error("{0}")]
     Timeout(String),
+    #[error("{0}")]
+    Owned(String),
 }
 
 pub type CliResult<T> = Result<T, CliError>;
@@ -49,6 +53,7 @@ impl CliError {
             CliError::Unreachable(_) => exit::UNREACHABLE,
             CliError::Failed(_) => exit::FAILED,
             CliError::Timeout(_) => exit::TIMEOUT,
+            CliError::Owned(_) => exit::GITOPS,
         })
     }
 

@@ -368,6 +368,83 @@ Release {tag}
     }
 }
 
+/// Where a Release lives in a GitOps checkout, and the commit that changes its version.
+pub struct GitEdit<'a> {
+    pub dir: &'a Path,
+    pub push: bool,
+}
+
+impl GitEdit<'_> {
+    /// Sets `spec.version` of Release `namespace/name` in the one file of the checkout that holds
+    /// it, commits that file alone with `message`; returns the commit, the file and the line before
+    /// and after.
+    pub fn set_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: &str,
+        message: &str,
+    ) -> CliResult<(String, PathBuf, String, String)> {
+        let repo = Repo::open(self.dir)?;
+        let mut found = Vec::new();
+        for file in yaml_files(self.dir) {
+            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            let edited = crate::cli::gitops::set_release_version(&text, name, namespace, version)
+                .map_err(|e| CliError::Failed(format!("{}: {e}", file.display())))?;
+            if let Some(e) = edited {
+                found.push((file, e));
+            }
+        }
+        let (file, edited) = match found.len() {
+            0 => {
+                return Err(CliError::NotFound(format!(
+                    "no file under {} defines Release {name} (namespace {namespace})",
+                    self.dir.display()
+                )));
+            }
+            1 => found.remove(0),
+            _ => {
+                let files: Vec<String> = found.iter().map(|(f, _)| f.display().to_string()).collect();
+                return Err(CliError::Failed(format!(
+                    "Release {name} is defined in several files: {}",
+                    files.join(", ")
+                )));
+            }
+        };
+        std::fs::write(&file, &edited.text)
+            .map_err(|e| CliError::Failed(format!("writing {}: {e}", file.display())))?;
+        let path = file.to_string_lossy().to_string();
+        repo.git(&["add", "--", &path])?;
+        repo.git(&["commit", "-q", "-m", message, "--", &path])?;
+        let commit = repo.git(&["rev-parse", "--short", "HEAD"])?;
+        if self.push {
+            repo.git(&["push", "-q", "origin", "HEAD"])?;
+        }
+        Ok((commit, file, edited.before, edited.after))
+    }
+}
+
+/// The YAML files under `dir` (not in `.git`), in a stable order.
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                if e.file_name() != ".git" {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// What git printed, or its complaint as the error.
 fn answer(args: &[&str], out: &std::process::Output) -> CliResult<String> {
     if !out.status.success() {

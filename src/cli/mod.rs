@@ -5,6 +5,7 @@ pub mod error;
 pub mod flow;
 pub mod git;
 pub mod gitflow;
+pub mod gitops;
 pub mod operator;
 pub mod output;
 pub mod session;
@@ -82,6 +83,24 @@ struct WaitArgs {
     timeout: Duration,
 }
 
+/// Where a version change goes when git owns it.
+#[derive(Args, Clone)]
+struct GitArgs {
+    /// A checkout of the GitOps repository: when a GitOps tool applies the Release's version
+    /// from git, change that one line there and commit it (instead of refusing, exit 7).
+    #[arg(long, value_name = "DIR")]
+    git: Option<PathBuf>,
+    /// With --git: push the commit to origin.
+    #[arg(long, requires = "git")]
+    push: bool,
+}
+
+impl GitArgs {
+    fn edit(&self) -> Option<git::GitEdit<'_>> {
+        self.git.as_deref().map(|dir| git::GitEdit { dir, push: self.push })
+    }
+}
+
 impl WaitArgs {
     fn get(self) -> Option<Duration> {
         self.wait.then_some(self.timeout)
@@ -123,6 +142,8 @@ enum Command {
         env: String,
         #[command(flatten)]
         wait: WaitArgs,
+        #[command(flatten)]
+        git: GitArgs,
     },
     /// Deploy to one environment what runs healthy in another.
     Promote {
@@ -133,6 +154,8 @@ enum Command {
         to: String,
         #[command(flatten)]
         wait: WaitArgs,
+        #[command(flatten)]
+        git: GitArgs,
     },
     /// Roll back to an earlier healthy version (the newest one before the current, or --to).
     Rollback {
@@ -406,11 +429,11 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
         Command::Web { addr, all_namespaces, read_only } => {
             verbs::web::web(&s, addr, all_namespaces, read_only).await?
         }
-        Command::Deploy { app, version, env, wait } => {
-            verbs::deploy::deploy(&s, &app, &version, &env, wait.get()).await?
+        Command::Deploy { app, version, env, wait, git } => {
+            verbs::deploy::deploy(&s, &app, &version, &env, wait.get(), git.edit().as_ref()).await?
         }
-        Command::Promote { app, from, to, wait } => {
-            verbs::deploy::promote(&s, &app, &from, &to, wait.get()).await?
+        Command::Promote { app, from, to, wait, git } => {
+            verbs::deploy::promote(&s, &app, &from, &to, wait.get(), git.edit().as_ref()).await?
         }
         Command::Rollback { app, env, to, clear, wait } => {
             verbs::deploy::rollback(&s, &app, &env, to.as_deref(), clear, wait.get()).await?;

@@ -8,6 +8,8 @@ use serde_json::json;
 
 use crate::api::{ConditionType, Phase, Reason, Release, ReleaseSpec, RolloutResult};
 use crate::cli::error::{CliError, CliResult};
+use crate::cli::git::GitEdit;
+use crate::cli::gitops;
 use crate::cli::output::{self, Output};
 use crate::cli::session::{CLI_FIELD_MANAGER, Session, list_or_none, parse_version};
 use crate::cli::wait::{Goal, wait};
@@ -44,9 +46,10 @@ pub async fn deploy(
     version: &str,
     env: &str,
     wait_for: Option<Duration>,
+    git: Option<&GitEdit<'_>>,
 ) -> CliResult<()> {
     let version = parse_version(version)?;
-    let (release, generation) = pin(s, app, env, &version).await?;
+    let (release, generation) = pin(s, app, env, &version, git).await?;
     let goal = Goal { release: release.name_any(), version: Some(version), generation };
     finish(s, release, goal, wait_for).await
 }
@@ -58,6 +61,7 @@ pub async fn promote(
     from: &str,
     to: &str,
     wait_for: Option<Duration>,
+    git: Option<&GitEdit<'_>>,
 ) -> CliResult<()> {
     let upstream = s.existing_release(app, from).await?;
     let status = upstream.status.clone().unwrap_or_default();
@@ -69,14 +73,20 @@ pub async fn promote(
     };
     let version = parse_version(current)?;
     say(s, &format!("promoting {app} {version} from {from} to {to}"));
-    let (release, generation) = pin(s, app, to, &version).await?;
+    let (release, generation) = pin(s, app, to, &version, git).await?;
     let goal = Goal { release: release.name_any(), version: Some(version), generation };
     finish(s, release, goal, wait_for).await
 }
 
 /// Sets `spec.version` on the Release of `app` in `env_name` (clearing the other version sources and
 /// a manual rollback), or creates `<app>-<env>`; returns it and the generation to wait for.
-async fn pin(s: &Session, app: &str, env_name: &str, version: &semver::Version) -> CliResult<(Release, i64)> {
+async fn pin(
+    s: &Session,
+    app: &str,
+    env_name: &str,
+    version: &semver::Version,
+    git: Option<&GitEdit<'_>>,
+) -> CliResult<(Release, i64)> {
     let env = s.environment(env_name).await?;
     let av = s.app_version(app, version).await?;
     let modified = av.status.as_ref().is_some_and(|st| {
@@ -104,6 +114,9 @@ async fn pin(s: &Session, app: &str, env_name: &str, version: &semver::Version) 
     let release = match s.release_of(app, env_name).await? {
         Some(existing) => {
             let name = existing.name_any();
+            if let Some(applier) = applied_from_git(&existing, VERSION_SOURCE) {
+                return in_git(s, &existing, &applier, &av, env_name, &v, git);
+            }
             let was = describe_source(&existing.spec);
             let mut spec = json!({"version": v, "track": null, "promoteFrom": null});
             if existing.spec.rollback.as_ref().is_some_and(|r| r.to.is_some()) {
@@ -157,6 +170,60 @@ async fn pin(s: &Session, app: &str, env_name: &str, version: &semver::Version) 
     Ok((release, generation))
 }
 
+/// The fields that say which version a Release runs.
+const VERSION_SOURCE: &[&[&str]] =
+    &[&["spec", "version"], &["spec", "track"], &["spec", "promoteFrom"], &["spec", "rollback", "to"]];
+
+/// The GitOps applier that owns one of `fields` of `obj` (it would undo a live edit), if one does.
+pub fn applied_from_git<K: kube::Resource>(obj: &K, fields: &[&[&str]]) -> Option<String> {
+    let appliers = gitops::appliers(std::env::var("TUSKFISH_GITOPS_MANAGERS").ok().as_deref());
+    gitops::owner(obj.meta().managed_fields.as_deref().unwrap_or_default(), fields, &appliers)
+}
+
+/// A version change of a Release that git owns: refused with the exact change to make, or, with
+/// `--git`, made as a one-line commit in the checkout.
+fn in_git(
+    s: &Session,
+    existing: &Release,
+    applier: &str,
+    av: &crate::api::AppVersion,
+    env_name: &str,
+    v: &str,
+    git: Option<&GitEdit<'_>>,
+) -> CliResult<(Release, i64)> {
+    let (name, ns) = (existing.name_any(), existing.namespace().unwrap_or_default());
+    let Some(git) = git else {
+        return Err(CliError::Owned(format!(
+            "Release {name}'s version is applied from git by {applier}, which would undo a live edit: in git, set spec.version: {v} in Release {name} (namespace {ns}), or run again with --git <checkout> to have tuskfish commit that one line"
+        )));
+    };
+    let running = existing.status.as_ref().map(|st| st.changes.clone()).unwrap_or_default();
+    let target: Vec<String> = av.spec.changes.iter().map(|c| c.id.clone()).collect();
+    let ships: Vec<&str> = target.iter().filter(|c| !running.contains(c)).map(String::as_str).collect();
+    let leaves: Vec<&str> = running.iter().filter(|c| !target.contains(c)).map(String::as_str).collect();
+    let list = |ids: &[&str]| if ids.is_empty() { "-".to_string() } else { ids.join(", ") };
+    let message = format!(
+        "deploy {} {v} to {env_name}\n\nRelease {ns}/{name}: spec.version {v} (was: {})\nShips: {}\nLeaves: {}\n",
+        existing.spec.app,
+        describe_source(&existing.spec),
+        list(&ships),
+        list(&leaves)
+    );
+    let (commit, file, before, after) = git.set_version(&ns, &name, v, &message)?;
+    let pushed = if git.push { ", pushed" } else { "" };
+    say(
+        s,
+        &format!(
+            "{name}: applied from git by {applier}; committed {commit}{pushed} in {}: `{}` → `{}`",
+            file.display(),
+            before.trim(),
+            after.trim()
+        ),
+    );
+    say(s, &format!("it rolls out once {applier} applies the commit (ships: {})", list(&ships)));
+    Ok((existing.clone(), existing.metadata.generation.unwrap_or(0) + 1))
+}
+
 pub fn describe_source(spec: &ReleaseSpec) -> String {
     if let Some(to) = spec.rollback.as_ref().and_then(|r| r.to.as_deref()) {
         return format!("rolled back to {to}");
@@ -181,6 +248,11 @@ pub async fn rollback(
     let release = s.existing_release(app, env).await?;
     let name = release.name_any();
     let status = release.status.clone().unwrap_or_default();
+    if let Some(applier) = applied_from_git(&release, &[&["spec", "rollback", "to"]]) {
+        return Err(CliError::Owned(format!(
+            "Release {name}'s spec.rollback is applied from git by {applier}, which would undo a live edit: roll back in git (set spec.version to the version to run)"
+        )));
+    }
     if clear {
         let updated = s.merge_patch::<Release>(&name, json!({"spec": {"rollback": {"to": null}}})).await?;
         say(s, &format!("{name}: manual rollback cleared; back to its {}", describe_source(&updated.spec)));

@@ -63,6 +63,12 @@ pub(super) async fn record(
 /// Replaces `spec.freezeWindows` with compare-and-swap on the resourceVersion.
 async fn set_windows(s: &Session, env: &Environment, windows: &[FreezeWindow]) -> CliResult<Environment> {
     let name = env.name_any();
+    if let Some(applier) = super::deploy::applied_from_git(env, &[&["spec", "freezeWindows"]]) {
+        let wanted = serde_json::to_string(windows).unwrap_or_default();
+        return Err(CliError::Owned(format!(
+            "Environment {name}'s freezeWindows are applied from git by {applier}, which would undo a live edit: set them in git to {wanted}"
+        )));
+    }
     let patch =
         json!({"metadata": {"resourceVersion": env.resource_version()}, "spec": {"freezeWindows": windows}});
     s.merge_patch::<Environment>(&name, patch).await

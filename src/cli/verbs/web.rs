@@ -34,8 +34,8 @@ impl Actor for Verbs {
 async fn run(s: &Session, action: Action) -> CliResult<()> {
     use super::{approve, deploy, freeze};
     match action {
-        Action::Deploy { app, env, version } => deploy::deploy(s, &app, &version, &env, None).await,
-        Action::Promote { app, from, to } => deploy::promote(s, &app, &from, &to, None).await,
+        Action::Deploy { app, env, version } => deploy::deploy(s, &app, &version, &env, None, None).await,
+        Action::Promote { app, from, to } => deploy::promote(s, &app, &from, &to, None, None).await,
         Action::Rollback { app, env } => deploy::rollback(s, &app, &env, None, false, None).await,
         Action::Approve { app, env, version, reason } => {
             let decision = crate::api::Decision::Approve;
