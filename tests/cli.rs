@@ -1060,3 +1060,42 @@ async fn a_release_applied_from_git_is_changed_in_git() {
     flux_applies(&t, &file).await;
     t.wait_release("pay-prod", healthy_at("1.1.0")).await;
 }
+
+#[tokio::test]
+async fn dry_run_shows_what_a_deploy_would_do_and_does_nothing() {
+    let t = TestNs::new("cli-dry-run").await;
+    t.environment("dev", json!({})).await;
+    t.environment("prod", json!({"tier": "prod", "approval": "required"})).await;
+    let legacy = json!([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pay-legacy"}, "data": {"mode": "old"}}]);
+    t.app_version("pay", "1.0.0", json!({"changes": [{"id": "FIN-1"}], "manifests": legacy})).await;
+    t.app_version("pay", "1.1.0", json!({"changes": [{"id": "FIN-1"}, {"id": "FIN-2"}]})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+
+    let r = ok(&t, &["deploy", "pay", "1.1.0", "--env", "dev", "--dry-run"]).await;
+    for expected in [
+        "dry run: pay-dev in dev from 1.0.0 to 1.1.0 (nothing was changed)",
+        "update Deployment/pay",
+        "-        image: registry.example/pay:1.0.0",
+        "+        image: registry.example/pay:1.1.0",
+        "would prune: ConfigMap/pay-legacy",
+        "change ids that ship: FIN-2",
+        "gates: none holds it",
+    ] {
+        assert!(r.stdout.contains(expected), "{expected:?} not in {r:?}");
+    }
+    assert_eq!(t.api::<Release>().get("pay-dev").await.unwrap().spec.version.as_deref(), Some("1.0.0"));
+    let deployment =
+        t.api_in::<k8s_openapi::api::apps::v1::Deployment>(&t.env_ns("dev")).get("pay").await.unwrap();
+    let image = deployment.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("registry.example/pay:1.0.0"), "nothing was applied");
+
+    // A first deploy to prod: everything is created, and the approval gate would hold it.
+    let p = json_of(&ok(&t, &["deploy", "pay", "1.1.0", "--env", "prod", "--dry-run", "-o", "json"]).await);
+    assert!(p["objects"].as_array().unwrap().iter().all(|o| o["change"] == "create"), "{p}");
+    assert!(p["gates"][0].as_str().unwrap().contains("requires approval"), "{p}");
+    assert!(t.api::<Release>().get_opt("pay-prod").await.unwrap().is_none(), "no Release was created");
+    // promote --dry-run previews what promote would deploy.
+    let r = ok(&t, &["promote", "pay", "--from", "dev", "--to", "prod", "--dry-run"]).await;
+    assert!(r.stdout.contains("dry run: pay-prod in prod from nothing to 1.0.0"), "{r:?}");
+}

@@ -144,6 +144,10 @@ enum Command {
         wait: WaitArgs,
         #[command(flatten)]
         git: GitArgs,
+        /// Change nothing: render the version for the environment, apply it server-side as a dry
+        /// run, and show each object's diff, what would be pruned, the change ids and the gates.
+        #[arg(long, conflicts_with_all = ["wait", "git"])]
+        dry_run: bool,
     },
     /// Deploy to one environment what runs healthy in another.
     Promote {
@@ -156,6 +160,10 @@ enum Command {
         wait: WaitArgs,
         #[command(flatten)]
         git: GitArgs,
+        /// Change nothing: render the version for the environment, apply it server-side as a dry
+        /// run, and show each object's diff, what would be pruned, the change ids and the gates.
+        #[arg(long, conflicts_with_all = ["wait", "git"])]
+        dry_run: bool,
     },
     /// Roll back to an earlier healthy version (the newest one before the current, or --to).
     Rollback {
@@ -429,10 +437,17 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
         Command::Web { addr, all_namespaces, read_only } => {
             verbs::web::web(&s, addr, all_namespaces, read_only).await?
         }
-        Command::Deploy { app, version, env, wait, git } => {
+        Command::Deploy { app, version, env, dry_run: true, .. } => {
+            verbs::preview::preview(&s, &app, &env, &session::parse_version(&version)?).await?
+        }
+        Command::Deploy { app, version, env, wait, git, .. } => {
             verbs::deploy::deploy(&s, &app, &version, &env, wait.get(), git.edit().as_ref()).await?
         }
-        Command::Promote { app, from, to, wait, git } => {
+        Command::Promote { app, from, to, dry_run: true, .. } => {
+            let version = verbs::deploy::promotable(&s, &app, &from).await?;
+            verbs::preview::preview(&s, &app, &to, &version).await?
+        }
+        Command::Promote { app, from, to, wait, git, .. } => {
             verbs::deploy::promote(&s, &app, &from, &to, wait.get(), git.edit().as_ref()).await?
         }
         Command::Rollback { app, env, to, clear, wait } => {

@@ -28,6 +28,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
 use tracing::{debug, warn};
 
+pub use catalog::Catalog;
 pub use context::{Context, Stores, cached};
 pub use environment::{NamespaceClaim, claim_of};
 pub use error::Error;

@@ -63,6 +63,15 @@ pub async fn promote(
     wait_for: Option<Duration>,
     git: Option<&GitEdit<'_>>,
 ) -> CliResult<()> {
+    let version = promotable(s, app, from).await?;
+    say(s, &format!("promoting {app} {version} from {from} to {to}"));
+    let (release, generation) = pin(s, app, to, &version, git).await?;
+    let goal = Goal { release: release.name_any(), version: Some(version), generation };
+    finish(s, release, goal, wait_for).await
+}
+
+/// The version `app` runs healthy in `from`, to promote.
+pub async fn promotable(s: &Session, app: &str, from: &str) -> CliResult<semver::Version> {
     let upstream = s.existing_release(app, from).await?;
     let status = upstream.status.clone().unwrap_or_default();
     let (Some(Phase::Healthy), Some(current)) = (status.phase, status.current_version.as_deref()) else {
@@ -71,11 +80,7 @@ pub async fn promote(
             status.phase.map_or("no status yet", Phase::as_str)
         )));
     };
-    let version = parse_version(current)?;
-    say(s, &format!("promoting {app} {version} from {from} to {to}"));
-    let (release, generation) = pin(s, app, to, &version, git).await?;
-    let goal = Goal { release: release.name_any(), version: Some(version), generation };
-    finish(s, release, goal, wait_for).await
+    parse_version(current)
 }
 
 /// Sets `spec.version` on the Release of `app` in `env_name` (clearing the other version sources and

@@ -7,6 +7,7 @@ pub mod diff;
 pub mod flow;
 pub mod freeze;
 pub mod history;
+pub mod preview;
 pub mod status;
 pub mod verify;
 pub mod version;
