@@ -1095,6 +1095,12 @@ async fn dry_run_shows_what_a_deploy_would_do_and_does_nothing() {
     assert!(p["objects"].as_array().unwrap().iter().all(|o| o["change"] == "create"), "{p}");
     assert!(p["gates"][0].as_str().unwrap().contains("requires approval"), "{p}");
     assert!(t.api::<Release>().get_opt("pay-prod").await.unwrap().is_none(), "no Release was created");
+    // approve --dry-run shows what the approved version would apply, and approves nothing.
+    let r = ok(&t, &["approve", "pay", "1.1.0", "--env", "prod", "--dry-run"]).await;
+    assert!(r.stdout.contains("dry run: pay-prod in prod from nothing to 1.1.0"), "{r:?}");
+    assert!(t.api::<tuskfish::api::Approval>().list(&Default::default()).await.unwrap().items.is_empty());
+    // rollback --dry-run needs something to go back to.
+    fails(&t, &["rollback", "pay", "--env", "dev", "--dry-run"], 3, "no earlier healthy version").await;
     // promote --dry-run previews what promote would deploy.
     let r = ok(&t, &["promote", "pay", "--from", "dev", "--to", "prod", "--dry-run"]).await;
     assert!(r.stdout.contains("dry run: pay-prod in prod from nothing to 1.0.0"), "{r:?}");

@@ -282,7 +282,23 @@ async fn scenario(t: &TestNs, b: &Browser, web_port: u16, releases: &Api<Release
     assert_eq!(text_of(b, "h1").await, "payments in dev-1-3");
     assert!(text_of(b, "dl.summary").await.contains("version line ~1.3"));
     screenshot(b, "act.png").await;
-    click(b, r#"tr[data-version="1.3.9"] button"#).await;
+    // The preview: a dry run against the live objects, then the same button.
+    click(b, r#"tr[data-version="1.3.9"] a.preview"#).await;
+    until("the preview", || async { text_of(b, "h1").await == "Preview: deploy payments 1.3.9 to dev-1-3" })
+        .await;
+    let preview = text_of(b, "pre.preview").await;
+    assert!(preview.contains("dry run: payments-dev-1-3 in dev-1-3 from 1.3.10 to 1.3.9"), "{preview}");
+    assert!(
+        preview.contains("update Deployment/payments") && preview.contains("change ids that leave"),
+        "{preview}"
+    );
+    screenshot(b, "preview.png").await;
+    assert_eq!(
+        releases.get("payments-dev-1-3").await.unwrap().spec.version,
+        None,
+        "a preview changes nothing"
+    );
+    click(b, "form.act button").await;
     until("the action is done", || async {
         text_of(b, "h1").await == "Done: deploy payments 1.3.9 to dev-1-3"
     })

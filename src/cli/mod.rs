@@ -178,6 +178,9 @@ enum Command {
         clear: bool,
         #[command(flatten)]
         wait: WaitArgs,
+        /// Change nothing: show what rolling back would apply (see deploy --dry-run).
+        #[arg(long, conflicts_with_all = ["clear", "wait"])]
+        dry_run: bool,
     },
     /// Approve a version of an app for an environment that requires approval.
     Approve {
@@ -192,6 +195,9 @@ enum Command {
         approver: Option<String>,
         #[command(flatten)]
         wait: WaitArgs,
+        /// Approve nothing: show what the approved version would apply there (see deploy --dry-run).
+        #[arg(long, conflicts_with = "wait")]
+        dry_run: bool,
     },
     /// Reject a version of an app for an environment: it does not roll out there; a newer version
     /// needs approvals of its own.
@@ -450,10 +456,20 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
         Command::Promote { app, from, to, wait, git, .. } => {
             verbs::deploy::promote(&s, &app, &from, &to, wait.get(), git.edit().as_ref()).await?
         }
-        Command::Rollback { app, env, to, clear, wait } => {
+        Command::Rollback { app, env, to, dry_run: true, .. } => {
+            let release = s.existing_release(&app, &env).await?;
+            let status = release.status.clone().unwrap_or_default();
+            let name = kube::ResourceExt::name_any(&release);
+            let target = verbs::deploy::rollback_target(&name, &env, &status, to.as_deref())?;
+            verbs::preview::preview(&s, &app, &env, &session::parse_version(&target)?).await?
+        }
+        Command::Approve { app, version, env, dry_run: true, .. } => {
+            verbs::preview::preview(&s, &app, &env, &session::parse_version(&version)?).await?
+        }
+        Command::Rollback { app, env, to, clear, wait, .. } => {
             verbs::deploy::rollback(&s, &app, &env, to.as_deref(), clear, wait.get()).await?;
         }
-        Command::Approve { app, version, env, reason, approver, wait } => {
+        Command::Approve { app, version, env, reason, approver, wait, .. } => {
             let args = verbs::approve::ApproveArgs {
                 app: &app,
                 version: &version,

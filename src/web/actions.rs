@@ -68,6 +68,15 @@ impl Action {
 /// Carries an action out in a namespace: `Ok` with what was done (line by line), `Err` with why not.
 pub trait Actor: Send + Sync + 'static {
     fn act(&self, namespace: String, action: Action) -> BoxFuture<'static, Result<Vec<String>, String>>;
+
+    /// What deploying `version` of `app` to `env` would do (a dry run), as text.
+    fn preview(
+        &self,
+        namespace: String,
+        app: String,
+        env: String,
+        version: String,
+    ) -> BoxFuture<'static, Result<String, String>>;
 }
 
 pub struct Actions {
@@ -136,6 +145,16 @@ mod tests {
     struct Nobody;
     impl Actor for Nobody {
         fn act(&self, _: String, _: Action) -> BoxFuture<'static, Result<Vec<String>, String>> {
+            Box::pin(async { Err("nobody".into()) })
+        }
+
+        fn preview(
+            &self,
+            _: String,
+            _: String,
+            _: String,
+            _: String,
+        ) -> BoxFuture<'static, Result<String, String>> {
             Box::pin(async { Err("nobody".into()) })
         }
     }

@@ -146,6 +146,24 @@ async fn action_page(
     (status, pages::document(&page, &r, false)).into_response()
 }
 
+/// A dry run of a deploy, shown before it is done.
+async fn preview(
+    State(view): State<View>,
+    Path(ns): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let (Some(actions), Some(page)) = (view.actions.clone(), Page::parse(&format!("/ns/{ns}"), None)) else {
+        let r = pages::not_found("This view is read-only: run `tuskfish web` to preview and act.");
+        return (StatusCode::NOT_FOUND, pages::document(&Page::Index, &r, false)).into_response();
+    };
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let (app, env, version) = (get("app"), get("env"), get("version"));
+    let text = actions.actor.preview(ns.clone(), app.clone(), env.clone(), version.clone()).await;
+    let r = pages::preview_page(&ns, &app, &env, &version, actions.token(), &text);
+    let status = if r.found { StatusCode::OK } else { StatusCode::CONFLICT };
+    (status, pages::document(&page, &r, false)).into_response()
+}
+
 /// Carries out a submitted action, as the person running `tuskfish web`.
 async fn act(
     State(view): State<View>,
@@ -213,6 +231,7 @@ pub fn router(view: View) -> Router {
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/ns/{ns}/act", get(action_page).post(act))
+        .route("/ns/{ns}/preview", get(preview))
         .route(&format!("{}/{{*page}}", page::EVENTS_PREFIX), get(events))
         .route(&format!("{}/", page::EVENTS_PREFIX), get(events))
         .fallback(page)

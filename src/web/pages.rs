@@ -475,7 +475,7 @@ pub fn changes_page(s: &Snapshot, f: &ChangesFilter, now: Timestamp) -> Rendered
 }
 
 mod act;
-pub use act::{action_page, action_result};
+pub use act::{action_page, action_result, preview_page};
 
 #[cfg(test)]
 mod tests;

@@ -241,30 +241,14 @@ pub fn describe_source(spec: &ReleaseSpec) -> String {
     }
 }
 
-/// `rollback APP --env ENV [--to VERSION] [--clear]`.
-pub async fn rollback(
-    s: &Session,
-    app: &str,
+/// The version `rollback` goes back to: `to` if it ran healthy here; mid-rollout the last healthy
+/// version; otherwise the healthy one before the current.
+pub fn rollback_target(
+    name: &str,
     env: &str,
+    status: &crate::api::ReleaseStatus,
     to: Option<&str>,
-    clear: bool,
-    wait_for: Option<Duration>,
-) -> CliResult<()> {
-    let release = s.existing_release(app, env).await?;
-    let name = release.name_any();
-    let status = release.status.clone().unwrap_or_default();
-    if let Some(applier) = applied_from_git(&release, &[&["spec", "rollback", "to"]]) {
-        return Err(CliError::Owned(format!(
-            "Release {name}'s spec.rollback is applied from git by {applier}, which would undo a live edit: roll back in git (set spec.version to the version to run)"
-        )));
-    }
-    if clear {
-        let updated = s.merge_patch::<Release>(&name, json!({"spec": {"rollback": {"to": null}}})).await?;
-        say(s, &format!("{name}: manual rollback cleared; back to its {}", describe_source(&updated.spec)));
-        let goal =
-            Goal { release: name, version: None, generation: updated.metadata.generation.unwrap_or(0) };
-        return finish(s, updated, goal, wait_for).await;
-    }
+) -> CliResult<String> {
     let healthy: Vec<String> = status
         .history
         .iter()
@@ -276,7 +260,7 @@ pub async fn rollback(
             }
             acc
         });
-    let target = match to {
+    Ok(match to {
         Some(to) => {
             let wanted = parse_version(to)?.to_string();
             if !healthy.contains(&wanted) {
@@ -302,7 +286,34 @@ pub async fn rollback(
                     list_or_none(&healthy)
                 ))
             })?,
-    };
+    })
+}
+
+/// `rollback APP --env ENV [--to VERSION] [--clear]`.
+pub async fn rollback(
+    s: &Session,
+    app: &str,
+    env: &str,
+    to: Option<&str>,
+    clear: bool,
+    wait_for: Option<Duration>,
+) -> CliResult<()> {
+    let release = s.existing_release(app, env).await?;
+    let name = release.name_any();
+    let status = release.status.clone().unwrap_or_default();
+    if let Some(applier) = applied_from_git(&release, &[&["spec", "rollback", "to"]]) {
+        return Err(CliError::Owned(format!(
+            "Release {name}'s spec.rollback is applied from git by {applier}, which would undo a live edit: roll back in git (set spec.version to the version to run)"
+        )));
+    }
+    if clear {
+        let updated = s.merge_patch::<Release>(&name, json!({"spec": {"rollback": {"to": null}}})).await?;
+        say(s, &format!("{name}: manual rollback cleared; back to its {}", describe_source(&updated.spec)));
+        let goal =
+            Goal { release: name, version: None, generation: updated.metadata.generation.unwrap_or(0) };
+        return finish(s, updated, goal, wait_for).await;
+    }
+    let target = rollback_target(&name, env, &status, to)?;
     let patch = json!({"metadata": {"resourceVersion": release.resource_version()}, "spec": {"rollback": {"to": target}}});
     let updated = s.merge_patch::<Release>(&name, patch).await?;
     say(

@@ -45,11 +45,25 @@ pub struct ObjectChange {
 }
 
 pub async fn preview(s: &Session, app: &str, env_name: &str, version: &semver::Version) -> CliResult<()> {
+    let p = preview_of(s, app, env_name, version).await?;
+    output::print(s.output, &p, || render_text(&p))
+}
+
+/// The preview as text (what the web view shows).
+pub async fn preview_text(
+    s: &Session,
+    app: &str,
+    env_name: &str,
+    version: &semver::Version,
+) -> CliResult<String> {
+    Ok(render_text(&preview_of(s, app, env_name, version).await?))
+}
+
+async fn preview_of(s: &Session, app: &str, env_name: &str, version: &semver::Version) -> CliResult<Preview> {
     let env = s.environment(env_name).await?;
     let av = s.app_version(app, version).await?;
     let existing = s.release_of(app, env_name).await?;
-    let p = plan(s, &env, &av, existing.as_ref(), app, version).await?;
-    output::print(s.output, &p, || render_text(&p))
+    plan(s, &env, &av, existing.as_ref(), app, version).await
 }
 
 async fn plan(

@@ -29,6 +29,20 @@ impl Actor for Verbs {
             Ok(lines)
         })
     }
+
+    fn preview(
+        &self,
+        namespace: String,
+        app: String,
+        env: String,
+        version: String,
+    ) -> BoxFuture<'static, Result<String, String>> {
+        let (s, _) = self.session.collecting(namespace);
+        Box::pin(async move {
+            let version = crate::cli::session::parse_version(&version).map_err(|e| e.to_string())?;
+            super::preview::preview_text(&s, &app, &env, &version).await.map_err(|e| e.to_string())
+        })
+    }
 }
 
 async fn run(s: &Session, action: Action) -> CliResult<()> {

@@ -77,7 +77,7 @@ pub fn action_page(s: &Snapshot, app: &str, env: &str, token: &str, now: jiff::T
             p.empty { "No AppVersion of " (app) " yet." }
         } @else {
             table.versions {
-                thead { tr { th scope="col" { "Version" } th scope="col" { "Change ids it brings here" } th scope="col" { "" } } }
+                thead { tr { th scope="col" { "Version" } th scope="col" { "Change ids it brings here" } th scope="col" { "" } th scope="col" { "" } } }
                 tbody {
                     @for (v, av) in &versions {
                         @let version = v.to_string();
@@ -86,6 +86,7 @@ pub fn action_page(s: &Snapshot, app: &str, env: &str, token: &str, now: jiff::T
                             td { (version) @if running.as_deref() == Some(version.as_str()) { " (running)" } }
                             td { @if new.is_empty() { "–" } @else { (new.join(", ")) } }
                             td { (form(ns, token, &[ctx("deploy").as_slice(), &[("version", version.as_str())]].concat(), &format!("Deploy {version}"), None)) }
+                            td { a.preview href=(format!("/ns/{ns}/preview?app={app}&env={env}&version={version}")) { "preview" } }
                         }
                     }
                 }
@@ -114,6 +115,30 @@ pub fn action_page(s: &Snapshot, app: &str, env: &str, token: &str, now: jiff::T
         }
     };
     Rendered { title: format!("Act on {app} in {env}"), body, found: true }
+}
+
+/// A dry run of deploying `version`: the preview text, and the button that does it.
+pub fn preview_page(
+    ns: &str,
+    app: &str,
+    env: &str,
+    version: &str,
+    token: &str,
+    preview: &Result<String, String>,
+) -> Rendered {
+    let fields = [("action", "deploy"), ("app", app), ("env", env), ("version", version)];
+    let body = html! {
+        p.crumbs { a href=(format!("/ns/{ns}/act?app={app}&env={env}")) { "← " (app) " in " (env) } }
+        h1 { "Preview: deploy " (app) " " (version) " to " (env) }
+        @match preview {
+            Ok(text) => {
+                pre.preview { (text) }
+                (form(ns, token, &fields, &format!("Deploy {version}"), None))
+            }
+            Err(why) => { p.error role="alert" { (why) } }
+        }
+    };
+    Rendered { title: format!("Preview {app} {version} in {env}"), body, found: preview.is_ok() }
 }
 
 /// What an action did, or why it was not done.
