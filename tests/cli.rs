@@ -1104,4 +1104,24 @@ async fn dry_run_shows_what_a_deploy_would_do_and_does_nothing() {
     // promote --dry-run previews what promote would deploy.
     let r = ok(&t, &["promote", "pay", "--from", "dev", "--to", "prod", "--dry-run"]).await;
     assert!(r.stdout.contains("dry run: pay-prod in prod from nothing to 1.0.0"), "{r:?}");
+
+    // diff --rendered: what each environment's running version renders to, object by object.
+    t.release("pay-prod", "pay", "prod", "1.1.0", json!({})).await;
+    t.approve("pay-prod", "1.1.0", "maria").await;
+    t.wait_release("pay-prod", healthy_at("1.1.0")).await;
+    let r = tf(&t, &["diff", "dev", "prod", "--rendered", "--exit-code"]).await;
+    assert_eq!(r.code, 1, "{r:?}");
+    for expected in [
+        "pay: 1.0.0 in dev, 1.1.0 in prod",
+        "--- dev/Deployment/pay",
+        "-        image: registry.example/pay:1.0.0",
+        "+        image: registry.example/pay:1.1.0",
+        "--- dev/ConfigMap/pay-legacy",
+    ] {
+        assert!(r.stdout.contains(expected), "{expected:?} not in {r:?}");
+    }
+    assert!(
+        !r.stdout.contains("tuskfish.dev/release:"),
+        "identity labels always differ and are left out: {r:?}"
+    );
 }

@@ -309,6 +309,9 @@ enum Command {
         /// Exit 1 when the environments differ (like `git diff --exit-code`).
         #[arg(long)]
         exit_code: bool,
+        /// Compare what each app's running version renders to in A and in B, object by object.
+        #[arg(long)]
+        rendered: bool,
     },
     /// The next version of this Git work tree by Gitflow (and its change ids).
     Version {
@@ -519,8 +522,12 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
             verbs::changes::changes(&s, filter).await?
         }
         Command::History { app, env } => verbs::history::history(&s, &app, &env).await?,
-        Command::Diff { a, b, exit_code } => {
-            let differs = verbs::diff::diff(&s, &a, &b).await?;
+        Command::Diff { a, b, exit_code, rendered } => {
+            let differs = if rendered {
+                verbs::diff::rendered(&s, &a, &b).await?
+            } else {
+                verbs::diff::diff(&s, &a, &b).await?
+            };
             if exit_code && differs {
                 return Ok(ExitCode::from(error::exit::FAILED));
             }

@@ -85,13 +85,7 @@ async fn plan(
     target.spec.version = Some(v.clone());
     target.spec.track = None;
     target.spec.promote_from = None;
-    let catalog = Catalog::default();
-    catalog
-        .learn(&s.client, &render::required_kinds(av))
-        .await
-        .map_err(|e| CliError::Failed(format!("looking up the kinds {} {v} uses: {e}", av.spec.app)))?;
-    let rendered = render::render(av, env, &target, &catalog)
-        .map_err(|e| CliError::Failed(format!("{app} {v} would not render for {env_name}: {e}")))?;
+    let rendered = render_for(s, env, &target, av).await?;
     let mut objects = Vec::new();
     let dry = PatchParams::apply(FIELD_MANAGER).force().dry_run();
     for obj in &rendered.objects {
@@ -167,6 +161,23 @@ async fn plan(
         leaves,
         gates,
     })
+}
+
+/// What the operator would render for `release` in `env` at `av` (kinds looked up by discovery).
+pub async fn render_for(
+    s: &Session,
+    env: &Environment,
+    release: &Release,
+    av: &AppVersion,
+) -> CliResult<render::Rendered> {
+    let catalog = Catalog::default();
+    let what = format!("{} {}", av.spec.app, av.spec.version);
+    catalog
+        .learn(&s.client, &render::required_kinds(av))
+        .await
+        .map_err(|e| CliError::Failed(format!("looking up the kinds {what} uses: {e}")))?;
+    render::render(av, env, release, &catalog)
+        .map_err(|e| CliError::Failed(format!("{what} would not render for {}: {e}", env.name_any())))
 }
 
 /// An object as YAML without what the server keeps for itself (so the diff shows the change).
