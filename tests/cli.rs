@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{TestNs, healthy_at, held, kubeconfig};
+use common::{TestNs, git, healthy_at, held, kubeconfig};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -706,17 +706,6 @@ fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=Dev", "-c", "user.email=dev@example.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn commit(dir: &Path, subject: &str) {
     git(dir, &["commit", "-q", "--allow-empty", "-m", subject]);
 }
@@ -855,12 +844,6 @@ async fn emitted_appversion_is_published_and_deployable() {
 
 // ---- `flow`: Gitflow run by tuskfish, on real repositories ----
 
-fn git_out(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn contains(dir: &Path, branch: &str, commit: &str) -> bool {
     std::process::Command::new("git")
         .arg("-C")
@@ -875,7 +858,7 @@ fn write_commit(dir: &Path, file: &str, text: &str, subject: &str) -> String {
     std::fs::write(dir.join(file), text).unwrap();
     git(dir, &["add", file]);
     commit(dir, subject);
-    git_out(dir, &["rev-parse", "HEAD"])
+    git(dir, &["rev-parse", "HEAD"])
 }
 
 async fn flow(dir: &Path, args: &[&str]) -> Run {
@@ -902,7 +885,7 @@ async fn flow_starts_and_finishes_features_and_releases() {
     let repo = gitflow_repo("flow");
     let r = flow(&repo, &["feature", "start", "FIN-142-rounding"]).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(git_out(&repo, &["symbolic-ref", "--short", "HEAD"]), "feature/FIN-142-rounding");
+    assert_eq!(git(&repo, &["symbolic-ref", "--short", "HEAD"]), "feature/FIN-142-rounding");
     let story = write_commit(&repo, "rounding.txt", "bankers\n", "[FIN-142] feat: rounding");
     // A dirty tree is refused, and nothing moves.
     std::fs::write(repo.join("app.txt"), "edited\n").unwrap();
@@ -913,14 +896,14 @@ async fn flow_starts_and_finishes_features_and_releases() {
 
     let r = flow(&repo, &["feature", "finish", "FIN-142-rounding"]).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(git_out(&repo, &["symbolic-ref", "--short", "HEAD"]), "develop");
+    assert_eq!(git(&repo, &["symbolic-ref", "--short", "HEAD"]), "develop");
     assert!(contains(&repo, "develop", &story));
     assert_eq!(
-        git_out(&repo, &["rev-list", "--parents", "-n1", "develop"]).split(' ').count(),
+        git(&repo, &["rev-list", "--parents", "-n1", "develop"]).split(' ').count(),
         3,
         "a merge commit"
     );
-    assert!(git_out(&repo, &["branch", "--list", "feature/*"]).is_empty(), "the feature branch is deleted");
+    assert!(git(&repo, &["branch", "--list", "feature/*"]).is_empty(), "the feature branch is deleted");
 
     let r = flow(&repo, &["release", "start", "1.4"]).await;
     assert_eq!(r.code, 0, "{r:?}");
@@ -930,8 +913,8 @@ async fn flow_starts_and_finishes_features_and_releases() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("tagged v1.4.0 on main"), "{r:?}");
     assert!(r.stdout.contains("next version on develop: 1.5.0-develop."), "{r:?}");
-    assert_eq!(git_out(&repo, &["cat-file", "-t", "v1.4.0"]), "tag", "an annotated tag");
-    assert_eq!(git_out(&repo, &["rev-parse", "v1.4.0^{commit}"]), git_out(&repo, &["rev-parse", "main"]));
+    assert_eq!(git(&repo, &["cat-file", "-t", "v1.4.0"]), "tag", "an annotated tag");
+    assert_eq!(git(&repo, &["rev-parse", "v1.4.0^{commit}"]), git(&repo, &["rev-parse", "main"]));
     assert!(contains(&repo, "develop", "main"), "develop has the release");
     git(&repo, &["checkout", "-q", "main"]);
     version_is(&repo, "1.4.0").await;
@@ -945,14 +928,14 @@ async fn flow_starts_and_finishes_features_and_releases() {
     git(&repo, &["checkout", "-q", "develop"]);
     let r = flow(&repo, &["feature", "start", "FIN-160", "--push"]).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(git_out(&origin, &["branch", "--list", "feature/FIN-160"]).contains("feature/FIN-160"));
+    assert!(git(&origin, &["branch", "--list", "feature/FIN-160"]).contains("feature/FIN-160"));
     write_commit(&repo, "fin160.txt", "x\n", "[FIN-160] feat: statements");
     git(&repo, &["push", "-q", "origin", "feature/FIN-160"]);
     git(&repo, &["fetch", "-q", "origin"]);
     let r = flow(&repo, &["feature", "finish", "FIN-160", "--push"]).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(git_out(&origin, &["rev-parse", "develop"]), git_out(&repo, &["rev-parse", "develop"]));
-    assert!(git_out(&origin, &["branch", "--list", "feature/*"]).is_empty(), "deleted on origin too");
+    assert_eq!(git(&origin, &["rev-parse", "develop"]), git(&repo, &["rev-parse", "develop"]));
+    assert!(git(&origin, &["branch", "--list", "feature/*"]).is_empty(), "deleted on origin too");
 
     // What Gitflow would not do is refused with the reason.
     let r = flow(&repo, &["release", "start", "1.3"]).await;
@@ -976,7 +959,7 @@ async fn a_hotfix_reaches_every_newer_line_and_a_conflict_changes_nothing() {
     for branch in ["main", "develop", "release/1.4", "release/1.5"] {
         assert!(contains(&repo, branch, &fix), "{branch} lacks the hotfix: {r:?}");
     }
-    assert_eq!(git_out(&repo, &["rev-parse", "v1.3.10^{commit}"]), git_out(&repo, &["rev-parse", "main"]));
+    assert_eq!(git(&repo, &["rev-parse", "v1.3.10^{commit}"]), git(&repo, &["rev-parse", "main"]));
     assert!(r.stdout.contains("next version on release/1.4: 1.4.0-rc."), "{r:?}");
     assert!(r.stdout.contains("next version on main: 1.3.10"), "{r:?}");
 
@@ -987,7 +970,7 @@ async fn a_hotfix_reaches_every_newer_line_and_a_conflict_changes_nothing() {
     let r = flow(&repo, &["hotfix", "start", "1.3.11"]).await;
     assert_eq!(r.code, 0, "{r:?}");
     write_commit(&repo, "app.txt", "rounding: half-even\n", "[FIN-151] fix: rounding mode");
-    let before = (git_out(&repo, &["for-each-ref"]), git_out(&repo, &["symbolic-ref", "HEAD"]));
+    let before = (git(&repo, &["for-each-ref"]), git(&repo, &["symbolic-ref", "HEAD"]));
     let r = flow(&repo, &["hotfix", "finish", "1.3.11"]).await;
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
@@ -995,9 +978,9 @@ async fn a_hotfix_reaches_every_newer_line_and_a_conflict_changes_nothing() {
             && r.stderr.contains("nothing was changed"),
         "{r:?}"
     );
-    let after = (git_out(&repo, &["for-each-ref"]), git_out(&repo, &["symbolic-ref", "HEAD"]));
+    let after = (git(&repo, &["for-each-ref"]), git(&repo, &["symbolic-ref", "HEAD"]));
     assert_eq!(before, after, "every branch, tag and HEAD as before");
-    assert!(git_out(&repo, &["status", "--porcelain"]).is_empty());
+    assert!(git(&repo, &["status", "--porcelain"]).is_empty());
 }
 
 // ---- GitOps: a Release applied from git is changed in git ----
@@ -1048,13 +1031,13 @@ async fn a_release_applied_from_git_is_changed_in_git() {
     // --git: one line changes in the one file, committed with the change ids that ship.
     let r = ok(&t, &["deploy", "pay", "1.1.0", "--env", "prod", "--git", repo.to_str().unwrap()]).await;
     assert!(r.stdout.contains("committed") && r.stdout.contains("ships: FIN-2"), "{r:?}");
-    let numstat = git_out(&repo, &["show", "--numstat", "--format=", "HEAD"]);
+    let numstat = git(&repo, &["show", "--numstat", "--format=", "HEAD"]);
     assert_eq!(numstat, "1\t1\tprod/payments.yaml", "one line");
-    let message = git_out(&repo, &["log", "-1", "--format=%B"]);
+    let message = git(&repo, &["log", "-1", "--format=%B"]);
     assert!(message.starts_with("deploy pay 1.1.0 to prod") && message.contains("Ships: FIN-2"), "{message}");
     let now = std::fs::read_to_string(&file).unwrap();
     assert_eq!(now, yaml.replace("version: \"1.0.0\"  # CAB-2001", "version: \"1.1.0\"  # CAB-2001"));
-    assert!(git_out(&repo, &["status", "--porcelain"]).is_empty());
+    assert!(git(&repo, &["status", "--porcelain"]).is_empty());
     // The live object was left to the applier; once it applies the commit, the version rolls out.
     assert_eq!(t.api::<Release>().get("pay-prod").await.unwrap().spec.version.as_deref(), Some("1.0.0"));
     flux_applies(&t, &file).await;
