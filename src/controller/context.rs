@@ -49,6 +49,9 @@ pub struct Context {
     pub status_settle: std::time::Duration,
     /// HTTP verification checks in flight, and their results.
     pub probes: super::verify::Probes,
+    /// The one client for what the operator sends out itself (HTTP checks, notifications): its
+    /// TLS roots are loaded once and its connections pooled.
+    pub http: crate::http::HttpClient,
     /// Told of every finished reconcile, when someone asked (see [`super::ReconcileLog`]).
     pub reconciled: Option<Arc<super::ReconcileLog>>,
 }
@@ -74,6 +77,7 @@ impl Context {
             deferred: DeferredStatuses::default(),
             status_settle: std::time::Duration::ZERO,
             probes: super::verify::Probes::new(None),
+            http: crate::http::HttpClient::new(),
             reconciled: None,
         }
     }

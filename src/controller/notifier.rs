@@ -33,7 +33,7 @@ use crate::api::{
     NotificationStatus, Reason, set_condition,
 };
 use crate::cli::session::CLI_FIELD_MANAGER;
-use crate::http::{Body, HttpClient};
+use crate::http::Body;
 use crate::notify::cursor::Cursor;
 use crate::notify::format::{accepted, payload};
 use crate::notify::notice::{self, About, Notice};
@@ -52,7 +52,6 @@ pub async fn run(
     namespace: Option<String>,
     stop: impl std::future::Future<Output = ()> + Send,
 ) {
-    let http = HttpClient::new();
     let mut workers = Workers::new();
     let mut tasks = tokio::task::JoinSet::new();
     let events = pipeline_events(&ctx.client, namespace.as_deref()).take_until(stop);
@@ -70,7 +69,7 @@ pub async fn run(
                 let (tx, rx) = mpsc::unbounded();
                 // Just created: the send cannot fail.
                 let _ = tx.unbounded_send(n.clone());
-                tasks.spawn(worker(ctx.clone(), http.clone(), key.clone(), rx));
+                tasks.spawn(worker(ctx.clone(), key.clone(), rx));
                 workers.insert(key, tx);
             }
         }
@@ -118,12 +117,7 @@ fn about(ctx: &Context, ns: &str, kind: &str, name: &str) -> About {
 }
 
 /// Delivers one Notification's notices in the order they happened, one at a time.
-async fn worker(
-    ctx: Arc<Context>,
-    http: HttpClient,
-    key: ObjectRef<Notification>,
-    mut rx: mpsc::UnboundedReceiver<Notice>,
-) {
+async fn worker(ctx: Arc<Context>, key: ObjectRef<Notification>, mut rx: mpsc::UnboundedReceiver<Notice>) {
     let Some(n) = ctx.stores.notifications.get(&key) else { return };
     let created = n.metadata.creation_timestamp.as_ref().map_or_else(jiff::Timestamp::now, |t| t.0);
     let status = n.status.clone().unwrap_or_default();
@@ -143,7 +137,7 @@ async fn worker(
         }
         let Some((_, next)) = pending.pop_first() else { continue };
         let Some(current) = ctx.stores.notifications.get(&key) else { return };
-        let delivery = deliver(&ctx, &http, &current, &next, &mut record).await;
+        let delivery = deliver(&ctx, &current, &next, &mut record).await;
         cursor.handle(&next);
         record.finish(&current, &next, &delivery);
         if let Err(e) = record.write(&ctx, &current, &cursor, delivery).await {
@@ -240,18 +234,12 @@ async fn write_status(ctx: &Context, n: &Notification, status: serde_json::Value
 }
 
 /// Sends `notice` until the receiver accepts it or the notice is too old to matter.
-async fn deliver(
-    ctx: &Context,
-    http: &HttpClient,
-    n: &Notification,
-    notice: &Notice,
-    record: &mut Record,
-) -> Delivery {
+async fn deliver(ctx: &Context, n: &Notification, notice: &Notice, record: &mut Record) -> Delivery {
     let mut attempts = 0u32;
     let mut wait = FIRST_RETRY;
     loop {
         attempts += 1;
-        let outcome = send(ctx, http, n, notice).await;
+        let outcome = send(ctx, n, notice).await;
         let at = Time(jiff::Timestamp::now());
         let object = notice.object.clone();
         match outcome {
@@ -294,7 +282,7 @@ async fn deliver(
 }
 
 /// One attempt: the URL from the Secret, the payload in the target's format.
-async fn send(ctx: &Context, http: &HttpClient, n: &Notification, notice: &Notice) -> Result<String, String> {
+async fn send(ctx: &Context, n: &Notification, notice: &Notice) -> Result<String, String> {
     let target = &n.spec.target;
     let ns = n.namespace().unwrap_or_default();
     let (secret, key) = (&target.secret_ref.name, target.secret_ref.key.as_deref().unwrap_or("url"));
@@ -311,7 +299,7 @@ async fn send(ctx: &Context, http: &HttpClient, n: &Notification, notice: &Notic
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
         .map_err(|e| format!("the URL in Secret {secret} is not usable: {e}"))?;
-    let answer = http.send(request, SEND_TIMEOUT).await?;
+    let answer = ctx.http.send(request, SEND_TIMEOUT).await?;
     accepted(target.format, answer.status, &answer.body)?;
     Ok(format!("HTTP {}", answer.status))
 }

@@ -104,15 +104,12 @@ async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
     }
     // Verification Jobs run where the Release's objects do (its Environment may be gone already).
-    let env = ctx
-        .stores
-        .environments
-        .get(&ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default()));
-    let ns = held
-        .as_ref()
-        .or_else(|| rel.status.as_ref().and_then(|s| s.inventory.as_ref()))
-        .map(|i| i.namespace.clone());
-    if let Some(ns) = ns.or_else(|| env.map(|e| e.spec.namespace.clone())) {
+    let applied = held.as_ref().or_else(|| rel.status.as_ref().and_then(|s| s.inventory.as_ref()));
+    let ns = applied.map(|i| i.namespace.clone()).or_else(|| {
+        let env = ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default());
+        ctx.stores.environments.get(&env).map(|e| e.spec.namespace.clone())
+    });
+    if let Some(ns) = ns {
         super::verify::remove_jobs(&ctx, &rel, &ns).await?;
     }
     ctx.probes.forget(&rel);

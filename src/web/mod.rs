@@ -107,6 +107,25 @@ where
 /// How long a request waits for the caches' first list before answering 503.
 const READY_WAIT: Duration = Duration::from_secs(10);
 
+/// Whether the caches have listed (an empty page before that would lie); see [`unavailable`].
+async fn caches_ready(view: &View) -> bool {
+    matches!(tokio::time::timeout(READY_WAIT, view.ready()).await, Ok(true))
+}
+
+fn unavailable() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "the caches have not listed yet; retry in a moment\n").into_response()
+}
+
+/// The actions and the page of namespace `ns`, when this view offers actions (see [`read_only`]).
+fn acting(view: &View, ns: &str) -> Option<(std::sync::Arc<actions::Actions>, Page)> {
+    Some((view.actions.clone()?, Page::parse(&format!("/ns/{ns}"), None)?))
+}
+
+fn read_only() -> Response {
+    let r = pages::not_found("This view is read-only: run `tuskfish web` to preview and act.");
+    (StatusCode::NOT_FOUND, pages::document(&Page::Index, &r, false)).into_response()
+}
+
 async fn page(State(view): State<View>, method: Method, uri: Uri) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")], "read-only\n")
@@ -116,9 +135,8 @@ async fn page(State(view): State<View>, method: Method, uri: Uri) -> Response {
         let r = pages::not_found(&format!("Nothing lives at {}.", uri.path()));
         return (StatusCode::NOT_FOUND, pages::document(&Page::Index, &r, false)).into_response();
     };
-    if !matches!(tokio::time::timeout(READY_WAIT, view.ready()).await, Ok(true)) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "the caches have not listed yet; retry in a moment\n")
-            .into_response();
+    if !caches_ready(&view).await {
+        return unavailable();
     }
     let r = view.render(&page, Timestamp::now());
     let status = if r.found { StatusCode::OK } else { StatusCode::NOT_FOUND };
@@ -131,13 +149,9 @@ async fn action_page(
     Path(ns): Path<String>,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let (Some(actions), Some(page)) = (view.actions.clone(), Page::parse(&format!("/ns/{ns}"), None)) else {
-        let r = pages::not_found("This view is read-only: run `tuskfish web` to act from the browser.");
-        return (StatusCode::NOT_FOUND, pages::document(&Page::Index, &r, false)).into_response();
-    };
-    if !matches!(tokio::time::timeout(READY_WAIT, view.ready()).await, Ok(true)) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "the caches have not listed yet; retry in a moment\n")
-            .into_response();
+    let Some((actions, page)) = acting(&view, &ns) else { return read_only() };
+    if !caches_ready(&view).await {
+        return unavailable();
     }
     let (app, env) = (q.get("app").cloned().unwrap_or_default(), q.get("env").cloned().unwrap_or_default());
     let r = pages::action_page(&view.snapshot(&ns), &app, &env, actions.token(), Timestamp::now());
@@ -152,10 +166,7 @@ async fn preview(
     Path(ns): Path<String>,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let (Some(actions), Some(page)) = (view.actions.clone(), Page::parse(&format!("/ns/{ns}"), None)) else {
-        let r = pages::not_found("This view is read-only: run `tuskfish web` to preview and act.");
-        return (StatusCode::NOT_FOUND, pages::document(&Page::Index, &r, false)).into_response();
-    };
+    let Some((actions, page)) = acting(&view, &ns) else { return read_only() };
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let (app, env, version) = (get("app"), get("env"), get("version"));
     let text = actions.actor.preview(ns.clone(), app.clone(), env.clone(), version.clone()).await;

@@ -33,20 +33,20 @@ type Runs = Arc<Mutex<HashMap<ObjectRef<Release>, Run>>>;
 
 pub struct Probes {
     runs: Runs,
-    client: HttpClient,
     wake: Option<Trigger<Release>>,
 }
 
 impl Probes {
     /// `wake`: where a finished check sends its Release (`None`: nobody is told; tests).
     pub fn new(wake: Option<Trigger<Release>>) -> Self {
-        Self { runs: Arc::default(), client: HttpClient::new(), wake }
+        Self { runs: Arc::default(), wake }
     }
 
     /// Where check `name` of run `key` stands; starts it when it has not started yet. A newer run
     /// of the Release stops the older one's checks.
     pub fn state(
         &self,
+        client: &HttpClient,
         rel: &Release,
         key: &str,
         name: &str,
@@ -80,7 +80,7 @@ impl Probes {
             name: name.to_string(),
             wake: self.wake.clone(),
         };
-        let task = tokio::spawn(probe.run(self.client.clone(), finished));
+        let task = tokio::spawn(probe.run(client.clone(), finished));
         run.tasks.push(task.abort_handle());
         started
     }
