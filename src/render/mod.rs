@@ -146,6 +146,13 @@ impl Identity<'_> {
         l
     }
 
+    /// Every variable `${…}` can name: the built-in ones, and the Environment's (which win).
+    pub fn variables(&self, env: &Environment) -> BTreeMap<String, String> {
+        let mut variables = self.builtin_variables();
+        variables.extend(env.spec.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+        variables
+    }
+
     /// Variables visible to `${…}` in manifests and injected into workload containers.
     pub fn builtin_variables(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
@@ -155,6 +162,25 @@ impl Identity<'_> {
             ("TUSKFISH_NAMESPACE".to_string(), self.namespace.to_string()),
         ])
     }
+}
+
+/// The variables a manifest of `app` at `version` sees when `release` renders it into `env` (what a
+/// verification check sees too).
+pub fn variables_for(
+    env: &Environment,
+    release: &Release,
+    app: &str,
+    version: &str,
+) -> BTreeMap<String, String> {
+    Identity {
+        app,
+        version,
+        release: release.metadata.name.as_deref().unwrap_or_default(),
+        release_namespace: release.metadata.namespace.as_deref().unwrap_or_default(),
+        environment: env.metadata.name.as_deref().unwrap_or_default(),
+        namespace: &env.spec.namespace,
+    }
+    .variables(env)
 }
 
 /// The kinds an AppVersion's manifests use, so the caller can look them up before rendering.
@@ -200,8 +226,7 @@ pub fn render(
         environment: env_name,
         namespace: &env.spec.namespace,
     };
-    let mut variables = id.builtin_variables();
-    variables.extend(env.spec.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let variables = id.variables(env);
 
     let mut objects = Vec::new();
     if let Some(w) = &spec.workload {

@@ -289,3 +289,15 @@ fn the_inventory_is_bounded() {
 fn build_metadata_is_label_safe() {
     assert_eq!(version_label("1.4.0+build.7"), "1.4.0_build.7");
 }
+
+#[test]
+fn checks_see_the_variables_manifests_see() {
+    let env = environment(&[("DB_HOST", "db.prod"), ("TUSKFISH_VERSION", "typed")]);
+    let vars = variables_for(&env, &release(), "payments", "1.3.10");
+    assert_eq!(vars["DB_HOST"], "db.prod");
+    assert_eq!(vars["TUSKFISH_APP"], "payments");
+    assert_eq!(vars["TUSKFISH_ENVIRONMENT"], "prod");
+    assert_eq!(vars["TUSKFISH_NAMESPACE"], "finance-prod");
+    // The Environment's own value wins, as it does in manifests.
+    assert_eq!(vars["TUSKFISH_VERSION"], "typed");
+}

@@ -5,8 +5,6 @@
 mod jobs;
 mod probes;
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
@@ -48,7 +46,8 @@ pub async fn verified(
     if let Some(done) = prev.verification.as_ref().filter(|v| v.run == key && v.result.is_final()) {
         return Ok((plan::health_of(done), None));
     }
-    let vars = variables(env, rel, run.version);
+    // What the Environment's manifests see, so a check names the same `${…}`.
+    let vars = crate::render::variables_for(env, rel, &rel.spec.app, run.version);
     let mut states = Vec::with_capacity(checks.len());
     for check in checks {
         let state = match (&check.job, &check.http) {
@@ -65,18 +64,6 @@ pub async fn verified(
 /// When `tuskfish verify` last asked for the checks to run again (an unreadable time is no request).
 fn requested_at(rel: &Release) -> Option<jiff::Timestamp> {
     rel.annotations().get(VERIFY_REQUEST_ANNOTATION)?.parse().ok()
-}
-
-/// What a check may use: the Environment's variables and the rollout's identity.
-fn variables(env: &Environment, rel: &Release, version: &str) -> BTreeMap<String, String> {
-    let mut vars = env.spec.variables.clone();
-    vars.extend([
-        ("TUSKFISH_APP".to_string(), rel.spec.app.clone()),
-        ("TUSKFISH_VERSION".to_string(), version.to_string()),
-        ("TUSKFISH_ENVIRONMENT".to_string(), env.name_any()),
-        ("TUSKFISH_NAMESPACE".to_string(), env.spec.namespace.clone()),
-    ]);
-    vars
 }
 
 /// Forgets the checks of a Release that is gone (its Jobs are removed with it, see `jobs::remove`).
