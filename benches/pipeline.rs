@@ -345,7 +345,8 @@ async fn baseline(client: &Client, w: &World) -> f64 {
     for e in 0..w.envs {
         let env = w.environment(e);
         for a in 0..w.apps {
-            let rendered = render(&w.app_version(a, "1.0.0"), &env, &w.release(e, a), &NoCatalog).unwrap();
+            let rendered =
+                render(&w.app_version(a, "1.0.0"), &env, &w.release(e, a), &[], &NoCatalog).unwrap();
             for o in rendered.objects {
                 let mut body = o.body;
                 // Not tuskfish's: keep the operator's watches out of it.

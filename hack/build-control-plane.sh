@@ -9,6 +9,8 @@
 #
 #   TUSKFISH_K8S_VERSION   1.37 (default) | 1.33 | an exact served version such as 1.36.3
 #
+# With --helm it builds only Helm v4 (helm.sh/helm/v4), with --registry only the CNCF distribution
+# registry (github.com/distribution/distribution/v3), each printing its bin dir.
 # With --flux it builds only Flux, for the benchmark (hack/flux-up.sh): source-controller and
 # kustomize-controller from github.com/fluxcd/{source,kustomize}-controller, their CRDs copied from
 # the modules' config/crd/bases, and hack/githttp (the loopback Git server); prints that bin dir.
@@ -107,6 +109,23 @@ build_flux() {
 
 if [ "${1:-}" = --flux ]; then
   build_flux
+  exit 0
+fi
+
+# --- Helm and an OCI registry (--helm / --registry only) --------------------------------------
+# Helm v4 renders chart AppVersions (the operator runs it as Argo CD's repo-server does); the CNCF
+# distribution registry serves charts over OCI to the tests, on loopback.
+if [ "${1:-}" = --helm ]; then
+  LDFLAGS="-X helm.sh/helm/v4/internal/version.version=v$HELM_VERSION"
+  build_tool helm helm.sh/helm/v4 "$HELM_VERSION" helm.sh/helm/v4/cmd/helm
+  echo "$CACHE/helm/$HELM_VERSION/bin"
+  exit 0
+fi
+if [ "${1:-}" = --registry ]; then
+  LDFLAGS=""
+  build_tool registry github.com/distribution/distribution/v3 "$DISTRIBUTION_VERSION" \
+    github.com/distribution/distribution/v3/cmd/registry
+  echo "$CACHE/registry/$DISTRIBUTION_VERSION/bin"
   exit 0
 fi
 

@@ -84,7 +84,7 @@ fi
 # The default client budgets (20 QPS for kcm, 50 for the scheduler) would make the bed, not the
 # operator, the bottleneck of a 1,000-Release benchmark.
 setsid "$BIN/kube-controller-manager" --kubeconfig "$S/kubeconfig" --leader-elect=false --secure-port 0 \
-  --controllers deployment,replicaset,garbagecollector,namespace,serviceaccount-token,serviceaccount,statefulset,job,daemonset \
+  --controllers deployment,replicaset,garbagecollector,namespace,serviceaccount-token,serviceaccount,statefulset,job,daemonset,persistentvolume-binder \
   --service-account-private-key-file "$S/sa.key" --use-service-account-credentials=false \
   --kube-api-qps 300 --kube-api-burst 600 \
   --concurrent-deployment-syncs 20 --concurrent-replicaset-syncs 20 \

@@ -12,6 +12,10 @@ ensure_tools --browser
 TUSKFISH_HELM_PYTHON=$(ensure_helm_python)
 export TUSKFISH_HELM_PYTHON
 cd "$ROOT"
+# Helm v4 renders chart AppVersions; the distribution registry serves the tests' charts (OCI).
+TUSKFISH_HELM="$("$HERE/build-control-plane.sh" --helm)/helm"
+TUSKFISH_REGISTRY="$("$HERE/build-control-plane.sh" --registry)/registry"
+export TUSKFISH_HELM TUSKFISH_REGISTRY
 # kubectl of the bed's version on PATH: tests run it as users do.
 BIN=$("$HERE/build-control-plane.sh")
 export PATH="$BIN:$PATH"

@@ -24,3 +24,8 @@ FLUX_KUSTOMIZE_CONTROLLER_VERSION=1.9.6
 # the wrappers replace them with this served version. source-controller 1.9.6 requires
 # github.com/fluxcd/pkg/artifact v0.18.3; of the 0.18 line only 0.18.0 is served.
 FLUX_SUBSTITUTES="github.com/fluxcd/pkg/artifact=0.18.0"
+
+# Helm renders chart AppVersions (the operator's image ships it; the tests and the demo build it);
+# the CNCF distribution registry serves the tests' charts over OCI.
+HELM_VERSION=4.3.2
+DISTRIBUTION_VERSION=3.1.2

@@ -63,6 +63,12 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
     vec![
         ("spec.version must be a semantic version such as 1.4.0", app_version(json!({"version": "v1.4.0"}))),
         ("nothing to deploy", app_version(json!({"workload": null}))),
+        (
+            "spec.helm.version must be the chart's exact semantic version",
+            app_version(
+                json!({"workload": null, "helm": {"repository": "oci://r.example/charts", "chart": "payments", "version": "^1.3"}}),
+            ),
+        ),
         ("spec.versionLine must be a semver range", environment(json!({"versionLine": "the 1.3 line"}))),
         (
             "a freeze window has exactly one of start (and optionally end), weekly and recurrence",

@@ -194,7 +194,7 @@ fn write_repository(flux: &Flux, w: &World) -> Result<(), String> {
         for a in 0..w.apps {
             let dir = work.join(release_path(w, e, a));
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            let rendered = render(&w.app_version(a, "1.0.0"), &env, &w.release(e, a), &NoCatalog)
+            let rendered = render(&w.app_version(a, "1.0.0"), &env, &w.release(e, a), &[], &NoCatalog)
                 .map_err(|e| format!("render: {e}"))?;
             let mut files = Vec::new();
             for o in rendered.objects {

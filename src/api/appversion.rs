@@ -47,12 +47,51 @@ pub struct AppVersionSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "manifests_schema")]
     pub manifests: Vec<serde_json::Value>,
+    /// A Helm chart in an OCI registry or an HTTP(S) chart repository, rendered by Helm into the
+    /// environment's namespace. Its digest is recorded at publish; a chart whose content later
+    /// differs is never rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmChart>,
     /// Where the build came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
     /// The stories and bugs this build contains.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
+}
+
+/// A chart version in a repository, and the values this build renders it with.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmChart {
+    /// `oci://REGISTRY/PATH` (the chart is `PATH/CHART`) or the URL of an HTTP(S) chart repository
+    /// (the directory of its `index.yaml`).
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^(oci|https?)://\S+$"))]
+    pub repository: String,
+    /// The chart's name, e.g. `payments`.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z0-9][-A-Za-z0-9_.]*$"))]
+    pub chart: String,
+    /// The chart's exact version (SemVer), e.g. `1.3.10`.
+    #[schemars(length(min = 1, max = 128))]
+    pub version: String,
+    /// Values over the chart's own `values.yaml`. The Environment's `helmValues` and then the
+    /// Release's go over these; strings may use `${VAR}` as manifests do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "values_schema")]
+    pub values: Option<serde_json::Value>,
+    /// A Secret in this namespace with `username` and `password` for the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretName>,
+    /// Speak plain HTTP to the OCI registry (a registry without TLS, e.g. in a lab).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain_http: bool,
+}
+
+/// A Secret of the object's own namespace, by name.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
+pub struct SecretName {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
 }
 
 /// A single-container workload rendered as a Deployment (and a Service when `ports` is not empty).
@@ -161,6 +200,9 @@ pub struct AppVersionStatus {
     pub spec_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_at: Option<Time>,
+    /// `sha256:…` of the packaged chart (`spec.helm`) when it was published: what is rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`: True (reason `Published`) when the version can be deployed.
@@ -178,5 +220,13 @@ fn manifests_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             "x-kubernetes-embedded-resource": true,
             "x-kubernetes-preserve-unknown-fields": true
         }
+    })
+}
+
+/// Helm values: any object (checked by the chart's own `values.schema.json`, if it has one).
+pub(crate) fn values_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
     })
 }

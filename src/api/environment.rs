@@ -63,6 +63,11 @@ pub struct EnvironmentSpec {
     /// before anything promotes the version); a failed check fails the rollout.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify: Vec<super::Check>,
+    /// Helm values for every chart deployed here, over each AppVersion's `spec.helm.values` (and
+    /// under a Release's `helmValues`); strings may use `${VAR}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::appversion::values_schema")]
+    pub helm_values: Option<serde_json::Value>,
 }
 
 /// The approvals a new version needs in an Environment.

@@ -33,6 +33,7 @@ pub fn environment(name: &str, tier: Tier) -> Environment {
             freeze_windows: vec![],
             allow_windows: vec![],
             verify: vec![],
+            helm_values: None,
         },
     );
     e.metadata.namespace = Some("finance".into());

@@ -151,6 +151,17 @@ vocabulary! {
         DuplicateObject,
         NameTooLong,
         TooManyObjects,
+        // Helm charts (AppVersion and Release conditions; ChartHooksSkipped is an Event).
+        ChartNotFound,
+        ChartRepositoryUnreachable,
+        ChartCredentialsRejected,
+        ChartDigestChanged,
+        ChartRenderFailed,
+        ChartValuesInvalid,
+        ChartOutputTooLarge,
+        ChartHasCrds,
+        ChartHooksSkipped,
+        HelmUnavailable,
         // Applying.
         ApplyRejected,
         Forbidden,

@@ -74,6 +74,11 @@ pub struct ReleaseSpec {
     /// Environment's replaces it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify: Vec<super::Check>,
+    /// Helm values of this app here, over the Environment's `helmValues` and the AppVersion's
+    /// `spec.helm.values` (the last word); strings may use `${VAR}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::appversion::values_schema")]
+    pub helm_values: Option<serde_json::Value>,
 }
 
 /// Another app this Release waits for.

@@ -149,8 +149,14 @@ pub fn schema_rules() -> Vec<SchemaRule> {
         rule(
             "AppVersion",
             &["spec"],
-            "has(self.workload) || (has(self.manifests) && size(self.manifests) > 0)".into(),
-            "nothing to deploy: set spec.workload (an image) or spec.manifests",
+            "has(self.workload) || has(self.helm) || (has(self.manifests) && size(self.manifests) > 0)".into(),
+            "nothing to deploy: set spec.workload (an image), spec.helm (a chart) or spec.manifests",
+        ),
+        matches(
+            "AppVersion",
+            &["spec", "helm", "version"],
+            SEMVER,
+            "spec.helm.version must be the chart's exact semantic version, such as 1.3.10",
         ),
         // Environment
         matches(

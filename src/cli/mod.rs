@@ -6,6 +6,7 @@ pub mod flow;
 pub mod git;
 pub mod gitflow;
 pub mod gitops;
+pub mod helm_args;
 pub mod operator;
 pub mod output;
 pub mod session;
@@ -324,14 +325,24 @@ enum Command {
         /// Regex for change ids in commit subjects; its first group is the id.
         #[arg(long, default_value = gitflow::DEFAULT_CHANGE_PATTERN)]
         change_pattern: String,
-        /// Print an AppVersion manifest for `kubectl apply` (needs --app and --image).
-        #[arg(long, requires_all = ["app", "image"])]
+        /// Print an AppVersion manifest for `kubectl apply` (needs --app, and --image or --chart).
+        #[arg(long, requires = "app")]
         emit_appversion: bool,
         #[arg(long)]
         app: Option<String>,
         /// Container image; `{version}` is replaced by the version.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "chart")]
         image: Option<String>,
+        /// A chart instead of an image: REPOSITORY/CHART (`oci://…/payments` or an HTTP(S) chart
+        /// repository URL and the chart's name), at the computed version.
+        #[arg(long)]
+        chart: Option<String>,
+        /// Secret (in the AppVersion's namespace) with the chart repository's username and password.
+        #[arg(long, requires = "chart")]
+        chart_secret: Option<String>,
+        /// The OCI registry of --chart speaks plain HTTP.
+        #[arg(long, requires = "chart")]
+        plain_http: bool,
         /// Container port NAME:PORT[/PROTOCOL] (repeatable).
         #[arg(long = "port")]
         ports: Vec<String>,
@@ -418,13 +429,33 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
             verbs::flow::flow(args)?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Version { dir, branch, change_pattern, emit_appversion, app, image, ports, replicas } => {
-            let emit = match (emit_appversion, app.as_deref(), image.as_deref()) {
-                (true, Some(app), Some(image)) => {
-                    Some(verbs::version::EmitArgs { app, image, ports: &ports, replicas })
+        Command::Version {
+            dir,
+            branch,
+            change_pattern,
+            emit_appversion,
+            app,
+            image,
+            chart,
+            chart_secret,
+            plain_http,
+            ports,
+            replicas,
+        } => {
+            use verbs::version::{Deploys, EmitArgs};
+            let what = match (image.as_deref(), chart.as_deref()) {
+                (Some(image), _) => Some(Deploys::Image { image, ports: &ports, replicas }),
+                (None, Some(reference)) => {
+                    Some(Deploys::Chart { reference, secret: chart_secret.as_deref(), plain_http })
                 }
+                (None, None) => None,
+            };
+            let emit = match (emit_appversion, app.as_deref(), what) {
+                (true, Some(app), Some(what)) => Some(EmitArgs { app, what }),
                 (true, _, _) => {
-                    return Err(CliError::Usage("--emit-appversion needs --app and --image".into()));
+                    return Err(CliError::Usage(
+                        "--emit-appversion needs --app, and --image or --chart".into(),
+                    ));
                 }
                 (false, _, _) => None,
             };

@@ -62,6 +62,8 @@ pub struct RunArgs {
     /// loopback and reach it with `kubectl port-forward`: the page has no login of its own.
     #[arg(long, default_value = "off", env = "TUSKFISH_WEB_ADDR")]
     web_addr: String,
+    #[command(flatten)]
+    helm: super::helm_args::HelmArgs,
 }
 
 fn identity(explicit: Option<String>) -> String {
@@ -118,7 +120,11 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
         metrics,
         reconciled: None,
+        helm: args.helm.config(),
     };
+    if let Err(why) = &settings.helm {
+        info!(%why, "no Helm: AppVersions with a chart will say HelmUnavailable");
+    }
     let operator = crate::controller::Operator::new(client.clone(), settings, counter.counts());
     let webhook = match listen_addr("--webhook-addr", &args.webhook_addr)? {
         None => None,

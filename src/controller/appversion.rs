@@ -2,12 +2,14 @@
 //! publishing, duplicates and invalid versions.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 
+use super::charts;
 use super::context::{Context, cached};
 use super::error::Result;
 use super::events::publish;
@@ -46,8 +48,16 @@ pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, b
             );
         }
     };
-    if av.spec.workload.is_none() && av.spec.manifests.is_empty() {
-        return bad(Reason::NothingToDeploy, "set spec.workload or spec.manifests".into());
+    if av.spec.workload.is_none() && av.spec.manifests.is_empty() && av.spec.helm.is_none() {
+        return bad(Reason::NothingToDeploy, "set spec.workload, spec.manifests or spec.helm".into());
+    }
+    if let Some(h) = &av.spec.helm
+        && let Err(e) = semver::Version::parse(h.version.trim())
+    {
+        return bad(
+            Reason::InvalidVersion,
+            format!("spec.helm.version {:?} is not an exact semantic version: {e}", h.version),
+        );
     }
     let key = |a: &AppVersion| (a.metadata.creation_timestamp.clone().map(|t| t.0), a.name_any());
     let first = others
@@ -71,14 +81,32 @@ pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, b
     (ConditionUpdate::new(ConditionType::Ready, true, Reason::Published, "published; can be deployed"), true)
 }
 
+/// How soon to try again to publish a version whose chart could not be pulled for a reason that
+/// may pass (the repository down, a Secret not there yet).
+const CHART_RETRY: Duration = Duration::from_secs(20);
+
 pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action> {
     let ns = av.namespace().unwrap_or_default();
     let others = cached(&ctx.stores.app_versions, &ns, ctx.index.app_versions_of(&ns, &av.spec.app));
-    let (update, publish_now) = judge(&av, &others);
+    let (mut update, mut publish_now) = judge(&av, &others);
     let now = Time(jiff::Timestamp::now());
     let prev = av.status.clone().unwrap_or_default();
     let mut status: AppVersionStatus = prev.clone();
     status.observed_generation = av.metadata.generation;
+    // A chart is pulled once, at publish: its digest is what the version is from then on.
+    let mut next = Action::await_change();
+    if publish_now {
+        match charts::publish(ctx.as_ref().into(), &av).await {
+            Ok(digest) => status.chart_digest = digest,
+            Err(e) => {
+                if e.is_transient() {
+                    next = Action::requeue(CHART_RETRY);
+                }
+                update = ConditionUpdate::new(ConditionType::Ready, false, e.reason(), e.to_string());
+                publish_now = false;
+            }
+        }
+    }
     if publish_now {
         status.spec_hash = Some(spec_hash(&av.spec));
         status.published_at = Some(now.clone());
@@ -95,5 +123,5 @@ pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action>
         let type_ = if ok { EventType::Normal } else { EventType::Warning };
         publish(&ctx, &reference, type_, reason, message);
     }
-    Ok(Action::await_change())
+    Ok(next)
 }

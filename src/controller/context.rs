@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use kube::Client;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
@@ -25,6 +25,9 @@ pub struct Stores {
     pub app_versions: Store<AppVersion>,
     pub deployments: Store<Deployment>,
     pub stateful_sets: Store<StatefulSet>,
+    pub daemon_sets: Store<DaemonSet>,
+    /// PersistentVolumeClaims a Release applied.
+    pub claims: Store<PersistentVolumeClaim>,
     pub approvals: Store<Approval>,
     /// Verification Jobs (and any Job a Release applied).
     pub jobs: Store<Job>,
@@ -54,6 +57,10 @@ pub struct Context {
     pub http: crate::http::HttpClient,
     /// Told of every finished reconcile, when someone asked (see [`super::ReconcileLog`]).
     pub reconciled: Option<Arc<super::ReconcileLog>>,
+    /// Watches of the custom kinds Releases applied, for their health.
+    pub custom_kinds: super::custom_kinds::CustomKinds,
+    /// Helm, for AppVersions with a chart; else why there is none (said in their conditions).
+    pub helm: Result<Arc<crate::helm::Helm>, String>,
 }
 
 impl Context {
@@ -67,6 +74,7 @@ impl Context {
         let reporter = Reporter { controller: "tuskfish".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            custom_kinds: super::custom_kinds::CustomKinds::new(client.clone(), None),
             client,
             stores,
             index,
@@ -79,6 +87,7 @@ impl Context {
             probes: super::verify::Probes::new(None),
             http: crate::http::HttpClient::new(),
             reconciled: None,
+            helm: Err("the operator was started without Helm".into()),
         }
     }
 }

@@ -4,7 +4,9 @@
 mod apply;
 mod appversion;
 mod catalog;
+pub mod charts;
 mod context;
+mod custom_kinds;
 mod deferred;
 mod environment;
 mod error;
@@ -52,6 +54,8 @@ pub struct Settings {
     pub metrics: SharedMetrics,
     /// Told of every finished reconcile (a barrier for whoever must know the operator looked).
     pub reconciled: Option<Arc<ReconcileLog>>,
+    /// How to run Helm for chart AppVersions; else why it cannot (`--helm`).
+    pub helm: Result<crate::helm::HelmConfig, String>,
 }
 
 impl Default for Settings {
@@ -63,6 +67,7 @@ impl Default for Settings {
             watch_namespace: None,
             metrics: Arc::default(),
             reconciled: None,
+            helm: Err("the operator was started without Helm".into()),
         }
     }
 }
@@ -173,7 +178,15 @@ async fn run_controllers(
     let mut ctx = Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone());
     ctx.reconciled = settings.reconciled.clone();
     ctx.status_settle = settings.status_settle;
+    ctx.custom_kinds = custom_kinds::CustomKinds::new(ctx.client.clone(), Some(wake.clone()));
     ctx.probes = verify::Probes::new(Some(wake));
+    ctx.helm = settings.helm.clone().and_then(|cfg| {
+        let dir = cfg.work_dir.display().to_string();
+        crate::helm::Helm::new(cfg).map(Arc::new).map_err(|e| format!("its work directory {dir}: {e}"))
+    });
+    if let Err(why) = &ctx.helm {
+        debug!(%why, "charts cannot be deployed");
+    }
     let ctx = Arc::new(ctx);
     let drivers = futures::future::join_all(w.drivers);
 
@@ -188,6 +201,8 @@ async fn run_controllers(
                 s.app_versions.wait_until_ready(),
                 s.deployments.wait_until_ready(),
                 s.stateful_sets.wait_until_ready(),
+                s.daemon_sets.wait_until_ready(),
+                s.claims.wait_until_ready(),
                 s.approvals.wait_until_ready(),
                 s.jobs.wait_until_ready(),
                 s.notifications.wait_until_ready(),

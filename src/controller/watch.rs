@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use kube::api::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -335,6 +335,8 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
     let (deployments, deploy_fut) = workload_watch::<Deployment>(client, managed.clone(), &triggers);
     let (stateful_sets, sts_fut) = workload_watch::<StatefulSet>(client, managed.clone(), &triggers);
     let (jobs, jobs_fut) = workload_watch::<Job>(client, managed.clone(), &triggers);
+    let (daemon_sets, ds_fut) = workload_watch::<DaemonSet>(client, managed.clone(), &triggers);
+    let (claims, claims_fut) = workload_watch::<PersistentVolumeClaim>(client, managed.clone(), &triggers);
 
     let (t, ix) = (triggers.clone(), index.clone());
     let (approvals, approvals_fut) = reflect(
@@ -375,6 +377,8 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             app_versions,
             deployments,
             stateful_sets,
+            daemon_sets,
+            claims,
             approvals,
             jobs,
             notifications,
@@ -391,6 +395,8 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
             Box::pin(ns_fut),
             Box::pin(approvals_fut),
             Box::pin(jobs_fut),
+            Box::pin(ds_fut),
+            Box::pin(claims_fut),
             Box::pin(notifications_fut),
         ],
     }

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Health of one workload object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -10,6 +13,8 @@ pub enum WorkloadState {
     Ready,
     /// Still rolling out; the message says what is missing.
     InProgress(String),
+    /// Will not become ready by waiting (a failed Job, a lost volume): the rollout is Degraded now.
+    Failed(String),
 }
 
 /// Health of the whole rollout.
@@ -113,8 +118,122 @@ pub fn stateful_set_state(s: &StatefulSet, applied: Applied<'_>) -> WorkloadStat
     }
 }
 
+/// Reads a DaemonSet the way `kubectl rollout status` does.
+pub fn daemon_set_state(d: &DaemonSet, applied: Applied<'_>) -> WorkloadState {
+    if applied.is_stale(&d.metadata) {
+        return WorkloadState::InProgress("waiting for the latest spec to be observed".into());
+    }
+    let Some(status) = d.status.as_ref() else {
+        return WorkloadState::InProgress("waiting for the DaemonSet controller".into());
+    };
+    if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
+        return WorkloadState::InProgress(
+            "waiting for the DaemonSet controller to observe the new spec".into(),
+        );
+    }
+    let want = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    if updated < want {
+        WorkloadState::InProgress(format!("{updated} of {want} scheduled pods updated"))
+    } else if available < want {
+        WorkloadState::InProgress(format!("{available} of {want} updated pods available"))
+    } else {
+        WorkloadState::Ready
+    }
+}
+
+/// A Job is ready once complete; a failed Job fails the rollout at once.
+pub fn job_state(j: &Job, applied: Applied<'_>) -> WorkloadState {
+    if applied.is_stale(&j.metadata) {
+        return WorkloadState::InProgress("waiting for the latest spec to be observed".into());
+    }
+    let conditions = j.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let true_condition =
+        |type_: &str| conditions.into_iter().flatten().find(|c| c.type_ == type_ && c.status == "True");
+    if true_condition("Complete").is_some() {
+        return WorkloadState::Ready;
+    }
+    if let Some(c) = true_condition("Failed") {
+        let why = c.message.as_deref().or(c.reason.as_deref()).unwrap_or("no reason given");
+        return WorkloadState::Failed(format!("the Job failed: {why}"));
+    }
+    let succeeded = j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0);
+    let want = j.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
+    WorkloadState::InProgress(format!("{succeeded} of {want} completions"))
+}
+
+/// A PersistentVolumeClaim is ready once bound.
+pub fn pvc_state(p: &PersistentVolumeClaim) -> WorkloadState {
+    match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Bound") => WorkloadState::Ready,
+        Some("Lost") => WorkloadState::Failed("its volume is lost".into()),
+        Some(other) => WorkloadState::InProgress(format!("{other}, not bound yet")),
+        None => WorkloadState::InProgress("not bound yet".into()),
+    }
+}
+
+/// Any other object that reports kstatus-style status: ready when its controller has observed its
+/// generation and its `Ready` condition (if any) is `True`. An object without such status is ready
+/// once applied.
+pub fn conditions_state(
+    meta: &ObjectMeta,
+    status: Option<&serde_json::Value>,
+    applied: Applied<'_>,
+) -> WorkloadState {
+    if applied.is_stale(meta) {
+        return WorkloadState::InProgress("waiting for the latest spec to be observed".into());
+    }
+    let Some(status) = status else { return WorkloadState::Ready };
+    let observed = status.get("observedGeneration").and_then(serde_json::Value::as_i64);
+    if let (Some(observed), Some(generation)) = (observed, meta.generation)
+        && observed < generation
+    {
+        return WorkloadState::InProgress("waiting for its controller to observe the new spec".into());
+    }
+    let conditions = status.get("conditions").and_then(serde_json::Value::as_array);
+    let find = |type_: &str| {
+        conditions
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("type").and_then(serde_json::Value::as_str) == Some(type_))
+    };
+    let text = |c: &serde_json::Value, key: &str| {
+        c.get(key).and_then(serde_json::Value::as_str).unwrap_or("").to_string()
+    };
+    if let Some(stalled) = find("Stalled").filter(|c| text(c, "status") == "True") {
+        return WorkloadState::Failed(
+            format!("Stalled: {} {}", text(stalled, "reason"), text(stalled, "message")).trim().to_string(),
+        );
+    }
+    match find("Ready") {
+        Some(c) if text(c, "status") == "True" => WorkloadState::Ready,
+        Some(c) => {
+            let why = [text(c, "reason"), text(c, "message")]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>();
+            WorkloadState::InProgress(format!(
+                "not Ready: {}",
+                if why.is_empty() { "no reason given".into() } else { why.join(": ") }
+            ))
+        }
+        None => WorkloadState::Ready,
+    }
+}
+
 /// Combines the workloads' states with the Release's own deadline, counted from the rollout start.
 pub fn assess(states: &[(String, WorkloadState)], elapsed: Duration, deadline: Duration) -> Health {
+    let failed: Vec<String> = states
+        .iter()
+        .filter_map(|(obj, s)| match s {
+            WorkloadState::Failed(m) => Some(format!("{obj}: {m}")),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Health::Degraded { message: failed.join("; ") };
+    }
     let waiting: Vec<String> = states
         .iter()
         .filter_map(|(obj, s)| match s {
@@ -227,6 +346,7 @@ mod tests {
             let kind = match &got {
                 Ready => "ready",
                 InProgress(_) => "progress",
+                Failed(_) => "failed",
             };
             assert_eq!(kind, want, "case {i}: {got:?}");
         }
@@ -258,5 +378,102 @@ mod tests {
             assess(&[ready, slow], d, d),
             Health::Degraded { message } if message.contains("Deployment/b") && !message.contains("Deployment/a")
         ));
+    }
+
+    fn kind_of(s: &WorkloadState) -> &'static str {
+        use WorkloadState::*;
+        match s {
+            Ready => "ready",
+            InProgress(_) => "progress",
+            Failed(_) => "failed",
+        }
+    }
+
+    #[test]
+    fn daemon_sets_jobs_claims_and_conditions() {
+        use WorkloadState::*;
+        let ds = |generation: i64, status: serde_json::Value| -> DaemonSet {
+            serde_json::from_value(
+                json!({"metadata": {"name": "d", "generation": generation}, "status": status}),
+            )
+            .unwrap()
+        };
+        let none = Applied::default();
+        let full = json!({"observedGeneration": 2, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+            "numberMisscheduled": 0, "numberReady": 3, "updatedNumberScheduled": 3, "numberAvailable": 3});
+        assert_eq!(kind_of(&daemon_set_state(&ds(2, full.clone()), none)), "ready");
+        let mut old = full.clone();
+        old["observedGeneration"] = json!(1);
+        assert_eq!(kind_of(&daemon_set_state(&ds(2, old), none)), "progress");
+        let mut updating = full.clone();
+        updating["updatedNumberScheduled"] = json!(1);
+        assert!(
+            matches!(daemon_set_state(&ds(2, updating), none), InProgress(m) if m == "1 of 3 scheduled pods updated")
+        );
+        let mut unavailable = full;
+        unavailable["numberAvailable"] = json!(2);
+        assert_eq!(kind_of(&daemon_set_state(&ds(2, unavailable), none)), "progress");
+
+        let job = |status: serde_json::Value| -> Job {
+            serde_json::from_value(
+                json!({"metadata": {"name": "j"}, "spec": {"template": {}}, "status": status}),
+            )
+            .unwrap()
+        };
+        let cond = |t: &str| json!({"conditions": [{"type": t, "status": "True", "message": "BackoffLimitExceeded: 3 failures"}]});
+        assert_eq!(kind_of(&job_state(&job(cond("Complete")), none)), "ready");
+        assert!(
+            matches!(job_state(&job(cond("Failed")), none), Failed(m) if m.contains("BackoffLimitExceeded"))
+        );
+        assert!(
+            matches!(job_state(&job(json!({"succeeded": 0})), none), InProgress(m) if m == "0 of 1 completions")
+        );
+
+        let pvc = |phase: Option<&str>| -> PersistentVolumeClaim {
+            serde_json::from_value(json!({"metadata": {"name": "p"}, "status": phase.map(|p| json!({"phase": p})).unwrap_or(json!({}))})).unwrap()
+        };
+        assert_eq!(kind_of(&pvc_state(&pvc(Some("Bound")))), "ready");
+        assert_eq!(kind_of(&pvc_state(&pvc(Some("Pending")))), "progress");
+        assert_eq!(kind_of(&pvc_state(&pvc(None))), "progress");
+        assert_eq!(kind_of(&pvc_state(&pvc(Some("Lost")))), "failed");
+
+        let meta = |generation: i64| ObjectMeta { generation: Some(generation), ..Default::default() };
+        let cases = [
+            (None, "ready"),
+            (Some(json!({})), "ready"),
+            (Some(json!({"observedGeneration": 1})), "progress"),
+            (
+                Some(json!({"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}]})),
+                "ready",
+            ),
+            (
+                Some(
+                    json!({"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "False", "reason": "Waiting"}]}),
+                ),
+                "progress",
+            ),
+            (Some(json!({"conditions": [{"type": "Ready", "status": "Unknown"}]})), "progress"),
+            (
+                Some(json!({"conditions": [{"type": "Stalled", "status": "True", "reason": "Broken"}]})),
+                "failed",
+            ),
+            (Some(json!({"conditions": [{"type": "Available", "status": "False"}]})), "ready"),
+        ];
+        for (i, (status, want)) in cases.into_iter().enumerate() {
+            let got = conditions_state(&meta(2), status.as_ref(), none);
+            assert_eq!(kind_of(&got), want, "case {i}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_object_degrades_the_rollout_before_its_deadline() {
+        use WorkloadState::*;
+        let states = vec![
+            ("Deployment a".to_string(), Ready),
+            ("Job migrate".to_string(), Failed("the Job failed: x".into())),
+            ("Deployment b".to_string(), InProgress("1 of 2".into())),
+        ];
+        let h = assess(&states, Duration::from_secs(1), Duration::from_secs(300));
+        assert_eq!(h, Health::Degraded { message: "Job migrate: the Job failed: x".into() });
     }
 }

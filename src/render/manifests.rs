@@ -6,7 +6,7 @@ use kube::core::GroupVersionKind;
 use serde_json::{Map, Value};
 
 use super::variables::substitute_value;
-use super::{Identity, KindCatalog, RenderError, RenderedObject};
+use super::{Identity, KindCatalog, Origin, RenderError, RenderedObject};
 use crate::api::GROUP;
 
 /// Server-managed metadata that must never be sent in an apply.
@@ -20,28 +20,32 @@ const SERVER_FIELDS: &[&str] = &[
     "deletionTimestamp",
 ];
 
+/// One object from `at`. `variables`: substitute `${…}` with these first (`None`: the object is
+/// final, as Helm's output is).
 pub(super) fn render(
-    index: usize,
+    at: Origin,
     manifest: &Value,
     id: &Identity<'_>,
-    variables: &BTreeMap<String, String>,
+    variables: Option<&BTreeMap<String, String>>,
     catalog: &dyn KindCatalog,
 ) -> Result<RenderedObject, RenderError> {
-    let invalid = |message: String| RenderError::InvalidManifest { index, message };
+    let invalid = |message: String| RenderError::InvalidManifest { at: at.clone(), message };
     let mut body = manifest.clone();
     if !body.is_object() {
         return Err(invalid("not an object".into()));
     }
     // Substitute first: the name and namespace the checks below judge must be the ones that are
     // applied (`name: ${TUSKFISH_APP}-settings`, or a variable that names another namespace).
-    substitute_value(&mut body, variables).map_err(|name| RenderError::UnknownVariable {
-        name,
-        context: format!(
-            "manifest #{index} ({kind} {name_of})",
-            kind = manifest.get("kind").and_then(Value::as_str).unwrap_or("?"),
-            name_of = name_for_msg(manifest)
-        ),
-    })?;
+    if let Some(variables) = variables {
+        substitute_value(&mut body, variables).map_err(|name| RenderError::UnknownVariable {
+            name,
+            context: format!(
+                "{at} ({kind} {name_of})",
+                kind = manifest.get("kind").and_then(Value::as_str).unwrap_or("?"),
+                name_of = name_for_msg(manifest)
+            ),
+        })?;
+    }
     let Value::Object(obj) = &mut body else {
         return Err(invalid("not an object".into()));
     };
@@ -50,7 +54,7 @@ pub(super) fn render(
     let gvk = parse_gvk(&api_version, &kind)
         .ok_or_else(|| invalid(format!("invalid apiVersion {api_version:?}")))?;
     if gvk.group == GROUP {
-        return Err(RenderError::ForbiddenKind { index, kind });
+        return Err(RenderError::ForbiddenKind { at, kind });
     }
     let meta = obj
         .entry("metadata")
@@ -65,19 +69,19 @@ pub(super) fn render(
         .ok_or_else(|| invalid(format!("{kind} has no metadata.name (generateName is not supported)")))?;
     check_name(&name).map_err(|why| invalid(format!("{kind} name {name:?} {why}")))?;
     let (resource, namespaced) = catalog.resolve(&gvk).ok_or_else(|| RenderError::UnknownKind {
-        index,
+        at: at.clone(),
         api_version: api_version.clone(),
         kind: kind.clone(),
     })?;
     if !namespaced {
-        return Err(RenderError::ClusterScoped { index, kind, name });
+        return Err(RenderError::ClusterScoped { at, kind, name });
     }
     match meta.get("namespace") {
         None | Some(Value::Null) => {}
         Some(Value::String(ns)) if ns == id.namespace || ns.is_empty() => {}
         Some(other) => {
             return Err(RenderError::ForeignNamespace {
-                index,
+                at,
                 kind,
                 name,
                 namespace: other.as_str().unwrap_or("<not a string>").to_string(),

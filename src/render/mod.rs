@@ -3,6 +3,7 @@
 //! Nothing here talks to the API server; the one fact it needs from the cluster (which kinds exist and
 //! whether they are namespaced) comes in as a [`KindCatalog`].
 
+pub mod chart;
 pub mod check_job;
 mod manifests;
 mod variables;
@@ -16,26 +17,31 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{AppVersion, Environment, InventoryEntry, Reason, Release, labels};
 
+pub use chart::{ChartObject, chart_values};
 pub use variables::substitute;
 pub(crate) use variables::substitute_value;
 
 /// Why the desired objects could not be rendered. Each variant has a stable reason for conditions.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RenderError {
-    #[error("AppVersion has neither spec.workload nor spec.manifests: nothing to deploy")]
+    #[error("AppVersion has neither spec.workload, spec.manifests nor spec.helm: nothing to deploy")]
     Empty,
-    #[error("manifest #{index}: {message}")]
-    InvalidManifest { index: usize, message: String },
-    #[error("manifest #{index} ({kind} {name}) is cluster-scoped; only namespaced objects can be deployed")]
-    ClusterScoped { index: usize, kind: String, name: String },
+    #[error("{at}: {message}")]
+    InvalidManifest { at: Origin, message: String },
+    #[error("{at} ({kind} {name}) is cluster-scoped; only namespaced objects can be deployed")]
+    ClusterScoped { at: Origin, kind: String, name: String },
     #[error(
-        "manifest #{index} ({kind} {name}) names namespace {namespace:?} but the environment's namespace is {expected:?}"
+        "the chart brings CustomResourceDefinitions ({names}); CRDs are cluster-scoped: install them with the cluster's own tooling and leave them out of the chart's crds/"
     )]
-    ForeignNamespace { index: usize, kind: String, name: String, namespace: String, expected: String },
-    #[error("manifest #{index}: kind {kind} of {api_version} is not served by the API server")]
-    UnknownKind { index: usize, api_version: String, kind: String },
-    #[error("manifest #{index}: {kind} objects of tuskfish.dev cannot be deployed by a Release")]
-    ForbiddenKind { index: usize, kind: String },
+    ChartCrds { names: String },
+    #[error(
+        "{at} ({kind} {name}) names namespace {namespace:?} but the environment's namespace is {expected:?}"
+    )]
+    ForeignNamespace { at: Origin, kind: String, name: String, namespace: String, expected: String },
+    #[error("{at}: kind {kind} of {api_version} is not served by the API server")]
+    UnknownKind { at: Origin, api_version: String, kind: String },
+    #[error("{at}: {kind} objects of tuskfish.dev cannot be deployed by a Release")]
+    ForbiddenKind { at: Origin, kind: String },
     #[error("{kind} {name} is rendered twice")]
     Duplicate { kind: String, name: String },
     #[error("unknown variable ${{{name}}} in {context}; define it in the Environment's spec.variables")]
@@ -46,6 +52,24 @@ pub enum RenderError {
         "{count} objects are rendered; their inventory would take {bytes} bytes of the Release's status (at most {INVENTORY_LIMIT}): split the app into several"
     )]
     TooManyObjects { count: usize, bytes: usize },
+}
+
+/// Where a rendered object came from, for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// `spec.manifests[i]`.
+    Manifest(usize),
+    /// An object of the chart's output, by the template that made it.
+    Chart { source: String },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Manifest(i) => write!(f, "manifest #{i}"),
+            Origin::Chart { source } => write!(f, "chart template {source}"),
+        }
+    }
 }
 
 /// The most bytes the inventory of rendered objects may take in a Release's status (about 200 objects
@@ -65,6 +89,7 @@ impl RenderError {
             RenderError::Empty => Reason::NothingToDeploy,
             RenderError::InvalidManifest { .. } => Reason::InvalidManifest,
             RenderError::ClusterScoped { .. } => Reason::ClusterScopedManifest,
+            RenderError::ChartCrds { .. } => Reason::ChartHasCrds,
             RenderError::ForeignNamespace { .. } => Reason::ForeignNamespace,
             RenderError::UnknownKind { .. } => Reason::UnknownKind,
             RenderError::ForbiddenKind { .. } => Reason::ForbiddenKind,
@@ -183,12 +208,14 @@ pub fn variables_for(
     .variables(env)
 }
 
-/// The kinds an AppVersion's manifests use, so the caller can look them up before rendering.
-pub fn required_kinds(app_version: &AppVersion) -> Vec<GroupVersionKind> {
+/// The kinds an AppVersion's manifests (and its chart's output, when rendered) use, so the caller
+/// can look them up before rendering.
+pub fn required_kinds(app_version: &AppVersion, chart: &[ChartObject]) -> Vec<GroupVersionKind> {
     app_version
         .spec
         .manifests
         .iter()
+        .chain(chart.iter().map(|o| &o.body))
         .filter_map(|m| {
             let api_version = m.get("apiVersion")?.as_str()?;
             let kind = m.get("kind")?.as_str()?;
@@ -202,11 +229,13 @@ pub fn version_label(version: &str) -> String {
     version.replace('+', "_")
 }
 
-/// Renders the objects of `release` running `app_version` in `env`.
+/// Renders the objects of `release` running `app_version` in `env`; `chart` is what Helm rendered of
+/// the AppVersion's chart (empty without one), taken as it is: Helm has already substituted.
 pub fn render(
     app_version: &AppVersion,
     env: &Environment,
     release: &Release,
+    chart: &[ChartObject],
     catalog: &dyn KindCatalog,
 ) -> Result<Rendered, RenderError> {
     let release_name = release.metadata.name.as_deref().unwrap_or_default();
@@ -238,7 +267,17 @@ pub fn render(
         ));
     }
     for (index, manifest) in spec.manifests.iter().enumerate() {
-        objects.push(manifests::render(index, manifest, &id, &variables, catalog)?);
+        objects.push(manifests::render(Origin::Manifest(index), manifest, &id, Some(&variables), catalog)?);
+    }
+    chart::refuse_crds(chart)?;
+    for o in chart {
+        objects.push(manifests::render(
+            Origin::Chart { source: o.source.clone() },
+            &o.body,
+            &id,
+            None,
+            catalog,
+        )?);
     }
     if objects.is_empty() {
         return Err(RenderError::Empty);

@@ -82,7 +82,7 @@ proptest! {
         let vars = [("OTHER_NS", "kube-system"), ("SLASHY", "../x")];
         let env = environment(&vars);
         let av = app_version(workload, manifests.clone());
-        match render(&av, &env, &release(), &StaticCatalog) {
+        match render(&av, &env, &release(), &[], &StaticCatalog) {
             Ok(r) => {
                 prop_assert_eq!(&r.namespace, &env.spec.namespace);
                 // Manifests come after the workload's objects, in order, named as substituted.
@@ -133,7 +133,7 @@ proptest! {
         }
         let mut manifests = others;
         manifests.push(json!({"apiVersion": api_version, "kind": kind, "metadata": meta}));
-        let result = render(&app_version(None, manifests), &environment(&[]), &release(), &StaticCatalog);
+        let result = render(&app_version(None, manifests), &environment(&[]), &release(), &[], &StaticCatalog);
         let foreign = ns.is_some_and(|n| n != "finance-prod");
         if cluster_scoped || foreign {
             prop_assert!(result.is_err(), "rendered {kind} in {ns:?}");
@@ -151,7 +151,7 @@ proptest! {
         }
         let av = app_version(None, vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta})]);
         let env = environment(&[("SUFFIX", "-x"), ("ELSEWHERE", "kube-system")]);
-        let result = render(&av, &env, &release(), &StaticCatalog);
+        let result = render(&av, &env, &release(), &[], &StaticCatalog);
         if ns == Some("${ELSEWHERE}") {
             prop_assert_eq!(result.map_err(|e| e.reason().as_str()).err(), Some("ForeignNamespace"));
         } else {

@@ -29,6 +29,7 @@ pub(crate) fn app_version(workload: Option<Workload>, manifests: Vec<serde_json:
             version: "1.3.9".into(),
             workload,
             manifests,
+            helm: None,
             source: None,
             changes: vec![],
         },
@@ -50,6 +51,7 @@ pub(crate) fn environment(vars: &[(&str, &str)]) -> Environment {
             freeze_windows: vec![],
             allow_windows: vec![],
             verify: vec![],
+            helm_values: None,
         },
     );
     env.metadata.namespace = Some("finance".into());
@@ -86,6 +88,7 @@ fn workload_renders_deployment_and_service_with_protocols_and_labels() {
         &app_version(Some(workload()), vec![]),
         &environment(&[("DB", "prod-db")]),
         &release(),
+        &[],
         &StaticCatalog,
     )
     .unwrap();
@@ -113,10 +116,10 @@ fn workload_renders_deployment_and_service_with_protocols_and_labels() {
 #[test]
 fn hash_is_stable_and_tracks_changes() {
     let av = app_version(Some(workload()), vec![]);
-    let a = render(&av, &environment(&[]), &release(), &StaticCatalog).unwrap();
-    let b = render(&av, &environment(&[]), &release(), &StaticCatalog).unwrap();
+    let a = render(&av, &environment(&[]), &release(), &[], &StaticCatalog).unwrap();
+    let b = render(&av, &environment(&[]), &release(), &[], &StaticCatalog).unwrap();
     assert_eq!(a.hash, b.hash);
-    let c = render(&av, &environment(&[("X", "1")]), &release(), &StaticCatalog).unwrap();
+    let c = render(&av, &environment(&[("X", "1")]), &release(), &[], &StaticCatalog).unwrap();
     assert_ne!(a.hash, c.hash);
 }
 
@@ -129,6 +132,7 @@ fn manifests_are_namespaced_labelled_and_substituted() {
         &app_version(None, vec![cm]),
         &environment(&[("HOST", "pay.example")]),
         &release(),
+        &[],
         &StaticCatalog,
     )
     .unwrap();
@@ -145,7 +149,8 @@ fn manifests_are_namespaced_labelled_and_substituted() {
 fn manifest_ports_get_default_protocol() {
     let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
         "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}});
-    let r = render(&app_version(None, vec![svc]), &environment(&[]), &release(), &StaticCatalog).unwrap();
+    let r =
+        render(&app_version(None, vec![svc]), &environment(&[]), &release(), &[], &StaticCatalog).unwrap();
     assert_eq!(r.objects[0].body["spec"]["ports"][0]["protocol"], "TCP");
     assert_eq!(r.objects[0].body["spec"]["ports"][1]["protocol"], "UDP");
 }
@@ -207,14 +212,14 @@ fn bad_inputs_give_stable_reasons() {
         ),
     ];
     for (w, m, reason) in cases {
-        let err =
-            render(&app_version(w, m.clone()), &environment(&[]), &release(), &StaticCatalog).unwrap_err();
+        let err = render(&app_version(w, m.clone()), &environment(&[]), &release(), &[], &StaticCatalog)
+            .unwrap_err();
         assert_eq!(err.reason(), reason, "manifests {m:?}: {err}");
     }
     let mut long = release();
     long.metadata.name = Some("r".repeat(64));
-    let err =
-        render(&app_version(Some(workload()), vec![]), &environment(&[]), &long, &StaticCatalog).unwrap_err();
+    let err = render(&app_version(Some(workload()), vec![]), &environment(&[]), &long, &[], &StaticCatalog)
+        .unwrap_err();
     assert_eq!(err.reason(), "NameTooLong");
 }
 
@@ -229,6 +234,7 @@ fn names_and_namespaces_are_judged_after_substitution() {
         ),
         &env,
         &release(),
+        &[],
         &StaticCatalog,
     )
     .unwrap();
@@ -244,8 +250,8 @@ fn names_and_namespaces_are_judged_after_substitution() {
         (json!({"name": "${NOPE}"}), "UnknownVariable"),
     ];
     for (meta, reason) in cases {
-        let err =
-            render(&app_version(None, vec![cm(meta.clone())]), &env, &release(), &StaticCatalog).unwrap_err();
+        let err = render(&app_version(None, vec![cm(meta.clone())]), &env, &release(), &[], &StaticCatalog)
+            .unwrap_err();
         assert_eq!(err.reason(), reason, "{meta}: {err}");
     }
 }
@@ -257,8 +263,8 @@ fn api_versions_that_cannot_be_discovered_are_invalid_manifests() {
     {
         let m = json!({"apiVersion": api_version, "kind": "ConfigMap", "metadata": {"name": "x"}});
         let av = app_version(None, vec![m]);
-        assert!(required_kinds(&av).is_empty(), "{api_version:?} must not be looked up");
-        let err = render(&av, &environment(&[]), &release(), &StaticCatalog).unwrap_err();
+        assert!(required_kinds(&av, &[]).is_empty(), "{api_version:?} must not be looked up");
+        let err = render(&av, &environment(&[]), &release(), &[], &StaticCatalog).unwrap_err();
         assert_eq!(err.reason(), "InvalidManifest", "{api_version:?}: {err}");
     }
 }
@@ -268,10 +274,11 @@ fn the_inventory_is_bounded() {
     let cms = |n: usize| -> Vec<serde_json::Value> {
         (0..n).map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i:04}")}})).collect()
     };
-    let ok = render(&app_version(None, cms(150)), &environment(&[]), &release(), &StaticCatalog).unwrap();
+    let ok =
+        render(&app_version(None, cms(150)), &environment(&[]), &release(), &[], &StaticCatalog).unwrap();
     assert_eq!(ok.objects.len(), 150);
-    let err =
-        render(&app_version(None, cms(1000)), &environment(&[]), &release(), &StaticCatalog).unwrap_err();
+    let err = render(&app_version(None, cms(1000)), &environment(&[]), &release(), &[], &StaticCatalog)
+        .unwrap_err();
     assert_eq!(err.reason(), "TooManyObjects", "{err}");
     // The estimate is an upper bound of what the inventory serializes to.
     let entry = crate::api::InventoryEntry {

@@ -21,6 +21,7 @@ use tuskfish::client::Target;
 use tuskfish::controller::{ReconcileLog, Settings};
 use tuskfish::telemetry::{RequestCounter, RequestCounts};
 
+pub mod charts;
 pub mod receiver;
 
 /// How long a test waits for the operator before failing. Generous: a loaded CI machine must not
@@ -84,6 +85,7 @@ fn harness() -> &'static Harness {
         let counts = counter.counts();
         let reconciled = Arc::new(ReconcileLog::default());
         let mut settings = Settings { reconciled: Some(reconciled.clone()), ..Default::default() };
+        settings.helm = helm_config();
         settings.status_settle = *STATUS_SETTLE.get_or_init(|| settings.status_settle);
         let t = target.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -99,6 +101,19 @@ fn harness() -> &'static Harness {
         });
         ready_rx.recv_timeout(WAIT).expect("operator did not start");
         Harness { target, counts, reconciled }
+    })
+}
+
+/// Helm for the test operator, when `make test` built it (`TUSKFISH_HELM`); its chart cache is
+/// this test process's own.
+pub fn helm_config() -> Result<tuskfish::helm::HelmConfig, String> {
+    let binary = std::env::var("TUSKFISH_HELM").map_err(|_| "TUSKFISH_HELM is not set".to_string())?;
+    Ok(tuskfish::helm::HelmConfig {
+        binary: binary.into(),
+        work_dir: std::env::temp_dir().join(format!("tuskfish-helm-test-{}", std::process::id())),
+        concurrency: 4,
+        timeout: Duration::from_secs(60),
+        max_output: 4 * 1024 * 1024,
     })
 }
 

@@ -11,9 +11,11 @@ use serde_json::Value;
 
 use crate::api::{AppVersion, Environment, FIELD_MANAGER, Release, ReleaseSpec};
 use crate::cli::error::{CliError, CliResult};
+use crate::cli::helm_args;
 use crate::cli::output;
 use crate::cli::session::Session;
 use crate::controller::Catalog;
+use crate::controller::charts::{self, ChartAccess};
 use crate::matrix::frozen;
 use crate::render;
 
@@ -172,12 +174,18 @@ pub async fn render_for(
 ) -> CliResult<render::Rendered> {
     let catalog = Catalog::default();
     let what = format!("{} {}", av.spec.app, av.spec.version);
+    let refused =
+        |e: String| CliError::Failed(format!("{what} would not render for {}: {e}", env.name_any()));
+    // A chart is rendered here as the operator renders it: the published digest, the same values.
+    let helm = if av.spec.helm.is_some() { helm_args::for_cli() } else { Err(String::new()) };
+    let access = ChartAccess { helm: &helm, client: &s.client };
+    let chart = charts::output(access, av, env, release).await.map_err(|r| refused(r.message))?;
+    let objects = chart.as_deref().map_or(&[][..], |c| &c.objects[..]);
     catalog
-        .learn(&s.client, &render::required_kinds(av))
+        .learn(&s.client, &render::required_kinds(av, objects))
         .await
         .map_err(|e| CliError::Failed(format!("looking up the kinds {what} uses: {e}")))?;
-    render::render(av, env, release, &catalog)
-        .map_err(|e| CliError::Failed(format!("{what} would not render for {}: {e}", env.name_any())))
+    render::render(av, env, release, objects, &catalog).map_err(|e| refused(e.to_string()))
 }
 
 /// An object as YAML without what the server keeps for itself (so the diff shows the change).

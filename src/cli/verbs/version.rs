@@ -5,7 +5,7 @@ use std::path::Path;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::api::{AppVersion, AppVersionSpec, Change, Source, Workload, WorkloadPort};
+use crate::api::{AppVersion, AppVersionSpec, Change, HelmChart, SecretName, Source, Workload, WorkloadPort};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::git::Repo;
 use crate::cli::gitflow::{changes_in, next_version};
@@ -25,10 +25,16 @@ pub struct VersionArgs<'a> {
 
 pub struct EmitArgs<'a> {
     pub app: &'a str,
-    /// May contain `{version}`.
-    pub image: &'a str,
-    pub ports: &'a [String],
-    pub replicas: Option<i32>,
+    /// What the AppVersion deploys.
+    pub what: Deploys<'a>,
+}
+
+/// What an emitted AppVersion deploys.
+pub enum Deploys<'a> {
+    /// One container image (may contain `{version}`) as a Deployment.
+    Image { image: &'a str, ports: &'a [String], replicas: Option<i32> },
+    /// The chart `REPOSITORY/CHART` at the computed version (`helm package --version` it so).
+    Chart { reference: &'a str, secret: Option<&'a str>, plain_http: bool },
 }
 
 #[derive(Serialize)]
@@ -63,16 +69,31 @@ pub fn version(args: VersionArgs<'_>) -> CliResult<()> {
         };
         return output::print(args.output, &info, || format!("{}\n", info.version));
     };
-    let ports = emit.ports.iter().map(|p| parse_port(p)).collect::<CliResult<Vec<_>>>()?;
+    let (workload, helm) = match emit.what {
+        Deploys::Image { image, ports, replicas } => {
+            let ports = ports.iter().map(|p| parse_port(p)).collect::<CliResult<Vec<_>>>()?;
+            let image = image.replace("{version}", &version.to_string());
+            (Some(Workload { image, replicas, ports, ..Default::default() }), None)
+        }
+        Deploys::Chart { reference, secret, plain_http } => {
+            let (repository, chart) = split_chart(reference)?;
+            let secret_ref = secret.map(|name| SecretName { name: name.to_string() });
+            let chart = HelmChart {
+                repository,
+                chart,
+                version: version.to_string(),
+                values: None,
+                secret_ref,
+                plain_http,
+            };
+            (None, Some(chart))
+        }
+    };
     let spec = AppVersionSpec {
         app: emit.app.to_string(),
         version: version.to_string(),
-        workload: Some(Workload {
-            image: emit.image.replace("{version}", &version.to_string()),
-            replicas: emit.replicas,
-            ports,
-            ..Default::default()
-        }),
+        workload,
+        helm,
         manifests: vec![],
         source: Some(Source { repo: origin.repo, branch: Some(origin.branch), commit: Some(origin.commit) }),
         changes,
@@ -82,6 +103,27 @@ pub fn version(args: VersionArgs<'_>) -> CliResult<()> {
     // A manifest for `kubectl apply`: YAML unless JSON is asked for.
     let out = if args.output == Output::Json { Output::Json } else { Output::Yaml };
     output::print(out, &av, String::new)
+}
+
+/// `oci://registry/charts/payments` → (`oci://registry/charts`, `payments`); the same for an
+/// HTTP(S) repository URL followed by the chart's name.
+fn split_chart(reference: &str) -> CliResult<(String, String)> {
+    let bad = |why: &str| {
+        CliError::Usage(format!(
+            "--chart {reference:?}: {why}; expected REPOSITORY/CHART, e.g. oci://registry.example.com/charts/payments"
+        ))
+    };
+    let rest = ["oci://", "https://", "http://"]
+        .iter()
+        .find_map(|scheme| reference.strip_prefix(scheme))
+        .ok_or_else(|| bad("not an oci://, https:// or http:// reference"))?;
+    let (repo_path, chart) =
+        rest.trim_end_matches('/').rsplit_once('/').ok_or_else(|| bad("no chart name"))?;
+    if chart.is_empty() || repo_path.is_empty() {
+        return Err(bad("no chart name"));
+    }
+    let scheme_len = reference.len() - rest.len();
+    Ok((format!("{}{repo_path}", &reference[..scheme_len]), chart.to_string()))
 }
 
 /// `http:8080` or `http:8080/UDP`.
@@ -104,7 +146,7 @@ fn parse_port(s: &str) -> CliResult<WorkloadPort> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_port;
+    use super::{parse_port, split_chart};
     use crate::api::Protocol;
 
     #[test]
@@ -114,6 +156,23 @@ mod tests {
         assert_eq!(parse_port("dns:53/udp").unwrap().protocol, Some(Protocol::Udp));
         for bad in ["8080", "http:", "http:0", "http:70000", "http:80/ICMP", ":80"] {
             assert!(parse_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn chart_references() {
+        let ok = |r: &str| split_chart(r).unwrap();
+        assert_eq!(
+            ok("oci://reg.example.com/charts/payments"),
+            ("oci://reg.example.com/charts".into(), "payments".into())
+        );
+        assert_eq!(ok("oci://127.0.0.1:5000/payments/"), ("oci://127.0.0.1:5000".into(), "payments".into()));
+        assert_eq!(
+            ok("https://charts.example.com/stable/payments"),
+            ("https://charts.example.com/stable".into(), "payments".into())
+        );
+        for bad in ["payments", "oci://payments", "ftp://x/payments", "oci:///payments"] {
+            assert!(split_chart(bad).is_err(), "{bad}");
         }
     }
 }

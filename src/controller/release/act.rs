@@ -13,17 +13,22 @@ use crate::api::{
     Environment, Inventory, InventoryEntry, Reason, Release, ReleaseStatus, VerificationStatus,
 };
 use crate::controller::apply::{ApplyFailure, apply_all, prune};
+use crate::controller::charts::{self, Refusal};
 use crate::controller::context::Context;
+use crate::controller::custom_kinds::CustomKinds;
 use crate::controller::error::{Error, Result};
 use crate::controller::events::publish;
 use crate::controller::verify;
 use crate::controller::workloads::{WatchedKind, applied_of, live_of};
 use crate::plan::drift::{self, Decision, Live};
-use crate::plan::health::WorkloadState;
+use crate::plan::health::{WorkloadState, conditions_state};
 use crate::plan::record::{Change, Step, earliest};
 use crate::plan::verify as verify_plan;
 use crate::plan::{Health, Outcome, Target, assess};
+use crate::render::KindCatalog;
 use crate::render::{self, Rendered};
+use kube::core::GroupVersionKind;
+use kube::runtime::reflector::ObjectRef;
 
 /// How long to wait before retrying a rendering that may succeed unchanged (e.g. a CRD not yet
 /// installed); everything else waits for a change.
@@ -40,17 +45,15 @@ pub(super) async fn act(
     rolled_back: Option<&str>,
     now: &Time,
 ) -> Result<Option<Step>> {
-    ctx.catalog.learn(&ctx.client, &render::required_kinds(target.app_version)).await?;
     let mut verification = None;
-    let (outcome, wake) = match render::render(target.app_version, env, rel, &ctx.catalog) {
-        Err(e) => {
-            let transient = e.is_transient();
+    let (outcome, wake) = match desired(ctx, rel, env, target).await? {
+        Err(Refusal { reason, message, transient }) => {
             let wake = transient.then_some(TRANSIENT_RETRY);
-            (Outcome::Failed { reason: e.reason(), message: e.to_string(), transient }, wake)
+            (Outcome::Failed { reason, message, transient }, wake)
         }
-        Ok(rendered) => {
+        Ok(desired) => {
             let change = Change::of(prev, target, rolled_back);
-            match rollout(ctx, rel, env, prev, change, rendered, now).await? {
+            match rollout(ctx, rel, env, prev, change, desired, now).await? {
                 Some(Rolled { outcome, wake, verification: v }) => {
                     verification = v;
                     (outcome, wake)
@@ -64,6 +67,31 @@ pub(super) async fn act(
     let held = target.held.clone();
     let recheck = held.as_ref().and_then(|h| h.recheck_in).map(|d| d.saturating_add(RECHECK_SLACK));
     Ok(Some(Step { outcome, held, wake: earliest(wake, recheck), verification }))
+}
+
+/// What a target is to become: its objects, and the chart hooks left out of them.
+struct Desired {
+    rendered: Rendered,
+    hooks: Vec<String>,
+}
+
+/// The target's objects, or why there are none.
+async fn desired(
+    ctx: &Context,
+    rel: &Release,
+    env: &Environment,
+    target: &Target<'_>,
+) -> Result<Result<Desired, Refusal>> {
+    let av = target.app_version;
+    let chart = match charts::output(ctx.into(), av, env, rel).await {
+        Ok(chart) => chart,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let (objects, hooks) =
+        chart.as_deref().map_or((&[][..], Vec::new()), |c| (&c.objects[..], c.hooks.clone()));
+    ctx.catalog.learn(&ctx.client, &render::required_kinds(av, objects)).await?;
+    let rendered = render::render(av, env, rel, objects, &ctx.catalog);
+    Ok(rendered.map(|rendered| Desired { rendered, hooks }).map_err(Refusal::from))
 }
 
 /// What a rollout step did, and the verification it looked at.
@@ -80,7 +108,7 @@ async fn rollout(
     env: &Environment,
     prev: &ReleaseStatus,
     change: Change,
-    rendered: Rendered,
+    Desired { rendered, hooks }: Desired,
     now: &Time,
 ) -> Result<Option<Rolled>> {
     // Live state only matters (for drift) when the desired state is what was applied last.
@@ -136,6 +164,18 @@ async fn rollout(
             return Ok(Some(Rolled { outcome, wake: None, verification: None }));
         }
     };
+    if new_rollout && !hooks.is_empty() {
+        publish(
+            ctx,
+            &rel.object_ref(&()),
+            EventType::Normal,
+            Reason::ChartHooksSkipped,
+            format!(
+                "the chart's hooks are not run (tuskfish applies a chart's templates, not Helm's install steps): {}; use spec.verify for checks",
+                hooks.join(", ")
+            ),
+        );
+    }
     let inventory =
         Inventory { namespace: rendered.namespace.clone(), hash: Some(rendered.hash.clone()), objects };
     if let Some(old) = prev.inventory.as_ref() {
@@ -210,7 +250,12 @@ fn health(
     };
     let mut states = Vec::new();
     for e in &inv.objects {
-        let Some(kind) = WatchedKind::of(e) else { continue };
+        let Some(kind) = WatchedKind::of(e) else {
+            if let Some(state) = custom_state(ctx, &inv.namespace, e) {
+                states.push((format!("{} {}", e.kind, e.name), state));
+            }
+            continue;
+        };
         let state = match kind.cached(&ctx.stores, &inv.namespace, &e.name) {
             Some(c) => c.state(applied_of(e)),
             None => WorkloadState::InProgress("not created yet".into()),
@@ -221,4 +266,24 @@ fn health(
         .map(|s| Duration::try_from(now.0.duration_since(s.0)).unwrap_or_default())
         .unwrap_or_default();
     assess(&states, elapsed, deadline)
+}
+
+/// The state of an object of a custom kind (`None`: a kind that is ready once applied).
+fn custom_state(ctx: &Context, ns: &str, e: &InventoryEntry) -> Option<WorkloadState> {
+    let group = e.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    if !CustomKinds::is_custom(group) {
+        return None;
+    }
+    let version = e.api_version.rsplit_once('/').map_or(e.api_version.as_str(), |(_, v)| v);
+    let gvk = GroupVersionKind::gvk(group, version, &e.kind);
+    let Some((resource, _)) = ctx.catalog.resolve(&gvk) else {
+        return Some(WorkloadState::InProgress(format!("kind {} is not served", e.kind)));
+    };
+    let Some(store) = ctx.custom_kinds.store(&resource) else {
+        return Some(WorkloadState::InProgress(format!("waiting for the watch of {}", e.kind)));
+    };
+    Some(match store.get(&ObjectRef::new_with(&e.name, resource).within(ns)) {
+        Some(o) => conditions_state(&o.metadata, o.data.get("status"), applied_of(e)),
+        None => WorkloadState::InProgress("not created yet".into()),
+    })
 }

@@ -1,0 +1,109 @@
+//! Charts at the controllers' edge: the repository credentials from the AppVersion's Secret, the
+//! digest recorded at publish, and the chart's output for one Release.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client, ResourceExt};
+
+use super::context::Context;
+use crate::api::{AppVersion, Environment, Reason, Release};
+use crate::helm::{ChartError, Credentials, Helm};
+use crate::render::{self, chart::ChartOutput};
+
+/// Why a chart cannot be rendered, as a condition says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Reason,
+    pub message: String,
+    pub transient: bool,
+}
+
+impl From<ChartError> for Refusal {
+    fn from(e: ChartError) -> Self {
+        Self { reason: e.reason(), transient: e.is_transient(), message: e.to_string() }
+    }
+}
+
+impl From<render::RenderError> for Refusal {
+    fn from(e: render::RenderError) -> Self {
+        Self { reason: e.reason(), transient: e.is_transient(), message: e.to_string() }
+    }
+}
+
+/// Helm and the client to read Secrets with: the operator's, or the CLI user's for a dry run.
+pub struct ChartAccess<'a> {
+    pub helm: &'a Result<Arc<Helm>, String>,
+    pub client: &'a Client,
+}
+
+impl<'a> From<&'a Context> for ChartAccess<'a> {
+    fn from(ctx: &'a Context) -> Self {
+        Self { helm: &ctx.helm, client: &ctx.client }
+    }
+}
+
+impl ChartAccess<'_> {
+    fn helm(&self) -> Result<&Helm, ChartError> {
+        self.helm.as_deref().map_err(|why| ChartError::Unavailable(why.clone()))
+    }
+}
+
+/// Pulls the chart of a version being published; its digest.
+pub async fn publish(access: ChartAccess<'_>, av: &AppVersion) -> Result<Option<String>, ChartError> {
+    let Some(chart) = av.spec.helm.as_ref() else { return Ok(None) };
+    let helm = access.helm()?;
+    let creds = credentials(access.client, av).await?;
+    helm.publish(chart, creds.as_ref()).await.map(Some)
+}
+
+/// What Helm renders of `av`'s chart for `rel` in `env` (`None`: the AppVersion has no chart).
+pub async fn output(
+    access: ChartAccess<'_>,
+    av: &AppVersion,
+    env: &Environment,
+    rel: &Release,
+) -> Result<Option<Arc<ChartOutput>>, Refusal> {
+    let Some(chart) = av.spec.helm.as_ref() else { return Ok(None) };
+    let helm = access.helm()?;
+    // Only published versions are selected, and publishing records the digest.
+    let digest = av.status.as_ref().and_then(|s| s.chart_digest.as_deref()).ok_or_else(|| Refusal {
+        reason: Reason::AppVersionNotPublished,
+        message: format!("AppVersion {} has no chart digest yet", av.name_any()),
+        transient: true,
+    })?;
+    let variables = render::variables_for(env, rel, &av.spec.app, &av.spec.version);
+    let values = render::chart_values(
+        &[chart.values.as_ref(), env.spec.helm_values.as_ref(), rel.spec.helm_values.as_ref()],
+        &variables,
+    )?;
+    let creds = credentials(access.client, av).await?;
+    let path = helm.chart(chart, digest, creds.as_ref()).await?;
+    let release = rel.metadata.name.as_deref().unwrap_or_default();
+    Ok(Some(helm.template(&path, digest, release, &env.spec.namespace, &values).await?))
+}
+
+/// The repository credentials of `av`, read when a pull needs them (rarely: charts are kept).
+async fn credentials(client: &Client, av: &AppVersion) -> Result<Option<Credentials>, ChartError> {
+    let Some(name) = av.spec.helm.as_ref().and_then(|h| h.secret_ref.as_ref()).map(|r| r.name.as_str())
+    else {
+        return Ok(None);
+    };
+    let ns = av.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let missing = |what: String| ChartError::Credentials(format!("spec.helm.secretRef: {what}"));
+    let secret = secrets
+        .get_opt(name)
+        .await
+        .map_err(|e| missing(format!("reading Secret {ns}/{name}: {e}")))?
+        .ok_or_else(|| missing(format!("Secret {ns}/{name} does not exist")))?;
+    let key = |k: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .ok_or_else(|| missing(format!("Secret {ns}/{name} has no {k:?} key")))
+    };
+    Ok(Some(Credentials { username: key("username")?, password: key("password")? }))
+}

@@ -1,0 +1,82 @@
+//! Health of custom kinds a Release applied (a chart's `Certificate`, `Kafka`, …): one watch per
+//! kind, started the first time a Release's inventory holds that kind and kept from then on, fed
+//! only with tuskfish's objects (label selector). Their kstatus-style `Ready` condition and
+//! `observedGeneration` say whether they are ready ([`crate::plan::health::conditions_state`]).
+//! Built-in kinds without a rollout status (ConfigMaps, Services…) need no watch: they are ready
+//! once applied.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use kube::api::DynamicObject;
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tracing::warn;
+
+use super::watch::{Trigger, managed_selector, release_of};
+use crate::api::Release;
+
+pub struct CustomKinds {
+    client: Client,
+    /// Wakes the Release whose object changed (`None`: nobody to wake, e.g. a read-only view).
+    wake: Option<Trigger<Release>>,
+    stores: Mutex<HashMap<GroupVersionKind, Watched>>,
+}
+
+/// A kind's cache, and whether its first list is in.
+#[derive(Clone)]
+struct Watched {
+    store: Store<DynamicObject>,
+    listed: Arc<AtomicBool>,
+}
+
+impl CustomKinds {
+    pub fn new(client: Client, wake: Option<Trigger<Release>>) -> Self {
+        Self { client, wake, stores: Mutex::default() }
+    }
+
+    /// Whether tuskfish watches `group` for health: custom kinds, not Kubernetes' own groups.
+    pub fn is_custom(group: &str) -> bool {
+        group.contains('.') && !group.ends_with(".k8s.io")
+    }
+
+    /// The cache of `resource`'s kind once it has listed (`None` before: the watch is started on
+    /// the first call, and its first list wakes the Releases whose objects it holds).
+    pub fn store(&self, resource: &ApiResource) -> Option<Store<DynamicObject>> {
+        let gvk = GroupVersionKind::gvk(&resource.group, &resource.version, &resource.kind);
+        // Only a map of started watches: a lock poisoned elsewhere still holds good entries.
+        let mut stores = self.stores.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let watched = stores.entry(gvk).or_insert_with(|| self.start(resource)).clone();
+        watched.listed.load(Ordering::Acquire).then_some(watched.store)
+    }
+
+    fn start(&self, resource: &ApiResource) -> Watched {
+        let writer = reflector::store::Writer::new(resource.clone());
+        let reader = writer.as_reader();
+        let listed = Arc::new(AtomicBool::new(false));
+        let done = listed.clone();
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
+        let config = watcher::Config::default().labels(&managed_selector());
+        let wake = self.wake.clone();
+        let kind = resource.kind.clone();
+        let events = watcher(api, config).default_backoff().reflect(writer).for_each(move |e| {
+            match e {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o)) => {
+                    if let (Some(w), Some(r)) = (&wake, release_of(&o.metadata)) {
+                        w.send(r);
+                    }
+                }
+                Ok(watcher::Event::InitDone) => done.store(true, Ordering::Release),
+                Ok(watcher::Event::Init) => {}
+                Err(error) => warn!(%kind, %error, "watch of a custom kind failed (retrying with backoff)"),
+            }
+            futures::future::ready(())
+        });
+        tokio::spawn(events);
+        Watched { store: reader, listed }
+    }
+}

@@ -1,0 +1,318 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! Charts, rendered by the real Helm v4 and served by real repositories on loopback: a CNCF
+//! distribution registry (OCI) and an HTTP chart repository. The seed story with `payments` as a
+//! chart, per-environment values in what is applied, a broken version rolled back, a re-pushed
+//! version refused by digest, the registry down and back, and the errors a user acts on.
+
+mod common;
+
+use common::charts::{ChartRepo, PUBLISH_RETRY_WAIT, Registry, digest_of, make_chart, scratch};
+use common::{TestNs, healthy_at, within};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::ListParams;
+use kube::runtime::wait::await_condition;
+use serde_json::{Value, json};
+use tuskfish::api::{AppVersion, Release, find_condition};
+
+/// An AppVersion of `payments` at `version` from `repository` (no workload).
+async fn chart_version(t: &TestNs, repository: &str, version: &str, extra: Value) -> AppVersion {
+    let mut helm = json!({"repository": repository, "chart": "payments", "version": version,
+        "plainHttp": repository.starts_with("oci://")});
+    common::merge(&mut helm, extra);
+    t.app_version("payments", version, json!({"workload": null, "helm": helm})).await
+}
+
+fn ready_reason(av: &AppVersion) -> Option<String> {
+    av.status.as_ref().and_then(|s| find_condition(&s.conditions, "Ready")).map(|c| c.reason.clone())
+}
+
+/// The Release's Ready (or Degraded) reason, once it is `reason`.
+async fn wait_release_reason(t: &TestNs, name: &str, reason: &'static str) -> Release {
+    t.wait_for::<Release>(name, move |r| {
+        r.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == reason))
+    })
+    .await
+}
+
+fn condition_message(r: &Release, reason: &str) -> String {
+    r.status.as_ref().unwrap().conditions.iter().find(|c| c.reason == reason).unwrap().message.clone()
+}
+
+async fn settings(t: &TestNs, env: &str, release: &str) -> ConfigMap {
+    let ns = t.env_ns(env);
+    let name = format!("{release}-settings");
+    t.wait_for_in::<ConfigMap>(&ns, &name, |_| true).await
+}
+
+#[tokio::test]
+async fn the_seed_story_with_payments_as_a_chart() {
+    let t = TestNs::new("helm-story").await;
+    let dir = scratch("story");
+    let mut registry = Registry::start("story").await;
+    let repo = registry.repository();
+    let good: Vec<_> =
+        ["1.3.9", "1.3.10", "1.4.0-rc.1"].iter().map(|v| make_chart(&dir, "payments", v, |_| {})).collect();
+    // 1.3.11 never becomes ready: its pods ask for a node that does not exist.
+    let broken = make_chart(&dir, "payments", "1.3.11", |chart| {
+        let values = std::fs::read_to_string(chart.join("values.yaml")).unwrap();
+        let values =
+            values.replace("nodeSelector: {}", "nodeSelector:\n  tuskfish.dev/no-such-node: \"true\"");
+        std::fs::write(chart.join("values.yaml"), values).unwrap();
+    });
+    for p in good.iter().chain([&broken]) {
+        registry.push(p);
+    }
+
+    t.environment(
+        "prod",
+        json!({"tier": "prod", "helmValues": {"replicaCount": 3, "db": {"host": "db.prod.internal"}}}),
+    )
+    .await;
+    t.environment(
+        "dev-1-3",
+        json!({"versionLine": "~1.3", "variables": {"DB_HOST": "db.dev13.internal"},
+               "helmValues": {"db": {"host": "${DB_HOST}"}}}),
+    )
+    .await;
+    t.environment("dev-1-4", json!({"versionLine": ">=1.4.0-0"})).await;
+    for (v, p) in ["1.3.9", "1.3.10", "1.4.0-rc.1"].iter().zip(&good) {
+        let av = chart_version(&t, &repo, v, json!({})).await;
+        assert_eq!(ready_reason(&av).as_deref(), Some("Published"), "{v}: {:?}", av.status);
+        // The digest recorded at publish is the packaged chart's.
+        assert_eq!(av.status.unwrap().chart_digest, Some(digest_of(p)), "{v}");
+    }
+    t.release("payments-prod", "payments", "prod", "1.3.9", json!({})).await;
+    t.release(
+        "payments-dev-1-3",
+        "payments",
+        "dev-1-3",
+        "",
+        json!({"version": null, "track": "~1.3",
+        "progressDeadlineSeconds": 8, "helmValues": {"replicaCount": 2}}),
+    )
+    .await;
+    t.release("payments-dev-1-4", "payments", "dev-1-4", "", json!({"version": null, "track": ">=1.4.0-0"}))
+        .await;
+    t.wait_release("payments-prod", healthy_at("1.3.9")).await;
+    t.wait_release("payments-dev-1-3", healthy_at("1.3.10")).await;
+    t.wait_release("payments-dev-1-4", healthy_at("1.4.0-rc.1")).await;
+
+    // Per-environment values, visible in what was applied: the Environment's over the chart's,
+    // the Release's over the Environment's, ${VAR} from the Environment's variables.
+    let replicas = |d: &Deployment| d.spec.as_ref().unwrap().replicas;
+    let prod: Deployment = t.api_in(&t.env_ns("prod")).get("payments-prod").await.unwrap();
+    assert_eq!(replicas(&prod), Some(3));
+    let dev: Deployment = t.api_in(&t.env_ns("dev-1-3")).get("payments-dev-1-3").await.unwrap();
+    assert_eq!(replicas(&dev), Some(2));
+    let data = |c: ConfigMap| c.data.unwrap();
+    assert_eq!(data(settings(&t, "prod", "payments-prod").await)["db-host"], "db.prod.internal");
+    assert_eq!(data(settings(&t, "dev-1-3", "payments-dev-1-3").await)["db-host"], "db.dev13.internal");
+    assert_eq!(data(settings(&t, "dev-1-4", "payments-dev-1-4").await)["db-host"], "localhost");
+    // What the chart brings carries the Release's identity and is in its inventory.
+    let labels = prod.metadata.labels.unwrap();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "tuskfish");
+    assert_eq!(labels["tuskfish.dev/release"], "payments-prod");
+    let rel: Release = t.api().get("payments-prod").await.unwrap();
+    let inventory: Vec<String> = rel
+        .status
+        .unwrap()
+        .inventory
+        .unwrap()
+        .objects
+        .iter()
+        .map(|o| format!("{} {}", o.kind, o.name))
+        .collect();
+    for o in [
+        "Deployment payments-prod",
+        "Service payments-prod",
+        "ServiceAccount payments-prod",
+        "ConfigMap payments-prod-settings",
+    ] {
+        assert!(inventory.contains(&o.to_string()), "{o} not in {inventory:?}");
+    }
+    // The scaffold's test hook is not run, and an Event says so.
+    let pods: kube::Api<Pod> = t.api_in(&t.env_ns("prod"));
+    assert!(pods.get_opt("payments-prod-test-connection").await.unwrap().is_none());
+    let events: kube::Api<Event> = t.api();
+    let hooks = events.list(&ListParams::default()).await.unwrap().items;
+    assert!(
+        hooks.iter().any(|e| e.reason.as_deref() == Some("ChartHooksSkipped")
+            && e.note.as_deref().is_some_and(|n| n.contains("Pod payments-prod-test-connection (test)"))),
+        "no ChartHooksSkipped Event"
+    );
+
+    // A broken chart version is rolled back.
+    chart_version(&t, &repo, "1.3.11", json!({})).await;
+    let rolled = t
+        .wait_for::<Release>("payments-dev-1-3", |r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.history.iter().any(|h| h.rollback_of.as_deref() == Some("1.3.11"))
+                    && s.current_version.as_deref() == Some("1.3.10")
+            })
+        })
+        .await;
+    assert!(rolled.status.unwrap().failed_versions.contains(&"1.3.11".to_string()));
+
+    // A version re-pushed with other content after its publish is refused by digest. (dev-1-3
+    // stops at 1.3.11 first: a render of the original there would keep it by digest.)
+    let dev13: kube::Api<Release> = t.api();
+    let mut r = dev13.get("payments-dev-1-3").await.unwrap();
+    r.spec.track = Some("~1.3, <1.3.12".into());
+    r.metadata.managed_fields = None;
+    dev13.replace("payments-dev-1-3", &Default::default(), &r).await.unwrap();
+    let original = make_chart(&dir.join("a"), "payments", "1.3.12", |_| {});
+    registry.push(&original);
+    let av = chart_version(&t, &repo, "1.3.12", json!({})).await;
+    assert_eq!(av.status.unwrap().chart_digest, Some(digest_of(&original)));
+    let tampered = make_chart(&dir.join("b"), "payments", "1.3.12", |chart| {
+        std::fs::write(
+            chart.join("templates/extra.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sneaked-in\n",
+        )
+        .unwrap();
+    });
+    assert_ne!(digest_of(&original), digest_of(&tampered));
+    registry.push(&tampered);
+    t.set_version("payments-prod", "1.3.12").await;
+    let refused = wait_release_reason(&t, "payments-prod", "ChartDigestChanged").await;
+    let message = condition_message(&refused, "ChartDigestChanged");
+    assert!(message.contains(&digest_of(&original)) && message.contains(&digest_of(&tampered)), "{message}");
+    let cms: kube::Api<ConfigMap> = t.api_in(&t.env_ns("prod"));
+    assert!(cms.get_opt("sneaked-in").await.unwrap().is_none());
+    let still: Deployment = t.api_in(&t.env_ns("prod")).get("payments-prod").await.unwrap();
+    assert_eq!(still.metadata.labels.unwrap()["app.kubernetes.io/version"], "1.3.9");
+
+    // The registry down: publishing waits (transient), and goes on by itself when it is back.
+    let next = make_chart(&dir.join("c"), "payments", "1.3.13", |_| {});
+    registry.push(&next);
+    registry.stop();
+    let av = chart_version(&t, &repo, "1.3.13", json!({})).await;
+    assert_eq!(ready_reason(&av).as_deref(), Some("ChartRepositoryUnreachable"), "{:?}", av.status);
+    registry.resume().await;
+    let api: kube::Api<AppVersion> = t.api();
+    within("1.3.13 is published once the registry is back", async {
+        tokio::time::timeout(
+            PUBLISH_RETRY_WAIT,
+            await_condition(api, "payments-1.3.13", |a: Option<&AppVersion>| {
+                a.is_some_and(|a| ready_reason(a).as_deref() == Some("Published"))
+            }),
+        )
+        .await
+        .expect("not published after the registry came back")
+        .unwrap();
+    })
+    .await;
+    t.set_version("payments-prod", "1.3.13").await;
+    t.wait_release("payments-prod", healthy_at("1.3.13")).await;
+}
+
+#[tokio::test]
+async fn an_http_repository_with_credentials_and_the_errors_a_user_acts_on() {
+    let t = TestNs::new("helm-http").await;
+    let dir = scratch("http");
+    let repo = ChartRepo::start(&dir, Some(("ci", "s3cret"))).await;
+    make_chart(&dir, "payments", "2.0.0", |_| {});
+    // The chart's values.schema.json: replicaCount must be an integer.
+    make_chart(&dir, "payments", "2.0.1", |chart| {
+        std::fs::write(
+            chart.join("values.schema.json"),
+            r#"{"type": "object", "properties": {"replicaCount": {"type": "integer", "minimum": 0}}}"#,
+        )
+        .unwrap();
+    });
+    // A template that refuses to render without a value.
+    make_chart(&dir, "payments", "2.0.2", |chart| {
+        std::fs::write(
+            chart.join("templates/needs.yaml"),
+            "{{ required \"db.password is required\" .Values.db.password }}\n",
+        )
+        .unwrap();
+    });
+    // A chart with a CRD in crds/.
+    make_chart(&dir, "payments", "2.0.3", |chart| {
+        std::fs::create_dir_all(chart.join("crds")).unwrap();
+        std::fs::write(
+            chart.join("crds/widgets.yaml"),
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]\n",
+        )
+        .unwrap();
+    });
+    // A chart that renders more than the operator takes (4 MiB).
+    make_chart(&dir, "payments", "2.0.4", |chart| {
+        std::fs::write(
+            chart.join("templates/huge.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: huge\ndata:\n{{- range $i := until 70000 }}\n  k{{ $i }}: {{ repeat 64 \"x\" | quote }}\n{{- end }}\n",
+        )
+        .unwrap();
+    });
+    repo.index();
+
+    let secret = |password: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "charts"},
+               "stringData": {"username": "ci", "password": password}})
+    };
+    t.apply(secret("wrong")).await;
+    let url = repo.url();
+    let creds = json!({"secretRef": {"name": "charts"}});
+    // Bad credentials: said, and retried; fixed Secret → published.
+    let av = chart_version(&t, &url, "2.0.0", creds.clone()).await;
+    assert_eq!(ready_reason(&av).as_deref(), Some("ChartCredentialsRejected"), "{:?}", av.status);
+    t.apply(secret("s3cret")).await;
+    let api: kube::Api<AppVersion> = t.api();
+    tokio::time::timeout(
+        PUBLISH_RETRY_WAIT,
+        await_condition(api, "payments-2.0.0", |a: Option<&AppVersion>| {
+            a.is_some_and(|a| ready_reason(a).as_deref() == Some("Published"))
+        }),
+    )
+    .await
+    .expect("not published after the Secret was fixed")
+    .unwrap();
+    // A version the repository does not have.
+    let av = chart_version(&t, &url, "2.9.9", creds.clone()).await;
+    assert_eq!(ready_reason(&av).as_deref(), Some("ChartNotFound"), "{:?}", av.status);
+    assert!(format!("{:?}", av.status).contains("2.9.9"));
+
+    t.environment("dev", json!({})).await;
+    t.release("payments-dev", "payments", "dev", "2.0.0", json!({})).await;
+    t.wait_release("payments-dev", healthy_at("2.0.0")).await;
+
+    for v in ["2.0.1", "2.0.2", "2.0.3", "2.0.4"] {
+        let av = chart_version(&t, &url, v, creds.clone()).await;
+        assert_eq!(ready_reason(&av).as_deref(), Some("Published"), "{v}");
+    }
+    // Values that do not fit the chart's schema: Helm's own words.
+    t.api::<Release>()
+        .patch(
+            "payments-dev",
+            &kube::api::PatchParams::apply("test").force(),
+            &kube::api::Patch::Apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release",
+                "spec": {"app": "payments", "environment": "dev", "version": "2.0.1", "helmValues": {"replicaCount": "two"}}})),
+        )
+        .await
+        .unwrap();
+    let r = wait_release_reason(&t, "payments-dev", "ChartValuesInvalid").await;
+    let m = condition_message(&r, "ChartValuesInvalid");
+    assert!(m.contains("replicaCount") && m.contains("want integer"), "{m}");
+    // What runs is untouched.
+    assert_eq!(r.status.as_ref().unwrap().current_version.as_deref(), Some("2.0.0"));
+
+    for (version, reason, words) in [
+        ("2.0.2", "ChartRenderFailed", "db.password is required"),
+        ("2.0.3", "ChartHasCrds", "widgets.example.com"),
+        ("2.0.4", "ChartOutputTooLarge", "more than 4194304 bytes"),
+    ] {
+        t.set_version("payments-dev", version).await;
+        let r = wait_release_reason(&t, "payments-dev", reason).await;
+        let m = condition_message(&r, reason);
+        assert!(m.contains(words), "{version}: {m}");
+        assert_eq!(r.status.as_ref().unwrap().current_version.as_deref(), Some("2.0.0"), "{version}");
+    }
+    let cms: kube::Api<ConfigMap> = t.api_in(&t.env_ns("dev"));
+    assert!(cms.get_opt("huge").await.unwrap().is_none());
+    let secrets: kube::Api<Secret> = t.api();
+    assert!(secrets.get_opt("charts").await.unwrap().is_some());
+}
