@@ -316,3 +316,91 @@ async fn an_http_repository_with_credentials_and_the_errors_a_user_acts_on() {
     let secrets: kube::Api<Secret> = t.api();
     assert!(secrets.get_opt("charts").await.unwrap().is_some());
 }
+
+/// Runs the `tuskfish` binary; its stdout, or a panic with everything it said.
+fn tuskfish(args: &[&str], dir: Option<&std::path::Path>) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tuskfish"));
+    cmd.args(args).env("NO_COLOR", "1");
+    for v in ["GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME", "GIT_BRANCH"] {
+        cmd.env_remove(v);
+    }
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let out = cmd.output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "tuskfish {args:?}: {said}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The README's CI step, as written: the version from Gitflow, `helm package` at it, `helm push`,
+/// `tuskfish version --emit-appversion --chart`, apply; then a dry run and a deploy of it.
+#[tokio::test]
+async fn the_ci_step_publishes_a_chart_appversion_that_deploys() {
+    let t = TestNs::new("helm-ci").await;
+    let dir = scratch("ci");
+    let registry = Registry::start("ci").await;
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    common::git(&repo, &["init", "-q", "-b", "main"]);
+    common::git(&repo, &["commit", "-q", "--allow-empty", "-m", "initial"]);
+    common::git(&repo, &["tag", "v3.0.0"]);
+    let version = tuskfish(&["version"], Some(&repo)).trim().to_string();
+    assert_eq!(version, "3.0.0");
+    let package = make_chart(&dir, "payments", &version, |_| {});
+    registry.push(&package);
+    let reference = format!("{}/payments", registry.repository());
+    let emitted = tuskfish(
+        &[
+            "version",
+            "--emit-appversion",
+            "--app",
+            "payments",
+            "--chart",
+            &reference,
+            "--plain-http",
+            "-n",
+            &t.ns,
+        ],
+        Some(&repo),
+    );
+    let manifest: Value = serde_saphyr::from_str(&emitted).unwrap();
+    assert_eq!(manifest["spec"]["helm"]["repository"], json!(registry.repository()));
+    assert_eq!(manifest["spec"]["helm"]["version"], json!("3.0.0"));
+    assert!(manifest["spec"].get("workload").is_none(), "{emitted}");
+    t.apply(manifest).await;
+    let av =
+        t.wait_for::<AppVersion>("payments-3.0.0", |a| ready_reason(a).as_deref() == Some("Published")).await;
+    assert_eq!(av.status.unwrap().chart_digest, Some(digest_of(&package)));
+
+    t.environment("qa", json!({"helmValues": {"db": {"host": "db.qa.internal"}}})).await;
+    let kubeconfig = common::kubeconfig();
+    // The dry run renders the chart on this machine as the operator would: nothing is applied.
+    let preview = tuskfish(
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "-n",
+            &t.ns,
+            "deploy",
+            "payments",
+            "3.0.0",
+            "--env",
+            "qa",
+            "--dry-run",
+        ],
+        None,
+    );
+    for expected in
+        ["create ConfigMap/payments-qa-settings", "db.qa.internal", "create Deployment/payments-qa"]
+    {
+        assert!(preview.contains(expected), "{expected:?} not in {preview}");
+    }
+    assert!(t.api::<Release>().get_opt("payments-qa").await.unwrap().is_none());
+    tuskfish(
+        &["--kubeconfig", &kubeconfig, "-n", &t.ns, "deploy", "payments", "3.0.0", "--env", "qa", "--wait"],
+        None,
+    );
+    t.wait_release("payments-qa", healthy_at("3.0.0")).await;
+    assert_eq!(settings(&t, "qa", "payments-qa").await.data.unwrap()["db-host"], "db.qa.internal");
+}

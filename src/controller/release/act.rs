@@ -220,7 +220,9 @@ async fn live_states(
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         let live = match WatchedKind::of(e) {
-            None => Live::Unknown,
+            // A finished Job is often deleted on purpose (ttlSecondsAfterFinished); applying it
+            // again would run it again. Jobs count for health, not for drift.
+            None | Some(WatchedKind::Job) => Live::Unknown,
             Some(kind) => match kind.cached(&ctx.stores, ns, &e.name) {
                 Some(c) => live_of(c.meta()),
                 None => match kind.read_meta(&ctx.client, ns, &e.name).await {
