@@ -8,7 +8,7 @@
 mod common;
 
 use common::charts::{ChartRepo, PUBLISH_RETRY_WAIT, Registry, digest_of, make_chart, scratch};
-use common::{TestNs, healthy_at, within};
+use common::{TestNs, healthy_at};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
@@ -27,6 +27,19 @@ async fn chart_version(t: &TestNs, repository: &str, version: &str, extra: Value
 
 fn ready_reason(av: &AppVersion) -> Option<String> {
     av.status.as_ref().and_then(|s| find_condition(&s.conditions, "Ready")).map(|c| c.reason.clone())
+}
+
+/// Waits for an AppVersion to be published by the operator's retry, which is slower than
+/// `common::WAIT` allows for.
+async fn wait_published_after_retry(t: &TestNs, name: &str, after: &str) {
+    let api: kube::Api<AppVersion> = t.api();
+    let published = await_condition(api, name, |a: Option<&AppVersion>| {
+        a.is_some_and(|a| ready_reason(a).as_deref() == Some("Published"))
+    });
+    tokio::time::timeout(PUBLISH_RETRY_WAIT, published)
+        .await
+        .unwrap_or_else(|_| panic!("{name} not published after {after}"))
+        .unwrap();
 }
 
 /// The Release's Ready (or Degraded) reason, once it is `reason`.
@@ -192,19 +205,7 @@ async fn the_seed_story_with_payments_as_a_chart() {
     let av = chart_version(&t, &repo, "1.3.13", json!({})).await;
     assert_eq!(ready_reason(&av).as_deref(), Some("ChartRepositoryUnreachable"), "{:?}", av.status);
     registry.resume().await;
-    let api: kube::Api<AppVersion> = t.api();
-    within("1.3.13 is published once the registry is back", async {
-        tokio::time::timeout(
-            PUBLISH_RETRY_WAIT,
-            await_condition(api, "payments-1.3.13", |a: Option<&AppVersion>| {
-                a.is_some_and(|a| ready_reason(a).as_deref() == Some("Published"))
-            }),
-        )
-        .await
-        .expect("not published after the registry came back")
-        .unwrap();
-    })
-    .await;
+    wait_published_after_retry(&t, "payments-1.3.13", "the registry came back").await;
     t.set_version("payments-prod", "1.3.13").await;
     t.wait_release("payments-prod", healthy_at("1.3.13")).await;
 }
@@ -261,16 +262,7 @@ async fn an_http_repository_with_credentials_and_the_errors_a_user_acts_on() {
     let av = chart_version(&t, &url, "2.0.0", creds.clone()).await;
     assert_eq!(ready_reason(&av).as_deref(), Some("ChartCredentialsRejected"), "{:?}", av.status);
     t.apply(secret("s3cret")).await;
-    let api: kube::Api<AppVersion> = t.api();
-    tokio::time::timeout(
-        PUBLISH_RETRY_WAIT,
-        await_condition(api, "payments-2.0.0", |a: Option<&AppVersion>| {
-            a.is_some_and(|a| ready_reason(a).as_deref() == Some("Published"))
-        }),
-    )
-    .await
-    .expect("not published after the Secret was fixed")
-    .unwrap();
+    wait_published_after_retry(&t, "payments-2.0.0", "the Secret was fixed").await;
     // A version the repository does not have.
     let av = chart_version(&t, &url, "2.9.9", creds.clone()).await;
     assert_eq!(ready_reason(&av).as_deref(), Some("ChartNotFound"), "{:?}", av.status);

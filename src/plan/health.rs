@@ -56,20 +56,36 @@ impl Applied<'_> {
     }
 }
 
+/// The status of a workload once its controller has caught up with the spec the operator applied,
+/// else what it waits for.
+fn observed<'a, S>(
+    meta: &ObjectMeta,
+    applied: Applied<'_>,
+    status: Option<&'a S>,
+    observed_generation: impl Fn(&S) -> Option<i64>,
+    controller: &str,
+) -> Result<&'a S, WorkloadState> {
+    if applied.is_stale(meta) {
+        return Err(WorkloadState::InProgress("waiting for the latest spec to be observed".into()));
+    }
+    let Some(status) = status else {
+        return Err(WorkloadState::InProgress(format!("waiting for the {controller} controller")));
+    };
+    if observed_generation(status).unwrap_or(0) < meta.generation.unwrap_or(0) {
+        return Err(WorkloadState::InProgress(format!(
+            "waiting for the {controller} controller to observe the new spec"
+        )));
+    }
+    Ok(status)
+}
+
 /// Reads a Deployment the way `kubectl rollout status` does.
 pub fn deployment_state(d: &Deployment, applied: Applied<'_>) -> WorkloadState {
-    let generation = d.metadata.generation.unwrap_or(0);
-    if applied.is_stale(&d.metadata) {
-        return WorkloadState::InProgress("waiting for the latest spec to be observed".into());
-    }
-    let Some(status) = d.status.as_ref() else {
-        return WorkloadState::InProgress("waiting for the Deployment controller".into());
-    };
-    if status.observed_generation.unwrap_or(0) < generation {
-        return WorkloadState::InProgress(
-            "waiting for the Deployment controller to observe the new spec".into(),
-        );
-    }
+    let status =
+        match observed(&d.metadata, applied, d.status.as_ref(), |s| s.observed_generation, "Deployment") {
+            Ok(status) => status,
+            Err(waiting) => return waiting,
+        };
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
@@ -94,18 +110,11 @@ pub fn deployment_state(d: &Deployment, applied: Applied<'_>) -> WorkloadState {
 
 /// Reads a StatefulSet the way `kubectl rollout status` does (RollingUpdate strategy).
 pub fn stateful_set_state(s: &StatefulSet, applied: Applied<'_>) -> WorkloadState {
-    let generation = s.metadata.generation.unwrap_or(0);
-    if applied.is_stale(&s.metadata) {
-        return WorkloadState::InProgress("waiting for the latest spec to be observed".into());
-    }
-    let Some(status) = s.status.as_ref() else {
-        return WorkloadState::InProgress("waiting for the StatefulSet controller".into());
-    };
-    if status.observed_generation.unwrap_or(0) < generation {
-        return WorkloadState::InProgress(
-            "waiting for the StatefulSet controller to observe the new spec".into(),
-        );
-    }
+    let status =
+        match observed(&s.metadata, applied, s.status.as_ref(), |s| s.observed_generation, "StatefulSet") {
+            Ok(status) => status,
+            Err(waiting) => return waiting,
+        };
     let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let ready = status.ready_replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
@@ -120,17 +129,11 @@ pub fn stateful_set_state(s: &StatefulSet, applied: Applied<'_>) -> WorkloadStat
 
 /// Reads a DaemonSet the way `kubectl rollout status` does.
 pub fn daemon_set_state(d: &DaemonSet, applied: Applied<'_>) -> WorkloadState {
-    if applied.is_stale(&d.metadata) {
-        return WorkloadState::InProgress("waiting for the latest spec to be observed".into());
-    }
-    let Some(status) = d.status.as_ref() else {
-        return WorkloadState::InProgress("waiting for the DaemonSet controller".into());
-    };
-    if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
-        return WorkloadState::InProgress(
-            "waiting for the DaemonSet controller to observe the new spec".into(),
-        );
-    }
+    let status =
+        match observed(&d.metadata, applied, d.status.as_ref(), |s| s.observed_generation, "DaemonSet") {
+            Ok(status) => status,
+            Err(waiting) => return waiting,
+        };
     let want = status.desired_number_scheduled;
     let updated = status.updated_number_scheduled.unwrap_or(0);
     let available = status.number_available.unwrap_or(0);
