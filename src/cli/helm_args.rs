@@ -7,40 +7,44 @@ use clap::Args;
 
 use crate::helm::HelmConfig;
 
+/// (Field names are the arguments' ids and must not repeat those of the command they join.)
 #[derive(Args, Clone, Debug)]
 pub struct HelmArgs {
     /// The Helm v4 binary that renders chart AppVersions (a name is looked up on PATH).
     #[arg(long = "helm", default_value = "helm", env = "TUSKFISH_HELM")]
-    pub binary: PathBuf,
+    pub helm_binary: PathBuf,
     /// Where pulled charts (by digest) and Helm's own files are kept.
     #[arg(long = "helm-work-dir", env = "TUSKFISH_HELM_WORK_DIR")]
-    pub work_dir: Option<PathBuf>,
+    pub helm_work_dir: Option<PathBuf>,
     /// Helm processes at once (pulls and renders).
     #[arg(long = "helm-concurrency", default_value_t = 4)]
-    pub concurrency: usize,
+    pub helm_concurrency: usize,
     /// Time limit of one pull or render.
     #[arg(long = "helm-timeout", default_value = "60s", value_parser = super::duration_arg)]
-    pub timeout: Duration,
+    pub helm_timeout: Duration,
     /// The most bytes one chart may render to.
     #[arg(long = "helm-max-output", default_value_t = 4 * 1024 * 1024)]
-    pub max_output: usize,
+    pub helm_max_output: usize,
 }
 
 impl HelmArgs {
     /// The Helm to run, or why there is none (said in the conditions of chart AppVersions).
     pub fn config(&self) -> Result<HelmConfig, String> {
-        let binary = resolve(&self.binary).ok_or_else(|| {
+        let binary = resolve(&self.helm_binary).ok_or_else(|| {
             format!(
                 "{} is not an executable file or on PATH: install Helm v4 beside tuskfish or pass --helm",
-                self.binary.display()
+                self.helm_binary.display()
             )
         })?;
         Ok(HelmConfig {
             binary,
-            work_dir: self.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("tuskfish-helm")),
-            concurrency: self.concurrency,
-            timeout: self.timeout,
-            max_output: self.max_output,
+            work_dir: self
+                .helm_work_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("tuskfish-helm")),
+            concurrency: self.helm_concurrency,
+            timeout: self.helm_timeout,
+            max_output: self.helm_max_output,
         })
     }
 }
@@ -67,11 +71,11 @@ pub fn for_cli() -> Result<std::sync::Arc<crate::helm::Helm>, String> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     let args = HelmArgs {
-        binary: std::env::var_os("TUSKFISH_HELM").map_or_else(|| PathBuf::from("helm"), PathBuf::from),
-        work_dir: Some(cache.join("tuskfish").join("helm")),
-        concurrency: 2,
-        timeout: Duration::from_secs(60),
-        max_output: 4 * 1024 * 1024,
+        helm_binary: std::env::var_os("TUSKFISH_HELM").map_or_else(|| PathBuf::from("helm"), PathBuf::from),
+        helm_work_dir: Some(cache.join("tuskfish").join("helm")),
+        helm_concurrency: 2,
+        helm_timeout: Duration::from_secs(60),
+        helm_max_output: 4 * 1024 * 1024,
     };
     let config = args.config()?;
     crate::helm::Helm::new(config).map(std::sync::Arc::new).map_err(|e| format!("the chart cache: {e}"))

@@ -571,3 +571,13 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap checks its definitions only when a command is parsed; a clash (two arguments with one
+    /// id, e.g. from a flattened group) would otherwise panic at the first `tuskfish run`.
+    #[test]
+    fn the_command_line_definitions_are_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}
