@@ -68,6 +68,15 @@ pub struct EnvironmentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::appversion::values_schema")]
     pub helm_values: Option<serde_json::Value>,
+    /// Deploy as this ServiceAccount of `namespace`: every apply, prune and read of the apps here
+    /// impersonates it, so what may be deployed is what RBAC grants it there (not the operator's
+    /// own rights). A refusal is a `Forbidden` condition naming the object and the verb.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub service_account_name: Option<String>,
 }
 
 /// The approvals a new version needs in an Environment.

@@ -34,6 +34,7 @@ pub fn environment(name: &str, tier: Tier) -> Environment {
             allow_windows: vec![],
             verify: vec![],
             helm_values: None,
+            service_account_name: None,
         },
     );
     e.metadata.namespace = Some("finance".into());

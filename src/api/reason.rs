@@ -165,6 +165,7 @@ vocabulary! {
         // Applying.
         ApplyRejected,
         Forbidden,
+        ServiceAccountRequired,
         OwnershipConflict,
         // Environments.
         InvalidName,

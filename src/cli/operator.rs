@@ -64,6 +64,10 @@ pub struct RunArgs {
     web_addr: String,
     #[command(flatten)]
     helm: super::helm_args::HelmArgs,
+    /// Every Environment must name the ServiceAccount it deploys as (`spec.serviceAccountName`);
+    /// one without gets nothing deployed (`ServiceAccountRequired`).
+    #[arg(long, env = "TUSKFISH_REQUIRE_SERVICE_ACCOUNT")]
+    require_service_account: bool,
 }
 
 fn identity(explicit: Option<String>) -> String {
@@ -121,6 +125,9 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         metrics,
         reconciled: None,
         helm: args.helm.config(),
+        // Clients that impersonate an Environment's ServiceAccount start from the operator's own.
+        client_config: Some(target.config().await?),
+        require_service_account: args.require_service_account,
     };
     if let Err(why) = &settings.helm {
         info!(%why, "no Helm: AppVersions with a chart will say HelmUnavailable");

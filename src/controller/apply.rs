@@ -51,10 +51,18 @@ pub async fn apply_all(
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), &rendered.namespace, &obj.resource);
         let what = format!("{} {}/{}", obj.resource.kind, rendered.namespace, obj.name);
-        let existing = api
-            .get_opt(&obj.name)
-            .await
-            .map_err(|source| ApplyFailure::Transient(Error::Read { what: what.clone(), source }))?;
+        let existing = match api.get_opt(&obj.name).await {
+            Ok(existing) => existing,
+            // The identity may not even read it: as final as a refused apply.
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                return Err(ApplyFailure::Rejected {
+                    reason: Reason::Forbidden,
+                    message: format!("{what}: reading it was refused by the API server: {}", s.message),
+                    applied,
+                });
+            }
+            Err(source) => return Err(ApplyFailure::Transient(Error::Read { what: what.clone(), source })),
+        };
         if let Some(existing) = existing
             && let Err(why) = owned_by(&existing, owner)
         {

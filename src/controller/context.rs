@@ -57,6 +57,8 @@ pub struct Context {
     pub http: crate::http::HttpClient,
     /// Told of every finished reconcile, when someone asked (see [`super::ReconcileLog`]).
     pub reconciled: Option<Arc<super::ReconcileLog>>,
+    /// Who the operator acts as in each Environment's namespace.
+    pub identities: super::identity::Identities,
     /// Watches of the custom kinds Releases applied, for their health.
     pub custom_kinds: super::custom_kinds::CustomKinds,
     /// Helm, for AppVersions with a chart; else why there is none (said in their conditions).
@@ -75,6 +77,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             custom_kinds: super::custom_kinds::CustomKinds::new(client.clone(), None),
+            identities: super::identity::Identities::new(None, requests.clone(), false),
             client,
             stores,
             index,

@@ -11,6 +11,7 @@ mod deferred;
 mod environment;
 mod error;
 mod events;
+pub mod identity;
 mod notifier;
 mod reconciled;
 mod release;
@@ -56,6 +57,11 @@ pub struct Settings {
     pub reconciled: Option<Arc<ReconcileLog>>,
     /// How to run Helm for chart AppVersions; else why it cannot (`--helm`).
     pub helm: Result<crate::helm::HelmConfig, String>,
+    /// The operator's client configuration, which clients impersonating an Environment's
+    /// ServiceAccount start from (`None`: Environments with `serviceAccountName` get `Forbidden`).
+    pub client_config: Option<kube::Config>,
+    /// Every Environment must name a ServiceAccount (`--require-service-account`).
+    pub require_service_account: bool,
 }
 
 impl Default for Settings {
@@ -68,6 +74,8 @@ impl Default for Settings {
             metrics: Arc::default(),
             reconciled: None,
             helm: Err("the operator was started without Helm".into()),
+            client_config: None,
+            require_service_account: false,
         }
     }
 }
@@ -179,6 +187,11 @@ async fn run_controllers(
     ctx.reconciled = settings.reconciled.clone();
     ctx.status_settle = settings.status_settle;
     ctx.custom_kinds = custom_kinds::CustomKinds::new(ctx.client.clone(), Some(wake.clone()));
+    ctx.identities = identity::Identities::new(
+        settings.client_config.clone(),
+        ctx.requests.clone(),
+        settings.require_service_account,
+    );
     ctx.probes = verify::Probes::new(Some(wake));
     ctx.helm = settings.helm.clone().and_then(|cfg| {
         let dir = cfg.work_dir.display().to_string();

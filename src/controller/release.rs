@@ -100,7 +100,16 @@ async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     // Deleted while its last status was held back: that status has the inventory of the last apply.
     let held = ctx.deferred.inventory(&rel);
     if let Some(inv) = held.as_ref().or_else(|| rel.status.as_ref().and_then(|s| s.inventory.as_ref())) {
-        let deleted = prune(&ctx.client, &ctx.catalog, inv, None, &owner(&rel)).await?;
+        // As the Environment's identity while it exists (gone: the operator's own, which may only
+        // delete what the inventory names and this Release owns).
+        let env = ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default());
+        let client = ctx
+            .stores
+            .environments
+            .get(&env)
+            .and_then(|e| ctx.identities.client_for(&ctx.client, &e).ok())
+            .unwrap_or_else(|| ctx.client.clone());
+        let deleted = prune(&client, &ctx.catalog, inv, None, &owner(&rel)).await?;
         info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
     }
     // Verification Jobs run where the Release's objects do (its Environment may be gone already).

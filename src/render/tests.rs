@@ -52,6 +52,7 @@ pub(crate) fn environment(vars: &[(&str, &str)]) -> Environment {
             allow_windows: vec![],
             verify: vec![],
             helm_values: None,
+            service_account_name: None,
         },
     );
     env.metadata.namespace = Some("finance".into());

@@ -57,6 +57,12 @@ pub struct RequestCounter {
 }
 
 impl RequestCounter {
+    /// A layer that counts into `counts` (another client of the same process, e.g. one that
+    /// impersonates).
+    pub fn with_counts(counts: Arc<RequestCounts>) -> Self {
+        Self { counts }
+    }
+
     pub fn counts(&self) -> Arc<RequestCounts> {
         self.counts.clone()
     }

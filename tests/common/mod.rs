@@ -94,6 +94,7 @@ fn harness() -> &'static Harness {
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(async move {
                 let client = t.client(&counter).await.unwrap();
+                settings.client_config = Some(t.config().await.unwrap());
                 install_definitions(&client).await;
                 ready_tx.send(()).unwrap();
                 tuskfish::controller::run(client, settings, counter.counts(), std::future::pending()).await;

@@ -69,10 +69,12 @@ pub(super) async fn act(
     Ok(Some(Step { outcome, held, wake: earliest(wake, recheck), verification }))
 }
 
-/// What a target is to become: its objects, and the chart hooks left out of them.
+/// What a target is to become: its objects, the chart hooks left out of them, and the client of
+/// the identity they are applied as.
 struct Desired {
     rendered: Rendered,
     hooks: Vec<String>,
+    client: kube::Client,
 }
 
 /// The target's objects, or why there are none.
@@ -83,6 +85,13 @@ async fn desired(
     target: &Target<'_>,
 ) -> Result<Result<Desired, Refusal>> {
     let av = target.app_version;
+    let client = match ctx.identities.client_for(&ctx.client, env) {
+        Ok(client) => client,
+        Err(e) => {
+            let refusal = Refusal { reason: e.reason(), message: e.to_string(), transient: false };
+            return Ok(Err(refusal));
+        }
+    };
     let chart = match charts::output(ctx.into(), av, env, rel).await {
         Ok(chart) => chart,
         Err(refusal) => return Ok(Err(refusal)),
@@ -91,7 +100,7 @@ async fn desired(
         chart.as_deref().map_or((&[][..], Vec::new()), |c| (&c.objects[..], c.hooks.clone()));
     ctx.catalog.learn(&ctx.client, &render::required_kinds(av, objects)).await?;
     let rendered = render::render(av, env, rel, objects, &ctx.catalog);
-    Ok(rendered.map(|rendered| Desired { rendered, hooks }).map_err(Refusal::from))
+    Ok(rendered.map(|rendered| Desired { rendered, hooks, client }).map_err(Refusal::from))
 }
 
 /// What a rollout step did, and the verification it looked at.
@@ -108,7 +117,7 @@ async fn rollout(
     env: &Environment,
     prev: &ReleaseStatus,
     change: Change,
-    Desired { rendered, hooks }: Desired,
+    Desired { rendered, hooks, client }: Desired,
     now: &Time,
 ) -> Result<Option<Rolled>> {
     // Live state only matters (for drift) when the desired state is what was applied last.
@@ -116,7 +125,7 @@ async fn rollout(
         Some(inv)
             if inv.hash.as_deref() == Some(rendered.hash.as_str()) && inv.namespace == rendered.namespace =>
         {
-            live_states(ctx, &inv.namespace, &inv.objects).await?
+            live_states(ctx, &client, &inv.namespace, &inv.objects).await?
         }
         _ => Vec::new(),
     };
@@ -147,7 +156,7 @@ async fn rollout(
         }
     };
     let owner = owner(rel);
-    let objects = match apply_all(&ctx.client, &rendered, &owner).await {
+    let objects = match apply_all(&client, &rendered, &owner).await {
         Ok(objects) => objects,
         Err(ApplyFailure::Transient(e)) => return Err(e),
         Err(ApplyFailure::Rejected { reason, message, applied }) => {
@@ -179,7 +188,7 @@ async fn rollout(
     let inventory =
         Inventory { namespace: rendered.namespace.clone(), hash: Some(rendered.hash.clone()), objects };
     if let Some(old) = prev.inventory.as_ref() {
-        let deleted = prune(&ctx.client, &ctx.catalog, old, Some(&inventory), &owner).await?;
+        let deleted = prune(&client, &ctx.catalog, old, Some(&inventory), &owner).await?;
         if !deleted.is_empty() {
             publish(
                 ctx,
@@ -214,6 +223,7 @@ fn action_for(health: &Health) -> Option<Duration> {
 /// may simply not have arrived through the watch yet).
 async fn live_states(
     ctx: &Context,
+    client: &kube::Client,
     ns: &str,
     entries: &[InventoryEntry],
 ) -> Result<Vec<(InventoryEntry, Live)>> {
@@ -225,7 +235,7 @@ async fn live_states(
             None | Some(WatchedKind::Job) => Live::Unknown,
             Some(kind) => match kind.cached(&ctx.stores, ns, &e.name) {
                 Some(c) => live_of(c.meta()),
-                None => match kind.read_meta(&ctx.client, ns, &e.name).await {
+                None => match kind.read_meta(client, ns, &e.name).await {
                     Ok(Some(meta)) => live_of(&meta),
                     Ok(None) => Live::Missing,
                     Err(source) => {

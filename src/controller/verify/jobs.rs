@@ -27,9 +27,14 @@ pub(super) async fn state(
 ) -> Result<CheckState> {
     let ns = &env.spec.namespace;
     let name = plan::job_name(&rel.namespace().unwrap_or_default(), &rel.name_any(), check, run);
+    // Checks run as the Environment's identity, like everything else deployed there.
+    let client = match ctx.identities.client_for(&ctx.client, env) {
+        Ok(client) => client,
+        Err(e) => return Ok(CheckState::Failed(e.to_string())),
+    };
     if let Some(found) = ctx.stores.jobs.get(&ObjectRef::new(&name).within(ns)) {
         return Ok(match plan::job_state(&found) {
-            CheckState::Failed(m) => CheckState::Failed(with_pod_messages(ctx, ns, &name, m).await),
+            CheckState::Failed(m) => CheckState::Failed(with_pod_messages(&client, ns, &name, m).await),
             other => other,
         });
     }
@@ -38,11 +43,11 @@ pub(super) async fn state(
         Ok(body) => body,
         Err(why) => return Ok(CheckState::Failed(why)),
     };
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    let api: Api<Job> = Api::namespaced(client, ns);
     // Applied, not created: a Job our cache has not seen yet is simply applied again, unchanged.
     match api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await {
         Ok(_) => Ok(CheckState::Running(format!("Job {name} started"))),
-        Err(kube::Error::Api(s)) if matches!(s.code, 400 | 422) => {
+        Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 422) => {
             Ok(CheckState::Failed(format!("the API server refused Job {name}: {}", s.message)))
         }
         Err(source) => Err(Error::Apply { what: format!("Job {ns}/{name}"), source }),
@@ -62,8 +67,8 @@ fn job_labels(rel: &Release, env: &str, check: &str) -> BTreeMap<String, String>
 
 /// A failed Job's message with what its containers said when they ended (their termination
 /// message, which is the log's tail unless the check wrote one). Best effort: the pods may be gone.
-async fn with_pod_messages(ctx: &Context, ns: &str, job: &str, message: String) -> String {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+async fn with_pod_messages(client: &kube::Client, ns: &str, job: &str, message: String) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let Ok(list) =
         pods.list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}"))).await
     else {
