@@ -66,11 +66,8 @@ pub fn pull_failed(what: &str, stderr: &str) -> ChartError {
             "{what}: the registry speaks plain HTTP; set spec.helm.plainHttp: true ({said})"
         ));
     }
-    if has(&["401", "403", "unauthorized", "forbidden", "denied", "authentication required"]) {
-        return ChartError::Credentials(format!(
-            "{what}: the repository refused the credentials (check spec.helm.secretRef): {said}"
-        ));
-    }
+    // Connection trouble first: a refused connection says nothing about credentials, and the URL
+    // in the message may hold anything (a port 38403 is no 403).
     if has(&[
         "connection refused",
         "no such host",
@@ -80,19 +77,29 @@ pub fn pull_failed(what: &str, stderr: &str) -> ChartError {
         "eof",
         "tls handshake",
         "network is unreachable",
-        " 500 ",
-        " 502 ",
-        " 503 ",
-        " 504 ",
         "too many requests",
-    ]) {
+    ]) || status_in(&said, &["500", "502", "503", "504", "429"])
+    {
         return ChartError::Unreachable(format!("{what}: the repository cannot be reached: {said}"));
     }
-    if has(&["not found", "404", "no chart version", "no chart name"]) {
+    if status_in(&said, &["401", "403"])
+        || has(&["unauthorized", "forbidden", "denied", "authentication required"])
+    {
+        return ChartError::Credentials(format!(
+            "{what}: the repository refused the credentials (check spec.helm.secretRef): {said}"
+        ));
+    }
+    if has(&["not found", "no chart version", "no chart name"]) || status_in(&said, &["404"]) {
         return ChartError::NotFound(format!("{what}: not in the repository: {said}"));
     }
     // Anything else (a URL Helm cannot read, a broken index) will not heal by waiting.
     ChartError::NotFound(format!("{what}: {said}"))
+}
+
+/// Whether `text` holds one of these HTTP status codes as a number of its own (not inside a port
+/// or a digest).
+fn status_in(text: &str, codes: &[&str]) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric()).any(|word| codes.contains(&word))
 }
 
 /// Classifies a failed `helm template`.

@@ -142,7 +142,7 @@ impl Helm {
                     values_file.clone().into(),
                     "--include-crds".into(),
                 ];
-                self.runner.run("template", args).await
+                self.runner.run("template", args, None).await
             }
         };
         let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -178,7 +178,13 @@ impl Helm {
         what: &str,
         expected: Option<&str>,
     ) -> Result<(String, PathBuf), ChartError> {
-        let done = self.runner.run("pull", pull_args(chart, creds, dir)).await?;
+        if let Some(c) = creds {
+            let done = self.runner.run("pull", login_args(chart, c, dir), Some(c.password.clone())).await?;
+            if !done.success {
+                return Err(error::pull_failed(what, &done.stderr));
+            }
+        }
+        let done = self.runner.run("pull", pull_args(chart, creds.is_some(), dir), None).await?;
         if !done.success {
             return Err(error::pull_failed(what, &done.stderr));
         }
@@ -219,29 +225,56 @@ fn scratch_error(e: std::io::Error) -> ChartError {
     ChartError::Unavailable(format!("the chart work directory: {e}"))
 }
 
-/// `helm pull` of one exact chart version: `oci://…/CHART` or `CHART --repo URL`.
-fn pull_args(chart: &HelmChart, creds: Option<&Credentials>, dir: &Path) -> Vec<OsString> {
+/// The name a chart repository with credentials is added under, in this pull's own repository
+/// config.
+const REPO_ALIAS: &str = "tuskfish";
+
+/// Where Helm keeps what a login or `repo add` writes: inside this pull's scratch directory, which
+/// is removed with the credentials in it once the pull is done.
+fn homes(dir: &Path) -> Vec<OsString> {
+    vec![
+        "--registry-config".into(),
+        dir.join("registry.json").into(),
+        "--repository-config".into(),
+        dir.join("repositories.yaml").into(),
+        "--repository-cache".into(),
+        dir.join("repository-cache").into(),
+    ]
+}
+
+/// The step that hands the password to Helm on stdin (never as an argument, which other processes
+/// could read): `helm registry login` for OCI, `helm repo add` for an HTTP(S) repository.
+fn login_args(chart: &HelmChart, creds: &Credentials, dir: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = match chart.repository.strip_prefix("oci://") {
+        Some(rest) => {
+            let host = rest.split('/').next().unwrap_or(rest);
+            let mut a: Vec<OsString> = vec!["registry".into(), "login".into(), host.into()];
+            if chart.plain_http {
+                a.push("--plain-http".into());
+            }
+            a
+        }
+        None => vec!["repo".into(), "add".into(), REPO_ALIAS.into(), chart.repository.clone().into()],
+    };
+    args.extend(["--username".into(), creds.username.clone().into(), "--password-stdin".into()]);
+    args.extend(homes(dir));
+    args
+}
+
+/// `helm pull` of one exact chart version: `oci://…/CHART`, `CHART --repo URL`, or (after a
+/// login) the added repository's `tuskfish/CHART`.
+fn pull_args(chart: &HelmChart, logged_in: bool, dir: &Path) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec!["pull".into()];
     match chart.repository.strip_prefix("oci://") {
         Some(_) => args.push(format!("{}/{}", chart.repository.trim_end_matches('/'), chart.chart).into()),
-        None => {
-            args.push(chart.chart.clone().into());
-            args.push("--repo".into());
-            args.push(chart.repository.clone().into());
-        }
+        None if logged_in => args.push(format!("{REPO_ALIAS}/{}", chart.chart).into()),
+        None => args.extend([chart.chart.clone().into(), "--repo".into(), chart.repository.clone().into()]),
     }
     args.extend(["--version".into(), chart.version.clone().into(), "--destination".into(), dir.into()]);
     if chart.plain_http {
         args.push("--plain-http".into());
     }
-    if let Some(c) = creds {
-        args.extend([
-            "--username".into(),
-            c.username.clone().into(),
-            "--password".into(),
-            c.password.clone().into(),
-        ]);
-    }
+    args.extend(homes(dir));
     args
 }
 
@@ -278,39 +311,49 @@ mod tests {
     #[test]
     fn pull_names_the_exact_version_in_either_kind_of_repository() {
         let dir = Path::new("/w");
-        let oci =
-            strings(pull_args(&HelmChart { plain_http: true, ..chart("oci://reg:5000/charts/") }, None, dir));
-        assert_eq!(
-            oci,
-            [
+        let homes = ["--registry-config", "/w/registry.json", "--repository-config", "/w/repositories.yaml"];
+        let homes = [&homes[..], &["--repository-cache", "/w/repository-cache"]].concat();
+        let oci = HelmChart { plain_http: true, ..chart("oci://reg:5000/charts/") };
+        let expected = [
+            &[
                 "pull",
                 "oci://reg:5000/charts/payments",
                 "--version",
                 "1.3.10",
                 "--destination",
                 "/w",
-                "--plain-http"
-            ]
-        );
+                "--plain-http",
+            ][..],
+            &homes,
+        ]
+        .concat();
+        assert_eq!(strings(pull_args(&oci, false, dir)), expected);
+        let http = chart("https://charts.example.com/stable");
+        let expected = [
+            &["pull", "payments", "--repo", "https://charts.example.com/stable", "--version", "1.3.10"][..],
+            &["--destination", "/w"],
+            &homes,
+        ]
+        .concat();
+        assert_eq!(strings(pull_args(&http, false, dir)), expected);
+        assert_eq!(strings(pull_args(&http, true, dir))[1], "tuskfish/payments");
+    }
+
+    #[test]
+    fn passwords_go_to_helm_on_stdin_never_as_arguments() {
+        let dir = Path::new("/w");
         let creds = Credentials { username: "ci".into(), password: "s3cret".into() };
-        let http = strings(pull_args(&chart("https://charts.example.com/stable"), Some(&creds), dir));
+        let oci = HelmChart { plain_http: true, ..chart("oci://reg:5000/charts") };
+        let login = strings(login_args(&oci, &creds, dir));
         assert_eq!(
-            http,
-            [
-                "pull",
-                "payments",
-                "--repo",
-                "https://charts.example.com/stable",
-                "--version",
-                "1.3.10",
-                "--destination",
-                "/w",
-                "--username",
-                "ci",
-                "--password",
-                "s3cret"
-            ]
+            &login[..7],
+            ["registry", "login", "reg:5000", "--plain-http", "--username", "ci", "--password-stdin"]
         );
+        let add = strings(login_args(&chart("https://charts.example.com/stable"), &creds, dir));
+        assert_eq!(&add[..4], ["repo", "add", "tuskfish", "https://charts.example.com/stable"]);
+        for args in [login, add, strings(pull_args(&oci, true, dir))] {
+            assert!(!args.iter().any(|a| a.contains("s3cret")), "{args:?}");
+        }
         assert!(!format!("{creds:?}").contains("s3cret"));
     }
 

@@ -44,8 +44,13 @@ pub(super) struct Finished {
 }
 
 impl Runner {
-    /// Runs `helm ARGS`; `what` names the step in a timeout message.
-    pub async fn run(&self, what: &'static str, args: Vec<OsString>) -> Result<Finished, ChartError> {
+    /// Runs `helm ARGS` with `stdin` as its input; `what` names the step in a timeout message.
+    pub async fn run(
+        &self,
+        what: &'static str,
+        args: Vec<OsString>,
+        stdin: Option<String>,
+    ) -> Result<Finished, ChartError> {
         // The semaphore is never closed, so acquiring only fails if it were.
         let _permit = self
             .permits
@@ -60,7 +65,7 @@ impl Runner {
             .env("HELM_CACHE_HOME", self.home.join("cache"))
             .env("HELM_DATA_HOME", self.home.join("data"))
             .env("KUBECONFIG", "/dev/null")
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -75,6 +80,12 @@ impl Runner {
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(ChartError::Unavailable("helm's output pipes were not set up".into()));
         };
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use tokio::io::AsyncWriteExt;
+            // Helm reads one line; a child that exits first closes the pipe, which is its answer.
+            let _ = pipe.write_all(input.as_bytes()).await;
+            drop(pipe);
+        }
         let limit = self.max_output;
         let work = async {
             let out = async {
