@@ -23,6 +23,7 @@ use super::Condition;
     printcolumn = r#"{"name":"Namespace","type":"string","jsonPath":".spec.namespace"}"#,
     printcolumn = r#"{"name":"Tier","type":"string","jsonPath":".spec.tier"}"#,
     printcolumn = r#"{"name":"Line","type":"string","jsonPath":".spec.versionLine"}"#,
+    printcolumn = r#"{"name":"Identity","type":"string","priority":1,"jsonPath":".spec.serviceAccountName"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Releases","type":"integer","jsonPath":".status.releases"}"#,
     printcolumn = r#"{"name":"Healthy","type":"integer","jsonPath":".status.healthyReleases"}"#,

@@ -77,8 +77,14 @@ pub async fn output(
         &[chart.values.as_ref(), env.spec.helm_values.as_ref(), rel.spec.helm_values.as_ref()],
         &variables,
     )?;
-    let creds = credentials(access.client, av).await?;
-    let path = helm.chart(chart, digest, creds.as_ref()).await?;
+    // The Secret is read only when the chart must be pulled: a kept chart needs no credentials.
+    let path = match helm.kept_chart(digest).await {
+        Some(path) => path,
+        None => {
+            let creds = credentials(access.client, av).await?;
+            helm.chart(chart, digest, creds.as_ref()).await?
+        }
+    };
     let release = rel.metadata.name.as_deref().unwrap_or_default();
     Ok(Some(helm.template(&path, digest, release, &env.spec.namespace, &values).await?))
 }

@@ -98,6 +98,12 @@ impl Helm {
         self.pull(chart, creds, None).await.map(|(digest, _)| digest)
     }
 
+    /// The kept packaged chart with `digest`, if this process has it.
+    pub async fn kept_chart(&self, digest: &str) -> Option<PathBuf> {
+        let kept = self.kept(digest);
+        tokio::fs::try_exists(&kept).await.unwrap_or(false).then_some(kept)
+    }
+
     /// The packaged chart with `digest`: the kept copy, or pulled again and checked against it.
     pub async fn chart(
         &self,
@@ -105,8 +111,7 @@ impl Helm {
         digest: &str,
         creds: Option<&Credentials>,
     ) -> Result<PathBuf, ChartError> {
-        let kept = self.kept(digest);
-        if tokio::fs::try_exists(&kept).await.unwrap_or(false) {
+        if let Some(kept) = self.kept_chart(digest).await {
             return Ok(kept);
         }
         self.pull(chart, creds, Some(digest)).await.map(|(_, path)| path)
@@ -209,8 +214,16 @@ impl Helm {
         Ok((digest, kept))
     }
 
+    /// Where a chart of `digest` is kept. The digest comes from a status, which is not ours alone
+    /// to write: anything but `sha256:` and 64 hex digits names no file (and cannot leave the
+    /// directory).
     fn kept(&self, digest: &str) -> PathBuf {
-        self.charts.join(format!("{}.tgz", digest.replace(':', "-")))
+        match digest.strip_prefix("sha256:") {
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                self.charts.join(format!("sha256-{hex}.tgz"))
+            }
+            _ => self.charts.join("not-a-digest"),
+        }
     }
 
     async fn scratch_dir(&self) -> Result<PathBuf, ChartError> {

@@ -246,6 +246,17 @@ fn source(r: &Release) -> String {
     }
 }
 
+/// `payments 1.3.10 from oci://… (sha256:1a2b3c4d5e6f)`: the chart a version deploys, and the
+/// digest it was published with.
+fn chart_of(av: &AppVersion) -> Option<String> {
+    let h = av.spec.helm.as_ref()?;
+    let digest = av.status.as_ref().and_then(|s| s.chart_digest.as_deref()).map(|d| {
+        let short: String = d.chars().take("sha256:".len() + 12).collect();
+        format!(" ({short})")
+    });
+    Some(format!("{} {} from {}{}", h.chart, h.version, h.repository, digest.unwrap_or_default()))
+}
+
 fn change_ids(av: Option<&AppVersion>) -> Markup {
     html! {
         @match av {
@@ -279,6 +290,12 @@ pub fn release(s: &Snapshot, name: &str) -> Rendered {
             dt { "Running" } dd { (running.unwrap_or("nothing yet")) }
             dt { "Phase" } dd class=(c.tone().as_str()) { (phase_label(status.phase)) }
             dt { "Source" } dd { (source(r)) }
+            @if let Some(chart) = running_av.and_then(chart_of) {
+                dt { "Chart" } dd { (chart) }
+            }
+            @if let Some(sa) = s.environments.iter().find(|e| e.name_any() == r.spec.environment).and_then(|e| e.spec.service_account_name.as_deref()) {
+                dt { "Deploys as" } dd { "ServiceAccount " (sa) }
+            }
             @if let Some(p) = &c.pending {
                 dt { "Waiting" } dd { (p.version.as_deref().unwrap_or("")) " " (p.what.label()) ": " (p.message) }
             }

@@ -264,3 +264,30 @@ fn index_lists_pipelines() {
     );
     assert!(index(&[]).body.into_string().contains("No Environments yet"));
 }
+
+#[test]
+fn release_page_names_the_chart_its_digest_and_the_identity() {
+    let mut s = snapshot();
+    let av = &mut s.app_versions[0];
+    av.spec.helm = Some(crate::api::HelmChart {
+        repository: "oci://registry.example.com/charts".into(),
+        chart: "payments".into(),
+        version: "1.3.9".into(),
+        ..Default::default()
+    });
+    av.status = Some(crate::api::AppVersionStatus {
+        chart_digest: Some(format!("sha256:{}", "ab".repeat(32))),
+        ..Default::default()
+    });
+    s.environments[0].spec.service_account_name = Some("deployer".into());
+    let html = release(&s, "payments-prod").body.into_string();
+    for expected in [
+        "<dt>Chart</dt><dd>payments 1.3.9 from oci://registry.example.com/charts (sha256:abababababab)</dd>",
+        "<dt>Deploys as</dt><dd>ServiceAccount deployer</dd>",
+    ] {
+        assert!(html.contains(expected), "missing {expected}: {html}");
+    }
+    // Without a chart or an identity, neither line.
+    let plain = release(&snapshot(), "payments-prod").body.into_string();
+    assert!(!plain.contains("<dt>Chart</dt>") && !plain.contains("Deploys as"), "{plain}");
+}
