@@ -56,6 +56,9 @@ fn record_of(lease: &Lease) -> Record {
     }
 }
 
+/// How often a release reads the Lease again after a conflicting write.
+const RELEASE_ATTEMPTS: usize = 5;
+
 fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
@@ -173,19 +176,30 @@ impl Elector {
     }
 
     /// Gives the Lease up (on shutdown), so that a standby takes over at once instead of after a
-    /// lease duration.
+    /// lease duration. The renewing task may write between this read and this write: a conflict
+    /// means "read again", a few times.
     pub async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else { return };
-        if record_of(&lease).holder.as_deref() != Some(self.cfg.identity.as_str()) {
-            return;
+        for _ in 0..RELEASE_ATTEMPTS {
+            let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else { return };
+            if record_of(&lease).holder.as_deref() != Some(self.cfg.identity.as_str()) {
+                return;
+            }
+            if let Some(spec) = lease.spec.as_mut() {
+                spec.holder_identity = None;
+                spec.lease_duration_seconds = Some(1);
+            }
+            match self.api.replace(&lease.name_any(), &PostParams::default(), &lease).await {
+                Ok(_) => {
+                    info!(lease = %self.cfg.name, "released the Lease");
+                    return;
+                }
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => {
+                    warn!(lease = %self.cfg.name, error = %e, "could not release the Lease");
+                    return;
+                }
+            }
         }
-        if let Some(spec) = lease.spec.as_mut() {
-            spec.holder_identity = None;
-            spec.lease_duration_seconds = Some(1);
-        }
-        match self.api.replace(&lease.name_any(), &PostParams::default(), &lease).await {
-            Ok(_) => info!(lease = %self.cfg.name, "released the Lease"),
-            Err(e) => warn!(lease = %self.cfg.name, error = %e, "could not release the Lease"),
-        }
+        warn!(lease = %self.cfg.name, "could not release the Lease: it kept changing under the release");
     }
 }
