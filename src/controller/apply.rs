@@ -105,7 +105,7 @@ fn refused_as_500(s: &kube::core::Status) -> bool {
     s.code == 500 && TYPE_ERRORS.iter().any(|m| s.message.contains(m))
 }
 
-fn gvk_of(e: &InventoryEntry) -> GroupVersionKind {
+pub(crate) fn gvk_of(e: &InventoryEntry) -> GroupVersionKind {
     let (group, version) = e.api_version.split_once('/').unwrap_or(("", e.api_version.as_str()));
     GroupVersionKind::gvk(group, version, &e.kind)
 }

@@ -25,6 +25,13 @@ impl From<ChartError> for Refusal {
     }
 }
 
+impl From<super::identity::IdentityError> for Refusal {
+    fn from(e: super::identity::IdentityError) -> Self {
+        // Who the operator may act as does not change by waiting.
+        Self { reason: e.reason(), message: e.to_string(), transient: false }
+    }
+}
+
 impl From<render::RenderError> for Refusal {
     fn from(e: render::RenderError) -> Self {
         Self { reason: e.reason(), transient: e.is_transient(), message: e.to_string() }
@@ -82,7 +89,7 @@ pub async fn output(
         Some(path) => path,
         None => {
             let creds = credentials(access.client, av).await?;
-            helm.chart(chart, digest, creds.as_ref()).await?
+            helm.pull_checked(chart, digest, creds.as_ref()).await?
         }
     };
     let release = rel.metadata.name.as_deref().unwrap_or_default();

@@ -104,16 +104,14 @@ impl Helm {
         tokio::fs::try_exists(&kept).await.unwrap_or(false).then_some(kept)
     }
 
-    /// The packaged chart with `digest`: the kept copy, or pulled again and checked against it.
-    pub async fn chart(
+    /// Pulls the chart again, checks it against `digest` and keeps it (for when
+    /// [`Self::kept_chart`] has none).
+    pub async fn pull_checked(
         &self,
         chart: &HelmChart,
         digest: &str,
         creds: Option<&Credentials>,
     ) -> Result<PathBuf, ChartError> {
-        if let Some(kept) = self.kept_chart(digest).await {
-            return Ok(kept);
-        }
         self.pull(chart, creds, Some(digest)).await.map(|(_, path)| path)
     }
 

@@ -227,23 +227,21 @@ pub fn conditions_state(
 
 /// Combines the workloads' states with the Release's own deadline, counted from the rollout start.
 pub fn assess(states: &[(String, WorkloadState)], elapsed: Duration, deadline: Duration) -> Health {
-    let failed: Vec<String> = states
-        .iter()
-        .filter_map(|(obj, s)| match s {
-            WorkloadState::Failed(m) => Some(format!("{obj}: {m}")),
-            _ => None,
-        })
-        .collect();
+    // `object: message` of every state that `pick` takes.
+    let named = |pick: fn(&WorkloadState) -> Option<&String>| -> Vec<String> {
+        states.iter().filter_map(|(obj, s)| pick(s).map(|m| format!("{obj}: {m}"))).collect()
+    };
+    let failed = named(|s| match s {
+        WorkloadState::Failed(m) => Some(m),
+        _ => None,
+    });
     if !failed.is_empty() {
         return Health::Degraded { message: failed.join("; ") };
     }
-    let waiting: Vec<String> = states
-        .iter()
-        .filter_map(|(obj, s)| match s {
-            WorkloadState::InProgress(m) => Some(format!("{obj}: {m}")),
-            _ => None,
-        })
-        .collect();
+    let waiting = named(|s| match s {
+        WorkloadState::InProgress(m) => Some(m),
+        _ => None,
+    });
     if waiting.is_empty() {
         return Health::Healthy;
     }

@@ -12,7 +12,7 @@ use super::{RECHECK_SLACK, owner};
 use crate::api::{
     Environment, Inventory, InventoryEntry, Reason, Release, ReleaseStatus, VerificationStatus,
 };
-use crate::controller::apply::{ApplyFailure, apply_all, prune};
+use crate::controller::apply::{ApplyFailure, apply_all, gvk_of, prune};
 use crate::controller::charts::{self, Refusal};
 use crate::controller::context::Context;
 use crate::controller::custom_kinds::CustomKinds;
@@ -27,7 +27,6 @@ use crate::plan::verify as verify_plan;
 use crate::plan::{Health, Outcome, Target, assess};
 use crate::render::KindCatalog;
 use crate::render::{self, Rendered};
-use kube::core::GroupVersionKind;
 use kube::runtime::reflector::ObjectRef;
 
 /// How long to wait before retrying a rendering that may succeed unchanged (e.g. a CRD not yet
@@ -87,10 +86,7 @@ async fn desired(
     let av = target.app_version;
     let client = match ctx.identities.client_for(&ctx.client, env) {
         Ok(client) => client,
-        Err(e) => {
-            let refusal = Refusal { reason: e.reason(), message: e.to_string(), transient: false };
-            return Ok(Err(refusal));
-        }
+        Err(e) => return Ok(Err(e.into())),
     };
     let chart = match charts::output(ctx.into(), av, env, rel).await {
         Ok(chart) => chart,
@@ -282,12 +278,10 @@ fn health(
 
 /// The state of an object of a custom kind (`None`: a kind that is ready once applied).
 fn custom_state(ctx: &Context, ns: &str, e: &InventoryEntry) -> Option<WorkloadState> {
-    let group = e.api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    if !CustomKinds::is_custom(group) {
+    let gvk = gvk_of(e);
+    if !CustomKinds::is_custom(&gvk.group) {
         return None;
     }
-    let version = e.api_version.rsplit_once('/').map_or(e.api_version.as_str(), |(_, v)| v);
-    let gvk = GroupVersionKind::gvk(group, version, &e.kind);
     let Some((resource, _)) = ctx.catalog.resolve(&gvk) else {
         return Some(WorkloadState::InProgress(format!("kind {} is not served", e.kind)));
     };
