@@ -33,6 +33,20 @@ pub struct EnvColumn {
     /// Set while a freeze window is active: until when and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frozen: Option<String>,
+    /// The cluster its apps run in (`in-cluster`: the operator's own).
+    pub cluster: String,
+    /// Set while that cluster cannot be used: the reason and the Environment's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_trouble: Option<String>,
+}
+
+/// Why an Environment's cluster cannot be used now, from its Ready condition (`None`: it can,
+/// as far as the operator last saw).
+pub fn cluster_trouble(env: &Environment) -> Option<String> {
+    let ready = find_condition(&env.status.as_ref()?.conditions, ConditionType::Ready)?;
+    (ready.status == "False"
+        && (ready.reason == Reason::ClusterUnreachable || ready.reason == Reason::ClusterConfigInvalid))
+        .then(|| format!("{}: {}", ready.reason, ready.message))
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -224,6 +238,8 @@ pub fn matrix(namespace: &str, envs: &[Environment], releases: &[Release], now: 
             namespace: e.spec.namespace.clone(),
             approval_required: e.spec.requires_approval(),
             frozen: frozen(e, now),
+            cluster: e.cluster_name().to_string(),
+            cluster_trouble: cluster_trouble(e),
         })
         .collect();
     let mut apps: BTreeMap<String, BTreeMap<String, CellState>> = BTreeMap::new();

@@ -9,111 +9,17 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
+use common::control_plane::Component;
 use common::{TestNs, healthy_at, held, within};
 use serde_json::{Value, json};
 use tuskfish::api::Environment;
 
 /// One outage at a time: the tests of this file share the control plane they take down.
 static OUTAGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// One process of the local control plane, known by its pid file.
-struct Component {
-    pid_file: PathBuf,
-    log: PathBuf,
-}
-
-impl Component {
-    fn of(state: &Path, name: &str) -> Option<Self> {
-        let pid_file = state.join(format!("{name}.pid"));
-        pid_file.exists().then(|| Self { pid_file, log: state.join(format!("{name}.log")) })
-    }
-
-    fn pid(&self) -> i32 {
-        std::fs::read_to_string(&self.pid_file).unwrap().trim().parse().unwrap()
-    }
-
-    fn argv(&self) -> Vec<String> {
-        std::fs::read_to_string(format!("/proc/{}/cmdline", self.pid()))
-            .unwrap()
-            .split('\0')
-            .filter(|a| !a.is_empty())
-            .map(String::from)
-            .collect()
-    }
-
-    /// The value of the command-line flag `name` (given as `--name value` or `--name=value`).
-    fn flag(&self, name: &str) -> String {
-        let argv = self.argv();
-        let inline = format!("{name}=");
-        argv.iter()
-            .enumerate()
-            .find_map(|(i, a)| {
-                if a == name { argv.get(i + 1).cloned() } else { a.strip_prefix(&inline).map(String::from) }
-            })
-            .unwrap_or_else(|| panic!("{} has no {name} flag: {argv:?}", self.pid_file.display()))
-    }
-
-    /// SIGKILLs the process and waits until it is gone.
-    async fn kill(&self) {
-        let pid = self.pid();
-        assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
-        within("the old process to exit", async {
-            while process_alive(pid) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-    }
-
-    /// Kills the process (SIGKILL: a crash; an orderly kube-apiserver shutdown drains for a minute)
-    /// and starts it again with the same command line, detached like `hack/cluster-up.sh` starts
-    /// it, updating its pid file so that `hack/cluster-down.sh` still finds it.
-    async fn restart(&self) {
-        self.restart_after(async {}).await;
-    }
-
-    /// As [`Self::restart`], with `meanwhile` run while the process is down.
-    // Detached on purpose: the control plane outlives this test, and cluster-down stops it.
-    #[allow(clippy::zombie_processes)]
-    async fn restart_after(&self, meanwhile: impl Future<Output = ()>) {
-        let argv = self.argv();
-        self.kill().await;
-        meanwhile.await;
-        // The killed process's ports can take a moment to be free again: a start that exits at
-        // once (bind: address already in use) is tried again.
-        let mut running = None;
-        for _ in 0..40 {
-            let log = std::fs::OpenOptions::new().append(true).open(&self.log).unwrap();
-            let mut started = Command::new(&argv[0])
-                .args(&argv[1..])
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            if started.try_wait().unwrap().is_none() {
-                running = Some(started.id());
-                break;
-            }
-        }
-        let pid =
-            running.unwrap_or_else(|| panic!("{} does not start again; see {}", argv[0], self.log.display()));
-        std::fs::write(&self.pid_file, pid.to_string()).unwrap();
-    }
-}
-
-/// True while `pid` runs (a zombie waiting for its parent to reap it does not run).
-fn process_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
-}
 
 /// Waits until the API server answers again, with etcd behind it (a list must succeed: the
 /// version endpoint answers before etcd is reachable).

@@ -23,6 +23,7 @@ use super::Condition;
     printcolumn = r#"{"name":"Namespace","type":"string","jsonPath":".spec.namespace"}"#,
     printcolumn = r#"{"name":"Tier","type":"string","jsonPath":".spec.tier"}"#,
     printcolumn = r#"{"name":"Line","type":"string","jsonPath":".spec.versionLine"}"#,
+    printcolumn = r#"{"name":"Cluster","type":"string","jsonPath":".status.cluster"}"#,
     printcolumn = r#"{"name":"Identity","type":"string","priority":1,"jsonPath":".spec.serviceAccountName"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Releases","type":"integer","jsonPath":".status.releases"}"#,
@@ -78,6 +79,78 @@ pub struct EnvironmentSpec {
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
     pub service_account_name: Option<String>,
+    /// The cluster the apps of this environment run in (default: the operator's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterRef>,
+}
+
+/// Another cluster, reached with a kubeconfig kept in a Secret of the pipeline namespace.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRef {
+    /// What the cluster is called in `kubectl get environments`, `tuskfish status` and the web
+    /// view (default: the Secret's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub name: Option<String>,
+    /// The Secret (in this Environment's namespace) and its key holding a kubeconfig for the
+    /// cluster. Credentials and certificates must be inline (token, client certificate data):
+    /// a kubeconfig that runs a command or reads a file is refused. A changed Secret is used at
+    /// once, without a restart.
+    pub kube_config_secret_ref: KubeconfigSecretRef,
+}
+
+/// A key of a Secret in the Environment's namespace that holds a kubeconfig.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeconfigSecretRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key in the Secret's data (default `kubeconfig`).
+    #[serde(default = "default_kubeconfig_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+fn default_kubeconfig_key() -> String {
+    "kubeconfig".into()
+}
+
+/// Where a cluster's kubeconfig is kept: a key of a Secret in a pipeline namespace. Environments
+/// naming the same key share one connection.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterKey {
+    pub namespace: String,
+    pub secret: KubeconfigSecretRef,
+}
+
+impl std::fmt::Display for ClusterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret {}/{} key {}", self.namespace, self.secret.name, self.secret.key)
+    }
+}
+
+/// What `status.cluster` says of an Environment in the operator's own cluster.
+pub const IN_CLUSTER: &str = "in-cluster";
+
+impl Environment {
+    /// Where this Environment's cluster is reached (`None`: the operator's own cluster).
+    pub fn cluster_key(&self) -> Option<ClusterKey> {
+        use kube::ResourceExt;
+        let c = self.spec.cluster.as_ref()?;
+        Some(ClusterKey {
+            namespace: self.namespace().unwrap_or_default(),
+            secret: c.kube_config_secret_ref.clone(),
+        })
+    }
+
+    /// The name the cluster is shown under.
+    pub fn cluster_name(&self) -> &str {
+        match &self.spec.cluster {
+            None => IN_CLUSTER,
+            Some(c) => c.name.as_deref().unwrap_or(&c.kube_config_secret_ref.name),
+        }
+    }
 }
 
 /// The approvals a new version needs in an Environment.
@@ -231,6 +304,10 @@ pub struct EnvironmentStatus {
     /// The namespace this environment owns (set once it is created or adopted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The cluster the environment's apps run in (`in-cluster`: the operator's own); whether it
+    /// can be reached is the `Ready` condition (`ClusterUnreachable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// Releases that target this environment.
     #[serde(default)]
     pub releases: i32,

@@ -35,6 +35,7 @@ pub fn environment(name: &str, tier: Tier) -> Environment {
             verify: vec![],
             helm_values: None,
             service_account_name: None,
+            cluster: None,
         },
     );
     e.metadata.namespace = Some("finance".into());

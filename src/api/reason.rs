@@ -173,6 +173,9 @@ vocabulary! {
         NamespaceTerminating,
         NamespaceOwnedByOther,
         NamespaceNotManaged,
+        // Other clusters (Environment and Release conditions).
+        ClusterUnreachable,
+        ClusterConfigInvalid,
         // Notifications (their Ready condition).
         Delivered,
         DeliveryFailing,

@@ -10,28 +10,34 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use super::catalog::Catalog;
 use super::deferred::DeferredStatuses;
 use super::status::OwnWrites;
 use crate::api::{AppVersion, Approval, Environment, Notification, Release};
 use crate::index::PipelineIndex;
 use crate::telemetry::{RequestCounts, SharedMetrics};
 
-/// Read-only caches fed by one watch per kind.
+/// Read-only caches of the pipeline (the tuskfish kinds), fed by one watch per kind.
 #[derive(Clone)]
 pub struct Stores {
     pub releases: Store<Release>,
     pub environments: Store<Environment>,
     pub app_versions: Store<AppVersion>,
+    pub approvals: Store<Approval>,
+    pub notifications: Store<Notification>,
+    /// What tuskfish applied in the operator's own cluster.
+    pub workloads: WorkloadStores,
+}
+
+/// Read-only caches of what tuskfish applied in one cluster (labelled objects only).
+#[derive(Clone)]
+pub struct WorkloadStores {
     pub deployments: Store<Deployment>,
     pub stateful_sets: Store<StatefulSet>,
     pub daemon_sets: Store<DaemonSet>,
     /// PersistentVolumeClaims a Release applied.
     pub claims: Store<PersistentVolumeClaim>,
-    pub approvals: Store<Approval>,
     /// Verification Jobs (and any Job a Release applied).
     pub jobs: Store<Job>,
-    pub notifications: Store<Notification>,
     /// Namespaces labelled as tuskfish's (metadata only).
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
 }
@@ -42,7 +48,8 @@ pub struct Context {
     /// Who relates to whom: the keys to look up in `stores`.
     pub index: Arc<PipelineIndex>,
     pub recorder: Recorder,
-    pub catalog: Catalog,
+    /// The clusters Environments deploy to (each with its client, caches and identities).
+    pub clusters: super::cluster::Clusters,
     pub requests: Arc<RequestCounts>,
     pub metrics: SharedMetrics,
     /// Our own status writes, to skip decisions on a cache that has not seen them yet.
@@ -57,10 +64,6 @@ pub struct Context {
     pub http: crate::http::HttpClient,
     /// Told of every finished reconcile, when someone asked (see [`super::ReconcileLog`]).
     pub reconciled: Option<Arc<super::ReconcileLog>>,
-    /// Who the operator acts as in each Environment's namespace.
-    pub identities: super::identity::Identities,
-    /// Watches of the custom kinds Releases applied, for their health.
-    pub custom_kinds: super::custom_kinds::CustomKinds,
     /// Helm, for AppVersions with a chart; else why there is none (said in their conditions).
     pub helm: Result<Arc<crate::helm::Helm>, String>,
 }
@@ -74,14 +77,18 @@ impl Context {
         metrics: SharedMetrics,
     ) -> Self {
         let reporter = Reporter { controller: "tuskfish".into(), instance: std::env::var("POD_NAME").ok() };
+        let local = super::cluster::Cluster::local(
+            client.clone(),
+            stores.workloads.clone(),
+            super::custom_kinds::CustomKinds::new(client.clone(), None),
+            super::identity::Identities::new(None, requests.clone(), false),
+        );
         Self {
             recorder: Recorder::new(client.clone(), reporter),
-            custom_kinds: super::custom_kinds::CustomKinds::new(client.clone(), None),
-            identities: super::identity::Identities::new(None, requests.clone(), false),
+            clusters: super::cluster::Clusters::local_only(local),
             client,
             stores,
             index,
-            catalog: Catalog::default(),
             requests,
             metrics,
             own_writes: OwnWrites::default(),

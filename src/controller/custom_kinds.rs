@@ -32,6 +32,7 @@ pub struct CustomKinds {
 struct Watched {
     store: Store<DynamicObject>,
     listed: Arc<AtomicBool>,
+    task: tokio::task::AbortHandle,
 }
 
 impl CustomKinds {
@@ -76,7 +77,15 @@ impl CustomKinds {
             }
             futures::future::ready(())
         });
-        tokio::spawn(events);
-        Watched { store: reader, listed }
+        let task = tokio::spawn(events).abort_handle();
+        Watched { store: reader, listed, task }
+    }
+}
+
+impl Drop for CustomKinds {
+    /// The watches end with their cluster's connection (a rotated kubeconfig starts new ones).
+    fn drop(&mut self) {
+        let stores = self.stores.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        stores.values().for_each(|w| w.task.abort());
     }
 }

@@ -13,6 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tracing::info;
 
+use super::cluster::{Cluster, ClusterError};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::events::publish;
@@ -30,6 +31,11 @@ pub enum NamespaceClaim {
     Terminating,
     OwnedByOther(String),
     NotManaged,
+    /// The Environment's cluster cannot be used now.
+    ClusterUnusable {
+        reason: Reason,
+        message: String,
+    },
 }
 
 /// Pure: decides ownership from the namespace's owner annotation.
@@ -52,13 +58,23 @@ pub fn owner_key(env: &Environment) -> String {
     format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any())
 }
 
-async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<NamespaceClaim> {
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
+/// Claims the namespace in the Environment's cluster (`None`: still connecting to it; whoever
+/// deploys there is woken once it is up).
+async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<Option<NamespaceClaim>> {
+    match ctx.clusters.of(env) {
+        Ok(cluster) => claim_in(&cluster, env).await.map(Some),
+        Err(ClusterError::Connecting) => Ok(None),
+        Err(e) => Ok(Some(NamespaceClaim::ClusterUnusable { reason: e.reason(), message: e.message(env) })),
+    }
+}
+
+async fn claim_in(cluster: &Cluster, env: &Environment) -> Result<NamespaceClaim> {
+    let api: Api<Namespace> = Api::all(cluster.client.clone());
     let name = &env.spec.namespace;
     let owner = owner_key(env);
     // Ours and in the cache: nothing to ask. Anything else (not labelled ours, not created yet, or
     // the cache not there yet) is read, so a stale cache can never claim a namespace.
-    if let Some(ns) = ctx.stores.namespaces.get(&ObjectRef::new(name))
+    if let Some(ns) = cluster.workloads.namespaces.get(&ObjectRef::new(name))
         && claim_of(&ns.metadata, &owner) == (NamespaceClaim::Owned { created: false })
     {
         return Ok(NamespaceClaim::Owned { created: false });
@@ -112,12 +128,16 @@ fn unusable_name(env: &Environment) -> Option<String> {
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
     let claim = match unusable_name(&env) {
         Some(why) => NamespaceClaim::NameUnusable(why),
-        None => claim_namespace(&ctx, &env).await?,
+        None => match claim_namespace(&ctx, &env).await? {
+            Some(claim) => claim,
+            None => return Ok(Action::await_change()),
+        },
     };
     let now = Time(jiff::Timestamp::now());
     let prev = env.status.clone().unwrap_or_default();
     let mut status = prev.clone();
     status.observed_generation = env.metadata.generation;
+    status.cluster = Some(env.cluster_name().to_string());
     let ns = &env.spec.namespace;
     let line_error = env.spec.version_line.as_deref().and_then(|l| {
         semver::VersionReq::parse(l).err().map(|e| format!("versionLine {l:?} is not a semver range: {e}"))
@@ -125,6 +145,9 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     let update = match (&claim, line_error) {
         (NamespaceClaim::NameUnusable(why), _) => {
             ConditionUpdate::new(ConditionType::Ready, false, Reason::InvalidName, why.clone())
+        }
+        (NamespaceClaim::ClusterUnusable { reason, message }, _) => {
+            ConditionUpdate::new(ConditionType::Ready, false, *reason, message.clone())
         }
         (NamespaceClaim::Owned { .. }, None) => {
             status.namespace = Some(ns.clone());

@@ -20,6 +20,9 @@ pub enum Error {
     Discovery { gvk: String, source: kube::Error },
     #[error("object has no {0}")]
     MissingField(&'static str),
+    /// The Environment's cluster cannot be used now (its condition says the same).
+    #[error("{message}")]
+    Cluster { reason: Reason, message: String },
 }
 
 impl Error {
@@ -45,7 +48,7 @@ impl Error {
                     _ => false,
                 };
             }
-            Error::MissingField(_) => return false,
+            Error::MissingField(_) | Error::Cluster { .. } => return false,
         };
         matches!(source, kube::Error::Api(s) if s.code == 409)
     }
@@ -61,6 +64,7 @@ impl Error {
             Error::Finalizer(_) => Reason::FinalizerFailed,
             Error::Discovery { .. } => Reason::DiscoveryFailed,
             Error::MissingField(_) => Reason::InvalidObject,
+            Error::Cluster { reason, .. } => *reason,
         }
     }
 }

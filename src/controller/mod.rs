@@ -5,6 +5,7 @@ mod apply;
 mod appversion;
 mod catalog;
 pub mod charts;
+pub mod cluster;
 mod context;
 mod custom_kinds;
 mod deferred;
@@ -186,12 +187,24 @@ async fn run_controllers(
     let mut ctx = Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone());
     ctx.reconciled = settings.reconciled.clone();
     ctx.status_settle = settings.status_settle;
-    ctx.custom_kinds = custom_kinds::CustomKinds::new(ctx.client.clone(), Some(wake.clone()));
-    ctx.identities = identity::Identities::new(
-        settings.client_config.clone(),
-        ctx.requests.clone(),
-        settings.require_service_account,
+    let local = cluster::Cluster::local(
+        ctx.client.clone(),
+        stores.workloads.clone(),
+        custom_kinds::CustomKinds::new(ctx.client.clone(), Some(wake.clone())),
+        identity::Identities::new(
+            settings.client_config.clone(),
+            ctx.requests.clone(),
+            settings.require_service_account,
+        ),
     );
+    let shared = cluster::Shared {
+        client: ctx.client.clone(),
+        triggers: w.triggers.clone(),
+        index: w.index.clone(),
+        counts: ctx.requests.clone(),
+        require_service_account: settings.require_service_account,
+    };
+    ctx.clusters = cluster::Clusters::new(local, shared);
     ctx.probes = verify::Probes::new(Some(wake));
     ctx.helm = settings.helm.clone().and_then(|cfg| {
         let dir = cfg.work_dir.display().to_string();
@@ -212,14 +225,14 @@ async fn run_controllers(
                 s.releases.wait_until_ready(),
                 s.environments.wait_until_ready(),
                 s.app_versions.wait_until_ready(),
-                s.deployments.wait_until_ready(),
-                s.stateful_sets.wait_until_ready(),
-                s.daemon_sets.wait_until_ready(),
-                s.claims.wait_until_ready(),
+                s.workloads.deployments.wait_until_ready(),
+                s.workloads.stateful_sets.wait_until_ready(),
+                s.workloads.daemon_sets.wait_until_ready(),
+                s.workloads.claims.wait_until_ready(),
                 s.approvals.wait_until_ready(),
-                s.jobs.wait_until_ready(),
+                s.workloads.jobs.wait_until_ready(),
                 s.notifications.wait_until_ready(),
-                s.namespaces.wait_until_ready(),
+                s.workloads.namespaces.wait_until_ready(),
             );
         }
     };

@@ -99,27 +99,30 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
 async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     // Deleted while its last status was held back: that status has the inventory of the last apply.
     let held = ctx.deferred.inventory(&rel);
-    if let Some(inv) = held.as_ref().or_else(|| rel.status.as_ref().and_then(|s| s.inventory.as_ref())) {
+    let applied = held.as_ref().or_else(|| rel.status.as_ref().and_then(|s| s.inventory.as_ref()));
+    let env_ref = ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default());
+    let env = ctx.stores.environments.get(&env_ref);
+    // In the Environment's cluster while it exists (gone: the operator's own, the only one left
+    // to know); an unreachable cluster keeps the Release until its objects can be removed.
+    let cluster = match env.as_deref().map(|e| (e, ctx.clusters.of(e))) {
+        None => ctx.clusters.local().clone(),
+        Some((_, Ok(cluster))) => cluster,
+        Some((e, Err(err))) => return Err(Error::Cluster { message: err.message(e), reason: err.reason() }),
+    };
+    if let Some(inv) = applied {
         // As the Environment's identity while it exists (gone: the operator's own, which may only
         // delete what the inventory names and this Release owns).
-        let env = ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default());
-        let client = ctx
-            .stores
-            .environments
-            .get(&env)
-            .and_then(|e| ctx.identities.client_for(&ctx.client, &e).ok())
-            .unwrap_or_else(|| ctx.client.clone());
-        let deleted = prune(&client, &ctx.catalog, inv, None, &owner(&rel)).await?;
+        let client = env
+            .as_deref()
+            .and_then(|e| cluster.identities.client_for(&cluster.client, e).ok())
+            .unwrap_or_else(|| cluster.client.clone());
+        let deleted = prune(&client, &cluster.catalog, inv, None, &owner(&rel)).await?;
         info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
     }
     // Verification Jobs run where the Release's objects do (its Environment may be gone already).
-    let applied = held.as_ref().or_else(|| rel.status.as_ref().and_then(|s| s.inventory.as_ref()));
-    let ns = applied.map(|i| i.namespace.clone()).or_else(|| {
-        let env = ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default());
-        ctx.stores.environments.get(&env).map(|e| e.spec.namespace.clone())
-    });
+    let ns = applied.map(|i| i.namespace.clone()).or_else(|| env.as_ref().map(|e| e.spec.namespace.clone()));
     if let Some(ns) = ns {
-        super::verify::remove_jobs(&ctx, &rel, &ns).await?;
+        super::verify::remove_jobs(&cluster, &rel, &ns).await?;
     }
     ctx.probes.forget(&rel);
     ctx.deferred.written(&rel);

@@ -21,7 +21,8 @@ use prometheus_client::metrics::counter::Counter;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use super::context::Stores;
+use super::cluster::Link;
+use super::context::{Stores, WorkloadStores};
 use crate::api::{AppVersion, Approval, Environment, Notification, Release, labels};
 use crate::index::PipelineIndex;
 use crate::plan::peers::{self, EnvironmentFacts, Facts};
@@ -119,13 +120,39 @@ pub(crate) fn reflect<K>(
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
+    reflect_linked(api, config, metrics, None, route)
+}
+
+/// [`reflect`], telling `link` (another cluster's) when the watch has listed and when it failed.
+fn reflect_linked<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    metrics: SharedMetrics,
+    link: Option<Arc<Link>>,
+    route: impl Fn(&K, &Store<K>, Seen) + Send + 'static,
+) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
     let events = watcher(api, config)
         .default_backoff()
         // managedFields are never read here and are the bulk of a cached object.
         .modify(|o| o.managed_fields_mut().clear());
-    let fut = route_events(events, writer, reader.clone(), metrics, route);
+    if let Some(l) = &link {
+        l.expect(kind_of::<K>());
+    }
+    let fut = route_events(events, writer, reader.clone(), metrics, link, route);
     (reader, fut)
+}
+
+/// A kind's name, as the link knows its watch.
+fn kind_of<K: Resource<DynamicType = ()>>() -> &'static str {
+    match K::kind(&()) {
+        std::borrow::Cow::Borrowed(k) => k,
+        // Only for kinds whose name is computed; none of the watched kinds is.
+        std::borrow::Cow::Owned(_) => "object",
+    }
 }
 
 /// Feeds watch events into the cache (through `writer`, read by `cache`) and routes each object.
@@ -134,6 +161,7 @@ fn route_events<K>(
     writer: reflector::store::Writer<K>,
     cache: Store<K>,
     metrics: SharedMetrics,
+    link: Option<Arc<Link>>,
     route: impl Fn(&K, &Store<K>, Seen) + Send + 'static,
 ) -> impl Future<Output = ()> + Send + 'static
 where
@@ -152,11 +180,17 @@ where
             // The cache swaps in the new list at InitDone; until then it holds the old one.
             Ok(watcher::Event::Init) => relist.start(&cache),
             Ok(watcher::Event::InitDone) => {
-                relist.absent().iter().for_each(|gone| route(gone, &cache, Seen::Deleted))
+                relist.absent().iter().for_each(|gone| route(gone, &cache, Seen::Deleted));
+                if let Some(l) = &link {
+                    l.listed(kind_of::<K>());
+                }
             }
             Err(e) => {
                 metrics.watch_restarts.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
                 warn!(kind = %kind, error = %e, "watch error (retrying with backoff)");
+                if let Some(l) = &link {
+                    l.failed(&e);
+                }
             }
         }
         futures::future::ready(())
@@ -202,6 +236,7 @@ fn workload_watch<K>(
     client: &Client,
     config: watcher::Config,
     triggers: &Triggers,
+    link: Option<Arc<Link>>,
 ) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -213,9 +248,50 @@ where
         + 'static,
 {
     let t = triggers.clone();
-    reflect(Api::<K>::all(client.clone()), config, t.metrics.clone(), move |o: &K, _: &Store<K>, _| {
+    let api = Api::<K>::all(client.clone());
+    reflect_linked(api, config, t.metrics.clone(), link, move |o: &K, _: &Store<K>, _| {
         release_of(o.meta()).into_iter().for_each(|r| t.releases.send(r));
     })
+}
+
+/// The watches of one cluster's workloads and namespaces (tuskfish's only), reporting to `link`
+/// when it is another cluster. Nothing runs until the returned drivers are polled.
+pub(crate) fn workload_watches(
+    client: &Client,
+    triggers: &Triggers,
+    link: Option<Arc<Link>>,
+) -> (WorkloadStores, Vec<futures::future::BoxFuture<'static, ()>>) {
+    let managed = watcher::Config::default().labels(&managed_selector());
+    let (deployments, deploy_fut) =
+        workload_watch::<Deployment>(client, managed.clone(), triggers, link.clone());
+    let (stateful_sets, sts_fut) =
+        workload_watch::<StatefulSet>(client, managed.clone(), triggers, link.clone());
+    let (jobs, jobs_fut) = workload_watch::<Job>(client, managed.clone(), triggers, link.clone());
+    let (daemon_sets, ds_fut) = workload_watch::<DaemonSet>(client, managed.clone(), triggers, link.clone());
+    let (claims, claims_fut) =
+        workload_watch::<PersistentVolumeClaim>(client, managed.clone(), triggers, link.clone());
+    // Managed namespaces wake their owner Environment, and their cache spares the Environment
+    // controller a read of its namespace on every reconcile.
+    let t = triggers.clone();
+    let (namespaces, ns_fut) = reflect_linked(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        managed,
+        t.metrics.clone(),
+        link,
+        move |ns: &PartialObjectMeta<Namespace>, _: &Store<PartialObjectMeta<Namespace>>, _| {
+            environment_of_namespace(&ns.metadata).into_iter().for_each(|e| t.environments.send(e));
+        },
+    );
+    let stores = WorkloadStores { deployments, stateful_sets, daemon_sets, claims, jobs, namespaces };
+    let drivers: Vec<futures::future::BoxFuture<'static, ()>> = vec![
+        Box::pin(deploy_fut),
+        Box::pin(sts_fut),
+        Box::pin(ns_fut),
+        Box::pin(jobs_fut),
+        Box::pin(ds_fut),
+        Box::pin(claims_fut),
+    ];
+    (stores, drivers)
 }
 
 /// What the route of a watch last saw of each object, to tell real changes from noise.
@@ -249,6 +325,8 @@ pub struct Watches {
     /// read-only views (the web page) redraw on change without asking the API server.
     pub revision: tokio::sync::watch::Receiver<u64>,
     pub drivers: Vec<futures::future::BoxFuture<'static, ()>>,
+    /// Where the watches send reconcile requests (other clusters' watches send there too).
+    pub(crate) triggers: Triggers,
 }
 
 /// The tuskfish kinds in one namespace (`--watch-namespace`) or in all.
@@ -270,7 +348,6 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
     let all = watcher::Config::default();
     let (revision_tx, revision) = tokio::sync::watch::channel(0u64);
     let changed = Arc::new(revision_tx);
-    let managed = watcher::Config::default().labels(&managed_selector());
 
     let index = Arc::new(PipelineIndex::default());
     let (t, c, ix) = (triggers.clone(), changed.clone(), index.clone());
@@ -332,11 +409,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         },
     );
 
-    let (deployments, deploy_fut) = workload_watch::<Deployment>(client, managed.clone(), &triggers);
-    let (stateful_sets, sts_fut) = workload_watch::<StatefulSet>(client, managed.clone(), &triggers);
-    let (jobs, jobs_fut) = workload_watch::<Job>(client, managed.clone(), &triggers);
-    let (daemon_sets, ds_fut) = workload_watch::<DaemonSet>(client, managed.clone(), &triggers);
-    let (claims, claims_fut) = workload_watch::<PersistentVolumeClaim>(client, managed.clone(), &triggers);
+    let (workloads, mut drivers) = workload_watches(client, &triggers, None);
 
     let (t, ix) = (triggers.clone(), index.clone());
     let (approvals, approvals_fut) = reflect(
@@ -354,51 +427,23 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
     let (notifications, notifications_fut) = reflect(
         scoped::<Notification>(client, namespace),
         watcher::Config::default(),
-        m.clone(),
+        m,
         move |n: &Notification, _: &Store<Notification>, seen| ix.see_notification(n, seen),
     );
-
-    // Managed namespaces wake their owner Environment, and their cache spares the Environment
-    // controller a read of its namespace on every reconcile.
-    let t = triggers;
-    let (namespaces, ns_fut) = reflect(
-        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-        managed,
-        m,
-        move |ns: &PartialObjectMeta<Namespace>, _: &Store<PartialObjectMeta<Namespace>>, _| {
-            environment_of_namespace(&ns.metadata).into_iter().for_each(|e| t.environments.send(e));
-        },
-    );
+    drivers.extend([
+        Box::pin(releases_fut) as futures::future::BoxFuture<'static, ()>,
+        Box::pin(env_fut),
+        Box::pin(av_fut),
+        Box::pin(approvals_fut),
+        Box::pin(notifications_fut),
+    ]);
 
     Watches {
-        stores: Stores {
-            releases,
-            environments,
-            app_versions,
-            deployments,
-            stateful_sets,
-            daemon_sets,
-            claims,
-            approvals,
-            jobs,
-            notifications,
-            namespaces,
-        },
+        stores: Stores { releases, environments, app_versions, approvals, notifications, workloads },
         index,
         revision,
-        drivers: vec![
-            Box::pin(releases_fut),
-            Box::pin(env_fut),
-            Box::pin(av_fut),
-            Box::pin(deploy_fut),
-            Box::pin(sts_fut),
-            Box::pin(ns_fut),
-            Box::pin(approvals_fut),
-            Box::pin(jobs_fut),
-            Box::pin(ds_fut),
-            Box::pin(claims_fut),
-            Box::pin(notifications_fut),
-        ],
+        drivers,
+        triggers,
     }
 }
 
@@ -428,6 +473,7 @@ mod tests {
             writer,
             reader,
             SharedMetrics::default(),
+            None,
             move |r: &Release, _: &Store<Release>, s| {
                 log.lock().unwrap().push((r.name_any(), s));
             },

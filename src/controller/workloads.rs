@@ -10,7 +10,7 @@ use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client};
 
-use super::context::Stores;
+use super::context::WorkloadStores;
 use crate::api::InventoryEntry;
 use crate::plan::drift::Live;
 use crate::plan::health::{
@@ -68,7 +68,7 @@ impl WatchedKind {
         }
     }
 
-    pub fn cached(self, stores: &Stores, ns: &str, name: &str) -> Option<Cached> {
+    pub fn cached(self, stores: &WorkloadStores, ns: &str, name: &str) -> Option<Cached> {
         match self {
             Self::Deployment => get(&stores.deployments, ns, name).map(Cached::Deployment),
             Self::StatefulSet => get(&stores.stateful_sets, ns, name).map(Cached::StatefulSet),

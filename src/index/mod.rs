@@ -16,7 +16,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kube::ResourceExt;
 
-use crate::api::{AppVersion, Approval, Environment, NoticeKind, Notification, Phase, Release};
+use crate::api::{AppVersion, Approval, ClusterKey, Environment, NoticeKind, Notification, Phase, Release};
 use crate::plan::peers::Facts;
 use crate::plan::spec_hash;
 use multimap::MultiMap;
@@ -86,11 +86,25 @@ struct Inner {
     /// Notifications by namespace, with the notices each wants (empty: all).
     notifications: BTreeMap<String, BTreeMap<String, BTreeSet<NoticeKind>>>,
     namespaces: BTreeMap<String, Members>,
+    /// The other cluster each Environment deploys to, and the Environments of each cluster.
+    environment_clusters: HashMap<Name, ClusterKey>,
+    by_cluster: MultiMap<ClusterKey>,
     /// Bumped for any change, so a namespace's revision never repeats after it empties and refills.
     clock: u64,
 }
 
 impl Inner {
+    fn set_cluster(&mut self, ns: &str, name: &str, key: Option<ClusterKey>) {
+        let id = (ns.to_string(), name.to_string());
+        if let Some(old) = self.environment_clusters.remove(&id) {
+            self.by_cluster.remove(&old, name);
+        }
+        if let Some(key) = key {
+            self.by_cluster.insert(key.clone(), name);
+            self.environment_clusters.insert(id, key);
+        }
+    }
+
     fn touch(&mut self, ns: &str) -> &mut Members {
         self.clock += 1;
         let clock = self.clock;
@@ -296,13 +310,21 @@ impl PipelineIndex {
 
     pub fn apply_environment(&self, e: &Environment) {
         let (ns, name) = key_of(e);
-        self.write().touch(&ns).environments.insert(name);
+        let mut inner = self.write();
+        inner.touch(&ns).environments.insert(name.clone());
+        inner.set_cluster(&ns, &name, e.cluster_key());
     }
 
     pub fn delete_environment(&self, namespace: &str, name: &str) {
         let mut inner = self.write();
         inner.touch(namespace).environments.remove(name);
+        inner.set_cluster(namespace, name, None);
         inner.forget_if_empty(namespace);
+    }
+
+    /// Names of the Environments (in the key's namespace) that deploy to the cluster of `key`.
+    pub fn environments_on_cluster(&self, key: &ClusterKey) -> Vec<String> {
+        self.read().by_cluster.get(key)
     }
 
     /// Records an AppVersion: its version parsed and its publication checked here, once per change.

@@ -13,7 +13,7 @@ use super::gates::{self, GateFacts, Stop};
 use super::wait::{Blocked, Held};
 use crate::api::{
     AppVersion, AppVersionSpec, Approval, ConditionType, Environment, Phase, Reason, Release, ReleaseStatus,
-    RolloutResult, Veto, is_true,
+    RolloutResult, Veto, find_condition, is_true,
 };
 use crate::duration::parse_duration;
 
@@ -194,10 +194,18 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
             && s.namespace.as_deref() == Some(env.spec.namespace.as_str())
     });
     if !env_ready {
-        return Err(Blocked::pending(
-            Reason::EnvironmentNotReady,
-            format!("Environment {:?} is not Ready (see its conditions)", spec.environment),
-        ));
+        // A cluster that cannot be used is the Release's own trouble too: say so in its words.
+        let cluster =
+            env.status.as_ref().and_then(|s| find_condition(&s.conditions, ConditionType::Ready)).filter(
+                |c| c.reason == Reason::ClusterUnreachable || c.reason == Reason::ClusterConfigInvalid,
+            );
+        return Err(match cluster.and_then(|c| Reason::parse(&c.reason).map(|r| (r, c))) {
+            Some((reason, c)) => Blocked::pending(reason, c.message.clone()),
+            None => Blocked::pending(
+                Reason::EnvironmentNotReady,
+                format!("Environment {:?} is not Ready (see its conditions)", spec.environment),
+            ),
+        });
     }
     let line = match env.spec.version_line.as_deref() {
         Some(l) => Some(semver::VersionReq::parse(l).map_err(|e| {
@@ -661,6 +669,16 @@ mod tests {
         let mut not_ready = ready_env(None);
         not_ready.status = None;
         let bad_line = ready_env(Some("not a range"));
+        // The cluster's trouble is the Release's reason too (the Environment's message with it).
+        let cluster_down = |reason: &str| {
+            let mut env = ready_env(None);
+            let ready = &mut env.status.as_mut().unwrap().conditions[0];
+            (ready.status, ready.reason, ready.message) =
+                ("False".into(), reason.into(), "cluster test …".into());
+            env
+        };
+        let (unreachable, unusable) =
+            (cluster_down("ClusterUnreachable"), cluster_down("ClusterConfigInvalid"));
 
         type Case<'a> = (Option<&'a str>, Option<&'a Environment>, Result<&'a str, &'a str>);
         let cases: Vec<Case> = vec![
@@ -671,6 +689,8 @@ mod tests {
             (Some("1.3"), Some(&env), Err("InvalidVersion")),
             (Some("1.3.9"), None, Err("EnvironmentNotFound")),
             (Some("1.3.9"), Some(&not_ready), Err("EnvironmentNotReady")),
+            (Some("1.3.9"), Some(&unreachable), Err("ClusterUnreachable")),
+            (Some("1.3.9"), Some(&unusable), Err("ClusterConfigInvalid")),
             (Some("1.3.10"), Some(&line13), Ok("1.3.10")),
             (Some("1.4.0-rc.1"), Some(&line13), Err("OutsideVersionLine")),
             (Some("1.3.9"), Some(&bad_line), Err("InvalidVersionLine")),

@@ -53,6 +53,7 @@ pub(crate) fn environment(vars: &[(&str, &str)]) -> Environment {
             verify: vec![],
             helm_values: None,
             service_account_name: None,
+            cluster: None,
         },
     );
     env.metadata.namespace = Some("finance".into());

@@ -43,6 +43,13 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Another cluster, by the Secret its kubeconfig is in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabel {
+    pub namespace: String,
+    pub secret: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabel {
     /// `read` or `write`.
@@ -63,6 +70,8 @@ pub struct Metrics {
     pub watch_restarts: Family<KindLabel, Counter>,
     api_requests: Family<RequestLabel, Counter>,
     pub leader: Gauge,
+    /// 1 while another cluster answers (0: connecting, unreachable, or its kubeconfig is unusable).
+    pub cluster_reachable: Family<ClusterLabel, Gauge>,
     /// Every cache has listed once (what `/readyz` reports).
     pub ready: AtomicBool,
 }
@@ -104,6 +113,12 @@ impl Default for Metrics {
         registry.register("api_requests", "Requests sent to the API server", api_requests.clone());
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        let cluster_reachable = Family::<ClusterLabel, Gauge>::default();
+        registry.register(
+            "cluster_reachable",
+            "1 while an Environment's other cluster answers, by its kubeconfig Secret",
+            cluster_reachable.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -116,6 +131,7 @@ impl Default for Metrics {
             watch_restarts,
             api_requests,
             leader,
+            cluster_reachable,
             ready: AtomicBool::new(false),
         }
     }

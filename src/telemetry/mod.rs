@@ -4,5 +4,5 @@ pub mod http;
 mod metrics;
 mod request_counter;
 
-pub use metrics::{ControllerLabel, EnvironmentLabel, KindLabel, Metrics, SharedMetrics};
+pub use metrics::{ClusterLabel, ControllerLabel, EnvironmentLabel, KindLabel, Metrics, SharedMetrics};
 pub use request_counter::{RequestCounter, RequestCounts};

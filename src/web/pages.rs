@@ -201,6 +201,12 @@ pub fn pipeline(s: &Snapshot, now: Timestamp) -> Rendered {
                                 @if let Some(f) = &e.frozen {
                                     " " span.badge.frozen title={ "Frozen " (f) } { "frozen " (f) }
                                 }
+                                @if e.cluster != crate::api::IN_CLUSTER || e.cluster_trouble.is_some() {
+                                    " " span.badge.cluster title={ "Runs in cluster " (e.cluster) } { "cluster " (e.cluster) }
+                                }
+                                @if let Some(t) = &e.cluster_trouble {
+                                    " " span.badge.unreachable title=(t) { "unreachable" }
+                                }
                             }
                         }
                     }
@@ -283,6 +289,7 @@ pub fn release(s: &Snapshot, name: &str) -> Rendered {
     let known: BTreeMap<&str, &Change> =
         running_av.map(|av| av.spec.changes.iter().map(|c| (c.id.as_str(), c)).collect()).unwrap_or_default();
     let ready = find_condition(&status.conditions, ConditionType::Ready);
+    let env = s.environments.iter().find(|e| e.name_any() == r.spec.environment);
     let body = html! {
         p.crumbs { a href=(Page::Pipeline { namespace: s.namespace.clone() }.href()) { "← pipeline " (s.namespace) } }
         h1 { (r.spec.app) " in " (r.spec.environment) }
@@ -293,8 +300,11 @@ pub fn release(s: &Snapshot, name: &str) -> Rendered {
             @if let Some(chart) = running_av.and_then(chart_of) {
                 dt { "Chart" } dd { (chart) }
             }
-            @if let Some(sa) = s.environments.iter().find(|e| e.name_any() == r.spec.environment).and_then(|e| e.spec.service_account_name.as_deref()) {
+            @if let Some(sa) = env.and_then(|e| e.spec.service_account_name.as_deref()) {
                 dt { "Deploys as" } dd { "ServiceAccount " (sa) }
+            }
+            @if let Some(e) = env.filter(|e| e.spec.cluster.is_some()) {
+                dt { "Cluster" } dd { (e.cluster_name()) @if let Some(t) = crate::matrix::cluster_trouble(e) { " — " (t) } }
             }
             @if let Some(p) = &c.pending {
                 dt { "Waiting" } dd { (p.version.as_deref().unwrap_or("")) " " (p.what.label()) ": " (p.message) }

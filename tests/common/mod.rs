@@ -22,6 +22,7 @@ use tuskfish::controller::{ReconcileLog, Settings};
 use tuskfish::telemetry::{RequestCounter, RequestCounts};
 
 pub mod charts;
+pub mod control_plane;
 pub mod receiver;
 
 /// How long a test waits for the operator before failing. Generous: a loaded CI machine must not
@@ -33,6 +34,7 @@ struct Harness {
     counts: Arc<RequestCounts>,
     /// What the operator has reconciled (see [`TestNs::nudge`]).
     reconciled: Arc<ReconcileLog>,
+    metrics: tuskfish::telemetry::SharedMetrics,
 }
 
 static HARNESS: OnceLock<Harness> = OnceLock::new();
@@ -87,6 +89,7 @@ fn harness() -> &'static Harness {
         let mut settings = Settings { reconciled: Some(reconciled.clone()), ..Default::default() };
         settings.helm = helm_config();
         settings.status_settle = *STATUS_SETTLE.get_or_init(|| settings.status_settle);
+        let metrics = settings.metrics.clone();
         let t = target.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -101,8 +104,14 @@ fn harness() -> &'static Harness {
             });
         });
         ready_rx.recv_timeout(WAIT).expect("operator did not start");
-        Harness { target, counts, reconciled }
+        Harness { target, counts, reconciled, metrics }
     })
+}
+
+/// The test operator's metrics, as `/metrics` serves them.
+pub fn operator_metrics() -> String {
+    let h = harness();
+    h.metrics.encode(&h.counts)
 }
 
 /// Helm for the test operator, when `make test` built it (`TUSKFISH_HELM`); its chart cache is

@@ -22,13 +22,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: ["appversions", "environments", "releases", "approvals", "notifications"]
   verbs: ["get", "list", "watch"]
 # Notifications: the pipeline's Events are what is delivered, and a target's URL is in a Secret
-# of the pipeline namespace (read one at a time, by name; never listed or cached).
+# of the pipeline namespace (read one at a time, by name; never cached). Secrets are listed and
+# watched one at a time too (field selector on the name): an Environment's kubeconfig Secret, so
+# that a rotated one is used at once.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["tuskfish.dev"]
   resources: ["releases"]
   verbs: ["patch", "update"]

@@ -8,11 +8,22 @@ use crate::matrix::{DiffRow, diff as diff_rows};
 
 /// Prints the difference; `Ok(true)` when the environments differ.
 pub async fn diff(s: &Session, a: &str, b: &str) -> CliResult<bool> {
-    s.environment(a).await?;
-    s.environment(b).await?;
+    let places = [where_it_runs(&s.environment(a).await?), where_it_runs(&s.environment(b).await?)];
     let rows = diff_rows(a, b, &s.releases().await?);
-    output::print(s.output, &rows, || render(a, b, &rows, s.color))?;
+    output::print(s.output, &rows, || render(a, b, &rows, s.color) + &places.concat())?;
     Ok(rows.iter().any(DiffRow::differs))
+}
+
+/// Where an Environment's apps run, when that is not the operator's own cluster or it cannot be
+/// reached (a note under the table).
+fn where_it_runs(env: &crate::api::Environment) -> String {
+    use kube::ResourceExt;
+    let trouble = crate::matrix::cluster_trouble(env);
+    if env.cluster_name() == crate::api::IN_CLUSTER && trouble.is_none() {
+        return String::new();
+    }
+    let trouble = trouble.map(|t| format!(" ({t})")).unwrap_or_default();
+    format!("{} runs in cluster {}{trouble}\n", env.name_any(), env.cluster_name())
 }
 
 fn render(a: &str, b: &str, rows: &[DiffRow], color: bool) -> String {

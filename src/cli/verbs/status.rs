@@ -69,6 +69,12 @@ pub fn render(m: &Matrix, color: bool) -> String {
         if let Some(f) = &env.frozen {
             gates.push(format!("frozen {f}"));
         }
+        if env.cluster != crate::api::IN_CLUSTER {
+            gates.push(format!("in cluster {}", env.cluster));
+        }
+        if let Some(trouble) = &env.cluster_trouble {
+            gates.push(trouble.clone());
+        }
         if !gates.is_empty() {
             notes.push(format!("{}: {}", env.name, gates.join(", ")));
         }

@@ -14,6 +14,7 @@ use crate::api::{
 };
 use crate::controller::apply::{ApplyFailure, apply_all, gvk_of, prune};
 use crate::controller::charts::{self, Refusal};
+use crate::controller::cluster::{Cluster, ClusterError};
 use crate::controller::context::Context;
 use crate::controller::custom_kinds::CustomKinds;
 use crate::controller::error::{Error, Result};
@@ -44,15 +45,27 @@ pub(super) async fn act(
     rolled_back: Option<&str>,
     now: &Time,
 ) -> Result<Option<Step>> {
+    let cluster = match ctx.clusters.of(env) {
+        Ok(cluster) => cluster,
+        // Whoever deploys there is woken once the connection is up (or has failed).
+        Err(ClusterError::Connecting) => return Ok(None),
+        Err(e) => {
+            // Unreachable: the rollout resumes by itself; an unusable kubeconfig waits for its
+            // Secret to change (which wakes this Release too).
+            let transient = e.reason() == Reason::ClusterUnreachable;
+            let outcome = Outcome::Failed { reason: e.reason(), message: e.message(env), transient };
+            return Ok(Some(Step { outcome, held: target.held.clone(), wake: None, verification: None }));
+        }
+    };
     let mut verification = None;
-    let (outcome, wake) = match desired(ctx, rel, env, target).await? {
+    let (outcome, wake) = match desired(ctx, &cluster, rel, env, target).await? {
         Err(Refusal { reason, message, transient }) => {
             let wake = transient.then_some(TRANSIENT_RETRY);
             (Outcome::Failed { reason, message, transient }, wake)
         }
         Ok(desired) => {
             let change = Change::of(prev, target, rolled_back);
-            match rollout(ctx, rel, env, prev, change, desired, now).await? {
+            match rollout(ctx, &cluster, rel, env, prev, change, desired, now).await? {
                 Some(Rolled { outcome, wake, verification: v }) => {
                     verification = v;
                     (outcome, wake)
@@ -79,12 +92,13 @@ struct Desired {
 /// The target's objects, or why there are none.
 async fn desired(
     ctx: &Context,
+    cluster: &Cluster,
     rel: &Release,
     env: &Environment,
     target: &Target<'_>,
 ) -> Result<Result<Desired, Refusal>> {
     let av = target.app_version;
-    let client = match ctx.identities.client_for(&ctx.client, env) {
+    let client = match cluster.identities.client_for(&cluster.client, env) {
         Ok(client) => client,
         Err(e) => return Ok(Err(e.into())),
     };
@@ -94,8 +108,8 @@ async fn desired(
     };
     let (objects, hooks) =
         chart.as_deref().map_or((&[][..], Vec::new()), |c| (&c.objects[..], c.hooks.clone()));
-    ctx.catalog.learn(&ctx.client, &render::required_kinds(av, objects)).await?;
-    let rendered = render::render(av, env, rel, objects, &ctx.catalog);
+    cluster.catalog.learn(&cluster.client, &render::required_kinds(av, objects)).await?;
+    let rendered = render::render(av, env, rel, objects, &cluster.catalog);
     Ok(rendered.map(|rendered| Desired { rendered, hooks, client }).map_err(Refusal::from))
 }
 
@@ -107,8 +121,10 @@ struct Rolled {
 }
 
 /// Applies when needed and reads health. `None` when there is nothing to record.
+#[allow(clippy::too_many_arguments)]
 async fn rollout(
     ctx: &Context,
+    cluster: &Cluster,
     rel: &Release,
     env: &Environment,
     prev: &ReleaseStatus,
@@ -121,7 +137,7 @@ async fn rollout(
         Some(inv)
             if inv.hash.as_deref() == Some(rendered.hash.as_str()) && inv.namespace == rendered.namespace =>
         {
-            live_states(ctx, &client, &inv.namespace, &inv.objects).await?
+            live_states(cluster, &client, &inv.namespace, &inv.objects).await?
         }
         _ => Vec::new(),
     };
@@ -131,9 +147,9 @@ async fn rollout(
         Decision::StillRejected => return Ok(None),
         Decision::UpToDate => {
             let health =
-                health(ctx, prev.inventory.as_ref(), prev.rollout_started_at.as_ref(), deadline, now);
+                health(cluster, prev.inventory.as_ref(), prev.rollout_started_at.as_ref(), deadline, now);
             let version = prev.desired_version.as_deref().unwrap_or_default();
-            let run = verify::Run { version, rollout_started: verify_plan::rollout_in_flight(prev) };
+            let run = verify::Run { version, rollout_started: verify_plan::rollout_in_flight(prev), cluster };
             let (health, verification) = verify::verified(ctx, rel, env, prev, run, health, now).await?;
             let wake = action_for(&health);
             return Ok(Some(Rolled { outcome: Outcome::Observed { health }, wake, verification }));
@@ -184,7 +200,7 @@ async fn rollout(
     let inventory =
         Inventory { namespace: rendered.namespace.clone(), hash: Some(rendered.hash.clone()), objects };
     if let Some(old) = prev.inventory.as_ref() {
-        let deleted = prune(&client, &ctx.catalog, old, Some(&inventory), &owner).await?;
+        let deleted = prune(&client, &cluster.catalog, old, Some(&inventory), &owner).await?;
         if !deleted.is_empty() {
             publish(
                 ctx,
@@ -195,12 +211,12 @@ async fn rollout(
             );
         }
     }
-    let health = health(ctx, Some(&inventory), Some(now), deadline, now);
+    let health = health(cluster, Some(&inventory), Some(now), deadline, now);
     let Change { version, note, rollback_of } = change;
     // A rollback is not verified (see `rollout_in_flight`).
     let started =
         if new_rollout { rollback_of.is_none().then_some(now) } else { verify_plan::rollout_in_flight(prev) };
-    let run = verify::Run { version: &version, rollout_started: started };
+    let run = verify::Run { version: &version, rollout_started: started, cluster };
     let (health, verification) = verify::verified(ctx, rel, env, prev, run, health, now).await?;
     let wake = action_for(&health);
     let outcome = Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health };
@@ -218,7 +234,7 @@ fn action_for(health: &Health) -> Option<Duration> {
 /// What the caches know of the objects (a cache miss is confirmed with a read, since our own apply
 /// may simply not have arrived through the watch yet).
 async fn live_states(
-    ctx: &Context,
+    cluster: &Cluster,
     client: &kube::Client,
     ns: &str,
     entries: &[InventoryEntry],
@@ -229,7 +245,7 @@ async fn live_states(
             // A finished Job is often deleted on purpose (ttlSecondsAfterFinished); applying it
             // again would run it again. Jobs count for health, not for drift.
             None | Some(WatchedKind::Job) => Live::Unknown,
-            Some(kind) => match kind.cached(&ctx.stores, ns, &e.name) {
+            Some(kind) => match kind.cached(&cluster.workloads, ns, &e.name) {
                 Some(c) => live_of(c.meta()),
                 None => match kind.read_meta(client, ns, &e.name).await {
                     Ok(Some(meta)) => live_of(&meta),
@@ -247,7 +263,7 @@ async fn live_states(
 
 /// Health of the workloads in `inventory`, from the caches.
 fn health(
-    ctx: &Context,
+    cluster: &Cluster,
     inventory: Option<&Inventory>,
     started: Option<&Time>,
     deadline: Duration,
@@ -259,12 +275,12 @@ fn health(
     let mut states = Vec::new();
     for e in &inv.objects {
         let Some(kind) = WatchedKind::of(e) else {
-            if let Some(state) = custom_state(ctx, &inv.namespace, e) {
+            if let Some(state) = custom_state(cluster, &inv.namespace, e) {
                 states.push((format!("{} {}", e.kind, e.name), state));
             }
             continue;
         };
-        let state = match kind.cached(&ctx.stores, &inv.namespace, &e.name) {
+        let state = match kind.cached(&cluster.workloads, &inv.namespace, &e.name) {
             Some(c) => c.state(applied_of(e)),
             None => WorkloadState::InProgress("not created yet".into()),
         };
@@ -277,15 +293,15 @@ fn health(
 }
 
 /// The state of an object of a custom kind (`None`: a kind that is ready once applied).
-fn custom_state(ctx: &Context, ns: &str, e: &InventoryEntry) -> Option<WorkloadState> {
+fn custom_state(cluster: &Cluster, ns: &str, e: &InventoryEntry) -> Option<WorkloadState> {
     let gvk = gvk_of(e);
     if !CustomKinds::is_custom(&gvk.group) {
         return None;
     }
-    let Some((resource, _)) = ctx.catalog.resolve(&gvk) else {
+    let Some((resource, _)) = cluster.catalog.resolve(&gvk) else {
         return Some(WorkloadState::InProgress(format!("kind {} is not served", e.kind)));
     };
-    let Some(store) = ctx.custom_kinds.store(&resource) else {
+    let Some(store) = cluster.custom_kinds.store(&resource) else {
         return Some(WorkloadState::InProgress(format!("waiting for the watch of {}", e.kind)));
     };
     Some(match store.get(&ObjectRef::new_with(&e.name, resource).within(ns)) {

@@ -10,14 +10,14 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use crate::api::{FIELD_MANAGER, JobCheck, Release, labels};
-use crate::controller::context::Context;
+use crate::controller::cluster::Cluster;
 use crate::controller::error::{Error, Result};
 use crate::plan::verify::{self as plan, CheckState};
 use crate::render::check_job::check_job;
 
 /// Where the Job of `check` for `run` stands; creates it when it does not exist yet.
 pub(super) async fn state(
-    ctx: &Context,
+    cluster: &Cluster,
     rel: &Release,
     env: &crate::api::Environment,
     check: &str,
@@ -28,11 +28,11 @@ pub(super) async fn state(
     let ns = &env.spec.namespace;
     let name = plan::job_name(&rel.namespace().unwrap_or_default(), &rel.name_any(), check, run);
     // Checks run as the Environment's identity, like everything else deployed there.
-    let client = match ctx.identities.client_for(&ctx.client, env) {
+    let client = match cluster.identities.client_for(&cluster.client, env) {
         Ok(client) => client,
         Err(e) => return Ok(CheckState::Failed(e.to_string())),
     };
-    if let Some(found) = ctx.stores.jobs.get(&ObjectRef::new(&name).within(ns)) {
+    if let Some(found) = cluster.workloads.jobs.get(&ObjectRef::new(&name).within(ns)) {
         return Ok(match plan::job_state(&found) {
             CheckState::Failed(m) => CheckState::Failed(with_pod_messages(&client, ns, &name, m).await),
             other => other,
@@ -88,8 +88,8 @@ async fn with_pod_messages(client: &kube::Client, ns: &str, job: &str, message: 
 }
 
 /// Deletes the check Jobs of a Release that is going away (in the namespace of its Environment).
-pub async fn remove(ctx: &Context, rel: &Release, namespace: &str) -> Result<()> {
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+pub async fn remove(cluster: &Cluster, rel: &Release, namespace: &str) -> Result<()> {
+    let api: Api<Job> = Api::namespaced(cluster.client.clone(), namespace);
     let selector = format!(
         "{}={},{}={},{}",
         labels::RELEASE,

@@ -10,6 +10,7 @@ use kube::ResourceExt;
 
 pub use probes::Probes;
 
+use super::cluster::Cluster;
 use super::context::Context;
 use super::error::Result;
 use crate::api::{Environment, Release, ReleaseStatus, VERIFY_REQUEST_ANNOTATION, VerificationStatus};
@@ -20,6 +21,8 @@ use crate::plan::verify::{self as plan, CheckState};
 pub struct Run<'a> {
     pub version: &'a str,
     pub rollout_started: Option<&'a Time>,
+    /// Where the Release's objects, and so its check Jobs, run.
+    pub cluster: &'a Cluster,
 }
 
 /// The rollout's health once verification is taken into account, and the run's status when this
@@ -51,7 +54,7 @@ pub async fn verified(
     let mut states = Vec::with_capacity(checks.len());
     for check in checks {
         let state = match (&check.job, &check.http) {
-            (Some(job), _) => jobs::state(ctx, rel, env, &check.name, job, &key, &vars).await?,
+            (Some(job), _) => jobs::state(run.cluster, rel, env, &check.name, job, &key, &vars).await?,
             (None, Some(http)) => ctx.probes.state(&ctx.http, rel, &key, &check.name, http, &vars),
             (None, None) => CheckState::Failed("the check has neither job nor http".into()),
         };

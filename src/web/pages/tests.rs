@@ -291,3 +291,50 @@ fn release_page_names_the_chart_its_digest_and_the_identity() {
     let plain = release(&snapshot(), "payments-prod").body.into_string();
     assert!(!plain.contains("<dt>Chart</dt>") && !plain.contains("Deploys as"), "{plain}");
 }
+
+#[test]
+fn an_environment_in_another_cluster_shows_it_and_whether_it_answers() {
+    let mut s = snapshot();
+    let prod = &mut s.environments[0];
+    assert_eq!(prod.name_any(), "prod");
+    prod.spec.cluster = Some(crate::api::ClusterRef {
+        name: Some("prod-eu".into()),
+        kube_config_secret_ref: crate::api::KubeconfigSecretRef {
+            name: "prod".into(),
+            key: "kubeconfig".into(),
+        },
+    });
+    let reachable = pipeline(&s, ts(NOW)).body.into_string();
+    assert!(
+        reachable.contains(
+            r#"<span class="badge cluster" title="Runs in cluster prod-eu">cluster prod-eu</span>"#
+        ),
+        "{reachable}"
+    );
+    assert!(!reachable.contains("unreachable"), "{reachable}");
+    let page = release(&s, "payments-prod").body.into_string();
+    assert!(page.contains("<dt>Cluster</dt><dd>prod-eu</dd>"), "{page}");
+
+    s.environments[0].status = Some(crate::api::EnvironmentStatus {
+        conditions: vec![condition(
+            "Ready",
+            "False",
+            "ClusterUnreachable",
+            "cluster prod-eu cannot be reached (connection refused)",
+        )],
+        ..Default::default()
+    });
+    let down = pipeline(&s, ts(NOW)).body.into_string();
+    assert!(
+        down.contains(r#"<span class="badge unreachable" title="ClusterUnreachable: cluster prod-eu cannot be reached (connection refused)">unreachable</span>"#),
+        "{down}"
+    );
+    let page = release(&s, "payments-prod").body.into_string();
+    assert!(
+        page.contains("<dt>Cluster</dt><dd>prod-eu — ClusterUnreachable: cluster prod-eu cannot be reached"),
+        "{page}"
+    );
+    // In the operator's own cluster: no badge, no line.
+    let plain = pipeline(&snapshot(), ts(NOW)).body.into_string();
+    assert!(!plain.contains("badge cluster"), "{plain}");
+}

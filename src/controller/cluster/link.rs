@@ -1,0 +1,252 @@
+//! Whether a cluster can be reached, as its watches see it. It is up once every watch has listed,
+//! and down from a watch's first failure to reach or be served by the API server. A failed watch
+//! resumes from where it was without listing again, so its coming back says nothing; while the
+//! cluster is down, a probe (one small list, with backoff) finds out when it answers again. At
+//! rest that costs no request at all.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use kube::runtime::watcher;
+
+/// What the watches say of a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Not every watch has listed yet, and none has failed: too early to say.
+    Connecting,
+    Up,
+    /// A watch failed to reach the API server (its error), and it has not answered since.
+    Down(String),
+}
+
+/// Asks the cluster something small; true when it answered.
+pub type Probe = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// Waits between probes of a cluster that is down: from the first to the last, doubling.
+const PROBE_FIRST: Duration = Duration::from_millis(500);
+const PROBE_MAX: Duration = Duration::from_secs(8);
+
+#[derive(Default)]
+struct State {
+    /// Watches that have not listed once yet (their caches hold nothing to go by).
+    unlisted: BTreeSet<&'static str>,
+    /// A watch failed and the cluster has not answered since.
+    failing: bool,
+    error: Option<String>,
+    probing: bool,
+}
+
+impl State {
+    fn reach(&self) -> Reach {
+        match (&self.error, self.failing || !self.unlisted.is_empty()) {
+            (_, false) => Reach::Up,
+            (Some(e), true) => Reach::Down(e.clone()),
+            (None, true) => Reach::Connecting,
+        }
+    }
+
+    /// The cluster answered: failing no more (its error is kept until every watch has listed).
+    fn answered(&mut self) {
+        self.failing = false;
+        if self.unlisted.is_empty() {
+            self.error = None;
+        }
+    }
+}
+
+pub struct Link {
+    state: Mutex<State>,
+    /// Told when the cluster comes up or goes down (not when only the error's text changes).
+    on_change: Box<dyn Fn(&Reach) + Send + Sync>,
+    probe: Option<Probe>,
+    me: Weak<Link>,
+}
+
+impl Link {
+    pub fn new(on_change: impl Fn(&Reach) + Send + Sync + 'static, probe: Option<Probe>) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            state: Mutex::default(),
+            on_change: Box::new(on_change),
+            probe,
+            me: me.clone(),
+        })
+    }
+
+    pub fn reach(&self) -> Reach {
+        self.lock().reach()
+    }
+
+    /// A watch of `kind` starts: the cluster is not up before it has listed.
+    pub fn expect(&self, kind: &'static str) {
+        self.lock().unlisted.insert(kind);
+    }
+
+    /// The watch of `kind` has (re)listed: its cache is current, and the cluster answers.
+    pub fn listed(&self, kind: &'static str) {
+        self.update(|s| {
+            s.unlisted.remove(kind);
+            s.answered();
+        });
+    }
+
+    /// The watch of `kind` failed. Only a failure to reach or be served by the API server counts;
+    /// an expired resource version (410) is the watch's own business and it lists again at once.
+    pub fn failed(&self, error: &watcher::Error) {
+        if matches!(error, watcher::Error::WatchError(_) | watcher::Error::NoResourceVersion) {
+            return;
+        }
+        let text = error.to_string();
+        let probe = self.update(|s| {
+            s.failing = true;
+            s.error = Some(text);
+            !std::mem::replace(&mut s.probing, true)
+        });
+        if probe && let Some(p) = self.probe.clone() {
+            tokio::spawn(probe_until_up(self.me.clone(), p));
+        }
+    }
+
+    fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let (before, after, out) = {
+            let mut s = self.lock();
+            let before = s.reach();
+            let out = f(&mut s);
+            (before, s.reach(), out)
+        };
+        let up = |r: &Reach| matches!(r, Reach::Up);
+        let down = |r: &Reach| matches!(r, Reach::Down(_));
+        if up(&before) != up(&after) || down(&before) != down(&after) {
+            (self.on_change)(&after);
+        }
+        out
+    }
+
+    // Only a set of names and an error text: a lock poisoned elsewhere still holds good data.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Probes until the cluster answers (or the link is gone: its cluster was let go).
+async fn probe_until_up(link: Weak<Link>, probe: Probe) {
+    let mut wait = PROBE_FIRST;
+    loop {
+        tokio::time::sleep(wait).await;
+        let Some(l) = link.upgrade() else { return };
+        if !l.lock().failing {
+            // A watch listed meanwhile: the cluster answered already.
+            l.lock().probing = false;
+            return;
+        }
+        if probe().await {
+            l.update(|s| {
+                s.answered();
+                s.probing = false;
+            });
+            return;
+        }
+        wait = (wait * 2).min(PROBE_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use futures::FutureExt;
+
+    use super::*;
+
+    fn refused() -> watcher::Error {
+        watcher::Error::InitialListFailed(kube::Error::Service("connection refused".into()))
+    }
+
+    fn counting() -> (Arc<AtomicUsize>, impl Fn(&Reach) + Send + Sync + 'static) {
+        let changes = Arc::new(AtomicUsize::new(0));
+        let seen = changes.clone();
+        (changes, move |_: &Reach| {
+            seen.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+
+    #[test]
+    fn up_once_every_watch_listed_and_down_on_a_failure() {
+        let (changes, on_change) = counting();
+        let link = Link::new(on_change, None);
+        link.expect("Deployment");
+        link.expect("Namespace");
+        assert_eq!(link.reach(), Reach::Connecting);
+        link.listed("Deployment");
+        assert_eq!(link.reach(), Reach::Connecting);
+        link.listed("Namespace");
+        assert_eq!(link.reach(), Reach::Up);
+        link.failed(&refused());
+        assert!(matches!(link.reach(), Reach::Down(e) if e.contains("connection refused")));
+        // Another failure is no new change; a relist shows the cluster answers again.
+        link.failed(&refused());
+        link.listed("Namespace");
+        assert_eq!(link.reach(), Reach::Up);
+        assert_eq!(changes.load(Ordering::SeqCst), 3, "up, down, up");
+    }
+
+    #[test]
+    fn a_first_connection_that_fails_is_down_until_every_watch_has_listed() {
+        let link = Link::new(|_: &Reach| {}, None);
+        link.expect("Deployment");
+        link.expect("Namespace");
+        link.failed(&refused());
+        assert!(matches!(link.reach(), Reach::Down(_)));
+        // The cluster answers, but one cache is still empty: not up yet.
+        link.listed("Deployment");
+        assert!(matches!(link.reach(), Reach::Down(_)));
+        link.listed("Namespace");
+        assert_eq!(link.reach(), Reach::Up);
+    }
+
+    #[test]
+    fn an_expired_resource_version_is_not_an_outage() {
+        let (changes, on_change) = counting();
+        let link = Link::new(on_change, None);
+        link.expect("Deployment");
+        link.listed("Deployment");
+        let gone = kube::core::Status {
+            code: 410,
+            ..kube::core::Status::failure("too old resource version", "Expired")
+        };
+        link.failed(&watcher::Error::WatchError(gone.boxed()));
+        assert_eq!(link.reach(), Reach::Up);
+        assert_eq!(changes.load(Ordering::SeqCst), 1, "up only");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_that_resumes_without_listing_is_noticed_by_the_probe() {
+        let answers = Arc::new(AtomicBool::new(false));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let (a, n) = (answers.clone(), asked.clone());
+        let probe: Probe = Arc::new(move || {
+            n.fetch_add(1, Ordering::SeqCst);
+            let up = a.load(Ordering::SeqCst);
+            async move { up }.boxed()
+        });
+        let (changes, on_change) = counting();
+        let link = Link::new(on_change, Some(probe));
+        link.expect("Deployment");
+        link.listed("Deployment");
+        link.failed(&refused());
+        link.failed(&refused());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(matches!(link.reach(), Reach::Down(_)));
+        let tries = asked.load(Ordering::SeqCst);
+        assert!((2..=5).contains(&tries), "one probe at a time, backing off: {tries}");
+        answers.store(true, Ordering::SeqCst);
+        tokio::time::sleep(PROBE_MAX).await;
+        assert_eq!(link.reach(), Reach::Up);
+        assert_eq!(changes.load(Ordering::SeqCst), 3, "up, down, up");
+        // Up again: no more probing.
+        let tries = asked.load(Ordering::SeqCst);
+        tokio::time::sleep(PROBE_MAX * 4).await;
+        assert_eq!(asked.load(Ordering::SeqCst), tries);
+    }
+}

@@ -1,0 +1,70 @@
+//! The clusters Environments deploy to: the operator's own, and others reached with a kubeconfig
+//! Secret (`Environment.spec.cluster`). Each has one client, one set of workload caches and one
+//! discovery cache, shared by every Environment that deploys there.
+
+mod kubeconfig;
+mod link;
+mod registry;
+
+use std::sync::Arc;
+
+use kube::Client;
+
+pub use link::{Link, Reach};
+pub(crate) use registry::Shared;
+pub use registry::{ClusterError, Clusters};
+
+use super::catalog::Catalog;
+use super::context::WorkloadStores;
+use super::custom_kinds::CustomKinds;
+use super::identity::Identities;
+
+/// One cluster and what the operator keeps of it.
+pub struct Cluster {
+    /// The operator's own client there (Environments' identities start from it).
+    pub client: Client,
+    /// The objects tuskfish applied there, and its namespaces.
+    pub workloads: WorkloadStores,
+    pub catalog: Catalog,
+    /// Watches of the custom kinds Releases applied there, for their health.
+    pub custom_kinds: CustomKinds,
+    /// Who the operator acts as in each Environment's namespace there.
+    pub identities: Identities,
+    /// `None`: the operator's own cluster, reachable by definition (without it nothing works).
+    link: Option<Arc<Link>>,
+    /// Stops the workload watches when the cluster is dropped (its Secret changed, or no
+    /// Environment deploys there any more).
+    watches: Option<tokio::task::AbortHandle>,
+}
+
+impl Cluster {
+    /// The operator's own cluster, whose workload caches are part of the operator's watches.
+    pub fn local(
+        client: Client,
+        workloads: WorkloadStores,
+        custom_kinds: CustomKinds,
+        identities: Identities,
+    ) -> Self {
+        Self {
+            client,
+            workloads,
+            catalog: Catalog::default(),
+            custom_kinds,
+            identities,
+            link: None,
+            watches: None,
+        }
+    }
+
+    pub fn reach(&self) -> Reach {
+        self.link.as_ref().map_or(Reach::Up, |l| l.reach())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(w) = &self.watches {
+            w.abort();
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The clusters in use, by kubeconfig Secret. A cluster is connected the first time an Environment
+//! names its Secret, and then follows that Secret with a watch of its own (one Secret, by field
+//! selector): a rotated kubeconfig replaces the connection at once, a deleted one refuses. Whoever
+//! deploys there is woken when the connection changes or the cluster comes up or goes down; the
+//! index says who that is, so nothing here scans.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::link::Probe;
+use super::{Cluster, Link, Reach, kubeconfig};
+use crate::api::{ClusterKey, Environment, Reason};
+use crate::controller::custom_kinds::CustomKinds;
+use crate::controller::identity::Identities;
+use crate::controller::watch::{self, Triggers};
+use crate::index::PipelineIndex;
+use crate::telemetry::{ClusterLabel, RequestCounter, RequestCounts};
+
+/// Why an Environment's cluster cannot be used now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterError {
+    /// The connection is being set up and nothing has failed: whoever asked is woken when it is
+    /// up (or fails), so there is nothing to report yet.
+    Connecting,
+    /// The Secret is missing or its kubeconfig cannot be used.
+    Invalid(String),
+    /// The cluster's API server does not answer (the watches' last error).
+    Unreachable(String),
+}
+
+impl ClusterError {
+    pub fn reason(&self) -> Reason {
+        match self {
+            ClusterError::Invalid(_) => Reason::ClusterConfigInvalid,
+            ClusterError::Connecting | ClusterError::Unreachable(_) => Reason::ClusterUnreachable,
+        }
+    }
+
+    /// What a condition says, for `env`.
+    pub fn message(&self, env: &Environment) -> String {
+        let name = env.cluster_name();
+        match self {
+            ClusterError::Connecting => format!("connecting to cluster {name}"),
+            ClusterError::Invalid(why) => format!("cluster {name}: {why}"),
+            ClusterError::Unreachable(why) => format!(
+                "cluster {name} cannot be reached ({why}); rollouts there wait and resume when it answers again"
+            ),
+        }
+    }
+}
+
+/// What connecting to a cluster needs.
+pub(crate) struct Shared {
+    /// The operator's own client (reads the kubeconfig Secrets).
+    pub client: Client,
+    pub triggers: Triggers,
+    pub index: Arc<PipelineIndex>,
+    pub counts: Arc<RequestCounts>,
+    pub require_service_account: bool,
+}
+
+impl Shared {
+    /// Says in the metrics whether `key`'s cluster answers (`None`: it is no longer used).
+    fn report(&self, key: &ClusterKey, up: Option<bool>) {
+        let label = ClusterLabel { namespace: key.namespace.clone(), secret: key.secret.name.clone() };
+        match up {
+            Some(up) => {
+                self.triggers.metrics.cluster_reachable.get_or_create(&label).set(i64::from(up));
+            }
+            None => {
+                self.triggers.metrics.cluster_reachable.remove(&label);
+            }
+        }
+    }
+
+    /// Wakes the Environments that deploy to `key`'s cluster, and their Releases.
+    fn wake(&self, key: &ClusterKey) {
+        let ns = &key.namespace;
+        for env in self.index.environments_on_cluster(key) {
+            self.triggers.environments.send(ObjectRef::new(&env).within(ns));
+            for rel in self.index.releases_in_environment(ns, &env) {
+                self.triggers.releases.send(ObjectRef::new(&rel).within(ns));
+            }
+        }
+    }
+}
+
+enum Connection {
+    /// The Secret has not been read yet.
+    Pending,
+    Invalid(String),
+    Ready {
+        digest: String,
+        cluster: Arc<Cluster>,
+    },
+}
+
+/// A cluster in use: its connection, and the watch of its Secret (stopped when dropped).
+struct Remote {
+    connection: Arc<Mutex<Connection>>,
+    secret_watch: tokio::task::AbortHandle,
+    shared: Arc<Shared>,
+    key: ClusterKey,
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.secret_watch.abort();
+        self.shared.report(&self.key, None);
+    }
+}
+
+pub struct Clusters {
+    local: Arc<Cluster>,
+    /// `None`: only the operator's own cluster (a read-only view, or before the controllers run).
+    shared: Option<Arc<Shared>>,
+    remote: Mutex<HashMap<ClusterKey, Remote>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Connections only: a lock poisoned elsewhere still holds good ones.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Clusters {
+    pub fn local_only(local: Cluster) -> Self {
+        Self { local: Arc::new(local), shared: None, remote: Mutex::default() }
+    }
+
+    pub(crate) fn new(local: Cluster, shared: Shared) -> Self {
+        Self { local: Arc::new(local), shared: Some(Arc::new(shared)), remote: Mutex::default() }
+    }
+
+    pub fn local(&self) -> &Arc<Cluster> {
+        &self.local
+    }
+
+    /// The cluster `env` deploys to, once it can be used.
+    pub fn of(&self, env: &Environment) -> Result<Arc<Cluster>, ClusterError> {
+        let Some(key) = env.cluster_key() else {
+            return Ok(self.local.clone());
+        };
+        let Some(shared) = &self.shared else {
+            return Err(ClusterError::Invalid(
+                "this operator process does not connect to other clusters".into(),
+            ));
+        };
+        let connection = {
+            let mut remote = lock(&self.remote);
+            // Clusters no Environment deploys to any more are let go here (rare: no timer needed).
+            remote.retain(|k, _| k == &key || !shared.index.environments_on_cluster(k).is_empty());
+            remote.entry(key.clone()).or_insert_with(|| Remote::open(shared, key)).connection.clone()
+        };
+        let state = lock(&connection);
+        match &*state {
+            Connection::Pending => Err(ClusterError::Connecting),
+            Connection::Invalid(why) => Err(ClusterError::Invalid(why.clone())),
+            Connection::Ready { cluster, .. } => match cluster.reach() {
+                Reach::Up => Ok(cluster.clone()),
+                Reach::Connecting => Err(ClusterError::Connecting),
+                Reach::Down(why) => Err(ClusterError::Unreachable(why)),
+            },
+        }
+    }
+}
+
+impl Remote {
+    fn open(shared: &Arc<Shared>, key: ClusterKey) -> Self {
+        let connection = Arc::new(Mutex::new(Connection::Pending));
+        shared.report(&key, Some(false));
+        let task = tokio::spawn(follow_secret(shared.clone(), key.clone(), connection.clone()));
+        Self { connection, secret_watch: task.abort_handle(), shared: shared.clone(), key }
+    }
+}
+
+/// Keeps `connection` matching the kubeconfig in `key`'s Secret for as long as it runs.
+async fn follow_secret(shared: Arc<Shared>, key: ClusterKey, connection: Arc<Mutex<Connection>>) {
+    let api: Api<Secret> = Api::namespaced(shared.client.clone(), &key.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", key.secret.name));
+    let mut events = watcher(api, config).default_backoff().boxed();
+    let mut listed = false;
+    while let Some(event) = events.next().await {
+        let secret = match event {
+            Ok(watcher::Event::Init) => {
+                listed = false;
+                continue;
+            }
+            Ok(watcher::Event::InitApply(s) | watcher::Event::Apply(s)) => {
+                listed = true;
+                Some(s)
+            }
+            Ok(watcher::Event::InitDone) if listed => continue,
+            Ok(watcher::Event::InitDone | watcher::Event::Delete(_)) => None,
+            Err(error) => {
+                warn!(%key, %error, "watch of a cluster's kubeconfig Secret failed (retrying with backoff)");
+                continue;
+            }
+        };
+        let next = connect(&shared, &key, secret.as_ref(), &connection).await;
+        if let Some(next) = next {
+            // A new connection is up only once its watches have listed.
+            shared.report(&key, Some(false));
+            *lock(&connection) = next;
+            shared.wake(&key);
+        }
+    }
+}
+
+/// The connection the Secret now asks for (`None`: the one there is still good).
+async fn connect(
+    shared: &Arc<Shared>,
+    key: &ClusterKey,
+    secret: Option<&Secret>,
+    current: &Mutex<Connection>,
+) -> Option<Connection> {
+    let (name, field) = (&key.secret.name, &key.secret.key);
+    let Some(secret) = secret else {
+        return Some(Connection::Invalid(format!(
+            "Secret {name} does not exist in namespace {}; create it with the cluster's kubeconfig under key {field}",
+            key.namespace
+        )));
+    };
+    let data = secret.data.as_ref();
+    let Some(bytes) = data.and_then(|d| d.get(field)) else {
+        let keys: Vec<&str> = data.into_iter().flat_map(|d| d.keys()).map(String::as_str).collect();
+        return Some(Connection::Invalid(format!(
+            "Secret {name} has no key {field} (it has: {}); put the cluster's kubeconfig there",
+            if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+        )));
+    };
+    let digest = format!("{:x}", Sha256::digest(&bytes.0));
+    if matches!(&*lock(current), Connection::Ready { digest: d, .. } if *d == digest) {
+        return None;
+    }
+    let text = match std::str::from_utf8(&bytes.0) {
+        Ok(t) => t,
+        Err(_) => return Some(Connection::Invalid(format!("Secret {name} key {field} is not text"))),
+    };
+    let config = match kubeconfig::config_of(text).await {
+        Ok(c) => c,
+        Err(why) => return Some(Connection::Invalid(format!("Secret {name} key {field}: {why}"))),
+    };
+    match connected(shared, key, config) {
+        Ok(cluster) => Some(Connection::Ready { digest, cluster: Arc::new(cluster) }),
+        Err(why) => Some(Connection::Invalid(format!("Secret {name} key {field}: {why}"))),
+    }
+}
+
+/// A client for the cluster and its watches, started (they report to the cluster's link).
+fn connected(shared: &Arc<Shared>, key: &ClusterKey, config: kube::Config) -> Result<Cluster, String> {
+    info!(%key, server = %config.cluster_url, "connecting to cluster");
+    let client = kube::client::ClientBuilder::try_from(config.clone())
+        .map_err(|e| e.to_string())?
+        .with_layer(&RequestCounter::with_counts(shared.counts.clone()))
+        .build();
+    let (s, k) = (shared.clone(), key.clone());
+    // While the cluster is down: one small list the operator may make anyway (it watches them).
+    let probe_client = client.clone();
+    let probe: Probe = Arc::new(move || {
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(probe_client.clone());
+        async move { api.list_metadata(&ListParams::default().limit(1)).await.is_ok() }.boxed()
+    });
+    let link = Link::new(
+        move |reach: &Reach| {
+            s.report(&k, Some(*reach == Reach::Up));
+            s.wake(&k);
+        },
+        Some(probe),
+    );
+    let (workloads, drivers) = watch::workload_watches(&client, &shared.triggers, Some(link.clone()));
+    let watches = tokio::spawn(futures::future::join_all(drivers)).abort_handle();
+    Ok(Cluster {
+        catalog: Default::default(),
+        custom_kinds: CustomKinds::new(client.clone(), Some(shared.triggers.releases.clone())),
+        identities: Identities::new(Some(config), shared.counts.clone(), shared.require_service_account),
+        workloads,
+        client,
+        link: Some(link),
+        watches: Some(watches),
+    })
+}
