@@ -44,9 +44,8 @@ pub struct EnvColumn {
 /// as far as the operator last saw).
 pub fn cluster_trouble(env: &Environment) -> Option<String> {
     let ready = find_condition(&env.status.as_ref()?.conditions, ConditionType::Ready)?;
-    (ready.status == "False"
-        && (ready.reason == Reason::ClusterUnreachable || ready.reason == Reason::ClusterConfigInvalid))
-        .then(|| format!("{}: {}", ready.reason, ready.message))
+    let trouble = Reason::parse(&ready.reason).is_some_and(Reason::is_cluster_trouble);
+    (ready.status == "False" && trouble).then(|| format!("{}: {}", ready.reason, ready.message))
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -71,6 +71,16 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
         ),
         ("spec.versionLine must be a semver range", environment(json!({"versionLine": "the 1.3 line"}))),
         (
+            "spec.cluster has exactly one of kubeConfigSecretRef (the operator deploys there) and agent",
+            environment(
+                json!({"cluster": {"name": "prod", "agent": "prod", "kubeConfigSecretRef": {"name": "prod"}}}),
+            ),
+        ),
+        (
+            "spec.cluster has exactly one of kubeConfigSecretRef",
+            environment(json!({"cluster": {"name": "prod"}})),
+        ),
+        (
             "a freeze window has exactly one of start (and optionally end), weekly and recurrence",
             window(
                 json!({"start": "2026-12-20T00:00:00Z", "weekly": {"days": ["Fri"], "from": "16:00", "to": "17:00"}}),

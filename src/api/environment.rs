@@ -84,12 +84,13 @@ pub struct EnvironmentSpec {
     pub cluster: Option<ClusterRef>,
 }
 
-/// Another cluster, reached with a kubeconfig kept in a Secret of the pipeline namespace.
+/// Another cluster: reached by the operator with a kubeconfig kept in a Secret of the pipeline
+/// namespace (push), or served by a `tuskfish agent` running in it (pull). Exactly one of the two.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterRef {
     /// What the cluster is called in `kubectl get environments`, `tuskfish status` and the web
-    /// view (default: the Secret's name).
+    /// view (default: the Secret's or the agent's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub name: Option<String>,
@@ -97,7 +98,14 @@ pub struct ClusterRef {
     /// cluster. Credentials and certificates must be inline (token, client certificate data):
     /// a kubeconfig that runs a command or reads a file is refused. A changed Secret is used at
     /// once, without a restart.
-    pub kube_config_secret_ref: KubeconfigSecretRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_config_secret_ref: Option<KubeconfigSecretRef>,
+    /// The name of the `tuskfish agent --name NAME` that serves this Environment from inside its
+    /// cluster: it reads this pipeline from here and writes the Releases' status back; the
+    /// operator here holds no credentials for that cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub agent: Option<String>,
 }
 
 /// A key of a Secret in the Environment's namespace that holds a kubeconfig.
@@ -134,22 +142,27 @@ impl std::fmt::Display for ClusterKey {
 pub const IN_CLUSTER: &str = "in-cluster";
 
 impl Environment {
-    /// Where this Environment's cluster is reached (`None`: the operator's own cluster).
+    /// Where this Environment's cluster is reached by kubeconfig (`None`: the operator's own
+    /// cluster, or an agent's).
     pub fn cluster_key(&self) -> Option<ClusterKey> {
         use kube::ResourceExt;
-        let c = self.spec.cluster.as_ref()?;
-        Some(ClusterKey {
-            namespace: self.namespace().unwrap_or_default(),
-            secret: c.kube_config_secret_ref.clone(),
-        })
+        let secret = self.spec.cluster.as_ref()?.kube_config_secret_ref.clone()?;
+        Some(ClusterKey { namespace: self.namespace().unwrap_or_default(), secret })
+    }
+
+    /// The agent that serves this Environment (`None`: the operator does).
+    pub fn agent(&self) -> Option<&str> {
+        self.spec.cluster.as_ref()?.agent.as_deref()
     }
 
     /// The name the cluster is shown under.
     pub fn cluster_name(&self) -> &str {
-        match &self.spec.cluster {
-            None => IN_CLUSTER,
-            Some(c) => c.name.as_deref().unwrap_or(&c.kube_config_secret_ref.name),
-        }
+        let Some(c) = &self.spec.cluster else { return IN_CLUSTER };
+        c.name
+            .as_deref()
+            .or(c.agent.as_deref())
+            .or(c.kube_config_secret_ref.as_ref().map(|r| r.name.as_str()))
+            .unwrap_or(IN_CLUSTER)
     }
 }
 

@@ -59,6 +59,8 @@ pub mod labels {
     /// On a Namespace: `<namespace>/<name>` of the Environment that owns it (an annotation, since `/` is
     /// not allowed in label values).
     pub const NAMESPACE_OWNER_ANNOTATION: &str = "tuskfish.dev/owner";
+    /// On an agent's Lease on the hub: the agent's name.
+    pub const AGENT: &str = "tuskfish.dev/agent";
 }
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{

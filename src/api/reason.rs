@@ -176,6 +176,8 @@ vocabulary! {
         // Other clusters (Environment and Release conditions).
         ClusterUnreachable,
         ClusterConfigInvalid,
+        AgentConnected,
+        AgentNotConnected,
         // Notifications (their Ready condition).
         Delivered,
         DeliveryFailing,
@@ -194,6 +196,13 @@ vocabulary! {
         NamespaceFailed,
         FinalizerFailed,
         InvalidObject,
+    }
+}
+
+impl Reason {
+    /// An Environment's cluster cannot be used (its Ready condition; its Releases say the same).
+    pub fn is_cluster_trouble(self) -> bool {
+        matches!(self, Reason::ClusterUnreachable | Reason::ClusterConfigInvalid | Reason::AgentNotConnected)
     }
 }
 

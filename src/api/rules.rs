@@ -178,6 +178,12 @@ pub fn schema_rules() -> Vec<SchemaRule> {
             "a verify check has exactly one of job and http",
         ),
         rule("Environment", &["spec", "verify"], UNIQUE_CHECKS.into(), "verify check names must be unique"),
+        rule(
+            "Environment",
+            &["spec", "cluster"],
+            "has(self.kubeConfigSecretRef) != has(self.agent)".into(),
+            "spec.cluster has exactly one of kubeConfigSecretRef (the operator deploys there) and agent (an agent in that cluster does)",
+        ),
         matches("Environment", &["spec", "verify", "[]", "http", "url"], URL, URL_MESSAGE),
         matches("Environment", &["spec", "verify", "[]", "http", "interval"], DURATION, INTERVAL_MESSAGE),
         matches("Environment", &["spec", "verify", "[]", "http", "timeout"], DURATION, TIMEOUT_MESSAGE),

@@ -1,6 +1,7 @@
 //! The `tuskfish` command line (also installed as the kubectl plugin `kubectl-tuskfish`): the
 //! operator, and the verbs a release manager uses every day.
 
+pub mod agent;
 pub mod error;
 pub mod flow;
 pub mod git;
@@ -353,6 +354,9 @@ enum Command {
     Completion { shell: clap_complete::Shell },
     /// Run the operator.
     Run(operator::RunArgs),
+    /// Run an agent inside a cluster the operator cannot reach: it deploys the Environments that
+    /// name it from the hub's pipeline and reports back (`--hub-kubeconfig`).
+    Agent(agent::AgentArgs),
     /// Print the CustomResourceDefinitions and the Approval identity policy as YAML
     /// (`tuskfish crd | kubectl apply --server-side -f -`).
     Crd {
@@ -388,6 +392,10 @@ pub async fn main(bin_name: &str) -> ExitCode {
         Command::Run(args) => {
             init_logging(cli.log_format, "info,kube_runtime=warn,kube_client::client::tls=error");
             return report(operator::run_operator(target, args.clone()).await);
+        }
+        Command::Agent(args) => {
+            init_logging(cli.log_format, "info,kube_runtime=warn,kube_client::client::tls=error");
+            return report(agent::run_agent(target, args.clone()).await);
         }
         _ => init_logging(cli.log_format, "warn,kube_client::client::tls=error"),
     }
@@ -567,7 +575,8 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
         | Command::Flow { .. }
         | Command::Completion { .. }
         | Command::Crd { .. }
-        | Command::Run(_) => {}
+        | Command::Run(_)
+        | Command::Agent(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -82,7 +82,7 @@ fn identity(explicit: Option<String>) -> String {
 }
 
 /// A listener flag's value: `off`, or an address (the error names the flag).
-fn listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, String> {
+pub(super) fn listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, String> {
     match value {
         "off" => Ok(None),
         addr => addr.parse().map(Some).map_err(|e| format!("{flag} {addr:?}: {e}")),
@@ -128,6 +128,7 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         // Clients that impersonate an Environment's ServiceAccount start from the operator's own.
         client_config: Some(target.config().await?),
         require_service_account: args.require_service_account,
+        agent: None,
     };
     if let Err(why) = &settings.helm {
         info!(%why, "no Helm: AppVersions with a chart will say HelmUnavailable");

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use kube::Client;
 use kube::core::PartialObjectMeta;
@@ -24,6 +25,8 @@ pub struct Stores {
     pub app_versions: Store<AppVersion>,
     pub approvals: Store<Approval>,
     pub notifications: Store<Notification>,
+    /// Agents' Leases (label `tuskfish.dev/agent`): whether each agent is connected.
+    pub agent_leases: Store<Lease>,
     /// What tuskfish applied in the operator's own cluster.
     pub workloads: WorkloadStores,
 }
@@ -48,6 +51,8 @@ pub struct Context {
     /// Who relates to whom: the keys to look up in `stores`.
     pub index: Arc<PipelineIndex>,
     pub recorder: Recorder,
+    /// Which Environments this process deploys: the operator's, or one agent's.
+    pub role: super::agent::Role,
     /// The clusters Environments deploy to (each with its client, caches and identities).
     pub clusters: super::cluster::Clusters,
     pub requests: Arc<RequestCounts>,
@@ -86,6 +91,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             clusters: super::cluster::Clusters::local_only(local),
+            role: super::agent::Role::Operator,
             client,
             stores,
             index,

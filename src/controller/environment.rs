@@ -19,6 +19,7 @@ use super::error::{Error, Result};
 use super::events::publish;
 use super::status::patch_status_if_changed;
 use crate::api::{ConditionType, ConditionUpdate, Environment, Reason, labels, set_condition};
+use crate::plan::agent::{AgentLink, agent_link, lease_name};
 
 /// What the environment's namespace looks like.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,6 +36,12 @@ pub enum NamespaceClaim {
     ClusterUnusable {
         reason: Reason,
         message: String,
+    },
+    /// An agent serves the Environment (and claims the namespace in its cluster); it is
+    /// connected for `lapses_in` more unless it reports again.
+    ServedByAgent {
+        agent: String,
+        lapses_in: Duration,
     },
 }
 
@@ -61,6 +68,9 @@ pub fn owner_key(env: &Environment) -> String {
 /// Claims the namespace in the Environment's cluster (`None`: still connecting to it; whoever
 /// deploys there is woken once it is up).
 async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<Option<NamespaceClaim>> {
+    if let Some(agent) = env.agent() {
+        return Ok(Some(agent_claim(ctx, env, agent)));
+    }
     match ctx.clusters.of(env) {
         Ok(cluster) => claim_in(&cluster, env).await.map(Some),
         Err(ClusterError::Connecting) => Ok(None),
@@ -68,7 +78,22 @@ async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<Option<Name
     }
 }
 
-async fn claim_in(cluster: &Cluster, env: &Environment) -> Result<NamespaceClaim> {
+/// What the hub knows of an agent's Environment: whether the agent is connected, from its Lease.
+fn agent_claim(ctx: &Context, env: &Environment, agent: &str) -> NamespaceClaim {
+    let lease = ObjectRef::new(&lease_name(agent)).within(&env.namespace().unwrap_or_default());
+    let lease = ctx.stores.agent_leases.get(&lease);
+    match agent_link(agent, lease.as_ref().and_then(|l| l.spec.as_ref()), jiff::Timestamp::now()) {
+        AgentLink::Connected { lapses_in } => {
+            NamespaceClaim::ServedByAgent { agent: agent.to_string(), lapses_in }
+        }
+        AgentLink::NotConnected(message) => {
+            NamespaceClaim::ClusterUnusable { reason: Reason::AgentNotConnected, message }
+        }
+    }
+}
+
+/// Claims the Environment's namespace in `cluster` (the agent does this before each rollout).
+pub(crate) async fn claim_in(cluster: &Cluster, env: &Environment) -> Result<NamespaceClaim> {
     let api: Api<Namespace> = Api::all(cluster.client.clone());
     let name = &env.spec.namespace;
     let owner = owner_key(env);
@@ -125,6 +150,57 @@ fn unusable_name(env: &Environment) -> Option<String> {
     })
 }
 
+/// Pure: the Ready condition a namespace claim gives (the version line aside).
+pub(crate) fn claim_update(claim: &NamespaceClaim, env: &Environment) -> ConditionUpdate {
+    let ns = &env.spec.namespace;
+    match claim {
+        NamespaceClaim::NameUnusable(why) => {
+            ConditionUpdate::new(ConditionType::Ready, false, Reason::InvalidName, why.clone())
+        }
+        NamespaceClaim::ClusterUnusable { reason, message } => {
+            ConditionUpdate::new(ConditionType::Ready, false, *reason, message.clone())
+        }
+        NamespaceClaim::ServedByAgent { agent, .. } => {
+            // The agent claims the namespace in its cluster; a refusal there is on its Releases.
+            ConditionUpdate::new(
+                ConditionType::Ready,
+                true,
+                Reason::AgentConnected,
+                format!("served by agent {agent}, which is connected"),
+            )
+        }
+        NamespaceClaim::Owned { .. } => ConditionUpdate::new(
+            ConditionType::Ready,
+            true,
+            Reason::NamespaceOwned,
+            format!("namespace {ns} is owned by this environment"),
+        ),
+        NamespaceClaim::Terminating => ConditionUpdate::new(
+            ConditionType::Ready,
+            false,
+            Reason::NamespaceTerminating,
+            format!("namespace {ns} is being deleted; it is created again once it is gone"),
+        ),
+        NamespaceClaim::OwnedByOther(other) => ConditionUpdate::new(
+            ConditionType::Ready,
+            false,
+            Reason::NamespaceOwnedByOther,
+            format!("namespace {ns} belongs to Environment {other}; choose another namespace"),
+        ),
+        NamespaceClaim::NotManaged => ConditionUpdate::new(
+            ConditionType::Ready,
+            false,
+            Reason::NamespaceNotManaged,
+            format!(
+                "namespace {ns} already exists and is not managed by tuskfish; to hand it over, annotate it: \
+                 kubectl annotate namespace {ns} {}={}",
+                labels::NAMESPACE_OWNER_ANNOTATION,
+                owner_key(env)
+            ),
+        ),
+    }
+}
+
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
     let claim = match unusable_name(&env) {
         Some(why) => NamespaceClaim::NameUnusable(why),
@@ -142,52 +218,14 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     let line_error = env.spec.version_line.as_deref().and_then(|l| {
         semver::VersionReq::parse(l).err().map(|e| format!("versionLine {l:?} is not a semver range: {e}"))
     });
-    let update = match (&claim, line_error) {
-        (NamespaceClaim::NameUnusable(why), _) => {
-            ConditionUpdate::new(ConditionType::Ready, false, Reason::InvalidName, why.clone())
-        }
-        (NamespaceClaim::ClusterUnusable { reason, message }, _) => {
-            ConditionUpdate::new(ConditionType::Ready, false, *reason, message.clone())
-        }
-        (NamespaceClaim::Owned { .. }, None) => {
-            status.namespace = Some(ns.clone());
-            ConditionUpdate::new(
-                ConditionType::Ready,
-                true,
-                Reason::NamespaceOwned,
-                format!("namespace {ns} is owned by this environment"),
-            )
-        }
-        (NamespaceClaim::Owned { .. }, Some(msg)) => {
+    let update = match line_error {
+        Some(msg) if matches!(claim, NamespaceClaim::Owned { .. } | NamespaceClaim::ServedByAgent { .. }) => {
             ConditionUpdate::new(ConditionType::Ready, false, Reason::InvalidVersionLine, msg)
         }
-        (NamespaceClaim::Terminating, _) => ConditionUpdate::new(
-            ConditionType::Ready,
-            false,
-            Reason::NamespaceTerminating,
-            format!("namespace {ns} is being deleted; it is created again once it is gone"),
-        ),
-        (NamespaceClaim::OwnedByOther(other), _) => ConditionUpdate::new(
-            ConditionType::Ready,
-            false,
-            Reason::NamespaceOwnedByOther,
-            format!("namespace {ns} belongs to Environment {other}; choose another namespace"),
-        ),
-        (NamespaceClaim::NotManaged, _) => ConditionUpdate::new(
-            ConditionType::Ready,
-            false,
-            Reason::NamespaceNotManaged,
-            format!(
-                "namespace {ns} already exists and is not managed by tuskfish; to hand it over, annotate it: \
-                 kubectl annotate namespace {ns} {}={}",
-                labels::NAMESPACE_OWNER_ANNOTATION,
-                owner_key(&env)
-            ),
-        ),
+        _ => claim_update(&claim, &env),
     };
-    if !update.status {
-        status.namespace = None;
-    }
+    status.namespace = update.status.then(|| ns.clone());
+
     let (releases, healthy) = count_releases(&ctx, &env);
     status.releases = releases;
     status.healthy_releases = healthy;
@@ -219,7 +257,14 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     if changed && refused && !was_refused {
         publish(&ctx, &reference, EventType::Warning, reason, message);
     }
-    Ok(Action::await_change())
+    // An agent's lease lapses without an event: look again when it would (a renewal comes first
+    // and wakes this anyway).
+    Ok(match claim {
+        NamespaceClaim::ServedByAgent { lapses_in, .. } => {
+            Action::requeue(lapses_in + Duration::from_secs(1))
+        }
+        _ => Action::await_change(),
+    })
 }
 
 fn count_releases(ctx: &Context, env: &Environment) -> (i32, i32) {

@@ -1,6 +1,7 @@
 //! The controllers: Release, Environment and AppVersion, sharing one [`Context`] and one watch per
 //! kind.
 
+pub mod agent;
 mod apply;
 mod appversion;
 mod catalog;
@@ -63,6 +64,9 @@ pub struct Settings {
     pub client_config: Option<kube::Config>,
     /// Every Environment must name a ServiceAccount (`--require-service-account`).
     pub require_service_account: bool,
+    /// Run as `tuskfish agent`: the client given to [`run`] is the hub's, this says where to
+    /// deploy (`None`: the operator).
+    pub agent: Option<agent::AgentSettings>,
 }
 
 impl Default for Settings {
@@ -77,6 +81,7 @@ impl Default for Settings {
             helm: Err("the operator was started without Helm".into()),
             client_config: None,
             require_service_account: false,
+            agent: None,
         }
     }
 }
@@ -138,7 +143,11 @@ impl Operator {
             metrics: metrics.clone(),
         };
         let wake = triggers.releases.clone();
-        let watches = watch::watches(&client, triggers, settings.watch_namespace.as_deref());
+        // An agent deploys into its own cluster; the operator into the one it runs in.
+        let workloads = settings.agent.as_ref().map_or_else(|| client.clone(), |a| a.local.clone());
+        let namespace =
+            settings.agent.as_ref().map(|a| a.namespace.as_str()).or(settings.watch_namespace.as_deref());
+        let watches = watch::watches(&client, &workloads, triggers, namespace);
         Self { client, settings, requests, watches, receivers: (release_rx, env_rx, av_rx), wake }
     }
 
@@ -182,21 +191,23 @@ async fn run_controllers(
 ) -> Stopped {
     let metrics = settings.metrics.clone();
     let settings_namespace = settings.watch_namespace.clone();
+    let agent_settings = settings.agent.clone();
     let stores = w.stores.clone();
     let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
     let mut ctx = Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone());
     ctx.reconciled = settings.reconciled.clone();
     ctx.status_settle = settings.status_settle;
+    let (own, own_config) = match &settings.agent {
+        Some(a) => (a.local.clone(), Some(a.local_config.clone())),
+        None => (ctx.client.clone(), settings.client_config.clone()),
+    };
     let local = cluster::Cluster::local(
-        ctx.client.clone(),
+        own.clone(),
         stores.workloads.clone(),
-        custom_kinds::CustomKinds::new(ctx.client.clone(), Some(wake.clone())),
-        identity::Identities::new(
-            settings.client_config.clone(),
-            ctx.requests.clone(),
-            settings.require_service_account,
-        ),
+        custom_kinds::CustomKinds::new(own, Some(wake.clone())),
+        identity::Identities::new(own_config, ctx.requests.clone(), settings.require_service_account),
     );
+    ctx.role = settings.agent.as_ref().map_or(agent::Role::Operator, |a| agent::Role::Agent(a.name.clone()));
     let shared = cluster::Shared {
         client: ctx.client.clone(),
         triggers: w.triggers.clone(),
@@ -204,7 +215,7 @@ async fn run_controllers(
         counts: ctx.requests.clone(),
         require_service_account: settings.require_service_account,
     };
-    ctx.clusters = cluster::Clusters::new(local, shared);
+    ctx.clusters = cluster::Clusters::new(local, shared, settings.agent.as_ref().map(|a| a.name.clone()));
     ctx.probes = verify::Probes::new(Some(wake));
     ctx.helm = settings.helm.clone().and_then(|cfg| {
         let dir = cfg.work_dir.display().to_string();
@@ -233,6 +244,7 @@ async fn run_controllers(
                 s.workloads.jobs.wait_until_ready(),
                 s.notifications.wait_until_ready(),
                 s.workloads.namespaces.wait_until_ready(),
+                s.agent_leases.wait_until_ready(),
             );
         }
     };
@@ -258,37 +270,48 @@ async fn run_controllers(
         let lost = lost_rx.map(|r| r.is_ok()).shared();
         let stop = futures::future::select(shutdown.clone(), lost.clone()).map(|_| ()).shared();
         debug!("caches ready; starting controllers");
-        let notices = notifier::run(ctx.clone(), settings_namespace.clone(), stop.clone());
-        futures::join!(
-            notices,
-            drive(
-                "release",
-                stores.releases.clone(),
-                release_rx,
-                config.clone(),
-                release::reconcile,
-                ctx.clone(),
-                stop.clone()
-            ),
-            drive(
-                "environment",
-                stores.environments.clone(),
-                env_rx,
-                config.clone(),
-                environment::reconcile,
-                ctx.clone(),
-                stop.clone()
-            ),
-            drive(
-                "appversion",
-                stores.app_versions.clone(),
-                av_rx,
-                config,
-                appversion::reconcile,
-                ctx.clone(),
-                stop
-            ),
+        let releases = drive(
+            "release",
+            stores.releases.clone(),
+            release_rx,
+            config.clone(),
+            release::reconcile,
+            ctx.clone(),
+            stop.clone(),
         );
+        match agent_settings {
+            // An agent deploys Releases and reports that it is alive; AppVersions, Environments
+            // and notifications are the operator's on the hub (their requests are dropped here).
+            Some(a) => {
+                drop((env_rx, av_rx));
+                futures::join!(agent::heartbeat(ctx.client.clone(), a, stop.clone()), releases);
+            }
+            None => {
+                let notices = notifier::run(ctx.clone(), settings_namespace.clone(), stop.clone());
+                futures::join!(
+                    notices,
+                    releases,
+                    drive(
+                        "environment",
+                        stores.environments.clone(),
+                        env_rx,
+                        config.clone(),
+                        environment::reconcile,
+                        ctx.clone(),
+                        stop.clone()
+                    ),
+                    drive(
+                        "appversion",
+                        stores.app_versions.clone(),
+                        av_rx,
+                        config,
+                        appversion::reconcile,
+                        ctx.clone(),
+                        stop
+                    ),
+                );
+            }
+        }
         metrics.leader.set(0);
         if lost.now_or_never() == Some(true) {
             return Stopped::LeadershipLost;

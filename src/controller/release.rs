@@ -28,6 +28,12 @@ const RECHECK_SLACK: Duration = Duration::from_secs(1);
 
 pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let ns = rel.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    // Releases of an agent's Environment are the agent's to deploy, report and clean up (an
+    // agent's, the operator's); a change of the Environment's cluster wakes them again.
+    let env = ctx.stores.environments.get(&ObjectRef::new(&rel.spec.environment).within(&ns));
+    if !ctx.role.serves(env.as_deref()) {
+        return Ok(Action::await_change());
+    }
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
     // The finalizer helper adds (or, after cleanup, removes) the finalizer with a write of its own;
     // the cache then lags that write like it lags a status write, so the next reconcile waits for

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use kube::api::ObjectMeta;
 use kube::core::PartialObjectMeta;
@@ -343,7 +344,9 @@ where
 /// Sets up all watches; nothing runs until the returned drivers are polled. With `namespace`, the
 /// tuskfish kinds are watched there only; workloads and namespaces are always watched cluster-wide
 /// (Environments own namespaces that come and go).
-pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> Watches {
+/// `workloads` is the cluster the workloads are watched in: the same as `client`'s, except in an
+/// agent (its own cluster, while `client` is the hub's).
+pub fn watches(client: &Client, workloads: &Client, triggers: Triggers, namespace: Option<&str>) -> Watches {
     let m = triggers.metrics.clone();
     let all = watcher::Config::default();
     let (revision_tx, revision) = tokio::sync::watch::channel(0u64);
@@ -409,7 +412,7 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         },
     );
 
-    let (workloads, mut drivers) = workload_watches(client, &triggers, None);
+    let (workloads, mut drivers) = workload_watches(workloads, &triggers, None);
 
     let (t, ix) = (triggers.clone(), index.clone());
     let (approvals, approvals_fut) = reflect(
@@ -430,8 +433,22 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
         m,
         move |n: &Notification, _: &Store<Notification>, seen| ix.see_notification(n, seen),
     );
+    // Agents' Leases wake the Environments they serve (connected or not).
+    let (t, ix) = (triggers.clone(), index.clone());
+    let (agent_leases, leases_fut) = reflect(
+        scoped::<Lease>(client, namespace),
+        watcher::Config::default().labels(labels::AGENT),
+        t.metrics.clone(),
+        move |l: &Lease, _: &Store<Lease>, _| {
+            let (Some(ns), Some(agent)) = (l.namespace(), l.labels().get(labels::AGENT)) else { return };
+            for env in ix.environments_of_agent(&ns, agent) {
+                t.environments.send(ObjectRef::new(&env).within(&ns));
+            }
+        },
+    );
     drivers.extend([
-        Box::pin(releases_fut) as futures::future::BoxFuture<'static, ()>,
+        Box::pin(leases_fut) as futures::future::BoxFuture<'static, ()>,
+        Box::pin(releases_fut),
         Box::pin(env_fut),
         Box::pin(av_fut),
         Box::pin(approvals_fut),
@@ -439,7 +456,15 @@ pub fn watches(client: &Client, triggers: Triggers, namespace: Option<&str>) -> 
     ]);
 
     Watches {
-        stores: Stores { releases, environments, app_versions, approvals, notifications, workloads },
+        stores: Stores {
+            releases,
+            environments,
+            app_versions,
+            approvals,
+            notifications,
+            agent_leases,
+            workloads,
+        },
         index,
         revision,
         drivers,

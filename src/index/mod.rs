@@ -89,11 +89,25 @@ struct Inner {
     /// The other cluster each Environment deploys to, and the Environments of each cluster.
     environment_clusters: HashMap<Name, ClusterKey>,
     by_cluster: MultiMap<ClusterKey>,
+    /// The agent serving each Environment, and the Environments of each (namespace, agent).
+    environment_agents: HashMap<Name, String>,
+    by_agent: MultiMap<(String, String)>,
     /// Bumped for any change, so a namespace's revision never repeats after it empties and refills.
     clock: u64,
 }
 
 impl Inner {
+    fn set_agent(&mut self, ns: &str, name: &str, agent: Option<&str>) {
+        let id = (ns.to_string(), name.to_string());
+        if let Some(old) = self.environment_agents.remove(&id) {
+            self.by_agent.remove(&(ns.to_string(), old), name);
+        }
+        if let Some(agent) = agent {
+            self.by_agent.insert((ns.to_string(), agent.to_string()), name);
+            self.environment_agents.insert(id, agent.to_string());
+        }
+    }
+
     fn set_cluster(&mut self, ns: &str, name: &str, key: Option<ClusterKey>) {
         let id = (ns.to_string(), name.to_string());
         if let Some(old) = self.environment_clusters.remove(&id) {
@@ -313,13 +327,20 @@ impl PipelineIndex {
         let mut inner = self.write();
         inner.touch(&ns).environments.insert(name.clone());
         inner.set_cluster(&ns, &name, e.cluster_key());
+        inner.set_agent(&ns, &name, e.agent());
     }
 
     pub fn delete_environment(&self, namespace: &str, name: &str) {
         let mut inner = self.write();
         inner.touch(namespace).environments.remove(name);
         inner.set_cluster(namespace, name, None);
+        inner.set_agent(namespace, name, None);
         inner.forget_if_empty(namespace);
+    }
+
+    /// Names of the Environments of `namespace` that agent `agent` serves.
+    pub fn environments_of_agent(&self, namespace: &str, agent: &str) -> Vec<String> {
+        self.read().by_agent.get(&(namespace.to_string(), agent.to_string()))
     }
 
     /// Names of the Environments (in the key's namespace) that deploy to the cluster of `key`.

@@ -1,6 +1,7 @@
 //! Pure decisions over plain data: which AppVersion a Release should run, whether the live objects
 //! need an apply, how healthy a rollout is, and what the Release status becomes. No I/O here.
 
+pub mod agent;
 pub mod changes;
 pub mod coalesce;
 pub mod drift;

@@ -195,11 +195,10 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
     });
     if !env_ready {
         // A cluster that cannot be used is the Release's own trouble too: say so in its words.
+        let ready = env.status.as_ref().and_then(|s| find_condition(&s.conditions, ConditionType::Ready));
         let cluster =
-            env.status.as_ref().and_then(|s| find_condition(&s.conditions, ConditionType::Ready)).filter(
-                |c| c.reason == Reason::ClusterUnreachable || c.reason == Reason::ClusterConfigInvalid,
-            );
-        return Err(match cluster.and_then(|c| Reason::parse(&c.reason).map(|r| (r, c))) {
+            ready.and_then(|c| Reason::parse(&c.reason).filter(|r| r.is_cluster_trouble()).map(|r| (r, c)));
+        return Err(match cluster {
             Some((reason, c)) => Blocked::pending(reason, c.message.clone()),
             None => Blocked::pending(
                 Reason::EnvironmentNotReady,
@@ -679,6 +678,7 @@ mod tests {
         };
         let (unreachable, unusable) =
             (cluster_down("ClusterUnreachable"), cluster_down("ClusterConfigInvalid"));
+        let agent_gone = cluster_down("AgentNotConnected");
 
         type Case<'a> = (Option<&'a str>, Option<&'a Environment>, Result<&'a str, &'a str>);
         let cases: Vec<Case> = vec![
@@ -691,6 +691,7 @@ mod tests {
             (Some("1.3.9"), Some(&not_ready), Err("EnvironmentNotReady")),
             (Some("1.3.9"), Some(&unreachable), Err("ClusterUnreachable")),
             (Some("1.3.9"), Some(&unusable), Err("ClusterConfigInvalid")),
+            (Some("1.3.9"), Some(&agent_gone), Err("AgentNotConnected")),
             (Some("1.3.10"), Some(&line13), Ok("1.3.10")),
             (Some("1.4.0-rc.1"), Some(&line13), Err("OutsideVersionLine")),
             (Some("1.3.9"), Some(&bad_line), Err("InvalidVersionLine")),

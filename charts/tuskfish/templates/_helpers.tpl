@@ -31,6 +31,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
+# Agents' Leases (label tuskfish.dev/agent): whether each agent is connected.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["tuskfish.dev"]
   resources: ["releases"]
   verbs: ["patch", "update"]

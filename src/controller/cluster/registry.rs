@@ -125,6 +125,8 @@ pub struct Clusters {
     /// `None`: only the operator's own cluster (a read-only view, or before the controllers run).
     shared: Option<Arc<Shared>>,
     remote: Mutex<HashMap<ClusterKey, Remote>>,
+    /// In an agent: its name (its Environments are in `local`, its own cluster).
+    agent: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -134,11 +136,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Clusters {
     pub fn local_only(local: Cluster) -> Self {
-        Self { local: Arc::new(local), shared: None, remote: Mutex::default() }
+        Self { local: Arc::new(local), shared: None, remote: Mutex::default(), agent: None }
     }
 
-    pub(crate) fn new(local: Cluster, shared: Shared) -> Self {
-        Self { local: Arc::new(local), shared: Some(Arc::new(shared)), remote: Mutex::default() }
+    pub(crate) fn new(local: Cluster, shared: Shared, agent: Option<String>) -> Self {
+        Self { local: Arc::new(local), shared: Some(Arc::new(shared)), remote: Mutex::default(), agent }
     }
 
     pub fn local(&self) -> &Arc<Cluster> {
@@ -147,6 +149,12 @@ impl Clusters {
 
     /// The cluster `env` deploys to, once it can be used.
     pub fn of(&self, env: &Environment) -> Result<Arc<Cluster>, ClusterError> {
+        if let Some(agent) = env.agent() {
+            return match &self.agent {
+                Some(me) if me == agent => Ok(self.local.clone()),
+                _ => Err(ClusterError::Invalid(format!("served by agent {agent}, not by this process"))),
+            };
+        }
         let Some(key) = env.cluster_key() else {
             return Ok(self.local.clone());
         };

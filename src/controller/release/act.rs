@@ -12,11 +12,13 @@ use super::{RECHECK_SLACK, owner};
 use crate::api::{
     Environment, Inventory, InventoryEntry, Reason, Release, ReleaseStatus, VerificationStatus,
 };
+use crate::controller::agent::Role;
 use crate::controller::apply::{ApplyFailure, apply_all, gvk_of, prune};
 use crate::controller::charts::{self, Refusal};
 use crate::controller::cluster::{Cluster, ClusterError};
 use crate::controller::context::Context;
 use crate::controller::custom_kinds::CustomKinds;
+use crate::controller::environment::{claim_in, claim_update};
 use crate::controller::error::{Error, Result};
 use crate::controller::events::publish;
 use crate::controller::verify;
@@ -57,6 +59,16 @@ pub(super) async fn act(
             return Ok(Some(Step { outcome, held: target.held.clone(), wake: None, verification: None }));
         }
     };
+    // An agent claims the namespace in its cluster itself (the hub's Environment controller
+    // cannot); owned and cached, this asks nothing.
+    if matches!(ctx.role, Role::Agent(_)) {
+        let update = claim_update(&claim_in(&cluster, env).await?, env);
+        if !update.status {
+            let transient = update.reason == Reason::NamespaceTerminating;
+            let outcome = Outcome::Failed { reason: update.reason, message: update.message, transient };
+            return Ok(Some(Step { outcome, held: target.held.clone(), wake: None, verification: None }));
+        }
+    }
     let mut verification = None;
     let (outcome, wake) = match desired(ctx, &cluster, rel, env, target).await? {
         Err(Refusal { reason, message, transient }) => {

@@ -299,10 +299,11 @@ fn an_environment_in_another_cluster_shows_it_and_whether_it_answers() {
     assert_eq!(prod.name_any(), "prod");
     prod.spec.cluster = Some(crate::api::ClusterRef {
         name: Some("prod-eu".into()),
-        kube_config_secret_ref: crate::api::KubeconfigSecretRef {
+        kube_config_secret_ref: Some(crate::api::KubeconfigSecretRef {
             name: "prod".into(),
             key: "kubeconfig".into(),
-        },
+        }),
+        agent: None,
     });
     let reachable = pipeline(&s, ts(NOW)).body.into_string();
     assert!(
