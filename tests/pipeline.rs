@@ -73,12 +73,14 @@ async fn a_failed_version_is_rolled_back_and_not_redeployed() {
     let t = TestNs::new("rollback").await;
     t.environment("dev", json!({})).await;
     t.app_version("web", "1.0.0", json!({})).await;
+    // The deadline is what fails 1.1.0 (it never gets Ready), and 1.0.0 must make it too on a
+    // loaded machine: 4 s was missed there once; 15 s still fails 1.1.0 well within the wait.
     t.release(
         "web-dev",
         "web",
         "dev",
         "",
-        json!({"version": null, "track": "^1", "progressDeadlineSeconds": 4}),
+        json!({"version": null, "track": "^1", "progressDeadlineSeconds": 15}),
     )
     .await;
     t.wait_release("web-dev", healthy_at("1.0.0")).await;
