@@ -31,20 +31,8 @@ pub struct AgentArgs {
     /// third of this); past it, its Environments show `AgentNotConnected`.
     #[arg(long, default_value = "30s", value_parser = super::duration_arg)]
     lease_duration: Duration,
-    /// Parallel reconciles.
-    #[arg(long, default_value_t = 16)]
-    concurrency: u16,
-    /// As for `tuskfish run`.
-    #[arg(long, default_value = "2s", value_parser = super::duration_arg)]
-    status_settle: Duration,
-    /// Where to serve /metrics, /healthz and /readyz (`off` to serve nothing).
-    #[arg(long, default_value = "127.0.0.1:8080", env = "TUSKFISH_METRICS_ADDR")]
-    metrics_addr: String,
     #[command(flatten)]
-    helm: super::helm_args::HelmArgs,
-    /// Every Environment must name the ServiceAccount it deploys as.
-    #[arg(long, env = "TUSKFISH_REQUIRE_SERVICE_ACCOUNT")]
-    require_service_account: bool,
+    controllers: super::operator::ControllerArgs,
 }
 
 /// `own` is this agent's cluster (the global `--kubeconfig`, or the pod's own account).
@@ -58,15 +46,7 @@ pub async fn run_agent(own: Target, args: AgentArgs) -> Result<(), Box<dyn std::
     let hub_client = hub.client(&counter).await.map_err(|e| format!("--hub-kubeconfig: {e}"))?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = super::operator::shutdown_signal().shared();
-    let server = match super::operator::listen_addr("--metrics-addr", &args.metrics_addr)? {
-        None => None,
-        Some(addr) => {
-            let server =
-                crate::telemetry::http::serve(addr, metrics.clone(), counter.counts(), shutdown.clone())
-                    .await?;
-            Some(tokio::spawn(server))
-        }
-    };
+    let server = args.controllers.serve_metrics(metrics.clone(), counter.counts(), shutdown.clone()).await?;
     let agent = AgentSettings {
         name: args.name.clone(),
         namespace: args.hub_namespace.clone(),
@@ -76,16 +56,9 @@ pub async fn run_agent(own: Target, args: AgentArgs) -> Result<(), Box<dyn std::
     };
     info!(agent = %args.name, hub_namespace = %args.hub_namespace, "tuskfish agent starting");
     let settings = crate::controller::Settings {
-        concurrency: args.concurrency,
-        status_settle: args.status_settle,
-        leader: None,
         watch_namespace: Some(args.hub_namespace.clone()),
-        metrics,
-        reconciled: None,
-        helm: args.helm.config(),
-        client_config: None,
-        require_service_account: args.require_service_account,
         agent: Some(agent),
+        ..args.controllers.settings(metrics)
     };
     crate::controller::run(hub_client, settings, counter.counts(), shutdown).await;
     if let Some(s) = server {

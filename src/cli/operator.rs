@@ -13,8 +13,9 @@ use crate::controller::Stopped;
 use crate::leader::LeaderConfig;
 use crate::telemetry::{Metrics, RequestCounter};
 
+/// What the operator and an agent are both tuned by.
 #[derive(Args, Clone, Debug)]
-pub struct RunArgs {
+pub struct ControllerArgs {
     /// Parallel reconciles per controller.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
@@ -25,6 +26,47 @@ pub struct RunArgs {
     /// Where to serve /metrics, /healthz and /readyz (`off` to serve nothing).
     #[arg(long, default_value = "127.0.0.1:8080", env = "TUSKFISH_METRICS_ADDR")]
     metrics_addr: String,
+    #[command(flatten)]
+    helm: super::helm_args::HelmArgs,
+    /// Every Environment must name the ServiceAccount it deploys as (`spec.serviceAccountName`);
+    /// one without gets nothing deployed (`ServiceAccountRequired`).
+    #[arg(long, env = "TUSKFISH_REQUIRE_SERVICE_ACCOUNT")]
+    require_service_account: bool,
+}
+
+impl ControllerArgs {
+    /// Settings with these values and the defaults for the rest.
+    pub fn settings(&self, metrics: Arc<Metrics>) -> crate::controller::Settings {
+        crate::controller::Settings {
+            concurrency: self.concurrency,
+            status_settle: self.status_settle,
+            metrics,
+            helm: self.helm.config(),
+            require_service_account: self.require_service_account,
+            ..Default::default()
+        }
+    }
+
+    /// Starts serving /metrics, /healthz and /readyz unless `--metrics-addr off`.
+    pub async fn serve_metrics(
+        &self,
+        metrics: Arc<Metrics>,
+        counts: Arc<crate::telemetry::RequestCounts>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, Box<dyn std::error::Error>> {
+        let Some(addr) = listen_addr("--metrics-addr", &self.metrics_addr)? else {
+            return Ok(None);
+        };
+        let server = crate::telemetry::http::serve(addr, metrics, counts, shutdown).await?;
+        info!(%addr, "serving /metrics, /healthz and /readyz");
+        Ok(Some(tokio::spawn(server)))
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    controllers: ControllerArgs,
     /// Watch Environments, AppVersions, Releases and Approvals in this namespace only (default: all).
     #[arg(long, env = "TUSKFISH_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
@@ -62,12 +104,6 @@ pub struct RunArgs {
     /// loopback and reach it with `kubectl port-forward`: the page has no login of its own.
     #[arg(long, default_value = "off", env = "TUSKFISH_WEB_ADDR")]
     web_addr: String,
-    #[command(flatten)]
-    helm: super::helm_args::HelmArgs,
-    /// Every Environment must name the ServiceAccount it deploys as (`spec.serviceAccountName`);
-    /// one without gets nothing deployed (`ServiceAccountRequired`).
-    #[arg(long, env = "TUSKFISH_REQUIRE_SERVICE_ACCOUNT")]
-    require_service_account: bool,
 }
 
 fn identity(explicit: Option<String>) -> String {
@@ -82,7 +118,7 @@ fn identity(explicit: Option<String>) -> String {
 }
 
 /// A listener flag's value: `off`, or an address (the error names the flag).
-pub(super) fn listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, String> {
+fn listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, String> {
     match value {
         "off" => Ok(None),
         addr => addr.parse().map(Some).map_err(|e| format!("{flag} {addr:?}: {e}")),
@@ -99,16 +135,7 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
     let client = target.client(&counter).await?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = shutdown_signal().shared();
-    let server = match listen_addr("--metrics-addr", &args.metrics_addr)? {
-        None => None,
-        Some(addr) => {
-            let server =
-                crate::telemetry::http::serve(addr, metrics.clone(), counter.counts(), shutdown.clone())
-                    .await?;
-            info!(%addr, "serving /metrics, /healthz and /readyz");
-            Some(tokio::spawn(server))
-        }
-    };
+    let server = args.controllers.serve_metrics(metrics.clone(), counter.counts(), shutdown.clone()).await?;
     let leader = args.leader_elect.then(|| LeaderConfig {
         name: args.lease_name.clone(),
         lease_duration: args.lease_duration,
@@ -116,19 +143,17 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         retry_period: args.retry_period,
         ..LeaderConfig::new(args.lease_namespace.clone(), identity(args.identity.clone()))
     });
-    info!(concurrency = args.concurrency, leader_election = args.leader_elect, "tuskfish operator starting");
+    info!(
+        concurrency = args.controllers.concurrency,
+        leader_election = args.leader_elect,
+        "tuskfish operator starting"
+    );
     let settings = crate::controller::Settings {
-        concurrency: args.concurrency,
-        status_settle: args.status_settle,
         leader,
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
-        metrics,
-        reconciled: None,
-        helm: args.helm.config(),
         // Clients that impersonate an Environment's ServiceAccount start from the operator's own.
         client_config: Some(target.config().await?),
-        require_service_account: args.require_service_account,
-        agent: None,
+        ..args.controllers.settings(metrics)
     };
     if let Err(why) = &settings.helm {
         info!(%why, "no Helm: AppVersions with a chart will say HelmUnavailable");
