@@ -83,8 +83,12 @@ tf() { show tuskfish -n finance "$@"; }
 # operator's finalizer cleans up what they applied).
 if k get namespace finance >/dev/null 2>&1; then
   log "removing the previous run's finance namespaces"
+  # prod-eu's Release is its agent's to clean up; without a running agent nobody would.
+  if ! { [ -f "$S/prod-eu/operator.pid" ] && kill -0 "$(cat "$S/prod-eu/operator.pid")" 2>/dev/null; }; then
+    k patch releases.tuskfish.dev payments-prod-eu -n finance --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+  fi
   k delete releases.tuskfish.dev --all -n finance --wait=true --timeout=90s >/dev/null
-  k delete namespace finance finance-dev-1-4 finance-dev-1-3 finance-test finance-prod \
+  k delete namespace finance finance-dev-1-4 finance-dev-1-3 finance-test finance-prod finance-prod-eu \
     --ignore-not-found --wait=true --timeout=120s >/dev/null
 fi
 
@@ -138,8 +142,34 @@ tf status
 tf history payments --env prod
 show kubectl get events -n finance --field-selector involvedObject.kind=Release --sort-by=.metadata.creationTimestamp
 
+echo; log "prod-eu: a second production site in its own cluster, which takes no inbound connection"
+log "(a second control plane here; an agent runs beside it, dials out to this hub and deploys what prod runs)"
+EU="$S/prod-eu"
+if [ -f "$EU/apiserver.pid" ] && kill -0 "$(cat "$EU/apiserver.pid")" 2>/dev/null; then :; else
+  KWOK_NODES=1 "$HERE/cluster-up.sh" "$EU" 2>/dev/null
+fi
+# The agent's hub rights: a ServiceAccount and a Role in namespace finance only, and a token for it.
+k apply -f examples/agent/hub-rbac.yaml >/dev/null
+HUB_SERVER=$(k config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
+cat > "$EU/hub.kubeconfig" <<K
+apiVersion: v1
+kind: Config
+clusters: [{name: hub, cluster: {server: "$HUB_SERVER", insecure-skip-tls-verify: true}}]
+users: [{name: tuskfish-agent-prod-eu, user: {token: "$(k -n finance create token tuskfish-agent-prod-eu --duration 24h)"}}]
+contexts: [{name: hub, context: {cluster: hub, user: tuskfish-agent-prod-eu}}]
+current-context: hub
+K
+S="$EU" start_bg operator "$BIN" --kubeconfig "$EU/kubeconfig" agent --name prod-eu \
+  --hub-kubeconfig "$EU/hub.kubeconfig" --hub-namespace finance --metrics-addr off
+k apply -f examples/clusters/prod-eu.yaml >/dev/null
+wait_healthy payments-prod-eu 1.3.10
+show kubectl get environments -n finance
+tf status
+log "in prod-eu's own cluster (the hub holds no credentials for it):"
+show kubectl --kubeconfig "$EU/kubeconfig" get deployments -n finance-prod-eu -L app.kubernetes.io/version
+
 echo
-log "the pipeline is running. KUBECONFIG=$KUBECONFIG; operator log: $S/operator.log"
+log "the pipeline is running. KUBECONFIG=$KUBECONFIG; operator log: $S/operator.log; agent log: $EU/operator.log"
 log "metrics: curl -s 127.0.0.1:$METRICS_PORT/metrics | grep ^tuskfish_; live view: tuskfish -n finance status --watch"
 log "web view (read-only, live): http://127.0.0.1:$WEB_PORT/ns/finance"
 log "stop it all with: make demo-down"

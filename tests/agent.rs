@@ -39,7 +39,7 @@ fn agent(prod: &OwnCluster, hub_kubeconfig: &std::path::Path, ns: &str, log: &st
         own.to_str().unwrap(),
         "agent",
         "--name",
-        "prod",
+        "prod-eu",
         "--hub-kubeconfig",
         hub_kubeconfig.to_str().unwrap(),
         "--hub-namespace",
@@ -50,6 +50,11 @@ fn agent(prod: &OwnCluster, hub_kubeconfig: &std::path::Path, ns: &str, log: &st
         "off",
     ];
     process(env!("CARGO_BIN_EXE_tuskfish"), &args, &std::env::temp_dir().join(log))
+}
+
+/// The hub operator's `tuskfish_agent_connected` for this test's agent.
+fn agent_metric(t: &TestNs) -> Option<String> {
+    common::metric(&format!("tuskfish_agent_connected{{namespace=\"{}\",agent=\"prod-eu\"}}", t.ns))
 }
 
 /// The hub RBAC of the README, for this test's namespace instead of `finance`.
@@ -77,7 +82,7 @@ async fn the_seed_story_across_a_hub_a_pushed_cluster_and_an_agent() {
         .unwrap();
     // Prod runs an agent with the hub rights of examples/agent/hub-rbac.yaml, as its ServiceAccount.
     grant_agent_rights(&t).await;
-    let hub_kubeconfig = service_account_kubeconfig(&t.client, &t.ns, "tuskfish-agent-prod").await;
+    let hub_kubeconfig = service_account_kubeconfig(&t.client, &t.ns, "tuskfish-agent-prod-eu").await;
     let mut running = Some(agent(&prod, &hub_kubeconfig, &t.ns, "tuskfish-agent-1.log"));
 
     for (name, spec) in [
@@ -90,12 +95,13 @@ async fn the_seed_story_across_a_hub_a_pushed_cluster_and_an_agent() {
         (
             "prod",
             json!({"tier": "prod", "versionLine": "~1.3", "approval": "required",
-            "cluster": {"name": "prod", "agent": "prod"}}),
+            "cluster": {"name": "prod", "agent": "prod-eu"}}),
         ),
     ] {
         t.environment(name, spec).await;
     }
     let prod_env = t.wait_for::<Environment>("prod", env_ready_is("True", "AgentConnected")).await;
+    assert_eq!(agent_metric(&t).as_deref(), Some("1"));
     assert_eq!(prod_env.status.unwrap().cluster.as_deref(), Some("prod"));
 
     t.app_version("payments", "1.3.9", json!({})).await;
@@ -138,7 +144,15 @@ async fn the_seed_story_across_a_hub_a_pushed_cluster_and_an_agent() {
     drop(running.take());
     let env = t.wait_for::<Environment>("prod", env_ready_is("False", "AgentNotConnected")).await;
     let message = find_condition(&env.status.unwrap().conditions, "Ready").unwrap().message.clone();
-    assert!(message.contains("agent prod last reported"), "{message}");
+    assert!(message.contains("agent prod-eu last reported"), "{message}");
+    assert_eq!(agent_metric(&t).as_deref(), Some("0"));
+    let status = common::tuskfish_output(&t.ns, &["status"]).await;
+    assert!(
+        status.contains(
+            "prod: approval required, in cluster prod, AgentNotConnected: agent prod-eu last reported"
+        ),
+        "{status}"
+    );
     // Restarted, it picks up where it was: the rollout finishes and is recorded once.
     let _agent = agent(&prod, &hub_kubeconfig, &t.ns, "tuskfish-agent-2.log");
     t.wait_for::<Environment>("prod", env_ready_is("True", "AgentConnected")).await;

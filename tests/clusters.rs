@@ -35,14 +35,6 @@ fn env_ready_is(status: &'static str, reason: &'static str) -> impl Fn(&Environm
     }
 }
 
-/// `tuskfish --kubeconfig (the hub) -n NS ARGS`: its standard output.
-async fn tuskfish(t: &TestNs, args: &[&str]) -> String {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tuskfish"));
-    cmd.args(["--kubeconfig", &common::kubeconfig(), "-n", &t.ns]).args(args).env("NO_COLOR", "1");
-    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// `kubectl get environments` in the test namespace of the hub.
 async fn kubectl_environments(t: &TestNs) -> String {
     let kubeconfig = common::kubeconfig();
@@ -56,8 +48,7 @@ async fn kubectl_environments(t: &TestNs) -> String {
 
 /// The test operator's `tuskfish_cluster_reachable` for this test's Secret.
 fn reachable_metric(t: &TestNs) -> Option<String> {
-    let series = format!("tuskfish_cluster_reachable{{namespace=\"{}\",secret=\"test-cluster\"}} ", t.ns);
-    common::operator_metrics().lines().find_map(|l| l.strip_prefix(&series).map(String::from))
+    common::metric(&format!("tuskfish_cluster_reachable{{namespace=\"{}\",secret=\"test-cluster\"}}", t.ns))
 }
 
 async fn put_kubeconfig(t: &TestNs, secret: &str, kubeconfig: &str) {
@@ -142,9 +133,9 @@ async fn an_environment_in_another_cluster_is_deployed_held_while_unreachable_an
         (Some("in-cluster"), Some("test")),
         "{listed}"
     );
-    let status = tuskfish(&t, &["status"]).await;
+    let status = common::tuskfish_output(&t.ns, &["status"]).await;
     assert!(status.contains("test: in cluster test\n"), "{status}");
-    let diff = tuskfish(&t, &["diff", "dev", "test"]).await;
+    let diff = common::tuskfish_output(&t.ns, &["diff", "dev", "test"]).await;
     assert!(diff.contains("test runs in cluster test\n") && !diff.contains("dev runs"), "{diff}");
     assert_eq!(reachable_metric(&t).as_deref(), Some("1"));
 
@@ -168,7 +159,7 @@ async fn an_environment_in_another_cluster_is_deployed_held_while_unreachable_an
             // Nothing of the rollout is lost while it waits.
             let history = &rel.status.as_ref().unwrap().history;
             assert_eq!(history.first().map(|h| h.version.as_str()), Some("1.4.1"), "{history:?}");
-            let status = tuskfish(t_ref, &["status"]).await;
+            let status = common::tuskfish_output(&t_ref.ns, &["status"]).await;
             assert!(
                 status.contains("test: in cluster test, ClusterUnreachable: cluster test cannot be reached"),
                 "{status}"

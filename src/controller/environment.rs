@@ -20,6 +20,7 @@ use super::events::publish;
 use super::status::patch_status_if_changed;
 use crate::api::{ConditionType, ConditionUpdate, Environment, Reason, labels, set_condition};
 use crate::plan::agent::{AgentLink, agent_link, lease_name};
+use crate::telemetry::AgentLabel;
 
 /// What the environment's namespace looks like.
 #[derive(Debug, PartialEq, Eq)]
@@ -82,7 +83,11 @@ async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<Option<Name
 fn agent_claim(ctx: &Context, env: &Environment, agent: &str) -> NamespaceClaim {
     let lease = ObjectRef::new(&lease_name(agent)).within(&env.namespace().unwrap_or_default());
     let lease = ctx.stores.agent_leases.get(&lease);
-    match agent_link(agent, lease.as_ref().and_then(|l| l.spec.as_ref()), jiff::Timestamp::now()) {
+    let link = agent_link(agent, lease.as_ref().and_then(|l| l.spec.as_ref()), jiff::Timestamp::now());
+    let label = AgentLabel { namespace: env.namespace().unwrap_or_default(), agent: agent.to_string() };
+    let connected = matches!(link, AgentLink::Connected { .. });
+    ctx.metrics.agent_connected.get_or_create(&label).set(i64::from(connected));
+    match link {
         AgentLink::Connected { lapses_in } => {
             NamespaceClaim::ServedByAgent { agent: agent.to_string(), lapses_in }
         }

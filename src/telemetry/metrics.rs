@@ -50,6 +50,13 @@ pub struct ClusterLabel {
     pub secret: String,
 }
 
+/// An agent, by the pipeline namespace it serves.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentLabel {
+    pub namespace: String,
+    pub agent: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabel {
     /// `read` or `write`.
@@ -72,6 +79,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// 1 while another cluster answers (0: connecting, unreachable, or its kubeconfig is unusable).
     pub cluster_reachable: Family<ClusterLabel, Gauge>,
+    /// 1 while an agent's Lease is current (0: it has not reported within it).
+    pub agent_connected: Family<AgentLabel, Gauge>,
     /// Every cache has listed once (what `/readyz` reports).
     pub ready: AtomicBool,
 }
@@ -119,6 +128,12 @@ impl Default for Metrics {
             "1 while an Environment's other cluster answers, by its kubeconfig Secret",
             cluster_reachable.clone(),
         );
+        let agent_connected = Family::<AgentLabel, Gauge>::default();
+        registry.register(
+            "agent_connected",
+            "1 while an agent serving Environments reports within its lease",
+            agent_connected.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -132,6 +147,7 @@ impl Default for Metrics {
             api_requests,
             leader,
             cluster_reachable,
+            agent_connected,
             ready: AtomicBool::new(false),
         }
     }

@@ -4,5 +4,7 @@ pub mod http;
 mod metrics;
 mod request_counter;
 
-pub use metrics::{ClusterLabel, ControllerLabel, EnvironmentLabel, KindLabel, Metrics, SharedMetrics};
+pub use metrics::{
+    AgentLabel, ClusterLabel, ControllerLabel, EnvironmentLabel, KindLabel, Metrics, SharedMetrics,
+};
 pub use request_counter::{RequestCounter, RequestCounts};

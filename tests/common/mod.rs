@@ -114,6 +114,20 @@ pub fn operator_metrics() -> String {
     h.metrics.encode(&h.counts)
 }
 
+/// The value of one series of the test operator's metrics (`name{labels}`), if it has one.
+pub fn metric(series: &str) -> Option<String> {
+    let prefix = format!("{series} ");
+    operator_metrics().lines().find_map(|l| l.strip_prefix(&prefix).map(String::from))
+}
+
+/// `tuskfish --kubeconfig (the test cluster) -n NS ARGS`: its standard output.
+pub async fn tuskfish_output(ns: &str, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tuskfish"));
+    cmd.args(["--kubeconfig", &kubeconfig(), "-n", ns]).args(args).env("NO_COLOR", "1");
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Helm for the test operator, when `make test` built it (`TUSKFISH_HELM`); its chart cache is
 /// this test process's own.
 pub fn helm_config() -> Result<tuskfish::helm::HelmConfig, String> {
