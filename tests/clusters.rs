@@ -203,7 +203,10 @@ async fn an_environment_in_another_cluster_is_deployed_held_while_unreachable_an
     put_kubeconfig(&t, "test-cluster", &remote.kubeconfig()).await;
     t.wait_for::<Environment>("test", env_ready_is("True", "NamespaceOwned")).await;
 
-    // A deleted Release takes its objects in the other cluster with it.
+    // A deleted Release takes its objects in the other cluster with it, even once its Environment
+    // is gone (its inventory says which cluster they are in).
+    t.api::<Environment>().delete("test", &DeleteParams::default()).await.unwrap();
+    t.wait_gone::<Environment>(&t.ns, "test").await;
     t.api::<Release>().delete("pay-test", &DeleteParams::default()).await.unwrap();
     t.wait_gone::<Release>(&t.ns, "pay-test").await;
     let left = deployments_there.get_opt("pay").await.unwrap();

@@ -200,6 +200,10 @@ pub struct Inventory {
     pub hash: Option<String>,
     #[serde(default)]
     pub objects: Vec<InventoryEntry>,
+    /// The cluster they were applied in, as the Environment named it then (absent: the operator's
+    /// own): where they are pruned, even once the Environment is gone or has moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::ClusterRef>,
 }
 
 /// What the operator observed of a Release.

@@ -12,7 +12,7 @@ use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::{Api, Client, Config};
 use tracing::{debug, warn};
 
-use crate::api::{Environment, labels};
+use crate::api::{ClusterRef, Environment, labels};
 use crate::plan::agent::lease_name;
 
 /// Which Environments a process serves.
@@ -25,13 +25,16 @@ pub enum Role {
 }
 
 impl Role {
-    /// Whether this process deploys the Releases of `env` (`None`: the Environment does not exist,
-    /// which the operator reports and an agent leaves alone).
-    pub fn serves(&self, env: Option<&Environment>) -> bool {
-        match (self, env) {
-            (Role::Operator, env) => env.and_then(Environment::agent).is_none(),
-            (Role::Agent(name), Some(env)) => env.agent() == Some(name.as_str()),
-            (Role::Agent(_), None) => false,
+    /// Whether this process handles a Release of `env`. Without the Environment (deleted first),
+    /// whoever applied its objects (`applied`: the cluster of its inventory) cleans them up.
+    pub fn serves(&self, env: Option<&Environment>, applied: Option<&ClusterRef>) -> bool {
+        let agent = match env {
+            Some(env) => env.agent(),
+            None => applied.and_then(|c| c.agent.as_deref()),
+        };
+        match self {
+            Role::Operator => agent.is_none(),
+            Role::Agent(name) => agent == Some(name.as_str()),
         }
     }
 }
@@ -106,17 +109,28 @@ mod tests {
         let (local, prod, other) = (mine(None), mine(Some("prod")), mine(Some("dr")));
         let operator = Role::Operator;
         let agent = Role::Agent("prod".into());
+        // Where the Release's objects were applied, for when its Environment is gone.
+        let by_agent = prod.spec.cluster.clone();
         let table = [
-            (&operator, Some(&local), true),
-            (&operator, Some(&prod), false),
-            (&operator, None, true),
-            (&agent, Some(&prod), true),
-            (&agent, Some(&other), false),
-            (&agent, Some(&local), false),
-            (&agent, None, false),
+            (&operator, Some(&local), None, true),
+            (&operator, Some(&prod), None, false),
+            (&operator, None, None, true),
+            (&operator, None, by_agent.as_ref(), false),
+            (&agent, Some(&prod), None, true),
+            (&agent, Some(&other), None, false),
+            (&agent, Some(&local), None, false),
+            (&agent, None, None, false),
+            (&agent, None, by_agent.as_ref(), true),
+            // The Environment, while it exists, decides (not where the objects once went).
+            (&agent, Some(&local), by_agent.as_ref(), false),
         ];
-        for (role, env, serves) in table {
-            assert_eq!(role.serves(env), serves, "{role:?} {:?}", env.map(|e| e.agent()));
+        for (role, env, applied, serves) in table {
+            assert_eq!(
+                role.serves(env, applied),
+                serves,
+                "{role:?} {:?} {applied:?}",
+                env.map(|e| e.agent())
+            );
         }
     }
 }

@@ -122,7 +122,7 @@ mod tests {
     fn a_deleted_release_gets_the_held_inventory_until_it_is_pruned() {
         let held = DeferredStatuses::default();
         let rel = release("u1", Some(Phase::Healthy));
-        let inventory = Inventory { namespace: "dev".into(), hash: Some("h".into()), objects: Vec::new() };
+        let inventory = Inventory { namespace: "dev".into(), hash: Some("h".into()), ..Default::default() };
         held.hold(
             &rel,
             ReleaseStatus { inventory: Some(inventory.clone()), ..Default::default() },

@@ -31,7 +31,8 @@ pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     // Releases of an agent's Environment are the agent's to deploy, report and clean up (an
     // agent's, the operator's); a change of the Environment's cluster wakes them again.
     let env = ctx.stores.environments.get(&ObjectRef::new(&rel.spec.environment).within(&ns));
-    if !ctx.role.serves(env.as_deref()) {
+    let applied = rel.status.as_ref().and_then(|s| s.inventory.as_ref()).and_then(|i| i.cluster.as_ref());
+    if !ctx.role.serves(env.as_deref(), applied) {
         return Ok(Action::await_change());
     }
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
@@ -108,13 +109,21 @@ async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let applied = held.as_ref().or_else(|| rel.status.as_ref().and_then(|s| s.inventory.as_ref()));
     let env_ref = ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default());
     let env = ctx.stores.environments.get(&env_ref);
-    // In the Environment's cluster while it exists (gone: the operator's own, the only one left
-    // to know); an unreachable cluster keeps the Release until its objects can be removed.
-    let cluster = match env.as_deref().map(|e| (e, ctx.clusters.of(e))) {
-        None => ctx.clusters.local().clone(),
-        Some((_, Ok(cluster))) => cluster,
-        Some((e, Err(err))) => return Err(Error::Cluster { message: err.message(e), reason: err.reason() }),
+    // In the cluster the objects were applied in (the inventory says, whatever became of the
+    // Environment since; without an inventory, the Environment's); an unreachable cluster keeps
+    // the Release until its objects can be removed.
+    let ns = rel.namespace().unwrap_or_default();
+    let placement = match applied {
+        Some(inv) => inv.cluster.as_ref(),
+        None => env.as_ref().and_then(|e| e.spec.cluster.as_ref()),
     };
+    let cluster = ctx.clusters.at(placement, &ns).map_err(|err| {
+        let name = placement.and_then(|c| c.name.as_deref().or(c.agent.as_deref())).unwrap_or("");
+        Error::Cluster {
+            message: format!("removing the Release's objects: {}", err.describe(name)),
+            reason: err.reason(),
+        }
+    })?;
     if let Some(inv) = applied {
         // As the Environment's identity while it exists (gone: the operator's own, which may only
         // delete what the inventory names and this Release owns).

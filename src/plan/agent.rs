@@ -31,9 +31,9 @@ pub fn agent_link(agent: &str, lease: Option<&LeaseSpec>, now: jiff::Timestamp) 
     let ago = Duration::try_from(now.duration_since(renewed)).unwrap_or_default();
     match lease.checked_sub(ago) {
         Some(left) if !left.is_zero() => AgentLink::Connected { lapses_in: left },
+        // No "how long ago": the message must not change while nothing does (status writes).
         _ => AgentLink::NotConnected(format!(
-            "agent {agent} last reported at {renewed} ({}s ago, its lease is {}s): its Environments are not being deployed",
-            ago.as_secs(),
+            "agent {agent} last reported at {renewed} and its lease of {}s has lapsed: its Environments are not being deployed",
             lease.as_secs()
         )),
     }
@@ -54,6 +54,13 @@ mod tests {
     }
 
     #[test]
+    fn a_lapsed_lease_says_the_same_whenever_it_is_looked_at() {
+        let l = lease("2026-12-06T09:50:00Z", Some(30));
+        let at = |t: &str| agent_link("prod", Some(&l), t.parse().unwrap());
+        assert_eq!(at("2026-12-06T10:00:00Z"), at("2026-12-06T11:00:00Z"));
+    }
+
+    #[test]
     fn connected_within_the_lease_and_not_after() {
         let now: jiff::Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
         let secs = Duration::from_secs;
@@ -63,11 +70,8 @@ mod tests {
             (Some(lease("2026-12-06T09:59:50Z", Some(30))), Ok(secs(20))),
             (Some(lease("2026-12-06T09:59:50Z", None)), Ok(secs(20))),
             (Some(lease("2026-12-06T09:59:55Z", Some(6))), Ok(secs(1))),
-            (Some(lease("2026-12-06T09:59:30Z", Some(30))), Err("(30s ago, its lease is 30s)")),
-            (
-                Some(lease("2026-12-06T09:50:00Z", Some(30))),
-                Err("last reported at 2026-12-06T09:50:00Z (600s ago"),
-            ),
+            (Some(lease("2026-12-06T09:59:30Z", Some(30))), Err("its lease of 30s has lapsed")),
+            (Some(lease("2026-12-06T09:50:00Z", Some(30))), Err("last reported at 2026-12-06T09:50:00Z and")),
             // A clock ahead of ours: renewed "in the future" counts as just now.
             (Some(lease("2026-12-06T10:00:05Z", Some(30))), Ok(secs(30))),
         ];

@@ -81,6 +81,7 @@ mod tests {
                 namespace: ns.into(),
                 hash: Some(hash.into()),
                 objects: vec![entry(Some(2))],
+                cluster: None,
             }),
             ..Default::default()
         }

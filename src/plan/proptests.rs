@@ -576,7 +576,7 @@ proptest! {
             let outcome = match kind {
                 0 => Outcome::Applied {
                     version: format!("1.0.{i}"),
-                    inventory: Inventory { namespace: "ns".into(), hash: Some(i.to_string()), objects: vec![] },
+                    inventory: Inventory { namespace: "ns".into(), hash: Some(i.to_string()), ..Default::default() },
                     new_rollout: flag,
                     note: Some(message.clone()),
                     rollback_of: None,

@@ -231,7 +231,7 @@ mod tests {
     }
 
     fn inv(hash: &str) -> Inventory {
-        Inventory { namespace: "ns".into(), hash: Some(hash.into()), objects: vec![] }
+        Inventory { namespace: "ns".into(), hash: Some(hash.into()), ..Default::default() }
     }
 
     fn applied(v: &str, health: Health) -> Outcome {

@@ -12,7 +12,11 @@ pub type Invalid = String;
 
 /// Parses and checks `text`; the client configuration of its current context.
 pub async fn config_of(text: &str) -> Result<Config, Invalid> {
-    let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| format!("not a kubeconfig: {e}"))?;
+    // The parser's message quotes the text around the error: the key may hold anything (a TLS
+    // key, a password), and conditions and Events are readable by more people than the Secret.
+    let kubeconfig = Kubeconfig::from_yaml(text).map_err(|_| {
+        "not a kubeconfig (it does not parse as one; its content is not quoted here)".to_string()
+    })?;
     check(&kubeconfig)?;
     Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -109,9 +113,15 @@ current-context: test
     }
 
     #[tokio::test]
-    async fn text_that_is_no_kubeconfig_says_so() {
+    async fn text_that_is_no_kubeconfig_says_so_without_quoting_it() {
         let err = config_of("not: [a kubeconfig").await.err().unwrap();
         assert!(err.starts_with("not a kubeconfig"), "{err}");
+        let secret =
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+        let err = config_of(secret).await.err().unwrap();
+        assert!(!err.contains("MIIEvQ") && !err.contains("PRIVATE"), "{err}");
+        let err = config_of("clusters: hunter2-password").await.err().unwrap();
+        assert!(!err.contains("hunter2"), "{err}");
         let err = config_of(&INLINE.replace("current-context: test", "current-context: other"))
             .await
             .err()

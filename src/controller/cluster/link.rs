@@ -135,10 +135,15 @@ async fn probe_until_up(link: Weak<Link>, probe: Probe) {
     loop {
         tokio::time::sleep(wait).await;
         let Some(l) = link.upgrade() else { return };
-        if !l.lock().failing {
-            // A watch listed meanwhile: the cluster answered already.
-            l.lock().probing = false;
-            return;
+        {
+            // Checked and cleared under one guard: a watch failing right after sees `probing`
+            // false and starts the next probe itself.
+            let mut s = l.lock();
+            if !s.failing {
+                // A watch listed meanwhile: the cluster answered already.
+                s.probing = false;
+                return;
+            }
         }
         if probe().await {
             l.update(|s| {

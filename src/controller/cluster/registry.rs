@@ -13,13 +13,13 @@ use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::link::Probe;
 use super::{Cluster, Link, Reach, kubeconfig};
-use crate::api::{ClusterKey, Environment, Reason};
+use crate::api::{ClusterKey, ClusterRef, Environment, Reason};
 use crate::controller::custom_kinds::CustomKinds;
 use crate::controller::identity::Identities;
 use crate::controller::watch::{self, Triggers};
@@ -48,7 +48,11 @@ impl ClusterError {
 
     /// What a condition says, for `env`.
     pub fn message(&self, env: &Environment) -> String {
-        let name = env.cluster_name();
+        self.describe(env.cluster_name())
+    }
+
+    /// What to say of cluster `name`.
+    pub fn describe(&self, name: &str) -> String {
         match self {
             ClusterError::Connecting => format!("connecting to cluster {name}"),
             ClusterError::Invalid(why) => format!("cluster {name}: {why}"),
@@ -149,15 +153,21 @@ impl Clusters {
 
     /// The cluster `env` deploys to, once it can be used.
     pub fn of(&self, env: &Environment) -> Result<Arc<Cluster>, ClusterError> {
-        if let Some(agent) = env.agent() {
+        self.at(env.spec.cluster.as_ref(), &env.namespace().unwrap_or_default())
+    }
+
+    /// The cluster `cluster` names for the pipeline in `namespace` (`None`: the operator's own).
+    pub fn at(&self, cluster: Option<&ClusterRef>, namespace: &str) -> Result<Arc<Cluster>, ClusterError> {
+        if let Some(agent) = cluster.and_then(|c| c.agent.as_deref()) {
             return match &self.agent {
                 Some(me) if me == agent => Ok(self.local.clone()),
                 _ => Err(ClusterError::Invalid(format!("served by agent {agent}, not by this process"))),
             };
         }
-        let Some(key) = env.cluster_key() else {
+        let Some(secret) = cluster.and_then(|c| c.kube_config_secret_ref.clone()) else {
             return Ok(self.local.clone());
         };
+        let key = ClusterKey { namespace: namespace.to_string(), secret };
         let Some(shared) = &self.shared else {
             return Err(ClusterError::Invalid(
                 "this operator process does not connect to other clusters".into(),
@@ -211,13 +221,20 @@ async fn follow_secret(shared: Arc<Shared>, key: ClusterKey, connection: Arc<Mut
             Ok(watcher::Event::InitDone | watcher::Event::Delete(_)) => None,
             Err(error) => {
                 warn!(%key, %error, "watch of a cluster's kubeconfig Secret failed (retrying with backoff)");
+                // Before the Secret was ever read, nobody would hear of this otherwise (a
+                // connection that works keeps working while its Secret cannot be watched).
+                if matches!(*lock(&connection), Connection::Pending) {
+                    *lock(&connection) = Connection::Invalid(format!(
+                        "the operator cannot read Secret {}: {error}",
+                        key.secret.name
+                    ));
+                    shared.wake(&key);
+                }
                 continue;
             }
         };
         let next = connect(&shared, &key, secret.as_ref(), &connection).await;
         if let Some(next) = next {
-            // A new connection is up only once its watches have listed.
-            shared.report(&key, Some(false));
             *lock(&connection) = next;
             shared.wake(&key);
         }
@@ -267,6 +284,9 @@ async fn connect(
 /// A client for the cluster and its watches, started (they report to the cluster's link).
 fn connected(shared: &Arc<Shared>, key: &ClusterKey, config: kube::Config) -> Result<Cluster, String> {
     info!(%key, server = %config.cluster_url, "connecting to cluster");
+    // Down until the new connection's watches have listed (said before they start, so that
+    // their coming up is the last word).
+    shared.report(key, Some(false));
     let client = kube::client::ClientBuilder::try_from(config.clone())
         .map_err(|e| e.to_string())?
         .with_layer(&RequestCounter::with_counts(shared.counts.clone()))

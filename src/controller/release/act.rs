@@ -192,7 +192,7 @@ async fn rollout(
             let namespace =
                 prev.inventory.as_ref().map_or(rendered.namespace.clone(), |i| i.namespace.clone());
             let hash = prev.inventory.as_ref().and_then(|i| i.hash.clone());
-            let inventory = Inventory { namespace, hash, objects };
+            let inventory = Inventory { namespace, hash, objects, cluster: env.spec.cluster.clone() };
             let outcome = Outcome::Rejected { reason, message, hash: rendered.hash, inventory };
             return Ok(Some(Rolled { outcome, wake: None, verification: None }));
         }
@@ -209,8 +209,12 @@ async fn rollout(
             ),
         );
     }
-    let inventory =
-        Inventory { namespace: rendered.namespace.clone(), hash: Some(rendered.hash.clone()), objects };
+    let inventory = Inventory {
+        namespace: rendered.namespace.clone(),
+        hash: Some(rendered.hash.clone()),
+        objects,
+        cluster: env.spec.cluster.clone(),
+    };
     if let Some(old) = prev.inventory.as_ref() {
         let deleted = prune(&client, &cluster.catalog, old, Some(&inventory), &owner).await?;
         if !deleted.is_empty() {
