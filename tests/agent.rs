@@ -10,15 +10,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::control_plane::OwnCluster;
+use common::control_plane::{OwnCluster, put_kubeconfig};
 use common::{Proc, TestNs, apply_yaml_file, healthy_at, held, process, service_account_kubeconfig};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tuskfish::api::{Environment, RolloutResult, find_condition};
 
@@ -71,15 +67,7 @@ async fn the_seed_story_across_a_hub_a_pushed_cluster_and_an_agent() {
     let (test, prod) = (OwnCluster::start("story-test").await, OwnCluster::start("story-prod").await);
     let t = TestNs::new("agent").await;
     // The test cluster is pushed to: its kubeconfig is a Secret on the hub.
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta { name: Some("test-cluster".into()), ..Default::default() },
-        data: Some(BTreeMap::from([("kubeconfig".to_string(), ByteString(test.kubeconfig().into_bytes()))])),
-        ..Default::default()
-    };
-    t.api::<Secret>()
-        .patch("test-cluster", &PatchParams::apply("tuskfish-tests"), &Patch::Apply(&secret))
-        .await
-        .unwrap();
+    put_kubeconfig(&t.api(), "test-cluster", &test.kubeconfig()).await;
     // Prod runs an agent with the hub rights of examples/agent/hub-rbac.yaml, as its ServiceAccount.
     grant_agent_rights(&t).await;
     let hub_kubeconfig = service_account_kubeconfig(&t.client, &t.ns, "tuskfish-agent-prod-eu").await;

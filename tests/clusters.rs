@@ -9,15 +9,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::control_plane::OwnCluster;
+use common::control_plane::{OwnCluster, put_kubeconfig};
 use common::{TestNs, healthy_at, within};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use serde_json::json;
 use tuskfish::api::{Environment, Release, ReleaseStatus, RolloutResult, find_condition};
 
@@ -51,24 +48,12 @@ fn reachable_metric(t: &TestNs) -> Option<String> {
     common::metric(&format!("tuskfish_cluster_reachable{{namespace=\"{}\",secret=\"test-cluster\"}}", t.ns))
 }
 
-async fn put_kubeconfig(t: &TestNs, secret: &str, kubeconfig: &str) {
-    let body = Secret {
-        metadata: kube::api::ObjectMeta { name: Some(secret.into()), ..Default::default() },
-        data: Some(BTreeMap::from([("kubeconfig".to_string(), ByteString(kubeconfig.as_bytes().to_vec()))])),
-        ..Default::default()
-    };
-    t.api::<Secret>()
-        .patch(secret, &PatchParams::apply("tuskfish-tests").force(), &Patch::Apply(&body))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn an_environment_in_another_cluster_is_deployed_held_while_unreachable_and_resumed() {
     let remote = OwnCluster::start("test").await;
     let there = remote.client().await;
     let t = TestNs::new("clusters").await;
-    put_kubeconfig(&t, "test-cluster", &remote.kubeconfig()).await;
+    put_kubeconfig(&t.api(), "test-cluster", &remote.kubeconfig()).await;
 
     // The same pipeline: dev in the hub's own cluster, test in the other one.
     t.environment("dev", json!({})).await;
@@ -181,11 +166,11 @@ async fn an_environment_in_another_cluster_is_deployed_held_while_unreachable_an
     // A rotated Secret is used without a restart: a token the other cluster refuses makes it
     // unusable, the right one again makes it work again.
     let bad = remote.kubeconfig().replace("token: \"", "token: \"0");
-    put_kubeconfig(&t, "test-cluster", &bad).await;
+    put_kubeconfig(&t.api(), "test-cluster", &bad).await;
     let env = t.wait_for::<Environment>("test", env_ready_is("False", "ClusterUnreachable")).await;
     let message = find_condition(&env.status.unwrap().conditions, "Ready").unwrap().message.clone();
     assert!(message.contains("Unauthorized") || message.contains("401"), "{message}");
-    put_kubeconfig(&t, "test-cluster", &remote.kubeconfig()).await;
+    put_kubeconfig(&t.api(), "test-cluster", &remote.kubeconfig()).await;
     t.wait_for::<Environment>("test", env_ready_is("True", "NamespaceOwned")).await;
     t.wait_release("pay-test", |s| healthy_at("1.4.1")(s) && release_ready_is("True", "RolloutComplete")(s))
         .await;
@@ -196,11 +181,11 @@ async fn an_environment_in_another_cluster_is_deployed_held_while_unreachable_an
         "user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: [-c, id]}, token:",
     );
     assert_ne!(exec, remote.kubeconfig());
-    put_kubeconfig(&t, "test-cluster", &exec).await;
+    put_kubeconfig(&t.api(), "test-cluster", &exec).await;
     let env = t.wait_for::<Environment>("test", env_ready_is("False", "ClusterConfigInvalid")).await;
     let message = find_condition(&env.status.unwrap().conditions, "Ready").unwrap().message.clone();
     assert!(message.contains("runs a command (exec)"), "{message}");
-    put_kubeconfig(&t, "test-cluster", &remote.kubeconfig()).await;
+    put_kubeconfig(&t.api(), "test-cluster", &remote.kubeconfig()).await;
     t.wait_for::<Environment>("test", env_ready_is("True", "NamespaceOwned")).await;
 
     // A deleted Release takes its objects in the other cluster with it, even once its Environment

@@ -19,6 +19,14 @@ pub struct Refusal {
     pub transient: bool,
 }
 
+impl Refusal {
+    /// What a Release records for it.
+    pub fn into_outcome(self) -> crate::plan::Outcome {
+        let Self { reason, message, transient } = self;
+        crate::plan::Outcome::Failed { reason, message, transient }
+    }
+}
+
 impl From<ChartError> for Refusal {
     fn from(e: ChartError) -> Self {
         Self { reason: e.reason(), transient: e.is_transient(), message: e.to_string() }

@@ -343,6 +343,11 @@ impl PipelineIndex {
         self.read().by_agent.get(&(namespace.to_string(), agent.to_string()))
     }
 
+    /// Whether any Environment deploys to the cluster of `key`.
+    pub fn cluster_in_use(&self, key: &ClusterKey) -> bool {
+        self.read().by_cluster.len(key) > 0
+    }
+
     /// Names of the Environments (in the key's namespace) that deploy to the cluster of `key`.
     pub fn environments_on_cluster(&self, key: &ClusterKey) -> Vec<String> {
         self.read().by_cluster.get(key)

@@ -152,3 +152,23 @@ impl Drop for OwnCluster {
         let _ = Command::new(root.join("hack/cluster-down.sh")).arg(&self.dir).arg("--purge").status();
     }
 }
+
+/// Writes `kubeconfig` into the Secret `name` (key `kubeconfig`) of `secrets`' namespace, as a user
+/// rotating it would (server-side apply, so a second call replaces the first).
+pub async fn put_kubeconfig(
+    secrets: &kube::Api<k8s_openapi::api::core::v1::Secret>,
+    name: &str,
+    kubeconfig: &str,
+) {
+    use k8s_openapi::ByteString;
+    use kube::api::{Patch, PatchParams};
+    let body = k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        data: Some(std::collections::BTreeMap::from([(
+            "kubeconfig".to_string(),
+            ByteString(kubeconfig.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    secrets.patch(name, &PatchParams::apply("tuskfish-tests").force(), &Patch::Apply(&body)).await.unwrap();
+}

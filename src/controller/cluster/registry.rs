@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use super::link::Probe;
 use super::{Cluster, Link, Reach, kubeconfig};
 use crate::api::{ClusterKey, ClusterRef, Environment, Reason};
+use crate::controller::charts::Refusal;
 use crate::controller::custom_kinds::CustomKinds;
 use crate::controller::identity::Identities;
 use crate::controller::watch::{self, Triggers};
@@ -44,6 +45,17 @@ impl ClusterError {
             ClusterError::Invalid(_) => Reason::ClusterConfigInvalid,
             ClusterError::Connecting | ClusterError::Unreachable(_) => Reason::ClusterUnreachable,
         }
+    }
+
+    /// Whether waiting may cure it: an unreachable cluster comes back by itself; an unusable
+    /// kubeconfig waits for its Secret to change.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClusterError::Connecting | ClusterError::Unreachable(_))
+    }
+
+    /// Why `env`'s Releases cannot deploy.
+    pub fn refusal(&self, env: &Environment) -> Refusal {
+        Refusal { reason: self.reason(), message: self.message(env), transient: self.is_transient() }
     }
 
     /// What a condition says, for `env`.
@@ -176,7 +188,7 @@ impl Clusters {
         let connection = {
             let mut remote = lock(&self.remote);
             // Clusters no Environment deploys to any more are let go here (rare: no timer needed).
-            remote.retain(|k, _| k == &key || !shared.index.environments_on_cluster(k).is_empty());
+            remote.retain(|k, _| k == &key || shared.index.cluster_in_use(k));
             remote.entry(key.clone()).or_insert_with(|| Remote::open(shared, key)).connection.clone()
         };
         let state = lock(&connection);

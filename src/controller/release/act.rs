@@ -48,45 +48,33 @@ pub(super) async fn act(
     now: &Time,
 ) -> Result<Option<Step>> {
     let cluster = match ctx.clusters.of(env) {
-        Ok(cluster) => cluster,
+        Ok(cluster) => Ok(cluster),
         // Whoever deploys there is woken once the connection is up (or has failed).
         Err(ClusterError::Connecting) => return Ok(None),
-        Err(e) => {
-            // Unreachable: the rollout resumes by itself; an unusable kubeconfig waits for its
-            // Secret to change (which wakes this Release too).
-            let transient = e.reason() == Reason::ClusterUnreachable;
-            let outcome = Outcome::Failed { reason: e.reason(), message: e.message(env), transient };
-            return Ok(Some(Step { outcome, held: target.held.clone(), wake: None, verification: None }));
-        }
+        Err(e) => Err(e.refusal(env)),
     };
-    // An agent claims the namespace in its cluster itself (the hub's Environment controller
-    // cannot); owned and cached, this asks nothing.
-    if matches!(ctx.role, Role::Agent(_)) {
-        let update = claim_update(&claim_in(&cluster, env).await?, env);
-        if !update.status {
-            let transient = update.reason == Reason::NamespaceTerminating;
-            let outcome = Outcome::Failed { reason: update.reason, message: update.message, transient };
-            return Ok(Some(Step { outcome, held: target.held.clone(), wake: None, verification: None }));
-        }
-    }
     let mut verification = None;
-    let (outcome, wake) = match desired(ctx, &cluster, rel, env, target).await? {
-        Err(Refusal { reason, message, transient }) => {
-            let wake = transient.then_some(TRANSIENT_RETRY);
-            (Outcome::Failed { reason, message, transient }, wake)
-        }
-        Ok(desired) => {
-            let change = Change::of(prev, target, rolled_back);
-            match rollout(ctx, &cluster, rel, env, prev, change, desired, now).await? {
-                Some(Rolled { outcome, wake, verification: v }) => {
-                    verification = v;
-                    (outcome, wake)
-                }
-                None if rolled_back.is_none() => return Ok(None),
-                // Marking the version failed is itself worth recording.
-                None => (Outcome::Observed { health: Health::Healthy }, None),
+    let (outcome, wake) = match cluster {
+        // No timer: the cluster coming back, or its Secret changing, wakes this Release.
+        Err(refusal) => (refusal.into_outcome(), None),
+        Ok(cluster) => match desired(ctx, &cluster, rel, env, target).await? {
+            Err(refusal) => {
+                let wake = refusal.transient.then_some(TRANSIENT_RETRY);
+                (refusal.into_outcome(), wake)
             }
-        }
+            Ok(desired) => {
+                let change = Change::of(prev, target, rolled_back);
+                match rollout(ctx, &cluster, rel, env, prev, change, desired, now).await? {
+                    Some(Rolled { outcome, wake, verification: v }) => {
+                        verification = v;
+                        (outcome, wake)
+                    }
+                    None if rolled_back.is_none() => return Ok(None),
+                    // Marking the version failed is itself worth recording.
+                    None => (Outcome::Observed { health: Health::Healthy }, None),
+                }
+            }
+        },
     };
     let held = target.held.clone();
     let recheck = held.as_ref().and_then(|h| h.recheck_in).map(|d| d.saturating_add(RECHECK_SLACK));
@@ -110,6 +98,15 @@ async fn desired(
     target: &Target<'_>,
 ) -> Result<Result<Desired, Refusal>> {
     let av = target.app_version;
+    // An agent claims the namespace in its cluster itself (the hub's Environment controller
+    // cannot); owned and cached, this asks nothing.
+    if matches!(ctx.role, Role::Agent(_)) {
+        let update = claim_update(&claim_in(cluster, env).await?, env);
+        if !update.status {
+            let transient = update.reason == Reason::NamespaceTerminating;
+            return Ok(Err(Refusal { reason: update.reason, message: update.message, transient }));
+        }
+    }
     let client = match cluster.identities.client_for(&cluster.client, env) {
         Ok(client) => client,
         Err(e) => return Ok(Err(e.into())),
