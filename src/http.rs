@@ -56,7 +56,7 @@ impl HttpClient {
 
     /// Sends `request` and reads the answer, all within `timeout`. `Err`: why there is no answer.
     pub async fn send(&self, request: http::Request<Body>, timeout: Duration) -> Result<Answer, String> {
-        let what = format!("{} {}", request.method(), request.uri());
+        let what = format!("{} {}", request.method(), redacted(request.uri()));
         let exchange = async {
             let response = self.inner.request(request).await.map_err(|e| describe(&e))?;
             let status = response.status().as_u16();
@@ -84,6 +84,26 @@ impl HttpClient {
     }
 }
 
+/// How a URL appears in a message, a log line or a status: scheme, host and port only. The rest
+/// may be a credential (a Slack or Feishu webhook's path, DingTalk's `access_token`, WeCom's
+/// `key`, a password before the `@`), and these messages are read by anyone who may read the
+/// object they are written to.
+pub fn redacted(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host().unwrap_or("(no host)");
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    let rest = match uri.path_and_query().map(|p| p.as_str()) {
+        None | Some("" | "/") => "",
+        Some(_) => "/…",
+    };
+    format!("{scheme}://{host}{port}{rest}")
+}
+
+/// [`redacted`] of a URL given as text; one that does not parse is not quoted at all.
+pub fn redacted_str(url: &str) -> String {
+    url.parse::<http::Uri>().map_or_else(|_| "(a URL that does not parse)".into(), |u| redacted(&u))
+}
+
 /// The error and its causes on one line (hyper's own message alone is often just "client error").
 fn describe(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -94,4 +114,27 @@ fn describe(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redacted_url_keeps_scheme_host_and_port_only() {
+        let cases = [
+            ("https://hooks.slack.com/services/T000/B000/XXXXSECRET", "https://hooks.slack.com/…"),
+            ("https://oapi.dingtalk.com/robot/send?access_token=SECRET", "https://oapi.dingtalk.com/…"),
+            ("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRET", "https://qyapi.weixin.qq.com/…"),
+            ("http://user:SECRET@127.0.0.1:8080/hook", "http://127.0.0.1:8080/…"),
+            ("http://127.0.0.1:9000/", "http://127.0.0.1:9000"),
+            ("http://[::1]:9000?SECRET", "http://[::1]:9000/…"),
+        ];
+        for (url, want) in cases {
+            let got = redacted_str(url);
+            assert_eq!(got, want, "{url}");
+            assert!(!got.contains("SECRET"), "{got}");
+        }
+        assert_eq!(redacted_str("not a url with SECRET"), "(a URL that does not parse)");
+    }
 }

@@ -228,6 +228,18 @@ async fn every_rule_refuses_a_bad_object_with_its_message() {
     assert!(words.contains("an Approval cannot be changed"), "{words}");
     covered.insert(words_rule(&words));
 
+    // A Release never moves to another app or Environment (an approval, a gate or a history
+    // entry of one would count for the other).
+    apply_value(&t.client, Some(&t.ns), release(json!({"version": "1.0.0"}))).await.unwrap();
+    for (moved, needle) in [
+        (json!({"version": "1.0.0", "app": "ledger"}), "spec.app cannot be changed"),
+        (json!({"version": "1.0.0", "environment": "prod"}), "spec.environment cannot be changed"),
+    ] {
+        let words = refusal(apply_value(&t.client, Some(&t.ns), release(moved)).await);
+        assert!(words.contains(needle), "{words}");
+        covered.insert(words_rule(&words));
+    }
+
     let all: BTreeSet<String> = tuskfish::api::rules::schema_rules().into_iter().map(|r| r.message).collect();
     let missing: Vec<_> = all.difference(&covered).collect();
     assert!(missing.is_empty(), "rules without a case on the API server: {missing:#?}");

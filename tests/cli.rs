@@ -260,16 +260,18 @@ async fn a_veto_stops_a_version_in_every_environment_in_its_authors_name() {
     let rbac = [
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "vetoer"},
             "rules": [{"apiGroups": ["tuskfish.dev"], "resources": ["appversions", "releases", "environments"],
-                       "verbs": ["get", "list", "watch", "patch"]},
+                       "verbs": ["get", "list", "watch", "patch", "delete"]},
                       {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]}]}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "vetoer"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "vetoer"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "vera"}]}),
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "vera"},
+                         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]}),
     ];
     for doc in rbac {
         t.apply(doc).await;
     }
     common::wait_allowed(&t.client, "vera", &[], "patch", "appversions", &t.ns).await;
+    common::wait_allowed(&t.client, "mallory", &[], "patch", "appversions", &t.ns).await;
 
     // Nobody vetoes in another's name: the API server refuses the annotation naming someone else.
     let forged =
@@ -317,11 +319,45 @@ async fn a_veto_stops_a_version_in_every_environment_in_its_authors_name() {
     let status = json_of(&ok(&t, &["status", "-o", "json"]).await);
     assert!(status.to_string().contains("vetoed by vera"), "{status}");
 
-    // Lifted: the version goes where it is wanted again.
+    // Only its author (or a veto admin) lifts or overwrites it: RBAC to patch AppVersions is not
+    // enough.
+    let lift = ["--as", "mallory", "veto", "pay", "1.3.11", "--lift", "--reason", "mine now"];
+    fails(
+        &t,
+        &lift,
+        4,
+        "only they, or a member of the group tuskfish:veto-admins, may lift or change the veto",
+    )
+    .await;
+    let overwrite = json!({"tuskfish.dev/veto": "mine now", "tuskfish.dev/vetoed-by": "mallory"});
+    let refused = format!("{:?}", veto_as_mallory(&t.ns, &[], overwrite).await);
+    assert!(refused.contains("this version was vetoed by vera: only they"), "{refused}");
+    // Deleting it (to publish it again without the veto) is lifting it too.
+    let mallory = common::client_as("mallory", &[]).await;
+    let dry = kube::api::DeleteParams { dry_run: true, ..Default::default() };
+    let deleted = kube::Api::<AppVersion>::namespaced(mallory, &t.ns).delete("pay-1.3.11", &dry).await;
+    let refused = format!("{:?}", deleted.err());
+    assert!(refused.contains("this version was vetoed by vera: only they"), "{refused}");
+    let lifted = json!({"tuskfish.dev/veto": null, "tuskfish.dev/vetoed-by": null});
+    veto_as_mallory(&t.ns, &["tuskfish:veto-admins"], lifted)
+        .await
+        .expect("a veto admin may lift anyone's veto");
+    let still = t.api::<AppVersion>().get("pay-1.3.11").await.unwrap().metadata.annotations.unwrap();
+    assert_eq!(still["tuskfish.dev/vetoed-by"], "vera");
+    // Lifted by its author: the version goes where it is wanted again.
     ok(&t, &["--as", "vera", "veto", "pay", "1.3.11", "--lift", "--reason", "false alarm"]).await;
     t.wait_release("pay-prod", healthy_at("1.3.11")).await;
     t.wait_release("pay-dev", healthy_at("1.3.11")).await;
     t.wait_release("pay-test", healthy_at("1.3.11")).await;
+}
+
+/// Patches the veto annotations of pay 1.3.11 as mallory in `groups` (a dry run: the API server
+/// admits or refuses it, and nothing changes).
+async fn veto_as_mallory(ns: &str, groups: &[&str], annotations: Value) -> kube::Result<AppVersion> {
+    let mallory = common::client_as("mallory", groups).await;
+    let pp = PatchParams { dry_run: true, ..Default::default() };
+    let patch = json!({"metadata": {"annotations": annotations}});
+    kube::Api::<AppVersion>::namespaced(mallory, ns).patch("pay-1.3.11", &pp, &Patch::Merge(&patch)).await
 }
 
 #[tokio::test]

@@ -133,3 +133,50 @@ async fn a_receiver_that_is_down_gets_its_notice_when_it_is_back() {
     assert_eq!((last.result, last.attempts), (DeliveryResult::Delivered, 3));
     assert_eq!(server.received("wecom").len(), 3, "delivered once, not again");
 }
+
+/// A webhook URL is a credential (a Slack path, DingTalk's `access_token`): a failing delivery
+/// names the receiver's host and what went wrong, and never the URL's path or query, nor what the
+/// receiver answered, in the Notification's status or in an Event.
+#[tokio::test]
+async fn a_failing_receivers_url_and_answer_are_never_echoed() {
+    let t = TestNs::new("notify-secret").await;
+    let server = Receiver::start().await;
+    server.answer("services/T0/B0/SECRET-PATH-1", &[(500, "SECRET-BODY-1 from an internal service")]);
+    let refused_port = common::free_port();
+    let urls = [
+        (
+            "refusing",
+            format!("http://{}/services/T0/B0/SECRET-PATH-1?access_token=SECRET-QUERY-1", server.host()),
+        ),
+        ("dead", format!("http://127.0.0.1:{refused_port}/robot/SECRET-PATH-2?key=SECRET-QUERY-2")),
+    ];
+    for (name, url) in &urls {
+        t.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-url")},
+            "stringData": {"url": url}}))
+            .await;
+        t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Notification", "metadata": {"name": name},
+            "spec": {"events": ["RolloutSucceeded"], "target": {"format": "Webhook", "secretRef": {"name": format!("{name}-url")}}}}))
+            .await;
+    }
+    t.environment("dev", json!({})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    let failing = |n: &Notification| {
+        n.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == "DeliveryFailing"))
+    };
+    let refusing = t.wait_for::<Notification>("refusing", failing).await;
+    let dead = t.wait_for::<Notification>("dead", failing).await;
+    let said = |n: &Notification| serde_json::to_string(&n.status).unwrap();
+    let (refusing, dead) = (said(&refusing), said(&dead));
+    assert!(
+        refusing.contains(&format!("http://{}/…", server.host())) && refusing.contains("HTTP 500"),
+        "{refusing}"
+    );
+    assert!(dead.contains(&format!("http://127.0.0.1:{refused_port}/…")), "{dead}");
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = t.api();
+    let notes: Vec<String> =
+        events.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|e| e.note).collect();
+    for text in [refusing, dead].iter().chain(&notes) {
+        assert!(!text.contains("SECRET"), "a credential or an answer was echoed: {text}");
+    }
+}

@@ -195,6 +195,99 @@ async fn nothing_is_written_outside_the_environments_namespace() {
     assert_eq!(s.current_version.as_deref(), Some("1.0.0"));
 }
 
+/// Whoever may write an Environment's status (or a status left over from the cluster the
+/// Environment was in before) cannot point a Release at a namespace the Environment does not own:
+/// the claim is checked live, in the cluster written to, right before every write. The status is
+/// forged over and over, as an attacker racing the Environment controller would.
+#[tokio::test]
+async fn a_forged_environment_status_writes_nothing() {
+    let t = TestNs::new("sec-forge").await;
+    let victim = format!("{}-victim", t.ns);
+    let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": victim}})).unwrap();
+    Api::<Namespace>::all(t.client.clone()).create(&Default::default(), &obj).await.unwrap();
+    t.apply(
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "hop"},
+        "spec": {"namespace": victim, "tier": "dev"}}),
+    )
+    .await;
+    let env = t
+        .wait_for::<tuskfish::api::Environment>("hop", |e| {
+            e.status.as_ref().is_some_and(|s| {
+                find_condition(&s.conditions, "Ready").is_some_and(|c| c.reason == "NamespaceNotManaged")
+            })
+        })
+        .await;
+    t.app_version("loot", "1.0.0", json!({"manifests": [config_map("loot")]})).await;
+    t.release("loot-hop", "loot", "hop", "1.0.0", json!({})).await;
+    wait_reason(&t, "loot-hop", "EnvironmentNotReady", Phase::Pending).await;
+
+    let forged = json!({"status": {
+        "observedGeneration": env.metadata.generation, "namespace": victim, "cluster": "in-cluster",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "NamespaceOwned", "message": "forged",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    let envs = t.api::<tuskfish::api::Environment>();
+    let forging = tokio::spawn(async move {
+        loop {
+            envs.patch_status("hop", &PatchParams::default(), &Patch::Merge(&forged)).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    let refused = t.wait_release("loot-hop", reason_is("NamespaceNotClaimed")).await;
+    forging.abort();
+    let message = find_condition(&refused.status.unwrap().conditions, "Ready").unwrap().message.clone();
+    assert!(message.contains(&victim) && message.contains("not managed by tuskfish"), "{message}");
+    nothing_of(&t, &t.ns, &victim).await;
+    assert!(t.api_in::<ConfigMap>(&victim).get_opt("loot").await.unwrap().is_none(), "written into {victim}");
+}
+
+/// A Release cannot bring root on the nodes: the namespaces Environments create enforce the
+/// `baseline` Pod Security level, so the API server refuses the pods of a DaemonSet in the node's
+/// process namespace mounting its root (it would hold every token on the node, the operator's too).
+/// (Privileged containers this bed's API server refuses by itself: it runs without
+/// --allow-privileged, unlike most clusters.)
+#[tokio::test]
+async fn a_daemonset_with_the_nodes_root_gets_no_pods() {
+    let t = TestNs::new("sec-psa").await;
+    t.environment("dev", json!({})).await;
+    let ns = t.env_ns("dev");
+    let labels = Api::<Namespace>::all(t.client.clone()).get(&ns).await.unwrap().metadata.labels.unwrap();
+    assert_eq!(labels.get("pod-security.kubernetes.io/enforce").map(String::as_str), Some("baseline"));
+    let root = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "root"},
+        "spec": {"selector": {"matchLabels": {"app": "root"}},
+                 "template": {"metadata": {"labels": {"app": "root"}},
+                              "spec": {"hostPID": true, "tolerations": [{"operator": "Exists"}],
+                                       "containers": [{"name": "c", "image": "busybox:1",
+                                                       "volumeMounts": [{"name": "host", "mountPath": "/host"}]}],
+                                       "volumes": [{"name": "host", "hostPath": {"path": "/"}}]}}}});
+    t.app_version("root", "1.0.0", json!({"manifests": [root], "workload": null})).await;
+    t.release("root-dev", "root", "dev", "1.0.0", json!({})).await;
+    let events = t.api_in::<k8s_openapi::api::events::v1::Event>(&ns);
+    let refusal = common::within("the DaemonSet's pods refused by Pod Security admission", async {
+        loop {
+            let notes: Vec<String> = events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|e| e.note)
+                .collect();
+            if let Some(n) = notes.into_iter().find(|n| n.contains("violates PodSecurity")) {
+                return n;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(refusal.contains("hostPID") && refusal.contains("hostPath"), "{refusal}");
+    let pods = t.api_in::<k8s_openapi::api::core::v1::Pod>(&ns).list(&ListParams::default()).await.unwrap();
+    assert!(
+        pods.items.is_empty(),
+        "pods were created: {:?}",
+        pods.items.iter().map(|p| p.metadata.name.clone()).collect::<Vec<_>>()
+    );
+}
+
 #[tokio::test]
 async fn a_release_sees_only_its_own_namespace() {
     // Pipeline X has everything: an Environment, AppVersions, a healthy Release, an Approval.

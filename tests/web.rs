@@ -318,6 +318,7 @@ async fn scenario(t: &TestNs, b: &Browser, web_port: u16, releases: &Api<Release
     let with_wrong = format!("{forged}&token={}", "0".repeat(64));
     assert_eq!(post_form(web_port, "/ns/finance/act", &with_wrong).await, "HTTP/1.1 403 Forbidden");
     assert_eq!(releases.get("payments-dev-1-3").await.unwrap().spec.version.as_deref(), Some("1.3.9"));
+    strangers_act_on_nothing(web_port, releases).await;
     story_board_and_graph_match_the_cluster(t, b, &base, releases).await;
     acting_without_rbac(t, b).await;
     approving_with_a_quorum(t, b, releases).await;
@@ -469,14 +470,79 @@ async fn acting_without_rbac(t: &TestNs, b: &Browser) {
 
 /// POSTs a URL-encoded form; the status line of the answer.
 async fn post_form(port: u16, path: &str, body: &str) -> String {
+    let answer = raw(port, &form_request(path, "localhost", &[], body)).await;
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+/// A POST of a URL-encoded form to `host`, with `headers` (`Name: value` lines).
+fn form_request(path: &str, host: &str, headers: &[String], body: &str) -> String {
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Sends one HTTP/1.1 request as written; the whole answer.
+async fn raw(port: u16, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
     conn.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     conn.read_to_string(&mut response).await.unwrap();
-    response.lines().next().unwrap_or_default().to_string()
+    response
+}
+
+/// A GET of `path` for `host` (with `cookie`, if any): the whole answer.
+async fn get_as(port: u16, path: &str, host: &str, cookie: Option<&str>) -> String {
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    raw(port, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{cookie}Connection: close\r\n\r\n")).await
+}
+
+/// The session cookie an answer sets (`name=value`), and the form token of its page.
+fn session_and_token(answer: &str) -> (String, String) {
+    let cookie = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {answer}"))
+        .to_string();
+    let at = answer.find(r#"name="token" value=""#).unwrap_or_else(|| panic!("no token: {answer}"));
+    let token = answer[at + r#"name="token" value=""#.len()..].split('"').next().unwrap().to_string();
+    (cookie, token)
+}
+
+/// DNS rebinding and stolen tokens: a page of another site whose name resolves to 127.0.0.1
+/// reaches the view but is refused before any page (so it never sees a token), a POST from
+/// another origin acts on nothing, and a token acts only with the session it was made for.
+async fn strangers_act_on_nothing(port: u16, releases: &Api<Release>) {
+    let page = "/ns/finance/act?app=payments&env=dev-1-3";
+    let rebound = get_as(port, page, &format!("rebind.attacker.example:{port}"), None).await;
+    assert!(rebound.starts_with("HTTP/1.1 421"), "{rebound}");
+    assert!(!rebound.contains("token"), "a token was served to a foreign host: {rebound}");
+    let mine = get_as(port, page, "localhost", None).await;
+    assert!(mine.starts_with("HTTP/1.1 200"), "{mine}");
+    let (cookie, token) = session_and_token(&mine);
+    let (other_cookie, _) = session_and_token(&get_as(port, page, "localhost", None).await);
+    let deploy = format!("action=deploy&app=payments&env=dev-1-3&version=1.3.10&token={token}");
+    let post = |host: &str, headers: Vec<String>| form_request("/ns/finance/act", host, &headers, &deploy);
+    let cases = [
+        ("the token of another session", post("localhost", vec![format!("Cookie: {other_cookie}")])),
+        ("no session at all", post("localhost", vec![])),
+        (
+            "another site's form",
+            post("localhost", vec![format!("Cookie: {cookie}"), "Origin: http://attacker.example".into()]),
+        ),
+        (
+            "a cross-site fetch",
+            post("localhost", vec![format!("Cookie: {cookie}"), "Sec-Fetch-Site: cross-site".into()]),
+        ),
+        ("a rebound name", post("rebind.attacker.example", vec![format!("Cookie: {cookie}")])),
+    ];
+    for (what, request) in cases {
+        let answer = raw(port, &request).await;
+        let status = answer.lines().next().unwrap_or_default();
+        assert!(status.starts_with("HTTP/1.1 403") || status.starts_with("HTTP/1.1 421"), "{what}: {answer}");
+    }
+    assert_eq!(releases.get("payments-dev-1-3").await.unwrap().spec.version.as_deref(), Some("1.3.9"));
 }

@@ -63,6 +63,7 @@ fn ready(mut env: Environment) -> Environment {
             observed_generation: None,
         }],
         namespace: Some(ready_env.spec.namespace.clone()),
+        cluster: Some(crate::api::IN_CLUSTER.into()),
         ..Default::default()
     });
     env.status = ready_env.status;

@@ -4,8 +4,9 @@
 //! bindings. Installed with the CRDs (`tuskfish crd`), by the chart and by the tests.
 
 use k8s_openapi::api::admissionregistration::v1::{
-    MatchResources, NamedRuleWithOperations, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    ValidatingAdmissionPolicyBindingSpec, ValidatingAdmissionPolicySpec, Validation, Variable,
+    MatchCondition, MatchResources, NamedRuleWithOperations, ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicyBindingSpec, ValidatingAdmissionPolicySpec,
+    Validation, Variable,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -82,9 +83,19 @@ pub fn approval_identity_policy() -> ValidatingAdmissionPolicy {
 const VETO_MESSAGE: &str = "'the tuskfish.dev/vetoed-by annotation must name the user who sets or changes the veto (' + \
     request.userInfo.username + '): nobody can veto in another person\\'s name; `tuskfish veto` fills it in'";
 
+/// The group whose members may lift or change anyone's veto (besides its author).
+pub const VETO_ADMINS_GROUP: &str = "tuskfish:veto-admins";
+
+/// What the API server answers to lifting or changing someone else's veto.
+const VETO_OWNER_MESSAGE: &str = "'this version was vetoed by ' + variables.oldBy + ': only they, or a member of the \
+    group tuskfish:veto-admins, may lift or change the veto (' + request.userInfo.username + ' is neither)'";
+
 /// Refuses a veto (an AppVersion's veto annotation, set or changed) that does not name its author
-/// as `tuskfish.dev/vetoed-by`. Lifting a veto (removing its reason) is up to RBAC alone; the CLI
-/// records who lifted it in an Event.
+/// as `tuskfish.dev/vetoed-by`, and lifting, changing or deleting a veto (the AppVersion with it)
+/// by anyone but its author or a
+/// member of [`VETO_ADMINS_GROUP`] (otherwise anyone who may patch AppVersions could undo a
+/// release manager's stop, or overwrite it in their own name and then lift it). The CLI records
+/// who lifted it in an Event.
 pub fn veto_identity_policy() -> ValidatingAdmissionPolicy {
     let annotation = |object: &str, key: &str| Variable {
         name: String::new(),
@@ -97,19 +108,43 @@ pub fn veto_identity_policy() -> ValidatingAdmissionPolicy {
         metadata: ObjectMeta { name: Some(VETO_IDENTITY.into()), ..Default::default() },
         spec: Some(ValidatingAdmissionPolicySpec {
             failure_policy: Some("Fail".into()),
-            match_constraints: matching(&["CREATE", "UPDATE"], "appversions"),
+            // DELETE too: deleting a vetoed AppVersion and publishing it again would lift the
+            // veto. A namespace being deleted takes its AppVersions with it, veto or not.
+            match_constraints: matching(&["CREATE", "UPDATE", "DELETE"], "appversions"),
+            match_conditions: Some(vec![MatchCondition {
+                name: "not-namespace-deletion".into(),
+                expression: "namespaceObject == null || !has(namespaceObject.metadata.deletionTimestamp)"
+                    .into(),
+            }]),
             variables: Some(vec![
                 named("veto", annotation("object", VETO_ANNOTATION)),
                 named("by", annotation("object", VETOED_BY_ANNOTATION)),
                 named("oldVeto", annotation("oldObject", VETO_ANNOTATION)),
                 named("oldBy", annotation("oldObject", VETOED_BY_ANNOTATION)),
+                Variable {
+                    name: "same".into(),
+                    expression: "variables.veto == variables.oldVeto && variables.by == variables.oldBy"
+                        .into(),
+                },
             ]),
-            validations: Some(vec![Validation {
-                expression: "(variables.veto == variables.oldVeto && variables.by == variables.oldBy) || variables.veto == '' || variables.by == request.userInfo.username".into(),
-                message_expression: Some(VETO_MESSAGE.into()),
-                reason: Some("Forbidden".into()),
-                ..Default::default()
-            }]),
+            validations: Some(vec![
+                Validation {
+                    expression: format!(
+                        "variables.same || variables.oldVeto == '' || variables.oldBy == request.userInfo.username || (has(request.userInfo.groups) && '{VETO_ADMINS_GROUP}' in request.userInfo.groups)"
+                    ),
+                    message_expression: Some(VETO_OWNER_MESSAGE.into()),
+                    reason: Some("Forbidden".into()),
+                    ..Default::default()
+                },
+                Validation {
+                    expression:
+                        "variables.same || variables.veto == '' || variables.by == request.userInfo.username"
+                            .into(),
+                    message_expression: Some(VETO_MESSAGE.into()),
+                    reason: Some("Forbidden".into()),
+                    ..Default::default()
+                },
+            ]),
             ..Default::default()
         }),
         ..Default::default()

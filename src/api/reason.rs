@@ -173,6 +173,10 @@ vocabulary! {
         NamespaceTerminating,
         NamespaceOwnedByOther,
         NamespaceNotManaged,
+        /// Release: the namespace written to is not (or no longer) its Environment's there.
+        NamespaceNotClaimed,
+        /// Release: the namespace enforces a weaker Pod Security level than the operator requires.
+        PodSecurityTooWeak,
         // Other clusters (Environment and Release conditions).
         ClusterUnreachable,
         ClusterConfigInvalid,

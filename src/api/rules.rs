@@ -196,6 +196,22 @@ pub fn schema_rules() -> Vec<SchemaRule> {
             "set exactly one of spec.version (a pinned version), spec.track (a semver range) and \
              spec.promoteFrom (an upstream Environment)",
         ),
+        // What a Release deploys where is fixed at creation: its approvals, gates and history are
+        // those of one app in one Environment, so moving it would carry them somewhere else.
+        rule(
+            "Release",
+            &["spec", "app"],
+            "self == oldSelf".into(),
+            "spec.app cannot be changed: a Release deploys one app (its approvals and history are that app's); \
+             create a Release for the other app",
+        ),
+        rule(
+            "Release",
+            &["spec", "environment"],
+            "self == oldSelf".into(),
+            "spec.environment cannot be changed: a Release deploys into one Environment (its approvals, gates \
+             and history are that Environment's); create a Release in the other Environment",
+        ),
         matches(
             "Release",
             &["spec", "version"],

@@ -135,6 +135,10 @@ enum Command {
         /// Offer no actions: a page to look at only.
         #[arg(long)]
         read_only: bool,
+        /// A host name the view answers to besides IP addresses and localhost (the name of a
+        /// tunnel in front of it); requests for any other name are refused (DNS rebinding).
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allow_hosts: Vec<String>,
     },
     /// Deploy a version to an environment (pins the Release; creates it if needed).
     Deploy {
@@ -482,8 +486,8 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
     let s = Session::connect(target, cli.namespace, cli.output).await?;
     match cli.command {
         Command::Status { watch } => verbs::status::status(&s, watch).await?,
-        Command::Web { addr, all_namespaces, read_only } => {
-            verbs::web::web(&s, addr, all_namespaces, read_only).await?
+        Command::Web { addr, all_namespaces, read_only, allow_hosts } => {
+            verbs::web::web(&s, addr, all_namespaces, read_only, allow_hosts).await?
         }
         Command::Deploy { app, version, env, dry_run: true, .. } => {
             verbs::preview::preview(&s, &app, &env, &session::parse_version(&version)?).await?

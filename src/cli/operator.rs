@@ -32,6 +32,10 @@ pub struct ControllerArgs {
     /// one without gets nothing deployed (`ServiceAccountRequired`).
     #[arg(long, env = "TUSKFISH_REQUIRE_SERVICE_ACCOUNT")]
     require_service_account: bool,
+    /// The Pod Security level (pod-security.kubernetes.io/enforce) of the namespaces Environments
+    /// create: what their pods may do on the nodes.
+    #[arg(long, value_enum, default_value = "baseline", env = "TUSKFISH_POD_SECURITY")]
+    pod_security: crate::controller::pod_security::PodSecurity,
 }
 
 impl ControllerArgs {
@@ -43,6 +47,7 @@ impl ControllerArgs {
             metrics,
             helm: self.helm.config(),
             require_service_account: self.require_service_account,
+            pod_security: self.pod_security,
             ..Default::default()
         }
     }

@@ -62,6 +62,8 @@ pub struct Context {
     /// Rollouts' first statuses not written yet, and how long one may wait (see [`super::deferred`]).
     pub deferred: DeferredStatuses,
     pub status_settle: std::time::Duration,
+    /// The Pod Security level namespaces get when an Environment creates or claims them.
+    pub pod_security: super::pod_security::PodSecurity,
     /// HTTP verification checks in flight, and their results.
     pub probes: super::verify::Probes,
     /// The one client for what the operator sends out itself (HTTP checks, notifications): its
@@ -100,6 +102,7 @@ impl Context {
             own_writes: OwnWrites::default(),
             deferred: DeferredStatuses::default(),
             status_settle: std::time::Duration::ZERO,
+            pod_security: super::pod_security::PodSecurity::default(),
             probes: super::verify::Probes::new(None),
             http: crate::http::HttpClient::new(),
             reconciled: None,

@@ -13,10 +13,12 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tracing::info;
 
+use super::charts::Refusal;
 use super::cluster::{Cluster, ClusterError};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::events::publish;
+use super::pod_security::{ENFORCE_LABEL, PodSecurity};
 use super::status::patch_status_if_changed;
 use crate::api::{ConditionType, ConditionUpdate, Environment, Reason, labels, set_condition};
 use crate::plan::agent::{AgentLink, agent_link, lease_name};
@@ -73,7 +75,7 @@ async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<Option<Name
         return Ok(Some(agent_claim(ctx, env, agent)));
     }
     match ctx.clusters.of(env) {
-        Ok(cluster) => claim_in(&cluster, env).await.map(Some),
+        Ok(cluster) => claim_in(&cluster, env, ctx.pod_security).await.map(Some),
         Err(ClusterError::Connecting) => Ok(None),
         Err(e) => Ok(Some(NamespaceClaim::ClusterUnusable { reason: e.reason(), message: e.message(env) })),
     }
@@ -97,29 +99,52 @@ fn agent_claim(ctx: &Context, env: &Environment, agent: &str) -> NamespaceClaim 
     }
 }
 
-/// Claims the Environment's namespace in `cluster` (the agent does this before each rollout).
-pub(crate) async fn claim_in(cluster: &Cluster, env: &Environment) -> Result<NamespaceClaim> {
-    let api: Api<Namespace> = Api::all(cluster.client.clone());
+/// What `cluster` says of the Environment's namespace now (`None`: it does not exist), and its
+/// Pod Security level. A namespace this Environment owns is answered from the cache; anything
+/// else is read, so neither a stale cache nor a forged status can make a namespace look claimed.
+async fn read_claim(
+    cluster: &Cluster,
+    env: &Environment,
+) -> Result<Option<(NamespaceClaim, Option<String>)>> {
     let name = &env.spec.namespace;
     let owner = owner_key(env);
-    // Ours and in the cache: nothing to ask. Anything else (not labelled ours, not created yet, or
-    // the cache not there yet) is read, so a stale cache can never claim a namespace.
+    let level = |meta: &ObjectMeta| meta.labels.as_ref().and_then(|l| l.get(ENFORCE_LABEL)).cloned();
     if let Some(ns) = cluster.workloads.namespaces.get(&ObjectRef::new(name))
         && claim_of(&ns.metadata, &owner) == (NamespaceClaim::Owned { created: false })
     {
-        return Ok(NamespaceClaim::Owned { created: false });
+        return Ok(Some((NamespaceClaim::Owned { created: false }, level(&ns.metadata))));
     }
+    let api: Api<Namespace> = Api::all(cluster.client.clone());
     let read_err = |source| Error::Read { what: format!("namespace {name}"), source };
-    if let Some(ns) = api.get_opt(name).await.map_err(read_err)? {
-        return Ok(claim_of(&ns.metadata, &owner));
+    Ok(api
+        .get_opt(name)
+        .await
+        .map_err(read_err)?
+        .map(|ns| (claim_of(&ns.metadata, &owner), level(&ns.metadata))))
+}
+
+/// Claims the Environment's namespace in `cluster` (the agent does this before each rollout),
+/// creating it at Pod Security `level`. A namespace that exists keeps its labels: the operator
+/// may create namespaces but never edit one.
+pub(crate) async fn claim_in(
+    cluster: &Cluster,
+    env: &Environment,
+    level: PodSecurity,
+) -> Result<NamespaceClaim> {
+    if let Some((claim, _)) = read_claim(cluster, env).await? {
+        return Ok(claim);
     }
+    let api: Api<Namespace> = Api::all(cluster.client.clone());
+    let name = &env.spec.namespace;
+    let owner = owner_key(env);
+    let read_err = |source| Error::Read { what: format!("namespace {name}"), source };
+    let mut labels = level.labels();
+    labels.insert(labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string());
+    labels.insert(labels::ENVIRONMENT.to_string(), env.name_any());
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(name.clone()),
-            labels: Some(BTreeMap::from([
-                (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
-                (labels::ENVIRONMENT.to_string(), env.name_any()),
-            ])),
+            labels: Some(labels),
             annotations: Some(BTreeMap::from([(
                 labels::NAMESPACE_OWNER_ANNOTATION.to_string(),
                 owner.clone(),
@@ -137,6 +162,57 @@ pub(crate) async fn claim_in(cluster: &Cluster, env: &Environment) -> Result<Nam
         },
         Err(source) => Err(Error::Namespace { namespace: name.clone(), source }),
     }
+}
+
+/// Checks, right before the operator writes into the Environment's namespace in `cluster`, that
+/// the namespace there is this Environment's (its owner annotation, live; a cache hit at rest) and
+/// enforces at least Pod Security `level`. The Environment's status is not enough: it may be stale
+/// (the Environment just moved to another cluster or namespace) or written by someone else. A
+/// namespace handed over by annotation may lack a level: nothing is written there until an admin
+/// gives it one. `Err`: why nothing may be written.
+pub(crate) async fn ensure_claimed(
+    cluster: &Cluster,
+    env: &Environment,
+    level: PodSecurity,
+) -> Result<Result<(), Refusal>> {
+    let (claim, enforced) = read_claim(cluster, env).await?.map_or((None, None), |(c, l)| (Some(c), l));
+    let ns = &env.spec.namespace;
+    let where_ = format!("namespace {ns} in cluster {}", env.cluster_name());
+    if matches!(claim, Some(NamespaceClaim::Owned { .. })) {
+        if level.admits(enforced.as_deref()) {
+            return Ok(Ok(()));
+        }
+        let has = enforced.map_or_else(|| "none".to_string(), |l| format!("{l:?}"));
+        return Ok(Err(Refusal {
+            reason: Reason::PodSecurityTooWeak,
+            message: format!(
+                "nothing is written to {where_}: its Pod Security level ({ENFORCE_LABEL}) is {has}, and this \
+                 operator deploys only where it is at least {}; a cluster admin sets it: \
+                 kubectl label namespace {ns} {ENFORCE_LABEL}={} --overwrite",
+                level.as_str(),
+                level.as_str()
+            ),
+            // Labelling the namespace wakes the Environment, which wakes its Releases.
+            transient: false,
+        }));
+    }
+    let why = match &claim {
+        None => "it does not exist".to_string(),
+        Some(NamespaceClaim::Terminating) => "it is being deleted".to_string(),
+        Some(NamespaceClaim::OwnedByOther(other)) => format!("it belongs to Environment {other}"),
+        Some(_) => "it is not managed by tuskfish".to_string(),
+    };
+    Ok(Err(Refusal {
+        reason: Reason::NamespaceNotClaimed,
+        message: format!(
+            "nothing is written to {where_}: {why}, and Environment {} has not claimed it; \
+             see the Environment's Ready condition",
+            owner_key(env)
+        ),
+        // The Environment's own reconcile claims the namespace (or reports why not) and wakes its
+        // Releases; a namespace still being created or deleted is looked at again soon.
+        transient: matches!(claim, None | Some(NamespaceClaim::Terminating)),
+    }))
 }
 
 /// Release counts are written at most this often.

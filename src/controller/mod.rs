@@ -15,6 +15,7 @@ mod error;
 mod events;
 pub mod identity;
 mod notifier;
+pub mod pod_security;
 mod reconciled;
 mod release;
 mod status;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub client_config: Option<kube::Config>,
     /// Every Environment must name a ServiceAccount (`--require-service-account`).
     pub require_service_account: bool,
+    /// The Pod Security level of the namespaces Environments create (`--pod-security`).
+    pub pod_security: pod_security::PodSecurity,
     /// Run as `tuskfish agent`: the client given to [`run`] is the hub's, this says where to
     /// deploy (`None`: the operator).
     pub agent: Option<agent::AgentSettings>,
@@ -81,6 +84,7 @@ impl Default for Settings {
             helm: Err("the operator was started without Helm".into()),
             client_config: None,
             require_service_account: false,
+            pod_security: pod_security::PodSecurity::default(),
             agent: None,
         }
     }
@@ -197,6 +201,7 @@ async fn run_controllers(
     let mut ctx = Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone());
     ctx.reconciled = settings.reconciled.clone();
     ctx.status_settle = settings.status_settle;
+    ctx.pod_security = settings.pod_security;
     let (own, own_config) = match &settings.agent {
         Some(a) => (a.local.clone(), Some(a.local_config.clone())),
         None => (ctx.client.clone(), settings.client_config.clone()),

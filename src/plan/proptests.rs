@@ -146,6 +146,7 @@ pub(crate) fn env_strategy() -> impl Strategy<Value = Environment> {
                 env.status = Some(EnvironmentStatus {
                     conditions: vec![ready_condition()],
                     namespace: Some(env.spec.namespace.clone()),
+                    cluster: Some(crate::api::IN_CLUSTER.into()),
                     ..Default::default()
                 });
             }
@@ -464,7 +465,7 @@ proptest! {
             ..Default::default()
         });
         let mut env = environment(&[]);
-        env.status = Some(EnvironmentStatus { conditions: vec![ready_condition()], namespace: Some(env.spec.namespace.clone()), ..Default::default() });
+        env.status = Some(EnvironmentStatus { conditions: vec![ready_condition()], namespace: Some(env.spec.namespace.clone()), cluster: Some(crate::api::IN_CLUSTER.into()), ..Default::default() });
         let inputs = Inputs { release: &r, env: Some(&env), app_versions: avs.iter().collect(), upstream: vec![&up], twins: vec![], approvals: vec![], peers: vec![], now };
         let recheck = match select_target(&inputs) {
             Ok(t) => t.held.and_then(|h| h.recheck_in),
@@ -705,7 +706,7 @@ proptest! {
         let mut av = app_version(Some(Default::default()), vec![]);
         av.status = Some(AppVersionStatus { spec_hash: Some(spec_hash(&av.spec)), ..Default::default() });
         let mut env = environment(&[]);
-        env.status = Some(EnvironmentStatus { conditions: vec![ready_condition()], namespace: Some(env.spec.namespace.clone()), ..Default::default() });
+        env.status = Some(EnvironmentStatus { conditions: vec![ready_condition()], namespace: Some(env.spec.namespace.clone()), cluster: Some(crate::api::IN_CLUSTER.into()), ..Default::default() });
         let avs = [av];
         let world = World { release: &r, env: &env, app_versions: &avs, approvals: &[], now: 0 };
         world.changes_are_woken((None, None), &peers, changed.first())?;

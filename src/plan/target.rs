@@ -189,9 +189,13 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
             format!("Environment {:?} does not exist in this namespace", spec.environment),
         )
     })?;
+    // A status counts only for the spec and the cluster it was written for: right after the
+    // Environment moved (another cluster, namespace or agent) it still describes the old place.
     let env_ready = env.status.as_ref().is_some_and(|s| {
         is_true(&s.conditions, ConditionType::Ready)
             && s.namespace.as_deref() == Some(env.spec.namespace.as_str())
+            && s.observed_generation == env.metadata.generation
+            && s.cluster.as_deref() == Some(env.cluster_name())
     });
     if !env_ready {
         // A cluster that cannot be used is the Release's own trouble too: say so in its words.
@@ -591,6 +595,7 @@ mod tests {
                 observed_generation: None,
             }],
             namespace: Some(env.spec.namespace.clone()),
+            cluster: Some(crate::api::IN_CLUSTER.into()),
             ..Default::default()
         });
         env
@@ -679,6 +684,12 @@ mod tests {
         let (unreachable, unusable) =
             (cluster_down("ClusterUnreachable"), cluster_down("ClusterConfigInvalid"));
         let agent_gone = cluster_down("AgentNotConnected");
+        // A status written before the Environment's last edit, or for another cluster, is stale.
+        let mut edited = ready_env(None);
+        edited.metadata.generation = Some(2);
+        edited.status.as_mut().unwrap().observed_generation = Some(1);
+        let mut moved = ready_env(None);
+        moved.status.as_mut().unwrap().cluster = Some("other".into());
 
         type Case<'a> = (Option<&'a str>, Option<&'a Environment>, Result<&'a str, &'a str>);
         let cases: Vec<Case> = vec![
@@ -692,6 +703,8 @@ mod tests {
             (Some("1.3.9"), Some(&unreachable), Err("ClusterUnreachable")),
             (Some("1.3.9"), Some(&unusable), Err("ClusterConfigInvalid")),
             (Some("1.3.9"), Some(&agent_gone), Err("AgentNotConnected")),
+            (Some("1.3.9"), Some(&edited), Err("EnvironmentNotReady")),
+            (Some("1.3.9"), Some(&moved), Err("EnvironmentNotReady")),
             (Some("1.3.10"), Some(&line13), Ok("1.3.10")),
             (Some("1.4.0-rc.1"), Some(&line13), Err("OutsideVersionLine")),
             (Some("1.3.9"), Some(&bad_line), Err("InvalidVersionLine")),

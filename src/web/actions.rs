@@ -1,8 +1,9 @@
 //! The write actions of `tuskfish web` — deploy, promote, rollback, approve, reject, freeze,
 //! unfreeze — run by the person who started it, with their credentials (their RBAC decides; a
-//! refusal is shown). The operator-served view never has them. Every action is a POST carrying the
-//! process's random token, which only pages this process served contain (no cross-site request can
-//! act); the page that offers an action is its confirmation (version, gates, change ids).
+//! refusal is shown). The operator-served view never has them. Every action is a POST from this
+//! origin carrying the token of the browser's session (see [`super::guard`]), which only pages this
+//! process served to that session contain; the page that offers an action is its confirmation
+//! (version, gates, change ids).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -81,28 +82,31 @@ pub trait Actor: Send + Sync + 'static {
 
 pub struct Actions {
     pub actor: Arc<dyn Actor>,
-    token: String,
+    /// Made at start, never shown: form tokens are keyed hashes of a browser's session with it.
+    key: String,
 }
 
 impl Actions {
     pub fn new(actor: Arc<dyn Actor>) -> std::io::Result<Self> {
-        Ok(Self { actor, token: random_token()? })
+        Ok(Self { actor, key: random_hex()? })
     }
 
-    pub fn token(&self) -> &str {
-        &self.token
+    /// The token the forms of `session`'s pages carry.
+    pub fn token(&self, session: &str) -> String {
+        super::guard::token_for(&self.key, session)
     }
 
-    /// Whether a form carries this process's token (compared in constant time).
-    pub fn authentic(&self, form: &HashMap<String, String>) -> bool {
-        let Some(given) = form.get("token") else { return false };
-        given.len() == self.token.len()
-            && given.bytes().zip(self.token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    /// Whether a form carries the token of the session it came with.
+    pub fn authentic(&self, form: &HashMap<String, String>, session: Option<&str>) -> bool {
+        match (form.get("token"), session) {
+            (Some(given), Some(session)) => super::guard::equal(given, &self.token(session)),
+            _ => false,
+        }
     }
 }
 
 /// 32 bytes from the kernel's random source, as hex.
-fn random_token() -> std::io::Result<String> {
+pub(crate) fn random_hex() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -160,14 +164,19 @@ mod tests {
     }
 
     #[test]
-    fn only_the_processes_token_is_authentic() {
+    fn only_this_processes_token_for_this_session_is_authentic() {
         let a = Actions::new(Arc::new(Nobody)).unwrap();
         let b = Actions::new(Arc::new(Nobody)).unwrap();
-        assert_eq!(a.token().len(), 64);
-        assert_ne!(a.token(), b.token());
-        assert!(a.authentic(&form(&[("token", a.token())])));
-        assert!(!a.authentic(&form(&[("token", b.token())])));
-        assert!(!a.authentic(&form(&[])));
-        assert!(!a.authentic(&form(&[("token", "")])));
+        let (mine, theirs) = ("1".repeat(64), "2".repeat(64));
+        let token = a.token(&mine);
+        assert_eq!(token.len(), 64);
+        assert_ne!(token, b.token(&mine), "another process");
+        assert_ne!(token, a.token(&theirs), "another session");
+        assert!(a.authentic(&form(&[("token", &token)]), Some(&mine)));
+        assert!(!a.authentic(&form(&[("token", &token)]), Some(&theirs)));
+        assert!(!a.authentic(&form(&[("token", &token)]), None));
+        assert!(!a.authentic(&form(&[("token", &b.token(&mine))]), Some(&mine)));
+        assert!(!a.authentic(&form(&[]), Some(&mine)));
+        assert!(!a.authentic(&form(&[("token", "")]), Some(&mine)));
     }
 }

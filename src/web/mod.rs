@@ -6,6 +6,7 @@
 
 pub mod actions;
 mod graph;
+pub mod guard;
 mod live;
 pub mod page;
 pub mod pages;
@@ -38,6 +39,8 @@ pub struct View {
     pub index: std::sync::Arc<crate::index::PipelineIndex>,
     /// The write actions, when a person runs the view (`tuskfish web`); `None` in the operator.
     pub actions: Option<std::sync::Arc<actions::Actions>>,
+    /// Host names besides IP addresses and `localhost` that requests may be sent to.
+    pub allowed_hosts: std::sync::Arc<[String]>,
 }
 
 impl View {
@@ -51,6 +54,7 @@ impl View {
             revision: operator.revision(),
             index: operator.index(),
             actions: None,
+            allowed_hosts: std::sync::Arc::new([]),
         }
     }
 
@@ -143,21 +147,49 @@ async fn page(State(view): State<View>, method: Method, uri: Uri) -> Response {
     (status, pages::document(&page, &r, true)).into_response()
 }
 
+/// The browser's session (and, for a new one, the cookie that starts it): forms carry its token.
+fn session(headers: &axum::http::HeaderMap) -> Result<(String, Option<HeaderValue>), String> {
+    if let Some(id) = guard::session_of(headers) {
+        return Ok((id, None));
+    }
+    let (id, cookie) = guard::new_session().map_err(|e| e.to_string())?;
+    let cookie = HeaderValue::from_str(&cookie).map_err(|e| e.to_string())?;
+    Ok((id, Some(cookie)))
+}
+
+fn no_session(why: String) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("no session could be started: {why}\n")).into_response()
+}
+
+/// `response`, starting the browser's session when it is new.
+fn with_session(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
 /// The page of one cell's actions (also their confirmation).
 async fn action_page(
     State(view): State<View>,
     Path(ns): Path<String>,
     Query(q): Query<std::collections::HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let Some((actions, page)) = acting(&view, &ns) else { return read_only() };
     if !caches_ready(&view).await {
         return unavailable();
     }
+    let (session, cookie) = match session(&headers) {
+        Ok(s) => s,
+        Err(why) => return no_session(why),
+    };
     let (app, env) = (q.get("app").cloned().unwrap_or_default(), q.get("env").cloned().unwrap_or_default());
-    let r = pages::action_page(&view.snapshot(&ns), &app, &env, actions.token(), Timestamp::now());
+    let token = actions.token(&session);
+    let r = pages::action_page(&view.snapshot(&ns), &app, &env, &token, Timestamp::now());
     let status = if r.found { StatusCode::OK } else { StatusCode::NOT_FOUND };
     // Not live: a confirmation must not change under the user's pointer.
-    (status, pages::document(&page, &r, false)).into_response()
+    with_session((status, pages::document(&page, &r, false)).into_response(), cookie)
 }
 
 /// A dry run of a deploy, shown before it is done.
@@ -165,28 +197,34 @@ async fn preview(
     State(view): State<View>,
     Path(ns): Path<String>,
     Query(q): Query<std::collections::HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let Some((actions, page)) = acting(&view, &ns) else { return read_only() };
+    let (session, cookie) = match session(&headers) {
+        Ok(s) => s,
+        Err(why) => return no_session(why),
+    };
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let (app, env, version) = (get("app"), get("env"), get("version"));
     let text = actions.actor.preview(ns.clone(), app.clone(), env.clone(), version.clone()).await;
-    let r = pages::preview_page(&ns, &app, &env, &version, actions.token(), &text);
+    let r = pages::preview_page(&ns, &app, &env, &version, &actions.token(&session), &text);
     let status = if r.found { StatusCode::OK } else { StatusCode::CONFLICT };
-    (status, pages::document(&page, &r, false)).into_response()
+    with_session((status, pages::document(&page, &r, false)).into_response(), cookie)
 }
 
 /// Carries out a submitted action, as the person running `tuskfish web`.
 async fn act(
     State(view): State<View>,
     Path(ns): Path<String>,
+    headers: axum::http::HeaderMap,
     Form(form): Form<std::collections::HashMap<String, String>>,
 ) -> Response {
     let (Some(actions), Some(page)) = (view.actions.clone(), Page::parse(&format!("/ns/{ns}"), None)) else {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")], "read-only\n")
             .into_response();
     };
-    if !actions.authentic(&form) {
-        let r = pages::action_result(&ns, "nothing", &Err("this form did not come from this `tuskfish web` (its token is missing or wrong): reload the page and try again".into()));
+    if !actions.authentic(&form, guard::session_of(&headers).as_deref()) {
+        let r = pages::action_result(&ns, "nothing", &Err("this form did not come from this `tuskfish web` in this browser (its token is missing or wrong): reload the page and try again".into()));
         return (StatusCode::FORBIDDEN, pages::document(&page, &r, false)).into_response();
     }
     let action = match actions::Action::from_form(&form) {
@@ -225,7 +263,9 @@ async fn harden(mut res: Response) -> Response {
         ),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it browsers send `Origin: null` with the pages' own form POSTs,
+    // and the origin check (see `guard`) needs the real one. Other sites still learn nothing.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     res
 }
@@ -246,6 +286,7 @@ pub fn router(view: View) -> Router {
         .route(&format!("{}/{{*page}}", page::EVENTS_PREFIX), get(events))
         .route(&format!("{}/", page::EVENTS_PREFIX), get(events))
         .fallback(page)
+        .layer(axum::middleware::from_fn_with_state(view.clone(), guard::check))
         .layer(axum::middleware::map_response(harden))
         .with_state(view)
 }

@@ -34,6 +34,14 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (View, Vec<BoxFuture<'
         ix.see_app_version(o, seen);
         bump(&changed)
     });
-    let view = View { environments, releases, app_versions, revision, index, actions: None };
+    let view = View {
+        environments,
+        releases,
+        app_versions,
+        revision,
+        index,
+        actions: None,
+        allowed_hosts: std::sync::Arc::new([]),
+    };
     (view, vec![Box::pin(e), Box::pin(r), Box::pin(a)])
 }

@@ -82,7 +82,13 @@ async fn run(s: &Session, action: Action) -> CliResult<()> {
     }
 }
 
-pub async fn web(s: &Session, addr: SocketAddr, all_namespaces: bool, read_only: bool) -> CliResult<()> {
+pub async fn web(
+    s: &Session,
+    addr: SocketAddr,
+    all_namespaces: bool,
+    read_only: bool,
+    allow_hosts: Vec<String>,
+) -> CliResult<()> {
     let namespace = (!all_namespaces).then_some(s.ns.as_str());
     // Fail now, with the CLI's exit codes, rather than serve a page that waits on a watch the
     // server refuses (RBAC) or cannot answer.
@@ -95,6 +101,7 @@ pub async fn web(s: &Session, addr: SocketAddr, all_namespaces: bool, read_only:
         result.map_err(|e| CliError::api(&format!("listing {kind}"), e))?;
     }
     let (mut view, drivers) = web::watch(&s.client, namespace);
+    view.allowed_hosts = allow_hosts.into();
     if !read_only {
         let actor = Arc::new(Verbs { session: s.clone() });
         let actions =

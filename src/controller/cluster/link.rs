@@ -97,7 +97,7 @@ impl Link {
         if matches!(error, watcher::Error::WatchError(_) | watcher::Error::NoResourceVersion) {
             return;
         }
-        let text = error.to_string();
+        let text = describe(error);
         let probe = self.update(|s| {
             s.failing = true;
             s.error = Some(text);
@@ -130,6 +130,24 @@ impl Link {
 }
 
 /// Probes until the cluster answers (or the link is gone: its cluster was let go).
+/// A watch failure as the Environment's condition says it. What an API server answered is not
+/// quoted: a kubeconfig's `server` is a tenant's to choose, and a service there that is no API
+/// server answers with a body of its own (kube quotes a body that is not JSON whole).
+fn describe(error: &watcher::Error) -> String {
+    let (doing, source) = match error {
+        watcher::Error::InitialListFailed(e) => ("listing", e),
+        watcher::Error::WatchStartFailed(e) => ("starting a watch", e),
+        watcher::Error::WatchFailed(e) => ("watching", e),
+        other => return other.to_string(),
+    };
+    match source {
+        kube::Error::Api(status) => {
+            format!("{doing}: the server answered HTTP {} ({})", status.code, status.reason)
+        }
+        other => format!("{doing}: {other}"),
+    }
+}
+
 async fn probe_until_up(link: Weak<Link>, probe: Probe) {
     let mut wait = PROBE_FIRST;
     loop {

@@ -18,7 +18,7 @@ use crate::controller::charts::{self, Refusal};
 use crate::controller::cluster::{Cluster, ClusterError};
 use crate::controller::context::Context;
 use crate::controller::custom_kinds::CustomKinds;
-use crate::controller::environment::{claim_in, claim_update};
+use crate::controller::environment::{claim_in, claim_update, ensure_claimed};
 use crate::controller::error::{Error, Result};
 use crate::controller::events::publish;
 use crate::controller::verify;
@@ -98,14 +98,19 @@ async fn desired(
     target: &Target<'_>,
 ) -> Result<Result<Desired, Refusal>> {
     let av = target.app_version;
-    // An agent claims the namespace in its cluster itself (the hub's Environment controller
-    // cannot); owned and cached, this asks nothing.
+    // Every write below goes into the Environment's namespace in this cluster, so that namespace
+    // must be the Environment's there now, whatever its status says, and hold its pods to the
+    // Pod Security level. An agent claims it itself (the hub's Environment controller cannot).
+    // Owned and cached, this asks nothing.
     if matches!(ctx.role, Role::Agent(_)) {
-        let update = claim_update(&claim_in(cluster, env).await?, env);
+        let update = claim_update(&claim_in(cluster, env, ctx.pod_security).await?, env);
         if !update.status {
             let transient = update.reason == Reason::NamespaceTerminating;
             return Ok(Err(Refusal { reason: update.reason, message: update.message, transient }));
         }
+    }
+    if let Err(refusal) = ensure_claimed(cluster, env, ctx.pod_security).await? {
+        return Ok(Err(refusal));
     }
     let client = match cluster.identities.client_for(&cluster.client, env) {
         Ok(client) => client,

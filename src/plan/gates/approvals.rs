@@ -30,9 +30,12 @@ pub enum Verdict {
     Invalid { message: String },
 }
 
-/// Judges the Approvals of `release` (by name) for `candidate` under `rules`.
+/// Judges the Approvals of `release` (by name) for `candidate` under `rules`. `since`: when the
+/// Release was created; an Approval older than that was given for an earlier Release of the same
+/// name (perhaps another app or Environment) and does not count for this one.
 pub fn judge(
     release: &str,
+    since: Option<Timestamp>,
     candidate: &semver::Version,
     rules: &ApprovalRules,
     approvals: &[&Approval],
@@ -49,14 +52,16 @@ pub fn judge(
             }
         },
     };
-    let for_this: Vec<&Approval> = approvals
+    let (for_this, earlier): (Vec<&Approval>, Vec<&Approval>) = approvals
         .iter()
         .copied()
         .filter(|a| {
             a.spec.release == release
                 && semver::Version::parse(a.spec.version.trim()).is_ok_and(|v| &v == candidate)
         })
-        .collect();
+        // A rejection counts whenever it was given (stopping is always safe); an approval only for
+        // the Release it was given to.
+        .partition(|a| a.spec.decision() == Decision::Reject || given_since(a, since));
     let may_approve = |a: &Approval| may_approve(rules, a);
     let may_decide = |a: &Approval| may_approve(a) || rules.countersign.contains(&approver(a));
 
@@ -127,6 +132,13 @@ pub fn judge(
     if !expired.is_empty() {
         message.push_str(&format!(" (expired: {})", expired.join(", ")));
     }
+    if !earlier.is_empty() {
+        let names: Vec<String> = earlier.iter().map(|a| approver(a)).collect();
+        message.push_str(&format!(
+            " (not counted, given before this Release was created, for an earlier one of its name: {})",
+            names.join(", ")
+        ));
+    }
     if !not_eligible.is_empty() {
         message.push_str(&format!(" (not counted, not among the approvers: {})", not_eligible.join(", ")));
     }
@@ -156,6 +168,15 @@ fn who_may(rules: &ApprovalRules) -> String {
         named.push(format!("groups {}", who.groups.join(", ")));
     }
     format!(" from {}", named.join(" or "))
+}
+
+/// Whether `a` was given while this Release existed (both times are whole seconds; an Approval
+/// made in the Release's first second counts).
+fn given_since(a: &Approval, since: Option<Timestamp>) -> bool {
+    match (created(a), since) {
+        (Some(given), Some(since)) => given >= since,
+        _ => true,
+    }
 }
 
 fn approver(a: &Approval) -> String {
@@ -212,7 +233,7 @@ mod tests {
     /// `approved by a, b` / `rejected` / `waiting: …` / `invalid`.
     fn verdict(rules: &ApprovalRules, approvals: &[&Approval]) -> String {
         let v = semver::Version::new(1, 3, 10);
-        match judge("pay-prod", &v, rules, approvals, ts(NOW)) {
+        match judge("pay-prod", None, &v, rules, approvals, ts(NOW)) {
             Verdict::Approved { note } => {
                 let names: Vec<&str> = note
                     .trim_start_matches("approved by ")
@@ -302,13 +323,13 @@ mod tests {
             ApprovalRules { min_approvals: Some(2), expire_after: Some("24h".into()), ..Default::default() };
         let (a, b) = (ok("maria", "2026-12-01T10:00:00Z"), ok("bob", "2026-12-01T09:00:00Z"));
         assert_eq!(
-            judge("pay-prod", &v, &rules, &[&a, &b], ts(NOW)),
+            judge("pay-prod", None, &v, &rules, &[&a, &b], ts(NOW)),
             Verdict::Approved {
                 note: "approved by bob at 2026-12-01T09:00:00Z: CAB, maria at 2026-12-01T10:00:00Z: CAB"
                     .into()
             }
         );
-        let Verdict::Waiting { recheck_in, .. } = judge("pay-prod", &v, &rules, &[&a], ts(NOW)) else {
+        let Verdict::Waiting { recheck_in, .. } = judge("pay-prod", None, &v, &rules, &[&a], ts(NOW)) else {
             panic!("one of two")
         };
         assert_eq!(
@@ -316,5 +337,34 @@ mod tests {
             Some(Duration::from_secs(22 * 3600)),
             "maria's approval expires at 10:00 tomorrow"
         );
+    }
+
+    #[test]
+    fn an_approval_given_before_the_release_was_created_does_not_count_for_it() {
+        // Release pay-prod deleted and created again (as another app, or for another
+        // Environment): the Approval maria gave the old one stays behind, and counts for nothing.
+        let v = semver::Version::new(1, 3, 10);
+        let rules = ApprovalRules::default();
+        let old = ok("maria", "2026-12-01T09:00:00Z");
+        let fresh = ok("bob", "2026-12-01T11:00:00Z");
+        let created = Some(ts("2026-12-01T10:00:00Z"));
+        let Verdict::Waiting { message, .. } = judge("pay-prod", created, &v, &rules, &[&old], ts(NOW))
+        else {
+            panic!("counted an approval older than the Release")
+        };
+        assert!(
+            message.contains("given before this Release was created") && message.contains("maria"),
+            "{message}"
+        );
+        assert!(matches!(
+            judge("pay-prod", created, &v, &rules, &[&old, &fresh], ts(NOW)),
+            Verdict::Approved { .. }
+        ));
+        // In the Release's first second (whole seconds on both sides): it counts.
+        let same_second = ok("maria", "2026-12-01T10:00:00Z");
+        assert!(matches!(
+            judge("pay-prod", created, &v, &rules, &[&same_second], ts(NOW)),
+            Verdict::Approved { .. }
+        ));
     }
 }
