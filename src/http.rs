@@ -1,16 +1,24 @@
-//! The operator's own outgoing HTTP(S): verification checks and notifications. One client (its
-//! connection pool shared), every request bounded in time and in how much of the answer is read.
+//! The operator's own outgoing HTTP(S): verification checks and notifications. Every request goes
+//! through [`crate::egress`] first: its host is resolved once, the addresses are checked against
+//! what the pipeline may reach, and the connection goes to exactly those addresses. Bounded in time
+//! and in how much of the answer is read; redirects are not followed (a 3xx is the answer).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::ConfigBuilderExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 
-/// How much of an answer's body is read (a check matches in it, a message quotes from it).
+use crate::egress::Egress;
+
+/// How much of an answer's body is read (a check matches in it).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub type Body = Full<Bytes>;
@@ -25,7 +33,8 @@ pub struct Answer {
 
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Body>,
+    /// Built once: loading the system's CA certificates is the slow part of a client.
+    tls: rustls::ClientConfig,
 }
 
 impl Default for HttpClient {
@@ -34,31 +43,76 @@ impl Default for HttpClient {
     }
 }
 
+/// A resolver that answers with addresses resolved and checked before (see [`crate::egress`]).
+#[derive(Clone)]
+struct Pinned(Arc<Vec<SocketAddr>>);
+
+impl tower::Service<Name> for Pinned {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Name) -> Self::Future {
+        std::future::ready(Ok(Vec::clone(&self.0).into_iter()))
+    }
+}
+
 impl HttpClient {
     pub fn new() -> Self {
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions = || {
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+        };
         // Without the system's CA certificates, http:// still works and https:// fails with a
         // message that says why (the client itself must not fail to start).
-        let tls = builder.with_provider_and_native_roots(provider.clone()).unwrap_or_else(|_| {
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config.unwrap_or_else(|_| {
+        let tls = versions()
+            .map_err(|e| e.to_string())
+            .and_then(|b| b.with_native_roots().map_err(|e| e.to_string()))
+            .map(|b| b.with_no_client_auth())
+            .or_else(|_| {
+                versions()
+                    .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth())
+            })
+            .unwrap_or_else(|_| {
                 rustls::ClientConfig::builder()
                     .with_root_certificates(rustls::RootCertStore::empty())
                     .with_no_client_auth()
-            }))
-        });
-        let connector = tls.https_or_http().enable_http1().build();
-        Self { inner: Client::builder(TokioExecutor::new()).build(connector) }
+            });
+        Self { tls }
     }
 
-    /// Sends `request` and reads the answer, all within `timeout`. `Err`: why there is no answer.
-    pub async fn send(&self, request: http::Request<Body>, timeout: Duration) -> Result<Answer, String> {
+    /// A client that connects only to `addresses`.
+    fn pinned(
+        &self,
+        addresses: Vec<SocketAddr>,
+    ) -> Client<hyper_rustls::HttpsConnector<HttpConnector<Pinned>>, Body> {
+        let mut http = HttpConnector::new_with_resolver(Pinned(Arc::new(addresses)));
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(self.tls.clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Client::builder(TokioExecutor::new()).build(connector)
+    }
+
+    /// Sends `request` where `egress` lets it go, and reads the answer, all within `timeout`.
+    /// `Err`: why there is no answer (the URL redacted, see [`redacted`]).
+    pub async fn send(
+        &self,
+        request: http::Request<Body>,
+        timeout: Duration,
+        egress: &Egress,
+    ) -> Result<Answer, String> {
         let what = format!("{} {}", request.method(), redacted(request.uri()));
         let exchange = async {
-            let response = self.inner.request(request).await.map_err(|e| describe(&e))?;
+            let addresses = egress.resolve_url(&request.uri().to_string()).await?;
+            let response = self.pinned(addresses).request(request).await.map_err(|e| describe(&e))?;
             let status = response.status().as_u16();
             let mut body = response.into_body();
             let mut bytes = Vec::new();

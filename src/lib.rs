@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod controller;
 pub mod duration;
+pub mod egress;
 pub mod helm;
 pub mod http;
 pub mod index;

@@ -963,22 +963,22 @@ async fn references_conflicts_gates_and_environments() {
         Case::new(
             "namespace kube-system",
             vec![environment("claim-ks", json!({"namespace": "kube-system", "tier": "prod"}))],
-            Want::Environment { name: "claim-ks".into(), reason: "NamespaceNotManaged" },
+            Want::Environment { name: "claim-ks".into(), reason: "NamespaceNotGranted" },
         ),
         Case::new(
             "namespace default",
             vec![environment("claim-default", json!({"namespace": "default", "tier": "dev"}))],
-            Want::Environment { name: "claim-default".into(), reason: "NamespaceNotManaged" },
+            Want::Environment { name: "claim-default".into(), reason: "NamespaceNotGranted" },
         ),
         Case::new(
             "namespace kube-public",
             vec![environment("claim-kp", json!({"namespace": "kube-public", "tier": "dev"}))],
-            Want::Environment { name: "claim-kp".into(), reason: "NamespaceNotManaged" },
+            Want::Environment { name: "claim-kp".into(), reason: "NamespaceNotGranted" },
         ),
         Case::new(
             "the pipeline namespace itself",
             vec![environment("claim-self", json!({"namespace": t.ns, "tier": "dev"}))],
-            Want::Environment { name: "claim-self".into(), reason: "NamespaceNotManaged" },
+            Want::Environment { name: "claim-self".into(), reason: "NamespaceNotGranted" },
         ),
         Case::new(
             "a Release into a refused Environment",

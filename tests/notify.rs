@@ -168,10 +168,7 @@ async fn a_failing_receivers_url_and_answer_are_never_echoed() {
     let dead = t.wait_for::<Notification>("dead", failing).await;
     let said = |n: &Notification| serde_json::to_string(&n.status).unwrap();
     let (refusing, dead) = (said(&refusing), said(&dead));
-    assert!(
-        refusing.contains(&format!("http://{}/…", server.host())) && refusing.contains("HTTP 500"),
-        "{refusing}"
-    );
+    assert!(refusing.contains("HTTP 500"), "{refusing}");
     assert!(dead.contains(&format!("http://127.0.0.1:{refused_port}/…")), "{dead}");
     let events: kube::Api<k8s_openapi::api::events::v1::Event> = t.api();
     let notes: Vec<String> =

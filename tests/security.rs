@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::receiver::Receiver;
 use common::{TestNs, healthy_at};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
@@ -286,6 +287,82 @@ async fn a_daemonset_with_the_nodes_root_gets_no_pods() {
         "pods were created: {:?}",
         pods.items.iter().map(|p| p.metadata.name.clone()).collect::<Vec<_>>()
     );
+}
+
+/// A namespace belongs to the pipeline a cluster admin granted it to, not to whoever names it
+/// first: an Environment asking for one outside its grants neither creates nor adopts it, and
+/// gets it once a PipelinePolicy grants it.
+#[tokio::test]
+async fn a_pipeline_claims_only_the_namespaces_granted_to_it() {
+    let t = TestNs::new("sec-squat").await;
+    let squat = format!("squat-{}", t.ns);
+    t.apply(
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "grab"},
+        "spec": {"namespace": squat, "tier": "prod"}}),
+    )
+    .await;
+    let env = t.wait_for::<tuskfish::api::Environment>("grab", env_reason_is("NamespaceNotGranted")).await;
+    let message = find_condition(&env.status.unwrap().conditions, "Ready").unwrap().message.clone();
+    assert!(message.contains(&squat) && message.contains("tuskfish-tests"), "{message}");
+    let namespaces = Api::<Namespace>::all(t.client.clone());
+    assert!(namespaces.get_opt(&squat).await.unwrap().is_none(), "{squat} was created");
+
+    // Granted by an admin: claimed, at the pipeline's Pod Security level.
+    let policy = format!("{}-squat", t.ns);
+    t.apply(
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "PipelinePolicy", "metadata": {"name": policy},
+        "spec": {"pipelines": [t.ns], "namespaces": ["squat-{pipeline}"], "podSecurity": "restricted"}}),
+    )
+    .await;
+    t.wait_for::<tuskfish::api::Environment>("grab", env_reason_is("NamespaceOwned")).await;
+    let labels = namespaces.get(&squat).await.unwrap().metadata.labels.unwrap();
+    assert_eq!(labels.get("pod-security.kubernetes.io/enforce").map(String::as_str), Some("restricted"));
+    let policies: Api<tuskfish::api::PipelinePolicy> = Api::all(t.client.clone());
+    common::delete(&policies, &policy).await;
+    common::delete(&namespaces, &squat).await;
+}
+
+fn env_reason_is(reason: &'static str) -> impl Fn(&tuskfish::api::Environment) -> bool {
+    move |e| {
+        e.status
+            .as_ref()
+            .is_some_and(|s| find_condition(&s.conditions, "Ready").is_some_and(|c| c.reason == reason))
+    }
+}
+
+/// A pipeline no policy grants egress cannot make the operator fetch what the operator's own
+/// network can reach (here a loopback server standing in for cloud metadata): an HTTP check and
+/// a notification aimed there are refused before any connection, and the answer never shows.
+#[tokio::test]
+async fn checks_and_notifications_do_not_reach_what_no_policy_granted() {
+    let t = TestNs::without_policy("sec-ssrf").await;
+    let server = Receiver::start().await;
+    server.answer("latest/meta-data", &[(200, "SECRET-CREDENTIALS-1")]);
+    t.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook-url"},
+        "stringData": {"url": format!("http://{}/hook", server.host())}}))
+        .await;
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Notification", "metadata": {"name": "hook"},
+        "spec": {"events": ["RolloutStarted"], "target": {"format": "Webhook", "secretRef": {"name": "hook-url"}}}}))
+        .await;
+    let check = json!({"name": "meta", "http": {"url": format!("http://{}/latest/meta-data", server.host()),
+        "bodyMatches": "SECRET", "retries": 0}});
+    t.environment("dev", json!({"verify": [check]})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    let failed = t.wait_release("pay-dev", reason_is("VerificationFailed")).await;
+    let status = serde_json::to_string(&failed.status).unwrap();
+    assert!(status.contains("a loopback address") && status.contains("spec.egress.allow"), "{status}");
+    let failing = |n: &tuskfish::api::Notification| {
+        n.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == "DeliveryFailing"))
+    };
+    let n = t.wait_for::<tuskfish::api::Notification>("hook", failing).await;
+    let said = serde_json::to_string(&n.status).unwrap();
+    assert!(said.contains("a loopback address"), "{said}");
+    assert!(
+        server.received("latest/meta-data").is_empty() && server.received("hook").is_empty(),
+        "connected"
+    );
+    assert!(!status.contains("SECRET-CREDENTIALS"), "{status}");
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@ mod environment;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod notification;
+mod pipeline_policy;
+mod pod_security;
 pub mod policy;
 mod reason;
 mod release;
@@ -19,6 +21,8 @@ pub use appversion::*;
 pub use condition::*;
 pub use environment::*;
 pub use notification::*;
+pub use pipeline_policy::*;
+pub use pod_security::{ENFORCE_LABEL, PodSecurity};
 pub use reason::{ConditionType, Reason};
 pub use release::*;
 pub use verify::*;
@@ -70,8 +74,14 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 /// All CRDs, in the order `kubectl apply` should see them, with the API server's own checks
 /// (`rules`) in their schemas.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds =
-        vec![AppVersion::crd(), Environment::crd(), Release::crd(), Approval::crd(), Notification::crd()];
+    let mut crds = vec![
+        AppVersion::crd(),
+        Environment::crd(),
+        Release::crd(),
+        Approval::crd(),
+        Notification::crd(),
+        PipelinePolicy::crd(),
+    ];
     for crd in &mut crds {
         let kind = crd.spec.names.kind.clone();
         for v in &mut crd.spec.versions {

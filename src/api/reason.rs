@@ -162,6 +162,8 @@ vocabulary! {
         ChartHasCrds,
         ChartHooksSkipped,
         HelmUnavailable,
+        /// A chart repository or another cluster's API server is where the pipeline may not connect.
+        EgressDenied,
         // Applying.
         ApplyRejected,
         Forbidden,
@@ -173,6 +175,8 @@ vocabulary! {
         NamespaceTerminating,
         NamespaceOwnedByOther,
         NamespaceNotManaged,
+        /// Environment and Release: no PipelinePolicy grants the pipeline the namespace.
+        NamespaceNotGranted,
         /// Release: the namespace written to is not (or no longer) its Environment's there.
         NamespaceNotClaimed,
         /// Release: the namespace enforces a weaker Pod Security level than the operator requires.

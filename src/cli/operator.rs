@@ -35,7 +35,7 @@ pub struct ControllerArgs {
     /// The Pod Security level (pod-security.kubernetes.io/enforce) of the namespaces Environments
     /// create: what their pods may do on the nodes.
     #[arg(long, value_enum, default_value = "baseline", env = "TUSKFISH_POD_SECURITY")]
-    pod_security: crate::controller::pod_security::PodSecurity,
+    pod_security: crate::api::PodSecurity,
 }
 
 impl ControllerArgs {

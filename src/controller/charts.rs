@@ -50,11 +50,14 @@ impl From<render::RenderError> for Refusal {
 pub struct ChartAccess<'a> {
     pub helm: &'a Result<Arc<Helm>, String>,
     pub client: &'a Client,
+    /// The operator's: where each pipeline's repositories may be (`None`: the CLI, which pulls
+    /// as the person running it, from their machine).
+    pub egress: Option<&'a Context>,
 }
 
 impl<'a> From<&'a Context> for ChartAccess<'a> {
     fn from(ctx: &'a Context) -> Self {
-        Self { helm: &ctx.helm, client: &ctx.client }
+        Self { helm: &ctx.helm, client: &ctx.client, egress: Some(ctx) }
     }
 }
 
@@ -62,12 +65,21 @@ impl ChartAccess<'_> {
     fn helm(&self) -> Result<&Helm, ChartError> {
         self.helm.as_deref().map_err(|why| ChartError::Unavailable(why.clone()))
     }
+
+    /// Whether the operator may fetch `av`'s chart from its repository for its pipeline. Helm
+    /// resolves the name again itself, so this bounds where a chart comes from, not every byte.
+    async fn may_reach(&self, av: &AppVersion, chart: &crate::api::HelmChart) -> Result<(), ChartError> {
+        let Some(ctx) = self.egress else { return Ok(()) };
+        let egress = ctx.egress(&av.namespace().unwrap_or_default());
+        egress.allows_url(&chart.repository).await.map_err(ChartError::EgressDenied)
+    }
 }
 
 /// Pulls the chart of a version being published; its digest.
 pub async fn publish(access: ChartAccess<'_>, av: &AppVersion) -> Result<Option<String>, ChartError> {
     let Some(chart) = av.spec.helm.as_ref() else { return Ok(None) };
     let helm = access.helm()?;
+    access.may_reach(av, chart).await?;
     let creds = credentials(access.client, av).await?;
     helm.publish(chart, creds.as_ref()).await.map(Some)
 }
@@ -96,6 +108,7 @@ pub async fn output(
     let path = match helm.kept_chart(digest).await {
         Some(path) => path,
         None => {
+            access.may_reach(av, chart).await?;
             let creds = credentials(access.client, av).await?;
             helm.pull_checked(chart, digest, creds.as_ref()).await?
         }

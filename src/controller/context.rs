@@ -13,7 +13,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::deferred::DeferredStatuses;
 use super::status::OwnWrites;
-use crate::api::{AppVersion, Approval, Environment, Notification, Release};
+use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release};
 use crate::index::PipelineIndex;
 use crate::telemetry::{RequestCounts, SharedMetrics};
 
@@ -27,6 +27,8 @@ pub struct Stores {
     pub notifications: Store<Notification>,
     /// Agents' Leases (label `tuskfish.dev/agent`): whether each agent is connected.
     pub agent_leases: Store<Lease>,
+    /// The cluster's PipelinePolicies (none in an agent).
+    pub policies: Store<PipelinePolicy>,
     /// What tuskfish applied in the operator's own cluster.
     pub workloads: WorkloadStores,
 }
@@ -62,8 +64,8 @@ pub struct Context {
     /// Rollouts' first statuses not written yet, and how long one may wait (see [`super::deferred`]).
     pub deferred: DeferredStatuses,
     pub status_settle: std::time::Duration,
-    /// The Pod Security level namespaces get when an Environment creates or claims them.
-    pub pod_security: super::pod_security::PodSecurity,
+    /// What each pipeline may touch.
+    pub policies: Policies,
     /// HTTP verification checks in flight, and their results.
     pub probes: super::verify::Probes,
     /// The one client for what the operator sends out itself (HTTP checks, notifications): its
@@ -90,6 +92,11 @@ impl Context {
             super::custom_kinds::CustomKinds::new(client.clone(), None),
             super::identity::Identities::new(None, requests.clone(), false),
         );
+        let policies = Policies {
+            store: stores.policies.clone(),
+            pod_security: crate::api::PodSecurity::default(),
+            egress_denied: Arc::new([]),
+        };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             clusters: super::cluster::Clusters::local_only(local),
@@ -102,12 +109,22 @@ impl Context {
             own_writes: OwnWrites::default(),
             deferred: DeferredStatuses::default(),
             status_settle: std::time::Duration::ZERO,
-            pod_security: super::pod_security::PodSecurity::default(),
+            policies,
             probes: super::verify::Probes::new(None),
             http: crate::http::HttpClient::new(),
             reconciled: None,
             helm: Err("the operator was started without Helm".into()),
         }
+    }
+
+    /// What the admin granted pipeline namespace `pipeline` (see [`Policies::grants`]).
+    pub fn grants(&self, pipeline: &str) -> crate::plan::grants::Grants {
+        self.policies.grants(pipeline)
+    }
+
+    /// Where the operator may connect on `pipeline`'s behalf.
+    pub fn egress(&self, pipeline: &str) -> crate::egress::Egress {
+        self.policies.egress(pipeline)
     }
 }
 
@@ -118,4 +135,31 @@ where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,
 {
     names.into_iter().filter_map(|n| store.get(&ObjectRef::new(&n).within(namespace))).collect()
+}
+
+/// The PipelinePolicies and the operator's own bounds, from which each pipeline's grants follow.
+#[derive(Clone)]
+pub struct Policies {
+    pub store: Store<PipelinePolicy>,
+    /// The least Pod Security level of every pipeline's namespaces (`--pod-security`); a
+    /// PipelinePolicy can make a pipeline's stricter.
+    pub pod_security: crate::api::PodSecurity,
+    /// Addresses never connected to for a pipeline unless a policy allows them by CIDR, besides
+    /// the fixed ranges: the API server's and the operator pod's (see [`crate::egress`]).
+    pub egress_denied: Arc<[std::net::IpAddr]>,
+}
+
+impl Policies {
+    /// What the admin granted pipeline namespace `pipeline` (its PipelinePolicies, or the default).
+    pub fn grants(&self, pipeline: &str) -> crate::plan::grants::Grants {
+        // Policies are few (one per team at most): read whole, no index needed.
+        let policies = self.store.state();
+        let refs: Vec<&PipelinePolicy> = policies.iter().map(AsRef::as_ref).collect();
+        crate::plan::grants::Grants::of(pipeline, &refs, self.pod_security)
+    }
+
+    /// Where the operator may connect on `pipeline`'s behalf.
+    pub fn egress(&self, pipeline: &str) -> crate::egress::Egress {
+        crate::egress::Egress { rules: self.grants(pipeline).egress, also: self.egress_denied.clone() }
+    }
 }

@@ -18,9 +18,12 @@ use super::cluster::{Cluster, ClusterError};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::events::publish;
-use super::pod_security::{ENFORCE_LABEL, PodSecurity};
+use crate::plan::grants::Grants;
+
 use super::status::patch_status_if_changed;
-use crate::api::{ConditionType, ConditionUpdate, Environment, Reason, labels, set_condition};
+use crate::api::{
+    ConditionType, ConditionUpdate, ENFORCE_LABEL, Environment, PodSecurity, Reason, labels, set_condition,
+};
 use crate::plan::agent::{AgentLink, agent_link, lease_name};
 use crate::telemetry::AgentLabel;
 
@@ -29,6 +32,8 @@ use crate::telemetry::AgentLabel;
 pub enum NamespaceClaim {
     /// Not tried: the Environment's name cannot label a namespace (why).
     NameUnusable(String),
+    /// Not tried: no PipelinePolicy grants the pipeline this namespace (why).
+    NotGranted(String),
     Owned {
         created: bool,
     },
@@ -70,12 +75,16 @@ pub fn owner_key(env: &Environment) -> String {
 
 /// Claims the namespace in the Environment's cluster (`None`: still connecting to it; whoever
 /// deploys there is woken once it is up).
-async fn claim_namespace(ctx: &Context, env: &Environment) -> Result<Option<NamespaceClaim>> {
+async fn claim_namespace(
+    ctx: &Context,
+    env: &Environment,
+    level: PodSecurity,
+) -> Result<Option<NamespaceClaim>> {
     if let Some(agent) = env.agent() {
         return Ok(Some(agent_claim(ctx, env, agent)));
     }
     match ctx.clusters.of(env) {
-        Ok(cluster) => claim_in(&cluster, env, ctx.pod_security).await.map(Some),
+        Ok(cluster) => claim_in(&cluster, env, level).await.map(Some),
         Err(ClusterError::Connecting) => Ok(None),
         Err(e) => Ok(Some(NamespaceClaim::ClusterUnusable { reason: e.reason(), message: e.message(env) })),
     }
@@ -166,15 +175,19 @@ pub(crate) async fn claim_in(
 
 /// Checks, right before the operator writes into the Environment's namespace in `cluster`, that
 /// the namespace there is this Environment's (its owner annotation, live; a cache hit at rest) and
-/// enforces at least Pod Security `level`. The Environment's status is not enough: it may be stale
+/// is granted to its pipeline and enforces at least the pipeline's Pod Security level. The Environment's status is not enough: it may be stale
 /// (the Environment just moved to another cluster or namespace) or written by someone else. A
 /// namespace handed over by annotation may lack a level: nothing is written there until an admin
 /// gives it one. `Err`: why nothing may be written.
 pub(crate) async fn ensure_claimed(
     cluster: &Cluster,
     env: &Environment,
-    level: PodSecurity,
+    grants: &Grants,
 ) -> Result<Result<(), Refusal>> {
+    if let Err(why) = grants.namespace(&env.spec.namespace) {
+        return Ok(Err(Refusal { reason: Reason::NamespaceNotGranted, message: why, transient: false }));
+    }
+    let level = grants.pod_security;
     let (claim, enforced) = read_claim(cluster, env).await?.map_or((None, None), |(c, l)| (Some(c), l));
     let ns = &env.spec.namespace;
     let where_ = format!("namespace {ns} in cluster {}", env.cluster_name());
@@ -238,6 +251,9 @@ pub(crate) fn claim_update(claim: &NamespaceClaim, env: &Environment) -> Conditi
         NamespaceClaim::NameUnusable(why) => {
             ConditionUpdate::new(ConditionType::Ready, false, Reason::InvalidName, why.clone())
         }
+        NamespaceClaim::NotGranted(why) => {
+            ConditionUpdate::new(ConditionType::Ready, false, Reason::NamespaceNotGranted, why.clone())
+        }
         NamespaceClaim::ClusterUnusable { reason, message } => {
             ConditionUpdate::new(ConditionType::Ready, false, *reason, message.clone())
         }
@@ -283,9 +299,12 @@ pub(crate) fn claim_update(claim: &NamespaceClaim, env: &Environment) -> Conditi
 }
 
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
-    let claim = match unusable_name(&env) {
-        Some(why) => NamespaceClaim::NameUnusable(why),
-        None => match claim_namespace(&ctx, &env).await? {
+    let grants = ctx.grants(&env.namespace().unwrap_or_default());
+    let claim = match (unusable_name(&env), grants.namespace(&env.spec.namespace)) {
+        (Some(why), _) => NamespaceClaim::NameUnusable(why),
+        // Never created, nor adopted: a namespace is the admin's to grant.
+        (None, Err(why)) => NamespaceClaim::NotGranted(why),
+        (None, Ok(())) => match claim_namespace(&ctx, &env, grants.pod_security).await? {
             Some(claim) => claim,
             None => return Ok(Action::await_change()),
         },

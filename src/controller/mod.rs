@@ -15,7 +15,6 @@ mod error;
 mod events;
 pub mod identity;
 mod notifier;
-pub mod pod_security;
 mod reconciled;
 mod release;
 mod status;
@@ -66,7 +65,7 @@ pub struct Settings {
     /// Every Environment must name a ServiceAccount (`--require-service-account`).
     pub require_service_account: bool,
     /// The Pod Security level of the namespaces Environments create (`--pod-security`).
-    pub pod_security: pod_security::PodSecurity,
+    pub pod_security: crate::api::PodSecurity,
     /// Run as `tuskfish agent`: the client given to [`run`] is the hub's, this says where to
     /// deploy (`None`: the operator).
     pub agent: Option<agent::AgentSettings>,
@@ -84,7 +83,7 @@ impl Default for Settings {
             helm: Err("the operator was started without Helm".into()),
             client_config: None,
             require_service_account: false,
-            pod_security: pod_security::PodSecurity::default(),
+            pod_security: crate::api::PodSecurity::default(),
             agent: None,
         }
     }
@@ -151,7 +150,7 @@ impl Operator {
         let workloads = settings.agent.as_ref().map_or_else(|| client.clone(), |a| a.local.clone());
         let namespace =
             settings.agent.as_ref().map(|a| a.namespace.as_str()).or(settings.watch_namespace.as_deref());
-        let watches = watch::watches(&client, &workloads, triggers, namespace);
+        let watches = watch::watches(&client, &workloads, triggers, namespace, settings.agent.is_none());
         Self { client, settings, requests, watches, receivers: (release_rx, env_rx, av_rx), wake }
     }
 
@@ -201,7 +200,9 @@ async fn run_controllers(
     let mut ctx = Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone());
     ctx.reconciled = settings.reconciled.clone();
     ctx.status_settle = settings.status_settle;
-    ctx.pod_security = settings.pod_security;
+    ctx.policies.pod_security = settings.pod_security;
+    let api_server = settings.client_config.as_ref().map(|c| c.cluster_url.clone());
+    ctx.policies.egress_denied = crate::egress::own_addresses(api_server.as_ref()).await.into();
     let (own, own_config) = match &settings.agent {
         Some(a) => (a.local.clone(), Some(a.local_config.clone())),
         None => (ctx.client.clone(), settings.client_config.clone()),
@@ -219,6 +220,7 @@ async fn run_controllers(
         index: w.index.clone(),
         counts: ctx.requests.clone(),
         require_service_account: settings.require_service_account,
+        policies: ctx.policies.clone(),
     };
     ctx.clusters = cluster::Clusters::new(local, shared, settings.agent.as_ref().map(|a| a.name.clone()));
     ctx.probes = verify::Probes::new(Some(wake));
@@ -250,6 +252,7 @@ async fn run_controllers(
                 s.notifications.wait_until_ready(),
                 s.workloads.namespaces.wait_until_ready(),
                 s.agent_leases.wait_until_ready(),
+                s.policies.wait_until_ready(),
             );
         }
     };

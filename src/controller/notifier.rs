@@ -299,7 +299,7 @@ async fn send(ctx: &Context, n: &Notification, notice: &Notice) -> Result<String
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
         .map_err(|e| format!("the URL in Secret {secret} is not usable: {e}"))?;
-    let answer = ctx.http.send(request, SEND_TIMEOUT).await?;
+    let answer = ctx.http.send(request, SEND_TIMEOUT, &ctx.egress(&ns)).await?;
     accepted(target.format, answer.status, &answer.body)?;
     Ok(format!("HTTP {}", answer.status))
 }

@@ -24,7 +24,7 @@ use tracing::warn;
 
 use super::cluster::Link;
 use super::context::{Stores, WorkloadStores};
-use crate::api::{AppVersion, Approval, Environment, Notification, Release, labels};
+use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release, labels};
 use crate::index::PipelineIndex;
 use crate::plan::peers::{self, EnvironmentFacts, Facts};
 use crate::telemetry::{ControllerLabel, KindLabel, SharedMetrics};
@@ -295,6 +295,17 @@ pub(crate) fn workload_watches(
     (stores, drivers)
 }
 
+/// A cache that holds nothing and is ready at once (for a kind this process does not watch).
+fn ready_empty_store<K>() -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (reader, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    reader
+}
+
 /// What the route of a watch last saw of each object, to tell real changes from noise.
 type Known<K, F> = Mutex<HashMap<ObjectRef<K>, F>>;
 
@@ -346,7 +357,15 @@ where
 /// (Environments own namespaces that come and go).
 /// `workloads` is the cluster the workloads are watched in: the same as `client`'s, except in an
 /// agent (its own cluster, while `client` is the hub's).
-pub fn watches(client: &Client, workloads: &Client, triggers: Triggers, namespace: Option<&str>) -> Watches {
+/// `policies`: watch the cluster's PipelinePolicies (an agent cannot: its hub rights are one
+/// namespace's; it works with none, i.e. the defaults).
+pub fn watches(
+    client: &Client,
+    workloads: &Client,
+    triggers: Triggers,
+    namespace: Option<&str>,
+    policies: bool,
+) -> Watches {
     let m = triggers.metrics.clone();
     let all = watcher::Config::default();
     let (revision_tx, revision) = tokio::sync::watch::channel(0u64);
@@ -446,7 +465,29 @@ pub fn watches(client: &Client, workloads: &Client, triggers: Triggers, namespac
             }
         },
     );
+    // PipelinePolicies: what each pipeline may claim and reach. They are few and change rarely;
+    // a change re-judges every Environment and Release (egress, levels, namespaces).
+    let (t, ix) = (triggers.clone(), index.clone());
+    let (policies, policies_fut) = if policies {
+        let (store, fut) = reflect(
+            Api::<PipelinePolicy>::all(client.clone()),
+            watcher::Config::default(),
+            t.metrics.clone(),
+            move |_: &PipelinePolicy, _: &Store<PipelinePolicy>, _| {
+                for pipeline in ix.pipelines() {
+                    let ns = &pipeline.namespace;
+                    let (environments, releases, _) = ix.members(ns);
+                    environments.iter().for_each(|e| t.environments.send(ObjectRef::new(e).within(ns)));
+                    releases.iter().for_each(|r| t.releases.send(ObjectRef::new(r).within(ns)));
+                }
+            },
+        );
+        (store, Box::pin(fut) as futures::future::BoxFuture<'static, ()>)
+    } else {
+        (ready_empty_store(), Box::pin(futures::future::ready(())) as futures::future::BoxFuture<'static, ()>)
+    };
     drivers.extend([
+        policies_fut,
         Box::pin(leases_fut) as futures::future::BoxFuture<'static, ()>,
         Box::pin(releases_fut),
         Box::pin(env_fut),
@@ -463,6 +504,7 @@ pub fn watches(client: &Client, workloads: &Client, triggers: Triggers, namespac
             approvals,
             notifications,
             agent_leases,
+            policies,
             workloads,
         },
         index,

@@ -31,6 +31,9 @@ pub enum ChartError {
     Timeout { what: &'static str, seconds: u64 },
     #[error("{0}")]
     Output(#[from] OutputError),
+    /// The repository is somewhere the pipeline may not reach (see `crate::egress`).
+    #[error("spec.helm.repository: {0}")]
+    EgressDenied(String),
 }
 
 impl ChartError {
@@ -46,6 +49,7 @@ impl ChartError {
             ChartError::OutputTooLarge { .. } => Reason::ChartOutputTooLarge,
             ChartError::Timeout { what, .. } if *what == "pull" => Reason::ChartRepositoryUnreachable,
             ChartError::Timeout { .. } => Reason::ChartRenderFailed,
+            ChartError::EgressDenied(_) => Reason::EgressDenied,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod coalesce;
 pub mod drift;
 pub mod gates;
+pub mod grants;
 pub mod health;
 pub mod peers;
 pub mod record;

@@ -177,6 +177,13 @@ pub async fn install_definitions(client: &Client) {
                     "metadata": {"name": "tuskfish-test-approver"},
                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "tuskfish-test-approver"},
                     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": APPROVERS_GROUP}]}),
+                // The tests' pipelines (`t-…`, and the examples' `finance`) may reach what the tests
+                // serve on loopback; a pipeline with another name gets the default (see
+                // `TestNs::without_policy`).
+                json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "PipelinePolicy",
+                    "metadata": {"name": "tuskfish-tests"},
+                    "spec": {"pipelines": ["t-*", "finance"], "namespaces": ["{pipeline}-*"],
+                             "egress": {"allow": ["127.0.0.0/8", "::1/128"]}}}),
             ] {
                 apply_value_as(client, None, doc, "tuskfish-tests").await.unwrap();
             }
@@ -291,6 +298,12 @@ impl TestNs {
         Self::create(name, &h.target).await
     }
 
+    /// A pipeline namespace the tests' PipelinePolicy does not name (`p-…`): it gets what any
+    /// pipeline no admin granted anything gets.
+    pub async fn without_policy(name: &str) -> Self {
+        Self::create_with("p", name, &harness().target).await
+    }
+
     /// A namespace with no operator started in-process: for tests that run the operator as
     /// processes of their own (leader election, chaos).
     pub async fn without_operator(name: &str) -> Self {
@@ -300,9 +313,13 @@ impl TestNs {
     }
 
     async fn create(name: &str, target: &Target) -> Self {
+        Self::create_with("t", name, target).await
+    }
+
+    async fn create_with(prefix: &str, name: &str, target: &Target) -> Self {
         let client = target.client(&RequestCounter::default()).await.unwrap();
         let suffix: String = format!("{:x}", rand_u32());
-        let ns = format!("t-{name}-{suffix}");
+        let ns = format!("{prefix}-{name}-{suffix}");
         let api: Api<Namespace> = Api::all(client.clone());
         let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
         api.create(&PostParams::default(), &obj).await.unwrap();

@@ -178,7 +178,7 @@ pub async fn render_for(
         |e: String| CliError::Failed(format!("{what} would not render for {}: {e}", env.name_any()));
     // A chart is rendered here as the operator renders it: the published digest, the same values.
     let helm = if av.spec.helm.is_some() { helm_args::for_cli() } else { Err(String::new()) };
-    let access = ChartAccess { helm: &helm, client: &s.client };
+    let access = ChartAccess { helm: &helm, client: &s.client, egress: None };
     let chart = charts::output(access, av, env, release).await.map_err(|r| refused(r.message))?;
     let objects = chart.as_deref().map_or(&[][..], |c| &c.objects[..]);
     catalog

@@ -83,6 +83,8 @@ pub(crate) struct Shared {
     pub index: Arc<PipelineIndex>,
     pub counts: Arc<RequestCounts>,
     pub require_service_account: bool,
+    /// Where each pipeline's kubeconfigs may point (`server` is a tenant's to write).
+    pub policies: crate::controller::context::Policies,
 }
 
 impl Shared {
@@ -287,6 +289,15 @@ async fn connect(
         Ok(c) => c,
         Err(why) => return Some(Connection::Invalid(format!("Secret {name} key {field}: {why}"))),
     };
+    // The server is a tenant's to choose: not the operator's own API server, loopback or cloud
+    // metadata, and only where the pipeline's policy allows (checked when the Secret changes).
+    let server = config.cluster_url.to_string();
+    if let Err(why) = shared.policies.egress(&key.namespace).allows_url(&server).await {
+        return Some(Connection::Invalid(format!(
+            "Secret {name} key {field}: server {}: {why}",
+            crate::http::redacted(&config.cluster_url)
+        )));
+    }
     match connected(shared, key, config) {
         Ok(cluster) => Some(Connection::Ready { digest, cluster: Arc::new(cluster) }),
         Err(why) => Some(Connection::Invalid(format!("Secret {name} key {field}: {why}"))),

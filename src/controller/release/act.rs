@@ -24,6 +24,7 @@ use crate::controller::events::publish;
 use crate::controller::verify;
 use crate::controller::workloads::{WatchedKind, applied_of, live_of};
 use crate::plan::drift::{self, Decision, Live};
+use crate::plan::grants::Grants;
 use crate::plan::health::{WorkloadState, conditions_state};
 use crate::plan::record::{Change, Step, earliest};
 use crate::plan::verify as verify_plan;
@@ -102,14 +103,19 @@ async fn desired(
     // must be the Environment's there now, whatever its status says, and hold its pods to the
     // Pod Security level. An agent claims it itself (the hub's Environment controller cannot).
     // Owned and cached, this asks nothing.
+    let pipeline = rel.namespace().unwrap_or_default();
+    let grants = match ctx.role {
+        Role::Operator => ctx.grants(&pipeline),
+        Role::Agent(_) => Grants::judged_by_hub(&pipeline, ctx.policies.pod_security),
+    };
     if matches!(ctx.role, Role::Agent(_)) {
-        let update = claim_update(&claim_in(cluster, env, ctx.pod_security).await?, env);
+        let update = claim_update(&claim_in(cluster, env, grants.pod_security).await?, env);
         if !update.status {
             let transient = update.reason == Reason::NamespaceTerminating;
             return Ok(Err(Refusal { reason: update.reason, message: update.message, transient }));
         }
     }
-    if let Err(refusal) = ensure_claimed(cluster, env, ctx.pod_security).await? {
+    if let Err(refusal) = ensure_claimed(cluster, env, &grants).await? {
         return Ok(Err(refusal));
     }
     let client = match cluster.identities.client_for(&cluster.client, env) {

@@ -55,7 +55,10 @@ pub async fn verified(
     for check in checks {
         let state = match (&check.job, &check.http) {
             (Some(job), _) => jobs::state(run.cluster, rel, env, &check.name, job, &key, &vars).await?,
-            (None, Some(http)) => ctx.probes.state(&ctx.http, rel, &key, &check.name, http, &vars),
+            (None, Some(http)) => {
+                let egress = ctx.egress(&rel.namespace().unwrap_or_default());
+                ctx.probes.state(&ctx.http, &egress, rel, &key, &check.name, http, &vars)
+            }
             (None, None) => CheckState::Failed("the check has neither job nor http".into()),
         };
         states.push((check.name.clone(), state));

@@ -14,6 +14,7 @@ use tokio::task::AbortHandle;
 use crate::api::{HttpCheck, Release};
 use crate::controller::watch::Trigger;
 use crate::duration::parse_duration;
+use crate::egress::Egress;
 use crate::http::{Body, HttpClient};
 use crate::plan::verify::{CheckState, http_verdict};
 use crate::render::substitute;
@@ -44,9 +45,11 @@ impl Probes {
 
     /// Where check `name` of run `key` stands; starts it when it has not started yet. A newer run
     /// of the Release stops the older one's checks.
+    #[allow(clippy::too_many_arguments)]
     pub fn state(
         &self,
         client: &HttpClient,
+        egress: &Egress,
         rel: &Release,
         key: &str,
         name: &str,
@@ -80,7 +83,7 @@ impl Probes {
             name: name.to_string(),
             wake: self.wake.clone(),
         };
-        let task = tokio::spawn(probe.run(client.clone(), finished));
+        let task = tokio::spawn(probe.run(client.clone(), egress.clone(), finished));
         run.tasks.push(task.abort_handle());
         started
     }
@@ -144,7 +147,7 @@ impl Probe {
     }
 
     /// Asks until an answer passes or the attempts run out, then records the result.
-    async fn run(self, client: HttpClient, finished: Finished) {
+    async fn run(self, client: HttpClient, egress: Egress, finished: Finished) {
         let mut last = String::new();
         for attempt in 1..=self.attempts {
             if attempt > 1 {
@@ -153,7 +156,7 @@ impl Probe {
             let request = http::Request::get(&self.url).body(Body::default());
             let outcome = match request {
                 Err(e) => Err(format!("building the request: {e}")),
-                Ok(req) => match client.send(req, self.timeout).await {
+                Ok(req) => match client.send(req, self.timeout, &egress).await {
                     Err(e) => Err(e),
                     Ok(a) => http_verdict(a.status, &a.body, self.expect, self.body_matches.as_ref()),
                 },

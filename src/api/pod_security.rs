@@ -1,14 +1,32 @@
-//! The Pod Security level of the namespaces Environments create: what the API server's own Pod
+//! The Pod Security level of the namespaces Environments create (the operator's `--pod-security`,
+//! or a stricter one from a PipelinePolicy): what the API server's own Pod
 //! Security admission lets their pods do. Without it a Release could bring a privileged
 //! DaemonSet mounting the node's root (and with it every token on the node, the operator's too).
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 /// The label Pod Security admission enforces.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
 
 /// A Pod Security Standard (kubernetes.io/docs/concepts/security/pod-security-standards).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum PodSecurity {
     /// No restriction (only for pipelines an admin trusts with the nodes).
     Privileged,
@@ -28,14 +46,6 @@ impl PodSecurity {
         }
     }
 
-    fn rank(self) -> u8 {
-        match self {
-            PodSecurity::Privileged => 0,
-            PodSecurity::Baseline => 1,
-            PodSecurity::Restricted => 2,
-        }
-    }
-
     /// Pure: whether a namespace enforcing `enforced` (its label; `None`: none) is held to at least
     /// this level. A label Pod Security admission would not read counts as none.
     pub fn admits(self, enforced: Option<&str>) -> bool {
@@ -45,7 +55,7 @@ impl PodSecurity {
             Some("restricted") => PodSecurity::Restricted,
             _ => return self == PodSecurity::Privileged,
         };
-        level.rank() >= self.rank()
+        level >= self
     }
 
     /// The labels a namespace created at this level gets.

@@ -1,0 +1,178 @@
+//! What one pipeline namespace may touch, from the PipelinePolicies a cluster admin wrote: pure
+//! functions over plain data. Nothing else decides which namespaces an Environment may claim or
+//! where the operator connects on a pipeline's behalf.
+
+use crate::api::{PipelinePolicy, PodSecurity};
+use crate::egress::EgressRule;
+
+/// A pipeline's grants, all policies naming it merged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grants {
+    pipeline: String,
+    /// Namespace patterns (`{pipeline}` already replaced).
+    namespaces: Vec<String>,
+    /// The policies these come from (for messages); empty: the default.
+    pub from: Vec<String>,
+    /// The least level its namespaces enforce.
+    pub pod_security: PodSecurity,
+    /// `None`: anywhere not denied by default; `Some`: only these.
+    pub egress: Option<Vec<EgressRule>>,
+}
+
+/// What a pipeline no policy names may claim.
+pub const DEFAULT_NAMESPACES: &str = "{pipeline}-*";
+
+impl Grants {
+    /// The grants of `pipeline` from `policies` (any order), the operator's `level` the least.
+    pub fn of(pipeline: &str, policies: &[&PipelinePolicy], level: PodSecurity) -> Self {
+        let mut naming: Vec<&PipelinePolicy> =
+            policies.iter().copied().filter(|p| p.spec.pipelines.iter().any(|g| glob(g, pipeline))).collect();
+        naming.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        let patterns: Vec<String> = if naming.is_empty() {
+            vec![DEFAULT_NAMESPACES.to_string()]
+        } else {
+            naming.iter().flat_map(|p| p.spec.namespaces.iter().cloned()).collect()
+        };
+        let pod_security = naming.iter().filter_map(|p| p.spec.pod_security).fold(level, PodSecurity::max);
+        let allowed: Vec<&str> = naming
+            .iter()
+            .filter_map(|p| p.spec.egress.as_ref())
+            .flat_map(|e| e.allow.iter().map(String::as_str))
+            .collect();
+        let restricts = naming.iter().any(|p| p.spec.egress.as_ref().is_some_and(|e| !e.allow.is_empty()));
+        Self {
+            pipeline: pipeline.to_string(),
+            namespaces: patterns.iter().map(|p| p.replace("{pipeline}", pipeline)).collect(),
+            from: naming.iter().filter_map(|p| p.metadata.name.clone()).collect(),
+            pod_security,
+            egress: restricts.then(|| allowed.into_iter().filter_map(EgressRule::parse).collect()),
+        }
+    }
+
+    /// An agent's: the hub judged the namespace grant (an agent cannot read PipelinePolicies, and
+    /// its Environment is Ready only when granted); the Pod Security level is the agent's own.
+    pub fn judged_by_hub(pipeline: &str, level: PodSecurity) -> Self {
+        Self {
+            pipeline: pipeline.to_string(),
+            namespaces: vec!["*".into()],
+            from: Vec::new(),
+            pod_security: level,
+            egress: None,
+        }
+    }
+
+    /// Whether an Environment of this pipeline may claim `namespace`; `Err` says why not and how
+    /// an admin grants it.
+    pub fn namespace(&self, namespace: &str) -> Result<(), String> {
+        if self.namespaces.iter().any(|p| glob(p, namespace)) {
+            return Ok(());
+        }
+        let by = if self.from.is_empty() {
+            "no PipelinePolicy names this pipeline, so".to_string()
+        } else {
+            format!("PipelinePolicy {} grants", self.from.join(", "))
+        };
+        Err(format!(
+            "namespace {namespace} is not granted to pipeline {}: {by} only {}; a cluster admin grants more with a \
+             PipelinePolicy (spec.pipelines: [{}], spec.namespaces: [...])",
+            self.pipeline,
+            if self.namespaces.is_empty() { "nothing".to_string() } else { self.namespaces.join(", ") },
+            self.pipeline
+        ))
+    }
+}
+
+/// `*` matches any run of characters (none included); everything else itself.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else { return false };
+    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{EgressGrant, PipelinePolicySpec};
+
+    fn policy(name: &str, pipelines: &[&str], namespaces: &[&str]) -> PipelinePolicy {
+        PipelinePolicy::new(
+            name,
+            PipelinePolicySpec {
+                pipelines: pipelines.iter().map(|s| s.to_string()).collect(),
+                namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn glob_table() {
+        let cases = [
+            ("finance", "finance", true),
+            ("finance", "finance2", false),
+            ("team-*", "team-a", true),
+            ("team-*", "team-", true),
+            ("team-*", "team", false),
+            ("*", "anything", true),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "a-b-x-c", true),
+            ("a*b*c", "acb", false),
+            ("*-prod", "finance-prod", true),
+            ("*-prod", "finance-prod-eu", false),
+            ("x*x", "x", false),
+            ("", "", true),
+            ("", "a", false),
+        ];
+        for (pattern, text, want) in cases {
+            assert_eq!(glob(pattern, text), want, "{pattern:?} {text:?}");
+        }
+    }
+
+    #[test]
+    fn a_pipeline_no_policy_names_claims_only_its_own_prefix() {
+        let g = Grants::of("finance", &[], PodSecurity::Baseline);
+        assert!(g.namespace("finance-dev").is_ok());
+        for squatted in ["kube-system", "default", "finance", "ledger-prod", "financex-dev"] {
+            let why = g.namespace(squatted).unwrap_err();
+            assert!(
+                why.contains("no PipelinePolicy names this pipeline") && why.contains("finance-*"),
+                "{why}"
+            );
+        }
+        assert_eq!((g.pod_security, g.egress), (PodSecurity::Baseline, None));
+    }
+
+    #[test]
+    fn policies_naming_a_pipeline_add_up_and_the_strictest_level_wins() {
+        let mut strict = policy("b-strict", &["team-*"], &["shared-{pipeline}"]);
+        strict.spec.pod_security = Some(PodSecurity::Restricted);
+        strict.spec.egress = Some(EgressGrant { allow: vec!["10.0.0.0/8".into()] });
+        let mut loose = policy("a-loose", &["team-a"], &["payments-*"]);
+        loose.spec.pod_security = Some(PodSecurity::Privileged);
+        loose.spec.egress = Some(EgressGrant { allow: vec!["hooks.slack.com".into()] });
+        let other = policy("c-other", &["finance"], &["*"]);
+        let g = Grants::of("team-a", &[&strict, &loose, &other], PodSecurity::Baseline);
+        assert_eq!(g.from, vec!["a-loose", "b-strict"]);
+        assert!(g.namespace("payments-prod").is_ok());
+        assert!(g.namespace("shared-team-a").is_ok());
+        // Named by a policy, the default prefix is no longer implied.
+        let why = g.namespace("team-a-dev").unwrap_err();
+        assert!(
+            why.contains("PipelinePolicy a-loose, b-strict grants only payments-*, shared-team-a"),
+            "{why}"
+        );
+        assert_eq!(g.pod_security, PodSecurity::Restricted, "a policy only makes it stricter");
+        assert_eq!(g.egress.as_ref().map(Vec::len), Some(2));
+        // A policy without egress leaves the default.
+        assert_eq!(Grants::of("finance", &[&other], PodSecurity::Baseline).egress, None);
+    }
+}
