@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::charts::{ChartRepo, PUBLISH_RETRY_WAIT, Registry, digest_of, make_chart, scratch};
+use common::charts::{ChartRepo, PUBLISH_RETRY_WAIT, Registry, Stall, digest_of, make_chart, scratch};
 use common::{TestNs, healthy_at};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
@@ -395,4 +395,36 @@ async fn the_ci_step_publishes_a_chart_appversion_that_deploys() {
     );
     t.wait_release("payments-qa", healthy_at("3.0.0")).await;
     assert_eq!(settings(&t, "qa", "payments-qa").await.data.unwrap()["db-host"], "db.qa.internal");
+}
+
+/// One pipeline's charts cannot hold Helm for the others: a tenant whose six chart repositories
+/// never answer (each pull hangs until Helm's time limit) runs at most its share of Helm at once
+/// (half the permits), and another tenant's chart publishes and rolls out meanwhile.
+#[tokio::test]
+async fn a_pipelines_stalled_charts_leave_helm_to_the_others() {
+    let stall = Stall::start().await;
+    let greedy = TestNs::new("helm-greedy").await;
+    for i in 0..6 {
+        let version = format!("1.0.{i}");
+        greedy
+            .apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion",
+                "metadata": {"name": format!("slow-{version}")},
+                "spec": {"app": "slow", "version": version,
+                         "helm": {"repository": format!("{}r{i}", stall.url()), "chart": "slow", "version": version}}}))
+            .await;
+    }
+    stall.wait_open(2).await;
+
+    let t = TestNs::new("helm-fair").await;
+    let dir = scratch("fair");
+    let registry = Registry::start("fair").await;
+    registry.push(&make_chart(&dir, "payments", "1.0.0", |_| {}));
+    t.environment("dev", json!({})).await;
+    let av = chart_version(&t, &registry.repository(), "1.0.0", json!({})).await;
+    assert_eq!(ready_reason(&av).as_deref(), Some("Published"), "{:?}", av.status);
+    t.release("payments-dev", "payments", "dev", "1.0.0", json!({})).await;
+    t.wait_release("payments-dev", healthy_at("1.0.0")).await;
+    // All the while the greedy pipeline's pulls hung, never more than its share of them.
+    assert!(stall.open() >= 1, "the stalled pulls ended before the other pipeline was served");
+    assert!(stall.most() <= 2, "{} pulls of one pipeline ran at once; its share is 2 of 4", stall.most());
 }

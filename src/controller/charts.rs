@@ -27,6 +27,14 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// Says when a remembered failure is tried again (the same words until then: no status write).
+    fn tried_again_at(mut self, next_try: jiff::Timestamp) -> Self {
+        self.message = format!("{} (not tried again before {next_try})", self.message);
+        self
+    }
+}
+
 impl From<ChartError> for Refusal {
     fn from(e: ChartError) -> Self {
         Self { reason: e.reason(), transient: e.is_transient(), message: e.to_string() }
@@ -81,7 +89,7 @@ pub async fn publish(access: ChartAccess<'_>, av: &AppVersion) -> Result<Option<
     let helm = access.helm()?;
     access.may_reach(av, chart).await?;
     let creds = credentials(access.client, av).await?;
-    helm.publish(chart, creds.as_ref()).await.map(Some)
+    helm.publish(&av.namespace().unwrap_or_default(), chart, creds.as_ref()).await.map(Some)
 }
 
 /// What Helm renders of `av`'s chart for `rel` in `env` (`None`: the AppVersion has no chart).
@@ -104,17 +112,36 @@ pub async fn output(
         &[chart.values.as_ref(), env.spec.helm_values.as_ref(), rel.spec.helm_values.as_ref()],
         &variables,
     )?;
-    // The Secret is read only when the chart must be pulled: a kept chart needs no credentials.
-    let path = match helm.kept_chart(digest).await {
-        Some(path) => path,
-        None => {
-            access.may_reach(av, chart).await?;
-            let creds = credentials(access.client, av).await?;
-            helm.pull_checked(chart, digest, creds.as_ref()).await?
-        }
-    };
     let release = rel.metadata.name.as_deref().unwrap_or_default();
-    Ok(Some(helm.template(&path, digest, release, &env.spec.namespace, &values).await?))
+    let key = Helm::output_key(digest, release, &env.spec.namespace, &values);
+    // What failed lately is not run again before its time (it would fail the same way, and hold
+    // a Helm permit meanwhile): the Release is told when the next try is.
+    if let Some((error, next_try)) = helm.remembered_failure(&key) {
+        return Err(Refusal::from(error).tried_again_at(next_try));
+    }
+    let pipeline = av.namespace().unwrap_or_default();
+    let rendered = async {
+        // The Secret is read only when the chart must be pulled: a kept chart needs no credentials.
+        let path = match helm.kept_chart(digest).await {
+            Some(path) => path,
+            None => {
+                access.may_reach(av, chart).await?;
+                let creds = credentials(access.client, av).await?;
+                helm.pull_checked(&pipeline, chart, digest, creds.as_ref()).await?
+            }
+        };
+        helm.template(&pipeline, &path, digest, release, &env.spec.namespace, &values).await
+    };
+    match rendered.await {
+        Ok(output) => {
+            helm.forget_failure(&key);
+            Ok(Some(output))
+        }
+        Err(error) => {
+            let next_try = helm.remember_failure(&key, &error);
+            Err(Refusal::from(error).tried_again_at(next_try))
+        }
+    }
 }
 
 /// The repository credentials of `av`, read when a pull needs them (rarely: charts are kept).

@@ -94,6 +94,7 @@ impl Context {
         );
         let policies = Policies {
             store: stores.policies.clone(),
+            index: index.clone(),
             pod_security: crate::api::PodSecurity::default(),
             egress_denied: Arc::new([]),
         };
@@ -141,6 +142,8 @@ where
 #[derive(Clone)]
 pub struct Policies {
     pub store: Store<PipelinePolicy>,
+    /// Which pipeline namespaces there are (the default grant stays out of the others').
+    pub index: Arc<PipelineIndex>,
     /// The least Pod Security level of every pipeline's namespaces (`--pod-security`); a
     /// PipelinePolicy can make a pipeline's stricter.
     pub pod_security: crate::api::PodSecurity,
@@ -155,7 +158,8 @@ impl Policies {
         // Policies are few (one per team at most): read whole, no index needed.
         let policies = self.store.state();
         let refs: Vec<&PipelinePolicy> = policies.iter().map(AsRef::as_ref).collect();
-        crate::plan::grants::Grants::of(pipeline, &refs, self.pod_security)
+        let others = self.index.pipelines().into_iter().map(|p| p.namespace).collect();
+        crate::plan::grants::Grants::of(pipeline, &refs, self.pod_security, others)
     }
 
     /// Where the operator may connect on `pipeline`'s behalf.

@@ -89,6 +89,20 @@ impl Default for Settings {
     }
 }
 
+/// How long the operator waits for the PipelinePolicies' first list before it goes on without.
+const POLICIES_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits for the PipelinePolicies' first list, but not for ever: after an upgrade that did not
+/// apply the new CRD (`helm upgrade` leaves `crds/` alone) or without RBAC to list them, every
+/// pipeline gets the default grants, which are the safe ones, and the watch keeps trying.
+async fn policies_listed(store: &kube::runtime::reflector::Store<crate::api::PipelinePolicy>) {
+    if tokio::time::timeout(POLICIES_WAIT, store.wait_until_ready()).await.is_err() {
+        tracing::error!(
+            "PipelinePolicies cannot be listed (is the CRD installed: `tuskfish crd | kubectl apply --server-side -f -`? may the operator list them?); every pipeline gets the default grants until they can"
+        );
+    }
+}
+
 /// Why [`run`] returned.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stopped {
@@ -252,7 +266,7 @@ async fn run_controllers(
                 s.notifications.wait_until_ready(),
                 s.workloads.namespaces.wait_until_ready(),
                 s.agent_leases.wait_until_ready(),
-                s.policies.wait_until_ready(),
+                policies_listed(&s.policies),
             );
         }
     };

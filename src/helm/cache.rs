@@ -19,6 +19,14 @@ impl<V: Clone> Bounded<V> {
         inner.0.get(key).cloned()
     }
 
+    pub fn remove(&self, key: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (map, order) = &mut *inner;
+        if map.remove(key).is_some() {
+            order.retain(|k| k != key);
+        }
+    }
+
     pub fn put(&self, key: String, value: V) {
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (map, order) = &mut *inner;

@@ -59,6 +59,31 @@ pub struct Helm {
     scratch: PathBuf,
     next: AtomicU64,
     rendered: cache::Bounded<Arc<ChartOutput>>,
+    /// Outputs that failed, and when to try each again (see [`Helm::remembered_failure`]).
+    failures: cache::Bounded<Failure>,
+}
+
+/// A chart output that could not be had, and when it is tried again.
+#[derive(Clone)]
+struct Failure {
+    error: ChartError,
+    attempts: u32,
+    retry_at: std::time::Instant,
+    /// The same, as a time to tell users (a message that stays the same until the next try).
+    next_try: jiff::Timestamp,
+}
+
+/// The wait before trying a failed chart output again, after each failure: doubling from the first
+/// to the last. A chart that never renders (a template that loops until the time limit) costs a
+/// Helm run a few times an hour, not every reconcile of its Release.
+const RETRY_FIRST: Duration = Duration::from_secs(15);
+const RETRY_MAX: Duration = Duration::from_secs(600);
+
+/// Pure: the wait after the `attempts`-th failure in a row.
+pub fn retry_after(attempts: u32) -> Duration {
+    RETRY_FIRST
+        .saturating_mul(1u32.checked_shl(attempts.saturating_sub(1)).unwrap_or(u32::MAX))
+        .min(RETRY_MAX)
 }
 
 impl Helm {
@@ -77,6 +102,7 @@ impl Helm {
                 binary: config.binary,
                 home,
                 permits: Semaphore::new(config.concurrency.max(1)),
+                shares: run::Shares::new(config.concurrency.max(1).div_ceil(2)),
                 timeout: config.timeout,
                 max_output: config.max_output,
             },
@@ -84,7 +110,38 @@ impl Helm {
             scratch,
             next: AtomicU64::new(0),
             rendered: cache::Bounded::new(RENDERED_KEPT),
+            failures: cache::Bounded::new(RENDERED_KEPT),
         })
+    }
+
+    /// The key of one Release's chart output (what [`Self::template`] keeps it under).
+    pub fn output_key(digest: &str, release: &str, namespace: &str, values: &Value) -> String {
+        render_key(digest, release, namespace, values)
+    }
+
+    /// The failure of output `key` and when it is tried again, while that is in the future.
+    pub fn remembered_failure(&self, key: &str) -> Option<(ChartError, jiff::Timestamp)> {
+        let f = self.failures.get(key)?;
+        f.retry_at.checked_duration_since(std::time::Instant::now())?;
+        Some((f.error, f.next_try))
+    }
+
+    /// Remembers that output `key` failed with `error` (once more); when it is tried next.
+    pub fn remember_failure(&self, key: &str, error: &ChartError) -> jiff::Timestamp {
+        let attempts = self.failures.get(key).map_or(0, |f| f.attempts).saturating_add(1);
+        let wait = retry_after(attempts);
+        let retry_at = std::time::Instant::now() + wait;
+        let now = jiff::Timestamp::now();
+        let whole = jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+        let next_try =
+            whole.checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default()).unwrap_or(whole);
+        self.failures.put(key.to_string(), Failure { error: error.clone(), attempts, retry_at, next_try });
+        next_try
+    }
+
+    /// Forgets the failures of output `key` (it succeeded).
+    pub fn forget_failure(&self, key: &str) {
+        self.failures.remove(key);
     }
 
     /// Pulls the chart and returns its digest (`sha256:…` of the packaged chart). Called at publish.
@@ -92,10 +149,11 @@ impl Helm {
     /// so content re-pushed under the same version is caught wherever it is first used.
     pub async fn publish(
         &self,
+        pipeline: &str,
         chart: &HelmChart,
         creds: Option<&Credentials>,
     ) -> Result<String, ChartError> {
-        self.pull(chart, creds, None).await.map(|(digest, _)| digest)
+        self.pull(pipeline, chart, creds, None).await.map(|(digest, _)| digest)
     }
 
     /// The kept packaged chart with `digest`, if this process has it.
@@ -108,17 +166,19 @@ impl Helm {
     /// [`Self::kept_chart`] has none).
     pub async fn pull_checked(
         &self,
+        pipeline: &str,
         chart: &HelmChart,
         digest: &str,
         creds: Option<&Credentials>,
     ) -> Result<PathBuf, ChartError> {
-        self.pull(chart, creds, Some(digest)).await.map(|(_, path)| path)
+        self.pull(pipeline, chart, creds, Some(digest)).await.map(|(_, path)| path)
     }
 
     /// Renders the packaged chart at `path` (of `digest`) as Helm release `release` in `namespace`,
     /// with no cluster access. Hooks are set aside; CRDs are included (so that they are refused).
     pub async fn template(
         &self,
+        pipeline: &str,
         path: &Path,
         digest: &str,
         release: &str,
@@ -145,7 +205,7 @@ impl Helm {
                     values_file.clone().into(),
                     "--include-crds".into(),
                 ];
-                self.runner.run("template", args, None).await
+                self.runner.run(pipeline, "template", args, None).await
             }
         };
         let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -162,19 +222,21 @@ impl Helm {
     /// kept by it.
     async fn pull(
         &self,
+        pipeline: &str,
         chart: &HelmChart,
         creds: Option<&Credentials>,
         expected: Option<&str>,
     ) -> Result<(String, PathBuf), ChartError> {
         let what = format!("chart {} {} from {}", chart.chart, chart.version, chart.repository);
         let dir = self.scratch_dir().await?;
-        let result = self.pull_into(chart, creds, &dir, &what, expected).await;
+        let result = self.pull_into(pipeline, chart, creds, &dir, &what, expected).await;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         result
     }
 
     async fn pull_into(
         &self,
+        pipeline: &str,
         chart: &HelmChart,
         creds: Option<&Credentials>,
         dir: &Path,
@@ -182,12 +244,13 @@ impl Helm {
         expected: Option<&str>,
     ) -> Result<(String, PathBuf), ChartError> {
         if let Some(c) = creds {
-            let done = self.runner.run("pull", login_args(chart, c, dir), Some(c.password.clone())).await?;
+            let login = login_args(chart, c, dir);
+            let done = self.runner.run(pipeline, "pull", login, Some(c.password.clone())).await?;
             if !done.success {
                 return Err(error::pull_failed(what, &done.stderr));
             }
         }
-        let done = self.runner.run("pull", pull_args(chart, creds.is_some(), dir), None).await?;
+        let done = self.runner.run(pipeline, "pull", pull_args(chart, creds.is_some(), dir), None).await?;
         if !done.success {
             return Err(error::pull_failed(what, &done.stderr));
         }
@@ -304,6 +367,14 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_failing_chart_is_tried_again_later_and_later() {
+        let waits: Vec<u64> = (1..=8).map(|n| retry_after(n).as_secs()).collect();
+        assert_eq!(waits, vec![15, 30, 60, 120, 240, 480, 600, 600]);
+        assert_eq!(retry_after(u32::MAX).as_secs(), 600);
+    }
+
     use super::*;
 
     fn chart(repository: &str) -> HelmChart {

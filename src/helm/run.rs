@@ -33,8 +33,31 @@ pub(super) struct Runner {
     /// Helm's config, cache and data homes live here.
     pub home: PathBuf,
     pub permits: Semaphore,
+    /// Each pipeline's share of the permits.
+    pub shares: Shares,
     pub timeout: Duration,
     pub max_output: usize,
+}
+
+/// Each pipeline namespace's share of the Helm permits: at most half of them (rounded up) at once,
+/// so no pipeline can take them all.
+pub(super) struct Shares {
+    each: usize,
+    by_pipeline: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Semaphore>>>,
+}
+
+impl Shares {
+    pub fn new(each: usize) -> Self {
+        Self { each: each.max(1), by_pipeline: Default::default() }
+    }
+
+    /// The semaphore of `pipeline` (one per pipeline namespace that ever ran Helm: they are few).
+    fn of(&self, pipeline: &str) -> std::sync::Arc<Semaphore> {
+        let mut map = self.by_pipeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(pipeline.to_string())
+            .or_insert_with(|| std::sync::Arc::new(Semaphore::new(self.each)))
+            .clone()
+    }
 }
 
 pub(super) struct Finished {
@@ -47,11 +70,17 @@ impl Runner {
     /// Runs `helm ARGS` with `stdin` as its input; `what` names the step in a timeout message.
     pub async fn run(
         &self,
+        pipeline: &str,
         what: &'static str,
         args: Vec<OsString>,
         stdin: Option<String>,
     ) -> Result<Finished, ChartError> {
-        // The semaphore is never closed, so acquiring only fails if it were.
+        // A pipeline's share first, then a permit: one pipeline's slow charts wait in their own
+        // queue and never hold more than its share of the permits others need.
+        let share = self.shares.of(pipeline);
+        let closed = |_| ChartError::Unavailable("the Helm runner is shutting down".into());
+        let _share = share.acquire().await.map_err(closed)?;
+        // The semaphores are never closed, so acquiring only fails if they were.
         let _permit = self
             .permits
             .acquire()
@@ -126,4 +155,20 @@ async fn read_bounded(mut r: impl AsyncRead + Unpin, limit: u64) -> std::io::Res
     (&mut r).take(limit).read_to_end(&mut buf).await?;
     tokio::io::copy(&mut r, &mut tokio::io::sink()).await?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_holds_at_most_its_share_and_others_keep_theirs() {
+        let shares = Shares::new(2);
+        let a = shares.of("team-a");
+        let held: Vec<_> = (0..2).map(|_| a.clone().try_acquire_owned().unwrap()).collect();
+        assert!(shares.of("team-a").try_acquire_owned().is_err(), "a third run of team-a waits");
+        assert!(shares.of("team-b").try_acquire_owned().is_ok(), "team-b is not held up");
+        drop(held);
+        assert!(shares.of("team-a").try_acquire_owned().is_ok());
+    }
 }

@@ -11,8 +11,13 @@ pub struct Grants {
     pipeline: String,
     /// Namespace patterns (`{pipeline}` already replaced).
     namespaces: Vec<String>,
-    /// The policies these come from (for messages); empty: the default.
+    /// The policies these come from (for messages); empty: no policy names this pipeline.
     pub from: Vec<String>,
+    /// No policy lists namespaces for it: `namespaces` is the default, which never reaches into
+    /// another pipeline's namespaces or the system's.
+    default_namespaces: bool,
+    /// The other pipeline namespaces (for the default's bounds).
+    others: Vec<String>,
     /// The least level its namespaces enforce.
     pub pod_security: PodSecurity,
     /// `None`: anywhere not denied by default; `Some`: only these.
@@ -23,16 +28,15 @@ pub struct Grants {
 pub const DEFAULT_NAMESPACES: &str = "{pipeline}-*";
 
 impl Grants {
-    /// The grants of `pipeline` from `policies` (any order), the operator's `level` the least.
-    pub fn of(pipeline: &str, policies: &[&PipelinePolicy], level: PodSecurity) -> Self {
+    /// The grants of `pipeline` from `policies` (any order), the operator's `level` the least;
+    /// `others`: the other pipeline namespaces there are.
+    pub fn of(pipeline: &str, policies: &[&PipelinePolicy], level: PodSecurity, others: Vec<String>) -> Self {
         let mut naming: Vec<&PipelinePolicy> =
             policies.iter().copied().filter(|p| p.spec.pipelines.iter().any(|g| glob(g, pipeline))).collect();
         naming.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        let patterns: Vec<String> = if naming.is_empty() {
-            vec![DEFAULT_NAMESPACES.to_string()]
-        } else {
-            naming.iter().flat_map(|p| p.spec.namespaces.iter().cloned()).collect()
-        };
+        let listed: Vec<String> = naming.iter().flat_map(|p| p.spec.namespaces.iter().cloned()).collect();
+        let default_namespaces = listed.is_empty();
+        let patterns = if default_namespaces { vec![DEFAULT_NAMESPACES.to_string()] } else { listed };
         let pod_security = naming.iter().filter_map(|p| p.spec.pod_security).fold(level, PodSecurity::max);
         let allowed: Vec<&str> = naming
             .iter()
@@ -44,6 +48,8 @@ impl Grants {
             pipeline: pipeline.to_string(),
             namespaces: patterns.iter().map(|p| p.replace("{pipeline}", pipeline)).collect(),
             from: naming.iter().filter_map(|p| p.metadata.name.clone()).collect(),
+            default_namespaces,
+            others: others.into_iter().filter(|o| o != pipeline).collect(),
             pod_security,
             egress: restricts.then(|| allowed.into_iter().filter_map(EgressRule::parse).collect()),
         }
@@ -56,6 +62,8 @@ impl Grants {
             pipeline: pipeline.to_string(),
             namespaces: vec!["*".into()],
             from: Vec::new(),
+            default_namespaces: false,
+            others: Vec::new(),
             pod_security: level,
             egress: None,
         }
@@ -65,10 +73,17 @@ impl Grants {
     /// an admin grants it.
     pub fn namespace(&self, namespace: &str) -> Result<(), String> {
         if self.namespaces.iter().any(|p| glob(p, namespace)) {
-            return Ok(());
+            return match self.default_namespaces.then(|| self.beyond_default(namespace)).flatten() {
+                Some(why) => Err(format!(
+                    "namespace {namespace} is not granted to pipeline {}: {why}; a cluster admin grants it with a \
+                     PipelinePolicy (spec.pipelines: [{}], spec.namespaces: [...])",
+                    self.pipeline, self.pipeline
+                )),
+                None => Ok(()),
+            };
         }
-        let by = if self.from.is_empty() {
-            "no PipelinePolicy names this pipeline, so".to_string()
+        let by = if self.default_namespaces {
+            "no PipelinePolicy lists namespaces for this pipeline, so it has".to_string()
         } else {
             format!("PipelinePolicy {} grants", self.from.join(", "))
         };
@@ -79,6 +94,24 @@ impl Grants {
             if self.namespaces.is_empty() { "nothing".to_string() } else { self.namespaces.join(", ") },
             self.pipeline
         ))
+    }
+}
+
+impl Grants {
+    /// Why the default grant does not reach `namespace` after all: a system namespace, another
+    /// pipeline's namespace, or one under a longer pipeline's own prefix (pipeline `team` does not
+    /// take `team-a-prod` from pipeline `team-a`).
+    fn beyond_default(&self, namespace: &str) -> Option<String> {
+        if ["kube-", "openshift-"].iter().any(|p| namespace.starts_with(p)) {
+            return Some("the default grant never reaches kube-* or openshift-* namespaces".into());
+        }
+        if self.others.iter().any(|o| o == namespace) {
+            return Some(format!("{namespace} is another pipeline's namespace"));
+        }
+        self.others
+            .iter()
+            .find(|o| o.len() > self.pipeline.len() && namespace.starts_with(&format!("{o}-")))
+            .map(|o| format!("{namespace} is under pipeline {o}'s own prefix ({o}-*)"))
     }
 }
 
@@ -139,12 +172,12 @@ mod tests {
 
     #[test]
     fn a_pipeline_no_policy_names_claims_only_its_own_prefix() {
-        let g = Grants::of("finance", &[], PodSecurity::Baseline);
+        let g = Grants::of("finance", &[], PodSecurity::Baseline, vec![]);
         assert!(g.namespace("finance-dev").is_ok());
         for squatted in ["kube-system", "default", "finance", "ledger-prod", "financex-dev"] {
             let why = g.namespace(squatted).unwrap_err();
             assert!(
-                why.contains("no PipelinePolicy names this pipeline") && why.contains("finance-*"),
+                why.contains("no PipelinePolicy lists namespaces") && why.contains("finance-*"),
                 "{why}"
             );
         }
@@ -160,7 +193,7 @@ mod tests {
         loose.spec.pod_security = Some(PodSecurity::Privileged);
         loose.spec.egress = Some(EgressGrant { allow: vec!["hooks.slack.com".into()] });
         let other = policy("c-other", &["finance"], &["*"]);
-        let g = Grants::of("team-a", &[&strict, &loose, &other], PodSecurity::Baseline);
+        let g = Grants::of("team-a", &[&strict, &loose, &other], PodSecurity::Baseline, vec![]);
         assert_eq!(g.from, vec!["a-loose", "b-strict"]);
         assert!(g.namespace("payments-prod").is_ok());
         assert!(g.namespace("shared-team-a").is_ok());
@@ -173,6 +206,38 @@ mod tests {
         assert_eq!(g.pod_security, PodSecurity::Restricted, "a policy only makes it stricter");
         assert_eq!(g.egress.as_ref().map(Vec::len), Some(2));
         // A policy without egress leaves the default.
-        assert_eq!(Grants::of("finance", &[&other], PodSecurity::Baseline).egress, None);
+        assert_eq!(Grants::of("finance", &[&other], PodSecurity::Baseline, vec![]).egress, None);
+    }
+
+    #[test]
+    fn the_default_grant_stays_out_of_other_pipelines_and_the_system() {
+        let others = vec!["team".to_string(), "team-a".to_string(), "kube".to_string()];
+        let team = Grants::of("team", &[], PodSecurity::Baseline, others.clone());
+        assert!(team.namespace("team-dev").is_ok());
+        for (ns, says) in [
+            ("team-a", "another pipeline's namespace"),
+            ("team-a-prod", "under pipeline team-a's own prefix"),
+        ] {
+            let why = team.namespace(ns).unwrap_err();
+            assert!(why.contains(says), "{ns}: {why}");
+        }
+        assert!(
+            Grants::of("team-a", &[], PodSecurity::Baseline, others.clone()).namespace("team-a-prod").is_ok()
+        );
+        let kube = Grants::of("kube", &[], PodSecurity::Baseline, others.clone());
+        assert!(kube.namespace("kube-system").unwrap_err().contains("never reaches kube-*"));
+        // A policy that only sets egress keeps the default namespaces; one that lists them is the
+        // admin's word, bounds and all.
+        let mut egress_only = policy("egress", &["team"], &[]);
+        egress_only.spec.egress = Some(EgressGrant { allow: vec!["10.0.0.0/8".into()] });
+        assert!(
+            Grants::of("team", &[&egress_only], PodSecurity::Baseline, others.clone())
+                .namespace("team-dev")
+                .is_ok()
+        );
+        let explicit = policy("explicit", &["team"], &["team-*"]);
+        assert!(
+            Grants::of("team", &[&explicit], PodSecurity::Baseline, others).namespace("team-a-prod").is_ok()
+        );
     }
 }

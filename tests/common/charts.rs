@@ -208,3 +208,68 @@ fn base64(bytes: &[u8]) -> String {
 
 /// Waits at most this long for an AppVersion whose publish retries (the operator's chart retry).
 pub const PUBLISH_RETRY_WAIT: Duration = Duration::from_secs(90);
+
+/// A chart repository that accepts connections and never answers: every pull from it hangs until
+/// Helm's time limit (what a runaway chart costs the operator). Counts the connections open now
+/// and the most open at once.
+pub struct Stall {
+    pub port: u16,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stall {
+    pub async fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (open, most) = (Arc::new(Default::default()), Arc::new(Default::default()));
+        let (o, m): (Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicUsize>) =
+            (Arc::clone(&open), Arc::clone(&most));
+        let task = tokio::spawn(async move {
+            let mut held = tokio::task::JoinSet::new();
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                let o = o.clone();
+                held.spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    // Read (and never answer) until the client gives up and closes.
+                    let mut buf = [0u8; 1024];
+                    while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {}
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self { port, open, most, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn most(&self) -> usize {
+        self.most.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until `n` connections are open.
+    pub async fn wait_open(&self, n: usize) {
+        super::within(&format!("{n} connections to the stalling repository"), async {
+            while self.open() < n {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
