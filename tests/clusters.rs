@@ -9,6 +9,9 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use common::control_plane::{OwnCluster, put_kubeconfig};
 use common::{TestNs, healthy_at, within};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -196,4 +199,73 @@ async fn an_environment_in_another_cluster_is_deployed_held_while_unreachable_an
     t.wait_gone::<Release>(&t.ns, "pay-test").await;
     let left = deployments_there.get_opt("pay").await.unwrap();
     assert!(left.is_none_or(|d| d.metadata.deletion_timestamp.is_some()), "still there, not being deleted");
+}
+
+/// A server that answers every request with an endless body and no line break (no API server):
+/// what a tenant's kubeconfig may point at to make the operator read until it is killed.
+struct Endless {
+    port: u16,
+    sent: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Endless {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = Arc::new(AtomicU64::new(0));
+        let counted = sent.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut request = [0u8; 4096];
+                    let _ = conn.read(&mut request).await;
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                    if conn.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = format!("100000\r\n{}\r\n", "a".repeat(0x100000));
+                    while conn.write_all(chunk.as_bytes()).await.is_ok() {
+                        counted.fetch_add(0x100000, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        Self { port, sent, task }
+    }
+}
+
+impl Drop for Endless {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A kubeconfig whose server never stops sending (and never sends a line break) is cut off at the
+/// line limit, and the Environment says the cluster cannot be used, instead of the operator
+/// reading until it runs out of memory.
+#[tokio::test]
+async fn a_server_that_never_stops_sending_is_cut_off() {
+    let endless = Endless::start().await;
+    let t = TestNs::new("clusters-endless").await;
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n\
+         clusters: [{{name: x, cluster: {{server: \"http://127.0.0.1:{}\"}}}}]\n\
+         users: [{{name: x, user: {{token: \"t\"}}}}]\n\
+         contexts: [{{name: x, context: {{cluster: x, user: x}}}}]\n",
+        endless.port
+    );
+    put_kubeconfig(&t.api(), "endless", &kubeconfig).await;
+    t.apply(
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "far"},
+        "spec": {"namespace": t.env_ns("far"), "tier": "dev",
+                 "cluster": {"name": "far", "kubeConfigSecretRef": {"name": "endless"}}}}),
+    )
+    .await;
+    let env = t.wait_for::<Environment>("far", env_ready_is("False", "ClusterUnreachable")).await;
+    let message = find_condition(&env.status.unwrap().conditions, "Ready").unwrap().message.clone();
+    assert!(message.contains("without a line break"), "{message}");
+    assert!(endless.sent.load(Ordering::Relaxed) >= 32 << 20, "cut off before the limit?");
 }

@@ -74,6 +74,8 @@ impl Identities {
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| unavailable(e.to_string()))?
             .with_layer(&RequestCounter::with_counts(self.counts.clone()))
+            // Another cluster's server is a tenant's to choose (see `cluster::bounded`).
+            .with_layer(&super::cluster::BoundedLines { limit: super::cluster::LINE_LIMIT })
             .build();
         clients.insert(user, client.clone());
         Ok(client)

@@ -176,10 +176,7 @@ mod tests {
         assert!(g.namespace("finance-dev").is_ok());
         for squatted in ["kube-system", "default", "finance", "ledger-prod", "financex-dev"] {
             let why = g.namespace(squatted).unwrap_err();
-            assert!(
-                why.contains("no PipelinePolicy lists namespaces") && why.contains("finance-*"),
-                "{why}"
-            );
+            assert!(why.contains("no PipelinePolicy lists namespaces") && why.contains("finance-*"), "{why}");
         }
         assert_eq!((g.pod_security, g.egress), (PodSecurity::Baseline, None));
     }

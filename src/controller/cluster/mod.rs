@@ -2,6 +2,7 @@
 //! Secret (`Environment.spec.cluster`). Each has one client, one set of workload caches and one
 //! discovery cache, shared by every Environment that deploys there.
 
+mod bounded;
 mod kubeconfig;
 mod link;
 mod registry;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use kube::Client;
 
+pub use bounded::{BoundedLines, LINE_LIMIT};
 pub use link::{Link, Reach};
 pub(crate) use registry::Shared;
 pub use registry::{ClusterError, Clusters};

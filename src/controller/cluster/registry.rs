@@ -313,6 +313,7 @@ fn connected(shared: &Arc<Shared>, key: &ClusterKey, config: kube::Config) -> Re
     let client = kube::client::ClientBuilder::try_from(config.clone())
         .map_err(|e| e.to_string())?
         .with_layer(&RequestCounter::with_counts(shared.counts.clone()))
+        .with_layer(&super::BoundedLines { limit: super::LINE_LIMIT })
         .build();
     let (s, k) = (shared.clone(), key.clone());
     // While the cluster is down: one small list the operator may make anyway (it watches them).
