@@ -195,6 +195,11 @@ async fn deploy_approve_rollback_each_take_one_command() {
     let rel = t.wait_release("pay-prod", healthy_at("1.0.0")).await;
     let note = rel.status.unwrap().history[0].message.clone().unwrap_or_default();
     assert!(note.starts_with("approved by admin at ") && note.ends_with(": CAB-1"), "{note}");
+    // The Approval names what it approves, so it counts for nothing else.
+    let given = t.api::<tuskfish::api::Approval>().list(&Default::default()).await.unwrap().items;
+    let targets: Vec<_> =
+        given.iter().map(|a| (a.spec.app.as_deref(), a.spec.environment.as_deref())).collect();
+    assert_eq!(targets, vec![(Some("pay"), Some("prod"))]);
     let again = ok(&t, &["approve", "pay", "1.0.0", "--env", "prod"]).await;
     assert!(again.stdout.contains("already approved"), "{again:?}");
 

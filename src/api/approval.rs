@@ -29,6 +29,15 @@ pub struct ApprovalSpec {
     /// The version approved.
     #[schemars(length(min = 5, max = 128))]
     pub version: String,
+    /// The app the Release deploys (`tuskfish approve` fills it in): when set, the Approval counts
+    /// only while the Release deploys this app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// The Environment the Release deploys into (`tuskfish approve` fills it in): when set, the
+    /// Approval counts only there. Without `app` and `environment`, an Approval made more than a
+    /// minute before its Release was created (for an earlier Release of that name) does not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// Who approved (recorded in the Release's history). The API server admits only the
     /// requesting user's own name (the `tuskfish-approval-identity` policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]

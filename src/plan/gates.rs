@@ -125,8 +125,13 @@ pub fn check(
     if env.spec.requires_approval() {
         let name = release.metadata.name.as_deref().unwrap_or_default();
         let rules = env.spec.approval_policy.clone().unwrap_or_default();
-        let since = release.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        match approvals::judge(name, since, candidate, &rules, facts.approvals, facts.now) {
+        let subject = approvals::Subject {
+            release: name,
+            app: &release.spec.app,
+            environment: &release.spec.environment,
+            created: release.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        };
+        match approvals::judge(subject, candidate, &rules, facts.approvals, facts.now) {
             Verdict::Approved { note } => notes.push(note),
             Verdict::Rejected { message } => return Err(held(Reason::Rejected, message, None)),
             Verdict::Waiting { message, recheck_in } => {

@@ -56,6 +56,8 @@ pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
         ApprovalSpec {
             release: release_name.clone(),
             version: version.to_string(),
+            app: Some(release.spec.app.clone()),
+            environment: Some(release.spec.environment.clone()),
             approver: Some(approver.clone()),
             approver_groups: groups,
             decision: (args.decision == Decision::Reject).then_some(Decision::Reject),

@@ -30,17 +30,29 @@ pub enum Verdict {
     Invalid { message: String },
 }
 
-/// Judges the Approvals of `release` (by name) for `candidate` under `rules`. `since`: when the
-/// Release was created; an Approval older than that was given for an earlier Release of the same
-/// name (perhaps another app or Environment) and does not count for this one.
+/// What an Approval must be for: the Release (its name, app and Environment) and when it was
+/// created.
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    pub release: &'a str,
+    pub app: &'a str,
+    pub environment: &'a str,
+    pub created: Option<Timestamp>,
+}
+
+/// How long before its Release an Approval without `app` and `environment` may have been made and
+/// still count: the Approvals and Releases one GitOps sync applies together.
+pub const APPLIED_TOGETHER: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// Judges the Approvals of `subject` for `candidate` under `rules`.
 pub fn judge(
-    release: &str,
-    since: Option<Timestamp>,
+    subject: Subject<'_>,
     candidate: &semver::Version,
     rules: &ApprovalRules,
     approvals: &[&Approval],
     now: Timestamp,
 ) -> Verdict {
+    let release = subject.release;
     let expire_after = match rules.expire_after.as_deref() {
         None => None,
         Some(raw) => match parse_duration(raw) {
@@ -59,9 +71,9 @@ pub fn judge(
             a.spec.release == release
                 && semver::Version::parse(a.spec.version.trim()).is_ok_and(|v| &v == candidate)
         })
-        // A rejection counts whenever it was given (stopping is always safe); an approval only for
-        // the Release it was given to.
-        .partition(|a| a.spec.decision() == Decision::Reject || given_since(a, since));
+        // A rejection counts whenever and for whatever it was given (stopping is always safe); an
+        // approval only for the Release it was given to.
+        .partition(|a| a.spec.decision() == Decision::Reject || given_for(a, &subject));
     let may_approve = |a: &Approval| may_approve(rules, a);
     let may_decide = |a: &Approval| may_approve(a) || rules.countersign.contains(&approver(a));
 
@@ -135,7 +147,7 @@ pub fn judge(
     if !earlier.is_empty() {
         let names: Vec<String> = earlier.iter().map(|a| approver(a)).collect();
         message.push_str(&format!(
-            " (not counted, given before this Release was created, for an earlier one of its name: {})",
+            " (not counted, given for another app or Environment, or before this Release was created: {})",
             names.join(", ")
         ));
     }
@@ -170,11 +182,17 @@ fn who_may(rules: &ApprovalRules) -> String {
     format!(" from {}", named.join(" or "))
 }
 
-/// Whether `a` was given while this Release existed (both times are whole seconds; an Approval
-/// made in the Release's first second counts).
-fn given_since(a: &Approval, since: Option<Timestamp>) -> bool {
-    match (created(a), since) {
-        (Some(given), Some(since)) => given >= since,
+/// Whether approval `a` was given for `subject`: the app and Environment it names (as `tuskfish
+/// approve` records them), or else its time — an Approval made well before the Release was
+/// created was given to an earlier Release of the same name, which may have deployed another app
+/// somewhere else.
+fn given_for(a: &Approval, subject: &Subject<'_>) -> bool {
+    let (app, env) = (a.spec.app.as_deref(), a.spec.environment.as_deref());
+    if app.is_some() || env.is_some() {
+        return app.is_none_or(|x| x == subject.app) && env.is_none_or(|x| x == subject.environment);
+    }
+    match (created(a), subject.created) {
+        (Some(given), Some(since)) => given >= since.checked_sub(APPLIED_TOGETHER).unwrap_or(since),
         _ => true,
     }
 }
@@ -220,6 +238,7 @@ mod tests {
                 approver_groups: groups.iter().map(|g| g.to_string()).collect(),
                 decision: Some(decision),
                 reason: Some("CAB".into()),
+                ..Default::default()
             },
         );
         a.metadata.creation_timestamp = Some(Time(ts(at)));
@@ -233,7 +252,7 @@ mod tests {
     /// `approved by a, b` / `rejected` / `waiting: …` / `invalid`.
     fn verdict(rules: &ApprovalRules, approvals: &[&Approval]) -> String {
         let v = semver::Version::new(1, 3, 10);
-        match judge("pay-prod", None, &v, rules, approvals, ts(NOW)) {
+        match judge(subject(None), &v, rules, approvals, ts(NOW)) {
             Verdict::Approved { note } => {
                 let names: Vec<&str> = note
                     .trim_start_matches("approved by ")
@@ -323,13 +342,13 @@ mod tests {
             ApprovalRules { min_approvals: Some(2), expire_after: Some("24h".into()), ..Default::default() };
         let (a, b) = (ok("maria", "2026-12-01T10:00:00Z"), ok("bob", "2026-12-01T09:00:00Z"));
         assert_eq!(
-            judge("pay-prod", None, &v, &rules, &[&a, &b], ts(NOW)),
+            judge(subject(None), &v, &rules, &[&a, &b], ts(NOW)),
             Verdict::Approved {
                 note: "approved by bob at 2026-12-01T09:00:00Z: CAB, maria at 2026-12-01T10:00:00Z: CAB"
                     .into()
             }
         );
-        let Verdict::Waiting { recheck_in, .. } = judge("pay-prod", None, &v, &rules, &[&a], ts(NOW)) else {
+        let Verdict::Waiting { recheck_in, .. } = judge(subject(None), &v, &rules, &[&a], ts(NOW)) else {
             panic!("one of two")
         };
         assert_eq!(
@@ -339,32 +358,43 @@ mod tests {
         );
     }
 
+    fn subject(created: Option<&str>) -> Subject<'static> {
+        Subject { release: "pay-prod", app: "pay", environment: "prod", created: created.map(ts) }
+    }
+
     #[test]
-    fn an_approval_given_before_the_release_was_created_does_not_count_for_it() {
+    fn an_approval_counts_only_for_the_release_it_was_given_to() {
         // Release pay-prod deleted and created again (as another app, or for another
-        // Environment): the Approval maria gave the old one stays behind, and counts for nothing.
+        // Environment): what was approved for the old one stays behind, and counts for nothing.
         let v = semver::Version::new(1, 3, 10);
         let rules = ApprovalRules::default();
+        let created = subject(Some("2026-12-01T10:00:00Z"));
+        let approved =
+            |a: &Approval| matches!(judge(created, &v, &rules, &[a], ts(NOW)), Verdict::Approved { .. });
         let old = ok("maria", "2026-12-01T09:00:00Z");
-        let fresh = ok("bob", "2026-12-01T11:00:00Z");
-        let created = Some(ts("2026-12-01T10:00:00Z"));
-        let Verdict::Waiting { message, .. } = judge("pay-prod", created, &v, &rules, &[&old], ts(NOW))
-        else {
+        let Verdict::Waiting { message, .. } = judge(created, &v, &rules, &[&old], ts(NOW)) else {
             panic!("counted an approval older than the Release")
         };
         assert!(
-            message.contains("given before this Release was created") && message.contains("maria"),
+            message.contains("not counted, given for another app or Environment")
+                && message.contains("maria"),
             "{message}"
         );
-        assert!(matches!(
-            judge("pay-prod", created, &v, &rules, &[&old, &fresh], ts(NOW)),
-            Verdict::Approved { .. }
-        ));
-        // In the Release's first second (whole seconds on both sides): it counts.
-        let same_second = ok("maria", "2026-12-01T10:00:00Z");
-        assert!(matches!(
-            judge("pay-prod", created, &v, &rules, &[&same_second], ts(NOW)),
-            Verdict::Approved { .. }
-        ));
+        assert!(approved(&ok("bob", "2026-12-01T11:00:00Z")));
+        // Applied with its Release by one GitOps sync: it counts.
+        assert!(approved(&ok("maria", "2026-12-01T09:59:30Z")));
+        // Naming app and Environment (as `tuskfish approve` does), it counts for those, whenever.
+        let named = |app: &str, env: &str| {
+            let mut a = ok("maria", "2026-12-01T09:00:00Z");
+            (a.spec.app, a.spec.environment) = (Some(app.into()), Some(env.into()));
+            a
+        };
+        assert!(approved(&named("pay", "prod")));
+        assert!(!approved(&named("pay", "staging")));
+        assert!(!approved(&named("ledger", "prod")));
+        // A rejection stops the version whatever it names.
+        let mut no = named("pay", "staging");
+        no.spec.decision = Some(Decision::Reject);
+        assert!(matches!(judge(created, &v, &rules, &[&no], ts(NOW)), Verdict::Rejected { .. }));
     }
 }
