@@ -322,6 +322,35 @@ async fn a_pipeline_claims_only_the_namespaces_granted_to_it() {
     common::delete(&namespaces, &squat).await;
 }
 
+/// A cluster admin bounds the kinds a pipeline applies, as Argo CD's AppProject does: a Release
+/// bringing a RoleBinding into a pipeline whose policy denies RBAC kinds applies nothing of it.
+#[tokio::test]
+async fn a_policy_bounds_the_kinds_a_pipeline_applies() {
+    let t = TestNs::new("sec-kinds").await;
+    let policy = format!("{}-kinds", t.ns);
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "PipelinePolicy", "metadata": {"name": policy},
+        "spec": {"pipelines": [t.ns], "kinds": {"deny": [{"group": "rbac.authorization.k8s.io", "kind": "*"}]}}}))
+        .await;
+    t.environment("dev", json!({})).await;
+    let grab = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "grab"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]});
+    t.app_version("grab", "1.0.0", json!({"manifests": [config_map("grab-settings"), grab]})).await;
+    t.release("grab-dev", "grab", "dev", "1.0.0", json!({})).await;
+    let message = wait_reason(&t, "grab-dev", "ForbiddenKind", Phase::Failed).await;
+    assert!(
+        message.contains("RoleBinding.rbac.authorization.k8s.io is denied") && message.contains(&policy),
+        "{message}"
+    );
+    let dev = t.env_ns("dev");
+    assert!(
+        t.api_in::<k8s_openapi::api::rbac::v1::RoleBinding>(&dev).get_opt("grab").await.unwrap().is_none()
+    );
+    assert!(t.api_in::<ConfigMap>(&dev).get_opt("grab-settings").await.unwrap().is_none(), "applied in part");
+    let policies: Api<tuskfish::api::PipelinePolicy> = Api::all(t.client.clone());
+    common::delete(&policies, &policy).await;
+}
+
 fn env_reason_is(reason: &'static str) -> impl Fn(&tuskfish::api::Environment) -> bool {
     move |e| {
         e.status

@@ -47,6 +47,32 @@ pub struct PipelinePolicySpec {
     /// addresses and the operator's pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<EgressGrant>,
+    /// Which kinds their Releases may apply (as Argo CD's AppProject bounds them). Without any,
+    /// every namespaced kind the operator (or the Environment's ServiceAccount) may write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<KindGrant>,
+}
+
+/// Kinds a pipeline may apply: those `allow` names (all, when it names none) except those `deny`
+/// names.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KindGrant {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub allow: Vec<GroupKind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub deny: Vec<GroupKind>,
+}
+
+/// An API group and kind; `*` stands for any run of characters, `""` is the core group.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupKind {
+    #[serde(default)]
+    pub group: String,
+    pub kind: String,
 }
 
 /// The destinations a pipeline's HTTP checks, notifications, Helm repositories and other

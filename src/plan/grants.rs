@@ -2,7 +2,7 @@
 //! functions over plain data. Nothing else decides which namespaces an Environment may claim or
 //! where the operator connects on a pipeline's behalf.
 
-use crate::api::{PipelinePolicy, PodSecurity};
+use crate::api::{GroupKind, KindGrant, PipelinePolicy, PodSecurity};
 use crate::egress::EgressRule;
 
 /// A pipeline's grants, all policies naming it merged.
@@ -22,6 +22,9 @@ pub struct Grants {
     pub pod_security: PodSecurity,
     /// `None`: anywhere not denied by default; `Some`: only these.
     pub egress: Option<Vec<EgressRule>>,
+    /// Kinds allowed (empty: all) and denied, with the policies that say so.
+    kinds_allowed: Vec<(GroupKind, String)>,
+    kinds_denied: Vec<(GroupKind, String)>,
 }
 
 /// What a pipeline no policy names may claim.
@@ -44,6 +47,22 @@ impl Grants {
             .flat_map(|e| e.allow.iter().map(String::as_str))
             .collect();
         let restricts = naming.iter().any(|p| p.spec.egress.as_ref().is_some_and(|e| !e.allow.is_empty()));
+        let kinds = |pick: fn(&KindGrant) -> &Vec<GroupKind>| -> Vec<(GroupKind, String)> {
+            naming
+                .iter()
+                .flat_map(|p| {
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    p.spec
+                        .kinds
+                        .as_ref()
+                        .map(pick)
+                        .into_iter()
+                        .flatten()
+                        .map(move |k| (k.clone(), name.clone()))
+                })
+                .collect()
+        };
+        let (kinds_allowed, kinds_denied) = (kinds(|k| &k.allow), kinds(|k| &k.deny));
         Self {
             pipeline: pipeline.to_string(),
             namespaces: patterns.iter().map(|p| p.replace("{pipeline}", pipeline)).collect(),
@@ -52,6 +71,8 @@ impl Grants {
             others: others.into_iter().filter(|o| o != pipeline).collect(),
             pod_security,
             egress: restricts.then(|| allowed.into_iter().filter_map(EgressRule::parse).collect()),
+            kinds_allowed,
+            kinds_denied,
         }
     }
 
@@ -66,6 +87,8 @@ impl Grants {
             others: Vec::new(),
             pod_security: level,
             egress: None,
+            kinds_allowed: Vec::new(),
+            kinds_denied: Vec::new(),
         }
     }
 
@@ -98,6 +121,29 @@ impl Grants {
 }
 
 impl Grants {
+    /// Whether a Release of this pipeline may apply an object of `group`/`kind`; `Err` says which
+    /// policy refuses it.
+    pub fn kind(&self, group: &str, kind: &str) -> Result<(), String> {
+        let names = |k: &GroupKind| glob(&k.group, group) && glob(&k.kind, kind);
+        let what = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        if let Some((_, by)) = self.kinds_denied.iter().find(|(k, _)| names(k)) {
+            return Err(format!(
+                "{what} is denied to pipeline {} by PipelinePolicy {by} (spec.kinds.deny)",
+                self.pipeline
+            ));
+        }
+        if self.kinds_allowed.is_empty() || self.kinds_allowed.iter().any(|(k, _)| names(k)) {
+            return Ok(());
+        }
+        let mut by: Vec<&str> = self.kinds_allowed.iter().map(|(_, p)| p.as_str()).collect();
+        by.dedup();
+        Err(format!(
+            "{what} is not among the kinds PipelinePolicy {} allows pipeline {} (spec.kinds.allow)",
+            by.join(", "),
+            self.pipeline
+        ))
+    }
+
     /// Why the default grant does not reach `namespace` after all: a system namespace, another
     /// pipeline's namespace, or one under a longer pipeline's own prefix (pipeline `team` does not
     /// take `team-a-prod` from pipeline `team-a`).
@@ -236,5 +282,32 @@ mod tests {
         assert!(
             Grants::of("team", &[&explicit], PodSecurity::Baseline, others).namespace("team-a-prod").is_ok()
         );
+    }
+
+    #[test]
+    fn kinds_are_allowed_unless_a_policy_says_otherwise() {
+        let gk = |group: &str, kind: &str| GroupKind { group: group.into(), kind: kind.into() };
+        assert!(
+            Grants::of("team", &[], PodSecurity::Baseline, vec![])
+                .kind("rbac.authorization.k8s.io", "RoleBinding")
+                .is_ok()
+        );
+        let mut deny = policy("no-rbac", &["team"], &[]);
+        deny.spec.kinds = Some(KindGrant { allow: vec![], deny: vec![gk("rbac.authorization.k8s.io", "*")] });
+        let mut allow = policy("workloads", &["team"], &[]);
+        allow.spec.kinds = Some(KindGrant {
+            allow: vec![gk("apps", "*"), gk("", "ConfigMap"), gk("", "Service")],
+            deny: vec![],
+        });
+        let g = Grants::of("team", &[&deny, &allow], PodSecurity::Baseline, vec![]);
+        assert!(g.kind("apps", "Deployment").is_ok());
+        assert!(g.kind("", "ConfigMap").is_ok());
+        let why = g.kind("rbac.authorization.k8s.io", "RoleBinding").unwrap_err();
+        assert!(
+            why.contains("RoleBinding.rbac.authorization.k8s.io is denied") && why.contains("no-rbac"),
+            "{why}"
+        );
+        let why = g.kind("", "Secret").unwrap_err();
+        assert!(why.contains("Secret is not among the kinds PipelinePolicy workloads allows"), "{why}");
     }
 }

@@ -129,8 +129,17 @@ async fn desired(
     let (objects, hooks) =
         chart.as_deref().map_or((&[][..], Vec::new()), |c| (&c.objects[..], c.hooks.clone()));
     cluster.catalog.learn(&cluster.client, &render::required_kinds(av, objects)).await?;
-    let rendered = render::render(av, env, rel, objects, &cluster.catalog);
-    Ok(rendered.map(|rendered| Desired { rendered, hooks, client }).map_err(Refusal::from))
+    let rendered = match render::render(av, env, rel, objects, &cluster.catalog) {
+        Ok(rendered) => rendered,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    // The kinds the admin lets this pipeline apply (nothing is applied if one object is refused).
+    let refused =
+        rendered.objects.iter().find_map(|o| grants.kind(&o.resource.group, &o.resource.kind).err());
+    if let Some(why) = refused {
+        return Ok(Err(Refusal { reason: Reason::ForbiddenKind, message: why, transient: false }));
+    }
+    Ok(Ok(Desired { rendered, hooks, client }))
 }
 
 /// What a rollout step did, and the verification it looked at.
