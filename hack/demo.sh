@@ -92,7 +92,7 @@ if k get namespace finance >/dev/null 2>&1; then
     --ignore-not-found --wait=true --timeout=120s >/dev/null
 fi
 
-log "applying examples/: 4 environments, 3 builds, 4 releases; the release manager approves 1.3.9 for prod"
+log "applying examples/: the admin's PipelinePolicy, 4 environments, 3 builds, 4 releases; the release manager approves 1.3.9 for prod"
 for f in examples/*.yaml; do
   case "$f" in
     */40-approvals.yaml)
