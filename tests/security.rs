@@ -351,6 +351,33 @@ async fn a_policy_bounds_the_kinds_a_pipeline_applies() {
     common::delete(&policies, &policy).await;
 }
 
+/// Another cluster is the admin's to grant: an Environment of a pipeline no policy grants one
+/// names a kubeconfig Secret, and the operator does not even connect to the server it names.
+#[tokio::test]
+async fn a_pipeline_deploys_to_no_other_cluster_unless_granted() {
+    let t = TestNs::without_policy("sec-cluster").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n\
+         clusters: [{{name: x, cluster: {{server: \"http://127.0.0.1:{port}\"}}}}]\n\
+         users: [{{name: x, user: {{token: \"t\"}}}}]\n\
+         contexts: [{{name: x, context: {{cluster: x, user: x}}}}]\n"
+    );
+    common::control_plane::put_kubeconfig(&t.api(), "mine", &kubeconfig).await;
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "far"},
+        "spec": {"namespace": t.env_ns("far"), "tier": "dev", "cluster": {"kubeConfigSecretRef": {"name": "mine"}}}}))
+        .await;
+    let env = t.wait_for::<tuskfish::api::Environment>("far", env_reason_is("ClusterNotGranted")).await;
+    let message = find_condition(&env.status.unwrap().conditions, "Ready").unwrap().message.clone();
+    assert!(message.contains("kubeconfig Secret mine is not granted"), "{message}");
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.release("pay-far", "pay", "far", "1.0.0", json!({})).await;
+    wait_reason(&t, "pay-far", "ClusterNotGranted", Phase::Pending).await;
+    let accepted = tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "the operator connected to the ungranted cluster");
+}
+
 fn env_reason_is(reason: &'static str) -> impl Fn(&tuskfish::api::Environment) -> bool {
     move |e| {
         e.status

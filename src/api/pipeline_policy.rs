@@ -51,6 +51,25 @@ pub struct PipelinePolicySpec {
     /// every namespaced kind the operator (or the Environment's ServiceAccount) may write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kinds: Option<KindGrant>,
+    /// Which other clusters their Environments may deploy to. Without any policy granting one, a
+    /// pipeline deploys into the operator's own cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<ClusterGrant>,
+}
+
+/// The other clusters a pipeline may use (names with `*`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterGrant {
+    /// Kubeconfig Secrets (in the pipeline namespace) its Environments may name in
+    /// `spec.cluster.kubeConfigSecretRef`: the operator connects there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub kube_config_secrets: Vec<String>,
+    /// Agents its Environments may name in `spec.cluster.agent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub agents: Vec<String>,
 }
 
 /// Kinds a pipeline may apply: those `allow` names (all, when it names none) except those `deny`

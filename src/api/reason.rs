@@ -177,6 +177,8 @@ vocabulary! {
         NamespaceNotManaged,
         /// Environment and Release: no PipelinePolicy grants the pipeline the namespace.
         NamespaceNotGranted,
+        /// Environment and Release: no PipelinePolicy grants the pipeline the other cluster.
+        ClusterNotGranted,
         /// Release: the namespace written to is not (or no longer) its Environment's there.
         NamespaceNotClaimed,
         /// Release: the namespace enforces a weaker Pod Security level than the operator requires.
@@ -210,7 +212,13 @@ vocabulary! {
 impl Reason {
     /// An Environment's cluster cannot be used (its Ready condition; its Releases say the same).
     pub fn is_cluster_trouble(self) -> bool {
-        matches!(self, Reason::ClusterUnreachable | Reason::ClusterConfigInvalid | Reason::AgentNotConnected)
+        matches!(
+            self,
+            Reason::ClusterUnreachable
+                | Reason::ClusterConfigInvalid
+                | Reason::AgentNotConnected
+                | Reason::ClusterNotGranted
+        )
     }
 }
 

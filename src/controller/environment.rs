@@ -32,8 +32,8 @@ use crate::telemetry::AgentLabel;
 pub enum NamespaceClaim {
     /// Not tried: the Environment's name cannot label a namespace (why).
     NameUnusable(String),
-    /// Not tried: no PipelinePolicy grants the pipeline this namespace (why).
-    NotGranted(String),
+    /// Not tried: no PipelinePolicy grants the pipeline this cluster or namespace (which, why).
+    NotGranted(Reason, String),
     Owned {
         created: bool,
     },
@@ -251,8 +251,8 @@ pub(crate) fn claim_update(claim: &NamespaceClaim, env: &Environment) -> Conditi
         NamespaceClaim::NameUnusable(why) => {
             ConditionUpdate::new(ConditionType::Ready, false, Reason::InvalidName, why.clone())
         }
-        NamespaceClaim::NotGranted(why) => {
-            ConditionUpdate::new(ConditionType::Ready, false, Reason::NamespaceNotGranted, why.clone())
+        NamespaceClaim::NotGranted(reason, why) => {
+            ConditionUpdate::new(ConditionType::Ready, false, *reason, why.clone())
         }
         NamespaceClaim::ClusterUnusable { reason, message } => {
             ConditionUpdate::new(ConditionType::Ready, false, *reason, message.clone())
@@ -300,10 +300,13 @@ pub(crate) fn claim_update(claim: &NamespaceClaim, env: &Environment) -> Conditi
 
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
     let grants = ctx.grants(&env.namespace().unwrap_or_default());
-    let claim = match (unusable_name(&env), grants.namespace(&env.spec.namespace)) {
+    let granted = grants.cluster(env.spec.cluster.as_ref()).map_err(|why| (Reason::ClusterNotGranted, why));
+    let granted =
+        granted.and(grants.namespace(&env.spec.namespace).map_err(|why| (Reason::NamespaceNotGranted, why)));
+    let claim = match (unusable_name(&env), granted) {
         (Some(why), _) => NamespaceClaim::NameUnusable(why),
-        // Never created, nor adopted: a namespace is the admin's to grant.
-        (None, Err(why)) => NamespaceClaim::NotGranted(why),
+        // Never connected to, created nor adopted: clusters and namespaces are the admin's to grant.
+        (None, Err((reason, why))) => NamespaceClaim::NotGranted(reason, why),
         (None, Ok(())) => match claim_namespace(&ctx, &env, grants.pod_security).await? {
             Some(claim) => claim,
             None => return Ok(Action::await_change()),

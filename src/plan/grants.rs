@@ -2,7 +2,7 @@
 //! functions over plain data. Nothing else decides which namespaces an Environment may claim or
 //! where the operator connects on a pipeline's behalf.
 
-use crate::api::{GroupKind, KindGrant, PipelinePolicy, PodSecurity};
+use crate::api::{ClusterGrant, ClusterRef, GroupKind, KindGrant, PipelinePolicy, PodSecurity};
 use crate::egress::EgressRule;
 
 /// A pipeline's grants, all policies naming it merged.
@@ -25,6 +25,9 @@ pub struct Grants {
     /// Kinds allowed (empty: all) and denied, with the policies that say so.
     kinds_allowed: Vec<(GroupKind, String)>,
     kinds_denied: Vec<(GroupKind, String)>,
+    /// Kubeconfig Secrets and agents its Environments may name (none: the operator's cluster only).
+    cluster_secrets: Vec<String>,
+    agents: Vec<String>,
 }
 
 /// What a pipeline no policy names may claim.
@@ -63,6 +66,14 @@ impl Grants {
                 .collect()
         };
         let (kinds_allowed, kinds_denied) = (kinds(|k| &k.allow), kinds(|k| &k.deny));
+        let clusters = |pick: fn(&ClusterGrant) -> &Vec<String>| -> Vec<String> {
+            naming
+                .iter()
+                .filter_map(|p| p.spec.clusters.as_ref())
+                .flat_map(|c| pick(c).iter().cloned())
+                .collect()
+        };
+        let (cluster_secrets, agents) = (clusters(|c| &c.kube_config_secrets), clusters(|c| &c.agents));
         Self {
             pipeline: pipeline.to_string(),
             namespaces: patterns.iter().map(|p| p.replace("{pipeline}", pipeline)).collect(),
@@ -73,6 +84,8 @@ impl Grants {
             egress: restricts.then(|| allowed.into_iter().filter_map(EgressRule::parse).collect()),
             kinds_allowed,
             kinds_denied,
+            cluster_secrets,
+            agents,
         }
     }
 
@@ -89,6 +102,9 @@ impl Grants {
             egress: None,
             kinds_allowed: Vec::new(),
             kinds_denied: Vec::new(),
+            // The hub judged the agent's grant; an agent deploys only where it runs.
+            cluster_secrets: Vec::new(),
+            agents: vec!["*".into()],
         }
     }
 
@@ -121,6 +137,27 @@ impl Grants {
 }
 
 impl Grants {
+    /// Whether an Environment of this pipeline may deploy to `cluster` (`None`: the operator's
+    /// own, always); `Err` says why not and how an admin grants it.
+    pub fn cluster(&self, cluster: Option<&ClusterRef>) -> Result<(), String> {
+        let Some(c) = cluster else { return Ok(()) };
+        let (what, name, granted, field) = match (&c.kube_config_secret_ref, &c.agent) {
+            (Some(secret), _) => {
+                ("kubeconfig Secret", secret.name.as_str(), &self.cluster_secrets, "kubeConfigSecrets")
+            }
+            (None, Some(agent)) => ("agent", agent.as_str(), &self.agents, "agents"),
+            (None, None) => return Ok(()),
+        };
+        if granted.iter().any(|g| glob(g, name)) {
+            return Ok(());
+        }
+        Err(format!(
+            "{what} {name} is not granted to pipeline {}: without a PipelinePolicy granting it \
+             (spec.clusters.{field}), a pipeline deploys into the operator's own cluster only",
+            self.pipeline
+        ))
+    }
+
     /// Whether a Release of this pipeline may apply an object of `group`/`kind`; `Err` says which
     /// policy refuses it.
     pub fn kind(&self, group: &str, kind: &str) -> Result<(), String> {
@@ -309,5 +346,34 @@ mod tests {
         );
         let why = g.kind("", "Secret").unwrap_err();
         assert!(why.contains("Secret is not among the kinds PipelinePolicy workloads allows"), "{why}");
+    }
+
+    #[test]
+    fn other_clusters_only_where_a_policy_grants_them() {
+        use crate::api::KubeconfigSecretRef;
+        let secret = |name: &str| ClusterRef {
+            name: None,
+            kube_config_secret_ref: Some(KubeconfigSecretRef { name: name.into(), key: "kubeconfig".into() }),
+            agent: None,
+        };
+        let agent =
+            |name: &str| ClusterRef { name: None, kube_config_secret_ref: None, agent: Some(name.into()) };
+        let none = Grants::of("team", &[], PodSecurity::Baseline, vec![]);
+        assert!(none.cluster(None).is_ok(), "the operator's own cluster");
+        let why = none.cluster(Some(&secret("prod"))).unwrap_err();
+        assert!(
+            why.contains("kubeconfig Secret prod is not granted")
+                && why.contains("spec.clusters.kubeConfigSecrets"),
+            "{why}"
+        );
+        assert!(none.cluster(Some(&agent("prod-eu"))).unwrap_err().contains("spec.clusters.agents"));
+        let mut p = policy("remote", &["team"], &[]);
+        p.spec.clusters =
+            Some(ClusterGrant { kube_config_secrets: vec!["prod-*".into()], agents: vec!["prod-eu".into()] });
+        let g = Grants::of("team", &[&p], PodSecurity::Baseline, vec![]);
+        assert!(g.cluster(Some(&secret("prod-us"))).is_ok());
+        assert!(g.cluster(Some(&secret("staging"))).is_err());
+        assert!(g.cluster(Some(&agent("prod-eu"))).is_ok());
+        assert!(g.cluster(Some(&agent("prod-us"))).is_err());
     }
 }

@@ -183,6 +183,7 @@ pub async fn install_definitions(client: &Client) {
                 json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "PipelinePolicy",
                     "metadata": {"name": "tuskfish-tests"},
                     "spec": {"pipelines": ["t-*", "finance"], "namespaces": ["{pipeline}-*"],
+                             "clusters": {"kubeConfigSecrets": ["*"], "agents": ["*"]},
                              "egress": {"allow": ["127.0.0.0/8", "::1/128"]}}}),
             ] {
                 apply_value_as(client, None, doc, "tuskfish-tests").await.unwrap();

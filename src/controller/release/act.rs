@@ -48,17 +48,26 @@ pub(super) async fn act(
     rolled_back: Option<&str>,
     now: &Time,
 ) -> Result<Option<Step>> {
-    let cluster = match ctx.clusters.of(env) {
-        Ok(cluster) => Ok(cluster),
-        // Whoever deploys there is woken once the connection is up (or has failed).
-        Err(ClusterError::Connecting) => return Ok(None),
-        Err(e) => Err(e.refusal(env)),
+    let pipeline = rel.namespace().unwrap_or_default();
+    let grants = match ctx.role {
+        Role::Operator => ctx.grants(&pipeline),
+        Role::Agent(_) => Grants::judged_by_hub(&pipeline, ctx.policies.pod_security),
+    };
+    // Not even connected to, unless granted (a forged Environment status does not get that far).
+    let cluster = match grants.cluster(env.spec.cluster.as_ref()) {
+        Err(why) => Err(Refusal { reason: Reason::ClusterNotGranted, message: why, transient: false }),
+        Ok(()) => match ctx.clusters.of(env) {
+            Ok(cluster) => Ok(cluster),
+            // Whoever deploys there is woken once the connection is up (or has failed).
+            Err(ClusterError::Connecting) => return Ok(None),
+            Err(e) => Err(e.refusal(env)),
+        },
     };
     let mut verification = None;
     let (outcome, wake) = match cluster {
         // No timer: the cluster coming back, or its Secret changing, wakes this Release.
         Err(refusal) => (refusal.into_outcome(), None),
-        Ok(cluster) => match desired(ctx, &cluster, rel, env, target).await? {
+        Ok(cluster) => match desired(ctx, &cluster, &grants, rel, env, target).await? {
             Err(refusal) => {
                 let wake = refusal.transient.then_some(TRANSIENT_RETRY);
                 (refusal.into_outcome(), wake)
@@ -94,6 +103,7 @@ struct Desired {
 async fn desired(
     ctx: &Context,
     cluster: &Cluster,
+    grants: &Grants,
     rel: &Release,
     env: &Environment,
     target: &Target<'_>,
@@ -103,11 +113,6 @@ async fn desired(
     // must be the Environment's there now, whatever its status says, and hold its pods to the
     // Pod Security level. An agent claims it itself (the hub's Environment controller cannot).
     // Owned and cached, this asks nothing.
-    let pipeline = rel.namespace().unwrap_or_default();
-    let grants = match ctx.role {
-        Role::Operator => ctx.grants(&pipeline),
-        Role::Agent(_) => Grants::judged_by_hub(&pipeline, ctx.policies.pod_security),
-    };
     if matches!(ctx.role, Role::Agent(_)) {
         let update = claim_update(&claim_in(cluster, env, grants.pod_security).await?, env);
         if !update.status {
@@ -115,7 +120,7 @@ async fn desired(
             return Ok(Err(Refusal { reason: update.reason, message: update.message, transient }));
         }
     }
-    if let Err(refusal) = ensure_claimed(cluster, env, &grants).await? {
+    if let Err(refusal) = ensure_claimed(cluster, env, grants).await? {
         return Ok(Err(refusal));
     }
     let client = match cluster.identities.client_for(&cluster.client, env) {
