@@ -378,6 +378,27 @@ async fn a_pipeline_deploys_to_no_other_cluster_unless_granted() {
     assert!(accepted.is_err(), "the operator connected to the ungranted cluster");
 }
 
+/// A policy can require every Environment of a pipeline to deploy as a ServiceAccount of its
+/// namespace, so that RBAC there bounds every write (the operator's own rights never do).
+#[tokio::test]
+async fn a_policy_requires_a_service_account() {
+    let t = TestNs::new("sec-sa").await;
+    let policy = format!("{}-sa", t.ns);
+    t.apply(
+        json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "PipelinePolicy", "metadata": {"name": policy},
+        "spec": {"pipelines": [t.ns], "requireServiceAccount": true}}),
+    )
+    .await;
+    t.environment("dev", json!({})).await;
+    t.app_version("pay", "1.0.0", json!({"manifests": [config_map("pay-settings")], "workload": null})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    let message = wait_reason(&t, "pay-dev", "ServiceAccountRequired", Phase::Failed).await;
+    assert!(message.contains(&policy) && message.contains("spec.serviceAccountName"), "{message}");
+    assert!(t.api_in::<ConfigMap>(&t.env_ns("dev")).get_opt("pay-settings").await.unwrap().is_none());
+    let policies: Api<tuskfish::api::PipelinePolicy> = Api::all(t.client.clone());
+    common::delete(&policies, &policy).await;
+}
+
 fn env_reason_is(reason: &'static str) -> impl Fn(&tuskfish::api::Environment) -> bool {
     move |e| {
         e.status

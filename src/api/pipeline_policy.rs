@@ -55,6 +55,12 @@ pub struct PipelinePolicySpec {
     /// pipeline deploys into the operator's own cluster only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clusters: Option<ClusterGrant>,
+    /// Every Environment of these pipelines must name the ServiceAccount of its namespace it
+    /// deploys as (`spec.serviceAccountName`), so that RBAC in the target namespace bounds every
+    /// write; one without gets nothing deployed (`ServiceAccountRequired`). The operator's
+    /// `--require-service-account` asks it of every pipeline.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_service_account: bool,
 }
 
 /// The other clusters a pipeline may use (names with `*`).

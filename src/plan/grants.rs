@@ -28,6 +28,8 @@ pub struct Grants {
     /// Kubeconfig Secrets and agents its Environments may name (none: the operator's cluster only).
     cluster_secrets: Vec<String>,
     agents: Vec<String>,
+    /// The policies that require every Environment to name a ServiceAccount (empty: none does).
+    pub service_account_required_by: Vec<String>,
 }
 
 /// What a pipeline no policy names may claim.
@@ -74,6 +76,11 @@ impl Grants {
                 .collect()
         };
         let (cluster_secrets, agents) = (clusters(|c| &c.kube_config_secrets), clusters(|c| &c.agents));
+        let service_account_required_by = naming
+            .iter()
+            .filter(|p| p.spec.require_service_account)
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
         Self {
             pipeline: pipeline.to_string(),
             namespaces: patterns.iter().map(|p| p.replace("{pipeline}", pipeline)).collect(),
@@ -86,6 +93,7 @@ impl Grants {
             kinds_denied,
             cluster_secrets,
             agents,
+            service_account_required_by,
         }
     }
 
@@ -105,6 +113,7 @@ impl Grants {
             // The hub judged the agent's grant; an agent deploys only where it runs.
             cluster_secrets: Vec::new(),
             agents: vec!["*".into()],
+            service_account_required_by: Vec::new(),
         }
     }
 

@@ -123,6 +123,18 @@ async fn desired(
     if let Err(refusal) = ensure_claimed(cluster, env, grants).await? {
         return Ok(Err(refusal));
     }
+    if env.spec.service_account_name.is_none() && !grants.service_account_required_by.is_empty() {
+        return Ok(Err(Refusal {
+            reason: Reason::ServiceAccountRequired,
+            message: format!(
+                "PipelinePolicy {} requires every Environment of this pipeline to name the ServiceAccount it deploys as \
+                 (spec.serviceAccountName); Environment {} names none, so nothing is deployed",
+                grants.service_account_required_by.join(", "),
+                env.name_any()
+            ),
+            transient: false,
+        }));
+    }
     let client = match cluster.identities.client_for(&cluster.client, env) {
         Ok(client) => client,
         Err(e) => return Ok(Err(e.into())),
