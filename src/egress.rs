@@ -272,15 +272,16 @@ async fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     }
 }
 
-/// The host and port of a URL (default ports by scheme).
-fn host_port(url: &str) -> Result<(String, u16), String> {
+/// A URL's host (default ports by scheme), and the addresses it has now (resolved once).
+async fn lookup_url(url: &str) -> Result<(String, Vec<SocketAddr>), String> {
     let uri: http::Uri = url.parse().map_err(|_| "the URL does not parse".to_string())?;
-    let host = uri.host().ok_or("the URL has no host")?;
+    let host = uri.host().ok_or("the URL has no host")?.trim_start_matches('[').trim_end_matches(']');
     let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
         Some("https" | "oci") => 443,
         _ => 80,
     });
-    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+    let found = lookup(host, port).await?;
+    Ok((host.to_string(), found))
 }
 
 /// The addresses a connection to `url` may use: resolved once, those allowed kept (the connection
@@ -290,8 +291,7 @@ pub async fn resolve_url(
     rules: Option<&[EgressRule]>,
     also: &[IpAddr],
 ) -> Result<Vec<SocketAddr>, String> {
-    let (host, port) = host_port(url)?;
-    let found = lookup(&host, port).await?;
+    let (host, found) = lookup_url(url).await?;
     let ips: Vec<IpAddr> = found.iter().map(SocketAddr::ip).collect();
     let ok = allowed(&host, &ips, rules, also)?;
     Ok(found.into_iter().filter(|a| ok.contains(&a.ip())).collect())
@@ -300,8 +300,7 @@ pub async fn resolve_url(
 /// Whether every address `url`'s host has now may be reached (for Helm and the cluster client,
 /// which resolve the name again themselves).
 pub async fn check_url(url: &str, rules: Option<&[EgressRule]>, also: &[IpAddr]) -> Result<(), String> {
-    let (host, port) = host_port(url)?;
-    let found = lookup(&host, port).await?;
+    let (host, found) = lookup_url(url).await?;
     let ips: Vec<IpAddr> = found.iter().map(SocketAddr::ip).collect();
     check(&host, &ips, rules, also)
 }

@@ -25,9 +25,7 @@ impl Refusal {
         let Self { reason, message, transient } = self;
         crate::plan::Outcome::Failed { reason, message, transient }
     }
-}
 
-impl Refusal {
     /// Says when a remembered failure is tried again (the same words until then: no status write).
     fn tried_again_at(mut self, next_try: jiff::Timestamp) -> Self {
         self.message = format!("{} (not tried again before {next_try})", self.message);

@@ -142,7 +142,8 @@ where
 #[derive(Clone)]
 pub struct Policies {
     pub store: Store<PipelinePolicy>,
-    /// Which pipeline namespaces there are (the default grant stays out of the others').
+    /// Which pipeline namespaces there are (the default grant stays out of the others', looked up
+    /// per reconcile, so by prefix).
     pub index: Arc<PipelineIndex>,
     /// The least Pod Security level of every pipeline's namespaces (`--pod-security`); a
     /// PipelinePolicy can make a pipeline's stricter.
@@ -158,7 +159,8 @@ impl Policies {
         // Policies are few (one per team at most): read whole, no index needed.
         let policies = self.store.state();
         let refs: Vec<&PipelinePolicy> = policies.iter().map(AsRef::as_ref).collect();
-        let others = self.index.pipelines().into_iter().map(|p| p.namespace).collect();
+        // The default grant (`{pipeline}-*`) can only reach pipelines named `{pipeline}-…`.
+        let others = self.index.pipelines_under(&format!("{pipeline}-"));
         crate::plan::grants::Grants::of(pipeline, &refs, self.pod_security, others)
     }
 

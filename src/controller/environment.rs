@@ -18,13 +18,12 @@ use super::cluster::{Cluster, ClusterError};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::events::publish;
-use crate::plan::grants::Grants;
-
 use super::status::patch_status_if_changed;
 use crate::api::{
     ConditionType, ConditionUpdate, ENFORCE_LABEL, Environment, PodSecurity, Reason, labels, set_condition,
 };
 use crate::plan::agent::{AgentLink, agent_link, lease_name};
+use crate::plan::grants::Grants;
 use crate::telemetry::AgentLabel;
 
 /// What the environment's namespace looks like.
@@ -174,11 +173,12 @@ pub(crate) async fn claim_in(
 }
 
 /// Checks, right before the operator writes into the Environment's namespace in `cluster`, that
-/// the namespace there is this Environment's (its owner annotation, live; a cache hit at rest) and
-/// is granted to its pipeline and enforces at least the pipeline's Pod Security level. The Environment's status is not enough: it may be stale
-/// (the Environment just moved to another cluster or namespace) or written by someone else. A
-/// namespace handed over by annotation may lack a level: nothing is written there until an admin
-/// gives it one. `Err`: why nothing may be written.
+/// the namespace is granted to its pipeline, is this Environment's there (its owner annotation,
+/// live; a cache hit at rest) and enforces at least the pipeline's Pod Security level. The
+/// Environment's status is not enough: it may be stale (the Environment just moved to another
+/// cluster or namespace) or written by someone else. A namespace handed over by annotation may
+/// lack a level: nothing is written there until an admin gives it one. `Err`: why nothing may be
+/// written.
 pub(crate) async fn ensure_claimed(
     cluster: &Cluster,
     env: &Environment,

@@ -461,6 +461,18 @@ impl PipelineIndex {
             .collect()
     }
 
+    /// The pipeline namespaces (with Environments) whose names start with `prefix`: a range of
+    /// the ordered map, not a scan of every pipeline.
+    pub fn pipelines_under(&self, prefix: &str) -> Vec<String> {
+        self.read()
+            .namespaces
+            .range(prefix.to_string()..)
+            .take_while(|(ns, _)| ns.starts_with(prefix))
+            .filter(|(_, m)| !m.environments.is_empty())
+            .map(|(ns, _)| ns.clone())
+            .collect()
+    }
+
     /// Changes with every watch event of an Environment, Release or AppVersion of `namespace` (0:
     /// nothing there), so a page of one pipeline redraws only when that pipeline changed.
     pub fn revision(&self, namespace: &str) -> u64 {

@@ -250,6 +250,21 @@ fn namespaces_sizes_and_revisions() {
 }
 
 #[test]
+fn pipelines_under_a_prefix_are_a_range() {
+    let index = PipelineIndex::default();
+    for ns in ["team", "team-a", "team-a-b", "teamx", "tea", "zeta"] {
+        let mut env = crate::render::tests::environment(&[]);
+        (env.metadata.name, env.metadata.namespace) = (Some("dev".into()), Some(ns.into()));
+        index.apply_environment(&env);
+    }
+    // Releases alone make no pipeline.
+    index.apply_release(&release("team-r", "payments-dev", "payments", "dev"));
+    assert_eq!(index.pipelines_under("team-"), vec!["team-a", "team-a-b"]);
+    assert_eq!(index.pipelines_under("team-a-"), vec!["team-a-b"]);
+    assert!(index.pipelines_under("nope-").is_empty());
+}
+
+#[test]
 fn a_duplicate_is_seen_as_two_names() {
     let index = PipelineIndex::default();
     index.apply_release(&release("finance", "payments-prod", "payments", "prod"));

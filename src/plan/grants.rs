@@ -37,7 +37,8 @@ pub const DEFAULT_NAMESPACES: &str = "{pipeline}-*";
 
 impl Grants {
     /// The grants of `pipeline` from `policies` (any order), the operator's `level` the least;
-    /// `others`: the other pipeline namespaces there are.
+    /// `others`: the other pipeline namespaces there are (those named `{pipeline}-…` are the ones
+    /// the default grant could reach).
     pub fn of(pipeline: &str, policies: &[&PipelinePolicy], level: PodSecurity, others: Vec<String>) -> Self {
         let mut naming: Vec<&PipelinePolicy> =
             policies.iter().copied().filter(|p| p.spec.pipelines.iter().any(|g| glob(g, pipeline))).collect();
@@ -143,9 +144,7 @@ impl Grants {
             self.pipeline
         ))
     }
-}
 
-impl Grants {
     /// Whether an Environment of this pipeline may deploy to `cluster` (`None`: the operator's
     /// own, always); `Err` says why not and how an admin grants it.
     pub fn cluster(&self, cluster: Option<&ClusterRef>) -> Result<(), String> {

@@ -129,7 +129,6 @@ impl Link {
     }
 }
 
-/// Probes until the cluster answers (or the link is gone: its cluster was let go).
 /// A watch failure as the Environment's condition says it. What an API server answered is not
 /// quoted: a kubeconfig's `server` is a tenant's to choose, and a service there that is no API
 /// server answers with a body of its own (kube quotes a body that is not JSON whole).
@@ -148,6 +147,7 @@ fn describe(error: &watcher::Error) -> String {
     }
 }
 
+/// Probes until the cluster answers (or the link is gone: its cluster was let go).
 async fn probe_until_up(link: Weak<Link>, probe: Probe) {
     let mut wait = PROBE_FIRST;
     loop {
