@@ -79,6 +79,35 @@ async fn a_freeze_window_holds_new_versions_until_it_ends_unless_overridden() {
     assert_eq!(note, "freeze (quarter close) overridden: INC-7 payment outage");
 }
 
+/// A move is a rollout too: an Environment pointed at another namespace (or cluster) during a
+/// freeze deploys nothing in the new place, and the old place keeps running, until the freeze
+/// is lifted.
+#[tokio::test]
+async fn an_environment_moved_during_a_freeze_deploys_nothing_in_its_new_place() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let t = TestNs::new("freeze-move").await;
+    t.environment("prod", json!({})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
+    t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+
+    let start = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60)).to_string();
+    let moved = json!({"spec": {"namespace": t.env_ns("prod-b"),
+        "freezeWindows": [{"reason": "year end", "start": start}]}});
+    let envs = t.api::<tuskfish::api::Environment>();
+    envs.patch("prod", &PatchParams::default(), &Patch::Merge(&moved)).await.unwrap();
+    let r = t.wait_release("pay-prod", reason_is("Ready", "Frozen")).await;
+    let msg = find_condition(&r.status.unwrap().conditions, "Ready").unwrap().message.clone();
+    assert!(msg.contains("year end") && msg.contains(&t.env_ns("prod-b")), "{msg}");
+    assert!(t.api_in::<Deployment>(&t.env_ns("prod-b")).get_opt("pay").await.unwrap().is_none());
+    assert!(t.api_in::<Deployment>(&t.env_ns("prod")).get_opt("pay").await.unwrap().is_some());
+
+    let lifted = json!({"spec": {"freezeWindows": []}});
+    envs.patch("prod", &PatchParams::default(), &Patch::Merge(&lifted)).await.unwrap();
+    t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+    assert!(t.api_in::<Deployment>(&t.env_ns("prod-b")).get_opt("pay").await.unwrap().is_some());
+}
+
 #[tokio::test]
 async fn recurring_windows_hold_new_versions_and_allow_windows_open_by_themselves() {
     let t = TestNs::new("windows").await;

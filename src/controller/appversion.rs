@@ -97,8 +97,10 @@ pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action>
     let mut next = Action::await_change();
     if publish_now {
         match charts::publish(ctx.as_ref().into(), &av).await {
-            Ok(digest) => status.chart_digest = digest,
-            Err(e) => {
+            // Helm pulls it meanwhile, and this AppVersion is woken when it is done.
+            charts::Pending::Running => return Ok(Action::await_change()),
+            charts::Pending::Done(Ok(digest)) => status.chart_digest = digest,
+            charts::Pending::Done(Err(e)) => {
                 if e.is_transient() {
                     next = Action::requeue(CHART_RETRY);
                 }

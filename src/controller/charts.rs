@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, ResourceExt};
 
 use super::context::Context;
 use crate::api::{AppVersion, Environment, Reason, Release};
+use crate::egress::Egress;
 use crate::helm::{ChartError, Credentials, Helm};
 use crate::render::{self, chart::ChartOutput};
 
@@ -56,51 +58,120 @@ impl From<render::RenderError> for Refusal {
 pub struct ChartAccess<'a> {
     pub helm: &'a Result<Arc<Helm>, String>,
     pub client: &'a Client,
-    /// The operator's: where each pipeline's repositories may be (`None`: the CLI, which pulls
-    /// as the person running it, from their machine).
-    pub egress: Option<&'a Context>,
+    /// The operator's: where each pipeline's repositories may be, and the tasks Helm runs in
+    /// (`None`: the CLI, which pulls as the person running it, from their machine, and waits).
+    pub operator: Option<&'a Context>,
 }
 
 impl<'a> From<&'a Context> for ChartAccess<'a> {
     fn from(ctx: &'a Context) -> Self {
-        Self { helm: &ctx.helm, client: &ctx.client, egress: Some(ctx) }
+        Self { helm: &ctx.helm, client: &ctx.client, operator: Some(ctx) }
     }
 }
 
 impl ChartAccess<'_> {
-    fn helm(&self) -> Result<&Helm, ChartError> {
-        self.helm.as_deref().map_err(|why| ChartError::Unavailable(why.clone()))
+    fn helm(&self) -> Result<Arc<Helm>, ChartError> {
+        self.helm.clone().map_err(ChartError::Unavailable)
     }
 
-    /// Whether the operator may fetch `av`'s chart from its repository for its pipeline. Helm
-    /// resolves the name again itself, so this bounds where a chart comes from, not every byte.
-    async fn may_reach(&self, av: &AppVersion, chart: &crate::api::HelmChart) -> Result<(), ChartError> {
-        let Some(ctx) = self.egress else { return Ok(()) };
-        let egress = ctx.egress(&av.namespace().unwrap_or_default());
-        egress.allows_url(&chart.repository).await.map_err(ChartError::EgressDenied)
+    /// Where the operator may fetch charts from for `av`'s pipeline (`None`: anywhere, the CLI).
+    fn egress(&self, av: &AppVersion) -> Option<Egress> {
+        self.operator.map(|ctx| ctx.egress(&av.namespace().unwrap_or_default()))
     }
 }
 
-/// Pulls the chart of a version being published; its digest.
-pub async fn publish(access: ChartAccess<'_>, av: &AppVersion) -> Result<Option<String>, ChartError> {
-    let Some(chart) = av.spec.helm.as_ref() else { return Ok(None) };
-    let helm = access.helm()?;
-    access.may_reach(av, chart).await?;
-    let creds = credentials(access.client, av).await?;
-    helm.publish(&av.namespace().unwrap_or_default(), chart, creds.as_ref()).await.map(Some)
+/// Whether the operator may fetch `chart` from its repository. Helm resolves the name again
+/// itself, so this bounds where a chart comes from, not every byte.
+async fn may_reach(egress: Option<&Egress>, chart: &crate::api::HelmChart) -> Result<(), ChartError> {
+    let Some(egress) = egress else { return Ok(()) };
+    egress.allows_url(&chart.repository).await.map_err(ChartError::EgressDenied)
 }
 
-/// What Helm renders of `av`'s chart for `rel` in `env` (`None`: the AppVersion has no chart).
+/// Pulls the chart of a version being published: its digest (`None`: the version has no chart).
+/// `Pending` while Helm pulls it (the AppVersion is woken when it is done).
+pub async fn publish(
+    access: ChartAccess<'_>,
+    av: &AppVersion,
+) -> Pending<Result<Option<String>, ChartError>> {
+    let Some(chart) = av.spec.helm.clone() else { return Pending::Done(Ok(None)) };
+    let helm = match access.helm() {
+        Ok(helm) => helm,
+        Err(e) => return Pending::Done(Err(e)),
+    };
+    let (egress, client, owned) = (access.egress(av), access.client.clone(), av.clone());
+    let work = move || async move {
+        may_reach(egress.as_ref(), &chart).await?;
+        let creds = credentials(&client, &owned).await?;
+        helm.publish(&owned.namespace().unwrap_or_default(), &chart, creds.as_ref()).await.map(Some)
+    };
+    // Keyed by what is published: an edit of the spec meanwhile makes the pull a new one.
+    let key = format!("{:?}/{}", av.metadata.uid, crate::plan::spec_hash(&av.spec));
+    match access.operator {
+        None => Pending::Done(work().await),
+        Some(ctx) => ctx.publishes.result(ObjectRef::from_obj(av), &key, work).await.into(),
+    }
+}
+
+/// A result that may not be there yet: the work runs in the background and wakes its object.
+#[derive(Debug)]
+pub enum Pending<T> {
+    Done(T),
+    Running,
+}
+
+impl<T> From<Option<T>> for Pending<T> {
+    fn from(o: Option<T>) -> Self {
+        o.map_or(Pending::Running, Pending::Done)
+    }
+}
+
+/// What Helm renders of `av`'s chart for `rel` in `env` (`None`: the AppVersion has no chart);
+/// `Pending::Running` while Helm renders it (the Release is woken when it is done).
 pub async fn output(
     access: ChartAccess<'_>,
     av: &AppVersion,
     env: &Environment,
     rel: &Release,
-) -> Result<Option<Arc<ChartOutput>>, Refusal> {
-    let Some(chart) = av.spec.helm.as_ref() else { return Ok(None) };
+) -> Pending<Result<Option<Arc<ChartOutput>>, Refusal>> {
+    match prepare(&access, av, env, rel) {
+        Err(refusal) => Pending::Done(Err(refusal)),
+        Ok(Prepared::Plain) => Pending::Done(Ok(None)),
+        Ok(Prepared::Kept(output)) => Pending::Done(Ok(Some(output))),
+        Ok(Prepared::Render(render)) => {
+            let key = render.key.clone();
+            let work = move || render.run();
+            let result = match access.operator {
+                None => Some(work().await),
+                Some(ctx) => ctx.renders.result(ObjectRef::from_obj(rel), &key, work).await,
+            };
+            match result {
+                None => Pending::Running,
+                Some(Ok(output)) => Pending::Done(Ok(Some(output))),
+                Some(Err(refusal)) => Pending::Done(Err(refusal)),
+            }
+        }
+    }
+}
+
+/// What [`output`] has without running Helm.
+enum Prepared {
+    /// The AppVersion has no chart.
+    Plain,
+    /// Rendered before (the steady state: asks nothing).
+    Kept(Arc<ChartOutput>),
+    Render(Box<Render>),
+}
+
+fn prepare(
+    access: &ChartAccess<'_>,
+    av: &AppVersion,
+    env: &Environment,
+    rel: &Release,
+) -> Result<Prepared, Refusal> {
+    let Some(chart) = av.spec.helm.as_ref() else { return Ok(Prepared::Plain) };
     let helm = access.helm()?;
     // Only published versions are selected, and publishing records the digest.
-    let digest = av.status.as_ref().and_then(|s| s.chart_digest.as_deref()).ok_or_else(|| Refusal {
+    let digest = av.status.as_ref().and_then(|s| s.chart_digest.clone()).ok_or_else(|| Refusal {
         reason: Reason::AppVersionNotPublished,
         message: format!("AppVersion {} has no chart digest yet", av.name_any()),
         transient: true,
@@ -110,34 +181,72 @@ pub async fn output(
         &[chart.values.as_ref(), env.spec.helm_values.as_ref(), rel.spec.helm_values.as_ref()],
         &variables,
     )?;
-    let release = rel.metadata.name.as_deref().unwrap_or_default();
-    let key = Helm::output_key(digest, release, &env.spec.namespace, &values);
+    let release = rel.metadata.name.clone().unwrap_or_default();
+    let key = Helm::output_key(&digest, &release, &env.spec.namespace, &values);
+    if let Some(output) = helm.rendered(&key) {
+        return Ok(Prepared::Kept(output));
+    }
     // What failed lately is not run again before its time (it would fail the same way, and hold
     // a Helm permit meanwhile): the Release is told when the next try is.
     if let Some((error, next_try)) = helm.remembered_failure(&key) {
         return Err(Refusal::from(error).tried_again_at(next_try));
     }
-    let pipeline = av.namespace().unwrap_or_default();
-    let rendered = async {
-        // The Secret is read only when the chart must be pulled: a kept chart needs no credentials.
-        let path = match helm.kept_chart(digest).await {
-            Some(path) => path,
-            None => {
-                access.may_reach(av, chart).await?;
-                let creds = credentials(access.client, av).await?;
-                helm.pull_checked(&pipeline, chart, digest, creds.as_ref()).await?
-            }
+    Ok(Prepared::Render(Box::new(Render {
+        helm,
+        client: access.client.clone(),
+        egress: access.egress(av),
+        av: av.clone(),
+        digest,
+        release,
+        namespace: env.spec.namespace.clone(),
+        values,
+        key,
+    })))
+}
+
+/// One chart output to render, with everything it needs (it runs as a task of its own).
+struct Render {
+    helm: Arc<Helm>,
+    client: Client,
+    egress: Option<Egress>,
+    av: AppVersion,
+    digest: String,
+    release: String,
+    namespace: String,
+    values: serde_json::Value,
+    key: String,
+}
+
+impl Render {
+    async fn run(self: Box<Self>) -> Result<Arc<ChartOutput>, Refusal> {
+        let Self { helm, client, egress, av, digest, release, namespace, values, key } = *self;
+        let pipeline = av.namespace().unwrap_or_default();
+        let rendered = async {
+            let chart = av
+                .spec
+                .helm
+                .as_ref()
+                .ok_or_else(|| ChartError::Unavailable("the version has no chart".into()))?;
+            // The Secret is read only when the chart must be pulled: a kept chart needs no credentials.
+            let path = match helm.kept_chart(&digest).await {
+                Some(path) => path,
+                None => {
+                    may_reach(egress.as_ref(), chart).await?;
+                    let creds = credentials(&client, &av).await?;
+                    helm.pull_checked(&pipeline, chart, &digest, creds.as_ref()).await?
+                }
+            };
+            helm.template(&pipeline, &path, &digest, &release, &namespace, &values).await
         };
-        helm.template(&pipeline, &path, digest, release, &env.spec.namespace, &values).await
-    };
-    match rendered.await {
-        Ok(output) => {
-            helm.forget_failure(&key);
-            Ok(Some(output))
-        }
-        Err(error) => {
-            let next_try = helm.remember_failure(&key, &error);
-            Err(Refusal::from(error).tried_again_at(next_try))
+        match rendered.await {
+            Ok(output) => {
+                helm.forget_failure(&key);
+                Ok(output)
+            }
+            Err(error) => {
+                let next_try = helm.remember_failure(&key, &error);
+                Err(Refusal::from(error).tried_again_at(next_try))
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::background::Background;
 use super::deferred::DeferredStatuses;
 use super::status::OwnWrites;
 use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release};
@@ -68,6 +69,10 @@ pub struct Context {
     pub policies: Policies,
     /// HTTP verification checks in flight, and their results.
     pub probes: super::verify::Probes,
+    /// Chart pulls of AppVersions being published, run off the reconcile workers.
+    pub publishes: Background<AppVersion, Result<Option<String>, crate::helm::ChartError>>,
+    /// Chart renders for Releases, run off the reconcile workers.
+    pub renders: Background<Release, Result<Arc<crate::render::chart::ChartOutput>, super::charts::Refusal>>,
     /// The one client for what the operator sends out itself (HTTP checks, notifications): its
     /// TLS roots are loaded once and its connections pooled.
     pub http: crate::http::HttpClient,
@@ -112,6 +117,8 @@ impl Context {
             status_settle: std::time::Duration::ZERO,
             policies,
             probes: super::verify::Probes::new(None),
+            publishes: Background::new(None),
+            renders: Background::new(None),
             http: crate::http::HttpClient::new(),
             reconciled: None,
             helm: Err("the operator was started without Helm".into()),

@@ -4,6 +4,7 @@
 pub mod agent;
 mod apply;
 mod appversion;
+mod background;
 mod catalog;
 pub mod charts;
 pub mod cluster;
@@ -237,7 +238,9 @@ async fn run_controllers(
         policies: ctx.policies.clone(),
     };
     ctx.clusters = cluster::Clusters::new(local, shared, settings.agent.as_ref().map(|a| a.name.clone()));
-    ctx.probes = verify::Probes::new(Some(wake));
+    ctx.probes = verify::Probes::new(Some(wake.clone()));
+    ctx.renders = background::Background::new(Some(wake));
+    ctx.publishes = background::Background::new(Some(w.triggers.app_versions.clone()));
     ctx.helm = settings.helm.clone().and_then(|cfg| {
         let dir = cfg.work_dir.display().to_string();
         crate::helm::Helm::new(cfg).map(Arc::new).map_err(|e| format!("its work directory {dir}: {e}"))

@@ -140,6 +140,7 @@ async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         super::verify::remove_jobs(&cluster, &rel, &ns).await?;
     }
     ctx.probes.forget(&rel);
+    ctx.renders.forget(&ObjectRef::from_obj(rel.as_ref()));
     ctx.deferred.written(&rel);
     Ok(Action::await_change())
 }

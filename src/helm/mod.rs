@@ -119,6 +119,11 @@ impl Helm {
         render_key(digest, release, namespace, values)
     }
 
+    /// Output `key`, when it was rendered lately (what [`Self::template`] returns without Helm).
+    pub fn rendered(&self, key: &str) -> Option<Arc<ChartOutput>> {
+        self.rendered.get(key)
+    }
+
     /// The failure of output `key` and when it is tried again, while that is in the future.
     pub fn remembered_failure(&self, key: &str) -> Option<(ChartError, jiff::Timestamp)> {
         let f = self.failures.get(key)?;

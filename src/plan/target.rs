@@ -136,7 +136,10 @@ fn gated<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
     let status = inputs.release.status.clone().unwrap_or_default();
     let is_new = status.current_version.as_deref() != Some(target.version.to_string().as_str());
     let Some(env) = inputs.env else { return Ok(target) };
-    if !is_new || explicit_rollback {
+    // The Environment now names another cluster or namespace: running there is as new as a new
+    // version (a move into prod's cluster during a freeze waits for the freeze to end).
+    let moved = moved(&status, env);
+    if (!is_new && !moved) || explicit_rollback {
         return Ok(target);
     }
     let facts = GateFacts { approvals: &inputs.approvals, peers: &inputs.peers, now: inputs.now };
@@ -146,11 +149,34 @@ fn gated<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
             Ok(target)
         }
         Err(Stop::Blocked(b)) => Err(b),
+        // Keeping the running version would deploy it in the new place: nothing goes there, and
+        // the old place keeps running until the gates open.
+        Err(Stop::Held(h)) if moved => Err(Blocked {
+            phase: Phase::Pending,
+            reason: h.reason,
+            message: format!(
+                "{}; Environment {} moved to namespace {} in cluster {}, where nothing is deployed until then",
+                h.message,
+                env.metadata.name.as_deref().unwrap_or_default(),
+                env.spec.namespace,
+                env.cluster_name()
+            ),
+            recheck_in: h.recheck_in.map(|d| d.min(MAX_RECHECK)),
+        }),
         Err(Stop::Held(h)) => {
             let catalog = Catalog { app: &inputs.release.spec.app, app_versions: &inputs.app_versions };
             keep_current(&status, &catalog, h)
         }
     }
+}
+
+/// Whether the Release's objects were last applied somewhere other than where its Environment
+/// now deploys (another cluster or namespace).
+fn moved(status: &ReleaseStatus, env: &Environment) -> bool {
+    status
+        .inventory
+        .as_ref()
+        .is_some_and(|inv| inv.namespace != env.spec.namespace || inv.cluster != env.spec.cluster)
 }
 
 /// The longest timer a held version sets. A soak may be any number of seconds up to `u64::MAX`, and
@@ -1007,5 +1033,65 @@ mod tests {
             let req = semver::VersionReq::parse(line).unwrap();
             assert_eq!(matches_line(&req, &semver::Version::parse(v).unwrap()), want, "{line} ∋ {v}");
         }
+    }
+
+    /// An Environment moved to another cluster or namespace runs the Release there only through
+    /// its gates: during a freeze nothing goes to the new place (the old keeps running), and the
+    /// same Release where it already runs is not held.
+    #[test]
+    fn a_move_to_another_place_passes_the_gates() {
+        let avs = vec![published("1.3.9")];
+        let mut frozen = ready_env(None);
+        frozen.spec.freeze_windows = vec![crate::api::FreezeWindow {
+            reason: Some("year end".into()),
+            start: Some("2020-01-01T00:00:00Z".into()),
+            ..Default::default()
+        }];
+        let agent = |name: &str| crate::api::ClusterRef {
+            name: None,
+            kube_config_secret_ref: None,
+            agent: Some(name.into()),
+        };
+        let running = |cluster: Option<crate::api::ClusterRef>, ns: &str| {
+            let mut r = pinned(Some("1.3.9"));
+            r.status = Some(ReleaseStatus {
+                current_version: Some("1.3.9".into()),
+                inventory: Some(crate::api::Inventory {
+                    namespace: ns.into(),
+                    cluster,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            r
+        };
+        let here = frozen.spec.namespace.clone();
+        let mut in_agent = frozen.clone();
+        in_agent.spec.cluster = Some(agent("prod-eu"));
+        in_agent.status.as_mut().unwrap().cluster = Some("prod-eu".into());
+        let cases = [
+            ("where it runs", running(None, &here), &frozen, Ok("1.3.9")),
+            ("to another namespace", running(None, "elsewhere"), &frozen, Err("Frozen")),
+            ("to another cluster", running(None, &here), &in_agent, Err("Frozen")),
+            ("from another cluster", running(Some(agent("prod-eu")), &here), &frozen, Err("Frozen")),
+            ("where it runs, in the agent's", running(Some(agent("prod-eu")), &here), &in_agent, Ok("1.3.9")),
+        ];
+        for (what, r, env, want) in cases {
+            let got = select(&r, Some(env), &avs, None);
+            if let Err(b) = &got {
+                assert!(b.message.contains("nothing is deployed"), "{what}: {}", b.message);
+            }
+            assert_eq!(
+                outcome(got).as_deref().map_err(|e| *e),
+                want.map(String::from).as_deref().map_err(|e| *e),
+                "{what}"
+            );
+        }
+        let mut open = frozen.clone();
+        open.spec.freeze_windows.clear();
+        assert_eq!(
+            outcome(select(&running(None, "elsewhere"), Some(&open), &avs, None)).as_deref(),
+            Ok("1.3.9")
+        );
     }
 }

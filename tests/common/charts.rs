@@ -210,12 +210,13 @@ fn base64(bytes: &[u8]) -> String {
 pub const PUBLISH_RETRY_WAIT: Duration = Duration::from_secs(90);
 
 /// A chart repository that accepts connections and never answers: every pull from it hangs until
-/// Helm's time limit (what a runaway chart costs the operator). Counts the connections open now
-/// and the most open at once.
+/// Helm's time limit (what a runaway chart costs the operator). Counts the connections open now,
+/// the most open at once and all it ever accepted.
 pub struct Stall {
     pub port: u16,
     open: Arc<std::sync::atomic::AtomicUsize>,
     most: Arc<std::sync::atomic::AtomicUsize>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -225,11 +226,13 @@ impl Stall {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (open, most) = (Arc::new(Default::default()), Arc::new(Default::default()));
-        let (o, m): (Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicUsize>) =
-            (Arc::clone(&open), Arc::clone(&most));
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (o, m, a): (Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicUsize>, _) =
+            (Arc::clone(&open), Arc::clone(&most), Arc::clone(&accepted));
         let task = tokio::spawn(async move {
             let mut held = tokio::task::JoinSet::new();
             while let Ok((mut conn, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
                 let now = o.fetch_add(1, Ordering::SeqCst) + 1;
                 m.fetch_max(now, Ordering::SeqCst);
                 let o = o.clone();
@@ -242,7 +245,7 @@ impl Stall {
                 });
             }
         });
-        Self { port, open, most, task }
+        Self { port, open, most, accepted, task }
     }
 
     pub fn url(&self) -> String {
@@ -251,6 +254,10 @@ impl Stall {
 
     pub fn open(&self) -> usize {
         self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn most(&self) -> usize {

@@ -178,8 +178,11 @@ pub async fn render_for(
         |e: String| CliError::Failed(format!("{what} would not render for {}: {e}", env.name_any()));
     // A chart is rendered here as the operator renders it: the published digest, the same values.
     let helm = if av.spec.helm.is_some() { helm_args::for_cli() } else { Err(String::new()) };
-    let access = ChartAccess { helm: &helm, client: &s.client, egress: None };
-    let chart = charts::output(access, av, env, release).await.map_err(|r| refused(r.message))?;
+    let access = ChartAccess { helm: &helm, client: &s.client, operator: None };
+    let charts::Pending::Done(chart) = charts::output(access, av, env, release).await else {
+        return Err(refused("Helm did not render the chart".into()));
+    };
+    let chart = chart.map_err(|r| refused(r.message))?;
     let objects = chart.as_deref().map_or(&[][..], |c| &c.objects[..]);
     catalog
         .learn(&s.client, &render::required_kinds(av, objects))

@@ -68,11 +68,13 @@ pub(super) async fn act(
         // No timer: the cluster coming back, or its Secret changing, wakes this Release.
         Err(refusal) => (refusal.into_outcome(), None),
         Ok(cluster) => match desired(ctx, &cluster, &grants, rel, env, target).await? {
-            Err(refusal) => {
+            // Helm renders it meanwhile; this Release is woken when it is done.
+            Wanted::Rendering => return Ok(None),
+            Wanted::Refused(refusal) => {
                 let wake = refusal.transient.then_some(TRANSIENT_RETRY);
                 (refusal.into_outcome(), wake)
             }
-            Ok(desired) => {
+            Wanted::Ready(desired) => {
                 let change = Change::of(prev, target, rolled_back);
                 match rollout(ctx, &cluster, rel, env, prev, change, desired, now).await? {
                     Some(Rolled { outcome, wake, verification: v }) => {
@@ -99,6 +101,13 @@ struct Desired {
     client: kube::Client,
 }
 
+/// The target's objects, why there are none, or that Helm is still rendering them.
+enum Wanted {
+    Ready(Desired),
+    Refused(Refusal),
+    Rendering,
+}
+
 /// The target's objects, or why there are none.
 async fn desired(
     ctx: &Context,
@@ -107,7 +116,7 @@ async fn desired(
     rel: &Release,
     env: &Environment,
     target: &Target<'_>,
-) -> Result<Result<Desired, Refusal>> {
+) -> Result<Wanted> {
     let av = target.app_version;
     // Every write below goes into the Environment's namespace in this cluster, so that namespace
     // must be the Environment's there now, whatever its status says, and hold its pods to the
@@ -117,14 +126,18 @@ async fn desired(
         let update = claim_update(&claim_in(cluster, env, grants.pod_security).await?, env);
         if !update.status {
             let transient = update.reason == Reason::NamespaceTerminating;
-            return Ok(Err(Refusal { reason: update.reason, message: update.message, transient }));
+            return Ok(Wanted::Refused(Refusal {
+                reason: update.reason,
+                message: update.message,
+                transient,
+            }));
         }
     }
     if let Err(refusal) = ensure_claimed(cluster, env, grants).await? {
-        return Ok(Err(refusal));
+        return Ok(Wanted::Refused(refusal));
     }
     if env.spec.service_account_name.is_none() && !grants.service_account_required_by.is_empty() {
-        return Ok(Err(Refusal {
+        return Ok(Wanted::Refused(Refusal {
             reason: Reason::ServiceAccountRequired,
             message: format!(
                 "PipelinePolicy {} requires every Environment of this pipeline to name the ServiceAccount it deploys as \
@@ -137,26 +150,31 @@ async fn desired(
     }
     let client = match cluster.identities.client_for(&cluster.client, env) {
         Ok(client) => client,
-        Err(e) => return Ok(Err(e.into())),
+        Err(e) => return Ok(Wanted::Refused(e.into())),
     };
     let chart = match charts::output(ctx.into(), av, env, rel).await {
-        Ok(chart) => chart,
-        Err(refusal) => return Ok(Err(refusal)),
+        charts::Pending::Running => return Ok(Wanted::Rendering),
+        charts::Pending::Done(Ok(chart)) => chart,
+        charts::Pending::Done(Err(refusal)) => return Ok(Wanted::Refused(refusal)),
     };
     let (objects, hooks) =
         chart.as_deref().map_or((&[][..], Vec::new()), |c| (&c.objects[..], c.hooks.clone()));
     cluster.catalog.learn(&cluster.client, &render::required_kinds(av, objects)).await?;
     let rendered = match render::render(av, env, rel, objects, &cluster.catalog) {
         Ok(rendered) => rendered,
-        Err(e) => return Ok(Err(e.into())),
+        Err(e) => return Ok(Wanted::Refused(e.into())),
     };
     // The kinds the admin lets this pipeline apply (nothing is applied if one object is refused).
     let refused =
         rendered.objects.iter().find_map(|o| grants.kind(&o.resource.group, &o.resource.kind).err());
     if let Some(why) = refused {
-        return Ok(Err(Refusal { reason: Reason::ForbiddenKind, message: why, transient: false }));
+        return Ok(Wanted::Refused(Refusal {
+            reason: Reason::ForbiddenKind,
+            message: why,
+            transient: false,
+        }));
     }
-    Ok(Ok(Desired { rendered, hooks, client }))
+    Ok(Wanted::Ready(Desired { rendered, hooks, client }))
 }
 
 /// What a rollout step did, and the verification it looked at.
