@@ -78,9 +78,14 @@ impl Target {
     /// A client whose requests are counted by `counter`.
     pub async fn client(&self, counter: &RequestCounter) -> Result<Client, ClientError> {
         let mut config = self.config().await?;
-        // Many concurrent reconciles; the default 30 s read timeout is fine, but keep watches long.
+        // No read timeout (it would cut quiet watches); a non-watch request that gets no answer
+        // within its bound (a stalled connection) fails instead, so no reconcile waits for ever.
         config.read_timeout = None;
-        Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(counter).build())
+        config.connect_timeout = Some(std::time::Duration::from_secs(10));
+        Ok(kube::client::ClientBuilder::try_from(config)?
+            .with_layer(counter)
+            .with_layer(&crate::controller::cluster::BoundedLines::OWN)
+            .build())
     }
 }
 

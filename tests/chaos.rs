@@ -1,10 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-//! The operator killed (SIGKILL) at random moments while rollouts are under way, over and over:
-//! afterwards every Release converges on the newest version, its history has no duplicated entry
-//! and lost none that a watch saw during the run, and every environment namespace holds exactly its
-//! own apps at the right version. (A version that no operator got to record before a newer one
-//! arrived is rightly skipped: tracking takes the newest.)
+//! The operator killed (SIGKILL) at random moments while rollouts are under way, over and over, with
+//! versions whose object sets differ (each brings a ConfigMap of its own) and, half of the time, a
+//! newer version published while no operator runs: afterwards every Release converges on the
+//! newest version, its history has no duplicated entry and lost none that a watch saw during the
+//! run, and every environment namespace holds exactly its own apps' objects of the newest version —
+//! no orphan of a version applied but never recorded. (A version that no operator got to record
+//! before a newer one arrived is rightly skipped: tracking takes the newest.)
 //! `TUSKFISH_CHAOS_KILLS` sets the number of kills (20 here; `make chaos` runs 100) and
 //! `TUSKFISH_CHAOS_SEED` the seed of the random moments (printed, to replay a failure).
 
@@ -55,13 +57,20 @@ fn operator(t: &TestNs, round: u64) -> Proc {
     )
 }
 
+/// The ConfigMap only `version` of `app` has.
+fn own_config(app: &str, version: &str) -> String {
+    format!("{app}-conf-{}", version.replace('.', "-"))
+}
+
 async fn publish(t: &TestNs, app: &str, version: &str) {
     // Applied without waiting for the operator: it may be dead at this moment.
     t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "AppVersion",
         "metadata": {"name": format!("{app}-{version}")},
         "spec": {"app": app, "version": version,
             "workload": {"image": format!("registry.example/{app}:{version}"),
-                "ports": [{"name": "http", "containerPort": 8080}]}}}))
+                "ports": [{"name": "http", "containerPort": 8080}]},
+            "manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": own_config(app, version)}, "data": {"version": version}}]}}))
         .await;
 }
 
@@ -122,6 +131,13 @@ async fn operator_killed_at_random_points_converges_without_duplicates() {
         tokio::time::sleep(Duration::from_millis(rng.below(1500))).await;
         op.0.kill().unwrap();
         op.0.wait().unwrap();
+        // The spec moves on while nobody runs: what the dead operator applied but did not record
+        // must still be pruned by the next.
+        if rng.below(2) == 0 {
+            let minor = newest[app] + 1;
+            newest.insert(app, minor);
+            publish(&t, app, &format!("1.{minor}.0")).await;
+        }
         op = operator(&t, round);
     }
 
@@ -197,4 +213,22 @@ async fn operator_killed_at_random_points_converges_without_duplicates() {
         })
         .collect();
     assert_eq!(seen, want);
+
+    // No orphan: each environment holds the ConfigMap of each app's newest version, and no other.
+    let configs: std::collections::BTreeSet<(String, String)> =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::all(t.client.clone())
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|c| (c.metadata.namespace.unwrap(), c.metadata.name.unwrap()))
+            .collect();
+    let want: std::collections::BTreeSet<(String, String)> = ENVS
+        .iter()
+        .flat_map(|env| {
+            APPS.iter().map(|app| (t.env_ns(env), own_config(app, &format!("1.{}.0", newest[app]))))
+        })
+        .collect();
+    assert_eq!(configs, want, "objects no Release wants are left behind");
 }

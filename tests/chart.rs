@@ -125,6 +125,12 @@ async fn pipeline_with_chart_rbac(one_namespace: bool) {
     if one_namespace {
         operator.args(["--watch-namespace", &t.ns]);
     }
+    // The chart's identity default: every write as the tuskfish-deployer of the namespace.
+    operator.args([
+        "--require-service-account",
+        "--deployer-cluster-role",
+        &format!("tuskfish-{op_ns}-apply"),
+    ]);
     let _operator = Proc(
         operator
             .env("POD_NAME", "tuskfish-test-pod")
@@ -145,6 +151,12 @@ async fn pipeline_with_chart_rbac(one_namespace: bool) {
     let env_ns = t.env_ns("dev");
     let cm = Api::<ConfigMap>::namespaced(admin.clone(), &env_ns).get("pay-settings").await.unwrap();
     assert_eq!(cm.data.unwrap()["env"], "dev");
+    // Deployed as the deployer the operator made there, bound to the chart's apply role.
+    let binding = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), &env_ns)
+        .get("tuskfish-deployer")
+        .await
+        .unwrap();
+    assert_eq!(binding.role_ref.name, format!("tuskfish-{op_ns}-apply"));
 
     t.set_version("pay-dev", "1.1.0").await;
     t.approve("pay-dev", "1.1.0", "alice").await;

@@ -201,6 +201,51 @@ async fn an_environment_in_another_cluster_is_deployed_held_while_unreachable_an
     assert!(left.is_none_or(|d| d.metadata.deletion_timestamp.is_some()), "still there, not being deleted");
 }
 
+/// Another cluster's API server frozen (SIGSTOP: connections stay open, nothing answers — a
+/// network partition) is noticed: its Environment and Releases say `ClusterUnreachable` (a probe
+/// must answer every few seconds; see `cluster::link`) and recover by themselves once it goes on.
+/// Then the whole pipeline namespace is deleted — its kubeconfig Secret with it, in no order with
+/// the Releases — and the deletion finishes, the Releases' objects in that cluster removed.
+#[tokio::test]
+async fn a_stalled_cluster_is_noticed_and_a_pipeline_namespace_with_it_is_deleted() {
+    let remote = OwnCluster::start("stall").await;
+    let there = remote.client().await;
+    let t = TestNs::new("stall").await;
+    put_kubeconfig(&t.api(), "far-cluster", &remote.kubeconfig()).await;
+    t.environment("far", json!({"cluster": {"name": "far", "kubeConfigSecretRef": {"name": "far-cluster"}}}))
+        .await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.release("pay-far", "pay", "far", "1.0.0", json!({})).await;
+    t.wait_release("pay-far", healthy_at("1.0.0")).await;
+
+    let t_ref = &t;
+    remote
+        .apiserver()
+        .frozen_while(async move {
+            let started = std::time::Instant::now();
+            let env = t_ref.wait_for::<Environment>("far", env_ready_is("False", "ClusterUnreachable")).await;
+            eprintln!("stall noticed in {:?}", started.elapsed());
+            let message = find_condition(&env.status.unwrap().conditions, "Ready").unwrap().message.clone();
+            assert!(message.contains("did not answer"), "{message}");
+            t_ref.wait_release("pay-far", release_ready_is("False", "ClusterUnreachable")).await;
+        })
+        .await;
+    t.wait_for::<Environment>("far", env_ready_is("True", "NamespaceOwned")).await;
+    t.wait_release("pay-far", healthy_at("1.0.0")).await;
+
+    let remote_ns = t.env_ns("far");
+    let namespaces: Api<Namespace> = Api::all(t.client.clone());
+    namespaces.delete(&t.ns, &DeleteParams::default()).await.unwrap();
+    within("the pipeline namespace to be deleted", async {
+        while namespaces.get_opt(&t.ns).await.unwrap().is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    let left = Api::<Deployment>::namespaced(there, &remote_ns).get_opt("pay").await.unwrap();
+    assert!(left.is_none_or(|d| d.metadata.deletion_timestamp.is_some()), "left in the other cluster");
+}
+
 /// A server that answers every request with an endless body and no line break (no API server):
 /// what a tenant's kubeconfig may point at to make the operator read until it is killed.
 struct Endless {

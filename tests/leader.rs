@@ -26,7 +26,7 @@ fn replica(t: &TestNs, identity: &str, port: u16, extra: &[&str]) -> Proc {
             "--identity",
             identity,
             "--lease-duration",
-            "3s",
+            "4s",
             "--renew-deadline",
             "2s",
             "--retry-period",

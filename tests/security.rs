@@ -347,7 +347,24 @@ async fn a_policy_bounds_the_kinds_a_pipeline_applies() {
         t.api_in::<k8s_openapi::api::rbac::v1::RoleBinding>(&dev).get_opt("grab").await.unwrap().is_none()
     );
     assert!(t.api_in::<ConfigMap>(&dev).get_opt("grab-settings").await.unwrap().is_none(), "applied in part");
+
+    // A check Job is a Job like any other: a policy that denies Jobs runs none, and the rollout
+    // fails saying so.
+    let no_jobs = json!({"spec": {"kinds": {"deny": [{"group": "batch", "kind": "Job"}]}}});
     let policies: Api<tuskfish::api::PipelinePolicy> = Api::all(t.client.clone());
+    policies.patch(&policy, &PatchParams::default(), &Patch::Merge(&no_jobs)).await.unwrap();
+    let check = json!([{"name": "smoke", "job": {"template": {"spec": {"hostPID": true,
+        "containers": [{"name": "smoke", "image": "registry.example/smoke:1"}]}}}}]);
+    t.app_version("plain", "1.0.0", json!({"manifests": [config_map("plain-settings")]})).await;
+    t.release("plain-dev", "plain", "dev", "1.0.0", json!({"verify": check})).await;
+    let message = wait_reason(&t, "plain-dev", "VerificationFailed", Phase::Degraded).await;
+    assert!(message.contains("Job.batch is denied") && message.contains(&policy), "{message}");
+    let jobs = t.api_in::<k8s_openapi::api::batch::v1::Job>(&dev).list(&ListParams::default()).await.unwrap();
+    assert!(
+        jobs.items.is_empty(),
+        "a check Job ran: {:?}",
+        jobs.items.iter().map(|j| &j.metadata.name).collect::<Vec<_>>()
+    );
     common::delete(&policies, &policy).await;
 }
 
@@ -374,6 +391,9 @@ async fn a_pipeline_deploys_to_no_other_cluster_unless_granted() {
     t.app_version("pay", "1.0.0", json!({})).await;
     t.release("pay-far", "pay", "far", "1.0.0", json!({})).await;
     wait_reason(&t, "pay-far", "ClusterNotGranted", Phase::Pending).await;
+    // Deleting the Release (nothing was ever applied) does not connect there either.
+    common::delete(&t.api::<Release>(), "pay-far").await;
+    t.wait_gone::<Release>(&t.ns, "pay-far").await;
     let accepted = tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept()).await;
     assert!(accepted.is_err(), "the operator connected to the ungranted cluster");
 }

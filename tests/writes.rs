@@ -2,7 +2,8 @@
 
 //! The write path of a rollout: its first status waits a moment (the settle window), so that a
 //! rollout healthy within it is written once; one still progressing is written when the window
-//! ends; a Release deleted meanwhile still prunes what the held apply created.
+//! ends; a rollout that brings new objects records them before applying them (one write more,
+//! only then); a Release deleted meanwhile still prunes what the held apply created.
 
 mod common;
 
@@ -116,10 +117,14 @@ async fn a_release_deleted_while_its_status_is_held_prunes_what_the_held_apply_c
     t.set_version("pay-dev", "1.1.0").await;
     let ns = t.env_ns("dev");
     t.wait_for_in::<ConfigMap>(&ns, "pay-extra", |_| true).await;
-    // Only the held status knows of the ConfigMap.
-    let rel = t.api::<Release>().get("pay-dev").await.unwrap();
-    let on_server = rel.status.unwrap().inventory.unwrap();
-    assert!(!on_server.objects.iter().any(|o| o.name == "pay-extra"), "{on_server:?}");
+    // The rollout's status is held, but the ConfigMap it brings was recorded before the apply
+    // (with what may still exist of 1.0.0): a crash now would leave nothing the next prune misses.
+    let status = t.api::<Release>().get("pay-dev").await.unwrap().status.unwrap();
+    assert_eq!(status.desired_version.as_deref(), Some("1.0.0"), "the rollout's own status is held");
+    let on_server = status.inventory.unwrap();
+    for name in ["pay-extra", "pay"] {
+        assert!(on_server.objects.iter().any(|o| o.name == name), "{name} not in {on_server:?}");
+    }
     delete(&t.api::<Release>(), "pay-dev").await;
     t.wait_gone::<Release>(&t.ns, "pay-dev").await;
     t.wait_gone::<ConfigMap>(&ns, "pay-extra").await;

@@ -41,6 +41,9 @@ pub const FREEZE_OVERRIDE_ANNOTATION: &str = "tuskfish.dev/freeze-override";
 /// On a Release: run its verification checks again (`tuskfish verify`); the value is the RFC 3339
 /// time of the request, and a request older than the running rollout is ignored.
 pub const VERIFY_REQUEST_ANNOTATION: &str = "tuskfish.dev/verify-requested-at";
+/// On a Release being deleted: let it go without removing its objects from the cluster the value
+/// names (gone for good); they stay there, and a Warning Event lists them.
+pub const ABANDON_ANNOTATION: &str = "tuskfish.dev/abandon-objects";
 /// On an AppVersion: vetoed in the whole pipeline; the value is the reason (see [`Veto`]).
 pub const VETO_ANNOTATION: &str = "tuskfish.dev/veto";
 /// On an AppVersion: who vetoed it; the API server admits only the requesting user's own name.

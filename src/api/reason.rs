@@ -98,6 +98,9 @@ vocabulary! {
         RollingBack,
         DriftRepaired,
         Pruned,
+        // A Release being deleted whose objects cannot be removed, or were left behind.
+        CleanupBlocked,
+        CleanupAbandoned,
         // What a Release holds back, and why it waits.
         NothingHeld,
         AwaitingApproval,

@@ -32,6 +32,11 @@ pub struct ControllerArgs {
     /// one without gets nothing deployed (`ServiceAccountRequired`).
     #[arg(long, env = "TUSKFISH_REQUIRE_SERVICE_ACCOUNT")]
     require_service_account: bool,
+    /// Environments that name no ServiceAccount deploy as `tuskfish-deployer`, which the operator
+    /// creates in their namespace bound (RoleBinding) to this ClusterRole: every write is then
+    /// bounded to that namespace. The chart sets its own apply role.
+    #[arg(long, env = "TUSKFISH_DEPLOYER_CLUSTER_ROLE")]
+    deployer_cluster_role: Option<String>,
     /// The Pod Security level (pod-security.kubernetes.io/enforce) of the namespaces Environments
     /// create: what their pods may do on the nodes.
     #[arg(long, value_enum, default_value = "baseline", env = "TUSKFISH_POD_SECURITY")]
@@ -46,7 +51,10 @@ impl ControllerArgs {
             status_settle: self.status_settle,
             metrics,
             helm: self.helm.config(),
-            require_service_account: self.require_service_account,
+            identity: crate::controller::identity::IdentityRule {
+                required: self.require_service_account,
+                deployer_role: self.deployer_cluster_role.clone().filter(|r| !r.is_empty()),
+            },
             pod_security: self.pod_security,
             ..Default::default()
         }
@@ -131,9 +139,18 @@ fn listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, String> {
 }
 
 pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    if args.renew_deadline >= args.lease_duration {
+    if args.renew_deadline + crate::leader::MARGIN > args.lease_duration {
+        return Err(format!(
+            "--lease-duration must exceed --renew-deadline by {:?} at least (the time a replica that could \
+             not renew has to stop writing before another may lead)",
+            crate::leader::MARGIN
+        )
+        .into());
+    }
+    if args.retry_period >= args.renew_deadline {
         return Err(
-            "--renew-deadline must be shorter than --lease-duration (or two replicas could lead)".into()
+            "--retry-period must be shorter than --renew-deadline (or the Lease is never renewed in time)"
+                .into(),
         );
     }
     let counter = RequestCounter::default();

@@ -74,10 +74,14 @@ pub async fn heartbeat(hub: Client, agent: AgentSettings, stop: impl std::future
                     ..Default::default()
                 }),
             };
-            let wait = match api
-                .patch(&name, &PatchParams::apply("tuskfish-agent").force(), &Patch::Apply(&lease))
-                .await
-            {
+            // Bounded: a stalled link to the hub is a failed renewal (tried again), not a wait for
+            // ever while the hub's view of this agent lapses.
+            let (pp, body) = (PatchParams::apply("tuskfish-agent").force(), Patch::Apply(&lease));
+            let renewed =
+                tokio::time::timeout(every, api.patch(&name, &pp, &body)).await.unwrap_or_else(|_| {
+                    Err(kube::Error::Service(format!("the hub did not answer within {every:?}").into()))
+                });
+            let wait = match renewed {
                 Ok(_) => {
                     debug!(lease = %name, "agent lease renewed");
                     every

@@ -136,7 +136,13 @@ pub async fn output(
     match prepare(&access, av, env, rel) {
         Err(refusal) => Pending::Done(Err(refusal)),
         Ok(Prepared::Plain) => Pending::Done(Ok(None)),
-        Ok(Prepared::Kept(output)) => Pending::Done(Ok(Some(output))),
+        Ok(Prepared::Kept(output)) => {
+            // A result the background kept for this Release is the same output: not kept twice.
+            if let Some(ctx) = access.operator {
+                ctx.renders.forget(&ObjectRef::from_obj(rel));
+            }
+            Pending::Done(Ok(Some(output)))
+        }
         Ok(Prepared::Render(render)) => {
             let key = render.key.clone();
             let work = move || render.run();
@@ -182,7 +188,10 @@ fn prepare(
         &variables,
     )?;
     let release = rel.metadata.name.clone().unwrap_or_default();
-    let key = Helm::output_key(&digest, &release, &env.spec.namespace, &values);
+    // Per pipeline and cluster: the same names elsewhere are another tenant's output (a chart that
+    // generates a secret at render time must not hand one tenant's to another).
+    let scope = format!("{}/{}", av.namespace().unwrap_or_default(), env.cluster_name());
+    let key = Helm::output_key(&scope, &digest, &release, &env.spec.namespace, &values);
     if let Some(output) = helm.rendered(&key) {
         return Ok(Prepared::Kept(output));
     }
@@ -236,7 +245,7 @@ impl Render {
                     helm.pull_checked(&pipeline, chart, &digest, creds.as_ref()).await?
                 }
             };
-            helm.template(&pipeline, &path, &digest, &release, &namespace, &values).await
+            helm.template(&pipeline, &path, &key, &release, &namespace, &values).await
         };
         match rendered.await {
             Ok(output) => {

@@ -95,7 +95,7 @@ impl Context {
             client.clone(),
             stores.workloads.clone(),
             super::custom_kinds::CustomKinds::new(client.clone(), None),
-            super::identity::Identities::new(None, requests.clone(), false),
+            super::identity::Identities::new(None, requests.clone(), Default::default()),
         );
         let policies = Policies {
             store: stores.policies.clone(),

@@ -6,9 +6,11 @@
 //! reconcile, which a workload's watch event usually brings within the window. It is written once the
 //! rollout has ended or the window is over, whichever comes first.
 //!
-//! Held in memory only, on purpose: after a restart (or a new leader) the server's status still names
-//! the inventory applied before, so the next reconcile applies the same objects again and prunes from
-//! that older inventory. Nothing is lost but the time of one apply.
+//! Held in memory only: a graceful stop writes what is held ([`DeferredStatuses::drain`]). After a
+//! crash the server's status still names the inventory written ahead of the apply (see
+//! `plan::record::inventory_ahead`: everything that may exist), so the next reconcile applies the
+//! same objects again and prunes from that; only the history entry of a rollout no status recorded
+//! is gone (the next reconcile starts that rollout again, unless a newer version came meanwhile).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -80,6 +82,32 @@ impl DeferredStatuses {
         let m = self.0.lock().ok()?;
         let e = m.get(&key(rel)).filter(|e| e.uid == rel.metadata.uid)?;
         e.deferred.status.inventory.clone()
+    }
+}
+
+/// A status held when the process stopped, to be written if the Release is still as it was.
+pub struct Held {
+    pub namespace: String,
+    pub name: String,
+    pub uid: Option<String>,
+    /// The server's status it was computed over.
+    pub over: Option<ReleaseStatus>,
+    pub status: ReleaseStatus,
+}
+
+impl DeferredStatuses {
+    /// Everything held, taken out (for the last writes of a process that stops).
+    pub fn drain(&self) -> Vec<Held> {
+        let Ok(mut m) = self.0.lock() else { return Vec::new() };
+        m.drain()
+            .map(|((namespace, name), e)| Held {
+                namespace,
+                name,
+                uid: e.uid,
+                over: e.over,
+                status: e.deferred.status,
+            })
+            .collect()
     }
 }
 

@@ -63,8 +63,8 @@ pub struct Settings {
     /// The operator's client configuration, which clients impersonating an Environment's
     /// ServiceAccount start from (`None`: Environments with `serviceAccountName` get `Forbidden`).
     pub client_config: Option<kube::Config>,
-    /// Every Environment must name a ServiceAccount (`--require-service-account`).
-    pub require_service_account: bool,
+    /// Who Environments deploy as (`--require-service-account`, `--deployer-cluster-role`).
+    pub identity: identity::IdentityRule,
     /// The Pod Security level of the namespaces Environments create (`--pod-security`).
     pub pod_security: crate::api::PodSecurity,
     /// Run as `tuskfish agent`: the client given to [`run`] is the hub's, this says where to
@@ -83,7 +83,7 @@ impl Default for Settings {
             reconciled: None,
             helm: Err("the operator was started without Helm".into()),
             client_config: None,
-            require_service_account: false,
+            identity: identity::IdentityRule::default(),
             pod_security: crate::api::PodSecurity::default(),
             agent: None,
         }
@@ -226,7 +226,7 @@ async fn run_controllers(
         own.clone(),
         stores.workloads.clone(),
         custom_kinds::CustomKinds::new(own, Some(wake.clone())),
-        identity::Identities::new(own_config, ctx.requests.clone(), settings.require_service_account),
+        identity::Identities::new(own_config, ctx.requests.clone(), settings.identity.clone()),
     );
     ctx.role = settings.agent.as_ref().map_or(agent::Role::Operator, |a| agent::Role::Agent(a.name.clone()));
     let shared = cluster::Shared {
@@ -234,8 +234,9 @@ async fn run_controllers(
         triggers: w.triggers.clone(),
         index: w.index.clone(),
         counts: ctx.requests.clone(),
-        require_service_account: settings.require_service_account,
+        identity: settings.identity.clone(),
         policies: ctx.policies.clone(),
+        retired: Default::default(),
     };
     ctx.clusters = cluster::Clusters::new(local, shared, settings.agent.as_ref().map(|a| a.name.clone()));
     ctx.probes = verify::Probes::new(Some(wake.clone()));
@@ -282,13 +283,14 @@ async fn run_controllers(
         let (lost_tx, lost_rx) = futures::channel::oneshot::channel::<()>();
         if let Some(e) = &elector {
             let lease = tokio::select! {
-                lease = e.acquire() => lease,
+                taken = e.acquire() => taken,
                 () = shutdown.clone() => return Stopped::Shutdown,
             };
             metrics.leader.set(1);
             let holder = e.clone();
             tokio::spawn(async move {
-                holder.hold(lease).await;
+                let (lease, renewed) = lease;
+                holder.hold(lease, renewed).await;
                 let _ = lost_tx.send(());
             });
         }
@@ -304,43 +306,60 @@ async fn run_controllers(
             ctx.clone(),
             stop.clone(),
         );
-        match agent_settings {
-            // An agent deploys Releases and reports that it is alive; AppVersions, Environments
-            // and notifications are the operator's on the hub (their requests are dropped here).
-            Some(a) => {
-                drop((env_rx, av_rx));
-                futures::join!(agent::heartbeat(ctx.client.clone(), a, stop.clone()), releases);
+        let work = async {
+            match agent_settings {
+                // An agent deploys Releases and reports that it is alive; AppVersions, Environments
+                // and notifications are the operator's on the hub (their requests are dropped here).
+                Some(a) => {
+                    drop((env_rx, av_rx));
+                    futures::join!(agent::heartbeat(ctx.client.clone(), a, stop.clone()), releases);
+                }
+                None => {
+                    let notices = notifier::run(ctx.clone(), settings_namespace.clone(), stop.clone());
+                    futures::join!(
+                        notices,
+                        releases,
+                        drive(
+                            "environment",
+                            stores.environments.clone(),
+                            env_rx,
+                            config.clone(),
+                            environment::reconcile,
+                            ctx.clone(),
+                            stop.clone()
+                        ),
+                        drive(
+                            "appversion",
+                            stores.app_versions.clone(),
+                            av_rx,
+                            config,
+                            appversion::reconcile,
+                            ctx.clone(),
+                            stop
+                        ),
+                    );
+                }
             }
-            None => {
-                let notices = notifier::run(ctx.clone(), settings_namespace.clone(), stop.clone());
-                futures::join!(
-                    notices,
-                    releases,
-                    drive(
-                        "environment",
-                        stores.environments.clone(),
-                        env_rx,
-                        config.clone(),
-                        environment::reconcile,
-                        ctx.clone(),
-                        stop.clone()
-                    ),
-                    drive(
-                        "appversion",
-                        stores.app_versions.clone(),
-                        av_rx,
-                        config,
-                        appversion::reconcile,
-                        ctx.clone(),
-                        stop
-                    ),
-                );
+        };
+        // Leadership lost: in-flight reconciles are dropped at once, not waited for (one stuck on
+        // a stalled connection would otherwise write after a standby took over).
+        tokio::select! {
+            () = work => {}
+            true = lost.clone() => {
+                metrics.leader.set(0);
+                return Stopped::LeadershipLost;
             }
         }
-        metrics.leader.set(0);
         if lost.now_or_never() == Some(true) {
+            metrics.leader.set(0);
             return Stopped::LeadershipLost;
         }
+        // A graceful stop (every upgrade of the operator): the statuses held back are written
+        // while the Lease is still ours, so no rollout's history entry is lost with them.
+        if tokio::time::timeout(FLUSH_LIMIT, flush_held(&ctx)).await.is_err() {
+            warn!("statuses held back were not all written within {FLUSH_LIMIT:?}");
+        }
+        metrics.leader.set(0);
         if let Some(e) = &elector {
             e.release().await;
         }
@@ -352,6 +371,27 @@ async fn run_controllers(
     match futures::future::select(controllers, drivers).await {
         futures::future::Either::Left((stopped, _)) => stopped,
         futures::future::Either::Right(_) => Stopped::Shutdown,
+    }
+}
+
+/// How long a stopping operator spends writing the statuses it held back.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// Writes each status held back (see [`deferred`]) whose Release is still the one, with the status,
+/// it was computed over; the others are stale and the next leader decides them again.
+async fn flush_held(ctx: &Context) {
+    for held in ctx.deferred.drain() {
+        let key = ObjectRef::new(&held.name).within(&held.namespace);
+        let Some(rel) = ctx.stores.releases.get(&key) else { continue };
+        if rel.metadata.uid != held.uid || rel.status != held.over {
+            continue;
+        }
+        let api: kube::Api<Release> = kube::Api::namespaced(ctx.client.clone(), &held.namespace);
+        if let Err(e) =
+            status::patch_status_if_changed(&api, &ctx.own_writes, rel.as_ref(), None, &held.status).await
+        {
+            warn!(release = %held.name, namespace = %held.namespace, error = %e, "a status held back was not written");
+        }
     }
 }
 

@@ -57,7 +57,10 @@ pub async fn run(
     let events = pipeline_events(&ctx.client, namespace.as_deref()).take_until(stop);
     futures::pin_mut!(events);
     while let Some(ev) = events.next().await {
-        let Some(n) = notice::of_event(&ev, |ns, kind, name| about(&ctx, ns, kind, name)) else { continue };
+        let received = jiff::Timestamp::now();
+        let Some(n) = notice::of_event(&ev, received, |ns, kind, name| about(&ctx, ns, kind, name)) else {
+            continue;
+        };
         for name in ctx.index.notifications_in(&n.namespace) {
             let key = ObjectRef::new(&name).within(&n.namespace);
             let Some(notification) = ctx.stores.notifications.get(&key) else { continue };
@@ -150,7 +153,16 @@ fn queue(pending: &mut BTreeMap<(jiff::Timestamp, String), Notice>, cursor: &Cur
     if !cursor.is_handled(&n) {
         pending.insert((n.time, n.key.clone()), n);
     }
+    // A receiver that never answers while Events keep coming (anyone who may create Events in
+    // the namespace can make them) must not grow the operator: the newest notices are dropped
+    // past a bound, which the stalled receiver would not have got in time anyway.
+    while pending.len() > PENDING_LIMIT {
+        pending.pop_last();
+    }
 }
+
+/// Notices one Notification may have waiting for delivery.
+const PENDING_LIMIT: usize = 1000;
 
 /// What a Notification's status counts and says.
 struct Record {

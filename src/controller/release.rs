@@ -31,8 +31,13 @@ pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     // Releases of an agent's Environment are the agent's to deploy, report and clean up (an
     // agent's, the operator's); a change of the Environment's cluster wakes them again.
     let env = ctx.stores.environments.get(&ObjectRef::new(&rel.spec.environment).within(&ns));
-    let applied = rel.status.as_ref().and_then(|s| s.inventory.as_ref()).and_then(|i| i.cluster.as_ref());
-    if !ctx.role.serves(env.as_deref(), applied) {
+    let inventory = rel.status.as_ref().and_then(|s| s.inventory.as_ref());
+    let applied = inventory.and_then(|i| i.cluster.as_ref());
+    // A Release being deleted is cleaned up by whoever applied its objects (its Environment may
+    // have moved to another cluster, or agent, since).
+    let deleting_applied = rel.metadata.deletion_timestamp.is_some() && inventory.is_some();
+    let by = if deleting_applied { None } else { env.as_deref() };
+    if !ctx.role.serves(by, applied) {
         return Ok(Action::await_change());
     }
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
@@ -69,7 +74,7 @@ fn owner(rel: &Release) -> Owner<'_> {
     }
 }
 
-async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
+async fn converge(mut rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let now = Time(jiff::Timestamp::now());
     // Gather.
     let related = Related::gather(&ctx, &rel);
@@ -89,7 +94,13 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         (Ok(_), None) => return Ok(Action::await_change()),
         (Ok(target), Some(env)) => {
             match act::act(&ctx, &rel, env, &prev, &target, rolled_back.as_deref(), &now).await? {
-                Some(step) => step,
+                // Act wrote the status already (the inventory ahead of its apply): the step's write
+                // (or the status held back) builds on that one, as the cache will soon have it.
+                Some(act::Acted { step, rewritten: Some(written) }) => {
+                    rel = Arc::new(written);
+                    step
+                }
+                Some(act::Acted { step, rewritten: None }) => step,
                 None => return Ok(Action::await_change()),
             }
         }
@@ -106,41 +117,117 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
 async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     // Deleted while its last status was held back: that status has the inventory of the last apply.
     let held = ctx.deferred.inventory(&rel);
-    let applied = held.as_ref().or_else(|| rel.status.as_ref().and_then(|s| s.inventory.as_ref()));
+    let applied = held.or_else(|| rel.status.as_ref().and_then(|s| s.inventory.clone()));
+    // Nothing was ever applied (not even recorded ahead of an apply): nothing to remove, and no
+    // cluster to connect to — least of all one the pipeline was never granted.
+    let Some(inv) = applied else {
+        forget(&ctx, &rel);
+        return Ok(Action::await_change());
+    };
     let env_ref = ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default());
     let env = ctx.stores.environments.get(&env_ref);
     // In the cluster the objects were applied in (the inventory says, whatever became of the
-    // Environment since; without an inventory, the Environment's); an unreachable cluster keeps
-    // the Release until its objects can be removed.
-    let ns = rel.namespace().unwrap_or_default();
-    let placement = match applied {
-        Some(inv) => inv.cluster.as_ref(),
-        None => env.as_ref().and_then(|e| e.spec.cluster.as_ref()),
+    // Environment since); an unreachable cluster keeps the Release until its objects can be
+    // removed, one gone for good lets it go when told to (the abandon annotation).
+    let cluster = match cluster_of(&ctx, &rel, &inv) {
+        Ok(cluster) => cluster,
+        Err(blocked) => return cleanup_blocked(&ctx, &rel, &inv, blocked).await,
     };
-    let cluster = ctx.clusters.at(placement, &ns).map_err(|err| {
-        let name = placement.and_then(|c| c.name.as_deref().or(c.agent.as_deref())).unwrap_or("");
-        Error::Cluster {
-            message: format!("removing the Release's objects: {}", err.describe(name)),
-            reason: err.reason(),
-        }
-    })?;
-    if let Some(inv) = applied {
-        // As the Environment's identity while it exists (gone: the operator's own, which may only
-        // delete what the inventory names and this Release owns).
-        let client = env
-            .as_deref()
-            .and_then(|e| cluster.identities.client_for(&cluster.client, e).ok())
-            .unwrap_or_else(|| cluster.client.clone());
-        let deleted = prune(&client, &cluster.catalog, inv, None, &owner(&rel)).await?;
-        info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
-    }
+    // As the Environment's identity while it exists (gone: the operator's own, which may only
+    // delete what the inventory names and this Release owns).
+    let client = env
+        .as_deref()
+        .and_then(|e| cluster.identities.client_for(&cluster.client, e).ok())
+        .unwrap_or_else(|| cluster.client.clone());
+    let deleted = prune(&client, &cluster.catalog, &inv, None, &owner(&rel)).await?;
+    info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
     // Verification Jobs run where the Release's objects do (its Environment may be gone already).
-    let ns = applied.map(|i| i.namespace.clone()).or_else(|| env.as_ref().map(|e| e.spec.namespace.clone()));
-    if let Some(ns) = ns {
-        super::verify::remove_jobs(&cluster, &rel, &ns).await?;
-    }
-    ctx.probes.forget(&rel);
-    ctx.renders.forget(&ObjectRef::from_obj(rel.as_ref()));
-    ctx.deferred.written(&rel);
+    super::verify::remove_jobs(&cluster, &rel, &inv.namespace).await?;
+    forget(&ctx, &rel);
     Ok(Action::await_change())
+}
+
+/// Drops what this process keeps of a Release that is gone.
+fn forget(ctx: &Context, rel: &Release) {
+    ctx.probes.forget(rel);
+    ctx.renders.forget(&ObjectRef::from_obj(rel));
+    ctx.deferred.written(rel);
+}
+
+/// Why the objects of a Release being deleted cannot be removed now: its reason and message.
+struct CleanupBlocked {
+    reason: crate::api::Reason,
+    message: String,
+}
+
+/// The cluster the Release's objects are in, when this process may and can reach it.
+fn cluster_of(
+    ctx: &Context,
+    rel: &Release,
+    inv: &crate::api::Inventory,
+) -> std::result::Result<Arc<super::cluster::Cluster>, CleanupBlocked> {
+    let ns = rel.namespace().unwrap_or_default();
+    let placement = inv.cluster.as_ref();
+    // A recorded cluster the admin no longer grants (or a forged status naming one) is not
+    // connected to, as for a rollout.
+    if matches!(ctx.role, super::agent::Role::Operator)
+        && let Err(why) = ctx.grants(&ns).cluster(placement)
+    {
+        return Err(CleanupBlocked { reason: crate::api::Reason::ClusterNotGranted, message: why });
+    }
+    ctx.clusters.for_cleanup(placement, &ns).map_err(|err| {
+        let name = placement.and_then(|c| c.name.as_deref().or(c.agent.as_deref())).unwrap_or("");
+        CleanupBlocked { reason: err.reason(), message: err.describe(name) }
+    })
+}
+
+/// A Release being deleted whose objects cannot be removed: it says so (a condition naming the
+/// cluster and the way out) and waits, unless its objects there were abandoned.
+async fn cleanup_blocked(
+    ctx: &Context,
+    rel: &Release,
+    inv: &crate::api::Inventory,
+    blocked: CleanupBlocked,
+) -> Result<Action> {
+    use crate::api::{ABANDON_ANNOTATION, ConditionType, ConditionUpdate, Reason, set_condition};
+    let cluster = inv.cluster.as_ref().map_or(crate::api::IN_CLUSTER, |c| {
+        c.name
+            .as_deref()
+            .or(c.agent.as_deref())
+            .or(c.kube_config_secret_ref.as_ref().map(|r| r.name.as_str()))
+            .unwrap_or("")
+    });
+    let objects: Vec<String> = inv.objects.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
+    if rel.annotations().get(ABANDON_ANNOTATION).is_some_and(|v| v == cluster) {
+        let note = format!(
+            "deleted without removing its objects from namespace {} in cluster {cluster} ({}): {}; they stay there",
+            inv.namespace,
+            blocked.message,
+            objects.join(", ")
+        );
+        super::events::publish(
+            ctx,
+            &kube::Resource::object_ref(rel, &()),
+            kube::runtime::events::EventType::Warning,
+            Reason::CleanupAbandoned,
+            note,
+        );
+        forget(ctx, rel);
+        return Ok(Action::await_change());
+    }
+    let message = format!(
+        "deleting: the objects in namespace {} in cluster {cluster} cannot be removed: {}; if that cluster is gone \
+         for good, let the Release go and leave them there: kubectl annotate release {} {ABANDON_ANNOTATION}={cluster}",
+        inv.namespace,
+        blocked.message,
+        rel.name_any()
+    );
+    let mut status = rel.status.clone().unwrap_or_default();
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+    let update = ConditionUpdate::new(ConditionType::Ready, false, Reason::CleanupBlocked, message.clone());
+    set_condition(&mut status.conditions, update, rel.metadata.generation, &now);
+    let api: Api<Release> = Api::namespaced(ctx.client.clone(), &rel.namespace().unwrap_or_default());
+    super::status::patch_status_if_changed(&api, &ctx.own_writes, rel, rel.status.as_ref(), &status).await?;
+    // Retried as any failed reconcile: an unreachable cluster that comes back lets it finish.
+    Err(Error::Cluster { message, reason: blocked.reason })
 }

@@ -173,15 +173,17 @@ where
     events.reflect(writer).for_each(move |res| {
         match res {
             Ok(watcher::Event::Apply(obj)) => route(&obj, &cache, Seen::Present),
-            Ok(watcher::Event::InitApply(obj)) => {
-                relist.listed(&obj);
-                route(&obj, &cache, Seen::Present)
-            }
+            // The cache swaps in the new list at InitDone; until then it holds the old one, so
+            // what is listed is routed only then: a reconcile woken for an object the cache does
+            // not hold yet would find nothing to do and wait for an unrelated event.
+            Ok(watcher::Event::InitApply(obj)) => relist.listed(&obj),
             Ok(watcher::Event::Delete(obj)) => route(&obj, &cache, Seen::Deleted),
-            // The cache swaps in the new list at InitDone; until then it holds the old one.
             Ok(watcher::Event::Init) => relist.start(&cache),
             Ok(watcher::Event::InitDone) => {
-                relist.absent().iter().for_each(|gone| route(gone, &cache, Seen::Deleted));
+                let (listed, absent) = relist.done();
+                // `reflect` has swapped the cache before this event reaches here.
+                listed.iter().filter_map(|r| cache.get(r)).for_each(|obj| route(&obj, &cache, Seen::Present));
+                absent.iter().for_each(|gone| route(gone, &cache, Seen::Deleted));
                 if let Some(l) = &link {
                     l.listed(kind_of::<K>());
                 }
@@ -198,15 +200,16 @@ where
     })
 }
 
-/// What a (re)list has to compare: the objects cached before it, and the keys it listed.
+/// What a (re)list has to compare: the objects cached before it, and the keys it listed (in
+/// order).
 struct Relist<K: Resource<DynamicType = ()>> {
     before: Vec<Arc<K>>,
-    listed: std::collections::HashSet<ObjectRef<K>>,
+    listed: Vec<ObjectRef<K>>,
 }
 
 impl<K: Resource<DynamicType = ()>> Default for Relist<K> {
     fn default() -> Self {
-        Self { before: Vec::new(), listed: Default::default() }
+        Self { before: Vec::new(), listed: Vec::new() }
     }
 }
 
@@ -217,18 +220,19 @@ impl<K: Resource<DynamicType = ()> + Clone> Relist<K> {
     }
 
     fn listed(&mut self, obj: &K) {
-        if !self.before.is_empty() {
-            self.listed.insert(ObjectRef::from_obj(obj));
-        }
+        self.listed.push(ObjectRef::from_obj(obj));
     }
 
-    /// The objects cached before the relist that it did not list: deleted meanwhile.
-    fn absent(&mut self) -> Vec<Arc<K>> {
+    /// What the relist listed, and the objects cached before it that it did not list (deleted
+    /// meanwhile).
+    fn done(&mut self) -> (Vec<ObjectRef<K>>, Vec<Arc<K>>) {
         let listed = std::mem::take(&mut self.listed);
-        std::mem::take(&mut self.before)
+        let keys: std::collections::HashSet<&ObjectRef<K>> = listed.iter().collect();
+        let absent = std::mem::take(&mut self.before)
             .into_iter()
-            .filter(|o| !listed.contains(&ObjectRef::from_obj(o.as_ref())))
-            .collect()
+            .filter(|o| !keys.contains(&ObjectRef::from_obj(o.as_ref())))
+            .collect();
+        (listed, absent)
     }
 }
 
@@ -541,7 +545,10 @@ mod tests {
             reader,
             SharedMetrics::default(),
             None,
-            move |r: &Release, _: &Store<Release>, s| {
+            move |r: &Release, cache: &Store<Release>, s| {
+                // Whoever is woken for a present object finds it in the cache.
+                let cached = cache.get(&ObjectRef::from_obj(r)).is_some();
+                assert_eq!(cached, s == Seen::Present, "{} routed as {s:?}, cached: {cached}", r.name_any());
                 log.lock().unwrap().push((r.name_any(), s));
             },
         )

@@ -115,8 +115,11 @@ impl Helm {
     }
 
     /// The key of one Release's chart output (what [`Self::template`] keeps it under).
-    pub fn output_key(digest: &str, release: &str, namespace: &str, values: &Value) -> String {
-        render_key(digest, release, namespace, values)
+    /// `scope` says whose it is (the pipeline and cluster): the same names elsewhere are another
+    /// tenant's output, and a chart that generates a secret at render time must not hand one
+    /// tenant's to another.
+    pub fn output_key(scope: &str, digest: &str, release: &str, namespace: &str, values: &Value) -> String {
+        render_key(&[scope, digest, release, namespace, &values.to_string()])
     }
 
     /// Output `key`, when it was rendered lately (what [`Self::template`] returns without Helm).
@@ -179,18 +182,19 @@ impl Helm {
         self.pull(pipeline, chart, creds, Some(digest)).await.map(|(_, path)| path)
     }
 
-    /// Renders the packaged chart at `path` (of `digest`) as Helm release `release` in `namespace`,
-    /// with no cluster access. Hooks are set aside; CRDs are included (so that they are refused).
+    /// Renders the packaged chart at `path` as Helm release `release` in `namespace`, with no
+    /// cluster access, kept as output `key` (see [`Self::output_key`]). Hooks are set aside; CRDs
+    /// are included (so that they are refused).
     pub async fn template(
         &self,
         pipeline: &str,
         path: &Path,
-        digest: &str,
+        key: &str,
         release: &str,
         namespace: &str,
         values: &Value,
     ) -> Result<Arc<ChartOutput>, ChartError> {
-        let key = render_key(digest, release, namespace, values);
+        let key = key.to_string();
         if let Some(hit) = self.rendered.get(&key) {
             return Ok(hit);
         }
@@ -357,9 +361,9 @@ fn pull_args(chart: &HelmChart, logged_in: bool, dir: &Path) -> Vec<OsString> {
     args
 }
 
-fn render_key(digest: &str, release: &str, namespace: &str, values: &Value) -> String {
+fn render_key(parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    for part in [digest, release, namespace, &values.to_string()] {
+    for part in parts {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -447,13 +451,17 @@ mod tests {
     #[test]
     fn the_render_key_changes_with_every_input() {
         let v = serde_json::json!({"replicaCount": 2});
-        let base = render_key("sha256:a", "payments", "prod", &v);
-        assert_eq!(base, render_key("sha256:a", "payments", "prod", &v));
+        let key =
+            |scope, digest, release, ns, values: &Value| Helm::output_key(scope, digest, release, ns, values);
+        let base = key("team-a/in-cluster", "sha256:a", "payments", "prod", &v);
+        assert_eq!(base, key("team-a/in-cluster", "sha256:a", "payments", "prod", &v));
         for other in [
-            render_key("sha256:b", "payments", "prod", &v),
-            render_key("sha256:a", "payments2", "prod", &v),
-            render_key("sha256:a", "payments", "prod2", &v),
-            render_key("sha256:a", "payments", "prod", &serde_json::json!({"replicaCount": 3})),
+            key("team-b/in-cluster", "sha256:a", "payments", "prod", &v),
+            key("team-a/prod-eu", "sha256:a", "payments", "prod", &v),
+            key("team-a/in-cluster", "sha256:b", "payments", "prod", &v),
+            key("team-a/in-cluster", "sha256:a", "payments2", "prod", &v),
+            key("team-a/in-cluster", "sha256:a", "payments", "prod2", &v),
+            key("team-a/in-cluster", "sha256:a", "payments", "prod", &serde_json::json!({"replicaCount": 3})),
         ] {
             assert_ne!(base, other);
         }

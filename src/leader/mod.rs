@@ -56,6 +56,11 @@ fn record_of(lease: &Lease) -> Record {
     }
 }
 
+/// How much longer than the renew deadline a lease must last: the time a replica that could not
+/// renew has to stop its writes (in-flight requests are dropped at once) before a standby may take
+/// over, with room for clocks that run at slightly different rates.
+pub const MARGIN: Duration = Duration::from_secs(2);
+
 /// How often a release reads the Lease again after a conflicting write.
 const RELEASE_ATTEMPTS: usize = 5;
 
@@ -72,15 +77,16 @@ impl Elector {
         i32::try_from(d.as_secs()).unwrap_or(i32::MAX).max(1)
     }
 
-    /// Waits until this replica holds the Lease.
-    pub async fn acquire(&self) -> Lease {
+    /// Waits until this replica holds the Lease; the Lease and when the write that took it began
+    /// (what the renew deadline counts from).
+    pub async fn acquire(&self) -> (Lease, Instant) {
         let mut observed: Option<Observation> = None;
         let mut said_waiting = false;
         loop {
             match self.try_acquire(&mut observed).await {
-                Ok(Some(lease)) => {
+                Ok(Some(taken)) => {
                     info!(lease = %self.cfg.name, identity = %self.cfg.identity, "became leader");
-                    return lease;
+                    return taken;
                 }
                 Ok(None) if !said_waiting => {
                     let holder = observed.as_ref().and_then(|o| o.record.holder.clone()).unwrap_or_default();
@@ -96,26 +102,36 @@ impl Elector {
         }
     }
 
-    async fn try_acquire(&self, observed: &mut Option<Observation>) -> Result<Option<Lease>, kube::Error> {
+    async fn try_acquire(
+        &self,
+        observed: &mut Option<Observation>,
+    ) -> Result<Option<(Lease, Instant)>, kube::Error> {
+        // Bounded like a renewal: a stalled server is not waited for.
+        let current = self.bounded(self.cfg.renew_deadline, self.api.get_opt(&self.cfg.name)).await?;
+        // The record is as of the answer, not the question: a slow read must not make the holder's
+        // lease look older than it is.
         let now = Instant::now();
-        let current = self.api.get_opt(&self.cfg.name).await?;
         *observed = current.as_ref().map(|l| Observation::update(observed.take(), record_of(l), now));
-        let result = match (step(&self.cfg.identity, observed.as_ref(), now), current) {
+        let write = match (step(&self.cfg.identity, observed.as_ref(), now), current) {
             (Step::Wait, _) => return Ok(None),
             (Step::Create, _) | (Step::Take, None) => {
                 let lease = Lease {
                     metadata: ObjectMeta { name: Some(self.cfg.name.clone()), ..Default::default() },
                     spec: Some(self.spec_taking(None)),
                 };
-                self.api.create(&PostParams::default(), &lease).await
+                self.bounded(self.cfg.renew_deadline, self.api.create(&PostParams::default(), &lease)).await
             }
             (Step::Take, Some(mut lease)) => {
                 lease.spec = Some(self.spec_taking(lease.spec.take()));
-                self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await
+                self.bounded(
+                    self.cfg.renew_deadline,
+                    self.api.replace(&self.cfg.name, &PostParams::default(), &lease),
+                )
+                .await
             }
         };
-        match result {
-            Ok(l) => Ok(Some(l)),
+        match write {
+            Ok(l) => Ok(Some((l, now))),
             // Another replica was faster; look again next round.
             Err(e) if is_conflict(&e) => Ok(None),
             Err(e) => Err(e),
@@ -140,21 +156,29 @@ impl Elector {
     }
 
     /// Renews the Lease every retry period; returns when leadership is lost (someone else holds the
-    /// Lease, or it could not be renewed within the renew deadline).
-    pub async fn hold(&self, mut lease: Lease) {
-        let mut renewed = Instant::now();
+    /// Lease, or it could not be renewed within the renew deadline). `renewed`: when the write that
+    /// took or last renewed it began.
+    ///
+    /// Every request here is cut at the renew deadline (counted from when the last successful
+    /// write *began*), so a replica whose connection stalls steps down by then at the latest —
+    /// before any standby may take the Lease, which needs a whole lease duration without a change
+    /// of the record (the lease duration must exceed the renew deadline by [`MARGIN`] at least).
+    pub async fn hold(&self, mut lease: Lease, mut renewed: Instant) {
         loop {
             tokio::time::sleep(self.cfg.retry_period).await;
+            let attempt = Instant::now();
+            let left = (renewed + self.cfg.renew_deadline).saturating_duration_since(attempt);
             let mut next = lease.clone();
             let spec = next.spec.get_or_insert_with(Default::default);
             spec.renew_time = Some(MicroTime(Timestamp::now()));
-            match self.api.replace(&self.cfg.name, &PostParams::default(), &next).await {
+            match self.bounded(left, self.api.replace(&self.cfg.name, &PostParams::default(), &next)).await {
                 Ok(l) => {
                     lease = l;
-                    renewed = Instant::now();
+                    renewed = attempt;
                     continue;
                 }
-                Err(e) if is_conflict(&e) => match self.api.get_opt(&self.cfg.name).await {
+                Err(e) if is_conflict(&e) => match self.bounded(left, self.api.get_opt(&self.cfg.name)).await
+                {
                     Ok(Some(l)) if record_of(&l).holder.as_deref() == Some(self.cfg.identity.as_str()) => {
                         lease = l;
                         continue;
@@ -173,6 +197,17 @@ impl Elector {
                 return;
             }
         }
+    }
+
+    /// `request`, cut off after `limit` (a stalled connection answers nothing, ever).
+    async fn bounded<T>(
+        &self,
+        limit: Duration,
+        request: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        tokio::time::timeout(limit, request).await.unwrap_or_else(|_| {
+            Err(kube::Error::Service(format!("no answer from the API server within {limit:?}").into()))
+        })
     }
 
     /// Gives the Lease up (on shutdown), so that a standby takes over at once instead of after a

@@ -51,22 +51,31 @@ pub struct About {
     pub environment: Option<String>,
 }
 
-/// The notice an Event is, if it is one. `about`: the app and Environment of its object.
-pub fn of_event(ev: &Event, about: impl FnOnce(&str, &str, &str) -> About) -> Option<Notice> {
+/// The notice an Event is, if it is one. `about`: the app and Environment of its object;
+/// `received`: when this process got it.
+///
+/// An Event's own times (`eventTime`, a series' `lastObservedTime`) are whatever its writer's
+/// clock said, and one writer's clock five minutes ahead would move every Notification's cursor
+/// past the notices of the next five minutes. So a notice is timed by the API server: its
+/// `creationTimestamp`, and for a repeat (a series), its last observation kept between that and
+/// `received` (a repeat in the future is taken as now, one before the Event existed as then).
+pub fn of_event(
+    ev: &Event,
+    received: Timestamp,
+    about: impl FnOnce(&str, &str, &str) -> About,
+) -> Option<Notice> {
     let reason = Reason::parse(ev.reason.as_deref()?)?;
     let kind = *kinds_of(reason).first()?;
     let obj = &ev.involved_object;
     let (obj_kind, name) = (obj.kind.as_deref()?, obj.name.as_deref()?);
     let namespace = ev.metadata.namespace.clone().or_else(|| obj.namespace.clone())?;
     let count = ev.series.as_ref().and_then(|s| s.count).unwrap_or(1);
-    let time = ev
-        .series
-        .as_ref()
-        .and_then(|s| s.last_observed_time.as_ref())
-        .or(ev.event_time.as_ref())
-        .map(|t| t.0)
-        .or_else(|| ev.last_timestamp.as_ref().map(|t| t.0))
-        .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
+    let created = ev.metadata.creation_timestamp.as_ref()?.0;
+    let observed = ev.series.as_ref().and_then(|s| s.last_observed_time.as_ref()).map(|t| t.0);
+    let time = match observed {
+        Some(t) if count > 1 => t.clamp(created, received.max(created)),
+        _ => created,
+    };
     let uid = ev.metadata.uid.as_deref()?;
     let about = about(&namespace, obj_kind, name);
     Some(Notice {
@@ -79,8 +88,23 @@ pub fn of_event(ev: &Event, about: impl FnOnce(&str, &str, &str) -> About) -> Op
         namespace,
         app: about.app,
         environment: about.environment,
-        message: ev.message.clone().unwrap_or_default(),
+        message: bounded(ev.message.as_deref().unwrap_or_default()),
     })
+}
+
+/// The most of an Event's message a notice carries (core/v1 Events bound it by nothing).
+const MESSAGE_LIMIT: usize = 4096;
+
+/// `message`, cut at [`MESSAGE_LIMIT`] bytes (on a character boundary).
+fn bounded(message: &str) -> String {
+    if message.len() <= MESSAGE_LIMIT {
+        return message.to_string();
+    }
+    let mut end = MESSAGE_LIMIT;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
 }
 
 /// Whether a Notification with `spec` wants `notice`.
@@ -124,13 +148,48 @@ mod tests {
 
     fn event(reason: &str, kind: &str, series: serde_json::Value) -> Event {
         serde_json::from_value(json!({
-            "metadata": {"name": "e", "namespace": "finance", "uid": "u-1"},
+            "metadata": {"name": "e", "namespace": "finance", "uid": "u-1", "creationTimestamp": "2026-12-06T10:00:00Z"},
             "involvedObject": {"kind": kind, "name": "payments-prod", "namespace": "finance"},
             "reason": reason, "type": "Warning", "message": "version 1.3.11: not healthy",
             "eventTime": "2026-12-06T10:00:00.123456Z", "series": series,
             "reportingComponent": "tuskfish", "reportingInstance": "x", "action": "a"
         }))
         .unwrap()
+    }
+
+    fn received() -> Timestamp {
+        "2026-12-06T10:10:00Z".parse().unwrap()
+    }
+
+    /// A writer's clock says nothing of when a notice happened: five minutes ahead (or behind) it
+    /// is timed as the server saw it, so it neither jumps a cursor ahead (suppressing the notices
+    /// after it) nor falls behind one.
+    #[test]
+    fn a_writers_clock_does_not_time_a_notice() {
+        let skewed = |series: serde_json::Value, event_time: &str| {
+            let mut ev = event("RolloutComplete", "Release", series);
+            ev.event_time =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(event_time.parse().unwrap()));
+            of_event(&ev, received(), about(None, None)).unwrap().time
+        };
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(skewed(json!(null), "2026-12-06T10:05:00Z"), at("2026-12-06T10:00:00Z"), "ahead");
+        assert_eq!(skewed(json!(null), "2026-12-06T09:00:00Z"), at("2026-12-06T10:00:00Z"), "behind");
+        let repeat = |last: &str| json!({"count": 3, "lastObservedTime": last});
+        assert_eq!(
+            skewed(repeat("2026-12-06T11:00:00Z"), "2026-12-06T10:00:00Z"),
+            received(),
+            "a repeat in the future is now"
+        );
+        assert_eq!(
+            skewed(repeat("2026-12-06T09:00:00Z"), "2026-12-06T10:00:00Z"),
+            at("2026-12-06T10:00:00Z"),
+            "before the Event existed"
+        );
+        // Without a creation time (no server ever stored it) there is no notice.
+        let mut unstored = event("RolloutComplete", "Release", json!(null));
+        unstored.metadata.creation_timestamp = None;
+        assert!(of_event(&unstored, received(), about(None, None)).is_none());
     }
 
     fn about(app: Option<&str>, env: Option<&str>) -> impl FnOnce(&str, &str, &str) -> About {
@@ -142,12 +201,14 @@ mod tests {
     fn events_become_notices() {
         let n = of_event(
             &event("ProgressDeadlineExceeded", "Release", json!(null)),
+            received(),
             about(Some("payments"), Some("prod")),
         )
         .unwrap();
         assert_eq!(n.kind, NoticeKind::RolloutFailed);
         assert_eq!(n.key, "u-1/1");
-        assert_eq!(n.time, "2026-12-06T10:00:00.123456Z".parse::<Timestamp>().unwrap());
+        // Timed by the server (the writer's eventTime says .123456).
+        assert_eq!(n.time, "2026-12-06T10:00:00Z".parse::<Timestamp>().unwrap());
         assert!(n.warning);
         assert_eq!(n.object, "Release/payments-prod");
         assert_eq!(title(&n), "Rollout failed: payments in prod");
@@ -158,14 +219,21 @@ mod tests {
                 "Release",
                 json!({"count": 2, "lastObservedTime": "2026-12-06T10:05:00.000001Z"}),
             ),
+            received(),
             about(None, None),
         )
         .unwrap();
         assert_eq!(again.key, "u-1/2");
-        assert!(again.time > n.time);
+        assert_eq!(again.time, "2026-12-06T10:05:00.000001Z".parse::<Timestamp>().unwrap());
         // Reasons that are no notice, and unknown reasons.
-        assert!(of_event(&event("DriftRepaired", "Release", json!(null)), about(None, None)).is_none());
-        assert!(of_event(&event("SomethingElse", "Release", json!(null)), about(None, None)).is_none());
+        assert!(
+            of_event(&event("DriftRepaired", "Release", json!(null)), received(), about(None, None))
+                .is_none()
+        );
+        assert!(
+            of_event(&event("SomethingElse", "Release", json!(null)), received(), about(None, None))
+                .is_none()
+        );
     }
 
     fn spec(events: &[NoticeKind], envs: &[&str], apps: &[&str]) -> NotificationSpec {
@@ -177,7 +245,8 @@ mod tests {
     #[test]
     fn notifications_want_what_they_name() {
         let n = |reason: &str, env: Option<&str>| {
-            of_event(&event(reason, "Release", json!(null)), about(Some("payments"), env)).unwrap()
+            of_event(&event(reason, "Release", json!(null)), received(), about(Some("payments"), env))
+                .unwrap()
         };
         let verification = n("VerificationFailed", Some("prod"));
         let cases = [

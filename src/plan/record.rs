@@ -8,7 +8,43 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::status::{set_forward_ports, set_held};
 use super::{Held, Outcome, Target, changes, next_status, rollback};
-use crate::api::{AppVersion, CHANGES_LIMIT, Release, ReleaseStatus, VerificationStatus};
+use crate::api::{
+    AppVersion, CHANGES_LIMIT, ClusterRef, Inventory, InventoryEntry, Release, ReleaseStatus,
+    VerificationStatus,
+};
+
+/// The inventory to record *before* applying objects `entries` into `namespace` of `cluster`,
+/// when they include objects the recorded one lacks: the recorded objects and the new ones, all
+/// that may exist once the apply starts. A crash or restart between the apply and the status
+/// write then leaves nothing the next prune cannot find. `None`: nothing new (no write needed),
+/// or another place (one namespace per inventory: a move is pruned from the old one after).
+pub fn inventory_ahead(
+    prev: Option<&Inventory>,
+    entries: impl IntoIterator<Item = InventoryEntry>,
+    namespace: &str,
+    cluster: Option<&ClusterRef>,
+) -> Option<Inventory> {
+    let same = |a: &InventoryEntry, b: &InventoryEntry| {
+        (&a.api_version, &a.kind, &a.name) == (&b.api_version, &b.kind, &b.name)
+    };
+    let mut objects = match prev {
+        Some(p) if p.namespace != namespace || p.cluster.as_ref() != cluster => return None,
+        Some(p) => p.objects.clone(),
+        None => Vec::new(),
+    };
+    let known = objects.len();
+    for e in entries {
+        if !objects.iter().any(|o| same(o, &e)) {
+            objects.push(e);
+        }
+    }
+    (objects.len() > known).then(|| Inventory {
+        namespace: namespace.to_string(),
+        hash: prev.and_then(|p| p.hash.clone()),
+        objects,
+        cluster: cluster.cloned(),
+    })
+}
 
 /// What one reconcile step found or did, and when to look again without an event.
 #[derive(Debug)]
@@ -145,6 +181,56 @@ mod tests {
     use super::*;
     use crate::api::{find_condition, fixtures};
     use crate::plan::Health;
+
+    /// What is recorded ahead of an apply: everything that may exist once it starts, and nothing
+    /// (no write) when the apply brings nothing new or goes to another place.
+    #[test]
+    fn the_inventory_ahead_of_an_apply_holds_everything_that_may_exist() {
+        let entry = |kind: &str, name: &str| InventoryEntry {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            generation: Some(1),
+            uid: Some(format!("uid-{name}")),
+        };
+        let names = |inv: &Option<Inventory>| {
+            inv.as_ref().map(|i| i.objects.iter().map(|o| o.name.clone()).collect::<Vec<_>>())
+        };
+        let agent = ClusterRef { name: None, kube_config_secret_ref: None, agent: Some("prod-eu".into()) };
+        let v1 = Inventory {
+            namespace: "dev".into(),
+            hash: Some("h1".into()),
+            objects: vec![entry("ConfigMap", "a"), entry("ConfigMap", "b")],
+            cluster: None,
+        };
+        let fresh = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| InventoryEntry { generation: None, uid: None, ..entry("ConfigMap", n) })
+                .collect::<Vec<_>>()
+        };
+        // v2 renders {a, c}: c may exist once the apply starts, b until the prune after it.
+        let ahead = inventory_ahead(Some(&v1), fresh(&["a", "c"]), "dev", None);
+        assert_eq!(names(&ahead), Some(vec!["a".into(), "b".into(), "c".into()]));
+        let ahead = ahead.unwrap();
+        assert_eq!(
+            (ahead.hash.as_deref(), &ahead.objects[0]),
+            (Some("h1"), &entry("ConfigMap", "a")),
+            "what was recorded stays as it was"
+        );
+        // Nothing new: no write.
+        assert_eq!(inventory_ahead(Some(&v1), fresh(&["b"]), "dev", None), None);
+        assert_eq!(inventory_ahead(Some(&v1), Vec::new(), "dev", None), None);
+        // Same name, another kind: new.
+        let service = vec![InventoryEntry { kind: "Service".into(), ..fresh(&["a"])[0].clone() }];
+        assert_eq!(names(&inventory_ahead(Some(&v1), service, "dev", None)).map(|n| n.len()), Some(3));
+        // The first apply records what it is about to create.
+        let first = inventory_ahead(None, fresh(&["a"]), "dev", Some(&agent)).unwrap();
+        assert_eq!((first.hash, first.cluster, first.objects.len()), (None, Some(agent.clone()), 1));
+        // Another namespace or cluster: one place per inventory, nothing recorded ahead.
+        assert_eq!(inventory_ahead(Some(&v1), fresh(&["c"]), "prod", None), None);
+        assert_eq!(inventory_ahead(Some(&v1), fresh(&["c"]), "dev", Some(&agent)), None);
+    }
 
     #[test]
     fn earliest_timer_wins_and_none_means_wait() {

@@ -139,7 +139,7 @@ fn gated<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
     // The Environment now names another cluster or namespace: running there is as new as a new
     // version (a move into prod's cluster during a freeze waits for the freeze to end).
     let moved = moved(&status, env);
-    if (!is_new && !moved) || explicit_rollback {
+    if !moved && (!is_new || explicit_rollback) {
         return Ok(target);
     }
     let facts = GateFacts { approvals: &inputs.approvals, peers: &inputs.peers, now: inputs.now };

@@ -59,6 +59,21 @@ impl Component {
         .await;
     }
 
+    /// Freezes the process (SIGSTOP: its connections stay open and nothing answers, as in a network
+    /// partition) while `meanwhile` runs, then lets it go on (also if `meanwhile` panics).
+    pub async fn frozen_while(&self, meanwhile: impl Future<Output = ()>) {
+        struct Thaw(i32);
+        impl Drop for Thaw {
+            fn drop(&mut self) {
+                let _ = Command::new("kill").args(["-CONT", &self.0.to_string()]).status();
+            }
+        }
+        let pid = self.pid();
+        assert!(Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap().success());
+        let _thaw = Thaw(pid);
+        meanwhile.await;
+    }
+
     /// Kills the process (SIGKILL: a crash; an orderly kube-apiserver shutdown drains for a minute)
     /// and starts it again with the same command line, detached like `hack/cluster-up.sh` starts
     /// it, updating its pid file so that `hack/cluster-down.sh` still finds it.

@@ -2,7 +2,10 @@
 //! a watch line by line and an answer whole: a server that streams bytes without a newline would
 //! grow the operator until it is killed (and again after every restart, while the Secret is there).
 //! This layer ends an answer whose run of bytes without a newline exceeds a limit — far above any
-//! real object or list of the labelled objects the operator reads there.
+//! real object or list of the labelled objects the operator reads there — and a non-watch answer
+//! that exceeds a total size or does not start within a time limit (a stalled server, or a network
+//! partition that keeps the connection open, answers nothing, ever: a reconcile waiting for it
+//! would hold its worker for good).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,62 +17,100 @@ use tower::{BoxError, Layer, Service};
 
 /// The most bytes one line (a watch event, or a whole non-watch answer) may have.
 pub const LINE_LIMIT: usize = 32 * 1024 * 1024;
+/// The most bytes a non-watch answer may have in all.
+pub const ANSWER_LIMIT: usize = 64 * 1024 * 1024;
+/// How long a non-watch request may wait for its answer to start.
+pub const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Layer to put on the client of another cluster.
+/// Layer to put on a client: [`BoundedLines::REMOTE`] on another cluster's (a tenant's server),
+/// [`BoundedLines::OWN`] on the operator's own API server's and the hub's (trusted, but a stalled
+/// connection must not hold a reconcile for ever).
 #[derive(Clone, Copy, Debug)]
 pub struct BoundedLines {
+    /// The most bytes without a line break.
     pub limit: usize,
+    /// The most bytes of a non-watch answer (`None`: no bound).
+    pub total: Option<usize>,
+    /// How long a non-watch request may wait for its answer to start.
+    pub within: std::time::Duration,
+}
+
+impl BoundedLines {
+    pub const REMOTE: Self = Self { limit: LINE_LIMIT, total: Some(ANSWER_LIMIT), within: ANSWER_WITHIN };
+    /// A large list page of a busy server may take a while; only a stall is cut.
+    pub const OWN: Self = Self { limit: usize::MAX, total: None, within: std::time::Duration::from_secs(30) };
 }
 
 impl<S> Layer<S> for BoundedLines {
     type Service = Bounded<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Bounded { inner, limit: self.limit }
+        Bounded { inner, bounds: *self }
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct Bounded<S> {
     inner: S,
-    limit: usize,
+    bounds: BoundedLines,
+}
+
+/// Whether `request` is a watch (its answer streams for as long as the watch lasts).
+fn is_watch<Rq>(request: &Request<Rq>) -> bool {
+    request.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
 }
 
 impl<S, Rq, B> Service<Request<Rq>> for Bounded<S>
 where
     S: Service<Request<Rq>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
     type Response = Response<LineBounded<B>>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request<Rq>) -> Self::Future {
-        let limit = self.limit;
+        let BoundedLines { limit, total, within } = self.bounds;
+        let watch = is_watch(&request);
+        let total = if watch { None } else { total };
         let answer = self.inner.call(request);
-        Box::pin(async move { Ok(answer.await?.map(|body| LineBounded { inner: body, run: 0, limit })) })
+        Box::pin(async move {
+            let answer = match watch {
+                true => answer.await.map_err(Into::into)?,
+                false => tokio::time::timeout(within, answer)
+                    .await
+                    .map_err(|_| BoxError::from(format!("the server did not answer within {within:?}")))?
+                    .map_err(Into::into)?,
+            };
+            Ok(answer.map(|body| LineBounded { inner: body, run: 0, limit, seen: 0, total }))
+        })
     }
 }
 
-/// A body that fails once more than `limit` bytes arrive without a newline.
+/// A body that fails once more than `limit` bytes arrive without a newline, or more than `total`
+/// in all.
 #[derive(Debug)]
 pub struct LineBounded<B> {
     inner: B,
     run: usize,
     limit: usize,
+    seen: usize,
+    total: Option<usize>,
 }
 
 impl<B> LineBounded<B> {
-    /// Counts `data` into the current run; `false` once it is over the limit.
+    /// Counts `data` into the current run and the total; `false` once either is over its limit.
     fn fits(&mut self, data: &[u8]) -> bool {
         self.run = match data.iter().rposition(|b| *b == b'\n') {
             Some(at) => data.len() - at - 1,
             None => self.run.saturating_add(data.len()),
         };
-        self.run <= self.limit
+        self.seen = self.seen.saturating_add(data.len());
+        self.run <= self.limit && self.total.is_none_or(|t| self.seen <= t)
     }
 }
 
@@ -95,9 +136,14 @@ where
         if let Some(data) = frame.data_ref()
             && !self.fits(data)
         {
+            let what = match self.total {
+                Some(total) if self.seen > total => {
+                    format!("more than {} MiB in one answer", total / (1024 * 1024))
+                }
+                _ => format!("more than {} MiB without a line break", limit / (1024 * 1024)),
+            };
             return Poll::Ready(Some(Err(format!(
-                "the server sent more than {} MiB without a line break; it is no Kubernetes API server (or a broken one)",
-                limit / (1024 * 1024)
+                "the server sent {what}; it is no Kubernetes API server (or a broken one)"
             )
             .into())));
         }
@@ -121,7 +167,13 @@ mod tests {
 
     fn body(chunks: Vec<&'static [u8]>) -> LineBounded<impl Body<Data = Bytes, Error = BoxError> + Unpin> {
         let frames = chunks.into_iter().map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from_static(c))));
-        LineBounded { inner: StreamBody::new(futures::stream::iter(frames)), run: 0, limit: 8 }
+        LineBounded {
+            inner: StreamBody::new(futures::stream::iter(frames)),
+            run: 0,
+            limit: 8,
+            seen: 0,
+            total: None,
+        }
     }
 
     #[tokio::test]
@@ -132,5 +184,19 @@ mod tests {
         assert!(err.to_string().contains("without a line break"), "{err}");
         // The run restarts after a newline inside a chunk.
         assert!(body(vec![b"aaaaaaa\naaaaaaa", b"a\n"]).collect().await.is_ok());
+        // A non-watch answer is bounded in all, however it is broken into lines.
+        let mut lines = body(vec![b"aaaa\n", b"aaaa\n", b"a\n"]);
+        lines.total = Some(10);
+        let err = lines.collect().await.unwrap_err();
+        assert!(err.to_string().contains("in one answer"), "{err}");
+    }
+
+    #[test]
+    fn only_watches_stream_without_a_time_limit() {
+        let req = |uri: &str| Request::get(uri).body(()).unwrap();
+        assert!(is_watch(&req("/api/v1/namespaces?watch=true&resourceVersion=1")));
+        assert!(is_watch(&req("/apis/apps/v1/deployments?labelSelector=a&watch=1")));
+        assert!(!is_watch(&req("/api/v1/namespaces?limit=1")));
+        assert!(!is_watch(&req("/api/v1/namespaces/watch")));
     }
 }

@@ -1,8 +1,13 @@
 //! Whether a cluster can be reached, as its watches see it. It is up once every watch has listed,
 //! and down from a watch's first failure to reach or be served by the API server. A failed watch
 //! resumes from where it was without listing again, so its coming back says nothing; while the
-//! cluster is down, a probe (one small list, with backoff) finds out when it answers again. At
-//! rest that costs no request at all.
+//! cluster is down, a probe (one small list, with backoff) finds out when it answers again.
+//!
+//! A stalled server (frozen, or a partition that keeps connections open) fails no watch: its
+//! watches just go quiet. So while the cluster is up, the same probe runs every [`HEARTBEAT`] and
+//! must answer within [`PROBE_WITHIN`]; one that does not takes the cluster down. A stall is
+//! noticed within `HEARTBEAT + PROBE_WITHIN` (9 s), at the cost of one small read per cluster
+//! every few seconds.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, Weak};
@@ -27,6 +32,10 @@ pub type Probe = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
 /// Waits between probes of a cluster that is down: from the first to the last, doubling.
 const PROBE_FIRST: Duration = Duration::from_millis(500);
 const PROBE_MAX: Duration = Duration::from_secs(8);
+/// How often a cluster that is up is asked whether it still answers.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long a probe may wait for its answer.
+pub const PROBE_WITHIN: Duration = Duration::from_secs(4);
 
 #[derive(Default)]
 struct State {
@@ -78,6 +87,14 @@ impl Link {
         self.lock().reach()
     }
 
+    /// Starts asking the cluster, while it is up, whether it still answers (see [`HEARTBEAT`]);
+    /// it stops once the link is gone.
+    pub fn keep_alive(&self) {
+        if let Some(p) = self.probe.clone() {
+            tokio::spawn(heartbeat(self.me.clone(), p));
+        }
+    }
+
     /// A watch of `kind` starts: the cluster is not up before it has listed.
     pub fn expect(&self, kind: &'static str) {
         self.lock().unlisted.insert(kind);
@@ -97,7 +114,11 @@ impl Link {
         if matches!(error, watcher::Error::WatchError(_) | watcher::Error::NoResourceVersion) {
             return;
         }
-        let text = describe(error);
+        self.down(describe(error));
+    }
+
+    /// The cluster does not answer (`text`: how it fails): down until a probe gets an answer.
+    fn down(&self, text: String) {
         let probe = self.update(|s| {
             s.failing = true;
             s.error = Some(text);
@@ -163,7 +184,7 @@ async fn probe_until_up(link: Weak<Link>, probe: Probe) {
                 return;
             }
         }
-        if probe().await {
+        if tokio::time::timeout(PROBE_WITHIN, probe()).await.unwrap_or(false) {
             l.update(|s| {
                 s.answered();
                 s.probing = false;
@@ -171,6 +192,23 @@ async fn probe_until_up(link: Weak<Link>, probe: Probe) {
             return;
         }
         wait = (wait * 2).min(PROBE_MAX);
+    }
+}
+
+/// Asks a cluster that is up whether it still answers, every [`HEARTBEAT`], until the link is gone.
+async fn heartbeat(link: Weak<Link>, probe: Probe) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let Some(l) = link.upgrade() else { return };
+        // Down: the probes above ask until it answers; connecting: its watches have not listed.
+        if l.reach() != Reach::Up {
+            continue;
+        }
+        if !tokio::time::timeout(PROBE_WITHIN, probe()).await.unwrap_or(false) {
+            l.down(format!(
+                "the API server did not answer within {PROBE_WITHIN:?} (stalled, or the network to it)"
+            ));
+        }
     }
 }
 
@@ -271,5 +309,42 @@ mod tests {
         let tries = asked.load(Ordering::SeqCst);
         tokio::time::sleep(PROBE_MAX * 4).await;
         assert_eq!(asked.load(Ordering::SeqCst), tries);
+    }
+
+    /// A server that stops answering without failing a watch (frozen, partitioned) is taken
+    /// down within a heartbeat and a probe's time, and comes back by itself once it answers.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_cluster_goes_down_within_a_heartbeat_and_comes_back() {
+        let answering = Arc::new(AtomicBool::new(true));
+        let a = answering.clone();
+        let probe: Probe = Arc::new(move || {
+            let a = a.clone();
+            async move {
+                if a.load(Ordering::SeqCst) {
+                    true
+                } else {
+                    // Stalled: the answer never comes.
+                    std::future::pending::<bool>().await
+                }
+            }
+            .boxed()
+        });
+        let (_, on_change) = counting();
+        let link = Link::new(on_change, Some(probe));
+        link.expect("Deployment");
+        link.listed("Deployment");
+        link.keep_alive();
+        tokio::time::sleep(HEARTBEAT * 3).await;
+        assert_eq!(link.reach(), Reach::Up, "an answering cluster stays up");
+        answering.store(false, Ordering::SeqCst);
+        tokio::time::sleep(HEARTBEAT + PROBE_WITHIN + Duration::from_millis(10)).await;
+        assert!(
+            matches!(link.reach(), Reach::Down(ref e) if e.contains("did not answer")),
+            "{:?}",
+            link.reach()
+        );
+        answering.store(true, Ordering::SeqCst);
+        tokio::time::sleep(PROBE_MAX + PROBE_WITHIN).await;
+        assert_eq!(link.reach(), Reach::Up, "back once it answers");
     }
 }

@@ -82,9 +82,34 @@ pub(crate) struct Shared {
     pub triggers: Triggers,
     pub index: Arc<PipelineIndex>,
     pub counts: Arc<RequestCounts>,
-    pub require_service_account: bool,
+    pub identity: crate::controller::identity::IdentityRule,
     /// Where each pipeline's kubeconfigs may point (`server` is a tenant's to write).
     pub policies: crate::controller::context::Policies,
+    /// Connections whose Secret was deleted, kept a while for the cleanups that need them (see
+    /// [`Clusters::for_cleanup`]).
+    pub retired: Retired,
+}
+
+/// The last connection of each cluster whose kubeconfig Secret was deleted, and when. Deleting a
+/// pipeline namespace deletes its Secrets and Releases at once, in no order: the Releases'
+/// cleanups still remove their objects in those clusters through this. Kept in memory only (after
+/// a restart such a Release says `CleanupBlocked` and how to let it go).
+#[derive(Default)]
+pub struct Retired(Mutex<HashMap<ClusterKey, (Arc<Cluster>, std::time::Instant)>>);
+
+/// How long a retired connection is kept.
+const RETIRED_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Retired {
+    fn keep(&self, key: &ClusterKey, cluster: Arc<Cluster>) {
+        let mut m = lock(&self.0);
+        m.retain(|_, (_, at)| at.elapsed() < RETIRED_FOR);
+        m.insert(key.clone(), (cluster, std::time::Instant::now()));
+    }
+
+    fn get(&self, key: &ClusterKey) -> Option<Arc<Cluster>> {
+        lock(&self.0).get(key).filter(|(_, at)| at.elapsed() < RETIRED_FOR).map(|(c, _)| c.clone())
+    }
 }
 
 impl Shared {
@@ -135,6 +160,11 @@ impl Drop for Remote {
     fn drop(&mut self) {
         self.secret_watch.abort();
         self.shared.report(&self.key, None);
+        // No Environment deploys there any more, but a Release being deleted may still have
+        // objects to remove there.
+        if let Connection::Ready { cluster, .. } = &*lock(&self.connection) {
+            self.shared.retired.keep(&self.key, cluster.clone());
+        }
     }
 }
 
@@ -168,6 +198,29 @@ impl Clusters {
     /// The cluster `env` deploys to, once it can be used.
     pub fn of(&self, env: &Environment) -> Result<Arc<Cluster>, ClusterError> {
         self.at(env.spec.cluster.as_ref(), &env.namespace().unwrap_or_default())
+    }
+
+    /// [`Self::at`], for removing what was applied there: a cluster whose kubeconfig Secret was
+    /// deleted a moment ago (with the pipeline namespace, say) is still reached through its last
+    /// connection.
+    pub fn for_cleanup(
+        &self,
+        cluster: Option<&ClusterRef>,
+        namespace: &str,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        match self.at(cluster, namespace) {
+            Err(ClusterError::Invalid(why)) => {
+                let secret = cluster.and_then(|c| c.kube_config_secret_ref.clone());
+                let retired = secret.zip(self.shared.as_ref()).and_then(|(secret, shared)| {
+                    shared.retired.get(&ClusterKey { namespace: namespace.to_string(), secret })
+                });
+                match retired {
+                    Some(c) if c.reach() == Reach::Up => Ok(c),
+                    _ => Err(ClusterError::Invalid(why)),
+                }
+            }
+            other => other,
+        }
     }
 
     /// The cluster `cluster` names for the pipeline in `namespace` (`None`: the operator's own).
@@ -249,7 +302,10 @@ async fn follow_secret(shared: Arc<Shared>, key: ClusterKey, connection: Arc<Mut
         };
         let next = connect(&shared, &key, secret.as_ref(), &connection).await;
         if let Some(next) = next {
-            *lock(&connection) = next;
+            let before = std::mem::replace(&mut *lock(&connection), next);
+            if let (None, Connection::Ready { cluster, .. }) = (&secret, before) {
+                shared.retired.keep(&key, cluster);
+            }
             shared.wake(&key);
         }
     }
@@ -313,7 +369,7 @@ fn connected(shared: &Arc<Shared>, key: &ClusterKey, config: kube::Config) -> Re
     let client = kube::client::ClientBuilder::try_from(config.clone())
         .map_err(|e| e.to_string())?
         .with_layer(&RequestCounter::with_counts(shared.counts.clone()))
-        .with_layer(&super::BoundedLines { limit: super::LINE_LIMIT })
+        .with_layer(&super::BoundedLines::REMOTE)
         .build();
     let (s, k) = (shared.clone(), key.clone());
     // While the cluster is down: one small list the operator may make anyway (it watches them).
@@ -331,10 +387,11 @@ fn connected(shared: &Arc<Shared>, key: &ClusterKey, config: kube::Config) -> Re
     );
     let (workloads, drivers) = watch::workload_watches(&client, &shared.triggers, Some(link.clone()));
     let watches = tokio::spawn(futures::future::join_all(drivers)).abort_handle();
+    link.keep_alive();
     Ok(Cluster {
         catalog: Default::default(),
         custom_kinds: CustomKinds::new(client.clone(), Some(shared.triggers.releases.clone())),
-        identities: Identities::new(Some(config), shared.counts.clone(), shared.require_service_account),
+        identities: Identities::new(Some(config), shared.counts.clone(), shared.identity.clone()),
         workloads,
         client,
         link: Some(link),

@@ -26,7 +26,7 @@ use crate::controller::workloads::{WatchedKind, applied_of, live_of};
 use crate::plan::drift::{self, Decision, Live};
 use crate::plan::grants::Grants;
 use crate::plan::health::{WorkloadState, conditions_state};
-use crate::plan::record::{Change, Step, earliest};
+use crate::plan::record::{self, Change, Step, earliest};
 use crate::plan::verify as verify_plan;
 use crate::plan::{Health, Outcome, Target, assess};
 use crate::render::KindCatalog;
@@ -36,6 +36,13 @@ use kube::runtime::reflector::ObjectRef;
 /// How long to wait before retrying a rendering that may succeed unchanged (e.g. a CRD not yet
 /// installed); everything else waits for a change.
 const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
+
+/// The step a reconcile took, and the Release as act's own status write left it (the inventory
+/// ahead of an apply), which the status write of the step then builds on.
+pub(super) struct Acted {
+    pub step: Step,
+    pub rewritten: Option<Release>,
+}
 
 /// The step `target` takes. `rolled_back`: the version this reconcile marked failed. `None`: nothing
 /// to record.
@@ -47,7 +54,7 @@ pub(super) async fn act(
     target: &Target<'_>,
     rolled_back: Option<&str>,
     now: &Time,
-) -> Result<Option<Step>> {
+) -> Result<Option<Acted>> {
     let pipeline = rel.namespace().unwrap_or_default();
     let grants = match ctx.role {
         Role::Operator => ctx.grants(&pipeline),
@@ -63,7 +70,7 @@ pub(super) async fn act(
             Err(e) => Err(e.refusal(env)),
         },
     };
-    let mut verification = None;
+    let (mut verification, mut rewritten) = (None, None);
     let (outcome, wake) = match cluster {
         // No timer: the cluster coming back, or its Secret changing, wakes this Release.
         Err(refusal) => (refusal.into_outcome(), None),
@@ -77,8 +84,8 @@ pub(super) async fn act(
             Wanted::Ready(desired) => {
                 let change = Change::of(prev, target, rolled_back);
                 match rollout(ctx, &cluster, rel, env, prev, change, desired, now).await? {
-                    Some(Rolled { outcome, wake, verification: v }) => {
-                        verification = v;
+                    Some(Rolled { outcome, wake, verification: v, rewritten: rv }) => {
+                        (verification, rewritten) = (v, rv);
                         (outcome, wake)
                     }
                     None if rolled_back.is_none() => return Ok(None),
@@ -90,7 +97,8 @@ pub(super) async fn act(
     };
     let held = target.held.clone();
     let recheck = held.as_ref().and_then(|h| h.recheck_in).map(|d| d.saturating_add(RECHECK_SLACK));
-    Ok(Some(Step { outcome, held, wake: earliest(wake, recheck), verification }))
+    let step = Step { outcome, held, wake: earliest(wake, recheck), verification };
+    Ok(Some(Acted { step, rewritten }))
 }
 
 /// What a target is to become: its objects, the chart hooks left out of them, and the client of
@@ -136,7 +144,8 @@ async fn desired(
     if let Err(refusal) = ensure_claimed(cluster, env, grants).await? {
         return Ok(Wanted::Refused(refusal));
     }
-    if env.spec.service_account_name.is_none() && !grants.service_account_required_by.is_empty() {
+    if cluster.identities.service_account_of(env).is_none() && !grants.service_account_required_by.is_empty()
+    {
         return Ok(Wanted::Refused(Refusal {
             reason: Reason::ServiceAccountRequired,
             message: format!(
@@ -152,6 +161,11 @@ async fn desired(
         Ok(client) => client,
         Err(e) => return Ok(Wanted::Refused(e.into())),
     };
+    // Deploying as the deployer: it exists before the first write as it (a namespace just made).
+    cluster.identities.ensure_deployer(&cluster.client, env).await.map_err(|source| Error::Apply {
+        what: format!("ServiceAccount {}/{}", env.spec.namespace, crate::controller::identity::DEPLOYER),
+        source,
+    })?;
     let chart = match charts::output(ctx.into(), av, env, rel).await {
         charts::Pending::Running => return Ok(Wanted::Rendering),
         charts::Pending::Done(Ok(chart)) => chart,
@@ -182,6 +196,8 @@ struct Rolled {
     outcome: Outcome,
     wake: Option<Duration>,
     verification: Option<VerificationStatus>,
+    /// See [`Acted::rewritten`].
+    rewritten: Option<Release>,
 }
 
 /// Applies when needed and reads health. `None` when there is nothing to record.
@@ -216,7 +232,12 @@ async fn rollout(
             let run = verify::Run { version, rollout_started: verify_plan::rollout_in_flight(prev), cluster };
             let (health, verification) = verify::verified(ctx, rel, env, prev, run, health, now).await?;
             let wake = action_for(&health);
-            return Ok(Some(Rolled { outcome: Outcome::Observed { health }, wake, verification }));
+            return Ok(Some(Rolled {
+                outcome: Outcome::Observed { health },
+                wake,
+                verification,
+                rewritten: None,
+            }));
         }
         Decision::Rollout => true,
         Decision::Repair(what) => {
@@ -230,6 +251,18 @@ async fn rollout(
             );
             false
         }
+    };
+    // Recorded before the apply: what may exist once it starts, so that a crash (or a restart)
+    // between the apply and the status write leaves nothing that the next prune cannot find.
+    let ahead = record::inventory_ahead(
+        prev.inventory.as_ref(),
+        rendered.objects.iter().map(|o| o.inventory_entry()),
+        &rendered.namespace,
+        env.spec.cluster.as_ref(),
+    );
+    let rewritten = match ahead {
+        Some(inventory) => Some(write_inventory(ctx, rel, &inventory).await?),
+        None => None,
     };
     let owner = owner(rel);
     let objects = match apply_all(&client, &rendered, &owner).await {
@@ -246,7 +279,7 @@ async fn rollout(
             let hash = prev.inventory.as_ref().and_then(|i| i.hash.clone());
             let inventory = Inventory { namespace, hash, objects, cluster: env.spec.cluster.clone() };
             let outcome = Outcome::Rejected { reason, message, hash: rendered.hash, inventory };
-            return Ok(Some(Rolled { outcome, wake: None, verification: None }));
+            return Ok(Some(Rolled { outcome, wake: None, verification: None, rewritten }));
         }
     };
     if new_rollout && !hooks.is_empty() {
@@ -288,8 +321,32 @@ async fn rollout(
     let (health, verification) = verify::verified(ctx, rel, env, prev, run, health, now).await?;
     let wake = action_for(&health);
     let outcome = Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health };
-    Ok(Some(Rolled { outcome, wake, verification }))
+    Ok(Some(Rolled { outcome, wake, verification, rewritten }))
 }
+
+/// Writes `inventory` into the Release's status ahead of an apply (its own field manager: the
+/// step's status write takes it over); the Release as written.
+async fn write_inventory(ctx: &Context, rel: &Release, inventory: &Inventory) -> Result<Release> {
+    let api: kube::Api<Release> =
+        kube::Api::namespaced(ctx.client.clone(), &rel.namespace().unwrap_or_default());
+    let body = serde_json::json!({
+        "metadata": {"resourceVersion": rel.resource_version()},
+        "status": {"inventory": inventory},
+    });
+    let pp = kube::api::PatchParams { field_manager: Some(INVENTORY_MANAGER.into()), ..Default::default() };
+    let written =
+        api.patch_status(&rel.name_any(), &pp, &kube::api::Patch::Merge(&body)).await.map_err(|source| {
+            Error::Status {
+                what: format!("Release {} (inventory ahead of the apply)", rel.name_any()),
+                source,
+            }
+        })?;
+    ctx.own_writes.wrote(rel);
+    Ok(written)
+}
+
+/// The field manager of the inventory written ahead of an apply.
+const INVENTORY_MANAGER: &str = "tuskfish-inventory";
 
 fn action_for(health: &Health) -> Option<Duration> {
     match health {

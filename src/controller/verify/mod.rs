@@ -54,7 +54,12 @@ pub async fn verified(
     let mut states = Vec::with_capacity(checks.len());
     for check in checks {
         let state = match (&check.job, &check.http) {
-            (Some(job), _) => jobs::state(run.cluster, rel, env, &check.name, job, &key, &vars).await?,
+            // A check Job is applied like any other object: only where the pipeline's policy
+            // lets it apply Jobs (an agent's hub judges kinds for it).
+            (Some(job), _) => match job_refused(ctx, rel) {
+                Some(why) => CheckState::Failed(why),
+                None => jobs::state(run.cluster, rel, env, &check.name, job, &key, &vars).await?,
+            },
             (None, Some(http)) => {
                 let egress = ctx.egress(&rel.namespace().unwrap_or_default());
                 ctx.probes.state(&ctx.http, &egress, rel, &key, &check.name, http, &vars)
@@ -65,6 +70,15 @@ pub async fn verified(
     }
     let report = plan::judge(key, run.version, &states, prev.verification.as_ref(), now);
     Ok((plan::health_of(&report), Some(report)))
+}
+
+/// Why the pipeline's policy does not let `rel` run a check Job, if it does not.
+fn job_refused(ctx: &Context, rel: &Release) -> Option<String> {
+    let crate::controller::agent::Role::Operator = ctx.role else { return None };
+    ctx.grants(&rel.namespace().unwrap_or_default())
+        .kind("batch", "Job")
+        .err()
+        .map(|why| format!("the check Job is not run: {why}"))
 }
 
 /// When `tuskfish verify` last asked for the checks to run again (an unreadable time is no request).
