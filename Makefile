@@ -15,10 +15,10 @@ build:
 test:
 	hack/test.sh
 
-## The fault suite's long run on a fresh bed: the operator killed 100 times mid-rollout (make test
-## kills it 20 times).
+## The fault suite's long run on a fresh bed: the operator killed 100 times mid-rollout, and 20
+## rounds of network faults (latency, stall, reset) of each kind (make test: 20 kills, 3 rounds).
 chaos:
-	TUSKFISH_CHAOS_KILLS=100 hack/test.sh --test chaos
+	TUSKFISH_CHAOS_KILLS=100 TUSKFISH_CHAOS_PARTITIONS=20 hack/test.sh --test chaos
 
 ## The integration tests on the oldest supported Kubernetes (1.33) — CI runs them too.
 test-1.33:

@@ -10,7 +10,8 @@
 #   TUSKFISH_K8S_VERSION   1.37 (default) | 1.33 | an exact served version such as 1.36.3
 #
 # With --helm it builds only Helm v4 (helm.sh/helm/v4), with --registry only the CNCF distribution
-# registry (github.com/distribution/distribution/v3), each printing its bin dir.
+# registry (github.com/distribution/distribution/v3), with --toxiproxy only Toxiproxy
+# (github.com/Shopify/toxiproxy/v2), each printing its bin dir.
 # With --flux it builds only Flux, for the benchmark (hack/flux-up.sh): source-controller and
 # kustomize-controller from github.com/fluxcd/{source,kustomize}-controller, their CRDs copied from
 # the modules' config/crd/bases, and hack/githttp (the loopback Git server); prints that bin dir.
@@ -119,6 +120,14 @@ if [ "${1:-}" = --helm ]; then
   LDFLAGS="-X helm.sh/helm/v4/internal/version.version=v$HELM_VERSION"
   build_tool helm helm.sh/helm/v4 "$HELM_VERSION" helm.sh/helm/v4/cmd/helm
   echo "$CACHE/helm/$HELM_VERSION/bin"
+  exit 0
+fi
+# Toxiproxy, the fault proxy of the fault suite: latency, stalls and resets between the operator and
+# an API server, on loopback.
+if [ "${1:-}" = --toxiproxy ]; then
+  LDFLAGS="-X github.com/Shopify/toxiproxy/v2.Version=v$TOXIPROXY_VERSION"
+  build_tool toxiproxy github.com/Shopify/toxiproxy/v2 "$TOXIPROXY_VERSION" github.com/Shopify/toxiproxy/v2/cmd/server
+  echo "$CACHE/toxiproxy/$TOXIPROXY_VERSION/bin"
   exit 0
 fi
 if [ "${1:-}" = --registry ]; then

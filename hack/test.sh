@@ -15,7 +15,9 @@ cd "$ROOT"
 # Helm v4 renders chart AppVersions; the distribution registry serves the tests' charts (OCI).
 TUSKFISH_HELM="$("$HERE/build-control-plane.sh" --helm)/helm"
 TUSKFISH_REGISTRY="$("$HERE/build-control-plane.sh" --registry)/registry"
-export TUSKFISH_HELM TUSKFISH_REGISTRY
+# Toxiproxy: the fault suite's network faults between the operator and the API servers.
+TUSKFISH_TOXIPROXY="$("$HERE/build-control-plane.sh" --toxiproxy)/toxiproxy"
+export TUSKFISH_HELM TUSKFISH_REGISTRY TUSKFISH_TOXIPROXY
 # kubectl of the bed's version on PATH: tests run it as users do.
 BIN=$("$HERE/build-control-plane.sh")
 export PATH="$BIN:$PATH"

@@ -28,4 +28,6 @@ FLUX_SUBSTITUTES="github.com/fluxcd/pkg/artifact=0.18.0"
 # Helm renders chart AppVersions (the operator's image ships it; the tests and the demo build it);
 # the CNCF distribution registry serves the tests' charts over OCI.
 HELM_VERSION=4.3.2
+# Toxiproxy injects network faults (latency, stalls, resets) in the fault suite (tests/chaos.rs).
+TOXIPROXY_VERSION=2.5.0
 DISTRIBUTION_VERSION=3.1.2

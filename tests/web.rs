@@ -117,20 +117,23 @@ async fn text_of(b: &Browser, css: &str) -> String {
     text.as_str().unwrap_or_else(|| panic!("nothing matches {css}")).to_string()
 }
 
-/// Clicks the element `css` selects, retrying when a live update replaced it mid-way.
+/// Clicks the element `css` selects, retrying when a live update replaced it mid-way or the page
+/// has not shown it yet (a page served while its process's caches still list comes back with it).
 async fn click(b: &Browser, css: &str) {
-    for _ in 0..20 {
-        match b.find(Locator::Css(css)).await.unwrap().click().await {
+    use fantoccini::error::{CmdError, ErrorStatus};
+    let retry = |e: &CmdError| matches!(e, CmdError::Standard(e) if matches!(e.error, ErrorStatus::StaleElementReference | ErrorStatus::NoSuchElement));
+    for _ in 0..100 {
+        let clicked = match b.find(Locator::Css(css)).await {
+            Ok(element) => element.click().await,
+            Err(e) => Err(e),
+        };
+        match clicked {
             Ok(()) => return,
-            Err(fantoccini::error::CmdError::Standard(e))
-                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Err(e) if retry(&e) => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(e) => panic!("clicking {css}: {e}"),
         }
     }
-    panic!("{css} kept being replaced");
+    panic!("{css} never shown, or kept being replaced");
 }
 
 async fn screenshot(b: &Browser, name: &str) -> PathBuf {
@@ -457,7 +460,20 @@ async fn acting_without_rbac(t: &TestNs, b: &Browser) {
         "tuskfish-web-viewer.log",
     );
     wait_listening(port, "the viewer's tuskfish web listening").await;
-    b.goto(&format!("http://{addr}/ns/finance/act?app=payments&env=prod")).await.unwrap();
+    // Served as soon as it listens: until its caches have listed, the page has no versions yet.
+    let page = format!("http://{addr}/ns/finance/act?app=payments&env=prod");
+    until("the viewer's page lists the versions", || async {
+        b.goto(&page).await.unwrap();
+        let found = b
+            .execute(
+                "return document.querySelector(arguments[0]) !== null;",
+                vec![json!(r#"tr[data-version="1.3.9"] button"#)],
+            )
+            .await
+            .unwrap();
+        found.as_bool() == Some(true)
+    })
+    .await;
     click(b, r#"tr[data-version="1.3.9"] button"#).await;
     until("the refusal is shown", || async {
         text_of(b, "h1").await.starts_with("Not done: deploy payments 1.3.9 to prod")

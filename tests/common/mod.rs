@@ -23,6 +23,7 @@ use tuskfish::telemetry::{RequestCounter, RequestCounts};
 
 pub mod charts;
 pub mod control_plane;
+pub mod fault;
 pub mod receiver;
 
 /// How long a test waits for the operator before failing. Generous: a loaded CI machine must not
