@@ -16,7 +16,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde_json::json;
-use tuskfish::api::{Environment, RolloutResult, find_condition};
+use tuskfish::api::{Environment, Release, RolloutResult, find_condition};
 
 fn env_ready_is(status: &'static str, reason: &'static str) -> impl Fn(&Environment) -> bool {
     move |e| {
@@ -142,7 +142,7 @@ async fn the_seed_story_across_a_hub_a_pushed_cluster_and_an_agent() {
         "{status}"
     );
     // Restarted, it picks up where it was: the rollout finishes and is recorded once.
-    let _agent = agent(&prod, &hub_kubeconfig, &t.ns, "tuskfish-agent-2.log");
+    let restarted = agent(&prod, &hub_kubeconfig, &t.ns, "tuskfish-agent-2.log");
     t.wait_for::<Environment>("prod", env_ready_is("True", "AgentConnected")).await;
     let rel = t.wait_release("payments-prod", healthy_at("1.3.10")).await;
     let history: Vec<(String, RolloutResult)> =
@@ -152,7 +152,7 @@ async fn the_seed_story_across_a_hub_a_pushed_cluster_and_an_agent() {
         vec![("1.3.10".into(), RolloutResult::Succeeded), ("1.3.9".into(), RolloutResult::Succeeded)]
     );
     let image = |d: Deployment| d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
-    let running_image = image(in_cluster(prod_client, "prod").get("payments").await.unwrap());
+    let running_image = image(in_cluster(prod_client.clone(), "prod").get("payments").await.unwrap());
     assert_eq!(running_image, "registry.example/payments:1.3.10");
 
     // The hub holds no credentials for prod: no Secret on it carries prod's token.
@@ -168,4 +168,27 @@ async fn the_seed_story_across_a_hub_a_pushed_cluster_and_an_agent() {
             );
         }
     }
+
+    // The agent decommissioned for good: deleting its Release does not hang. The operator says
+    // why (its Lease lapsed) and how to let it go, and the abandon annotation does.
+    drop(restarted);
+    t.wait_for::<Environment>("prod", env_ready_is("False", "AgentNotConnected")).await;
+    common::delete(&t.api::<Release>(), "payments-prod").await;
+    let rel = t
+        .wait_release("payments-prod", |s| {
+            find_condition(&s.conditions, "Ready").is_some_and(|c| c.reason == "CleanupBlocked")
+        })
+        .await;
+    let message = find_condition(&rel.status.unwrap().conditions, "Ready").unwrap().message.clone();
+    assert!(message.contains("tuskfish.dev/abandon-objects=prod"), "{message}");
+    let abandon = serde_json::json!({"metadata": {"annotations": {"tuskfish.dev/abandon-objects": "prod"}}});
+    t.api::<Release>()
+        .patch("payments-prod", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&abandon))
+        .await
+        .unwrap();
+    t.wait_gone::<Release>(&t.ns, "payments-prod").await;
+    assert!(
+        in_cluster(prod_client, "prod").get_opt("payments").await.unwrap().is_some(),
+        "abandoned, not removed"
+    );
 }

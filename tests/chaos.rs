@@ -59,6 +59,15 @@ fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// How many runs `var` asks for (`default` without), and this test's seeded generator
+/// (`TUSKFISH_CHAOS_SEED`, or its own by `salt`): both printed, to replay a failure.
+fn seeded(what: &str, var: &str, default: u64, salt: u64) -> (u64, Rng) {
+    let n = env_number(var, default);
+    let seed = env_number("TUSKFISH_CHAOS_SEED", salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+    eprintln!("{what}: {n} ({var}), TUSKFISH_CHAOS_SEED={seed}");
+    (n, Rng(seed))
+}
+
 fn operator(t: &TestNs, round: u64) -> Proc {
     // Leader election off: the point is a crash at any instant, not a hand-over.
     // This test's namespace only: the other fault tests run their own operators meanwhile.
@@ -111,10 +120,7 @@ fn remember_history(t: &TestNs) -> Seen {
 
 #[tokio::test]
 async fn operator_killed_at_random_points_converges_without_duplicates() {
-    let kills = env_number("TUSKFISH_CHAOS_KILLS", 20);
-    let seed = env_number("TUSKFISH_CHAOS_SEED", 0x7u64.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
-    eprintln!("chaos: {kills} kills, TUSKFISH_CHAOS_SEED={seed}");
-    let mut rng = Rng(seed);
+    let (kills, mut rng) = seeded("kills", "TUSKFISH_CHAOS_KILLS", 20, 0x7);
     let t = TestNs::without_operator("chaos").await;
     let seen = remember_history(&t);
 
@@ -245,10 +251,7 @@ async fn fault_rounds(
 /// runs 20), `TUSKFISH_CHAOS_SEED` their seed.
 #[tokio::test]
 async fn network_faults_between_the_operator_and_its_api_server_lose_nothing() {
-    let rounds = env_number("TUSKFISH_CHAOS_PARTITIONS", 3);
-    let seed = env_number("TUSKFISH_CHAOS_SEED", 0x5u64.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
-    eprintln!("faults: {rounds} rounds, TUSKFISH_CHAOS_SEED={seed}");
-    let mut rng = Rng(seed);
+    let (rounds, mut rng) = seeded("fault rounds", "TUSKFISH_CHAOS_PARTITIONS", 3, 0x5);
     let proxy = Toxiproxy::start("operator").await;
     let direct = std::fs::read_to_string(common::kubeconfig()).unwrap();
     let listen = proxy.proxy("apiserver", &fault::server_of(&direct)).await;
@@ -279,10 +282,7 @@ async fn network_faults_between_the_operator_and_its_api_server_lose_nothing() {
 /// or left behind in that cluster.
 #[tokio::test]
 async fn network_faults_between_the_hub_and_another_cluster_lose_nothing() {
-    let rounds = env_number("TUSKFISH_CHAOS_PARTITIONS", 3);
-    let seed = env_number("TUSKFISH_CHAOS_SEED", 0x3u64.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
-    eprintln!("faults: {rounds} rounds, TUSKFISH_CHAOS_SEED={seed}");
-    let mut rng = Rng(seed);
+    let (rounds, mut rng) = seeded("fault rounds", "TUSKFISH_CHAOS_PARTITIONS", 3, 0x3);
     let remote = OwnCluster::start("faults").await;
     let proxy = Toxiproxy::start("remote").await;
     let listen = proxy.proxy("remote", &fault::server_of(&remote.kubeconfig())).await;

@@ -66,6 +66,8 @@ pub struct Identities {
     base: Option<Config>,
     counts: Arc<RequestCounts>,
     rule: IdentityRule,
+    /// What the clients' answers are bounded by (another cluster's, by default).
+    bounds: super::cluster::BoundedLines,
     clients: Mutex<HashMap<String, Client>>,
     /// Namespaces where this process found (or made) the deployer: looked at once per process.
     provisioned: Mutex<HashSet<String>>,
@@ -73,7 +75,14 @@ pub struct Identities {
 
 impl Identities {
     pub fn new(base: Option<Config>, counts: Arc<RequestCounts>, rule: IdentityRule) -> Self {
-        Self { base, counts, rule, clients: Mutex::default(), provisioned: Mutex::default() }
+        let bounds = super::cluster::BoundedLines::REMOTE;
+        Self { base, counts, rule, bounds, clients: Mutex::default(), provisioned: Mutex::default() }
+    }
+
+    /// For the operator's own cluster: its API server is trusted, and its admission webhooks may
+    /// take their time (up to 30 s).
+    pub fn of_own_cluster(self) -> Self {
+        Self { bounds: super::cluster::BoundedLines::OWN, ..self }
     }
 
     /// The ServiceAccount an Environment's objects are handled as (`None`: the operator itself).
@@ -152,8 +161,8 @@ impl Identities {
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| unavailable(e.to_string()))?
             .with_layer(&RequestCounter::with_counts(self.counts.clone()))
-            // Another cluster's server is a tenant's to choose (see `cluster::bounded`).
-            .with_layer(&super::cluster::BoundedLines::REMOTE)
+            // Another cluster's server is a tenant's to choose (see `cluster::bounded`); our own is bounded too.
+            .with_layer(&self.bounds)
             .build();
         // A tenant can name any number of ServiceAccounts over time; the clients of the ones no
         // longer named are dropped now and then (each is rebuilt cheaply on its next use).

@@ -226,7 +226,8 @@ async fn run_controllers(
         own.clone(),
         stores.workloads.clone(),
         custom_kinds::CustomKinds::new(own, Some(wake.clone())),
-        identity::Identities::new(own_config, ctx.requests.clone(), settings.identity.clone()),
+        identity::Identities::new(own_config, ctx.requests.clone(), settings.identity.clone())
+            .of_own_cluster(),
     );
     ctx.role = settings.agent.as_ref().map_or(agent::Role::Operator, |a| agent::Role::Agent(a.name.clone()));
     let shared = cluster::Shared {
@@ -350,14 +351,23 @@ async fn run_controllers(
                 return Stopped::LeadershipLost;
             }
         }
-        if lost.now_or_never() == Some(true) {
+        if lost.clone().now_or_never() == Some(true) {
             metrics.leader.set(0);
             return Stopped::LeadershipLost;
         }
         // A graceful stop (every upgrade of the operator): the statuses held back are written
         // while the Lease is still ours, so no rollout's history entry is lost with them.
-        if tokio::time::timeout(FLUSH_LIMIT, flush_held(&ctx)).await.is_err() {
-            warn!("statuses held back were not all written within {FLUSH_LIMIT:?}");
+        // Only while the Lease is ours: losing it stops the writes at once.
+        tokio::select! {
+            flushed = tokio::time::timeout(FLUSH_LIMIT, flush_held(&ctx)) => {
+                if flushed.is_err() {
+                    warn!("statuses held back were not all written within {FLUSH_LIMIT:?}");
+                }
+            }
+            true = lost.clone() => {
+                metrics.leader.set(0);
+                return Stopped::LeadershipLost;
+            }
         }
         metrics.leader.set(0);
         if let Some(e) = &elector {

@@ -131,12 +131,12 @@ async fn worker(ctx: Arc<Context>, key: ObjectRef<Notification>, mut rx: mpsc::U
     loop {
         if pending.is_empty() {
             match rx.next().await {
-                Some(n) => queue(&mut pending, &cursor, n),
+                Some(n) => record.failed += queue(&mut pending, &cursor, n),
                 None => return,
             }
         }
         while let Ok(n) = rx.try_recv() {
-            queue(&mut pending, &cursor, n);
+            record.failed += queue(&mut pending, &cursor, n);
         }
         let Some((_, next)) = pending.pop_first() else { continue };
         let Some(current) = ctx.stores.notifications.get(&key) else { return };
@@ -149,16 +149,20 @@ async fn worker(ctx: Arc<Context>, key: ObjectRef<Notification>, mut rx: mpsc::U
     }
 }
 
-fn queue(pending: &mut BTreeMap<(jiff::Timestamp, String), Notice>, cursor: &Cursor, n: Notice) {
+/// Queues `n` unless handled; how many notices had to be dropped for it (counted as failed).
+fn queue(pending: &mut BTreeMap<(jiff::Timestamp, String), Notice>, cursor: &Cursor, n: Notice) -> u64 {
     if !cursor.is_handled(&n) {
         pending.insert((n.time, n.key.clone()), n);
     }
     // A receiver that never answers while Events keep coming (anyone who may create Events in
     // the namespace can make them) must not grow the operator: the newest notices are dropped
     // past a bound, which the stalled receiver would not have got in time anyway.
+    let mut dropped = 0;
     while pending.len() > PENDING_LIMIT {
         pending.pop_last();
+        dropped += 1;
     }
+    dropped
 }
 
 /// Notices one Notification may have waiting for delivery.

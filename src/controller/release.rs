@@ -37,7 +37,12 @@ pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     // have moved to another cluster, or agent, since).
     let deleting_applied = rel.metadata.deletion_timestamp.is_some() && inventory.is_some();
     let by = if deleting_applied { None } else { env.as_deref() };
-    if !ctx.role.serves(by, applied) {
+    // ... unless that agent is gone (its Lease lapsed): then the operator says so on the Release
+    // and lets it go when told to (the abandon annotation), or the pipeline could never be deleted.
+    let agent_gone = deleting_applied
+        && matches!(ctx.role, super::agent::Role::Operator)
+        && applied.and_then(|c| c.agent.as_deref()).is_some_and(|a| !agent_connected(&ctx, &ns, a));
+    if !ctx.role.serves(by, applied) && !agent_gone {
         return Ok(Action::await_change());
     }
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
@@ -145,6 +150,14 @@ async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     super::verify::remove_jobs(&cluster, &rel, &inv.namespace).await?;
     forget(&ctx, &rel);
     Ok(Action::await_change())
+}
+
+/// Whether agent `agent` of pipeline `ns` reports (its Lease, as the Environments judge it).
+fn agent_connected(ctx: &Context, ns: &str, agent: &str) -> bool {
+    use crate::plan::agent::{AgentLink, agent_link, lease_name};
+    let lease = ctx.stores.agent_leases.get(&ObjectRef::new(&lease_name(agent)).within(ns));
+    let spec = lease.as_ref().and_then(|l| l.spec.as_ref());
+    matches!(agent_link(agent, spec, jiff::Timestamp::now()), AgentLink::Connected { .. })
 }
 
 /// Drops what this process keeps of a Release that is gone.

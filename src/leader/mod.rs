@@ -73,8 +73,11 @@ impl Elector {
         Self { api: Api::namespaced(client, &cfg.namespace), cfg }
     }
 
+    /// Whole seconds, rounded up: a lease is never recorded shorter than it is (the margin over
+    /// the renew deadline must hold).
     fn seconds(d: Duration) -> i32 {
-        i32::try_from(d.as_secs()).unwrap_or(i32::MAX).max(1)
+        let whole = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+        i32::try_from(whole).unwrap_or(i32::MAX).max(1)
     }
 
     /// Waits until this replica holds the Lease; the Lease and when the write that took it began
@@ -214,6 +217,14 @@ impl Elector {
     /// lease duration. The renewing task may write between this read and this write: a conflict
     /// means "read again", a few times.
     pub async fn release(&self) {
+        // Bounded like a renewal: a stopping replica does not wait on a stalled connection.
+        let limit = self.cfg.renew_deadline;
+        if tokio::time::timeout(limit, self.release_now()).await.is_err() {
+            warn!(lease = %self.cfg.name, "could not release the Lease within {limit:?}");
+        }
+    }
+
+    async fn release_now(&self) {
         for _ in 0..RELEASE_ATTEMPTS {
             let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else { return };
             if record_of(&lease).holder.as_deref() != Some(self.cfg.identity.as_str()) {

@@ -16,8 +16,11 @@ use crate::api::{
 /// The inventory to record *before* applying objects `entries` into `namespace` of `cluster`,
 /// when they include objects the recorded one lacks: the recorded objects and the new ones, all
 /// that may exist once the apply starts. A crash or restart between the apply and the status
-/// write then leaves nothing the next prune cannot find. `None`: nothing new (no write needed),
-/// or another place (one namespace per inventory: a move is pruned from the old one after).
+/// write then leaves nothing the next prune cannot find. It has no hash: until the step's own
+/// status records what was applied, the next decision is a rollout (applied again, pruned from
+/// all of it), never "up to date" with objects of an apply that may have stopped half way.
+/// `None`: nothing new (no write needed), or another place (one namespace per inventory: a move
+/// is pruned from the old one after).
 pub fn inventory_ahead(
     prev: Option<&Inventory>,
     entries: impl IntoIterator<Item = InventoryEntry>,
@@ -40,7 +43,7 @@ pub fn inventory_ahead(
     }
     (objects.len() > known).then(|| Inventory {
         namespace: namespace.to_string(),
-        hash: prev.and_then(|p| p.hash.clone()),
+        hash: None,
         objects,
         cluster: cluster.cloned(),
     })
@@ -213,11 +216,8 @@ mod tests {
         let ahead = inventory_ahead(Some(&v1), fresh(&["a", "c"]), "dev", None);
         assert_eq!(names(&ahead), Some(vec!["a".into(), "b".into(), "c".into()]));
         let ahead = ahead.unwrap();
-        assert_eq!(
-            (ahead.hash.as_deref(), &ahead.objects[0]),
-            (Some("h1"), &entry("ConfigMap", "a")),
-            "what was recorded stays as it was"
-        );
+        assert_eq!(ahead.hash, None, "until the apply is recorded, the next decision is a rollout");
+        assert_eq!(&ahead.objects[0], &entry("ConfigMap", "a"), "what was recorded stays as it was");
         // Nothing new: no write.
         assert_eq!(inventory_ahead(Some(&v1), fresh(&["b"]), "dev", None), None);
         assert_eq!(inventory_ahead(Some(&v1), Vec::new(), "dev", None), None);

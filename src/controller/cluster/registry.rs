@@ -95,16 +95,29 @@ pub(crate) struct Shared {
 /// cleanups still remove their objects in those clusters through this. Kept in memory only (after
 /// a restart such a Release says `CleanupBlocked` and how to let it go).
 #[derive(Default)]
-pub struct Retired(Mutex<HashMap<ClusterKey, (Arc<Cluster>, std::time::Instant)>>);
+pub struct Retired(Arc<Mutex<RetiredAt>>);
+
+/// Each retired cluster's last connection, and when it was retired.
+type RetiredAt = HashMap<ClusterKey, (Arc<Cluster>, std::time::Instant)>;
 
 /// How long a retired connection is kept.
 const RETIRED_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Retired {
     fn keep(&self, key: &ClusterKey, cluster: Arc<Cluster>) {
-        let mut m = lock(&self.0);
-        m.retain(|_, (_, at)| at.elapsed() < RETIRED_FOR);
-        m.insert(key.clone(), (cluster, std::time::Instant::now()));
+        let at = std::time::Instant::now();
+        lock(&self.0).insert(key.clone(), (cluster, at));
+        // Let go when its time is up (its watches and probes stop with it), unless kept again.
+        let (all, key) = (Arc::downgrade(&self.0), key.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(RETIRED_FOR).await;
+            if let Some(all) = all.upgrade() {
+                let mut m = lock(&all);
+                if m.get(&key).is_some_and(|(_, kept)| *kept == at) {
+                    m.remove(&key);
+                }
+            }
+        });
     }
 
     fn get(&self, key: &ClusterKey) -> Option<Arc<Cluster>> {

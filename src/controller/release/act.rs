@@ -261,7 +261,7 @@ async fn rollout(
         env.spec.cluster.as_ref(),
     );
     let rewritten = match ahead {
-        Some(inventory) => Some(write_inventory(ctx, rel, &inventory).await?),
+        Some(inventory) => Some(write_inventory(ctx, rel, prev, inventory).await?),
         None => None,
     };
     let owner = owner(rel);
@@ -324,29 +324,37 @@ async fn rollout(
     Ok(Some(Rolled { outcome, wake, verification, rewritten }))
 }
 
-/// Writes `inventory` into the Release's status ahead of an apply (its own field manager: the
-/// step's status write takes it over); the Release as written.
-async fn write_inventory(ctx: &Context, rel: &Release, inventory: &Inventory) -> Result<Release> {
+/// Writes the status decided on (`prev`: the server's, or the one held back) with `inventory`,
+/// ahead of an apply, as the operator's one field manager writes every status (so nothing of it is
+/// left to another manager); the Release as written. A status held back is written with it (it
+/// is no longer held): its history entry must not depend on the server's status staying as it was.
+async fn write_inventory(
+    ctx: &Context,
+    rel: &Release,
+    prev: &ReleaseStatus,
+    inventory: Inventory,
+) -> Result<Release> {
     let api: kube::Api<Release> =
         kube::Api::namespaced(ctx.client.clone(), &rel.namespace().unwrap_or_default());
+    let status = ReleaseStatus { inventory: Some(inventory), ..prev.clone() };
     let body = serde_json::json!({
+        "apiVersion": "tuskfish.dev/v1alpha1",
+        "kind": "Release",
         "metadata": {"resourceVersion": rel.resource_version()},
-        "status": {"inventory": inventory},
+        "status": status,
     });
-    let pp = kube::api::PatchParams { field_manager: Some(INVENTORY_MANAGER.into()), ..Default::default() };
+    let pp = kube::api::PatchParams::apply(crate::api::FIELD_MANAGER).force();
     let written =
-        api.patch_status(&rel.name_any(), &pp, &kube::api::Patch::Merge(&body)).await.map_err(|source| {
+        api.patch_status(&rel.name_any(), &pp, &kube::api::Patch::Apply(&body)).await.map_err(|source| {
             Error::Status {
                 what: format!("Release {} (inventory ahead of the apply)", rel.name_any()),
                 source,
             }
         })?;
     ctx.own_writes.wrote(rel);
+    ctx.deferred.written(rel);
     Ok(written)
 }
-
-/// The field manager of the inventory written ahead of an apply.
-const INVENTORY_MANAGER: &str = "tuskfish-inventory";
 
 fn action_for(health: &Health) -> Option<Duration> {
     match health {
