@@ -34,6 +34,9 @@ use kube::CustomResourceExt;
 pub const GROUP: &str = "tuskfish.dev";
 /// The one field manager used for every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "tuskfish";
+/// Field manager of writes made by the CLI, and the reporting component of its Events (which the
+/// operator's notifier reads beside its own).
+pub const CLI_FIELD_MANAGER: &str = "tuskfish-cli";
 /// Finalizer that lets a Release remove what it applied before it goes away.
 pub const RELEASE_FINALIZER: &str = "tuskfish.dev/release-cleanup";
 /// On a Release: deploy through a freeze window; the value (the reason) is recorded in history.

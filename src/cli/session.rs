@@ -12,8 +12,7 @@ use crate::api::{AppVersion, Approval, Environment, Release};
 use crate::client::Target;
 use crate::telemetry::RequestCounter;
 
-/// Field manager of writes made by the CLI (the operator's is `tuskfish`).
-pub const CLI_FIELD_MANAGER: &str = "tuskfish-cli";
+pub use crate::api::CLI_FIELD_MANAGER;
 
 #[derive(Clone)]
 pub struct Session {

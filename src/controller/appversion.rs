@@ -12,7 +12,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::charts;
 use super::context::{Context, cached};
 use super::error::Result;
-use super::events::publish;
+use super::events::emit;
 use super::status::patch_status_if_changed;
 use crate::api::{
     AppVersion, AppVersionStatus, ConditionType, ConditionUpdate, Reason, find_condition, set_condition,
@@ -123,7 +123,7 @@ pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action>
     let is = Some((if ok { "True" } else { "False" }.to_string(), reason.to_string()));
     if was != is {
         let type_ = if ok { EventType::Normal } else { EventType::Warning };
-        publish(&ctx, &reference, type_, reason, message);
+        emit(&ctx, &reference, type_, reason, message);
     }
     Ok(next)
 }

@@ -13,46 +13,7 @@ use crate::egress::Egress;
 use crate::helm::{ChartError, Credentials, Helm};
 use crate::render::{self, chart::ChartOutput};
 
-/// Why a chart cannot be rendered, as a condition says it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub reason: Reason,
-    pub message: String,
-    pub transient: bool,
-}
-
-impl Refusal {
-    /// What a Release records for it.
-    pub fn into_outcome(self) -> crate::plan::Outcome {
-        let Self { reason, message, transient } = self;
-        crate::plan::Outcome::Failed { reason, message, transient }
-    }
-
-    /// Says when a remembered failure is tried again (the same words until then: no status write).
-    fn tried_again_at(mut self, next_try: jiff::Timestamp) -> Self {
-        self.message = format!("{} (not tried again before {next_try})", self.message);
-        self
-    }
-}
-
-impl From<ChartError> for Refusal {
-    fn from(e: ChartError) -> Self {
-        Self { reason: e.reason(), transient: e.is_transient(), message: e.to_string() }
-    }
-}
-
-impl From<super::identity::IdentityError> for Refusal {
-    fn from(e: super::identity::IdentityError) -> Self {
-        // Who the operator may act as does not change by waiting.
-        Self { reason: e.reason(), message: e.to_string(), transient: false }
-    }
-}
-
-impl From<render::RenderError> for Refusal {
-    fn from(e: render::RenderError) -> Self {
-        Self { reason: e.reason(), transient: e.is_transient(), message: e.to_string() }
-    }
-}
+use super::refusal::Refusal;
 
 /// Helm and the client to read Secrets with: the operator's, or the CLI user's for a dry run.
 pub struct ChartAccess<'a> {

@@ -72,7 +72,7 @@ pub struct Context {
     /// Chart pulls of AppVersions being published, run off the reconcile workers.
     pub publishes: Background<AppVersion, Result<Option<String>, crate::helm::ChartError>>,
     /// Chart renders for Releases, run off the reconcile workers.
-    pub renders: Background<Release, Result<Arc<crate::render::chart::ChartOutput>, super::charts::Refusal>>,
+    pub renders: Background<Release, Result<Arc<crate::render::chart::ChartOutput>, super::refusal::Refusal>>,
     /// The one client for what the operator sends out itself (HTTP checks, notifications): its
     /// TLS roots are loaded once and its connections pooled.
     pub http: crate::http::HttpClient,

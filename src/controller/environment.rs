@@ -13,11 +13,11 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tracing::info;
 
-use super::charts::Refusal;
 use super::cluster::{Cluster, ClusterError};
 use super::context::Context;
 use super::error::{Error, Result};
-use super::events::publish;
+use super::events::emit;
+use super::refusal::Refusal;
 use super::status::patch_status_if_changed;
 use crate::api::{
     ConditionType, ConditionUpdate, ENFORCE_LABEL, Environment, PodSecurity, Reason, labels, set_condition,
@@ -348,7 +348,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     let reference = env.object_ref(&());
     if matches!(claim, NamespaceClaim::Owned { created: true }) {
         info!(environment = %env.name_any(), namespace = %ns, "namespace created");
-        publish(
+        emit(
             &ctx,
             &reference,
             EventType::Normal,
@@ -358,7 +358,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     }
     let was_refused = prev.conditions.iter().any(|c| c.type_ == ConditionType::Ready && c.reason == reason);
     if changed && refused && !was_refused {
-        publish(&ctx, &reference, EventType::Warning, reason, message);
+        emit(&ctx, &reference, EventType::Warning, reason, message);
     }
     // An agent's lease lapses without an event: look again when it would (a renewal comes first
     // and wakes this anyway).

@@ -1,4 +1,4 @@
-//! Publishing Events: in the background, failures logged, never fatal.
+//! Emitting Events: in the background, failures logged, never fatal.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
@@ -7,9 +7,9 @@ use sha2::Digest;
 use super::context::Context;
 use crate::api::{MESSAGE_LIMIT, Reason, truncate_message};
 
-/// Publishes an Event in the background: a failure is logged, never fatal, and the reconcile does
+/// Emits an Event in the background: a failure is logged, never fatal, and the reconcile does
 /// not wait for the API server's answer (Events are a report, not a step of the rollout).
-pub fn publish(ctx: &Context, reference: &ObjectReference, type_: EventType, reason: Reason, note: String) {
+pub fn emit(ctx: &Context, reference: &ObjectReference, type_: EventType, reason: Reason, note: String) {
     let reason = reason.to_string();
     // kube's recorder folds events with the same (type, reason, action, object) into one series and
     // keeps the first note; a digest of the note in `action` keeps "rolling out 1.3.11" from being

@@ -17,6 +17,7 @@ mod events;
 pub mod identity;
 mod notifier;
 mod reconciled;
+mod refusal;
 mod release;
 mod status;
 mod verify;

@@ -27,12 +27,12 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::context::Context;
-use super::events::publish;
+use super::events::emit;
+use crate::api::CLI_FIELD_MANAGER;
 use crate::api::{
     ConditionType, ConditionUpdate, Delivery, DeliveryResult, FIELD_MANAGER, Notification,
     NotificationStatus, Reason, set_condition,
 };
-use crate::cli::session::CLI_FIELD_MANAGER;
 use crate::http::Body;
 use crate::notify::cursor::Cursor;
 use crate::notify::format::{accepted, payload};
@@ -276,7 +276,7 @@ async fn deliver(ctx: &Context, n: &Notification, notice: &Notice, record: &mut 
                 {
                     warn!(notification = %n.name_any(), notice = notice.kind.as_str(), %why, attempts, "giving up");
                     let note = format!("gave up delivering {} about {object}: {why}", notice.kind.as_str());
-                    publish(ctx, &n.object_ref(&()), EventType::Warning, Reason::DeliveryFailed, note);
+                    emit(ctx, &n.object_ref(&()), EventType::Warning, Reason::DeliveryFailed, note);
                     return Delivery {
                         notice: notice.kind,
                         object,

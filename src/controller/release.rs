@@ -218,7 +218,7 @@ async fn cleanup_blocked(
             blocked.message,
             objects.join(", ")
         );
-        super::events::publish(
+        super::events::emit(
             ctx,
             &kube::Resource::object_ref(rel, &()),
             kube::runtime::events::EventType::Warning,

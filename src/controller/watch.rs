@@ -26,7 +26,7 @@ use super::cluster::Link;
 use super::context::{Stores, WorkloadStores};
 use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release, labels};
 use crate::index::PipelineIndex;
-use crate::plan::peers::{self, EnvironmentFacts, Facts};
+use crate::plan::peers::{self, EnvironmentFacts, PeerFacts};
 use crate::telemetry::{ControllerLabel, KindLabel, SharedMetrics};
 
 /// Reconcile requests for one controller, counted.
@@ -76,8 +76,8 @@ fn route_release_change(
     index: &PipelineIndex,
     releases: &Store<Release>,
     r: &Release,
-    before: Option<&Facts>,
-    after: Option<&Facts>,
+    before: Option<&PeerFacts>,
+    after: Option<&PeerFacts>,
 ) {
     let ns = r.namespace().unwrap_or_default();
     for name in index.peer_candidates(&ns, &r.name_any(), before, after) {

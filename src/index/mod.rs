@@ -17,7 +17,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use kube::ResourceExt;
 
 use crate::api::{AppVersion, Approval, ClusterKey, Environment, NoticeKind, Notification, Phase, Release};
-use crate::plan::peers::Facts;
+use crate::plan::peers::PeerFacts;
 use crate::plan::spec_hash;
 use multimap::MultiMap;
 
@@ -74,7 +74,7 @@ pub enum Seen {
 
 #[derive(Default)]
 struct Inner {
-    releases: HashMap<Name, Facts>,
+    releases: HashMap<Name, PeerFacts>,
     by_app: MultiMap<(String, String)>,
     by_environment: MultiMap<(String, String)>,
     by_app_environment: MultiMap<(String, String, String)>,
@@ -133,7 +133,7 @@ impl Inner {
         }
     }
 
-    fn count_healthy(&mut self, ns: &str, f: &Facts, delta: i32) {
+    fn count_healthy(&mut self, ns: &str, f: &PeerFacts, delta: i32) {
         if f.phase == Some(Phase::Healthy) {
             let key = (ns.to_string(), f.environment.clone());
             let n = self.healthy.entry(key.clone()).or_default();
@@ -144,14 +144,14 @@ impl Inner {
         }
     }
 
-    fn unlink_release(&mut self, ns: &str, name: &str, f: &Facts) {
+    fn unlink_release(&mut self, ns: &str, name: &str, f: &PeerFacts) {
         self.by_app.remove(&(ns.to_string(), f.app.clone()), name);
         self.by_environment.remove(&(ns.to_string(), f.environment.clone()), name);
         self.by_app_environment.remove(&(ns.to_string(), f.app.clone(), f.environment.clone()), name);
         self.count_healthy(ns, f, -1);
     }
 
-    fn link_release(&mut self, ns: &str, name: &str, f: &Facts) {
+    fn link_release(&mut self, ns: &str, name: &str, f: &PeerFacts) {
         self.by_app.insert((ns.to_string(), f.app.clone()), name);
         self.by_environment.insert((ns.to_string(), f.environment.clone()), name);
         self.by_app_environment.insert((ns.to_string(), f.app.clone(), f.environment.clone()), name);
@@ -182,10 +182,10 @@ impl PipelineIndex {
 
     /// Records what a watch saw of a Release; returns what was known of it before and after
     /// (`None`: absent).
-    pub fn see_release(&self, r: &Release, seen: Seen) -> (Option<Facts>, Option<Facts>) {
+    pub fn see_release(&self, r: &Release, seen: Seen) -> (Option<PeerFacts>, Option<PeerFacts>) {
         match seen {
             Seen::Present => {
-                let after = Facts::of(r);
+                let after = PeerFacts::of(r);
                 (self.apply_release(r), Some(after))
             }
             Seen::Deleted => (self.delete_release(&r.namespace().unwrap_or_default(), &r.name_any()), None),
@@ -251,9 +251,9 @@ impl PipelineIndex {
     }
 
     /// Records a Release as it is now; returns what was known of it before (`None`: new).
-    pub fn apply_release(&self, r: &Release) -> Option<Facts> {
+    pub fn apply_release(&self, r: &Release) -> Option<PeerFacts> {
         let (ns, name) = key_of(r);
-        let now = Facts::of(r);
+        let now = PeerFacts::of(r);
         let mut inner = self.write();
         let before = inner.releases.insert((ns.clone(), name.clone()), now.clone());
         if before.as_ref() != Some(&now) {
@@ -267,7 +267,7 @@ impl PipelineIndex {
     }
 
     /// Forgets a Release; returns what was known of it (`None`: it was not known).
-    pub fn delete_release(&self, namespace: &str, name: &str) -> Option<Facts> {
+    pub fn delete_release(&self, namespace: &str, name: &str) -> Option<PeerFacts> {
         let mut inner = self.write();
         let before = inner.releases.remove(&(namespace.to_string(), name.to_string()))?;
         inner.unlink_release(namespace, name, &before);
@@ -298,8 +298,8 @@ impl PipelineIndex {
         &self,
         namespace: &str,
         name: &str,
-        before: Option<&Facts>,
-        after: Option<&Facts>,
+        before: Option<&PeerFacts>,
+        after: Option<&PeerFacts>,
     ) -> BTreeSet<String> {
         let inner = self.read();
         let mut out = BTreeSet::new();

@@ -81,7 +81,7 @@ fn arb_event() -> impl Strategy<Value = Event> {
 }
 
 /// Plays the events into the index and into a plain map of what exists.
-fn play(index: &PipelineIndex, model: &mut BTreeMap<Name, Release>, e: &Event) -> (Name, Option<Facts>) {
+fn play(index: &PipelineIndex, model: &mut BTreeMap<Name, Release>, e: &Event) -> (Name, Option<PeerFacts>) {
     match e {
         Event::Apply(r) => {
             let key = key_of(r.as_ref());
@@ -149,7 +149,7 @@ proptest! {
             play(&index, &mut model, e);
         }
         let (key, before) = play(&index, &mut model, &last);
-        let after = model.get(&key).map(Facts::of);
+        let after = model.get(&key).map(PeerFacts::of);
         let candidates = index.peer_candidates(&key.0, &key.1, before.as_ref(), after.as_ref());
         for ((ns, name), other) in &model {
             if ns == &key.0 && name != &key.1 && must_look(before.as_ref(), after.as_ref(), other) {

@@ -12,7 +12,7 @@ use crate::api::{Environment, EnvironmentStatus, Phase, Release, RolloutResult};
 
 /// What other Releases read of a Release.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Facts {
+pub struct PeerFacts {
     pub app: String,
     pub environment: String,
     /// Apps named in `dependsOn` (cycle detection reads the whole graph of an Environment).
@@ -24,7 +24,7 @@ pub struct Facts {
     pub healthy_since: Option<Timestamp>,
 }
 
-impl Facts {
+impl PeerFacts {
     pub fn of(r: &Release) -> Self {
         let status = r.status.as_ref();
         let current = status.and_then(|s| s.current_version.clone());
@@ -49,7 +49,11 @@ impl Facts {
 }
 
 /// Whether `f` reads differently before and after (absent on one side counts as different).
-fn differs<T: PartialEq>(before: Option<&Facts>, after: Option<&Facts>, f: impl Fn(&Facts) -> T) -> bool {
+fn differs<T: PartialEq>(
+    before: Option<&PeerFacts>,
+    after: Option<&PeerFacts>,
+    f: impl Fn(&PeerFacts) -> T,
+) -> bool {
     before.map(&f) != after.map(&f)
 }
 
@@ -61,7 +65,7 @@ fn line(v: Option<&str>) -> Option<(u64, u64)> {
 
 /// Whether `other` (another Release in the same namespace) must decide again now that one Release's
 /// facts went from `before` to `after` (`None`: it did not exist / no longer exists).
-pub fn must_look(before: Option<&Facts>, after: Option<&Facts>, other: &Release) -> bool {
+pub fn must_look(before: Option<&PeerFacts>, after: Option<&PeerFacts>, other: &Release) -> bool {
     if before == after {
         return false;
     }
@@ -76,16 +80,16 @@ pub fn must_look(before: Option<&Facts>, after: Option<&Facts>, other: &Release)
     if moved && sides().any(|s| &s.app == app && &s.environment == env) {
         return true;
     }
-    let promotion = |f: &Facts| (f.phase, f.current.clone(), f.desired.clone(), f.healthy_since);
+    let promotion = |f: &PeerFacts| (f.phase, f.current.clone(), f.desired.clone(), f.healthy_since);
     if upstream_of_other && (moved || differs(before, after, promotion)) {
         return true;
     }
     // Dependencies: `other` waits for the health of the apps it names; and a change to the graph
     // (an edge, or a member appearing, leaving or renamed) can open or close a cycle anywhere in
     // the Environment, which is reported on every member — and every member depends on something.
-    let in_env = |s: &Facts| &s.environment == env;
+    let in_env = |s: &PeerFacts| &s.environment == env;
     let depends_on_it = sides().any(|s| in_env(s) && other.spec.depends_on.iter().any(|d| d.app == s.app));
-    let health = |f: &Facts| (f.phase, f.current.clone());
+    let health = |f: &PeerFacts| (f.phase, f.current.clone());
     if depends_on_it && (moved || differs(before, after, health)) {
         return true;
     }
@@ -96,15 +100,16 @@ pub fn must_look(before: Option<&Facts>, after: Option<&Facts>, other: &Release)
     }
     // Forward ports: what runs on a line older than `other`'s counts against `other`.
     let other_line = line(other.status.as_ref().and_then(|s| s.current_version.as_deref()));
-    let older_than_other =
-        |s: &Facts| line(s.current.as_deref()).zip(other_line).is_some_and(|(theirs, mine)| theirs < mine);
+    let older_than_other = |s: &PeerFacts| {
+        line(s.current.as_deref()).zip(other_line).is_some_and(|(theirs, mine)| theirs < mine)
+    };
     sides().any(|s| &s.app == app && older_than_other(s))
         && (moved || differs(before, after, |f| f.current.clone()))
 }
 
 /// Whether the Release's Environment must count again (it reports how many Releases it has and how
 /// many are healthy).
-pub fn environment_must_look(before: Option<&Facts>, after: Option<&Facts>) -> bool {
+pub fn environment_must_look(before: Option<&PeerFacts>, after: Option<&PeerFacts>) -> bool {
     differs(before, after, |f| (f.environment.clone(), f.phase == Some(Phase::Healthy)))
 }
 
@@ -135,8 +140,8 @@ mod tests {
     use super::*;
     use crate::api::{Dependency, PromoteFrom, ReleaseSpec, ReleaseStatus};
 
-    fn facts(app: &str, env: &str, phase: Option<Phase>, current: Option<&str>) -> Facts {
-        Facts {
+    fn facts(app: &str, env: &str, phase: Option<Phase>, current: Option<&str>) -> PeerFacts {
+        PeerFacts {
             app: app.into(),
             environment: env.into(),
             depends_on: Vec::new(),
@@ -169,7 +174,7 @@ mod tests {
     }
 
     /// why, facts before, facts after, another Release, whether it must look again
-    type Case<'a> = (&'a str, Option<&'a Facts>, Option<&'a Facts>, Release, bool);
+    type Case<'a> = (&'a str, Option<&'a PeerFacts>, Option<&'a PeerFacts>, Release, bool);
 
     #[test]
     fn who_looks_again() {

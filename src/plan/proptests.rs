@@ -643,8 +643,8 @@ impl World<'_> {
         peers: &[Release],
         changed: Option<&Release>,
     ) -> Result<(), TestCaseError> {
-        use super::peers::{Facts, must_look};
-        let facts = |x: Option<&Release>| x.map(Facts::of);
+        use super::peers::{PeerFacts, must_look};
+        let facts = |x: Option<&Release>| x.map(PeerFacts::of);
         let (was, is) = (self.decide(up.0, peers), self.decide(up.1, peers));
         if was != is {
             prop_assert!(
@@ -664,7 +664,7 @@ impl World<'_> {
         let (was, is) = (self.decide(up.0, peers), self.decide(up.0, &after));
         if was != is {
             prop_assert!(
-                must_look(facts(old.as_ref()).as_ref(), Some(&Facts::of(new)), self.release),
+                must_look(facts(old.as_ref()).as_ref(), Some(&PeerFacts::of(new)), self.release),
                 "a peer change not woken for: {was} → {is}"
             );
         }

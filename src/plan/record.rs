@@ -71,7 +71,7 @@ pub struct Written {
 }
 
 /// The facts beyond the Release's own status that its status reports on.
-pub struct Facts<'a> {
+pub struct StatusFacts<'a> {
     /// The app's AppVersions.
     pub app_versions: &'a [&'a AppVersion],
     /// The app's published versions (from the index: parsed and checked once per change).
@@ -111,7 +111,7 @@ pub fn release_status(
     prev: &ReleaseStatus,
     step: Step,
     generation: Option<i64>,
-    facts: &Facts<'_>,
+    facts: &StatusFacts<'_>,
     now: &Time,
 ) -> (ReleaseStatus, Written) {
     let Step { outcome, held, wake, verification } = step;
@@ -147,7 +147,7 @@ fn running_changes(status: &ReleaseStatus, app_versions: &[&AppVersion]) -> Vec<
 
 /// Changes shipped on older lines (in any Environment) that the newest version of this Release's
 /// line lacks.
-fn forward_port_gaps(status: &ReleaseStatus, facts: &Facts<'_>) -> Vec<changes::Gap> {
+fn forward_port_gaps(status: &ReleaseStatus, facts: &StatusFacts<'_>) -> Vec<changes::Gap> {
     let Some(current) = current(status) else { return Vec::new() };
     let published: Vec<(semver::Version, &AppVersion)> = facts
         .published
@@ -266,7 +266,7 @@ mod tests {
             wake: None,
             verification: None,
         };
-        let facts = Facts { app_versions: &app_versions, published: &published, same_app: &same_app };
+        let facts = StatusFacts { app_versions: &app_versions, published: &published, same_app: &same_app };
         let (status, written) = release_status(&prev, step, Some(1), &facts, &now);
         assert_eq!(written, Written { acted: false, new_rollout: false, wake: None });
         assert_eq!(status.changes, vec!["FIN-2".to_string()]);

@@ -164,7 +164,7 @@ fn gated<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
             recheck_in: h.recheck_in.map(|d| d.min(MAX_RECHECK)),
         }),
         Err(Stop::Held(h)) => {
-            let catalog = Catalog { app: &inputs.release.spec.app, app_versions: &inputs.app_versions };
+            let catalog = AppVersions { app: &inputs.release.spec.app, app_versions: &inputs.app_versions };
             keep_current(&status, &catalog, h)
         }
     }
@@ -188,7 +188,7 @@ pub const MAX_RECHECK: Duration = Duration::from_secs(24 * 3600);
 /// The running version, kept while a newer one is held; `Blocked` when nothing runs yet.
 fn keep_current<'a>(
     status: &ReleaseStatus,
-    catalog: &Catalog<'a, '_>,
+    catalog: &AppVersions<'a, '_>,
     held: Held,
 ) -> Result<Target<'a>, Blocked> {
     let held = Held { recheck_in: held.recheck_in.map(|d| d.min(MAX_RECHECK)), ..held };
@@ -246,7 +246,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
         None => None,
     };
     let in_line = |v: &semver::Version| line.as_ref().is_none_or(|l| matches_line(l, v));
-    let catalog = Catalog { app: &spec.app, app_versions: &inputs.app_versions };
+    let catalog = AppVersions { app: &spec.app, app_versions: &inputs.app_versions };
     let status = release.status.clone().unwrap_or_default();
     let failed = |v: &semver::Version| status.failed_versions.iter().any(|f| f == &v.to_string());
 
@@ -456,7 +456,7 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
 fn away_from_veto<'a>(
     release: &Release,
     status: &ReleaseStatus,
-    catalog: &Catalog<'a, '_>,
+    catalog: &AppVersions<'a, '_>,
     failed: &dyn Fn(&semver::Version) -> bool,
 ) -> Option<Result<(Target<'a>, bool), Blocked>> {
     let current = semver::Version::parse(status.current_version.as_deref()?).ok()?;
@@ -510,12 +510,12 @@ fn check_line(version: &semver::Version, ok: bool, env_name: &str, env: &Environ
 }
 
 /// The AppVersions of one app.
-struct Catalog<'a, 'b> {
+struct AppVersions<'a, 'b> {
     app: &'b str,
     app_versions: &'b [&'a AppVersion],
 }
 
-impl<'a> Catalog<'a, '_> {
+impl<'a> AppVersions<'a, '_> {
     fn of_app(&self) -> impl Iterator<Item = &'a AppVersion> + '_ {
         self.app_versions.iter().copied().filter(|av| av.spec.app == self.app)
     }

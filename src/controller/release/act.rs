@@ -14,13 +14,14 @@ use crate::api::{
 };
 use crate::controller::agent::Role;
 use crate::controller::apply::{ApplyFailure, apply_all, gvk_of, prune};
-use crate::controller::charts::{self, Refusal};
+use crate::controller::charts;
 use crate::controller::cluster::{Cluster, ClusterError};
 use crate::controller::context::Context;
 use crate::controller::custom_kinds::CustomKinds;
 use crate::controller::environment::{claim_in, claim_update, ensure_claimed};
 use crate::controller::error::{Error, Result};
-use crate::controller::events::publish;
+use crate::controller::events::emit;
+use crate::controller::refusal::Refusal;
 use crate::controller::verify;
 use crate::controller::workloads::{WatchedKind, applied_of, live_of};
 use crate::plan::drift::{self, Decision, Live};
@@ -242,7 +243,7 @@ async fn rollout(
         Decision::Rollout => true,
         Decision::Repair(what) => {
             info!(release = %rel.name_any(), %what, "repairing drift");
-            publish(
+            emit(
                 ctx,
                 &rel.object_ref(&()),
                 EventType::Normal,
@@ -283,7 +284,7 @@ async fn rollout(
         }
     };
     if new_rollout && !hooks.is_empty() {
-        publish(
+        emit(
             ctx,
             &rel.object_ref(&()),
             EventType::Normal,
@@ -303,7 +304,7 @@ async fn rollout(
     if let Some(old) = prev.inventory.as_ref() {
         let deleted = prune(&client, &cluster.catalog, old, Some(&inventory), &owner).await?;
         if !deleted.is_empty() {
-            publish(
+            emit(
                 ctx,
                 &rel.object_ref(&()),
                 EventType::Normal,

@@ -9,7 +9,7 @@ use kube::runtime::reflector::ObjectRef;
 use crate::api::{AppVersion, Approval, Environment, Release};
 use crate::controller::context::{Context, cached};
 use crate::plan::Inputs;
-use crate::plan::record::Facts;
+use crate::plan::record::StatusFacts;
 
 pub(super) struct Related {
     name: String,
@@ -72,7 +72,7 @@ impl Related {
     }
 
     /// What the status reports on beyond the Release itself.
-    pub(super) fn facts<'a>(&'a self, app_versions: &'a [&'a AppVersion]) -> Facts<'a> {
-        Facts { app_versions, published: &self.published, same_app: &self.same_app }
+    pub(super) fn facts<'a>(&'a self, app_versions: &'a [&'a AppVersion]) -> StatusFacts<'a> {
+        StatusFacts { app_versions, published: &self.published, same_app: &self.same_app }
     }
 }

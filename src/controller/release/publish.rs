@@ -14,7 +14,7 @@ use crate::api::{
 use crate::controller::context::{Context, cached};
 use crate::controller::deferred;
 use crate::controller::error::Result;
-use crate::controller::events::publish as event;
+use crate::controller::events::emit as event;
 use crate::controller::status::patch_status_if_changed;
 use crate::plan::coalesce;
 use crate::plan::gates::approvals::APPROVED_BY;
