@@ -40,107 +40,135 @@ pub fn check(
     candidate: &semver::Version,
     facts: &GateFacts<'_>,
 ) -> Result<Vec<String>, Stop> {
-    let held = |reason, message: String, recheck_in| {
-        Stop::Held(Held { version: Some(candidate.to_string()), reason, message, recheck_in })
-    };
-    let broken = |reason, message: String| {
+    let gate = Gate { release, env, candidate, facts };
+    gate.dependencies()?;
+    let mut notes = gate.freeze_windows()?;
+    notes.extend(gate.allow_windows()?);
+    notes.extend(gate.approval()?);
+    Ok(notes)
+}
+
+/// One candidate version of one Release before its Environment's gates; each gate says why it
+/// holds (or is broken), or lets it through with notes for the rollout's history entry.
+struct Gate<'g, 'f> {
+    release: &'g Release,
+    env: &'g Environment,
+    candidate: &'g semver::Version,
+    facts: &'g GateFacts<'f>,
+}
+
+impl Gate<'_, '_> {
+    fn held(&self, reason: Reason, message: String, recheck_in: Option<Duration>) -> Stop {
+        Stop::Held(Held { version: Some(self.candidate.to_string()), reason, message, recheck_in })
+    }
+
+    fn broken(reason: Reason, message: String) -> Stop {
         Stop::Blocked(Blocked { phase: Phase::Failed, reason, message, recheck_in: None })
-    };
-    let mut notes = Vec::new();
+    }
 
-    if !release.spec.depends_on.is_empty() {
-        if let Some(cycle) = dependency_cycle(release, facts.peers) {
-            return Err(broken(
-                Reason::DependencyCycle,
-                format!("dependsOn forms a cycle: {}", cycle.join(" -> ")),
-            ));
+    /// `tuskfish.dev/freeze-override` on the Release: deploy through windows, for this reason.
+    fn override_reason(&self) -> Option<&String> {
+        self.release.metadata.annotations.as_ref().and_then(|a| a.get(FREEZE_OVERRIDE_ANNOTATION))
+    }
+
+    fn env_name(&self) -> &str {
+        self.env.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// `dependsOn`: the apps it names are healthy in the same Environment, and form no cycle.
+    fn dependencies(&self) -> Result<(), Stop> {
+        let (release, peers) = (self.release, self.facts.peers);
+        if release.spec.depends_on.is_empty() {
+            return Ok(());
         }
-        if let Some(waiting) =
-            unmet_dependency(release, facts.peers).map_err(|m| broken(Reason::InvalidDependency, m))?
-        {
-            return Err(held(Reason::WaitingForDependencies, waiting, None));
+        if let Some(cycle) = dependency_cycle(release, peers) {
+            let message = format!("dependsOn forms a cycle: {}", cycle.join(" -> "));
+            return Err(Self::broken(Reason::DependencyCycle, message));
+        }
+        match unmet_dependency(release, peers).map_err(|m| Self::broken(Reason::InvalidDependency, m))? {
+            Some(waiting) => Err(self.held(Reason::WaitingForDependencies, waiting, None)),
+            None => Ok(()),
         }
     }
 
-    let override_reason =
-        release.metadata.annotations.as_ref().and_then(|a| a.get(FREEZE_OVERRIDE_ANNOTATION));
-    for w in &env.spec.freeze_windows {
-        let ends = active_until(w, facts.now).map_err(|m| broken(Reason::InvalidFreezeWindow, m))?;
-        let Some(ends) = ends else { continue };
-        let (until, recheck_in) = match ends {
-            FreezeEnd::At(t) => (
-                format!("until {t}"),
-                Some(Duration::try_from(t.duration_since(facts.now)).unwrap_or_default()),
+    /// No freeze window is active (or the Release overrides it: noted).
+    fn freeze_windows(&self) -> Result<Vec<String>, Stop> {
+        let (now, mut notes) = (self.facts.now, Vec::new());
+        for w in &self.env.spec.freeze_windows {
+            let ends = active_until(w, now).map_err(|m| Self::broken(Reason::InvalidFreezeWindow, m))?;
+            let Some(ends) = ends else { continue };
+            let (until, recheck_in) = match ends {
+                FreezeEnd::At(t) => (
+                    format!("until {t}"),
+                    Some(Duration::try_from(t.duration_since(now)).unwrap_or_default()),
+                ),
+                // Only an edit of the Environment ends it, and that edit wakes the Release.
+                FreezeEnd::WhenRemoved => ("until the window is removed".to_string(), None),
+            };
+            let why = w.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            if let Some(reason) = self.override_reason() {
+                notes.push(format!("freeze{why} overridden: {reason}"));
+                continue;
+            }
+            let message = format!(
+                "{:?} is frozen{why} {until}; {} rolls out then (or annotate the Release {FREEZE_OVERRIDE_ANNOTATION}=<reason>)",
+                self.env_name(),
+                self.candidate
+            );
+            return Err(self.held(Reason::Frozen, message, recheck_in));
+        }
+        Ok(notes)
+    }
+
+    /// With allow windows, one is open (or the Release overrides them: noted).
+    fn allow_windows(&self) -> Result<Vec<String>, Stop> {
+        if self.env.spec.allow_windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.facts.now;
+        let closed =
+            outside_allow_windows(self.env, now).map_err(|m| Self::broken(Reason::InvalidAllowWindow, m))?;
+        let Some(opens) = closed else { return Ok(Vec::new()) };
+        if let Some(reason) = self.override_reason() {
+            return Ok(vec![format!("outside the allow windows, overridden: {reason}")]);
+        }
+        let (when, recheck_in) = match opens {
+            Some(t) => (
+                format!("the next opens at {t}"),
+                Some(Duration::try_from(t.duration_since(now)).unwrap_or_default()),
             ),
-            // Only an edit of the Environment ends it, and that edit wakes the Release.
-            FreezeEnd::WhenRemoved => ("until the window is removed".to_string(), None),
+            None => ("none opens again".to_string(), None),
         };
-        let why = w.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-        match override_reason {
-            Some(reason) => notes.push(format!("freeze{why} overridden: {reason}")),
-            None => {
-                return Err(held(
-                    Reason::Frozen,
-                    format!(
-                        "{:?} is frozen{why} {until}; {candidate} rolls out then (or annotate the Release {}=<reason>)",
-                        env.metadata.name.as_deref().unwrap_or_default(),
-                        FREEZE_OVERRIDE_ANNOTATION
-                    ),
-                    recheck_in,
-                ));
-            }
-        }
+        let message = format!(
+            "{:?} deploys only inside its allow windows and {when}; {} rolls out then (or annotate the Release {FREEZE_OVERRIDE_ANNOTATION}=<reason>)",
+            self.env_name(),
+            self.candidate
+        );
+        Err(self.held(Reason::OutsideAllowWindow, message, recheck_in))
     }
 
-    if !env.spec.allow_windows.is_empty() {
-        match outside_allow_windows(env, facts.now).map_err(|m| broken(Reason::InvalidAllowWindow, m))? {
-            None => {}
-            Some(_) if override_reason.is_some() => {
-                notes.push(format!(
-                    "outside the allow windows, overridden: {}",
-                    override_reason.map(String::as_str).unwrap_or_default()
-                ));
-            }
-            Some(opens) => {
-                let (when, recheck_in) = match opens {
-                    Some(t) => (
-                        format!("the next opens at {t}"),
-                        Some(Duration::try_from(t.duration_since(facts.now)).unwrap_or_default()),
-                    ),
-                    None => ("none opens again".to_string(), None),
-                };
-                return Err(held(
-                    Reason::OutsideAllowWindow,
-                    format!(
-                        "{:?} deploys only inside its allow windows and {when}; {candidate} rolls out then (or annotate the Release {}=<reason>)",
-                        env.metadata.name.as_deref().unwrap_or_default(),
-                        FREEZE_OVERRIDE_ANNOTATION
-                    ),
-                    recheck_in,
-                ));
-            }
+    /// Where approval is required: approved by enough of the right people (noted who).
+    fn approval(&self) -> Result<Vec<String>, Stop> {
+        let (release, env) = (self.release, self.env);
+        if !env.spec.requires_approval() {
+            return Ok(Vec::new());
         }
-    }
-
-    if env.spec.requires_approval() {
-        let name = release.metadata.name.as_deref().unwrap_or_default();
         let rules = env.spec.approval_policy.clone().unwrap_or_default();
         let subject = approvals::Subject {
-            release: name,
+            release: release.metadata.name.as_deref().unwrap_or_default(),
             app: &release.spec.app,
             environment: &release.spec.environment,
             created: release.metadata.creation_timestamp.as_ref().map(|t| t.0),
         };
-        match approvals::judge(subject, candidate, &rules, facts.approvals, facts.now) {
-            Verdict::Approved { note } => notes.push(note),
-            Verdict::Rejected { message } => return Err(held(Reason::Rejected, message, None)),
+        match approvals::judge(subject, self.candidate, &rules, self.facts.approvals, self.facts.now) {
+            Verdict::Approved { note } => Ok(vec![note]),
+            Verdict::Rejected { message } => Err(self.held(Reason::Rejected, message, None)),
             Verdict::Waiting { message, recheck_in } => {
-                return Err(held(Reason::AwaitingApproval, message, recheck_in));
+                Err(self.held(Reason::AwaitingApproval, message, recheck_in))
             }
-            Verdict::Invalid { message } => return Err(broken(Reason::InvalidApprovalPolicy, message)),
+            Verdict::Invalid { message } => Err(Self::broken(Reason::InvalidApprovalPolicy, message)),
         }
     }
-    Ok(notes)
 }
 
 /// `None` when an allow window is open at `now`; else `Some` of when the next one opens (if any).

@@ -205,14 +205,33 @@ fn keep_current<'a>(
 }
 
 /// The version the spec asks for, before gates; `true` for an explicit rollback (`rollback.to`).
+/// Each mode is a function of its own over the same [`Choice`].
 fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
     let release = inputs.release;
-    let spec = &release.spec;
     let mode = mode_of(release)?;
+    let env = ready_environment(inputs)?;
+    let c = Choice::new(inputs, env)?;
+    if let Some(to) = release.spec.rollback.as_ref().and_then(|r| r.to.as_deref()) {
+        return c.explicit_rollback(to);
+    }
+    let failed = |v: &semver::Version| c.failed(v);
+    if let Some(away) = away_from_veto(release, &c.status, &c.catalog, &failed) {
+        return away;
+    }
+    match mode {
+        Mode::Pinned => c.pinned(),
+        Mode::Tracked => c.tracked(),
+        Mode::Promoted => c.promoted(&inputs.upstream),
+    }
+}
+
+/// The Release's Environment, once it exists and is Ready where it now deploys.
+fn ready_environment<'a>(inputs: &Inputs<'a>) -> Result<&'a Environment, Blocked> {
+    let name = &inputs.release.spec.environment;
     let env = inputs.env.ok_or_else(|| {
         Blocked::pending(
             Reason::EnvironmentNotFound,
-            format!("Environment {:?} does not exist in this namespace", spec.environment),
+            format!("Environment {name:?} does not exist in this namespace"),
         )
     })?;
     // A status counts only for the spec and the cluster it was written for: right after the
@@ -223,36 +242,83 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
             && s.observed_generation == env.metadata.generation
             && s.cluster.as_deref() == Some(env.cluster_name())
     });
-    if !env_ready {
-        // A cluster that cannot be used is the Release's own trouble too: say so in its words.
-        let ready = env.status.as_ref().and_then(|s| find_condition(&s.conditions, ConditionType::Ready));
-        let cluster =
-            ready.and_then(|c| Reason::parse(&c.reason).filter(|r| r.is_cluster_trouble()).map(|r| (r, c)));
-        return Err(match cluster {
-            Some((reason, c)) => Blocked::pending(reason, c.message.clone()),
-            None => Blocked::pending(
-                Reason::EnvironmentNotReady,
-                format!("Environment {:?} is not Ready (see its conditions)", spec.environment),
-            ),
-        });
+    if env_ready {
+        return Ok(env);
     }
-    let line = match env.spec.version_line.as_deref() {
-        Some(l) => Some(semver::VersionReq::parse(l).map_err(|e| {
-            Blocked::failed(
-                Reason::InvalidVersionLine,
-                format!("Environment versionLine {l:?} is not a semver range: {e}"),
-            )
-        })?),
-        None => None,
-    };
-    let in_line = |v: &semver::Version| line.as_ref().is_none_or(|l| matches_line(l, v));
-    let catalog = AppVersions { app: &spec.app, app_versions: &inputs.app_versions };
-    let status = release.status.clone().unwrap_or_default();
-    let failed = |v: &semver::Version| status.failed_versions.iter().any(|f| f == &v.to_string());
+    // A cluster that cannot be used is the Release's own trouble too: say so in its words.
+    let ready = env.status.as_ref().and_then(|s| find_condition(&s.conditions, ConditionType::Ready));
+    let cluster =
+        ready.and_then(|c| Reason::parse(&c.reason).filter(|r| r.is_cluster_trouble()).map(|r| (r, c)));
+    Err(match cluster {
+        Some((reason, c)) => Blocked::pending(reason, c.message.clone()),
+        None => Blocked::pending(
+            Reason::EnvironmentNotReady,
+            format!("Environment {name:?} is not Ready (see its conditions)"),
+        ),
+    })
+}
 
-    if let Some(to) = spec.rollback.as_ref().and_then(|r| r.to.as_deref()) {
+/// What every mode's choice reads: the Release, its Ready Environment and that one's version
+/// line, the app's versions and the Release's own status.
+struct Choice<'a, 'i> {
+    release: &'a Release,
+    env: &'a Environment,
+    line: Option<semver::VersionReq>,
+    catalog: AppVersions<'a, 'i>,
+    status: ReleaseStatus,
+    now: jiff::Timestamp,
+}
+
+impl<'a, 'i> Choice<'a, 'i> {
+    fn new(inputs: &'i Inputs<'a>, env: &'a Environment) -> Result<Self, Blocked> {
+        let line = match env.spec.version_line.as_deref() {
+            Some(l) => Some(semver::VersionReq::parse(l).map_err(|e| {
+                Blocked::failed(
+                    Reason::InvalidVersionLine,
+                    format!("Environment versionLine {l:?} is not a semver range: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        let release = inputs.release;
+        Ok(Self {
+            release,
+            env,
+            line,
+            catalog: AppVersions { app: &release.spec.app, app_versions: &inputs.app_versions },
+            status: release.status.clone().unwrap_or_default(),
+            now: inputs.now,
+        })
+    }
+
+    fn in_line(&self, v: &semver::Version) -> bool {
+        self.line.as_ref().is_none_or(|l| matches_line(l, v))
+    }
+
+    fn failed(&self, v: &semver::Version) -> bool {
+        self.status.failed_versions.iter().any(|f| f == &v.to_string())
+    }
+
+    /// Why `v` is not to be gone to: vetoed in the whole pipeline, or failed here.
+    fn skip_why(&self, v: &semver::Version) -> Option<String> {
+        match self.catalog.veto(v) {
+            Some(veto) => Some(veto.describe()),
+            None => self.failed(v).then(|| "failed here".to_string()),
+        }
+    }
+
+    fn keep_current(&self, held: Held) -> Result<(Target<'a>, bool), Blocked> {
+        keep_current(&self.status, &self.catalog, held).map(|t| (t, false))
+    }
+
+    fn check_line(&self, version: &semver::Version) -> Result<(), Blocked> {
+        check_line(version, self.in_line(version), &self.release.spec.environment, self.env)
+    }
+
+    /// `spec.rollback.to`: a version that ran healthily here and is not vetoed (no gates).
+    fn explicit_rollback(&self, to: &str) -> Result<(Target<'a>, bool), Blocked> {
         let version = parse_version(to, "spec.rollback.to")?;
-        let known = status.history.iter().any(|h| {
+        let known = self.status.history.iter().any(|h| {
             h.result == RolloutResult::Succeeded
                 && semver::Version::parse(&h.version).is_ok_and(|v| v == version)
         });
@@ -264,189 +330,169 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
                 ),
             ));
         }
-        if let Some(veto) = catalog.veto(&version) {
+        if let Some(veto) = self.catalog.veto(&version) {
             return Err(Blocked::failed(
                 Reason::VersionVetoed,
                 format!("spec.rollback.to {version} was {}; pick another version", veto.describe()),
             ));
         }
-        return catalog.exact(&version).map(|av| (Target::new(av, version), true));
+        self.catalog.exact(&version).map(|av| (Target::new(av, version), true))
     }
-    let keep_current = |held: Held| keep_current(&status, &catalog, held).map(|t| (t, false));
-    if let Some(away) = away_from_veto(release, &status, &catalog, &failed) {
-        return away;
-    }
-    // Versions not to go to: failed here, or vetoed in the whole pipeline.
-    let skip_why = |v: &semver::Version| match catalog.veto(v) {
-        Some(veto) => Some(veto.describe()),
-        None => failed(v).then(|| "failed here".to_string()),
-    };
 
-    match mode {
-        Mode::Pinned => {
-            let version = parse_version(spec.version.as_deref().unwrap_or_default(), "spec.version")?;
-            check_line(&version, in_line(&version), &spec.environment, env)?;
-            if let Some(veto) = catalog.veto(&version) {
-                return keep_current(Held {
-                    version: Some(version.to_string()),
-                    reason: Reason::VersionVetoed,
-                    message: format!("{version} was {}; pin another version", veto.describe()),
-                    recheck_in: None,
-                });
-            }
-            if failed(&version) && auto_rollback(release) {
-                return keep_current(Held {
-                    version: Some(version.to_string()),
-                    reason: Reason::VersionFailed,
-                    message: format!(
-                        "version {version} failed here and was rolled back; pin another version"
-                    ),
-                    recheck_in: None,
-                });
-            }
-            catalog.exact(&version).map(|av| (Target::new(av, version), false))
+    /// `spec.version`: that version, unless vetoed or failed here (with automatic rollback).
+    fn pinned(&self) -> Result<(Target<'a>, bool), Blocked> {
+        let spec = &self.release.spec;
+        let version = parse_version(spec.version.as_deref().unwrap_or_default(), "spec.version")?;
+        self.check_line(&version)?;
+        let held =
+            |reason, message| Held { version: Some(version.to_string()), reason, message, recheck_in: None };
+        if let Some(veto) = self.catalog.veto(&version) {
+            let message = format!("{version} was {}; pin another version", veto.describe());
+            return self.keep_current(held(Reason::VersionVetoed, message));
         }
-        Mode::Tracked => {
-            let raw = spec.track.as_deref().unwrap_or_default();
-            let range = semver::VersionReq::parse(raw).map_err(|e| {
-                Blocked::failed(
-                    Reason::InvalidTrackRange,
-                    format!("spec.track {raw:?} is not a semver range: {e}"),
-                )
-            })?;
-            let mut candidates: Vec<(semver::Version, &AppVersion)> =
-                catalog.published().filter(|(v, _)| range.matches(v) && in_line(v)).collect();
-            candidates.sort_by(|a, b| b.0.cmp(&a.0));
-            let skipped: Vec<(semver::Version, String)> =
-                candidates.iter().map_while(|(v, _)| Some((v.clone(), skip_why(v)?))).collect();
-            // Held for the newest skipped version: vetoed, or else failed here.
-            let reason = match skipped.first() {
-                Some((v, _)) if catalog.veto(v).is_some() => Reason::VersionVetoed,
-                _ => Reason::VersionFailed,
-            };
-            let listed = skipped.iter().map(|(v, why)| format!("{v} ({why})")).collect::<Vec<_>>().join(", ");
-            match candidates.into_iter().find(|(v, _)| skip_why(v).is_none()) {
-                Some((version, av)) => {
-                    let held = (!skipped.is_empty()).then(|| Held {
-                        version: skipped.first().map(|(v, _)| v.to_string()),
-                        reason,
-                        message: format!("skipping {listed} until a newer version in {raw:?} is published"),
-                        recheck_in: None,
-                    });
-                    Ok((Target { held, ..Target::new(av, version) }, false))
-                }
-                None if !skipped.is_empty() => keep_current(Held {
-                    version: skipped.first().map(|(v, _)| v.to_string()),
-                    reason,
-                    message: format!("no version in {raw:?} may go: {listed}"),
-                    recheck_in: None,
-                }),
-                None => Err(Blocked::pending(
+        if self.failed(&version) && auto_rollback(self.release) {
+            let message = format!("version {version} failed here and was rolled back; pin another version");
+            return self.keep_current(held(Reason::VersionFailed, message));
+        }
+        self.catalog.exact(&version).map(|av| (Target::new(av, version), false))
+    }
+
+    /// `spec.track`: the newest published version in the range (and the line) that may go.
+    fn tracked(&self) -> Result<(Target<'a>, bool), Blocked> {
+        let spec = &self.release.spec;
+        let raw = spec.track.as_deref().unwrap_or_default();
+        let range = semver::VersionReq::parse(raw).map_err(|e| {
+            Blocked::failed(
+                Reason::InvalidTrackRange,
+                format!("spec.track {raw:?} is not a semver range: {e}"),
+            )
+        })?;
+        let mut candidates: Vec<(semver::Version, &AppVersion)> =
+            self.catalog.published().filter(|(v, _)| range.matches(v) && self.in_line(v)).collect();
+        candidates.sort_by(|a, b| b.0.cmp(&a.0));
+        let skipped: Vec<(semver::Version, String)> =
+            candidates.iter().map_while(|(v, _)| Some((v.clone(), self.skip_why(v)?))).collect();
+        // Held for the newest skipped version: vetoed, or else failed here.
+        let reason = match skipped.first() {
+            Some((v, _)) if self.catalog.veto(v).is_some() => Reason::VersionVetoed,
+            _ => Reason::VersionFailed,
+        };
+        let listed = skipped.iter().map(|(v, why)| format!("{v} ({why})")).collect::<Vec<_>>().join(", ");
+        let held = |message| Held {
+            version: skipped.first().map(|(v, _)| v.to_string()),
+            reason,
+            message,
+            recheck_in: None,
+        };
+        match candidates.into_iter().find(|(v, _)| self.skip_why(v).is_none()) {
+            Some((version, av)) => {
+                let held = (!skipped.is_empty()).then(|| {
+                    held(format!("skipping {listed} until a newer version in {raw:?} is published"))
+                });
+                Ok((Target { held, ..Target::new(av, version) }, false))
+            }
+            None if !skipped.is_empty() => {
+                self.keep_current(held(format!("no version in {raw:?} may go: {listed}")))
+            }
+            None => {
+                let within = self.env.spec.version_line.as_deref().map(|l| format!(" within the line {l:?}"));
+                Err(Blocked::pending(
                     Reason::NoMatchingVersion,
                     format!(
                         "no published AppVersion of {} matches {raw:?}{}",
                         spec.app,
-                        env.spec
-                            .version_line
-                            .as_deref()
-                            .map(|l| format!(" within the line {l:?}"))
-                            .unwrap_or_default()
+                        within.unwrap_or_default()
                     ),
-                )),
+                ))
             }
         }
-        Mode::Promoted => {
-            let from = spec.promote_from.clone().unwrap_or_default();
-            let soak = match from.soak.as_deref() {
-                None => Duration::ZERO,
-                Some(s) => parse_duration(s).ok_or_else(|| {
-                    Blocked::failed(
-                        Reason::InvalidSoak,
-                        format!("spec.promoteFrom.soak {s:?} is not a duration like 30m"),
-                    )
-                })?,
+    }
+
+    /// `spec.promoteFrom`: what runs healthily upstream, once it has soaked, unless vetoed or failed here.
+    fn promoted(&self, upstream: &[&Release]) -> Result<(Target<'a>, bool), Blocked> {
+        let from = self.release.spec.promote_from.clone().unwrap_or_default();
+        let soak = match from.soak.as_deref() {
+            None => Duration::ZERO,
+            Some(s) => parse_duration(s).ok_or_else(|| {
+                Blocked::failed(
+                    Reason::InvalidSoak,
+                    format!("spec.promoteFrom.soak {s:?} is not a duration like 30m"),
+                )
+            })?,
+        };
+        let (candidate, since) = match self.upstream_healthy(&from.environment, upstream) {
+            Ok(found) => found,
+            Err(held) => return self.keep_current(held),
+        };
+        let version = parse_version(&candidate, "upstream version")?;
+        if self.status.current_version.as_deref() != Some(candidate.as_str()) {
+            let held = |reason, message| Held {
+                version: Some(candidate.clone()),
+                reason,
+                message,
+                recheck_in: None,
             };
-            if inputs.upstream.len() > 1 {
-                let names: Vec<String> = inputs.upstream.iter().map(|r| name_of(r)).collect();
-                return keep_current(Held {
-                    version: None,
-                    reason: Reason::DuplicateRelease,
-                    message: format!(
-                        "Environment {:?} has {} Releases of {} ({}): promotion waits until only one is left",
-                        from.environment,
-                        names.len(),
-                        spec.app,
-                        names.join(", ")
-                    ),
-                    recheck_in: None,
-                });
+            if let Some(veto) = self.catalog.veto(&version) {
+                let message =
+                    format!("{version} was {}; waiting for a newer version upstream", veto.describe());
+                return self.keep_current(held(Reason::VersionVetoed, message));
             }
-            let Some(upstream) = inputs.upstream.first().copied() else {
-                return keep_current(Held {
-                    version: None,
-                    reason: Reason::UpstreamNotFound,
-                    message: format!("no Release of {} in Environment {:?}", spec.app, from.environment),
-                    recheck_in: None,
-                });
-            };
-            let up = upstream.status.clone().unwrap_or_default();
-            let healthy_since = match (up.phase, up.current_version.as_deref()) {
-                (Some(Phase::Healthy), Some(v)) => up
-                    .history
-                    .iter()
-                    .find(|h| h.version == v && h.result == RolloutResult::Succeeded)
-                    .and_then(|h| h.finished_at.clone())
-                    .map(|t| (v.to_string(), t.0)),
-                _ => None,
-            };
-            let Some((candidate, since)) = healthy_since else {
-                return keep_current(Held {
-                    version: up.desired_version.clone(),
-                    reason: Reason::UpstreamNotHealthy,
-                    message: format!("{:?} is not healthy; waiting for it", from.environment),
-                    recheck_in: None,
-                });
-            };
-            let version = parse_version(&candidate, "upstream version")?;
-            let already = status.current_version.as_deref() == Some(candidate.as_str());
-            if !already {
-                if let Some(veto) = catalog.veto(&version) {
-                    return keep_current(Held {
-                        version: Some(candidate),
-                        reason: Reason::VersionVetoed,
-                        message: format!(
-                            "{version} was {}; waiting for a newer version upstream",
-                            veto.describe()
-                        ),
-                        recheck_in: None,
-                    });
-                }
-                if failed(&version) {
-                    return keep_current(Held {
-                        version: Some(candidate),
-                        reason: Reason::VersionFailed,
-                        message: format!("{version} failed here; waiting for a newer version upstream"),
-                        recheck_in: None,
-                    });
-                }
-                check_line(&version, in_line(&version), &spec.environment, env)?;
-                let soaked = Duration::try_from(inputs.now.duration_since(since)).unwrap_or_default();
-                if soaked < soak {
-                    let left = soak - soaked;
-                    return keep_current(Held {
-                        version: Some(candidate),
-                        reason: Reason::Soaking,
-                        message: format!(
-                            "{version} is healthy in {:?}; promoting after {}s more soak",
-                            from.environment,
-                            left.as_secs()
-                        ),
-                        recheck_in: Some(left),
-                    });
-                }
+            if self.failed(&version) {
+                let message = format!("{version} failed here; waiting for a newer version upstream");
+                return self.keep_current(held(Reason::VersionFailed, message));
             }
-            catalog.exact(&version).map(|av| (Target::new(av, version), false))
+            self.check_line(&version)?;
+            let soaked = Duration::try_from(self.now.duration_since(since)).unwrap_or_default();
+            if soaked < soak {
+                let left = soak - soaked;
+                let message = format!(
+                    "{version} is healthy in {:?}; promoting after {}s more soak",
+                    from.environment,
+                    left.as_secs()
+                );
+                return self.keep_current(Held { recheck_in: Some(left), ..held(Reason::Soaking, message) });
+            }
         }
+        self.catalog.exact(&version).map(|av| (Target::new(av, version), false))
+    }
+
+    /// The version that runs healthily in the upstream Environment `from`, and since when; else
+    /// why promotion waits.
+    fn upstream_healthy(&self, from: &str, upstream: &[&Release]) -> Result<(String, jiff::Timestamp), Held> {
+        let app = &self.release.spec.app;
+        let waits = |version, reason, message| Held { version, reason, message, recheck_in: None };
+        if upstream.len() > 1 {
+            let names: Vec<String> = upstream.iter().map(|r| name_of(r)).collect();
+            let message = format!(
+                "Environment {from:?} has {} Releases of {app} ({}): promotion waits until only one is left",
+                names.len(),
+                names.join(", ")
+            );
+            return Err(waits(None, Reason::DuplicateRelease, message));
+        }
+        let Some(up) = upstream.first().map(|r| r.status.clone().unwrap_or_default()) else {
+            return Err(waits(
+                None,
+                Reason::UpstreamNotFound,
+                format!("no Release of {app} in Environment {from:?}"),
+            ));
+        };
+        let healthy_since = match (up.phase, up.current_version.as_deref()) {
+            (Some(Phase::Healthy), Some(v)) => up
+                .history
+                .iter()
+                .find(|h| h.version == v && h.result == RolloutResult::Succeeded)
+                .and_then(|h| h.finished_at.clone())
+                .map(|t| (v.to_string(), t.0)),
+            _ => None,
+        };
+        healthy_since.ok_or_else(|| {
+            waits(
+                up.desired_version.clone(),
+                Reason::UpstreamNotHealthy,
+                format!("{from:?} is not healthy; waiting for it"),
+            )
+        })
     }
 }
 
