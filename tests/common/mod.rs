@@ -64,9 +64,19 @@ fn target() -> Target {
     Target::kubeconfig(kubeconfig())
 }
 
-/// A loopback port nobody listens on (for operator processes a test starts).
+/// A loopback port nobody listens on (for operator processes a test starts), and none this test
+/// process handed out before: the system may give a port just let go again, and two processes
+/// told the same port collide (one fails with "address already in use").
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits until something listens on loopback `port` (a process the test started is up).
