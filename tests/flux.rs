@@ -131,8 +131,18 @@ async fn flux_and_tuskfish_apply_the_pipeline_side_by_side() {
         tuskfish::api::find_condition(&s.conditions, "Ready").is_some_and(|c| c.reason == "AwaitingApproval")
     })
     .await;
-    let k = ks.get("pipeline").await.unwrap();
-    assert!(!ready(&k), "Ready while prod awaits approval: {:?}", k.data["status"]);
+    // Flux's first health check may have run in the instant before the operator wrote any status
+    // (kstatus counts an object with none as current); asked again now that every Release says
+    // where it stands, Flux holds the Kustomization: not Ready while prod waits for its approval.
+    let at = jiff::Timestamp::now().to_string();
+    let again = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": at}}});
+    ks.patch("pipeline", &PatchParams::default(), &Patch::Merge(&again)).await.unwrap();
+    within(
+        "Flux to hold the Kustomization while prod awaits approval",
+        await_condition(ks.clone(), "pipeline", |o: Option<&DynamicObject>| o.is_some_and(|o| !ready(o))),
+    )
+    .await
+    .unwrap();
 
     // maria.keller approves in her own name; prod rolls out, and then the Kustomization is Ready.
     let maria = client_as("maria.keller", &[]).await;
