@@ -179,24 +179,22 @@ fn pick_fault(rng: &mut Rng) -> Fault {
 /// 2 s without renewal) in the test namespace.
 fn operator_via(t: &TestNs, kubeconfig: &std::path::Path, identity: &str, round: u64) -> Proc {
     let args = [
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "run",
-        "--metrics-addr",
-        "off",
-        "--lease-namespace",
-        &t.ns,
-        "--watch-namespace",
-        &t.ns,
-        "--identity",
-        identity,
-        "--lease-duration",
-        "4s",
-        "--renew-deadline",
-        "2s",
-        "--retry-period",
-        "500ms",
-    ];
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "run",
+            "--metrics-addr",
+            "off",
+            "--lease-namespace",
+            &t.ns,
+            "--watch-namespace",
+            &t.ns,
+            "--identity",
+            identity,
+        ][..],
+        &common::SHORT_LEASE,
+    ]
+    .concat();
     let log = std::env::temp_dir().join(format!("tuskfish-{}-{identity}-{round}.log", t.ns));
     common::process(env!("CARGO_BIN_EXE_tuskfish"), &args, &log)
 }

@@ -17,21 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 fn replica(t: &TestNs, identity: &str, port: u16, extra: &[&str]) -> Proc {
     let addr = format!("127.0.0.1:{port}");
     let args = [
-        &[
-            "run",
-            "--metrics-addr",
-            &addr,
-            "--lease-namespace",
-            &t.ns,
-            "--identity",
-            identity,
-            "--lease-duration",
-            "4s",
-            "--renew-deadline",
-            "2s",
-            "--retry-period",
-            "500ms",
-        ],
+        &["run", "--metrics-addr", &addr, "--lease-namespace", &t.ns, "--identity", identity],
+        &common::SHORT_LEASE[..],
         extra,
     ]
     .concat();

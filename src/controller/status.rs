@@ -81,6 +81,17 @@ where
     if current == Some(status) {
         return Ok(false);
     }
+    apply_status(api, own, obj, status).await?;
+    Ok(true)
+}
+
+/// Server-side applies `status` to the object's status subresource, based on the resourceVersion
+/// of `obj` (see [`patch_status_if_changed`]); the object as written.
+pub async fn apply_status<K, S>(api: &Api<K>, own: &OwnWrites, obj: &K, status: &S) -> Result<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
     let body = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -97,7 +108,7 @@ where
     if written.resource_version() != obj.resource_version() {
         own.wrote(obj);
     }
-    Ok(true)
+    Ok(written)
 }
 
 #[cfg(test)]

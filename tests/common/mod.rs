@@ -64,6 +64,11 @@ fn target() -> Target {
     Target::kubeconfig(kubeconfig())
 }
 
+/// The leader-election flags of operator processes a test starts: a Lease of 4 s, renewed every
+/// 0.5 s and given up after 2 s without renewal (hand-overs in seconds, within `leader::MARGIN`).
+pub const SHORT_LEASE: [&str; 6] =
+    ["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms"];
+
 /// A loopback port nobody listens on (for operator processes a test starts), and none this test
 /// process handed out before: the system may give a port just let go again, and two processes
 /// told the same port collide (one fails with "address already in use").

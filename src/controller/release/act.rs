@@ -338,21 +338,7 @@ async fn write_inventory(
     let api: kube::Api<Release> =
         kube::Api::namespaced(ctx.client.clone(), &rel.namespace().unwrap_or_default());
     let status = ReleaseStatus { inventory: Some(inventory), ..prev.clone() };
-    let body = serde_json::json!({
-        "apiVersion": "tuskfish.dev/v1alpha1",
-        "kind": "Release",
-        "metadata": {"resourceVersion": rel.resource_version()},
-        "status": status,
-    });
-    let pp = kube::api::PatchParams::apply(crate::api::FIELD_MANAGER).force();
-    let written =
-        api.patch_status(&rel.name_any(), &pp, &kube::api::Patch::Apply(&body)).await.map_err(|source| {
-            Error::Status {
-                what: format!("Release {} (inventory ahead of the apply)", rel.name_any()),
-                source,
-            }
-        })?;
-    ctx.own_writes.wrote(rel);
+    let written = crate::controller::status::apply_status(&api, &ctx.own_writes, rel, &status).await?;
     ctx.deferred.written(rel);
     Ok(written)
 }
