@@ -58,6 +58,7 @@ fmt:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	python3 hack/imports.py
 
 ## What CI runs.
 ci: check-generated lint test

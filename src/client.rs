@@ -84,7 +84,7 @@ impl Target {
         config.connect_timeout = Some(std::time::Duration::from_secs(10));
         Ok(kube::client::ClientBuilder::try_from(config)?
             .with_layer(counter)
-            .with_layer(&crate::controller::cluster::BoundedLines::OWN)
+            .with_layer(&crate::bounded::BoundedLines::OWN)
             .build())
     }
 }

@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::plan::grants::glob;
+use crate::api::glob;
 
 /// What one pipeline may reach: its policy's allowlist (`None`: none, anywhere not denied by
 /// default) and the addresses denied by default besides the fixed ranges.

@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod bounded;
 pub mod cli;
 pub mod client;
 pub mod controller;
@@ -16,6 +17,7 @@ pub mod notify;
 pub mod plan;
 pub mod render;
 pub mod telemetry;
+pub mod watch;
 pub mod web;
 
 /// Which of the API server's definitions `tuskfish crd` prints.

@@ -113,3 +113,19 @@ pub struct EgressGrant {
     #[schemars(length(max = 256))]
     pub allow: Vec<String>,
 }
+
+/// What a pattern of a PipelinePolicy (a namespace, a kind, a host) matches: `*` matches any run of characters (none included); everything else itself.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else { return false };
+    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}

@@ -2,13 +2,14 @@
 
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use kube::ResourceExt;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 
 use super::error::{CliError, CliResult};
 use super::session::Session;
 use crate::api::{ConditionType, Phase, Release, find_condition};
+use crate::watch::Change;
 
 /// What `--wait` waits for.
 #[derive(Clone, Debug)]
@@ -84,11 +85,12 @@ pub async fn watch_release(
 ) -> CliResult<Release> {
     let started = Instant::now();
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut stream = watcher(s.api::<Release>(), config).applied_objects().boxed();
+    let changes = crate::watch::uncached(s.api::<Release>(), config);
+    futures::pin_mut!(changes);
     let mut last = String::new();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let next = tokio::time::timeout_at(deadline, stream.try_next()).await;
+        let next = tokio::time::timeout_at(deadline, changes.next()).await;
         let r = match next {
             Err(_) => {
                 return Err(CliError::Timeout(format!(
@@ -96,11 +98,15 @@ pub async fn watch_release(
                     timeout.as_secs()
                 )));
             }
-            Ok(Err(e)) => {
+            Ok(Some(Change::Failed(e))) => {
                 return Err(CliError::Unreachable(format!("watching Release {name}: {e}")));
             }
-            Ok(Ok(None)) => return Err(CliError::Failed(format!("watch of Release {name} ended"))),
-            Ok(Ok(Some(r))) => r,
+            Ok(Some(Change::Delete(_))) => {
+                return Err(CliError::Failed(format!("Release {name} was deleted")));
+            }
+            Ok(Some(Change::Reset)) => continue,
+            Ok(None) => return Err(CliError::Failed(format!("watch of Release {name} ended"))),
+            Ok(Some(Change::Apply(r))) => std::sync::Arc::unwrap_or_clone(r),
         };
         if r.metadata.deletion_timestamp.is_some() {
             return Err(CliError::Failed(format!("Release {} is being deleted", r.name_any())));

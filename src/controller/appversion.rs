@@ -9,8 +9,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 
+use super::caches::cached;
 use super::charts;
-use super::context::{Context, cached};
+use super::context::Context;
 use super::error::Result;
 use super::events::emit;
 use super::status::patch_status_if_changed;

@@ -13,7 +13,7 @@ use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
 use tokio::task::AbortHandle;
 
-use super::watch::Trigger;
+use super::triggers::Trigger;
 
 /// One object's work: what it is for (`key`), and its result once it has one.
 struct Slot<T> {

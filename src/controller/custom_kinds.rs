@@ -9,21 +9,23 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Api, Client};
-use tracing::warn;
 
-use super::watch::{Trigger, managed_selector, release_of};
+use super::triggers::{Trigger, managed_selector, release_of};
 use crate::api::Release;
+use crate::telemetry::SharedMetrics;
+use crate::watch::{self, Change};
 
 pub struct CustomKinds {
     client: Client,
     /// Wakes the Release whose object changed (`None`: nobody to wake, e.g. a read-only view).
     wake: Option<Trigger<Release>>,
+    /// Where watch failures are counted.
+    metrics: SharedMetrics,
     stores: Mutex<HashMap<GroupVersionKind, Watched>>,
 }
 
@@ -36,8 +38,8 @@ struct Watched {
 }
 
 impl CustomKinds {
-    pub fn new(client: Client, wake: Option<Trigger<Release>>) -> Self {
-        Self { client, wake, stores: Mutex::default() }
+    pub fn new(client: Client, wake: Option<Trigger<Release>>, metrics: SharedMetrics) -> Self {
+        Self { client, wake, metrics, stores: Mutex::default() }
     }
 
     /// Whether tuskfish watches `group` for health: custom kinds, not Kubernetes' own groups.
@@ -56,27 +58,22 @@ impl CustomKinds {
     }
 
     fn start(&self, resource: &ApiResource) -> Watched {
-        let writer = reflector::store::Writer::new(resource.clone());
-        let reader = writer.as_reader();
         let listed = Arc::new(AtomicBool::new(false));
         let done = listed.clone();
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
         let config = watcher::Config::default().labels(&managed_selector());
+        let (reader, changes) = watch::cached_with(api, config, resource.clone());
         let wake = self.wake.clone();
-        let kind = resource.kind.clone();
-        let events = watcher(api, config).default_backoff().reflect(writer).for_each(move |e| {
-            match e {
-                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o)) => {
+        let events =
+            watch::drive(changes, resource.kind.clone(), self.metrics.clone(), move |change| match change {
+                Change::Apply(o) | Change::Delete(o) => {
                     if let (Some(w), Some(r)) = (&wake, release_of(&o.metadata)) {
                         w.send(r);
                     }
                 }
-                Ok(watcher::Event::InitDone) => done.store(true, Ordering::Release),
-                Ok(watcher::Event::Init) => {}
-                Err(error) => warn!(%kind, %error, "watch of a custom kind failed (retrying with backoff)"),
-            }
-            futures::future::ready(())
-        });
+                Change::Reset => done.store(true, Ordering::Release),
+                Change::Failed(_) => {}
+            });
         let task = tokio::spawn(events).abort_handle();
         Watched { store: reader, listed, task }
     }

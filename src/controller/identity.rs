@@ -67,7 +67,7 @@ pub struct Identities {
     counts: Arc<RequestCounts>,
     rule: IdentityRule,
     /// What the clients' answers are bounded by (another cluster's, by default).
-    bounds: super::cluster::BoundedLines,
+    bounds: crate::bounded::BoundedLines,
     clients: Mutex<HashMap<String, Client>>,
     /// Namespaces where this process found (or made) the deployer: looked at once per process.
     provisioned: Mutex<HashSet<String>>,
@@ -75,14 +75,14 @@ pub struct Identities {
 
 impl Identities {
     pub fn new(base: Option<Config>, counts: Arc<RequestCounts>, rule: IdentityRule) -> Self {
-        let bounds = super::cluster::BoundedLines::REMOTE;
+        let bounds = crate::bounded::BoundedLines::REMOTE;
         Self { base, counts, rule, bounds, clients: Mutex::default(), provisioned: Mutex::default() }
     }
 
     /// For the operator's own cluster: its API server is trusted, and its admission webhooks may
     /// take their time (up to 30 s).
     pub fn of_own_cluster(self) -> Self {
-        Self { bounds: super::cluster::BoundedLines::OWN, ..self }
+        Self { bounds: crate::bounded::BoundedLines::OWN, ..self }
     }
 
     /// The ServiceAccount an Environment's objects are handled as (`None`: the operator itself).

@@ -5,6 +5,7 @@ pub mod agent;
 mod apply;
 mod appversion;
 mod background;
+mod caches;
 mod catalog;
 pub mod charts;
 pub mod cluster;
@@ -16,12 +17,14 @@ mod error;
 mod events;
 pub mod identity;
 mod notifier;
+mod policies;
 mod reconciled;
 mod refusal;
 mod release;
 mod status;
+mod triggers;
 mod verify;
-pub mod watch;
+mod watches;
 mod workloads;
 
 use std::fmt::Debug;
@@ -31,15 +34,18 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
 use tracing::{debug, warn};
 
+pub use caches::{Stores, cached};
 pub use catalog::Catalog;
-pub use context::{Context, Stores, cached};
+pub use context::Context;
 pub use environment::{NamespaceClaim, claim_of};
 pub use error::Error;
 pub use reconciled::ReconcileLog;
+pub(crate) use watches::bump;
 
 use crate::api::{AppVersion, Environment, Release};
 use crate::leader::{Elector, LeaderConfig};
@@ -143,10 +149,10 @@ pub struct Operator {
     client: Client,
     settings: Settings,
     requests: Arc<RequestCounts>,
-    watches: watch::Watches,
+    watches: watches::Watches,
     receivers: Receivers,
     /// Wakes a Release when something outside the watches (an HTTP check) has news for it.
-    wake: watch::Trigger<Release>,
+    wake: triggers::Trigger<Release>,
 }
 
 impl Operator {
@@ -155,10 +161,10 @@ impl Operator {
         let (env_tx, env_rx) = mpsc::unbounded();
         let (av_tx, av_rx) = mpsc::unbounded();
         let metrics = &settings.metrics;
-        let triggers = watch::Triggers {
-            releases: watch::Trigger::new(release_tx, metrics),
-            environments: watch::Trigger::new(env_tx, metrics),
-            app_versions: watch::Trigger::new(av_tx, metrics),
+        let triggers = triggers::Triggers {
+            releases: triggers::Trigger::new(release_tx, metrics),
+            environments: triggers::Trigger::new(env_tx, metrics),
+            app_versions: triggers::Trigger::new(av_tx, metrics),
             metrics: metrics.clone(),
         };
         let wake = triggers.releases.clone();
@@ -166,7 +172,7 @@ impl Operator {
         let workloads = settings.agent.as_ref().map_or_else(|| client.clone(), |a| a.local.clone());
         let namespace =
             settings.agent.as_ref().map(|a| a.namespace.as_str()).or(settings.watch_namespace.as_deref());
-        let watches = watch::watches(&client, &workloads, triggers, namespace, settings.agent.is_none());
+        let watches = watches::watches(&client, &workloads, triggers, namespace, settings.agent.is_none());
         Self { client, settings, requests, watches, receivers: (release_rx, env_rx, av_rx), wake }
     }
 
@@ -203,9 +209,9 @@ async fn run_controllers(
     client: Client,
     settings: Settings,
     requests: Arc<RequestCounts>,
-    w: watch::Watches,
+    w: watches::Watches,
     (release_rx, env_rx, av_rx): Receivers,
-    wake: watch::Trigger<Release>,
+    wake: triggers::Trigger<Release>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Stopped {
     let metrics = settings.metrics.clone();
@@ -213,41 +219,7 @@ async fn run_controllers(
     let agent_settings = settings.agent.clone();
     let stores = w.stores.clone();
     let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
-    let mut ctx = Context::new(client, stores.clone(), w.index.clone(), requests, metrics.clone());
-    ctx.reconciled = settings.reconciled.clone();
-    ctx.status_settle = settings.status_settle;
-    ctx.policies.pod_security = settings.pod_security;
-    let api_server = settings.client_config.as_ref().map(|c| c.cluster_url.clone());
-    ctx.policies.egress_denied = crate::egress::own_addresses(api_server.as_ref()).await.into();
-    let (own, own_config) = match &settings.agent {
-        Some(a) => (a.local.clone(), Some(a.local_config.clone())),
-        None => (ctx.client.clone(), settings.client_config.clone()),
-    };
-    let local = cluster::Cluster::local(
-        own.clone(),
-        stores.workloads.clone(),
-        custom_kinds::CustomKinds::new(own, Some(wake.clone())),
-        identity::Identities::new(own_config, ctx.requests.clone(), settings.identity.clone())
-            .of_own_cluster(),
-    );
-    ctx.role = settings.agent.as_ref().map_or(agent::Role::Operator, |a| agent::Role::Agent(a.name.clone()));
-    let shared = cluster::Shared {
-        client: ctx.client.clone(),
-        triggers: w.triggers.clone(),
-        index: w.index.clone(),
-        counts: ctx.requests.clone(),
-        identity: settings.identity.clone(),
-        policies: ctx.policies.clone(),
-        retired: Default::default(),
-    };
-    ctx.clusters = cluster::Clusters::new(local, shared, settings.agent.as_ref().map(|a| a.name.clone()));
-    ctx.probes = verify::Probes::new(Some(wake.clone()));
-    ctx.renders = background::Background::new(Some(wake));
-    ctx.publishes = background::Background::new(Some(w.triggers.app_versions.clone()));
-    ctx.helm = settings.helm.clone().and_then(|cfg| {
-        let dir = cfg.work_dir.display().to_string();
-        crate::helm::Helm::new(cfg).map(Arc::new).map_err(|e| format!("its work directory {dir}: {e}"))
-    });
+    let ctx = assemble(client, &settings, requests, &w, wake).await;
     if let Err(why) = &ctx.helm {
         debug!(%why, "charts cannot be deployed");
     }
@@ -382,6 +354,67 @@ async fn run_controllers(
     match futures::future::select(controllers, drivers).await {
         futures::future::Either::Left((stopped, _)) => stopped,
         futures::future::Either::Right(_) => Stopped::Shutdown,
+    }
+}
+
+/// The one Context of every reconcile, from the watches' caches and index and the settings.
+async fn assemble(
+    client: Client,
+    settings: &Settings,
+    requests: Arc<RequestCounts>,
+    w: &watches::Watches,
+    wake: triggers::Trigger<Release>,
+) -> Context {
+    let api_server = settings.client_config.as_ref().map(|c| c.cluster_url.clone());
+    let policies = policies::Policies {
+        store: w.stores.policies.clone(),
+        index: w.index.clone(),
+        pod_security: settings.pod_security,
+        egress_denied: crate::egress::own_addresses(api_server.as_ref()).await.into(),
+    };
+    // An agent deploys into its own cluster, as the Environments' identities there.
+    let (own, own_config) = match &settings.agent {
+        Some(a) => (a.local.clone(), Some(a.local_config.clone())),
+        None => (client.clone(), settings.client_config.clone()),
+    };
+    let local = cluster::Cluster::local(
+        own.clone(),
+        w.stores.workloads.clone(),
+        custom_kinds::CustomKinds::new(own, Some(wake.clone()), settings.metrics.clone()),
+        identity::Identities::new(own_config, requests.clone(), settings.identity.clone()).of_own_cluster(),
+    );
+    let shared = cluster::Shared {
+        client: client.clone(),
+        triggers: w.triggers.clone(),
+        index: w.index.clone(),
+        counts: requests.clone(),
+        identity: settings.identity.clone(),
+        policies: policies.clone(),
+        retired: Default::default(),
+    };
+    let reporter = Reporter { controller: "tuskfish".into(), instance: std::env::var("POD_NAME").ok() };
+    Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        clusters: cluster::Clusters::new(local, shared, settings.agent.as_ref().map(|a| a.name.clone())),
+        role: settings.agent.as_ref().map_or(agent::Role::Operator, |a| agent::Role::Agent(a.name.clone())),
+        client,
+        stores: w.stores.clone(),
+        index: w.index.clone(),
+        requests,
+        metrics: settings.metrics.clone(),
+        own_writes: Default::default(),
+        deferred: Default::default(),
+        status_settle: settings.status_settle,
+        policies,
+        probes: verify::Probes::new(Some(wake.clone())),
+        renders: background::Background::new(Some(wake)),
+        publishes: background::Background::new(Some(w.triggers.app_versions.clone())),
+        http: crate::http::HttpClient::new(),
+        reconciled: settings.reconciled.clone(),
+        helm: settings.helm.clone().and_then(|cfg| {
+            let dir = cfg.work_dir.display().to_string();
+            crate::helm::Helm::new(cfg).map(Arc::new).map_err(|e| format!("its work directory {dir}: {e}"))
+        }),
     }
 }
 

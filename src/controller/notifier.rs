@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -37,6 +37,7 @@ use crate::http::Body;
 use crate::notify::cursor::Cursor;
 use crate::notify::format::{accepted, payload};
 use crate::notify::notice::{self, About, Notice};
+use crate::watch::Change;
 
 /// A notice is retried until it is this old (then given up and recorded as failed).
 const NOTICE_LIFETIME: Duration = Duration::from_secs(3600);
@@ -92,10 +93,18 @@ fn pipeline_events(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    // Events are many and never read twice: no cache (and a deleted Event is no notice).
     let watch = |component: &str| {
         let config = watcher::Config::default().fields(&format!("reportingComponent={component}"));
-        watcher(api.clone(), config).default_backoff().applied_objects().filter_map(|r| async move {
-            r.map_err(|e| warn!(error = %e, "watching Events (retrying)")).ok()
+        crate::watch::uncached(api.clone(), config).filter_map(|change| async move {
+            match change {
+                Change::Apply(event) => Some(Arc::unwrap_or_clone(event)),
+                Change::Failed(e) => {
+                    warn!(error = %e, "watching Events (retrying)");
+                    None
+                }
+                Change::Delete(_) | Change::Reset => None,
+            }
         })
     };
     futures::stream::select(watch("tuskfish"), watch(CLI_FIELD_MANAGER))

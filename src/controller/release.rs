@@ -15,13 +15,14 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use self::gather::Related;
+use self::act::Effect;
+use self::gather::{Basis, Related};
 use super::apply::{Owner, prune};
 use super::context::Context;
 use super::error::{Error, Result};
 use crate::api::{RELEASE_FINALIZER, Release};
 use crate::plan::record::{self, Step};
-use crate::plan::{Outcome, auto_rollback, rollback, select_target};
+use crate::plan::{self, Decision, Outcome};
 
 /// Slack added to timer requeues so the deadline has surely passed when we look again.
 const RECHECK_SLACK: Duration = Duration::from_secs(1);
@@ -79,43 +80,47 @@ fn owner(rel: &Release) -> Owner<'_> {
     }
 }
 
-async fn converge(mut rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
+/// One Release's pipeline: gather → decide (pure) → act → record (pure) → publish.
+async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let now = Time(jiff::Timestamp::now());
-    // Gather.
+    // 1. Gather: what the decision reads (through the index), over the status decided on.
     let related = Related::gather(&ctx, &rel);
-    // A status held back after the last apply (see `deferred`) is the truth of what was applied.
-    let deferred = ctx.deferred.get(&rel);
-    let base = deferred.as_ref().map_or_else(|| rel.status.clone().unwrap_or_default(), |d| d.status.clone());
-    let (prev, rolled_back) = rollback::decide_on(base, auto_rollback(&rel));
-    let decided_on = Release { status: Some(prev.clone()), ..(*rel).clone() };
-    let inputs = related.inputs(&decided_on, now.0);
-    // Decide, then act on the decision.
-    let step = match (select_target(&inputs), related.environment()) {
-        (Err(blocked), _) => {
-            let wake = blocked.recheck_in.map(|d| d.saturating_add(RECHECK_SLACK));
-            Step { outcome: Outcome::Blocked(blocked), held: None, wake, verification: None }
-        }
-        // select_target only succeeds with an Environment.
-        (Ok(_), None) => return Ok(Action::await_change()),
-        (Ok(target), Some(env)) => {
-            match act::act(&ctx, &rel, env, &prev, &target, rolled_back.as_deref(), &now).await? {
-                // Act wrote the status already (the inventory ahead of its apply): the step's write
-                // (or the status held back) builds on that one, as the cache will soon have it.
-                Some(act::Acted { step, rewritten: Some(written) }) => {
-                    rel = Arc::new(written);
-                    step
-                }
-                Some(act::Acted { step, rewritten: None }) => step,
-                None => return Ok(Action::await_change()),
+    let basis = Basis::of(&ctx, &rel);
+    let inputs = related.inputs(&basis.release, now.0);
+    // 2. Decide: hold, or deploy a target.
+    let (step, rel) = match plan::decide(&inputs) {
+        Decision::Hold(blocked) => (held_back(blocked), rel),
+        Decision::Deploy { target, env } => {
+            // 3. Act: render, apply, prune, read health and verification.
+            let rolled_back = basis.rolled_back.as_deref();
+            let job = act::Job {
+                ctx: &ctx,
+                rel: &rel,
+                env,
+                prev: &basis.prev,
+                target: &target,
+                rolled_back,
+                now: &now,
+            };
+            match act::act(&job).await? {
+                Effect::Waiting => return Ok(Action::await_change()),
+                // Act wrote the status already (the inventory ahead of its apply): the step's
+                // write (or the status held back) builds on that one, as the cache will soon have it.
+                Effect::Acted { step, rewritten } => (step, rewritten.map_or(rel, Arc::new)),
             }
         }
     };
-    // Record.
+    // 4. Record: the status the step leaves.
     let facts = related.facts(&inputs.app_versions);
-    let (status, written) = record::release_status(&prev, step, rel.metadata.generation, &facts, &now);
-    // Publish.
-    let held_until = deferred.map(|d| d.due);
-    publish::publish(&ctx, &rel, &prev, status, written, rolled_back.as_deref(), held_until).await
+    let (status, written) = record::release_status(&basis.prev, step, rel.metadata.generation, &facts, &now);
+    // 5. Publish: write it (or hold it back a moment) and tell what changed.
+    publish::publish(&ctx, &rel, &basis, status, written).await
+}
+
+/// The step of a Release that cannot go ahead: nothing applied, a look again when it may.
+fn held_back(blocked: crate::plan::Blocked) -> Step {
+    let wake = blocked.recheck_in.map(|d| d.saturating_add(RECHECK_SLACK));
+    Step { outcome: Outcome::Blocked(blocked), held: None, wake, verification: None }
 }
 
 /// Removes everything the Release applied before it goes away.

@@ -10,7 +10,7 @@ use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client};
 
-use super::context::WorkloadStores;
+use super::caches::WorkloadStores;
 use crate::api::InventoryEntry;
 use crate::plan::drift::Live;
 use crate::plan::health::{

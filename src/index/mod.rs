@@ -4,7 +4,7 @@
 //! controllers look things up by — Releases by app, by Environment and by both, AppVersions by app
 //! (version parsed, publication checked once per change), Approvals by Release, Environment counts
 //! and a revision per namespace. Every watch event applies or deletes one object here (a relist
-//! deletes what it no longer lists, see `controller::watch::reflect`), so a reconcile, a watch
+//! deletes what it no longer lists, see `crate::watch`), so a reconcile, a watch
 //! route or a page reads what it needs in O(matches) instead of scanning every cached object.
 
 mod multimap;

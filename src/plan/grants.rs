@@ -2,7 +2,7 @@
 //! functions over plain data. Nothing else decides which namespaces an Environment may claim or
 //! where the operator connects on a pipeline's behalf.
 
-use crate::api::{ClusterGrant, ClusterRef, GroupKind, KindGrant, PipelinePolicy, PodSecurity};
+use crate::api::{ClusterGrant, ClusterRef, GroupKind, KindGrant, PipelinePolicy, PodSecurity, glob};
 use crate::egress::EgressRule;
 
 /// A pipeline's grants, all policies naming it merged.
@@ -204,22 +204,6 @@ impl Grants {
             .find(|o| o.len() > self.pipeline.len() && namespace.starts_with(&format!("{o}-")))
             .map(|o| format!("{namespace} is under pipeline {o}'s own prefix ({o}-*)"))
     }
-}
-
-/// `*` matches any run of characters (none included); everything else itself.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let Some(first) = parts.next() else { return false };
-    let Some(mut rest) = text.strip_prefix(first) else { return false };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 #[cfg(test)]

@@ -21,5 +21,5 @@ pub(crate) mod proptests;
 
 pub use health::{Health, WorkloadState, assess};
 pub use status::{Outcome, next_status};
-pub use target::{Inputs, Mode, Target, auto_rollback, mode_of, select_target, spec_hash};
+pub use target::{Decision, Inputs, Mode, Target, auto_rollback, decide, mode_of, select_target, spec_hash};
 pub use wait::{Blocked, Held};

@@ -118,6 +118,34 @@ fn parse_version(raw: &str, what: &str) -> Result<semver::Version, Blocked> {
     })
 }
 
+/// What one reconcile decided for a Release.
+#[derive(Debug)]
+pub enum Decision<'a> {
+    /// Nothing is deployed now: why, and when to look again.
+    Hold(Blocked),
+    /// Deploy `target` into `env` (the target may be the running version, kept while a newer one
+    /// is held: see [`Target::held`]).
+    Deploy { target: Target<'a>, env: &'a Environment },
+}
+
+/// Decides what the Release of `inputs` does now (see [`select_target`]).
+pub fn decide<'a>(inputs: &Inputs<'a>) -> Decision<'a> {
+    match (select_target(inputs), inputs.env) {
+        (Ok(target), Some(env)) => Decision::Deploy { target, env },
+        (Err(blocked), _) => Decision::Hold(blocked),
+        // A target is only ever selected for an Environment that is there and ready.
+        (Ok(_), None) => Decision::Hold(environment_missing(inputs.release)),
+    }
+}
+
+fn environment_missing(release: &Release) -> Blocked {
+    let name = &release.spec.environment;
+    Blocked::pending(
+        Reason::EnvironmentNotFound,
+        format!("Environment {name:?} does not exist in this namespace"),
+    )
+}
+
 /// Picks the AppVersion a Release should run: the version its spec asks for, once that passes the
 /// gates (dependencies, freeze windows, approval); until then the running version stays, held.
 /// Rollbacks pass no gates.
@@ -227,13 +255,8 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
 
 /// The Release's Environment, once it exists and is Ready where it now deploys.
 fn ready_environment<'a>(inputs: &Inputs<'a>) -> Result<&'a Environment, Blocked> {
+    let env = inputs.env.ok_or_else(|| environment_missing(inputs.release))?;
     let name = &inputs.release.spec.environment;
-    let env = inputs.env.ok_or_else(|| {
-        Blocked::pending(
-            Reason::EnvironmentNotFound,
-            format!("Environment {name:?} does not exist in this namespace"),
-        )
-    })?;
     // A status counts only for the spec and the cluster it was written for: right after the
     // Environment moved (another cluster, namespace or agent) it still describes the old place.
     let env_ready = env.status.as_ref().is_some_and(|s| {

@@ -6,7 +6,6 @@
 //! (version, gates, change ids).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -88,7 +87,7 @@ pub struct Actions {
 
 impl Actions {
     pub fn new(actor: Arc<dyn Actor>) -> std::io::Result<Self> {
-        Ok(Self { actor, key: random_hex()? })
+        Ok(Self { actor, key: super::guard::random_hex()? })
     }
 
     /// The token the forms of `session`'s pages carry.
@@ -103,13 +102,6 @@ impl Actions {
             _ => false,
         }
     }
-}
-
-/// 32 bytes from the kernel's random source, as hex.
-pub(crate) fn random_hex() -> std::io::Result<String> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

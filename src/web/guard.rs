@@ -101,7 +101,7 @@ fn valid_session(s: &str) -> bool {
 /// A new session id, and the `Set-Cookie` value that gives it to the browser (this path only, not
 /// for scripts, never sent with another site's request).
 pub fn new_session() -> std::io::Result<(String, String)> {
-    let id = super::actions::random_hex()?;
+    let id = random_hex()?;
     let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict");
     Ok((id, cookie))
 }
@@ -117,6 +117,13 @@ pub fn token_for(key: &str, session: &str) -> String {
 /// Compares in constant time (a timing difference would let a page guess a token byte by byte).
 pub fn equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// 32 bytes from the kernel's random source, as hex.
+pub(crate) fn random_hex() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

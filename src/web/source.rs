@@ -7,8 +7,9 @@ use kube::Client;
 use kube::runtime::watcher;
 
 use super::View;
-use crate::controller::watch::{bump, reflect, scoped};
+use crate::controller::bump;
 use crate::index::PipelineIndex;
+use crate::watch::{reflect, scoped};
 
 /// Watches Environments, Releases and AppVersions (in `namespace`, or all) into a [`View`]; the
 /// returned futures keep the caches current and must be polled.
@@ -20,17 +21,17 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (View, Vec<BoxFuture<'
     let cfg = watcher::Config::default;
     let index = Arc::new(PipelineIndex::default());
     let (c, ix) = (changed.clone(), index.clone());
-    let (environments, e) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |o, _, seen| {
+    let (environments, e) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |o, seen| {
         ix.see_environment(o, seen);
         bump(&c)
     });
     let (c, ix) = (changed.clone(), index.clone());
-    let (releases, r) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |o, _, seen| {
+    let (releases, r) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |o, seen| {
         ix.see_release(o, seen);
         bump(&c)
     });
     let ix = index.clone();
-    let (app_versions, a) = reflect(scoped(client, namespace), cfg(), metrics, move |o, _, seen| {
+    let (app_versions, a) = reflect(scoped(client, namespace), cfg(), metrics, move |o, seen| {
         ix.see_app_version(o, seen);
         bump(&changed)
     });

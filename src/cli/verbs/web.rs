@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::operator::shutdown_signal;
 use crate::cli::session::Session;
-use crate::controller::watch::scoped;
+use crate::watch::scoped;
 use crate::web::actions::{Action, Actions, Actor};
 use crate::web::{self, Page};
 

@@ -2,22 +2,22 @@
 //! Secret (`Environment.spec.cluster`). Each has one client, one set of workload caches and one
 //! discovery cache, shared by every Environment that deploys there.
 
-mod bounded;
 mod kubeconfig;
 mod link;
 mod registry;
+mod watches;
 
 use std::sync::Arc;
 
 use kube::Client;
 
-pub use bounded::{BoundedLines, LINE_LIMIT};
 pub use link::{Link, Reach};
 pub(crate) use registry::Shared;
 pub use registry::{ClusterError, Clusters};
+pub(crate) use watches::workload_watches;
 
+use super::caches::WorkloadStores;
 use super::catalog::Catalog;
-use super::context::WorkloadStores;
 use super::custom_kinds::CustomKinds;
 use super::identity::Identities;
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -23,9 +23,10 @@ use crate::api::{ClusterKey, ClusterRef, Environment, Reason};
 use crate::controller::custom_kinds::CustomKinds;
 use crate::controller::identity::Identities;
 use crate::controller::refusal::Refusal;
-use crate::controller::watch::{self, Triggers};
+use crate::controller::triggers::Triggers;
 use crate::index::PipelineIndex;
 use crate::telemetry::{ClusterLabel, RequestCounter, RequestCounts};
+use crate::watch::Change;
 
 /// Why an Environment's cluster cannot be used now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +85,7 @@ pub(crate) struct Shared {
     pub counts: Arc<RequestCounts>,
     pub identity: crate::controller::identity::IdentityRule,
     /// Where each pipeline's kubeconfigs may point (`server` is a tenant's to write).
-    pub policies: crate::controller::context::Policies,
+    pub policies: crate::controller::policies::Policies,
     /// Connections whose Secret was deleted, kept a while for the cleanups that need them (see
     /// [`Clusters::for_cleanup`]).
     pub retired: Retired,
@@ -285,21 +286,18 @@ impl Remote {
 async fn follow_secret(shared: Arc<Shared>, key: ClusterKey, connection: Arc<Mutex<Connection>>) {
     let api: Api<Secret> = Api::namespaced(shared.client.clone(), &key.namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", key.secret.name));
-    let mut events = watcher(api, config).default_backoff().boxed();
-    let mut listed = false;
-    while let Some(event) = events.next().await {
-        let secret = match event {
-            Ok(watcher::Event::Init) => {
-                listed = false;
-                continue;
+    let (cache, changes) = crate::watch::cached(api, config);
+    futures::pin_mut!(changes);
+    while let Some(change) = changes.next().await {
+        let secret = match change {
+            Change::Apply(s) => Some(s),
+            Change::Delete(_) => None,
+            // Listed, and not there (a relist that found it gone said so with a delete already).
+            Change::Reset if cache.is_empty() && !matches!(*lock(&connection), Connection::Invalid(_)) => {
+                None
             }
-            Ok(watcher::Event::InitApply(s) | watcher::Event::Apply(s)) => {
-                listed = true;
-                Some(s)
-            }
-            Ok(watcher::Event::InitDone) if listed => continue,
-            Ok(watcher::Event::InitDone | watcher::Event::Delete(_)) => None,
-            Err(error) => {
+            Change::Reset => continue,
+            Change::Failed(error) => {
                 warn!(%key, %error, "watch of a cluster's kubeconfig Secret failed (retrying with backoff)");
                 // Before the Secret was ever read, nobody would hear of this otherwise (a
                 // connection that works keeps working while its Secret cannot be watched).
@@ -313,7 +311,7 @@ async fn follow_secret(shared: Arc<Shared>, key: ClusterKey, connection: Arc<Mut
                 continue;
             }
         };
-        let next = connect(&shared, &key, secret.as_ref(), &connection).await;
+        let next = connect(&shared, &key, secret.as_deref(), &connection).await;
         if let Some(next) = next {
             let before = std::mem::replace(&mut *lock(&connection), next);
             if let (None, Connection::Ready { cluster, .. }) = (&secret, before) {
@@ -382,7 +380,7 @@ fn connected(shared: &Arc<Shared>, key: &ClusterKey, config: kube::Config) -> Re
     let client = kube::client::ClientBuilder::try_from(config.clone())
         .map_err(|e| e.to_string())?
         .with_layer(&RequestCounter::with_counts(shared.counts.clone()))
-        .with_layer(&super::BoundedLines::REMOTE)
+        .with_layer(&crate::bounded::BoundedLines::REMOTE)
         .build();
     let (s, k) = (shared.clone(), key.clone());
     // While the cluster is down: one small list the operator may make anyway (it watches them).
@@ -398,12 +396,16 @@ fn connected(shared: &Arc<Shared>, key: &ClusterKey, config: kube::Config) -> Re
         },
         Some(probe),
     );
-    let (workloads, drivers) = watch::workload_watches(&client, &shared.triggers, Some(link.clone()));
+    let (workloads, drivers) = super::workload_watches(&client, &shared.triggers, Some(link.clone()));
     let watches = tokio::spawn(futures::future::join_all(drivers)).abort_handle();
     link.keep_alive();
     Ok(Cluster {
         catalog: Default::default(),
-        custom_kinds: CustomKinds::new(client.clone(), Some(shared.triggers.releases.clone())),
+        custom_kinds: CustomKinds::new(
+            client.clone(),
+            Some(shared.triggers.releases.clone()),
+            shared.triggers.metrics.clone(),
+        ),
         identities: Identities::new(Some(config), shared.counts.clone(), shared.identity.clone()),
         workloads,
         client,

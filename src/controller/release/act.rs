@@ -38,24 +38,35 @@ use kube::runtime::reflector::ObjectRef;
 /// installed); everything else waits for a change.
 const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 
-/// The step a reconcile took, and the Release as act's own status write left it (the inventory
-/// ahead of an apply), which the status write of the step then builds on.
-pub(super) struct Acted {
-    pub step: Step,
-    pub rewritten: Option<Release>,
+/// What act works on: one Release deploying one target into its Environment.
+pub(super) struct Job<'a> {
+    pub ctx: &'a Context,
+    pub rel: &'a Release,
+    pub env: &'a Environment,
+    /// The status decided on (the server's, or the one held back).
+    pub prev: &'a ReleaseStatus,
+    pub target: &'a Target<'a>,
+    /// The version this reconcile marked failed.
+    pub rolled_back: Option<&'a str>,
+    pub now: &'a Time,
 }
 
-/// The step `target` takes. `rolled_back`: the version this reconcile marked failed. `None`: nothing
-/// to record.
-pub(super) async fn act(
-    ctx: &Context,
-    rel: &Release,
-    env: &Environment,
-    prev: &ReleaseStatus,
-    target: &Target<'_>,
-    rolled_back: Option<&str>,
-    now: &Time,
-) -> Result<Option<Acted>> {
+/// What act did.
+// One per reconcile, moved once: its size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Effect {
+    /// Nothing to record: the cluster is connecting or Helm is rendering (the Release is woken
+    /// when either is done), or the state the server refused is still the one asked for.
+    Waiting,
+    /// A step to record: objects applied, observed or refused. `rewritten`: the Release as act's
+    /// own status write (the inventory ahead of an apply) left it, which the step's status write
+    /// then builds on.
+    Acted { step: Step, rewritten: Option<Release> },
+}
+
+/// The step the job's target takes.
+pub(super) async fn act(job: &Job<'_>) -> Result<Effect> {
+    let Job { ctx, rel, env, target, .. } = *job;
     let pipeline = rel.namespace().unwrap_or_default();
     let grants = match ctx.role {
         Role::Operator => ctx.grants(&pipeline),
@@ -67,7 +78,7 @@ pub(super) async fn act(
         Ok(()) => match ctx.clusters.of(env) {
             Ok(cluster) => Ok(cluster),
             // Whoever deploys there is woken once the connection is up (or has failed).
-            Err(ClusterError::Connecting) => return Ok(None),
+            Err(ClusterError::Connecting) => return Ok(Effect::Waiting),
             Err(e) => Err(e.refusal(env)),
         },
     };
@@ -75,21 +86,20 @@ pub(super) async fn act(
     let (outcome, wake) = match cluster {
         // No timer: the cluster coming back, or its Secret changing, wakes this Release.
         Err(refusal) => (refusal.into_outcome(), None),
-        Ok(cluster) => match desired(ctx, &cluster, &grants, rel, env, target).await? {
+        Ok(cluster) => match desired(job, &cluster, &grants).await? {
             // Helm renders it meanwhile; this Release is woken when it is done.
-            Wanted::Rendering => return Ok(None),
+            Wanted::Rendering => return Ok(Effect::Waiting),
             Wanted::Refused(refusal) => {
                 let wake = refusal.transient.then_some(TRANSIENT_RETRY);
                 (refusal.into_outcome(), wake)
             }
             Wanted::Ready(desired) => {
-                let change = Change::of(prev, target, rolled_back);
-                match rollout(ctx, &cluster, rel, env, prev, change, desired, now).await? {
+                match rollout(job, &cluster, &grants, desired).await? {
                     Some(Rolled { outcome, wake, verification: v, rewritten: rv }) => {
                         (verification, rewritten) = (v, rv);
                         (outcome, wake)
                     }
-                    None if rolled_back.is_none() => return Ok(None),
+                    None if job.rolled_back.is_none() => return Ok(Effect::Waiting),
                     // Marking the version failed is itself worth recording.
                     None => (Outcome::Observed { health: Health::Healthy }, None),
                 }
@@ -99,7 +109,7 @@ pub(super) async fn act(
     let held = target.held.clone();
     let recheck = held.as_ref().and_then(|h| h.recheck_in).map(|d| d.saturating_add(RECHECK_SLACK));
     let step = Step { outcome, held, wake: earliest(wake, recheck), verification };
-    Ok(Some(Acted { step, rewritten }))
+    Ok(Effect::Acted { step, rewritten })
 }
 
 /// What a target is to become: its objects, the chart hooks left out of them, and the client of
@@ -118,14 +128,8 @@ enum Wanted {
 }
 
 /// The target's objects, or why there are none.
-async fn desired(
-    ctx: &Context,
-    cluster: &Cluster,
-    grants: &Grants,
-    rel: &Release,
-    env: &Environment,
-    target: &Target<'_>,
-) -> Result<Wanted> {
+async fn desired(job: &Job<'_>, cluster: &Cluster, grants: &Grants) -> Result<Wanted> {
+    let Job { ctx, rel, env, target, .. } = *job;
     let av = target.app_version;
     // Every write below goes into the Environment's namespace in this cluster, so that namespace
     // must be the Environment's there now, whatever its status says, and hold its pods to the
@@ -197,22 +201,26 @@ struct Rolled {
     outcome: Outcome,
     wake: Option<Duration>,
     verification: Option<VerificationStatus>,
-    /// See [`Acted::rewritten`].
+    /// See [`Effect::Acted`].
     rewritten: Option<Release>,
 }
 
 /// Applies when needed and reads health. `None` when there is nothing to record.
-#[allow(clippy::too_many_arguments)]
 async fn rollout(
-    ctx: &Context,
+    job: &Job<'_>,
     cluster: &Cluster,
-    rel: &Release,
-    env: &Environment,
-    prev: &ReleaseStatus,
-    change: Change,
+    grants: &Grants,
     Desired { rendered, hooks, client }: Desired,
-    now: &Time,
 ) -> Result<Option<Rolled>> {
+    let Job { ctx, rel, env, prev, now, .. } = *job;
+    let change = Change::of(prev, job.target, job.rolled_back);
+    // Verification gets what it uses (the pipeline's grants and egress), not the whole Context.
+    let checker = verify::Checker {
+        grants,
+        egress: ctx.egress(&rel.namespace().unwrap_or_default()),
+        probes: &ctx.probes,
+        http: &ctx.http,
+    };
     // Live state only matters (for drift) when the desired state is what was applied last.
     let live = match prev.inventory.as_ref() {
         Some(inv)
@@ -230,8 +238,9 @@ async fn rollout(
             let health =
                 health(cluster, prev.inventory.as_ref(), prev.rollout_started_at.as_ref(), deadline, now);
             let version = prev.desired_version.as_deref().unwrap_or_default();
-            let run = verify::Run { version, rollout_started: verify_plan::rollout_in_flight(prev), cluster };
-            let (health, verification) = verify::verified(ctx, rel, env, prev, run, health, now).await?;
+            let started = verify_plan::rollout_in_flight(prev);
+            let run = verify::Run { version, rollout_started: started, cluster, prev, now };
+            let (health, verification) = verify::verified(&checker, rel, env, run, health).await?;
             let wake = action_for(&health);
             return Ok(Some(Rolled {
                 outcome: Outcome::Observed { health },
@@ -318,8 +327,8 @@ async fn rollout(
     // A rollback is not verified (see `rollout_in_flight`).
     let started =
         if new_rollout { rollback_of.is_none().then_some(now) } else { verify_plan::rollout_in_flight(prev) };
-    let run = verify::Run { version: &version, rollout_started: started, cluster };
-    let (health, verification) = verify::verified(ctx, rel, env, prev, run, health, now).await?;
+    let run = verify::Run { version: &version, rollout_started: started, cluster, prev, now };
+    let (health, verification) = verify::verified(&checker, rel, env, run, health).await?;
     let wake = action_for(&health);
     let outcome = Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health };
     Ok(Some(Rolled { outcome, wake, verification, rewritten }))

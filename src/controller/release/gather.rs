@@ -6,10 +6,35 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::{AppVersion, Approval, Environment, Release};
-use crate::controller::context::{Context, cached};
-use crate::plan::Inputs;
+use crate::api::{AppVersion, Approval, Environment, Release, ReleaseStatus};
+use crate::controller::caches::cached;
+use crate::controller::context::Context;
 use crate::plan::record::StatusFacts;
+use crate::plan::{Inputs, auto_rollback, rollback};
+
+/// The status a decision is made over: the one held back after the last apply (the truth of what
+/// was applied, see `deferred`), else the server's; with a version that just failed marked failed
+/// (an automatic rollback).
+pub(super) struct Basis {
+    pub prev: ReleaseStatus,
+    /// The version this reconcile marked failed.
+    pub rolled_back: Option<String>,
+    /// The end of the window of the status held back, when there is one.
+    pub held_until: Option<std::time::Instant>,
+    /// The Release with `prev` as its status: what the decision reads.
+    pub release: Release,
+}
+
+impl Basis {
+    pub(super) fn of(ctx: &Context, rel: &Release) -> Self {
+        let deferred = ctx.deferred.get(rel);
+        let held_until = deferred.as_ref().map(|d| d.due);
+        let base = deferred.map_or_else(|| rel.status.clone().unwrap_or_default(), |d| d.status);
+        let (prev, rolled_back) = rollback::decide_on(base, auto_rollback(rel));
+        let release = Release { status: Some(prev.clone()), ..rel.clone() };
+        Self { prev, rolled_back, held_until, release }
+    }
+}
 
 pub(super) struct Related {
     name: String,
@@ -44,10 +69,6 @@ impl Related {
         }
     }
 
-    pub(super) fn environment(&self) -> Option<&Environment> {
-        self.environment.as_deref()
-    }
-
     /// What selection decides over, for `release` (the Release with the status decided on).
     pub(super) fn inputs<'a>(&'a self, release: &'a Release, now: jiff::Timestamp) -> Inputs<'a> {
         let peers: Vec<&Release> =
@@ -64,7 +85,7 @@ impl Related {
             approvals: self.approvals.iter().map(AsRef::as_ref).collect(),
             peers,
             release,
-            env: self.environment(),
+            env: self.environment.as_deref(),
             app_versions: self.app_versions.iter().map(AsRef::as_ref).collect(),
             upstream,
             now,

@@ -8,10 +8,12 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
+use super::gather::Basis;
 use crate::api::{
     ConditionType, NoticeKind, Phase, Reason, Release, ReleaseStatus, RolloutResult, find_condition,
 };
-use crate::controller::context::{Context, cached};
+use crate::controller::caches::cached;
+use crate::controller::context::Context;
 use crate::controller::deferred;
 use crate::controller::error::Result;
 use crate::controller::events::emit as event;
@@ -25,18 +27,18 @@ use crate::telemetry::EnvironmentLabel;
 /// Progress detail is written at most this often (see [`crate::plan::coalesce`]).
 const PROGRESS_DETAIL_EVERY: Duration = Duration::from_secs(5);
 
-/// Writes `status` (computed over `prev`, the status decided on) and tells what changed.
-/// `rolled_back`: the version this reconcile marked failed; `held_until`: the end of the window of
-/// the status held back that this reconcile decided on (see [`deferred`]).
+/// Writes `status` (computed over `basis`, the status decided on) and tells what changed.
 pub(super) async fn publish(
     ctx: &Context,
     rel: &Release,
-    prev: &ReleaseStatus,
+    basis: &Basis,
     status: ReleaseStatus,
     written: Written,
-    rolled_back: Option<&str>,
-    held_until: Option<Instant>,
 ) -> Result<Action> {
+    let (prev, rolled_back) = (&basis.prev, basis.rolled_back.as_deref());
+    // The end of the window of the status held back that this reconcile decided on (see
+    // [`deferred`]).
+    let held_until = basis.held_until;
     let now = Instant::now();
     // A rollout that is still progressing may wait for its first write (see `deferred`); what it
     // started is told now, as if the status were written.

@@ -11,31 +11,45 @@ use kube::ResourceExt;
 pub use probes::Probes;
 
 use super::cluster::Cluster;
-use super::context::Context;
 use super::error::Result;
 use crate::api::{Environment, Release, ReleaseStatus, VERIFY_REQUEST_ANNOTATION, VerificationStatus};
+use crate::egress::Egress;
+use crate::http::HttpClient;
 use crate::plan::Health;
+use crate::plan::grants::Grants;
 use crate::plan::verify::{self as plan, CheckState};
 
-/// Which version's verification, and the rollout in flight (if one is).
+/// What running the checks needs of the operator: no more (not the whole Context).
+pub struct Checker<'a> {
+    /// What the pipeline may apply (a check Job is applied like any other object).
+    pub grants: &'a Grants,
+    /// Where HTTP checks may connect on the pipeline's behalf.
+    pub egress: Egress,
+    pub probes: &'a Probes,
+    pub http: &'a HttpClient,
+}
+
+/// Which version's verification, over which status, and the rollout in flight (if one is).
 pub struct Run<'a> {
     pub version: &'a str,
     pub rollout_started: Option<&'a Time>,
     /// Where the Release's objects, and so its check Jobs, run.
     pub cluster: &'a Cluster,
+    /// The status decided on (its verification so far).
+    pub prev: &'a ReleaseStatus,
+    pub now: &'a Time,
 }
 
 /// The rollout's health once verification is taken into account, and the run's status when this
 /// step looked at a run that is not finished yet.
 pub async fn verified(
-    ctx: &Context,
+    checker: &Checker<'_>,
     rel: &Release,
     env: &Environment,
-    prev: &ReleaseStatus,
     run: Run<'_>,
     health: Health,
-    now: &Time,
 ) -> Result<(Health, Option<VerificationStatus>)> {
+    let Run { prev, now, .. } = run;
     if health != Health::Healthy {
         return Ok((health, None));
     }
@@ -56,13 +70,12 @@ pub async fn verified(
         let state = match (&check.job, &check.http) {
             // A check Job is applied like any other object: only where the pipeline's policy
             // lets it apply Jobs (an agent's hub judges kinds for it).
-            (Some(job), _) => match job_refused(ctx, rel) {
-                Some(why) => CheckState::Failed(why),
-                None => jobs::state(run.cluster, rel, env, &check.name, job, &key, &vars).await?,
+            (Some(job), _) => match checker.grants.kind("batch", "Job") {
+                Err(why) => CheckState::Failed(format!("the check Job is not run: {why}")),
+                Ok(()) => jobs::state(run.cluster, rel, env, &check.name, job, &key, &vars).await?,
             },
             (None, Some(http)) => {
-                let egress = ctx.egress(&rel.namespace().unwrap_or_default());
-                ctx.probes.state(&ctx.http, &egress, rel, &key, &check.name, http, &vars)
+                checker.probes.state(checker.http, &checker.egress, rel, &key, &check.name, http, &vars)
             }
             (None, None) => CheckState::Failed("the check has neither job nor http".into()),
         };
@@ -70,15 +83,6 @@ pub async fn verified(
     }
     let report = plan::judge(key, run.version, &states, prev.verification.as_ref(), now);
     Ok((plan::health_of(&report), Some(report)))
-}
-
-/// Why the pipeline's policy does not let `rel` run a check Job, if it does not.
-fn job_refused(ctx: &Context, rel: &Release) -> Option<String> {
-    let crate::controller::agent::Role::Operator = ctx.role else { return None };
-    ctx.grants(&rel.namespace().unwrap_or_default())
-        .kind("batch", "Job")
-        .err()
-        .map(|why| format!("the check Job is not run: {why}"))
 }
 
 /// When `tuskfish verify` last asked for the checks to run again (an unreadable time is no request).

@@ -12,7 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::task::AbortHandle;
 
 use crate::api::{HttpCheck, Release};
-use crate::controller::watch::Trigger;
+use crate::controller::triggers::Trigger;
 use crate::duration::parse_duration;
 use crate::egress::Egress;
 use crate::http::{Body, HttpClient};
