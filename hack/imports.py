@@ -30,7 +30,8 @@ def is_test_file(path):
 
 
 def strip_tests(text):
-    """Drops `#[cfg(test)] mod tests { ... }` bodies (tests may use anything)."""
+    """Drops comments and `#[cfg(test)] mod tests { ... }` bodies (tests may use anything)."""
+    text = re.sub(r"//[^\n]*", "", text)
     out, i = [], 0
     for m in re.finditer(r"#\[cfg\(test\)\]\s*(pub(\(crate\))?\s+)?mod \w+\s*\{", text):
         if m.start() < i:

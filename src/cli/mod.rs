@@ -1,7 +1,6 @@
 //! The `tuskfish` command line (also installed as the kubectl plugin `kubectl-tuskfish`): the
 //! operator, and the verbs a release manager uses every day.
 
-pub mod agent;
 pub mod error;
 pub mod flow;
 pub mod git;
@@ -10,6 +9,7 @@ pub mod gitops;
 pub mod helm_args;
 pub mod operator;
 pub mod output;
+pub mod run_agent;
 pub mod session;
 pub mod verbs;
 pub mod wait;
@@ -360,7 +360,7 @@ enum Command {
     Run(operator::RunArgs),
     /// Run an agent inside a cluster the operator cannot reach: it deploys the Environments that
     /// name it from the hub's pipeline and reports back (`--hub-kubeconfig`).
-    Agent(agent::AgentArgs),
+    Agent(run_agent::AgentArgs),
     /// Print the CustomResourceDefinitions and the Approval identity policy as YAML
     /// (`tuskfish crd | kubectl apply --server-side -f -`).
     Crd {
@@ -399,7 +399,7 @@ pub async fn main(bin_name: &str) -> ExitCode {
         }
         Command::Agent(args) => {
             init_logging(cli.log_format, "info,kube_runtime=warn,kube_client::client::tls=error");
-            return report(agent::run_agent(target, args.clone()).await);
+            return report(run_agent::run_agent(target, args.clone()).await);
         }
         _ => init_logging(cli.log_format, "warn,kube_client::client::tls=error"),
     }

@@ -13,7 +13,7 @@ use kube::{Api, Client, Config};
 use tracing::{debug, warn};
 
 use crate::api::{ClusterRef, Environment, labels};
-use crate::plan::agent::lease_name;
+use crate::plan::agent_link::lease_name;
 
 /// Which Environments a process serves.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use super::status::patch_status_if_changed;
 use crate::api::{
     ConditionType, ConditionUpdate, ENFORCE_LABEL, Environment, PodSecurity, Reason, labels, set_condition,
 };
-use crate::plan::agent::{AgentLink, agent_link, lease_name};
+use crate::plan::agent_link::{AgentLink, agent_link, lease_name};
 use crate::plan::grants::Grants;
 use crate::telemetry::AgentLabel;
 
@@ -185,7 +185,7 @@ pub(crate) async fn ensure_claimed(
     grants: &Grants,
 ) -> Result<Result<(), Refusal>> {
     if let Err(why) = grants.namespace(&env.spec.namespace) {
-        return Ok(Err(Refusal { reason: Reason::NamespaceNotGranted, message: why, transient: false }));
+        return Ok(Err(Refusal::lasting(Reason::NamespaceNotGranted, why)));
     }
     let level = grants.pod_security;
     let (claim, enforced) = read_claim(cluster, env).await?.map_or((None, None), |(c, l)| (Some(c), l));

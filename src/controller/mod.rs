@@ -8,6 +8,7 @@ mod background;
 mod caches;
 mod catalog;
 pub mod charts;
+mod checks;
 pub mod cluster;
 mod context;
 mod custom_kinds;
@@ -23,7 +24,6 @@ mod refusal;
 mod release;
 mod status;
 mod triggers;
-mod verify;
 mod watches;
 mod workloads;
 
@@ -406,7 +406,7 @@ async fn assemble(
         deferred: Default::default(),
         status_settle: settings.status_settle,
         policies,
-        probes: verify::Probes::new(Some(wake.clone())),
+        probes: checks::Probes::new(Some(wake.clone())),
         renders: background::Background::new(Some(wake)),
         publishes: background::Background::new(Some(w.triggers.app_versions.clone())),
         http: crate::http::HttpClient::new(),

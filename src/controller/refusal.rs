@@ -16,6 +16,11 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// A refusal that waiting does not cure (the spec, a grant or a Secret must change).
+    pub fn lasting(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into(), transient: false }
+    }
+
     /// What a Release records for it.
     pub fn into_outcome(self) -> crate::plan::Outcome {
         let Self { reason, message, transient } = self;

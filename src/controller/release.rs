@@ -152,14 +152,14 @@ async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let deleted = prune(&client, &cluster.catalog, &inv, None, &owner(&rel)).await?;
     info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
     // Verification Jobs run where the Release's objects do (its Environment may be gone already).
-    super::verify::remove_jobs(&cluster, &rel, &inv.namespace).await?;
+    super::checks::remove_jobs(&cluster, &rel, &inv.namespace).await?;
     forget(&ctx, &rel);
     Ok(Action::await_change())
 }
 
 /// Whether agent `agent` of pipeline `ns` reports (its Lease, as the Environments judge it).
 fn agent_connected(ctx: &Context, ns: &str, agent: &str) -> bool {
-    use crate::plan::agent::{AgentLink, agent_link, lease_name};
+    use crate::plan::agent_link::{AgentLink, agent_link, lease_name};
     let lease = ctx.stores.agent_leases.get(&ObjectRef::new(&lease_name(agent)).within(ns));
     let spec = lease.as_ref().and_then(|l| l.spec.as_ref());
     matches!(agent_link(agent, spec, jiff::Timestamp::now()), AgentLink::Connected { .. })

@@ -30,7 +30,7 @@ pub enum Health {
     Degraded {
         message: String,
     },
-    /// The workloads are healthy; verification checks still run (see [`super::verify`]).
+    /// The workloads are healthy; verification checks still run (see [`super::verification`]).
     Verifying {
         message: String,
     },

@@ -1,19 +1,20 @@
 //! Pure decisions over plain data: which AppVersion a Release should run, whether the live objects
 //! need an apply, how healthy a rollout is, and what the Release status becomes. No I/O here.
 
-pub mod agent;
+pub mod agent_link;
 pub mod changes;
 pub mod coalesce;
 pub mod drift;
 pub mod gates;
 pub mod grants;
 pub mod health;
+pub mod intent;
 pub mod peers;
 pub mod record;
 pub mod rollback;
 pub mod status;
 pub mod target;
-pub mod verify;
+pub mod verification;
 pub mod wait;
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub struct Step {
     pub held: Option<Held>,
     /// `None`: wait for a change.
     pub wake: Option<Duration>,
-    /// The verification run this step looked at, when it did (see [`super::verify`]).
+    /// The verification run this step looked at, when it did (see [`super::verification`]).
     pub verification: Option<VerificationStatus>,
 }
 

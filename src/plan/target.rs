@@ -10,20 +10,13 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::gates::{self, GateFacts, Stop};
+use super::intent::{Asked, Intent, parse_version};
+pub use super::intent::{Mode, mode_of};
 use super::wait::{Blocked, Held};
 use crate::api::{
     AppVersion, AppVersionSpec, Approval, ConditionType, Environment, Phase, Reason, Release, ReleaseStatus,
     RolloutResult, Veto, find_condition, is_true,
 };
-use crate::duration::parse_duration;
-
-/// How the Release names its version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Pinned,
-    Tracked,
-    Promoted,
-}
 
 /// The AppVersion a Release should run now.
 #[derive(Debug)]
@@ -89,33 +82,10 @@ fn duplicate(release: &Release, twins: &[String], environment: &str) -> Blocked 
     )
 }
 
-/// The mode a Release's spec asks for, or why the spec is contradictory.
-pub fn mode_of(release: &Release) -> Result<Mode, Blocked> {
-    let spec = &release.spec;
-    match (spec.version.is_some(), spec.track.is_some(), spec.promote_from.is_some()) {
-        (true, false, false) => Ok(Mode::Pinned),
-        (false, true, false) => Ok(Mode::Tracked),
-        (false, false, true) => Ok(Mode::Promoted),
-        (false, false, false) => {
-            Err(Blocked::failed(Reason::NoVersion, "set one of spec.version, spec.track or spec.promoteFrom"))
-        }
-        _ => Err(Blocked::failed(
-            Reason::ConflictingVersionSources,
-            "set only one of spec.version, spec.track and spec.promoteFrom",
-        )),
-    }
-}
-
 /// Whether a Degraded rollout is rolled back automatically.
 pub fn auto_rollback(release: &Release) -> bool {
     let explicit = release.spec.rollback.as_ref().and_then(|r| r.auto);
     explicit.unwrap_or_else(|| mode_of(release).is_ok_and(|m| m != Mode::Pinned))
-}
-
-fn parse_version(raw: &str, what: &str) -> Result<semver::Version, Blocked> {
-    semver::Version::parse(raw.trim()).map_err(|e| {
-        Blocked::failed(Reason::InvalidVersion, format!("{what} {raw:?} is not a semantic version: {e}"))
-    })
 }
 
 /// What one reconcile decided for a Release.
@@ -236,20 +206,20 @@ fn keep_current<'a>(
 /// Each mode is a function of its own over the same [`Choice`].
 fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
     let release = inputs.release;
-    let mode = mode_of(release)?;
+    let asked = Asked::of(release)?;
     let env = ready_environment(inputs)?;
     let c = Choice::new(inputs, env)?;
-    if let Some(to) = release.spec.rollback.as_ref().and_then(|r| r.to.as_deref()) {
+    if let Some(to) = asked.rollback_to {
         return c.explicit_rollback(to);
     }
     let failed = |v: &semver::Version| c.failed(v);
     if let Some(away) = away_from_veto(release, &c.status, &c.catalog, &failed) {
         return away;
     }
-    match mode {
-        Mode::Pinned => c.pinned(),
-        Mode::Tracked => c.tracked(),
-        Mode::Promoted => c.promoted(&inputs.upstream),
+    match asked.intent {
+        Intent::Pinned(version) => c.pinned(version),
+        Intent::Tracked { range, text } => c.tracked(&range, &text),
+        Intent::Promoted { environment, soak } => c.promoted(&environment, soak, &inputs.upstream),
     }
 }
 
@@ -339,8 +309,7 @@ impl<'a, 'i> Choice<'a, 'i> {
     }
 
     /// `spec.rollback.to`: a version that ran healthily here and is not vetoed (no gates).
-    fn explicit_rollback(&self, to: &str) -> Result<(Target<'a>, bool), Blocked> {
-        let version = parse_version(to, "spec.rollback.to")?;
+    fn explicit_rollback(&self, version: semver::Version) -> Result<(Target<'a>, bool), Blocked> {
         let known = self.status.history.iter().any(|h| {
             h.result == RolloutResult::Succeeded
                 && semver::Version::parse(&h.version).is_ok_and(|v| v == version)
@@ -363,9 +332,7 @@ impl<'a, 'i> Choice<'a, 'i> {
     }
 
     /// `spec.version`: that version, unless vetoed or failed here (with automatic rollback).
-    fn pinned(&self) -> Result<(Target<'a>, bool), Blocked> {
-        let spec = &self.release.spec;
-        let version = parse_version(spec.version.as_deref().unwrap_or_default(), "spec.version")?;
+    fn pinned(&self, version: semver::Version) -> Result<(Target<'a>, bool), Blocked> {
         self.check_line(&version)?;
         let held =
             |reason, message| Held { version: Some(version.to_string()), reason, message, recheck_in: None };
@@ -381,15 +348,7 @@ impl<'a, 'i> Choice<'a, 'i> {
     }
 
     /// `spec.track`: the newest published version in the range (and the line) that may go.
-    fn tracked(&self) -> Result<(Target<'a>, bool), Blocked> {
-        let spec = &self.release.spec;
-        let raw = spec.track.as_deref().unwrap_or_default();
-        let range = semver::VersionReq::parse(raw).map_err(|e| {
-            Blocked::failed(
-                Reason::InvalidTrackRange,
-                format!("spec.track {raw:?} is not a semver range: {e}"),
-            )
-        })?;
+    fn tracked(&self, range: &semver::VersionReq, raw: &str) -> Result<(Target<'a>, bool), Blocked> {
         let mut candidates: Vec<(semver::Version, &AppVersion)> =
             self.catalog.published().filter(|(v, _)| range.matches(v) && self.in_line(v)).collect();
         candidates.sort_by(|a, b| b.0.cmp(&a.0));
@@ -423,7 +382,7 @@ impl<'a, 'i> Choice<'a, 'i> {
                     Reason::NoMatchingVersion,
                     format!(
                         "no published AppVersion of {} matches {raw:?}{}",
-                        spec.app,
+                        self.release.spec.app,
                         within.unwrap_or_default()
                     ),
                 ))
@@ -432,18 +391,13 @@ impl<'a, 'i> Choice<'a, 'i> {
     }
 
     /// `spec.promoteFrom`: what runs healthily upstream, once it has soaked, unless vetoed or failed here.
-    fn promoted(&self, upstream: &[&Release]) -> Result<(Target<'a>, bool), Blocked> {
-        let from = self.release.spec.promote_from.clone().unwrap_or_default();
-        let soak = match from.soak.as_deref() {
-            None => Duration::ZERO,
-            Some(s) => parse_duration(s).ok_or_else(|| {
-                Blocked::failed(
-                    Reason::InvalidSoak,
-                    format!("spec.promoteFrom.soak {s:?} is not a duration like 30m"),
-                )
-            })?,
-        };
-        let (candidate, since) = match self.upstream_healthy(&from.environment, upstream) {
+    fn promoted(
+        &self,
+        from: &str,
+        soak: Duration,
+        upstream: &[&Release],
+    ) -> Result<(Target<'a>, bool), Blocked> {
+        let (candidate, since) = match self.upstream_healthy(from, upstream) {
             Ok(found) => found,
             Err(held) => return self.keep_current(held),
         };
@@ -470,7 +424,7 @@ impl<'a, 'i> Choice<'a, 'i> {
                 let left = soak - soaked;
                 let message = format!(
                     "{version} is healthy in {:?}; promoting after {}s more soak",
-                    from.environment,
+                    from,
                     left.as_secs()
                 );
                 return self.keep_current(Held { recheck_in: Some(left), ..held(Reason::Soaking, message) });

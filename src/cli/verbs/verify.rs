@@ -13,7 +13,7 @@ use crate::api::{Release, VERIFY_REQUEST_ANNOTATION, VerificationResult, Verific
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::session::Session;
 use crate::cli::wait::{Verdict, watch_release};
-use crate::plan::verify::{checks_for, requested_run};
+use crate::plan::verification::{checks_for, requested_run};
 
 pub async fn verify(s: &Session, app: &str, env: &str, timeout: Duration) -> CliResult<()> {
     let release = s.existing_release(app, env).await?;

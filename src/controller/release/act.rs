@@ -15,6 +15,7 @@ use crate::api::{
 use crate::controller::agent::Role;
 use crate::controller::apply::{ApplyFailure, apply_all, gvk_of, prune};
 use crate::controller::charts;
+use crate::controller::checks;
 use crate::controller::cluster::{Cluster, ClusterError};
 use crate::controller::context::Context;
 use crate::controller::custom_kinds::CustomKinds;
@@ -22,13 +23,12 @@ use crate::controller::environment::{claim_in, claim_update, ensure_claimed};
 use crate::controller::error::{Error, Result};
 use crate::controller::events::emit;
 use crate::controller::refusal::Refusal;
-use crate::controller::verify;
 use crate::controller::workloads::{WatchedKind, applied_of, live_of};
 use crate::plan::drift::{self, Decision, Live};
 use crate::plan::grants::Grants;
 use crate::plan::health::{WorkloadState, conditions_state};
 use crate::plan::record::{self, Change, Step, earliest};
-use crate::plan::verify as verify_plan;
+use crate::plan::verification;
 use crate::plan::{Health, Outcome, Target, assess};
 use crate::render::KindCatalog;
 use crate::render::{self, Rendered};
@@ -74,7 +74,7 @@ pub(super) async fn act(job: &Job<'_>) -> Result<Effect> {
     };
     // Not even connected to, unless granted (a forged Environment status does not get that far).
     let cluster = match grants.cluster(env.spec.cluster.as_ref()) {
-        Err(why) => Err(Refusal { reason: Reason::ClusterNotGranted, message: why, transient: false }),
+        Err(why) => Err(Refusal::lasting(Reason::ClusterNotGranted, why)),
         Ok(()) => match ctx.clusters.of(env) {
             Ok(cluster) => Ok(cluster),
             // Whoever deploys there is woken once the connection is up (or has failed).
@@ -187,11 +187,7 @@ async fn desired(job: &Job<'_>, cluster: &Cluster, grants: &Grants) -> Result<Wa
     let refused =
         rendered.objects.iter().find_map(|o| grants.kind(&o.resource.group, &o.resource.kind).err());
     if let Some(why) = refused {
-        return Ok(Wanted::Refused(Refusal {
-            reason: Reason::ForbiddenKind,
-            message: why,
-            transient: false,
-        }));
+        return Ok(Wanted::Refused(Refusal::lasting(Reason::ForbiddenKind, why)));
     }
     Ok(Wanted::Ready(Desired { rendered, hooks, client }))
 }
@@ -215,7 +211,7 @@ async fn rollout(
     let Job { ctx, rel, env, prev, now, .. } = *job;
     let change = Change::of(prev, job.target, job.rolled_back);
     // Verification gets what it uses (the pipeline's grants and egress), not the whole Context.
-    let checker = verify::Checker {
+    let checker = checks::Checker {
         grants,
         egress: ctx.egress(&rel.namespace().unwrap_or_default()),
         probes: &ctx.probes,
@@ -238,9 +234,9 @@ async fn rollout(
             let health =
                 health(cluster, prev.inventory.as_ref(), prev.rollout_started_at.as_ref(), deadline, now);
             let version = prev.desired_version.as_deref().unwrap_or_default();
-            let started = verify_plan::rollout_in_flight(prev);
-            let run = verify::Run { version, rollout_started: started, cluster, prev, now };
-            let (health, verification) = verify::verified(&checker, rel, env, run, health).await?;
+            let started = verification::rollout_in_flight(prev);
+            let run = checks::Run { version, rollout_started: started, cluster, prev, now };
+            let (health, verification) = checks::verified(&checker, rel, env, run, health).await?;
             let wake = action_for(&health);
             return Ok(Some(Rolled {
                 outcome: Outcome::Observed { health },
@@ -325,10 +321,13 @@ async fn rollout(
     let health = health(cluster, Some(&inventory), Some(now), deadline, now);
     let Change { version, note, rollback_of } = change;
     // A rollback is not verified (see `rollout_in_flight`).
-    let started =
-        if new_rollout { rollback_of.is_none().then_some(now) } else { verify_plan::rollout_in_flight(prev) };
-    let run = verify::Run { version: &version, rollout_started: started, cluster, prev, now };
-    let (health, verification) = verify::verified(&checker, rel, env, run, health).await?;
+    let started = if new_rollout {
+        rollback_of.is_none().then_some(now)
+    } else {
+        verification::rollout_in_flight(prev)
+    };
+    let run = checks::Run { version: &version, rollout_started: started, cluster, prev, now };
+    let (health, verification) = checks::verified(&checker, rel, env, run, health).await?;
     let wake = action_for(&health);
     let outcome = Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health };
     Ok(Some(Rolled { outcome, wake, verification, rewritten }))

@@ -16,7 +16,7 @@ use crate::controller::triggers::Trigger;
 use crate::duration::parse_duration;
 use crate::egress::Egress;
 use crate::http::{Body, HttpClient};
-use crate::plan::verify::{CheckState, http_verdict};
+use crate::plan::verification::{CheckState, http_verdict};
 use crate::render::substitute;
 
 const DEFAULT_RETRIES: u32 = 3;

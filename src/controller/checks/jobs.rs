@@ -12,7 +12,7 @@ use kube::{Api, ResourceExt};
 use crate::api::{FIELD_MANAGER, JobCheck, Release, labels};
 use crate::controller::cluster::Cluster;
 use crate::controller::error::{Error, Result};
-use crate::plan::verify::{self as plan, CheckState};
+use crate::plan::verification::{self as plan, CheckState};
 use crate::render::check_job::check_job;
 
 /// Where the Job of `check` for `run` stands; creates it when it does not exist yet.

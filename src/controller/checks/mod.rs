@@ -1,6 +1,6 @@
 //! Verification at the edge: starts the checks a healthy rollout must pass (Jobs through the API
 //! server, HTTP requests from the operator) and reads where they stand. What that means for the
-//! rollout is `plan::verify`'s to decide.
+//! rollout is `plan::verification`'s to decide.
 
 mod jobs;
 mod probes;
@@ -17,7 +17,7 @@ use crate::egress::Egress;
 use crate::http::HttpClient;
 use crate::plan::Health;
 use crate::plan::grants::Grants;
-use crate::plan::verify::{self as plan, CheckState};
+use crate::plan::verification::{self as plan, CheckState};
 
 /// What running the checks needs of the operator: no more (not the whole Context).
 pub struct Checker<'a> {

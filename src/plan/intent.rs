@@ -1,0 +1,171 @@
+//! What a Release's spec asks for, parsed and checked once, before anything is chosen: one of the
+//! three ways to name a version (each with its own parsed value), and an explicit rollback target.
+//! The choice ([`super::target`]) consumes it and never parses the spec again; a spec that cannot
+//! be read is refused here, in the Release's own words, before anything else is said of it.
+
+use std::time::Duration;
+
+use super::wait::Blocked;
+use crate::api::{Reason, Release};
+use crate::duration::parse_duration;
+
+/// How the Release names its version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Pinned,
+    Tracked,
+    Promoted,
+}
+
+/// The version the spec asks for, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Intent {
+    /// `spec.version`.
+    Pinned(semver::Version),
+    /// `spec.track`: the range, and its text as written (messages quote it).
+    Tracked { range: semver::VersionReq, text: String },
+    /// `spec.promoteFrom`: what the upstream Environment has run healthily for `soak`.
+    Promoted { environment: String, soak: Duration },
+}
+
+/// Everything the spec asks for, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Asked {
+    pub intent: Intent,
+    /// `spec.rollback.to`: overrides the intent while set.
+    pub rollback_to: Option<semver::Version>,
+}
+
+impl Asked {
+    /// The spec, parsed; `Err` says what in it cannot be used and how to fix it.
+    pub fn of(release: &Release) -> Result<Self, Blocked> {
+        let spec = &release.spec;
+        let intent = match mode_of(release)? {
+            Mode::Pinned => {
+                Intent::Pinned(parse_version(spec.version.as_deref().unwrap_or_default(), "spec.version")?)
+            }
+            Mode::Tracked => {
+                let text = spec.track.clone().unwrap_or_default();
+                let range = semver::VersionReq::parse(&text).map_err(|e| {
+                    Blocked::failed(
+                        Reason::InvalidTrackRange,
+                        format!("spec.track {text:?} is not a semver range: {e}"),
+                    )
+                })?;
+                Intent::Tracked { range, text }
+            }
+            Mode::Promoted => {
+                let from = spec.promote_from.clone().unwrap_or_default();
+                let soak = match from.soak.as_deref() {
+                    None => Duration::ZERO,
+                    Some(s) => parse_duration(s).ok_or_else(|| {
+                        Blocked::failed(
+                            Reason::InvalidSoak,
+                            format!("spec.promoteFrom.soak {s:?} is not a duration like 30m"),
+                        )
+                    })?,
+                };
+                Intent::Promoted { environment: from.environment, soak }
+            }
+        };
+        let rollback_to = match spec.rollback.as_ref().and_then(|r| r.to.as_deref()) {
+            Some(to) => Some(parse_version(to, "spec.rollback.to")?),
+            None => None,
+        };
+        Ok(Self { intent, rollback_to })
+    }
+}
+
+/// The mode a Release's spec asks for, or why the spec is contradictory.
+pub fn mode_of(release: &Release) -> Result<Mode, Blocked> {
+    let spec = &release.spec;
+    match (spec.version.is_some(), spec.track.is_some(), spec.promote_from.is_some()) {
+        (true, false, false) => Ok(Mode::Pinned),
+        (false, true, false) => Ok(Mode::Tracked),
+        (false, false, true) => Ok(Mode::Promoted),
+        (false, false, false) => {
+            Err(Blocked::failed(Reason::NoVersion, "set one of spec.version, spec.track or spec.promoteFrom"))
+        }
+        _ => Err(Blocked::failed(
+            Reason::ConflictingVersionSources,
+            "set only one of spec.version, spec.track and spec.promoteFrom",
+        )),
+    }
+}
+
+/// `raw` as a semantic version; `what` names where it came from.
+pub(super) fn parse_version(raw: &str, what: &str) -> Result<semver::Version, Blocked> {
+    semver::Version::parse(raw.trim()).map_err(|e| {
+        Blocked::failed(Reason::InvalidVersion, format!("{what} {raw:?} is not a semantic version: {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{PromoteFrom, ReleaseSpec, RollbackSpec};
+
+    fn release(spec: ReleaseSpec) -> Release {
+        Release::new("api", spec)
+    }
+
+    #[test]
+    fn each_way_of_naming_a_version_is_parsed_once_or_refused_with_its_reason() {
+        let pinned = ReleaseSpec { version: Some("1.4.0".into()), ..Default::default() };
+        let tracked = ReleaseSpec { track: Some("~1.4".into()), ..Default::default() };
+        let promoted = ReleaseSpec {
+            promote_from: Some(PromoteFrom { environment: "test".into(), soak: Some("30m".into()) }),
+            ..Default::default()
+        };
+        let cases: Vec<(ReleaseSpec, Result<Intent, Reason>)> = vec![
+            (pinned.clone(), Ok(Intent::Pinned(semver::Version::new(1, 4, 0)))),
+            (ReleaseSpec { version: Some("1.4".into()), ..Default::default() }, Err(Reason::InvalidVersion)),
+            (
+                tracked,
+                Ok(Intent::Tracked {
+                    range: semver::VersionReq::parse("~1.4").unwrap(),
+                    text: "~1.4".into(),
+                }),
+            ),
+            (
+                ReleaseSpec { track: Some("one-four".into()), ..Default::default() },
+                Err(Reason::InvalidTrackRange),
+            ),
+            (promoted, Ok(Intent::Promoted { environment: "test".into(), soak: Duration::from_secs(1800) })),
+            (
+                ReleaseSpec {
+                    promote_from: Some(PromoteFrom { environment: "test".into(), soak: Some("soon".into()) }),
+                    ..Default::default()
+                },
+                Err(Reason::InvalidSoak),
+            ),
+            (ReleaseSpec::default(), Err(Reason::NoVersion)),
+            (
+                ReleaseSpec { track: Some("~1.4".into()), ..pinned.clone() },
+                Err(Reason::ConflictingVersionSources),
+            ),
+            (
+                ReleaseSpec {
+                    rollback: Some(RollbackSpec { to: Some("latest".into()), ..Default::default() }),
+                    ..pinned
+                },
+                Err(Reason::InvalidVersion),
+            ),
+        ];
+        for (spec, want) in cases {
+            let got = Asked::of(&release(spec.clone())).map(|a| a.intent).map_err(|b| b.reason);
+            assert_eq!(got, want, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn a_rollback_target_is_parsed_beside_the_intent() {
+        let spec = ReleaseSpec {
+            version: Some("1.4.1".into()),
+            rollback: Some(RollbackSpec { to: Some(" 1.3.9 ".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        let asked = Asked::of(&release(spec)).unwrap();
+        assert_eq!(asked.rollback_to, Some(semver::Version::new(1, 3, 9)));
+    }
+}
