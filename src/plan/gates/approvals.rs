@@ -74,8 +74,7 @@ pub fn judge(
         // A rejection counts whenever and for whatever it was given (stopping is always safe); an
         // approval only for the Release it was given to.
         .partition(|a| a.spec.decision() == Decision::Reject || given_for(a, &subject));
-    let may_approve = |a: &Approval| may_approve(rules, a);
-    let may_decide = |a: &Approval| may_approve(a) || rules.countersign.contains(&approver(a));
+    let may_decide = |a: &Approval| may_approve(rules, a) || rules.countersign.contains(&approver(a));
 
     if let Some(r) = for_this.iter().find(|a| a.spec.decision() == Decision::Reject && may_decide(a)) {
         return Verdict::Rejected {
@@ -86,81 +85,121 @@ pub fn judge(
         };
     }
 
-    // The approvals that count: eligible, not expired; the first of each approver.
-    let mut counted: BTreeMap<String, &Approval> = BTreeMap::new();
-    let mut expired = Vec::new();
-    let mut not_eligible = Vec::new();
-    let mut by_time = for_this.clone();
-    by_time.sort_by_key(|a| created(a));
-    for a in by_time.into_iter().filter(|a| a.spec.decision() == Decision::Approve) {
-        let name = approver(a);
-        let expires = expire_after.and_then(|d| Some(created(a)? + jiff::SignedDuration::try_from(d).ok()?));
-        if expires.is_some_and(|e| e <= now) {
-            expired.push(name);
-        } else if may_approve(a) || rules.countersign.contains(&name) {
-            counted.entry(name).or_insert(a);
-        } else {
-            not_eligible.push(name);
-        }
-    }
-    let need = rules.min_approvals.unwrap_or(1).max(1) as usize;
-    let quorum: Vec<&String> = counted.iter().filter(|(_, a)| may_approve(a)).map(|(n, _)| n).collect();
-    let missing_signatures: Vec<&String> =
-        rules.countersign.iter().filter(|n| !counted.contains_key(*n)).collect();
-
-    if quorum.len() >= need && missing_signatures.is_empty() {
-        let mut in_order: Vec<&&Approval> = counted.values().collect();
+    let tally = Tally::of(&for_this, rules, expire_after, now);
+    if tally.enough() {
+        let mut in_order: Vec<&&Approval> = tally.counted.values().collect();
         in_order.sort_by_key(|a| created(a));
         let names: Vec<String> = in_order.iter().map(|a| describe(a)).collect();
         return Verdict::Approved { note: format!("{APPROVED_BY}{}", names.join(", ")) };
     }
-
-    let simple = need == 1 && rules.countersign.is_empty() && rules.approvers.is_none();
-    let mut message = if simple {
-        format!(
-            "{candidate} needs an Approval for Release {release} (spec.release: {release}, spec.version: {candidate})"
-        )
-    } else {
-        let mut parts = Vec::new();
-        if quorum.len() < need {
-            let have = if quorum.is_empty() {
-                String::new()
-            } else {
-                format!(" (from {})", quorum.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
-            };
-            parts.push(format!(
-                "{} of {need} approvals{have}; {} more needed{}",
-                quorum.len(),
-                need - quorum.len(),
-                who_may(rules)
-            ));
-        }
-        if !missing_signatures.is_empty() {
-            let names: Vec<&str> = missing_signatures.iter().map(|s| s.as_str()).collect();
-            parts.push(format!("countersignature of {} needed", names.join(", ")));
-        }
-        format!("{candidate} for Release {release}: {}", parts.join("; "))
-    };
-    if !expired.is_empty() {
-        message.push_str(&format!(" (expired: {})", expired.join(", ")));
-    }
-    if !earlier.is_empty() {
-        let names: Vec<String> = earlier.iter().map(|a| approver(a)).collect();
-        message.push_str(&format!(
-            " (not counted, given for another app or Environment, or before this Release was created: {})",
-            names.join(", ")
-        ));
-    }
-    if !not_eligible.is_empty() {
-        message.push_str(&format!(" (not counted, not among the approvers: {})", not_eligible.join(", ")));
-    }
+    let message = tally.missing(&subject, candidate, rules, &earlier);
     // When the first counted approval expires, what is missing changes: look again then.
     let recheck_in = expire_after.and_then(|d| {
-        let first = counted.values().filter_map(|a| created(a)).min()?;
+        let first = tally.counted.values().filter_map(|a| created(a)).min()?;
         let ends = first + jiff::SignedDuration::try_from(d).ok()?;
         Duration::try_from(ends.duration_since(now)).ok()
     });
     Verdict::Waiting { message, recheck_in }
+}
+
+/// How the approvals of one version count under a policy.
+struct Tally<'a> {
+    /// The approvals that count: eligible, not expired; the first of each approver.
+    counted: BTreeMap<String, &'a Approval>,
+    expired: Vec<String>,
+    not_eligible: Vec<String>,
+    /// How many approvers (not countersigners) must approve.
+    need: usize,
+    /// The counted approvers who may approve.
+    quorum: Vec<String>,
+    /// The countersigners whose approval is missing.
+    missing_signatures: Vec<String>,
+}
+
+impl<'a> Tally<'a> {
+    fn of(
+        for_this: &[&'a Approval],
+        rules: &ApprovalRules,
+        expire_after: Option<Duration>,
+        now: Timestamp,
+    ) -> Self {
+        let mut counted: BTreeMap<String, &Approval> = BTreeMap::new();
+        let (mut expired, mut not_eligible) = (Vec::new(), Vec::new());
+        let mut by_time = for_this.to_vec();
+        by_time.sort_by_key(|a| created(a));
+        for a in by_time.into_iter().filter(|a| a.spec.decision() == Decision::Approve) {
+            let name = approver(a);
+            let expires =
+                expire_after.and_then(|d| Some(created(a)? + jiff::SignedDuration::try_from(d).ok()?));
+            if expires.is_some_and(|e| e <= now) {
+                expired.push(name);
+            } else if may_approve(rules, a) || rules.countersign.contains(&name) {
+                counted.entry(name).or_insert(a);
+            } else {
+                not_eligible.push(name);
+            }
+        }
+        let need = rules.min_approvals.unwrap_or(1).max(1) as usize;
+        let quorum = counted.iter().filter(|(_, a)| may_approve(rules, a)).map(|(n, _)| n.clone()).collect();
+        let missing_signatures =
+            rules.countersign.iter().filter(|n| !counted.contains_key(*n)).cloned().collect();
+        Self { counted, expired, not_eligible, need, quorum, missing_signatures }
+    }
+
+    fn enough(&self) -> bool {
+        self.quorum.len() >= self.need && self.missing_signatures.is_empty()
+    }
+
+    /// What is still missing, in the words of the Release's condition. `earlier`: the approvals
+    /// given for another Release (not counted).
+    fn missing(
+        &self,
+        subject: &Subject<'_>,
+        candidate: &semver::Version,
+        rules: &ApprovalRules,
+        earlier: &[&Approval],
+    ) -> String {
+        let (release, need, quorum) = (subject.release, self.need, &self.quorum);
+        let simple = need == 1 && rules.countersign.is_empty() && rules.approvers.is_none();
+        let mut message = if simple {
+            format!(
+                "{candidate} needs an Approval for Release {release} (spec.release: {release}, spec.version: {candidate})"
+            )
+        } else {
+            let mut parts = Vec::new();
+            if quorum.len() < need {
+                let have =
+                    if quorum.is_empty() { String::new() } else { format!(" (from {})", quorum.join(", ")) };
+                parts.push(format!(
+                    "{} of {need} approvals{have}; {} more needed{}",
+                    quorum.len(),
+                    need - quorum.len(),
+                    who_may(rules)
+                ));
+            }
+            if !self.missing_signatures.is_empty() {
+                parts.push(format!("countersignature of {} needed", self.missing_signatures.join(", ")));
+            }
+            format!("{candidate} for Release {release}: {}", parts.join("; "))
+        };
+        if !self.expired.is_empty() {
+            message.push_str(&format!(" (expired: {})", self.expired.join(", ")));
+        }
+        if !earlier.is_empty() {
+            let names: Vec<String> = earlier.iter().map(|a| approver(a)).collect();
+            message.push_str(&format!(
+                " (not counted, given for another app or Environment, or before this Release was created: {})",
+                names.join(", ")
+            ));
+        }
+        if !self.not_eligible.is_empty() {
+            message.push_str(&format!(
+                " (not counted, not among the approvers: {})",
+                self.not_eligible.join(", ")
+            ));
+        }
+        message
+    }
 }
 
 /// Whether `a`'s approver is one whose approvals count (anyone, when the policy names nobody).
