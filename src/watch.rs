@@ -53,13 +53,12 @@ impl<K> Change<K> {
 pub trait Watched: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static {}
 impl<K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static> Watched for K {}
 
-/// The watch's events, retried with backoff, without `managedFields` (never read here, and the
-/// bulk of a cached object).
+/// The watch's events, retried with backoff.
 fn events<K: Watched>(
     api: Api<K>,
     config: watcher::Config,
 ) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static {
-    watcher(api, config).default_backoff().modify(|o| o.managed_fields_mut().clear())
+    watcher(api, config).default_backoff()
 }
 
 /// Follows `api` into a cache: the cache, and the changes (which must be polled for the cache to
@@ -89,14 +88,16 @@ where
     let cache = writer.as_reader();
     let store = cache.clone();
     let mut relist = Relist::new(dyntype);
-    let events = events(api, config);
+    // managedFields are never read from a cache, and are the bulk of a cached object.
+    let events = events(api, config).modify(|o| o.managed_fields_mut().clear());
     // `reflect` updates the cache before it passes each event on.
     let changes =
         events.reflect(writer).flat_map(move |e| futures::stream::iter(relist.changes(e, Some(&store))));
     (cache, changes)
 }
 
-/// Follows `api` without a cache (see the module's note on absentees).
+/// Follows `api` without a cache (see the module's note on absentees); objects are handed on
+/// whole, as the server sent them.
 pub fn uncached<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = Change<K>> + Send + 'static
 where
     K: Watched,

@@ -64,16 +64,17 @@ impl CustomKinds {
         let config = watcher::Config::default().labels(&managed_selector());
         let (reader, changes) = watch::cached_with(api, config, resource.clone());
         let wake = self.wake.clone();
-        let events =
-            watch::drive(changes, resource.kind.clone(), self.metrics.clone(), move |change| match change {
-                Change::Apply(o) | Change::Delete(o) => {
-                    if let (Some(w), Some(r)) = (&wake, release_of(&o.metadata)) {
-                        w.send(r);
-                    }
+        // Named with its group: a custom kind may share its name with a built-in one (Knative's Service).
+        let kind = format!("{}.{}", resource.kind, resource.group);
+        let events = watch::drive(changes, kind, self.metrics.clone(), move |change| match change {
+            Change::Apply(o) | Change::Delete(o) => {
+                if let (Some(w), Some(r)) = (&wake, release_of(&o.metadata)) {
+                    w.send(r);
                 }
-                Change::Reset => done.store(true, Ordering::Release),
-                Change::Failed(_) => {}
-            });
+            }
+            Change::Reset => done.store(true, Ordering::Release),
+            Change::Failed(_) => {}
+        });
         let task = tokio::spawn(events).abort_handle();
         Watched { store: reader, listed, task }
     }

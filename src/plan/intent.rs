@@ -1,7 +1,7 @@
-//! What a Release's spec asks for, parsed and checked once, before anything is chosen: one of the
-//! three ways to name a version (each with its own parsed value), and an explicit rollback target.
-//! The choice ([`super::target`]) consumes it and never parses the spec again; a spec that cannot
-//! be read is refused here, in the Release's own words, before anything else is said of it.
+//! What a Release's spec asks for, parsed and checked once: one of the three ways to name a
+//! version (each with its own parsed value), and an explicit rollback target. The choice
+//! ([`super::target`]) consumes them and never parses the spec again; a spec that cannot be read
+//! is refused here, in the Release's own words.
 
 use std::time::Duration;
 
@@ -28,19 +28,12 @@ pub enum Intent {
     Promoted { environment: String, soak: Duration },
 }
 
-/// Everything the spec asks for, parsed.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Asked {
-    pub intent: Intent,
-    /// `spec.rollback.to`: overrides the intent while set.
-    pub rollback_to: Option<semver::Version>,
-}
-
-impl Asked {
-    /// The spec, parsed; `Err` says what in it cannot be used and how to fix it.
+impl Intent {
+    /// The version the spec asks for, parsed; `Err` says what in it cannot be used and how to fix
+    /// it.
     pub fn of(release: &Release) -> Result<Self, Blocked> {
         let spec = &release.spec;
-        let intent = match mode_of(release)? {
+        Ok(match mode_of(release)? {
             Mode::Pinned => {
                 Intent::Pinned(parse_version(spec.version.as_deref().unwrap_or_default(), "spec.version")?)
             }
@@ -67,13 +60,15 @@ impl Asked {
                 };
                 Intent::Promoted { environment: from.environment, soak }
             }
-        };
-        let rollback_to = match spec.rollback.as_ref().and_then(|r| r.to.as_deref()) {
-            Some(to) => Some(parse_version(to, "spec.rollback.to")?),
-            None => None,
-        };
-        Ok(Self { intent, rollback_to })
+        })
     }
+}
+
+/// `spec.rollback.to`, parsed: it overrides the intent while set (so a spec whose intent cannot be
+/// read still rolls back).
+pub fn rollback_to(release: &Release) -> Result<Option<semver::Version>, Blocked> {
+    let to = release.spec.rollback.as_ref().and_then(|r| r.to.as_deref());
+    to.map(|to| parse_version(to, "spec.rollback.to")).transpose()
 }
 
 /// The mode a Release's spec asks for, or why the spec is contradictory.
@@ -144,28 +139,24 @@ mod tests {
                 ReleaseSpec { track: Some("~1.4".into()), ..pinned.clone() },
                 Err(Reason::ConflictingVersionSources),
             ),
-            (
-                ReleaseSpec {
-                    rollback: Some(RollbackSpec { to: Some("latest".into()), ..Default::default() }),
-                    ..pinned
-                },
-                Err(Reason::InvalidVersion),
-            ),
         ];
         for (spec, want) in cases {
-            let got = Asked::of(&release(spec.clone())).map(|a| a.intent).map_err(|b| b.reason);
+            let got = Intent::of(&release(spec.clone())).map_err(|b| b.reason);
             assert_eq!(got, want, "{spec:?}");
         }
     }
 
     #[test]
-    fn a_rollback_target_is_parsed_beside_the_intent() {
-        let spec = ReleaseSpec {
-            version: Some("1.4.1".into()),
-            rollback: Some(RollbackSpec { to: Some(" 1.3.9 ".into()), ..Default::default() }),
-            ..Default::default()
+    fn a_rollback_target_is_parsed_apart_from_the_intent() {
+        let to = |to: Option<&str>, version: &str| {
+            let rollback = to.map(|t| RollbackSpec { to: Some(t.into()), ..Default::default() });
+            let spec = ReleaseSpec { version: Some(version.into()), rollback, ..Default::default() };
+            rollback_to(&release(spec)).map_err(|b| b.reason)
         };
-        let asked = Asked::of(&release(spec)).unwrap();
-        assert_eq!(asked.rollback_to, Some(semver::Version::new(1, 3, 9)));
+        assert_eq!(to(Some(" 1.3.9 "), "1.4.1"), Ok(Some(semver::Version::new(1, 3, 9))));
+        // A rollback overrides a version that cannot be read (it is what gets a broken spec out).
+        assert_eq!(to(Some("1.3.9"), "not-a-version"), Ok(Some(semver::Version::new(1, 3, 9))));
+        assert_eq!(to(Some("latest"), "1.4.1"), Err(Reason::InvalidVersion));
+        assert_eq!(to(None, "1.4.1"), Ok(None));
     }
 }

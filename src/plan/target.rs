@@ -10,7 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::gates::{self, GateFacts, Stop};
-use super::intent::{Asked, Intent, parse_version};
+use super::intent::{Intent, parse_version, rollback_to};
 pub use super::intent::{Mode, mode_of};
 use super::wait::{Blocked, Held};
 use crate::api::{
@@ -206,17 +206,18 @@ fn keep_current<'a>(
 /// Each mode is a function of its own over the same [`Choice`].
 fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
     let release = inputs.release;
-    let asked = Asked::of(release)?;
+    mode_of(release)?;
     let env = ready_environment(inputs)?;
     let c = Choice::new(inputs, env)?;
-    if let Some(to) = asked.rollback_to {
+    if let Some(to) = rollback_to(release)? {
         return c.explicit_rollback(to);
     }
     let failed = |v: &semver::Version| c.failed(v);
     if let Some(away) = away_from_veto(release, &c.status, &c.catalog, &failed) {
         return away;
     }
-    match asked.intent {
+    // What the spec asks for is read only now: a rollback (above) gets a broken spec out.
+    match Intent::of(release)? {
         Intent::Pinned(version) => c.pinned(version),
         Intent::Tracked { range, text } => c.tracked(&range, &text),
         Intent::Promoted { environment, soak } => c.promoted(&environment, soak, &inputs.upstream),
@@ -1035,6 +1036,39 @@ mod tests {
             message: None,
         });
         assert_eq!(outcome(select(&m, Some(&env), &avs, None)).as_deref(), Ok("1.3.9"));
+    }
+
+    #[test]
+    fn a_rollback_or_a_veto_gets_a_release_out_of_a_spec_that_cannot_be_read() {
+        let avs = vec![published("1.3.9"), published("1.3.10"), vetoed("1.3.11")];
+        let env = ready_env(None);
+        let t = Time(now());
+        let healthy = |version: &str| HistoryEntry {
+            rollback_of: None,
+            version: version.into(),
+            started_at: t.clone(),
+            finished_at: Some(t.clone()),
+            result: RolloutResult::Succeeded,
+            message: None,
+        };
+        // An explicit rollback overrides a track range that does not parse.
+        let mut back = tracked("not a range", &[], Some("1.3.10"));
+        back.spec.rollback = Some(RollbackSpec { auto: None, to: Some("1.3.9".into()) });
+        back.status.as_mut().unwrap().history.push(healthy("1.3.9"));
+        assert_eq!(outcome(select(&back, Some(&env), &avs, None)).as_deref(), Ok("1.3.9"));
+        // A vetoed version that runs is left, whatever is wrong with the range.
+        let away = running(tracked("not a range", &[], None), "1.3.11", &["1.3.10"]);
+        assert_eq!(
+            outcome(select(&away, Some(&env), &avs, None)).as_deref(),
+            Ok("1.3.10 (held: VersionVetoed)")
+        );
+        // Otherwise the spec's own error, once the Environment is there and ready.
+        let broken = tracked("not a range", &[], None);
+        assert_eq!(outcome(select(&broken, Some(&env), &avs, None)), Err("InvalidTrackRange"));
+        let mut not_ready = ready_env(None);
+        not_ready.status = None;
+        assert_eq!(outcome(select(&broken, Some(&not_ready), &avs, None)), Err("EnvironmentNotReady"));
+        assert_eq!(outcome(select(&broken, None, &avs, None)), Err("EnvironmentNotFound"));
     }
 
     #[test]

@@ -288,14 +288,15 @@ async fn follow_secret(shared: Arc<Shared>, key: ClusterKey, connection: Arc<Mut
     let config = watcher::Config::default().fields(&format!("metadata.name={}", key.secret.name));
     let (cache, changes) = crate::watch::cached(api, config);
     futures::pin_mut!(changes);
+    // Whether the Secret's absence was acted on since it was last seen (a relist that found it
+    // gone says so with a delete, then with its end: once is enough).
+    let mut absence_told = false;
     while let Some(change) = changes.next().await {
         let secret = match change {
             Change::Apply(s) => Some(s),
             Change::Delete(_) => None,
-            // Listed, and not there (a relist that found it gone said so with a delete already).
-            Change::Reset if cache.is_empty() && !matches!(*lock(&connection), Connection::Invalid(_)) => {
-                None
-            }
+            // Listed, and not there.
+            Change::Reset if cache.is_empty() && !absence_told => None,
             Change::Reset => continue,
             Change::Failed(error) => {
                 warn!(%key, %error, "watch of a cluster's kubeconfig Secret failed (retrying with backoff)");
@@ -311,6 +312,7 @@ async fn follow_secret(shared: Arc<Shared>, key: ClusterKey, connection: Arc<Mut
                 continue;
             }
         };
+        absence_told = secret.is_none();
         let next = connect(&shared, &key, secret.as_deref(), &connection).await;
         if let Some(next) = next {
             let before = std::mem::replace(&mut *lock(&connection), next);
