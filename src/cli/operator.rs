@@ -41,6 +41,11 @@ pub struct ControllerArgs {
     /// create: what their pods may do on the nodes.
     #[arg(long, value_enum, default_value = "baseline", env = "TUSKFISH_POD_SECURITY")]
     pod_security: crate::api::PodSecurity,
+    /// A namespace of the operator's own where what each rollout rendered from a chart is kept, so
+    /// that a restart re-applies it rather than rendering anew (charts that generate passwords or
+    /// certificates would get new ones). Default: the operator's (or the agent's) own namespace.
+    #[arg(long, env = "TUSKFISH_RENDER_STORE_NAMESPACE")]
+    render_store_namespace: Option<String>,
 }
 
 impl ControllerArgs {
@@ -56,6 +61,12 @@ impl ControllerArgs {
                 deployer_role: self.deployer_cluster_role.clone().filter(|r| !r.is_empty()),
             },
             pod_security: self.pod_security,
+            // In a pod: its own namespace (the chart lets it keep Secrets there).
+            render_store: self
+                .render_store_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .filter(|n| !n.is_empty()),
             ..Default::default()
         }
     }
@@ -170,12 +181,15 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         leader_election = args.leader_elect,
         "tuskfish operator starting"
     );
+    let base = args.controllers.settings(metrics);
     let settings = crate::controller::Settings {
         leader,
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
         // Clients that impersonate an Environment's ServiceAccount start from the operator's own.
         client_config: Some(target.config().await?),
-        ..args.controllers.settings(metrics)
+        // Beside its Lease, unless told otherwise.
+        render_store: base.render_store.clone().or_else(|| Some(args.lease_namespace.clone())),
+        ..base
     };
     if let Err(why) = &settings.helm {
         info!(%why, "no Helm: AppVersions with a chart will say HelmUnavailable");

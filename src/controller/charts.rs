@@ -8,10 +8,12 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, ResourceExt};
 
 use super::context::Context;
+use super::kept_renders::{KeptError, KeptRenders};
 use crate::api::{AppVersion, Environment, Reason, Release};
 use crate::egress::Egress;
 use crate::helm::{ChartError, Credentials, Helm};
 use crate::render::{self, chart::ChartOutput};
+use tracing::warn;
 
 use super::refusal::Refusal;
 
@@ -162,6 +164,7 @@ fn prepare(
         return Err(Refusal::from(error).tried_again_at(next_try));
     }
     Ok(Prepared::Render(Box::new(Render {
+        kept: access.operator.and_then(|ctx| ctx.kept_renders.clone()),
         helm,
         client: access.client.clone(),
         egress: access.egress(av),
@@ -176,6 +179,8 @@ fn prepare(
 
 /// One chart output to render, with everything it needs (it runs as a task of its own).
 struct Render {
+    /// Where what a rollout rendered is kept (`None`: in memory only, as in the CLI).
+    kept: Option<KeptRenders>,
     helm: Arc<Helm>,
     client: Client,
     egress: Option<Egress>,
@@ -189,9 +194,17 @@ struct Render {
 
 impl Render {
     async fn run(self: Box<Self>) -> Result<Arc<ChartOutput>, Refusal> {
-        let Self { helm, client, egress, av, digest, release, namespace, values, key } = *self;
+        let Self { kept, helm, client, egress, av, digest, release, namespace, values, key } = *self;
         let pipeline = av.namespace().unwrap_or_default();
+        let kept_error = |e: KeptError| ChartError::Kept(e.to_string());
         let rendered = async {
+            // What this rollout rendered before (another process, before a restart) is what it
+            // applied: taken as it is, never rendered anew.
+            if let Some(store) = &kept
+                && let Some(manifest) = store.load(&pipeline, &release, &key).await.map_err(kept_error)?
+            {
+                return helm.adopt(&key, &manifest);
+            }
             let chart = av
                 .spec
                 .helm
@@ -206,7 +219,24 @@ impl Render {
                     helm.pull_checked(&pipeline, chart, &digest, creds.as_ref()).await?
                 }
             };
-            helm.template(&pipeline, &path, &key, &release, &namespace, &values).await
+            let (output, manifest) =
+                helm.template(&pipeline, &path, &key, &release, &namespace, &values).await?;
+            if let (Some(store), Some(manifest)) = (&kept, manifest) {
+                match store.save(&pipeline, &release, &key, &manifest).await {
+                    Ok(()) => {}
+                    // Too large to keep: rendered anew after a restart, as it always was.
+                    Err(e @ KeptError::TooLarge { .. }) => {
+                        warn!(release = %release, namespace = %pipeline, error = %e, "chart output not kept")
+                    }
+                    // Applied only once kept: a render after a restart could differ from it, so
+                    // this one is not used either (rendered anew when tried again).
+                    Err(e) => {
+                        helm.forget_rendered(&key);
+                        return Err(kept_error(e));
+                    }
+                }
+            }
+            Ok(output)
         };
         match rendered.await {
             Ok(output) => {

@@ -50,6 +50,8 @@ pub struct Context {
     pub http: crate::http::HttpClient,
     /// Told of every finished reconcile, when someone asked (see [`ReconcileLog`]).
     pub reconciled: Option<Arc<ReconcileLog>>,
+    /// Where what each rollout rendered is kept (`None`: in memory only).
+    pub kept_renders: Option<super::kept_renders::KeptRenders>,
     /// Helm, for AppVersions with a chart; else why there is none (said in their conditions).
     pub helm: Result<Arc<crate::helm::Helm>, String>,
 }

@@ -17,6 +17,7 @@ mod environment;
 mod error;
 mod events;
 pub mod identity;
+mod kept_renders;
 mod notifier;
 mod policies;
 mod reconciled;
@@ -74,6 +75,9 @@ pub struct Settings {
     pub identity: identity::IdentityRule,
     /// The Pod Security level of the namespaces Environments create (`--pod-security`).
     pub pod_security: crate::api::PodSecurity,
+    /// The namespace of the operator's own where what each rollout rendered from a chart is kept
+    /// (`None`: in memory only, rendered anew after a restart).
+    pub render_store: Option<String>,
     /// Run as `tuskfish agent`: the client given to [`run`] is the hub's, this says where to
     /// deploy (`None`: the operator).
     pub agent: Option<agent::AgentSettings>,
@@ -92,6 +96,7 @@ impl Default for Settings {
             client_config: None,
             identity: identity::IdentityRule::default(),
             pod_security: crate::api::PodSecurity::default(),
+            render_store: None,
             agent: None,
         }
     }
@@ -377,6 +382,8 @@ async fn assemble(
         Some(a) => (a.local.clone(), Some(a.local_config.clone())),
         None => (client.clone(), settings.client_config.clone()),
     };
+    let kept_renders =
+        settings.render_store.clone().map(|ns| kept_renders::KeptRenders::new(own.clone(), ns));
     let local = cluster::Cluster::local(
         own.clone(),
         w.stores.workloads.clone(),
@@ -411,6 +418,7 @@ async fn assemble(
         publishes: background::Background::new(Some(w.triggers.app_versions.clone())),
         http: crate::http::HttpClient::new(),
         reconciled: settings.reconciled.clone(),
+        kept_renders,
         helm: settings.helm.clone().and_then(|cfg| {
             let dir = cfg.work_dir.display().to_string();
             crate::helm::Helm::new(cfg).map(Arc::new).map_err(|e| format!("its work directory {dir}: {e}"))

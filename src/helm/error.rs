@@ -31,6 +31,10 @@ pub enum ChartError {
     Timeout { what: &'static str, seconds: u64 },
     #[error("{0}")]
     Output(#[from] OutputError),
+    /// The output kept for this rollout cannot be read or kept (see `controller::kept_renders`):
+    /// nothing is rendered anew or applied until it can (a new render could differ).
+    #[error("{0} (retrying)")]
+    Kept(String),
     /// The repository is somewhere the pipeline may not reach (see `crate::egress`).
     #[error("spec.helm.repository: {0}")]
     EgressDenied(String),
@@ -44,7 +48,7 @@ impl ChartError {
             ChartError::Unreachable(_) => Reason::ChartRepositoryUnreachable,
             ChartError::Credentials(_) => Reason::ChartCredentialsRejected,
             ChartError::DigestChanged { .. } => Reason::ChartDigestChanged,
-            ChartError::Render(_) | ChartError::Output(_) => Reason::ChartRenderFailed,
+            ChartError::Render(_) | ChartError::Output(_) | ChartError::Kept(_) => Reason::ChartRenderFailed,
             ChartError::Values(_) => Reason::ChartValuesInvalid,
             ChartError::OutputTooLarge { .. } => Reason::ChartOutputTooLarge,
             ChartError::Timeout { what, .. } if *what == "pull" => Reason::ChartRepositoryUnreachable,
@@ -56,7 +60,13 @@ impl ChartError {
     /// True when trying again later may succeed with nothing changed (the repository was down, a
     /// Secret not created yet).
     pub fn is_transient(&self) -> bool {
-        matches!(self, ChartError::Unreachable(_) | ChartError::Timeout { .. } | ChartError::Credentials(_))
+        matches!(
+            self,
+            ChartError::Unreachable(_)
+                | ChartError::Timeout { .. }
+                | ChartError::Credentials(_)
+                | ChartError::Kept(_)
+        )
     }
 }
 

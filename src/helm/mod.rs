@@ -127,6 +127,22 @@ impl Helm {
         self.rendered.get(key)
     }
 
+    /// Drops output `key` from memory (it must not be used: see `controller::charts`).
+    pub fn forget_rendered(&self, key: &str) {
+        self.rendered.remove(key);
+    }
+
+    /// Takes `manifest`, Helm's output for `key` kept from an earlier render, as that output (so
+    /// that it is not rendered anew); bounded as Helm's own output is.
+    pub fn adopt(&self, key: &str, manifest: &str) -> Result<Arc<ChartOutput>, ChartError> {
+        if manifest.len() > self.runner.max_output {
+            return Err(ChartError::OutputTooLarge { limit: self.runner.max_output });
+        }
+        let output = Arc::new(parse_output(manifest)?);
+        self.rendered.put(key.to_string(), output.clone());
+        Ok(output)
+    }
+
     /// The failure of output `key` and when it is tried again, while that is in the future.
     pub fn remembered_failure(&self, key: &str) -> Option<(ChartError, jiff::Timestamp)> {
         let f = self.failures.get(key)?;
@@ -184,7 +200,8 @@ impl Helm {
 
     /// Renders the packaged chart at `path` as Helm release `release` in `namespace`, with no
     /// cluster access, kept as output `key` (see [`Self::output_key`]). Hooks are set aside; CRDs
-    /// are included (so that they are refused).
+    /// are included (so that they are refused). With the output, Helm's text of it when Helm ran
+    /// (`None`: the output was in memory), to be kept (see `controller::kept_renders`).
     pub async fn template(
         &self,
         pipeline: &str,
@@ -193,10 +210,10 @@ impl Helm {
         release: &str,
         namespace: &str,
         values: &Value,
-    ) -> Result<Arc<ChartOutput>, ChartError> {
+    ) -> Result<(Arc<ChartOutput>, Option<String>), ChartError> {
         let key = key.to_string();
         if let Some(hit) = self.rendered.get(&key) {
-            return Ok(hit);
+            return Ok((hit, None));
         }
         let dir = self.scratch_dir().await?;
         let values_file = dir.join("values.json");
@@ -222,9 +239,10 @@ impl Helm {
         if !done.success {
             return Err(error::template_failed(&done.stderr));
         }
-        let output = Arc::new(parse_output(&String::from_utf8_lossy(&done.stdout))?);
+        let manifest = String::from_utf8_lossy(&done.stdout).into_owned();
+        let output = Arc::new(parse_output(&manifest)?);
         self.rendered.put(key, output.clone());
-        Ok(output)
+        Ok((output, Some(manifest)))
     }
 
     /// `helm pull` into scratch space; with `expected`, the chart must have that digest and is then

@@ -22,7 +22,7 @@ pub(super) async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Acti
     // Nothing was ever applied (not even recorded ahead of an apply): nothing to remove, and no
     // cluster to connect to — least of all one the pipeline was never granted.
     let Some(inv) = applied else {
-        forget(&ctx, &rel);
+        forget(&ctx, &rel).await;
         return Ok(Action::await_change());
     };
     let env_ref = ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default());
@@ -44,12 +44,19 @@ pub(super) async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Acti
     info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
     // Verification Jobs run where the Release's objects do (its Environment may be gone already).
     crate::controller::checks::remove_jobs(&cluster, &rel, &inv.namespace).await?;
-    forget(&ctx, &rel);
+    forget(&ctx, &rel).await;
     Ok(Action::await_change())
 }
 
-/// Drops what this process keeps of a Release that is gone.
-pub(super) fn forget(ctx: &Context, rel: &Release) {
+/// Drops what this process keeps of a Release that is gone, and the chart output kept for it.
+pub(super) async fn forget(ctx: &Context, rel: &Release) {
+    if let Some(kept) = &ctx.kept_renders
+        && let Err(e) = kept.remove(&rel.namespace().unwrap_or_default(), &rel.name_any()).await
+    {
+        // Left behind in the operator's namespace (labelled with the Release): not worth keeping
+        // the Release for.
+        tracing::warn!(release = %rel.name_any(), error = %e, "the chart output kept for a deleted Release was not removed");
+    }
     ctx.probes.forget(rel);
     ctx.renders.forget(&ObjectRef::from_obj(rel));
     ctx.deferred.written(rel);
@@ -113,7 +120,7 @@ async fn cleanup_blocked(
             Reason::CleanupAbandoned,
             note,
         );
-        forget(ctx, rel);
+        forget(ctx, rel).await;
         return Ok(Action::await_change());
     }
     let message = format!(

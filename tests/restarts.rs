@@ -1,0 +1,138 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! What an operator restart must not change. A notice survives the operator: killed between the
+//! Event and its delivery, the next operator delivers it once; a notice delivered before a restart
+//! is not sent again. A chart's generated password survives restarts: what a rollout rendered is
+//! applied again as it is. The operator runs as processes of its own (this binary starts none
+//! in-process), scoped to the test's namespace.
+
+mod common;
+
+use common::charts::{Registry, make_chart, scratch};
+use common::receiver::Receiver;
+use common::{Proc, TestNs, healthy_at, tuskfish_process};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use serde_json::json;
+use tuskfish::api::{DeliveryResult, Notification, Release};
+
+fn operator(t: &TestNs, round: u32) -> Proc {
+    tuskfish_process(
+        &["run", "--leader-elect=false", "--metrics-addr", "off", "--watch-namespace", &t.ns],
+        &format!("tuskfish-{}-operator-{round}.log", t.ns),
+    )
+}
+
+#[tokio::test]
+async fn a_notice_is_delivered_once_across_an_operator_kill() {
+    let t = TestNs::without_operator("notify-kill").await;
+    let server = Receiver::start().await;
+    server.answer("hook", &[(503, "down for maintenance")]);
+    t.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook"},
+        "stringData": {"url": format!("http://{}/hook", server.host())}}))
+        .await;
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Notification", "metadata": {"name": "hook"},
+        "spec": {"events": ["RolloutSucceeded"], "target": {"format": "Webhook", "secretRef": {"name": "hook"}}}}))
+        .await;
+    let first = operator(&t, 1);
+    t.environment("dev", json!({})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.app_version("pay", "1.1.0", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+
+    // The receiver is down; the operator is killed while it retries.
+    server.wait_for("hook", 1).await;
+    drop(first);
+    server.answer("hook", &[(200, "ok")]);
+    let second = operator(&t, 2);
+    t.wait_for::<Notification>("hook", common::receiver::delivered(1)).await;
+    let accepted: Vec<_> = server.received("hook").into_iter().filter(|r| r.status == 200).collect();
+    assert_eq!(accepted.len(), 1, "delivered once");
+    assert!(accepted[0].json()["message"].as_str().unwrap().contains("1.0.0"));
+
+    // Restarted again: the delivered notice stays delivered; the next one is the only new one.
+    drop(second);
+    let _third = operator(&t, 3);
+    t.set_version("pay-dev", "1.1.0").await;
+    t.wait_release("pay-dev", healthy_at("1.1.0")).await;
+    let n = t.wait_for::<Notification>("hook", common::receiver::delivered(2)).await;
+    let accepted: Vec<_> = server.received("hook").into_iter().filter(|r| r.status == 200).collect();
+    assert_eq!(accepted.len(), 2, "{:?}", accepted.iter().map(|r| &r.body).collect::<Vec<_>>());
+    assert!(accepted[1].json()["message"].as_str().unwrap().contains("1.1.0"));
+    assert_eq!(n.status.unwrap().last_delivery.unwrap().result, DeliveryResult::Delivered);
+}
+
+/// A chart that generates a password at render time keeps it across operator restarts: what the
+/// rollout rendered is kept (in the operator's own namespace) and applied again as it is, not
+/// rendered anew with a new password and a rollout that never was.
+#[tokio::test]
+async fn a_generated_password_survives_operator_restarts() {
+    let t = TestNs::without_operator("kept").await;
+    let dir = scratch("kept-render");
+    let registry = Registry::start("kept-render").await;
+    let package = make_chart(&dir, "payments", "1.0.0", |chart| {
+        std::fs::write(
+            chart.join("templates/db-secret.yaml"),
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ include \"payments.fullname\" . }}-db\n\
+             stringData:\n  password: {{ randAlphaNum 24 | quote }}\n",
+        )
+        .unwrap();
+    });
+    registry.push(&package);
+    // Any namespace of the operator's own will do; the test's own is at hand.
+    let operator = |round: u32| {
+        tuskfish_process(
+            &[
+                "run",
+                "--leader-elect=false",
+                "--metrics-addr",
+                "off",
+                "--watch-namespace",
+                &t.ns,
+                "--render-store-namespace",
+                &t.ns,
+            ],
+            &format!("tuskfish-{}-operator-{round}.log", t.ns),
+        )
+    };
+    let mut running = operator(0);
+    t.environment("dev", json!({})).await;
+    let helm = json!({"repository": registry.repository(), "chart": "payments", "version": "1.0.0", "plainHttp": true});
+    t.app_version("payments", "1.0.0", json!({"workload": null, "helm": helm})).await;
+    t.release("payments-dev", "payments", "dev", "1.0.0", json!({})).await;
+    t.wait_release("payments-dev", healthy_at("1.0.0")).await;
+    let env_ns = t.env_ns("dev");
+    let password = |s: &Secret| s.data.as_ref().and_then(|d| d.get("password")).map(|p| p.0.clone());
+    let first = password(&t.wait_for_in::<Secret>(&env_ns, "payments-dev-db", |_| true).await).unwrap();
+    let deployments: kube::Api<Deployment> = t.api_in(&env_ns);
+
+    for round in 1..=3 {
+        drop(running);
+        running = operator(round);
+        // Deleted while the new operator starts: it must look, render and apply again (a drift
+        // repair), which is what would roll the password over if it rendered anew.
+        let before = deployments.get("payments-dev").await.unwrap().metadata.uid;
+        deployments.delete("payments-dev", &Default::default()).await.unwrap();
+        t.wait_for_in::<Deployment>(&env_ns, "payments-dev", move |d| d.metadata.uid != before).await;
+        let secret = t.wait_for_in::<Secret>(&env_ns, "payments-dev-db", |_| true).await;
+        assert_eq!(
+            password(&secret).as_ref(),
+            Some(&first),
+            "round {round}: the password was generated anew"
+        );
+        let r = t.wait_release("payments-dev", healthy_at("1.0.0")).await;
+        let history = &r.status.as_ref().unwrap().history;
+        assert_eq!(history.len(), 1, "round {round}: a restart recorded a rollout: {history:?}");
+    }
+
+    // The output is kept by the operator, and goes with its Release.
+    let kept: kube::Api<Secret> = t.api();
+    let by_release = ListParams::default().labels("tuskfish.dev/release=payments-dev");
+    assert_eq!(kept.list(&by_release).await.unwrap().items.len(), 1);
+    t.api::<Release>().delete("payments-dev", &Default::default()).await.unwrap();
+    t.wait_gone::<Release>(&t.ns, "payments-dev").await;
+    assert!(kept.list(&by_release).await.unwrap().items.is_empty(), "the kept output outlived its Release");
+    drop(running);
+}
