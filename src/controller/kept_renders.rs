@@ -94,16 +94,18 @@ impl KeptRenders {
             return Err(KeptError::TooLarge { size: packed.len() });
         }
         let name = Self::name(pipeline, release);
+        // Whose it is, for people (a name too long for a label value is refused at rendering
+        // anyway; it must not keep the output from being kept first).
+        let mut labelled = serde_json::Map::new();
+        labelled.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_VALUE.into());
+        for (label, value) in [(labels::RELEASE, release), (labels::RELEASE_NAMESPACE, pipeline)] {
+            if value.len() <= 63 {
+                labelled.insert(label.into(), value.into());
+            }
+        }
         let secret = json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {
-                "name": name,
-                "labels": {
-                    labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
-                    labels::RELEASE: release,
-                    labels::RELEASE_NAMESPACE: pipeline,
-                },
-            },
+            "metadata": {"name": name, "labels": labelled},
             "type": "tuskfish.dev/rendered",
             "data": {
                 KEY: ByteString(key.as_bytes().to_vec()),
