@@ -215,8 +215,14 @@ async fn a_stalled_cluster_is_noticed_and_a_pipeline_namespace_with_it_is_delete
     t.environment("far", json!({"cluster": {"name": "far", "kubeConfigSecretRef": {"name": "far-cluster"}}}))
         .await;
     t.app_version("pay", "1.0.0", json!({})).await;
-    t.release("pay-far", "pay", "far", "1.0.0", json!({})).await;
+    // 1.1.0's pods are Ready 5 s after they start; its rollout may take 15 s. The stall below
+    // outlasts that deadline: the time the cluster could not be seen must not fail the version.
+    let slow = json!({"workload": {"podAnnotations": {"sim.tuskfish.dev/ready-after": "5s"}}});
+    t.app_version("pay", "1.1.0", slow).await;
+    t.release("pay-far", "pay", "far", "1.0.0", json!({"progressDeadlineSeconds": 15})).await;
     t.wait_release("pay-far", healthy_at("1.0.0")).await;
+    t.set_version("pay-far", "1.1.0").await;
+    t.wait_release("pay-far", |s| s.desired_version.as_deref() == Some("1.1.0")).await;
 
     let t_ref = &t;
     remote
@@ -228,10 +234,15 @@ async fn a_stalled_cluster_is_noticed_and_a_pipeline_namespace_with_it_is_delete
             let message = find_condition(&env.status.unwrap().conditions, "Ready").unwrap().message.clone();
             assert!(message.contains("did not answer"), "{message}");
             t_ref.wait_release("pay-far", release_ready_is("False", "ClusterUnreachable")).await;
+            // The fault lasts longer than the rollout's deadline.
+            tokio::time::sleep(std::time::Duration::from_secs(20).saturating_sub(started.elapsed())).await;
         })
         .await;
     t.wait_for::<Environment>("far", env_ready_is("True", "NamespaceOwned")).await;
-    t.wait_release("pay-far", healthy_at("1.0.0")).await;
+    let r = t.wait_release("pay-far", healthy_at("1.1.0")).await;
+    let status = r.status.unwrap();
+    assert!(status.failed_versions.is_empty(), "the stall failed a version: {:?}", status.failed_versions);
+    assert_eq!(status.history.first().map(|h| h.result), Some(RolloutResult::Succeeded));
 
     let remote_ns = t.env_ns("far");
     let namespaces: Api<Namespace> = Api::all(t.client.clone());

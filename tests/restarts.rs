@@ -127,12 +127,23 @@ async fn a_generated_password_survives_operator_restarts() {
         assert_eq!(history.len(), 1, "round {round}: a restart recorded a rollout: {history:?}");
     }
 
-    // The output is kept by the operator, and goes with its Release.
+    // The output is kept by the operator; a Release deleted behind its back (the finalizer removed
+    // while no operator ran) leaves it to the sweep of the next operator.
     let kept: kube::Api<Secret> = t.api();
     let by_release = ListParams::default().labels("tuskfish.dev/release=payments-dev");
     assert_eq!(kept.list(&by_release).await.unwrap().items.len(), 1);
-    t.api::<Release>().delete("payments-dev", &Default::default()).await.unwrap();
-    t.wait_gone::<Release>(&t.ns, "payments-dev").await;
-    assert!(kept.list(&by_release).await.unwrap().items.is_empty(), "the kept output outlived its Release");
     drop(running);
+    let releases = t.api::<Release>();
+    let no_finalizer = kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    releases.patch("payments-dev", &Default::default(), &no_finalizer).await.unwrap();
+    releases.delete("payments-dev", &Default::default()).await.unwrap();
+    t.wait_gone::<Release>(&t.ns, "payments-dev").await;
+    assert_eq!(kept.list(&by_release).await.unwrap().items.len(), 1, "nobody removed it yet");
+    let _sweeping = operator(4);
+    let swept = async {
+        while !kept.list(&by_release).await.unwrap().items.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(common::WAIT, swept).await.expect("the kept output outlived its Release");
 }

@@ -43,12 +43,26 @@ pub struct ControllerArgs {
     pod_security: crate::api::PodSecurity,
     /// A namespace of the operator's own where what each rollout rendered from a chart is kept, so
     /// that a restart re-applies it rather than rendering anew (charts that generate passwords or
-    /// certificates would get new ones). Default: the operator's (or the agent's) own namespace.
+    /// certificates would get new ones). Default: the operator's (or the agent's) own namespace;
+    /// `off`: keep nothing (render anew after every restart).
     #[arg(long, env = "TUSKFISH_RENDER_STORE_NAMESPACE")]
     render_store_namespace: Option<String>,
 }
 
 impl ControllerArgs {
+    /// Where chart outputs are kept: the flag's namespace (`off`: nowhere), else the pod's own
+    /// namespace (the chart lets it keep Secrets there), else `fallback`.
+    fn render_store(&self, fallback: Option<&str>) -> Option<String> {
+        match self.render_store_namespace.as_deref().filter(|n| !n.is_empty()) {
+            Some("off") => None,
+            Some(ns) => Some(ns.to_string()),
+            None => std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty())
+                .or_else(|| fallback.map(str::to_string)),
+        }
+    }
+
     /// Settings with these values and the defaults for the rest.
     pub fn settings(&self, metrics: Arc<Metrics>) -> crate::controller::Settings {
         crate::controller::Settings {
@@ -61,12 +75,7 @@ impl ControllerArgs {
                 deployer_role: self.deployer_cluster_role.clone().filter(|r| !r.is_empty()),
             },
             pod_security: self.pod_security,
-            // In a pod: its own namespace (the chart lets it keep Secrets there).
-            render_store: self
-                .render_store_namespace
-                .clone()
-                .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                .filter(|n| !n.is_empty()),
+            render_store: self.render_store(None),
             ..Default::default()
         }
     }
@@ -188,7 +197,7 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         // Clients that impersonate an Environment's ServiceAccount start from the operator's own.
         client_config: Some(target.config().await?),
         // Beside its Lease, unless told otherwise.
-        render_store: base.render_store.clone().or_else(|| Some(args.lease_namespace.clone())),
+        render_store: args.controllers.render_store(Some(&args.lease_namespace)),
         ..base
     };
     if let Err(why) = &settings.helm {

@@ -8,7 +8,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, ResourceExt};
 
 use super::context::Context;
-use super::kept_renders::{KeptError, KeptRenders};
+use super::kept_renders::{KeptError, KeptRenders, Owner};
 use crate::api::{AppVersion, Environment, Reason, Release};
 use crate::egress::Egress;
 use crate::helm::{ChartError, Credentials, Helm};
@@ -155,7 +155,15 @@ fn prepare(
     // generates a secret at render time must not hand one tenant's to another).
     let scope = format!("{}/{}", av.namespace().unwrap_or_default(), env.cluster_name());
     let key = Helm::output_key(&scope, &digest, &release, &env.spec.namespace, &values);
-    if let Some(output) = helm.rendered(&key) {
+    let kept = access.operator.and_then(|ctx| ctx.kept_renders.clone());
+    let uid = rel.metadata.uid.clone().unwrap_or_default();
+    let pipeline = av.namespace().unwrap_or_default();
+    let owner = Owner { pipeline: &pipeline, release: &release, uid: &uid };
+    // In memory, and kept (or nowhere to keep it): the steady state, which asks nothing. An output
+    // in memory that the store does not hold (values changed back, a rollback) is not used: it was
+    // replaced there, and would be rendered anew after a restart.
+    if let Some(output) = helm.rendered(&key).filter(|_| kept.as_ref().is_none_or(|k| k.holds(&owner, &key)))
+    {
         return Ok(Prepared::Kept(output));
     }
     // What failed lately is not run again before its time (it would fail the same way, and hold
@@ -164,7 +172,8 @@ fn prepare(
         return Err(Refusal::from(error).tried_again_at(next_try));
     }
     Ok(Prepared::Render(Box::new(Render {
-        kept: access.operator.and_then(|ctx| ctx.kept_renders.clone()),
+        kept,
+        uid,
         helm,
         client: access.client.clone(),
         egress: access.egress(av),
@@ -181,6 +190,8 @@ fn prepare(
 struct Render {
     /// Where what a rollout rendered is kept (`None`: in memory only, as in the CLI).
     kept: Option<KeptRenders>,
+    /// The Release's uid (a Release made again under its name keeps nothing of this one).
+    uid: String,
     helm: Arc<Helm>,
     client: Client,
     egress: Option<Egress>,
@@ -194,16 +205,24 @@ struct Render {
 
 impl Render {
     async fn run(self: Box<Self>) -> Result<Arc<ChartOutput>, Refusal> {
-        let Self { kept, helm, client, egress, av, digest, release, namespace, values, key } = *self;
+        let Self { kept, helm, client, egress, av, digest, release, uid, namespace, values, key } = *self;
         let pipeline = av.namespace().unwrap_or_default();
+        let owner = Owner { pipeline: &pipeline, release: &release, uid: &uid };
         let kept_error = |e: KeptError| ChartError::Kept(e.to_string());
         let rendered = async {
             // What this rollout rendered before (another process, before a restart) is what it
-            // applied: taken as it is, never rendered anew.
+            // applied: taken as it is, never rendered anew. One that no longer reads (a stricter
+            // parser, a lower output limit) is rendered anew and replaced.
             if let Some(store) = &kept
-                && let Some(manifest) = store.load(&pipeline, &release, &key).await.map_err(kept_error)?
+                && let Some(manifest) =
+                    store.load(&owner, &key, helm.max_output()).await.map_err(kept_error)?
             {
-                return helm.adopt(&key, &manifest);
+                match helm.adopt(&key, &manifest) {
+                    Ok(output) => return Ok(output),
+                    Err(e) => {
+                        warn!(%release, namespace = %pipeline, error = %e, "a kept chart output is rendered anew")
+                    }
+                }
             }
             let chart = av
                 .spec
@@ -219,23 +238,19 @@ impl Render {
                     helm.pull_checked(&pipeline, chart, &digest, creds.as_ref()).await?
                 }
             };
-            let (output, manifest) =
-                helm.template(&pipeline, &path, &key, &release, &namespace, &values).await?;
-            if let (Some(store), Some(manifest)) = (&kept, manifest) {
-                match store.save(&pipeline, &release, &key, &manifest).await {
+            let (output, manifest) = helm.template(&pipeline, &path, &release, &namespace, &values).await?;
+            // Used only once kept: a render after a restart could differ from it.
+            if let Some(store) = &kept {
+                match store.save(&owner, &key, &manifest).await {
                     Ok(()) => {}
                     // Too large to keep: rendered anew after a restart, as it always was.
                     Err(e @ KeptError::TooLarge { .. }) => {
-                        warn!(release = %release, namespace = %pipeline, error = %e, "chart output not kept")
+                        warn!(%release, namespace = %pipeline, error = %e, "chart output not kept")
                     }
-                    // Applied only once kept: a render after a restart could differ from it, so
-                    // this one is not used either (rendered anew when tried again).
-                    Err(e) => {
-                        helm.forget_rendered(&key);
-                        return Err(kept_error(e));
-                    }
+                    Err(e) => return Err(kept_error(e)),
                 }
             }
+            helm.remember_rendered(&key, output.clone());
             Ok(output)
         };
         match rendered.await {

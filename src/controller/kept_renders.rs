@@ -12,11 +12,13 @@
 //! cannot either); Flux keeps each release in Helm's own storage in the target namespace. This is
 //! Flux's choice, kept where only the operator reaches.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -28,12 +30,31 @@ pub const KEPT_LIMIT: usize = 900 * 1024;
 /// Data keys of a kept output.
 const KEY: &str = "key";
 const MANIFEST: &str = "manifest.gz";
+/// The uid of the Release it was kept for: a Release made again under the same name is another
+/// (it must not inherit the former one's generated secrets).
+const UID: &str = "uid";
+/// The Secret type of a kept output (what the sweep lists).
+const TYPE: &str = "tuskfish.dev/rendered";
+/// Whose it is, whole (a label value holds at most 63 characters).
+const PIPELINE_ANNOTATION: &str = "tuskfish.dev/pipeline";
+const RELEASE_ANNOTATION: &str = "tuskfish.dev/release";
 
 /// Where rendered outputs are kept: a namespace of the operator's own.
 #[derive(Clone)]
 pub struct KeptRenders {
     client: Client,
     namespace: String,
+    /// The key each Secret holds, as this process last read or wrote it: an output in memory is
+    /// only used while the Secret holds it too (else it was never kept, or another was since).
+    holds: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// The Release a kept output was kept for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner<'a> {
+    pub pipeline: &'a str,
+    pub release: &'a str,
+    pub uid: &'a str,
 }
 
 /// Why a kept output could not be read or written.
@@ -49,7 +70,21 @@ pub enum KeptError {
 
 impl KeptRenders {
     pub fn new(client: Client, namespace: String) -> Self {
-        Self { client, namespace }
+        Self { client, namespace, holds: Arc::default() }
+    }
+
+    /// Whether the Secret of `owner` holds output `key`, as far as this process knows.
+    pub fn holds(&self, owner: &Owner<'_>, key: &str) -> bool {
+        let holds = self.holds.lock().unwrap_or_else(PoisonError::into_inner);
+        holds.get(&Self::name(owner.pipeline, owner.release)).is_some_and(|k| k == key)
+    }
+
+    fn held(&self, name: &str, key: Option<&str>) {
+        let mut holds = self.holds.lock().unwrap_or_else(PoisonError::into_inner);
+        match key {
+            Some(k) => holds.insert(name.to_string(), k.to_string()),
+            None => holds.remove(name),
+        };
     }
 
     /// The Secret of Release `release` of pipeline `pipeline`: named by a digest (a pipeline and a
@@ -64,38 +99,44 @@ impl KeptRenders {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    /// Helm's output kept for `key`, if it was kept for that key (`None`: none kept, or another
-    /// rollout's).
-    pub async fn load(&self, pipeline: &str, release: &str, key: &str) -> Result<Option<String>, KeptError> {
-        let name = Self::name(pipeline, release);
+    /// Helm's output kept for `key` and this very Release, if it was (`None`: none kept, another
+    /// rollout's, or another Release's of the same name); at most `limit` bytes of it.
+    pub async fn load(
+        &self,
+        owner: &Owner<'_>,
+        key: &str,
+        limit: usize,
+    ) -> Result<Option<String>, KeptError> {
+        let name = Self::name(owner.pipeline, owner.release);
         let secret = self.api().get_opt(&name).await.map_err(|source| KeptError::Read {
             namespace: self.namespace.clone(),
             name: name.clone(),
             source,
         })?;
         let Some(data) = secret.and_then(|s| s.data) else { return Ok(None) };
-        if data.get(KEY).map(|k| k.0.as_slice()) != Some(key.as_bytes()) {
+        let is = |field: &str, value: &str| data.get(field).map(|v| v.0.as_slice()) == Some(value.as_bytes());
+        if !is(KEY, key) || !is(UID, owner.uid) {
             return Ok(None);
         }
         // Unreadable content is as good as none: rendered anew and kept again.
-        Ok(data.get(MANIFEST).and_then(|m| unpack(&m.0)))
+        let manifest = data.get(MANIFEST).and_then(|m| unpack(&m.0, limit));
+        if manifest.is_some() {
+            self.held(&name, Some(key));
+        }
+        Ok(manifest)
     }
 
-    /// Keeps `manifest` (Helm's output) for `key`, replacing what Release `release` had kept.
-    pub async fn save(
-        &self,
-        pipeline: &str,
-        release: &str,
-        key: &str,
-        manifest: &str,
-    ) -> Result<(), KeptError> {
+    /// Keeps `manifest` (Helm's output) for `key`, replacing what `owner` had kept.
+    pub async fn save(&self, owner: &Owner<'_>, key: &str, manifest: &str) -> Result<(), KeptError> {
         let packed = pack(manifest);
         if packed.len() > KEPT_LIMIT {
             return Err(KeptError::TooLarge { size: packed.len() });
         }
+        let Owner { pipeline, release, uid } = *owner;
         let name = Self::name(pipeline, release);
-        // Whose it is, for people (a name too long for a label value is refused at rendering
-        // anyway; it must not keep the output from being kept first).
+        // Whose it is: whole in annotations (what the sweep reads), and as labels for people when
+        // they fit (a name too long for a label value is refused at rendering anyway; it must not
+        // keep the output from being kept first).
         let mut labelled = serde_json::Map::new();
         labelled.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_VALUE.into());
         for (label, value) in [(labels::RELEASE, release), (labels::RELEASE_NAMESPACE, pipeline)] {
@@ -105,29 +146,81 @@ impl KeptRenders {
         }
         let secret = json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name, "labels": labelled},
-            "type": "tuskfish.dev/rendered",
+            "metadata": {
+                "name": name,
+                "labels": labelled,
+                "annotations": {PIPELINE_ANNOTATION: pipeline, RELEASE_ANNOTATION: release},
+            },
+            "type": TYPE,
             "data": {
                 KEY: ByteString(key.as_bytes().to_vec()),
+                UID: ByteString(uid.as_bytes().to_vec()),
                 MANIFEST: ByteString(packed),
             },
         });
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.api()
-            .patch(&name, &params, &Patch::Apply(&secret))
-            .await
-            .map(|_| ())
-            .map_err(|source| KeptError::Write { namespace: self.namespace.clone(), name, source })
+        // Not known to hold anything while the write is under way (it may fail half way).
+        self.held(&name, None);
+        self.api().patch(&name, &params, &Patch::Apply(&secret)).await.map_err(|source| {
+            KeptError::Write { namespace: self.namespace.clone(), name: name.clone(), source }
+        })?;
+        self.held(&name, Some(key));
+        Ok(())
     }
 
-    /// Forgets what Release `release` kept (it is gone).
-    pub async fn remove(&self, pipeline: &str, release: &str) -> Result<(), KeptError> {
-        let name = Self::name(pipeline, release);
-        match self.api().delete(&name, &Default::default()).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(source) => Err(KeptError::Write { namespace: self.namespace.clone(), name, source }),
+    /// Forgets what `owner` kept (it is gone). What a Release of the same name kept since is left.
+    pub async fn remove(&self, owner: &Owner<'_>) -> Result<(), KeptError> {
+        let name = Self::name(owner.pipeline, owner.release);
+        let write_error =
+            |source| KeptError::Write { namespace: self.namespace.clone(), name: name.clone(), source };
+        let Some(secret) = self.api().get_opt(&name).await.map_err(write_error)? else { return Ok(()) };
+        let uid = secret.data.as_ref().and_then(|d| d.get(UID)).map(|u| u.0.as_slice());
+        if uid != Some(owner.uid.as_bytes()) {
+            return Ok(());
         }
+        // Only the Secret read (a newer one is another Release's).
+        let only = DeleteParams {
+            preconditions: Some(Preconditions { uid: secret.metadata.uid.clone(), resource_version: None }),
+            ..Default::default()
+        };
+        self.held(&name, None);
+        match self.api().delete(&name, &only).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+            Err(source) => Err(write_error(source)),
+        }
+    }
+
+    /// Removes every kept output whose Release is gone (`live` says whether pipeline, Release name
+    /// and uid still name one): those deleted while no operator ran, or whose finalizer someone
+    /// removed. One list of this namespace's kept outputs.
+    pub async fn sweep(&self, live: &impl Fn(&str, &str, &str) -> bool) -> Result<usize, KeptError> {
+        let kept = ListParams::default().fields(&format!("type={TYPE}"));
+        let list = self.api().list(&kept).await.map_err(|source| KeptError::Read {
+            namespace: self.namespace.clone(),
+            name: "(list)".into(),
+            source,
+        })?;
+        let mut removed = 0;
+        for secret in list.items {
+            let annotations = secret.metadata.annotations.clone().unwrap_or_default();
+            let (Some(pipeline), Some(release)) =
+                (annotations.get(PIPELINE_ANNOTATION), annotations.get(RELEASE_ANNOTATION))
+            else {
+                continue;
+            };
+            let uid = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(UID))
+                .map(|u| String::from_utf8_lossy(&u.0).into_owned());
+            let uid = uid.unwrap_or_default();
+            if !live(pipeline, release, &uid) {
+                self.remove(&Owner { pipeline, release, uid: &uid }).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 
@@ -138,14 +231,44 @@ fn pack(text: &str) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
-/// The text `pack` made, or `None` when these bytes are not that (or unpack to more than Helm may
-/// render: a forged Secret is no way to exhaust memory).
-fn unpack(bytes: &[u8]) -> Option<String> {
-    const MOST: u64 = 64 * 1024 * 1024;
+/// The text `pack` made, or `None` when these bytes are not that, or unpack to more than `limit`
+/// (what Helm may render: no kept output is a way to exhaust memory).
+fn unpack(bytes: &[u8], limit: usize) -> Option<String> {
+    let most = u64::try_from(limit).unwrap_or(u64::MAX);
     let mut text = String::new();
-    let mut decoder = flate2::read::GzDecoder::new(bytes).take(MOST + 1);
+    let mut decoder = flate2::read::GzDecoder::new(bytes).take(most.saturating_add(1));
     decoder.read_to_string(&mut text).ok()?;
-    (text.len() as u64 <= MOST).then_some(text)
+    (text.len() <= limit).then_some(text)
+}
+
+/// How long the sweep waits after a Release is gone, so that a burst of deletions (a pipeline
+/// namespace deleted) costs one list.
+const SWEEP_SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sweeps what was kept for Releases that are gone: once at the start (deleted while no operator
+/// ran), then after Releases go (`released`), until `stop`. `live` says whether a pipeline, Release
+/// name and uid still name one (from the cache).
+pub async fn sweep_while(
+    kept: KeptRenders,
+    released: Arc<tokio::sync::Notify>,
+    live: impl Fn(&str, &str, &str) -> bool,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let sweeps = async {
+        loop {
+            match kept.sweep(&live).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "chart outputs kept for deleted Releases removed"),
+                Err(e) => tracing::warn!(error = %e, "chart outputs kept for deleted Releases not swept"),
+            }
+            released.notified().await;
+            tokio::time::sleep(SWEEP_SETTLE).await;
+        }
+    };
+    tokio::select! {
+        () = sweeps => {}
+        () = stop => {}
+    }
 }
 
 #[cfg(test)]
@@ -158,9 +281,10 @@ mod tests {
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: x8Kq\n".repeat(50);
         let packed = pack(&manifest);
         assert!(packed.len() < manifest.len() / 5, "{} of {}", packed.len(), manifest.len());
-        assert_eq!(unpack(&packed).as_deref(), Some(manifest.as_str()));
-        assert_eq!(unpack(b"not gzip"), None);
-        assert_eq!(unpack(&packed[..packed.len() / 2]), None);
+        assert_eq!(unpack(&packed, manifest.len()).as_deref(), Some(manifest.as_str()));
+        assert_eq!(unpack(&packed, manifest.len() - 1), None, "more than the limit is refused");
+        assert_eq!(unpack(b"not gzip", 1 << 20), None);
+        assert_eq!(unpack(&packed[..packed.len() / 2], 1 << 20), None);
     }
 
     #[test]

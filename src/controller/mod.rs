@@ -223,6 +223,7 @@ async fn run_controllers(
     let settings_namespace = settings.watch_namespace.clone();
     let agent_settings = settings.agent.clone();
     let stores = w.stores.clone();
+    let released = w.released.clone();
     let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
     let ctx = assemble(client, &settings, requests, &w, wake).await;
     if let Err(why) = &ctx.helm {
@@ -285,6 +286,10 @@ async fn run_controllers(
             ctx.clone(),
             stop.clone(),
         );
+        // The sweep of kept chart outputs goes with the Releases, leader only.
+        let scope = settings_namespace.clone().or(agent_settings.as_ref().map(|a| a.namespace.clone()));
+        let releases =
+            futures::future::join(releases, sweep_kept(ctx.clone(), released, scope, stop.clone()));
         let work = async {
             match agent_settings {
                 // An agent deploys Releases and reports that it is alive; AppVersions, Environments
@@ -424,6 +429,27 @@ async fn assemble(
             crate::helm::Helm::new(cfg).map(Arc::new).map_err(|e| format!("its work directory {dir}: {e}"))
         }),
     }
+}
+
+/// Sweeps the chart outputs kept for Releases that are gone (see [`kept_renders`]); `scope`: the
+/// only pipeline namespace this process serves (what was kept for others is not its to judge).
+async fn sweep_kept(
+    ctx: Arc<Context>,
+    released: Arc<tokio::sync::Notify>,
+    scope: Option<String>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let Some(kept) = ctx.kept_renders.clone() else { return };
+    let live = |pipeline: &str, release: &str, uid: &str| {
+        let theirs = scope.as_deref().is_some_and(|s| s != pipeline);
+        theirs
+            || ctx
+                .stores
+                .releases
+                .get(&ObjectRef::new(release).within(pipeline))
+                .is_some_and(|r| r.metadata.uid.as_deref() == Some(uid))
+    };
+    kept_renders::sweep_while(kept, released, live, stop).await;
 }
 
 /// How long a stopping operator spends writing the statuses it held back.

@@ -74,6 +74,8 @@ pub struct Watches {
     /// Bumped after every change to a Release, Environment or AppVersion in the caches, so that
     /// read-only views (the web page) redraw on change without asking the API server.
     pub revision: tokio::sync::watch::Receiver<u64>,
+    /// Told when a Release is gone (what was kept for it may be swept).
+    pub released: Arc<tokio::sync::Notify>,
     pub drivers: Vec<BoxFuture<'static, ()>>,
     /// Where the watches send reconcile requests (other clusters' watches send there too).
     pub(crate) triggers: Triggers,
@@ -103,8 +105,13 @@ pub fn watches(
     // The route of a Release change reads the Release cache (which of its peers must look again).
     let (releases, changes) = watch::cached(scoped::<Release>(client, namespace), all.clone());
     let rs = releases.clone();
+    let released = Arc::new(tokio::sync::Notify::new());
+    let gone = released.clone();
     let releases_fut = watch::route_seen(changes, m.clone(), move |r: &Release, seen| {
         bump(&c);
+        if seen == Seen::Deleted {
+            gone.notify_one();
+        }
         t.releases.send(ObjectRef::from_obj(r));
         let (before, after) = ix.see_release(r, seen);
         if before != after {
@@ -230,6 +237,7 @@ pub fn watches(
         },
         index,
         revision,
+        released,
         drivers,
         triggers,
     }

@@ -127,9 +127,14 @@ impl Helm {
         self.rendered.get(key)
     }
 
-    /// Drops output `key` from memory (it must not be used: see `controller::charts`).
-    pub fn forget_rendered(&self, key: &str) {
-        self.rendered.remove(key);
+    /// Keeps output `key` in memory (what [`Self::rendered`] then returns).
+    pub fn remember_rendered(&self, key: &str, output: Arc<ChartOutput>) {
+        self.rendered.put(key.to_string(), output);
+    }
+
+    /// The most bytes one render may have (a kept output is held to it too).
+    pub fn max_output(&self) -> usize {
+        self.runner.max_output
     }
 
     /// Takes `manifest`, Helm's output for `key` kept from an earlier render, as that output (so
@@ -139,7 +144,7 @@ impl Helm {
             return Err(ChartError::OutputTooLarge { limit: self.runner.max_output });
         }
         let output = Arc::new(parse_output(manifest)?);
-        self.rendered.put(key.to_string(), output.clone());
+        self.remember_rendered(key, output.clone());
         Ok(output)
     }
 
@@ -199,22 +204,17 @@ impl Helm {
     }
 
     /// Renders the packaged chart at `path` as Helm release `release` in `namespace`, with no
-    /// cluster access, kept as output `key` (see [`Self::output_key`]). Hooks are set aside; CRDs
-    /// are included (so that they are refused). With the output, Helm's text of it when Helm ran
-    /// (`None`: the output was in memory), to be kept (see `controller::kept_renders`).
+    /// cluster access. Hooks are set aside; CRDs are included (so that they are refused). With the
+    /// output, Helm's text of it, to be kept (see `controller::kept_renders`); the caller puts the
+    /// output in memory once it may be used ([`Self::remember_rendered`]).
     pub async fn template(
         &self,
         pipeline: &str,
         path: &Path,
-        key: &str,
         release: &str,
         namespace: &str,
         values: &Value,
-    ) -> Result<(Arc<ChartOutput>, Option<String>), ChartError> {
-        let key = key.to_string();
-        if let Some(hit) = self.rendered.get(&key) {
-            return Ok((hit, None));
-        }
+    ) -> Result<(Arc<ChartOutput>, String), ChartError> {
         let dir = self.scratch_dir().await?;
         let values_file = dir.join("values.json");
         let written = tokio::fs::write(&values_file, values.to_string()).await;
@@ -241,8 +241,7 @@ impl Helm {
         }
         let manifest = String::from_utf8_lossy(&done.stdout).into_owned();
         let output = Arc::new(parse_output(&manifest)?);
-        self.rendered.put(key, output.clone());
-        Ok((output, Some(manifest)))
+        Ok((output, manifest))
     }
 
     /// `helm pull` into scratch space; with `expected`, the chart must have that digest and is then

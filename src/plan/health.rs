@@ -257,6 +257,20 @@ pub fn assess(states: &[(String, WorkloadState)], elapsed: Duration, deadline: D
     Health::Progressing { message, recheck_in: deadline - elapsed }
 }
 
+/// How much of a rollout's progress deadline has passed at `now`: the time since it `started`,
+/// or since its cluster came up again when that was later (`fresh_since`: what the caches hold is
+/// current from then on). Time the cluster could not be seen is not held against the rollout, so
+/// a stall longer than the deadline fails no version on the last state seen before it.
+pub fn deadline_elapsed(
+    started: Option<jiff::Timestamp>,
+    fresh_since: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> Duration {
+    let Some(started) = started else { return Duration::ZERO };
+    let from = fresh_since.map_or(started, |f| f.max(started));
+    Duration::try_from(now.duration_since(from)).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,5 +490,23 @@ mod tests {
         ];
         let h = assess(&states, Duration::from_secs(1), Duration::from_secs(300));
         assert_eq!(h, Health::Degraded { message: "Job migrate: the Job failed: x".into() });
+    }
+
+    #[test]
+    fn a_deadline_counts_from_the_later_of_the_start_and_the_clusters_return() {
+        let at = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let cases = [
+            // (started, came up, now, elapsed)
+            (Some(0), None, 300, 300),
+            (Some(0), Some(-50), 300, 300),
+            (Some(0), Some(200), 300, 100),
+            (Some(0), Some(400), 300, 0),
+            (None, Some(200), 300, 0),
+            (Some(500), None, 300, 0),
+        ];
+        for (started, up, now, want) in cases {
+            let got = deadline_elapsed(started.map(at), up.map(at), at(now));
+            assert_eq!(got, Duration::from_secs(want), "{started:?} {up:?} {now}");
+        }
     }
 }

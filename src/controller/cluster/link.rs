@@ -45,6 +45,8 @@ struct State {
     failing: bool,
     error: Option<String>,
     probing: bool,
+    /// When the cluster last came up: what the caches hold is current from then on.
+    up_since: Option<jiff::Timestamp>,
 }
 
 impl State {
@@ -85,6 +87,12 @@ impl Link {
 
     pub fn reach(&self) -> Reach {
         self.lock().reach()
+    }
+
+    /// When the cluster last came up (`None`: not yet): a rollout's time before then was spent
+    /// on data that could not be had, and is not held against it (see `Cluster::fresh_since`).
+    pub fn up_since(&self) -> Option<jiff::Timestamp> {
+        self.lock().up_since
     }
 
     /// Starts asking the cluster, while it is up, whether it still answers (see [`HEARTBEAT`]);
@@ -138,6 +146,9 @@ impl Link {
         };
         let up = |r: &Reach| matches!(r, Reach::Up);
         let down = |r: &Reach| matches!(r, Reach::Down(_));
+        if !up(&before) && up(&after) {
+            self.lock().up_since = Some(jiff::Timestamp::now());
+        }
         if up(&before) != up(&after) || down(&before) != down(&after) {
             (self.on_change)(&after);
         }

@@ -414,9 +414,7 @@ fn health(
         };
         states.push((format!("{} {}", e.kind, e.name), state));
     }
-    let elapsed = started
-        .map(|s| Duration::try_from(now.0.duration_since(s.0)).unwrap_or_default())
-        .unwrap_or_default();
+    let elapsed = crate::plan::health::deadline_elapsed(started.map(|s| s.0), cluster.fresh_since(), now.0);
     assess(&states, elapsed, deadline)
 }
 

@@ -50,15 +50,18 @@ pub(super) async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Acti
 
 /// Drops what this process keeps of a Release that is gone, and the chart output kept for it.
 pub(super) async fn forget(ctx: &Context, rel: &Release) {
+    // A render in flight is stopped first: it could keep its output after the removal below.
+    ctx.renders.forget(&ObjectRef::from_obj(rel));
+    let (pipeline, name) = (rel.namespace().unwrap_or_default(), rel.name_any());
+    let uid = rel.metadata.uid.clone().unwrap_or_default();
+    let owner = crate::controller::kept_renders::Owner { pipeline: &pipeline, release: &name, uid: &uid };
     if let Some(kept) = &ctx.kept_renders
-        && let Err(e) = kept.remove(&rel.namespace().unwrap_or_default(), &rel.name_any()).await
+        && let Err(e) = kept.remove(&owner).await
     {
-        // Left behind in the operator's namespace (labelled with the Release): not worth keeping
-        // the Release for.
-        tracing::warn!(release = %rel.name_any(), error = %e, "the chart output kept for a deleted Release was not removed");
+        // Not worth keeping the Release for: the sweep after its deletion removes it.
+        tracing::warn!(release = %name, error = %e, "the chart output kept for a deleted Release was not removed");
     }
     ctx.probes.forget(rel);
-    ctx.renders.forget(&ObjectRef::from_obj(rel));
     ctx.deferred.written(rel);
 }
 
