@@ -243,9 +243,11 @@ impl Render {
             if let Some(store) = &kept {
                 match store.save(&owner, &key, &manifest).await {
                     Ok(()) => {}
-                    // Too large to keep: rendered anew after a restart, as it always was.
+                    // Too large to keep: used from memory, rendered anew after a restart (as it
+                    // always was before outputs were kept).
                     Err(e @ KeptError::TooLarge { .. }) => {
-                        warn!(%release, namespace = %pipeline, error = %e, "chart output not kept")
+                        warn!(%release, namespace = %pipeline, error = %e, "chart output not kept");
+                        store.cannot_keep(&owner, &key);
                     }
                     Err(e) => return Err(kept_error(e)),
                 }

@@ -35,18 +35,22 @@ const MANIFEST: &str = "manifest.gz";
 const UID: &str = "uid";
 /// The Secret type of a kept output (what the sweep lists).
 const TYPE: &str = "tuskfish.dev/rendered";
-/// Whose it is, whole (a label value holds at most 63 characters).
+/// Whose it is, whole (a label value holds at most 63 characters): read by the sweep, which lists
+/// metadata only.
 const PIPELINE_ANNOTATION: &str = "tuskfish.dev/pipeline";
 const RELEASE_ANNOTATION: &str = "tuskfish.dev/release";
+const UID_ANNOTATION: &str = "tuskfish.dev/release-uid";
 
 /// Where rendered outputs are kept: a namespace of the operator's own.
 #[derive(Clone)]
 pub struct KeptRenders {
     client: Client,
     namespace: String,
-    /// The key each Secret holds, as this process last read or wrote it: an output in memory is
-    /// only used while the Secret holds it too (else it was never kept, or another was since).
-    holds: Arc<Mutex<HashMap<String, String>>>,
+    /// The Release uid and key each Secret holds, as this process last read or wrote it: an
+    /// output in memory is only used while the Secret holds it for that very Release (else it was
+    /// never kept, another was since, or it is a former Release's of the same name). An output
+    /// too large to keep is recorded here too: it is used from memory, as nothing better exists.
+    holds: Arc<Mutex<HashMap<String, (String, String)>>>,
 }
 
 /// The Release a kept output was kept for.
@@ -73,16 +77,23 @@ impl KeptRenders {
         Self { client, namespace, holds: Arc::default() }
     }
 
-    /// Whether the Secret of `owner` holds output `key`, as far as this process knows.
+    /// Whether the Secret of `owner` holds output `key` for it, as far as this process knows (or
+    /// the output could not be kept: see [`Self::cannot_keep`]).
     pub fn holds(&self, owner: &Owner<'_>, key: &str) -> bool {
         let holds = self.holds.lock().unwrap_or_else(PoisonError::into_inner);
-        holds.get(&Self::name(owner.pipeline, owner.release)).is_some_and(|k| k == key)
+        holds.get(&Self::name(owner.pipeline, owner.release)).is_some_and(|(u, k)| u == owner.uid && k == key)
     }
 
-    fn held(&self, name: &str, key: Option<&str>) {
+    /// Output `key` of `owner` is too large to keep: it is used from memory all the same (rendered
+    /// anew after a restart, as before outputs were kept), not rendered again on every reconcile.
+    pub fn cannot_keep(&self, owner: &Owner<'_>, key: &str) {
+        self.held(&Self::name(owner.pipeline, owner.release), Some((owner.uid, key)));
+    }
+
+    fn held(&self, name: &str, what: Option<(&str, &str)>) {
         let mut holds = self.holds.lock().unwrap_or_else(PoisonError::into_inner);
-        match key {
-            Some(k) => holds.insert(name.to_string(), k.to_string()),
+        match what {
+            Some((uid, key)) => holds.insert(name.to_string(), (uid.to_string(), key.to_string())),
             None => holds.remove(name),
         };
     }
@@ -121,7 +132,7 @@ impl KeptRenders {
         // Unreadable content is as good as none: rendered anew and kept again.
         let manifest = data.get(MANIFEST).and_then(|m| unpack(&m.0, limit));
         if manifest.is_some() {
-            self.held(&name, Some(key));
+            self.held(&name, Some((owner.uid, key)));
         }
         Ok(manifest)
     }
@@ -149,7 +160,7 @@ impl KeptRenders {
             "metadata": {
                 "name": name,
                 "labels": labelled,
-                "annotations": {PIPELINE_ANNOTATION: pipeline, RELEASE_ANNOTATION: release},
+                "annotations": {PIPELINE_ANNOTATION: pipeline, RELEASE_ANNOTATION: release, UID_ANNOTATION: uid},
             },
             "type": TYPE,
             "data": {
@@ -164,29 +175,37 @@ impl KeptRenders {
         self.api().patch(&name, &params, &Patch::Apply(&secret)).await.map_err(|source| {
             KeptError::Write { namespace: self.namespace.clone(), name: name.clone(), source }
         })?;
-        self.held(&name, Some(key));
+        self.held(&name, Some((uid, key)));
         Ok(())
     }
 
-    /// Forgets what `owner` kept (it is gone). What a Release of the same name kept since is left.
-    pub async fn remove(&self, owner: &Owner<'_>) -> Result<(), KeptError> {
+    /// Forgets what `owner` kept (it is gone); whether there was something. What a Release of the
+    /// same name kept since is left.
+    pub async fn remove(&self, owner: &Owner<'_>) -> Result<bool, KeptError> {
         let name = Self::name(owner.pipeline, owner.release);
         let write_error =
             |source| KeptError::Write { namespace: self.namespace.clone(), name: name.clone(), source };
-        let Some(secret) = self.api().get_opt(&name).await.map_err(write_error)? else { return Ok(()) };
+        let Some(secret) = self.api().get_opt(&name).await.map_err(write_error)? else { return Ok(false) };
         let uid = secret.data.as_ref().and_then(|d| d.get(UID)).map(|u| u.0.as_slice());
         if uid != Some(owner.uid.as_bytes()) {
-            return Ok(());
+            return Ok(false);
         }
-        // Only the Secret read (a newer one is another Release's).
+        // Only the Secret as read: one written since (a Release made again under the name keeps
+        // its own in the same object, by a server-side apply) is not this one's to delete.
+        let meta = &secret.metadata;
         let only = DeleteParams {
-            preconditions: Some(Preconditions { uid: secret.metadata.uid.clone(), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: meta.uid.clone(),
+                resource_version: meta.resource_version.clone(),
+            }),
             ..Default::default()
         };
-        self.held(&name, None);
         match self.api().delete(&name, &only).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+            Ok(_) => {
+                self.held(&name, None);
+                Ok(true)
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(false),
             Err(source) => Err(write_error(source)),
         }
     }
@@ -196,7 +215,7 @@ impl KeptRenders {
     /// removed. One list of this namespace's kept outputs.
     pub async fn sweep(&self, live: &impl Fn(&str, &str, &str) -> bool) -> Result<usize, KeptError> {
         let kept = ListParams::default().fields(&format!("type={TYPE}"));
-        let list = self.api().list(&kept).await.map_err(|source| KeptError::Read {
+        let list = self.api().list_metadata(&kept).await.map_err(|source| KeptError::Read {
             namespace: self.namespace.clone(),
             name: "(list)".into(),
             source,
@@ -204,19 +223,13 @@ impl KeptRenders {
         let mut removed = 0;
         for secret in list.items {
             let annotations = secret.metadata.annotations.clone().unwrap_or_default();
-            let (Some(pipeline), Some(release)) =
-                (annotations.get(PIPELINE_ANNOTATION), annotations.get(RELEASE_ANNOTATION))
+            let field = |a| annotations.get(a).map(String::as_str);
+            let (Some(pipeline), Some(release), Some(uid)) =
+                (field(PIPELINE_ANNOTATION), field(RELEASE_ANNOTATION), field(UID_ANNOTATION))
             else {
                 continue;
             };
-            let uid = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(UID))
-                .map(|u| String::from_utf8_lossy(&u.0).into_owned());
-            let uid = uid.unwrap_or_default();
-            if !live(pipeline, release, &uid) {
-                self.remove(&Owner { pipeline, release, uid: &uid }).await?;
+            if !live(pipeline, release, uid) && self.remove(&Owner { pipeline, release, uid }).await? {
                 removed += 1;
             }
         }

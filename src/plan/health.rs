@@ -258,17 +258,24 @@ pub fn assess(states: &[(String, WorkloadState)], elapsed: Duration, deadline: D
 }
 
 /// How much of a rollout's progress deadline has passed at `now`: the time since it `started`,
-/// or since its cluster came up again when that was later (`fresh_since`: what the caches hold is
-/// current from then on). Time the cluster could not be seen is not held against the rollout, so
-/// a stall longer than the deadline fails no version on the last state seen before it.
+/// less the time its cluster could not be seen meanwhile (`outages`, from its last answer to its
+/// return). What the caches held then was the last state seen, not the rollout's: a stall longer
+/// than the deadline fails no version, and a flaky cluster still gets its deadline in the end
+/// (only the time it was away is forgiven, not the time before).
 pub fn deadline_elapsed(
     started: Option<jiff::Timestamp>,
-    fresh_since: Option<jiff::Timestamp>,
+    outages: &[(jiff::Timestamp, jiff::Timestamp)],
     now: jiff::Timestamp,
 ) -> Duration {
     let Some(started) = started else { return Duration::ZERO };
-    let from = fresh_since.map_or(started, |f| f.max(started));
-    Duration::try_from(now.duration_since(from)).unwrap_or_default()
+    let span = |from: jiff::Timestamp, to: jiff::Timestamp| {
+        Duration::try_from(to.duration_since(from)).unwrap_or_default()
+    };
+    let away: Duration = outages
+        .iter()
+        .map(|&(from, to)| span(from.max(started), to.min(now)))
+        .fold(Duration::ZERO, Duration::saturating_add);
+    span(started, now).saturating_sub(away)
 }
 
 #[cfg(test)]
@@ -493,20 +500,29 @@ mod tests {
     }
 
     #[test]
-    fn a_deadline_counts_from_the_later_of_the_start_and_the_clusters_return() {
+    fn a_deadline_forgives_only_the_time_the_cluster_could_not_be_seen() {
         let at = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
-        let cases = [
-            // (started, came up, now, elapsed)
-            (Some(0), None, 300, 300),
-            (Some(0), Some(-50), 300, 300),
-            (Some(0), Some(200), 300, 100),
-            (Some(0), Some(400), 300, 0),
-            (None, Some(200), 300, 0),
-            (Some(500), None, 300, 0),
+        type Case = (Option<i64>, &'static [(i64, i64)], i64, u64);
+        let cases: &[Case] = &[
+            // (started, outages, now, elapsed)
+            (Some(0), &[], 300, 300),
+            // Before the rollout: nothing forgiven.
+            (Some(0), &[(-100, -50)], 300, 300),
+            // Straddling its start, and during it.
+            (Some(0), &[(-50, 100)], 300, 200),
+            (Some(0), &[(100, 200)], 300, 200),
+            // A flaky cluster: each absence forgiven, the time between not.
+            (Some(0), &[(10, 20), (30, 40), (50, 60)], 100, 70),
+            // Still away at `now` (as far as the record goes), and no rollout at all.
+            (Some(0), &[(250, 400)], 300, 250),
+            (None, &[(100, 200)], 300, 0),
+            // A start after now (another replica's clock ahead).
+            (Some(500), &[], 300, 0),
         ];
-        for (started, up, now, want) in cases {
-            let got = deadline_elapsed(started.map(at), up.map(at), at(now));
-            assert_eq!(got, Duration::from_secs(want), "{started:?} {up:?} {now}");
+        for &(started, outages, now, want) in cases {
+            let outages: Vec<_> = outages.iter().map(|&(a, b)| (at(a), at(b))).collect();
+            let got = deadline_elapsed(started.map(at), &outages, at(now));
+            assert_eq!(got, Duration::from_secs(want), "{started:?} {outages:?} {now}");
         }
     }
 }

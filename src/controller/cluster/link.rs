@@ -45,9 +45,16 @@ struct State {
     failing: bool,
     error: Option<String>,
     probing: bool,
-    /// When the cluster last came up: what the caches hold is current from then on.
-    up_since: Option<jiff::Timestamp>,
+    /// When the cluster last answered (a list, a probe).
+    last_answer: Option<jiff::Timestamp>,
+    /// Since when the cluster could not be seen, while it cannot: from its last answer.
+    down_from: Option<jiff::Timestamp>,
+    /// The latest times the cluster could not be seen, oldest first (see [`OUTAGES_KEPT`]).
+    outages: std::collections::VecDeque<(jiff::Timestamp, jiff::Timestamp)>,
 }
+
+/// How many past outages a link remembers: enough for any rollout's deadline on a flaky cluster.
+const OUTAGES_KEPT: usize = 32;
 
 impl State {
     fn reach(&self) -> Reach {
@@ -60,6 +67,7 @@ impl State {
 
     /// The cluster answered: failing no more (its error is kept until every watch has listed).
     fn answered(&mut self) {
+        self.last_answer = Some(jiff::Timestamp::now());
         self.failing = false;
         if self.unlisted.is_empty() {
             self.error = None;
@@ -89,10 +97,15 @@ impl Link {
         self.lock().reach()
     }
 
-    /// When the cluster last came up (`None`: not yet): a rollout's time before then was spent
-    /// on data that could not be had, and is not held against it (see `Cluster::fresh_since`).
-    pub fn up_since(&self) -> Option<jiff::Timestamp> {
-        self.lock().up_since
+    /// The latest times the cluster could not be seen (from its last answer before it went down
+    /// to its return), oldest first: not held against a rollout's deadline there.
+    pub fn outages(&self) -> Vec<(jiff::Timestamp, jiff::Timestamp)> {
+        self.lock().outages.iter().copied().collect()
+    }
+
+    /// The cluster answered a probe while up.
+    fn heard(&self) {
+        self.lock().last_answer = Some(jiff::Timestamp::now());
     }
 
     /// Starts asking the cluster, while it is up, whether it still answers (see [`HEARTBEAT`]);
@@ -138,17 +151,29 @@ impl Link {
     }
 
     fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let up = |r: &Reach| matches!(r, Reach::Up);
+        let down = |r: &Reach| matches!(r, Reach::Down(_));
         let (before, after, out) = {
             let mut s = self.lock();
             let before = s.reach();
             let out = f(&mut s);
-            (before, s.reach(), out)
+            let after = s.reach();
+            // Recorded under the same guard: whoever sees the cluster up sees its outage too.
+            let now = jiff::Timestamp::now();
+            if up(&before) && !up(&after) {
+                s.down_from = Some(s.last_answer.unwrap_or(now).min(now));
+            }
+            if !up(&before) && up(&after) {
+                if let Some(from) = s.down_from.take() {
+                    s.outages.push_back((from, now));
+                    if s.outages.len() > OUTAGES_KEPT {
+                        s.outages.pop_front();
+                    }
+                }
+                s.last_answer = Some(now);
+            }
+            (before, after, out)
         };
-        let up = |r: &Reach| matches!(r, Reach::Up);
-        let down = |r: &Reach| matches!(r, Reach::Down(_));
-        if !up(&before) && up(&after) {
-            self.lock().up_since = Some(jiff::Timestamp::now());
-        }
         if up(&before) != up(&after) || down(&before) != down(&after) {
             (self.on_change)(&after);
         }
@@ -215,7 +240,9 @@ async fn heartbeat(link: Weak<Link>, probe: Probe) {
         if l.reach() != Reach::Up {
             continue;
         }
-        if !tokio::time::timeout(PROBE_WITHIN, probe()).await.unwrap_or(false) {
+        if tokio::time::timeout(PROBE_WITHIN, probe()).await.unwrap_or(false) {
+            l.heard();
+        } else {
             l.down(format!(
                 "the API server did not answer within {PROBE_WITHIN:?} (stalled, or the network to it)"
             ));

@@ -62,12 +62,10 @@ impl Cluster {
         self.link.as_ref().map_or(Reach::Up, |l| l.reach())
     }
 
-    /// Since when what the caches hold of this cluster is current without a break: another
-    /// cluster's since it last came up (`None`: the operator's own, always current). A progress
-    /// deadline counts from then at the earliest: time the cluster could not be seen is not held
-    /// against a rollout there.
-    pub fn fresh_since(&self) -> Option<jiff::Timestamp> {
-        self.link.as_ref().and_then(|l| l.up_since())
+    /// The latest times this cluster could not be seen (none for the operator's own, always
+    /// current): not held against a rollout's progress deadline there.
+    pub fn outages(&self) -> Vec<(jiff::Timestamp, jiff::Timestamp)> {
+        self.link.as_ref().map(|l| l.outages()).unwrap_or_default()
     }
 }
 

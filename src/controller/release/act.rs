@@ -414,7 +414,7 @@ fn health(
         };
         states.push((format!("{} {}", e.kind, e.name), state));
     }
-    let elapsed = crate::plan::health::deadline_elapsed(started.map(|s| s.0), cluster.fresh_since(), now.0);
+    let elapsed = crate::plan::health::deadline_elapsed(started.map(|s| s.0), &cluster.outages(), now.0);
     assess(&states, elapsed, deadline)
 }
 
