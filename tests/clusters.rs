@@ -211,7 +211,8 @@ async fn a_stalled_cluster_is_noticed_and_a_pipeline_namespace_with_it_is_delete
     let remote = OwnCluster::start("stall").await;
     let there = remote.client().await;
     let t = TestNs::new("stall").await;
-    put_kubeconfig(&t.api(), "far-cluster", &remote.kubeconfig()).await;
+    // As the README's least-privileged identity there, not the cluster's admin.
+    put_kubeconfig(&t.api(), "far-cluster", &remote.operator_kubeconfig()).await;
     t.environment("far", json!({"cluster": {"name": "far", "kubeConfigSecretRef": {"name": "far-cluster"}}}))
         .await;
     t.app_version("pay", "1.0.0", json!({})).await;

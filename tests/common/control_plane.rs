@@ -150,6 +150,19 @@ impl OwnCluster {
         std::fs::read_to_string(self.dir.join("kubeconfig")).unwrap()
     }
 
+    /// A kubeconfig of the least-privileged identity the README tells users to make for the
+    /// operator in another cluster (`hack/remote-kubeconfig.sh`, made with this cluster's admin).
+    pub fn operator_kubeconfig(&self) -> String {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = std::process::Command::new(root.join("hack/remote-kubeconfig.sh"))
+            .arg(self.dir.join("kubeconfig"))
+            .arg("1h")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "hack/remote-kubeconfig.sh: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     pub async fn client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig()).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
