@@ -1,5 +1,5 @@
-//! The one way tuskfish follows a kind: a watch (retried with backoff, `managedFields` dropped)
-//! turned into [`Change`]s — apply, delete, reset — that its consumer routes (the controllers'
+//! The one way tuskfish follows a kind: a watch (retried with backoff; `managedFields` dropped
+//! from what is cached) turned into [`Change`]s — apply, delete, reset — that its consumer routes (the controllers'
 //! triggers and index, custom kinds' health, kubeconfig Secrets, the notifier's Events, the CLI's
 //! `--wait`).
 //!
@@ -84,12 +84,23 @@ where
     K: Watched,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
+    // managedFields are never read from a cache, and are the bulk of a cached object.
+    into_cache(events(api, config).modify(|o| o.managed_fields_mut().clear()), dyntype)
+}
+
+/// Feeds watch `events` into a cache: the cache, and the changes they make.
+fn into_cache<K>(
+    events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
+    dyntype: K::DynamicType,
+) -> (Store<K>, impl Stream<Item = Change<K>> + Send + 'static)
+where
+    K: Watched,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
     let writer = reflector::store::Writer::new(dyntype.clone());
     let cache = writer.as_reader();
     let store = cache.clone();
     let mut relist = Relist::new(dyntype);
-    // managedFields are never read from a cache, and are the bulk of a cached object.
-    let events = events(api, config).modify(|o| o.managed_fields_mut().clear());
     // `reflect` updates the cache before it passes each event on.
     let changes =
         events.reflect(writer).flat_map(move |e| futures::stream::iter(relist.changes(e, Some(&store))));
@@ -236,17 +247,10 @@ mod tests {
         r
     }
 
-    /// What a cached watch hands on for `events`, checking that whoever is woken for a present
-    /// object finds it in the cache.
+    /// What a cached watch hands on for `events`.
     async fn changes(events: Vec<Event<Release>>) -> Vec<(String, Seen)> {
-        let (reader, writer) = reflector::store();
-        let store = reader.clone();
-        let mut relist = Relist::new(());
-        let stream = futures::stream::iter(events.into_iter().map(Ok))
-            .reflect(writer)
-            .flat_map(move |e| futures::stream::iter(relist.changes(e, Some(&store))));
+        let (_, stream) = into_cache(futures::stream::iter(events.into_iter().map(Ok)), ());
         let all: Vec<Change<Release>> = stream.collect().await;
-        // The cache is checked against the last list only; the tests keep objects present to the end.
         all.iter().filter_map(Change::seen).map(|(r, s)| (r.name_any(), s)).collect()
     }
 
@@ -290,20 +294,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_listed_object_is_in_the_cache_when_it_is_handed_on() {
-        let (reader, writer) = reflector::store();
-        let store = reader.clone();
-        let mut relist = Relist::new(());
         let events = vec![
             Event::Init,
             Event::InitApply(release("a")),
             Event::InitApply(release("b")),
             Event::InitDone,
         ];
-        let mut stream = std::pin::pin!(
-            futures::stream::iter(events.into_iter().map(Ok))
-                .reflect(writer)
-                .flat_map(move |e| futures::stream::iter(relist.changes(e, Some(&store))))
-        );
+        let (reader, stream) = into_cache(futures::stream::iter(events.into_iter().map(Ok)), ());
+        let mut stream = std::pin::pin!(stream);
         let mut handed = 0;
         while let Some(change) = stream.next().await {
             if let Change::Apply(r) = &change {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, ResourceExt};
+use tracing::warn;
 
 use super::context::Context;
 use super::kept_renders::{KeptError, KeptRenders, Owner};
@@ -13,7 +14,6 @@ use crate::api::{AppVersion, Environment, Reason, Release};
 use crate::egress::Egress;
 use crate::helm::{ChartError, Credentials, Helm};
 use crate::render::{self, chart::ChartOutput};
-use tracing::warn;
 
 use super::refusal::Refusal;
 

@@ -66,6 +66,8 @@ pub struct Owner<'a> {
 pub enum KeptError {
     #[error("the output kept in Secret {namespace}/{name} cannot be read: {source}")]
     Read { namespace: String, name: String, source: kube::Error },
+    #[error("the outputs kept in namespace {namespace} cannot be listed: {source}")]
+    List { namespace: String, source: kube::Error },
     #[error("the output could not be kept in Secret {namespace}/{name}: {source}")]
     Write { namespace: String, name: String, source: kube::Error },
     #[error("the output is {size} bytes compressed, more than the {KEPT_LIMIT} a Secret can keep")]
@@ -215,11 +217,11 @@ impl KeptRenders {
     /// removed. One list of this namespace's kept outputs.
     pub async fn sweep(&self, live: &impl Fn(&str, &str, &str) -> bool) -> Result<usize, KeptError> {
         let kept = ListParams::default().fields(&format!("type={TYPE}"));
-        let list = self.api().list_metadata(&kept).await.map_err(|source| KeptError::Read {
-            namespace: self.namespace.clone(),
-            name: "(list)".into(),
-            source,
-        })?;
+        let list = self
+            .api()
+            .list_metadata(&kept)
+            .await
+            .map_err(|source| KeptError::List { namespace: self.namespace.clone(), source })?;
         let mut removed = 0;
         for secret in list.items {
             let annotations = secret.metadata.annotations.clone().unwrap_or_default();

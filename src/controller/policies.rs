@@ -36,6 +36,11 @@ impl Policies {
 
     /// Where the operator may connect on `pipeline`'s behalf.
     pub fn egress(&self, pipeline: &str) -> crate::egress::Egress {
-        crate::egress::Egress { rules: self.grants(pipeline).egress, also: self.egress_denied.clone() }
+        self.egress_of(&self.grants(pipeline))
+    }
+
+    /// Where the operator may connect for a pipeline whose `grants` are at hand.
+    pub fn egress_of(&self, grants: &crate::plan::grants::Grants) -> crate::egress::Egress {
+        crate::egress::Egress { rules: grants.egress.clone(), also: self.egress_denied.clone() }
     }
 }

@@ -12,8 +12,8 @@ pub use probes::Probes;
 
 use super::cluster::Cluster;
 use super::error::Result;
+use super::policies::Policies;
 use crate::api::{Environment, Release, ReleaseStatus, VERIFY_REQUEST_ANNOTATION, VerificationStatus};
-use crate::egress::Egress;
 use crate::http::HttpClient;
 use crate::plan::Health;
 use crate::plan::grants::Grants;
@@ -23,8 +23,8 @@ use crate::plan::verification::{self as plan, CheckState};
 pub struct Checker<'a> {
     /// What the pipeline may apply (a check Job is applied like any other object).
     pub grants: &'a Grants,
-    /// Where HTTP checks may connect on the pipeline's behalf.
-    pub egress: Egress,
+    /// Where HTTP checks may connect on the pipeline's behalf (from `grants`, when one runs).
+    pub policies: &'a Policies,
     pub probes: &'a Probes,
     pub http: &'a HttpClient,
 }
@@ -75,7 +75,8 @@ pub async fn verified(
                 Ok(()) => jobs::state(run.cluster, rel, env, &check.name, job, &key, &vars).await?,
             },
             (None, Some(http)) => {
-                checker.probes.state(checker.http, &checker.egress, rel, &key, &check.name, http, &vars)
+                let egress = checker.policies.egress_of(checker.grants);
+                checker.probes.state(checker.http, &egress, rel, &key, &check.name, http, &vars)
             }
             (None, None) => CheckState::Failed("the check has neither job nor http".into()),
         };

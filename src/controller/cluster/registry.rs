@@ -184,8 +184,7 @@ impl Drop for Remote {
 
 pub struct Clusters {
     local: Arc<Cluster>,
-    /// `None`: only the operator's own cluster (a read-only view, or before the controllers run).
-    shared: Option<Arc<Shared>>,
+    shared: Arc<Shared>,
     remote: Mutex<HashMap<ClusterKey, Remote>>,
     /// In an agent: its name (its Environments are in `local`, its own cluster).
     agent: Option<String>,
@@ -197,12 +196,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Clusters {
-    pub fn local_only(local: Cluster) -> Self {
-        Self { local: Arc::new(local), shared: None, remote: Mutex::default(), agent: None }
-    }
-
     pub(crate) fn new(local: Cluster, shared: Shared, agent: Option<String>) -> Self {
-        Self { local: Arc::new(local), shared: Some(Arc::new(shared)), remote: Mutex::default(), agent }
+        Self { local: Arc::new(local), shared: Arc::new(shared), remote: Mutex::default(), agent }
     }
 
     pub fn local(&self) -> &Arc<Cluster> {
@@ -225,8 +220,8 @@ impl Clusters {
         match self.at(cluster, namespace) {
             Err(ClusterError::Invalid(why)) => {
                 let secret = cluster.and_then(|c| c.kube_config_secret_ref.clone());
-                let retired = secret.zip(self.shared.as_ref()).and_then(|(secret, shared)| {
-                    shared.retired.get(&ClusterKey { namespace: namespace.to_string(), secret })
+                let retired = secret.and_then(|secret| {
+                    self.shared.retired.get(&ClusterKey { namespace: namespace.to_string(), secret })
                 });
                 match retired {
                     Some(c) if c.reach() == Reach::Up => Ok(c),
@@ -249,11 +244,7 @@ impl Clusters {
             return Ok(self.local.clone());
         };
         let key = ClusterKey { namespace: namespace.to_string(), secret };
-        let Some(shared) = &self.shared else {
-            return Err(ClusterError::Invalid(
-                "this operator process does not connect to other clusters".into(),
-            ));
-        };
+        let shared = &self.shared;
         let connection = {
             let mut remote = lock(&self.remote);
             // Clusters no Environment deploys to any more are let go here (rare: no timer needed).

@@ -210,13 +210,9 @@ async fn rollout(
 ) -> Result<Option<Rolled>> {
     let Job { ctx, rel, env, prev, now, .. } = *job;
     let change = Change::of(prev, job.target, job.rolled_back);
-    // Verification gets what it uses (the pipeline's grants and egress), not the whole Context.
-    let checker = checks::Checker {
-        grants,
-        egress: ctx.egress(&rel.namespace().unwrap_or_default()),
-        probes: &ctx.probes,
-        http: &ctx.http,
-    };
+    // Verification gets what it uses (the pipeline's grants, where it may connect), not the whole
+    // Context.
+    let checker = checks::Checker { grants, policies: &ctx.policies, probes: &ctx.probes, http: &ctx.http };
     // Live state only matters (for drift) when the desired state is what was applied last.
     let live = match prev.inventory.as_ref() {
         Some(inv)
