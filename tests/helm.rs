@@ -431,3 +431,73 @@ async fn a_pipelines_stalled_charts_leave_helm_to_the_others() {
     assert_eq!(stall.accepted(), 2, "the other pipeline was served only after stalled pulls gave up");
     assert!(stall.most() <= 2, "{} pulls of one pipeline ran at once; its share is 2 of 4", stall.most());
 }
+
+/// A chart sees the cluster it is rendered for (Helm's `.Capabilities`): the API server's own
+/// version, and an API group once its CRD is installed, from the next rollout on (a rollout is
+/// rendered once, as `helm upgrade` would).
+#[tokio::test]
+async fn a_chart_sees_the_clusters_version_and_apis() {
+    let t = TestNs::new("helm-caps").await;
+    let dir = scratch("caps");
+    let registry = Registry::start("caps").await;
+    let group = format!("{}.tuskfish.test", t.ns);
+    for version in ["1.0.0", "1.1.0"] {
+        let gate = group.clone();
+        registry.push(&make_chart(&dir, "payments", version, move |chart| {
+            std::fs::write(
+                chart.join("templates/cluster.yaml"),
+                format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ include \"payments.fullname\" . }}}}-cluster\n\
+                     data:\n  kube-version: {{{{ .Capabilities.KubeVersion.Version | quote }}}}\n\
+                     {{{{- if .Capabilities.APIVersions.Has \"{gate}/v1/Widget\" }}}}\n\
+                     ---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ include \"payments.fullname\" . }}}}-widgets\n\
+                     data:\n  served: {{{{ .Capabilities.APIVersions.Has \"{gate}/v1\" | quote }}}}\n\
+                     {{{{- end }}}}\n"
+                ),
+            )
+            .unwrap();
+        }));
+    }
+    t.environment("dev", json!({})).await;
+    chart_version(&t, &registry.repository(), "1.0.0", json!({})).await;
+    t.release("payments-dev", "payments", "dev", "1.0.0", json!({})).await;
+    t.wait_release("payments-dev", healthy_at("1.0.0")).await;
+    let ns = t.env_ns("dev");
+    let cluster = t.wait_for_in::<ConfigMap>(&ns, "payments-dev-cluster", |_| true).await;
+    let served = t.client.apiserver_version().await.unwrap().git_version;
+    assert_eq!(cluster.data.unwrap()["kube-version"], served, "Helm's default version, not the cluster's");
+    let configmaps: kube::Api<ConfigMap> = t.api_in(&ns);
+    assert!(configmaps.get_opt("payments-dev-widgets").await.unwrap().is_none(), "no such API yet");
+
+    // The CRD is installed; the next rollout's chart sees its API.
+    let crds: kube::Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = kube::Api::all(t.client.clone());
+    let crd = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object"}}}]}
+    }))
+    .unwrap();
+    crds.create(&Default::default(), &crd).await.unwrap();
+    let crd_name = format!("widgets.{group}");
+    let established =
+        await_condition(crds.clone(), &crd_name, kube::runtime::conditions::is_crd_established());
+    tokio::time::timeout(common::WAIT, established).await.unwrap().unwrap();
+    // Discovery lists it a moment after it is established (the chart would not see it before).
+    let listed = async {
+        while !t.client.list_api_groups().await.unwrap().groups.iter().any(|g| g.name == group) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(common::WAIT, listed).await.unwrap();
+    chart_version(&t, &registry.repository(), "1.1.0", json!({})).await;
+    t.set_version("payments-dev", "1.1.0").await;
+    t.wait_release("payments-dev", healthy_at("1.1.0")).await;
+    let widgets = configmaps.get("payments-dev-widgets").await.unwrap();
+    crds.delete(&crd_name, &Default::default()).await.unwrap();
+    assert_eq!(widgets.data.unwrap()["served"], "true");
+}

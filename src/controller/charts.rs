@@ -16,6 +16,14 @@ use crate::helm::{ChartError, Credentials, Helm};
 use crate::render::{self, chart::ChartOutput};
 
 use super::refusal::Refusal;
+use super::served_apis::ServedApis;
+
+/// The cluster a chart is rendered for: what its `.Capabilities` are asked of (only when Helm runs).
+#[derive(Clone)]
+pub struct Target {
+    pub apis: Arc<ServedApis>,
+    pub client: Client,
+}
 
 /// Helm and the client to read Secrets with: the operator's, or the CLI user's for a dry run.
 pub struct ChartAccess<'a> {
@@ -92,11 +100,12 @@ impl<T> From<Option<T>> for Pending<T> {
 /// `Pending::Running` while Helm renders it (the Release is woken when it is done).
 pub async fn output(
     access: ChartAccess<'_>,
+    target: &Target,
     av: &AppVersion,
     env: &Environment,
     rel: &Release,
 ) -> Pending<Result<Option<Arc<ChartOutput>>, Refusal>> {
-    match prepare(&access, av, env, rel) {
+    match prepare(&access, target, av, env, rel) {
         Err(refusal) => Pending::Done(Err(refusal)),
         Ok(Prepared::Plain) => Pending::Done(Ok(None)),
         Ok(Prepared::Kept(output)) => {
@@ -133,6 +142,7 @@ enum Prepared {
 
 fn prepare(
     access: &ChartAccess<'_>,
+    target: &Target,
     av: &AppVersion,
     env: &Environment,
     rel: &Release,
@@ -176,6 +186,7 @@ fn prepare(
         uid,
         helm,
         client: access.client.clone(),
+        target: target.clone(),
         egress: access.egress(av),
         av: av.clone(),
         digest,
@@ -194,6 +205,10 @@ struct Render {
     uid: String,
     helm: Arc<Helm>,
     client: Client,
+    /// Its `.Capabilities` are asked as it is rendered, never for a kept output: a rollout is
+    /// rendered once, with what the cluster served then (a CRD installed later shows in the next
+    /// rollout, as with `helm upgrade`).
+    target: Target,
     egress: Option<Egress>,
     av: AppVersion,
     digest: String,
@@ -205,7 +220,8 @@ struct Render {
 
 impl Render {
     async fn run(self: Box<Self>) -> Result<Arc<ChartOutput>, Refusal> {
-        let Self { kept, helm, client, egress, av, digest, release, uid, namespace, values, key } = *self;
+        let Self { kept, helm, client, target, egress, av, digest, release, uid, namespace, values, key } =
+            *self;
         let pipeline = av.namespace().unwrap_or_default();
         let owner = Owner { pipeline: &pipeline, release: &release, uid: &uid };
         let kept_error = |e: KeptError| ChartError::Kept(e.to_string());
@@ -238,7 +254,9 @@ impl Render {
                     helm.pull_checked(&pipeline, chart, &digest, creds.as_ref()).await?
                 }
             };
-            let (output, manifest) = helm.template(&pipeline, &path, &release, &namespace, &values).await?;
+            let capabilities = target.apis.capabilities(&target.client).await?;
+            let (output, manifest) =
+                helm.template(&pipeline, &path, &release, &namespace, &values, &capabilities).await?;
             // Used only once kept: a render after a restart could differ from it.
             if let Some(store) = &kept {
                 match store.save(&owner, &key, &manifest).await {

@@ -23,6 +23,7 @@ mod policies;
 mod reconciled;
 mod refusal;
 mod release;
+mod served_apis;
 mod status;
 mod triggers;
 mod watches;
@@ -46,6 +47,7 @@ pub use context::Context;
 pub use environment::{NamespaceClaim, claim_of};
 pub use error::Error;
 pub use reconciled::ReconcileLog;
+pub use served_apis::ServedApis;
 pub(crate) use watches::bump;
 
 use crate::api::{AppVersion, Environment, Release};

@@ -35,6 +35,10 @@ pub enum ChartError {
     /// nothing is rendered anew or applied until it can (a new render could differ).
     #[error("{0} (retrying)")]
     Kept(String),
+    /// The target cluster did not say what it serves (Helm's `.Capabilities`): nothing is rendered
+    /// without it, as a chart could silently drop objects.
+    #[error("{0} (retrying)")]
+    Capabilities(String),
     /// The repository is somewhere the pipeline may not reach (see `crate::egress`).
     #[error("spec.helm.repository: {0}")]
     EgressDenied(String),
@@ -54,6 +58,7 @@ impl ChartError {
             ChartError::Timeout { what, .. } if *what == "pull" => Reason::ChartRepositoryUnreachable,
             ChartError::Timeout { .. } => Reason::ChartRenderFailed,
             ChartError::EgressDenied(_) => Reason::EgressDenied,
+            ChartError::Capabilities(_) => Reason::ClusterUnreachable,
         }
     }
 
@@ -66,6 +71,7 @@ impl ChartError {
                 | ChartError::Timeout { .. }
                 | ChartError::Credentials(_)
                 | ChartError::Kept(_)
+                | ChartError::Capabilities(_)
         )
     }
 }

@@ -50,6 +50,38 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// What a chart sees of the cluster it is rendered for (Helm's `.Capabilities`): the API server's
+/// version and the API versions it serves, each as `group/version` and `group/version/Kind`
+/// (core ones as `v1` and `v1/Kind`), as `.Capabilities.APIVersions.Has` asks for them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub kube_version: String,
+    pub api_versions: Vec<String>,
+}
+
+impl Capabilities {
+    /// `helm template`'s flags for them. A version Helm could not read is left to Helm's default
+    /// (a vendor's build string should not fail every render there); an API version that would
+    /// split Helm's comma-separated list is left out.
+    fn args(&self) -> Vec<OsString> {
+        let mut args = Vec::new();
+        let version = self.kube_version.strip_prefix('v').unwrap_or(&self.kube_version);
+        if semver::Version::parse(version).is_ok() {
+            args.extend(["--kube-version".into(), self.kube_version.clone().into()]);
+        }
+        let listed: Vec<&str> = self
+            .api_versions
+            .iter()
+            .map(String::as_str)
+            .filter(|v| !v.is_empty() && !v.contains([',', ' ', '\n', '=']))
+            .collect();
+        if !listed.is_empty() {
+            args.extend(["--api-versions".into(), listed.join(",").into()]);
+        }
+        args
+    }
+}
+
 /// Rendered outputs kept in memory (each is one Release's chart output).
 const RENDERED_KEPT: usize = 512;
 
@@ -204,7 +236,8 @@ impl Helm {
     }
 
     /// Renders the packaged chart at `path` as Helm release `release` in `namespace`, with no
-    /// cluster access. Hooks are set aside; CRDs are included (so that they are refused). With the
+    /// cluster access: what it may know of the cluster is `capabilities`. Hooks are set aside;
+    /// CRDs are included (so that they are refused). With the
     /// output, Helm's text of it, to be kept (see `controller::kept_renders`); the caller puts the
     /// output in memory once it may be used ([`Self::remember_rendered`]).
     pub async fn template(
@@ -214,6 +247,7 @@ impl Helm {
         release: &str,
         namespace: &str,
         values: &Value,
+        capabilities: &Capabilities,
     ) -> Result<(Arc<ChartOutput>, String), ChartError> {
         let dir = self.scratch_dir().await?;
         let values_file = dir.join("values.json");
@@ -221,7 +255,7 @@ impl Helm {
         let result = match written {
             Err(e) => Err(ChartError::Unavailable(format!("writing the values file: {e}"))),
             Ok(()) => {
-                let args: Vec<OsString> = vec![
+                let mut args: Vec<OsString> = vec![
                     "template".into(),
                     release.into(),
                     path.into(),
@@ -231,6 +265,7 @@ impl Helm {
                     values_file.clone().into(),
                     "--include-crds".into(),
                 ];
+                args.extend(capabilities.args());
                 self.runner.run(pipeline, "template", args, None).await
             }
         };
@@ -399,6 +434,23 @@ mod tests {
         let waits: Vec<u64> = (1..=8).map(|n| retry_after(n).as_secs()).collect();
         assert_eq!(waits, vec![15, 30, 60, 120, 240, 480, 600, 600]);
         assert_eq!(retry_after(u32::MAX).as_secs(), 600);
+    }
+
+    #[test]
+    fn capabilities_become_helms_flags_and_what_would_break_them_is_left_out() {
+        let words =
+            |c: &Capabilities| c.args().iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>();
+        let caps = Capabilities {
+            kube_version: "v1.37.1".into(),
+            api_versions: vec!["v1".into(), "apps/v1/Deployment".into(), "x.io/v1,evil".into(), "".into()],
+        };
+        assert_eq!(words(&caps), ["--kube-version", "v1.37.1", "--api-versions", "v1,apps/v1/Deployment"]);
+        // A managed cluster's build string is still a version; garbage leaves Helm's default.
+        let eks = Capabilities { kube_version: "v1.33.5-eks-113cf36".into(), api_versions: vec![] };
+        assert_eq!(words(&eks), ["--kube-version", "v1.33.5-eks-113cf36"]);
+        let odd = Capabilities { kube_version: "v0.0.0-master+$Format:%H$".into(), api_versions: vec![] };
+        assert!(words(&odd).is_empty(), "{:?}", words(&odd));
+        assert!(words(&Capabilities::default()).is_empty());
     }
 
     use super::*;

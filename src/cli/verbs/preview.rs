@@ -179,7 +179,9 @@ pub async fn render_for(
     // A chart is rendered here as the operator renders it: the published digest, the same values.
     let helm = if av.spec.helm.is_some() { helm_args::for_cli() } else { Err(String::new()) };
     let access = ChartAccess { helm: &helm, client: &s.client, operator: None };
-    let charts::Pending::Done(chart) = charts::output(access, av, env, release).await else {
+    // The CLI's cluster: an Environment in another cluster is previewed with this one's APIs.
+    let target = charts::Target { apis: Default::default(), client: s.client.clone() };
+    let charts::Pending::Done(chart) = charts::output(access, &target, av, env, release).await else {
         return Err(refused("Helm did not render the chart".into()));
     };
     let chart = chart.map_err(|r| refused(r.message))?;

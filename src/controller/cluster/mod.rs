@@ -20,6 +20,7 @@ use super::caches::WorkloadStores;
 use super::catalog::Catalog;
 use super::custom_kinds::CustomKinds;
 use super::identity::Identities;
+use super::served_apis::ServedApis;
 
 /// One cluster and what the operator keeps of it.
 pub struct Cluster {
@@ -28,6 +29,8 @@ pub struct Cluster {
     /// The objects tuskfish applied there, and its namespaces.
     pub workloads: WorkloadStores,
     pub catalog: Catalog,
+    /// What charts rendered for this cluster see of it (Helm's `.Capabilities`).
+    pub served: Arc<ServedApis>,
     /// Watches of the custom kinds Releases applied there, for their health.
     pub custom_kinds: CustomKinds,
     /// Who the operator acts as in each Environment's namespace there.
@@ -51,6 +54,7 @@ impl Cluster {
             client,
             workloads,
             catalog: Catalog::default(),
+            served: Arc::default(),
             custom_kinds,
             identities,
             link: None,

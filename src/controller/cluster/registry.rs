@@ -394,6 +394,7 @@ fn connected(shared: &Arc<Shared>, key: &ClusterKey, config: kube::Config) -> Re
     link.keep_alive();
     Ok(Cluster {
         catalog: Default::default(),
+        served: Default::default(),
         custom_kinds: CustomKinds::new(
             client.clone(),
             Some(shared.triggers.releases.clone()),

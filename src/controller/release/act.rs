@@ -171,7 +171,8 @@ async fn desired(job: &Job<'_>, cluster: &Cluster, grants: &Grants) -> Result<Wa
         what: format!("ServiceAccount {}/{}", env.spec.namespace, crate::controller::identity::DEPLOYER),
         source,
     })?;
-    let chart = match charts::output(ctx.into(), av, env, rel).await {
+    let target = charts::Target { apis: cluster.served.clone(), client: cluster.client.clone() };
+    let chart = match charts::output(ctx.into(), &target, av, env, rel).await {
         charts::Pending::Running => return Ok(Wanted::Rendering),
         charts::Pending::Done(Ok(chart)) => chart,
         charts::Pending::Done(Err(refusal)) => return Ok(Wanted::Refused(refusal)),
