@@ -501,3 +501,67 @@ async fn a_chart_sees_the_clusters_version_and_apis() {
     crds.delete(&crd_name, &Default::default()).await.unwrap();
     assert_eq!(widgets.data.unwrap()["served"], "true");
 }
+
+/// A rollout is applied all or nothing: with the Environment's ServiceAccount not allowed Secrets,
+/// a chart with a Secret applies none of its objects (not even the ServiceAccount and ConfigMap
+/// that come before the Secret), and the refusal names the object and the verb.
+#[tokio::test]
+async fn a_chart_with_a_forbidden_secret_applies_nothing() {
+    let t = TestNs::new("helm-all-or-nothing").await;
+    let dir = scratch("all-or-nothing");
+    let registry = Registry::start("all-or-nothing").await;
+    registry.push(&make_chart(&dir, "payments", "1.0.0", |chart| {
+        std::fs::write(
+            chart.join("templates/db-secret.yaml"),
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ include \"payments.fullname\" . }}-db\n\
+             stringData:\n  password: s3cret\n",
+        )
+        .unwrap();
+    }));
+    // The next version reads its settings through a Role of its own, bound to its ServiceAccount:
+    // the RoleBinding's dry run cannot pass before its Role exists, which the apply makes first.
+    registry.push(&make_chart(&dir, "payments", "1.1.0", |chart| {
+        std::fs::write(
+            chart.join("templates/reader.yaml"),
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: settings-reader\n\
+             roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: settings-reader}\n\
+             subjects: [{kind: ServiceAccount, name: {{ include \"payments.fullname\" . }}}]\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: settings-reader\n\
+             rules: [{apiGroups: [\"\"], resources: [configmaps], verbs: [get]}]\n",
+        )
+        .unwrap();
+    }));
+    t.environment("dev", json!({"serviceAccountName": "deployer"})).await;
+    let ns = t.env_ns("dev");
+    let allowed = [("apps", "deployments"), ("", "services"), ("", "configmaps"), ("", "serviceaccounts")];
+    t.deployer(&ns, &allowed).await;
+    chart_version(&t, &registry.repository(), "1.0.0", json!({})).await;
+    t.release("payments-dev", "payments", "dev", "1.0.0", json!({})).await;
+    let refused = wait_release_reason(&t, "payments-dev", "Forbidden").await;
+    let message = condition_message(&refused, "Forbidden");
+    assert!(message.starts_with("nothing was applied: 1 of 5 objects would be refused"), "{message}");
+    for words in ["Secret", "payments-dev-db", "get refused", "cannot get resource \"secrets\""] {
+        assert!(message.contains(words), "{words:?} not in {message}");
+    }
+    // What comes before the Secret in install order (its ServiceAccount, its settings) was not applied.
+    let accounts: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> = t.api_in(&ns);
+    assert!(
+        accounts.get_opt("payments-dev").await.unwrap().is_none(),
+        "the chart's ServiceAccount was applied"
+    );
+    let configmaps: kube::Api<ConfigMap> = t.api_in(&ns);
+    assert!(
+        configmaps.get_opt("payments-dev-settings").await.unwrap().is_none(),
+        "its ConfigMap was applied"
+    );
+    let deployments: kube::Api<Deployment> = t.api_in(&ns);
+    assert!(deployments.get_opt("payments-dev").await.unwrap().is_none());
+
+    let rbac = [("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings")];
+    t.deployer(&ns, &[&allowed[..], &rbac[..]].concat()).await;
+    chart_version(&t, &registry.repository(), "1.1.0", json!({})).await;
+    t.set_version("payments-dev", "1.1.0").await;
+    t.wait_release("payments-dev", healthy_at("1.1.0")).await;
+    let bindings: kube::Api<k8s_openapi::api::rbac::v1::RoleBinding> = t.api_in(&ns);
+    assert!(bindings.get_opt("settings-reader").await.unwrap().is_some());
+}

@@ -13,32 +13,14 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use serde_json::json;
 use tuskfish::api::Release;
 
-/// A ServiceAccount `deployer` in `ns` that may manage the workload shorthand's kinds and
-/// ConfigMaps there, and nothing else (in particular no RBAC objects).
-async fn deployer(t: &TestNs, ns: &str) {
-    t.apply(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": ns}}))
-        .await;
-    let verbs = json!(["get", "list", "watch", "create", "update", "patch", "delete"]);
-    t.apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "deployer", "namespace": ns},
-        "rules": [
-            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs},
-            {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": verbs}]}))
-        .await;
-    t.apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "deployer", "namespace": ns},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
-        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": ns}]}))
-        .await;
-}
-
 #[tokio::test]
 async fn a_pipeline_deploys_only_what_its_service_account_may() {
     let t = TestNs::new("tenancy").await;
     let other = TestNs::new("tenancy-other").await;
     t.environment("dev", json!({"serviceAccountName": "deployer"})).await;
     let dev = t.env_ns("dev");
-    deployer(&t, &dev).await;
+    let workloads = [("apps", "deployments"), ("", "services"), ("", "configmaps")];
+    t.deployer(&dev, &workloads).await;
     // Another pipeline, with no identity of its own, deploys meanwhile.
     other.environment("dev", json!({})).await;
     other.app_version("ledger", "1.0.0", json!({})).await;

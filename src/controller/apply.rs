@@ -8,8 +8,8 @@ use kube::{Api, Client};
 
 use super::catalog::Catalog;
 use super::error::{Error, Result};
-use crate::api::{FIELD_MANAGER, Inventory, InventoryEntry, Reason, labels};
-use crate::render::{KindCatalog, Rendered};
+use crate::api::{FIELD_MANAGER, Inventory, InventoryEntry, Reason, labels, truncate_message};
+use crate::render::{KindCatalog, Rendered, RenderedObject, install_order};
 
 /// Which Release an object belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,59 +38,150 @@ fn owned_by(obj: &DynamicObject, owner: &Owner<'_>) -> Result<(), String> {
     }
 }
 
-/// Applies every rendered object with the operator's field manager. Refuses to take over an object
-/// that another Release (or nobody in tuskfish) manages.
+/// Applies every rendered object with the operator's field manager, all or nothing: each object is
+/// first checked (whose it is, and a server-side dry run as the identity that applies it, in
+/// install order), and nothing is written when any would be refused. Refuses to take over an
+/// object that another Release (or nobody in tuskfish) manages.
 pub async fn apply_all(
     client: &Client,
     rendered: &Rendered,
     owner: &Owner<'_>,
 ) -> Result<Vec<InventoryEntry>, ApplyFailure> {
-    let mut applied = Vec::with_capacity(rendered.objects.len());
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
-    for obj in &rendered.objects {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), &rendered.namespace, &obj.resource);
-        let what = format!("{} {}/{}", obj.resource.kind, rendered.namespace, obj.name);
-        let existing = match api.get_opt(&obj.name).await {
-            Ok(existing) => existing,
-            // The identity may not even read it: as final as a refused apply.
-            Err(kube::Error::Api(s)) if s.code == 403 => {
-                return Err(ApplyFailure::Rejected {
-                    reason: Reason::Forbidden,
-                    message: format!("{what}: reading it was refused by the API server: {}", s.message),
-                    applied,
-                });
-            }
-            Err(source) => return Err(ApplyFailure::Transient(Error::Read { what: what.clone(), source })),
-        };
-        if let Some(existing) = existing
-            && let Err(why) = owned_by(&existing, owner)
-        {
-            return Err(ApplyFailure::Rejected {
-                reason: Reason::OwnershipConflict,
-                message: format!("cannot apply {what}: {why}"),
-                applied,
-            });
+    let ordered = install_order(&rendered.objects);
+    let mut refused = Vec::new();
+    for obj in &ordered {
+        if let Some(why) = check(client, &rendered.namespace, obj, owner).await? {
+            refused.push(why);
         }
-        match api.patch(&obj.name, &pp, &Patch::Apply(&obj.body)).await {
+    }
+    if let Some(first) = refused.first() {
+        let reason = first.reason;
+        let message = refusal_message(&refused, ordered.len());
+        return Err(ApplyFailure::Rejected { reason, message, applied: Vec::new() });
+    }
+    let mut applied = Vec::with_capacity(ordered.len());
+    for obj in ordered {
+        match patch(client, &rendered.namespace, obj, false).await {
             Ok(live) => {
                 let mut entry = obj.inventory_entry();
                 entry.generation = live.metadata.generation;
                 entry.uid = live.metadata.uid;
                 applied.push(entry);
             }
-            Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 404 | 422) || refused_as_500(&s) => {
-                let reason = if s.code == 403 { Reason::Forbidden } else { Reason::ApplyRejected };
-                return Err(ApplyFailure::Rejected {
-                    reason,
-                    message: format!("{what} was refused by the API server: {}", s.message),
-                    applied,
-                });
+            // Refused although its dry run passed (something changed in between, or it needed an
+            // object applied before it): what was applied is kept in the inventory.
+            Err(Attempt::Refused(why)) => {
+                let message = why.to_string();
+                return Err(ApplyFailure::Rejected { reason: why.reason, message, applied });
             }
-            Err(source) => return Err(ApplyFailure::Transient(Error::Apply { what, source })),
+            Err(Attempt::Failed(e)) => return Err(ApplyFailure::Transient(e)),
         }
     }
     Ok(applied)
+}
+
+/// One object the API server would not take, and why.
+#[derive(Debug)]
+struct Refused {
+    what: String,
+    /// What was refused: reading it, taking it over, or applying it.
+    verb: &'static str,
+    reason: Reason,
+    said: String,
+    /// The API server's status code (0: refused by tuskfish itself).
+    code: u16,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} refused: {}", self.what, self.verb, self.said)
+    }
+}
+
+enum Attempt {
+    Refused(Refused),
+    Failed(Error),
+}
+
+/// Objects named in one refusal message at most, and the bytes said of each (a condition message
+/// must stay small).
+const REFUSALS_NAMED: usize = 8;
+const REFUSAL_LIMIT: usize = 300;
+
+/// Pure: what a Release says when its rollout was refused before anything was applied.
+fn refusal_message(refused: &[Refused], total: usize) -> String {
+    // Each bounded, so that a long first one does not push the others out of the condition.
+    let named: Vec<String> =
+        refused.iter().take(REFUSALS_NAMED).map(|r| truncate_message(r.to_string(), REFUSAL_LIMIT)).collect();
+    let more = refused.len().saturating_sub(REFUSALS_NAMED);
+    let tail = if more > 0 { format!("; and {more} more") } else { String::new() };
+    format!(
+        "nothing was applied: {} of {total} objects would be refused: {}{tail}",
+        refused.len(),
+        named.join("; ")
+    )
+}
+
+/// Whether `obj` may be applied: it is this Release's (or no one's yet) and a server-side dry run
+/// of its apply passes. `None`: it may.
+async fn check(
+    client: &Client,
+    ns: &str,
+    obj: &RenderedObject,
+    owner: &Owner<'_>,
+) -> Result<Option<Refused>, ApplyFailure> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &obj.resource);
+    let what = format!("{} {ns}/{}", obj.resource.kind, obj.name);
+    let refused =
+        |verb, reason, said: String, code| Ok(Some(Refused { what: what.clone(), verb, reason, said, code }));
+    match api.get_opt(&obj.name).await {
+        Ok(Some(existing)) => {
+            if let Err(why) = owned_by(&existing, owner) {
+                return refused("taking it over", Reason::OwnershipConflict, why, 0);
+            }
+        }
+        Ok(None) => {}
+        // The identity may not even read it: as final as a refused apply.
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return refused("get", Reason::Forbidden, s.message, s.code);
+        }
+        Err(source) => return Err(ApplyFailure::Transient(Error::Read { what, source })),
+    }
+    match patch(client, ns, obj, true).await {
+        Ok(_) => Ok(None),
+        // Something it refers to is not there yet (a RoleBinding's Role, applied just before it):
+        // only the apply itself can tell.
+        Err(Attempt::Refused(why)) if why.code == 404 => Ok(None),
+        Err(Attempt::Refused(why)) => Ok(Some(why)),
+        Err(Attempt::Failed(e)) => Err(ApplyFailure::Transient(e)),
+    }
+}
+
+/// Server-side applies `obj` (as a dry run: nothing is stored).
+async fn patch(
+    client: &Client,
+    ns: &str,
+    obj: &RenderedObject,
+    dry_run: bool,
+) -> Result<DynamicObject, Attempt> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &obj.resource);
+    let what = format!("{} {ns}/{}", obj.resource.kind, obj.name);
+    let mut pp = PatchParams::apply(FIELD_MANAGER).force();
+    pp.dry_run = dry_run;
+    match api.patch(&obj.name, &pp, &Patch::Apply(&obj.body)).await {
+        Ok(live) => Ok(live),
+        Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 404 | 422) || refused_as_500(&s) => {
+            let reason = if s.code == 403 { Reason::Forbidden } else { Reason::ApplyRejected };
+            Err(Attempt::Refused(Refused {
+                what,
+                verb: "apply (patch)",
+                reason,
+                said: s.message,
+                code: s.code,
+            }))
+        }
+        Err(source) => Err(Attempt::Failed(Error::Apply { what, source })),
+    }
 }
 
 /// Server-side apply on 1.20 answers a field of the wrong type (a number where a string belongs, a
@@ -168,5 +259,30 @@ async fn delete_if_owned(
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_each_object_and_verb_up_to_a_bound() {
+        let refused = |i: usize| Refused {
+            what: format!("Secret ns/s{i}"),
+            verb: "get",
+            reason: Reason::Forbidden,
+            said: "no".into(),
+            code: 403,
+        };
+        let two: Vec<Refused> = (0..2).map(refused).collect();
+        assert_eq!(
+            refusal_message(&two, 5),
+            "nothing was applied: 2 of 5 objects would be refused: Secret ns/s0: get refused: no; Secret ns/s1: get refused: no"
+        );
+        let many: Vec<Refused> = (0..11).map(refused).collect();
+        let said = refusal_message(&many, 40);
+        assert!(said.ends_with("Secret ns/s7: get refused: no; and 3 more"), "{said}");
+        assert!(!said.contains("ns/s8"), "{said}");
     }
 }

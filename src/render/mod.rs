@@ -6,6 +6,7 @@
 pub mod chart;
 pub mod check_job;
 mod manifests;
+mod order;
 mod variables;
 mod workload;
 
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::api::{AppVersion, Environment, InventoryEntry, Reason, Release, labels};
 
 pub use chart::{ChartObject, chart_values};
+pub use order::install_order;
 pub use variables::substitute;
 pub(crate) use variables::substitute_value;
 

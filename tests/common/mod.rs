@@ -428,6 +428,26 @@ impl TestNs {
         apply_value(&as_who, Some(&self.ns), approval).await.unwrap();
     }
 
+    /// A ServiceAccount `deployer` in `ns` that may manage `resources` (group, resource) there,
+    /// and nothing else.
+    pub async fn deployer(&self, ns: &str, resources: &[(&str, &str)]) {
+        self.apply(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": ns}}))
+            .await;
+        let verbs = json!(["get", "list", "watch", "create", "update", "patch", "delete"]);
+        let rules: Vec<Value> = resources
+            .iter()
+            .map(|(g, r)| json!({"apiGroups": [g], "resources": [r], "verbs": verbs}))
+            .collect();
+        self.apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "deployer", "namespace": ns}, "rules": rules}))
+            .await;
+        self.apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "deployer", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": ns}]}))
+            .await;
+    }
+
     pub async fn set_version(&self, release: &str, version: &str) {
         let patch = json!({"spec": {"version": version}});
         self.api::<Release>().patch(release, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
