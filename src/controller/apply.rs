@@ -49,8 +49,10 @@ pub async fn apply_all(
 ) -> Result<Vec<InventoryEntry>, ApplyFailure> {
     let ordered = install_order(&rendered.objects);
     let mut refused = Vec::new();
+    // One object alone is all or nothing by itself: its apply is its check.
+    let dry_run = ordered.len() > 1;
     for obj in &ordered {
-        if let Some(why) = check(client, &rendered.namespace, obj, owner).await? {
+        if let Some(why) = check(client, &rendered.namespace, obj, owner, dry_run).await? {
             refused.push(why);
         }
     }
@@ -122,13 +124,14 @@ fn refusal_message(refused: &[Refused], total: usize) -> String {
     )
 }
 
-/// Whether `obj` may be applied: it is this Release's (or no one's yet) and a server-side dry run
-/// of its apply passes. `None`: it may.
+/// Whether `obj` may be applied: it is this Release's (or no one's yet) and (with `dry_run`) a
+/// server-side dry run of its apply passes. `None`: it may.
 async fn check(
     client: &Client,
     ns: &str,
     obj: &RenderedObject,
     owner: &Owner<'_>,
+    dry_run: bool,
 ) -> Result<Option<Refused>, ApplyFailure> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &obj.resource);
     let what = format!("{} {ns}/{}", obj.resource.kind, obj.name);
@@ -146,6 +149,9 @@ async fn check(
             return refused("get", Reason::Forbidden, s.message, s.code);
         }
         Err(source) => return Err(ApplyFailure::Transient(Error::Read { what, source })),
+    }
+    if !dry_run {
+        return Ok(None);
     }
     match patch(client, ns, obj, true).await {
         Ok(_) => Ok(None),

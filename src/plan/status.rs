@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::{Blocked, Health, Held};
 use crate::api::{
     ConditionType, ConditionUpdate, HISTORY_LIMIT, HistoryEntry, Inventory, Phase, Reason, ReleaseStatus,
-    RolloutResult, set_condition, truncate_message,
+    RolloutResult, find_condition, set_condition, truncate_message,
 };
 
 /// Longest history note kept, in bytes. Notes quote user input (an approver and reason, a freeze
@@ -157,6 +157,7 @@ fn apply_health(s: &mut ReleaseStatus, health: Health, generation: Option<i64>, 
         Health::Healthy => {
             s.phase = Some(Phase::Healthy);
             s.current_version = s.desired_version.clone();
+            healthy_after_all(s, now);
             finish(s, RolloutResult::Succeeded, None, now);
             let msg = format!("version {version} is healthy");
             cond(s, ConditionType::Ready, true, Reason::RolloutComplete, &msg);
@@ -194,6 +195,35 @@ fn failed(s: &mut ReleaseStatus, reason: Reason, message: String, generation: Op
         set(s, ConditionUpdate::new(type_, false, reason, &msg), generation, now);
     }
     set(s, ConditionUpdate::new(ConditionType::Degraded, true, reason, &msg), generation, now);
+}
+
+/// A rollout its deadline failed that became healthy after all, and still runs (a slow start, or a
+/// rollback whose own deadline passed): its entry records its own result, Succeeded, and when, not
+/// the Failed its deadline wrote while the Release now says Healthy. A version marked failed is
+/// not running, so its entry stays as it is.
+fn healthy_after_all(s: &mut ReleaseStatus, now: &Time) {
+    // Only a deadline's verdict is taken back: a failed verification stays failed.
+    let by_deadline = find_condition(&s.conditions, ConditionType::Degraded)
+        .is_some_and(|c| c.status == "True" && c.reason == Reason::ProgressDeadlineExceeded.as_str());
+    if !by_deadline {
+        return;
+    }
+    let desired = s.desired_version.clone();
+    let failed_versions = s.failed_versions.clone();
+    if let Some(h) = s.history.first_mut()
+        && h.result == RolloutResult::Failed
+        && desired.as_ref() == Some(&h.version)
+        && !failed_versions.contains(&h.version)
+    {
+        h.result = RolloutResult::Succeeded;
+        let late = match h.finished_at.as_ref() {
+            Some(at) => format!("healthy after its progress deadline (failed at {})", at.0),
+            None => "healthy after its progress deadline".to_string(),
+        };
+        let said = h.message.take().map_or(late.clone(), |m| format!("{late}: {m}"));
+        h.message = history_message(Some(said));
+        h.finished_at = Some(now.clone());
+    }
 }
 
 /// The rollout that ended in the step from `prev` to `next` (its history entry), if one did: the
@@ -287,6 +317,51 @@ mod tests {
             Reason::ProgressDeadlineExceeded
         );
         assert_eq!(s5.current_version.as_deref(), Some("1.0.0"));
+    }
+
+    #[test]
+    fn a_rollout_its_deadline_failed_records_its_own_result_once_healthy() {
+        let deadline =
+            || Outcome::Observed { health: Health::Degraded { message: "0 of 1 available".into() } };
+        let healthy = || Outcome::Observed { health: Health::Healthy };
+        // 1.0.0 ran; 1.1.0 failed its deadline and was rolled back (marked failed); the rollback's
+        // own rollout then passed its deadline too, and became healthy after all.
+        let s1 = next_status(&ReleaseStatus::default(), applied("1.0.0", Health::Healthy), Some(1), &t(0));
+        let s2 = next_status(&s1, applied("1.1.0", progressing()), Some(2), &t(10));
+        let mut s3 = next_status(&s2, deadline(), Some(2), &t(400));
+        crate::plan::rollback::record_failed(&mut s3, "1.1.0".into());
+        let back = Outcome::Applied {
+            version: "1.0.0".into(),
+            inventory: inv("1.0.0"),
+            new_rollout: true,
+            note: Some("rollback: 1.1.0 failed".into()),
+            rollback_of: Some("1.1.0".into()),
+            health: progressing(),
+        };
+        let s4 = next_status(&s3, back, Some(2), &t(401));
+        let s5 = next_status(&s4, deadline(), Some(2), &t(800));
+        assert_eq!(s5.history[0].result, RolloutResult::Failed);
+        let s6 = next_status(&s5, healthy(), Some(2), &t(820));
+        assert_eq!(s6.phase, Some(Phase::Healthy));
+        let entry = &s6.history[0];
+        assert_eq!((entry.version.as_str(), entry.result), ("1.0.0", RolloutResult::Succeeded));
+        assert_eq!(entry.finished_at, Some(t(820)));
+        assert_eq!(entry.rollback_of.as_deref(), Some("1.1.0"));
+        let said = entry.message.as_deref().unwrap();
+        assert!(said.starts_with("healthy after its progress deadline (failed at "), "{said}");
+        assert!(said.ends_with("Z): 0 of 1 available"), "{said}");
+        // The version rolled away from keeps its Failed entry; a second healthy step changes nothing.
+        assert_eq!(s6.history[1].result, RolloutResult::Failed);
+        assert_eq!(next_status(&s6, healthy(), Some(2), &t(830)), s6);
+        // A rollout failed by its verification stays failed.
+        let v = next_status(
+            &s2,
+            Outcome::Observed { health: Health::VerificationFailed { message: "503".into() } },
+            Some(2),
+            &t(60),
+        );
+        let after = next_status(&v, healthy(), Some(2), &t(90));
+        assert_eq!(after.history[0].result, RolloutResult::Failed);
     }
 
     #[test]
