@@ -3,7 +3,7 @@
 //! What an operator restart must not change. A notice survives the operator: killed between the
 //! Event and its delivery, the next operator delivers it once; a notice delivered before a restart
 //! is not sent again. A chart's generated password survives restarts: what a rollout rendered is
-//! applied again as it is. The operator runs as processes of its own (this binary starts none
+//! applied again as it is, by a restarted operator or a new leader. The operator runs as processes of its own (this binary starts none
 //! in-process), scoped to the test's namespace.
 
 mod common;
@@ -22,6 +22,13 @@ fn operator(t: &TestNs, round: u32) -> Proc {
         &["run", "--leader-elect=false", "--metrics-addr", "off", "--watch-namespace", &t.ns],
         &format!("tuskfish-{}-operator-{round}.log", t.ns),
     )
+}
+
+async fn wait_holder(t: &TestNs, holder: &'static str) {
+    t.wait_for::<k8s_openapi::api::coordination::v1::Lease>("tuskfish", move |l| {
+        l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(holder)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -64,11 +71,12 @@ async fn a_notice_is_delivered_once_across_an_operator_kill() {
     assert_eq!(n.status.unwrap().last_delivery.unwrap().result, DeliveryResult::Delivered);
 }
 
-/// A chart that generates a password at render time keeps it across operator restarts: what the
-/// rollout rendered is kept (in the operator's own namespace) and applied again as it is, not
-/// rendered anew with a new password and a rollout that never was.
+/// A chart that generates a password and a CA at render time (`randAlphaNum`, `genCA`) keeps them
+/// across three operator restarts and a leader change: what the rollout rendered is kept (in the
+/// operator's own namespace) and applied again as it is, not rendered anew with new secrets and a
+/// rollout that never was.
 #[tokio::test]
-async fn a_generated_password_survives_operator_restarts() {
+async fn generated_secrets_survive_restarts_and_a_leader_change() {
     let t = TestNs::without_operator("kept").await;
     let dir = scratch("kept-render");
     let registry = Registry::start("kept-render").await;
@@ -76,7 +84,8 @@ async fn a_generated_password_survives_operator_restarts() {
         std::fs::write(
             chart.join("templates/db-secret.yaml"),
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ include \"payments.fullname\" . }}-db\n\
-             stringData:\n  password: {{ randAlphaNum 24 | quote }}\n",
+             stringData:\n  password: {{ randAlphaNum 24 | quote }}\n\
+             data:\n  ca.crt: {{ (genCA \"payments-ca\" 365).Cert | b64enc }}\n",
         )
         .unwrap();
     });
@@ -104,24 +113,49 @@ async fn a_generated_password_survives_operator_restarts() {
     t.release("payments-dev", "payments", "dev", "1.0.0", json!({})).await;
     t.wait_release("payments-dev", healthy_at("1.0.0")).await;
     let env_ns = t.env_ns("dev");
-    let password = |s: &Secret| s.data.as_ref().and_then(|d| d.get("password")).map(|p| p.0.clone());
-    let first = password(&t.wait_for_in::<Secret>(&env_ns, "payments-dev-db", |_| true).await).unwrap();
+    // What the chart generated: a password and a CA certificate.
+    let password = |s: &Secret| {
+        let data = s.data.as_ref();
+        (
+            data.and_then(|d| d.get("password")).map(|p| p.0.clone()),
+            data.and_then(|d| d.get("ca.crt")).map(|c| c.0.clone()),
+        )
+    };
+    let first = password(&t.wait_for_in::<Secret>(&env_ns, "payments-dev-db", |_| true).await);
+    assert!(first.0.is_some() && first.1.is_some(), "{first:?}");
     let deployments: kube::Api<Deployment> = t.api_in(&env_ns);
+    // Two replicas that elect a leader, for the last round.
+    let replica = |identity: &str| {
+        let args = [
+            &["run", "--metrics-addr", "off", "--watch-namespace", &t.ns, "--render-store-namespace", &t.ns]
+                [..],
+            &["--lease-namespace", &t.ns, "--identity", identity],
+            &common::SHORT_LEASE[..],
+        ]
+        .concat();
+        tuskfish_process(&args, &format!("tuskfish-{}-{identity}.log", t.ns))
+    };
 
-    for round in 1..=3 {
+    for round in 1..=4 {
         drop(running);
-        running = operator(round);
+        running = if round < 4 {
+            operator(round)
+        } else {
+            // A leader change: the leader is killed and the standby takes over.
+            let leader = replica("replica-a");
+            wait_holder(&t, "replica-a").await;
+            let standby = replica("replica-b");
+            drop(leader);
+            wait_holder(&t, "replica-b").await;
+            standby
+        };
         // Deleted while the new operator starts: it must look, render and apply again (a drift
         // repair), which is what would roll the password over if it rendered anew.
         let before = deployments.get("payments-dev").await.unwrap().metadata.uid;
         deployments.delete("payments-dev", &Default::default()).await.unwrap();
         t.wait_for_in::<Deployment>(&env_ns, "payments-dev", move |d| d.metadata.uid != before).await;
         let secret = t.wait_for_in::<Secret>(&env_ns, "payments-dev-db", |_| true).await;
-        assert_eq!(
-            password(&secret).as_ref(),
-            Some(&first),
-            "round {round}: the password was generated anew"
-        );
+        assert_eq!(password(&secret), first, "round {round}: the password or the CA was generated anew");
         let r = t.wait_release("payments-dev", healthy_at("1.0.0")).await;
         let history = &r.status.as_ref().unwrap().history;
         assert_eq!(history.len(), 1, "round {round}: a restart recorded a rollout: {history:?}");
