@@ -48,27 +48,39 @@ pub async fn apply_all(
     owner: &Owner<'_>,
 ) -> Result<Vec<InventoryEntry>, ApplyFailure> {
     let ordered = install_order(&rendered.objects);
+    let ns = &rendered.namespace;
+    // The first object needs no dry run: if its apply is refused, nothing was applied yet.
     let mut refused = Vec::new();
-    // One object alone is all or nothing by itself: its apply is its check.
-    let dry_run = ordered.len() > 1;
-    for obj in &ordered {
-        if let Some(why) = check(client, &rendered.namespace, obj, owner, dry_run).await? {
+    for (i, obj) in ordered.iter().enumerate() {
+        if let Some(why) = check(client, ns, obj, owner, i > 0).await? {
             refused.push(why);
         }
     }
-    if let Some(first) = refused.first() {
-        let reason = first.reason;
+    if !refused.is_empty() {
+        // Then the first is asked too, so that the refusal names every object at once.
+        if let Some(first) = ordered.first()
+            && refused.first().is_none_or(|r| r.what != what_of(ns, first))
+            && let Err(Attempt::Refused(why)) = patch(client, ns, first, true).await
+            && why.code != 404
+        {
+            refused.insert(0, why);
+        }
+        let reason = refused.first().map_or(Reason::ApplyRejected, |r| r.reason);
         let message = refusal_message(&refused, ordered.len());
         return Err(ApplyFailure::Rejected { reason, message, applied: Vec::new() });
     }
     let mut applied = Vec::with_capacity(ordered.len());
-    for obj in ordered {
-        match patch(client, &rendered.namespace, obj, false).await {
+    for obj in &ordered {
+        match patch(client, ns, obj, false).await {
             Ok(live) => {
                 let mut entry = obj.inventory_entry();
                 entry.generation = live.metadata.generation;
                 entry.uid = live.metadata.uid;
                 applied.push(entry);
+            }
+            Err(Attempt::Refused(why)) if applied.is_empty() => {
+                let message = refusal_message(std::slice::from_ref(&why), ordered.len());
+                return Err(ApplyFailure::Rejected { reason: why.reason, message, applied });
             }
             // Refused although its dry run passed (something changed in between, or it needed an
             // object applied before it): what was applied is kept in the inventory.
@@ -80,6 +92,10 @@ pub async fn apply_all(
         }
     }
     Ok(applied)
+}
+
+fn what_of(ns: &str, obj: &RenderedObject) -> String {
+    format!("{} {ns}/{}", obj.resource.kind, obj.name)
 }
 
 /// One object the API server would not take, and why.
@@ -134,7 +150,7 @@ async fn check(
     dry_run: bool,
 ) -> Result<Option<Refused>, ApplyFailure> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &obj.resource);
-    let what = format!("{} {ns}/{}", obj.resource.kind, obj.name);
+    let what = what_of(ns, obj);
     let refused =
         |verb, reason, said: String, code| Ok(Some(Refused { what: what.clone(), verb, reason, said, code }));
     match api.get_opt(&obj.name).await {
@@ -171,7 +187,7 @@ async fn patch(
     dry_run: bool,
 ) -> Result<DynamicObject, Attempt> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &obj.resource);
-    let what = format!("{} {ns}/{}", obj.resource.kind, obj.name);
+    let what = what_of(ns, obj);
     let mut pp = PatchParams::apply(FIELD_MANAGER).force();
     pp.dry_run = dry_run;
     match api.patch(&obj.name, &pp, &Patch::Apply(&obj.body)).await {
