@@ -52,7 +52,7 @@ pub async fn apply_all(
     // The first object needs no dry run: if its apply is refused, nothing was applied yet.
     let mut refused = Vec::new();
     for (i, obj) in ordered.iter().enumerate() {
-        if let Some(why) = check(client, ns, obj, owner, i > 0).await? {
+        if let Some(why) = check(client, ns, obj, owner, i > 0, &ordered).await? {
             refused.push(why);
         }
     }
@@ -61,7 +61,7 @@ pub async fn apply_all(
         if let Some(first) = ordered.first()
             && refused.first().is_none_or(|r| r.what != what_of(ns, first))
             && let Err(Attempt::Refused(why)) = patch(client, ns, first, true).await
-            && why.code != 404
+            && !waits_for_the_rollout(&why, first, &ordered)
         {
             refused.insert(0, why);
         }
@@ -121,10 +121,10 @@ enum Attempt {
     Failed(Error),
 }
 
-/// Objects named in one refusal message at most, and the bytes said of each (a condition message
-/// must stay small).
-const REFUSALS_NAMED: usize = 8;
-const REFUSAL_LIMIT: usize = 300;
+/// Objects named in one refusal message at most, and the bytes said of each: what fits a condition
+/// message (`api::MESSAGE_LIMIT`) with the count before them and the rest counted after them.
+const REFUSALS_NAMED: usize = 3;
+const REFUSAL_LIMIT: usize = 280;
 
 /// Pure: what a Release says when its rollout was refused before anything was applied.
 fn refusal_message(refused: &[Refused], total: usize) -> String {
@@ -148,6 +148,7 @@ async fn check(
     obj: &RenderedObject,
     owner: &Owner<'_>,
     dry_run: bool,
+    rollout: &[&RenderedObject],
 ) -> Result<Option<Refused>, ApplyFailure> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &obj.resource);
     let what = what_of(ns, obj);
@@ -171,12 +172,23 @@ async fn check(
     }
     match patch(client, ns, obj, true).await {
         Ok(_) => Ok(None),
-        // Something it refers to is not there yet (a RoleBinding's Role, applied just before it):
-        // only the apply itself can tell.
-        Err(Attempt::Refused(why)) if why.code == 404 => Ok(None),
+        Err(Attempt::Refused(why)) if waits_for_the_rollout(&why, obj, rollout) => Ok(None),
         Err(Attempt::Refused(why)) => Ok(Some(why)),
         Err(Attempt::Failed(e)) => Err(ApplyFailure::Transient(e)),
     }
+}
+
+/// Pure: whether a dry run was refused only for want of another object of the same rollout, not
+/// there yet (a RoleBinding's Role, a Pod's ServiceAccount, applied before it): only the apply can
+/// tell. The API server names what it did not find, in quotes. Anything else missing (a Role no
+/// object of the rollout makes) is a refusal like any other, so nothing is applied.
+fn waits_for_the_rollout(why: &Refused, obj: &RenderedObject, rollout: &[&RenderedObject]) -> bool {
+    let missing = why.code == 404 || why.said.contains("not found");
+    missing
+        && rollout.iter().any(|o| {
+            !(o.name == obj.name && o.resource == obj.resource)
+                && why.said.contains(&format!("\"{}\"", o.name))
+        })
 }
 
 /// Server-side applies `obj` (as a dry run: nothing is stored).
@@ -287,6 +299,41 @@ async fn delete_if_owned(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::core::{ApiResource, GroupVersionKind};
+
+    fn object(kind: &str, name: &str) -> RenderedObject {
+        let group = if kind.starts_with("Role") { "rbac.authorization.k8s.io" } else { "" };
+        RenderedObject {
+            resource: ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind)),
+            name: name.into(),
+            body: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn only_what_the_rollout_itself_brings_may_be_missing_at_its_dry_run() {
+        let binding = object("RoleBinding", "payments");
+        let role = object("Role", "payments");
+        let config = object("ConfigMap", "settings");
+        let not_found = |said: &str, code| Refused {
+            what: "RoleBinding ns/payments".into(),
+            verb: "apply (patch)",
+            reason: Reason::ApplyRejected,
+            said: said.into(),
+            code,
+        };
+        let missing_role = not_found(r#"rolebindings.rbac.authorization.k8s.io "payments" not found"#, 404);
+        assert!(waits_for_the_rollout(&missing_role, &binding, &[&role, &binding]));
+        // The same name, but no Role in the rollout: it will not appear.
+        assert!(!waits_for_the_rollout(&missing_role, &binding, &[&binding, &config]));
+        let missing_account = not_found(
+            r#"error looking up service account ns/settings: serviceaccount "settings" not found"#,
+            403,
+        );
+        assert!(waits_for_the_rollout(&missing_account, &binding, &[&config, &binding]));
+        let forbidden = not_found(r#"rolebindings "payments" is forbidden: cannot patch"#, 403);
+        assert!(!waits_for_the_rollout(&forbidden, &binding, &[&role, &binding]));
+    }
 
     #[test]
     fn a_refusal_names_each_object_and_verb_up_to_a_bound() {
@@ -304,7 +351,11 @@ mod tests {
         );
         let many: Vec<Refused> = (0..11).map(refused).collect();
         let said = refusal_message(&many, 40);
-        assert!(said.ends_with("Secret ns/s7: get refused: no; and 3 more"), "{said}");
-        assert!(!said.contains("ns/s8"), "{said}");
+        assert!(said.ends_with("Secret ns/s2: get refused: no; and 8 more"), "{said}");
+        assert!(!said.contains("ns/s3"), "{said}");
+        let long: Vec<Refused> = (0..5).map(|i| Refused { said: "x".repeat(2000), ..refused(i) }).collect();
+        let said = refusal_message(&long, 9);
+        assert!(said.len() <= crate::api::MESSAGE_LIMIT, "{} bytes", said.len());
+        assert!(said.ends_with("; and 2 more"), "{said}");
     }
 }

@@ -6,22 +6,31 @@
 //! last answer: a cluster whose APIs did not change answers `304 Not Modified` with no body, so a
 //! burst of renders costs three small requests each, not the whole API list each.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use http::header::{ACCEPT, ETAG, IF_NONE_MATCH};
 use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use kube::Client;
 use kube::core::discovery::v2::{ACCEPT_AGGREGATED_DISCOVERY_V2, APIGroupDiscoveryList};
 use tokio::sync::Mutex;
 
 use crate::helm::{Capabilities, ChartError};
 
-/// How long a render waits for the cluster's answers (a stalled cluster fails the render, which
-/// is tried again, instead of holding every render there behind it).
-const ASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long one refresh may take (a stalled cluster fails the renders waiting for it, which are
+/// tried again, instead of holding them).
+const ASK_LIMIT: Duration = Duration::from_secs(15);
+
+/// The most a discovery document may weigh (a real cluster's `/apis` is well under 1 MiB; one with
+/// every Crossplane provider a few MiB).
+const DOCUMENT_LIMIT: usize = 8 * 1024 * 1024;
 
 /// The last discovery answers of one cluster.
 #[derive(Default)]
 pub struct ServedApis {
-    /// Held across the requests: renders at once share one refresh instead of each asking.
+    /// Held across a refresh: whoever waits for it takes its result when it started after they
+    /// asked (single flight), so a burst of renders costs one or two refreshes, not one each.
     last: Mutex<Last>,
 }
 
@@ -29,6 +38,8 @@ pub struct ServedApis {
 struct Last {
     core: Option<Document>,
     groups: Option<Document>,
+    /// The latest refresh: when it started, and what it gave.
+    refreshed: Option<(Instant, Result<Arc<Capabilities>, ChartError>)>,
 }
 
 /// One discovery document (`/api` or `/apis`), as the API versions it lists.
@@ -39,35 +50,50 @@ struct Document {
 }
 
 impl ServedApis {
-    /// The cluster's capabilities now. Fails (transiently) when the cluster does not answer: a
-    /// chart rendered without them could silently drop objects.
-    pub async fn capabilities(&self, client: &Client) -> Result<Capabilities, ChartError> {
-        tokio::time::timeout(ASK_LIMIT, self.ask(client)).await.unwrap_or_else(|_| {
-            Err(ChartError::Capabilities(format!(
-                "the cluster did not tell its API versions (Helm's .Capabilities) within {}s",
-                ASK_LIMIT.as_secs()
-            )))
-        })
-    }
-
-    async fn ask(&self, client: &Client) -> Result<Capabilities, ChartError> {
-        let failed = |what: &str, e: String| {
-            ChartError::Capabilities(format!("asking the cluster for {what} (Helm's .Capabilities): {e}"))
-        };
-        let version = client.apiserver_version().await.map_err(|e| failed("its version", e.to_string()))?;
+    /// The cluster's capabilities as of now or later. Fails (transiently) when the cluster does
+    /// not answer: a chart rendered without them could silently drop objects.
+    pub async fn capabilities(&self, client: &Client) -> Result<Arc<Capabilities>, ChartError> {
+        let asked = Instant::now();
         let mut last = self.last.lock().await;
-        let core =
-            refresh(client, "/api", last.core.take()).await.map_err(|e| failed("its API versions", e))?;
-        last.core = Some(core);
-        let groups =
-            refresh(client, "/apis", last.groups.take()).await.map_err(|e| failed("its API versions", e))?;
-        last.groups = Some(groups);
-        let mut api_versions: Vec<String> =
-            last.core.iter().chain(&last.groups).flat_map(|d| d.api_versions.iter().cloned()).collect();
-        api_versions.sort();
-        api_versions.dedup();
-        Ok(Capabilities { kube_version: version.git_version, api_versions })
+        if let Some((started, result)) = &last.refreshed
+            && *started >= asked
+        {
+            return result.clone();
+        }
+        let started = Instant::now();
+        let (core, groups) = (last.core.clone(), last.groups.clone());
+        let result = match tokio::time::timeout(ASK_LIMIT, ask(client, core, groups)).await {
+            Ok(Ok((version, core, groups))) => {
+                let mut api_versions: Vec<String> =
+                    core.api_versions.iter().chain(&groups.api_versions).cloned().collect();
+                api_versions.sort();
+                api_versions.dedup();
+                (last.core, last.groups) = (Some(core), Some(groups));
+                Ok(Arc::new(Capabilities { kube_version: version, api_versions }))
+            }
+            Ok(Err(why)) => Err(ChartError::Capabilities(format!(
+                "asking the cluster what it serves (Helm's .Capabilities): {why}"
+            ))),
+            Err(_) => Err(ChartError::Capabilities(format!(
+                "the cluster did not tell what it serves (Helm's .Capabilities) within {}s",
+                ASK_LIMIT.as_secs()
+            ))),
+        };
+        last.refreshed = Some((started, result.clone()));
+        result
     }
+}
+
+/// The cluster's version and its two discovery documents (`known` ones again while unchanged).
+async fn ask(
+    client: &Client,
+    core: Option<Document>,
+    groups: Option<Document>,
+) -> Result<(String, Document, Document), String> {
+    let version = client.apiserver_version().await.map_err(|e| format!("its version: {e}"))?;
+    let core = refresh(client, "/api", core).await?;
+    let groups = refresh(client, "/apis", groups).await?;
+    Ok((version.git_version, core, groups))
 }
 
 /// `path`'s document: `known` again when the server says it has not changed.
@@ -77,17 +103,33 @@ async fn refresh(client: &Client, path: &str, known: Option<Document>) -> Result
         request = request.header(IF_NONE_MATCH, known.etag.as_str());
     }
     let request = request.body(Vec::new()).map_err(|e| e.to_string())?;
-    let response = client.send(request.map(Into::into)).await.map_err(|e| e.to_string())?;
+    let response = client.send(request.map(Into::into)).await.map_err(|e| format!("{path}: {e}"))?;
     let status = response.status();
     if let (StatusCode::NOT_MODIFIED, Some(known)) = (status, known) {
         return Ok(known);
     }
+    let aggregated = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("as=APIGroupDiscoveryList"));
     let etag =
         response.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_string).unwrap_or_default();
-    let body = response.into_body().collect_bytes().await.map_err(|e| e.to_string())?;
+    let body = Limited::new(response.into_body(), DOCUMENT_LIMIT)
+        .collect()
+        .await
+        .map_err(|e| format!("{path}: {e} (at most {DOCUMENT_LIMIT} bytes are read)"))?
+        .to_bytes();
     if !status.is_success() {
         let said: String = String::from_utf8_lossy(&body).chars().take(200).collect();
         return Err(format!("{path} answered {status}: {said}"));
+    }
+    // A server without aggregated discovery answers the older document, which would read as an
+    // empty list: refused, or every chart there would see no API at all.
+    if !aggregated {
+        return Err(format!(
+            "{path} did not answer with aggregated discovery (apidiscovery.k8s.io/v2, Kubernetes 1.30 and later)"
+        ));
     }
     let list: APIGroupDiscoveryList =
         serde_json::from_slice(&body).map_err(|e| format!("{path} is not aggregated discovery: {e}"))?;

@@ -60,27 +60,44 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// `helm template`'s flags for them. A version Helm could not read is left to Helm's default
-    /// (a vendor's build string should not fail every render there); an API version that would
-    /// split Helm's comma-separated list is left out.
+    /// `helm template`'s flags for them, one `--api-versions=…` per entry (one joined list would
+    /// pass Linux's 128 KiB limit on one argument in a cluster with many CRDs). A version Helm could
+    /// not read is left to Helm's default (a vendor's build string should not fail every render
+    /// there); an entry Helm's list parser would split or choke on is left out, and so are entries
+    /// past a bound (group/versions first, then kinds), so the command line stays well below the
+    /// system's limit whatever a cluster serves.
     fn args(&self) -> Vec<OsString> {
         let mut args = Vec::new();
         let version = self.kube_version.strip_prefix('v').unwrap_or(&self.kube_version);
         if semver::Version::parse(version).is_ok() {
-            args.extend(["--kube-version".into(), self.kube_version.clone().into()]);
+            args.push(format!("--kube-version={}", self.kube_version).into());
         }
-        let listed: Vec<&str> = self
+        let usable = |v: &&String| {
+            !v.is_empty() && v.len() <= API_VERSION_MAX && !v.contains([',', ' ', '\n', '=', '"', '\\'])
+        };
+        let (versions, kinds): (Vec<&String>, Vec<&String>) = self
             .api_versions
             .iter()
-            .map(String::as_str)
-            .filter(|v| !v.is_empty() && !v.contains([',', ' ', '\n', '=']))
-            .collect();
-        if !listed.is_empty() {
-            args.extend(["--api-versions".into(), listed.join(",").into()]);
+            .filter(usable)
+            .partition(|v| v.matches('/').count() < 2 && !v.starts_with("v1/"));
+        let mut bytes = 0usize;
+        for v in versions.into_iter().chain(kinds) {
+            bytes = bytes.saturating_add(v.len());
+            if args.len() >= API_VERSIONS_MAX || bytes > API_VERSIONS_BYTES {
+                break;
+            }
+            args.push(format!("--api-versions={v}").into());
         }
         args
     }
 }
+
+/// Bounds on what is passed of a cluster's API versions (see [`Capabilities::args`]): far above a
+/// real cluster's (a few hundred kinds; a few thousand with every Crossplane provider), far below
+/// the system's limit on a command line (2 MiB).
+const API_VERSIONS_MAX: usize = 20_000;
+const API_VERSIONS_BYTES: usize = 1024 * 1024;
+const API_VERSION_MAX: usize = 320;
 
 /// Rendered outputs kept in memory (each is one Release's chart output).
 const RENDERED_KEPT: usize = 512;
@@ -444,10 +461,33 @@ mod tests {
             kube_version: "v1.37.1".into(),
             api_versions: vec!["v1".into(), "apps/v1/Deployment".into(), "x.io/v1,evil".into(), "".into()],
         };
-        assert_eq!(words(&caps), ["--kube-version", "v1.37.1", "--api-versions", "v1,apps/v1/Deployment"]);
+        assert_eq!(
+            words(&caps),
+            ["--kube-version=v1.37.1", "--api-versions=v1", "--api-versions=apps/v1/Deployment"]
+        );
+        // Group/versions first, then kinds; a quote would stop Helm's list parser.
+        let caps = Capabilities {
+            kube_version: "".into(),
+            api_versions: vec![
+                "apps/v1/Deployment".into(),
+                "v1/Pod".into(),
+                "apps/v1".into(),
+                "x/v1/\"K".into(),
+            ],
+        };
+        assert_eq!(
+            words(&caps),
+            ["--api-versions=apps/v1", "--api-versions=apps/v1/Deployment", "--api-versions=v1/Pod"]
+        );
+        // Bounded, whatever a cluster serves.
+        let many = Capabilities {
+            kube_version: "".into(),
+            api_versions: (0..30_000).map(|i| format!("g{i}.io/v1")).collect(),
+        };
+        assert_eq!(words(&many).len(), API_VERSIONS_MAX);
         // A managed cluster's build string is still a version; garbage leaves Helm's default.
         let eks = Capabilities { kube_version: "v1.33.5-eks-113cf36".into(), api_versions: vec![] };
-        assert_eq!(words(&eks), ["--kube-version", "v1.33.5-eks-113cf36"]);
+        assert_eq!(words(&eks), ["--kube-version=v1.33.5-eks-113cf36"]);
         let odd = Capabilities { kube_version: "v0.0.0-master+$Format:%H$".into(), api_versions: vec![] };
         assert!(words(&odd).is_empty(), "{:?}", words(&odd));
         assert!(words(&Capabilities::default()).is_empty());

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::{Blocked, Health, Held};
 use crate::api::{
     ConditionType, ConditionUpdate, HISTORY_LIMIT, HistoryEntry, Inventory, Phase, Reason, ReleaseStatus,
-    RolloutResult, find_condition, set_condition, truncate_message,
+    RolloutResult, set_condition, truncate_message,
 };
 
 /// Longest history note kept, in bytes. Notes quote user input (an approver and reason, a freeze
@@ -197,21 +197,18 @@ fn failed(s: &mut ReleaseStatus, reason: Reason, message: String, generation: Op
     set(s, ConditionUpdate::new(ConditionType::Degraded, true, reason, &msg), generation, now);
 }
 
-/// A rollout its deadline failed that became healthy after all, and still runs (a slow start, or a
-/// rollback whose own deadline passed): its entry records its own result, Succeeded, and when, not
-/// the Failed its deadline wrote while the Release now says Healthy. A version marked failed is
-/// not running, so its entry stays as it is.
+/// A rollback its deadline failed that became healthy after all and still runs (its cluster came
+/// back, its pods were slow): its entry records its own result, Succeeded, and when, not the Failed
+/// its deadline wrote while the Release now says Healthy. Rollbacks only: a rollback is not
+/// verified (see `verification::rollout_in_flight`), so only a deadline can have failed it, and it
+/// goes back to a version that ran here before; a new version that missed its deadline stays
+/// Failed, as its checks never ran and promotion must not take it.
 fn healthy_after_all(s: &mut ReleaseStatus, now: &Time) {
-    // Only a deadline's verdict is taken back: a failed verification stays failed.
-    let by_deadline = find_condition(&s.conditions, ConditionType::Degraded)
-        .is_some_and(|c| c.status == "True" && c.reason == Reason::ProgressDeadlineExceeded.as_str());
-    if !by_deadline {
-        return;
-    }
     let desired = s.desired_version.clone();
     let failed_versions = s.failed_versions.clone();
     if let Some(h) = s.history.first_mut()
         && h.result == RolloutResult::Failed
+        && h.rollback_of.is_some()
         && desired.as_ref() == Some(&h.version)
         && !failed_versions.contains(&h.version)
     {
@@ -232,8 +229,9 @@ pub fn rollout_ended<'a>(prev: &ReleaseStatus, next: &'a ReleaseStatus) -> Optio
     let ended = next.history.first().filter(|h| h.finished_at.is_some())?;
     let same = |h: &&HistoryEntry| h.version == ended.version && h.started_at == ended.started_at;
     let before = prev.history.iter().find(same);
-    (before.is_none_or(|b| b.finished_at.is_none()) && ended.result != RolloutResult::Superseded)
-        .then_some(ended)
+    // A rollback that failed its deadline and became healthy after all ends again, Succeeded.
+    let ends_now = before.is_none_or(|b| b.finished_at.is_none() || b.result != ended.result);
+    (ends_now && ended.result != RolloutResult::Superseded).then_some(ended)
 }
 
 /// Closes the running history entry, once.
@@ -320,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rollout_its_deadline_failed_records_its_own_result_once_healthy() {
+    fn a_rollback_its_deadline_failed_records_its_own_result_once_healthy() {
         let deadline =
             || Outcome::Observed { health: Health::Degraded { message: "0 of 1 available".into() } };
         let healthy = || Outcome::Observed { health: Health::Healthy };
@@ -353,7 +351,17 @@ mod tests {
         // The version rolled away from keeps its Failed entry; a second healthy step changes nothing.
         assert_eq!(s6.history[1].result, RolloutResult::Failed);
         assert_eq!(next_status(&s6, healthy(), Some(2), &t(830)), s6);
-        // A rollout failed by its verification stays failed.
+        assert_eq!(
+            rollout_ended(&s5, &s6).map(|h| h.result),
+            Some(RolloutResult::Succeeded),
+            "told once more"
+        );
+        assert_eq!(rollout_ended(&s6, &s6), None);
+        // A new version that missed its deadline stays Failed when it turns healthy (never verified).
+        let missed = next_status(&s2, deadline(), Some(2), &t(400));
+        let late = next_status(&missed, healthy(), Some(2), &t(500));
+        assert_eq!(late.history[0].result, RolloutResult::Failed);
+        // So does one failed by its verification.
         let v = next_status(
             &s2,
             Outcome::Observed { health: Health::VerificationFailed { message: "503".into() } },
