@@ -101,15 +101,51 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     crds
 }
 
+/// Pure: `format` as the API server knows it (`None`: one it does not know, dropped).
+fn known_format(format: String) -> Option<String> {
+    const KNOWN: &[&str] = &[
+        "int32",
+        "int64",
+        "float",
+        "double",
+        "byte",
+        "binary",
+        "password",
+        "date",
+        "date-time",
+        "datetime",
+        "duration",
+        "uri",
+        "email",
+        "hostname",
+        "ipv4",
+        "ipv6",
+        "cidr",
+        "mac",
+        "uuid",
+    ];
+    match format.as_str() {
+        "uint8" | "uint16" | "int8" | "int16" => Some("int32".into()),
+        "uint32" | "uint64" | "uint" => Some("int64".into()),
+        f if KNOWN.contains(&f) => Some(format),
+        _ => None,
+    }
+}
+
 /// Schema defaults are dropped: serde already supplies every default when the operator reads an
 /// object, and a server-side default would write fields the user never set into their objects
 /// (and into the field ownership of whoever applied them). Nothing is `nullable` either: the API
 /// server then refuses a `null` (`workload: null` is a type error naming the field; leave the field
 /// out instead) rather than storing it — a stored null makes the 1.33 API server's
 /// `self == oldSelf` false for an unchanged spec, which refused every status write of that object.
+///
+/// Formats the API server does not know (schemars' `uint32` and the like) become the nearest it
+/// does, with the bounds schemars already sets (`minimum: 0`): `kubectl apply` warns of an unknown
+/// format on every CRD otherwise.
 fn drop_schema_defaults(schema: &mut JSONSchemaProps) {
     schema.default = None;
     schema.nullable = None;
+    schema.format = schema.format.take().and_then(known_format);
     if let Some(values) = schema.enum_.as_mut() {
         values.retain(|v| !v.0.is_null());
     }
