@@ -4,7 +4,7 @@
 STATE ?= $(CURDIR)/.state/cluster
 CARGO ?= cargo
 
-.PHONY: bench chaos test-1.33 all build test demo demo-down cluster cluster-down generate check-generated fmt lint ci chart
+.PHONY: bench chaos test-1.33 all build test demo demo-down cluster cluster-down generate check-generated fmt lint ci chart docs
 
 all: build
 
@@ -23,6 +23,10 @@ chaos:
 ## The integration tests on the oldest supported Kubernetes (1.33) — CI runs them too.
 test-1.33:
 	TUSKFISH_K8S_VERSION=1.33 hack/test.sh --test '*'
+
+## The book (docs/, mdBook) into target/book, offline; fails on a warning or a broken link.
+docs:
+	hack/docs.sh
 
 ## Figures against raw server-side apply on a fresh local control plane: docs/benchmarks.md (+ .svg).
 bench:
@@ -61,4 +65,4 @@ lint:
 	python3 hack/imports.py
 
 ## What CI runs.
-ci: check-generated lint test
+ci: check-generated lint docs test

@@ -9,6 +9,7 @@ pub mod gitops;
 pub mod helm_args;
 pub mod operator;
 pub mod output;
+pub mod reference;
 pub mod run_agent;
 pub mod session;
 pub mod verbs;
@@ -368,6 +369,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "all")]
         only: crate::Definitions,
     },
+    /// Print a page of the book's reference, generated from the code (`make generate`).
+    #[command(hide = true)]
+    Reference {
+        #[arg(value_enum)]
+        page: reference::Page,
+    },
 }
 
 fn init_logging(format: LogFormat, default: &str) {
@@ -429,6 +436,10 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
         Command::Crd { only } => {
             let yaml = crate::crd_yaml(only).map_err(|e| CliError::Failed(format!("writing CRDs: {e}")))?;
             print!("{yaml}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Reference { page } => {
+            print!("{}", reference::page(page, &Cli::command()));
             return Ok(ExitCode::SUCCESS);
         }
         Command::Completion { shell } => {
@@ -579,6 +590,7 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
         | Command::Flow { .. }
         | Command::Completion { .. }
         | Command::Crd { .. }
+        | Command::Reference { .. }
         | Command::Run(_)
         | Command::Agent(_) => {}
     }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -83,59 +84,54 @@ pub struct Metrics {
     pub agent_connected: Family<AgentLabel, Gauge>,
     /// Every cache has listed once (what `/readyz` reports).
     pub ready: AtomicBool,
+    described: Vec<MetricDoc>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("tuskfish");
+        let mut reg = Described::new(Registry::with_prefix("tuskfish"));
         let reconciles = Family::<ReconcileLabels, Counter>::default();
-        registry.register("reconciles", "Reconciles by controller and result", reconciles.clone());
+        reg.add("reconciles", "Reconciles by controller and result", reconciles.clone());
         let reconcile_duration = Family::<ControllerLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))
         });
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time one reconcile takes",
-            reconcile_duration.clone(),
-        );
+        reg.add("reconcile_duration_seconds", "Time one reconcile takes", reconcile_duration.clone());
         let reconciles_in_flight = Family::<ControllerLabel, Gauge>::default();
-        registry.register("reconciles_in_flight", "Reconciles running now", reconciles_in_flight.clone());
+        reg.add("reconciles_in_flight", "Reconciles running now", reconciles_in_flight.clone());
         let triggers = Family::<ControllerLabel, Counter>::default();
-        registry.register("triggers", "Objects queued for reconciliation by watch events", triggers.clone());
+        reg.add("triggers", "Objects queued for reconciliation by watch events", triggers.clone());
         let rollouts = Family::<RolloutLabels, Counter>::default();
-        registry.register("rollouts", "Rollouts by environment and result", rollouts.clone());
+        reg.add("rollouts", "Rollouts by environment and result", rollouts.clone());
         let rollbacks = Family::<EnvironmentLabel, Counter>::default();
-        registry.register("rollbacks", "Automatic rollbacks by environment", rollbacks.clone());
+        reg.add("rollbacks", "Automatic rollbacks by environment", rollbacks.clone());
         let appversion_to_rollout = Histogram::new(exponential_buckets(0.05, 2.0, 14));
-        registry.register(
+        reg.add(
             "appversion_to_rollout_seconds",
             "From an AppVersion's creation to the start of its rollout in an environment",
             appversion_to_rollout.clone(),
         );
         let watch_restarts = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "watch_restarts",
-            "Watch errors after which the watch restarts",
-            watch_restarts.clone(),
-        );
+        reg.add("watch_restarts", "Watch errors after which the watch restarts", watch_restarts.clone());
         let api_requests = Family::<RequestLabel, Counter>::default();
-        registry.register("api_requests", "Requests sent to the API server", api_requests.clone());
+        reg.add("api_requests", "Requests sent to the API server", api_requests.clone());
         let leader = Gauge::default();
-        registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        reg.add("leader", "1 while this replica holds the leader Lease", leader.clone());
         let cluster_reachable = Family::<ClusterLabel, Gauge>::default();
-        registry.register(
+        reg.add(
             "cluster_reachable",
             "1 while an Environment's other cluster answers, by its kubeconfig Secret",
             cluster_reachable.clone(),
         );
         let agent_connected = Family::<AgentLabel, Gauge>::default();
-        registry.register(
+        reg.add(
             "agent_connected",
             "1 while an agent serving Environments reports within its lease",
             agent_connected.clone(),
         );
+        let Described { registry, described } = reg;
         Self {
             registry,
+            described,
             reconciles,
             reconcile_duration,
             reconciles_in_flight,
@@ -153,7 +149,50 @@ impl Default for Metrics {
     }
 }
 
+/// The registry as metrics are registered in it, and each one's name, type and help as it is
+/// exposed (for the generated reference: a family with no series yet is not in the exposition).
+struct Described {
+    registry: Registry,
+    described: Vec<MetricDoc>,
+}
+
+/// One metric as `/metrics` exposes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricDoc {
+    pub name: String,
+    pub kind: &'static str,
+    pub help: String,
+}
+
+impl Described {
+    fn new(registry: Registry) -> Self {
+        Self { registry, described: Vec::new() }
+    }
+
+    fn add<M: prometheus_client::registry::Metric + EncodeMetric + Clone>(
+        &mut self,
+        name: &str,
+        help: &str,
+        metric: M,
+    ) {
+        let kind = match metric.metric_type() {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            _ => "untyped",
+        };
+        let suffix = if kind == "counter" { "_total" } else { "" };
+        self.described.push(MetricDoc { name: format!("tuskfish_{name}{suffix}"), kind, help: help.into() });
+        self.registry.register(name, help, metric);
+    }
+}
+
 impl Metrics {
+    /// Every metric this process exposes, in the order registered.
+    pub fn described(&self) -> &[MetricDoc] {
+        &self.described
+    }
+
     pub fn observe_reconcile(&self, controller: &'static str, result: String, took: Duration) {
         self.reconciles.get_or_create(&ReconcileLabels { controller, result }).inc();
         self.reconcile_duration

@@ -5,6 +5,6 @@ mod metrics;
 mod request_counter;
 
 pub use metrics::{
-    AgentLabel, ClusterLabel, ControllerLabel, EnvironmentLabel, KindLabel, Metrics, SharedMetrics,
+    AgentLabel, ClusterLabel, ControllerLabel, EnvironmentLabel, KindLabel, MetricDoc, Metrics, SharedMetrics,
 };
 pub use request_counter::{RequestCounter, RequestCounts};
