@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the book (docs/, mdBook) into target/book, offline, and fails on any warning of mdBook's or
 # a broken link between its pages. mdBook is installed from crates.io once, under ~/.cache/tuskfish.
+# --screenshot: also saves the first page, as headless Chromium shows it, to docs/book-first-page.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
@@ -18,4 +19,9 @@ if echo "$out" | grep -E "WARN|ERROR" >&2; then
   exit 1
 fi
 python3 hack/check-links.py
+if [ "${1:-}" = --screenshot ]; then
+  ensure_tools --browser
+  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,860 \
+    --screenshot="$PWD/docs/book-first-page.png" "file://$PWD/target/book/index.html" 2>/dev/null
+fi
 log "the book is in target/book/index.html"

@@ -6,6 +6,7 @@
 #   charts/tuskfish/templates/identity-policies.yaml  the policies, named per release (cluster-scoped
 #                                                     objects of their own per install)
 #   docs/reference/{kinds,cli,reasons,metrics}.md     the book's reference (`tuskfish reference`)
+#   docs/man/*.1                                      man pages, one per verb
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHECK=${1:-}
@@ -30,3 +31,14 @@ emit docs/reference/kinds.md reference crds
 emit docs/reference/cli.md reference cli
 emit docs/reference/reasons.md reference reasons
 emit docs/reference/metrics.md reference metrics
+man_pages() {
+  local fresh; fresh=$(mktemp -d)
+  cargo run --locked --quiet -- reference man --out "$fresh"
+  if [ "$CHECK" = --check ]; then
+    diff -r docs/man "$fresh" >/dev/null || { rm -rf "$fresh"; echo "docs/man is out of date: run 'make generate' and commit the result" >&2; exit 1; }
+    rm -rf "$fresh"
+  else
+    rm -rf docs/man && mv "$fresh" docs/man && chmod 755 docs/man
+  fi
+}
+man_pages

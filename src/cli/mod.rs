@@ -374,6 +374,9 @@ enum Command {
     Reference {
         #[arg(value_enum)]
         page: reference::Page,
+        /// With `man`: the directory to write one page per verb into.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -438,7 +441,13 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
             print!("{yaml}");
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Reference { page } => {
+        Command::Reference { page: reference::Page::Man, out } => {
+            let dir = out.ok_or_else(|| CliError::Usage("man pages need --out DIR".into()))?;
+            reference::man_pages(&Cli::command(), &dir)
+                .map_err(|e| CliError::Failed(format!("writing man pages into {}: {e}", dir.display())))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Reference { page, .. } => {
             print!("{}", reference::page(page, &Cli::command()));
             return Ok(ExitCode::SUCCESS);
         }

@@ -21,6 +21,8 @@ pub enum Page {
     Cli,
     Reasons,
     Metrics,
+    /// Man pages (roff), one per verb: written into a directory (`--out`), not printed.
+    Man,
 }
 
 /// The page's Markdown.
@@ -30,6 +32,7 @@ pub fn page(which: Page, cli: &Command) -> String {
         Page::Cli => cli_page(cli),
         Page::Reasons => reasons_page(),
         Page::Metrics => metrics_page(crate::telemetry::Metrics::default().described()),
+        Page::Man => String::new(),
     }
 }
 
@@ -237,6 +240,28 @@ fn args_table<'a>(out: &mut String, args: impl Iterator<Item = &'a Arg>) {
         }
         let _ = writeln!(out, "| {name} | {} |", cell(&what));
     }
+}
+
+/// Writes `tuskfish.1` and one `tuskfish-VERB.1` per verb (and `tuskfish-VERB-SUB.1` per
+/// sub-verb) into `dir`, from the same definitions as `--help`.
+pub fn man_pages(root: &Command, dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut root = root.clone();
+    root.build();
+    write_man(&root, dir)
+}
+
+fn write_man(c: &Command, dir: &std::path::Path) -> std::io::Result<()> {
+    // A built command's display name is its path joined by `-` (`tuskfish-status`), as man pages
+    // of sub-commands are named.
+    let name = c.get_display_name().unwrap_or(c.get_name());
+    let mut page = Vec::new();
+    clap_mangen::Man::new(c.clone()).render(&mut page)?;
+    std::fs::write(dir.join(format!("{name}.1")), page)?;
+    for sub in c.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+        write_man(sub, dir)?;
+    }
+    Ok(())
 }
 
 /// Pure: every condition type and reason, with what it means and what to do.
