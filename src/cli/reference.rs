@@ -217,7 +217,7 @@ fn args_table<'a>(out: &mut String, args: impl Iterator<Item = &'a Arg>) {
         };
         let mut what =
             a.get_long_help().or_else(|| a.get_help()).map(ToString::to_string).unwrap_or_default();
-        if !what.is_empty() && !what.ends_with(['.', ')', '!', '?']) {
+        if !what.is_empty() && !what.ends_with(['.', '!', '?']) {
             what.push('.');
         }
         let values: Vec<String> = a
