@@ -6,6 +6,7 @@
 #   charts/tuskfish/templates/identity-policies.yaml  the policies, named per release (cluster-scoped
 #                                                     objects of their own per install)
 #   docs/reference/{kinds,cli,reasons,metrics}.md     the book's reference (`tuskfish reference`)
+#   docs/reference/chart-values.md                    the chart's values, from its values.yaml
 #   docs/man/*.1                                      man pages, one per verb
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,7 @@ emit docs/reference/kinds.md reference crds
 emit docs/reference/cli.md reference cli
 emit docs/reference/reasons.md reference reasons
 emit docs/reference/metrics.md reference metrics
+emit docs/reference/chart-values.md python3 hack/values-reference.py
 man_pages() {
   local fresh; fresh=$(mktemp -d)
   cargo run --locked --quiet -- reference man --out "$fresh"

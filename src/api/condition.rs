@@ -15,7 +15,7 @@ pub struct Condition {
     pub type_: String,
     /// `True`, `False` or `Unknown`.
     pub status: String,
-    /// A stable CamelCase reason; listed with what to do about it in the README.
+    /// A stable CamelCase reason; listed with what to do about it in the book (reference: conditions and reasons).
     pub reason: String,
     /// Human-readable detail. Never sent empty: the 1.20 API server turns `""` into null, which its
     /// own validation then refuses.

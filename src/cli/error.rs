@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use crate::client::ClientError;
 
-/// Exit codes (documented in the README and `tuskfish --help`).
+/// Exit codes (documented in the book's tutorial and `tuskfish --help`).
 pub mod exit {
     /// The command did what was asked (with `--wait`: the rollout became Healthy).
     pub const OK: u8 = 0;

@@ -23,7 +23,7 @@ pub enum AgentLink {
 pub fn agent_link(agent: &str, lease: Option<&LeaseSpec>, now: jiff::Timestamp) -> AgentLink {
     let Some(renewed) = lease.and_then(|l| l.renew_time.as_ref()).map(|t| t.0) else {
         return AgentLink::NotConnected(format!(
-            "agent {agent} has never reported: run `tuskfish agent --name {agent}` in that cluster (README: Agents)"
+            "agent {agent} has never reported: run `tuskfish agent --name {agent}` in that cluster (the book: Environments in other clusters, and agents)"
         ));
     };
     let seconds = lease.and_then(|l| l.lease_duration_seconds).and_then(|s| u64::try_from(s).ok());

@@ -35,7 +35,7 @@ pub(crate) fn version_text() -> impl Strategy<Value = String> {
     ]
 }
 
-/// Semver ranges: the shapes the README documents, and garbage.
+/// Semver ranges: the shapes the book documents, and garbage.
 pub(crate) fn range_text() -> impl Strategy<Value = String> {
     prop_oneof![
         8 => select(vec!["*", "~1.3", "^1", ">=1.4.0-0", ">=1.4.0, <2", "=1.3.9", "~2", ">=2.1", "1.3.x"])

@@ -85,7 +85,7 @@ pub fn index(pipelines: &[Pipeline]) -> Rendered {
     let body = html! {
         h1 { "Pipelines" }
         @if pipelines.is_empty() {
-            p.empty { "No Environments yet. Apply one (see the README) and it appears here." }
+            p.empty { "No Environments yet. Apply one (see the book's Environments guide) and it appears here." }
         } @else {
             ul.pipelines {
                 @for p in pipelines {
