@@ -504,7 +504,8 @@ async fn a_chart_sees_the_clusters_version_and_apis() {
 
 /// A rollout is applied all or nothing: with the Environment's ServiceAccount not allowed Secrets,
 /// a chart with a Secret applies none of its objects (not even the ServiceAccount and ConfigMap
-/// that come before the Secret), and the refusal names the object and the verb.
+/// that come before the Secret), and the refusal names the object and the verb. Once granted, the
+/// same rollout goes through by itself.
 #[tokio::test]
 async fn a_chart_with_a_forbidden_secret_applies_nothing() {
     let t = TestNs::new("helm-all-or-nothing").await;
@@ -557,8 +558,13 @@ async fn a_chart_with_a_forbidden_secret_applies_nothing() {
     let deployments: kube::Api<Deployment> = t.api_in(&ns);
     assert!(deployments.get_opt("payments-dev").await.unwrap().is_none());
 
+    // Granted what the message names, the same rollout goes through, with nothing else changed.
+    let secrets = [("", "secrets")];
+    t.deployer(&ns, &[&allowed[..], &secrets[..]].concat()).await;
+    t.wait_release("payments-dev", healthy_at("1.0.0")).await;
+
     let rbac = [("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings")];
-    t.deployer(&ns, &[&allowed[..], &rbac[..]].concat()).await;
+    t.deployer(&ns, &[&allowed[..], &secrets[..], &rbac[..]].concat()).await;
     chart_version(&t, &registry.repository(), "1.1.0", json!({})).await;
     t.set_version("payments-dev", "1.1.0").await;
     t.wait_release("payments-dev", healthy_at("1.1.0")).await;

@@ -586,7 +586,7 @@ proptest! {
                 1 => Outcome::Observed { health },
                 2 => Outcome::Blocked(Blocked { phase: if flag { Phase::Failed } else { Phase::Pending }, reason: Reason::InvalidVersion, message: message.clone(), recheck_in: None }),
                 3 => Outcome::Failed { reason: Reason::ApplyRejected, message: message.clone(), transient: flag },
-                _ => Outcome::Rejected { reason: Reason::ApplyRejected, message: message.clone(), hash: i.to_string(), inventory: Inventory::default() },
+                _ => Outcome::Rejected { reason: Reason::ApplyRejected, message: message.clone(), hash: flag.then(|| i.to_string()), inventory: Inventory::default() },
             };
             let now = Time(sane(i64::try_from(i).unwrap_or(0)));
             let next = next_status(&s, outcome.clone(), Some(1), &now);

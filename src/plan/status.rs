@@ -24,8 +24,9 @@ pub enum Outcome {
     /// The objects could not be rendered or applied; `transient` when a retry may help unchanged.
     Failed { reason: Reason, message: String, transient: bool },
     /// The API server refused the rendered objects (or they belong to someone else). `hash` is the
-    /// refused state (not tried again until it changes); `inventory` everything that may now exist.
-    Rejected { reason: Reason, message: String, hash: String, inventory: Inventory },
+    /// refused state, not tried again until it changes (`None`: tried again, as a refusal RBAC may
+    /// lift is); `inventory` everything that may now exist.
+    Rejected { reason: Reason, message: String, hash: Option<String>, inventory: Inventory },
     /// Objects applied; `new_rollout` when this starts a rollout (not a drift repair), with `note`
     /// for its history entry (e.g. why it is a rollback).
     /// `rollback_of`: the failed version this rollout goes back from.
@@ -76,7 +77,7 @@ pub fn next_status(
         }
         Outcome::Rejected { reason, message, hash, inventory } => {
             s.phase = Some(Phase::Failed);
-            s.rejected_hash = Some(hash);
+            s.rejected_hash = hash;
             s.inventory = Some(inventory);
             cond(&mut s, ConditionType::Ready, false, reason, &message);
             cond(&mut s, ConditionType::Progressing, false, reason, &message);
@@ -459,7 +460,7 @@ mod tests {
         let rejected = Outcome::Rejected {
             reason: Reason::ApplyRejected,
             message: "422".into(),
-            hash: "h2".into(),
+            hash: Some("h2".into()),
             inventory: inv("u"),
         };
         let s4 = next_status(&s3, rejected, Some(4), &t(7));

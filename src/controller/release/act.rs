@@ -37,6 +37,9 @@ use kube::runtime::reflector::ObjectRef;
 /// How long to wait before retrying a rendering that may succeed unchanged (e.g. a CRD not yet
 /// installed); everything else waits for a change.
 const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
+/// How soon a rollout RBAC refused is tried again (its check is one read and one dry run per
+/// object, no write).
+const FORBIDDEN_RETRY: Duration = Duration::from_secs(20);
 
 /// What act works on: one Release deploying one target into its Environment.
 pub(super) struct Job<'a> {
@@ -281,8 +284,13 @@ async fn rollout(
                 prev.inventory.as_ref().map_or(rendered.namespace.clone(), |i| i.namespace.clone());
             let hash = prev.inventory.as_ref().and_then(|i| i.hash.clone());
             let inventory = Inventory { namespace, hash, objects, cluster: env.spec.cluster.clone() };
-            let outcome = Outcome::Rejected { reason, message, hash: rendered.hash, inventory };
-            return Ok(Some(Rolled { outcome, wake: None, verification: None, rewritten }));
+            // What RBAC refused, its admin may grant (as the message asks): tried again until
+            // then. Anything else waits for other objects to render.
+            let retry = reason == Reason::Forbidden;
+            let hash = (!retry).then_some(rendered.hash);
+            let outcome = Outcome::Rejected { reason, message, hash, inventory };
+            let wake = retry.then_some(FORBIDDEN_RETRY);
+            return Ok(Some(Rolled { outcome, wake, verification: None, rewritten }));
         }
     };
     if new_rollout && !hooks.is_empty() {
