@@ -8,10 +8,37 @@ import re
 VALUES = pathlib.Path(__file__).resolve().parent.parent / "charts/tuskfish/values.yaml"
 
 
+def list_items(lines, n, indent):
+    """The items of the list under the key on line `n` (each as `{k: v, k: v}`), or None."""
+    items = []
+    for line in lines[n + 1 :]:
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        deeper = len(line) - len(line.lstrip()) > indent
+        if not deeper:
+            break
+        if stripped.startswith("- "):
+            items.append([stripped[2:].split(" #")[0].strip()])
+        elif items:
+            items[-1].append(stripped.split(" #")[0].strip())
+        else:
+            return None
+    return ["{" + ", ".join(i) + "}" for i in items] or None
+
+
 def main():
     rows, path, comment = [], [], []
-    for line in VALUES.read_text().splitlines():
+    lines = VALUES.read_text().splitlines()
+    skip_deeper_than = None
+    for n, line in enumerate(lines):
         stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if skip_deeper_than is not None:
+            if stripped and indent <= skip_deeper_than and not stripped.startswith("- "):
+                skip_deeper_than = None
+            else:
+                continue
         if not stripped:
             comment = []
             continue
@@ -27,6 +54,13 @@ def main():
         value = value.strip()
         words = " ".join(comment + ([beside.strip()] if beside.strip() else []))
         comment = []
+        if value == "":
+            items = list_items(lines, n, indent)
+            if items is not None:
+                # A list of maps: its items, each on one line, as its default.
+                rows.append((".".join(path), "; ".join(items), words))
+                skip_deeper_than = indent
+                continue
         if value == "" and not beside.strip() and not words:
             continue  # a section key: its keys follow
         rows.append((".".join(path), value or "—", words))

@@ -143,8 +143,11 @@ enum Command {
     },
     /// Deploy a version to an environment (pins the Release; creates it if needed).
     Deploy {
+        /// The app (as in `AppVersion.spec.app`).
         app: String,
+        /// The version (semver, as published).
         version: String,
+        /// The environment (an Environment of the pipeline namespace).
         #[arg(long)]
         env: String,
         #[command(flatten)]
@@ -158,9 +161,12 @@ enum Command {
     },
     /// Deploy to one environment what runs healthy in another.
     Promote {
+        /// The app (as in `AppVersion.spec.app`).
         app: String,
+        /// The environment whose healthy version is deployed.
         #[arg(long)]
         from: String,
+        /// The environment to deploy it to.
         #[arg(long)]
         to: String,
         #[command(flatten)]
@@ -174,7 +180,9 @@ enum Command {
     },
     /// Roll back to an earlier healthy version (the newest one before the current, or --to).
     Rollback {
+        /// The app (as in `AppVersion.spec.app`).
         app: String,
+        /// The environment (an Environment of the pipeline namespace).
         #[arg(long)]
         env: String,
         /// The version to return to (must have run healthy in this environment).
@@ -191,10 +199,14 @@ enum Command {
     },
     /// Approve a version of an app for an environment that requires approval.
     Approve {
+        /// The app (as in `AppVersion.spec.app`).
         app: String,
+        /// The version (semver, as published).
         version: String,
+        /// The environment (an Environment of the pipeline namespace).
         #[arg(long)]
         env: String,
+        /// Why (recorded with your name, e.g. a change ticket).
         #[arg(long)]
         reason: Option<String>,
         /// Must be you: the approver is the user the API server authenticated (SelfSubjectReview).
@@ -209,8 +221,11 @@ enum Command {
     /// Reject a version of an app for an environment: it does not roll out there; a newer version
     /// needs approvals of its own.
     Reject {
+        /// The app (as in `AppVersion.spec.app`).
         app: String,
+        /// The version (semver, as published).
         version: String,
+        /// The environment (an Environment of the pipeline namespace).
         #[arg(long)]
         env: String,
         /// Why (recorded with your name).
@@ -220,11 +235,13 @@ enum Command {
     /// Stop new versions from rolling out to an environment, or to every environment of the
     /// pipeline at once with --all (rollbacks still go ahead).
     Freeze {
+        /// The environment to freeze (or --all).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         env: Option<String>,
         /// Stop the line: freeze every Environment of the pipeline namespace.
         #[arg(long)]
         all: bool,
+        /// Why (recorded with your name in an Event).
         #[arg(long)]
         reason: String,
         /// For how long, e.g. 2h (default: until unfrozen).
@@ -237,11 +254,13 @@ enum Command {
     /// End the environment's one-off freezes, or let one app through any freeze (--override);
     /// --all lifts a stopped line (the windows `freeze --all` set) in every environment.
     Unfreeze {
+        /// The environment to unfreeze (or --all).
         #[arg(required_unless_present = "all", conflicts_with_all = ["all"])]
         env: Option<String>,
         /// Lift the line stop in every Environment of the pipeline namespace.
         #[arg(long, conflicts_with = "override_app")]
         all: bool,
+        /// Why (recorded with your name in an Event).
         #[arg(long)]
         reason: Option<String>,
         /// Let this app deploy despite the freeze (recorded in its history).
@@ -251,7 +270,9 @@ enum Command {
     /// Mark a published version bad in the whole pipeline: no environment deploys it, and where it
     /// runs, Releases with automatic rollback roll back (--lift undoes it).
     Veto {
+        /// The app (as in `AppVersion.spec.app`).
         app: String,
+        /// The version (semver, as published).
         version: String,
         /// Why (recorded with your name on the AppVersion, in history and in an Event).
         #[arg(long, required_unless_present = "lift")]
@@ -263,7 +284,9 @@ enum Command {
     /// Run the verification checks (spec.verify) of what runs in an environment again, and wait for
     /// their results (exit 1 when one fails).
     Verify {
+        /// The app (as in `AppVersion.spec.app`).
         app: String,
+        /// The environment (an Environment of the pipeline namespace).
         #[arg(long)]
         env: String,
         /// How long to wait for the checks before giving up (exit 6), e.g. 90s, 10m.
@@ -294,6 +317,7 @@ enum Command {
     Changes {
         /// One change id (case does not matter).
         id: Option<String>,
+        /// Only the changes of this app.
         #[arg(long)]
         app: Option<String>,
         /// `story`, `bug`, … as the AppVersions type them.
@@ -305,13 +329,17 @@ enum Command {
     },
     /// Rollouts of an app in an environment, newest first.
     History {
+        /// The app (as in `AppVersion.spec.app`).
         app: String,
+        /// The environment (an Environment of the pipeline namespace).
         #[arg(long)]
         env: String,
     },
     /// What differs between two environments: versions, change ids, forward-port gaps.
     Diff {
+        /// One environment.
         a: String,
+        /// The other environment.
         b: String,
         /// Exit 1 when the environments differ (like `git diff --exit-code`).
         #[arg(long)]
@@ -334,6 +362,7 @@ enum Command {
         /// Print an AppVersion manifest for `kubectl apply` (needs --app, and --image or --chart).
         #[arg(long, requires = "app")]
         emit_appversion: bool,
+        /// The app (as in `AppVersion.spec.app`).
         #[arg(long)]
         app: Option<String>,
         /// Container image; `{version}` is replaced by the version.
@@ -352,6 +381,7 @@ enum Command {
         /// Container port NAME:PORT[/PROTOCOL] (repeatable).
         #[arg(long = "port")]
         ports: Vec<String>,
+        /// Replicas of the workload in the emitted AppVersion.
         #[arg(long)]
         replicas: Option<i32>,
     },

@@ -174,7 +174,7 @@ pub fn cli_page(root: &Command) -> String {
     let mut out = format!("{GENERATED}# The CLI: `tuskfish`\n\n{}\n", about(&root));
     out.push_str("\nFlags every verb takes:\n\n");
     args_table(&mut out, root.get_arguments().filter(|a| a.is_global_set()));
-    for sub in root.get_subcommands().filter(|c| !c.is_hide_set()) {
+    for sub in root.get_subcommands().filter(|c| !c.is_hide_set() && c.get_name() != "help") {
         command_section(&mut out, sub, "tuskfish");
     }
     out
@@ -201,7 +201,9 @@ fn command_section(out: &mut String, c: &Command, parent: &str) {
 
 fn args_table<'a>(out: &mut String, args: impl Iterator<Item = &'a Arg>) {
     out.push_str("| argument | what |\n|---|---|\n");
-    for a in args.filter(|a| !a.is_hide_set() && a.get_id() != "help" && a.get_id() != "version") {
+    // clap's own --help and --version say nothing here (a positional VERSION is another matter).
+    let own = |a: &&Arg| !a.is_positional() && matches!(a.get_id().as_str(), "help" | "version");
+    for a in args.filter(|a| !a.is_hide_set() && !own(a)) {
         let takes = a.get_action().takes_values();
         let value = a
             .get_value_names()
