@@ -1,5 +1,7 @@
 //! Whether the live objects need an apply: a new desired state, or drift from it.
 
+use std::time::Duration;
+
 use crate::api::{Inventory, InventoryEntry, ReleaseStatus};
 use crate::render::Rendered;
 
@@ -29,6 +31,19 @@ pub enum Decision {
 }
 
 /// Pure: compares the last applied inventory and the live objects with the rendered state.
+/// The first and the longest wait before a rollout RBAC refused is checked again.
+const REFUSED_RETRY_FIRST: Duration = Duration::from_secs(20);
+const REFUSED_RETRY_MAX: Duration = Duration::from_secs(600);
+
+/// Pure: how long to wait before checking again a rollout RBAC has refused for `refused_for`
+/// (since its `Degraded` condition turned True, `Forbidden`): as long again as it has been refused,
+/// from 20 s to 10 min. Granting the rights is then noticed within a minute when done at once, and
+/// a Release nobody fixes costs a check (a read and a dry run per object) every 10 minutes, not
+/// every 20 s (a tenant with a thousand of them must not keep the API server busy).
+pub fn refused_retry(refused_for: Duration) -> Duration {
+    refused_for.clamp(REFUSED_RETRY_FIRST, REFUSED_RETRY_MAX)
+}
+
 pub fn decide(status: &ReleaseStatus, rendered: &Rendered, live: &[(InventoryEntry, Live)]) -> Decision {
     if status.rejected_hash.as_deref() == Some(rendered.hash.as_str()) {
         return Decision::StillRejected;
@@ -59,6 +74,16 @@ pub fn decide(status: &ReleaseStatus, rendered: &Rendered, live: &[(InventoryEnt
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_refused_rollout_is_checked_again_less_and_less_often() {
+        let secs = |s| refused_retry(Duration::from_secs(s)).as_secs();
+        assert_eq!(
+            [secs(0), secs(19), secs(20), secs(45), secs(300), secs(86_400)],
+            [20, 20, 20, 45, 300, 600]
+        );
+    }
+
     use super::*;
 
     fn entry(g: Option<i64>) -> InventoryEntry {

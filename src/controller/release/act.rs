@@ -10,7 +10,8 @@ use tracing::info;
 
 use super::{RECHECK_SLACK, owner};
 use crate::api::{
-    Environment, Inventory, InventoryEntry, Reason, Release, ReleaseStatus, VerificationStatus,
+    ConditionType, Environment, Inventory, InventoryEntry, Reason, Release, ReleaseStatus,
+    VerificationStatus, find_condition,
 };
 use crate::controller::agent::Role;
 use crate::controller::apply::{ApplyFailure, apply_all, gvk_of, prune};
@@ -37,9 +38,6 @@ use kube::runtime::reflector::ObjectRef;
 /// How long to wait before retrying a rendering that may succeed unchanged (e.g. a CRD not yet
 /// installed); everything else waits for a change.
 const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
-/// How soon a rollout RBAC refused is tried again (its check is one read and one dry run per
-/// object, no write).
-const FORBIDDEN_RETRY: Duration = Duration::from_secs(20);
 
 /// What act works on: one Release deploying one target into its Environment.
 pub(super) struct Job<'a> {
@@ -289,7 +287,12 @@ async fn rollout(
             let retry = reason == Reason::Forbidden;
             let hash = (!retry).then_some(rendered.hash);
             let outcome = Outcome::Rejected { reason, message, hash, inventory };
-            let wake = retry.then_some(FORBIDDEN_RETRY);
+            // Degraded turned True when the refusal began (Ready was False already, mid-rollout).
+            let refused_since = find_condition(&prev.conditions, ConditionType::Degraded)
+                .filter(|c| c.status == "True" && c.reason == Reason::Forbidden)
+                .map_or(now.0, |c| c.last_transition_time.0);
+            let refused_for = now.0.duration_since(refused_since).unsigned_abs();
+            let wake = retry.then(|| drift::refused_retry(refused_for));
             return Ok(Some(Rolled { outcome, wake, verification: None, rewritten }));
         }
     };
