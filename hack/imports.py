@@ -13,7 +13,7 @@ SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 # Lowest first. A top-level module may import those in its own entry or earlier ones.
 LAYERS = [
     {"api", "duration", "bounded", "telemetry", "http", "egress"},
-    {"index", "plan", "render", "matrix", "notify", "helm", "watch", "client", "leader"},
+    {"index", "plan", "render", "matrix", "notify", "helm", "watch", "client", "leader", "lean"},
     {"controller", "admission"},
     {"web"},
     {"cli"},

@@ -12,6 +12,7 @@ pub mod helm;
 pub mod http;
 pub mod index;
 pub mod leader;
+pub mod lean;
 pub mod matrix;
 pub mod notify;
 pub mod plan;

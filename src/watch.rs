@@ -14,10 +14,11 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 
+use crate::lean::Lean;
 use futures::{Future, Stream, StreamExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
@@ -68,7 +69,7 @@ pub fn cached<K>(
     config: watcher::Config,
 ) -> (Store<K>, impl Stream<Item = Change<K>> + Send + 'static)
 where
-    K: Watched,
+    K: Watched + Lean,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     cached_with(api, config, K::DynamicType::default())
@@ -81,11 +82,11 @@ pub fn cached_with<K>(
     dyntype: K::DynamicType,
 ) -> (Store<K>, impl Stream<Item = Change<K>> + Send + 'static)
 where
-    K: Watched,
+    K: Watched + Lean,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
-    // managedFields are never read from a cache, and are the bulk of a cached object.
-    into_cache(events(api, config).modify(|o| o.managed_fields_mut().clear()), dyntype)
+    // Only what is read enters the cache (see `crate::lean`); what the changes hand on is the same.
+    into_cache(events(api, config).modify(Lean::lean), dyntype)
 }
 
 /// Feeds watch `events` into a cache: the cache, and the changes they make.
@@ -144,7 +145,7 @@ pub fn reflect<K>(
     route: impl Fn(&K, Seen) + Send + 'static,
 ) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
-    K: Watched<DynamicType = ()>,
+    K: Watched<DynamicType = ()> + Lean,
 {
     let (cache, changes) = cached(api, config);
     (cache, route_seen(changes, metrics, route))

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use super::Link;
 use crate::controller::caches::WorkloadStores;
 use crate::controller::triggers::{Triggers, environment_of_namespace, managed_selector, release_of};
+use crate::lean::Lean;
 use crate::watch::{self, Change};
 
 /// The watches of the cluster of `client`, reporting to `link` when it is another cluster.
@@ -60,7 +61,7 @@ impl Watches<'_> {
     /// Follows kind `K` (tuskfish's objects only) into a cache; each change wakes whom `wake` says.
     fn follow<K>(&mut self, wake: Wake) -> Store<K>
     where
-        K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+        K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static + Lean,
     {
         let api = Api::<K>::all(self.client.clone());
         let (cache, changes) = watch::cached(api, watcher::Config::default().labels(&managed_selector()));
