@@ -274,6 +274,18 @@ mod tests {
         }
     }
 
+    /// The rollback to 1.0.0 after 1.1.0 failed, as it starts.
+    fn rollback_from_1_1_0() -> Outcome {
+        Outcome::Applied {
+            version: "1.0.0".into(),
+            inventory: inv("1.0.0"),
+            new_rollout: true,
+            note: Some("rollback: 1.1.0 failed".into()),
+            rollback_of: Some("1.1.0".into()),
+            health: progressing(),
+        }
+    }
+
     fn progressing() -> Health {
         Health::Progressing { message: "0 of 1 available".into(), recheck_in: Duration::from_secs(5) }
     }
@@ -329,14 +341,7 @@ mod tests {
         let s2 = next_status(&s1, applied("1.1.0", progressing()), Some(2), &t(10));
         let mut s3 = next_status(&s2, deadline(), Some(2), &t(400));
         crate::plan::rollback::record_failed(&mut s3, "1.1.0".into());
-        let back = Outcome::Applied {
-            version: "1.0.0".into(),
-            inventory: inv("1.0.0"),
-            new_rollout: true,
-            note: Some("rollback: 1.1.0 failed".into()),
-            rollback_of: Some("1.1.0".into()),
-            health: progressing(),
-        };
+        let back = rollback_from_1_1_0();
         let s4 = next_status(&s3, back, Some(2), &t(401));
         let s5 = next_status(&s4, deadline(), Some(2), &t(800));
         assert_eq!(s5.history[0].result, RolloutResult::Failed);
@@ -395,14 +400,7 @@ mod tests {
 
     #[test]
     fn a_rollouts_note_survives_its_success() {
-        let rollback = Outcome::Applied {
-            version: "1.0.0".into(),
-            inventory: inv("1.0.0"),
-            new_rollout: true,
-            note: Some("rollback: 1.1.0 failed".into()),
-            rollback_of: Some("1.1.0".into()),
-            health: progressing(),
-        };
+        let rollback = rollback_from_1_1_0();
         let s1 = next_status(&ReleaseStatus::default(), rollback, Some(1), &t(0));
         let s2 = next_status(&s1, Outcome::Observed { health: Health::Healthy }, Some(1), &t(5));
         assert_eq!(s2.history[0].result, RolloutResult::Succeeded);
