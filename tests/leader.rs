@@ -10,7 +10,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Proc, TestNs, free_port, healthy_at, tuskfish_process};
-use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -44,19 +43,12 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} not in:\n{text}"))
 }
 
-async fn wait_holder(t: &TestNs, holder: Option<&'static str>) -> Lease {
-    t.wait_for::<Lease>("tuskfish", move |l| {
-        l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).filter(|h| !h.is_empty()) == holder
-    })
-    .await
-}
-
 #[tokio::test]
 async fn only_the_leader_writes_and_a_standby_takes_over() {
     let t = TestNs::without_operator("leader").await;
     let (port_a, port_b) = (free_port(), free_port());
     let mut a = replica(&t, "replica-a", port_a, &[]);
-    wait_holder(&t, Some("replica-a")).await;
+    t.wait_lease_holder(Some("replica-a")).await;
     // The standby also serves the web view, from the caches it keeps warm.
     let web_port = free_port();
     let web_addr = format!("127.0.0.1:{web_port}");
@@ -122,7 +114,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     // The leader dies without a word: the standby takes the Lease once it has expired, and works.
     a.0.kill().unwrap();
     a.0.wait().unwrap();
-    let lease = wait_holder(&t, Some("replica-b")).await;
+    let lease = t.wait_lease_holder(Some("replica-b")).await;
     assert!(lease.spec.unwrap().lease_transitions.unwrap_or(0) >= 1);
     t.app_version("pay", "1.1.0", json!({})).await;
     t.set_version("pay-dev", "1.1.0").await;
@@ -143,7 +135,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     let mut b = b;
     let pid = b.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    wait_holder(&t, None).await;
+    t.wait_lease_holder(None).await;
     let code = common::within("the replica to exit", async {
         loop {
             if let Some(status) = b.0.try_wait().unwrap() {

@@ -24,13 +24,6 @@ fn operator(t: &TestNs, round: u32) -> Proc {
     )
 }
 
-async fn wait_holder(t: &TestNs, holder: &'static str) {
-    t.wait_for::<k8s_openapi::api::coordination::v1::Lease>("tuskfish", move |l| {
-        l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(holder)
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn a_notice_is_delivered_once_across_an_operator_kill() {
     let t = TestNs::without_operator("notify-kill").await;
@@ -143,10 +136,10 @@ async fn generated_secrets_survive_restarts_and_a_leader_change() {
         } else {
             // A leader change: the leader is killed and the standby takes over.
             let leader = replica("replica-a");
-            wait_holder(&t, "replica-a").await;
+            t.wait_lease_holder(Some("replica-a")).await;
             let standby = replica("replica-b");
             drop(leader);
-            wait_holder(&t, "replica-b").await;
+            t.wait_lease_holder(Some("replica-b")).await;
             standby
         };
         // Deleted while the new operator starts: it must look, render and apply again (a drift

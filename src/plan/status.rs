@@ -205,12 +205,11 @@ fn failed(s: &mut ReleaseStatus, reason: Reason, message: String, generation: Op
 /// goes back to a version that ran here before; a new version that missed its deadline stays
 /// Failed, as its checks never ran and promotion must not take it.
 fn healthy_after_all(s: &mut ReleaseStatus, now: &Time) {
-    let desired = s.desired_version.clone();
-    let failed_versions = s.failed_versions.clone();
-    if let Some(h) = s.history.first_mut()
+    let ReleaseStatus { history, desired_version, failed_versions, .. } = s;
+    if let Some(h) = history.first_mut()
         && h.result == RolloutResult::Failed
         && h.rollback_of.is_some()
-        && desired.as_ref() == Some(&h.version)
+        && desired_version.as_ref() == Some(&h.version)
         && !failed_versions.contains(&h.version)
     {
         h.result = RolloutResult::Succeeded;

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
@@ -430,6 +431,15 @@ impl TestNs {
 
     /// A ServiceAccount `deployer` in `ns` that may manage `resources` (group, resource) there,
     /// and nothing else.
+    /// The operator's leader Lease (`tuskfish`, in this namespace), once `holder` holds it
+    /// (`None`: once nobody does).
+    pub async fn wait_lease_holder(&self, holder: Option<&'static str>) -> Lease {
+        self.wait_for::<Lease>("tuskfish", move |l| {
+            l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).filter(|h| !h.is_empty()) == holder
+        })
+        .await
+    }
+
     pub async fn deployer(&self, ns: &str, resources: &[(&str, &str)]) {
         self.apply(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": ns}}))
             .await;
