@@ -72,12 +72,11 @@ impl Lean for PartialObjectMeta<Namespace> {
 }
 
 impl Lean for Lease {
-    /// An agent's: its label, when it was renewed and for how long.
+    /// An agent's: its label, when it was renewed and for how long. A shard member's: its holder
+    /// and since when (its spec is all of that but the transitions: a few Leases, kept whole).
     fn lean(&mut self) {
         lean_meta(&mut self.metadata);
         if let Some(spec) = self.spec.as_mut() {
-            spec.holder_identity = None;
-            spec.acquire_time = None;
             spec.lease_transitions = None;
         }
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::lean::Lean;
 use futures::{Future, Stream, StreamExt};
+use kube::api::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use crate::index::Seen;
+use crate::plan::shards::Share;
 use crate::telemetry::{KindLabel, SharedMetrics};
 
 /// What a watch saw.
@@ -54,12 +56,44 @@ impl<K> Change<K> {
 pub trait Watched: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static {}
 impl<K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static> Watched for K {}
 
-/// The watch's events, retried with backoff.
+/// Which objects a watch hands on and caches: those of one share of the pipelines (see
+/// [`crate::plan::shards`]), each object's pipeline namespace named by `pipeline_of`. The rest are
+/// dropped as they arrive, so a shard's caches hold its share only. The API server cannot select
+/// by a hash of the namespace: every replica still receives (and decodes) every event.
+#[derive(Clone, Copy, Debug)]
+pub struct Filter {
+    pub share: Share,
+    pub pipeline_of: fn(&ObjectMeta) -> Option<&str>,
+}
+
+impl Filter {
+    /// Objects of the tuskfish kinds, which live in their pipeline namespace.
+    pub fn by_namespace(share: Share) -> Self {
+        Self { share, pipeline_of: |m| m.namespace.as_deref() }
+    }
+
+    /// Whether the object is this share's (one that names no pipeline is nobody's).
+    pub fn keeps(&self, meta: &ObjectMeta) -> bool {
+        (self.pipeline_of)(meta).is_some_and(|p| self.share.owns(p))
+    }
+}
+
+/// The watch's events, retried with backoff; with `filter`, only the objects it keeps.
 fn events<K: Watched>(
     api: Api<K>,
     config: watcher::Config,
+    filter: Option<Filter>,
 ) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static {
-    watcher(api, config).default_backoff()
+    watcher(api, config).default_backoff().filter(move |event| {
+        let keep = match (filter, event) {
+            (
+                Some(f),
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o)),
+            ) => f.keeps(o.meta()),
+            _ => true,
+        };
+        futures::future::ready(keep)
+    })
 }
 
 /// Follows `api` into a cache: the cache, and the changes (which must be polled for the cache to
@@ -67,12 +101,13 @@ fn events<K: Watched>(
 pub fn cached<K>(
     api: Api<K>,
     config: watcher::Config,
+    filter: Option<Filter>,
 ) -> (Store<K>, impl Stream<Item = Change<K>> + Send + 'static)
 where
     K: Watched + Lean,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
-    cached_with(api, config, K::DynamicType::default())
+    cached_with(api, config, K::DynamicType::default(), filter)
 }
 
 /// [`cached`] for a kind known at run time (a custom kind's `ApiResource`).
@@ -80,13 +115,14 @@ pub fn cached_with<K>(
     api: Api<K>,
     config: watcher::Config,
     dyntype: K::DynamicType,
+    filter: Option<Filter>,
 ) -> (Store<K>, impl Stream<Item = Change<K>> + Send + 'static)
 where
     K: Watched + Lean,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
     // Only what is read enters the cache (see `crate::lean`); what the changes hand on is the same.
-    into_cache(events(api, config).modify(Lean::lean), dyntype)
+    into_cache(events(api, config, filter).modify(Lean::lean), dyntype)
 }
 
 /// Feeds watch `events` into a cache: the cache, and the changes they make.
@@ -110,13 +146,17 @@ where
 
 /// Follows `api` without a cache (see the module's note on absentees); objects are handed on
 /// whole, as the server sent them.
-pub fn uncached<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = Change<K>> + Send + 'static
+pub fn uncached<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    filter: Option<Filter>,
+) -> impl Stream<Item = Change<K>> + Send + 'static
 where
     K: Watched,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let mut relist = Relist::new(K::DynamicType::default());
-    events(api, config).flat_map(move |e| futures::stream::iter(relist.changes(e, None)))
+    events(api, config, filter).flat_map(move |e| futures::stream::iter(relist.changes(e, None)))
 }
 
 /// Hands every change to `sink`, after counting and logging a failure (`kind` names the watch).
@@ -141,13 +181,14 @@ pub fn drive<K: 'static>(
 pub fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
+    filter: Option<Filter>,
     metrics: SharedMetrics,
     route: impl Fn(&K, Seen) + Send + 'static,
 ) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
     K: Watched<DynamicType = ()> + Lean,
 {
-    let (cache, changes) = cached(api, config);
+    let (cache, changes) = cached(api, config, filter);
     (cache, route_seen(changes, metrics, route))
 }
 

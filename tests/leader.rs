@@ -9,9 +9,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Proc, TestNs, free_port, healthy_at, tuskfish_process};
+use common::{Proc, TestNs, free_port, healthy_at, http_get as get, metric_of as metric, tuskfish_process};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn replica(t: &TestNs, identity: &str, port: u16, extra: &[&str]) -> Proc {
     let addr = format!("127.0.0.1:{port}");
@@ -22,25 +21,6 @@ fn replica(t: &TestNs, identity: &str, port: u16, extra: &[&str]) -> Proc {
     ]
     .concat();
     tuskfish_process(&args, &format!("tuskfish-{}-{identity}.log", t.ns))
-}
-
-/// GET over plain HTTP/1.0 (no client library needed for three endpoints on loopback).
-async fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in:\n{text}"))
 }
 
 #[tokio::test]

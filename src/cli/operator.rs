@@ -103,6 +103,11 @@ pub struct RunArgs {
     /// Watch Environments, AppVersions, Releases and Approvals in this namespace only (default: all).
     #[arg(long, env = "TUSKFISH_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
+    /// Split the pipeline namespaces into this many shards, shared out among the replicas running
+    /// with the same value: each holds a Lease per shard it serves and keeps only those shards'
+    /// objects in its caches (see the book's scaling guide). Default: one leader serves all.
+    #[arg(long, env = "TUSKFISH_SHARDS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    shards: Option<u16>,
     /// Run the controllers only while holding a Lease, so that replicas never write at once.
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     leader_elect: bool,
@@ -150,6 +155,27 @@ fn identity(explicit: Option<String>) -> String {
     })
 }
 
+/// Why `--shards` cannot go with the other flags given, if it cannot.
+fn refused_with_shards(args: &RunArgs) -> Option<&'static str> {
+    args.shards?;
+    if !args.leader_elect {
+        return Some(
+            "--shards needs leader election: each shard is served while its Lease is held (drop --leader-elect=false)",
+        );
+    }
+    if args.watch_namespace.as_deref().is_some_and(|n| !n.is_empty()) {
+        return Some(
+            "--shards splits pipeline namespaces, and --watch-namespace serves one: use one or the other",
+        );
+    }
+    if args.web_addr != "off" {
+        return Some(
+            "--web-addr shows this replica's caches, which with --shards hold its shards only: serve the web view with `tuskfish web` instead",
+        );
+    }
+    None
+}
+
 /// A listener flag's value: `off`, or an address (the error names the flag).
 fn listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, String> {
     match value {
@@ -173,21 +199,26 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
                 .into(),
         );
     }
+    if let Some(why) = refused_with_shards(&args) {
+        return Err(why.into());
+    }
     let counter = RequestCounter::default();
     let client = target.client(&counter).await?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = shutdown_signal().shared();
     let server = args.controllers.serve_metrics(metrics.clone(), counter.counts(), shutdown.clone()).await?;
+    let identity = identity(args.identity.clone());
     let leader = args.leader_elect.then(|| LeaderConfig {
         name: args.lease_name.clone(),
         lease_duration: args.lease_duration,
         renew_deadline: args.renew_deadline,
         retry_period: args.retry_period,
-        ..LeaderConfig::new(args.lease_namespace.clone(), identity(args.identity.clone()))
+        ..LeaderConfig::new(args.lease_namespace.clone(), identity.clone())
     });
     info!(
         concurrency = args.controllers.concurrency,
         leader_election = args.leader_elect,
+        shards = args.shards.unwrap_or(0),
         "tuskfish operator starting"
     );
     let base = args.controllers.settings(metrics);
@@ -198,28 +229,25 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         client_config: Some(target.config().await?),
         // Beside its Lease, unless told otherwise.
         render_store: args.controllers.render_store(Some(&args.lease_namespace)),
+        instance: Some(identity),
         ..base
     };
     if let Err(why) = &settings.helm {
         info!(%why, "no Helm: AppVersions with a chart will say HelmUnavailable");
     }
-    let operator = crate::controller::Operator::new(client.clone(), settings, counter.counts());
-    let webhook = match listen_addr("--webhook-addr", &args.webhook_addr)? {
-        None => None,
-        Some(addr) => {
-            let server = crate::admission::serve(
-                addr,
-                args.webhook_cert_dir.clone(),
-                client.clone(),
-                args.webhook_strict,
-                Some(operator.index()),
-                shutdown.clone(),
-            )
-            .await?;
-            info!(%addr, strict = args.webhook_strict, "serving the admission webhook");
-            Some(tokio::spawn(server))
+    if let (Some(count), Some(lease)) = (args.shards, settings.leader.clone()) {
+        let webhook = serve_webhook(&args, &client, None, shutdown.clone()).await?;
+        let cfg = crate::controller::sharded::ShardConfig { count, lease };
+        let settings = crate::controller::Settings { leader: None, ..settings };
+        let stopped =
+            crate::controller::sharded::run(client, settings, counter.counts(), cfg, shutdown).await;
+        for server in [server, webhook].into_iter().flatten() {
+            server.abort();
         }
-    };
+        return finished(stopped);
+    }
+    let operator = crate::controller::Operator::new(client.clone(), settings, counter.counts());
+    let webhook = serve_webhook(&args, &client, Some(operator.index()), shutdown.clone()).await?;
     let web = match listen_addr("--web-addr", &args.web_addr)? {
         None => None,
         Some(addr) => {
@@ -233,6 +261,11 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
     for server in [server, webhook, web].into_iter().flatten() {
         server.abort();
     }
+    finished(stopped)
+}
+
+/// The operator's exit, from why its controllers stopped.
+fn finished(stopped: Stopped) -> Result<(), Box<dyn std::error::Error>> {
     match stopped {
         Stopped::Shutdown => {
             info!("tuskfish operator stopped");
@@ -243,6 +276,29 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
             Err("lost leadership".into())
         }
     }
+}
+
+/// Starts the admission webhook unless `--webhook-addr off`. `index`: the operator's, to refuse a
+/// second Release of an app in one Environment (sharded, no replica has every pipeline's: the
+/// controller refuses such a Release instead).
+async fn serve_webhook(
+    args: &RunArgs,
+    client: &kube::Client,
+    index: Option<Arc<crate::index::PipelineIndex>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, Box<dyn std::error::Error>> {
+    let Some(addr) = listen_addr("--webhook-addr", &args.webhook_addr)? else { return Ok(None) };
+    let server = crate::admission::serve(
+        addr,
+        args.webhook_cert_dir.clone(),
+        client.clone(),
+        args.webhook_strict,
+        index,
+        shutdown,
+    )
+    .await?;
+    info!(%addr, strict = args.webhook_strict, "serving the admission webhook");
+    Ok(Some(tokio::spawn(server)))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -85,7 +85,7 @@ pub async fn watch_release(
 ) -> CliResult<Release> {
     let started = Instant::now();
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let changes = crate::watch::uncached(s.api::<Release>(), config);
+    let changes = crate::watch::uncached(s.api::<Release>(), config, None);
     futures::pin_mut!(changes);
     let mut last = String::new();
     let deadline = tokio::time::Instant::now() + timeout;

@@ -77,6 +77,13 @@ where
         None
     }
 
+    /// Stops and forgets all work: the operator (or the shard) that asked for it stops, and what
+    /// the work would write afterwards (a kept chart output) is the next holder's to write.
+    pub fn stop_all(&self) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.drain().for_each(|(_, slot)| slot.task.abort());
+    }
+
     /// Stops and forgets the work of an object that is gone.
     pub fn forget(&self, object: &ObjectRef<K>) {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);

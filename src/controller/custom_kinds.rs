@@ -15,8 +15,9 @@ use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
-use super::triggers::{Trigger, managed_selector, release_of};
+use super::triggers::{Trigger, managed_selector, pipeline_of_workload, release_of};
 use crate::api::Release;
+use crate::plan::shards::Share;
 use crate::telemetry::SharedMetrics;
 use crate::watch::{self, Change};
 
@@ -26,6 +27,8 @@ pub struct CustomKinds {
     wake: Option<Trigger<Release>>,
     /// Where watch failures are counted.
     metrics: SharedMetrics,
+    /// Whose objects are followed (`None`: every pipeline's).
+    share: Option<Share>,
     stores: Mutex<HashMap<GroupVersionKind, Watched>>,
 }
 
@@ -38,8 +41,14 @@ struct Watched {
 }
 
 impl CustomKinds {
-    pub fn new(client: Client, wake: Option<Trigger<Release>>, metrics: SharedMetrics) -> Self {
-        Self { client, wake, metrics, stores: Mutex::default() }
+    /// With `share`: that share of the pipelines' objects only.
+    pub fn new(
+        client: Client,
+        wake: Option<Trigger<Release>>,
+        metrics: SharedMetrics,
+        share: Option<Share>,
+    ) -> Self {
+        Self { client, wake, metrics, share, stores: Mutex::default() }
     }
 
     /// Whether tuskfish watches `group` for health: custom kinds, not Kubernetes' own groups.
@@ -62,7 +71,8 @@ impl CustomKinds {
         let done = listed.clone();
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
         let config = watcher::Config::default().labels(&managed_selector());
-        let (reader, changes) = watch::cached_with(api, config, resource.clone());
+        let filter = self.share.map(|share| watch::Filter { share, pipeline_of: pipeline_of_workload });
+        let (reader, changes) = watch::cached_with(api, config, resource.clone(), filter);
         let wake = self.wake.clone();
         // Named with its group: a custom kind may share its name with a built-in one (Knative's Service).
         let kind = format!("{}.{}", resource.kind, resource.group);

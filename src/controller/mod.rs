@@ -24,6 +24,7 @@ mod reconciled;
 mod refusal;
 mod release;
 mod served_apis;
+pub mod sharded;
 mod status;
 mod triggers;
 mod watches;
@@ -80,6 +81,10 @@ pub struct Settings {
     /// The namespace of the operator's own where what each rollout rendered from a chart is kept
     /// (`None`: in memory only, rendered anew after a restart).
     pub render_store: Option<String>,
+    /// Serve this share of the pipeline namespaces only (`--shards`; `None`: all of them).
+    pub share: Option<crate::plan::shards::Share>,
+    /// This replica's name, on the Events it records (`None`: `$POD_NAME`, if set).
+    pub instance: Option<String>,
     /// Run as `tuskfish agent`: the client given to [`run`] is the hub's, this says where to
     /// deploy (`None`: the operator).
     pub agent: Option<agent::AgentSettings>,
@@ -99,6 +104,8 @@ impl Default for Settings {
             identity: identity::IdentityRule::default(),
             pod_security: crate::api::PodSecurity::default(),
             render_store: None,
+            share: None,
+            instance: None,
             agent: None,
         }
     }
@@ -115,6 +122,22 @@ async fn policies_listed(store: &kube::runtime::reflector::Store<crate::api::Pip
         tracing::error!(
             "PipelinePolicies cannot be listed (is the CRD installed: `tuskfish crd | kubectl apply --server-side -f -`? may the operator list them?); every pipeline gets the default grants until they can"
         );
+    }
+}
+
+/// One Lease held, in `tuskfish_leader`: counted while this lives.
+struct Leading(prometheus_client::metrics::gauge::Gauge);
+
+impl Leading {
+    fn new(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -179,7 +202,13 @@ impl Operator {
         let workloads = settings.agent.as_ref().map_or_else(|| client.clone(), |a| a.local.clone());
         let namespace =
             settings.agent.as_ref().map(|a| a.namespace.as_str()).or(settings.watch_namespace.as_deref());
-        let watches = watches::watches(&client, &workloads, triggers, namespace, settings.agent.is_none());
+        let watches = watches::watches(
+            &client,
+            &workloads,
+            triggers,
+            watches::Scope { namespace, share: settings.share },
+            settings.agent.is_none(),
+        );
         Self { client, settings, requests, watches, receivers: (release_rx, env_rx, av_rx), wake }
     }
 
@@ -227,11 +256,15 @@ async fn run_controllers(
     let stores = w.stores.clone();
     let released = w.released.clone();
     let elector = settings.leader.clone().map(|cfg| Elector::new(client.clone(), cfg));
-    let ctx = assemble(client, &settings, requests, &w, wake).await;
+    // Asked before `assemble` borrows the watches (whose drivers may not be shared across threads).
+    let api_server = settings.client_config.as_ref().map(|c| c.cluster_url.clone());
+    let egress_denied = crate::egress::own_addresses(api_server.as_ref()).await.into();
+    let ctx = assemble(client, &settings, requests, &w, wake, egress_denied);
     if let Err(why) = &ctx.helm {
         debug!(%why, "charts cannot be deployed");
     }
     let ctx = Arc::new(ctx);
+    let background = ctx.clone();
     let drivers = futures::future::join_all(w.drivers);
 
     // Reconcile nothing before every cache has its first full list, or a Release could be judged
@@ -263,12 +296,14 @@ async fn run_controllers(
         metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
         // Standby replicas stop here, caches warm, until the Lease is theirs.
         let (lost_tx, lost_rx) = futures::channel::oneshot::channel::<()>();
+        // Counts this Lease in `tuskfish_leader` while held (a sharded replica holds several).
+        let mut leading = None;
         if let Some(e) = &elector {
             let lease = tokio::select! {
                 taken = e.acquire() => taken,
                 () = shutdown.clone() => return Stopped::Shutdown,
             };
-            metrics.leader.set(1);
+            leading = Some(Leading::new(&metrics.leader));
             let holder = e.clone();
             tokio::spawn(async move {
                 let (lease, renewed) = lease;
@@ -290,8 +325,9 @@ async fn run_controllers(
         );
         // The sweep of kept chart outputs goes with the Releases, leader only.
         let scope = settings_namespace.clone().or(agent_settings.as_ref().map(|a| a.namespace.clone()));
+        let share = settings.share;
         let releases =
-            futures::future::join(releases, sweep_kept(ctx.clone(), released, scope, stop.clone()));
+            futures::future::join(releases, sweep_kept(ctx.clone(), released, scope, share, stop.clone()));
         let work = async {
             match agent_settings {
                 // An agent deploys Releases and reports that it is alive; AppVersions, Environments
@@ -301,7 +337,7 @@ async fn run_controllers(
                     futures::join!(agent::heartbeat(ctx.client.clone(), a, stop.clone()), releases);
                 }
                 None => {
-                    let notices = notifier::run(ctx.clone(), settings_namespace.clone(), stop.clone());
+                    let notices = notifier::run(ctx.clone(), settings_namespace.clone(), share, stop.clone());
                     futures::join!(
                         notices,
                         releases,
@@ -331,13 +367,9 @@ async fn run_controllers(
         // a stalled connection would otherwise write after a standby took over).
         tokio::select! {
             () = work => {}
-            true = lost.clone() => {
-                metrics.leader.set(0);
-                return Stopped::LeadershipLost;
-            }
+            true = lost.clone() => return Stopped::LeadershipLost,
         }
         if lost.clone().now_or_never() == Some(true) {
-            metrics.leader.set(0);
             return Stopped::LeadershipLost;
         }
         // A graceful stop (every upgrade of the operator): the statuses held back are written
@@ -349,12 +381,9 @@ async fn run_controllers(
                     warn!("statuses held back were not all written within {FLUSH_LIMIT:?}");
                 }
             }
-            true = lost.clone() => {
-                metrics.leader.set(0);
-                return Stopped::LeadershipLost;
-            }
+            true = lost.clone() => return Stopped::LeadershipLost,
         }
-        metrics.leader.set(0);
+        drop(leading);
         if let Some(e) = &elector {
             e.release().await;
         }
@@ -363,26 +392,32 @@ async fn run_controllers(
     futures::pin_mut!(controllers);
     futures::pin_mut!(drivers);
     // The watches run forever; the controllers end on shutdown or when leadership is lost.
-    match futures::future::select(controllers, drivers).await {
+    let stopped = match futures::future::select(controllers, drivers).await {
         futures::future::Either::Left((stopped, _)) => stopped,
         futures::future::Either::Right(_) => Stopped::Shutdown,
-    }
+    };
+    // Work begun in the background stops with the controllers: a shard given up goes on in this
+    // process, and what that work would write is the next holder's.
+    background.renders.stop_all();
+    background.publishes.stop_all();
+    stopped
 }
 
 /// The one Context of every reconcile, from the watches' caches and index and the settings.
-async fn assemble(
+/// `egress_denied`: the operator's own addresses, which no tenant's URL may reach.
+fn assemble(
     client: Client,
     settings: &Settings,
     requests: Arc<RequestCounts>,
     w: &watches::Watches,
     wake: triggers::Trigger<Release>,
+    egress_denied: Arc<[std::net::IpAddr]>,
 ) -> Context {
-    let api_server = settings.client_config.as_ref().map(|c| c.cluster_url.clone());
     let policies = policies::Policies {
         store: w.stores.policies.clone(),
         index: w.index.clone(),
         pod_security: settings.pod_security,
-        egress_denied: crate::egress::own_addresses(api_server.as_ref()).await.into(),
+        egress_denied,
     };
     // An agent deploys into its own cluster, as the Environments' identities there.
     let (own, own_config) = match &settings.agent {
@@ -394,7 +429,7 @@ async fn assemble(
     let local = cluster::Cluster::local(
         own.clone(),
         w.stores.workloads.clone(),
-        custom_kinds::CustomKinds::new(own, Some(wake.clone()), settings.metrics.clone()),
+        custom_kinds::CustomKinds::new(own, Some(wake.clone()), settings.metrics.clone(), settings.share),
         identity::Identities::new(own_config, requests.clone(), settings.identity.clone()).of_own_cluster(),
     );
     let shared = cluster::Shared {
@@ -405,8 +440,10 @@ async fn assemble(
         identity: settings.identity.clone(),
         policies: policies.clone(),
         retired: Default::default(),
+        share: settings.share,
     };
-    let reporter = Reporter { controller: "tuskfish".into(), instance: std::env::var("POD_NAME").ok() };
+    let instance = settings.instance.clone().or_else(|| std::env::var("POD_NAME").ok());
+    let reporter = Reporter { controller: "tuskfish".into(), instance };
     Context {
         recorder: Recorder::new(client.clone(), reporter),
         clusters: cluster::Clusters::new(local, shared, settings.agent.as_ref().map(|a| a.name.clone())),
@@ -434,16 +471,19 @@ async fn assemble(
 }
 
 /// Sweeps the chart outputs kept for Releases that are gone (see [`kept_renders`]); `scope`: the
-/// only pipeline namespace this process serves (what was kept for others is not its to judge).
+/// only pipeline namespace this process serves, `share`: the share of them this shard serves
+/// (what was kept for others is not its to judge).
 async fn sweep_kept(
     ctx: Arc<Context>,
     released: Arc<tokio::sync::Notify>,
     scope: Option<String>,
+    share: Option<crate::plan::shards::Share>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let Some(kept) = ctx.kept_renders.clone() else { return };
     let live = |pipeline: &str, release: &str, uid: &str| {
-        let theirs = scope.as_deref().is_some_and(|s| s != pipeline);
+        let theirs =
+            scope.as_deref().is_some_and(|s| s != pipeline) || share.is_some_and(|s| !s.owns(pipeline));
         theirs
             || ctx
                 .stores

@@ -51,11 +51,12 @@ type Workers = HashMap<ObjectRef<Notification>, mpsc::UnboundedSender<Notice>>;
 pub async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
+    share: Option<crate::plan::shards::Share>,
     stop: impl std::future::Future<Output = ()> + Send,
 ) {
     let mut workers = Workers::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let events = pipeline_events(&ctx.client, namespace.as_deref()).take_until(stop);
+    let events = pipeline_events(&ctx.client, namespace.as_deref(), share).take_until(stop);
     futures::pin_mut!(events);
     while let Some(ev) = events.next().await {
         let received = jiff::Timestamp::now();
@@ -88,6 +89,7 @@ pub async fn run(
 fn pipeline_events(
     client: &kube::Client,
     namespace: Option<&str>,
+    share: Option<crate::plan::shards::Share>,
 ) -> impl Stream<Item = Event> + Send + use<> {
     let api: Api<Event> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -96,7 +98,8 @@ fn pipeline_events(
     // Events are many and never read twice: no cache (and a deleted Event is no notice).
     let watch = |component: &str| {
         let config = watcher::Config::default().fields(&format!("reportingComponent={component}"));
-        crate::watch::uncached(api.clone(), config).filter_map(|change| async move {
+        let filter = share.map(crate::watch::Filter::by_namespace);
+        crate::watch::uncached(api.clone(), config, filter).filter_map(|change| async move {
             match change {
                 Change::Apply(event) => Some(Arc::unwrap_or_clone(event)),
                 Change::Failed(e) => {

@@ -50,6 +50,17 @@ pub fn managed_selector() -> String {
     format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)
 }
 
+/// The pipeline namespace of the Release that applied an object (its labels say).
+pub fn pipeline_of_workload(meta: &ObjectMeta) -> Option<&str> {
+    meta.labels.as_ref()?.get(labels::RELEASE_NAMESPACE).map(String::as_str)
+}
+
+/// The pipeline namespace of the Environment that owns a namespace (its annotation says).
+pub fn pipeline_of_namespace(meta: &ObjectMeta) -> Option<&str> {
+    let owner = meta.annotations.as_ref()?.get(labels::NAMESPACE_OWNER_ANNOTATION)?;
+    owner.split_once('/').map(|(ns, _)| ns)
+}
+
 /// The Release that applied an object, from the labels the renderer put on it.
 pub fn release_of(meta: &ObjectMeta) -> Option<ObjectRef<Release>> {
     let l = meta.labels.as_ref()?;

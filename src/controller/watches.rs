@@ -18,7 +18,8 @@ use super::triggers::Triggers;
 use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release, labels};
 use crate::index::{PipelineIndex, Seen};
 use crate::plan::peers::{self, EnvironmentFacts, PeerFacts};
-use crate::watch::{self, reflect, scoped};
+use crate::plan::shards::Share;
+use crate::watch::{self, Filter, reflect, scoped};
 
 /// Wakes the Releases and Environments that read what changed of Release `r`: its peers by app and
 /// Environment from the index, of which `plan::peers` picks those that must decide again.
@@ -81,9 +82,18 @@ pub struct Watches {
     pub(crate) triggers: Triggers,
 }
 
-/// Sets up all watches; nothing runs until the returned drivers are polled. With `namespace`, the
+/// Which pipelines the watches follow: those in `namespace` (`None`: all namespaces), and of them
+/// those of `share` (`None`: all).
+#[derive(Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub namespace: Option<&'a str>,
+    pub share: Option<Share>,
+}
+
+/// Sets up all watches; nothing runs until the returned drivers are polled. With a namespace, the
 /// tuskfish kinds are watched there only; workloads and namespaces are always watched cluster-wide
-/// (Environments own namespaces that come and go).
+/// (Environments own namespaces that come and go). With a share, every watch keeps that share of
+/// the pipelines' objects only.
 /// `workloads` is the cluster the workloads are watched in: the same as `client`'s, except in an
 /// agent (its own cluster, while `client` is the hub's).
 /// `policies`: watch the cluster's PipelinePolicies (an agent cannot: its hub rights are one
@@ -92,9 +102,11 @@ pub fn watches(
     client: &Client,
     workloads: &Client,
     triggers: Triggers,
-    namespace: Option<&str>,
+    scope: Scope<'_>,
     policies: bool,
 ) -> Watches {
+    let Scope { namespace, share } = scope;
+    let only = share.map(Filter::by_namespace);
     let m = triggers.metrics.clone();
     let all = watcher::Config::default();
     let (revision_tx, revision) = tokio::sync::watch::channel(0u64);
@@ -103,7 +115,7 @@ pub fn watches(
     let index = Arc::new(PipelineIndex::default());
     let (t, c, ix) = (triggers.clone(), changed.clone(), index.clone());
     // The route of a Release change reads the Release cache (which of its peers must look again).
-    let (releases, changes) = watch::cached(scoped::<Release>(client, namespace), all.clone());
+    let (releases, changes) = watch::cached(scoped::<Release>(client, namespace), all.clone(), only);
     let rs = releases.clone();
     let released = Arc::new(tokio::sync::Notify::new());
     let gone = released.clone();
@@ -124,6 +136,7 @@ pub fn watches(
     let (environments, env_fut) = reflect(
         scoped::<Environment>(client, namespace),
         all.clone(),
+        only,
         m.clone(),
         move |e: &Environment, seen| {
             ix.see_environment(e, seen);
@@ -145,6 +158,7 @@ pub fn watches(
     let (app_versions, av_fut) = reflect(
         scoped::<AppVersion>(client, namespace),
         all.clone(),
+        only,
         m.clone(),
         move |av: &AppVersion, seen| {
             ix.see_app_version(av, seen);
@@ -163,11 +177,11 @@ pub fn watches(
         },
     );
 
-    let (workloads, mut drivers) = workload_watches(workloads, &triggers, None);
+    let (workloads, mut drivers) = workload_watches(workloads, &triggers, None, share);
 
     let (t, ix) = (triggers.clone(), index.clone());
     let (approvals, approvals_fut) =
-        reflect(scoped::<Approval>(client, namespace), all, m.clone(), move |a: &Approval, seen| {
+        reflect(scoped::<Approval>(client, namespace), all, only, m.clone(), move |a: &Approval, seen| {
             ix.see_approval(a, seen);
             t.releases.send(ObjectRef::new(&a.spec.release).within(&a.namespace().unwrap_or_default()));
         });
@@ -177,6 +191,7 @@ pub fn watches(
     let (notifications, notifications_fut) = reflect(
         scoped::<Notification>(client, namespace),
         watcher::Config::default(),
+        only,
         m,
         move |n: &Notification, seen| ix.see_notification(n, seen),
     );
@@ -185,6 +200,7 @@ pub fn watches(
     let (agent_leases, leases_fut) = reflect(
         scoped::<Lease>(client, namespace),
         watcher::Config::default().labels(labels::AGENT),
+        only,
         t.metrics.clone(),
         move |l: &Lease, _| {
             let (Some(ns), Some(agent)) = (l.namespace(), l.labels().get(labels::AGENT)) else { return };
@@ -200,6 +216,7 @@ pub fn watches(
         let (store, fut) = reflect(
             Api::<PipelinePolicy>::all(client.clone()),
             watcher::Config::default(),
+            None,
             t.metrics.clone(),
             move |_: &PipelinePolicy, _| {
                 for pipeline in ix.pipelines() {

@@ -106,7 +106,6 @@ pub struct Helm {
     runner: Runner,
     charts: PathBuf,
     scratch: PathBuf,
-    next: AtomicU64,
     rendered: cache::Bounded<Arc<ChartOutput>>,
     /// Outputs that failed, and when to try each again (see [`Helm::remembered_failure`]).
     failures: cache::Bounded<Failure>,
@@ -157,7 +156,6 @@ impl Helm {
             },
             charts,
             scratch,
-            next: AtomicU64::new(0),
             rendered: cache::Bounded::new(RENDERED_KEPT),
             failures: cache::Bounded::new(RENDERED_KEPT),
         })
@@ -366,7 +364,9 @@ impl Helm {
     }
 
     async fn scratch_dir(&self) -> Result<PathBuf, ChartError> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        // One counter per process, not per `Helm`: the shards of one replica each have theirs.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = self.scratch.join(format!("{}-{n}", std::process::id()));
         tokio::fs::create_dir_all(&dir).await.map_err(scratch_error)?;
         Ok(dir)

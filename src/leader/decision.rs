@@ -32,6 +32,13 @@ impl Observation {
     }
 }
 
+/// Whether the holder of an observed Lease is alive: it names one, and its record changed within
+/// a lease duration (by our clock, as for taking it).
+pub fn held(observed: &Observation, now: Instant) -> bool {
+    observed.record.holder.as_deref().is_some_and(|h| !h.is_empty())
+        && now.duration_since(observed.since) < observed.record.duration
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
     /// No Lease yet: create it.

@@ -14,7 +14,7 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
-pub use decision::{Observation, Record, Step, step};
+pub use decision::{Observation, Record, Step, held, step};
 
 #[derive(Clone, Debug)]
 pub struct LeaderConfig {
@@ -25,6 +25,11 @@ pub struct LeaderConfig {
     pub lease_duration: Duration,
     pub renew_deadline: Duration,
     pub retry_period: Duration,
+    /// Labels the Lease carries (a shard member says its shard count), set when it is taken.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// What was already observed of the Lease, and since when: a shard's new operator takes an
+    /// expired Lease at once instead of watching it unchanged for another lease duration.
+    pub observed: Option<Observation>,
 }
 
 impl LeaderConfig {
@@ -37,6 +42,8 @@ impl LeaderConfig {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+            labels: Default::default(),
+            observed: None,
         }
     }
 }
@@ -47,7 +54,8 @@ pub struct Elector {
     cfg: LeaderConfig,
 }
 
-fn record_of(lease: &Lease) -> Record {
+/// What of `lease` leader election compares.
+pub fn record_of(lease: &Lease) -> Record {
     let spec = lease.spec.clone().unwrap_or_default();
     Record {
         holder: spec.holder_identity,
@@ -83,7 +91,7 @@ impl Elector {
     /// Waits until this replica holds the Lease; the Lease and when the write that took it began
     /// (what the renew deadline counts from).
     pub async fn acquire(&self) -> (Lease, Instant) {
-        let mut observed: Option<Observation> = None;
+        let mut observed: Option<Observation> = self.cfg.observed.clone();
         let mut said_waiting = false;
         loop {
             match self.try_acquire(&mut observed).await {
@@ -119,13 +127,24 @@ impl Elector {
             (Step::Wait, _) => return Ok(None),
             (Step::Create, _) | (Step::Take, None) => {
                 let lease = Lease {
-                    metadata: ObjectMeta { name: Some(self.cfg.name.clone()), ..Default::default() },
+                    metadata: ObjectMeta {
+                        name: Some(self.cfg.name.clone()),
+                        labels: Some(self.cfg.labels.clone()).filter(|l| !l.is_empty()),
+                        ..Default::default()
+                    },
                     spec: Some(self.spec_taking(None)),
                 };
                 self.bounded(self.cfg.renew_deadline, self.api.create(&PostParams::default(), &lease)).await
             }
             (Step::Take, Some(mut lease)) => {
                 lease.spec = Some(self.spec_taking(lease.spec.take()));
+                if !self.cfg.labels.is_empty() {
+                    lease
+                        .metadata
+                        .labels
+                        .get_or_insert_with(Default::default)
+                        .extend(self.cfg.labels.clone());
+                }
                 self.bounded(
                     self.cfg.renew_deadline,
                     self.api.replace(&self.cfg.name, &PostParams::default(), &lease),

@@ -12,6 +12,7 @@ pub mod intent;
 pub mod peers;
 pub mod record;
 pub mod rollback;
+pub mod shards;
 pub mod status;
 pub mod target;
 pub mod verification;

@@ -115,7 +115,11 @@ impl Default for Metrics {
         let api_requests = Family::<RequestLabel, Counter>::default();
         reg.add("api_requests", "Requests sent to the API server", api_requests.clone());
         let leader = Gauge::default();
-        reg.add("leader", "1 while this replica holds the leader Lease", leader.clone());
+        reg.add(
+            "leader",
+            "Leases this replica holds: 1 while it leads; with --shards, the shards it serves",
+            leader.clone(),
+        );
         let cluster_reachable = Family::<ClusterLabel, Gauge>::default();
         reg.add(
             "cluster_reachable",

@@ -21,17 +21,18 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (View, Vec<BoxFuture<'
     let cfg = watcher::Config::default;
     let index = Arc::new(PipelineIndex::default());
     let (c, ix) = (changed.clone(), index.clone());
-    let (environments, e) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |o, seen| {
-        ix.see_environment(o, seen);
-        bump(&c)
-    });
+    let (environments, e) =
+        reflect(scoped(client, namespace), cfg(), None, metrics.clone(), move |o, seen| {
+            ix.see_environment(o, seen);
+            bump(&c)
+        });
     let (c, ix) = (changed.clone(), index.clone());
-    let (releases, r) = reflect(scoped(client, namespace), cfg(), metrics.clone(), move |o, seen| {
+    let (releases, r) = reflect(scoped(client, namespace), cfg(), None, metrics.clone(), move |o, seen| {
         ix.see_release(o, seen);
         bump(&c)
     });
     let ix = index.clone();
-    let (app_versions, a) = reflect(scoped(client, namespace), cfg(), metrics, move |o, seen| {
+    let (app_versions, a) = reflect(scoped(client, namespace), cfg(), None, metrics, move |o, seen| {
         ix.see_app_version(o, seen);
         bump(&changed)
     });

@@ -684,6 +684,28 @@ pub fn held(reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
 }
 
 /// A child process that is killed when the test ends, however it ends.
+/// GET over plain HTTP/1.0 from a process the test started (no client library needed for the
+/// metrics and health endpoints on loopback): the status and the body.
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of series `name` (with its labels) in a `/metrics` text; panics when it is absent.
+pub fn metric_of(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in:\n{text}"))
+}
+
 pub struct Proc(pub std::process::Child);
 
 impl Drop for Proc {

@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     /// Connections whose Secret was deleted, kept a while for the cleanups that need them (see
     /// [`Clusters::for_cleanup`]).
     pub retired: Retired,
+    /// The share of the pipelines this operator serves (`None`: all of them).
+    pub share: Option<crate::plan::shards::Share>,
 }
 
 /// The last connection of each cluster whose kubeconfig Secret was deleted, and when. Deleting a
@@ -277,7 +279,7 @@ impl Remote {
 async fn follow_secret(shared: Arc<Shared>, key: ClusterKey, connection: Arc<Mutex<Connection>>) {
     let api: Api<Secret> = Api::namespaced(shared.client.clone(), &key.namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", key.secret.name));
-    let (cache, changes) = crate::watch::cached(api, config);
+    let (cache, changes) = crate::watch::cached(api, config, None);
     futures::pin_mut!(changes);
     // Whether the Secret's absence was acted on since it was last seen (a relist that found it
     // gone says so with a delete, then with its end: once is enough).
@@ -389,7 +391,8 @@ fn connected(shared: &Arc<Shared>, key: &ClusterKey, config: kube::Config) -> Re
         },
         Some(probe),
     );
-    let (workloads, drivers) = super::workload_watches(&client, &shared.triggers, Some(link.clone()));
+    let (workloads, drivers) =
+        super::workload_watches(&client, &shared.triggers, Some(link.clone()), shared.share);
     let watches = tokio::spawn(futures::future::join_all(drivers)).abort_handle();
     link.keep_alive();
     Ok(Cluster {
@@ -399,6 +402,7 @@ fn connected(shared: &Arc<Shared>, key: &ClusterKey, config: kube::Config) -> Re
             client.clone(),
             Some(shared.triggers.releases.clone()),
             shared.triggers.metrics.clone(),
+            shared.share,
         ),
         identities: Identities::new(Some(config), shared.counts.clone(), shared.identity.clone()),
         workloads,

@@ -17,18 +17,24 @@ use serde::de::DeserializeOwned;
 
 use super::Link;
 use crate::controller::caches::WorkloadStores;
-use crate::controller::triggers::{Triggers, environment_of_namespace, managed_selector, release_of};
+use crate::controller::triggers::{
+    Triggers, environment_of_namespace, managed_selector, pipeline_of_namespace, pipeline_of_workload,
+    release_of,
+};
 use crate::lean::Lean;
-use crate::watch::{self, Change};
+use crate::plan::shards::Share;
+use crate::watch::{self, Change, Filter};
 
-/// The watches of the cluster of `client`, reporting to `link` when it is another cluster.
-/// Nothing runs until the returned drivers are polled.
+/// The watches of the cluster of `client`, reporting to `link` when it is another cluster; with
+/// `share`, of that share of the pipelines' objects only. Nothing runs until the returned drivers
+/// are polled.
 pub(crate) fn workload_watches(
     client: &Client,
     triggers: &Triggers,
     link: Option<Arc<Link>>,
+    share: Option<Share>,
 ) -> (WorkloadStores, Vec<BoxFuture<'static, ()>>) {
-    let mut w = Watches { client, triggers, link, drivers: Vec::new() };
+    let mut w = Watches { client, triggers, link, share, drivers: Vec::new() };
     let deployments = w.follow::<Deployment>(Wake::Release);
     let stateful_sets = w.follow::<StatefulSet>(Wake::Release);
     let jobs = w.follow::<Job>(Wake::Release);
@@ -54,6 +60,7 @@ struct Watches<'a> {
     client: &'a Client,
     triggers: &'a Triggers,
     link: Option<Arc<Link>>,
+    share: Option<Share>,
     drivers: Vec<BoxFuture<'static, ()>>,
 }
 
@@ -64,7 +71,13 @@ impl Watches<'_> {
         K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static + Lean,
     {
         let api = Api::<K>::all(self.client.clone());
-        let (cache, changes) = watch::cached(api, watcher::Config::default().labels(&managed_selector()));
+        let pipeline_of = match wake {
+            Wake::Release => pipeline_of_workload,
+            Wake::Environment => pipeline_of_namespace,
+        };
+        let filter = self.share.map(|share| Filter { share, pipeline_of });
+        let (cache, changes) =
+            watch::cached(api, watcher::Config::default().labels(&managed_selector()), filter);
         let kind = kind_of::<K>();
         if let Some(l) = &self.link {
             l.expect(kind);
