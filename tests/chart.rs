@@ -241,3 +241,26 @@ fn chart_web_view_is_off_by_default_and_loopback_only() {
     let on = args(r#"{"web": {"enabled": true, "port": 9000}}"#);
     assert!(on.contains(&"--web-addr=127.0.0.1:9000".to_string()), "{on:?}");
 }
+
+#[test]
+fn chart_shards_pass_the_flag_and_refuse_what_cannot_go_with_them() {
+    let args = |docs: &[Value]| -> Vec<String> {
+        let deploy = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+        serde_json::from_value(deploy["spec"]["template"]["spec"]["containers"][0]["args"].clone()).unwrap()
+    };
+    assert!(!args(&render("{}")).iter().any(|a| a.starts_with("--shards")), "off by default");
+    let on = render(r#"{"shards": 3, "replicas": 3}"#);
+    assert!(args(&on).contains(&"--shards=3".to_string()), "{:?}", args(&on));
+    // Shards follow each other's Leases.
+    let role = on.iter().find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "tf-leader").unwrap();
+    let verbs = &role["rules"][0]["verbs"];
+    assert!(["list", "watch"].iter().all(|v| verbs.as_array().unwrap().iter().any(|x| x == v)), "{verbs}");
+    let refused =
+        helm(&["template", "charts/tuskfish", "tf", "ops", r#"{"shards": 3, "web": {"enabled": true}}"#]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("tuskfish web"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -206,4 +206,52 @@ async fn three_replicas_share_the_pipelines_hand_over_and_rebalance() {
         .await;
         assert_eq!(of_1_2, BTreeSet::from([holder.clone()]), "{}", p.ns);
     }
+
+    // Back to one leader (`--shards` dropped, as a rolling update would): it waits while the shards
+    // are served, and leads only once every shard's Lease is given up.
+    let single = tuskfish_process(
+        &[
+            &["run", "--metrics-addr", "off", "--lease-namespace", &leases.ns, "--identity", "single"][..],
+            &common::SHORT_LEASE[..],
+        ]
+        .concat(),
+        &format!("tuskfish-{}-single.log", leases.ns),
+    );
+    let log = std::env::temp_dir().join(format!("tuskfish-{}-single.log", leases.ns));
+    logged(&log, "sharded replicas serve these Leases").await;
+    let free =
+        |l: &Lease| l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).is_none_or(str::is_empty);
+    assert!(
+        leases.api::<Lease>().get_opt("tuskfish").await.unwrap().as_ref().is_none_or(free),
+        "it led beside the shards"
+    );
+    for r in &replicas {
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &r.proc.0.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    leases.wait_lease_holder(Some("single")).await;
+    let all = leases.api::<Lease>().list(&ListParams::default()).await.unwrap();
+    let still: Vec<String> = all
+        .items
+        .iter()
+        .filter(|l| l.metadata.name.as_deref().unwrap_or_default().contains("-shard-") && !free(l))
+        .filter_map(|l| l.metadata.name.clone())
+        .collect();
+    assert!(still.is_empty(), "the single leader took over while {still:?} were held");
+    drop(single);
+}
+
+/// Waits until the log file `log` has a line containing `text`.
+async fn logged(log: &std::path::Path, text: &str) {
+    common::within("the replica to log what it decided", async {
+        while !std::fs::read_to_string(log).unwrap_or_default().contains(text) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
 }

@@ -213,6 +213,8 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         lease_duration: args.lease_duration,
         renew_deadline: args.renew_deadline,
         retry_period: args.retry_period,
+        // Unsharded, it waits for sharded replicas to give their shards up (`--shards` removed).
+        yields_to: args.shards.is_none().then(|| format!("{}-shard-", args.lease_name)),
         ..LeaderConfig::new(args.lease_namespace.clone(), identity.clone())
     });
     info!(

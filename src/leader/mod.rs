@@ -5,6 +5,7 @@
 
 mod decision;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -30,6 +31,9 @@ pub struct LeaderConfig {
     /// What was already observed of the Lease, and since when: a shard's new operator takes an
     /// expired Lease at once instead of watching it unchanged for another lease duration.
     pub observed: Option<Observation>,
+    /// Leases (by name prefix) whose live holders this one waits for before it takes its own: a
+    /// single leader does not start while the shards of sharded replicas are still served.
+    pub yields_to: Option<String>,
 }
 
 impl LeaderConfig {
@@ -44,6 +48,7 @@ impl LeaderConfig {
             retry_period: Duration::from_secs(2),
             labels: Default::default(),
             observed: None,
+            yields_to: None,
         }
     }
 }
@@ -92,16 +97,21 @@ impl Elector {
     /// (what the renew deadline counts from).
     pub async fn acquire(&self) -> (Lease, Instant) {
         let mut observed: Option<Observation> = self.cfg.observed.clone();
+        let mut others = HashMap::new();
         let mut said_waiting = false;
         loop {
-            match self.try_acquire(&mut observed).await {
+            match self.try_acquire(&mut observed, &mut others).await {
                 Ok(Some(taken)) => {
                     info!(lease = %self.cfg.name, identity = %self.cfg.identity, "became leader");
                     return taken;
                 }
                 Ok(None) if !said_waiting => {
                     let holder = observed.as_ref().and_then(|o| o.record.holder.clone()).unwrap_or_default();
-                    info!(lease = %self.cfg.name, %holder, "another replica leads; standing by");
+                    let now = Instant::now();
+                    let served: Vec<&str> =
+                        others.iter().filter(|(_, o)| held(o, now)).map(|(n, _)| n.as_str()).collect();
+                    let served = served.join(", ");
+                    info!(lease = %self.cfg.name, %holder, %served, "another replica leads (or sharded replicas serve these Leases); standing by");
                     said_waiting = true;
                 }
                 Ok(None) => {}
@@ -113,9 +123,29 @@ impl Elector {
         }
     }
 
+    /// Whether a Lease this one yields to (see [`LeaderConfig::yields_to`]) is held, judged by
+    /// what `others` observed of them (updated here: an unchanged record expires by our clock).
+    async fn yielding(&self, others: &mut HashMap<String, Observation>) -> Result<bool, kube::Error> {
+        let Some(prefix) = &self.cfg.yields_to else { return Ok(false) };
+        let all = match self.bounded(self.cfg.renew_deadline, self.api.list(&Default::default())).await {
+            Ok(all) => all,
+            // Without the right to list Leases no replica could run sharded (it watches them).
+            Err(kube::Error::Api(s)) if s.code == 403 => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let now = Instant::now();
+        let mut seen = HashMap::new();
+        for l in all.items.iter().filter(|l| l.name_any().starts_with(prefix.as_str())) {
+            seen.insert(l.name_any(), Observation::update(others.remove(&l.name_any()), record_of(l), now));
+        }
+        *others = seen;
+        Ok(others.values().any(|o| held(o, now)))
+    }
+
     async fn try_acquire(
         &self,
         observed: &mut Option<Observation>,
+        others: &mut HashMap<String, Observation>,
     ) -> Result<Option<(Lease, Instant)>, kube::Error> {
         // Bounded like a renewal: a stalled server is not waited for.
         let current = self.bounded(self.cfg.renew_deadline, self.api.get_opt(&self.cfg.name)).await?;
@@ -123,7 +153,13 @@ impl Elector {
         // lease look older than it is.
         let now = Instant::now();
         *observed = current.as_ref().map(|l| Observation::update(observed.take(), record_of(l), now));
-        let write = match (step(&self.cfg.identity, observed.as_ref(), now), current) {
+        let step = step(&self.cfg.identity, observed.as_ref(), now);
+        // Only a Lease about to be taken asks about the others: a standby behind a live leader lists
+        // nothing.
+        if step != Step::Wait && self.yielding(others).await? {
+            return Ok(None);
+        }
+        let write = match (step, current) {
             (Step::Wait, _) => return Ok(None),
             (Step::Create, _) | (Step::Take, None) => {
                 let lease = Lease {
