@@ -28,6 +28,8 @@ use tuskfish::telemetry::RequestCounter;
 // Not benches/flux.rs: cargo would take that for a bench target of its own.
 #[path = "pipeline/flux.rs"]
 mod flux;
+#[path = "pipeline/large.rs"]
+mod large;
 
 /// Applies in flight at once, for the baseline and for the Releases (the operator's default
 /// `--concurrency` is the same).
@@ -168,14 +170,15 @@ struct Cpu {
 }
 
 impl Cpu {
-    fn now(operator: Option<u32>) -> Self {
+    /// `operators`: the pids whose CPU is summed in `operator`.
+    fn now(operators: &[u32]) -> Self {
         Self {
             apiserver: control_plane_cpu("apiserver"),
             etcd: control_plane_cpu("etcd"),
             kcm: control_plane_cpu("kcm"),
             scheduler: control_plane_cpu("scheduler"),
             kwok: control_plane_cpu("kwok"),
-            operator: operator.map_or(0.0, |pid| proc_stat(pid).0),
+            operator: operators.iter().map(|pid| proc_stat(*pid).0).sum(),
         }
     }
 
@@ -336,22 +339,25 @@ fn deployment_ready(d: &Deployment) -> bool {
         && st.replicas.unwrap_or(0) == want
 }
 
-/// The same objects tuskfish would render, applied directly; returns seconds to all ready.
-async fn baseline(client: &Client, w: &World) -> f64 {
-    for e in 0..w.envs {
-        create_namespace(client, &w.env_ns(e)).await;
-    }
+/// The same objects tuskfish would render for `worlds`, applied directly; returns seconds to all
+/// ready.
+async fn baseline(client: &Client, worlds: &[&World]) -> f64 {
     let mut objects = Vec::new();
-    for e in 0..w.envs {
-        let env = w.environment(e);
-        for a in 0..w.apps {
-            let rendered =
-                render(&w.app_version(a, "1.0.0"), &env, &w.release(e, a), &[], &NoCatalog).unwrap();
-            for o in rendered.objects {
-                let mut body = o.body;
-                // Not tuskfish's: keep the operator's watches out of it.
-                body["metadata"]["labels"]["app.kubernetes.io/managed-by"] = json!("bench-baseline");
-                objects.push(body);
+    for w in worlds {
+        for e in 0..w.envs {
+            create_namespace(client, &w.env_ns(e)).await;
+        }
+        for e in 0..w.envs {
+            let env = w.environment(e);
+            for a in 0..w.apps {
+                let rendered =
+                    render(&w.app_version(a, "1.0.0"), &env, &w.release(e, a), &[], &NoCatalog).unwrap();
+                for o in rendered.objects {
+                    let mut body = o.body;
+                    // Not tuskfish's: keep the operator's watches out of it.
+                    body["metadata"]["labels"]["app.kubernetes.io/managed-by"] = json!("bench-baseline");
+                    objects.push(body);
+                }
             }
         }
     }
@@ -361,53 +367,62 @@ async fn baseline(client: &Client, w: &World) -> f64 {
         .await;
     let selector = "app.kubernetes.io/managed-by=bench-baseline";
     let api: Api<Deployment> = Api::all(client.clone());
-    let ns_prefix = format!("{}-e", w.ns);
-    let want = w.count();
+    let prefixes: Vec<String> = worlds.iter().map(|w| format!("{}-e", w.ns)).collect();
+    let want = worlds.iter().map(|w| w.count()).sum();
     wait_until(api, watcher::Config::default().labels(selector), want, move |d: &Deployment| {
-        d.namespace().is_some_and(|n| n.starts_with(&ns_prefix)) && deployment_ready(d)
+        d.namespace().is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())))
+            && deployment_ready(d)
     })
     .await;
     started.elapsed().as_secs_f64()
 }
 
-/// Environments and AppVersions first (not timed), then all Releases at once; seconds to all Healthy,
-/// and the CPU the processes used meanwhile.
-async fn tuskfish_converge(client: &Client, w: &World, operator: u32) -> (f64, Cpu) {
-    create_namespace(client, &w.ns).await;
-    for e in 0..w.envs {
-        ssa(client, serde_json::to_value(w.environment(e)).unwrap()).await;
+/// Environments and AppVersions first (not timed), then all Releases of all `worlds` at once;
+/// seconds to all Healthy, and the CPU the processes (`operators`: the operator's) used meanwhile.
+async fn tuskfish_converge(client: &Client, worlds: &[&World], operators: &[u32]) -> (f64, Cpu) {
+    for w in worlds {
+        create_namespace(client, &w.ns).await;
+        for e in 0..w.envs {
+            ssa(client, serde_json::to_value(w.environment(e)).unwrap()).await;
+        }
+        stream::iter(0..w.apps)
+            .for_each_concurrent(APPLY_CONCURRENCY, |a| async move {
+                ssa(client, serde_json::to_value(w.app_version(a, "1.0.0")).unwrap()).await
+            })
+            .await;
     }
-    stream::iter(0..w.apps)
-        .for_each_concurrent(APPLY_CONCURRENCY, |a| async move {
-            ssa(client, serde_json::to_value(w.app_version(a, "1.0.0")).unwrap()).await
+    for w in worlds {
+        let envs: Api<Environment> = Api::namespaced(client.clone(), &w.ns);
+        wait_until(envs, watcher::Config::default(), w.envs, |e: &Environment| {
+            e.status.as_ref().is_some_and(|s| tuskfish::api::is_true(&s.conditions, "Ready"))
         })
         .await;
-    let envs: Api<Environment> = Api::namespaced(client.clone(), &w.ns);
-    wait_until(envs, watcher::Config::default(), w.envs, |e: &Environment| {
-        e.status.as_ref().is_some_and(|s| tuskfish::api::is_true(&s.conditions, "Ready"))
-    })
-    .await;
-    let avs: Api<AppVersion> = Api::namespaced(client.clone(), &w.ns);
-    wait_until(avs, watcher::Config::default(), w.apps, |a: &AppVersion| {
-        a.status.as_ref().is_some_and(|s| s.spec_hash.is_some())
-    })
-    .await;
+        let avs: Api<AppVersion> = Api::namespaced(client.clone(), &w.ns);
+        wait_until(avs, watcher::Config::default(), w.apps, |a: &AppVersion| {
+            a.status.as_ref().is_some_and(|s| s.spec_hash.is_some())
+        })
+        .await;
+    }
 
     let started = Instant::now();
-    let cpu0 = Cpu::now(Some(operator));
-    let releases: Vec<Value> = (0..w.envs)
-        .flat_map(|e| (0..w.apps).map(move |a| (e, a)))
-        .map(|(e, a)| serde_json::to_value(w.release(e, a)).unwrap())
+    let cpu0 = Cpu::now(operators);
+    let releases: Vec<Value> = worlds
+        .iter()
+        .flat_map(|w| (0..w.envs).flat_map(move |e| (0..w.apps).map(move |a| (w, e, a))))
+        .map(|(w, e, a)| serde_json::to_value(w.release(e, a)).unwrap())
         .collect();
     stream::iter(releases)
         .for_each_concurrent(APPLY_CONCURRENCY, |r| async move { ssa(client, r).await })
         .await;
-    let api: Api<Release> = Api::namespaced(client.clone(), &w.ns);
-    wait_until(api, watcher::Config::default(), w.count(), |r: &Release| {
-        r.status.as_ref().is_some_and(|s| s.phase == Some(Phase::Healthy))
+    let pipelines: HashSet<String> = worlds.iter().map(|w| w.ns.clone()).collect();
+    let want = worlds.iter().map(|w| w.count()).sum();
+    let api: Api<Release> = Api::all(client.clone());
+    wait_until(api, watcher::Config::default(), want, move |r: &Release| {
+        r.namespace().is_some_and(|n| pipelines.contains(&n))
+            && r.status.as_ref().is_some_and(|s| s.phase == Some(Phase::Healthy))
     })
     .await;
-    (started.elapsed().as_secs_f64(), Cpu::now(Some(operator)).since(cpu0))
+    (started.elapsed().as_secs_f64(), Cpu::now(operators).since(cpu0))
 }
 
 /// API server CPU per request, by kind of request, measured on this server with nothing else
@@ -617,9 +632,9 @@ async fn run_size(
     let per_release = |writes: f64| writes / base.count() as f64;
     let (baseline_s, baseline_writes, baseline_cpu) = if with_baseline {
         let w0 = server_writes(client).await;
-        let cpu0 = Cpu::now(None);
-        let secs = baseline(client, &base).await;
-        let cpu = Cpu::now(None).since(cpu0);
+        let cpu0 = Cpu::now(&[]);
+        let secs = baseline(client, &[&base]).await;
+        let cpu = Cpu::now(&[]).since(cpu0);
         // Let the system's trailing status updates land, as they do for tuskfish below.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let writes = per_release(server_writes(client).await - w0);
@@ -634,7 +649,7 @@ async fn run_size(
     let before = metrics(op.port).await;
     let w = World { ns: format!("bt-{tag}"), envs: ENVS, apps: n_apps };
     let w0 = server_writes(client).await;
-    let (tuskfish_s, tuskfish_cpu) = tuskfish_converge(client, &w, op.proc.0.id()).await;
+    let (tuskfish_s, tuskfish_cpu) = tuskfish_converge(client, &[&w], &[op.proc.0.id()]).await;
     let peak_rss_mib = peak_rss_mib(op.proc.0.id());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let tuskfish_writes = per_release(server_writes(client).await - w0);
@@ -812,14 +827,16 @@ async fn main() {
         }
         _ => Vec::new(),
     };
-    // The large size last and tuskfish alone: a baseline and a clean-up would double a long run.
-    let large: usize = std::env::var("BENCH_LARGE_APPS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
-    if large > 0 {
-        eprintln!("bench: N = {} (tuskfish only)", large * ENVS);
-        let (row, op, _) = run_size(&client, large, 16, false, steady, &format!("n{}", large * ENVS)).await;
-        drop(op);
-        rows.push(row);
-    }
+    // The large size last: its baseline, one replica, three shards (benches/pipeline/large.rs).
+    let env_usize =
+        |name: &str, default: usize| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    let large_apps = env_usize("BENCH_LARGE_APPS", 1000);
+    let large_run = if large_apps > 0 {
+        let pipelines = env_usize("BENCH_LARGE_PIPELINES", 10).clamp(1, large_apps);
+        Some(large::run(&client, large_apps, pipelines, steady).await)
+    } else {
+        None
+    };
 
     let k8s = client.apiserver_version().await.map_or_else(|_| "?".into(), |v| v.git_version);
     let mut md = format!(
@@ -906,7 +923,7 @@ async fn main() {
          tuskfish's run starts on the same footing. tuskfish: Environments and AppVersions are applied and \
          published first (untimed), then all Releases are applied (16 in flight), timed until every Release \
          is Healthy; each run is removed (Releases first, so the finalizers clean up) before the next. The \
-         largest N runs last and without a baseline. Reconcile quantiles are bucket upper bounds of \
+         large run has a table of its own (below). Reconcile quantiles are bucket upper bounds of \
          `tuskfish_reconcile_duration_seconds{{controller=\"release\"}}` (buckets double from 1 ms); \
          reconciles per Release count all three controllers. Steady state is measured over {steady_secs} s \
          (`BENCH_STEADY_SECS`, default 60) after convergence, without leader election (whose Lease renewal \
@@ -919,6 +936,16 @@ async fn main() {
          high-water mark (`VmHWM`): the operator's from its start through the converge.\n",
         steady_secs = steady.as_secs()
     );
+    if let Some(l) = &large_run {
+        md.push_str(&large::section(l));
+        md.push_str(
+            "\nThe large run: Releases spread over pipeline namespaces (shards split namespaces), all applied \
+             at once; CPU and peak RSS per replica over its start and the converge; reaction measured on 10 apps \
+             of the first pipeline; at rest over the steady window, Lease renewals (leader election off for one \
+             replica; a member Lease and one per shard with `--shards`) counted apart from other writes. \
+             Flux is not run at this size.\n",
+        );
+    }
     let (source_v, kustomize_v) = flux::versions();
     if rows.iter().any(|r| r.flux.is_some()) {
         let _ = write!(

@@ -266,7 +266,7 @@ impl PeakRss {
 }
 
 fn cpu_now(flux: &Flux) -> Cpu {
-    let mut cpu = Cpu::now(None);
+    let mut cpu = Cpu::now(&[]);
     cpu.operator = proc_stat(flux.source).0 + proc_stat(flux.kustomize).0;
     cpu
 }

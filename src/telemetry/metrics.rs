@@ -113,7 +113,11 @@ impl Default for Metrics {
         let watch_restarts = Family::<KindLabel, Counter>::default();
         reg.add("watch_restarts", "Watch errors after which the watch restarts", watch_restarts.clone());
         let api_requests = Family::<RequestLabel, Counter>::default();
-        reg.add("api_requests", "Requests sent to the API server", api_requests.clone());
+        reg.add(
+            "api_requests",
+            "Requests sent to the API server: reads (watches included), writes, and writes to Leases (lease: the only writes at rest)",
+            api_requests.clone(),
+        );
         let leader = Gauge::default();
         reg.add(
             "leader",
@@ -214,7 +218,9 @@ impl Metrics {
 
     /// The Prometheus text exposition; request counts are brought up to date first.
     pub fn encode(&self, requests: &RequestCounts) -> String {
-        for (kind, total) in [("read", requests.reads()), ("write", requests.writes())] {
+        let counts =
+            [("read", requests.reads()), ("write", requests.writes()), ("lease", requests.lease_writes())];
+        for (kind, total) in counts {
             let c = self.api_requests.get_or_create(&RequestLabel { kind });
             c.inc_by(total.saturating_sub(c.get()));
         }

@@ -14,6 +14,9 @@ use tower::{Layer, Service};
 pub struct RequestCounts {
     reads: AtomicU64,
     writes: AtomicU64,
+    /// Writes to Leases (leader election, shards, an agent's heartbeat), counted apart: they are
+    /// the only writes a replica at rest makes.
+    lease_writes: AtomicU64,
     writes_by_namespace: Mutex<HashMap<String, u64>>,
 }
 
@@ -21,9 +24,13 @@ impl RequestCounts {
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
     }
-    /// POST, PUT, PATCH and DELETE requests, including Events.
+    /// POST, PUT, PATCH and DELETE requests, including Events, but not to Leases.
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
+    }
+    /// Writes to Leases.
+    pub fn lease_writes(&self) -> u64 {
+        self.lease_writes.load(Ordering::Relaxed)
     }
     /// Writes to objects in namespaces whose name starts with `prefix`.
     pub fn writes_in_namespaces(&self, prefix: &str) -> u64 {
@@ -34,6 +41,10 @@ impl RequestCounts {
     }
 
     fn record_write(&self, path: &str) {
+        if path.starts_with("/apis/coordination.k8s.io/") {
+            self.lease_writes.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.writes.fetch_add(1, Ordering::Relaxed);
         if let Some(ns) = namespace_of(path)
             && let Ok(mut by_ns) = self.writes_by_namespace.lock()
@@ -114,5 +125,14 @@ mod tests {
         assert_eq!(namespace_of("/apis/tuskfish.dev/v1alpha1/namespaces/fin/releases/r/status"), Some("fin"));
         assert_eq!(namespace_of("/api/v1/namespaces"), None);
         assert_eq!(namespace_of("/api/v1/nodes/n"), None);
+    }
+
+    #[test]
+    fn lease_writes_are_counted_apart() {
+        let c = RequestCounts::default();
+        c.record_write("/apis/coordination.k8s.io/v1/namespaces/ops/leases/tuskfish-shard-0-of-3");
+        c.record_write("/apis/tuskfish.dev/v1alpha1/namespaces/fin/releases/r/status");
+        assert_eq!((c.writes(), c.lease_writes()), (1, 1));
+        assert_eq!(c.writes_in_namespaces("ops"), 0);
     }
 }
