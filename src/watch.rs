@@ -78,22 +78,30 @@ impl Filter {
     }
 }
 
-/// The watch's events, retried with backoff; with `filter`, only the objects it keeps.
+/// The watch's events, retried with backoff.
 fn events<K: Watched>(
     api: Api<K>,
     config: watcher::Config,
-    filter: Option<Filter>,
 ) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static {
-    watcher(api, config).default_backoff().filter(move |event| {
-        let keep = match (filter, event) {
-            (
-                Some(f),
-                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o)),
-            ) => f.keeps(o.meta()),
-            _ => true,
-        };
-        futures::future::ready(keep)
-    })
+    watcher(api, config).default_backoff()
+}
+
+/// What of watch `event` a cache filtered by `filter` takes: the event, nothing, or the delete of
+/// the copy it holds (`cached`) of an object that is no longer the filter's (relabelled or
+/// re-annotated: it would otherwise stay there, stale, until the next relist).
+fn filtered<K: Watched>(
+    filter: Option<Filter>,
+    event: watcher::Result<watcher::Event<K>>,
+    cached: impl Fn(&K) -> Option<Arc<K>>,
+) -> Option<watcher::Result<watcher::Event<K>>> {
+    let Some(f) = filter else { return Some(event) };
+    match event {
+        Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) if !f.keeps(o.meta()) => {
+            cached(&o).map(|old| Ok(watcher::Event::Delete(Arc::unwrap_or_clone(old))))
+        }
+        Ok(watcher::Event::InitApply(o)) if !f.keeps(o.meta()) => None,
+        other => Some(other),
+    }
 }
 
 /// Follows `api` into a cache: the cache, and the changes (which must be polled for the cache to
@@ -122,13 +130,14 @@ where
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
     // Only what is read enters the cache (see `crate::lean`); what the changes hand on is the same.
-    into_cache(events(api, config, filter).modify(Lean::lean), dyntype)
+    into_cache(events(api, config).modify(Lean::lean), dyntype, filter)
 }
 
-/// Feeds watch `events` into a cache: the cache, and the changes they make.
+/// Feeds watch `events` (those `filter` keeps) into a cache: the cache, and the changes they make.
 fn into_cache<K>(
     events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
     dyntype: K::DynamicType,
+    filter: Option<Filter>,
 ) -> (Store<K>, impl Stream<Item = Change<K>> + Send + 'static)
 where
     K: Watched,
@@ -137,7 +146,12 @@ where
     let writer = reflector::store::Writer::new(dyntype.clone());
     let cache = writer.as_reader();
     let store = cache.clone();
+    let (held, key_type) = (cache.clone(), dyntype.clone());
     let mut relist = Relist::new(dyntype);
+    let events = events.filter_map(move |e| {
+        let in_cache = |o: &K| held.get(&ObjectRef::from_obj_with(o, key_type.clone()));
+        futures::future::ready(filtered(filter, e, in_cache))
+    });
     // `reflect` updates the cache before it passes each event on.
     let changes =
         events.reflect(writer).flat_map(move |e| futures::stream::iter(relist.changes(e, Some(&store))));
@@ -156,7 +170,9 @@ where
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let mut relist = Relist::new(K::DynamicType::default());
-    events(api, config, filter).flat_map(move |e| futures::stream::iter(relist.changes(e, None)))
+    events(api, config)
+        .filter_map(move |e| futures::future::ready(filtered(filter, e, |_| None)))
+        .flat_map(move |e| futures::stream::iter(relist.changes(e, None)))
 }
 
 /// Hands every change to `sink`, after counting and logging a failure (`kind` names the watch).
@@ -291,7 +307,7 @@ mod tests {
 
     /// What a cached watch hands on for `events`.
     async fn changes(events: Vec<Event<Release>>) -> Vec<(String, Seen)> {
-        let (_, stream) = into_cache(futures::stream::iter(events.into_iter().map(Ok)), ());
+        let (_, stream) = into_cache(futures::stream::iter(events.into_iter().map(Ok)), (), None);
         let all: Vec<Change<Release>> = stream.collect().await;
         all.iter().filter_map(Change::seen).map(|(r, s)| (r.name_any(), s)).collect()
     }
@@ -342,7 +358,7 @@ mod tests {
             Event::InitApply(release("b")),
             Event::InitDone,
         ];
-        let (reader, stream) = into_cache(futures::stream::iter(events.into_iter().map(Ok)), ());
+        let (reader, stream) = into_cache(futures::stream::iter(events.into_iter().map(Ok)), (), None);
         let mut stream = std::pin::pin!(stream);
         let mut handed = 0;
         while let Some(change) = stream.next().await {
@@ -356,6 +372,44 @@ mod tests {
             }
         }
         assert_eq!(handed, 2);
+    }
+
+    #[tokio::test]
+    async fn a_filtered_cache_keeps_its_share_and_lets_go_of_what_leaves_it() {
+        use crate::plan::shards::{Share, shard_of};
+        let share = Share { index: shard_of("finance", 2), count: 2 };
+        let other = (0..).map(|i| format!("team-{i}")).find(|p| !share.owns(p)).unwrap();
+        let of = |name: &str, pipeline: &str| {
+            let mut r = release(name);
+            r.metadata.labels = Some([("p".to_string(), pipeline.to_string())].into());
+            r
+        };
+        let filter = Filter { share, pipeline_of: |m| m.labels.as_ref()?.get("p").map(String::as_str) };
+        let events = vec![
+            Event::Init,
+            Event::InitApply(of("ours", "finance")),
+            Event::InitApply(of("theirs", &other)),
+            Event::InitDone,
+            Event::Apply(of("theirs-too", &other)),
+            // Relabelled away: the copy cached goes, as a delete of what was cached.
+            Event::Apply(of("ours", &other)),
+        ];
+        let (reader, stream) =
+            into_cache(futures::stream::iter(events.into_iter().map(Ok)), (), Some(filter));
+        let all: Vec<Change<Release>> = stream.collect().await;
+        let seen: Vec<(String, Seen, String)> = all
+            .iter()
+            .filter_map(Change::seen)
+            .map(|(r, s)| (r.name_any(), s, r.labels().get("p").cloned().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("ours".into(), Seen::Present, "finance".into()),
+                ("ours".into(), Seen::Deleted, "finance".into())
+            ]
+        );
+        assert!(reader.state().is_empty(), "{:?}", reader.state());
     }
 
     #[tokio::test]

@@ -28,13 +28,23 @@ struct Replica {
 }
 
 fn replica(leases: &TestNs, name: &'static str) -> Replica {
+    replica_of(leases, name, SHARDS)
+}
+
+/// Where replica `name` records its reconciles.
+fn trace_of(leases: &TestNs, name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tuskfish-{}-{name}.trace", leases.ns))
+}
+
+fn replica_of(leases: &TestNs, name: &'static str, shards: u16) -> Replica {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
+    let (count, trace) = (shards.to_string(), trace_of(leases, name).display().to_string());
     let args = [
         &[
             "run",
             "--shards",
-            "3",
+            &count,
             "--metrics-addr",
             &addr,
             "--lease-namespace",
@@ -42,11 +52,51 @@ fn replica(leases: &TestNs, name: &'static str) -> Replica {
             "--identity",
             name,
         ][..],
+        &["--reconcile-trace", &trace],
         &common::SHORT_LEASE[..],
     ]
     .concat();
     let proc = tuskfish_process(&args, &format!("tuskfish-{}-{name}.log", leases.ns));
     Replica { name, port, proc }
+}
+
+fn log_of(leases: &TestNs, name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tuskfish-{}-{name}.log", leases.ns))
+}
+
+/// SIGTERM: the replica leaves gracefully.
+fn terminate(r: &Replica) {
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &r.proc.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Every reconcile of every replica named, from their traces: no object was ever reconciled by two
+/// replicas at once (each interval is one reconcile, begin to end, in Unix µs).
+fn assert_never_two_at_once(leases: &TestNs, names: &[&str]) -> usize {
+    let mut by_object: BTreeMap<String, Vec<(u128, u128, String)>> = BTreeMap::new();
+    for name in names {
+        let text = std::fs::read_to_string(trace_of(leases, name)).unwrap_or_default();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            let (b, e) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+            by_object.entry(format!("{} {}", f[2], f[3])).or_default().push((b, e, name.to_string()));
+        }
+    }
+    let mut total = 0;
+    for (object, mut spans) in by_object {
+        total += spans.len();
+        spans.sort();
+        for pair in spans.windows(2) {
+            let ((_, end, a), (begin, _, b)) = (&pair[0], &pair[1]);
+            assert!(a == b || begin >= end, "{object} was reconciled by {a} and {b} at once: {pair:?}");
+        }
+    }
+    total
 }
 
 /// Who holds each shard's Lease now (an expired record still names its last holder).
@@ -207,8 +257,39 @@ async fn three_replicas_share_the_pipelines_hand_over_and_rebalance() {
         assert_eq!(of_1_2, BTreeSet::from([holder.clone()]), "{}", p.ns);
     }
 
-    // Back to one leader (`--shards` dropped, as a rolling update would): it waits while the shards
-    // are served, and leads only once every shard's Lease is given up.
+    // A rolling update to `--shards 4`: the new replica is younger than those of 3, so it serves
+    // nothing beside them; once they are gone it serves all four shards, and everything deploys.
+    let four = replica_of(&leases, "replica-four", 4);
+    logged(&log_of(&leases, "replica-four"), "serving no shard until they are gone").await;
+    let all = leases.api::<Lease>().list(&ListParams::default()).await.unwrap();
+    assert!(
+        !all.items.iter().any(|l| l.metadata.name.as_deref().unwrap_or_default().ends_with("-of-4")),
+        "it served beside them"
+    );
+    for r in &replicas {
+        terminate(r);
+    }
+    common::within("the replica of 4 shards to serve them all", async {
+        loop {
+            let text = http_get(four.port, "/metrics").await.1;
+            if metric_of(&text, "tuskfish_leader") == 4.0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    for p in &pipelines {
+        server.answer(&format!("{}/1.3.0", p.ns), &[(200, "ok")]);
+        p.app_version("pay", "1.3.0", json!({})).await;
+        p.set_version("pay-dev", "1.3.0").await;
+    }
+    for p in &pipelines {
+        p.wait_release("pay-dev", healthy_at("1.3.0")).await;
+    }
+
+    // Back to one leader (`--shards` dropped): it waits while shards are served, and leads only
+    // once every shard's Lease is given up.
     let single = tuskfish_process(
         &[
             &["run", "--metrics-addr", "off", "--lease-namespace", &leases.ns, "--identity", "single"][..],
@@ -217,23 +298,14 @@ async fn three_replicas_share_the_pipelines_hand_over_and_rebalance() {
         .concat(),
         &format!("tuskfish-{}-single.log", leases.ns),
     );
-    let log = std::env::temp_dir().join(format!("tuskfish-{}-single.log", leases.ns));
-    logged(&log, "sharded replicas serve these Leases").await;
+    logged(&log_of(&leases, "single"), "the operator runs another way").await;
     let free =
         |l: &Lease| l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).is_none_or(str::is_empty);
     assert!(
         leases.api::<Lease>().get_opt("tuskfish").await.unwrap().as_ref().is_none_or(free),
         "it led beside the shards"
     );
-    for r in &replicas {
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-TERM", &r.proc.0.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
+    terminate(&four);
     leases.wait_lease_holder(Some("single")).await;
     let all = leases.api::<Lease>().list(&ListParams::default()).await.unwrap();
     let still: Vec<String> = all
@@ -244,6 +316,11 @@ async fn three_replicas_share_the_pipelines_hand_over_and_rebalance() {
         .collect();
     assert!(still.is_empty(), "the single leader took over while {still:?} were held");
     drop(single);
+
+    // Over the whole run, no object was reconciled by two replicas at once.
+    let names = ["replica-a", "replica-b", "replica-c", "replica-d", "replica-e", "replica-four"];
+    let reconciles = assert_never_two_at_once(&leases, &names);
+    assert!(reconciles > 100, "the traces hold {reconciles} reconciles");
 }
 
 /// Waits until the log file `log` has a line containing `text`.

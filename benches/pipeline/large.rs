@@ -22,7 +22,7 @@ pub(crate) struct Run {
     pub peak_rss_mib: Vec<f64>,
     /// Everyone's mutating requests (the API server's count) during the converge, per Release.
     pub writes_per_release: f64,
-    /// New AppVersion → rollout start, ms, sorted.
+    /// New AppVersion → rollout start (Deployments applied), ms, sorted.
     pub reaction_ms: Vec<f64>,
     /// At rest, all replicas: writes other than to Leases, and Lease renewals, per minute.
     pub steady_writes_per_min: f64,
@@ -122,7 +122,7 @@ async fn run_tuskfish(
     let count: usize = ws.iter().map(World::count).sum();
     let writes_per_release = (server_writes(client).await - w0) / count as f64;
     eprintln!("bench: large, {} replica(s): converged in {secs:.1} s; reaction", ops.len());
-    let reaction_ms = publish_latency(client, &ws[0], 10).await;
+    let reaction_ms = publish_latency(client, &ws[0], 10).await.applied;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let writes = r#"tuskfish_api_requests_total{kind="write"}"#;
     let leases = r#"tuskfish_api_requests_total{kind="lease"}"#;

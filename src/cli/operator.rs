@@ -138,6 +138,10 @@ pub struct RunArgs {
     /// The webhook also refuses Releases whose Environment does not exist.
     #[arg(long)]
     webhook_strict: bool,
+    /// Append a line per reconcile (when it began and ended, of what) to this file: for tests that
+    /// check that no two replicas ever reconcile one object at once.
+    #[arg(long, hide = true)]
+    reconcile_trace: Option<std::path::PathBuf>,
     /// Serve the read-only web view of the pipeline here (`off` to serve nothing). Keep it on
     /// loopback and reach it with `kubectl port-forward`: the page has no login of its own.
     #[arg(long, default_value = "off", env = "TUSKFISH_WEB_ADDR")]
@@ -214,7 +218,10 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         renew_deadline: args.renew_deadline,
         retry_period: args.retry_period,
         // Unsharded, it waits for sharded replicas to give their shards up (`--shards` removed).
-        yields_to: args.shards.is_none().then(|| format!("{}-shard-", args.lease_name)),
+        yields_to: args.shards.is_none().then(|| crate::leader::Yield {
+            prefix: Some(format!("{}-shard-", args.lease_name)),
+            ..Default::default()
+        }),
         ..LeaderConfig::new(args.lease_namespace.clone(), identity.clone())
     });
     info!(
@@ -232,6 +239,10 @@ pub async fn run_operator(target: Target, args: RunArgs) -> Result<(), Box<dyn s
         // Beside its Lease, unless told otherwise.
         render_store: args.controllers.render_store(Some(&args.lease_namespace)),
         instance: Some(identity),
+        reconciled: match &args.reconcile_trace {
+            Some(path) => Some(Arc::new(crate::controller::ReconcileLog::tracing_to(path)?)),
+            None => None,
+        },
         ..base
     };
     if let Err(why) = &settings.helm {

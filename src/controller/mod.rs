@@ -125,19 +125,23 @@ async fn policies_listed(store: &kube::runtime::reflector::Store<crate::api::Pip
     }
 }
 
-/// One Lease held, in `tuskfish_leader`: counted while this lives.
-struct Leading(prometheus_client::metrics::gauge::Gauge);
+/// One Lease held: counted in `tuskfish_leader` and renewed while this lives.
+struct Leading {
+    gauge: prometheus_client::metrics::gauge::Gauge,
+    renewing: tokio::task::AbortHandle,
+}
 
 impl Leading {
-    fn new(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+    fn new(gauge: &prometheus_client::metrics::gauge::Gauge, renewing: tokio::task::AbortHandle) -> Self {
         gauge.inc();
-        Self(gauge.clone())
+        Self { gauge: gauge.clone(), renewing }
     }
 }
 
 impl Drop for Leading {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
+        self.renewing.abort();
     }
 }
 
@@ -291,25 +295,32 @@ async fn run_controllers(
     };
     let shutdown = shutdown.shared();
     let config = ControllerConfig::default().concurrency(settings.concurrency);
+    // Work begun in the background stops with the controllers, however they end (a shard given
+    // up goes on in this process, and what that work would write is the next holder's).
+    let _background = StopBackground(background);
     let controllers = async move {
-        ready.await;
+        tokio::select! {
+            () = ready => {}
+            () = shutdown.clone() => return Stopped::Shutdown,
+        }
         metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
         // Standby replicas stop here, caches warm, until the Lease is theirs.
         let (lost_tx, lost_rx) = futures::channel::oneshot::channel::<()>();
-        // Counts this Lease in `tuskfish_leader` while held (a sharded replica holds several).
+        // Counts this Lease in `tuskfish_leader` while held (a sharded replica holds several), and
+        // stops renewing it when these controllers end, however they end (dropped included).
         let mut leading = None;
         if let Some(e) = &elector {
             let lease = tokio::select! {
                 taken = e.acquire() => taken,
                 () = shutdown.clone() => return Stopped::Shutdown,
             };
-            leading = Some(Leading::new(&metrics.leader));
             let holder = e.clone();
-            tokio::spawn(async move {
+            let renewing = tokio::spawn(async move {
                 let (lease, renewed) = lease;
                 holder.hold(lease, renewed).await;
                 let _ = lost_tx.send(());
             });
+            leading = Some(Leading::new(&metrics.leader, renewing.abort_handle()));
         }
         let lost = lost_rx.map(|r| r.is_ok()).shared();
         let stop = futures::future::select(shutdown.clone(), lost.clone()).map(|_| ()).shared();
@@ -372,6 +383,9 @@ async fn run_controllers(
         if lost.clone().now_or_never() == Some(true) {
             return Stopped::LeadershipLost;
         }
+        // Nothing new starts in the background from here on.
+        ctx.renders.stop_all();
+        ctx.publishes.stop_all();
         // A graceful stop (every upgrade of the operator): the statuses held back are written
         // while the Lease is still ours, so no rollout's history entry is lost with them.
         // Only while the Lease is ours: losing it stops the writes at once.
@@ -383,6 +397,7 @@ async fn run_controllers(
             }
             true = lost.clone() => return Stopped::LeadershipLost,
         }
+        // Renewals stop before the release, which would otherwise race one.
         drop(leading);
         if let Some(e) = &elector {
             e.release().await;
@@ -392,15 +407,20 @@ async fn run_controllers(
     futures::pin_mut!(controllers);
     futures::pin_mut!(drivers);
     // The watches run forever; the controllers end on shutdown or when leadership is lost.
-    let stopped = match futures::future::select(controllers, drivers).await {
+    match futures::future::select(controllers, drivers).await {
         futures::future::Either::Left((stopped, _)) => stopped,
         futures::future::Either::Right(_) => Stopped::Shutdown,
-    };
-    // Work begun in the background stops with the controllers: a shard given up goes on in this
-    // process, and what that work would write is the next holder's.
-    background.renders.stop_all();
-    background.publishes.stop_all();
-    stopped
+    }
+}
+
+/// Stops the work a Context began in the background when dropped.
+struct StopBackground(Arc<Context>);
+
+impl Drop for StopBackground {
+    fn drop(&mut self) {
+        self.0.renders.stop_all();
+        self.0.publishes.stop_all();
+    }
 }
 
 /// The one Context of every reconcile, from the watches' caches and index and the settings.
@@ -551,10 +571,11 @@ async fn drive<K, F, Fut>(
             };
             in_flight.inc();
             let started = std::time::Instant::now();
+            let began = std::time::SystemTime::now();
             let result = fut.await;
             in_flight.dec();
             if let Some((log, obj)) = log {
-                log.finished(obj.as_ref());
+                log.finished_since(obj.as_ref(), began);
             }
             let outcome = match &result {
                 Ok(_) => "ok".to_string(),

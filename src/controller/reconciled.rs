@@ -15,6 +15,10 @@ type Key = (String, String, String);
 pub struct ReconcileLog {
     last: Mutex<HashMap<Key, String>>,
     changed: Notify,
+    /// Also a line per reconcile, when and of what, in this file (`tuskfish run --reconcile-trace`:
+    /// tests that run replicas as processes check from it that no two ever reconciled one object
+    /// at once).
+    trace: Option<Mutex<std::fs::File>>,
 }
 
 fn key_of(kind: &str, namespace: &str, name: &str) -> Key {
@@ -31,6 +35,35 @@ fn at_or_after(seen: &str, wanted: &str) -> bool {
 }
 
 impl ReconcileLog {
+    /// A log that also appends `<start µs> <end µs> <kind> <namespace>/<name>` (Unix time) to the
+    /// file at `path` for every reconcile.
+    pub fn tracing_to(path: &std::path::Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self { trace: Some(Mutex::new(file)), ..Self::default() })
+    }
+
+    /// Notes that a reconcile of `obj`, begun at `began`, has finished.
+    pub fn finished_since<K: Resource<DynamicType = ()>>(&self, obj: &K, began: std::time::SystemTime) {
+        if let Some(file) = &self.trace {
+            let micros = |t: std::time::SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros())
+            };
+            let line = format!(
+                "{} {} {} {}/{}\n",
+                micros(began),
+                micros(std::time::SystemTime::now()),
+                K::kind(&()),
+                obj.namespace().unwrap_or_default(),
+                obj.name_any()
+            );
+            if let Ok(mut f) = file.lock() {
+                // A trace for tests: a failed write is no reason to fail a reconcile.
+                let _ = std::io::Write::write_all(&mut *f, line.as_bytes());
+            }
+        }
+        self.finished(obj);
+    }
+
     /// Notes that a reconcile of `obj` (as the cache had it) has finished.
     pub fn finished<K: Resource<DynamicType = ()>>(&self, obj: &K) {
         let Some(rv) = obj.resource_version() else { return };

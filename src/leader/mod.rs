@@ -31,9 +31,29 @@ pub struct LeaderConfig {
     /// What was already observed of the Lease, and since when: a shard's new operator takes an
     /// expired Lease at once instead of watching it unchanged for another lease duration.
     pub observed: Option<Observation>,
-    /// Leases (by name prefix) whose live holders this one waits for before it takes its own: a
-    /// single leader does not start while the shards of sharded replicas are still served.
-    pub yields_to: Option<String>,
+    /// Leases whose live holders this one waits for before it takes its own: a single leader
+    /// does not start while shards are served, nor a shard while a single leader or shards of
+    /// another count are.
+    pub yields_to: Option<Yield>,
+}
+
+/// The Leases of the operator run another way (unsharded, or with another shard count).
+#[derive(Clone, Debug, Default)]
+pub struct Yield {
+    /// The single leader's Lease.
+    pub named: Option<String>,
+    /// Shard Leases: names with this prefix...
+    pub prefix: Option<String>,
+    /// ... but not this suffix (the shards of the same count).
+    pub except_suffix: Option<String>,
+}
+
+impl Yield {
+    pub fn covers(&self, name: &str) -> bool {
+        self.named.as_deref() == Some(name)
+            || (self.prefix.as_deref().is_some_and(|p| name.starts_with(p))
+                && !self.except_suffix.as_deref().is_some_and(|s| name.ends_with(s)))
+    }
 }
 
 impl LeaderConfig {
@@ -111,7 +131,11 @@ impl Elector {
                     let served: Vec<&str> =
                         others.iter().filter(|(_, o)| held(o, now)).map(|(n, _)| n.as_str()).collect();
                     let served = served.join(", ");
-                    info!(lease = %self.cfg.name, %holder, %served, "another replica leads (or sharded replicas serve these Leases); standing by");
+                    if served.is_empty() {
+                        info!(lease = %self.cfg.name, %holder, "another replica leads; standing by");
+                    } else {
+                        info!(lease = %self.cfg.name, %served, "the operator runs another way (sharded, or with another shard count) in live replicas; standing by until they stop");
+                    }
                     said_waiting = true;
                 }
                 Ok(None) => {}
@@ -126,7 +150,7 @@ impl Elector {
     /// Whether a Lease this one yields to (see [`LeaderConfig::yields_to`]) is held, judged by
     /// what `others` observed of them (updated here: an unchanged record expires by our clock).
     async fn yielding(&self, others: &mut HashMap<String, Observation>) -> Result<bool, kube::Error> {
-        let Some(prefix) = &self.cfg.yields_to else { return Ok(false) };
+        let Some(yields) = &self.cfg.yields_to else { return Ok(false) };
         let all = match self.bounded(self.cfg.renew_deadline, self.api.list(&Default::default())).await {
             Ok(all) => all,
             // Without the right to list Leases no replica could run sharded (it watches them).
@@ -135,7 +159,7 @@ impl Elector {
         };
         let now = Instant::now();
         let mut seen = HashMap::new();
-        for l in all.items.iter().filter(|l| l.name_any().starts_with(prefix.as_str())) {
+        for l in all.items.iter().filter(|l| yields.covers(&l.name_any())) {
             seen.insert(l.name_any(), Observation::update(others.remove(&l.name_any()), record_of(l), now));
         }
         *others = seen;
@@ -266,6 +290,29 @@ impl Elector {
         tokio::time::timeout(limit, request).await.unwrap_or_else(|_| {
             Err(kube::Error::Service(format!("no answer from the API server within {limit:?}").into()))
         })
+    }
+
+    /// Deletes the Lease if this replica holds it (a shard member leaving for good: its name is not
+    /// used again).
+    pub async fn remove(&self) {
+        let limit = self.cfg.renew_deadline;
+        let remove = async {
+            let Ok(Some(lease)) = self.api.get_opt(&self.cfg.name).await else { return };
+            if record_of(&lease).holder.as_deref() != Some(self.cfg.identity.as_str()) {
+                return;
+            }
+            let precondition = kube::api::Preconditions {
+                resource_version: lease.metadata.resource_version.clone(),
+                ..Default::default()
+            };
+            let dp = kube::api::DeleteParams { preconditions: Some(precondition), ..Default::default() };
+            if let Err(e) = self.api.delete(&self.cfg.name, &dp).await {
+                warn!(lease = %self.cfg.name, error = %e, "could not delete the Lease");
+            }
+        };
+        if tokio::time::timeout(limit, remove).await.is_err() {
+            warn!(lease = %self.cfg.name, "could not delete the Lease within {limit:?}");
+        }
     }
 
     /// Gives the Lease up (on shutdown), so that a standby takes over at once instead of after a

@@ -95,28 +95,32 @@ pub struct Member {
     pub identity: String,
     /// The `--shards` it runs with.
     pub count: u16,
-    /// When it took its member Lease (RFC 3339, as the Lease says; empty: unknown).
+    /// When its member Lease was created (RFC 3339, set by the API server, not by a replica's
+    /// clock; empty: unknown).
     pub since: String,
 }
 
-/// The shards `me` (running with `count` shards) should hold, given the live `members` (`me`
-/// among them) and whether a replica without shards (the single leader Lease) is live.
-///
-/// Replicas that disagree on the shard count would split namespaces differently, and two of them
-/// could then hold one namespace: only the replicas running with the count of the longest-standing
-/// member hold shards; the others wait (a rolling update that changes `--shards` hands over as the
-/// old replicas go). Likewise nothing is held while an unsharded leader is live.
-pub fn held_by(me: &str, count: u16, members: &[Member], unsharded_leader: bool) -> Vec<u16> {
+/// Whether `me` (running with `count` shards) must serve nothing, and at once: a single leader is
+/// live, or the longest-standing replica runs with another count (the replicas that disagree
+/// would split namespaces differently, and two of them could hold one namespace).
+pub fn must_yield(count: u16, members: &[Member], unsharded_leader: bool) -> bool {
     if unsharded_leader || count == 0 {
-        return Vec::new();
+        return true;
     }
-    // The count of the earliest member (ties: the lowest identity), by RFC 3339 text (UTC, same
-    // format: orders as time does). Unknown start times sort last.
-    let mut by_age: Vec<&Member> = members.iter().collect();
-    by_age.sort_by(|a, b| {
+    // By creation time (RFC 3339 text from the server, one format: orders as time does), then
+    // identity; unknown times last.
+    let oldest = members.iter().min_by(|a, b| {
         (a.since.is_empty(), &a.since, &a.identity).cmp(&(b.since.is_empty(), &b.since, &b.identity))
     });
-    if by_age.first().is_some_and(|oldest| oldest.count != count) {
+    oldest.is_some_and(|m| m.count != count)
+}
+
+/// The shards `me` (running with `count` shards) should hold, given the live `members` (`me`
+/// among them) and whether a replica without shards (the single leader Lease) is live: its part
+/// of the split among the members of its count, or nothing when it [`must_yield`] (a rolling
+/// update that changes `--shards` hands over as the old replicas go).
+pub fn held_by(me: &str, count: u16, members: &[Member], unsharded_leader: bool) -> Vec<u16> {
+    if must_yield(count, members, unsharded_leader) {
         return Vec::new();
     }
     let same: BTreeMap<&str, ()> =
@@ -196,6 +200,11 @@ mod tests {
             "the other count is not a member of its split"
         );
         assert_eq!(held_by("new", 4, &mixed[1..], false), vec![0, 1, 2, 3]);
+        assert!(must_yield(4, &mixed, false) && !must_yield(3, &mixed, false));
+        assert!(must_yield(3, &ms, true), "a live single leader");
+        // Same creation second: the lower identity is the older, for everyone alike.
+        let tie = [member("b", 3, "2026-12-07T10:00:00Z"), member("a", 4, "2026-12-07T10:00:00Z")];
+        assert!(must_yield(3, &tie, false) && !must_yield(4, &tie, false));
     }
 
     proptest! {
