@@ -105,8 +105,9 @@ pub struct RunArgs {
     watch_namespace: Option<String>,
     /// Split the pipeline namespaces into this many shards, shared out among the replicas running
     /// with the same value: each holds a Lease per shard it serves and keeps only those shards'
-    /// objects in its caches (see the book's scaling guide). Default: one leader serves all.
-    #[arg(long, env = "TUSKFISH_SHARDS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// objects in its caches (see the book's scaling guide); at most 64 (each shard a replica holds
+    /// is an operator of its own: about as many shards as replicas). Default: one leader serves all.
+    #[arg(long, env = "TUSKFISH_SHARDS", value_parser = clap::value_parser!(u16).range(1..=64))]
     shards: Option<u16>,
     /// Run the controllers only while holding a Lease, so that replicas never write at once.
     #[arg(long, default_value_t = true, action = ArgAction::Set)]

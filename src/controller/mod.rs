@@ -71,6 +71,9 @@ pub struct Settings {
     pub reconciled: Option<Arc<ReconcileLog>>,
     /// How to run Helm for chart AppVersions; else why it cannot (`--helm`).
     pub helm: Result<crate::helm::HelmConfig, String>,
+    /// Helm already made from `helm`: the shards of one replica share it, and so its bound on
+    /// Helm processes at once and its cache of rendered outputs (`None`: made from `helm`).
+    pub helm_made: Option<Result<Arc<crate::helm::Helm>, String>>,
     /// The operator's client configuration, which clients impersonating an Environment's
     /// ServiceAccount start from (`None`: Environments with `serviceAccountName` get `Forbidden`).
     pub client_config: Option<kube::Config>,
@@ -106,6 +109,7 @@ impl Default for Settings {
             render_store: None,
             share: None,
             instance: None,
+            helm_made: None,
             agent: None,
         }
     }
@@ -483,11 +487,16 @@ fn assemble(
         http: crate::http::HttpClient::new(),
         reconciled: settings.reconciled.clone(),
         kept_renders,
-        helm: settings.helm.clone().and_then(|cfg| {
-            let dir = cfg.work_dir.display().to_string();
-            crate::helm::Helm::new(cfg).map(Arc::new).map_err(|e| format!("its work directory {dir}: {e}"))
-        }),
+        helm: settings.helm_made.clone().unwrap_or_else(|| helm_of(settings)),
     }
+}
+
+/// Helm, as `settings` configure it.
+pub(crate) fn helm_of(settings: &Settings) -> Result<Arc<crate::helm::Helm>, String> {
+    settings.helm.clone().and_then(|cfg| {
+        let dir = cfg.work_dir.display().to_string();
+        crate::helm::Helm::new(cfg).map(Arc::new).map_err(|e| format!("its work directory {dir}: {e}"))
+    })
 }
 
 /// Sweeps the chart outputs kept for Releases that are gone (see [`kept_renders`]); `scope`: the

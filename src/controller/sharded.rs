@@ -199,6 +199,8 @@ pub async fn run(
     settings.metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     info!(shards = cfg.count, identity = %me, "sharded: sharing the shards out with the other replicas");
 
+    // One Helm for all shards here: one bound on Helm processes, however many shards it serves.
+    let settings = Settings { helm_made: Some(super::helm_of(&settings)), ..settings };
     let mut observed = Observed::default();
     let mut running: BTreeMap<u16, Running> = BTreeMap::new();
     let mut yielding = false;
