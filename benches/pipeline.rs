@@ -629,6 +629,28 @@ async fn publish_latency(client: &Client, w: &World, samples: usize) -> Reaction
     out
 }
 
+/// Reaction while the operator is busy: a small probe pipeline is converged first; then every
+/// app of `w` gets a new version at once (a rollout per Release of `w`: the converge traffic)
+/// and, a second later, the probe's apps get theirs one at a time, measured as [`publish_latency`].
+async fn reaction_under_load(client: &Client, w: &World, op: &Operator) -> Reaction {
+    let probe = World { ns: format!("{}-probe", w.ns), envs: ENVS, apps: 5 };
+    tuskfish_converge(client, &[&probe], &[op.proc.0.id()]).await;
+    let load = async {
+        stream::iter(0..w.apps)
+            .for_each_concurrent(APPLY_CONCURRENCY, |a| async move {
+                ssa(client, serde_json::to_value(w.app_version(a, "1.0.1")).unwrap()).await
+            })
+            .await;
+    };
+    let measured = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        publish_latency(client, &probe, probe.apps).await
+    };
+    let ((), reaction) = futures::join!(load, measured);
+    remove_world(client, &probe).await;
+    reaction
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -857,6 +879,7 @@ async fn main() {
     let mut flux_failed = Vec::new();
     let mut rows = Vec::new();
     let mut latency = Reaction::default();
+    let mut loaded = Reaction::default();
     let mut sample = None;
     for apps in &sizes {
         let then_flux = if flux_bed.is_ok() { ", then Flux" } else { "" };
@@ -865,6 +888,12 @@ async fn main() {
         if *apps == *sizes.iter().max().unwrap_or(&0) {
             eprintln!("bench: publish latency at N = {}", w.count());
             latency = publish_latency(&client, &w, 20).await;
+            eprintln!(
+                "bench: publish latency at N = {} while its {} Releases roll out again",
+                w.count(),
+                w.count()
+            );
+            loaded = reaction_under_load(&client, &w, &op).await;
             sample = Api::<Release>::namespaced((*client).clone(), &w.ns)
                 .get(&w.release(0, 0).name_any())
                 .await
@@ -992,6 +1021,17 @@ async fn main() {
         percentile(&latency.applied, 0.99),
         percentile(&latency.reported, 0.5),
         percentile(&latency.reported, 0.99),
+    );
+    let _ = writeln!(
+        md,
+        "\nThe same while every one of those Releases rolls out a new version (all their AppVersions applied at once, 16 in flight; a probe pipeline of 5 apps × {ENVS} environments, converged before, gets its new versions one at a time from a second later; {} samples): rollout start p50 {:.0} ms, p99 {:.0} ms; published {:.0} / {:.0} ms; Release statuses {:.0} / {:.0} ms.",
+        loaded.applied.len(),
+        percentile(&loaded.applied, 0.5),
+        percentile(&loaded.applied, 0.99),
+        percentile(&loaded.published, 0.5),
+        percentile(&loaded.published, 0.99),
+        percentile(&loaded.reported, 0.5),
+        percentile(&loaded.reported, 0.99),
     );
     let _ = write!(
         md,
