@@ -303,15 +303,21 @@ async fn create_namespace(client: &Client, name: &str) {
     let _ = Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await;
 }
 
+/// What the bench's own watches follow.
+trait Watchable:
+    kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static
+{
+}
+impl<
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+> Watchable for K
+{
+}
+
 /// Waits until `done` holds for `want` distinct objects seen by a watch (an event stream, not a poll).
 async fn wait_until<K>(api: Api<K>, config: watcher::Config, want: usize, done: impl Fn(&K) -> bool)
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + 'static,
+    K: Watchable,
 {
     let mut ready: HashSet<String> = HashSet::new();
     let mut events = watcher(api, config).default_backoff().applied_objects().boxed();
@@ -519,6 +525,21 @@ struct Reaction {
     reported: Vec<f64>,
 }
 
+impl Reaction {
+    /// `N samples: p50 … ms, p99 … ms; by stage …`, for docs/benchmarks.md.
+    fn summary(&self) -> String {
+        let p = |v: &[f64]| format!("{:.0} / {:.0} ms", percentile(v, 0.5), percentile(v, 0.99));
+        format!(
+            "{} samples: p50 / p99 {}. By stage from the AppVersion's apply: published {}; Deployments applied {}; Release statuses naming it {} (written once healthy, or after the status settle window).",
+            self.applied.len(),
+            p(&self.applied),
+            p(&self.published),
+            p(&self.applied),
+            p(&self.reported)
+        )
+    }
+}
+
 /// Follows `api` from a first list on; the instant each of `want` objects first satisfied `done`.
 /// Resolves the returned receiver once listed (the clock may start then).
 fn first_seen<K>(
@@ -528,12 +549,7 @@ fn first_seen<K>(
     done: impl Fn(&K) -> bool + Send + 'static,
 ) -> (tokio::sync::oneshot::Receiver<()>, tokio::task::JoinHandle<Vec<Instant>>)
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + 'static,
+    K: Watchable,
 {
     let (listed_tx, listed_rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
@@ -1010,28 +1026,14 @@ async fn main() {
     }
     let _ = writeln!(
         md,
-        "\nNew AppVersion → rollout start (its new Deployment applied) in each of the {ENVS} tracking environments, at N = {} after the converge ({} samples): p50 {:.0} ms, p99 {:.0} ms. By stage, p50 / p99 from the AppVersion's apply: published {:.0} / {:.0} ms; Deployments applied {:.0} / {:.0} ms; Release statuses naming it {:.0} / {:.0} ms (written once healthy, or after the status settle window).",
+        "\nNew AppVersion → rollout start (its new Deployment applied) in each of the {ENVS} tracking environments, at N = {} after the converge: {}",
         sizes.iter().max().unwrap_or(&0) * ENVS,
-        latency.applied.len(),
-        percentile(&latency.applied, 0.5),
-        percentile(&latency.applied, 0.99),
-        percentile(&latency.published, 0.5),
-        percentile(&latency.published, 0.99),
-        percentile(&latency.applied, 0.5),
-        percentile(&latency.applied, 0.99),
-        percentile(&latency.reported, 0.5),
-        percentile(&latency.reported, 0.99),
+        latency.summary(),
     );
     let _ = writeln!(
         md,
-        "\nThe same while every one of those Releases rolls out a new version (all their AppVersions applied at once, 16 in flight; a probe pipeline of 5 apps × {ENVS} environments, converged before, gets its new versions one at a time from a second later; {} samples): rollout start p50 {:.0} ms, p99 {:.0} ms; published {:.0} / {:.0} ms; Release statuses {:.0} / {:.0} ms.",
-        loaded.applied.len(),
-        percentile(&loaded.applied, 0.5),
-        percentile(&loaded.applied, 0.99),
-        percentile(&loaded.published, 0.5),
-        percentile(&loaded.published, 0.99),
-        percentile(&loaded.reported, 0.5),
-        percentile(&loaded.reported, 0.99),
+        "\nThe same while those Releases roll out a new version (all their AppVersions applied at once, 16 in flight; a probe pipeline of 5 apps × {ENVS} environments, converged before, gets its new versions one at a time from a second later): {}",
+        loaded.summary(),
     );
     let _ = write!(
         md,

@@ -228,13 +228,8 @@ async fn three_replicas_share_the_pipelines_hand_over_and_rebalance() {
     let live: Vec<&Replica> = replicas.iter().collect();
     let held = settled(&leases, &live).await;
     assert_eq!(held.values().collect::<BTreeSet<_>>().len(), usize::from(SHARDS), "{held:?}");
+    deploy_everywhere(&pipelines, &server, "1.2.0").await;
     for p in &pipelines {
-        server.answer(&format!("{}/1.2.0", p.ns), &[(200, "ok")]);
-        p.app_version("pay", "1.2.0", json!({})).await;
-        p.set_version("pay-dev", "1.2.0").await;
-    }
-    for p in &pipelines {
-        p.wait_release("pay-dev", healthy_at("1.2.0")).await;
         // Since the last hand-over, only the shard's holder reports on its Releases.
         let holder = &held[&shard_of(&p.ns, SHARDS)];
         // Events are written in the background: the Release may be healthy a moment before.
@@ -279,14 +274,7 @@ async fn three_replicas_share_the_pipelines_hand_over_and_rebalance() {
         }
     })
     .await;
-    for p in &pipelines {
-        server.answer(&format!("{}/1.3.0", p.ns), &[(200, "ok")]);
-        p.app_version("pay", "1.3.0", json!({})).await;
-        p.set_version("pay-dev", "1.3.0").await;
-    }
-    for p in &pipelines {
-        p.wait_release("pay-dev", healthy_at("1.3.0")).await;
-    }
+    deploy_everywhere(&pipelines, &server, "1.3.0").await;
 
     // Back to one leader (`--shards` dropped): it waits while shards are served, and leads only
     // once every shard's Lease is given up.
@@ -321,6 +309,19 @@ async fn three_replicas_share_the_pipelines_hand_over_and_rebalance() {
     let names = ["replica-a", "replica-b", "replica-c", "replica-d", "replica-e", "replica-four"];
     let reconciles = assert_never_two_at_once(&leases, &names);
     assert!(reconciles > 100, "the traces hold {reconciles} reconciles");
+}
+
+/// Publishes `version` (its check passing) in every pipeline, sets it on its Release and waits
+/// until every Release runs it healthy.
+async fn deploy_everywhere(pipelines: &[TestNs], server: &Receiver, version: &'static str) {
+    for p in pipelines {
+        server.answer(&format!("{}/{version}", p.ns), &[(200, "ok")]);
+        p.app_version("pay", version, json!({})).await;
+        p.set_version("pay-dev", version).await;
+    }
+    for p in pipelines {
+        p.wait_release("pay-dev", healthy_at(version)).await;
+    }
 }
 
 /// Waits until the log file `log` has a line containing `text`.
