@@ -97,10 +97,11 @@ where
 mod tests {
     use super::*;
     use crate::api::Release;
+    use crate::controller::queue::Lane;
     use futures::StreamExt;
 
     fn background()
-    -> (Background<Release, u32>, futures::channel::mpsc::UnboundedReceiver<ObjectRef<Release>>) {
+    -> (Background<Release, u32>, futures::channel::mpsc::UnboundedReceiver<(ObjectRef<Release>, Lane)>) {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         let metrics = crate::telemetry::SharedMetrics::default();
         (Background::new(Some(Trigger::new(tx, &metrics))), rx)
@@ -119,7 +120,7 @@ mod tests {
             "asked again: still running, not run twice"
         );
         go.send(()).unwrap();
-        assert_eq!(woken.next().await, Some(r.clone()));
+        assert_eq!(woken.next().await, Some((r.clone(), Lane::Normal)));
         assert_eq!(bg.result(r.clone(), "k1", || async { 99 }).await, Some(7));
         assert_eq!(bg.result(r, "k1", || async { 5 }).await, None, "a taken result is not served twice");
     }
@@ -130,7 +131,7 @@ mod tests {
         let r = ObjectRef::<Release>::new("a").within("ns");
         assert_eq!(bg.result(r.clone(), "old", std::future::pending::<u32>).await, None);
         assert_eq!(bg.result(r.clone(), "new", || async { 2 }).await, None);
-        assert_eq!(woken.next().await, Some(r.clone()));
+        assert_eq!(woken.next().await, Some((r.clone(), Lane::Normal)));
         assert_eq!(bg.result(r.clone(), "new", || async { 3 }).await, Some(2));
         bg.forget(&r);
         assert!(bg.slots.lock().unwrap().is_empty());

@@ -20,6 +20,7 @@ pub mod identity;
 mod kept_renders;
 mod notifier;
 mod policies;
+mod queue;
 mod reconciled;
 mod refusal;
 mod release;
@@ -244,9 +245,9 @@ impl Operator {
 
 /// Reconcile requests for the Release, Environment and AppVersion controllers.
 type Receivers = (
-    mpsc::UnboundedReceiver<ObjectRef<Release>>,
-    mpsc::UnboundedReceiver<ObjectRef<Environment>>,
-    mpsc::UnboundedReceiver<ObjectRef<AppVersion>>,
+    mpsc::UnboundedReceiver<(ObjectRef<Release>, queue::Lane)>,
+    mpsc::UnboundedReceiver<(ObjectRef<Environment>, queue::Lane)>,
+    mpsc::UnboundedReceiver<(ObjectRef<AppVersion>, queue::Lane)>,
 );
 
 async fn run_controllers(
@@ -333,7 +334,7 @@ async fn run_controllers(
             "release",
             stores.releases.clone(),
             release_rx,
-            config.clone(),
+            (config.clone(), settings.concurrency),
             release::reconcile,
             ctx.clone(),
             stop.clone(),
@@ -360,7 +361,7 @@ async fn run_controllers(
                             "environment",
                             stores.environments.clone(),
                             env_rx,
-                            config.clone(),
+                            (config.clone(), settings.concurrency),
                             environment::reconcile,
                             ctx.clone(),
                             stop.clone()
@@ -369,7 +370,7 @@ async fn run_controllers(
                             "appversion",
                             stores.app_versions.clone(),
                             av_rx,
-                            config,
+                            (config, settings.concurrency),
                             appversion::reconcile,
                             ctx.clone(),
                             stop
@@ -547,8 +548,8 @@ async fn flush_held(ctx: &Context) {
 async fn drive<K, F, Fut>(
     name: &'static str,
     store: Store<K>,
-    triggers: mpsc::UnboundedReceiver<ObjectRef<K>>,
-    config: ControllerConfig,
+    triggers: mpsc::UnboundedReceiver<(ObjectRef<K>, queue::Lane)>,
+    (config, concurrency): (ControllerConfig, u16),
     reconcile: F,
     ctx: Arc<Context>,
     shutdown: futures::future::Shared<impl std::future::Future<Output = ()> + Send + 'static>,
@@ -594,12 +595,23 @@ async fn drive<K, F, Fut>(
             result
         }
     };
+    // At most twice the concurrency of ours in the controller's hands: the rest waits in the
+    // queue, where urgent requests go first.
+    let (triggers, finished) = queue::Queue::new(triggers, 2 * usize::from(concurrency.max(1)));
     Controller::for_stream(futures::stream::pending(), store)
         .with_config(config)
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
         .run(measured, error_policy::<K>, ctx)
         .for_each(|res| {
+            match &res {
+                Ok((r, _)) => finished.finished(r.namespace.as_deref(), &r.name),
+                Err(kube::runtime::controller::Error::ObjectNotFound(r))
+                | Err(kube::runtime::controller::Error::ReconcilerFailed(_, r)) => {
+                    finished.finished(r.namespace.as_deref(), &r.name)
+                }
+                Err(_) => {}
+            }
             if let Err(e) = res {
                 debug!(error = %e, "controller event");
             }

@@ -7,12 +7,13 @@ use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use prometheus_client::metrics::counter::Counter;
 
+use super::queue::Lane;
 use crate::api::{AppVersion, Environment, Release, labels};
 use crate::telemetry::{ControllerLabel, SharedMetrics};
 
 /// Reconcile requests for one controller, counted.
 pub struct Trigger<K: Resource<DynamicType = ()>> {
-    tx: UnboundedSender<ObjectRef<K>>,
+    tx: UnboundedSender<(ObjectRef<K>, Lane)>,
     // Looked up once: sends happen for every watch event, so no label lookup per send.
     sent: Counter,
 }
@@ -24,15 +25,24 @@ impl<K: Resource<DynamicType = ()>> Clone for Trigger<K> {
 }
 
 impl<K: Resource<DynamicType = ()>> Trigger<K> {
-    pub fn new(tx: UnboundedSender<ObjectRef<K>>, metrics: &SharedMetrics) -> Self {
+    pub fn new(tx: UnboundedSender<(ObjectRef<K>, Lane)>, metrics: &SharedMetrics) -> Self {
         let label = ControllerLabel { controller: K::kind(&()).to_lowercase() };
         Self { tx, sent: metrics.triggers.get_or_create(&label).clone() }
     }
 
     pub(crate) fn send(&self, r: ObjectRef<K>) {
+        self.send_in(r, Lane::Normal);
+    }
+
+    /// A request ahead of the others (see [`super::queue`]): a new version to roll out.
+    pub(crate) fn send_urgent(&self, r: ObjectRef<K>) {
+        self.send_in(r, Lane::Urgent);
+    }
+
+    fn send_in(&self, r: ObjectRef<K>, lane: Lane) {
         self.sent.inc();
         // A closed channel means the controller is shutting down; nothing left to trigger.
-        let _ = self.tx.unbounded_send(r);
+        let _ = self.tx.unbounded_send((r, lane));
     }
 }
 

@@ -171,8 +171,9 @@ pub fn watches(
                     t.app_versions.send(ObjectRef::new(&name).within(&ns));
                 }
             }
+            // A new version to roll out: ahead of the echoes of rollouts under way.
             for name in ix.releases_of_app(&ns, &av.spec.app) {
-                t.releases.send(ObjectRef::new(&name).within(&ns));
+                t.releases.send_urgent(ObjectRef::new(&name).within(&ns));
             }
         },
     );

@@ -1,0 +1,198 @@
+//! The queue in front of each controller. kube-runtime's controller runs what it is asked in the
+//! order it was asked, so a Release woken by a new AppVersion would wait behind every status echo
+//! and workload event of a thousand rollouts already under way. Here requests wait in two lanes,
+//! each deduplicated, and are handed to the controller only while it has fewer than `limit` of
+//! ours in hand: urgent ones (a new version to roll out) go first, and wait behind `limit` at
+//! most.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use futures::channel::mpsc::UnboundedReceiver;
+use kube::Resource;
+use kube::runtime::reflector::ObjectRef;
+
+/// How soon a request is wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// A new version to roll out: ahead of everything else.
+    Urgent,
+    Normal,
+}
+
+/// An object, by namespace and name (the controller reports its results without the kind).
+type Key = (String, String);
+
+fn key_of<K: Resource>(r: &ObjectRef<K>) -> Key {
+    (r.namespace.clone().unwrap_or_default(), r.name.clone())
+}
+
+/// A request handed over longer ago than this, whose end was never reported (an error that names
+/// no object), no longer takes a place.
+const FORGET_AFTER: Duration = Duration::from_secs(300);
+
+struct State<K: Resource> {
+    urgent: VecDeque<ObjectRef<K>>,
+    normal: VecDeque<ObjectRef<K>>,
+    /// The lane each waiting request is in (a request in both lanes is taken from the first).
+    waiting: HashMap<Key, Lane>,
+    /// Handed to the controller, not yet finished.
+    in_hand: HashMap<Key, Instant>,
+    limit: usize,
+    waker: Option<Waker>,
+}
+
+/// Requests from `rx`, as the controller should take them (see the module's note).
+pub struct Queue<K: Resource> {
+    rx: UnboundedReceiver<(ObjectRef<K>, Lane)>,
+    state: Arc<Mutex<State<K>>>,
+}
+
+/// Told when the controller has finished a request (its result names the object).
+#[derive(Clone)]
+pub struct Finished<K: Resource>(Arc<Mutex<State<K>>>);
+
+impl<K: Resource> Finished<K> {
+    pub fn finished(&self, namespace: Option<&str>, name: &str) {
+        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        s.in_hand.remove(&(namespace.unwrap_or_default().to_string(), name.to_string()));
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+impl<K: Resource> Queue<K> {
+    pub fn new(rx: UnboundedReceiver<(ObjectRef<K>, Lane)>, limit: usize) -> (Self, Finished<K>) {
+        let state = Arc::new(Mutex::new(State {
+            urgent: VecDeque::new(),
+            normal: VecDeque::new(),
+            waiting: HashMap::new(),
+            in_hand: HashMap::new(),
+            limit: limit.max(1),
+            waker: None,
+        }));
+        (Self { rx, state: state.clone() }, Finished(state))
+    }
+}
+
+impl<K: Resource> State<K> {
+    fn push(&mut self, r: ObjectRef<K>, lane: Lane) {
+        let key = key_of(&r);
+        match (self.waiting.get(&key).copied(), lane) {
+            (Some(Lane::Urgent), _) | (Some(Lane::Normal), Lane::Normal) => {}
+            (_, Lane::Urgent) => {
+                self.waiting.insert(key, Lane::Urgent);
+                self.urgent.push_back(r);
+            }
+            (None, Lane::Normal) => {
+                self.waiting.insert(key, Lane::Normal);
+                self.normal.push_back(r);
+            }
+        }
+    }
+
+    /// The next request to hand over, urgent first (entries moved to the urgent lane are
+    /// skipped in the normal one).
+    fn pop(&mut self) -> Option<ObjectRef<K>> {
+        while let Some(r) = self.urgent.pop_front() {
+            if self.waiting.remove(&key_of(&r)).is_some() {
+                return Some(r);
+            }
+        }
+        while let Some(r) = self.normal.pop_front() {
+            let key = key_of(&r);
+            if self.waiting.get(&key) == Some(&Lane::Normal) {
+                self.waiting.remove(&key);
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    fn full(&mut self) -> bool {
+        if self.in_hand.len() >= self.limit {
+            let now = Instant::now();
+            self.in_hand.retain(|_, at| now.duration_since(*at) < FORGET_AFTER);
+        }
+        self.in_hand.len() >= self.limit
+    }
+}
+
+impl<K: Resource> Stream for Queue<K> {
+    type Item = ObjectRef<K>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let mut s = this.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // Everything asked so far joins its lane (deduplicated there).
+        let mut closed = false;
+        loop {
+            match Pin::new(&mut this.rx).poll_next(cx) {
+                Poll::Ready(Some((r, lane))) => s.push(r, lane),
+                Poll::Ready(None) => {
+                    closed = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if s.full() {
+            // Woken when the controller finishes one of ours.
+            s.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        match s.pop() {
+            Some(r) => {
+                s.in_hand.insert(key_of(&r), Instant::now());
+                Poll::Ready(Some(r))
+            }
+            None if closed => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use futures::channel::mpsc;
+
+    use super::*;
+    use crate::api::Release;
+
+    fn r(name: &str) -> ObjectRef<Release> {
+        ObjectRef::new(name).within("fin")
+    }
+
+    #[tokio::test]
+    async fn urgent_requests_go_first_and_no_more_than_the_limit_is_in_hand() {
+        let (tx, rx) = mpsc::unbounded();
+        let (mut q, done) = Queue::new(rx, 2);
+        for n in ["a", "b", "c", "a", "d"] {
+            tx.unbounded_send((r(n), Lane::Normal)).unwrap();
+        }
+        tx.unbounded_send((r("new"), Lane::Urgent)).unwrap();
+        // "c" asked again as urgent: it moves ahead (and is not handed over twice).
+        tx.unbounded_send((r("c"), Lane::Urgent)).unwrap();
+        assert_eq!(q.next().await.map(|r| r.name), Some("new".into()));
+        assert_eq!(q.next().await.map(|r| r.name), Some("c".into()));
+        // Two in hand: nothing more until one is finished.
+        assert!(futures::poll!(q.next()).is_pending());
+        done.finished(Some("fin"), "new");
+        assert_eq!(q.next().await.map(|r| r.name), Some("a".into()), "a, asked twice, once");
+        done.finished(Some("fin"), "c");
+        done.finished(Some("fin"), "a");
+        let rest: Vec<String> =
+            [q.next().await, q.next().await].into_iter().flatten().map(|r| r.name).collect();
+        assert_eq!(rest, vec!["b", "d"]);
+        drop(tx);
+        done.finished(Some("fin"), "b");
+        done.finished(Some("fin"), "d");
+        assert!(q.next().await.is_none(), "ends once its senders are gone and it is empty");
+    }
+}
