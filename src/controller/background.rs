@@ -100,8 +100,9 @@ mod tests {
     use crate::controller::queue::Lane;
     use futures::StreamExt;
 
-    fn background()
-    -> (Background<Release, u32>, futures::channel::mpsc::UnboundedReceiver<(ObjectRef<Release>, Lane)>) {
+    type Woken = futures::channel::mpsc::UnboundedReceiver<(ObjectRef<Release>, Lane)>;
+
+    fn background() -> (Background<Release, u32>, Woken) {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         let metrics = crate::telemetry::SharedMetrics::default();
         (Background::new(Some(Trigger::new(tx, &metrics))), rx)
