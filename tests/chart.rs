@@ -254,7 +254,10 @@ fn chart_shards_pass_the_flag_and_refuse_what_cannot_go_with_them() {
     // Shards follow each other's Leases.
     let role = on.iter().find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "tf-leader").unwrap();
     let verbs = &role["rules"][0]["verbs"];
-    assert!(["list", "watch"].iter().all(|v| verbs.as_array().unwrap().iter().any(|x| x == v)), "{verbs}");
+    assert!(
+        ["list", "watch", "delete"].iter().all(|v| verbs.as_array().unwrap().iter().any(|x| x == v)),
+        "{verbs}"
+    );
     let refused =
         helm(&["template", "charts/tuskfish", "tf", "ops", r#"{"shards": 3, "web": {"enabled": true}}"#]);
     assert!(!refused.status.success());

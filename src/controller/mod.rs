@@ -581,12 +581,11 @@ async fn drive<K, F, Fut>(
             };
             in_flight.inc();
             let started = std::time::Instant::now();
-            let began = std::time::SystemTime::now();
+            // Told when the reconcile ends, or is dropped (the Lease lost, the shard aborted).
+            let mut log = reconciled::Reconciling::new(log);
             let result = fut.await;
             in_flight.dec();
-            if let Some((log, obj)) = log {
-                log.finished_since(obj.as_ref(), began);
-            }
+            log.finished();
             let outcome = match &result {
                 Ok(_) => "ok".to_string(),
                 Err(e) => e.reason().to_string(),
@@ -597,7 +596,9 @@ async fn drive<K, F, Fut>(
     };
     // At most twice the concurrency of ours in the controller's hands: the rest waits in the
     // queue, where urgent requests go first.
-    let (triggers, finished) = queue::Queue::new(triggers, 2 * usize::from(concurrency.max(1)));
+    // (`--concurrency 0` is unbounded for kube-runtime: for the queue too.)
+    let limit = if concurrency == 0 { usize::MAX } else { 2 * usize::from(concurrency) };
+    let (triggers, finished) = queue::Queue::new(triggers, limit);
     Controller::for_stream(futures::stream::pending(), store)
         .with_config(config)
         .reconcile_on(triggers)

@@ -97,28 +97,44 @@ impl<K: Resource> State<K> {
     }
 
     /// The next request to hand over, urgent first (entries moved to the urgent lane are
-    /// skipped in the normal one).
+    /// skipped in the normal one). A request for an object in the controller's hands waits in its
+    /// lane until that one is finished: handed over again, the controller would run it after the
+    /// first, outside the count of what it has in hand.
     fn pop(&mut self) -> Option<ObjectRef<K>> {
-        while let Some(r) = self.urgent.pop_front() {
-            if self.waiting.remove(&key_of(&r)).is_some() {
-                return Some(r);
-            }
-        }
-        while let Some(r) = self.normal.pop_front() {
-            let key = key_of(&r);
-            if self.waiting.get(&key) == Some(&Lane::Normal) {
+        let lanes = [Lane::Urgent, Lane::Normal];
+        for lane in lanes {
+            let mut held_back = Vec::new();
+            let mut found = None;
+            loop {
+                let queue = if lane == Lane::Urgent { &mut self.urgent } else { &mut self.normal };
+                let Some(r) = queue.pop_front() else { break };
+                let key = key_of(&r);
+                if self.waiting.get(&key) != Some(&lane) {
+                    continue;
+                }
+                if self.in_hand.contains_key(&key) {
+                    held_back.push(r);
+                    continue;
+                }
                 self.waiting.remove(&key);
-                return Some(r);
+                found = Some(r);
+                break;
+            }
+            let queue = if lane == Lane::Urgent { &mut self.urgent } else { &mut self.normal };
+            for r in held_back.into_iter().rev() {
+                queue.push_front(r);
+            }
+            if found.is_some() {
+                return found;
             }
         }
         None
     }
 
     fn full(&mut self) -> bool {
-        if self.in_hand.len() >= self.limit {
-            let now = Instant::now();
-            self.in_hand.retain(|_, at| now.duration_since(*at) < FORGET_AFTER);
-        }
+        // Cheap: at most `limit` entries (a request held back for one of them waits on it too).
+        let now = Instant::now();
+        self.in_hand.retain(|_, at| now.duration_since(*at) < FORGET_AFTER);
         self.in_hand.len() >= self.limit
     }
 }
@@ -152,7 +168,11 @@ impl<K: Resource> Stream for Queue<K> {
                 Poll::Ready(Some(r))
             }
             None if closed => Poll::Ready(None),
-            None => Poll::Pending,
+            None => {
+                // Also woken when a request in hand finishes: one held back for it may go then.
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
         }
     }
 }
@@ -194,5 +214,29 @@ mod tests {
         done.finished(Some("fin"), "b");
         done.finished(Some("fin"), "d");
         assert!(q.next().await.is_none(), "ends once its senders are gone and it is empty");
+    }
+
+    #[tokio::test]
+    async fn a_request_for_an_object_in_hand_waits_until_it_is_finished() {
+        let (tx, rx) = mpsc::unbounded();
+        let (mut q, done) = Queue::new(rx, 4);
+        tx.unbounded_send((r("a"), Lane::Normal)).unwrap();
+        assert_eq!(q.next().await.map(|r| r.name), Some("a".into()));
+        tx.unbounded_send((r("a"), Lane::Urgent)).unwrap();
+        tx.unbounded_send((r("b"), Lane::Normal)).unwrap();
+        assert_eq!(q.next().await.map(|r| r.name), Some("b".into()), "a waits: it is in hand");
+        // Nothing to hand over now; the end of "a" must wake whoever polls (the controller).
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl futures::task::ArcWake for Count {
+            fn wake_by_ref(c: &Arc<Self>) {
+                c.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(0.into()));
+        let waker = futures::task::waker(count.clone());
+        assert!(Pin::new(&mut q).poll_next(&mut Context::from_waker(&waker)).is_pending());
+        done.finished(Some("fin"), "a");
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1, "woken");
+        assert_eq!(q.next().await.map(|r| r.name), Some("a".into()));
     }
 }

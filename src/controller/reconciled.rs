@@ -44,12 +44,22 @@ impl ReconcileLog {
 
     /// Notes that a reconcile of `obj`, begun at `began`, has finished.
     pub fn finished_since<K: Resource<DynamicType = ()>>(&self, obj: &K, began: std::time::SystemTime) {
+        self.trace(obj, began, "");
+        self.finished(obj);
+    }
+
+    /// Notes in the trace that a reconcile of `obj`, begun at `began`, was dropped unfinished.
+    fn dropped_since<K: Resource<DynamicType = ()>>(&self, obj: &K, began: std::time::SystemTime) {
+        self.trace(obj, began, " dropped");
+    }
+
+    fn trace<K: Resource<DynamicType = ()>>(&self, obj: &K, began: std::time::SystemTime, how: &str) {
         if let Some(file) = &self.trace {
             let micros = |t: std::time::SystemTime| {
                 t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros())
             };
             let line = format!(
-                "{} {} {} {}/{}\n",
+                "{} {} {} {}/{}{how}\n",
                 micros(began),
                 micros(std::time::SystemTime::now()),
                 K::kind(&()),
@@ -61,7 +71,6 @@ impl ReconcileLog {
                 let _ = std::io::Write::write_all(&mut *f, line.as_bytes());
             }
         }
-        self.finished(obj);
     }
 
     /// Notes that a reconcile of `obj` (as the cache had it) has finished.
@@ -94,6 +103,31 @@ impl ReconcileLog {
                 return;
             }
             notified.await;
+        }
+    }
+}
+
+/// One reconcile under way, for the log: told when it finishes, or traced as dropped.
+pub(crate) struct Reconciling<K: Resource<DynamicType = ()>> {
+    of: Option<(std::sync::Arc<ReconcileLog>, std::sync::Arc<K>, std::time::SystemTime)>,
+}
+
+impl<K: Resource<DynamicType = ()>> Reconciling<K> {
+    pub(crate) fn new(log: Option<(std::sync::Arc<ReconcileLog>, std::sync::Arc<K>)>) -> Self {
+        Self { of: log.map(|(log, obj)| (log, obj, std::time::SystemTime::now())) }
+    }
+
+    pub(crate) fn finished(&mut self) {
+        if let Some((log, obj, began)) = self.of.take() {
+            log.finished_since(obj.as_ref(), began);
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Drop for Reconciling<K> {
+    fn drop(&mut self) {
+        if let Some((log, obj, began)) = self.of.take() {
+            log.dropped_since(obj.as_ref(), began);
         }
     }
 }

@@ -86,6 +86,8 @@ impl ShardConfig {
 struct Running {
     /// Dropped or sent: the operator stops gracefully.
     stop: Option<oneshot::Sender<()>>,
+    /// Since when it has been stopping: past the limit it is stopped at once.
+    stopping: Option<Instant>,
     task: tokio::task::JoinHandle<Stopped>,
 }
 
@@ -204,6 +206,7 @@ pub async fn run(
     let mut observed = Observed::default();
     let mut running: BTreeMap<u16, Running> = BTreeMap::new();
     let mut yielding = false;
+    let mut forgotten: HashMap<String, Instant> = HashMap::new();
     let stopped = loop {
         let view = observed.judge(&cfg, &leases.state(), &member_name, Instant::now());
         // Finished shards (given up, or their Lease lost) are forgotten; a wanted one starts again.
@@ -227,13 +230,23 @@ pub async fn run(
             }
         }
         if must {
-            // Another way of running is live: no draining, nothing more may be written here.
+            // Another way of running is live: no draining, nothing more may be written here. The
+            // Lease is given up once the shard is gone, so that whoever waits for it need not
+            // wait for it to expire.
             for (shard, r) in std::mem::take(&mut running) {
                 warn!(
                     shard,
                     "a single leader, or replicas with another shard count, run: stopping the shard at once"
                 );
                 r.task.abort();
+                let lease = Elector::new(
+                    client.clone(),
+                    LeaderConfig { name: cfg.shard_lease(shard), ..cfg.lease.clone() },
+                );
+                tokio::spawn(async move {
+                    let _ = r.task.await;
+                    lease.release().await;
+                });
             }
         } else if !view.stale {
             let want = held_by(&me, cfg.count, &view.members, view.unsharded);
@@ -243,16 +256,29 @@ pub async fn run(
                     .entry(shard)
                     .or_insert_with(|| start(&client, &settings, &requests, &cfg, shard, seen));
             }
+            let limit = cfg.lease.renew_deadline + STOP_LIMIT;
             for (shard, r) in running.iter_mut().filter(|(s, _)| !want.contains(s)) {
                 if let Some(stop) = r.stop.take() {
                     info!(shard, "the shard belongs to another replica now; stopping it");
                     let _ = stop.send(());
+                    r.stopping = Some(Instant::now());
+                }
+                if r.stopping.is_some_and(|since| since.elapsed() > limit) {
+                    warn!(shard, "the shard did not stop within {limit:?}; stopped at once");
+                    r.task.abort();
                 }
             }
         }
+        // Each dead member's Lease is deleted once (any replica may; the others' deletes fail).
         for (name, version) in view.dead {
-            forget_member(&api, &name, version).await;
+            if forgotten.get(&name).is_none_or(|at| at.elapsed() > DEAD_FOR) {
+                forgotten.insert(name.clone(), Instant::now());
+                let bounded =
+                    tokio::time::timeout(cfg.lease.renew_deadline, forget_member(&api, &name, version));
+                let _ = bounded.await;
+            }
         }
+        forgotten.retain(|_, at| at.elapsed() <= DEAD_FOR * 2);
         tokio::select! {
             () = changed.notified() => {}
             () = tokio::time::sleep(cfg.lease.retry_period) => {}
@@ -340,7 +366,7 @@ fn start(
     let operator = Operator::new(client.clone(), settings, requests.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(operator.run(stopped.map(|_| ())));
-    Running { stop: Some(stop), task }
+    Running { stop: Some(stop), stopping: None, task }
 }
 
 #[cfg(test)]

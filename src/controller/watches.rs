@@ -155,6 +155,7 @@ pub fn watches(
     );
 
     let (t, c, ix) = (triggers.clone(), changed, index.clone());
+    let av_published: Known<AppVersion, ()> = Mutex::new(HashMap::new());
     let (app_versions, av_fut) = reflect(
         scoped::<AppVersion>(client, namespace),
         all.clone(),
@@ -171,9 +172,14 @@ pub fn watches(
                     t.app_versions.send(ObjectRef::new(&name).within(&ns));
                 }
             }
-            // A new version to roll out: ahead of the echoes of rollouts under way.
+            // A version just published is a new version to roll out: ahead of the echoes of the
+            // rollouts under way (a relist, a status rewrite or a deletion is not).
+            let published =
+                seen == Seen::Present && av.status.as_ref().is_some_and(|s| s.spec_hash.is_some());
+            let was = remember(&av_published, ObjectRef::from_obj(av), published.then_some(()));
             for name in ix.releases_of_app(&ns, &av.spec.app) {
-                t.releases.send_urgent(ObjectRef::new(&name).within(&ns));
+                let r = ObjectRef::new(&name).within(&ns);
+                if published && was.is_none() { t.releases.send_urgent(r) } else { t.releases.send(r) }
             }
         },
     );

@@ -307,7 +307,9 @@ impl Elector {
             };
             let dp = kube::api::DeleteParams { preconditions: Some(precondition), ..Default::default() };
             if let Err(e) = self.api.delete(&self.cfg.name, &dp).await {
-                warn!(lease = %self.cfg.name, error = %e, "could not delete the Lease");
+                // Given up at least, so that the others stop counting this replica at once.
+                warn!(lease = %self.cfg.name, error = %e, "could not delete the Lease; releasing it");
+                self.release_now().await;
             }
         };
         if tokio::time::timeout(limit, remove).await.is_err() {
