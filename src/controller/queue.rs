@@ -85,14 +85,17 @@ impl<K: Resource> State<K> {
         let key = key_of(&r);
         match (self.waiting.get(&key).copied(), lane) {
             (Some(Lane::Urgent), _) | (Some(Lane::Normal), Lane::Normal) => {}
-            (_, Lane::Urgent) => {
-                self.waiting.insert(key, Lane::Urgent);
-                self.urgent.push_back(r);
+            (_, Lane::Urgent) | (None, Lane::Normal) => {
+                self.waiting.insert(key, lane);
+                self.lane(lane).push_back(r);
             }
-            (None, Lane::Normal) => {
-                self.waiting.insert(key, Lane::Normal);
-                self.normal.push_back(r);
-            }
+        }
+    }
+
+    fn lane(&mut self, lane: Lane) -> &mut VecDeque<ObjectRef<K>> {
+        match lane {
+            Lane::Urgent => &mut self.urgent,
+            Lane::Normal => &mut self.normal,
         }
     }
 
@@ -106,8 +109,7 @@ impl<K: Resource> State<K> {
             let mut held_back = Vec::new();
             let mut found = None;
             loop {
-                let queue = if lane == Lane::Urgent { &mut self.urgent } else { &mut self.normal };
-                let Some(r) = queue.pop_front() else { break };
+                let Some(r) = self.lane(lane).pop_front() else { break };
                 let key = key_of(&r);
                 if self.waiting.get(&key) != Some(&lane) {
                     continue;
@@ -120,7 +122,7 @@ impl<K: Resource> State<K> {
                 found = Some(r);
                 break;
             }
-            let queue = if lane == Lane::Urgent { &mut self.urgent } else { &mut self.normal };
+            let queue = self.lane(lane);
             for r in held_back.into_iter().rev() {
                 queue.push_front(r);
             }

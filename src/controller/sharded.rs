@@ -27,7 +27,7 @@ use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
 use super::{Operator, Settings, Stopped};
-use crate::leader::{Elector, LeaderConfig, Observation, Yield, held, record_of};
+use crate::leader::{Elector, LeaderConfig, Observation, Yield, held, observe_all};
 use crate::plan::shards::{Member, Share, held_by, must_yield};
 use crate::telemetry::RequestCounts;
 
@@ -116,13 +116,7 @@ const DEAD_FOR: Duration = Duration::from_secs(600);
 
 impl Observed {
     fn judge(&mut self, cfg: &ShardConfig, leases: &[Arc<Lease>], member: &str, now: Instant) -> View {
-        let mut seen = HashMap::new();
-        for l in leases {
-            let name = l.name_any();
-            let o = Observation::update(self.leases.remove(&name), record_of(l), now);
-            seen.insert(name, o);
-        }
-        self.leases = seen;
+        observe_all(&mut self.leases, leases.iter().map(AsRef::as_ref), now);
         let prefix = cfg.member_prefix();
         let mut view = View { members: Vec::new(), unsharded: false, stale: false, dead: Vec::new() };
         for l in leases {

@@ -89,6 +89,22 @@ pub fn record_of(lease: &Lease) -> Record {
     }
 }
 
+/// Brings `observed` up to `leases` as seen at `now`: each record keeps the instant it was first
+/// seen unchanged (so that a holder who stopped renewing expires); Leases gone are forgotten.
+pub fn observe_all<'a>(
+    observed: &mut HashMap<String, Observation>,
+    leases: impl Iterator<Item = &'a Lease>,
+    now: Instant,
+) {
+    let mut seen = HashMap::new();
+    for l in leases {
+        let name = l.name_any();
+        let o = Observation::update(observed.remove(&name), record_of(l), now);
+        seen.insert(name, o);
+    }
+    *observed = seen;
+}
+
 /// How much longer than the renew deadline a lease must last: the time a replica that could not
 /// renew has to stop its writes (in-flight requests are dropped at once) before a standby may take
 /// over, with room for clocks that run at slightly different rates.
@@ -158,11 +174,7 @@ impl Elector {
             Err(e) => return Err(e),
         };
         let now = Instant::now();
-        let mut seen = HashMap::new();
-        for l in all.items.iter().filter(|l| yields.covers(&l.name_any())) {
-            seen.insert(l.name_any(), Observation::update(others.remove(&l.name_any()), record_of(l), now));
-        }
-        *others = seen;
+        observe_all(others, all.items.iter().filter(|l| yields.covers(&l.name_any())), now);
         Ok(others.values().any(|o| held(o, now)))
     }
 
