@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 
@@ -14,6 +13,7 @@ use super::charts;
 use super::context::Context;
 use super::error::Result;
 use super::events::emit;
+use super::queue::Next;
 use super::status::patch_status_if_changed;
 use crate::api::{
     AppVersion, AppVersionStatus, ConditionType, ConditionUpdate, Reason, find_condition, set_condition,
@@ -86,7 +86,7 @@ pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, b
 /// may pass (the repository down, a Secret not there yet).
 const CHART_RETRY: Duration = Duration::from_secs(20);
 
-pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Next> {
     let ns = av.namespace().unwrap_or_default();
     let others = cached(&ctx.stores.app_versions, &ns, ctx.index.app_versions_of(&ns, &av.spec.app));
     let (mut update, mut publish_now) = judge(&av, &others);
@@ -95,15 +95,15 @@ pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Action>
     let mut status: AppVersionStatus = prev.clone();
     status.observed_generation = av.metadata.generation;
     // A chart is pulled once, at publish: its digest is what the version is from then on.
-    let mut next = Action::await_change();
+    let mut next = Next::await_change();
     if publish_now {
         match charts::publish(ctx.as_ref().into(), &av).await {
             // Helm pulls it meanwhile, and this AppVersion is woken when it is done.
-            charts::Pending::Running => return Ok(Action::await_change()),
+            charts::Pending::Running => return Ok(Next::await_change()),
             charts::Pending::Done(Ok(digest)) => status.chart_digest = digest,
             charts::Pending::Done(Err(e)) => {
                 if e.is_transient() {
-                    next = Action::requeue(CHART_RETRY);
+                    next = Next::requeue(CHART_RETRY);
                 }
                 update = ConditionUpdate::new(ConditionType::Ready, false, e.reason(), e.to_string());
                 publish_now = false;

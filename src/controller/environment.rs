@@ -7,7 +7,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ObjectMeta, PostParams};
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
@@ -17,6 +16,7 @@ use super::cluster::{Cluster, ClusterError};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::events::emit;
+use super::queue::Next;
 use super::refusal::Refusal;
 use super::status::patch_status_if_changed;
 use crate::api::{
@@ -298,7 +298,7 @@ pub(crate) fn claim_update(claim: &NamespaceClaim, env: &Environment) -> Conditi
     }
 }
 
-pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Next> {
     let grants = ctx.grants(&env.namespace().unwrap_or_default());
     let granted = grants.cluster(env.spec.cluster.as_ref()).map_err(|why| (Reason::ClusterNotGranted, why));
     let granted =
@@ -309,7 +309,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
         (None, Err((reason, why))) => NamespaceClaim::NotGranted(reason, why),
         (None, Ok(())) => match claim_namespace(&ctx, &env, grants.pod_security).await? {
             Some(claim) => claim,
-            None => return Ok(Action::await_change()),
+            None => return Ok(Next::await_change()),
         },
     };
     let now = Time(jiff::Timestamp::now());
@@ -342,7 +342,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     if crate::plan::coalesce::only_counts(&prev, &status)
         && let Some(later) = ctx.own_writes.too_soon(env.as_ref(), COUNTS_EVERY)
     {
-        return Ok(Action::requeue(later));
+        return Ok(Next::requeue(later));
     }
     let changed = patch_status_if_changed(&api, &ctx.own_writes, &env, env.status.as_ref(), &status).await?;
     let reference = env.object_ref(&());
@@ -363,10 +363,8 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     // An agent's lease lapses without an event: look again when it would (a renewal comes first
     // and wakes this anyway).
     Ok(match claim {
-        NamespaceClaim::ServedByAgent { lapses_in, .. } => {
-            Action::requeue(lapses_in + Duration::from_secs(1))
-        }
-        _ => Action::await_change(),
+        NamespaceClaim::ServedByAgent { lapses_in, .. } => Next::requeue(lapses_in + Duration::from_secs(1)),
+        _ => Next::await_change(),
     })
 }
 

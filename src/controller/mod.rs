@@ -161,14 +161,24 @@ pub enum Stopped {
 /// When the cache has not caught up with our own write yet, look again after this long at the latest.
 const CACHE_BEHIND_RECHECK: Duration = Duration::from_secs(1);
 
-fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
+/// When a failed reconcile is tried again.
+fn retry_after(err: &Error) -> Duration {
     if err.is_conflict() {
         // Our cache was behind; the watch event that refreshes it usually arrives first anyway.
-        debug!(kind = %K::kind(&()), name = ?obj.meta().name, "write conflict; retrying on fresh data");
-        return Action::requeue(Duration::from_millis(500));
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(5)
     }
-    warn!(kind = %K::kind(&()), name = ?obj.meta().name, namespace = ?obj.meta().namespace, reason = %err.reason(), error = %err, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+}
+
+/// Only says what failed: the retry is the queue's (see [`drive`]).
+fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
+    if err.is_conflict() {
+        debug!(kind = %K::kind(&()), name = ?obj.meta().name, "write conflict; retrying on fresh data");
+    } else {
+        warn!(kind = %K::kind(&()), name = ?obj.meta().name, namespace = ?obj.meta().namespace, reason = %err.reason(), error = %err, "reconcile failed; retrying");
+    }
+    Action::await_change()
 }
 
 /// Runs all controllers until `shutdown` resolves (in-flight reconciles finish first) or, with leader
@@ -556,9 +566,15 @@ async fn drive<K, F, Fut>(
 ) where
     K: Resource<DynamicType = ()> + Clone + Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     F: FnMut(Arc<K>, Arc<Context>) -> Fut,
-    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<queue::Next, Error>> + Send + 'static,
 {
     let mut reconcile = reconcile;
+    // At most twice the concurrency of ours in the controller's hands: the rest waits in the
+    // queue, where urgent requests go first.
+    // (`--concurrency 0` is unbounded for kube-runtime: for the queue too.)
+    let limit = if concurrency == 0 { usize::MAX } else { 2 * usize::from(concurrency) };
+    let (triggers, queue) = queue::Queue::new(triggers, limit);
+    let timers = queue.clone();
     // Looked up once: the closure below runs for every reconcile.
     let in_flight = ctx
         .metrics
@@ -574,10 +590,13 @@ async fn drive<K, F, Fut>(
         let metrics = ctx.metrics.clone();
         let in_flight = in_flight.clone();
         let log = ctx.reconciled.clone().map(|log| (log, obj.clone()));
+        let again = (timers.clone(), ObjectRef::from_obj(obj.as_ref()));
         let fut = (!skip).then(|| reconcile(obj, ctx));
         async move {
+            let (timers, this) = again;
             let Some(fut) = fut else {
-                return Ok(Action::requeue(CACHE_BEHIND_RECHECK));
+                timers.again(this, queue::Next::requeue(CACHE_BEHIND_RECHECK));
+                return Ok(Action::await_change());
             };
             in_flight.inc();
             let started = std::time::Instant::now();
@@ -591,14 +610,15 @@ async fn drive<K, F, Fut>(
                 Err(e) => e.reason().to_string(),
             };
             metrics.observe_reconcile(name, outcome, started.elapsed());
-            result
+            // The next run is asked of the queue, where it waits its turn in a lane.
+            let next = match &result {
+                Ok(next) => *next,
+                Err(e) => queue::Next::requeue(retry_after(e)),
+            };
+            timers.again(this, next);
+            result.map(|_| Action::await_change())
         }
     };
-    // At most twice the concurrency of ours in the controller's hands: the rest waits in the
-    // queue, where urgent requests go first.
-    // (`--concurrency 0` is unbounded for kube-runtime: for the queue too.)
-    let limit = if concurrency == 0 { usize::MAX } else { 2 * usize::from(concurrency) };
-    let (triggers, finished) = queue::Queue::new(triggers, limit);
     Controller::for_stream(futures::stream::pending(), store)
         .with_config(config)
         .reconcile_on(triggers)
@@ -606,10 +626,10 @@ async fn drive<K, F, Fut>(
         .run(measured, error_policy::<K>, ctx)
         .for_each(|res| {
             match &res {
-                Ok((r, _)) => finished.finished(r.namespace.as_deref(), &r.name),
+                Ok((r, _)) => queue.finished(r.namespace.as_deref(), &r.name),
                 Err(kube::runtime::controller::Error::ObjectNotFound(r))
                 | Err(kube::runtime::controller::Error::ReconcilerFailed(_, r)) => {
-                    finished.finished(r.namespace.as_deref(), &r.name)
+                    queue.finished(r.namespace.as_deref(), &r.name)
                 }
                 Err(_) => {}
             }

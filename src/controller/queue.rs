@@ -3,7 +3,9 @@
 //! and workload event of a thousand rollouts already under way. Here requests wait in two lanes,
 //! each deduplicated, and are handed to the controller only while it has fewer than `limit` of
 //! ours in hand: urgent ones (a new version to roll out) go first, and wait behind `limit` at
-//! most.
+//! most. Timers are the queue's too: a reconcile says when it wants to run again ([`Next`]), and
+//! the request joins the normal lane then (kube-runtime's own requeue timers would hand objects to
+//! the controller past both lanes).
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -15,6 +17,28 @@ use futures::Stream;
 use futures::channel::mpsc::UnboundedReceiver;
 use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
+use tokio_util::time::{DelayQueue, delay_queue};
+
+/// What a reconcile asks for next, in place of kube-runtime's `Action` (whose timer the queue
+/// cannot see).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Next {
+    /// Nothing until something changes.
+    AwaitChange,
+    /// Again after this long, unless something wakes the object first.
+    After(Duration),
+}
+
+impl Next {
+    pub const fn await_change() -> Self {
+        Self::AwaitChange
+    }
+
+    pub const fn requeue(after: Duration) -> Self {
+        Self::After(after)
+    }
+}
 
 /// How soon a request is wanted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +66,9 @@ struct State<K: Resource> {
     waiting: HashMap<Key, Lane>,
     /// Handed to the controller, not yet finished.
     in_hand: HashMap<Key, Instant>,
+    /// Requests asked for later, one per object (the earliest asked).
+    timers: DelayQueue<ObjectRef<K>>,
+    timer_of: HashMap<Key, (delay_queue::Key, Instant)>,
     limit: usize,
     waker: Option<Waker>,
 }
@@ -52,35 +79,83 @@ pub struct Queue<K: Resource> {
     state: Arc<Mutex<State<K>>>,
 }
 
-/// Told when the controller has finished a request (its result names the object).
-#[derive(Clone)]
-pub struct Finished<K: Resource>(Arc<Mutex<State<K>>>);
+/// The controller's side of the queue: what it has finished, and what it wants again later.
+pub struct Handle<K: Resource>(Arc<Mutex<State<K>>>);
 
-impl<K: Resource> Finished<K> {
+impl<K: Resource> Clone for Handle<K> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<K: Resource> Handle<K> {
+    /// The controller has finished a request (its result names the object).
     pub fn finished(&self, namespace: Option<&str>, name: &str) {
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         s.in_hand.remove(&(namespace.unwrap_or_default().to_string(), name.to_string()));
-        if let Some(w) = s.waker.take() {
-            w.wake();
+        s.wake();
+    }
+
+    /// Asks for `r` again as `next` says. An earlier timer for it stands: every request handed
+    /// over cancels the object's timer, so one still set was asked for since by the same kind of
+    /// decision and the sooner of the two is the safe one.
+    pub fn again(&self, r: ObjectRef<K>, next: Next) {
+        let Next::After(after) = next else { return };
+        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = key_of(&r);
+        let at = Instant::now() + after;
+        if s.timer_of.get(&key).is_some_and(|(_, set)| *set <= at) {
+            return;
         }
+        if let Some((old, _)) = s.timer_of.remove(&key) {
+            s.timers.try_remove(&old);
+        }
+        let timer = s.timers.insert(r, after);
+        s.timer_of.insert(key, (timer, at));
+        // The queue's poll registers the new deadline.
+        s.wake();
     }
 }
 
 impl<K: Resource> Queue<K> {
-    pub fn new(rx: UnboundedReceiver<(ObjectRef<K>, Lane)>, limit: usize) -> (Self, Finished<K>) {
+    pub fn new(rx: UnboundedReceiver<(ObjectRef<K>, Lane)>, limit: usize) -> (Self, Handle<K>) {
         let state = Arc::new(Mutex::new(State {
             urgent: VecDeque::new(),
             normal: VecDeque::new(),
             waiting: HashMap::new(),
             in_hand: HashMap::new(),
+            timers: DelayQueue::new(),
+            timer_of: HashMap::new(),
             limit: limit.max(1),
             waker: None,
         }));
-        (Self { rx, state: state.clone() }, Finished(state))
+        (Self { rx, state: state.clone() }, Handle(state))
     }
 }
 
 impl<K: Resource> State<K> {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Timers due join the normal lane.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) {
+        while let Poll::Ready(Some(due)) = self.timers.poll_expired(cx) {
+            let r = due.into_inner();
+            self.timer_of.remove(&key_of(&r));
+            self.push(r, Lane::Normal);
+        }
+    }
+
+    /// Handed over: the reconcile decides anew when it wants the object again.
+    fn cancel_timer(&mut self, key: &Key) {
+        if let Some((timer, _)) = self.timer_of.remove(key) {
+            self.timers.try_remove(&timer);
+        }
+    }
+
     fn push(&mut self, r: ObjectRef<K>, lane: Lane) {
         let key = key_of(&r);
         match (self.waiting.get(&key).copied(), lane) {
@@ -159,6 +234,7 @@ impl<K: Resource> Stream for Queue<K> {
                 Poll::Pending => break,
             }
         }
+        s.poll_timers(cx);
         if s.full() {
             // Woken when the controller finishes one of ours.
             s.waker = Some(cx.waker().clone());
@@ -166,9 +242,12 @@ impl<K: Resource> Stream for Queue<K> {
         }
         match s.pop() {
             Some(r) => {
-                s.in_hand.insert(key_of(&r), Instant::now());
+                let key = key_of(&r);
+                s.cancel_timer(&key);
+                s.in_hand.insert(key, Instant::now());
                 Poll::Ready(Some(r))
             }
+            // Timers still set are dropped with the controller.
             None if closed => Poll::Ready(None),
             None => {
                 // Also woken when a request in hand finishes: one held back for it may go then.
@@ -240,5 +319,37 @@ mod tests {
         done.finished(Some("fin"), "a");
         assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1, "woken");
         assert_eq!(q.next().await.map(|r| r.name), Some("a".into()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timers_join_the_normal_lane_when_due_once_and_never_after_a_hand_over() {
+        let (tx, rx) = mpsc::unbounded();
+        let (mut q, handle) = Queue::new(rx, 4);
+        handle.again(r("later"), Next::requeue(Duration::from_secs(10)));
+        // The sooner of two timers for one object stands, and it fires once.
+        handle.again(r("later"), Next::requeue(Duration::from_secs(2)));
+        handle.again(r("later"), Next::requeue(Duration::from_secs(30)));
+        handle.again(r("cancelled"), Next::requeue(Duration::from_secs(3)));
+        handle.again(r("never"), Next::await_change());
+        tokio::time::advance(Duration::from_millis(1_900)).await;
+        assert!(futures::poll!(q.next()).is_pending(), "nothing due yet");
+        // Handed over before its timer: the reconcile decides anew, the old timer is gone.
+        tx.unbounded_send((r("cancelled"), Lane::Normal)).unwrap();
+        assert_eq!(q.next().await.map(|r| r.name), Some("cancelled".into()));
+        done_all(&handle, &["cancelled"]);
+        tokio::time::advance(Duration::from_millis(200)).await;
+        // Due now, but a new version to roll out still goes first.
+        tx.unbounded_send((r("new"), Lane::Urgent)).unwrap();
+        assert_eq!(q.next().await.map(|r| r.name), Some("new".into()));
+        assert_eq!(q.next().await.map(|r| r.name), Some("later".into()));
+        done_all(&handle, &["new", "later"]);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(futures::poll!(q.next()).is_pending(), "each timer fired once at most");
+    }
+
+    fn done_all(handle: &Handle<Release>, names: &[&str]) {
+        for n in names {
+            handle.finished(Some("fin"), n);
+        }
     }
 }

@@ -20,6 +20,7 @@ use self::gather::{Basis, Related};
 use super::apply::Owner;
 use super::context::Context;
 use super::error::{Error, Result};
+use super::queue::Next;
 use crate::api::{RELEASE_FINALIZER, Release};
 use crate::plan::record::{self, Step};
 use crate::plan::{self, Decision, Outcome};
@@ -27,7 +28,7 @@ use crate::plan::{self, Decision, Outcome};
 /// Slack added to timer requeues so the deadline has surely passed when we look again.
 const RECHECK_SLACK: Duration = Duration::from_secs(1);
 
-pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Next> {
     let ns = rel.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     // Releases of an agent's Environment are the agent's to deploy, report and clean up (an
     // agent's, the operator's); a change of the Environment's cluster wakes them again.
@@ -44,7 +45,7 @@ pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
         && matches!(ctx.role, super::agent::Role::Operator)
         && applied.and_then(|c| c.agent.as_deref()).is_some_and(|a| !agent_connected(&ctx, &ns, a));
     if !ctx.role.serves(by, applied) && !agent_gone {
-        return Ok(Action::await_change());
+        return Ok(Next::await_change());
     }
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &ns);
     // The finalizer helper adds (or, after cleanup, removes) the finalizer with a write of its own;
@@ -53,19 +54,26 @@ pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
     let ours = rel.finalizers().iter().any(|f| f == RELEASE_FINALIZER);
     let deleting = rel.metadata.deletion_timestamp.is_some();
     let before = (deleting == ours).then(|| rel.clone());
+    // The helper speaks kube-runtime's `Action`, which hides its timer: what we ask for next is
+    // kept aside for the queue (the helper's own writes ask for nothing).
+    let next = std::sync::Mutex::new(Next::await_change());
     let result = finalizer(&api, RELEASE_FINALIZER, rel, |event| async {
-        match event {
+        let asked = match event {
             Finalizer::Apply(r) => converge(r, ctx.clone()).await,
             Finalizer::Cleanup(r) => cleanup::cleanup(r, ctx.clone()).await,
-        }
+        }?;
+        *next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = asked;
+        Ok::<_, Error>(Action::await_change())
     })
     .await;
+    let asked = *next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let result = match result {
+        Ok(_) => Ok(asked),
         // Removing the finalizer of a Release that is already gone: the cleanup is done.
         Err(kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
-            Ok(Action::await_change())
+            Ok(Next::await_change())
         }
-        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+        Err(e) => Err(Error::Finalizer(Box::new(e))),
     };
     if let (Some(before), Ok(_)) = (before, &result) {
         ctx.own_writes.wrote(before.as_ref());
@@ -81,7 +89,7 @@ fn owner(rel: &Release) -> Owner<'_> {
 }
 
 /// One Release's pipeline: gather → decide (pure) → act → record (pure) → publish.
-async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
+async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Next> {
     let now = Time(jiff::Timestamp::now());
     // 1. Gather: what the decision reads (through the index), over the status decided on.
     let related = Related::gather(&ctx, &rel);
@@ -103,7 +111,7 @@ async fn converge(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
                 now: &now,
             };
             match act::act(&job).await? {
-                Effect::Waiting => return Ok(Action::await_change()),
+                Effect::Waiting => return Ok(Next::await_change()),
                 // Act wrote the status already (the inventory ahead of its apply): the step's
                 // write (or the status held back) builds on that one, as the cache will soon have it.
                 Effect::Acted { step, rewritten } => (step, rewritten.map_or(rel, Arc::new)),

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use tracing::info;
@@ -13,9 +12,10 @@ use crate::api::Release;
 use crate::controller::apply::prune;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
+use crate::controller::queue::Next;
 
 /// Removes everything the Release applied before it goes away.
-pub(super) async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action> {
+pub(super) async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Next> {
     // Deleted while its last status was held back: that status has the inventory of the last apply.
     let held = ctx.deferred.inventory(&rel);
     let applied = held.or_else(|| rel.status.as_ref().and_then(|s| s.inventory.clone()));
@@ -23,7 +23,7 @@ pub(super) async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Acti
     // cluster to connect to — least of all one the pipeline was never granted.
     let Some(inv) = applied else {
         forget(&ctx, &rel).await;
-        return Ok(Action::await_change());
+        return Ok(Next::await_change());
     };
     let env_ref = ObjectRef::new(&rel.spec.environment).within(&rel.namespace().unwrap_or_default());
     let env = ctx.stores.environments.get(&env_ref);
@@ -45,7 +45,7 @@ pub(super) async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Acti
     // Verification Jobs run where the Release's objects do (its Environment may be gone already).
     crate::controller::checks::remove_jobs(&cluster, &rel, &inv.namespace).await?;
     forget(&ctx, &rel).await;
-    Ok(Action::await_change())
+    Ok(Next::await_change())
 }
 
 /// Drops what this process keeps of a Release that is gone, and the chart output kept for it.
@@ -99,7 +99,7 @@ async fn cleanup_blocked(
     rel: &Release,
     inv: &crate::api::Inventory,
     blocked: CleanupBlocked,
-) -> Result<Action> {
+) -> Result<Next> {
     use crate::api::{ABANDON_ANNOTATION, ConditionType, ConditionUpdate, Reason, set_condition};
     let cluster = inv.cluster.as_ref().map_or(crate::api::IN_CLUSTER, |c| {
         c.name
@@ -124,7 +124,7 @@ async fn cleanup_blocked(
             note,
         );
         forget(ctx, rel).await;
-        return Ok(Action::await_change());
+        return Ok(Next::await_change());
     }
     let message = format!(
         "deleting: the objects in namespace {} in cluster {cluster} cannot be removed: {}; if that cluster is gone \

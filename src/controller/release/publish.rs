@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
@@ -17,6 +16,7 @@ use crate::controller::context::Context;
 use crate::controller::deferred;
 use crate::controller::error::Result;
 use crate::controller::events::emit as event;
+use crate::controller::queue::Next;
 use crate::controller::status::patch_status_if_changed;
 use crate::plan::coalesce;
 use crate::plan::gates::approvals::APPROVED_BY;
@@ -34,7 +34,7 @@ pub(super) async fn publish(
     basis: &Basis,
     status: ReleaseStatus,
     written: Written,
-) -> Result<Action> {
+) -> Result<Next> {
     let (prev, rolled_back) = (&basis.prev, basis.rolled_back.as_deref());
     // The end of the window of the status held back that this reconcile decided on (see
     // [`deferred`]).
@@ -50,7 +50,7 @@ pub(super) async fn publish(
             tell_decision(ctx, rel, &status, written, rolled_back);
         }
         ctx.deferred.hold(rel, status, due);
-        return Ok(Action::requeue(earliest(written.wake, Some(left)).unwrap_or(left)));
+        return Ok(Next::requeue(earliest(written.wake, Some(left)).unwrap_or(left)));
     }
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), &rel.namespace().unwrap_or_default());
     // After an apply (or over a held status) the status is written even if it looks unchanged: the
@@ -61,7 +61,7 @@ pub(super) async fn publish(
     if base.is_some_and(|b| coalesce::only_progress_detail(b, &status))
         && let Some(later) = ctx.own_writes.too_soon(rel, PROGRESS_DETAIL_EVERY)
     {
-        return Ok(Action::requeue(earliest(written.wake, Some(later)).unwrap_or(later)));
+        return Ok(Next::requeue(earliest(written.wake, Some(later)).unwrap_or(later)));
     }
     if patch_status_if_changed(&api, &ctx.own_writes, rel, base, &status).await? {
         ctx.deferred.written(rel);
@@ -70,7 +70,7 @@ pub(super) async fn publish(
         }
         record_transition(ctx, rel, rel.status.as_ref().unwrap_or(prev), &status);
     }
-    Ok(written.wake.map_or_else(Action::await_change, Action::requeue))
+    Ok(written.wake.map_or_else(Next::await_change, Next::requeue))
 }
 
 /// What this reconcile decided, told once, whether its status is written now or held back: a
