@@ -7,7 +7,7 @@ mod common;
 use common::{TestNs, healthy_at};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use tuskfish::api::{Phase, ReleaseStatus, find_condition};
+use tuskfish::api::{Ledger, Phase, Record, ReleaseStatus, RolloutResult, find_condition};
 
 fn reason_is(cond: &'static str, reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
     move |s| find_condition(&s.conditions, cond).is_some_and(|c| c.reason == reason)
@@ -165,4 +165,71 @@ async fn dependencies_order_rollouts_and_cycles_are_reported() {
         assert_eq!(s.phase, Some(Phase::Failed));
         assert!(find_condition(&s.conditions, "Ready").unwrap().message.contains("->"));
     }
+}
+
+#[tokio::test]
+async fn every_rollout_is_recorded_with_its_approver_and_the_record_outlives_its_release() {
+    let t = TestNs::new("audit").await;
+    t.environment("prod", json!({"tier": "prod", "approval": "required"})).await;
+    t.app_version("pay", "1.0.0", json!({"changes": [{"id": "FIN-1"}]})).await;
+    t.app_version("pay", "1.1.0", json!({"changes": [{"id": "FIN-142"}]})).await;
+    t.release("pay-prod", "pay", "prod", "1.0.0", json!({})).await;
+    t.approve("pay-prod", "1.0.0", "alice").await;
+    t.wait_release("pay-prod", healthy_at("1.0.0")).await;
+    t.set_version("pay-prod", "1.1.0").await;
+    t.approve("pay-prod", "1.1.0", "bob").await;
+    t.wait_release("pay-prod", healthy_at("1.1.0")).await;
+
+    // One record per rollout, in the Ledger of pay in prod this month: who approved, from what.
+    let ledgers: kube::Api<Ledger> = t.api();
+    let listed = ledgers.list(&Default::default()).await.unwrap().items;
+    assert_eq!(listed.len(), 1, "one Ledger: pay in prod, this month");
+    let ledger = &listed[0];
+    let mut records: Vec<&Record> = ledger.spec.records.values().collect();
+    records.sort_by_key(|r| r.at.0);
+    let seen: Vec<_> = records
+        .iter()
+        .map(|r| (r.version.as_deref(), r.from.as_deref(), r.result, r.approvers.clone(), r.changes.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                Some("1.0.0"),
+                None,
+                Some(RolloutResult::Succeeded),
+                vec!["alice".to_string()],
+                vec!["FIN-1".to_string()]
+            ),
+            (
+                Some("1.1.0"),
+                Some("1.0.0"),
+                Some(RolloutResult::Succeeded),
+                vec!["bob".into()],
+                vec!["FIN-142".into()]
+            ),
+        ]
+    );
+    assert!(records.iter().all(|r| r.by.as_deref() == Some("pinned") && r.published_at.is_some()));
+
+    // The API server keeps records as written: no change, no removal, not even by an admin.
+    let name = ledger.metadata.name.clone().unwrap();
+    let key = ledger.spec.records.keys().next().unwrap().clone();
+    for patch in [
+        json!({"spec": {"records": {&key: {"version": "9.9.9"}}}}),
+        json!({"spec": {"records": {&key: null}}}),
+    ] {
+        let refused = ledgers.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap_err();
+        assert!(matches!(&refused, kube::Error::Api(s) if s.code == 422), "{refused}");
+    }
+
+    // The record outlives the Release, and the export lists every change with its approver.
+    common::delete(&t.api::<tuskfish::api::Release>(), "pay-prod").await;
+    t.wait_gone::<tuskfish::api::Release>(&t.ns, "pay-prod").await;
+    let csv = common::tuskfish_output(&t.ns, &["audit", "--env", "prod", "-o", "csv"]).await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("at,environment,app,kind,version,from,result,approvers"), "{csv}");
+    assert!(lines[2].contains(",prod,pay,Rollout,1.1.0,1.0.0,Succeeded,bob,pinned,"), "{csv}");
+    assert!(lines[2].contains("FIN-142"), "{csv}");
 }

@@ -6,6 +6,7 @@ mod condition;
 mod environment;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod ledger;
 mod notification;
 mod pipeline_policy;
 mod pod_security;
@@ -20,6 +21,7 @@ pub use approval::*;
 pub use appversion::*;
 pub use condition::*;
 pub use environment::*;
+pub use ledger::*;
 pub use notification::*;
 pub use pipeline_policy::*;
 pub use pod_security::{ENFORCE_LABEL, PodSecurity};
@@ -87,6 +89,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Approval::crd(),
         Notification::crd(),
         PipelinePolicy::crd(),
+        Ledger::crd(),
     ];
     for crd in &mut crds {
         let kind = crd.spec.names.kind.clone();

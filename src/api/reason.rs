@@ -386,6 +386,9 @@ vocabulary! {
         ReadFailed,
         /// reconcile step: writing status failed (retried with backoff)
         StatusWriteFailed,
+        /// reconcile step: writing an audit record (a Ledger) failed; the status waits for it
+        /// (retried with backoff)
+        RecordFailed,
         /// reconcile step: API discovery failed (retried with backoff)
         DiscoveryFailed,
         /// reconcile step: setting up an Environment's namespace failed (retried with backoff)

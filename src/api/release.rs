@@ -171,6 +171,10 @@ pub struct HistoryEntry {
     /// Set when this rollout went back to an earlier version because this version failed here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// Whose approvals let this rollout through (the names the API server verified), in the
+    /// order they approved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
 }
 
 /// An object applied by the Release, kept so that it can be pruned when no longer rendered.

@@ -7,7 +7,7 @@
 //! otherwise need doubled.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    JSONSchemaProps, JSONSchemaPropsOrArray, ValidationRule,
+    JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool, ValidationRule,
 };
 
 /// A semantic version (semver.org 2.0.0, as the `semver` crate parses it): `1.4.0`, `1.4.0-rc.1`.
@@ -51,7 +51,8 @@ const UNIQUE_CHECKS: &str = "self.all(c, self.exists_one(d, d.name == c.name))";
 /// One rule at one place of a CRD's schema.
 pub struct SchemaRule {
     pub kind: &'static str,
-    /// Property names from the root; `[]` steps into the items of a list.
+    /// Property names from the root; `[]` steps into the items of a list, `{}` into the values
+    /// of a map.
     pub path: &'static [&'static str],
     pub rule: String,
     pub message: String,
@@ -187,6 +188,27 @@ pub fn schema_rules() -> Vec<SchemaRule> {
         matches("Environment", &["spec", "verify", "[]", "http", "url"], URL, URL_MESSAGE),
         matches("Environment", &["spec", "verify", "[]", "http", "interval"], DURATION, INTERVAL_MESSAGE),
         matches("Environment", &["spec", "verify", "[]", "http", "timeout"], DURATION, TIMEOUT_MESSAGE),
+        // Ledger: what was written stays as it was written.
+        rule(
+            "Ledger",
+            &["spec"],
+            "self.environment == oldSelf.environment && self.app == oldSelf.app && self.month == oldSelf.month"
+                .into(),
+            "a Ledger's environment, app and month cannot be changed",
+        ),
+        rule(
+            "Ledger",
+            &["spec", "records"],
+            "oldSelf.all(k, k in self)".into(),
+            "an audit record cannot be removed from its Ledger",
+        ),
+        rule(
+            "Ledger",
+            &["spec", "records", "{}"],
+            "self == oldSelf".into(),
+            "an audit record cannot be changed once written",
+        ),
+        rule("Ledger", &["spec", "records"], "self.all(k, size(k) <= 128)".into(), "a record's key is at most 128 characters"),
         // Release
         rule(
             "Release",
@@ -326,6 +348,11 @@ fn node<'a>(schema: &'a mut JSONSchemaProps, path: &[&str]) -> Option<&'a mut JS
         match schema.items.as_mut()? {
             JSONSchemaPropsOrArray::Schema(s) => s.as_mut(),
             JSONSchemaPropsOrArray::Schemas(_) => return None,
+        }
+    } else if *first == "{}" {
+        match schema.additional_properties.as_mut()? {
+            JSONSchemaPropsOrBool::Schema(s) => s.as_mut(),
+            JSONSchemaPropsOrBool::Bool(_) => return None,
         }
     } else {
         schema.properties.as_mut()?.get_mut(*first)?

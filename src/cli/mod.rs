@@ -327,6 +327,19 @@ enum Command {
         #[arg(long)]
         env: Option<String>,
     },
+    /// The audit trail: every rollout's record (who asked, on whose approval, from which version),
+    /// oldest first, from the pipeline's Ledgers; `-o csv` for a spreadsheet.
+    Audit {
+        /// Only this environment.
+        #[arg(long)]
+        env: Option<String>,
+        /// Only this app.
+        #[arg(long)]
+        app: Option<String>,
+        /// How far back: `90d`, `12h`.
+        #[arg(long, default_value = "90d", value_parser = duration_arg)]
+        since: std::time::Duration,
+    },
     /// Rollouts of an app in an environment, newest first.
     History {
         /// The app (as in `AppVersion.spec.app`).
@@ -613,6 +626,9 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
         Command::Changes { id, app, type_, env } => {
             let filter = crate::matrix::stories::Filter { id, app, type_, environment: env };
             verbs::changes::changes(&s, filter).await?
+        }
+        Command::Audit { env, app, since } => {
+            verbs::audit::audit(&s, verbs::audit::Filter { env, app, since }).await?
         }
         Command::History { app, env } => verbs::history::history(&s, &app, &env).await?,
         Command::Diff { a, b, exit_code, rendered } => {

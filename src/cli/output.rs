@@ -11,6 +11,8 @@ pub enum Output {
     Table,
     Json,
     Yaml,
+    /// For a spreadsheet: offered by `tuskfish audit`.
+    Csv,
 }
 
 /// Prints `data` as JSON/YAML, or the table `table` builds.
@@ -28,6 +30,7 @@ pub fn render<T: Serialize>(output: Output, data: &T, table: impl FnOnce() -> St
         Output::Yaml => {
             serde_saphyr::to_string(data).map_err(|e| CliError::Failed(format!("writing YAML: {e}")))
         }
+        Output::Csv => Err(CliError::Usage("-o csv is offered by `tuskfish audit`; use -o json here".into())),
     }
 }
 

@@ -12,6 +12,8 @@ pub enum Error {
     Prune { what: String, source: kube::Error },
     #[error("writing status of {what}: {source}")]
     Status { what: String, source: kube::Error },
+    #[error("recording {what}: {source}")]
+    Record { what: String, source: kube::Error },
     #[error("creating namespace {namespace}: {source}")]
     Namespace { namespace: String, source: kube::Error },
     #[error("finalizer: {0}")]
@@ -33,6 +35,7 @@ impl Error {
             | Error::Apply { source, .. }
             | Error::Prune { source, .. }
             | Error::Status { source, .. }
+            | Error::Record { source, .. }
             | Error::Namespace { source, .. }
             | Error::Discovery { source, .. } => source,
             Error::Finalizer(e) => {
@@ -60,6 +63,7 @@ impl Error {
             Error::Apply { .. } => Reason::ApplyFailed,
             Error::Prune { .. } => Reason::PruneFailed,
             Error::Status { .. } => Reason::StatusWriteFailed,
+            Error::Record { .. } => Reason::RecordFailed,
             Error::Namespace { .. } => Reason::NamespaceFailed,
             Error::Finalizer(_) => Reason::FinalizerFailed,
             Error::Discovery { .. } => Reason::DiscoveryFailed,

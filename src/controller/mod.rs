@@ -18,6 +18,7 @@ mod error;
 mod events;
 pub mod identity;
 mod kept_renders;
+mod ledger;
 mod notifier;
 mod policies;
 mod queue;

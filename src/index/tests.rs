@@ -52,6 +52,7 @@ fn arb_release() -> impl Strategy<Value = Release> {
                     finished_at: Some(Time(jiff::Timestamp::UNIX_EPOCH)),
                     result: RolloutResult::Succeeded,
                     message: None,
+                    approvers: Vec::new(),
                 }],
                 _ => Vec::new(),
             };

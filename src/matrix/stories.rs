@@ -142,6 +142,7 @@ mod tests {
                 result: RolloutResult::Succeeded,
                 message: None,
                 rollback_of: None,
+                approvers: Vec::new(),
             })
             .collect();
         r

@@ -71,6 +71,7 @@ fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> History
         finished_at: None,
         result,
         message: message.map(String::from),
+        approvers: Vec::new(),
     }
 }
 

@@ -32,20 +32,29 @@ pub enum Stop {
     Blocked(Blocked),
 }
 
-/// Checks every gate for `candidate`. `Ok` carries notes for the rollout's history entry (who
-/// approved, an overridden freeze).
+/// What a version that passed the gates takes into its rollout's history entry.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Passed {
+    /// Who approved, an overridden freeze.
+    pub notes: Vec<String>,
+    /// Whose approvals counted.
+    pub approvers: Vec<String>,
+}
+
+/// Checks every gate for `candidate`.
 pub fn check(
     release: &Release,
     env: &Environment,
     candidate: &semver::Version,
     facts: &GateFacts<'_>,
-) -> Result<Vec<String>, Stop> {
+) -> Result<Passed, Stop> {
     let gate = Gate { release, env, candidate, facts };
     gate.dependencies()?;
     let mut notes = gate.freeze_windows()?;
     notes.extend(gate.allow_windows()?);
-    notes.extend(gate.approval()?);
-    Ok(notes)
+    let (approved, approvers) = gate.approval()?;
+    notes.extend(approved);
+    Ok(Passed { notes, approvers })
 }
 
 /// One candidate version of one Release before its Environment's gates; each gate says why it
@@ -147,11 +156,11 @@ impl Gate<'_, '_> {
         Err(self.held(Reason::OutsideAllowWindow, message, recheck_in))
     }
 
-    /// Where approval is required: approved by enough of the right people (noted who).
-    fn approval(&self) -> Result<Vec<String>, Stop> {
+    /// Where approval is required: approved by enough of the right people (noted, and named).
+    fn approval(&self) -> Result<(Option<String>, Vec<String>), Stop> {
         let (release, env) = (self.release, self.env);
         if !env.spec.requires_approval() {
-            return Ok(Vec::new());
+            return Ok((None, Vec::new()));
         }
         let rules = env.spec.approval_policy.clone().unwrap_or_default();
         let subject = approvals::Subject {
@@ -161,7 +170,7 @@ impl Gate<'_, '_> {
             created: release.metadata.creation_timestamp.as_ref().map(|t| t.0),
         };
         match approvals::judge(subject, self.candidate, &rules, self.facts.approvals, self.facts.now) {
-            Verdict::Approved { note } => Ok(vec![note]),
+            Verdict::Approved { note, approvers } => Ok((Some(note), approvers)),
             Verdict::Rejected { message } => Err(self.held(Reason::Rejected, message, None)),
             Verdict::Waiting { message, recheck_in } => {
                 Err(self.held(Reason::AwaitingApproval, message, recheck_in))

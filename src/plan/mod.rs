@@ -2,6 +2,7 @@
 //! need an apply, how healthy a rollout is, and what the Release status becomes. No I/O here.
 
 pub mod agent_link;
+pub mod audit;
 pub mod changes;
 pub mod coalesce;
 pub mod drift;

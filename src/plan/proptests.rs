@@ -208,6 +208,7 @@ fn history_entry() -> impl Strategy<Value = HistoryEntry> {
             finished_at: Some(Time(sane(at))),
             result,
             message: None,
+            approvers: Vec::new(),
         })
 }
 
@@ -326,6 +327,7 @@ fn upstream() -> impl Strategy<Value = Option<Release>> {
                 finished_at: Some(at),
                 result: RolloutResult::Succeeded,
                 message: None,
+                approvers: Vec::new(),
             }],
             ..Default::default()
         }
@@ -461,7 +463,7 @@ proptest! {
         up.status = Some(ReleaseStatus {
             phase: Some(Phase::Healthy),
             current_version: Some("1.3.10".into()),
-            history: vec![HistoryEntry { rollback_of: None, version: "1.3.10".into(), started_at: finished.clone(), finished_at: Some(finished), result: RolloutResult::Succeeded, message: None }],
+            history: vec![HistoryEntry { rollback_of: None, version: "1.3.10".into(), started_at: finished.clone(), finished_at: Some(finished), result: RolloutResult::Succeeded, message: None, approvers: Vec::new() }],
             ..Default::default()
         });
         let mut env = environment(&[]);
@@ -581,7 +583,7 @@ proptest! {
                     new_rollout: flag,
                     note: Some(message.clone()),
                     rollback_of: None,
-                    health,
+                    health, approvers: Vec::new(),
                 },
                 1 => Outcome::Observed { health },
                 2 => Outcome::Blocked(Blocked { phase: if flag { Phase::Failed } else { Phase::Pending }, reason: Reason::InvalidVersion, message: message.clone(), recheck_in: None }),

@@ -87,6 +87,7 @@ pub struct Change {
     pub note: Option<String>,
     /// The failed version this rollout goes back from, when it is a rollback.
     pub rollback_of: Option<String>,
+    pub approvers: Vec<String>,
 }
 
 impl Change {
@@ -102,7 +103,7 @@ impl Change {
             .chain(target.notes.iter().cloned())
             .collect();
         let note = (!notes.is_empty()).then(|| notes.join("; "));
-        Self { version, note, rollback_of: rollback_of.or(vetoed) }
+        Self { version, note, rollback_of: rollback_of.or(vetoed), approvers: target.approvers.clone() }
     }
 }
 

@@ -36,6 +36,8 @@ pub enum Outcome {
         new_rollout: bool,
         note: Option<String>,
         rollback_of: Option<String>,
+        /// Whose approvals let a new rollout through.
+        approvers: Vec<String>,
         health: Health,
     },
     /// Nothing to apply; the health of what runs.
@@ -83,7 +85,7 @@ pub fn next_status(
             cond(&mut s, ConditionType::Progressing, false, reason, &message);
             cond(&mut s, ConditionType::Degraded, true, reason, &message);
         }
-        Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health } => {
+        Outcome::Applied { version, inventory, new_rollout, note, rollback_of, approvers, health } => {
             if new_rollout {
                 if let Some(h) = s.history.first_mut()
                     && h.result == RolloutResult::Progressing
@@ -100,6 +102,7 @@ pub fn next_status(
                         result: RolloutResult::Progressing,
                         message: history_message(note),
                         rollback_of,
+                        approvers,
                     },
                 );
                 s.history.truncate(HISTORY_LIMIT);
@@ -270,6 +273,7 @@ mod tests {
             note: None,
             rollback_of: None,
             health,
+            approvers: Vec::new(),
         }
     }
 
@@ -282,6 +286,7 @@ mod tests {
             note: Some("rollback: 1.1.0 failed".into()),
             rollback_of: Some("1.1.0".into()),
             health: progressing(),
+            approvers: Vec::new(),
         }
     }
 
@@ -429,6 +434,7 @@ mod tests {
             note: None,
             rollback_of: None,
             health: Health::Healthy,
+            approvers: Vec::new(),
         };
         let s2 = next_status(&s1, repair, Some(1), &t(50));
         assert_eq!(s2.history, s1.history);
@@ -477,6 +483,7 @@ mod tests {
             note: Some(format!("approved by {huge}")),
             rollback_of: None,
             health: progressing(),
+            approvers: Vec::new(),
         };
         let s1 = next_status(&ReleaseStatus::default(), rollout, Some(1), &t(0));
         let degraded = Outcome::Observed { health: Health::Degraded { message: huge.clone() } };

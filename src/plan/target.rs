@@ -27,13 +27,15 @@ pub struct Target<'a> {
     pub held: Option<Held>,
     /// Notes from the gates for the rollout's history entry (approver, overridden freeze).
     pub notes: Vec<String>,
+    /// Whose approvals let it through.
+    pub approvers: Vec<String>,
     /// The vetoed version this goes back from, when it is a rollback away from a veto.
     pub rollback_of: Option<String>,
 }
 
 impl<'a> Target<'a> {
     fn new(app_version: &'a AppVersion, version: semver::Version) -> Self {
-        Self { app_version, version, held: None, notes: Vec::new(), rollback_of: None }
+        Self { app_version, version, held: None, notes: Vec::new(), approvers: Vec::new(), rollback_of: None }
     }
 }
 
@@ -142,8 +144,9 @@ fn gated<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
     }
     let facts = GateFacts { approvals: &inputs.approvals, peers: &inputs.peers, now: inputs.now };
     match gates::check(inputs.release, env, &target.version, &facts) {
-        Ok(notes) => {
-            target.notes = notes;
+        Ok(passed) => {
+            target.notes = passed.notes;
+            target.approvers = passed.approvers;
             Ok(target)
         }
         Err(Stop::Blocked(b)) => Err(b),
@@ -830,6 +833,7 @@ mod tests {
                 result: RolloutResult::Succeeded,
                 message: None,
                 rollback_of: None,
+                approvers: Vec::new(),
             })
             .collect();
         r
@@ -965,6 +969,7 @@ mod tests {
                 finished_at: Some(Time(finished)),
                 result: RolloutResult::Succeeded,
                 message: None,
+                approvers: Vec::new(),
             }],
             ..Default::default()
         });
@@ -1034,6 +1039,7 @@ mod tests {
             finished_at: Some(t),
             result: RolloutResult::Succeeded,
             message: None,
+            approvers: Vec::new(),
         });
         assert_eq!(outcome(select(&m, Some(&env), &avs, None)).as_deref(), Ok("1.3.9"));
     }
@@ -1050,6 +1056,7 @@ mod tests {
             finished_at: Some(t.clone()),
             result: RolloutResult::Succeeded,
             message: None,
+            approvers: Vec::new(),
         };
         // An explicit rollback overrides a track range that does not parse.
         let mut back = tracked("not a range", &[], Some("1.3.10"));

@@ -41,4 +41,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["tuskfish.dev"]
   resources: ["appversions/status", "environments/status", "releases/status", "notifications/status"]
   verbs: ["patch", "update"]
+# Ledgers: the audit records it writes (a key added per record; the API server refuses any
+# change to one written) and the retention's deletion of months past it.
+- apiGroups: ["tuskfish.dev"]
+  resources: ["ledgers"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 {{- end }}

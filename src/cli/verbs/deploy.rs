@@ -23,7 +23,7 @@ pub fn say(s: &Session, line: &str) {
     }
     match s.output {
         Output::Table => println!("{line}"),
-        Output::Json | Output::Yaml => eprintln!("{line}"),
+        Output::Json | Output::Yaml | Output::Csv => eprintln!("{line}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One file per verb (or family of verbs).
 
 pub mod approve;
+pub mod audit;
 pub mod changes;
 pub mod deploy;
 pub mod diff;

@@ -327,7 +327,7 @@ async fn rollout(
         }
     }
     let health = health(cluster, Some(&inventory), Some(now), deadline, now);
-    let Change { version, note, rollback_of } = change;
+    let Change { version, note, rollback_of, approvers } = change;
     // A rollback is not verified (see `rollout_in_flight`).
     let started = if new_rollout {
         rollback_of.is_none().then_some(now)
@@ -337,7 +337,7 @@ async fn rollout(
     let run = checks::Run { version: &version, rollout_started: started, cluster, prev, now };
     let (health, verification) = checks::verified(&checker, rel, env, run, health).await?;
     let wake = action_for(&health);
-    let outcome = Outcome::Applied { version, inventory, new_rollout, note, rollback_of, health };
+    let outcome = Outcome::Applied { version, inventory, new_rollout, note, rollback_of, approvers, health };
     Ok(Some(Rolled { outcome, wake, verification, rewritten }))
 }
 

@@ -16,12 +16,13 @@ use crate::controller::context::Context;
 use crate::controller::deferred;
 use crate::controller::error::Result;
 use crate::controller::events::emit as event;
+use crate::controller::ledger;
 use crate::controller::queue::Next;
 use crate::controller::status::patch_status_if_changed;
-use crate::plan::coalesce;
 use crate::plan::gates::approvals::APPROVED_BY;
 use crate::plan::record::{Written, earliest};
 use crate::plan::status::rollout_ended;
+use crate::plan::{audit, coalesce};
 use crate::telemetry::EnvironmentLabel;
 
 /// Progress detail is written at most this often (see [`crate::plan::coalesce`]).
@@ -36,6 +37,9 @@ pub(super) async fn publish(
     written: Written,
 ) -> Result<Next> {
     let (prev, rolled_back) = (&basis.prev, basis.rolled_back.as_deref());
+    // Records first: a status that says a rollout ended is never written before its record (a
+    // crash in between records it again, under the same key).
+    record_ended(ctx, rel, prev, &status).await?;
     // The end of the window of the status held back that this reconcile decided on (see
     // [`deferred`]).
     let held_until = basis.held_until;
@@ -71,6 +75,34 @@ pub(super) async fn publish(
         record_transition(ctx, rel, rel.status.as_ref().unwrap_or(prev), &status);
     }
     Ok(written.wake.map_or_else(Next::await_change, Next::requeue))
+}
+
+/// Writes the audit record of each rollout that ended between `prev` and `next`.
+async fn record_ended(
+    ctx: &Context,
+    rel: &Release,
+    prev: &ReleaseStatus,
+    next: &ReleaseStatus,
+) -> Result<()> {
+    let ended = audit::ended_rollouts(&prev.history, &next.history);
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let ns = rel.namespace().unwrap_or_default();
+    let app = &rel.spec.app;
+    let versions = cached(&ctx.stores.app_versions, &ns, ctx.index.app_versions_of(&ns, app));
+    let facts = |version: &str| {
+        let av = versions.iter().find(|av| av.spec.version == version);
+        audit::VersionFacts {
+            changes: av.map(|av| av.spec.changes.iter().map(|c| c.id.clone()).collect()).unwrap_or_default(),
+            published_at: av.and_then(|av| av.status.as_ref()?.published_at.clone()),
+        }
+    };
+    let name = rel.name_any();
+    let records =
+        ended.into_iter().map(|e| audit::rollout_record(&name, &rel.spec, e, facts(&e.0.version))).collect();
+    let subject = ledger::Subject { namespace: &ns, environment: &rel.spec.environment, app };
+    ledger::write(&ctx.client, &subject, records).await
 }
 
 /// What this reconcile decided, told once, whether its status is written now or held back: a

@@ -21,7 +21,7 @@ use crate::duration::parse_duration;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Enough: the note for the rollout's history names every approval that counted.
-    Approved { note: String },
+    Approved { note: String, approvers: Vec<String> },
     /// Someone who may approve rejected it.
     Rejected { message: String },
     /// Not enough yet; `recheck_in`: when a counted approval expires (the message changes then).
@@ -90,7 +90,8 @@ pub fn judge(
         let mut in_order: Vec<&&Approval> = tally.counted.values().collect();
         in_order.sort_by_key(|a| created(a));
         let names: Vec<String> = in_order.iter().map(|a| describe(a)).collect();
-        return Verdict::Approved { note: format!("{APPROVED_BY}{}", names.join(", ")) };
+        let approvers = in_order.iter().map(|a| approver(a)).collect();
+        return Verdict::Approved { note: format!("{APPROVED_BY}{}", names.join(", ")), approvers };
     }
     let message = tally.missing(&subject, candidate, rules, &earlier);
     // When the first counted approval expires, what is missing changes: look again then.
@@ -292,14 +293,7 @@ mod tests {
     fn verdict(rules: &ApprovalRules, approvals: &[&Approval]) -> String {
         let v = semver::Version::new(1, 3, 10);
         match judge(subject(None), &v, rules, approvals, ts(NOW)) {
-            Verdict::Approved { note } => {
-                let names: Vec<&str> = note
-                    .trim_start_matches("approved by ")
-                    .split(", ")
-                    .map(|n| n.split(' ').next().unwrap())
-                    .collect();
-                format!("approved by {}", names.join(" "))
-            }
+            Verdict::Approved { approvers, .. } => format!("approved by {}", approvers.join(" ")),
             Verdict::Rejected { .. } => "rejected".into(),
             Verdict::Waiting { message, .. } => format!("waiting: {message}"),
             Verdict::Invalid { .. } => "invalid".into(),
@@ -384,7 +378,8 @@ mod tests {
             judge(subject(None), &v, &rules, &[&a, &b], ts(NOW)),
             Verdict::Approved {
                 note: "approved by bob at 2026-12-01T09:00:00Z: CAB, maria at 2026-12-01T10:00:00Z: CAB"
-                    .into()
+                    .into(),
+                approvers: vec!["bob".into(), "maria".into()],
             }
         );
         let Verdict::Waiting { recheck_in, .. } = judge(subject(None), &v, &rules, &[&a], ts(NOW)) else {

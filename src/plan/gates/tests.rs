@@ -91,8 +91,8 @@ fn approval(release: &str, version: &str, who: &str) -> Approval {
     )
 }
 
-fn reason(r: Result<Vec<String>, Stop>) -> Result<Vec<String>, &'static str> {
-    r.map_err(|s| match s {
+fn reason(r: Result<Passed, Stop>) -> Result<Vec<String>, &'static str> {
+    r.map(|p| p.notes).map_err(|s| match s {
         Stop::Held(h) => h.reason.as_str(),
         Stop::Blocked(b) => b.reason.as_str(),
     })

@@ -39,6 +39,7 @@ fn status_with(history: &[(&str, i64, RolloutResult)], recorded: Option<(&str, &
                 result: *result,
                 message: None,
                 rollback_of: None,
+                approvers: Vec::new(),
             })
             .collect(),
         verification: recorded.map(|(run, version)| VerificationStatus {

@@ -19,6 +19,7 @@ fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> History
         finished_at: Some(Time(ts("2026-11-25T10:32:00Z"))),
         result,
         message: message.map(Into::into),
+        approvers: Vec::new(),
     }
 }
 

@@ -1,0 +1,185 @@
+//! `Ledger`: the audit records of one app in one Environment over one calendar month (UTC).
+//!
+//! Why one object per app, Environment and month, and not one per record: at the design point
+//! (10,000 Releases deploying daily, kept 400 days) one object per record is 4 million objects,
+//! and every list of them a scan of all; per app and month it is 140,000 objects of about 30
+//! records, each written once per record (a merge patch adding one key, so no read and no
+//! conflict: two writers add two keys). The API server keeps them immutable: a record, once
+//! written, can be neither changed nor removed (CEL, see `rules`); a Ledger is not owned by its
+//! Release, so it outlives it, and only the operator's retention deletes it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::RolloutResult;
+
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "tuskfish.dev",
+    version = "v1alpha1",
+    kind = "Ledger",
+    namespaced,
+    doc = "The audit records of one app in one Environment over one month (UTC): written by the operator, immutable.",
+    printcolumn = r#"{"name":"Environment","type":"string","jsonPath":".spec.environment"}"#,
+    printcolumn = r#"{"name":"App","type":"string","jsonPath":".spec.app"}"#,
+    printcolumn = r#"{"name":"Month","type":"string","jsonPath":".spec.month"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerSpec {
+    #[schemars(length(min = 1, max = 253))]
+    pub environment: String,
+    #[schemars(length(min = 1, max = 53))]
+    pub app: String,
+    /// `YYYY-MM`, UTC.
+    #[schemars(length(min = 7, max = 7))]
+    pub month: String,
+    /// By key (the kind, start and version of what happened): a record written twice (a retry)
+    /// is one record. At most 2,000 (etcd keeps an object in 1.5 MiB).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = MAX_RECORDS))]
+    pub records: BTreeMap<String, Record>,
+}
+
+/// What a record is of.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A rollout that ended: succeeded, failed or superseded.
+    Rollout,
+}
+
+/// One thing that happened, as it happened: never changed afterwards.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub kind: RecordKind,
+    /// When it happened (a rollout: when it ended).
+    pub at: Time,
+    /// The Release it happened to (it may be gone since).
+    #[schemars(length(max = 253))]
+    pub release: String,
+    /// The version it is about (a rollout: the one rolled out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub version: Option<String>,
+    /// A rollout: the version that ran before (absent: the first rollout here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub from: Option<String>,
+    /// A rollout: when it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<RolloutResult>,
+    /// A rollout back, and from which version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub rollback_of: Option<String>,
+    /// What asked for it: `pinned`, `tracking ~1.3`, `promoted from test`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub by: Option<String>,
+    /// The approvers whose approvals let it through (names the API server verified).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(max = 253)))]
+    pub approvers: Vec<String>,
+    /// The change ids (stories, bugs) the version carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200), inner(length(max = 64)))]
+    pub changes: Vec<String>,
+    /// When the version was published (lead time counts from the first publish of a change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<Time>,
+    /// The history note: how it ended, an override's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub note: Option<String>,
+}
+
+/// At most this many records in one Ledger (one app in one Environment deploying 60 times a day
+/// for a month): etcd keeps an object in 1.5 MiB.
+pub const MAX_RECORDS: u32 = 2000;
+
+/// Label on a Ledger: its month, `YYYY-MM` (the retention selects on it).
+pub const MONTH_LABEL: &str = "tuskfish.dev/month";
+
+impl Record {
+    /// The record's key in its Ledger: the same event always gets the same key, so writing it
+    /// again (a retry after a crash) adds nothing.
+    pub fn key(&self) -> String {
+        let started =
+            self.started_at.as_ref().map(|t| t.0.as_second()).unwrap_or_else(|| self.at.0.as_second());
+        let version = self.version.as_deref().unwrap_or("-");
+        format!("{:?}.{started}.{version}", self.kind).to_lowercase()
+    }
+}
+
+/// `YYYY-MM` of `t`, UTC.
+pub fn month_of(t: &Time) -> String {
+    t.0.strftime("%Y-%m").to_string()
+}
+
+/// The name of the Ledger of `app` in `environment` for `month`: `<environment>.<app>.<month>`,
+/// or, when that is longer than a name may be, the environment's name cut and a digest of it.
+pub fn ledger_name(environment: &str, app: &str, month: &str) -> String {
+    const MAX: usize = 253;
+    let plain = format!("{environment}.{app}.{month}");
+    if plain.len() <= MAX {
+        return plain;
+    }
+    let digest: String =
+        Sha256::digest(environment.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let room = MAX - app.len() - month.len() - digest.len() - 3;
+    let cut: String = environment.chars().take(room).collect();
+    let cut = cut.trim_end_matches(['.', '-']);
+    format!("{cut}-{digest}.{app}.{month}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_names_are_valid_and_distinct_even_for_the_longest_environment_names() {
+        let month = "2026-12";
+        assert_eq!(ledger_name("prod", "payments", month), "prod.payments.2026-12");
+        let long_a = format!("{}a", "x.".repeat(126));
+        let long_b = format!("{}b", "x.".repeat(126));
+        let (a, b) = (ledger_name(&long_a, "payments", month), ledger_name(&long_b, "payments", month));
+        assert_ne!(a, b);
+        for n in [a, b] {
+            assert!(n.len() <= 253, "{n}");
+            assert!(n.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-')), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_record_keeps_its_key_when_written_again_later() {
+        let at = |s: &str| Time(s.parse().unwrap());
+        let mut r = Record {
+            kind: RecordKind::Rollout,
+            at: at("2026-12-07T10:00:00Z"),
+            release: "payments-prod".into(),
+            version: Some("1.3.10".into()),
+            from: None,
+            started_at: Some(at("2026-12-07T09:58:00Z")),
+            result: Some(RolloutResult::Succeeded),
+            rollback_of: None,
+            by: None,
+            approvers: vec![],
+            changes: vec![],
+            published_at: None,
+            note: None,
+        };
+        let key = r.key();
+        r.at = at("2026-12-07T10:00:09Z");
+        assert_eq!(r.key(), key);
+        assert_eq!(key, format!("rollout.{}.1.3.10", at("2026-12-07T09:58:00Z").0.as_second()));
+        assert_eq!(month_of(&r.at), "2026-12");
+    }
+}

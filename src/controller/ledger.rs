@@ -1,0 +1,94 @@
+//! Writing audit records into Ledgers (see [`crate::api::Ledger`]): one merge patch per record
+//! (adding its key; nothing read first), the Ledger created by the first record of its month.
+
+use std::collections::BTreeMap;
+
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+
+use super::error::{Error, Result};
+use crate::api::{FIELD_MANAGER, Ledger, LedgerSpec, MONTH_LABEL, Record, labels, ledger_name, month_of};
+
+/// Where records go: one app in one Environment of a pipeline namespace.
+pub struct Subject<'a> {
+    pub namespace: &'a str,
+    pub environment: &'a str,
+    pub app: &'a str,
+}
+
+/// Writes `records`. A record already written (the same key) stays as it was: the API server
+/// refuses to change it, and the first write is the record.
+pub async fn write(client: &Client, at: &Subject<'_>, records: Vec<Record>) -> Result<()> {
+    let api: Api<Ledger> = Api::namespaced(client.clone(), at.namespace);
+    for record in records {
+        let month = month_of(&record.at);
+        let name = ledger_name(at.environment, at.app, &month);
+        let key = record.key();
+        let failed = |source| Error::Record { what: format!("{key} in Ledger {name}"), source };
+        let patch = serde_json::json!({ "spec": { "records": { &key: &record } } });
+        match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {}
+            Err(e) if already_written(&e) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 && s.reason == "NotFound" && names_the_object(&s) => {
+                let ledger = new_ledger(at, &name, &month, &key, record);
+                match api
+                    .create(
+                        &PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() },
+                        &ledger,
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    // Created meanwhile by another writer of this month: add the record to theirs.
+                    Err(kube::Error::Api(s)) if s.code == 409 => {
+                        let added = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
+                        added
+                            .map(drop)
+                            .or_else(|e| if already_written(&e) { Ok(()) } else { Err(failed(e)) })?;
+                    }
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The API server refused to change a record that exists: it was written before (a retry).
+fn already_written(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 422 && s.message.contains("cannot be changed once written"))
+}
+
+/// A 404 about the Ledger itself, not about the kind (a missing CRD answers 404 too).
+fn names_the_object(s: &kube::core::Status) -> bool {
+    s.details.as_ref().is_some_and(|d| !d.name.is_empty())
+}
+
+fn new_ledger(at: &Subject<'_>, name: &str, month: &str, key: &str, record: Record) -> Ledger {
+    let mut labels = BTreeMap::from([
+        (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
+        (labels::NAME.to_string(), at.app.to_string()),
+        (MONTH_LABEL.to_string(), month.to_string()),
+    ]);
+    // An Environment's name is a label value unless it is longer than one may be.
+    if at.environment.len() <= 63 {
+        labels.insert(labels::ENVIRONMENT.to_string(), at.environment.to_string());
+    }
+    let mut ledger = Ledger::new(
+        name,
+        LedgerSpec {
+            environment: at.environment.to_string(),
+            app: at.app.to_string(),
+            month: month.to_string(),
+            records: BTreeMap::from([(key.to_string(), record)]),
+        },
+    );
+    ledger.metadata = ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(at.namespace.to_string()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    ledger
+}

@@ -1,0 +1,200 @@
+//! Pure: the audit records a status change makes (see [`crate::api::Ledger`]). A rollout is
+//! recorded once it has ended, with its start: one write per rollout.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{HistoryEntry, Record, RecordKind, ReleaseSpec, RolloutResult};
+
+/// What the operator knows of a version when it records a rollout of it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VersionFacts {
+    pub changes: Vec<String>,
+    pub published_at: Option<Time>,
+}
+
+/// The rollouts that ended between `prev` and `next` (two histories of one Release, newest
+/// first), each with the version that ran before it, oldest first.
+pub fn ended_rollouts<'a>(
+    prev: &[HistoryEntry],
+    next: &'a [HistoryEntry],
+) -> Vec<(&'a HistoryEntry, Option<&'a str>)> {
+    let ended_before = |e: &HistoryEntry| {
+        prev.iter().any(|p| {
+            p.version == e.version && p.started_at == e.started_at && p.result != RolloutResult::Progressing
+        })
+    };
+    next.iter()
+        .enumerate()
+        .filter(|(_, e)| e.result != RolloutResult::Progressing && !ended_before(e))
+        .map(|(i, e)| (e, next.get(i + 1).map(|before| before.version.as_str())))
+        .rev()
+        .collect()
+}
+
+/// What asked for a rollout: the Release's mode, or the rollback it was.
+pub fn asked_by(spec: &ReleaseSpec, entry: &HistoryEntry) -> String {
+    if let Some(failed) = &entry.rollback_of {
+        return format!("rollback from {failed}");
+    }
+    match (&spec.version, &spec.track, &spec.promote_from) {
+        (Some(_), ..) => "pinned".into(),
+        (_, Some(range), _) => format!("tracking {range}"),
+        (.., Some(from)) => format!("promoted from {}", from.environment),
+        _ => "unknown".into(),
+    }
+}
+
+/// The Ledger schema's bounds (see `crate::api::Record`).
+const MAX_NOTE: usize = 2048;
+const MAX_APPROVERS: usize = 32;
+const MAX_NAME: usize = 253;
+const MAX_CHANGES: usize = 200;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// The record of one ended rollout of `release`.
+pub fn rollout_record(
+    release: &str,
+    spec: &ReleaseSpec,
+    (entry, from): (&HistoryEntry, Option<&str>),
+    facts: VersionFacts,
+) -> Record {
+    // Within the Ledger's schema, or the API server would refuse the record for ever.
+    let note = entry.message.as_deref().map(|n| cut(n, MAX_NOTE));
+    let mut approvers = entry.approvers.clone();
+    approvers.truncate(MAX_APPROVERS);
+    approvers.iter_mut().for_each(|a| *a = cut(a, MAX_NAME));
+    let mut changes = facts.changes;
+    changes.truncate(MAX_CHANGES);
+    Record {
+        kind: RecordKind::Rollout,
+        at: entry.finished_at.clone().unwrap_or_else(|| entry.started_at.clone()),
+        release: release.to_string(),
+        version: Some(entry.version.clone()),
+        from: from.map(String::from),
+        started_at: Some(entry.started_at.clone()),
+        result: Some(entry.result),
+        rollback_of: entry.rollback_of.clone(),
+        by: Some(asked_by(spec, entry)),
+        approvers,
+        changes,
+        published_at: facts.published_at,
+        note,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::PromoteFrom;
+
+    fn t(s: &str) -> Time {
+        Time(s.parse().unwrap())
+    }
+
+    fn entry(version: &str, started: &str, result: RolloutResult) -> HistoryEntry {
+        HistoryEntry {
+            version: version.into(),
+            started_at: t(started),
+            finished_at: (result != RolloutResult::Progressing).then(|| t("2026-12-07T12:00:00Z")),
+            result,
+            message: None,
+            rollback_of: None,
+            approvers: Vec::new(),
+        }
+    }
+
+    use RolloutResult::*;
+
+    /// A name, the history before, the history after, and the rollouts recorded (version, from).
+    type Case =
+        (&'static str, Vec<HistoryEntry>, Vec<HistoryEntry>, Vec<(&'static str, Option<&'static str>)>);
+
+    #[test]
+    fn a_rollout_is_recorded_once_when_it_ends() {
+        let running = entry("1.3.10", "2026-12-07T10:00:00Z", Progressing);
+        let done = entry("1.3.10", "2026-12-07T10:00:00Z", Succeeded);
+        let before = entry("1.3.9", "2026-12-01T10:00:00Z", Succeeded);
+        let table: Vec<Case> = vec![
+            ("started: nothing yet", vec![before.clone()], vec![running.clone(), before.clone()], vec![]),
+            (
+                "ended",
+                vec![running.clone(), before.clone()],
+                vec![done.clone(), before.clone()],
+                vec![("1.3.10", Some("1.3.9"))],
+            ),
+            (
+                "seen again: nothing new",
+                vec![done.clone(), before.clone()],
+                vec![done.clone(), before.clone()],
+                vec![],
+            ),
+            // Superseded by a new rollout, and that one failed at once: both, oldest first.
+            (
+                "two in one change",
+                vec![running.clone(), before.clone()],
+                vec![
+                    entry("1.3.11", "2026-12-07T11:00:00Z", Failed),
+                    entry("1.3.10", "2026-12-07T10:00:00Z", Superseded),
+                    before.clone(),
+                ],
+                vec![("1.3.10", Some("1.3.9")), ("1.3.11", Some("1.3.10"))],
+            ),
+            // The first rollout here, refused at once: recorded with its first status.
+            (
+                "first status",
+                vec![],
+                vec![entry("1.3.9", "2026-12-01T10:00:00Z", Failed)],
+                vec![("1.3.9", None)],
+            ),
+        ];
+        for (name, prev, next, want) in table {
+            let got: Vec<(&str, Option<&str>)> = ended_rollouts(&prev, &next)
+                .into_iter()
+                .map(|(e, from)| (e.version.as_str(), from))
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_record_says_who_asked_and_who_approved() {
+        let mut e = entry("1.3.10", "2026-12-07T10:00:00Z", Succeeded);
+        e.message =
+            Some("approved by maria.keller at 2026-12-07T09:00:00Z: CAB-7, bob; freeze override: 42".into());
+        e.approvers = vec!["maria.keller".into(), "bob".into()];
+        let mut spec =
+            ReleaseSpec { app: "payments".into(), environment: "prod".into(), ..Default::default() };
+        spec.promote_from = Some(PromoteFrom { environment: "test".into(), soak: None });
+        let facts =
+            VersionFacts { changes: vec!["FIN-142".into()], published_at: Some(t("2026-12-06T09:00:00Z")) };
+        let r = rollout_record("payments-prod", &spec, (&e, Some("1.3.9")), facts);
+        assert_eq!(r.approvers, vec!["maria.keller", "bob"]);
+        assert_eq!(r.by.as_deref(), Some("promoted from test"));
+        assert_eq!((r.from.as_deref(), r.result), (Some("1.3.9"), Some(Succeeded)));
+        assert_eq!(r.at, t("2026-12-07T12:00:00Z"));
+        assert_eq!(r.changes, vec!["FIN-142"]);
+        e.rollback_of = Some("1.3.11".into());
+        assert_eq!(asked_by(&spec, &e), "rollback from 1.3.11");
+        spec.promote_from = None;
+        spec.track = Some("~1.3".into());
+        e.rollback_of = None;
+        assert_eq!(asked_by(&spec, &e), "tracking ~1.3");
+        // Whatever the inputs, the record fits the Ledger's schema.
+        e.message = Some("x".repeat(5000));
+        e.approvers = vec!["ö".repeat(200); 40];
+        let many =
+            VersionFacts { changes: (0..500).map(|i| format!("FIN-{i}")).collect(), published_at: None };
+        let r = rollout_record("payments-prod", &spec, (&e, None), many);
+        assert_eq!((r.approvers.len(), r.changes.len()), (32, 200));
+        assert!(r.note.as_deref().is_some_and(|n| n.len() <= 2048));
+        assert!(r.approvers.iter().all(|a| a.len() <= 253));
+    }
+}
