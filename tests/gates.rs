@@ -232,4 +232,16 @@ async fn every_rollout_is_recorded_with_its_approver_and_the_record_outlives_its
     assert!(lines[0].starts_with("at,environment,app,kind,version,from,result,approvers"), "{csv}");
     assert!(lines[2].contains(",prod,pay,Rollout,1.1.0,1.0.0,Succeeded,bob,pinned,"), "{csv}");
     assert!(lines[2].contains("FIN-142"), "{csv}");
+
+    // The delivery figures come from the same records: two deploys, two changes, no failure.
+    let out = common::tuskfish_output(&t.ns, &["insights", "--env", "prod", "-o", "json"]).await;
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let f = &rows[0];
+    assert_eq!(
+        (f["app"].as_str(), f["deploys"].as_u64(), f["changes"].as_u64()),
+        (Some("pay"), Some(2), Some(2)),
+        "{out}"
+    );
+    assert_eq!((f["failures"].as_u64(), f["changeFailureRate"].as_f64()), (Some(0), Some(0.0)), "{out}");
+    assert!(f["leadTimeP50"].is_string(), "{out}");
 }

@@ -340,6 +340,19 @@ enum Command {
         #[arg(long, default_value = "90d", value_parser = duration_arg)]
         since: std::time::Duration,
     },
+    /// Delivery figures per app and environment from the audit records: deploy frequency, lead
+    /// time for changes (publish → running here), change failure rate, time to restore.
+    Insights {
+        /// Only this environment.
+        #[arg(long)]
+        env: Option<String>,
+        /// Only this app.
+        #[arg(long)]
+        app: Option<String>,
+        /// The window, back from now: `90d`, `28d`.
+        #[arg(long, default_value = "90d", value_parser = duration_arg)]
+        since: std::time::Duration,
+    },
     /// Rollouts of an app in an environment, newest first.
     History {
         /// The app (as in `AppVersion.spec.app`).
@@ -629,6 +642,9 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
         }
         Command::Audit { env, app, since } => {
             verbs::audit::audit(&s, verbs::audit::Filter { env, app, since }).await?
+        }
+        Command::Insights { env, app, since } => {
+            verbs::insights::insights(&s, env.as_deref(), app.as_deref(), since).await?
         }
         Command::History { app, env } => verbs::history::history(&s, &app, &env).await?,
         Command::Diff { a, b, exit_code, rendered } => {

@@ -9,6 +9,7 @@ pub mod drift;
 pub mod gates;
 pub mod grants;
 pub mod health;
+pub mod insights;
 pub mod intent;
 pub mod peers;
 pub mod record;

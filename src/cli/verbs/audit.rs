@@ -46,13 +46,31 @@ pub async fn audit(s: &Session, filter: Filter) -> CliResult<()> {
     })
 }
 
+/// The start of the window `since` reaches back to from now.
+pub fn start_of(since: Duration) -> Timestamp {
+    Timestamp::now()
+        .checked_sub(jiff::SignedDuration::try_from(since).unwrap_or(jiff::SignedDuration::MAX))
+        .unwrap_or(Timestamp::MIN)
+}
+
 async fn rows(s: &Session, f: &Filter) -> CliResult<Vec<Row>> {
-    let since = Timestamp::now()
-        .checked_sub(jiff::SignedDuration::try_from(f.since).unwrap_or(jiff::SignedDuration::MAX))
-        .unwrap_or(Timestamp::MIN);
-    let first_month = month_of(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(since));
+    let since = start_of(f.since);
+    let mut rows = records(s, f.env.as_deref(), f.app.as_deref(), Some(since)).await?;
+    rows.retain(|r| r.record.at.0 >= since);
+    Ok(rows)
+}
+
+/// The records of the pipeline's Ledgers (of one Environment, one app), from the month of
+/// `since` on (`None`: all), oldest first.
+pub async fn records(
+    s: &Session,
+    env: Option<&str>,
+    app: Option<&str>,
+    since: Option<Timestamp>,
+) -> CliResult<Vec<Row>> {
+    let first_month = since.map(|t| month_of(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)));
     let mut selector = vec![format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)];
-    if let Some(app) = &f.app {
+    if let Some(app) = app {
         selector.push(format!("{}={app}", labels::NAME));
     }
     let api: Api<Ledger> = Api::namespaced(s.client.clone(), &s.ns);
@@ -65,9 +83,9 @@ async fn rows(s: &Session, f: &Filter) -> CliResult<Vec<Row>> {
     let mut rows: Vec<Row> = ledgers
         .items
         .into_iter()
-        .filter(|l| l.spec.month >= first_month)
-        .filter(|l| f.env.as_ref().is_none_or(|e| *e == l.spec.environment))
-        .filter(|l| f.app.as_ref().is_none_or(|a| *a == l.spec.app))
+        .filter(|l| first_month.as_ref().is_none_or(|m| l.spec.month >= *m))
+        .filter(|l| env.is_none_or(|e| e == l.spec.environment))
+        .filter(|l| app.is_none_or(|a| a == l.spec.app))
         .flat_map(|l| {
             let (environment, app) = (l.spec.environment, l.spec.app);
             l.spec.records.into_values().map(move |record| Row {
@@ -76,7 +94,6 @@ async fn rows(s: &Session, f: &Filter) -> CliResult<Vec<Row>> {
                 record,
             })
         })
-        .filter(|r| r.record.at.0 >= since)
         .collect();
     rows.sort_by(|a, b| {
         (&a.record.at.0, &a.environment, &a.app).cmp(&(&b.record.at.0, &b.environment, &b.app))

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod flow;
 pub mod freeze;
 pub mod history;
+pub mod insights;
 pub mod preview;
 pub mod status;
 pub mod verify;
