@@ -58,7 +58,11 @@ async fn grant_agent_rights(t: &TestNs) {
     let text = std::fs::read_to_string(common::examples().join("agent/hub-rbac.yaml")).unwrap();
     assert!(text.contains("namespace: finance"));
     let file = std::env::temp_dir().join(format!("{}-hub-rbac.yaml", t.ns));
-    std::fs::write(&file, text.replace("namespace: finance", &format!("namespace: {}", t.ns))).unwrap();
+    // Cluster-wide names are per test too (tests run side by side).
+    let text = text
+        .replace("namespace: finance", &format!("namespace: {}", t.ns))
+        .replace("name: tuskfish-agent-prod-eu-ledger-writer", &format!("name: {}-ledger-writer", t.ns));
+    std::fs::write(&file, text).unwrap();
     apply_yaml_file(&t.client, &file).await;
 }
 

@@ -188,7 +188,22 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
             "spec.version must be the semantic version being approved",
             obj("Approval", "ap", json!({"release": "r", "version": "1.0.x", "approver": "admin"})),
         ),
+        ("spec.month is YYYY-MM", ledger(json!({"month": "2026-13"}))),
+        (
+            "a record's key is at most 160 characters",
+            ledger(json!({"records": {"k".repeat(161): record("1.0.0")}})),
+        ),
     ]
+}
+
+fn ledger(spec: Value) -> Value {
+    let mut s = json!({"environment": "prod", "app": "pay", "month": "2026-12"});
+    common::merge(&mut s, spec);
+    obj("Ledger", "prod.pay.2026-12", s)
+}
+
+fn record(version: &str) -> Value {
+    json!({"kind": "Rollout", "at": "2026-12-07T10:00:00Z", "release": "r", "version": version})
 }
 
 fn refusal(r: Result<kube::api::DynamicObject, kube::Error>) -> String {
@@ -236,6 +251,24 @@ async fn every_rule_refuses_a_bad_object_with_its_message() {
         (json!({"version": "1.0.0", "environment": "prod"}), "spec.environment cannot be changed"),
     ] {
         let words = refusal(apply_value(&t.client, Some(&t.ns), release(moved)).await);
+        assert!(words.contains(needle), "{words}");
+        covered.insert(words_rule(&words));
+    }
+
+    // A Ledger keeps its records as written, and keeps what it is the Ledger of.
+    let written = json!({"records": {"rollout.1.1.0.0": record("1.0.0")}});
+    apply_value(&t.client, Some(&t.ns), ledger(written.clone())).await.unwrap();
+    let mut moved = written.clone();
+    common::merge(&mut moved, json!({"app": "ledger"}));
+    for (edited, needle) in [
+        (
+            json!({"records": {"rollout.1.1.0.0": record("9.9.9")}}),
+            "an audit record cannot be changed once written",
+        ),
+        (json!({}), "an audit record cannot be removed from its Ledger"),
+        (moved, "a Ledger's environment, app and month cannot be changed"),
+    ] {
+        let words = refusal(apply_value(&t.client, Some(&t.ns), ledger(edited)).await);
         assert!(words.contains(needle), "{words}");
         covered.insert(words_rule(&words));
     }

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-//! Gates against a real API server: approval, freeze windows (and their override), dependencies.
+//! Gates against a real API server: approval, freeze windows (and their override), dependencies;
+//! and the audit trail of what went through them.
 
 mod common;
 
@@ -215,12 +216,43 @@ async fn every_rollout_is_recorded_with_its_approver_and_the_record_outlives_its
     // The API server keeps records as written: no change, no removal, not even by an admin.
     let name = ledger.metadata.name.clone().unwrap();
     let key = ledger.spec.records.keys().next().unwrap().clone();
-    for patch in [
+    let edits = [
         json!({"spec": {"records": {&key: {"version": "9.9.9"}}}}),
         json!({"spec": {"records": {&key: null}}}),
-    ] {
-        let refused = ledgers.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap_err();
-        assert!(matches!(&refused, kube::Error::Api(s) if s.code == 422), "{refused}");
+        json!({"spec": {"records": null}}),
+    ];
+    for patch in &edits {
+        let refused = ledgers.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await.unwrap_err();
+        assert!(matches!(&refused, kube::Error::Api(s) if s.code == 422), "{patch}: {refused}");
+    }
+    // A tenant, even one RBAC lets do anything with Ledgers in its namespace, writes none: not a
+    // record of its own ahead of the operator, not an owner reference, no deletion.
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "ledgers-all"},
+        "rules": [{"apiGroups": ["tuskfish.dev"], "resources": ["ledgers"], "verbs": ["*"]}]});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "ledgers-all"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ledgers-all"},
+        "subjects": [{"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}]});
+    for obj in [role, binding] {
+        common::apply_value(&t.client, Some(&t.ns), obj).await.unwrap();
+    }
+    common::wait_allowed(&t.client, "mallory", &[], "delete", "ledgers", &t.ns).await;
+    let as_tenant: kube::Api<Ledger> = kube::Api::namespaced(common::client_as("mallory", &[]).await, &t.ns);
+    let forged = json!({"spec": {"records": {"rollout.1.9.9.9": {"kind": "Rollout", "at": "2026-12-07T10:00:00Z", "release": "x"}}}});
+    let owned = json!({"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "1"}]}});
+    let next_month = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Ledger", "metadata": {"name": "prod.pay.2099-01"},
+        "spec": {"environment": "prod", "app": "pay", "month": "2099-01"}});
+    let refusals = [
+        as_tenant.patch(&name, &PatchParams::default(), &Patch::Merge(&forged)).await.map(drop),
+        as_tenant.patch(&name, &PatchParams::default(), &Patch::Merge(&owned)).await.map(drop),
+        as_tenant.delete(&name, &Default::default()).await.map(drop),
+        as_tenant.create(&Default::default(), &serde_json::from_value(next_month).unwrap()).await.map(drop),
+    ];
+    for refused in refusals {
+        let e = refused.unwrap_err();
+        assert!(
+            matches!(&e, kube::Error::Api(s) if s.code == 403 && s.message.contains("written by the tuskfish operator only")),
+            "{e}"
+        );
     }
 
     // The record outlives the Release, and the export lists every change with its approver.
@@ -228,9 +260,16 @@ async fn every_rollout_is_recorded_with_its_approver_and_the_record_outlives_its
     t.wait_gone::<tuskfish::api::Release>(&t.ns, "pay-prod").await;
     let csv = common::tuskfish_output(&t.ns, &["audit", "--env", "prod", "-o", "csv"]).await;
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[0].starts_with("at,environment,app,kind,version,from,result,approvers"), "{csv}");
-    assert!(lines[2].contains(",prod,pay,Rollout,1.1.0,1.0.0,Succeeded,bob,pinned,"), "{csv}");
+    assert_eq!(lines.len(), 4, "a header, two rollouts and the removal: {csv}");
+    assert!(lines[3].contains(r#","prod","pay","Removed","1.1.0","#), "{csv}");
+    assert!(
+        lines[0].starts_with(r#""at","environment","app","kind","version","from","result","approvers""#),
+        "{csv}"
+    );
+    assert!(
+        lines[2].contains(r#","prod","pay","Rollout","1.1.0","1.0.0","Succeeded","bob","pinned","#),
+        "{csv}"
+    );
     assert!(lines[2].contains("FIN-142"), "{csv}");
 
     // The delivery figures come from the same records: two deploys, two changes, no failure.
@@ -244,4 +283,28 @@ async fn every_rollout_is_recorded_with_its_approver_and_the_record_outlives_its
     );
     assert_eq!((f["failures"].as_u64(), f["changeFailureRate"].as_f64()), (Some(0), Some(0.0)), "{out}");
     assert!(f["leadTimeP50"].is_string(), "{out}");
+}
+
+#[tokio::test]
+async fn the_retention_deletes_the_months_past_it_and_only_those() {
+    let t = TestNs::new("retention").await;
+    let ledgers: kube::Api<Ledger> = t.api();
+    for month in ["2025-09", "2025-10", "2025-11"] {
+        let l = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Ledger",
+            "metadata": {"name": format!("prod.pay.{month}"), "labels": {"app.kubernetes.io/managed-by": "tuskfish", "tuskfish.dev/month": month}},
+            "spec": {"environment": "prod", "app": "pay", "month": month}});
+        ledgers.create(&Default::default(), &serde_json::from_value(l).unwrap()).await.unwrap();
+    }
+    // On 7 December 2026, 400 days reach back to 2 November 2025: September and October 2025 had
+    // ended by then; November 2025 had not.
+    let retention = tuskfish::controller::retention::Retention {
+        client: t.client.clone(),
+        scope: Some(t.ns.clone()),
+        share: None,
+        keep: std::time::Duration::from_secs(400 * 86_400),
+    };
+    let deleted = retention.sweep("2026-12-07T10:00:00Z".parse().unwrap()).await.unwrap();
+    let left: Vec<String> =
+        ledgers.list(&Default::default()).await.unwrap().items.into_iter().map(|l| l.spec.month).collect();
+    assert_eq!((deleted, left), (2, vec!["2025-11".to_string()]));
 }

@@ -51,6 +51,8 @@ pub struct LedgerSpec {
 pub enum RecordKind {
     /// A rollout that ended: succeeded, failed or superseded.
     Rollout,
+    /// The Release was deleted, and what it ran removed from its Environment.
+    Removed,
 }
 
 /// One thing that happened, as it happened: never changed afterwards.
@@ -109,6 +111,12 @@ pub const MAX_RECORDS: u32 = 2000;
 pub const MONTH_LABEL: &str = "tuskfish.dev/month";
 
 impl Record {
+    /// The month whose Ledger keeps the record: that of its start (of when it happened, for
+    /// what has no start), so that writing it again later lands it in the same Ledger.
+    pub fn month(&self) -> String {
+        month_of(self.started_at.as_ref().unwrap_or(&self.at))
+    }
+
     /// The record's key in its Ledger: the same event always gets the same key, so writing it
     /// again (a retry after a crash) adds nothing.
     pub fn key(&self) -> String {
@@ -124,10 +132,16 @@ pub fn month_of(t: &Time) -> String {
     t.0.strftime("%Y-%m").to_string()
 }
 
-/// The name of the Ledger of `app` in `environment` for `month`: `<environment>.<app>.<month>`,
-/// or, when that is longer than a name may be, the environment's name cut and a digest of it.
-pub fn ledger_name(environment: &str, app: &str, month: &str) -> String {
+/// Parts of one month's Ledger at most: a full one (records or bytes) spills into the next.
+pub const MAX_PARTS: u32 = 50;
+
+/// The name of part `part` (from 1) of the Ledger of `app` in `environment` for `month`:
+/// `<environment>.<app>.<month>`, then `….2`, `….3` (a last segment of digits alone is never a
+/// month); when that is longer than a name may be, the environment's name is cut and a digest
+/// of it added.
+pub fn ledger_name(environment: &str, app: &str, month: &str, part: u32) -> String {
     const MAX: usize = 253;
+    let month = if part > 1 { format!("{month}.{part}") } else { month.to_string() };
     let plain = format!("{environment}.{app}.{month}");
     if plain.len() <= MAX {
         return plain;
@@ -147,12 +161,13 @@ mod tests {
     #[test]
     fn ledger_names_are_valid_and_distinct_even_for_the_longest_environment_names() {
         let month = "2026-12";
-        assert_eq!(ledger_name("prod", "payments", month), "prod.payments.2026-12");
+        assert_eq!(ledger_name("prod", "payments", month, 1), "prod.payments.2026-12");
+        assert_eq!(ledger_name("prod", "payments", month, 2), "prod.payments.2026-12.2");
         let long_a = format!("{}a", "x.".repeat(126));
         let long_b = format!("{}b", "x.".repeat(126));
-        let (a, b) = (ledger_name(&long_a, "payments", month), ledger_name(&long_b, "payments", month));
+        let (a, b) = (ledger_name(&long_a, "payments", month, 1), ledger_name(&long_b, "payments", month, 1));
         assert_ne!(a, b);
-        for n in [a, b] {
+        for n in [a, b, ledger_name(&long_a, "payments", month, MAX_PARTS)] {
             assert!(n.len() <= 253, "{n}");
             assert!(n.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-')), "{n}");
         }
@@ -177,9 +192,9 @@ mod tests {
             note: None,
         };
         let key = r.key();
-        r.at = at("2026-12-07T10:00:09Z");
-        assert_eq!(r.key(), key);
+        // Ended in another month than it started: its Ledger is still that of its start.
+        r.at = at("2027-01-01T00:00:09Z");
+        assert_eq!((r.key(), r.month()), (key.clone(), "2026-12".to_string()));
         assert_eq!(key, format!("rollout.{}.1.3.10", at("2026-12-07T09:58:00Z").0.as_second()));
-        assert_eq!(month_of(&r.at), "2026-12");
     }
 }

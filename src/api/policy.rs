@@ -16,12 +16,17 @@ use super::{GROUP, VETO_ANNOTATION, VETOED_BY_ANNOTATION};
 pub const APPROVAL_IDENTITY: &str = "tuskfish-approval-identity";
 /// Name of the veto policy and of its binding.
 pub const VETO_IDENTITY: &str = "tuskfish-veto-identity";
+/// Name of the Ledger policy and of its binding.
+pub const LEDGER_WRITERS: &str = "tuskfish-ledger-writers";
+/// The verb (on `ledgers`, granted cluster-wide) that lets a writer past [`ledger_writers_policy`].
+pub const RECORD_VERB: &str = "record";
 
 /// Every policy with its binding, in the order they are installed.
 pub fn identity_policies() -> Vec<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
     vec![
         (approval_identity_policy(), binding(APPROVAL_IDENTITY)),
         (veto_identity_policy(), binding(VETO_IDENTITY)),
+        (ledger_writers_policy(), binding(LEDGER_WRITERS)),
     ]
 }
 
@@ -145,6 +150,43 @@ pub fn veto_identity_policy() -> ValidatingAdmissionPolicy {
                     ..Default::default()
                 },
             ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// What the API server answers to anyone else writing a Ledger.
+const LEDGER_MESSAGE: &str = "audit records are written by the tuskfish operator only: a Ledger is \
+    created, changed or deleted only by a user granted the verb `record` on ledgers cluster-wide (the \
+    operator, an agent); the records themselves never change";
+
+/// Refuses any write of a Ledger (create, update, delete) by a user not granted the verb `record`
+/// on `ledgers` in every namespace: the operator's ClusterRole grants it, a tenant's Role in its
+/// own namespace cannot. Without this, a tenant who may edit Ledgers could write a record before
+/// the operator does (the operator takes an existing record as its own), empty or delete a
+/// Ledger, or hand it to the garbage collector with an owner reference. Write rights themselves
+/// stay RBAC's, per namespace: the verb only says "a trusted writer". A namespace being deleted
+/// takes its Ledgers with it.
+pub fn ledger_writers_policy() -> ValidatingAdmissionPolicy {
+    ValidatingAdmissionPolicy {
+        metadata: ObjectMeta { name: Some(LEDGER_WRITERS.into()), ..Default::default() },
+        spec: Some(ValidatingAdmissionPolicySpec {
+            failure_policy: Some("Fail".into()),
+            match_constraints: matching(&["CREATE", "UPDATE", "DELETE"], "ledgers"),
+            match_conditions: Some(vec![MatchCondition {
+                name: "not-namespace-deletion".into(),
+                expression: "namespaceObject == null || !has(namespaceObject.metadata.deletionTimestamp)"
+                    .into(),
+            }]),
+            validations: Some(vec![Validation {
+                expression: format!(
+                    "authorizer.group('{GROUP}').resource('ledgers').check('{RECORD_VERB}').allowed()"
+                ),
+                message: Some(LEDGER_MESSAGE.into()),
+                reason: Some("Forbidden".into()),
+                ..Default::default()
+            }]),
             ..Default::default()
         }),
         ..Default::default()

@@ -196,19 +196,22 @@ pub fn schema_rules() -> Vec<SchemaRule> {
                 .into(),
             "a Ledger's environment, app and month cannot be changed",
         ),
+        // On `spec`, not `records`: a rule on `records` does not run when the whole map is
+        // removed (`records: null`).
         rule(
             "Ledger",
-            &["spec", "records"],
-            "oldSelf.all(k, k in self)".into(),
+            &["spec"],
+            "!has(oldSelf.records) || (has(self.records) && oldSelf.records.all(k, k in self.records))".into(),
             "an audit record cannot be removed from its Ledger",
         ),
+        matches("Ledger", &["spec", "month"], "^[0-9]{4}-(0[1-9]|1[0-2])$", "spec.month is YYYY-MM"),
         rule(
             "Ledger",
             &["spec", "records", "{}"],
             "self == oldSelf".into(),
             "an audit record cannot be changed once written",
         ),
-        rule("Ledger", &["spec", "records"], "self.all(k, size(k) <= 128)".into(), "a record's key is at most 128 characters"),
+        rule("Ledger", &["spec", "records"], "self.all(k, size(k) <= 160)".into(), "a record's key is at most 160 characters"),
         // Release
         rule(
             "Release",

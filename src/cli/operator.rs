@@ -47,6 +47,10 @@ pub struct ControllerArgs {
     /// `off`: keep nothing (render anew after every restart).
     #[arg(long, env = "TUSKFISH_RENDER_STORE_NAMESPACE")]
     render_store_namespace: Option<String>,
+    /// How long audit records (Ledgers) are kept: a month's Ledger is deleted once the whole
+    /// month is older than this; `0` keeps them for ever.
+    #[arg(long, default_value = "400d", value_parser = super::duration_arg, env = "TUSKFISH_AUDIT_RETENTION")]
+    audit_retention: Duration,
 }
 
 impl ControllerArgs {
@@ -76,6 +80,7 @@ impl ControllerArgs {
             },
             pod_security: self.pod_security,
             render_store: self.render_store(None),
+            audit_retention: Some(self.audit_retention).filter(|d| !d.is_zero()),
             ..Default::default()
         }
     }

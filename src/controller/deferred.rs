@@ -79,9 +79,15 @@ impl DeferredStatuses {
     /// The inventory held for `rel`, whatever its cached status: a Release deleted within the
     /// window must still prune what its last apply created.
     pub fn inventory(&self, rel: &Release) -> Option<Inventory> {
+        self.status(rel)?.inventory
+    }
+
+    /// The status held for `rel`, whatever its cached status (a Release deleted within the
+    /// window: its last rollout is in this one).
+    pub fn status(&self, rel: &Release) -> Option<ReleaseStatus> {
         let m = self.0.lock().ok()?;
         let e = m.get(&key(rel)).filter(|e| e.uid == rel.metadata.uid)?;
-        e.deferred.status.inventory.clone()
+        Some(e.deferred.status.clone())
     }
 }
 

@@ -7,7 +7,7 @@ use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
 use super::error::{Error, Result};
-use crate::api::{FIELD_MANAGER, Ledger, LedgerSpec, MONTH_LABEL, Record, labels, ledger_name, month_of};
+use crate::api::{FIELD_MANAGER, Ledger, LedgerSpec, MAX_PARTS, MONTH_LABEL, Record, labels, ledger_name};
 
 /// Where records go: one app in one Environment of a pipeline namespace.
 pub struct Subject<'a> {
@@ -16,48 +16,60 @@ pub struct Subject<'a> {
     pub app: &'a str,
 }
 
-/// Writes `records`. A record already written (the same key) stays as it was: the API server
-/// refuses to change it, and the first write is the record.
+/// Writes `records`. A record already written (the same key) stays as it was: only trusted
+/// writers may write Ledgers (the `tuskfish-ledger-writers` policy), so the first write is ours.
+/// A full Ledger (records or bytes) spills into its next part.
 pub async fn write(client: &Client, at: &Subject<'_>, records: Vec<Record>) -> Result<()> {
     let api: Api<Ledger> = Api::namespaced(client.clone(), at.namespace);
     for record in records {
-        let month = month_of(&record.at);
-        let name = ledger_name(at.environment, at.app, &month);
-        let key = record.key();
-        let failed = |source| Error::Record { what: format!("{key} in Ledger {name}"), source };
+        let (month, key) = (record.month(), record.key());
         let patch = serde_json::json!({ "spec": { "records": { &key: &record } } });
-        match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => {}
-            Err(e) if already_written(&e) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 && s.reason == "NotFound" && names_the_object(&s) => {
-                let ledger = new_ledger(at, &name, &month, &key, record);
-                match api
-                    .create(
-                        &PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() },
-                        &ledger,
-                    )
-                    .await
-                {
-                    Ok(_) => {}
-                    // Created meanwhile by another writer of this month: add the record to theirs.
-                    Err(kube::Error::Api(s)) if s.code == 409 => {
-                        let added = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
-                        added
-                            .map(drop)
-                            .or_else(|e| if already_written(&e) { Ok(()) } else { Err(failed(e)) })?;
+        let mut part = 1;
+        loop {
+            let name = ledger_name(at.environment, at.app, &month, part);
+            let failed = |source| Error::Record { what: format!("{key} in Ledger {name}"), source };
+            let added = match add(&api, &name, &patch).await {
+                Err(kube::Error::Api(s)) if s.code == 404 && names_the_object(&s) => {
+                    let ledger = new_ledger(at, &name, &month, &key, record.clone());
+                    let params =
+                        PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                    match api.create(&params, &ledger).await {
+                        // Created meanwhile by another writer of this month: add it to theirs.
+                        Err(kube::Error::Api(s)) if s.code == 409 => add(&api, &name, &patch).await,
+                        other => other.map(drop),
                     }
-                    Err(e) => return Err(failed(e)),
                 }
+                other => other,
+            };
+            match added {
+                Ok(()) => break,
+                Err(e) if full(&e) && part < MAX_PARTS => part += 1,
+                Err(e) => return Err(failed(e)),
             }
-            Err(e) => return Err(failed(e)),
         }
     }
     Ok(())
 }
 
+/// Adds one record's key to Ledger `name` (written before: done, see [`write`]).
+async fn add(api: &Api<Ledger>, name: &str, patch: &serde_json::Value) -> Result<(), kube::Error> {
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Err(e) if already_written(&e) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
 /// The API server refused to change a record that exists: it was written before (a retry).
 fn already_written(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 422 && s.message.contains("cannot be changed once written"))
+}
+
+/// The Ledger holds as many records (`maxProperties`) or bytes (etcd's bound on one object) as
+/// it may.
+fn full(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if (s.code == 422 && s.message.contains("Too many"))
+        || s.code == 413
+        || s.message.contains("too large"))
 }
 
 /// A 404 about the Ledger itself, not about the kind (a missing CRD answers 404 too).

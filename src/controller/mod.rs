@@ -25,6 +25,7 @@ mod queue;
 mod reconciled;
 mod refusal;
 mod release;
+pub mod retention;
 mod served_apis;
 pub mod sharded;
 mod status;
@@ -93,6 +94,8 @@ pub struct Settings {
     /// Run as `tuskfish agent`: the client given to [`run`] is the hub's, this says where to
     /// deploy (`None`: the operator).
     pub agent: Option<agent::AgentSettings>,
+    /// How long audit records are kept (`None`: for ever).
+    pub audit_retention: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -113,9 +116,13 @@ impl Default for Settings {
             instance: None,
             helm_made: None,
             agent: None,
+            audit_retention: Some(DEFAULT_AUDIT_RETENTION),
         }
     }
 }
+
+/// How long audit records are kept unless the admin says otherwise.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(400 * 86_400);
 
 /// How long the operator waits for the PipelinePolicies' first list before it goes on without.
 const POLICIES_WAIT: Duration = Duration::from_secs(30);
@@ -365,8 +372,15 @@ async fn run_controllers(
                 }
                 None => {
                     let notices = notifier::run(ctx.clone(), settings_namespace.clone(), share, stop.clone());
+                    let retention = retention_of(&ctx, &settings);
+                    let sweeping = stop.clone();
                     futures::join!(
                         notices,
+                        async move {
+                            if let Some(r) = retention {
+                                r.run_while(sweeping).await;
+                            }
+                        },
                         releases,
                         drive(
                             "environment",
@@ -427,6 +441,16 @@ async fn run_controllers(
         futures::future::Either::Left((stopped, _)) => stopped,
         futures::future::Either::Right(_) => Stopped::Shutdown,
     }
+}
+
+/// The audit retention this operator runs, if any.
+fn retention_of(ctx: &Context, settings: &Settings) -> Option<retention::Retention> {
+    Some(retention::Retention {
+        client: ctx.client.clone(),
+        scope: settings.watch_namespace.clone(),
+        share: settings.share,
+        keep: settings.audit_retention?,
+    })
 }
 
 /// Stops the work a Context began in the background when dropped.

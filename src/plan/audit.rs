@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{HistoryEntry, Record, RecordKind, ReleaseSpec, RolloutResult};
+use crate::api::{HistoryEntry, Record, RecordKind, ReleaseSpec, ReleaseStatus, RolloutResult};
 
 /// What the operator knows of a version when it records a rollout of it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -42,6 +42,54 @@ pub fn asked_by(spec: &ReleaseSpec, entry: &HistoryEntry) -> String {
         (.., Some(from)) => format!("promoted from {}", from.environment),
         _ => "unknown".into(),
     }
+}
+
+/// The records of a Release deleted at `deleted_at` once what it ran is removed (`now`): the
+/// rollout it was in the middle of, ended, and the removal itself.
+pub fn removal_records(
+    release: &str,
+    spec: &ReleaseSpec,
+    status: &ReleaseStatus,
+    deleted_at: &Time,
+    now: &Time,
+) -> Vec<Record> {
+    let mut records = Vec::new();
+    if let Some(running) = status.history.first().filter(|h| h.result == RolloutResult::Progressing) {
+        let ended = HistoryEntry {
+            finished_at: Some(now.clone()),
+            result: RolloutResult::Superseded,
+            message: Some("the Release was deleted during this rollout".into()),
+            ..running.clone()
+        };
+        let before = status.history.get(1).map(|h| h.version.as_str());
+        records.push(rollout_record(release, spec, (&ended, before), VersionFacts::default()));
+    }
+    records.push(Record {
+        kind: RecordKind::Removed,
+        at: now.clone(),
+        release: release.to_string(),
+        version: status.current_version.clone().or_else(|| status.desired_version.clone()),
+        from: None,
+        started_at: Some(deleted_at.clone()),
+        result: None,
+        rollback_of: None,
+        by: None,
+        approvers: Vec::new(),
+        changes: Vec::new(),
+        published_at: None,
+        note: Some("the Release was deleted; what it ran was removed".into()),
+    });
+    records
+}
+
+/// True when a Ledger of `month` (`YYYY-MM`) is past a retention of `keep` at `now`: the whole
+/// month ended more than `keep` ago. A month that does not read as one is kept (it was not ours).
+pub fn expired(month: &str, now: jiff::Timestamp, keep: std::time::Duration) -> bool {
+    let Ok(first) = jiff::civil::Date::strptime("%Y-%m-%d", format!("{month}-01")) else { return false };
+    let Some(end) = first.checked_add(jiff::Span::new().months(1)).ok() else { return false };
+    let Ok(end) = end.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()) else { return false };
+    let keep = jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
+    now.duration_since(end) > keep
 }
 
 /// The Ledger schema's bounds (see `crate::api::Record`).
@@ -161,6 +209,59 @@ mod tests {
                 .map(|(e, from)| (e.version.as_str(), from))
                 .collect();
             assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_release_deleted_mid_rollout_records_that_rollout_ended_and_its_removal() {
+        let spec = ReleaseSpec { app: "payments".into(), environment: "prod".into(), ..Default::default() };
+        let status = ReleaseStatus {
+            current_version: Some("1.3.9".into()),
+            history: vec![
+                entry("1.3.10", "2026-12-07T10:00:00Z", Progressing),
+                entry("1.3.9", "2026-12-01T10:00:00Z", Succeeded),
+            ],
+            ..Default::default()
+        };
+        let (deleted, now) = (t("2026-12-07T10:05:00Z"), t("2026-12-07T10:06:00Z"));
+        let records = removal_records("payments-prod", &spec, &status, &deleted, &now);
+        let seen: Vec<_> =
+            records.iter().map(|r| (r.kind, r.version.as_deref(), r.from.as_deref(), r.result)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                (RecordKind::Rollout, Some("1.3.10"), Some("1.3.9"), Some(Superseded)),
+                (RecordKind::Removed, Some("1.3.9"), None, None),
+            ]
+        );
+        // Written again after a crash, the same records under the same keys.
+        let again = removal_records("payments-prod", &spec, &status, &deleted, &t("2026-12-07T10:09:00Z"));
+        assert_eq!(
+            records.iter().map(Record::key).collect::<Vec<_>>(),
+            again.iter().map(Record::key).collect::<Vec<_>>()
+        );
+        let settled = ReleaseStatus { history: status.history[1..].to_vec(), ..status.clone() };
+        assert_eq!(removal_records("payments-prod", &spec, &settled, &deleted, &now).len(), 1);
+    }
+
+    #[test]
+    fn a_ledger_is_kept_until_its_whole_month_is_past_the_retention() {
+        let day = std::time::Duration::from_secs(86_400);
+        let now: jiff::Timestamp = "2026-12-07T10:00:00Z".parse().unwrap();
+        let table = [
+            // December 2025 ended 2026-01-01: 340 days and 10 hours before now.
+            ("2025-12", 400, false),
+            ("2025-12", 341, false),
+            ("2025-12", 340, true),
+            ("2025-11", 400, false),
+            ("2024-10", 400, true),
+            ("2026-12", 0, false),
+            ("2026-11", 0, true),
+            ("not-a-month", 0, false),
+            ("2026-13", 0, false),
+        ];
+        for (month, days, want) in table {
+            assert_eq!(expired(month, now, day * days), want, "{month} kept {days} days");
         }
     }
 

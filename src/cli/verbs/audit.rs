@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::ListParams;
 use serde::Serialize;
 
-use crate::api::{Ledger, Record, labels, month_of};
+use crate::api::{Ledger, Record, RecordKind, labels, month_of};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Cell, Output, table};
 use crate::cli::session::Session;
@@ -74,14 +74,24 @@ pub async fn records(
         selector.push(format!("{}={app}", labels::NAME));
     }
     let api: Api<Ledger> = Api::namespaced(s.client.clone(), &s.ns);
-    let ledgers = api.list(&ListParams::default().labels(&selector.join(","))).await.map_err(|e| {
+    let failed = |e| {
         CliError::Failed(format!(
             "listing the Ledgers of {} (is the CRD installed, may you list ledgers?): {e}",
             s.ns
         ))
-    })?;
+    };
+    // In pages: a year of a large pipeline's Ledgers is more than one answer should carry.
+    let mut params = ListParams::default().labels(&selector.join(",")).limit(PAGE);
+    let mut ledgers = Vec::new();
+    loop {
+        let page = api.list(&params).await.map_err(failed)?;
+        ledgers.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
     let mut rows: Vec<Row> = ledgers
-        .items
         .into_iter()
         .filter(|l| first_month.as_ref().is_none_or(|m| l.spec.month >= *m))
         .filter(|l| env.is_none_or(|e| e == l.spec.environment))
@@ -95,11 +105,19 @@ pub async fn records(
             })
         })
         .collect();
-    rows.sort_by(|a, b| {
-        (&a.record.at.0, &a.environment, &a.app).cmp(&(&b.record.at.0, &b.environment, &b.app))
-    });
+    // In the order things happened; times are to the second, so within one second a removal
+    // comes last and rollouts by their start.
+    let order = |r: &Row| {
+        let rec = &r.record;
+        let start = rec.started_at.as_ref().map(|t| t.0);
+        (rec.at.0, rec.kind == RecordKind::Removed, start, r.environment.clone(), r.app.clone())
+    };
+    rows.sort_by_cached_key(order);
     Ok(rows)
 }
+
+/// Ledgers listed per request.
+const PAGE: u32 = 100;
 
 const HEADER: [&str; 12] = [
     "AT",
@@ -116,7 +134,14 @@ const HEADER: [&str; 12] = [
     "NOTE",
 ];
 
+/// The fields of a row, control characters made spaces: a table or a CSV file must not carry
+/// terminal escapes or line breaks from what a tenant wrote.
 fn fields(r: &Row) -> Vec<String> {
+    let clean = |f: String| f.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    raw_fields(r).into_iter().map(clean).collect()
+}
+
+fn raw_fields(r: &Row) -> Vec<String> {
     let rec = &r.record;
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     vec![
@@ -135,8 +160,9 @@ fn fields(r: &Row) -> Vec<String> {
     ]
 }
 
-/// RFC 4180 CSV, every field guarded against formula injection: what a tenant wrote (a note, a
-/// version) must not run as a formula in the auditor's spreadsheet.
+/// RFC 4180 CSV, every field quoted (a spreadsheet set to split on `;` splits nothing) and
+/// guarded against formula injection: what a tenant wrote (a note, a version) must not run as a
+/// formula in the auditor's spreadsheet.
 fn csv(rows: &[Row]) -> String {
     let line =
         |fields: Vec<String>| fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",") + "\r\n";
@@ -150,11 +176,7 @@ fn csv(rows: &[Row]) -> String {
 fn csv_field(f: &str) -> String {
     let guarded =
         if f.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{f}") } else { f.to_string() };
-    if guarded.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
+    format!("\"{}\"", guarded.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -164,13 +186,13 @@ mod tests {
     #[test]
     fn csv_fields_are_quoted_and_never_formulas() {
         let table = [
-            ("1.3.10", "1.3.10"),
+            ("1.3.10", "\"1.3.10\""),
             ("a, b", "\"a, b\""),
+            ("x;=1+1", "\"x;=1+1\""),
             ("say \"hi\"", "\"say \"\"hi\"\"\""),
             ("=HYPERLINK(\"http://x\")", "\"'=HYPERLINK(\"\"http://x\"\")\""),
-            ("-1+1", "'-1+1"),
-            ("@SUM(A1)", "'@SUM(A1)"),
-            ("two\nlines", "\"two\nlines\""),
+            ("-1+1", "\"'-1+1\""),
+            ("@SUM(A1)", "\"'@SUM(A1)\""),
         ];
         for (field, want) in table {
             assert_eq!(csv_field(field), want, "{field}");

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use tracing::info;
@@ -12,7 +13,9 @@ use crate::api::Release;
 use crate::controller::apply::prune;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
+use crate::controller::ledger;
 use crate::controller::queue::Next;
+use crate::plan::audit;
 
 /// Removes everything the Release applied before it goes away.
 pub(super) async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Next> {
@@ -44,8 +47,20 @@ pub(super) async fn cleanup(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Next
     info!(release = %rel.name_any(), objects = deleted.len(), "release deleted; its objects were removed");
     // Verification Jobs run where the Release's objects do (its Environment may be gone already).
     crate::controller::checks::remove_jobs(&cluster, &rel, &inv.namespace).await?;
+    record_removal(&ctx, &rel).await?;
     forget(&ctx, &rel).await;
     Ok(Next::await_change())
+}
+
+/// The audit records of the removal (the finalizer stays until they are written).
+async fn record_removal(ctx: &Context, rel: &Release) -> Result<()> {
+    let Some(deleted_at) = rel.metadata.deletion_timestamp.as_ref() else { return Ok(()) };
+    let status = ctx.deferred.status(rel).or_else(|| rel.status.clone()).unwrap_or_default();
+    let now = Time(jiff::Timestamp::now());
+    let records = audit::removal_records(&rel.name_any(), &rel.spec, &status, deleted_at, &now);
+    let ns = rel.namespace().unwrap_or_default();
+    let subject = ledger::Subject { namespace: &ns, environment: &rel.spec.environment, app: &rel.spec.app };
+    ledger::write(&ctx.client, &subject, records).await
 }
 
 /// Drops what this process keeps of a Release that is gone, and the chart output kept for it.
