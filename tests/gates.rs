@@ -186,7 +186,8 @@ async fn every_rollout_is_recorded_with_its_approver_and_the_record_outlives_its
     let listed = ledgers.list(&Default::default()).await.unwrap().items;
     assert_eq!(listed.len(), 1, "one Ledger: pay in prod, this month");
     let ledger = &listed[0];
-    let mut records: Vec<&Record> = ledger.spec.records.values().collect();
+    let mut records: Vec<&Record> =
+        ledger.spec.records.values().filter(|r| r.kind == tuskfish::api::RecordKind::Rollout).collect();
     records.sort_by_key(|r| r.at.0);
     let seen: Vec<_> = records
         .iter()
@@ -260,17 +261,17 @@ async fn every_rollout_is_recorded_with_its_approver_and_the_record_outlives_its
     t.wait_gone::<tuskfish::api::Release>(&t.ns, "pay-prod").await;
     let csv = common::tuskfish_output(&t.ns, &["audit", "--env", "prod", "-o", "csv"]).await;
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 4, "a header, two rollouts and the removal: {csv}");
-    assert!(lines[3].contains(r#","prod","pay","Removed","1.1.0","#), "{csv}");
+    assert_eq!(lines.len(), 6, "a header, two approvals, two rollouts and the removal: {csv}");
     assert!(
-        lines[0].starts_with(r#""at","environment","app","kind","version","from","result","approvers""#),
+        lines[0].starts_with(r#""at","environment","app","kind","version","from","result","approvers","by""#),
         "{csv}"
     );
-    assert!(
-        lines[2].contains(r#","prod","pay","Rollout","1.1.0","1.0.0","Succeeded","bob","pinned","#),
-        "{csv}"
-    );
-    assert!(lines[2].contains("FIN-142"), "{csv}");
+    let has = |row: &str| lines.iter().any(|l| l.contains(row));
+    assert!(has(r#","prod","pay","Rollout","1.1.0","1.0.0","Succeeded","bob","pinned","#), "{csv}");
+    assert!(has(r#","prod","pay","Approval","1.1.0","","","bob","bob","#), "{csv}");
+    assert!(has(r#","prod","pay","Approval","1.0.0","","","alice","alice","#), "{csv}");
+    assert!(lines.iter().any(|l| l.contains(r#""Rollout","1.1.0""#) && l.contains("FIN-142")), "{csv}");
+    assert!(lines[5].contains(r#","prod","pay","Removed","1.1.0","#), "the removal last: {csv}");
 
     // The delivery figures come from the same records: two deploys, two changes, no failure.
     let out = common::tuskfish_output(&t.ns, &["insights", "--env", "prod", "-o", "json"]).await;

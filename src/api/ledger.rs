@@ -53,6 +53,10 @@ pub enum RecordKind {
     Rollout,
     /// The Release was deleted, and what it ran removed from its Environment.
     Removed,
+    /// A version approved for the Environment (by `by`, a name the API server verified).
+    Approval,
+    /// A version rejected for the Environment.
+    Rejection,
 }
 
 /// One thing that happened, as it happened: never changed afterwards.
@@ -101,6 +105,10 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub note: Option<String>,
+    /// The object it was read from, when that is not the Release (an Approval's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub source: Option<String>,
 }
 
 /// At most this many records in one Ledger (one app in one Environment deploying 60 times a day
@@ -123,8 +131,15 @@ impl Record {
         let started =
             self.started_at.as_ref().map(|t| t.0.as_second()).unwrap_or_else(|| self.at.0.as_second());
         let version = self.version.as_deref().unwrap_or("-");
-        format!("{:?}.{started}.{version}", self.kind).to_lowercase()
+        // Two Approvals of one version in one second are two records.
+        let source = self.source.as_deref().map(|s| format!(".{}", digest(s))).unwrap_or_default();
+        format!("{:?}.{started}.{version}{source}", self.kind).to_lowercase()
     }
+}
+
+/// 16 hex digits of the SHA-256 of `text`: a short name for a long one.
+fn digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// `YYYY-MM` of `t`, UTC.
@@ -146,8 +161,7 @@ pub fn ledger_name(environment: &str, app: &str, month: &str, part: u32) -> Stri
     if plain.len() <= MAX {
         return plain;
     }
-    let digest: String =
-        Sha256::digest(environment.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let digest = digest(environment);
     let room = MAX - app.len() - month.len() - digest.len() - 3;
     let cut: String = environment.chars().take(room).collect();
     let cut = cut.trim_end_matches(['.', '-']);
@@ -190,6 +204,7 @@ mod tests {
             changes: vec![],
             published_at: None,
             note: None,
+            source: None,
         };
         let key = r.key();
         // Ended in another month than it started: its Ledger is still that of its start.

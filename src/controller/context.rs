@@ -54,6 +54,8 @@ pub struct Context {
     pub kept_renders: Option<super::kept_renders::KeptRenders>,
     /// Helm, for AppVersions with a chart; else why there is none (said in their conditions).
     pub helm: Result<Arc<crate::helm::Helm>, String>,
+    /// The Approvals already in the audit records.
+    pub recorded: super::ledger::Recorded,
 }
 
 impl Context {

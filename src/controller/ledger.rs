@@ -1,13 +1,30 @@
 //! Writing audit records into Ledgers (see [`crate::api::Ledger`]): one merge patch per record
 //! (adding its key; nothing read first), the Ledger created by the first record of its month.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
 use super::error::{Error, Result};
 use crate::api::{FIELD_MANAGER, Ledger, LedgerSpec, MAX_PARTS, MONTH_LABEL, Record, labels, ledger_name};
+
+/// What this process has recorded of objects it reads on every reconcile (Approvals, by uid),
+/// so that the steady state writes nothing. A restart records them again: the same keys, so the
+/// same records.
+#[derive(Default)]
+pub struct Recorded(Mutex<HashSet<String>>);
+
+impl Recorded {
+    pub fn contains(&self, uid: &str) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).contains(uid)
+    }
+
+    pub fn insert(&self, uids: impl IntoIterator<Item = String>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend(uids);
+    }
+}
 
 /// Where records go: one app in one Environment of a pipeline namespace.
 pub struct Subject<'a> {

@@ -524,6 +524,7 @@ fn assemble(
         reconciled: settings.reconciled.clone(),
         kept_renders,
         helm: settings.helm_made.clone().unwrap_or_else(|| helm_of(settings)),
+        recorded: Default::default(),
     }
 }
 

@@ -3,7 +3,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{HistoryEntry, Record, RecordKind, ReleaseSpec, ReleaseStatus, RolloutResult};
+use crate::api::{
+    Approval, Decision, HistoryEntry, Record, RecordKind, ReleaseSpec, ReleaseStatus, RolloutResult,
+};
 
 /// What the operator knows of a version when it records a rollout of it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44,6 +46,33 @@ pub fn asked_by(spec: &ReleaseSpec, entry: &HistoryEntry) -> String {
     }
 }
 
+/// The record of an Approval (or a rejection) of a version for `release`; none for one the API
+/// server has not stamped with a creation time.
+pub fn approval_record(release: &str, approval: &Approval) -> Option<Record> {
+    let at = approval.metadata.creation_timestamp.clone()?;
+    let kind = match approval.spec.decision() {
+        Decision::Approve => RecordKind::Approval,
+        Decision::Reject => RecordKind::Rejection,
+    };
+    let by = approval.spec.approver.as_deref().map(|a| cut(a, MAX_NAME));
+    Some(Record {
+        kind,
+        at,
+        release: release.to_string(),
+        version: Some(cut(approval.spec.version.trim(), MAX_VERSION)),
+        from: None,
+        started_at: None,
+        result: None,
+        rollback_of: None,
+        approvers: by.iter().cloned().collect(),
+        by,
+        changes: Vec::new(),
+        published_at: None,
+        note: approval.spec.reason.as_deref().map(|r| cut(r, MAX_NOTE)),
+        source: approval.metadata.name.clone(),
+    })
+}
+
 /// The records of a Release deleted at `deleted_at` once what it ran is removed (`now`): the
 /// rollout it was in the middle of, ended, and the removal itself.
 pub fn removal_records(
@@ -78,6 +107,7 @@ pub fn removal_records(
         changes: Vec::new(),
         published_at: None,
         note: Some("the Release was deleted; what it ran was removed".into()),
+        source: None,
     });
     records
 }
@@ -96,6 +126,7 @@ pub fn expired(month: &str, now: jiff::Timestamp, keep: std::time::Duration) -> 
 const MAX_NOTE: usize = 2048;
 const MAX_APPROVERS: usize = 32;
 const MAX_NAME: usize = 253;
+const MAX_VERSION: usize = 128;
 const MAX_CHANGES: usize = 200;
 
 /// `text` cut to at most `max` bytes, on a character boundary.
@@ -135,6 +166,7 @@ pub fn rollout_record(
         changes,
         published_at: facts.published_at,
         note,
+        source: None,
     }
 }
 
@@ -242,6 +274,45 @@ mod tests {
         );
         let settled = ReleaseStatus { history: status.history[1..].to_vec(), ..status.clone() };
         assert_eq!(removal_records("payments-prod", &spec, &settled, &deleted, &now).len(), 1);
+    }
+
+    #[test]
+    fn approvals_and_rejections_are_records_of_their_own_even_in_the_same_second() {
+        let approval = |name: &str, who: &str, decision: Decision| -> Approval {
+            let mut a = Approval::new(
+                name,
+                crate::api::ApprovalSpec {
+                    release: "payments-prod".into(),
+                    version: "1.3.10".into(),
+                    approver: Some(who.into()),
+                    decision: Some(decision),
+                    reason: Some("CAB-42".into()),
+                    ..Default::default()
+                },
+            );
+            a.metadata.creation_timestamp = Some(t("2026-12-07T09:00:00Z"));
+            a
+        };
+        let yes = audit_of(&approval("a1", "maria", Decision::Approve));
+        let no = audit_of(&approval("a2", "bob", Decision::Reject));
+        assert_eq!(
+            (yes.kind, yes.by.as_deref(), yes.note.as_deref()),
+            (RecordKind::Approval, Some("maria"), Some("CAB-42"))
+        );
+        assert_eq!((no.kind, no.by.as_deref()), (RecordKind::Rejection, Some("bob")));
+        let again = audit_of(&approval("a1", "maria", Decision::Reject));
+        assert_ne!(yes.key(), again.key(), "an approval and a rejection");
+        assert_ne!(
+            audit_of(&approval("a1", "m", Decision::Approve)).key(),
+            audit_of(&approval("a3", "m", Decision::Approve)).key()
+        );
+        let mut unstamped = approval("a4", "maria", Decision::Approve);
+        unstamped.metadata.creation_timestamp = None;
+        assert!(approval_record("payments-prod", &unstamped).is_none());
+    }
+
+    fn audit_of(a: &Approval) -> Record {
+        approval_record("payments-prod", a).unwrap()
     }
 
     #[test]

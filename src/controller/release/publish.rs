@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::gather::Basis;
 use crate::api::{
-    ConditionType, NoticeKind, Phase, Reason, Release, ReleaseStatus, RolloutResult, find_condition,
+    ConditionType, NoticeKind, Phase, Reason, Record, Release, ReleaseStatus, RolloutResult, find_condition,
 };
 use crate::controller::caches::cached;
 use crate::controller::context::Context;
@@ -40,6 +40,7 @@ pub(super) async fn publish(
     // Records first: a status that says a rollout ended is never written before its record (a
     // crash in between records it again, under the same key).
     record_ended(ctx, rel, prev, &status).await?;
+    record_approvals(ctx, rel).await?;
     // The end of the window of the status held back that this reconcile decided on (see
     // [`deferred`]).
     let held_until = basis.held_until;
@@ -103,6 +104,31 @@ async fn record_ended(
         ended.into_iter().map(|e| audit::rollout_record(&name, &rel.spec, e, facts(&e.0.version))).collect();
     let subject = ledger::Subject { namespace: &ns, environment: &rel.spec.environment, app };
     ledger::write(&ctx.client, &subject, records).await
+}
+
+/// Writes the audit record of each Approval (or rejection) of this Release in its Environment
+/// that this process has not recorded yet.
+async fn record_approvals(ctx: &Context, rel: &Release) -> Result<()> {
+    let (ns, name) = (rel.namespace().unwrap_or_default(), rel.name_any());
+    let (app, env) = (&rel.spec.app, &rel.spec.environment);
+    let approvals = cached(&ctx.stores.approvals, &ns, ctx.index.approvals_for(&ns, &name));
+    let fresh: Vec<(String, Record)> = approvals
+        .iter()
+        .filter(|a| a.spec.app.as_ref().is_none_or(|x| x == app))
+        .filter(|a| a.spec.environment.as_ref().is_none_or(|e| e == env))
+        .filter_map(|a| {
+            let uid = a.metadata.uid.clone()?;
+            (!ctx.recorded.contains(&uid)).then(|| Some((uid, audit::approval_record(&name, a)?)))?
+        })
+        .collect();
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let (uids, records): (Vec<String>, Vec<Record>) = fresh.into_iter().unzip();
+    let subject = ledger::Subject { namespace: &ns, environment: env, app };
+    ledger::write(&ctx.client, &subject, records).await?;
+    ctx.recorded.insert(uids);
+    Ok(())
 }
 
 /// What this reconcile decided, told once, whether its status is written now or held back: a

@@ -35,6 +35,7 @@ fn record(r: R) -> Record {
         changes: r.changes.iter().map(|c| c.to_string()).collect(),
         published_at: r.published.map(|p| Time(ts(p))),
         note: None,
+        source: None,
     }
 }
 
