@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::api::{Record, RecordKind, RolloutResult};
+use crate::api::{HistoryEntry, Record, RecordKind, ReleaseStatus, RolloutResult};
 
 /// The figures of one app in one Environment over a window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -116,6 +116,30 @@ pub fn figures(
         restores: restores.len(),
         time_to_restore_p50: percentile(&mut restores.clone(), 50),
     }
+}
+
+/// The change ids that run in an Environment after a rollout and did not before it (`prev` and
+/// `next`: a Release's statuses around it).
+pub fn arrived<'a>(prev: &ReleaseStatus, next: &'a ReleaseStatus) -> Vec<&'a str> {
+    next.changes.iter().filter(|c| !prev.changes.contains(c)).map(String::as_str).collect()
+}
+
+/// How long service took to come back, when the newest rollout of `history` (newest first) ended
+/// a failure: the one before it failed (from its end), or it rolled back from it (from its start).
+pub fn restored(history: &[HistoryEntry]) -> Option<SignedDuration> {
+    let [now, before, ..] = history else { return None };
+    let ended = now.finished_at.as_ref()?.0;
+    if now.result != RolloutResult::Succeeded {
+        return None;
+    }
+    let failed_at = if before.result == RolloutResult::Failed {
+        before.finished_at.as_ref()?.0
+    } else if now.rollback_of.as_deref() == Some(before.version.as_str()) {
+        now.started_at.0
+    } else {
+        return None;
+    };
+    Some(ended.duration_since(failed_at))
 }
 
 /// The `p`th percentile by nearest rank (`None` for no values).

@@ -22,7 +22,7 @@ use crate::controller::status::patch_status_if_changed;
 use crate::plan::gates::approvals::APPROVED_BY;
 use crate::plan::record::{Written, earliest};
 use crate::plan::status::rollout_ended;
-use crate::plan::{audit, coalesce};
+use crate::plan::{audit, coalesce, insights};
 use crate::telemetry::EnvironmentLabel;
 
 /// Progress detail is written at most this often (see [`crate::plan::coalesce`]).
@@ -131,6 +131,35 @@ async fn record_approvals(ctx: &Context, rel: &Release) -> Result<()> {
     Ok(())
 }
 
+/// The delivery figures a successful rollout moves: the lead time of each change it brought,
+/// and the time to restore when it ended a failure.
+fn observe_delivery(ctx: &Context, rel: &Release, prev: &ReleaseStatus, next: &ReleaseStatus) {
+    let label = EnvironmentLabel { environment: rel.spec.environment.clone() };
+    if let Some(took) = insights::restored(&next.history) {
+        ctx.metrics.time_to_restore.get_or_create(&label).observe(took.as_secs_f64());
+    }
+    let brought = insights::arrived(prev, next);
+    if brought.is_empty() {
+        return;
+    }
+    let ns = rel.namespace().unwrap_or_default();
+    let versions = cached(&ctx.stores.app_versions, &ns, ctx.index.app_versions_of(&ns, &rel.spec.app));
+    let now = jiff::Timestamp::now();
+    for change in brought {
+        let first = versions
+            .iter()
+            .filter(|av| av.spec.changes.iter().any(|c| c.id == change))
+            .filter_map(|av| av.status.as_ref()?.published_at.as_ref().map(|t| t.0))
+            .min();
+        if let Some(first) = first {
+            ctx.metrics
+                .lead_time
+                .get_or_create(&label)
+                .observe(now.duration_since(first).as_secs_f64().max(0.0));
+        }
+    }
+}
+
 /// What this reconcile decided, told once, whether its status is written now or held back: a
 /// rollback, a rollout started.
 fn tell_decision(
@@ -220,6 +249,7 @@ fn record_transition(ctx: &Context, rel: &Release, prev: &ReleaseStatus, next: &
             .unwrap_or_default();
         if ended.result == RolloutResult::Succeeded {
             ctx.metrics.rollout(env, "succeeded");
+            observe_delivery(ctx, rel, prev, next);
             let note = format!("rolled out {} to environment {env}{took}", ended.version);
             info!(release = %rel.name_any(), %note, "rollout complete");
             event(ctx, &reference, EventType::Normal, Reason::RolloutComplete, note);

@@ -197,3 +197,42 @@ fn a_failure_not_yet_restored_counts_as_a_failure_with_no_restore_time() {
         (1, Some(1.0), 0, None)
     );
 }
+
+#[test]
+fn a_restore_is_timed_from_the_failure_it_ends() {
+    let entry = |version: &str, started: &str, ended: &str, result, rollback_of: Option<&str>| {
+        crate::api::HistoryEntry {
+            version: version.into(),
+            started_at: Time(ts(started)),
+            finished_at: Some(Time(ts(ended))),
+            result,
+            message: None,
+            rollback_of: rollback_of.map(String::from),
+            approvers: vec![],
+        }
+    };
+    let failed = entry("1.3.10", "2026-12-07T10:00:00Z", "2026-12-07T10:10:00Z", Failed, None);
+    let back = entry("1.3.9", "2026-12-07T10:10:00Z", "2026-12-07T10:13:00Z", Succeeded, Some("1.3.10"));
+    let good = entry("1.3.9", "2026-12-01T10:00:00Z", "2026-12-01T10:05:00Z", Succeeded, None);
+    let vetoed_back =
+        entry("1.3.9", "2026-12-08T09:00:00Z", "2026-12-08T09:02:00Z", Succeeded, Some("1.3.11"));
+    let vetoed = entry("1.3.11", "2026-12-07T12:00:00Z", "2026-12-07T12:05:00Z", Succeeded, None);
+    let table = [
+        (
+            "after a failed rollout: from its end",
+            vec![back.clone(), failed.clone()],
+            Some(SignedDuration::from_mins(3)),
+        ),
+        (
+            "after a veto: from the rollback's start",
+            vec![vetoed_back, vetoed.clone()],
+            Some(SignedDuration::from_mins(2)),
+        ),
+        ("a plain upgrade restores nothing", vec![vetoed, good.clone()], None),
+        ("a failure is no restore", vec![failed, good.clone()], None),
+        ("one rollout", vec![good], None),
+    ];
+    for (name, history, want) in table {
+        assert_eq!(restored(&history), want, "{name}");
+    }
+}
