@@ -309,3 +309,22 @@ async fn the_retention_deletes_the_months_past_it_and_only_those() {
         ledgers.list(&Default::default()).await.unwrap().items.into_iter().map(|l| l.spec.month).collect();
     assert_eq!((deleted, left), (2, vec!["2025-11".to_string()]));
 }
+
+#[tokio::test]
+async fn a_pipeline_namespace_deleted_with_its_releases_goes_and_takes_its_records() {
+    let t = TestNs::new("audit-gone").await;
+    t.environment("dev", json!({"tier": "dev"})).await;
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+    // The cleanup records the removal; in a namespace being deleted nothing new can be created,
+    // and the Release (so the namespace) must not wait for a record that can never be written.
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(t.client.clone());
+    namespaces.delete(&t.ns, &Default::default()).await.unwrap();
+    common::within("the pipeline namespace deleted", async {
+        while namespaces.get_opt(&t.ns).await.unwrap().is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+}

@@ -266,6 +266,26 @@ async fn scenario(t: &TestNs, b: &Browser, web_port: u16, releases: &Api<Release
     assert!(row.contains("FIN-142") && row.contains("not forward-ported"), "{row}");
     screenshot(b, "diff.png").await;
 
+    // The audit page: prod's records with the approver the API server verified, and the weekly
+    // chart of deploys and lead time drawn inline.
+    b.goto(&format!("{base}/ns/finance/audit?env=prod")).await.unwrap();
+    assert_eq!(text_of(b, "h1").await, "Audit · finance");
+    let records = text_of(b, "table.records").await;
+    assert!(
+        records.contains("1.3.10") && records.contains("maria.keller") && records.contains("Approval"),
+        "{records}"
+    );
+    let figures = text_of(b, "table.figures").await;
+    assert!(figures.contains("prod") && figures.contains("payments"), "{figures}");
+    let bars =
+        b.execute("return document.querySelectorAll('figure.chart svg rect').length;", vec![]).await.unwrap();
+    assert!(bars.as_u64().is_some_and(|n| n >= 12), "a bar per week over 90 days: {bars}");
+    screenshot(b, "audit.png").await;
+    assert_eq!(
+        status_line(web_port, "GET", "/ns/finance/audit?days=nonsense").await,
+        "HTTP/1.1 404 Not Found"
+    );
+
     // Pages themselves never write: their forms are GETs, and other methods are refused.
     let forms = b.execute("return Array.from(document.forms).map(f => f.method);", vec![]).await.unwrap();
     assert_eq!(forms, json!(["get"]));

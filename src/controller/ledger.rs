@@ -6,6 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use tracing::warn;
 
 use super::error::{Error, Result};
 use crate::api::{FIELD_MANAGER, Ledger, LedgerSpec, MAX_PARTS, MONTH_LABEL, Record, labels, ledger_name};
@@ -53,6 +54,13 @@ pub async fn write(client: &Client, at: &Subject<'_>, records: Vec<Record>) -> R
                     match api.create(&params, &ledger).await {
                         // Created meanwhile by another writer of this month: add it to theirs.
                         Err(kube::Error::Api(s)) if s.code == 409 => add(&api, &name, &patch).await,
+                        // The whole pipeline namespace is being deleted, its Ledgers with it:
+                        // nothing can be recorded there any more, and waiting would keep its
+                        // Releases (and so the namespace) from ever going.
+                        Err(kube::Error::Api(s)) if terminating(&s) => {
+                            warn!(namespace = at.namespace, record = %key, "not recorded: the pipeline namespace is being deleted");
+                            return Ok(());
+                        }
                         other => other.map(drop),
                     }
                 }
@@ -87,6 +95,13 @@ fn full(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if (s.code == 422 && s.message.contains("Too many"))
         || s.code == 413
         || s.message.contains("too large"))
+}
+
+/// The API server refuses new objects in a namespace being deleted.
+fn terminating(s: &kube::core::Status) -> bool {
+    let cause =
+        s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"));
+    s.code == 403 && (cause || s.message.contains("because it is being terminated"))
 }
 
 /// A 404 about the Ledger itself, not about the kind (a missing CRD answers 404 too).

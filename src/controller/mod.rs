@@ -239,6 +239,11 @@ impl Operator {
         Self { client, settings, requests, watches, receivers: (release_rx, env_rx, av_rx), wake }
     }
 
+    /// The operator's client (the web view reads what no cache keeps with it).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     /// The caches the watches keep (the web view reads them: no extra watch, no API calls).
     pub fn stores(&self) -> &Stores {
         &self.watches.stores

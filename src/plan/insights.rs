@@ -118,6 +118,25 @@ pub fn figures(
     }
 }
 
+/// The figures of each week (7 days from `from`) up to `to`, oldest first: the bars and trend
+/// lines of a chart.
+pub fn weekly(
+    records: &[Record],
+    first_published: &BTreeMap<String, Timestamp>,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<(Timestamp, Figures)> {
+    let week = SignedDuration::from_hours(7 * 24);
+    let mut out = Vec::new();
+    let mut start = from;
+    while start < to {
+        let end = start.checked_add(week).unwrap_or(to).min(to);
+        out.push((start, figures(records, first_published, start, end)));
+        start = end;
+    }
+    out
+}
+
 /// The change ids that run in an Environment after a rollout and did not before it (`prev` and
 /// `next`: a Release's statuses around it).
 pub fn arrived<'a>(prev: &ReleaseStatus, next: &'a ReleaseStatus) -> Vec<&'a str> {

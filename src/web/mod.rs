@@ -5,6 +5,7 @@
 //! with that person's credentials; the operator's view has none.
 
 pub mod actions;
+mod audit;
 mod graph;
 pub mod guard;
 mod live;
@@ -41,6 +42,9 @@ pub struct View {
     pub actions: Option<std::sync::Arc<actions::Actions>>,
     /// Host names besides IP addresses and `localhost` that requests may be sent to.
     pub allowed_hosts: std::sync::Arc<[String]>,
+    /// Reads what no cache keeps (the audit page's Ledgers), with the rights of whoever runs the
+    /// view (`None`: the page says it cannot).
+    pub client: Option<kube::Client>,
 }
 
 impl View {
@@ -55,6 +59,7 @@ impl View {
             index: operator.index(),
             actions: None,
             allowed_hosts: std::sync::Arc::new([]),
+            client: Some(operator.client()),
         }
     }
 
@@ -97,6 +102,8 @@ impl View {
             Page::Changes { namespace, filter } => {
                 pages::changes_page(&self.snapshot(namespace), filter, now)
             }
+            // Read when asked (see `page`): never followed live.
+            Page::Audit { .. } => pages::not_found("The audit page does not follow changes: reload it."),
         }
     }
 }
@@ -141,6 +148,17 @@ async fn page(State(view): State<View>, method: Method, uri: Uri) -> Response {
     };
     if !caches_ready(&view).await {
         return unavailable();
+    }
+    if let Page::Audit { namespace, filter } = &page {
+        let r = match &view.client {
+            Some(client) => {
+                let versions = view.snapshot(namespace).app_versions;
+                audit::page(client, &versions, namespace, filter, Timestamp::now()).await
+            }
+            None => pages::not_found("This view cannot read audit records."),
+        };
+        let status = if r.found { StatusCode::OK } else { StatusCode::NOT_FOUND };
+        return (status, pages::document(&page, &r, false)).into_response();
     }
     let r = view.render(&page, Timestamp::now());
     let status = if r.found { StatusCode::OK } else { StatusCode::NOT_FOUND };

@@ -14,6 +14,17 @@ pub enum Page {
     Diff { namespace: String, a: Option<String>, b: Option<String> },
     /// The story board: change ids, where they run and where they are missing.
     Changes { namespace: String, filter: ChangesFilter },
+    /// The audit records and the delivery figures drawn from them.
+    Audit { namespace: String, filter: AuditFilter },
+}
+
+/// The audit page's filters (`?env=&app=&days=`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub env: Option<String>,
+    pub app: Option<String>,
+    /// How far back, in days (default 90).
+    pub days: Option<u32>,
 }
 
 /// The story board's filters (`?id=&app=&type=&env=`).
@@ -50,6 +61,14 @@ impl Page {
             ["ns", ns, "diff"] => {
                 Some(Page::Diff { namespace: ns.to_string(), a: param(query, "a"), b: param(query, "b") })
             }
+            ["ns", ns, "audit"] => {
+                let days = match param(query, "days") {
+                    Some(d) => Some(d.parse().ok().filter(|d| (1..=3660).contains(d))?),
+                    None => None,
+                };
+                let filter = AuditFilter { env: param(query, "env"), app: param(query, "app"), days };
+                Some(Page::Audit { namespace: ns.to_string(), filter })
+            }
             ["ns", ns, "changes"] => {
                 let [id, app, type_, env] = CHANGES_KEYS.map(|k| param(query, k));
                 Some(Page::Changes {
@@ -83,6 +102,14 @@ impl Page {
                     .collect();
                 with_query(format!("/ns/{namespace}/changes"), &query)
             }
+            Page::Audit { namespace, filter } => {
+                let days = filter.days.map(|d| d.to_string());
+                let query: Vec<String> = [("env", &filter.env), ("app", &filter.app), ("days", &days)]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                    .collect();
+                with_query(format!("/ns/{namespace}/audit"), &query)
+            }
         }
     }
 
@@ -99,7 +126,8 @@ impl Page {
             Page::Pipeline { namespace }
             | Page::Release { namespace, .. }
             | Page::Diff { namespace, .. }
-            | Page::Changes { namespace, .. } => Some(namespace),
+            | Page::Changes { namespace, .. }
+            | Page::Audit { namespace, .. } => Some(namespace),
         }
     }
 }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use maud::{DOCTYPE, Markup, html};
 
-use super::page::{ChangesFilter, Page};
+use super::page::{AuditFilter, ChangesFilter, Page};
 use crate::api::{AppVersion, Change, ConditionType, Phase, Release, find_condition};
 use crate::matrix::graph::graph;
 use crate::matrix::stories::{Filter as StoryFilter, board};
@@ -62,6 +62,7 @@ pub fn document(page: &Page, r: &Rendered, live: bool) -> Markup {
                             a href=(Page::Pipeline { namespace: ns.to_string() }.href()) { "Pipeline" }
                             a href=(Page::Diff { namespace: ns.to_string(), a: None, b: None }.href()) { "Diff" }
                             a href=(Page::Changes { namespace: ns.to_string(), filter: ChangesFilter::default() }.href()) { "Stories" }
+                            a href=(Page::Audit { namespace: ns.to_string(), filter: AuditFilter::default() }.href()) { "Audit" }
                         }
                     }
                     span #live-status role="status" aria-live="polite" { "read-only" }

@@ -44,6 +44,7 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (View, Vec<BoxFuture<'
         index,
         actions: None,
         allowed_hosts: std::sync::Arc::new([]),
+        client: Some(client.clone()),
     };
     (view, vec![Box::pin(e), Box::pin(r), Box::pin(a)])
 }

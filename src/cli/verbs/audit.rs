@@ -3,12 +3,7 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
-use kube::Api;
-use kube::api::ListParams;
-use serde::Serialize;
-
-use crate::api::{Ledger, Record, RecordKind, labels, month_of};
+pub use crate::audit::{Row, start_of};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Cell, Output, table};
 use crate::cli::session::Session;
@@ -18,16 +13,6 @@ pub struct Filter {
     pub env: Option<String>,
     pub app: Option<String>,
     pub since: Duration,
-}
-
-/// One row: a record with where it happened.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Row {
-    pub environment: String,
-    pub app: String,
-    #[serde(flatten)]
-    pub record: Record,
 }
 
 pub async fn audit(s: &Session, filter: Filter) -> CliResult<()> {
@@ -46,78 +31,28 @@ pub async fn audit(s: &Session, filter: Filter) -> CliResult<()> {
     })
 }
 
-/// The start of the window `since` reaches back to from now.
-pub fn start_of(since: Duration) -> Timestamp {
-    Timestamp::now()
-        .checked_sub(jiff::SignedDuration::try_from(since).unwrap_or(jiff::SignedDuration::MAX))
-        .unwrap_or(Timestamp::MIN)
-}
-
-async fn rows(s: &Session, f: &Filter) -> CliResult<Vec<Row>> {
-    let since = start_of(f.since);
-    let mut rows = records(s, f.env.as_deref(), f.app.as_deref(), Some(since)).await?;
-    rows.retain(|r| r.record.at.0 >= since);
-    Ok(rows)
-}
-
-/// The records of the pipeline's Ledgers (of one Environment, one app), from the month of
-/// `since` on (`None`: all), oldest first.
-pub async fn records(
+/// The records of the session's pipeline (see [`crate::audit::records`]), or a message naming
+/// the fix.
+pub async fn read(
     s: &Session,
     env: Option<&str>,
     app: Option<&str>,
-    since: Option<Timestamp>,
+    since: Option<jiff::Timestamp>,
 ) -> CliResult<Vec<Row>> {
-    let first_month = since.map(|t| month_of(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)));
-    let mut selector = vec![format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)];
-    if let Some(app) = app {
-        selector.push(format!("{}={app}", labels::NAME));
-    }
-    let api: Api<Ledger> = Api::namespaced(s.client.clone(), &s.ns);
-    let failed = |e| {
+    crate::audit::records(&s.client, &s.ns, env, app, since).await.map_err(|e| {
         CliError::Failed(format!(
             "listing the Ledgers of {} (is the CRD installed, may you list ledgers?): {e}",
             s.ns
         ))
-    };
-    // In pages: a year of a large pipeline's Ledgers is more than one answer should carry.
-    let mut params = ListParams::default().labels(&selector.join(",")).limit(PAGE);
-    let mut ledgers = Vec::new();
-    loop {
-        let page = api.list(&params).await.map_err(failed)?;
-        ledgers.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => break,
-        }
-    }
-    let mut rows: Vec<Row> = ledgers
-        .into_iter()
-        .filter(|l| first_month.as_ref().is_none_or(|m| l.spec.month >= *m))
-        .filter(|l| env.is_none_or(|e| e == l.spec.environment))
-        .filter(|l| app.is_none_or(|a| a == l.spec.app))
-        .flat_map(|l| {
-            let (environment, app) = (l.spec.environment, l.spec.app);
-            l.spec.records.into_values().map(move |record| Row {
-                environment: environment.clone(),
-                app: app.clone(),
-                record,
-            })
-        })
-        .collect();
-    // In the order things happened; times are to the second, so within one second a removal
-    // comes last and rollouts by their start.
-    let order = |r: &Row| {
-        let rec = &r.record;
-        let start = rec.started_at.as_ref().map(|t| t.0);
-        (rec.at.0, rec.kind == RecordKind::Removed, start, r.environment.clone(), r.app.clone())
-    };
-    rows.sort_by_cached_key(order);
-    Ok(rows)
+    })
 }
 
-/// Ledgers listed per request.
-const PAGE: u32 = 100;
+async fn rows(s: &Session, f: &Filter) -> CliResult<Vec<Row>> {
+    let since = start_of(f.since);
+    let mut rows = read(s, f.env.as_deref(), f.app.as_deref(), Some(since)).await?;
+    rows.retain(|r| r.record.at.0 >= since);
+    Ok(rows)
+}
 
 const HEADER: [&str; 12] = [
     "AT",

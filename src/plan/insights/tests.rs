@@ -236,3 +236,18 @@ fn a_restore_is_timed_from_the_failure_it_ends() {
         assert_eq!(restored(&history), want, "{name}");
     }
 }
+
+#[test]
+fn weeks_add_up_to_the_window() {
+    let first = BTreeMap::new();
+    let (from, to) = (ts("2026-10-19T00:00:00Z"), ts("2026-11-16T00:00:00Z"));
+    let weeks = weekly(&month(), &first, from, to);
+    assert_eq!(weeks.len(), 4);
+    assert_eq!(
+        weeks.iter().map(|(_, f)| f.deploys).sum::<usize>(),
+        figures(&month(), &first, from, to).deploys
+    );
+    // 1.3.9 on 20 October, 1.3.11 on 1 November, 1.3.13 on 5 November; the last week only rolled back.
+    assert_eq!(weeks.iter().map(|(_, f)| f.deploys).collect::<Vec<_>>(), vec![1, 1, 1, 0]);
+    assert_eq!(weeks[1].0, ts("2026-10-26T00:00:00Z"));
+}

@@ -1,0 +1,172 @@
+//! The audit page: the pipeline's audit records with the filters of `tuskfish audit`, and the
+//! delivery figures of `tuskfish insights` drawn week by week (inline SVG: bars for deploys, a line
+//! for the lead time). Not live: Ledgers are read when the page is asked for (no cache keeps them).
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use maud::{Markup, html};
+
+use super::page::{AuditFilter, Page};
+use super::pages::Rendered;
+use crate::audit::{Row, figures_of, records, span};
+use crate::plan::insights::{Figures, weekly};
+
+/// Charts drawn at most (one per app and Environment).
+const CHARTS: usize = 12;
+/// Records listed at most, newest kept.
+const ROWS: usize = 500;
+
+/// The page for `filter` in `namespace`, reading Ledgers with `client`.
+pub async fn page(
+    client: &kube::Client,
+    app_versions: &[crate::api::AppVersion],
+    namespace: &str,
+    filter: &AuditFilter,
+    now: Timestamp,
+) -> Rendered {
+    let days = filter.days.unwrap_or(90);
+    let from = now.checked_sub(SignedDuration::from_hours(24 * i64::from(days))).unwrap_or(Timestamp::MIN);
+    let (env, app) = (filter.env.as_deref(), filter.app.as_deref());
+    let all = match records(client, namespace, env, app, None).await {
+        Ok(all) => all,
+        Err(e) => {
+            return Rendered {
+                title: format!("Audit · {namespace}"),
+                body: html! { h1 { "Audit" } p.error { "The Ledgers of " (namespace) " cannot be listed: " (e.to_string()) } },
+                found: false,
+            };
+        }
+    };
+    let shown: Vec<&Row> = all.iter().filter(|r| r.record.at.0 >= from).collect();
+    let charts = charts(&all, app_versions, from, now);
+    let subjects = figures_of(all.clone(), app_versions, from, now);
+    let body = html! {
+        h1 { "Audit · " (namespace) }
+        (form(namespace, filter, days))
+        h2 { "Delivery over " (days) " days" }
+        @if subjects.is_empty() {
+            p.hint { "No records yet: figures start with the first rollout recorded." }
+        } @else {
+            table.figures {
+                thead { tr { th { "Environment" } th { "App" } th { "Deploys" } th { "Per week" } th { "Lead p50" } th { "Lead p90" } th { "Failure rate" } th { "Restore p50" } } }
+                tbody {
+                    @for s in &subjects {
+                        tr {
+                            td { (s.environment) } td { (s.app) } td { (s.figures.deploys) }
+                            td { (format!("{:.1}", s.figures.deploys_per_week)) }
+                            td { (span(s.figures.lead_time_p50)) } td { (span(s.figures.lead_time_p90)) }
+                            td { (s.figures.change_failure_rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0))) }
+                            td { (span(s.figures.time_to_restore_p50)) }
+                        }
+                    }
+                }
+            }
+            div.charts {
+                @for (env, app, weeks) in charts.iter().take(CHARTS) {
+                    figure.chart {
+                        (chart(weeks))
+                        figcaption { (app) " in " (env) ": deploys per week (bars), lead time p50 (line)" }
+                    }
+                }
+            }
+        }
+        h2 { "Records" }
+        @if shown.is_empty() {
+            p.hint { "No records over that time." }
+        } @else {
+            table.records {
+                thead { tr { th { "At" } th { "Environment" } th { "App" } th { "What" } th { "Version" } th { "From" } th { "Result" } th { "Approvers" } th { "By" } th { "Note" } } }
+                tbody {
+                    @for r in shown.iter().rev().take(ROWS) {
+                        @let rec = &r.record;
+                        tr {
+                            td { (rec.at.0.strftime("%Y-%m-%d %H:%M")) } td { (r.environment) } td { (r.app) }
+                            td { (format!("{:?}", rec.kind)) }
+                            td { (rec.version.as_deref().unwrap_or("")) } td { (rec.from.as_deref().unwrap_or("")) }
+                            td { (rec.result.map(|x| format!("{x:?}")).unwrap_or_default()) }
+                            td { (rec.approvers.join(", ")) } td { (rec.by.as_deref().unwrap_or("")) }
+                            td { (rec.note.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Rendered { title: format!("Audit · {namespace}"), body, found: true }
+}
+
+fn form(namespace: &str, filter: &AuditFilter, days: u32) -> Markup {
+    let action = Page::Audit { namespace: namespace.to_string(), filter: AuditFilter::default() }.href();
+    html! {
+        form.filters method="get" action=(action) {
+            label { "Environment " input name="env" value=(filter.env.as_deref().unwrap_or("")); }
+            label { "App " input name="app" value=(filter.app.as_deref().unwrap_or("")); }
+            label { "Days " input name="days" type="number" min="1" max="3660" value=(days); }
+            button type="submit" { "Show" }
+        }
+    }
+}
+
+/// Each app in each Environment with its weeks.
+type Charts = Vec<(String, String, Vec<(Timestamp, Figures)>)>;
+
+fn charts(rows: &[Row], app_versions: &[crate::api::AppVersion], from: Timestamp, to: Timestamp) -> Charts {
+    let mut first: BTreeMap<String, Timestamp> = BTreeMap::new();
+    for av in app_versions {
+        let Some(at) = av.status.as_ref().and_then(|s| s.published_at.as_ref()).map(|t| t.0) else {
+            continue;
+        };
+        for c in &av.spec.changes {
+            first.entry(c.id.clone()).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+        }
+    }
+    let mut by: BTreeMap<(String, String), Vec<crate::api::Record>> = BTreeMap::new();
+    for r in rows {
+        by.entry((r.environment.clone(), r.app.clone())).or_default().push(r.record.clone());
+    }
+    by.into_iter().map(|((env, app), records)| (env, app, weekly(&records, &first, from, to))).collect()
+}
+
+/// Bars of deploys per week and a line of the week's lead time p50, each scaled to its own
+/// maximum. Drawn with attributes only: the page's policy allows no inline styles.
+fn chart(weeks: &[(Timestamp, Figures)]) -> Markup {
+    const W: f64 = 480.0;
+    const H: f64 = 120.0;
+    let n = weeks.len().max(1) as f64;
+    let slot = W / n;
+    let most = weeks.iter().map(|(_, f)| f.deploys).max().unwrap_or(0).max(1) as f64;
+    let lead_hours = |f: &Figures| f.lead_time_p50.map(|d| d.as_secs_f64() / 3600.0);
+    let longest = weeks.iter().filter_map(|(_, f)| lead_hours(f)).fold(0.0_f64, f64::max).max(1.0);
+    let points: Vec<String> = weeks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, f))| {
+            let y = H - lead_hours(f)? / longest * (H - 10.0);
+            Some(format!("{:.1},{:.1}", slot * (i as f64 + 0.5), y))
+        })
+        .collect();
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" viewBox=(format!("0 0 {W} {}", H + 16.0)) width=(W) height=(H + 16.0) role="img" {
+            title { "Deploys per week and lead time p50" }
+            line x1="0" y1=(H) x2=(W) y2=(H) stroke="#999" stroke-width="1" {}
+            @for (i, (start, f)) in weeks.iter().enumerate() {
+                @let h = f.deploys as f64 / most * (H - 10.0);
+                rect x=(format!("{:.1}", slot * i as f64 + 2.0)) y=(format!("{:.1}", H - h)) width=(format!("{:.1}", (slot - 4.0).max(1.0))) height=(format!("{h:.1}")) fill="#4a7fb5" {
+                    title { (start.strftime("week of %Y-%m-%d")) ": " (f.deploys) " deploys, lead p50 " (span(f.lead_time_p50)) }
+                }
+            }
+            @if points.len() > 1 {
+                polyline points=(points.join(" ")) fill="none" stroke="#d9822b" stroke-width="2" {}
+            }
+            @for p in &points {
+                @let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
+                circle cx=(x) cy=(y) r="3" fill="#d9822b" {}
+            }
+            @if let (Some((first, _)), Some((last, _))) = (weeks.first(), weeks.last()) {
+                text x="0" y=(H + 13.0) font-size="10" fill="#555" { (first.strftime("%Y-%m-%d")) }
+                text x=(W) y=(H + 13.0) font-size="10" fill="#555" text-anchor="end" { (last.strftime("%Y-%m-%d")) }
+            }
+        }
+    }
+}
