@@ -330,8 +330,8 @@ async fn a_stalled_leader_stops_before_a_standby_leads() {
             exit.is_some_and(|e| !e.success()),
             "run {run}: the stalled leader still runs after the standby took over"
         );
-        let stopped = logged_at(&t, "replica-a", run, "stepping down");
-        let led = logged_at(&t, "replica-b", run, "became leader");
+        let stopped = logged_at(&t, "replica-a", run, "stepping down").await;
+        let led = logged_at(&t, "replica-b", run, "became leader").await;
         assert!(stopped < led, "run {run}: replica-a stepped down at {stopped}, replica-b led at {led}");
         t.wait_env_ready(&env).await;
         drop(b);
@@ -342,15 +342,19 @@ fn holder(l: &Lease) -> Option<&str> {
     l.spec.as_ref().and_then(|s| s.holder_identity.as_deref())
 }
 
-/// When `identity`'s log of run `run` first says `what`.
-fn logged_at(t: &TestNs, identity: &str, run: u64, what: &str) -> jiff::Timestamp {
+/// When `identity`'s log of run `run` first says `what`, waiting for it a while: a replica writes
+/// the Lease before it logs that it leads, so the Lease can name it a moment before its log does.
+async fn logged_at(t: &TestNs, identity: &str, run: u64, what: &str) -> jiff::Timestamp {
     let log = std::env::temp_dir().join(format!("tuskfish-{}-{identity}-{run}.log", t.ns));
-    let text = std::fs::read_to_string(&log).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.contains(what))
-        .unwrap_or_else(|| panic!("{what:?} not in {}:\n{text}", log.display()));
-    line.split_whitespace().next().unwrap().parse().unwrap()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if let Some(line) = text.lines().find(|l| l.contains(what)) {
+            return line.split_whitespace().next().unwrap().parse().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "{what:?} not in {}:\n{text}", log.display());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// After a fault run: every Release of `apps` × `envs` converges on its app's newest version (of
