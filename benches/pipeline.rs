@@ -26,6 +26,8 @@ use tuskfish::render::{KindCatalog, render};
 use tuskfish::telemetry::RequestCounter;
 
 // Not benches/flux.rs: cargo would take that for a bench target of its own.
+#[path = "pipeline/audit.rs"]
+mod audit;
 #[path = "pipeline/flux.rs"]
 mod flux;
 #[path = "pipeline/large.rs"]
@@ -897,7 +899,9 @@ async fn main() {
     let mut latency = Reaction::default();
     let mut loaded = Reaction::default();
     let mut sample = None;
+    let mut records = None;
     for apps in &sizes {
+        let ledger_writes0 = audit::ledger_writes(&client).await;
         let then_flux = if flux_bed.is_ok() { ", then Flux" } else { "" };
         eprintln!("bench: N = {} (baseline, then tuskfish{then_flux})", apps * ENVS);
         let (mut row, op, w) = run_size(&client, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
@@ -910,6 +914,7 @@ async fn main() {
                 w.count()
             );
             loaded = reaction_under_load(&client, &w, &op).await;
+            records = Some(audit::measure(&client, &w.ns, ledger_writes0).await);
             sample = Api::<Release>::namespaced((*client).clone(), &w.ns)
                 .get(&w.release(0, 0).name_any())
                 .await
@@ -1056,6 +1061,15 @@ async fn main() {
          high-water mark (`VmHWM`): the operator's from its start through the converge.\n",
         steady_secs = steady.as_secs()
     );
+    if let Some(a) = records {
+        let _ = write!(
+            md,
+            "\nAudit records at N = {} after its converge and the rollouts under load (every Release rolled out twice, the probe apps more often; records of rollouts, approvals and removals, see the book's audit guide):\n\n{}{}\n",
+            sizes.iter().max().unwrap_or(&0) * ENVS,
+            audit::HEADER,
+            a.row(),
+        );
+    }
     if let Some(l) = &large_run {
         md.push_str(&large::section(l));
         md.push_str(
