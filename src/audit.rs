@@ -9,7 +9,7 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 use serde::Serialize;
 
-use crate::api::{AppVersion, Ledger, Record, RecordKind, labels, month_of};
+use crate::api::{AppVersion, EVERY, Ledger, Record, RecordKind, labels, month_of};
 use crate::plan::insights::{Figures, figures};
 
 /// One row: a record with where it happened.
@@ -58,7 +58,8 @@ pub async fn records(
     let mut rows: Vec<Row> = ledgers
         .into_iter()
         .filter(|l| first_month.as_ref().is_none_or(|m| l.spec.month >= *m))
-        .filter(|l| env.is_none_or(|e| e == l.spec.environment))
+        // A veto holds in every Environment: it is listed with each.
+        .filter(|l| env.is_none_or(|e| e == l.spec.environment || l.spec.environment == EVERY))
         .filter(|l| app.is_none_or(|a| a == l.spec.app))
         .flat_map(|l| {
             let (environment, app) = (l.spec.environment, l.spec.app);
@@ -83,14 +84,21 @@ pub async fn records(
 /// Ledgers listed per request.
 const PAGE: u32 = 100;
 
-/// The delivery figures of each app in each Environment of `rows` over `[from, to)`, with when each
-/// change id was first published (from the pipeline's AppVersions).
-pub fn figures_of(
-    rows: Vec<Row>,
-    app_versions: &[AppVersion],
-    from: Timestamp,
-    to: Timestamp,
-) -> Vec<Subject> {
+/// The delivery figures of each app in each Environment of `rows` over `[from, to)`.
+pub fn figures_of(rows: &[Row], app_versions: &[AppVersion], from: Timestamp, to: Timestamp) -> Vec<Subject> {
+    let first = first_published(app_versions);
+    by_subject(rows)
+        .into_iter()
+        .map(|((environment, app), records)| Subject {
+            figures: figures(&records, &first, from, to),
+            environment,
+            app,
+        })
+        .collect()
+}
+
+/// When each change id was first published, from the pipeline's AppVersions.
+pub fn first_published(app_versions: &[AppVersion]) -> BTreeMap<String, Timestamp> {
     let mut first: BTreeMap<String, Timestamp> = BTreeMap::new();
     for av in app_versions {
         let Some(at) = av.status.as_ref().and_then(|st| st.published_at.as_ref()).map(|t| t.0) else {
@@ -100,18 +108,17 @@ pub fn figures_of(
             first.entry(change.id.clone()).and_modify(|t| *t = (*t).min(at)).or_insert(at);
         }
     }
-    let mut by_subject: BTreeMap<(String, String), Vec<Record>> = BTreeMap::new();
-    for r in rows {
-        by_subject.entry((r.environment, r.app)).or_default().push(r.record);
+    first
+}
+
+/// The records of each app in each Environment. Vetoes and freezes are no app's in one
+/// Environment: they have no figures of their own.
+pub fn by_subject(rows: &[Row]) -> BTreeMap<(String, String), Vec<Record>> {
+    let mut by: BTreeMap<(String, String), Vec<Record>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.environment != EVERY && r.app != EVERY) {
+        by.entry((r.environment.clone(), r.app.clone())).or_default().push(r.record.clone());
     }
-    by_subject
-        .into_iter()
-        .map(|((environment, app), records)| Subject {
-            figures: figures(&records, &first, from, to),
-            environment,
-            app,
-        })
-        .collect()
+    by
 }
 
 /// The figures of one app in one Environment.

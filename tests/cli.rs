@@ -354,6 +354,30 @@ async fn a_veto_stops_a_version_in_every_environment_in_its_authors_name() {
     t.wait_release("pay-prod", healthy_at("1.3.11")).await;
     t.wait_release("pay-dev", healthy_at("1.3.11")).await;
     t.wait_release("pay-test", healthy_at("1.3.11")).await;
+
+    // The audit trail keeps both, in every Environment's listing: the veto in vera's name (the
+    // name the API server verified) and its lifting.
+    let kinds = || async {
+        let records = json_of(&ok(&t, &["audit", "--env", "prod", "-o", "json"]).await);
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["environment"] == "*")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    common::within("the veto's lifting recorded", async {
+        while kinds().await.len() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let vetoes = kinds().await;
+    assert_eq!(vetoes[0]["kind"], "Veto", "{vetoes:#?}");
+    assert_eq!((vetoes[0]["by"].as_str(), vetoes[0]["version"].as_str()), (Some("vera"), Some("1.3.11")));
+    assert_eq!(vetoes[0]["note"], "FX rounding (INC-9)");
+    assert_eq!(vetoes[1]["kind"], "VetoLifted", "{vetoes:#?}");
 }
 
 /// Patches the veto annotations of pay 1.3.11 as mallory in `groups` (a dry run: the API server

@@ -8,7 +8,7 @@ mod common;
 use common::{TestNs, healthy_at};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use tuskfish::api::{Ledger, Phase, Record, ReleaseStatus, RolloutResult, find_condition};
+use tuskfish::api::{Ledger, Phase, Record, RecordKind, ReleaseStatus, RolloutResult, find_condition};
 
 fn reason_is(cond: &'static str, reason: &'static str) -> impl Fn(&ReleaseStatus) -> bool {
     move |s| find_condition(&s.conditions, cond).is_some_and(|c| c.reason == reason)
@@ -78,6 +78,32 @@ async fn a_freeze_window_holds_new_versions_until_it_ends_unless_overridden() {
     let r = t.wait_release("svc-long", healthy_at("1.0.0")).await;
     let note = r.status.unwrap().history[0].message.clone().unwrap_or_default();
     assert_eq!(note, "freeze (quarter close) overridden: INC-7 payment outage");
+
+    // The audit trail: each Environment's freeze window, and the rollout that overrode one.
+    let records = all_records(&t).await;
+    let freezes: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|(_, _, r)| r.kind == RecordKind::Freeze)
+        .map(|(env, app, _)| (env.as_str(), app.as_str()))
+        .collect();
+    assert_eq!(freezes, vec![("long", "*"), ("short", "*")]);
+    let overridden =
+        records.iter().find(|(env, _, r)| env == "long" && r.kind == RecordKind::Rollout).unwrap();
+    assert!(overridden.2.note.as_deref().is_some_and(|n| n.contains("overridden: INC-7")), "{overridden:?}");
+}
+
+/// Every record of the test's pipeline: (environment, app, record), by environment.
+async fn all_records(t: &TestNs) -> Vec<(String, String, Record)> {
+    let ledgers = t.api::<Ledger>().list(&Default::default()).await.unwrap().items;
+    let mut all: Vec<_> = ledgers
+        .into_iter()
+        .flat_map(|l| {
+            let (env, app) = (l.spec.environment.clone(), l.spec.app.clone());
+            l.spec.records.into_values().map(move |r| (env.clone(), app.clone(), r))
+        })
+        .collect();
+    all.sort_by(|a, b| (&a.0, &a.1, a.2.at.0).cmp(&(&b.0, &b.1, b.2.at.0)));
+    all
 }
 
 /// A move is a rollout too: an Environment pointed at another namespace (or cluster) during a

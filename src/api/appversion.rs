@@ -210,6 +210,10 @@ pub struct AppVersionStatus {
     /// `Ready`: True (reason `Published`) when the version can be deployed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The veto already in the audit records (who, when, why), so that it is recorded once, and
+    /// its lifting too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_veto: Option<String>,
 }
 
 fn manifests_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -57,6 +57,16 @@ pub enum RecordKind {
     Approval,
     /// A version rejected for the Environment.
     Rejection,
+    /// A version vetoed in every Environment (by `by`, a name the API server verified).
+    Veto,
+    /// A veto lifted.
+    VetoLifted,
+    /// A freeze window added to the Environment (`note`: its reason and when it holds).
+    Freeze,
+    /// The whole pipeline stopped (`tuskfish freeze --all`): a freeze window in this Environment.
+    LineStop,
+    /// A freeze window (or a line stop) removed.
+    Unfreeze,
 }
 
 /// One thing that happened, as it happened: never changed afterwards.
@@ -150,22 +160,32 @@ pub fn month_of(t: &Time) -> String {
 /// Parts of one month's Ledger at most: a full one (records or bytes) spills into the next.
 pub const MAX_PARTS: u32 = 50;
 
+/// What a Ledger's `environment` or `app` is when its records are of every one: a veto holds in
+/// every Environment of the pipeline, a freeze window for every app of its Environment.
+pub const EVERY: &str = "*";
+
 /// The name of part `part` (from 1) of the Ledger of `app` in `environment` for `month`:
-/// `<environment>.<app>.<month>`, then `….2`, `….3` (a last segment of digits alone is never a
-/// month); when that is longer than a name may be, the environment's name is cut and a digest
-/// of it added.
+/// `<environment>.<app>.<month>`; an app's in every Environment (`environment` [`EVERY`]):
+/// `<app>.<month>.app`; an Environment's for every app: `<environment>.<month>.environment`; then
+/// `….2`, `….3`. Names never collide: only the first form ends in its month, and a part's number
+/// is digits alone, which no month and no marker is. When that is longer than a name may be, the
+/// environment's name is cut and a digest of it added.
 pub fn ledger_name(environment: &str, app: &str, month: &str, part: u32) -> String {
     const MAX: usize = 253;
-    let month = if part > 1 { format!("{month}.{part}") } else { month.to_string() };
-    let plain = format!("{environment}.{app}.{month}");
+    let part = if part > 1 { format!(".{part}") } else { String::new() };
+    let name = |env: &str| match (env, app) {
+        (_, EVERY) => format!("{env}.{month}.environment{part}"),
+        (EVERY, _) => format!("{app}.{month}.app{part}"),
+        _ => format!("{env}.{app}.{month}{part}"),
+    };
+    let plain = name(environment);
     if plain.len() <= MAX {
         return plain;
     }
     let digest = digest(environment);
-    let room = MAX - app.len() - month.len() - digest.len() - 3;
+    let room = MAX - (plain.len() - environment.len()) - digest.len() - 1;
     let cut: String = environment.chars().take(room).collect();
-    let cut = cut.trim_end_matches(['.', '-']);
-    format!("{cut}-{digest}.{app}.{month}")
+    name(&format!("{}-{digest}", cut.trim_end_matches(['.', '-'])))
 }
 
 #[cfg(test)]
@@ -177,11 +197,15 @@ mod tests {
         let month = "2026-12";
         assert_eq!(ledger_name("prod", "payments", month, 1), "prod.payments.2026-12");
         assert_eq!(ledger_name("prod", "payments", month, 2), "prod.payments.2026-12.2");
+        assert_eq!(ledger_name(EVERY, "payments", month, 1), "payments.2026-12.app");
+        assert_eq!(ledger_name("prod", EVERY, month, 3), "prod.2026-12.environment.3");
         let long_a = format!("{}a", "x.".repeat(126));
         let long_b = format!("{}b", "x.".repeat(126));
         let (a, b) = (ledger_name(&long_a, "payments", month, 1), ledger_name(&long_b, "payments", month, 1));
         assert_ne!(a, b);
-        for n in [a, b, ledger_name(&long_a, "payments", month, MAX_PARTS)] {
+        let wide = ledger_name(&long_a, EVERY, month, MAX_PARTS);
+        assert!(wide.ends_with(".2026-12.environment.50"), "{wide}");
+        for n in [a, b, ledger_name(&long_a, "payments", month, MAX_PARTS), wide] {
             assert!(n.len() <= 253, "{n}");
             assert!(n.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-')), "{n}");
         }

@@ -13,12 +13,14 @@ use super::charts;
 use super::context::Context;
 use super::error::Result;
 use super::events::emit;
+use super::ledger;
 use super::queue::Next;
 use super::status::patch_status_if_changed;
 use crate::api::{
-    AppVersion, AppVersionStatus, ConditionType, ConditionUpdate, Reason, find_condition, set_condition,
+    AppVersion, AppVersionStatus, ConditionType, ConditionUpdate, EVERY, Reason, Veto, find_condition,
+    set_condition,
 };
-use crate::plan::spec_hash;
+use crate::plan::{audit, spec_hash};
 
 /// Pure: what the AppVersion's Ready condition should say, and whether to publish it now.
 pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, bool) {
@@ -118,6 +120,13 @@ pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Next> {
         find_condition(&prev.conditions, ConditionType::Ready).map(|c| (c.status.clone(), c.reason.clone()));
     let (ok, reason, message) = (update.status, update.reason, update.message.clone());
     set_condition(&mut status.conditions, update, av.metadata.generation, &now);
+    // A veto (or its lifting) is recorded before the status that says it was.
+    let vetoes = audit::veto_records(&av, prev.recorded_veto.as_deref(), &now);
+    if !vetoes.is_empty() {
+        let subject = ledger::Subject { namespace: &ns, environment: EVERY, app: &av.spec.app };
+        ledger::write(&ctx.client, &subject, vetoes).await?;
+    }
+    status.recorded_veto = Veto::of(&av).as_ref().map(audit::veto_mark);
     let api: Api<AppVersion> = Api::namespaced(ctx.client.clone(), &av.namespace().unwrap_or_default());
     patch_status_if_changed(&api, &ctx.own_writes, &av, av.status.as_ref(), &status).await?;
     let reference = av.object_ref(&());

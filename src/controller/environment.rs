@@ -16,13 +16,16 @@ use super::cluster::{Cluster, ClusterError};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::events::emit;
+use super::ledger;
 use super::queue::Next;
 use super::refusal::Refusal;
 use super::status::patch_status_if_changed;
 use crate::api::{
-    ConditionType, ConditionUpdate, ENFORCE_LABEL, Environment, PodSecurity, Reason, labels, set_condition,
+    ConditionType, ConditionUpdate, ENFORCE_LABEL, EVERY, Environment, PodSecurity, Reason, labels,
+    set_condition,
 };
 use crate::plan::agent_link::{AgentLink, agent_link, lease_name};
+use crate::plan::audit;
 use crate::plan::grants::Grants;
 use crate::telemetry::AgentLabel;
 
@@ -337,6 +340,15 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Next>
     let message = update.message.clone();
     set_condition(&mut status.conditions, update, env.metadata.generation, &now);
 
+    // Freeze windows added or removed are recorded before the status that says they were.
+    let freezes =
+        audit::freeze_records(&env.name_any(), &env.spec.freeze_windows, &prev.recorded_freezes, &now);
+    if !freezes.is_empty() {
+        let pipeline = env.namespace().unwrap_or_default();
+        let subject = ledger::Subject { namespace: &pipeline, environment: &env.name_any(), app: EVERY };
+        ledger::write(&ctx.client, &subject, freezes).await?;
+    }
+    status.recorded_freezes = env.spec.freeze_windows.clone();
     let api: Api<Environment> = Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default());
     // Counts move with every Release; a burst of rollouts updates them once per interval, not per step.
     if crate::plan::coalesce::only_counts(&prev, &status)

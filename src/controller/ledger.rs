@@ -97,6 +97,15 @@ fn full(e: &kube::Error) -> bool {
         || s.message.contains("too large"))
 }
 
+/// A valid label value: at most 63 of `[A-Za-z0-9._-]`, beginning and ending alphanumeric.
+fn is_label_value(s: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    s.len() <= 63
+        && edge(s.chars().next())
+        && edge(s.chars().last())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// The API server refuses new objects in a namespace being deleted.
 fn terminating(s: &kube::core::Status) -> bool {
     let cause =
@@ -112,12 +121,14 @@ fn names_the_object(s: &kube::core::Status) -> bool {
 fn new_ledger(at: &Subject<'_>, name: &str, month: &str, key: &str, record: Record) -> Ledger {
     let mut labels = BTreeMap::from([
         (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
-        (labels::NAME.to_string(), at.app.to_string()),
         (MONTH_LABEL.to_string(), month.to_string()),
     ]);
-    // An Environment's name is a label value unless it is longer than one may be.
-    if at.environment.len() <= 63 {
-        labels.insert(labels::ENVIRONMENT.to_string(), at.environment.to_string());
+    // Selectable by app and Environment where their names are label values (not "every", not an
+    // Environment name longer than a label value may be).
+    for (key, value) in [(labels::NAME, at.app), (labels::ENVIRONMENT, at.environment)] {
+        if is_label_value(value) {
+            labels.insert(key.to_string(), value.to_string());
+        }
     }
     let mut ledger = Ledger::new(
         name,

@@ -2,9 +2,11 @@
 //! recorded once it has ended, with its start: one write per rollout.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use sha2::Digest;
 
 use crate::api::{
-    Approval, Decision, HistoryEntry, Record, RecordKind, ReleaseSpec, ReleaseStatus, RolloutResult,
+    AppVersion, Approval, Decision, FreezeWindow, HistoryEntry, Record, RecordKind, ReleaseSpec,
+    ReleaseStatus, RolloutResult, Veto,
 };
 
 /// What the operator knows of a version when it records a rollout of it.
@@ -71,6 +73,96 @@ pub fn approval_record(release: &str, approval: &Approval) -> Option<Record> {
         note: approval.spec.reason.as_deref().map(|r| cut(r, MAX_NOTE)),
         source: approval.metadata.name.clone(),
     })
+}
+
+/// An empty record of `kind` at `at`, from `source`, for filling in.
+fn record(kind: RecordKind, at: Time, source: String) -> Record {
+    Record {
+        kind,
+        at,
+        release: String::new(),
+        version: None,
+        from: None,
+        started_at: None,
+        result: None,
+        rollback_of: None,
+        by: None,
+        approvers: Vec::new(),
+        changes: Vec::new(),
+        published_at: None,
+        note: None,
+        source: Some(cut(&source, MAX_NAME)),
+    }
+}
+
+/// How a veto is kept in an AppVersion's status once recorded: who, when, why.
+pub fn veto_mark(veto: &Veto) -> String {
+    cut(
+        &format!("{}|{}|{}", veto.by.as_deref().unwrap_or(""), veto.at.as_deref().unwrap_or(""), veto.reason),
+        MAX_NOTE,
+    )
+}
+
+/// The records a veto on `av` makes, given the one recorded before (`recorded`, see
+/// [`veto_mark`]): a new veto, or the lifting of the recorded one.
+pub fn veto_records(av: &AppVersion, recorded: Option<&str>, now: &Time) -> Vec<Record> {
+    let veto = Veto::of(av);
+    if veto.as_ref().map(veto_mark).as_deref() == recorded {
+        return Vec::new();
+    }
+    let source = format!("AppVersion/{}", av.metadata.name.as_deref().unwrap_or_default());
+    let version = Some(cut(&av.spec.version, MAX_VERSION));
+    match veto {
+        Some(v) => {
+            // When the CLI says it was vetoed (a retry keeps the key); else when it was seen.
+            let at = v.at.as_deref().and_then(|t| t.parse().ok()).map_or_else(|| now.clone(), Time);
+            let mut r = record(RecordKind::Veto, at, source);
+            r.by = v.by.as_deref().map(|b| cut(b, MAX_NAME));
+            r.note = Some(cut(&v.reason, MAX_NOTE));
+            vec![Record { version, ..r }]
+        }
+        None => {
+            let mut r = record(RecordKind::VetoLifted, now.clone(), source);
+            let was = recorded.and_then(|m| m.splitn(3, '|').nth(2)).unwrap_or_default();
+            r.note = Some(cut(&format!("the veto ({was}) was lifted"), MAX_NOTE));
+            vec![Record { version, ..r }]
+        }
+    }
+}
+
+/// The records a change of an Environment's freeze windows makes: one per window added (a line
+/// stop for `tuskfish freeze --all`'s), one per window removed.
+pub fn freeze_records(
+    environment: &str,
+    now_windows: &[FreezeWindow],
+    recorded: &[FreezeWindow],
+    now: &Time,
+) -> Vec<Record> {
+    let describe = |w: &FreezeWindow| {
+        let when = match (&w.start, &w.end, &w.weekly, &w.recurrence) {
+            (Some(s), Some(e), ..) => format!("from {s} until {e}"),
+            (Some(s), None, ..) => format!("from {s} until removed"),
+            (_, _, Some(wk), _) => format!("weekly {} {}-{}", wk.days.join(","), wk.from, wk.to),
+            (_, _, _, Some(r)) => format!("recurring {}", r.rule),
+            _ => "until removed".to_string(),
+        };
+        cut(&format!("{} ({when})", w.reason.as_deref().unwrap_or("no reason given")), MAX_NOTE)
+    };
+    let id = |w: &FreezeWindow| {
+        let text = serde_json::to_string(w).unwrap_or_default();
+        let digest: String =
+            sha2::Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("Environment/{environment} window {digest}")
+    };
+    let added = now_windows.iter().filter(|w| !recorded.contains(w)).map(|w| {
+        let kind = if w.line_stop { RecordKind::LineStop } else { RecordKind::Freeze };
+        Record { note: Some(describe(w)), ..record(kind, now.clone(), id(w)) }
+    });
+    let removed = recorded
+        .iter()
+        .filter(|w| !now_windows.contains(w))
+        .map(|w| Record { note: Some(describe(w)), ..record(RecordKind::Unfreeze, now.clone(), id(w)) });
+    added.chain(removed).collect()
 }
 
 /// The records of a Release deleted at `deleted_at` once what it ran is removed (`now`): the
@@ -313,6 +405,78 @@ mod tests {
 
     fn audit_of(a: &Approval) -> Record {
         approval_record("payments-prod", a).unwrap()
+    }
+
+    #[test]
+    fn a_veto_is_recorded_once_and_so_is_its_lifting() {
+        use crate::api::{VETO_ANNOTATION, VETOED_AT_ANNOTATION, VETOED_BY_ANNOTATION};
+        let now = t("2026-12-07T12:00:00Z");
+        let mut av = AppVersion::new("payments-1.3.11", Default::default());
+        av.spec.app = "payments".into();
+        av.spec.version = "1.3.11".into();
+        assert!(veto_records(&av, None, &now).is_empty(), "no veto, none recorded: nothing");
+        av.metadata.annotations = Some(
+            [
+                (VETO_ANNOTATION, "FX rounding"),
+                (VETOED_BY_ANNOTATION, "maria.keller"),
+                (VETOED_AT_ANNOTATION, "2026-12-07T11:58:00Z"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        let vetoed = veto_records(&av, None, &now);
+        let seen: Vec<_> =
+            vetoed.iter().map(|r| (r.kind, r.by.as_deref(), r.note.as_deref(), r.at.clone())).collect();
+        assert_eq!(
+            seen,
+            vec![(RecordKind::Veto, Some("maria.keller"), Some("FX rounding"), t("2026-12-07T11:58:00Z"))]
+        );
+        let mark = veto_mark(&Veto::of(&av).unwrap());
+        assert!(veto_records(&av, Some(&mark), &now).is_empty(), "recorded already");
+        av.metadata.annotations = None;
+        let lifted = veto_records(&av, Some(&mark), &now);
+        assert_eq!(lifted.len(), 1);
+        assert_eq!(lifted[0].kind, RecordKind::VetoLifted);
+        assert_eq!(lifted[0].note.as_deref(), Some("the veto (FX rounding) was lifted"));
+    }
+
+    #[test]
+    fn each_freeze_window_added_or_removed_is_one_record() {
+        let now = t("2026-12-07T12:00:00Z");
+        let year_end = FreezeWindow {
+            reason: Some("year end".into()),
+            start: Some("2026-12-20T00:00:00Z".into()),
+            end: Some("2027-01-02T00:00:00Z".into()),
+            ..Default::default()
+        };
+        let stop = FreezeWindow {
+            reason: Some("line stopped: incident 7 (by bob)".into()),
+            line_stop: true,
+            ..Default::default()
+        };
+        let kinds = |records: Vec<Record>| {
+            records.into_iter().map(|r| (r.kind, r.note.unwrap_or_default())).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kinds(freeze_records("prod", &[year_end.clone(), stop.clone()], &[], &now)),
+            vec![
+                (
+                    RecordKind::Freeze,
+                    "year end (from 2026-12-20T00:00:00Z until 2027-01-02T00:00:00Z)".to_string()
+                ),
+                (RecordKind::LineStop, "line stopped: incident 7 (by bob) (until removed)".to_string()),
+            ]
+        );
+        let both = [year_end.clone(), stop.clone()];
+        assert!(freeze_records("prod", &both, &both, &now).is_empty(), "nothing changed");
+        assert_eq!(
+            kinds(freeze_records("prod", std::slice::from_ref(&year_end), &both, &now)),
+            vec![(RecordKind::Unfreeze, "line stopped: incident 7 (by bob) (until removed)".to_string())]
+        );
+        // The same window added again later is a record of its own (another time, another key).
+        let again = freeze_records("prod", std::slice::from_ref(&year_end), &[], &t("2026-12-08T12:00:00Z"));
+        assert_ne!(again[0].key(), freeze_records("prod", &[year_end], &[], &now)[0].key());
     }
 
     #[test]

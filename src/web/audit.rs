@@ -2,14 +2,12 @@
 //! delivery figures of `tuskfish insights` drawn week by week (inline SVG: bars for deploys, a line
 //! for the lead time). Not live: Ledgers are read when the page is asked for (no cache keeps them).
 
-use std::collections::BTreeMap;
-
 use jiff::{SignedDuration, Timestamp};
 use maud::{Markup, html};
 
 use super::page::{AuditFilter, Page};
 use super::pages::Rendered;
-use crate::audit::{Row, figures_of, records, span};
+use crate::audit::{Row, by_subject, figures_of, first_published, records, span};
 use crate::plan::insights::{Figures, weekly};
 
 /// Charts drawn at most (one per app and Environment).
@@ -40,7 +38,7 @@ pub async fn page(
     };
     let shown: Vec<&Row> = all.iter().filter(|r| r.record.at.0 >= from).collect();
     let charts = charts(&all, app_versions, from, now);
-    let subjects = figures_of(all.clone(), app_versions, from, now);
+    let subjects = figures_of(&all, app_versions, from, now);
     let body = html! {
         h1 { "Audit · " (namespace) }
         (form(namespace, filter, days))
@@ -112,20 +110,11 @@ fn form(namespace: &str, filter: &AuditFilter, days: u32) -> Markup {
 type Charts = Vec<(String, String, Vec<(Timestamp, Figures)>)>;
 
 fn charts(rows: &[Row], app_versions: &[crate::api::AppVersion], from: Timestamp, to: Timestamp) -> Charts {
-    let mut first: BTreeMap<String, Timestamp> = BTreeMap::new();
-    for av in app_versions {
-        let Some(at) = av.status.as_ref().and_then(|s| s.published_at.as_ref()).map(|t| t.0) else {
-            continue;
-        };
-        for c in &av.spec.changes {
-            first.entry(c.id.clone()).and_modify(|t| *t = (*t).min(at)).or_insert(at);
-        }
-    }
-    let mut by: BTreeMap<(String, String), Vec<crate::api::Record>> = BTreeMap::new();
-    for r in rows {
-        by.entry((r.environment.clone(), r.app.clone())).or_default().push(r.record.clone());
-    }
-    by.into_iter().map(|((env, app), records)| (env, app, weekly(&records, &first, from, to))).collect()
+    let first = first_published(app_versions);
+    by_subject(rows)
+        .into_iter()
+        .map(|((env, app), records)| (env, app, weekly(&records, &first, from, to)))
+        .collect()
 }
 
 /// Bars of deploys per week and a line of the week's lead time p50, each scaled to its own

@@ -20,7 +20,7 @@ pub async fn insights(s: &Session, env: Option<&str>, app: Option<&str>, since: 
     // Every month: a change that reached an Environment before the window is no lead time in it.
     let all = read(s, env, app, None).await?;
     let versions = app_versions(s).await?;
-    let rows = figures_of(all, &versions, from, to);
+    let rows = figures_of(&all, &versions, from, to);
     output::print(s.output, &rows, || {
         if rows.is_empty() {
             return format!("no records in {} yet: figures start with the first rollout recorded\n", s.ns);
