@@ -115,6 +115,20 @@ pub(crate) fn duration_arg(s: &str) -> Result<Duration, String> {
     crate::duration::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 2s, 90s or 10m"))
 }
 
+/// Which audit records `audit` and `insights` read.
+#[derive(Args, Debug, Clone)]
+pub struct RecordsArgs {
+    /// Only this environment.
+    #[arg(long)]
+    env: Option<String>,
+    /// Only this app.
+    #[arg(long)]
+    app: Option<String>,
+    /// How far back from now: `90d`, `12h`.
+    #[arg(long, default_value = "90d", value_parser = duration_arg)]
+    since: std::time::Duration,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The pipeline: apps × environments, what runs where and what waits.
@@ -330,28 +344,14 @@ enum Command {
     /// The audit trail: every rollout's record (who asked, on whose approval, from which version),
     /// oldest first, from the pipeline's Ledgers; `-o csv` for a spreadsheet.
     Audit {
-        /// Only this environment.
-        #[arg(long)]
-        env: Option<String>,
-        /// Only this app.
-        #[arg(long)]
-        app: Option<String>,
-        /// How far back: `90d`, `12h`.
-        #[arg(long, default_value = "90d", value_parser = duration_arg)]
-        since: std::time::Duration,
+        #[command(flatten)]
+        records: RecordsArgs,
     },
     /// Delivery figures per app and environment from the audit records: deploy frequency, lead
     /// time for changes (publish → running here), change failure rate, time to restore.
     Insights {
-        /// Only this environment.
-        #[arg(long)]
-        env: Option<String>,
-        /// Only this app.
-        #[arg(long)]
-        app: Option<String>,
-        /// The window, back from now: `90d`, `28d`.
-        #[arg(long, default_value = "90d", value_parser = duration_arg)]
-        since: std::time::Duration,
+        #[command(flatten)]
+        records: RecordsArgs,
     },
     /// Rollouts of an app in an environment, newest first.
     History {
@@ -640,10 +640,10 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
             let filter = crate::matrix::stories::Filter { id, app, type_, environment: env };
             verbs::changes::changes(&s, filter).await?
         }
-        Command::Audit { env, app, since } => {
+        Command::Audit { records: RecordsArgs { env, app, since } } => {
             verbs::audit::audit(&s, verbs::audit::Filter { env, app, since }).await?
         }
-        Command::Insights { env, app, since } => {
+        Command::Insights { records: RecordsArgs { env, app, since } } => {
             verbs::insights::insights(&s, env.as_deref(), app.as_deref(), since).await?
         }
         Command::History { app, env } => verbs::history::history(&s, &app, &env).await?,

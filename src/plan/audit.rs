@@ -57,26 +57,19 @@ pub fn approval_record(release: &str, approval: &Approval) -> Option<Record> {
         Decision::Reject => RecordKind::Rejection,
     };
     let by = approval.spec.approver.as_deref().map(|a| cut(a, MAX_NAME));
+    let source = approval.metadata.name.as_ref().map(|n| format!("Approval/{n}"));
     Some(Record {
-        kind,
-        at,
         release: release.to_string(),
         version: Some(cut(approval.spec.version.trim(), MAX_VERSION)),
-        from: None,
-        started_at: None,
-        result: None,
-        rollback_of: None,
         approvers: by.iter().cloned().collect(),
         by,
-        changes: Vec::new(),
-        published_at: None,
         note: approval.spec.reason.as_deref().map(|r| cut(r, MAX_NOTE)),
-        source: approval.metadata.name.clone(),
+        ..record(kind, at, source)
     })
 }
 
 /// An empty record of `kind` at `at`, from `source`, for filling in.
-fn record(kind: RecordKind, at: Time, source: String) -> Record {
+fn record(kind: RecordKind, at: Time, source: Option<String>) -> Record {
     Record {
         kind,
         at,
@@ -91,7 +84,7 @@ fn record(kind: RecordKind, at: Time, source: String) -> Record {
         changes: Vec::new(),
         published_at: None,
         note: None,
-        source: Some(cut(&source, MAX_NAME)),
+        source: source.map(|s| cut(&s, MAX_NAME)),
     }
 }
 
@@ -116,13 +109,13 @@ pub fn veto_records(av: &AppVersion, recorded: Option<&str>, now: &Time) -> Vec<
         Some(v) => {
             // When the CLI says it was vetoed (a retry keeps the key); else when it was seen.
             let at = v.at.as_deref().and_then(|t| t.parse().ok()).map_or_else(|| now.clone(), Time);
-            let mut r = record(RecordKind::Veto, at, source);
+            let mut r = record(RecordKind::Veto, at, Some(source));
             r.by = v.by.as_deref().map(|b| cut(b, MAX_NAME));
             r.note = Some(cut(&v.reason, MAX_NOTE));
             vec![Record { version, ..r }]
         }
         None => {
-            let mut r = record(RecordKind::VetoLifted, now.clone(), source);
+            let mut r = record(RecordKind::VetoLifted, now.clone(), Some(source));
             let was = recorded.and_then(|m| m.splitn(3, '|').nth(2)).unwrap_or_default();
             r.note = Some(cut(&format!("the veto ({was}) was lifted"), MAX_NOTE));
             vec![Record { version, ..r }]
@@ -156,12 +149,12 @@ pub fn freeze_records(
     };
     let added = now_windows.iter().filter(|w| !recorded.contains(w)).map(|w| {
         let kind = if w.line_stop { RecordKind::LineStop } else { RecordKind::Freeze };
-        Record { note: Some(describe(w)), ..record(kind, now.clone(), id(w)) }
+        Record { note: Some(describe(w)), ..record(kind, now.clone(), Some(id(w))) }
     });
-    let removed = recorded
-        .iter()
-        .filter(|w| !now_windows.contains(w))
-        .map(|w| Record { note: Some(describe(w)), ..record(RecordKind::Unfreeze, now.clone(), id(w)) });
+    let removed = recorded.iter().filter(|w| !now_windows.contains(w)).map(|w| Record {
+        note: Some(describe(w)),
+        ..record(RecordKind::Unfreeze, now.clone(), Some(id(w)))
+    });
     added.chain(removed).collect()
 }
 
@@ -186,20 +179,11 @@ pub fn removal_records(
         records.push(rollout_record(release, spec, (&ended, before), VersionFacts::default()));
     }
     records.push(Record {
-        kind: RecordKind::Removed,
-        at: now.clone(),
         release: release.to_string(),
         version: status.current_version.clone().or_else(|| status.desired_version.clone()),
-        from: None,
         started_at: Some(deleted_at.clone()),
-        result: None,
-        rollback_of: None,
-        by: None,
-        approvers: Vec::new(),
-        changes: Vec::new(),
-        published_at: None,
         note: Some("the Release was deleted; what it ran was removed".into()),
-        source: None,
+        ..record(RecordKind::Removed, now.clone(), None)
     });
     records
 }
