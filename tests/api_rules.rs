@@ -190,8 +190,8 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
         ),
         ("spec.month is YYYY-MM", ledger(json!({"month": "2026-13"}))),
         (
-            "a record's key is at most 160 characters",
-            ledger(json!({"records": {"k".repeat(161): record("1.0.0")}})),
+            "a record's key is at most 192 characters",
+            ledger(json!({"records": {"k".repeat(193): record("1.0.0")}})),
         ),
     ]
 }

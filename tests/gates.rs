@@ -354,3 +354,45 @@ async fn a_pipeline_namespace_deleted_with_its_releases_goes_and_takes_its_recor
     })
     .await;
 }
+
+/// The namespace controller takes a pipeline's Ledgers with its namespace: the ledger-writers
+/// policy refuses no deletion in a namespace being deleted, whoever the controller runs as (here:
+/// a user with no `record` verb, deleting while the namespace is Terminating).
+#[tokio::test]
+async fn ledgers_go_with_their_namespace_whoever_deletes_them() {
+    let t = TestNs::new("audit-ns-gone").await;
+    let ledgers: kube::Api<Ledger> = t.api();
+    let held = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Ledger",
+        "metadata": {"name": "prod.pay.2026-12", "finalizers": ["test.tuskfish.dev/hold"]},
+        "spec": {"environment": "prod", "app": "pay", "month": "2026-12"}});
+    ledgers.create(&Default::default(), &serde_json::from_value(held).unwrap()).await.unwrap();
+    // Cluster-wide, as the namespace controller's rights are (a Role would go with the namespace),
+    // and without the verb `record`.
+    let name = format!("{}-janitor", t.ns);
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+        "rules": [{"apiGroups": ["tuskfish.dev"], "resources": ["ledgers"], "verbs": ["delete"]}]});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "User", "name": "janitor", "apiGroup": "rbac.authorization.k8s.io"}]});
+    for obj in [role, binding] {
+        common::apply_value(&t.client, None, obj).await.unwrap();
+    }
+    common::wait_allowed(&t.client, "janitor", &[], "delete", "ledgers", &t.ns).await;
+    let as_janitor: kube::Api<Ledger> = kube::Api::namespaced(common::client_as("janitor", &[]).await, &t.ns);
+    let dry = kube::api::DeleteParams { dry_run: true, ..Default::default() };
+    // While the namespace lives, a deletion by anyone but a trusted writer is refused...
+    let refused = as_janitor.delete("prod.pay.2026-12", &dry).await.map(drop).unwrap_err();
+    assert!(matches!(&refused, kube::Error::Api(s) if s.code == 403), "{refused}");
+    // ... and once it is being deleted, nothing holds its Ledgers back.
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(t.client.clone());
+    namespaces.delete(&t.ns, &Default::default()).await.unwrap();
+    t.wait_for::<Ledger>("prod.pay.2026-12", |l| l.metadata.deletion_timestamp.is_some()).await;
+    as_janitor.delete("prod.pay.2026-12", &dry).await.unwrap();
+    let release = json!({"metadata": {"finalizers": null}});
+    ledgers.patch("prod.pay.2026-12", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
+    let roles: kube::Api<k8s_openapi::api::rbac::v1::ClusterRole> = kube::Api::all(t.client.clone());
+    let bindings: kube::Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> =
+        kube::Api::all(t.client.clone());
+    bindings.delete(&name, &Default::default()).await.unwrap();
+    roles.delete(&name, &Default::default()).await.unwrap();
+}

@@ -330,8 +330,8 @@ pub struct EnvironmentStatus {
     /// `Ready`: the namespace exists and is owned by this environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// The freeze windows already in the audit records, so that each added or removed one is
-    /// recorded once.
+    /// The freeze windows already in the audit records (a digest of each, and how it reads), so
+    /// that each added or removed one is recorded once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recorded_freezes: Vec<FreezeWindow>,
+    pub recorded_freezes: Vec<String>,
 }

@@ -137,18 +137,22 @@ impl Record {
 
     /// The record's key in its Ledger: the same event always gets the same key, so writing it
     /// again (a retry after a crash) adds nothing.
+    /// A record read from an object (an Approval, a veto, a freeze window) is keyed by its
+    /// `source`, which names what it is of; a rollout and a removal by their start and version.
+    /// At most 11 + 1 + 20 + 1 + 128 characters.
     pub fn key(&self) -> String {
+        let kind = format!("{:?}", self.kind).to_lowercase();
+        if let Some(source) = &self.source {
+            return format!("{kind}.{}", digest(source));
+        }
         let started =
             self.started_at.as_ref().map(|t| t.0.as_second()).unwrap_or_else(|| self.at.0.as_second());
-        let version = self.version.as_deref().unwrap_or("-");
-        // Two Approvals of one version in one second are two records.
-        let source = self.source.as_deref().map(|s| format!(".{}", digest(s))).unwrap_or_default();
-        format!("{:?}.{started}.{version}{source}", self.kind).to_lowercase()
+        format!("{kind}.{started}.{}", self.version.as_deref().unwrap_or("-"))
     }
 }
 
 /// 16 hex digits of the SHA-256 of `text`: a short name for a long one.
-fn digest(text: &str) -> String {
+pub fn digest(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 

@@ -4,13 +4,12 @@
 //! bindings. Installed with the CRDs (`tuskfish crd`), by the chart and by the tests.
 
 use k8s_openapi::api::admissionregistration::v1::{
-    MatchCondition, MatchResources, NamedRuleWithOperations, ValidatingAdmissionPolicy,
-    ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicyBindingSpec, ValidatingAdmissionPolicySpec,
-    Validation, Variable,
+    MatchResources, NamedRuleWithOperations, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    ValidatingAdmissionPolicyBindingSpec, ValidatingAdmissionPolicySpec, Validation, Variable,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{GROUP, VETO_ANNOTATION, VETOED_BY_ANNOTATION};
+use super::{GROUP, VETO_ANNOTATION, VETOED_AT_ANNOTATION, VETOED_BY_ANNOTATION};
 
 /// Name of the Approval policy and of its binding.
 pub const APPROVAL_IDENTITY: &str = "tuskfish-approval-identity";
@@ -116,19 +115,19 @@ pub fn veto_identity_policy() -> ValidatingAdmissionPolicy {
             // DELETE too: deleting a vetoed AppVersion and publishing it again would lift the
             // veto. A namespace being deleted takes its AppVersions with it, veto or not.
             match_constraints: matching(&["CREATE", "UPDATE", "DELETE"], "appversions"),
-            match_conditions: Some(vec![MatchCondition {
-                name: "not-namespace-deletion".into(),
-                expression: "namespaceObject == null || !has(namespaceObject.metadata.deletionTimestamp)"
-                    .into(),
-            }]),
             variables: Some(vec![
+                namespace_going(),
                 named("veto", annotation("object", VETO_ANNOTATION)),
                 named("by", annotation("object", VETOED_BY_ANNOTATION)),
+                named("at", annotation("object", VETOED_AT_ANNOTATION)),
                 named("oldVeto", annotation("oldObject", VETO_ANNOTATION)),
                 named("oldBy", annotation("oldObject", VETOED_BY_ANNOTATION)),
+                named("oldAt", annotation("oldObject", VETOED_AT_ANNOTATION)),
+                // Its time too: a new time on someone's veto would be a new veto in their name
+                // (the audit records one per veto).
                 Variable {
                     name: "same".into(),
-                    expression: "variables.veto == variables.oldVeto && variables.by == variables.oldBy"
+                    expression: "variables.namespaceGoing || (variables.veto == variables.oldVeto && variables.by == variables.oldBy && variables.at == variables.oldAt)"
                         .into(),
                 },
             ]),
@@ -174,14 +173,10 @@ pub fn ledger_writers_policy() -> ValidatingAdmissionPolicy {
         spec: Some(ValidatingAdmissionPolicySpec {
             failure_policy: Some("Fail".into()),
             match_constraints: matching(&["CREATE", "UPDATE", "DELETE"], "ledgers"),
-            match_conditions: Some(vec![MatchCondition {
-                name: "not-namespace-deletion".into(),
-                expression: "namespaceObject == null || !has(namespaceObject.metadata.deletionTimestamp)"
-                    .into(),
-            }]),
+            variables: Some(vec![namespace_going()]),
             validations: Some(vec![Validation {
                 expression: format!(
-                    "authorizer.group('{GROUP}').resource('ledgers').check('{RECORD_VERB}').allowed()"
+                    "variables.namespaceGoing || authorizer.group('{GROUP}').resource('ledgers').check('{RECORD_VERB}').allowed()"
                 ),
                 message: Some(LEDGER_MESSAGE.into()),
                 reason: Some("Forbidden".into()),
@@ -190,6 +185,17 @@ pub fn ledger_writers_policy() -> ValidatingAdmissionPolicy {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// True for a deletion in a namespace being deleted: the namespace controller takes everything in
+/// it, vetoed AppVersions and Ledgers too (or the namespace would stay Terminating for ever).
+/// A variable, not a match condition: `namespaceObject` is null in match conditions.
+fn namespace_going() -> Variable {
+    Variable {
+        name: "namespaceGoing".into(),
+        expression: "request.operation == 'DELETE' && namespaceObject != null && has(namespaceObject.metadata.deletionTimestamp)"
+            .into(),
     }
 }
 

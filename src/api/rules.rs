@@ -211,7 +211,7 @@ pub fn schema_rules() -> Vec<SchemaRule> {
             "self == oldSelf".into(),
             "an audit record cannot be changed once written",
         ),
-        rule("Ledger", &["spec", "records"], "self.all(k, size(k) <= 160)".into(), "a record's key is at most 160 characters"),
+        rule("Ledger", &["spec", "records"], "self.all(k, size(k) <= 192)".into(), "a record's key is at most 192 characters"),
         // Release
         rule(
             "Release",
@@ -305,6 +305,7 @@ pub fn schema_rules() -> Vec<SchemaRule> {
 pub const MAX_LENGTHS: &[(&str, &[&str], i64)] = &[
     ("Environment", &["spec", "versionLine"], 256),
     ("Environment", &["spec", "freezeWindows", "[]", "start"], 64),
+    ("Environment", &["spec", "freezeWindows", "[]", "reason"], 1024),
     ("Environment", &["spec", "freezeWindows", "[]", "end"], 64),
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "from"], 5),
     ("Environment", &["spec", "freezeWindows", "[]", "weekly", "to"], 5),

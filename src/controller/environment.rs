@@ -341,14 +341,16 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Next>
     set_condition(&mut status.conditions, update, env.metadata.generation, &now);
 
     // Freeze windows added or removed are recorded before the status that says they were.
-    let freezes =
-        audit::freeze_records(&env.name_any(), &env.spec.freeze_windows, &prev.recorded_freezes, &now);
+    let (uid, generation) =
+        (env.metadata.uid.as_deref().unwrap_or_default(), env.metadata.generation.unwrap_or(0));
+    let windows = &env.spec.freeze_windows;
+    let freezes = audit::freeze_records(uid, generation, windows, &prev.recorded_freezes, &now);
     if !freezes.is_empty() {
         let pipeline = env.namespace().unwrap_or_default();
         let subject = ledger::Subject { namespace: &pipeline, environment: &env.name_any(), app: EVERY };
         ledger::write(&ctx.client, &subject, freezes).await?;
     }
-    status.recorded_freezes = env.spec.freeze_windows.clone();
+    status.recorded_freezes = audit::freeze_marks(windows);
     let api: Api<Environment> = Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default());
     // Counts move with every Release; a burst of rollouts updates them once per interval, not per step.
     if crate::plan::coalesce::only_counts(&prev, &status)

@@ -1,7 +1,7 @@
 //! Writing audit records into Ledgers (see [`crate::api::Ledger`]): one merge patch per record
 //! (adding its key; nothing read first), the Ledger created by the first record of its month.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
@@ -13,19 +13,38 @@ use crate::api::{FIELD_MANAGER, Ledger, LedgerSpec, MAX_PARTS, MONTH_LABEL, Reco
 
 /// What this process has recorded of objects it reads on every reconcile (Approvals, by uid),
 /// so that the steady state writes nothing. A restart records them again: the same keys, so the
-/// same records.
+/// same records (and no change on the server).
 #[derive(Default)]
-pub struct Recorded(Mutex<HashSet<String>>);
+pub struct Recorded(Mutex<RecordedSet>);
+
+#[derive(Default)]
+pub struct RecordedSet {
+    uids: HashSet<String>,
+    /// Past this many, the uids of Approvals gone are dropped (it doubles when most are live, so
+    /// that pruning costs a scan once per as many inserts as there are Approvals).
+    prune_above: usize,
+}
 
 impl Recorded {
     pub fn contains(&self, uid: &str) -> bool {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).contains(uid)
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).uids.contains(uid)
     }
 
-    pub fn insert(&self, uids: impl IntoIterator<Item = String>) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend(uids);
+    /// Adds `uids`; grown past its bound, keeps only those `live` still lists (the set holds
+    /// what exists, not all that ever did).
+    pub fn insert(&self, uids: impl IntoIterator<Item = String>, live: impl FnOnce() -> HashSet<String>) {
+        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        set.uids.extend(uids);
+        if set.uids.len() > set.prune_above.max(RECORDED_PRUNE_ABOVE) {
+            let live = live();
+            set.uids.retain(|uid| live.contains(uid));
+            set.prune_above = 2 * set.uids.len();
+        }
     }
 }
+
+/// How many uids [`Recorded`] holds at least before it drops those of Approvals gone.
+const RECORDED_PRUNE_ABOVE: usize = 4096;
 
 /// Where records go: one app in one Environment of a pipeline namespace.
 pub struct Subject<'a> {
@@ -42,7 +61,9 @@ pub async fn write(client: &Client, at: &Subject<'_>, records: Vec<Record>) -> R
     for record in records {
         let (month, key) = (record.month(), record.key());
         let patch = serde_json::json!({ "spec": { "records": { &key: &record } } });
-        let mut part = 1;
+        // Parts known full are not tried again (a full month would cost up to 50 writes a retry).
+        let base = (at.namespace.to_string(), ledger_name(at.environment, at.app, &month, 1));
+        let mut part = first_with_room(&base);
         loop {
             let name = ledger_name(at.environment, at.app, &month, part);
             let failed = |source| Error::Record { what: format!("{key} in Ledger {name}"), source };
@@ -68,12 +89,30 @@ pub async fn write(client: &Client, at: &Subject<'_>, records: Vec<Record>) -> R
             };
             match added {
                 Ok(()) => break,
-                Err(e) if full(&e) && part < MAX_PARTS => part += 1,
+                Err(e) if full(&e) && part < MAX_PARTS => {
+                    part += 1;
+                    note_full(base.clone(), part);
+                }
                 Err(e) => return Err(failed(e)),
             }
         }
     }
     Ok(())
+}
+
+/// The first part of each Ledger-month found with room, when part 1 is full: per process, for
+/// the few months that fill.
+static ROOM_FROM: std::sync::LazyLock<Mutex<HashMap<(String, String), u32>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+fn first_with_room(base: &(String, String)) -> u32 {
+    ROOM_FROM.lock().unwrap_or_else(PoisonError::into_inner).get(base).copied().unwrap_or(1)
+}
+
+fn note_full(base: (String, String), from: u32) {
+    let mut m = ROOM_FROM.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = m.entry(base).or_insert(from);
+    *at = (*at).max(from);
 }
 
 /// Adds one record's key to Ledger `name` (written before: done, see [`write`]).
@@ -146,4 +185,19 @@ fn new_ledger(at: &Subject<'_>, name: &str, month: &str, key: &str, record: Reco
         ..Default::default()
     };
     ledger
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_set_lets_go_of_approvals_gone_once_it_grows() {
+        let r = Recorded::default();
+        let live = || (0..10).map(|i| i.to_string()).collect::<HashSet<_>>();
+        r.insert((0..100).map(|i| i.to_string()), live);
+        assert!(r.contains("99"), "small: nothing dropped");
+        r.insert((100..=RECORDED_PRUNE_ABOVE).map(|i| i.to_string()), live);
+        assert!(r.contains("5") && !r.contains("99") && !r.contains("4000"));
+    }
 }

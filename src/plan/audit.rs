@@ -2,11 +2,10 @@
 //! recorded once it has ended, with its start: one write per rollout.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use sha2::Digest;
 
 use crate::api::{
     AppVersion, Approval, Decision, FreezeWindow, HistoryEntry, Record, RecordKind, ReleaseSpec,
-    ReleaseStatus, RolloutResult, Veto,
+    ReleaseStatus, RolloutResult, Veto, digest,
 };
 
 /// What the operator knows of a version when it records a rollout of it.
@@ -57,7 +56,8 @@ pub fn approval_record(release: &str, approval: &Approval) -> Option<Record> {
         Decision::Reject => RecordKind::Rejection,
     };
     let by = approval.spec.approver.as_deref().map(|a| cut(a, MAX_NAME));
-    let source = approval.metadata.name.as_ref().map(|n| format!("Approval/{n}"));
+    // Its uid: an Approval made again under the same name is another record.
+    let source = Some(format!("Approval/{}", approval.metadata.uid.as_deref()?));
     Some(Record {
         release: release.to_string(),
         version: Some(cut(approval.spec.version.trim(), MAX_VERSION)),
@@ -88,7 +88,8 @@ fn record(kind: RecordKind, at: Time, source: Option<String>) -> Record {
     }
 }
 
-/// How a veto is kept in an AppVersion's status once recorded: who, when, why.
+/// How a veto is kept in an AppVersion's status once recorded: who, when (as the CLI set it; the
+/// veto policy lets nobody else change it), why.
 pub fn veto_mark(veto: &Veto) -> String {
     cut(
         &format!("{}|{}|{}", veto.by.as_deref().unwrap_or(""), veto.at.as_deref().unwrap_or(""), veto.reason),
@@ -97,65 +98,88 @@ pub fn veto_mark(veto: &Veto) -> String {
 }
 
 /// The records a veto on `av` makes, given the one recorded before (`recorded`, see
-/// [`veto_mark`]): a new veto, or the lifting of the recorded one.
+/// [`veto_mark`]): a new veto, or the lifting of the recorded one. Both are dated when the
+/// operator sees them (a time a tenant writes would pick the Ledger's month) and keyed by the
+/// veto, so that writing them again after a crash adds nothing.
 pub fn veto_records(av: &AppVersion, recorded: Option<&str>, now: &Time) -> Vec<Record> {
     let veto = Veto::of(av);
-    if veto.as_ref().map(veto_mark).as_deref() == recorded {
+    let mark = veto.as_ref().map(veto_mark);
+    if mark.as_deref() == recorded {
         return Vec::new();
     }
-    let source = format!("AppVersion/{}", av.metadata.name.as_deref().unwrap_or_default());
+    let uid = av.metadata.uid.as_deref().unwrap_or_default();
     let version = Some(cut(&av.spec.version, MAX_VERSION));
-    match veto {
-        Some(v) => {
-            // When the CLI says it was vetoed (a retry keeps the key); else when it was seen.
-            let at = v.at.as_deref().and_then(|t| t.parse().ok()).map_or_else(|| now.clone(), Time);
-            let mut r = record(RecordKind::Veto, at, Some(source));
+    match (veto, mark) {
+        (Some(v), Some(mark)) => {
+            let source = format!("AppVersion/{uid} veto {}", digest(&mark));
+            let mut r = record(RecordKind::Veto, now.clone(), Some(source));
             r.by = v.by.as_deref().map(|b| cut(b, MAX_NAME));
             r.note = Some(cut(&v.reason, MAX_NOTE));
             vec![Record { version, ..r }]
         }
-        None => {
+        _ => {
+            let was = recorded.unwrap_or_default();
+            let source = format!("AppVersion/{uid} lifted {}", digest(was));
             let mut r = record(RecordKind::VetoLifted, now.clone(), Some(source));
-            let was = recorded.and_then(|m| m.splitn(3, '|').nth(2)).unwrap_or_default();
-            r.note = Some(cut(&format!("the veto ({was}) was lifted"), MAX_NOTE));
+            let reason = was.splitn(3, '|').nth(2).unwrap_or_default();
+            r.note = Some(cut(&format!("the veto ({reason}) was lifted"), MAX_NOTE));
             vec![Record { version, ..r }]
         }
     }
 }
 
-/// The records a change of an Environment's freeze windows makes: one per window added (a line
-/// stop for `tuskfish freeze --all`'s), one per window removed.
+/// How a freeze window is kept in an Environment's status once recorded: a digest of it and how
+/// it reads (what its removal's record says), small whatever the window.
+pub fn freeze_marks(windows: &[FreezeWindow]) -> Vec<String> {
+    windows.iter().map(|w| format!("{} {}", window_digest(w), cut(&describe(w), MAX_MARK_NOTE))).collect()
+}
+
+/// The records a change of an Environment's freeze windows makes (`generation`: the spec's that
+/// made it), given the marks recorded before: one per window added (a line stop for `tuskfish
+/// freeze --all`'s), one per window removed.
 pub fn freeze_records(
-    environment: &str,
-    now_windows: &[FreezeWindow],
-    recorded: &[FreezeWindow],
+    environment_uid: &str,
+    generation: i64,
+    windows: &[FreezeWindow],
+    recorded: &[String],
     now: &Time,
 ) -> Vec<Record> {
-    let describe = |w: &FreezeWindow| {
-        let when = match (&w.start, &w.end, &w.weekly, &w.recurrence) {
-            (Some(s), Some(e), ..) => format!("from {s} until {e}"),
-            (Some(s), None, ..) => format!("from {s} until removed"),
-            (_, _, Some(wk), _) => format!("weekly {} {}-{}", wk.days.join(","), wk.from, wk.to),
-            (_, _, _, Some(r)) => format!("recurring {}", r.rule),
-            _ => "until removed".to_string(),
-        };
-        cut(&format!("{} ({when})", w.reason.as_deref().unwrap_or("no reason given")), MAX_NOTE)
-    };
-    let id = |w: &FreezeWindow| {
-        let text = serde_json::to_string(w).unwrap_or_default();
-        let digest: String =
-            sha2::Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
-        format!("Environment/{environment} window {digest}")
-    };
-    let added = now_windows.iter().filter(|w| !recorded.contains(w)).map(|w| {
+    let digest_of = |mark: &str| mark.split_once(' ').map_or(mark, |(d, _)| d).to_string();
+    let known: Vec<String> = recorded.iter().map(|m| digest_of(m)).collect();
+    let current: Vec<String> = windows.iter().map(window_digest).collect();
+    let source =
+        |what: &str, d: &str| format!("Environment/{environment_uid} generation {generation} {what} {d}");
+    let added = windows.iter().zip(&current).filter(|(_, d)| !known.contains(d)).map(|(w, d)| {
         let kind = if w.line_stop { RecordKind::LineStop } else { RecordKind::Freeze };
-        Record { note: Some(describe(w)), ..record(kind, now.clone(), Some(id(w))) }
+        Record {
+            note: Some(cut(&describe(w), MAX_NOTE)),
+            ..record(kind, now.clone(), Some(source("added", d)))
+        }
     });
-    let removed = recorded.iter().filter(|w| !now_windows.contains(w)).map(|w| Record {
-        note: Some(describe(w)),
-        ..record(RecordKind::Unfreeze, now.clone(), Some(id(w)))
+    let removed = recorded.iter().filter(|m| !current.contains(&digest_of(m))).map(|m| {
+        let note = m.split_once(' ').map_or("", |(_, n)| n).to_string();
+        Record {
+            note: Some(note),
+            ..record(RecordKind::Unfreeze, now.clone(), Some(source("removed", &digest_of(m))))
+        }
     });
     added.chain(removed).collect()
+}
+
+/// A freeze window as people read it: `year end (from … until …)`.
+fn describe(w: &FreezeWindow) -> String {
+    let when = match (&w.start, &w.end, &w.weekly, &w.recurrence) {
+        (Some(s), Some(e), ..) => format!("from {s} until {e}"),
+        (Some(s), None, ..) => format!("from {s} until removed"),
+        (_, _, Some(wk), _) => format!("weekly {} {}-{}", wk.days.join(","), wk.from, wk.to),
+        (_, _, _, Some(r)) => format!("recurring {}", r.rule),
+        _ => "until removed".to_string(),
+    };
+    format!("{} ({when})", w.reason.as_deref().unwrap_or("no reason given"))
+}
+
+fn window_digest(w: &FreezeWindow) -> String {
+    digest(&serde_json::to_string(w).unwrap_or_default())
 }
 
 /// The records of a Release deleted at `deleted_at` once what it ran is removed (`now`): the
@@ -203,6 +227,8 @@ const MAX_NOTE: usize = 2048;
 const MAX_APPROVERS: usize = 32;
 const MAX_NAME: usize = 253;
 const MAX_VERSION: usize = 128;
+/// How much of a freeze window's description its status mark keeps.
+const MAX_MARK_NOTE: usize = 256;
 const MAX_CHANGES: usize = 200;
 
 /// `text` cut to at most `max` bytes, on a character boundary.
@@ -367,6 +393,7 @@ mod tests {
                 },
             );
             a.metadata.creation_timestamp = Some(t("2026-12-07T09:00:00Z"));
+            a.metadata.uid = Some(format!("uid-{name}"));
             a
         };
         let yes = audit_of(&approval("a1", "maria", Decision::Approve));
@@ -414,10 +441,13 @@ mod tests {
             vetoed.iter().map(|r| (r.kind, r.by.as_deref(), r.note.as_deref(), r.at.clone())).collect();
         assert_eq!(
             seen,
-            vec![(RecordKind::Veto, Some("maria.keller"), Some("FX rounding"), t("2026-12-07T11:58:00Z"))]
+            // Dated when seen: the annotation's time is the CLI's word, not the API server's.
+            vec![(RecordKind::Veto, Some("maria.keller"), Some("FX rounding"), now.clone())]
         );
         let mark = veto_mark(&Veto::of(&av).unwrap());
         assert!(veto_records(&av, Some(&mark), &now).is_empty(), "recorded already");
+        // Written again after a crash (the mark not yet in status): the same key, later.
+        assert_eq!(veto_records(&av, None, &t("2026-12-07T12:05:00Z"))[0].key(), vetoed[0].key());
         av.metadata.annotations = None;
         let lifted = veto_records(&av, Some(&mark), &now);
         assert_eq!(lifted.len(), 1);
@@ -442,8 +472,12 @@ mod tests {
         let kinds = |records: Vec<Record>| {
             records.into_iter().map(|r| (r.kind, r.note.unwrap_or_default())).collect::<Vec<_>>()
         };
+        let records = |windows: &[FreezeWindow], recorded: &[String], generation| {
+            freeze_records("uid-1", generation, windows, recorded, &now)
+        };
+        let both = [year_end.clone(), stop.clone()];
         assert_eq!(
-            kinds(freeze_records("prod", &[year_end.clone(), stop.clone()], &[], &now)),
+            kinds(records(&both, &[], 1)),
             vec![
                 (
                     RecordKind::Freeze,
@@ -452,15 +486,20 @@ mod tests {
                 (RecordKind::LineStop, "line stopped: incident 7 (by bob) (until removed)".to_string()),
             ]
         );
-        let both = [year_end.clone(), stop.clone()];
-        assert!(freeze_records("prod", &both, &both, &now).is_empty(), "nothing changed");
+        let marks = freeze_marks(&both);
+        assert!(records(&both, &marks, 2).is_empty(), "nothing changed");
         assert_eq!(
-            kinds(freeze_records("prod", std::slice::from_ref(&year_end), &both, &now)),
+            kinds(records(std::slice::from_ref(&year_end), &marks, 3)),
             vec![(RecordKind::Unfreeze, "line stopped: incident 7 (by bob) (until removed)".to_string())]
         );
-        // The same window added again later is a record of its own (another time, another key).
-        let again = freeze_records("prod", std::slice::from_ref(&year_end), &[], &t("2026-12-08T12:00:00Z"));
-        assert_ne!(again[0].key(), freeze_records("prod", &[year_end], &[], &now)[0].key());
+        // Written again at the same generation (a crash before the status): the same keys; the
+        // same window added again by a later change: a record of its own.
+        let keys = |rs: Vec<Record>| rs.iter().map(Record::key).collect::<Vec<_>>();
+        assert_eq!(keys(records(&both, &[], 1)), keys(records(&both, &[], 1)));
+        assert_ne!(keys(records(&both, &[], 1)), keys(records(&both, &[], 4)));
+        // A mark stays small whatever the window says.
+        let long = FreezeWindow { reason: Some("x".repeat(5000)), ..Default::default() };
+        assert!(freeze_marks(&[long])[0].len() <= 16 + 1 + 256);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! - **Time to restore**: from a failure (a failed rollout, or the rollout of a version rolled
 //!   back later) to the end of the next successful rollout.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -78,10 +78,16 @@ pub fn figures(
         .copied()
         .filter(|r| inside(r) && !rollback(r) && r.result != Some(RolloutResult::Superseded))
         .collect();
+    // The last rollback away from each version, looked up per rollout (not a scan per rollout).
+    let mut last_rollback_from: HashMap<&str, Timestamp> = HashMap::new();
+    for r in &rollouts {
+        if let Some(v) = r.rollback_of.as_deref() {
+            let at = last_rollback_from.entry(v).or_insert(r.at.0);
+            *at = (*at).max(r.at.0);
+        }
+    }
     let rolled_back_later = |r: &Record| {
-        rollouts
-            .iter()
-            .any(|later| later.at.0 > r.at.0 && later.rollback_of.as_deref() == r.version.as_deref())
+        r.version.as_deref().and_then(|v| last_rollback_from.get(v)).is_some_and(|at| *at > r.at.0)
     };
     let failed: Vec<&Record> = judged
         .iter()

@@ -26,7 +26,11 @@ pub async fn page(
     let days = filter.days.unwrap_or(90);
     let from = now.checked_sub(SignedDuration::from_hours(24 * i64::from(days))).unwrap_or(Timestamp::MIN);
     let (env, app) = (filter.env.as_deref(), filter.app.as_deref());
-    let all = match records(client, namespace, env, app, None).await {
+    // The window and as much before it (a change that arrived before the window is no lead time
+    // in it): not every month kept.
+    let context =
+        from.checked_sub(SignedDuration::from_hours(24 * i64::from(days))).unwrap_or(Timestamp::MIN);
+    let all = match records(client, namespace, env, app, Some(context)).await {
         Ok(all) => all,
         Err(e) => {
             return Rendered {

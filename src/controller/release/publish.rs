@@ -19,7 +19,7 @@ use crate::controller::events::emit as event;
 use crate::controller::ledger;
 use crate::controller::queue::Next;
 use crate::controller::status::patch_status_if_changed;
-use crate::plan::gates::approvals::APPROVED_BY;
+use crate::plan::gates::approvals::{self, APPROVED_BY};
 use crate::plan::record::{Written, earliest};
 use crate::plan::status::rollout_ended;
 use crate::plan::{audit, coalesce, insights};
@@ -112,10 +112,17 @@ async fn record_approvals(ctx: &Context, rel: &Release) -> Result<()> {
     let (ns, name) = (rel.namespace().unwrap_or_default(), rel.name_any());
     let (app, env) = (&rel.spec.app, &rel.spec.environment);
     let approvals = cached(&ctx.stores.approvals, &ns, ctx.index.approvals_for(&ns, &name));
+    // Those given for this Release as the approval gate reads them (not one given to an earlier
+    // Release of this name, for another app or Environment).
+    let subject = approvals::Subject {
+        release: &name,
+        app,
+        environment: env,
+        created: rel.metadata.creation_timestamp.as_ref().map(|t| t.0),
+    };
     let fresh: Vec<(String, Record)> = approvals
         .iter()
-        .filter(|a| a.spec.app.as_ref().is_none_or(|x| x == app))
-        .filter(|a| a.spec.environment.as_ref().is_none_or(|e| e == env))
+        .filter(|a| approvals::given_for(a, &subject))
         .filter_map(|a| {
             let uid = a.metadata.uid.clone()?;
             (!ctx.recorded.contains(&uid)).then(|| Some((uid, audit::approval_record(&name, a)?)))?
@@ -127,7 +134,9 @@ async fn record_approvals(ctx: &Context, rel: &Release) -> Result<()> {
     let (uids, records): (Vec<String>, Vec<Record>) = fresh.into_iter().unzip();
     let subject = ledger::Subject { namespace: &ns, environment: env, app };
     ledger::write(&ctx.client, &subject, records).await?;
-    ctx.recorded.insert(uids);
+    ctx.recorded.insert(uids, || {
+        ctx.stores.approvals.state().iter().filter_map(|a| a.metadata.uid.clone()).collect()
+    });
     Ok(())
 }
 

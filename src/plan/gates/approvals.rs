@@ -226,7 +226,7 @@ fn who_may(rules: &ApprovalRules) -> String {
 /// approve` records them), or else its time — an Approval made well before the Release was
 /// created was given to an earlier Release of the same name, which may have deployed another app
 /// somewhere else.
-fn given_for(a: &Approval, subject: &Subject<'_>) -> bool {
+pub fn given_for(a: &Approval, subject: &Subject<'_>) -> bool {
     let (app, env) = (a.spec.app.as_deref(), a.spec.environment.as_deref());
     if app.is_some() || env.is_some() {
         return app.is_none_or(|x| x == subject.app) && env.is_none_or(|x| x == subject.environment);
