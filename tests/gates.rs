@@ -204,6 +204,7 @@ async fn every_rollout_is_recorded_with_its_approver_and_the_record_outlives_its
     t.approve("pay-prod", "1.0.0", "alice").await;
     t.wait_release("pay-prod", healthy_at("1.0.0")).await;
     t.set_version("pay-prod", "1.1.0").await;
+    t.wait_release("pay-prod", reason_is("Held", "AwaitingApproval")).await;
     t.approve("pay-prod", "1.1.0", "bob").await;
     t.wait_release("pay-prod", healthy_at("1.1.0")).await;
 
@@ -239,6 +240,9 @@ async fn every_rollout_is_recorded_with_its_approver_and_the_record_outlives_its
         ]
     );
     assert!(records.iter().all(|r| r.by.as_deref() == Some("pinned") && r.published_at.is_some()));
+    // 1.1.0 waited for bob's approval: since when is in its record (what the approval wait counts).
+    let waited = records[1].held.as_ref().map(|h| h.reason.as_str());
+    assert_eq!(waited, Some("AwaitingApproval"), "{:?}", records[1]);
 
     // The API server keeps records as written: no change, no removal, not even by an admin.
     let name = ledger.metadata.name.clone().unwrap();
@@ -309,7 +313,7 @@ async fn every_rollout_is_recorded_with_its_approver_and_the_record_outlives_its
         "{out}"
     );
     assert_eq!((f["failures"].as_u64(), f["changeFailureRate"].as_f64()), (Some(0), Some(0.0)), "{out}");
-    assert!(f["leadTimeP50"].is_string(), "{out}");
+    assert!(f["leadTimeP50"].is_string() && f["approvalWaitP50"].is_string(), "{out}");
 }
 
 #[tokio::test]

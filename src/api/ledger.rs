@@ -115,6 +115,9 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub note: Option<String>,
+    /// A rollout: the gate that held its version back before it started, and since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<super::Hold>,
     /// The object it was read from, when that is not the Release (an Approval's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
@@ -233,6 +236,7 @@ mod tests {
             published_at: None,
             note: None,
             source: None,
+            held: None,
         };
         let key = r.key();
         // Ended in another month than it started: its Ledger is still that of its start.

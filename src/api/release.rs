@@ -175,6 +175,20 @@ pub struct HistoryEntry {
     /// order they approved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
+    /// What held this version back before it rolled out, and since when (a gate: awaiting
+    /// approval, frozen, outside the allow windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+}
+
+/// A gate that held a version back, from when.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Hold {
+    /// The condition reason: `AwaitingApproval`, `Frozen`, `OutsideAllowWindow`.
+    #[schemars(length(max = 64))]
+    pub reason: String,
+    pub since: Time,
 }
 
 /// An object applied by the Release, kept so that it can be pruned when no longer rendered.

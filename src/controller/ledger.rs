@@ -67,29 +67,41 @@ pub async fn write(client: &Client, at: &Subject<'_>, records: Vec<Record>) -> R
         loop {
             let name = ledger_name(at.environment, at.app, &month, part);
             let failed = |source| Error::Record { what: format!("{key} in Ledger {name}"), source };
-            let added = match add(&api, &name, &patch).await {
-                Err(kube::Error::Api(s)) if s.code == 404 && names_the_object(&s) => {
-                    let ledger = new_ledger(at, &name, &month, &key, record.clone());
-                    let params =
-                        PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-                    match api.create(&params, &ledger).await {
-                        // Created meanwhile by another writer of this month: add it to theirs.
-                        Err(kube::Error::Api(s)) if s.code == 409 => add(&api, &name, &patch).await,
-                        // The whole pipeline namespace is being deleted, its Ledgers with it:
-                        // nothing can be recorded there any more, and waiting would keep its
-                        // Releases (and so the namespace) from ever going.
-                        Err(kube::Error::Api(s)) if terminating(&s) => {
-                            warn!(namespace = at.namespace, record = %key, "not recorded: the pipeline namespace is being deleted");
-                            return Ok(());
-                        }
-                        other => other.map(drop),
+            let this = (at.namespace.to_string(), name.clone());
+            // One request a record: a Ledger this process has seen gets the key added; one it has
+            // not is created with it (taken by someone else: the key is added to theirs).
+            let added = if KNOWN.contains(&this) {
+                match add(&api, &name, &patch).await {
+                    // Deleted since (the retention, an admin): made again below, on the next turn.
+                    Err(kube::Error::Api(s)) if s.code == 404 && names_the_object(&s) => {
+                        KNOWN.forget(&this);
+                        continue;
                     }
+                    other => other,
                 }
-                other => other,
+            } else {
+                let ledger = new_ledger(at, &name, &month, &key, record.clone());
+                let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                match api.create(&params, &ledger).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(s)) if s.code == 409 => add(&api, &name, &patch).await,
+                    // The whole pipeline namespace is being deleted, its Ledgers with it: nothing
+                    // can be recorded there any more, and waiting would keep its Releases (and so
+                    // the namespace) from ever going.
+                    Err(kube::Error::Api(s)) if terminating(&s) => {
+                        warn!(namespace = at.namespace, record = %key, "not recorded: the pipeline namespace is being deleted");
+                        return Ok(());
+                    }
+                    Err(e) => Err(e),
+                }
             };
             match added {
-                Ok(()) => break,
+                Ok(()) => {
+                    KNOWN.insert(this);
+                    break;
+                }
                 Err(e) if full(&e) && part < MAX_PARTS => {
+                    KNOWN.insert(this);
                     part += 1;
                     note_full(base.clone(), part);
                 }
@@ -98,6 +110,31 @@ pub async fn write(client: &Client, at: &Subject<'_>, records: Vec<Record>) -> R
         }
     }
     Ok(())
+}
+
+/// The Ledgers this process has written to (so it adds a key, not creates one first). Bounded:
+/// past [`KNOWN_AT_MOST`] it starts again empty (each then costs one create refused, once).
+static KNOWN: Known = Known(std::sync::LazyLock::new(Mutex::default));
+const KNOWN_AT_MOST: usize = 65_536;
+
+struct Known(std::sync::LazyLock<Mutex<HashSet<(String, String)>>>);
+
+impl Known {
+    fn contains(&self, ledger: &(String, String)) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).contains(ledger)
+    }
+
+    fn insert(&self, ledger: (String, String)) {
+        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if set.len() >= KNOWN_AT_MOST {
+            set.clear();
+        }
+        set.insert(ledger);
+    }
+
+    fn forget(&self, ledger: &(String, String)) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(ledger);
+    }
 }
 
 /// The first part of each Ledger-month found with room, when part 1 is full: per process, for

@@ -53,6 +53,7 @@ fn arb_release() -> impl Strategy<Value = Release> {
                     result: RolloutResult::Succeeded,
                     message: None,
                     approvers: Vec::new(),
+                    held: None,
                 }],
                 _ => Vec::new(),
             };

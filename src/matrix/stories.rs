@@ -143,6 +143,7 @@ mod tests {
                 message: None,
                 rollback_of: None,
                 approvers: Vec::new(),
+                held: None,
             })
             .collect();
         r

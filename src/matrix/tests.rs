@@ -72,6 +72,7 @@ fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> History
         result,
         message: message.map(String::from),
         approvers: Vec::new(),
+        held: None,
     }
 }
 

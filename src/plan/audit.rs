@@ -84,6 +84,7 @@ fn record(kind: RecordKind, at: Time, source: Option<String>) -> Record {
         changes: Vec::new(),
         published_at: None,
         note: None,
+        held: None,
         source: source.map(|s| cut(&s, MAX_NAME)),
     }
 }
@@ -268,6 +269,7 @@ pub fn rollout_record(
         changes,
         published_at: facts.published_at,
         note,
+        held: entry.held.clone(),
         source: None,
     }
 }
@@ -290,6 +292,7 @@ mod tests {
             message: None,
             rollback_of: None,
             approvers: Vec::new(),
+            held: None,
         }
     }
 

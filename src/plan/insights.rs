@@ -33,6 +33,10 @@ pub struct Figures {
     pub change_failure_rate: Option<f64>,
     pub restores: usize,
     pub time_to_restore_p50: Option<SignedDuration>,
+    /// From when a version began to wait for approval to when it rolled out, p50.
+    pub approval_wait_p50: Option<SignedDuration>,
+    /// How long versions waited on freeze and allow windows before they rolled out, in all.
+    pub held_by_freezes: SignedDuration,
 }
 
 /// `records`: one app in one Environment, in any order (older ones count as context: a change
@@ -110,6 +114,23 @@ pub fn figures(
         })
         .collect();
 
+    // Waits: each rollout in the window that a gate held, from the hold's start to its own.
+    let waited = |reasons: &[&str]| -> Vec<SignedDuration> {
+        rollouts
+            .iter()
+            .filter(|r| inside(r))
+            .filter_map(|r| {
+                let held = r.held.as_ref().filter(|h| reasons.contains(&h.reason.as_str()))?;
+                let started = r.started_at.as_ref()?.0;
+                Some(started.duration_since(held.since.0).max(SignedDuration::ZERO))
+            })
+            .collect()
+    };
+    let mut approval_waits = waited(&["AwaitingApproval"]);
+    let held_by_freezes = waited(&["Frozen", "OutsideAllowWindow"])
+        .into_iter()
+        .fold(SignedDuration::ZERO, |a, b| a.saturating_add(b));
+
     Figures {
         deploys,
         deploys_per_week: if weeks > 0.0 { deploys as f64 / weeks } else { 0.0 },
@@ -121,6 +142,8 @@ pub fn figures(
         change_failure_rate: (!judged.is_empty()).then(|| failed.len() as f64 / judged.len() as f64),
         restores: restores.len(),
         time_to_restore_p50: percentile(&mut restores.clone(), 50),
+        approval_wait_p50: percentile(&mut approval_waits, 50),
+        held_by_freezes,
     }
 }
 

@@ -209,6 +209,7 @@ fn history_entry() -> impl Strategy<Value = HistoryEntry> {
             result,
             message: None,
             approvers: Vec::new(),
+            held: None,
         })
 }
 
@@ -328,6 +329,7 @@ fn upstream() -> impl Strategy<Value = Option<Release>> {
                 result: RolloutResult::Succeeded,
                 message: None,
                 approvers: Vec::new(),
+                held: None,
             }],
             ..Default::default()
         }
@@ -463,7 +465,7 @@ proptest! {
         up.status = Some(ReleaseStatus {
             phase: Some(Phase::Healthy),
             current_version: Some("1.3.10".into()),
-            history: vec![HistoryEntry { rollback_of: None, version: "1.3.10".into(), started_at: finished.clone(), finished_at: Some(finished), result: RolloutResult::Succeeded, message: None, approvers: Vec::new() }],
+            history: vec![HistoryEntry { rollback_of: None, version: "1.3.10".into(), started_at: finished.clone(), finished_at: Some(finished), result: RolloutResult::Succeeded, message: None, approvers: Vec::new(), held: None }],
             ..Default::default()
         });
         let mut env = environment(&[]);

@@ -4,8 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{Blocked, Health, Held};
 use crate::api::{
-    ConditionType, ConditionUpdate, HISTORY_LIMIT, HistoryEntry, Inventory, Phase, Reason, ReleaseStatus,
-    RolloutResult, set_condition, truncate_message,
+    Condition, ConditionType, ConditionUpdate, HISTORY_LIMIT, HistoryEntry, Hold, Inventory, Phase, Reason,
+    ReleaseStatus, RolloutResult, find_condition, set_condition, truncate_message,
 };
 
 /// Longest history note kept, in bytes. Notes quote user input (an approver and reason, a freeze
@@ -103,6 +103,7 @@ pub fn next_status(
                         message: history_message(note),
                         rollback_of,
                         approvers,
+                        held: gate_hold(&s, &version),
                     },
                 );
                 s.history.truncate(HISTORY_LIMIT);
@@ -140,6 +141,20 @@ pub fn set_forward_ports(
         )
     };
     set_condition(&mut s.conditions, update, generation, now);
+}
+
+/// The gate that held `version` back until now, from the status before its rollout: the `Held`
+/// condition while another version ran, or `Ready` while nothing did. Its transition time is
+/// when the hold began (a hold that changed reasons keeps its start, and names its last reason).
+fn gate_hold(s: &ReleaseStatus, version: &str) -> Option<Hold> {
+    const GATES: [Reason; 3] = [Reason::AwaitingApproval, Reason::Frozen, Reason::OutsideAllowWindow];
+    let gate = |c: &&Condition| GATES.iter().any(|g| g.as_str() == c.reason);
+    let held = find_condition(&s.conditions, ConditionType::Held)
+        .filter(|c| c.status == "True" && s.held_version.as_deref() == Some(version));
+    let waiting = find_condition(&s.conditions, ConditionType::Ready).filter(|c| c.status == "False");
+    held.filter(gate)
+        .or_else(|| waiting.filter(gate).filter(|_| s.current_version.is_none()))
+        .map(|c| Hold { reason: c.reason.clone(), since: c.last_transition_time.clone() })
 }
 
 /// Records the version held back, if any (condition `Held`, field `heldVersion`).
@@ -471,6 +486,44 @@ mod tests {
         assert_eq!(s4.rejected_hash.as_deref(), Some("h2"));
         let s5 = next_status(&s4, applied("1.0.1", Health::Healthy), Some(5), &t(8));
         assert_eq!(s5.rejected_hash, None);
+    }
+
+    #[test]
+    fn a_rollout_remembers_the_gate_that_held_its_version_and_since_when() {
+        let gate = |type_: ConditionType, status: bool, reason: Reason, since: i64| {
+            let mut c = Vec::new();
+            set_condition(&mut c, ConditionUpdate::new(type_, status, reason, ""), None, &t(since));
+            c.remove(0)
+        };
+        let held_of = |prev: &ReleaseStatus, v: &str| {
+            next_status(prev, applied(v, progressing()), None, &t(100)).history[0].held.clone()
+        };
+        // An upgrade held for approval since t(10), while 1.0.0 ran.
+        let upgrade = ReleaseStatus {
+            current_version: Some("1.0.0".into()),
+            held_version: Some("1.1.0".into()),
+            conditions: vec![gate(ConditionType::Held, true, Reason::AwaitingApproval, 10)],
+            ..Default::default()
+        };
+        assert_eq!(
+            held_of(&upgrade, "1.1.0"),
+            Some(Hold { reason: "AwaitingApproval".into(), since: t(10) })
+        );
+        assert_eq!(held_of(&upgrade, "1.2.0"), None, "another version than the one held");
+        // A first version frozen since t(20): its Ready condition says so.
+        let first = ReleaseStatus {
+            conditions: vec![gate(ConditionType::Ready, false, Reason::Frozen, 20)],
+            ..Default::default()
+        };
+        assert_eq!(held_of(&first, "1.0.0"), Some(Hold { reason: "Frozen".into(), since: t(20) }));
+        // Waiting on something that is no gate (a soak) is no hold of a gate.
+        let soaking = ReleaseStatus {
+            current_version: Some("1.0.0".into()),
+            held_version: Some("1.1.0".into()),
+            conditions: vec![gate(ConditionType::Held, true, Reason::Soaking, 10)],
+            ..Default::default()
+        };
+        assert_eq!(held_of(&soaking, "1.1.0"), None);
     }
 
     #[test]

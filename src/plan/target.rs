@@ -834,6 +834,7 @@ mod tests {
                 message: None,
                 rollback_of: None,
                 approvers: Vec::new(),
+                held: None,
             })
             .collect();
         r
@@ -970,6 +971,7 @@ mod tests {
                 result: RolloutResult::Succeeded,
                 message: None,
                 approvers: Vec::new(),
+                held: None,
             }],
             ..Default::default()
         });
@@ -1040,6 +1042,7 @@ mod tests {
             result: RolloutResult::Succeeded,
             message: None,
             approvers: Vec::new(),
+            held: None,
         });
         assert_eq!(outcome(select(&m, Some(&env), &avs, None)).as_deref(), Ok("1.3.9"));
     }
@@ -1057,6 +1060,7 @@ mod tests {
             result: RolloutResult::Succeeded,
             message: None,
             approvers: Vec::new(),
+            held: None,
         };
         // An explicit rollback overrides a track range that does not parse.
         let mut back = tracked("not a range", &[], Some("1.3.10"));

@@ -51,7 +51,7 @@ pub async fn page(
             p.hint { "No records yet: figures start with the first rollout recorded." }
         } @else {
             table.figures {
-                thead { tr { th { "Environment" } th { "App" } th { "Deploys" } th { "Per week" } th { "Lead p50" } th { "Lead p90" } th { "Failure rate" } th { "Restore p50" } } }
+                thead { tr { th { "Environment" } th { "App" } th { "Deploys" } th { "Per week" } th { "Lead p50" } th { "Lead p90" } th { "Failure rate" } th { "Restore p50" } th { "Approval wait p50" } th { "Held by freezes" } } }
                 tbody {
                     @for s in &subjects {
                         tr {
@@ -60,6 +60,8 @@ pub async fn page(
                             td { (span(s.figures.lead_time_p50)) } td { (span(s.figures.lead_time_p90)) }
                             td { (s.figures.change_failure_rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0))) }
                             td { (span(s.figures.time_to_restore_p50)) }
+                            td { (span(s.figures.approval_wait_p50)) }
+                            td { (span((!s.figures.held_by_freezes.is_zero()).then_some(s.figures.held_by_freezes))) }
                         }
                     }
                 }

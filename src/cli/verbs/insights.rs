@@ -38,6 +38,8 @@ pub async fn insights(s: &Session, env: Option<&str>, app: Option<&str>, since: 
                     Cell::from(span(f.lead_time_p90)),
                     Cell::from(f.change_failure_rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0))),
                     Cell::from(span(f.time_to_restore_p50)),
+                    Cell::from(span(f.approval_wait_p50)),
+                    Cell::from(span((!f.held_by_freezes.is_zero()).then_some(f.held_by_freezes))),
                 ]
             })
             .collect();
@@ -50,6 +52,8 @@ pub async fn insights(s: &Session, env: Option<&str>, app: Option<&str>, since: 
             "LEAD p90",
             "FAILURE RATE",
             "RESTORE p50",
+            "APPROVAL WAIT p50",
+            "FROZEN",
         ];
         table(&header, &cells, s.color)
     })

@@ -35,6 +35,7 @@ fn record(r: R) -> Record {
         changes: r.changes.iter().map(|c| c.to_string()).collect(),
         published_at: r.published.map(|p| Time(ts(p))),
         note: None,
+        held: None,
         source: None,
     }
 }
@@ -46,6 +47,10 @@ use RolloutResult::*;
 fn month() -> Vec<Record> {
     let r = |version, started, ended, result, rollback_of, changes, published| {
         record(R { version, started, ended, result, rollback_of, changes, published })
+    };
+    let held = |mut rec: Record, reason: &str, since: &str| {
+        rec.held = Some(crate::api::Hold { reason: reason.into(), since: Time(ts(since)) });
+        rec
     };
     vec![
         // Before the window: FIN-100 arrived then, so it is no lead time now.
@@ -89,14 +94,19 @@ fn month() -> Vec<Record> {
         ),
         // Deploy 2, the morning US clocks go back. FIN-130: first published 24 Oct 23:30, here
         // 1 Nov 06:00 — 174 h 30 min. FIN-142: only the record knows its publish — 24 h.
-        r(
-            "1.3.11",
-            "2026-11-01T05:00:00Z",
-            "2026-11-01T06:00:00Z",
-            Succeeded,
-            None,
-            &["FIN-130", "FIN-142"],
-            Some("2026-10-31T06:00:00Z"),
+        // It waited 2 h for its approval.
+        held(
+            r(
+                "1.3.11",
+                "2026-11-01T05:00:00Z",
+                "2026-11-01T06:00:00Z",
+                Succeeded,
+                None,
+                &["FIN-130", "FIN-142"],
+                Some("2026-10-31T06:00:00Z"),
+            ),
+            "AwaitingApproval",
+            "2026-11-01T03:00:00Z",
         ),
         // Superseded: judged neither way, and its change arrives with the next.
         r(
@@ -109,14 +119,19 @@ fn month() -> Vec<Record> {
             Some("2026-11-05T08:20:00Z"),
         ),
         // Deploy 3: FIN-150 2 h (first published with 1.3.12), FIN-151 1 h.
-        r(
-            "1.3.13",
-            "2026-11-05T10:05:00Z",
-            "2026-11-05T10:20:00Z",
-            Succeeded,
-            None,
-            &["FIN-150", "FIN-151"],
-            Some("2026-11-05T09:20:00Z"),
+        // It waited an hour for a freeze to end.
+        held(
+            r(
+                "1.3.13",
+                "2026-11-05T10:05:00Z",
+                "2026-11-05T10:20:00Z",
+                Succeeded,
+                None,
+                &["FIN-150", "FIN-151"],
+                Some("2026-11-05T09:20:00Z"),
+            ),
+            "Frozen",
+            "2026-11-05T09:05:00Z",
         ),
         // Failure 2: 1.3.13 vetoed five days later; the rollback starts 12:00, healthy 12:10.
         r(
@@ -165,6 +180,8 @@ fn the_four_figures_match_a_month_figured_by_hand() {
             change_failure_rate: Some(0.5),
             restores: 2,
             time_to_restore_p50: Some(SignedDuration::from_mins(10)),
+            approval_wait_p50: Some(h(2)),
+            held_by_freezes: h(1),
         }
     );
 }
@@ -209,6 +226,7 @@ fn a_restore_is_timed_from_the_failure_it_ends() {
             message: None,
             rollback_of: rollback_of.map(String::from),
             approvers: vec![],
+            held: None,
         }
     };
     let failed = entry("1.3.10", "2026-12-07T10:00:00Z", "2026-12-07T10:10:00Z", Failed, None);

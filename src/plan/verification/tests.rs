@@ -40,6 +40,7 @@ fn status_with(history: &[(&str, i64, RolloutResult)], recorded: Option<(&str, &
                 message: None,
                 rollback_of: None,
                 approvers: Vec::new(),
+                held: None,
             })
             .collect(),
         verification: recorded.map(|(run, version)| VerificationStatus {

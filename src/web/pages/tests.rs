@@ -20,6 +20,7 @@ fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> History
         result,
         message: message.map(Into::into),
         approvers: Vec::new(),
+        held: None,
     }
 }
 
