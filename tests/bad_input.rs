@@ -1622,14 +1622,22 @@ async fn manifests_names_sizes_and_changes() {
         Want::Refused,
     ));
     let now = jiff::Timestamp::now();
+    // A freeze reason is at most 1,024 bytes (it is recorded, and quoted in every Release's
+    // condition): the longest one holds the Release with a bounded status, a longer one is refused.
     cases.push(Case::new(
-        "an active freeze window with a reason of 200 KB",
+        "an active freeze window with the longest reason",
         vec![
             environment("huge-freeze", json!({"namespace": t.env_ns("huge-freeze"), "tier": "dev", "freezeWindows": [
-                {"reason": "r".repeat(200_000), "start": (now - jiff::SignedDuration::from_secs(60)).to_string()}]})),
+                {"reason": "r".repeat(1024), "start": (now - jiff::SignedDuration::from_secs(60)).to_string()}]})),
             release("huge-freeze", json!({"app": "good", "environment": "huge-freeze", "version": "1.0.0"})),
         ],
         pending("huge-freeze", "Frozen"),
+    ));
+    cases.push(Case::new(
+        "a freeze window with a reason of 200 KB",
+        vec![environment("huger-freeze", json!({"namespace": t.env_ns("huger-freeze"), "tier": "dev", "freezeWindows": [
+            {"reason": "r".repeat(200_000), "start": (now - jiff::SignedDuration::from_secs(60)).to_string()}]}))],
+        Want::Refused,
     ));
     t.app_version("approved", "1.0.0", json!({})).await;
     cases.push(Case::new(
