@@ -86,7 +86,7 @@ const PAGE: u32 = 100;
 
 /// The delivery figures of each app in each Environment of `rows` over `[from, to)`.
 pub fn figures_of(rows: &[Row], app_versions: &[AppVersion], from: Timestamp, to: Timestamp) -> Vec<Subject> {
-    let first = first_published(app_versions);
+    let first = first_published(app_versions.iter());
     by_subject(rows)
         .into_iter()
         .map(|((environment, app), records)| Subject {
@@ -98,7 +98,9 @@ pub fn figures_of(rows: &[Row], app_versions: &[AppVersion], from: Timestamp, to
 }
 
 /// When each change id was first published, from the pipeline's AppVersions.
-pub fn first_published(app_versions: &[AppVersion]) -> BTreeMap<String, Timestamp> {
+pub fn first_published<'a>(
+    app_versions: impl IntoIterator<Item = &'a AppVersion>,
+) -> BTreeMap<String, Timestamp> {
     let mut first: BTreeMap<String, Timestamp> = BTreeMap::new();
     for av in app_versions {
         let Some(at) = av.status.as_ref().and_then(|st| st.published_at.as_ref()).map(|t| t.0) else {
@@ -129,6 +131,39 @@ pub struct Subject {
     pub app: String,
     #[serde(flatten)]
     pub figures: Figures,
+}
+
+impl Subject {
+    /// The names of [`Subject::cells`], for a table's header.
+    pub const COLUMNS: [&'static str; 10] = [
+        "Environment",
+        "App",
+        "Deploys",
+        "Per week",
+        "Lead p50",
+        "Lead p90",
+        "Failure rate",
+        "Restore p50",
+        "Approval wait p50",
+        "Held by freezes",
+    ];
+
+    /// The figures as a table shows them (`tuskfish insights`, the web view's audit page).
+    pub fn cells(&self) -> [String; 10] {
+        let f = &self.figures;
+        [
+            self.environment.clone(),
+            self.app.clone(),
+            f.deploys.to_string(),
+            format!("{:.1}", f.deploys_per_week),
+            span(f.lead_time_p50),
+            span(f.lead_time_p90),
+            f.change_failure_rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+            span(f.time_to_restore_p50),
+            span(f.approval_wait_p50),
+            span((!f.held_by_freezes.is_zero()).then_some(f.held_by_freezes)),
+        ]
+    }
 }
 
 /// `2d 4h`, `35m`, `-`.

@@ -7,7 +7,7 @@ use maud::{Markup, html};
 
 use super::page::{AuditFilter, Page};
 use super::pages::Rendered;
-use crate::audit::{Row, by_subject, figures_of, first_published, records, span};
+use crate::audit::{Row, Subject, by_subject, figures_of, first_published, records, span};
 use crate::plan::insights::{Figures, weekly};
 
 /// Charts drawn at most (one per app and Environment).
@@ -51,18 +51,10 @@ pub async fn page(
             p.hint { "No records yet: figures start with the first rollout recorded." }
         } @else {
             table.figures {
-                thead { tr { th { "Environment" } th { "App" } th { "Deploys" } th { "Per week" } th { "Lead p50" } th { "Lead p90" } th { "Failure rate" } th { "Restore p50" } th { "Approval wait p50" } th { "Held by freezes" } } }
+                thead { tr { @for c in Subject::COLUMNS { th { (c) } } } }
                 tbody {
                     @for s in &subjects {
-                        tr {
-                            td { (s.environment) } td { (s.app) } td { (s.figures.deploys) }
-                            td { (format!("{:.1}", s.figures.deploys_per_week)) }
-                            td { (span(s.figures.lead_time_p50)) } td { (span(s.figures.lead_time_p90)) }
-                            td { (s.figures.change_failure_rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0))) }
-                            td { (span(s.figures.time_to_restore_p50)) }
-                            td { (span(s.figures.approval_wait_p50)) }
-                            td { (span((!s.figures.held_by_freezes.is_zero()).then_some(s.figures.held_by_freezes))) }
-                        }
+                        tr { @for c in s.cells() { td { (c) } } }
                     }
                 }
             }

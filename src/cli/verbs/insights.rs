@@ -10,7 +10,7 @@ use kube::api::ListParams;
 
 use super::audit::{read, start_of};
 use crate::api::AppVersion;
-use crate::audit::{figures_of, span};
+use crate::audit::figures_of;
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Cell, table};
 use crate::cli::session::Session;
@@ -25,24 +25,8 @@ pub async fn insights(s: &Session, env: Option<&str>, app: Option<&str>, since: 
         if rows.is_empty() {
             return format!("no records in {} yet: figures start with the first rollout recorded\n", s.ns);
         }
-        let cells: Vec<Vec<Cell>> = rows
-            .iter()
-            .map(|r| {
-                let f = &r.figures;
-                vec![
-                    Cell::from(r.environment.as_str()),
-                    Cell::from(r.app.as_str()),
-                    Cell::from(f.deploys.to_string()),
-                    Cell::from(format!("{:.1}", f.deploys_per_week)),
-                    Cell::from(span(f.lead_time_p50)),
-                    Cell::from(span(f.lead_time_p90)),
-                    Cell::from(f.change_failure_rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0))),
-                    Cell::from(span(f.time_to_restore_p50)),
-                    Cell::from(span(f.approval_wait_p50)),
-                    Cell::from(span((!f.held_by_freezes.is_zero()).then_some(f.held_by_freezes))),
-                ]
-            })
-            .collect();
+        let cells: Vec<Vec<Cell>> =
+            rows.iter().map(|r| r.cells().into_iter().map(Cell::from).collect()).collect();
         let header = [
             "ENVIRONMENT",
             "APP",

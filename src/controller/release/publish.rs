@@ -153,18 +153,14 @@ fn observe_delivery(ctx: &Context, rel: &Release, prev: &ReleaseStatus, next: &R
     }
     let ns = rel.namespace().unwrap_or_default();
     let versions = cached(&ctx.stores.app_versions, &ns, ctx.index.app_versions_of(&ns, &rel.spec.app));
+    let first_published = crate::audit::first_published(versions.iter().map(AsRef::as_ref));
     let now = jiff::Timestamp::now();
     for change in brought {
-        let first = versions
-            .iter()
-            .filter(|av| av.spec.changes.iter().any(|c| c.id == change))
-            .filter_map(|av| av.status.as_ref()?.published_at.as_ref().map(|t| t.0))
-            .min();
-        if let Some(first) = first {
+        if let Some(first) = first_published.get(change) {
             ctx.metrics
                 .lead_time
                 .get_or_create(&label)
-                .observe(now.duration_since(first).as_secs_f64().max(0.0));
+                .observe(now.duration_since(*first).as_secs_f64().max(0.0));
         }
     }
 }
