@@ -19,6 +19,7 @@ use kube::core::PartialObjectMeta;
 use serde_json::Value;
 
 use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release};
+use crate::fields::{VERSION_SOURCE, trimmed};
 
 /// Made lean before it is cached.
 pub trait Lean {
@@ -61,8 +62,18 @@ macro_rules! lean_meta_only {
     )*};
 }
 
+impl Lean for Release {
+    /// Read whole (spec rendered and hashed, status compared and written back), and of its
+    /// `managedFields` who wrote the fields choosing its version (the audit's "applied by").
+    fn lean(&mut self) {
+        let writers = self.metadata.managed_fields.as_deref().and_then(|m| trimmed(m, VERSION_SOURCE));
+        lean_meta(&mut self.metadata);
+        self.metadata.managed_fields = writers;
+    }
+}
+
 // Read whole (specs rendered and hashed, statuses compared and written back): metadata only.
-lean_meta_only!(Release, Environment, AppVersion, Approval, Notification, PipelinePolicy, Secret, ConfigMap);
+lean_meta_only!(Environment, AppVersion, Approval, Notification, PipelinePolicy, Secret, ConfigMap);
 
 impl Lean for PartialObjectMeta<Namespace> {
     /// Its owner annotation, deletion and Pod Security label are read (labels are kept).

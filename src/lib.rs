@@ -9,6 +9,7 @@ pub mod client;
 pub mod controller;
 pub mod duration;
 pub mod egress;
+pub mod fields;
 pub mod helm;
 pub mod http;
 pub mod index;

@@ -244,6 +244,110 @@ async fn deploy_approve_rollback_each_take_one_command() {
     t.wait_release("pay-prod", healthy_at("1.1.0")).await;
 }
 
+/// Each rollout's record says who asked for it, as the API server verified them (a CLI user's
+/// request claim made with the spec change it vouches for), and which tool wrote the version; a
+/// change by anyone else since is nobody's request. Nobody can claim a request in someone else's
+/// name, or for a change they did not make.
+#[tokio::test]
+async fn each_rollout_is_recorded_with_who_asked_for_it_as_the_api_server_verified() {
+    let t = TestNs::new("asked").await;
+    t.environment("dev", json!({"tier": "dev"})).await;
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        t.app_version("pay", v, json!({})).await;
+    }
+    let as_user = |user: &'static str, args: &[&'static str]| {
+        let mut all = vec!["--as", user, "--as-group", "system:masters"];
+        all.extend_from_slice(args);
+        all
+    };
+    ok(&t, &as_user("carol", &["deploy", "pay", "1.0.0", "--env", "dev", "--wait"])).await;
+    // `kubectl apply --server-side` of a new version: the tool is known, the person is not (carol's
+    // claim names the generation she made, not this one).
+    let applied = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release", "metadata": {"name": "pay-dev"},
+        "spec": {"app": "pay", "environment": "dev", "version": "1.1.0"}});
+    common::apply_value_as(&t.client, Some(&t.ns), applied, "kubectl").await.unwrap();
+    t.wait_release("pay-dev", healthy_at("1.1.0")).await;
+    ok(&t, &as_user("dave", &["deploy", "pay", "1.2.0", "--env", "dev", "--wait"])).await;
+    ok(&t, &as_user("carol", &["rollback", "pay", "--env", "dev", "--to", "1.1.0", "--wait"])).await;
+
+    let rollouts = || async {
+        let records = json_of(&ok(&t, &["audit", "--env", "dev", "-o", "json"]).await);
+        let all = records.as_array().unwrap().clone();
+        all.into_iter().filter(|r| r["kind"] == "Rollout").collect::<Vec<Value>>()
+    };
+    common::within("four rollouts recorded", async {
+        while rollouts().await.len() < 4 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    // In the order they started (in whole seconds, so some may tie): as a set.
+    let mut seen: Vec<_> = rollouts()
+        .await
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().map(String::from);
+            (s("version"), s("requestedBy"), s("appliedBy"), s("by"))
+        })
+        .collect();
+    let row = |v: &str, by: Option<&str>, tool: &str, how: &str| {
+        (Some(v.to_string()), by.map(String::from), Some(tool.to_string()), Some(how.to_string()))
+    };
+    seen.sort();
+    let mut want = vec![
+        row("1.0.0", Some("carol"), "tuskfish-cli", "pinned"),
+        row("1.1.0", None, "kubectl", "pinned"),
+        row("1.2.0", Some("dave"), "tuskfish-cli", "pinned"),
+        row("1.1.0", Some("carol"), "tuskfish-cli", "manual rollback"),
+    ];
+    want.sort();
+    assert_eq!(seen, want);
+    let csv = ok(&t, &["audit", "--env", "dev", "-o", "csv"]).await.stdout;
+    assert!(csv.lines().next().unwrap().ends_with(r#""note","requested by","applied by""#), "{csv}");
+    assert!(csv.contains(r#""carol","tuskfish-cli""#), "{csv}");
+
+    // mallory (RBAC lets her do anything) can claim only her own requests, in the write that
+    // makes them: not in carol's name, not for a change she does not make, not for another
+    // generation. Dry runs: the API server decides, nothing changes.
+    let mallory: kube::Api<Release> =
+        kube::Api::namespaced(common::client_as("mallory", &["system:masters"]).await, &t.ns);
+    let generation = t.api::<Release>().get("pay-dev").await.unwrap().metadata.generation.unwrap();
+    let claim = |by: &str, claimed: i64, version: Option<&str>| {
+        let mut patch = json!({"metadata": {"annotations": {
+            "tuskfish.dev/requested-by": by, "tuskfish.dev/requested-generation": claimed.to_string()}}});
+        if let Some(v) = version {
+            patch["spec"] = json!({"version": v});
+        }
+        patch
+    };
+    let dry = PatchParams { dry_run: true, ..Default::default() };
+    let refusals = [
+        (
+            "in carol's name",
+            claim("carol", generation + 1, Some("1.0.0")),
+            "must name the user who writes it",
+        ),
+        ("without a change", claim("mallory", generation, None), "set only in the write that changes"),
+        (
+            "for another generation",
+            claim("mallory", generation + 2, Some("1.0.0")),
+            "set only in the write that changes",
+        ),
+    ];
+    for (case, patch, needle) in refusals {
+        let e = mallory.patch("pay-dev", &dry, &Patch::Merge(&patch)).await.unwrap_err();
+        assert!(
+            matches!(&e, kube::Error::Api(s) if s.code == 403 && s.message.contains(needle)),
+            "{case}: {e}"
+        );
+    }
+    let own = claim("mallory", generation + 1, Some("1.0.0"));
+    mallory
+        .patch("pay-dev", &dry, &Patch::Merge(&own))
+        .await
+        .expect("her own request, made as she claims it");
+}
+
 #[tokio::test]
 async fn a_veto_stops_a_version_in_every_environment_in_its_authors_name() {
     let t = TestNs::new("cli-veto").await;

@@ -100,6 +100,9 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
     pub by: Option<String>,
+    /// A rollout: who asked for it.
+    #[serde(default, flatten)]
+    pub requester: super::Requester,
     /// The approvers whose approvals let it through (names the API server verified).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(max = 253)))]
@@ -141,8 +144,10 @@ impl Record {
     /// The record's key in its Ledger: the same event always gets the same key, so writing it
     /// again (a retry after a crash) adds nothing.
     /// A record read from an object (an Approval, a veto, a freeze window) is keyed by its
-    /// `source`, which names what it is of; a rollout and a removal by their start and version.
-    /// At most 11 + 1 + 20 + 1 + 128 characters.
+    /// `source`, which names what it is of; a rollout and a removal by their start, version and
+    /// a digest of what else its history entry says (the version before, the rollback, who
+    /// asked): times are in whole seconds, and a rollback to a version that rolled out in the
+    /// same second is another rollout. At most 11 + 1 + 20 + 1 + 128 + 1 + 16 characters.
     pub fn key(&self) -> String {
         let kind = format!("{:?}", self.kind).to_lowercase();
         if let Some(source) = &self.source {
@@ -150,7 +155,10 @@ impl Record {
         }
         let started =
             self.started_at.as_ref().map(|t| t.0.as_second()).unwrap_or_else(|| self.at.0.as_second());
-        format!("{kind}.{started}.{}", self.version.as_deref().unwrap_or("-"))
+        let field = |f: &Option<String>| f.clone().unwrap_or_default();
+        let who = &self.requester;
+        let rest = [&self.from, &self.rollback_of, &who.requested_by, &who.applied_by].map(field).join("\n");
+        format!("{kind}.{started}.{}.{}", self.version.as_deref().unwrap_or("-"), digest(&rest))
     }
 }
 
@@ -237,6 +245,7 @@ mod tests {
             note: None,
             source: None,
             held: None,
+            requester: Default::default(),
         };
         let key = r.key();
         // Ended in another month than it started: its Ledger is still that of its start.

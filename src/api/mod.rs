@@ -56,6 +56,15 @@ pub const VETOED_BY_ANNOTATION: &str = "tuskfish.dev/vetoed-by";
 /// On an AppVersion: when it was vetoed (RFC 3339, as the CLI wrote it).
 pub const VETOED_AT_ANNOTATION: &str = "tuskfish.dev/vetoed-at";
 
+/// On a Release: the user whose request its spec is (`tuskfish deploy`, `promote`, `rollback`, the
+/// web view's actions). The API server admits only the requesting user's own name, and only in the
+/// write that changes the spec (see [`policy::requester_identity_policy`]); the audit trusts it only
+/// while [`REQUESTED_GENERATION_ANNOTATION`] names the Release's current generation.
+pub const REQUESTED_BY_ANNOTATION: &str = "tuskfish.dev/requested-by";
+/// On a Release: the generation the spec change of [`REQUESTED_BY_ANNOTATION`]'s request made. A
+/// later change by anyone else makes a new generation, so an old claim never vouches for it.
+pub const REQUESTED_GENERATION_ANNOTATION: &str = "tuskfish.dev/requested-generation";
+
 /// Label keys put on every object tuskfish applies.
 pub mod labels {
     pub const NAME: &str = "app.kubernetes.io/name";

@@ -1,5 +1,6 @@
 //! The admission policies that make a person's name on a decision the verified identity of whoever
-//! made it: an Approval's `spec.approver`, and the user named on a veto of an AppVersion.
+//! made it: an Approval's `spec.approver`, the user named on a veto of an AppVersion, and the user
+//! who asked for a Release's spec.
 //! ValidatingAdmissionPolicies (CEL, evaluated by the API server itself, no webhook) and their
 //! bindings. Installed with the CRDs (`tuskfish crd`), by the chart and by the tests.
 
@@ -9,12 +10,17 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{GROUP, VETO_ANNOTATION, VETOED_AT_ANNOTATION, VETOED_BY_ANNOTATION};
+use super::{
+    GROUP, REQUESTED_BY_ANNOTATION, REQUESTED_GENERATION_ANNOTATION, VETO_ANNOTATION, VETOED_AT_ANNOTATION,
+    VETOED_BY_ANNOTATION,
+};
 
 /// Name of the Approval policy and of its binding.
 pub const APPROVAL_IDENTITY: &str = "tuskfish-approval-identity";
 /// Name of the veto policy and of its binding.
 pub const VETO_IDENTITY: &str = "tuskfish-veto-identity";
+/// Name of the Release requester policy and of its binding.
+pub const REQUESTER_IDENTITY: &str = "tuskfish-requester-identity";
 /// Name of the Ledger policy and of its binding.
 pub const LEDGER_WRITERS: &str = "tuskfish-ledger-writers";
 /// The verb (on `ledgers`, granted cluster-wide) that lets a writer past [`ledger_writers_policy`].
@@ -25,6 +31,7 @@ pub fn identity_policies() -> Vec<(ValidatingAdmissionPolicy, ValidatingAdmissio
     vec![
         (approval_identity_policy(), binding(APPROVAL_IDENTITY)),
         (veto_identity_policy(), binding(VETO_IDENTITY)),
+        (requester_identity_policy(), binding(REQUESTER_IDENTITY)),
         (ledger_writers_policy(), binding(LEDGER_WRITERS)),
     ]
 }
@@ -101,13 +108,6 @@ const VETO_OWNER_MESSAGE: &str = "'this version was vetoed by ' + variables.oldB
 /// release manager's stop, or overwrite it in their own name and then lift it). The CLI records
 /// who lifted it in an Event.
 pub fn veto_identity_policy() -> ValidatingAdmissionPolicy {
-    let annotation = |object: &str, key: &str| Variable {
-        name: String::new(),
-        expression: format!(
-            "{object} != null && has({object}.metadata.annotations) && '{key}' in {object}.metadata.annotations ? {object}.metadata.annotations['{key}'] : ''"
-        ),
-    };
-    let named = |name: &str, v: Variable| Variable { name: name.into(), ..v };
     ValidatingAdmissionPolicy {
         metadata: ObjectMeta { name: Some(VETO_IDENTITY.into()), ..Default::default() },
         spec: Some(ValidatingAdmissionPolicySpec {
@@ -117,12 +117,12 @@ pub fn veto_identity_policy() -> ValidatingAdmissionPolicy {
             match_constraints: matching(&["CREATE", "UPDATE", "DELETE"], "appversions"),
             variables: Some(vec![
                 namespace_going(),
-                named("veto", annotation("object", VETO_ANNOTATION)),
-                named("by", annotation("object", VETOED_BY_ANNOTATION)),
-                named("at", annotation("object", VETOED_AT_ANNOTATION)),
-                named("oldVeto", annotation("oldObject", VETO_ANNOTATION)),
-                named("oldBy", annotation("oldObject", VETOED_BY_ANNOTATION)),
-                named("oldAt", annotation("oldObject", VETOED_AT_ANNOTATION)),
+                annotation("veto", "object", VETO_ANNOTATION),
+                annotation("by", "object", VETOED_BY_ANNOTATION),
+                annotation("at", "object", VETOED_AT_ANNOTATION),
+                annotation("oldVeto", "oldObject", VETO_ANNOTATION),
+                annotation("oldBy", "oldObject", VETOED_BY_ANNOTATION),
+                annotation("oldAt", "oldObject", VETOED_AT_ANNOTATION),
                 // Its time too: a new time on someone's veto would be a new veto in their name
                 // (the audit records one per veto).
                 Variable {
@@ -145,6 +145,72 @@ pub fn veto_identity_policy() -> ValidatingAdmissionPolicy {
                         "variables.same || variables.veto == '' || variables.by == request.userInfo.username"
                             .into(),
                     message_expression: Some(VETO_MESSAGE.into()),
+                    reason: Some("Forbidden".into()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A variable `name`: the annotation `key` of `object` (`object` or `oldObject`), `''` when it has none.
+fn annotation(name: &str, object: &str, key: &str) -> Variable {
+    Variable {
+        name: name.into(),
+        expression: format!(
+            "{object} != null && has({object}.metadata.annotations) && '{key}' in {object}.metadata.annotations ? {object}.metadata.annotations['{key}'] : ''"
+        ),
+    }
+}
+
+/// What the API server answers to a request claimed in someone else's name.
+const REQUESTER_MESSAGE: &str = "'the tuskfish.dev/requested-by annotation must name the user who writes it (' + \
+    request.userInfo.username + '): nobody can ask for a rollout in another person\\'s name; `tuskfish deploy` fills it in'";
+
+/// What the API server answers to a claim not made with the spec change it vouches for.
+const REQUESTER_CHANGE_MESSAGE: &str = "'tuskfish.dev/requested-by and tuskfish.dev/requested-generation are set only \
+    in the write that changes the Release\\'s spec, naming the generation it makes (' + \
+    string(object.metadata.generation) + '): a request cannot be claimed for someone else\\'s change; \
+    `tuskfish deploy` fills them in'";
+
+/// Refuses a request claim on a Release (its [`REQUESTED_BY_ANNOTATION`] and
+/// [`REQUESTED_GENERATION_ANNOTATION`], set or changed) that does not name the requesting user, or
+/// is not made in the write that changes the spec, naming the generation that write makes. The
+/// admission chain sees the new generation (the API server counts it before validating), so a
+/// claim vouches for exactly one spec: the next change by anyone makes a generation it does not
+/// name, and the audit trusts a claim only while it names the current one. Removing a claim (its
+/// user) is always allowed.
+pub fn requester_identity_policy() -> ValidatingAdmissionPolicy {
+    ValidatingAdmissionPolicy {
+        metadata: ObjectMeta { name: Some(REQUESTER_IDENTITY.into()), ..Default::default() },
+        spec: Some(ValidatingAdmissionPolicySpec {
+            failure_policy: Some("Fail".into()),
+            match_constraints: matching(&["CREATE", "UPDATE"], "releases"),
+            variables: Some(vec![
+                annotation("by", "object", REQUESTED_BY_ANNOTATION),
+                annotation("gen", "object", REQUESTED_GENERATION_ANNOTATION),
+                annotation("oldBy", "oldObject", REQUESTED_BY_ANNOTATION),
+                annotation("oldGen", "oldObject", REQUESTED_GENERATION_ANNOTATION),
+                Variable {
+                    name: "claimed".into(),
+                    expression: "variables.by != '' && (variables.by != variables.oldBy || variables.gen != variables.oldGen)"
+                        .into(),
+                },
+            ]),
+            validations: Some(vec![
+                Validation {
+                    expression: "!variables.claimed || variables.by == request.userInfo.username".into(),
+                    message_expression: Some(REQUESTER_MESSAGE.into()),
+                    reason: Some("Forbidden".into()),
+                    ..Default::default()
+                },
+                Validation {
+                    expression: "!variables.claimed || (variables.gen == string(object.metadata.generation) && \
+                                 (oldObject == null || object.metadata.generation != oldObject.metadata.generation))"
+                        .into(),
+                    message_expression: Some(REQUESTER_CHANGE_MESSAGE.into()),
                     reason: Some("Forbidden".into()),
                     ..Default::default()
                 },

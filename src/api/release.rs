@@ -179,6 +179,29 @@ pub struct HistoryEntry {
     /// approval, frozen, outside the allow windows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<Hold>,
+    /// Who asked for it, as far as the API server verified, and with which tool.
+    #[serde(default, flatten)]
+    pub requester: Requester,
+}
+
+/// Who asked for a rollout: the verified user whose request the Release's spec is, and the field
+/// manager that wrote the field choosing the version (which tool, as it named itself).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Requester {
+    /// The user who asked for it (`tuskfish deploy`, `promote`, `rollback` or the web view's
+    /// actions), a name the API server verified; none when no verified request set the spec (a
+    /// GitOps applier, `kubectl`, or someone's request changed since by anyone else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub requested_by: Option<String>,
+    /// The field manager that wrote the field choosing the version (`spec.version`, `track`,
+    /// `promoteFrom`, `rollback.to`): `kustomize-controller`, `argocd-controller`,
+    /// `kubectl-client-side-apply`, `tuskfish-cli`. The name the writing client gave itself: it
+    /// says which tool, not which person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub applied_by: Option<String>,
 }
 
 /// A gate that held a version back, from when.

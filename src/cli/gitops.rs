@@ -32,13 +32,8 @@ pub fn owner(managed: &[ManagedFieldsEntry], paths: &[&[&str]], appliers: &[Stri
             return None;
         }
         let fields = &m.fields_v1.as_ref()?.0;
-        paths.iter().any(|p| owns(fields, p)).then(|| manager.to_string())
+        paths.iter().any(|p| crate::fields::owns(fields, p)).then(|| manager.to_string())
     })
-}
-
-fn owns(fields: &Value, path: &[&str]) -> bool {
-    let Some((first, rest)) = path.split_first() else { return true };
-    fields.get(format!("f:{first}")).is_some_and(|f| owns(f, rest))
 }
 
 /// What a version edit in a file came to.

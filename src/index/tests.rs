@@ -54,6 +54,7 @@ fn arb_release() -> impl Strategy<Value = Release> {
                     message: None,
                     approvers: Vec::new(),
                     held: None,
+                    requester: Default::default(),
                 }],
                 _ => Vec::new(),
             };

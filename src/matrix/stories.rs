@@ -144,6 +144,7 @@ mod tests {
                 rollback_of: None,
                 approvers: Vec::new(),
                 held: None,
+                requester: Default::default(),
             })
             .collect();
         r

@@ -73,6 +73,7 @@ fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> History
         message: message.map(String::from),
         approvers: Vec::new(),
         held: None,
+        requester: Default::default(),
     }
 }
 

@@ -4,8 +4,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    AppVersion, Approval, Decision, FreezeWindow, HistoryEntry, Record, RecordKind, ReleaseSpec,
-    ReleaseStatus, RolloutResult, Veto, digest,
+    AppVersion, Approval, Decision, FreezeWindow, HistoryEntry, REQUESTED_BY_ANNOTATION,
+    REQUESTED_GENERATION_ANNOTATION, Record, RecordKind, Release, ReleaseSpec, ReleaseStatus, Requester,
+    RolloutResult, Veto, digest,
 };
 
 /// What the operator knows of a version when it records a rollout of it.
@@ -39,12 +40,39 @@ pub fn asked_by(spec: &ReleaseSpec, entry: &HistoryEntry) -> String {
     if let Some(failed) = &entry.rollback_of {
         return format!("rollback from {failed}");
     }
+    if spec.rollback.as_ref().and_then(|r| r.to.as_deref()) == Some(entry.version.as_str()) {
+        return "manual rollback".into();
+    }
     match (&spec.version, &spec.track, &spec.promote_from) {
         (Some(_), ..) => "pinned".into(),
         (_, Some(range), _) => format!("tracking {range}"),
         (.., Some(from)) => format!("promoted from {}", from.environment),
         _ => "unknown".into(),
     }
+}
+
+/// Who asked for what `rel`'s spec says now: the user of a verified request claim (see
+/// [`REQUESTED_BY_ANNOTATION`]) made with the spec's current generation, and the field manager that
+/// wrote the field choosing the version.
+pub fn requester(rel: &Release) -> Requester {
+    let annotation = |key: &str| rel.metadata.annotations.as_ref().and_then(|a| a.get(key));
+    let current = rel.metadata.generation.map(|g| g.to_string());
+    let claimed = annotation(REQUESTED_GENERATION_ANNOTATION).is_some_and(|g| Some(g) == current.as_ref());
+    let requested_by =
+        annotation(REQUESTED_BY_ANNOTATION).filter(|u| claimed && !u.is_empty()).map(|u| cut(u, MAX_NAME));
+    let spec = &rel.spec;
+    let field: &[&str] = if spec.rollback.as_ref().is_some_and(|r| r.to.is_some()) {
+        &["spec", "rollback", "to"]
+    } else if spec.version.is_some() {
+        &["spec", "version"]
+    } else if spec.track.is_some() {
+        &["spec", "track"]
+    } else {
+        &["spec", "promoteFrom"]
+    };
+    let managed = rel.metadata.managed_fields.as_deref().unwrap_or_default();
+    let applied_by = crate::fields::writer(managed, field).map(|m| cut(m, MAX_MANAGER));
+    Requester { requested_by, applied_by }
 }
 
 /// The record of an Approval (or a rejection) of a version for `release`; none for one the API
@@ -85,6 +113,7 @@ fn record(kind: RecordKind, at: Time, source: Option<String>) -> Record {
         published_at: None,
         note: None,
         held: None,
+        requester: Requester::default(),
         source: source.map(|s| cut(&s, MAX_NAME)),
     }
 }
@@ -231,6 +260,7 @@ const MAX_VERSION: usize = 128;
 /// How much of a freeze window's description its status mark keeps.
 const MAX_MARK_NOTE: usize = 256;
 const MAX_CHANGES: usize = 200;
+const MAX_MANAGER: usize = 128;
 
 /// `text` cut to at most `max` bytes, on a character boundary.
 fn cut(text: &str, max: usize) -> String {
@@ -270,6 +300,7 @@ pub fn rollout_record(
         published_at: facts.published_at,
         note,
         held: entry.held.clone(),
+        requester: entry.requester.clone(),
         source: None,
     }
 }
@@ -293,6 +324,7 @@ mod tests {
             rollback_of: None,
             approvers: Vec::new(),
             held: None,
+            requester: Default::default(),
         }
     }
 
@@ -523,6 +555,84 @@ mod tests {
         ];
         for (month, days, want) in table {
             assert_eq!(expired(month, now, day * days), want, "{month} kept {days} days");
+        }
+    }
+
+    #[test]
+    fn a_rollback_to_a_version_rolled_out_in_the_same_second_is_a_record_of_its_own() {
+        let spec = ReleaseSpec::default();
+        let at = "2026-12-07T10:00:00Z";
+        let record = |from: &str| {
+            rollout_record(
+                "pay-dev",
+                &spec,
+                (&entry("1.1.0", at, Succeeded), Some(from)),
+                VersionFacts::default(),
+            )
+        };
+        let (first, back) = (record("1.0.0"), record("1.2.0"));
+        assert_ne!(first.key(), back.key());
+        assert_eq!(back.key(), record("1.2.0").key(), "written again after a crash: the same key");
+        assert!(back.key().len() <= 192, "{}", back.key());
+    }
+
+    #[test]
+    fn who_asked_is_a_verified_claim_on_the_current_generation_and_the_tool_that_wrote_the_version() {
+        use crate::api::{Release, ReleaseSpec, RollbackSpec};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+        let written = |manager: &str, fields: serde_json::Value| ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            fields_v1: Some(FieldsV1(serde_json::json!({ "f:spec": fields }))),
+            ..Default::default()
+        };
+        let release = |generation: i64, claim: Option<(&str, &str)>, spec: ReleaseSpec| {
+            let mut r = Release::new("pay-prod", spec);
+            r.metadata.generation = Some(generation);
+            r.metadata.annotations = claim.map(|(by, g)| {
+                [
+                    (REQUESTED_BY_ANNOTATION.to_string(), by.to_string()),
+                    (REQUESTED_GENERATION_ANNOTATION.to_string(), g.to_string()),
+                ]
+                .into()
+            });
+            r.metadata.managed_fields = Some(vec![
+                written("kubectl-client-side-apply", serde_json::json!({"f:track": {}})),
+                written("tuskfish-cli", serde_json::json!({"f:version": {}})),
+                written("argocd-controller", serde_json::json!({"f:rollback": {"f:to": {}}})),
+            ]);
+            r
+        };
+        let pinned = ReleaseSpec { version: Some("1.3.10".into()), ..Default::default() };
+        let tracking = ReleaseSpec { track: Some("~1.3".into()), ..Default::default() };
+        let rolled_back = ReleaseSpec {
+            rollback: Some(RollbackSpec { to: Some("1.3.9".into()), ..Default::default() }),
+            ..pinned.clone()
+        };
+        let who = |by: Option<&str>, applied: Option<&str>| Requester {
+            requested_by: by.map(String::from),
+            applied_by: applied.map(String::from),
+        };
+        let table = [
+            (
+                "claimed with this generation",
+                release(4, Some(("carol", "4")), pinned.clone()),
+                who(Some("carol"), Some("tuskfish-cli")),
+            ),
+            (
+                "changed since by someone else",
+                release(5, Some(("carol", "4")), pinned.clone()),
+                who(None, Some("tuskfish-cli")),
+            ),
+            ("no claim", release(4, None, tracking.clone()), who(None, Some("kubectl-client-side-apply"))),
+            ("an empty name", release(4, Some(("", "4")), pinned.clone()), who(None, Some("tuskfish-cli"))),
+            (
+                "a rollback's field",
+                release(4, Some(("carol", "4")), rolled_back),
+                who(Some("carol"), Some("argocd-controller")),
+            ),
+        ];
+        for (name, rel, want) in table {
+            assert_eq!(requester(&rel), want, "{name}");
         }
     }
 

@@ -210,6 +210,7 @@ fn history_entry() -> impl Strategy<Value = HistoryEntry> {
             message: None,
             approvers: Vec::new(),
             held: None,
+            requester: Default::default(),
         })
 }
 
@@ -330,6 +331,7 @@ fn upstream() -> impl Strategy<Value = Option<Release>> {
                 message: None,
                 approvers: Vec::new(),
                 held: None,
+                requester: Default::default(),
             }],
             ..Default::default()
         }
@@ -465,7 +467,7 @@ proptest! {
         up.status = Some(ReleaseStatus {
             phase: Some(Phase::Healthy),
             current_version: Some("1.3.10".into()),
-            history: vec![HistoryEntry { rollback_of: None, version: "1.3.10".into(), started_at: finished.clone(), finished_at: Some(finished), result: RolloutResult::Succeeded, message: None, approvers: Vec::new(), held: None }],
+            history: vec![HistoryEntry { rollback_of: None, version: "1.3.10".into(), started_at: finished.clone(), finished_at: Some(finished), result: RolloutResult::Succeeded, message: None, approvers: Vec::new(), held: None, requester: Default::default() }],
             ..Default::default()
         });
         let mut env = environment(&[]);
@@ -585,7 +587,7 @@ proptest! {
                     new_rollout: flag,
                     note: Some(message.clone()),
                     rollback_of: None,
-                    health, approvers: Vec::new(),
+                    health, approvers: Vec::new(), requester: Default::default(),
                 },
                 1 => Outcome::Observed { health },
                 2 => Outcome::Blocked(Blocked { phase: if flag { Phase::Failed } else { Phase::Pending }, reason: Reason::InvalidVersion, message: message.clone(), recheck_in: None }),

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::status::{set_forward_ports, set_held};
 use super::{Held, Outcome, Target, changes, next_status, rollback};
 use crate::api::{
-    AppVersion, CHANGES_LIMIT, ClusterRef, Inventory, InventoryEntry, Release, ReleaseStatus,
+    AppVersion, CHANGES_LIMIT, ClusterRef, Inventory, InventoryEntry, Release, ReleaseStatus, Requester,
     VerificationStatus,
 };
 
@@ -88,11 +88,13 @@ pub struct Change {
     /// The failed version this rollout goes back from, when it is a rollback.
     pub rollback_of: Option<String>,
     pub approvers: Vec<String>,
+    pub requester: Requester,
 }
 
 impl Change {
-    /// The change `target` makes over `prev`; `rolled_back`: the version this reconcile marked failed.
-    pub fn of(prev: &ReleaseStatus, target: &Target<'_>, rolled_back: Option<&str>) -> Self {
+    /// The change `target` makes over `prev` (the status of `rel`); `rolled_back`: the version this
+    /// reconcile marked failed.
+    pub fn of(rel: &Release, prev: &ReleaseStatus, target: &Target<'_>, rolled_back: Option<&str>) -> Self {
         let version = target.version.to_string();
         let rollback_of = rollback::of(prev, &version, rolled_back);
         // A rollback away from a vetoed version says why in the target's own notes.
@@ -103,7 +105,11 @@ impl Change {
             .chain(target.notes.iter().cloned())
             .collect();
         let note = (!notes.is_empty()).then(|| notes.join("; "));
-        Self { version, note, rollback_of: rollback_of.or(vetoed), approvers: target.approvers.clone() }
+        let rollback_of = rollback_of.or(vetoed);
+        // A rollback the operator decided on is nobody's request.
+        let automatic = rollback_of.is_some() && rel.spec.rollback.as_ref().is_none_or(|r| r.to.is_none());
+        let requester = if automatic { Requester::default() } else { super::audit::requester(rel) };
+        Self { version, note, rollback_of, approvers: target.approvers.clone(), requester }
     }
 }
 

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::{Blocked, Health, Held};
 use crate::api::{
     Condition, ConditionType, ConditionUpdate, HISTORY_LIMIT, HistoryEntry, Hold, Inventory, Phase, Reason,
-    ReleaseStatus, RolloutResult, find_condition, set_condition, truncate_message,
+    ReleaseStatus, Requester, RolloutResult, find_condition, set_condition, truncate_message,
 };
 
 /// Longest history note kept, in bytes. Notes quote user input (an approver and reason, a freeze
@@ -38,6 +38,8 @@ pub enum Outcome {
         rollback_of: Option<String>,
         /// Whose approvals let a new rollout through.
         approvers: Vec<String>,
+        /// Who asked for a new rollout.
+        requester: Requester,
         health: Health,
     },
     /// Nothing to apply; the health of what runs.
@@ -85,7 +87,16 @@ pub fn next_status(
             cond(&mut s, ConditionType::Progressing, false, reason, &message);
             cond(&mut s, ConditionType::Degraded, true, reason, &message);
         }
-        Outcome::Applied { version, inventory, new_rollout, note, rollback_of, approvers, health } => {
+        Outcome::Applied {
+            version,
+            inventory,
+            new_rollout,
+            note,
+            rollback_of,
+            approvers,
+            requester,
+            health,
+        } => {
             if new_rollout {
                 if let Some(h) = s.history.first_mut()
                     && h.result == RolloutResult::Progressing
@@ -104,6 +115,7 @@ pub fn next_status(
                         rollback_of,
                         approvers,
                         held: gate_hold(&s, &version),
+                        requester,
                     },
                 );
                 s.history.truncate(HISTORY_LIMIT);
@@ -289,6 +301,7 @@ mod tests {
             rollback_of: None,
             health,
             approvers: Vec::new(),
+            requester: Default::default(),
         }
     }
 
@@ -302,6 +315,7 @@ mod tests {
             rollback_of: Some("1.1.0".into()),
             health: progressing(),
             approvers: Vec::new(),
+            requester: Default::default(),
         }
     }
 
@@ -450,6 +464,7 @@ mod tests {
             rollback_of: None,
             health: Health::Healthy,
             approvers: Vec::new(),
+            requester: Default::default(),
         };
         let s2 = next_status(&s1, repair, Some(1), &t(50));
         assert_eq!(s2.history, s1.history);
@@ -537,6 +552,7 @@ mod tests {
             rollback_of: None,
             health: progressing(),
             approvers: Vec::new(),
+            requester: Default::default(),
         };
         let s1 = next_status(&ReleaseStatus::default(), rollout, Some(1), &t(0));
         let degraded = Outcome::Observed { health: Health::Degraded { message: huge.clone() } };

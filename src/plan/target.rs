@@ -835,6 +835,7 @@ mod tests {
                 rollback_of: None,
                 approvers: Vec::new(),
                 held: None,
+                requester: Default::default(),
             })
             .collect();
         r
@@ -972,6 +973,7 @@ mod tests {
                 message: None,
                 approvers: Vec::new(),
                 held: None,
+                requester: Default::default(),
             }],
             ..Default::default()
         });
@@ -1043,6 +1045,7 @@ mod tests {
             message: None,
             approvers: Vec::new(),
             held: None,
+            requester: Default::default(),
         });
         assert_eq!(outcome(select(&m, Some(&env), &avs, None)).as_deref(), Ok("1.3.9"));
     }
@@ -1061,6 +1064,7 @@ mod tests {
             message: None,
             approvers: Vec::new(),
             held: None,
+            requester: Default::default(),
         };
         // An explicit rollback overrides a track range that does not parse.
         let mut back = tracked("not a range", &[], Some("1.3.10"));

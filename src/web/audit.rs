@@ -81,7 +81,7 @@ pub async fn page(
                             td { (format!("{:?}", rec.kind)) }
                             td { (rec.version.as_deref().unwrap_or("")) } td { (rec.from.as_deref().unwrap_or("")) }
                             td { (rec.result.map(|x| format!("{x:?}")).unwrap_or_default()) }
-                            td { (rec.approvers.join(", ")) } td { (rec.by.as_deref().unwrap_or("")) }
+                            td { (rec.approvers.join(", ")) } td { (asked(rec)) }
                             td { (rec.note.as_deref().unwrap_or("")) }
                         }
                     }
@@ -90,6 +90,20 @@ pub async fn page(
         }
     };
     Rendered { title: format!("Audit · {namespace}"), body, found: true }
+}
+
+/// What asked for a record's change, who (verified) and with which tool: "pinned · carol via
+/// tuskfish-cli".
+fn asked(rec: &crate::api::Record) -> String {
+    let mut out = rec.by.clone().unwrap_or_default();
+    let who = &rec.requester;
+    if let Some(user) = &who.requested_by {
+        out = format!("{out} · {user}");
+    }
+    if let Some(tool) = &who.applied_by {
+        out = format!("{out} via {tool}");
+    }
+    out
 }
 
 fn form(namespace: &str, filter: &AuditFilter, days: u32) -> Markup {

@@ -243,8 +243,8 @@ where
     Api::<K>::namespaced(client.clone(), ns).list(&Default::default()).await.is_ok()
 }
 
-/// Whether the API server refuses (in dry runs) an Approval and a veto that name someone other than
-/// their author.
+/// Whether the API server refuses (in dry runs) an Approval, a veto and a request claim that name
+/// someone other than their author.
 async fn policy_enforced(client: &Client, ns: &str) -> bool {
     let probe: tuskfish::api::Approval = serde_json::from_value(json!({
         "apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
@@ -267,7 +267,17 @@ async fn policy_enforced(client: &Client, ns: &str) -> bool {
         Err(kube::Error::Api(e)) => e.message.contains("must name the user who sets or changes the veto"),
         _ => false,
     };
-    approval && veto
+    let claim: Release = serde_json::from_value(json!({
+        "apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release",
+        "metadata": {"name": "tuskfish-policy-probe",
+                     "annotations": {"tuskfish.dev/requested-by": "not-the-admin", "tuskfish.dev/requested-generation": "1"}},
+        "spec": {"app": "probe", "environment": "probe", "version": "0.0.1"}}))
+    .unwrap();
+    let claim = match Api::<Release>::namespaced(client.clone(), ns).create(&pp, &claim).await {
+        Err(kube::Error::Api(e)) => e.message.contains("must name the user who writes it"),
+        _ => false,
+    };
+    approval && veto && claim
 }
 
 /// Waits until RBAC lets `user` (in `groups`) `verb` `resource` of tuskfish.dev in `ns`: a new

@@ -54,7 +54,7 @@ async fn rows(s: &Session, f: &Filter) -> CliResult<Vec<Row>> {
     Ok(rows)
 }
 
-const HEADER: [&str; 12] = [
+const HEADER: [&str; 14] = [
     "AT",
     "ENVIRONMENT",
     "APP",
@@ -67,6 +67,8 @@ const HEADER: [&str; 12] = [
     "STARTED",
     "CHANGES",
     "NOTE",
+    "REQUESTED BY",
+    "APPLIED BY",
 ];
 
 /// The fields of a row, control characters made spaces: a table or a CSV file must not carry
@@ -92,6 +94,8 @@ fn raw_fields(r: &Row) -> Vec<String> {
         rec.started_at.as_ref().map(|t| t.0.to_string()).unwrap_or_default(),
         rec.changes.join(" "),
         opt(&rec.note),
+        opt(&rec.requester.requested_by),
+        opt(&rec.requester.applied_by),
     ]
 }
 

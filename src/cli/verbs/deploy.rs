@@ -6,13 +6,17 @@ use kube::ResourceExt;
 use kube::api::PostParams;
 use serde_json::json;
 
-use crate::api::{ConditionType, Phase, Reason, Release, ReleaseSpec, RolloutResult};
+use crate::api::{
+    ConditionType, Phase, REQUESTED_BY_ANNOTATION, REQUESTED_GENERATION_ANNOTATION, Reason, Release,
+    ReleaseSpec, RolloutResult,
+};
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::git::GitEdit;
 use crate::cli::gitops;
 use crate::cli::output::{self, Output};
 use crate::cli::session::{CLI_FIELD_MANAGER, Session, list_or_none, parse_version};
 use crate::cli::wait::{Goal, wait};
+use crate::fields::VERSION_SOURCE;
 use crate::plan::target::matches_line;
 
 /// Prints a human line: on stdout for tables, on stderr when stdout carries JSON/YAML.
@@ -83,6 +87,24 @@ pub async fn promotable(s: &Session, app: &str, from: &str) -> CliResult<semver:
     parse_version(current)
 }
 
+/// The user the API server authenticates the CLI as, to claim a spec change as their request.
+/// `None` when it names nobody: the change is made all the same, recorded without a requester.
+async fn requester(s: &Session) -> Option<String> {
+    s.whoami().await.ok()
+}
+
+/// Adds to `patch` (a merge patch of `release` that changes its spec, with its resourceVersion, so
+/// the generation it makes is the next one) the claim that the change is the CLI user's request:
+/// the audit's "requested by" (the API server admits only the user's own name, see
+/// [`crate::api::policy::requester_identity_policy`]).
+async fn claim(s: &Session, release: &Release, patch: &mut serde_json::Value) {
+    let (Some(user), Some(generation)) = (requester(s).await, release.metadata.generation) else { return };
+    patch["metadata"]["annotations"] = json!({
+        REQUESTED_BY_ANNOTATION: user,
+        REQUESTED_GENERATION_ANNOTATION: (generation + 1).to_string(),
+    });
+}
+
 /// Sets `spec.version` on the Release of `app` in `env_name` (clearing the other version sources and
 /// a manual rollback), or creates `<app>-<env>`; returns it and the generation to wait for.
 async fn pin(
@@ -123,12 +145,23 @@ async fn pin(
                 return in_git(s, &existing, &applier, &av, env_name, &v, git);
             }
             let was = describe_source(&existing.spec);
+            let rolled_back = existing.spec.rollback.as_ref().is_some_and(|r| r.to.is_some());
             let mut spec = json!({"version": v, "track": null, "promoteFrom": null});
-            if existing.spec.rollback.as_ref().is_some_and(|r| r.to.is_some()) {
+            if rolled_back {
                 spec["rollback"] = json!({"to": null});
             }
-            // The resourceVersion makes this a compare-and-swap: a change made meanwhile is not lost.
-            let patch = json!({"metadata": {"resourceVersion": existing.resource_version()}, "spec": spec});
+            let current = &existing.spec;
+            let changes = rolled_back
+                || current.version.as_deref() != Some(v.as_str())
+                || current.track.is_some()
+                || current.promote_from.is_some();
+            // The resourceVersion makes this a compare-and-swap: a change made meanwhile is not lost
+            // (and the generation it makes is the next one).
+            let mut patch =
+                json!({"metadata": {"resourceVersion": existing.resource_version()}, "spec": spec});
+            if changes {
+                claim(s, &existing, &mut patch).await;
+            }
             let updated = s.merge_patch::<Release>(&name, patch).await?;
             if was != format!("version {v}") {
                 say(s, &format!("{name}: deploying {v} to {env_name} (was: {was})"));
@@ -145,11 +178,22 @@ async fn pin(
                 version: Some(v.clone()),
                 ..Default::default()
             };
+            let mut release = Release::new(&name, spec);
+            // A new object's generation is 1.
+            if let Some(user) = requester(s).await {
+                release.metadata.annotations = Some(
+                    [
+                        (REQUESTED_BY_ANNOTATION.to_string(), user),
+                        (REQUESTED_GENERATION_ANNOTATION.to_string(), "1".into()),
+                    ]
+                    .into(),
+                );
+            }
             let created = s
                 .api::<Release>()
                 .create(
                     &PostParams { field_manager: Some(CLI_FIELD_MANAGER.into()), ..Default::default() },
-                    &Release::new(&name, spec),
+                    &release,
                 )
                 .await
                 .map_err(|e| CliError::api(&format!("creating Release {name}"), e))?;
@@ -174,10 +218,6 @@ async fn pin(
     let generation = release.metadata.generation.unwrap_or(0);
     Ok((release, generation))
 }
-
-/// The fields that say which version a Release runs.
-const VERSION_SOURCE: &[&[&str]] =
-    &[&["spec", "version"], &["spec", "track"], &["spec", "promoteFrom"], &["spec", "rollback", "to"]];
 
 /// The GitOps applier that owns one of `fields` of `obj` (it would undo a live edit), if one does.
 pub fn applied_from_git<K: kube::Resource>(obj: &K, fields: &[&[&str]]) -> Option<String> {
@@ -307,14 +347,21 @@ pub async fn rollback(
         )));
     }
     if clear {
-        let updated = s.merge_patch::<Release>(&name, json!({"spec": {"rollback": {"to": null}}})).await?;
+        let mut patch = json!({"metadata": {"resourceVersion": release.resource_version()}, "spec": {"rollback": {"to": null}}});
+        if release.spec.rollback.as_ref().is_some_and(|r| r.to.is_some()) {
+            claim(s, &release, &mut patch).await;
+        }
+        let updated = s.merge_patch::<Release>(&name, patch).await?;
         say(s, &format!("{name}: manual rollback cleared; back to its {}", describe_source(&updated.spec)));
         let goal =
             Goal { release: name, version: None, generation: updated.metadata.generation.unwrap_or(0) };
         return finish(s, updated, goal, wait_for).await;
     }
     let target = rollback_target(&name, env, &status, to)?;
-    let patch = json!({"metadata": {"resourceVersion": release.resource_version()}, "spec": {"rollback": {"to": target}}});
+    let mut patch = json!({"metadata": {"resourceVersion": release.resource_version()}, "spec": {"rollback": {"to": target}}});
+    if release.spec.rollback.as_ref().and_then(|r| r.to.as_deref()) != Some(target.as_str()) {
+        claim(s, &release, &mut patch).await;
+    }
     let updated = s.merge_patch::<Release>(&name, patch).await?;
     say(
         s,

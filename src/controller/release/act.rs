@@ -211,7 +211,7 @@ async fn rollout(
     Desired { rendered, hooks, client }: Desired,
 ) -> Result<Option<Rolled>> {
     let Job { ctx, rel, env, prev, now, .. } = *job;
-    let change = Change::of(prev, job.target, job.rolled_back);
+    let change = Change::of(rel, prev, job.target, job.rolled_back);
     // Verification gets what it uses (the pipeline's grants, where it may connect), not the whole
     // Context.
     let checker = checks::Checker { grants, policies: &ctx.policies, probes: &ctx.probes, http: &ctx.http };
@@ -327,7 +327,7 @@ async fn rollout(
         }
     }
     let health = health(cluster, Some(&inventory), Some(now), deadline, now);
-    let Change { version, note, rollback_of, approvers } = change;
+    let Change { version, note, rollback_of, approvers, requester } = change;
     // A rollback is not verified (see `rollout_in_flight`).
     let started = if new_rollout {
         rollback_of.is_none().then_some(now)
@@ -337,7 +337,8 @@ async fn rollout(
     let run = checks::Run { version: &version, rollout_started: started, cluster, prev, now };
     let (health, verification) = checks::verified(&checker, rel, env, run, health).await?;
     let wake = action_for(&health);
-    let outcome = Outcome::Applied { version, inventory, new_rollout, note, rollback_of, approvers, health };
+    let outcome =
+        Outcome::Applied { version, inventory, new_rollout, note, rollback_of, approvers, requester, health };
     Ok(Some(Rolled { outcome, wake, verification, rewritten }))
 }
 

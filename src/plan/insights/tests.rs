@@ -37,6 +37,7 @@ fn record(r: R) -> Record {
         note: None,
         held: None,
         source: None,
+        requester: Default::default(),
     }
 }
 
@@ -227,6 +228,7 @@ fn a_restore_is_timed_from_the_failure_it_ends() {
             rollback_of: rollback_of.map(String::from),
             approvers: vec![],
             held: None,
+            requester: Default::default(),
         }
     };
     let failed = entry("1.3.10", "2026-12-07T10:00:00Z", "2026-12-07T10:10:00Z", Failed, None);

@@ -41,6 +41,7 @@ fn status_with(history: &[(&str, i64, RolloutResult)], recorded: Option<(&str, &
                 rollback_of: None,
                 approvers: Vec::new(),
                 held: None,
+                requester: Default::default(),
             })
             .collect(),
         verification: recorded.map(|(run, version)| VerificationStatus {

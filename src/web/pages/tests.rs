@@ -21,6 +21,7 @@ fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> History
         message: message.map(Into::into),
         approvers: Vec::new(),
         held: None,
+        requester: Default::default(),
     }
 }
 

@@ -1,0 +1,121 @@
+//! Who wrote a field of an object, from its `metadata.managedFields`: the GitOps applier that owns a
+//! Release's version (the CLI refuses to fight it), and the tool that asked for a rollout (the
+//! audit). The names are the field managers the writing clients gave themselves. Pure.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+use serde_json::{Map, Value};
+
+/// The fields of a Release that choose which version it runs.
+pub const VERSION_SOURCE: &[&[&str]] =
+    &[&["spec", "version"], &["spec", "track"], &["spec", "promoteFrom"], &["spec", "rollback", "to"]];
+
+/// True when `fields` (a `fieldsV1` tree) holds `path` (field names from the object's root).
+pub fn owns(fields: &Value, path: &[&str]) -> bool {
+    let Some((first, rest)) = path.split_first() else { return true };
+    fields.get(format!("f:{first}")).is_some_and(|f| owns(f, rest))
+}
+
+/// The field manager that wrote `path` last (of those that own it: server-side apply can share a
+/// field), or the first that owns it when no entry has a time.
+pub fn writer<'a>(managed: &'a [ManagedFieldsEntry], path: &[&str]) -> Option<&'a str> {
+    managed
+        .iter()
+        .filter(|m| m.fields_v1.as_ref().is_some_and(|f| owns(&f.0, path)))
+        .max_by(|a, b| a.time.as_ref().map(|t| t.0).cmp(&b.time.as_ref().map(|t| t.0)))
+        .and_then(|m| m.manager.as_deref())
+}
+
+/// Of `managed`, the entries that own one of `paths`, each cut down to those paths: what a cache
+/// keeps to answer [`writer`] for them, and nothing else (a Release's whole `managedFields` is
+/// larger than its spec).
+pub fn trimmed(managed: &[ManagedFieldsEntry], paths: &[&[&str]]) -> Option<Vec<ManagedFieldsEntry>> {
+    let kept: Vec<ManagedFieldsEntry> = managed
+        .iter()
+        .filter_map(|m| {
+            let fields = &m.fields_v1.as_ref()?.0;
+            let mut tree = Value::Object(Map::new());
+            for path in paths.iter().filter(|p| owns(fields, p)) {
+                insert(&mut tree, path);
+            }
+            (tree.as_object().is_some_and(|t| !t.is_empty())).then(|| ManagedFieldsEntry {
+                manager: m.manager.clone(),
+                operation: m.operation.clone(),
+                time: m.time.clone(),
+                fields_type: m.fields_type.clone(),
+                fields_v1: Some(FieldsV1(tree)),
+                ..Default::default()
+            })
+        })
+        .collect();
+    (!kept.is_empty()).then_some(kept)
+}
+
+fn insert(tree: &mut Value, path: &[&str]) {
+    let Some((first, rest)) = path.split_first() else { return };
+    if let Value::Object(map) = tree {
+        let child = map.entry(format!("f:{first}")).or_insert_with(|| Value::Object(Map::new()));
+        insert(child, rest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
+
+    fn entry(manager: &str, at: Option<&str>, fields: Value) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some("Update".into()),
+            time: at.map(|t| Time(t.parse().unwrap())),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_writer_of_a_field_is_the_latest_manager_that_owns_it() {
+        let managed = vec![
+            entry(
+                "kubectl-client-side-apply",
+                Some("2026-12-01T10:00:00Z"),
+                json!({"f:spec": {"f:version": {}, "f:app": {}}}),
+            ),
+            entry("tuskfish-cli", Some("2026-12-02T10:00:00Z"), json!({"f:spec": {"f:version": {}}})),
+            entry("tuskfish", Some("2026-12-03T10:00:00Z"), json!({"f:status": {"f:phase": {}}})),
+        ];
+        let table: [(&[&str], Option<&str>); 4] = [
+            (&["spec", "version"], Some("tuskfish-cli")),
+            (&["spec", "app"], Some("kubectl-client-side-apply")),
+            (&["spec", "track"], None),
+            (&["status"], Some("tuskfish")),
+        ];
+        for (path, want) in table {
+            assert_eq!(writer(&managed, path), want, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn trimmed_entries_keep_only_the_version_fields_and_answer_the_same() {
+        let managed = vec![
+            entry(
+                "kustomize-controller",
+                Some("2026-12-01T10:00:00Z"),
+                json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:spec": {"f:app": {}, "f:rollback": {".": {}, "f:to": {}}, "f:track": {}}}),
+            ),
+            entry("tuskfish", None, json!({"f:status": {"f:phase": {}}})),
+        ];
+        let kept = trimmed(&managed, VERSION_SOURCE).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].fields_v1.as_ref().unwrap().0,
+            json!({"f:spec": {"f:track": {}, "f:rollback": {"f:to": {}}}})
+        );
+        for path in VERSION_SOURCE {
+            assert_eq!(writer(&kept, path), writer(&managed, path), "{path:?}");
+        }
+        assert_eq!(trimmed(&managed[1..], VERSION_SOURCE), None);
+    }
+}
