@@ -682,14 +682,37 @@ struct Operator {
     port: u16,
 }
 
-fn operator(concurrency: usize, tag: &str) -> Operator {
+/// A count from the environment variable `name`, else `default`.
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// The converge of `10 × apps` Releases without audit records and with them, `rounds` times each,
+/// alternating (without first), so that a bed getting slower or faster weighs on both alike.
+async fn audit_cost(client: &Client, apps: usize, rounds: usize) -> audit::Cost {
+    let mut cost = audit::Cost { n: apps * ENVS, ..Default::default() };
+    for round in 0..rounds {
+        for records in [false, true] {
+            let flag = format!("--audit-records={records}");
+            eprintln!("bench: N = {} {flag} (round {})", apps * ENVS, round + 1);
+            let tag = format!("a{}{round}", if records { "on" } else { "off" });
+            let (row, op, w) = run_size(client, apps, 16, false, Duration::ZERO, &tag, &[&flag]).await;
+            remove_world(client, &w).await;
+            drop(op);
+            let runs = if records { &mut cost.with } else { &mut cost.without };
+            runs.push((row.tuskfish_s, row.tuskfish_writes));
+        }
+    }
+    cost
+}
+
+fn operator(concurrency: usize, tag: &str, extra: &[&str]) -> Operator {
     let port = free_port();
     let c = concurrency.to_string();
     let addr = format!("127.0.0.1:{port}");
-    let proc = spawn(
-        &["run", "--leader-elect=false", "--concurrency", &c, "--metrics-addr", &addr],
-        &format!("tuskfish-bench-operator-{tag}.log"),
-    );
+    let mut args = vec!["run", "--leader-elect=false", "--concurrency", &c, "--metrics-addr", &addr];
+    args.extend_from_slice(extra);
+    let proc = spawn(&args, &format!("tuskfish-bench-operator-{tag}.log"));
     Operator { proc, port }
 }
 
@@ -739,6 +762,7 @@ async fn run_size(
     with_baseline: bool,
     steady: Duration,
     tag: &str,
+    extra: &[&str],
 ) -> (Row, Operator, World) {
     let base = World { ns: format!("bb-{tag}"), envs: ENVS, apps: n_apps };
     let per_release = |writes: f64| writes / base.count() as f64;
@@ -756,7 +780,7 @@ async fn run_size(
     } else {
         (None, None, None)
     };
-    let op = operator(concurrency, tag);
+    let op = operator(concurrency, tag, extra);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = metrics(op.port).await;
     let w = World { ns: format!("bt-{tag}"), envs: ENVS, apps: n_apps };
@@ -904,7 +928,8 @@ async fn main() {
         let ledger_writes0 = audit::ledger_writes(&client).await;
         let then_flux = if flux_bed.is_ok() { ", then Flux" } else { "" };
         eprintln!("bench: N = {} (baseline, then tuskfish{then_flux})", apps * ENVS);
-        let (mut row, op, w) = run_size(&client, *apps, 16, true, steady, &format!("n{}", apps * ENVS)).await;
+        let (mut row, op, w) =
+            run_size(&client, *apps, 16, true, steady, &format!("n{}", apps * ENVS), &[]).await;
         if *apps == *sizes.iter().max().unwrap_or(&0) {
             eprintln!("bench: publish latency at N = {}", w.count());
             latency = publish_latency(&client, &w, 20).await;
@@ -937,11 +962,15 @@ async fn main() {
     }
     for c in [1, 4] {
         eprintln!("bench: concurrency {c} at N = {}", 10 * ENVS);
-        let (row, op, w) = run_size(&client, 10, c, false, Duration::ZERO, &format!("c{c}")).await;
+        let (row, op, w) = run_size(&client, 10, c, false, Duration::ZERO, &format!("c{c}"), &[]).await;
         remove_world(&client, &w).await;
         drop(op);
         rows.push(row);
     }
+    let audit_ab = match env_count("BENCH_AUDIT_APPS", 100) {
+        0 => None,
+        apps => Some(audit_cost(&client, apps, env_count("BENCH_AUDIT_ROUNDS", 2)).await),
+    };
     let costs = match sample.as_ref() {
         Some(sample) if std::env::var("TUSKFISH_BENCH_STATE").is_ok() => {
             eprintln!("bench: API server CPU per request");
@@ -950,11 +979,9 @@ async fn main() {
         _ => Vec::new(),
     };
     // The large size last: its baseline, one replica, three shards (benches/pipeline/large.rs).
-    let env_usize =
-        |name: &str, default: usize| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-    let large_apps = env_usize("BENCH_LARGE_APPS", 1000);
+    let large_apps = env_count("BENCH_LARGE_APPS", 1000);
     let large_run = if large_apps > 0 {
-        let pipelines = env_usize("BENCH_LARGE_PIPELINES", 10).clamp(1, large_apps);
+        let pipelines = env_count("BENCH_LARGE_PIPELINES", 10).clamp(1, large_apps);
         Some(large::run(&client, large_apps, pipelines, steady).await)
     } else {
         None
@@ -1069,6 +1096,9 @@ async fn main() {
             audit::HEADER,
             a.row(),
         );
+    }
+    if let Some(ab) = &audit_ab {
+        md.push_str(&ab.section());
     }
     if let Some(l) = &large_run {
         md.push_str(&large::section(l));

@@ -5,9 +5,14 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use serde_json::{Map, Value};
 
-/// The fields of a Release that choose which version it runs.
-pub const VERSION_SOURCE: &[&[&str]] =
-    &[&["spec", "version"], &["spec", "track"], &["spec", "promoteFrom"], &["spec", "rollback", "to"]];
+/// The fields of a Release that choose which version it runs (see
+/// [`crate::api::ReleaseSpec::version_source`]).
+pub const VERSION_SOURCE: &[&[&str]] = &[
+    &["spec", "version"],
+    &["spec", "track"],
+    &["spec", "promoteFrom", "environment"],
+    &["spec", "rollback", "to"],
+];
 
 /// True when `fields` (a `fieldsV1` tree) holds `path` (field names from the object's root).
 pub fn owns(fields: &Value, path: &[&str]) -> bool {
@@ -18,35 +23,44 @@ pub fn owns(fields: &Value, path: &[&str]) -> bool {
 /// The field manager that wrote `path` last (of those that own it: server-side apply can share a
 /// field), or the first that owns it when no entry has a time.
 pub fn writer<'a>(managed: &'a [ManagedFieldsEntry], path: &[&str]) -> Option<&'a str> {
+    winning(managed, path).and_then(|m| m.manager.as_deref())
+}
+
+fn winning<'a>(managed: &'a [ManagedFieldsEntry], path: &[&str]) -> Option<&'a ManagedFieldsEntry> {
     managed
         .iter()
         .filter(|m| m.fields_v1.as_ref().is_some_and(|f| owns(&f.0, path)))
         .max_by(|a, b| a.time.as_ref().map(|t| t.0).cmp(&b.time.as_ref().map(|t| t.0)))
-        .and_then(|m| m.manager.as_deref())
 }
 
-/// Of `managed`, the entries that own one of `paths`, each cut down to those paths: what a cache
-/// keeps to answer [`writer`] for them, and nothing else (a Release's whole `managedFields` is
-/// larger than its spec).
+/// What a cache keeps of `managed` to answer [`writer`] for `paths`, and nothing else: for each
+/// path, the entry that wins it, cut down to the paths it wins (at most one entry per path,
+/// however many a client wrote: `Apply` entries are not capped by the API server).
 pub fn trimmed(managed: &[ManagedFieldsEntry], paths: &[&[&str]]) -> Option<Vec<ManagedFieldsEntry>> {
-    let kept: Vec<ManagedFieldsEntry> = managed
-        .iter()
-        .filter_map(|m| {
-            let fields = &m.fields_v1.as_ref()?.0;
-            let mut tree = Value::Object(Map::new());
-            for path in paths.iter().filter(|p| owns(fields, p)) {
-                insert(&mut tree, path);
+    let mut kept: Vec<ManagedFieldsEntry> = Vec::new();
+    for path in paths {
+        let Some(winner) = winning(managed, path) else { continue };
+        let same = |k: &ManagedFieldsEntry| {
+            (&k.manager, &k.operation, &k.time) == (&winner.manager, &winner.operation, &winner.time)
+        };
+        let at = match kept.iter().position(same) {
+            Some(at) => at,
+            None => {
+                kept.push(ManagedFieldsEntry {
+                    manager: winner.manager.clone(),
+                    operation: winner.operation.clone(),
+                    time: winner.time.clone(),
+                    fields_type: winner.fields_type.clone(),
+                    fields_v1: Some(FieldsV1(Value::Object(Map::new()))),
+                    ..Default::default()
+                });
+                kept.len() - 1
             }
-            (tree.as_object().is_some_and(|t| !t.is_empty())).then(|| ManagedFieldsEntry {
-                manager: m.manager.clone(),
-                operation: m.operation.clone(),
-                time: m.time.clone(),
-                fields_type: m.fields_type.clone(),
-                fields_v1: Some(FieldsV1(tree)),
-                ..Default::default()
-            })
-        })
-        .collect();
+        };
+        if let Some(f) = kept[at].fields_v1.as_mut() {
+            insert(&mut f.0, path);
+        }
+    }
     (!kept.is_empty()).then_some(kept)
 }
 
@@ -117,5 +131,22 @@ mod tests {
             assert_eq!(writer(&kept, path), writer(&managed, path), "{path:?}");
         }
         assert_eq!(trimmed(&managed[1..], VERSION_SOURCE), None);
+    }
+
+    #[test]
+    fn a_cache_keeps_one_entry_per_version_field_however_many_a_client_wrote() {
+        let mut managed: Vec<ManagedFieldsEntry> = (0..3000)
+            .map(|i| {
+                entry(&format!("m{i}"), Some("2026-12-01T10:00:00Z"), json!({"f:spec": {"f:version": {}}}))
+            })
+            .collect();
+        managed.push(entry(
+            "tuskfish-cli",
+            Some("2026-12-02T10:00:00Z"),
+            json!({"f:spec": {"f:version": {}}}),
+        ));
+        let kept = trimmed(&managed, VERSION_SOURCE).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(writer(&kept, &["spec", "version"]), Some("tuskfish-cli"));
     }
 }

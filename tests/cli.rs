@@ -306,32 +306,57 @@ async fn each_rollout_is_recorded_with_who_asked_for_it_as_the_api_server_verifi
     assert!(csv.lines().next().unwrap().ends_with(r#""note","requested by","applied by""#), "{csv}");
     assert!(csv.contains(r#""carol","tuskfish-cli""#), "{csv}");
 
+    // A claim vouches for the first rollout of its spec only: the Environment's change rolls the
+    // same spec out again, and that rollout is nobody's request.
+    let variables = json!({"spec": {"variables": {"REGION": "eu-2"}}});
+    t.api::<tuskfish::api::Environment>()
+        .patch("dev", &PatchParams::default(), &Patch::Merge(&variables))
+        .await
+        .unwrap();
+    common::within("the Environment's rollout recorded", async {
+        while rollouts().await.len() < 5 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let again = rollouts().await;
+    let again = again.iter().find(|r| r["from"] == "1.1.0" && r["version"] == "1.1.0").unwrap();
+    assert_eq!(
+        (again["requestedBy"].as_str(), again["appliedBy"].as_str()),
+        (None, Some("tuskfish-cli")),
+        "{again}"
+    );
+
     // mallory (RBAC lets her do anything) can claim only her own requests, in the write that
     // makes them: not in carol's name, not for a change she does not make, not for another
     // generation. Dry runs: the API server decides, nothing changes.
     let mallory: kube::Api<Release> =
         kube::Api::namespaced(common::client_as("mallory", &["system:masters"]).await, &t.ns);
     let generation = t.api::<Release>().get("pay-dev").await.unwrap().metadata.generation.unwrap();
-    let claim = |by: &str, claimed: i64, version: Option<&str>| {
+    let claim = |by: &str, claimed: i64, spec: Option<Value>| {
         let mut patch = json!({"metadata": {"annotations": {
             "tuskfish.dev/requested-by": by, "tuskfish.dev/requested-generation": claimed.to_string()}}});
-        if let Some(v) = version {
-            patch["spec"] = json!({"version": v});
+        if let Some(spec) = spec {
+            patch["spec"] = spec;
         }
         patch
     };
+    // Ending carol's rollback: a change of what chooses the version.
+    let unroll = || Some(json!({"rollback": {"to": null}}));
     let dry = PatchParams { dry_run: true, ..Default::default() };
     let refusals = [
-        (
-            "in carol's name",
-            claim("carol", generation + 1, Some("1.0.0")),
-            "must name the user who writes it",
-        ),
+        ("in carol's name", claim("carol", generation + 1, unroll()), "must name the user who writes it"),
         ("without a change", claim("mallory", generation, None), "set only in the write that changes"),
         (
             "for another generation",
-            claim("mallory", generation + 2, Some("1.0.0")),
+            claim("mallory", generation + 2, unroll()),
             "set only in the write that changes",
+        ),
+        // A change that leaves the version as it was (carol's rollback still chooses it).
+        (
+            "for a change of something else",
+            claim("mallory", generation + 1, Some(json!({"progressDeadlineSeconds": 601}))),
+            "set only in the write that changes which version",
         ),
     ];
     for (case, patch, needle) in refusals {
@@ -341,7 +366,7 @@ async fn each_rollout_is_recorded_with_who_asked_for_it_as_the_api_server_verifi
             "{case}: {e}"
         );
     }
-    let own = claim("mallory", generation + 1, Some("1.0.0"));
+    let own = claim("mallory", generation + 1, unroll());
     mallory
         .patch("pay-dev", &dry, &Patch::Merge(&own))
         .await

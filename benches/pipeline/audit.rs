@@ -60,3 +60,35 @@ pub async fn measure(client: &Client, ns: &str, writes0: f64) -> Measured {
 }
 
 pub const HEADER: &str = "| Ledgers | records | of them rollouts | Ledger writes / record | bytes / 1,000 records |\n|---|---|---|---|---|\n";
+
+/// Converge times and server writes per Release without audit records and with them (one run
+/// each per round, alternating).
+#[derive(Clone, Debug, Default)]
+pub struct Cost {
+    pub n: usize,
+    /// (seconds, server writes per Release) per run.
+    pub without: Vec<(f64, f64)>,
+    pub with: Vec<(f64, f64)>,
+}
+
+impl Cost {
+    pub fn section(&self) -> String {
+        let mean = |runs: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+            runs.iter().map(f).sum::<f64>() / runs.len().max(1) as f64
+        };
+        let list =
+            |runs: &[(f64, f64)]| runs.iter().map(|r| format!("{:.1}", r.0)).collect::<Vec<_>>().join(", ");
+        let (off, on) = (mean(&self.without, |r| r.0), mean(&self.with, |r| r.0));
+        let (w_off, w_on) = (mean(&self.without, |r| r.1), mean(&self.with, |r| r.1));
+        format!(
+            "\nWhat audit records cost the converge at N = {}: the same run without records (`--audit-records=false`) \
+             and with them, alternating. Converge {off:.1} s without ({}), {on:.1} s with ({}): {:+.1} %; server writes \
+             per Release {w_off:.2} without, {w_on:.2} with ({:+.2}: the first rollout's record of each Release).\n",
+            self.n,
+            list(&self.without),
+            list(&self.with),
+            (on / off.max(f64::EPSILON) - 1.0) * 100.0,
+            w_on - w_off,
+        )
+    }
+}

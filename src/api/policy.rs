@@ -165,23 +165,41 @@ fn annotation(name: &str, object: &str, key: &str) -> Variable {
     }
 }
 
+/// A variable `name`: what chooses the version of `object` (`object` or `oldObject`), as
+/// [`super::ReleaseSpec::version_source`] finds it: `rollback:1.3.9`, `version:1.4.0`,
+/// `track:~1.4`, `promoteFrom:test`; `''` for none.
+fn version_source(name: &str, object: &str) -> Variable {
+    let o = object;
+    Variable {
+        name: name.into(),
+        expression: format!(
+            "{o} == null || !has({o}.spec) ? '' : \
+             has({o}.spec.rollback) && has({o}.spec.rollback.to) ? 'rollback:' + {o}.spec.rollback.to : \
+             has({o}.spec.version) ? 'version:' + {o}.spec.version : \
+             has({o}.spec.track) ? 'track:' + {o}.spec.track : \
+             has({o}.spec.promoteFrom) ? 'promoteFrom:' + {o}.spec.promoteFrom.environment : ''"
+        ),
+    }
+}
+
 /// What the API server answers to a request claimed in someone else's name.
 const REQUESTER_MESSAGE: &str = "'the tuskfish.dev/requested-by annotation must name the user who writes it (' + \
     request.userInfo.username + '): nobody can ask for a rollout in another person\\'s name; `tuskfish deploy` fills it in'";
 
 /// What the API server answers to a claim not made with the spec change it vouches for.
 const REQUESTER_CHANGE_MESSAGE: &str = "'tuskfish.dev/requested-by and tuskfish.dev/requested-generation are set only \
-    in the write that changes the Release\\'s spec, naming the generation it makes (' + \
-    string(object.metadata.generation) + '): a request cannot be claimed for someone else\\'s change; \
-    `tuskfish deploy` fills them in'";
+    in the write that changes which version the Release runs (spec.rollback.to, version, track or \
+    promoteFrom), naming the generation it makes (' + string(object.metadata.generation) + '): a \
+    request cannot be claimed for someone else\\'s change; `tuskfish deploy` fills them in'";
 
 /// Refuses a request claim on a Release (its [`REQUESTED_BY_ANNOTATION`] and
 /// [`REQUESTED_GENERATION_ANNOTATION`], set or changed) that does not name the requesting user, or
-/// is not made in the write that changes the spec, naming the generation that write makes. The
-/// admission chain sees the new generation (the API server counts it before validating), so a
-/// claim vouches for exactly one spec: the next change by anyone makes a generation it does not
-/// name, and the audit trusts a claim only while it names the current one. Removing a claim (its
-/// user) is always allowed.
+/// is not made in the write that changes which version it runs (the field of
+/// [`super::ReleaseSpec::version_source`], or its value), naming the generation that write makes
+/// (the API server counts it before validating). So a claim vouches for exactly one spec, and one
+/// its author chose the version of: the next change by anyone makes a generation it does not
+/// name, and the audit trusts a claim only while it names the current one. Removing the user
+/// (`requested-by`) is always allowed.
 pub fn requester_identity_policy() -> ValidatingAdmissionPolicy {
     ValidatingAdmissionPolicy {
         metadata: ObjectMeta { name: Some(REQUESTER_IDENTITY.into()), ..Default::default() },
@@ -193,6 +211,8 @@ pub fn requester_identity_policy() -> ValidatingAdmissionPolicy {
                 annotation("gen", "object", REQUESTED_GENERATION_ANNOTATION),
                 annotation("oldBy", "oldObject", REQUESTED_BY_ANNOTATION),
                 annotation("oldGen", "oldObject", REQUESTED_GENERATION_ANNOTATION),
+                version_source("source", "object"),
+                version_source("oldSource", "oldObject"),
                 Variable {
                     name: "claimed".into(),
                     expression: "variables.by != '' && (variables.by != variables.oldBy || variables.gen != variables.oldGen)"
@@ -208,7 +228,7 @@ pub fn requester_identity_policy() -> ValidatingAdmissionPolicy {
                 },
                 Validation {
                     expression: "!variables.claimed || (variables.gen == string(object.metadata.generation) && \
-                                 (oldObject == null || object.metadata.generation != oldObject.metadata.generation))"
+                                 variables.source != variables.oldSource)"
                         .into(),
                     message_expression: Some(REQUESTER_CHANGE_MESSAGE.into()),
                     reason: Some("Forbidden".into()),

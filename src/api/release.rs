@@ -120,6 +120,43 @@ impl ReleaseSpec {
     pub fn progress_deadline_seconds(&self) -> i32 {
         self.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
     }
+
+    /// The field that chooses the version, in the order they take precedence: a manual rollback,
+    /// a pin, a tracked range, an upstream Environment. The requester policy computes the same in
+    /// CEL ([`super::policy::requester_identity_policy`]): a request claim needs a change of it.
+    pub fn version_source(&self) -> Option<VersionSource<'_>> {
+        if let Some(to) = self.rollback.as_ref().and_then(|r| r.to.as_deref()) {
+            return Some(VersionSource::RollbackTo(to));
+        }
+        if let Some(v) = self.version.as_deref() {
+            return Some(VersionSource::Version(v));
+        }
+        if let Some(range) = self.track.as_deref() {
+            return Some(VersionSource::Track(range));
+        }
+        self.promote_from.as_ref().map(|p| VersionSource::PromoteFrom(p.environment.as_str()))
+    }
+}
+
+/// What chooses a Release's version (see [`ReleaseSpec::version_source`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionSource<'a> {
+    RollbackTo(&'a str),
+    Version(&'a str),
+    Track(&'a str),
+    PromoteFrom(&'a str),
+}
+
+impl VersionSource<'_> {
+    /// The field, as a path from the object's root (what `managedFields` name).
+    pub fn path(&self) -> &'static [&'static str] {
+        match self {
+            VersionSource::RollbackTo(_) => &["spec", "rollback", "to"],
+            VersionSource::Version(_) => &["spec", "version"],
+            VersionSource::Track(_) => &["spec", "track"],
+            VersionSource::PromoteFrom(_) => &["spec", "promoteFrom", "environment"],
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -182,6 +219,10 @@ pub struct HistoryEntry {
     /// Who asked for it, as far as the API server verified, and with which tool.
     #[serde(default, flatten)]
     pub requester: Requester,
+    /// The Release's generation when it started (a request claim vouches for the first rollout
+    /// of its generation only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 /// Who asked for a rollout: the verified user whose request the Release's spec is, and the field

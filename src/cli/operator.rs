@@ -51,6 +51,10 @@ pub struct ControllerArgs {
     /// month is older than this; `0` keeps them for ever.
     #[arg(long, default_value = "400d", value_parser = super::duration_arg, env = "TUSKFISH_AUDIT_RETENTION")]
     audit_retention: Duration,
+    /// Write audit records (Ledgers) at all: `false` writes none, for a cluster whose deliveries
+    /// nobody audits, and to measure what records cost (`make bench`). Gates hold either way.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "TUSKFISH_AUDIT_RECORDS")]
+    audit_records: bool,
 }
 
 impl ControllerArgs {
@@ -81,6 +85,7 @@ impl ControllerArgs {
             pod_security: self.pod_security,
             render_store: self.render_store(None),
             audit_retention: Some(self.audit_retention).filter(|d| !d.is_zero()),
+            audit_records: self.audit_records,
             ..Default::default()
         }
     }

@@ -124,7 +124,7 @@ pub async fn reconcile(av: Arc<AppVersion>, ctx: Arc<Context>) -> Result<Next> {
     let vetoes = audit::veto_records(&av, prev.recorded_veto.as_deref(), &now);
     if !vetoes.is_empty() {
         let subject = ledger::Subject { namespace: &ns, environment: EVERY, app: &av.spec.app };
-        ledger::write(&ctx.client, &subject, vetoes).await?;
+        ledger::write(&ctx.ledger, &subject, vetoes).await?;
     }
     status.recorded_veto = Veto::of(&av).as_ref().map(audit::veto_mark);
     let api: Api<AppVersion> = Api::namespaced(ctx.client.clone(), &av.namespace().unwrap_or_default());

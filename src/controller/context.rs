@@ -56,6 +56,8 @@ pub struct Context {
     pub helm: Result<Arc<crate::helm::Helm>, String>,
     /// The Approvals already in the audit records.
     pub recorded: super::ledger::Recorded,
+    /// Where audit records are written (nowhere with `--audit-records=false`).
+    pub ledger: super::ledger::Writer,
 }
 
 impl Context {

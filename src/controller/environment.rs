@@ -348,7 +348,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Next>
     if !freezes.is_empty() {
         let pipeline = env.namespace().unwrap_or_default();
         let subject = ledger::Subject { namespace: &pipeline, environment: &env.name_any(), app: EVERY };
-        ledger::write(&ctx.client, &subject, freezes).await?;
+        ledger::write(&ctx.ledger, &subject, freezes).await?;
     }
     status.recorded_freezes = audit::freeze_marks(windows);
     let api: Api<Environment> = Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default());

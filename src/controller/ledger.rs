@@ -53,10 +53,21 @@ pub struct Subject<'a> {
     pub app: &'a str,
 }
 
+/// Where records are written: the Ledgers the client reaches, or nowhere (`--audit-records=false`).
+#[derive(Clone)]
+pub struct Writer(Option<Client>);
+
+impl Writer {
+    pub fn new(client: &Client, enabled: bool) -> Self {
+        Self(enabled.then(|| client.clone()))
+    }
+}
+
 /// Writes `records`. A record already written (the same key) stays as it was: only trusted
 /// writers may write Ledgers (the `tuskfish-ledger-writers` policy), so the first write is ours.
-/// A full Ledger (records or bytes) spills into its next part.
-pub async fn write(client: &Client, at: &Subject<'_>, records: Vec<Record>) -> Result<()> {
+/// A full Ledger (records or bytes) spills into its next part. Nothing, with `--audit-records=false`.
+pub async fn write(writer: &Writer, at: &Subject<'_>, records: Vec<Record>) -> Result<()> {
+    let Some(client) = writer.0.as_ref() else { return Ok(()) };
     let api: Api<Ledger> = Api::namespaced(client.clone(), at.namespace);
     for record in records {
         let (month, key) = (record.month(), record.key());

@@ -96,6 +96,8 @@ pub struct Settings {
     pub agent: Option<agent::AgentSettings>,
     /// How long audit records are kept (`None`: for ever).
     pub audit_retention: Option<Duration>,
+    /// Write audit records (`--audit-records`).
+    pub audit_records: bool,
 }
 
 impl Default for Settings {
@@ -117,6 +119,7 @@ impl Default for Settings {
             helm_made: None,
             agent: None,
             audit_retention: Some(DEFAULT_AUDIT_RETENTION),
+            audit_records: true,
         }
     }
 }
@@ -511,6 +514,7 @@ fn assemble(
     let reporter = Reporter { controller: "tuskfish".into(), instance };
     Context {
         recorder: Recorder::new(client.clone(), reporter),
+        ledger: ledger::Writer::new(&client, settings.audit_records),
         clusters: cluster::Clusters::new(local, shared, settings.agent.as_ref().map(|a| a.name.clone())),
         role: settings.agent.as_ref().map_or(agent::Role::Operator, |a| agent::Role::Agent(a.name.clone())),
         client,

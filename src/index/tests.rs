@@ -55,6 +55,7 @@ fn arb_release() -> impl Strategy<Value = Release> {
                     approvers: Vec::new(),
                     held: None,
                     requester: Default::default(),
+                    generation: None,
                 }],
                 _ => Vec::new(),
             };

@@ -145,6 +145,7 @@ mod tests {
                 approvers: Vec::new(),
                 held: None,
                 requester: Default::default(),
+                generation: None,
             })
             .collect();
         r

@@ -51,27 +51,26 @@ pub fn asked_by(spec: &ReleaseSpec, entry: &HistoryEntry) -> String {
     }
 }
 
-/// Who asked for what `rel`'s spec says now: the user of a verified request claim (see
-/// [`REQUESTED_BY_ANNOTATION`]) made with the spec's current generation, and the field manager that
-/// wrote the field choosing the version.
-pub fn requester(rel: &Release) -> Requester {
+/// Who asked for the rollout `rel` starts now (`history`: its rollouts so far, newest first): the
+/// user of a verified request claim (see [`REQUESTED_BY_ANNOTATION`]) made with the spec's current
+/// generation, for the first rollout of that generation only (a later one of the same spec was
+/// started by something else: an Environment's change, a new version a range takes in, a veto
+/// lifted); and the field manager that wrote the field choosing the version.
+pub fn requester(rel: &Release, history: &[HistoryEntry]) -> Requester {
     let annotation = |key: &str| rel.metadata.annotations.as_ref().and_then(|a| a.get(key));
-    let current = rel.metadata.generation.map(|g| g.to_string());
-    let claimed = annotation(REQUESTED_GENERATION_ANNOTATION).is_some_and(|g| Some(g) == current.as_ref());
-    let requested_by =
-        annotation(REQUESTED_BY_ANNOTATION).filter(|u| claimed && !u.is_empty()).map(|u| cut(u, MAX_NAME));
-    let spec = &rel.spec;
-    let field: &[&str] = if spec.rollback.as_ref().is_some_and(|r| r.to.is_some()) {
-        &["spec", "rollback", "to"]
-    } else if spec.version.is_some() {
-        &["spec", "version"]
-    } else if spec.track.is_some() {
-        &["spec", "track"]
-    } else {
-        &["spec", "promoteFrom"]
-    };
+    let generation = rel.metadata.generation;
+    let claimed = annotation(REQUESTED_GENERATION_ANNOTATION)
+        .is_some_and(|g| generation.is_some_and(|now| g == &now.to_string()));
+    let first = !history.iter().any(|h| h.generation.is_some() && h.generation >= generation);
+    let requested_by = annotation(REQUESTED_BY_ANNOTATION)
+        .filter(|u| claimed && first && !u.is_empty())
+        .map(|u| cut(u, MAX_NAME));
     let managed = rel.metadata.managed_fields.as_deref().unwrap_or_default();
-    let applied_by = crate::fields::writer(managed, field).map(|m| cut(m, MAX_MANAGER));
+    let applied_by = rel
+        .spec
+        .version_source()
+        .and_then(|source| crate::fields::writer(managed, source.path()))
+        .map(|m| cut(m, MAX_MANAGER));
     Requester { requested_by, applied_by }
 }
 
@@ -325,6 +324,7 @@ mod tests {
             approvers: Vec::new(),
             held: None,
             requester: Default::default(),
+            generation: None,
         }
     }
 
@@ -632,7 +632,21 @@ mod tests {
             ),
         ];
         for (name, rel, want) in table {
-            assert_eq!(requester(&rel), want, "{name}");
+            assert_eq!(requester(&rel, &[]), want, "{name}");
+        }
+        // A claim vouches for the first rollout of its generation: the next one of the same spec
+        // (an Environment's change, a version a range takes in) is nobody's request.
+        let rel = release(4, Some(("carol", "4")), pinned.clone());
+        let rolled = |generation: Option<i64>| HistoryEntry {
+            generation,
+            ..entry("1.3.10", "2026-12-07T10:00:00Z", Succeeded)
+        };
+        for (history, by) in [
+            (vec![rolled(Some(3)), rolled(None)], Some("carol")),
+            (vec![rolled(Some(4)), rolled(Some(3))], None),
+            (vec![rolled(Some(3)), rolled(Some(4))], None),
+        ] {
+            assert_eq!(requester(&rel, &history).requested_by.as_deref(), by, "{history:?}");
         }
     }
 

@@ -211,6 +211,7 @@ fn history_entry() -> impl Strategy<Value = HistoryEntry> {
             approvers: Vec::new(),
             held: None,
             requester: Default::default(),
+            generation: None,
         })
 }
 
@@ -332,6 +333,7 @@ fn upstream() -> impl Strategy<Value = Option<Release>> {
                 approvers: Vec::new(),
                 held: None,
                 requester: Default::default(),
+                generation: None,
             }],
             ..Default::default()
         }
@@ -467,7 +469,7 @@ proptest! {
         up.status = Some(ReleaseStatus {
             phase: Some(Phase::Healthy),
             current_version: Some("1.3.10".into()),
-            history: vec![HistoryEntry { rollback_of: None, version: "1.3.10".into(), started_at: finished.clone(), finished_at: Some(finished), result: RolloutResult::Succeeded, message: None, approvers: Vec::new(), held: None, requester: Default::default() }],
+            history: vec![HistoryEntry { rollback_of: None, version: "1.3.10".into(), started_at: finished.clone(), finished_at: Some(finished), result: RolloutResult::Succeeded, message: None, approvers: Vec::new(), held: None, requester: Default::default(), generation: None }],
             ..Default::default()
         });
         let mut env = environment(&[]);

@@ -108,7 +108,8 @@ impl Change {
         let rollback_of = rollback_of.or(vetoed);
         // A rollback the operator decided on is nobody's request.
         let automatic = rollback_of.is_some() && rel.spec.rollback.as_ref().is_none_or(|r| r.to.is_none());
-        let requester = if automatic { Requester::default() } else { super::audit::requester(rel) };
+        let requester =
+            if automatic { Requester::default() } else { super::audit::requester(rel, &prev.history) };
         Self { version, note, rollback_of, approvers: target.approvers.clone(), requester }
     }
 }

@@ -116,6 +116,7 @@ pub fn next_status(
                         approvers,
                         held: gate_hold(&s, &version),
                         requester,
+                        generation,
                     },
                 );
                 s.history.truncate(HISTORY_LIMIT);

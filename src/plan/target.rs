@@ -836,6 +836,7 @@ mod tests {
                 approvers: Vec::new(),
                 held: None,
                 requester: Default::default(),
+                generation: None,
             })
             .collect();
         r
@@ -974,6 +975,7 @@ mod tests {
                 approvers: Vec::new(),
                 held: None,
                 requester: Default::default(),
+                generation: None,
             }],
             ..Default::default()
         });
@@ -1046,6 +1048,7 @@ mod tests {
             approvers: Vec::new(),
             held: None,
             requester: Default::default(),
+            generation: None,
         });
         assert_eq!(outcome(select(&m, Some(&env), &avs, None)).as_deref(), Ok("1.3.9"));
     }
@@ -1065,6 +1068,7 @@ mod tests {
             approvers: Vec::new(),
             held: None,
             requester: Default::default(),
+            generation: None,
         };
         // An explicit rollback overrides a track range that does not parse.
         let mut back = tracked("not a range", &[], Some("1.3.10"));

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::api::{
     ConditionType, Phase, REQUESTED_BY_ANNOTATION, REQUESTED_GENERATION_ANNOTATION, Reason, Release,
-    ReleaseSpec, RolloutResult,
+    ReleaseSpec, RolloutResult, VersionSource,
 };
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::git::GitEdit;
@@ -93,7 +93,7 @@ async fn requester(s: &Session) -> Option<String> {
     s.whoami().await.ok()
 }
 
-/// Adds to `patch` (a merge patch of `release` that changes its spec, with its resourceVersion, so
+/// Adds to `patch` (a merge patch of `release` that changes which version it runs, with its resourceVersion, so
 /// the generation it makes is the next one) the claim that the change is the CLI user's request:
 /// the audit's "requested by" (the API server admits only the user's own name, see
 /// [`crate::api::policy::requester_identity_policy`]).
@@ -150,16 +150,13 @@ async fn pin(
             if rolled_back {
                 spec["rollback"] = json!({"to": null});
             }
-            let current = &existing.spec;
-            let changes = rolled_back
-                || current.version.as_deref() != Some(v.as_str())
-                || current.track.is_some()
-                || current.promote_from.is_some();
             // The resourceVersion makes this a compare-and-swap: a change made meanwhile is not lost
             // (and the generation it makes is the next one).
             let mut patch =
                 json!({"metadata": {"resourceVersion": existing.resource_version()}, "spec": spec});
-            if changes {
+            // A request is claimed with a change of what chooses the version (the policy admits
+            // no other).
+            if existing.spec.version_source() != Some(VersionSource::Version(&v)) {
                 claim(s, &existing, &mut patch).await;
             }
             let updated = s.merge_patch::<Release>(&name, patch).await?;

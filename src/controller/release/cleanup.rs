@@ -60,7 +60,7 @@ async fn record_removal(ctx: &Context, rel: &Release) -> Result<()> {
     let records = audit::removal_records(&rel.name_any(), &rel.spec, &status, deleted_at, &now);
     let ns = rel.namespace().unwrap_or_default();
     let subject = ledger::Subject { namespace: &ns, environment: &rel.spec.environment, app: &rel.spec.app };
-    ledger::write(&ctx.client, &subject, records).await
+    ledger::write(&ctx.ledger, &subject, records).await
 }
 
 /// Drops what this process keeps of a Release that is gone, and the chart output kept for it.

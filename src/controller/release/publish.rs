@@ -103,7 +103,7 @@ async fn record_ended(
     let records =
         ended.into_iter().map(|e| audit::rollout_record(&name, &rel.spec, e, facts(&e.0.version))).collect();
     let subject = ledger::Subject { namespace: &ns, environment: &rel.spec.environment, app };
-    ledger::write(&ctx.client, &subject, records).await
+    ledger::write(&ctx.ledger, &subject, records).await
 }
 
 /// Writes the audit record of each Approval (or rejection) of this Release in its Environment
@@ -133,7 +133,7 @@ async fn record_approvals(ctx: &Context, rel: &Release) -> Result<()> {
     }
     let (uids, records): (Vec<String>, Vec<Record>) = fresh.into_iter().unzip();
     let subject = ledger::Subject { namespace: &ns, environment: env, app };
-    ledger::write(&ctx.client, &subject, records).await?;
+    ledger::write(&ctx.ledger, &subject, records).await?;
     ctx.recorded.insert(uids, || {
         ctx.stores.approvals.state().iter().filter_map(|a| a.metadata.uid.clone()).collect()
     });

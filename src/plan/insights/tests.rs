@@ -229,6 +229,7 @@ fn a_restore_is_timed_from_the_failure_it_ends() {
             approvers: vec![],
             held: None,
             requester: Default::default(),
+            generation: None,
         }
     };
     let failed = entry("1.3.10", "2026-12-07T10:00:00Z", "2026-12-07T10:10:00Z", Failed, None);

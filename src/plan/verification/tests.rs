@@ -42,6 +42,7 @@ fn status_with(history: &[(&str, i64, RolloutResult)], recorded: Option<(&str, &
                 approvers: Vec::new(),
                 held: None,
                 requester: Default::default(),
+                generation: None,
             })
             .collect(),
         verification: recorded.map(|(run, version)| VerificationStatus {

@@ -22,6 +22,7 @@ fn entry(version: &str, result: RolloutResult, message: Option<&str>) -> History
         approvers: Vec::new(),
         held: None,
         requester: Default::default(),
+        generation: None,
     }
 }
 
