@@ -5,7 +5,8 @@
 //! real object or list of the labelled objects the operator reads there — and a non-watch answer
 //! that exceeds a total size or does not start within a time limit (a stalled server, or a network
 //! partition that keeps the connection open, answers nothing, ever: a reconcile waiting for it
-//! would hold its worker for good).
+//! would hold its worker for good). Values nested deeper than serde_json reads are cut on the way
+//! (see [`crate::depth`]), or one tenant's object would fail every list of its kind.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -86,13 +87,20 @@ where
                     .map_err(|_| BoxError::from(format!("the server did not answer within {within:?}")))?
                     .map_err(Into::into)?,
             };
-            Ok(answer.map(|body| LineBounded { inner: body, run: 0, limit, seen: 0, total }))
+            Ok(answer.map(|body| LineBounded {
+                inner: body,
+                run: 0,
+                limit,
+                seen: 0,
+                total,
+                cut: Default::default(),
+            }))
         })
     }
 }
 
 /// A body that fails once more than `limit` bytes arrive without a newline, or more than `total`
-/// in all.
+/// in all, and whose values nested deeper than the client can read are cut (see [`crate::depth`]).
 #[derive(Debug)]
 pub struct LineBounded<B> {
     inner: B,
@@ -100,6 +108,7 @@ pub struct LineBounded<B> {
     limit: usize,
     seen: usize,
     total: Option<usize>,
+    cut: crate::depth::DepthCut,
 }
 
 impl<B> LineBounded<B> {
@@ -147,7 +156,8 @@ where
             )
             .into())));
         }
-        Poll::Ready(Some(Ok(frame)))
+        let cut = &mut self.cut;
+        Poll::Ready(Some(Ok(frame.map_data(|data| cut.feed(data)))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -173,6 +183,7 @@ mod tests {
             limit: 8,
             seen: 0,
             total: None,
+            cut: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod bounded;
 pub mod cli;
 pub mod client;
 pub mod controller;
+pub mod depth;
 pub mod duration;
 pub mod egress;
 pub mod fields;

@@ -2,7 +2,8 @@
 
 //! What an AppVersion or Release cannot make the operator do, whatever it says: create
 //! cluster-scoped objects, write into a namespace its Environment does not own, or use an
-//! Environment, AppVersion, upstream Release or Approval of another pipeline namespace.
+//! Environment, AppVersion, upstream Release or Approval of another pipeline namespace, or stall
+//! other pipelines with what the API server stores.
 
 mod common;
 
@@ -530,4 +531,31 @@ async fn a_release_sees_only_its_own_namespace() {
     // X's Release was never touched by Y's: its status is Healthy with one rollout.
     let s = x.api::<Release>().get("pay-dev").await.unwrap().status.unwrap();
     assert_eq!((s.phase, s.history.len()), (Some(Phase::Healthy), 1));
+}
+
+/// JSON nested deeper than serde_json reads (128 levels), in one tenant's objects: the API server
+/// stores it, and one such object would fail every list of its kind, stalling every pipeline. The
+/// operator cuts it on the way in: other Releases roll out, and the one whose manifests nest too
+/// deep says so.
+#[tokio::test]
+async fn objects_nested_hundreds_of_levels_deep_stall_no_pipeline() {
+    let t = TestNs::new("deep").await;
+    t.environment("dev", json!({"tier": "dev"})).await;
+    let mut deep = json!("leaf");
+    for _ in 0..200 {
+        deep = json!({ "a": deep });
+    }
+    let manifest =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep"}, "data": deep});
+    t.app_version("deep", "1.0.0", json!({"workload": null, "manifests": [manifest]})).await;
+    t.release("deep-dev", "deep", "dev", "1.0.0", json!({"helmValues": deep})).await;
+    let refused = t.wait_release("deep-dev", reason_is("NestedTooDeep")).await.status.unwrap();
+    let ready = find_condition(&refused.conditions, "Ready").unwrap();
+    assert!(ready.message.contains("nest deeper than 100 levels"), "{}", ready.message);
+    // Another tenant's Release (and this pipeline's next one) rolls out all the same.
+    let other = TestNs::new("deep-other").await;
+    other.environment("dev", json!({"tier": "dev"})).await;
+    other.app_version("pay", "1.0.0", json!({})).await;
+    other.release("pay-dev", "pay", "dev", "1.0.0", json!({})).await;
+    other.wait_release("pay-dev", healthy_at("1.0.0")).await;
 }

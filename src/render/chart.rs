@@ -115,6 +115,9 @@ pub fn chart_values(
     for layer in layers.iter().flatten() {
         merge(&mut merged, layer);
     }
+    if crate::depth::holds_cut(&merged) {
+        return Err(RenderError::NestedTooDeep { context: "the Helm values".into() });
+    }
     substitute_value(&mut merged, variables)
         .map_err(|name| RenderError::UnknownVariable { name, context: "the Helm values".into() })?;
     Ok(merged)

@@ -48,6 +48,11 @@ pub enum RenderError {
     Duplicate { kind: String, name: String },
     #[error("unknown variable ${{{name}}} in {context}; define it in the Environment's spec.variables")]
     UnknownVariable { name: String, context: String },
+    #[error(
+        "{context} nest deeper than {} levels, which the operator does not read; flatten them",
+        crate::depth::LIMIT
+    )]
+    NestedTooDeep { context: String },
     #[error("label value {value:?} ({what}) is longer than 63 characters")]
     LabelTooLong { what: &'static str, value: String },
     #[error(
@@ -97,6 +102,7 @@ impl RenderError {
             RenderError::ForbiddenKind { .. } => Reason::ForbiddenKind,
             RenderError::Duplicate { .. } => Reason::DuplicateObject,
             RenderError::UnknownVariable { .. } => Reason::UnknownVariable,
+            RenderError::NestedTooDeep { .. } => Reason::NestedTooDeep,
             RenderError::LabelTooLong { .. } => Reason::NameTooLong,
             RenderError::TooManyObjects { .. } => Reason::TooManyObjects,
         }
