@@ -142,6 +142,10 @@ where
             Poll::Ready(Some(Ok(frame))) => frame,
         };
         let limit = self.limit;
+        // Cut first, then count what the client will read: a cut drops line breaks inside the
+        // value it replaces, so counting what came would let a run without one grow unbounded.
+        let cut = &mut self.cut;
+        let frame = frame.map_data(|data| cut.feed(data));
         if let Some(data) = frame.data_ref()
             && !self.fits(data)
         {
@@ -156,16 +160,16 @@ where
             )
             .into())));
         }
-        let cut = &mut self.cut;
-        Poll::Ready(Some(Ok(frame.map_data(|data| cut.feed(data)))))
+        Poll::Ready(Some(Ok(frame)))
     }
 
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
     }
 
+    /// None: a cut changes the length.
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        http_body::SizeHint::default()
     }
 }
 
@@ -200,6 +204,15 @@ mod tests {
         lines.total = Some(10);
         let err = lines.collect().await.unwrap_err();
         assert!(err.to_string().contains("in one answer"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_cut_counts_as_what_the_client_reads() {
+        // Line breaks inside a value that gets cut do not end the run of what the client reads.
+        let deep = format!("{}{}", "[\n".repeat(crate::depth::LIMIT), "[\n],".repeat(50));
+        let deep: &'static [u8] = Box::leak(deep.into_bytes().into_boxed_slice());
+        let err = body(vec![deep]).collect().await.unwrap_err();
+        assert!(err.to_string().contains("without a line break"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! object in a list fails the whole list — every tenant's watch of that kind stalls. So every
 //! answer the clients read is cut, as it streams in: a value that opens deeper than [`LIMIT`]
 //! levels is replaced by the string [`CUT`], which any free-form field holds (typed fields never
-//! nest that deep). A render that meets [`CUT`] refuses, naming it ([`holds_cut`]).
+//! nest that deep). Where the operator reads a free-form value (Helm values, manifests, a check's
+//! Job template) it refuses one deeper than [`MAX_DEPTH`] from its own root ([`too_deep`]): below
+//! every point an answer cuts it at, so what is accepted reads the same from a list, a watch or a
+//! get, and what is cut is refused.
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -14,7 +17,7 @@ use serde_json::Value;
 pub const LIMIT: usize = 100;
 
 /// What replaces a value that opens deeper than [`LIMIT`].
-pub const CUT: &str = "tuskfish: cut here, nested deeper than 100 levels";
+pub const CUT: &str = "tuskfish:cut";
 
 /// The state of one answer (a list, a watch stream of one-line documents) across its chunks.
 #[derive(Debug, Default)]
@@ -94,12 +97,21 @@ enum Step {
     Replace,
 }
 
-/// Whether `value` holds a value cut for its depth (see [`CUT`]).
-pub fn holds_cut(value: &Value) -> bool {
+/// The deepest a free-form value may nest, counted from its own root (its container is level 1).
+/// An AppVersion's manifest opens 6 levels down a list answer (`items`, the item, `spec`,
+/// `manifests`), so it is cut past 95 of its own; a check's Job template past 92.
+pub const MAX_DEPTH: usize = 90;
+
+/// Whether `value` nests deeper than [`MAX_DEPTH`], or holds a value cut for its depth.
+pub fn too_deep(value: &Value) -> bool {
+    nests_over(value, MAX_DEPTH)
+}
+
+fn nests_over(value: &Value, levels_left: usize) -> bool {
     match value {
         Value::String(s) => s == CUT,
-        Value::Array(items) => items.iter().any(holds_cut),
-        Value::Object(map) => map.values().any(holds_cut),
+        Value::Array(items) => levels_left == 0 || items.iter().any(|v| nests_over(v, levels_left - 1)),
+        Value::Object(map) => levels_left == 0 || map.values().any(|v| nests_over(v, levels_left - 1)),
         _ => false,
     }
 }
@@ -147,7 +159,7 @@ mod tests {
             let out = cut(&format!("{deep}\n{}", nested(2, "2")), size);
             let (first, second) = out.split_once('\n').unwrap();
             let v: Value = serde_json::from_str(first).unwrap();
-            assert!(holds_cut(&v), "{size}");
+            assert!(too_deep(&v), "{size}");
             // What comes after (the next watch event) is read as it was.
             assert_eq!(second, nested(2, "2"));
             let mut depth = 0;
@@ -158,6 +170,15 @@ mod tests {
             }
             assert_eq!((depth, at.as_str()), (LIMIT, Some(CUT)), "{size}");
         }
+    }
+
+    #[test]
+    fn a_value_is_too_deep_past_its_own_limit_or_with_a_cut() {
+        let value = |levels: usize| serde_json::from_str::<Value>(&nested(levels, "1")).unwrap();
+        assert!(!too_deep(&value(MAX_DEPTH)));
+        assert!(too_deep(&value(MAX_DEPTH + 1)));
+        assert!(too_deep(&serde_json::json!({"a": [CUT]})));
+        assert!(!too_deep(&serde_json::json!({"a": ["tuskfish:cut it"]})));
     }
 
     #[test]

@@ -278,6 +278,37 @@ async fn every_rule_refuses_a_bad_object_with_its_message() {
     assert!(missing.is_empty(), "rules without a case on the API server: {missing:#?}");
 }
 
+/// The API server checks an integer's type, not its format's range: each integer field is bounded
+/// by its Rust type, or a number too large for it would be stored and then fail every list of its
+/// kind (every tenant's watch with it).
+#[tokio::test]
+async fn an_integer_too_large_for_its_field_is_refused() {
+    let t = TestNs::new("int-range").await;
+    let probe = |field: &str, value: Value| {
+        let mut a = app_version(json!({}));
+        a["spec"]["workload"]["readinessProbe"] =
+            json!({"httpGet": {"path": "/", "port": 8080}, field: value});
+        a
+    };
+    let cases = [
+        (
+            "replicas",
+            app_version(
+                json!({"workload": {"image": "registry.example/pay:1", "replicas": 2_147_483_648_i64}}),
+            ),
+        ),
+        ("periodSeconds", probe("periodSeconds", json!(2_147_483_648_i64))),
+        ("timeoutSeconds", probe("timeoutSeconds", json!(-2_147_483_649_i64))),
+    ];
+    for (field, bad) in cases {
+        let words = refusal(apply_value(&t.client, Some(&t.ns), bad.clone()).await);
+        assert!(words.contains(field) && words.contains("should be"), "{field}: {words}");
+    }
+    let most =
+        app_version(json!({"workload": {"image": "registry.example/pay:1", "replicas": 2_147_483_647}}));
+    apply_value(&t.client, Some(&t.ns), most).await.unwrap();
+}
+
 fn words_rule(words: &str) -> String {
     tuskfish::api::rules::schema_rules()
         .into_iter()

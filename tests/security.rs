@@ -535,8 +535,9 @@ async fn a_release_sees_only_its_own_namespace() {
 
 /// JSON nested deeper than serde_json reads (128 levels), in one tenant's objects: the API server
 /// stores it, and one such object would fail every list of its kind, stalling every pipeline. The
-/// operator cuts it on the way in: other Releases roll out, and the one whose manifests nest too
-/// deep says so.
+/// operator cuts it on the way in: the AppVersion whose manifests nest too deep says so and is
+/// never published, a Release whose (unused) Helm values nest too deep stalls nothing, and other
+/// pipelines roll out.
 #[tokio::test]
 async fn objects_nested_hundreds_of_levels_deep_stall_no_pipeline() {
     let t = TestNs::new("deep").await;
@@ -547,12 +548,14 @@ async fn objects_nested_hundreds_of_levels_deep_stall_no_pipeline() {
     }
     let manifest =
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep"}, "data": deep});
-    t.app_version("deep", "1.0.0", json!({"workload": null, "manifests": [manifest]})).await;
-    t.release("deep-dev", "deep", "dev", "1.0.0", json!({"helmValues": deep})).await;
-    let refused = t.wait_release("deep-dev", reason_is("NestedTooDeep")).await.status.unwrap();
-    let ready = find_condition(&refused.conditions, "Ready").unwrap();
-    assert!(ready.message.contains("nest deeper than 100 levels"), "{}", ready.message);
-    // Another tenant's Release (and this pipeline's next one) rolls out all the same.
+    let refused = t.app_version("deep", "1.0.0", json!({"workload": null, "manifests": [manifest]})).await;
+    let ready = find_condition(&refused.status.unwrap().conditions, "Ready").unwrap().clone();
+    assert_eq!(ready.reason, "NestedTooDeep", "{ready:?}");
+    assert!(ready.message.contains("nest deeper than 90 levels"), "{}", ready.message);
+    t.app_version("pay", "1.0.0", json!({})).await;
+    t.release("pay-dev", "pay", "dev", "1.0.0", json!({"helmValues": deep})).await;
+    t.wait_release("pay-dev", healthy_at("1.0.0")).await;
+    // Another tenant's Release rolls out all the same.
     let other = TestNs::new("deep-other").await;
     other.environment("dev", json!({"tier": "dev"})).await;
     other.app_version("pay", "1.0.0", json!({})).await;

@@ -144,6 +144,23 @@ fn known_format(format: String) -> Option<String> {
     }
 }
 
+/// The values an integer of `format` holds in Rust. The API server checks an integer field's type,
+/// not its format's range: `replicas: 2147483648` would be stored, and then fail to read — and one
+/// object that fails to read fails every list of its kind, every tenant's watch with it.
+fn integer_range(format: &str) -> Option<(f64, f64)> {
+    Some(match format {
+        "int8" => (i8::MIN.into(), i8::MAX.into()),
+        "int16" => (i16::MIN.into(), i16::MAX.into()),
+        "int32" => (i32::MIN.into(), i32::MAX.into()),
+        "uint8" => (0.0, u8::MAX.into()),
+        "uint16" => (0.0, u16::MAX.into()),
+        "uint32" => (0.0, u32::MAX.into()),
+        // A 64-bit one holds every integer the API server keeps (schemars bounds an unsigned one
+        // below by 0).
+        _ => return None,
+    })
+}
+
 /// Schema defaults are dropped: serde already supplies every default when the operator reads an
 /// object, and a server-side default would write fields the user never set into their objects
 /// (and into the field ownership of whoever applied them). Nothing is `nullable` either: the API
@@ -157,6 +174,10 @@ fn known_format(format: String) -> Option<String> {
 fn drop_schema_defaults(schema: &mut JSONSchemaProps) {
     schema.default = None;
     schema.nullable = None;
+    if let Some((min, max)) = schema.format.as_deref().and_then(integer_range) {
+        schema.minimum = Some(schema.minimum.map_or(min, |m| m.max(min)));
+        schema.maximum = Some(schema.maximum.map_or(max, |m| m.min(max)));
+    }
     schema.format = schema.format.take().and_then(known_format);
     if let Some(values) = schema.enum_.as_mut() {
         values.retain(|v| !v.0.is_null());

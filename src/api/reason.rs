@@ -255,8 +255,9 @@ vocabulary! {
         ForeignNamespace,
         /// Release: a manifest's kind is not served (CRD not installed?); retried every 15 s
         UnknownKind,
-        /// Release: Helm values or a manifest nest deeper than 100 levels (the operator reads no
-        /// deeper, so one such object cannot stall every pipeline's watch); flatten them
+        /// AppVersion, Release: Helm values, a manifest or a check's Job template nest deeper than
+        /// 90 levels (the operator reads no deeper, so one such object cannot stall every
+        /// pipeline's watch); flatten them
         NestedTooDeep,
         /// Release: the AppVersion (or Environment variables) cannot be rendered; the message names
         /// the manifest

@@ -37,6 +37,8 @@ impl Session {
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| CliError::Unreachable(format!("building the client: {e}")))?
             .with_layer(&RequestCounter::default())
+            // `status -A` and `web` list every tenant's objects: one nested too deep must not fail them.
+            .with_layer(&crate::bounded::BoundedLines::OWN)
             .build();
         let color =
             std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none();

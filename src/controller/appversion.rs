@@ -54,6 +54,18 @@ pub fn judge(av: &AppVersion, others: &[Arc<AppVersion>]) -> (ConditionUpdate, b
     if av.spec.workload.is_none() && av.spec.manifests.is_empty() && av.spec.helm.is_none() {
         return bad(Reason::NothingToDeploy, "set spec.workload, spec.manifests or spec.helm".into());
     }
+    // Never published (nor its spec hashed): a spec this deep reads differently from a list and
+    // from a watch (see `crate::depth`).
+    let chart_values = av.spec.helm.as_ref().and_then(|h| h.values.as_ref());
+    if av.spec.manifests.iter().chain(chart_values).any(crate::depth::too_deep) {
+        return bad(
+            Reason::NestedTooDeep,
+            format!(
+                "spec.manifests or spec.helm.values nest deeper than {} levels, which the operator does not read; flatten them",
+                crate::depth::MAX_DEPTH
+            ),
+        );
+    }
     if let Some(h) = &av.spec.helm
         && let Err(e) = semver::Version::parse(h.version.trim())
     {

@@ -111,12 +111,13 @@ pub fn chart_values(
     layers: &[Option<&Value>],
     variables: &BTreeMap<String, String>,
 ) -> Result<Value, RenderError> {
+    // Each layer on its own: a shallower layer over a deep one would hide it.
+    if layers.iter().flatten().any(|layer| crate::depth::too_deep(layer)) {
+        return Err(RenderError::NestedTooDeep { context: "the Helm values".into() });
+    }
     let mut merged = Value::Object(Map::new());
     for layer in layers.iter().flatten() {
         merge(&mut merged, layer);
-    }
-    if crate::depth::holds_cut(&merged) {
-        return Err(RenderError::NestedTooDeep { context: "the Helm values".into() });
     }
     substitute_value(&mut merged, variables)
         .map_err(|name| RenderError::UnknownVariable { name, context: "the Helm values".into() })?;

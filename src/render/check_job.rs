@@ -23,6 +23,12 @@ pub fn check_job(
     check: &JobCheck,
     env: &BTreeMap<String, String>,
 ) -> Result<Value, String> {
+    if crate::depth::too_deep(&check.template) {
+        return Err(format!(
+            "job.template nests deeper than {} levels, which the operator does not read; flatten it",
+            crate::depth::MAX_DEPTH
+        ));
+    }
     let mut template = check.template.clone();
     super::substitute_value(&mut template, env).map_err(|name| {
         format!(

@@ -34,7 +34,7 @@ pub(super) fn render(
     if !body.is_object() {
         return Err(invalid("not an object".into()));
     }
-    if crate::depth::holds_cut(&body) {
+    if crate::depth::too_deep(&body) {
         return Err(RenderError::NestedTooDeep { context: format!("{at} ({})", name_for_msg(manifest)) });
     }
     // Substitute first: the name and namespace the checks below judge must be the ones that are

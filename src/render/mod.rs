@@ -50,7 +50,7 @@ pub enum RenderError {
     UnknownVariable { name: String, context: String },
     #[error(
         "{context} nest deeper than {} levels, which the operator does not read; flatten them",
-        crate::depth::LIMIT
+        crate::depth::MAX_DEPTH
     )]
     NestedTooDeep { context: String },
     #[error("label value {value:?} ({what}) is longer than 63 characters")]
