@@ -3,11 +3,12 @@
 //! API server stores it, but serde_json refuses a document deeper than 128 levels, and one such
 //! object in a list fails the whole list — every tenant's watch of that kind stalls. So every
 //! answer the clients read is cut, as it streams in: a value that opens deeper than [`LIMIT`]
-//! levels is replaced by the string [`CUT`], which any free-form field holds (typed fields never
-//! nest that deep). Where the operator reads a free-form value (Helm values, manifests, a check's
-//! Job template) it refuses one deeper than [`MAX_DEPTH`] from its own root ([`too_deep`]): below
-//! every point an answer cuts it at, so what is accepted reads the same from a list, a watch or a
-//! get, and what is cut is refused.
+//! levels is replaced by [`CUT`], a number any free-form field holds (typed fields never nest that
+//! deep) and one byte long, so a cut never makes an answer longer. Where the operator reads a
+//! free-form value (Helm values, manifests, a check's Job template) it refuses one deeper than
+//! [`MAX_DEPTH`] from its own root ([`too_deep`]): below every point an answer cuts it at, so what
+//! is accepted reads the same from a list, a watch or a get, and what was cut (it still nests past
+//! [`MAX_DEPTH`] down to the cut) is refused.
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -16,8 +17,8 @@ use serde_json::Value;
 /// watch event's object 1): far above any typed field, below serde_json's 128.
 pub const LIMIT: usize = 100;
 
-/// What replaces a value that opens deeper than [`LIMIT`].
-pub const CUT: &str = "tuskfish:cut";
+/// What replaces a value that opens deeper than [`LIMIT`]: shorter than the `[]` it may replace.
+pub const CUT: &[u8] = b"0";
 
 /// The state of one answer (a list, a watch stream of one-line documents) across its chunks.
 #[derive(Debug, Default)]
@@ -45,10 +46,7 @@ impl DepthCut {
                     out.get_or_insert_with(|| data[..i].to_vec());
                 }
                 Step::Replace => {
-                    let o = out.get_or_insert_with(|| data[..i].to_vec());
-                    o.push(b'"');
-                    o.extend_from_slice(CUT.as_bytes());
-                    o.push(b'"');
+                    out.get_or_insert_with(|| data[..i].to_vec()).extend_from_slice(CUT);
                 }
             }
         }
@@ -102,14 +100,13 @@ enum Step {
 /// `manifests`), so it is cut past 95 of its own; a check's Job template past 92.
 pub const MAX_DEPTH: usize = 90;
 
-/// Whether `value` nests deeper than [`MAX_DEPTH`], or holds a value cut for its depth.
+/// Whether `value` nests deeper than [`MAX_DEPTH`] (what was cut does).
 pub fn too_deep(value: &Value) -> bool {
     nests_over(value, MAX_DEPTH)
 }
 
 fn nests_over(value: &Value, levels_left: usize) -> bool {
     match value {
-        Value::String(s) => s == CUT,
         Value::Array(items) => levels_left == 0 || items.iter().any(|v| nests_over(v, levels_left - 1)),
         Value::Object(map) => levels_left == 0 || map.values().any(|v| nests_over(v, levels_left - 1)),
         _ => false,
@@ -160,6 +157,7 @@ mod tests {
             let (first, second) = out.split_once('\n').unwrap();
             let v: Value = serde_json::from_str(first).unwrap();
             assert!(too_deep(&v), "{size}");
+            assert!(first.len() < deep.len(), "a cut never lengthens: {size}");
             // What comes after (the next watch event) is read as it was.
             assert_eq!(second, nested(2, "2"));
             let mut depth = 0;
@@ -168,17 +166,15 @@ mod tests {
                 depth += 1;
                 at = next;
             }
-            assert_eq!((depth, at.as_str()), (LIMIT, Some(CUT)), "{size}");
+            assert_eq!((depth, at.as_u64()), (LIMIT, Some(0)), "{size}");
         }
     }
 
     #[test]
-    fn a_value_is_too_deep_past_its_own_limit_or_with_a_cut() {
+    fn a_value_is_too_deep_past_its_own_limit() {
         let value = |levels: usize| serde_json::from_str::<Value>(&nested(levels, "1")).unwrap();
         assert!(!too_deep(&value(MAX_DEPTH)));
         assert!(too_deep(&value(MAX_DEPTH + 1)));
-        assert!(too_deep(&serde_json::json!({"a": [CUT]})));
-        assert!(!too_deep(&serde_json::json!({"a": ["tuskfish:cut it"]})));
     }
 
     #[test]
