@@ -5,15 +5,6 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use serde_json::{Map, Value};
 
-/// The fields of a Release that choose which version it runs (see
-/// [`crate::api::ReleaseSpec::version_source`]).
-pub const VERSION_SOURCE: &[&[&str]] = &[
-    &["spec", "version"],
-    &["spec", "track"],
-    &["spec", "promoteFrom", "environment"],
-    &["spec", "rollback", "to"],
-];
-
 /// True when `fields` (a `fieldsV1` tree) holds `path` (field names from the object's root).
 pub fn owns(fields: &Value, path: &[&str]) -> bool {
     let Some((first, rest)) = path.split_first() else { return true };
@@ -75,6 +66,7 @@ fn insert(tree: &mut Value, path: &[&str]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::VersionSource;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
@@ -121,16 +113,16 @@ mod tests {
             ),
             entry("tuskfish", None, json!({"f:status": {"f:phase": {}}})),
         ];
-        let kept = trimmed(&managed, VERSION_SOURCE).unwrap();
+        let kept = trimmed(&managed, &VersionSource::PATHS).unwrap();
         assert_eq!(kept.len(), 1);
         assert_eq!(
             kept[0].fields_v1.as_ref().unwrap().0,
             json!({"f:spec": {"f:track": {}, "f:rollback": {"f:to": {}}}})
         );
-        for path in VERSION_SOURCE {
+        for path in VersionSource::PATHS {
             assert_eq!(writer(&kept, path), writer(&managed, path), "{path:?}");
         }
-        assert_eq!(trimmed(&managed[1..], VERSION_SOURCE), None);
+        assert_eq!(trimmed(&managed[1..], &VersionSource::PATHS), None);
     }
 
     #[test]
@@ -145,7 +137,7 @@ mod tests {
             Some("2026-12-02T10:00:00Z"),
             json!({"f:spec": {"f:version": {}}}),
         ));
-        let kept = trimmed(&managed, VERSION_SOURCE).unwrap();
+        let kept = trimmed(&managed, &VersionSource::PATHS).unwrap();
         assert_eq!(kept.len(), 1);
         assert_eq!(writer(&kept, &["spec", "version"]), Some("tuskfish-cli"));
     }

@@ -18,8 +18,8 @@ use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
 use serde_json::Value;
 
-use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release};
-use crate::fields::{VERSION_SOURCE, trimmed};
+use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release, VersionSource};
+use crate::fields::trimmed;
 
 /// Made lean before it is cached.
 pub trait Lean {
@@ -66,7 +66,7 @@ impl Lean for Release {
     /// Read whole (spec rendered and hashed, status compared and written back), and of its
     /// `managedFields` who wrote the fields choosing its version (the audit's "applied by").
     fn lean(&mut self) {
-        let writers = self.metadata.managed_fields.as_deref().and_then(|m| trimmed(m, VERSION_SOURCE));
+        let writers = self.metadata.managed_fields.as_deref().and_then(|m| trimmed(m, &VersionSource::PATHS));
         lean_meta(&mut self.metadata);
         self.metadata.managed_fields = writers;
     }

@@ -121,11 +121,16 @@ impl ReleaseSpec {
         self.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
     }
 
+    /// The version of a manual rollback (`spec.rollback.to`), while one is asked for.
+    pub fn rollback_to(&self) -> Option<&str> {
+        self.rollback.as_ref().and_then(|r| r.to.as_deref())
+    }
+
     /// The field that chooses the version, in the order they take precedence: a manual rollback,
     /// a pin, a tracked range, an upstream Environment. The requester policy computes the same in
     /// CEL ([`super::policy::requester_identity_policy`]): a request claim needs a change of it.
     pub fn version_source(&self) -> Option<VersionSource<'_>> {
-        if let Some(to) = self.rollback.as_ref().and_then(|r| r.to.as_deref()) {
+        if let Some(to) = self.rollback_to() {
             return Some(VersionSource::RollbackTo(to));
         }
         if let Some(v) = self.version.as_deref() {
@@ -148,14 +153,23 @@ pub enum VersionSource<'a> {
 }
 
 impl VersionSource<'_> {
-    /// The field, as a path from the object's root (what `managedFields` name).
+    /// Each source's field, as a path from the object's root (what `managedFields` name), in the
+    /// order they take precedence.
+    pub const PATHS: [&'static [&'static str]; 4] = [
+        &["spec", "rollback", "to"],
+        &["spec", "version"],
+        &["spec", "track"],
+        &["spec", "promoteFrom", "environment"],
+    ];
+
+    /// This source's field (one of [`Self::PATHS`]).
     pub fn path(&self) -> &'static [&'static str] {
-        match self {
-            VersionSource::RollbackTo(_) => &["spec", "rollback", "to"],
-            VersionSource::Version(_) => &["spec", "version"],
-            VersionSource::Track(_) => &["spec", "track"],
-            VersionSource::PromoteFrom(_) => &["spec", "promoteFrom", "environment"],
-        }
+        Self::PATHS[match self {
+            VersionSource::RollbackTo(_) => 0,
+            VersionSource::Version(_) => 1,
+            VersionSource::Track(_) => 2,
+            VersionSource::PromoteFrom(_) => 3,
+        }]
     }
 }
 

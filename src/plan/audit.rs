@@ -40,7 +40,7 @@ pub fn asked_by(spec: &ReleaseSpec, entry: &HistoryEntry) -> String {
     if let Some(failed) = &entry.rollback_of {
         return format!("rollback from {failed}");
     }
-    if spec.rollback.as_ref().and_then(|r| r.to.as_deref()) == Some(entry.version.as_str()) {
+    if spec.rollback_to() == Some(entry.version.as_str()) {
         return "manual rollback".into();
     }
     match (&spec.version, &spec.track, &spec.promote_from) {

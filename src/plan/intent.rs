@@ -67,7 +67,7 @@ impl Intent {
 /// `spec.rollback.to`, parsed: it overrides the intent while set (so a spec whose intent cannot be
 /// read still rolls back).
 pub fn rollback_to(release: &Release) -> Result<Option<semver::Version>, Blocked> {
-    let to = release.spec.rollback.as_ref().and_then(|r| r.to.as_deref());
+    let to = release.spec.rollback_to();
     to.map(|to| parse_version(to, "spec.rollback.to")).transpose()
 }
 

@@ -107,7 +107,7 @@ impl Change {
         let note = (!notes.is_empty()).then(|| notes.join("; "));
         let rollback_of = rollback_of.or(vetoed);
         // A rollback the operator decided on is nobody's request.
-        let automatic = rollback_of.is_some() && rel.spec.rollback.as_ref().is_none_or(|r| r.to.is_none());
+        let automatic = rollback_of.is_some() && rel.spec.rollback_to().is_none();
         let requester =
             if automatic { Requester::default() } else { super::audit::requester(rel, &prev.history) };
         Self { version, note, rollback_of, approvers: target.approvers.clone(), requester }

@@ -1,5 +1,6 @@
 //! `deploy`, `promote` and `rollback`: one command changes one Release; `--wait` follows the rollout.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kube::ResourceExt;
@@ -16,7 +17,6 @@ use crate::cli::gitops;
 use crate::cli::output::{self, Output};
 use crate::cli::session::{CLI_FIELD_MANAGER, Session, list_or_none, parse_version};
 use crate::cli::wait::{Goal, wait};
-use crate::fields::VERSION_SOURCE;
 use crate::plan::target::matches_line;
 
 /// Prints a human line: on stdout for tables, on stderr when stdout carries JSON/YAML.
@@ -87,22 +87,26 @@ pub async fn promotable(s: &Session, app: &str, from: &str) -> CliResult<semver:
     parse_version(current)
 }
 
-/// The user the API server authenticates the CLI as, to claim a spec change as their request.
-/// `None` when it names nobody: the change is made all the same, recorded without a requester.
-async fn requester(s: &Session) -> Option<String> {
-    s.whoami().await.ok()
+/// The annotations that claim a spec change making `generation` as the CLI user's request: the
+/// audit's "requested by" (the API server admits only the user's own name, see
+/// [`crate::api::policy::requester_identity_policy`]). `None` when the API server names nobody:
+/// the change is made all the same, recorded without a requester.
+async fn claim_of(s: &Session, generation: i64) -> Option<BTreeMap<String, String>> {
+    let user = s.whoami().await.ok()?;
+    Some(BTreeMap::from([
+        (REQUESTED_BY_ANNOTATION.to_string(), user),
+        (REQUESTED_GENERATION_ANNOTATION.to_string(), generation.to_string()),
+    ]))
 }
 
-/// Adds to `patch` (a merge patch of `release` that changes which version it runs, with its resourceVersion, so
-/// the generation it makes is the next one) the claim that the change is the CLI user's request:
-/// the audit's "requested by" (the API server admits only the user's own name, see
-/// [`crate::api::policy::requester_identity_policy`]).
+/// Adds to `patch` (a merge patch of `release` that changes which version it runs, with its
+/// resourceVersion, so the generation it makes is the next one) the claim that the change is the
+/// CLI user's request (see [`claim_of`]).
 async fn claim(s: &Session, release: &Release, patch: &mut serde_json::Value) {
-    let (Some(user), Some(generation)) = (requester(s).await, release.metadata.generation) else { return };
-    patch["metadata"]["annotations"] = json!({
-        REQUESTED_BY_ANNOTATION: user,
-        REQUESTED_GENERATION_ANNOTATION: (generation + 1).to_string(),
-    });
+    let Some(generation) = release.metadata.generation else { return };
+    if let Some(annotations) = claim_of(s, generation + 1).await {
+        patch["metadata"]["annotations"] = json!(annotations);
+    }
 }
 
 /// Sets `spec.version` on the Release of `app` in `env_name` (clearing the other version sources and
@@ -141,13 +145,12 @@ async fn pin(
     let release = match s.release_of(app, env_name).await? {
         Some(existing) => {
             let name = existing.name_any();
-            if let Some(applier) = applied_from_git(&existing, VERSION_SOURCE) {
+            if let Some(applier) = applied_from_git(&existing, &VersionSource::PATHS) {
                 return in_git(s, &existing, &applier, &av, env_name, &v, git);
             }
             let was = describe_source(&existing.spec);
-            let rolled_back = existing.spec.rollback.as_ref().is_some_and(|r| r.to.is_some());
             let mut spec = json!({"version": v, "track": null, "promoteFrom": null});
-            if rolled_back {
+            if existing.spec.rollback_to().is_some() {
                 spec["rollback"] = json!({"to": null});
             }
             // The resourceVersion makes this a compare-and-swap: a change made meanwhile is not lost
@@ -177,15 +180,7 @@ async fn pin(
             };
             let mut release = Release::new(&name, spec);
             // A new object's generation is 1.
-            if let Some(user) = requester(s).await {
-                release.metadata.annotations = Some(
-                    [
-                        (REQUESTED_BY_ANNOTATION.to_string(), user),
-                        (REQUESTED_GENERATION_ANNOTATION.to_string(), "1".into()),
-                    ]
-                    .into(),
-                );
-            }
+            release.metadata.annotations = claim_of(s, 1).await;
             let created = s
                 .api::<Release>()
                 .create(
@@ -267,14 +262,12 @@ fn in_git(
 }
 
 pub fn describe_source(spec: &ReleaseSpec) -> String {
-    if let Some(to) = spec.rollback.as_ref().and_then(|r| r.to.as_deref()) {
-        return format!("rolled back to {to}");
-    }
-    match (&spec.version, &spec.track, &spec.promote_from) {
-        (Some(v), _, _) => format!("version {v}"),
-        (None, Some(t), _) => format!("tracking {t}"),
-        (None, None, Some(p)) => format!("promoting from {}", p.environment),
-        (None, None, None) => "no version source".into(),
+    match spec.version_source() {
+        Some(VersionSource::RollbackTo(to)) => format!("rolled back to {to}"),
+        Some(VersionSource::Version(v)) => format!("version {v}"),
+        Some(VersionSource::Track(t)) => format!("tracking {t}"),
+        Some(VersionSource::PromoteFrom(env)) => format!("promoting from {env}"),
+        None => "no version source".into(),
     }
 }
 
@@ -345,7 +338,7 @@ pub async fn rollback(
     }
     if clear {
         let mut patch = json!({"metadata": {"resourceVersion": release.resource_version()}, "spec": {"rollback": {"to": null}}});
-        if release.spec.rollback.as_ref().is_some_and(|r| r.to.is_some()) {
+        if release.spec.rollback_to().is_some() {
             claim(s, &release, &mut patch).await;
         }
         let updated = s.merge_patch::<Release>(&name, patch).await?;
@@ -356,7 +349,7 @@ pub async fn rollback(
     }
     let target = rollback_target(&name, env, &status, to)?;
     let mut patch = json!({"metadata": {"resourceVersion": release.resource_version()}, "spec": {"rollback": {"to": target}}});
-    if release.spec.rollback.as_ref().and_then(|r| r.to.as_deref()) != Some(target.as_str()) {
+    if release.spec.rollback_to() != Some(target.as_str()) {
         claim(s, &release, &mut patch).await;
     }
     let updated = s.merge_patch::<Release>(&name, patch).await?;
