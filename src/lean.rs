@@ -18,7 +18,10 @@ use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
 use serde_json::Value;
 
-use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release, VersionSource};
+use crate::api::{
+    AppVersion, Approval, Environment, Notification, PipelinePolicy, ProductRelease, ProductVersion, Release,
+    VersionSource,
+};
 use crate::fields::trimmed;
 
 /// Made lean before it is cached.
@@ -73,7 +76,17 @@ impl Lean for Release {
 }
 
 // Read whole (specs rendered and hashed, statuses compared and written back): metadata only.
-lean_meta_only!(Environment, AppVersion, Approval, Notification, PipelinePolicy, Secret, ConfigMap);
+lean_meta_only!(
+    Environment,
+    AppVersion,
+    Approval,
+    Notification,
+    PipelinePolicy,
+    ProductVersion,
+    ProductRelease,
+    Secret,
+    ConfigMap
+);
 
 impl Lean for PartialObjectMeta<Namespace> {
     /// Its owner annotation, deletion and Pod Security label are read (labels are kept).

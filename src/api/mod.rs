@@ -11,6 +11,7 @@ mod notification;
 mod pipeline_policy;
 mod pod_security;
 pub mod policy;
+mod product;
 mod reason;
 mod release;
 pub mod rules;
@@ -25,6 +26,7 @@ pub use ledger::*;
 pub use notification::*;
 pub use pipeline_policy::*;
 pub use pod_security::{ENFORCE_LABEL, PodSecurity};
+pub use product::*;
 pub use reason::{ConditionType, Reason};
 pub use release::*;
 pub use verify::*;
@@ -99,6 +101,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Notification::crd(),
         PipelinePolicy::crd(),
         Ledger::crd(),
+        ProductVersion::crd(),
+        ProductRelease::crd(),
     ];
     for crd in &mut crds {
         let kind = crd.spec.names.kind.clone();

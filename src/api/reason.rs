@@ -236,6 +236,28 @@ vocabulary! {
         /// AppVersion: fix the spec, or publish under a new version (`InvalidVersion` also for a
         /// `spec.helm.version` that is not exact)
         SpecModifiedAfterPublish,
+        // Products.
+        /// ProductVersion: an app is named twice; name each app once
+        DuplicateApp,
+        /// ProductVersion: an app's `after` names an app that is not in the product version
+        UnknownApp,
+        /// ProductRelease: the product version it asks for does not exist (or is not published:
+        /// `AppVersionNotPublished` says which app holds it)
+        ProductVersionNotFound,
+        /// ProductRelease: an app of the product already runs in the Environment by a Release of its
+        /// own (named); delete that Release, or leave the app out of the product
+        AppRunByRelease,
+        /// Release: its app runs in this Environment as part of a product (the ProductRelease and its
+        /// Release are named); delete this Release
+        RunByProduct,
+        /// Release: run by a ProductRelease, which has not admitted this version (yet): change the
+        /// product's version, not the Release's
+        ProductNotAdmitted,
+        /// Release: names a ProductRelease as its owner that does not exist (or is another one now)
+        ProductNotFound,
+        /// ProductRelease: an app of the product version failed here; every app goes back to the
+        /// previous product version (the message names the app and why)
+        ProductRolloutFailed,
         // Rendering.
         /// Release: the AppVersion (or Environment variables) cannot be rendered; the message names
         /// the manifest; AppVersion: fix the spec, or publish under a new version (`InvalidVersion`

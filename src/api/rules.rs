@@ -283,6 +283,83 @@ pub fn schema_rules() -> Vec<SchemaRule> {
         matches("Release", &["spec", "verify", "[]", "http", "url"], URL, URL_MESSAGE),
         matches("Release", &["spec", "verify", "[]", "http", "interval"], DURATION, INTERVAL_MESSAGE),
         matches("Release", &["spec", "verify", "[]", "http", "timeout"], DURATION, TIMEOUT_MESSAGE),
+        // ProductVersion: what was tested together stays what it was.
+        rule(
+            "ProductVersion",
+            &["spec"],
+            "self == oldSelf".into(),
+            "a ProductVersion cannot be changed once created (it is what was tested together): \
+             create a new version instead",
+        ),
+        matches(
+            "ProductVersion",
+            &["spec", "version"],
+            SEMVER,
+            "spec.version must be a semantic version such as 1.3.10 or 1.4.0-rc.1",
+        ),
+        matches(
+            "ProductVersion",
+            &["spec", "apps", "[]", "version"],
+            SEMVER,
+            "apps[].version must be an app's exact semantic version, such as 1.3.10",
+        ),
+        rule(
+            "ProductVersion",
+            &["spec", "apps"],
+            "self.all(a, self.exists_one(b, b.app == a.app))".into(),
+            "each app is named once in spec.apps",
+        ),
+        rule(
+            "ProductVersion",
+            &["spec", "apps", "[]"],
+            "!has(self.after) || self.after.all(d, d != self.app)".into(),
+            "apps[].after names the app itself: an app cannot roll out after itself",
+        ),
+        // ProductRelease: as a Release, one product in one Environment, one version source.
+        rule(
+            "ProductRelease",
+            &["spec"],
+            "(has(self.version) ? 1 : 0) + (has(self.track) ? 1 : 0) + (has(self.promoteFrom) ? 1 : 0) == 1"
+                .into(),
+            "set exactly one of spec.version (a pinned product version), spec.track (a semver range) and \
+             spec.promoteFrom (an upstream Environment)",
+        ),
+        rule(
+            "ProductRelease",
+            &["spec", "product"],
+            "self == oldSelf".into(),
+            "spec.product cannot be changed: create a ProductRelease for the other product",
+        ),
+        rule(
+            "ProductRelease",
+            &["spec", "environment"],
+            "self == oldSelf".into(),
+            "spec.environment cannot be changed: create a ProductRelease in the other Environment",
+        ),
+        matches(
+            "ProductRelease",
+            &["spec", "version"],
+            SEMVER,
+            "spec.version must be a semantic version such as 1.3.10 or 1.4.0-rc.2",
+        ),
+        matches(
+            "ProductRelease",
+            &["spec", "track"],
+            &range,
+            "spec.track must be a semver range such as ~1.3 or >=1.4.0-0",
+        ),
+        matches(
+            "ProductRelease",
+            &["spec", "promoteFrom", "soak"],
+            DURATION,
+            "spec.promoteFrom.soak must be a duration such as 90s, 30m, 2h or 1d",
+        ),
+        matches(
+            "ProductRelease",
+            &["spec", "rollback", "to"],
+            SEMVER,
+            "spec.rollback.to must be a semantic version (one that ran healthy here)",
+        ),
         // Approval
         rule(
             "Approval",
@@ -331,6 +408,13 @@ pub const MAX_LENGTHS: &[(&str, &[&str], i64)] = &[
     ("Release", &["spec", "promoteFrom", "soak"], 32),
     ("Release", &["spec", "rollback", "to"], 128),
     ("Release", &["spec", "dependsOn", "[]", "version"], 256),
+    ("ProductVersion", &["spec", "version"], 128),
+    ("ProductVersion", &["spec", "apps", "[]", "version"], 128),
+    ("ProductVersion", &["spec", "apps", "[]", "after", "[]"], 53),
+    ("ProductRelease", &["spec", "version"], 128),
+    ("ProductRelease", &["spec", "track"], 256),
+    ("ProductRelease", &["spec", "promoteFrom", "soak"], 32),
+    ("ProductRelease", &["spec", "rollback", "to"], 128),
 ];
 
 /// List sizes the rules' cost estimate needs (a rule on each item of an unbounded list costs
@@ -343,6 +427,9 @@ pub const MAX_ITEMS: &[(&str, &[&str], i64)] = &[
     ("Environment", &["spec", "verify"], 10),
     ("Release", &["spec", "dependsOn"], 64),
     ("Release", &["spec", "verify"], 10),
+    ("ProductVersion", &["spec", "apps"], 64),
+    ("ProductVersion", &["spec", "apps", "[]", "after"], 64),
+    ("ProductVersion", &["spec", "changes"], 200),
 ];
 
 /// The schema node at `path`, if the schema has it.

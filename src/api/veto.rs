@@ -20,7 +20,11 @@ pub struct Veto {
 impl Veto {
     /// The veto on `av`, if any: a non-empty reason makes one.
     pub fn of(av: &AppVersion) -> Option<Self> {
-        let a = av.annotations();
+        Self::in_annotations(av.annotations())
+    }
+
+    /// The veto these annotations carry (an AppVersion's, a ProductVersion's), if any.
+    pub fn in_annotations(a: &std::collections::BTreeMap<String, String>) -> Option<Self> {
         let reason = a.get(VETO_ANNOTATION).map(|r| r.trim()).filter(|r| !r.is_empty())?;
         let text = |k: &str| a.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         Some(Self {

@@ -11,7 +11,9 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 
-use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release};
+use crate::api::{
+    AppVersion, Approval, Environment, Notification, PipelinePolicy, ProductRelease, ProductVersion, Release,
+};
 
 /// Read-only caches of the pipeline (the tuskfish kinds), fed by one watch per kind.
 #[derive(Clone)]
@@ -21,6 +23,8 @@ pub struct Stores {
     pub app_versions: Store<AppVersion>,
     pub approvals: Store<Approval>,
     pub notifications: Store<Notification>,
+    pub product_versions: Store<ProductVersion>,
+    pub product_releases: Store<ProductRelease>,
     /// Agents' Leases (label `tuskfish.dev/agent`): whether each agent is connected.
     pub agent_leases: Store<Lease>,
     /// The cluster's PipelinePolicies (none in an agent).

@@ -21,6 +21,8 @@ mod kept_renders;
 mod ledger;
 mod notifier;
 mod policies;
+mod product;
+mod product_version;
 mod queue;
 mod reconciled;
 mod refusal;
@@ -220,11 +222,15 @@ impl Operator {
         let (release_tx, release_rx) = mpsc::unbounded();
         let (env_tx, env_rx) = mpsc::unbounded();
         let (av_tx, av_rx) = mpsc::unbounded();
+        let (pv_tx, pv_rx) = mpsc::unbounded();
+        let (pr_tx, pr_rx) = mpsc::unbounded();
         let metrics = &settings.metrics;
         let triggers = triggers::Triggers {
             releases: triggers::Trigger::new(release_tx, metrics),
             environments: triggers::Trigger::new(env_tx, metrics),
             app_versions: triggers::Trigger::new(av_tx, metrics),
+            product_versions: triggers::Trigger::new(pv_tx, metrics),
+            product_releases: triggers::Trigger::new(pr_tx, metrics),
             metrics: metrics.clone(),
         };
         let wake = triggers.releases.clone();
@@ -239,7 +245,14 @@ impl Operator {
             watches::Scope { namespace, share: settings.share },
             settings.agent.is_none(),
         );
-        Self { client, settings, requests, watches, receivers: (release_rx, env_rx, av_rx), wake }
+        Self {
+            client,
+            settings,
+            requests,
+            watches,
+            receivers: (release_rx, env_rx, av_rx, pv_rx, pr_rx),
+            wake,
+        }
     }
 
     /// The operator's client (the web view reads what no cache keeps with it).
@@ -274,6 +287,8 @@ type Receivers = (
     mpsc::UnboundedReceiver<(ObjectRef<Release>, queue::Lane)>,
     mpsc::UnboundedReceiver<(ObjectRef<Environment>, queue::Lane)>,
     mpsc::UnboundedReceiver<(ObjectRef<AppVersion>, queue::Lane)>,
+    mpsc::UnboundedReceiver<(ObjectRef<crate::api::ProductVersion>, queue::Lane)>,
+    mpsc::UnboundedReceiver<(ObjectRef<crate::api::ProductRelease>, queue::Lane)>,
 );
 
 async fn run_controllers(
@@ -281,7 +296,7 @@ async fn run_controllers(
     settings: Settings,
     requests: Arc<RequestCounts>,
     w: watches::Watches,
-    (release_rx, env_rx, av_rx): Receivers,
+    (release_rx, env_rx, av_rx, pv_rx, pr_rx): Receivers,
     wake: triggers::Trigger<Release>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Stopped {
@@ -318,6 +333,8 @@ async fn run_controllers(
                 s.approvals.wait_until_ready(),
                 s.workloads.jobs.wait_until_ready(),
                 s.notifications.wait_until_ready(),
+                s.product_versions.wait_until_ready(),
+                s.product_releases.wait_until_ready(),
                 s.workloads.namespaces.wait_until_ready(),
                 s.agent_leases.wait_until_ready(),
                 policies_listed(&s.policies),
@@ -375,7 +392,7 @@ async fn run_controllers(
                 // An agent deploys Releases and reports that it is alive; AppVersions, Environments
                 // and notifications are the operator's on the hub (their requests are dropped here).
                 Some(a) => {
-                    drop((env_rx, av_rx));
+                    drop((env_rx, av_rx, pv_rx, pr_rx));
                     futures::join!(agent::heartbeat(ctx.client.clone(), a, stop.clone()), releases);
                 }
                 None => {
@@ -403,8 +420,26 @@ async fn run_controllers(
                             "appversion",
                             stores.app_versions.clone(),
                             av_rx,
-                            (config, settings.concurrency),
+                            (config.clone(), settings.concurrency),
                             appversion::reconcile,
+                            ctx.clone(),
+                            stop.clone()
+                        ),
+                        drive(
+                            "productversion",
+                            stores.product_versions.clone(),
+                            pv_rx,
+                            (config.clone(), settings.concurrency),
+                            product_version::reconcile,
+                            ctx.clone(),
+                            stop.clone()
+                        ),
+                        drive(
+                            "productrelease",
+                            stores.product_releases.clone(),
+                            pr_rx,
+                            (config, settings.concurrency),
+                            product::reconcile,
                             ctx.clone(),
                             stop
                         ),

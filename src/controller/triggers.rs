@@ -8,7 +8,7 @@ use kube::runtime::reflector::ObjectRef;
 use prometheus_client::metrics::counter::Counter;
 
 use super::queue::Lane;
-use crate::api::{AppVersion, Environment, Release, labels};
+use crate::api::{AppVersion, Environment, ProductRelease, ProductVersion, Release, labels};
 use crate::telemetry::{ControllerLabel, SharedMetrics};
 
 /// Reconcile requests for one controller, counted.
@@ -52,6 +52,8 @@ pub struct Triggers {
     pub releases: Trigger<Release>,
     pub environments: Trigger<Environment>,
     pub app_versions: Trigger<AppVersion>,
+    pub product_versions: Trigger<ProductVersion>,
+    pub product_releases: Trigger<ProductRelease>,
     pub metrics: SharedMetrics,
 }
 

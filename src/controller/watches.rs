@@ -15,7 +15,10 @@ use kube::{Api, Client, Resource, ResourceExt};
 use super::caches::{Stores, ready_empty};
 use super::cluster::workload_watches;
 use super::triggers::Triggers;
-use crate::api::{AppVersion, Approval, Environment, Notification, PipelinePolicy, Release, labels};
+use crate::api::{
+    AppVersion, Approval, Environment, Notification, PipelinePolicy, ProductRelease, ProductVersion, Release,
+    labels,
+};
 use crate::index::{PipelineIndex, Seen};
 use crate::plan::peers::{self, EnvironmentFacts, PeerFacts};
 use crate::plan::shards::Share;
@@ -125,7 +128,18 @@ pub fn watches(
             gone.notify_one();
         }
         t.releases.send(ObjectRef::from_obj(r));
+        let ns = r.namespace().unwrap_or_default();
+        // A product follows the Releases it runs.
+        if let Some(owner) = ix.products.see_release(r, seen) {
+            t.product_releases.send(ObjectRef::new(&owner).within(&ns));
+        }
         let (before, after) = ix.see_release(r, seen);
+        // A Release that comes or goes may free (or take) an app a product wants here.
+        if before.is_none() || after.is_none() {
+            for p in ix.products.releases_in(&ns, &r.spec.environment) {
+                t.product_releases.send(ObjectRef::new(&p).within(&ns));
+            }
+        }
         if before != after {
             route_release_change(&t, &ix, &rs, r, before.as_ref(), after.as_ref());
         }
@@ -149,6 +163,9 @@ pub fn watches(
                 let ns = e.namespace().unwrap_or_default();
                 for name in ix.releases_in_environment(&ns, &e.name_any()) {
                     t.releases.send(ObjectRef::new(&name).within(&ns));
+                }
+                for name in ix.products.releases_in(&ns, &e.name_any()) {
+                    t.product_releases.send(ObjectRef::new(&name).within(&ns));
                 }
             }
         },
@@ -177,6 +194,12 @@ pub fn watches(
             let published =
                 seen == Seen::Present && av.status.as_ref().is_some_and(|s| s.spec_hash.is_some());
             let was = remember(&av_published, ObjectRef::from_obj(av), published.then_some(()));
+            // A product version waits for the AppVersions it names.
+            if published != was.is_some() || seen == Seen::Deleted {
+                for name in ix.products.versions_naming(&ns, &av.spec.app) {
+                    t.product_versions.send(ObjectRef::new(&name).within(&ns));
+                }
+            }
             for name in ix.releases_of_app(&ns, &av.spec.app) {
                 let r = ObjectRef::new(&name).within(&ns);
                 if published && was.is_none() { t.releases.send_urgent(r) } else { t.releases.send(r) }
@@ -190,8 +213,26 @@ pub fn watches(
     let (approvals, approvals_fut) =
         reflect(scoped::<Approval>(client, namespace), all, only, m.clone(), move |a: &Approval, seen| {
             ix.see_approval(a, seen);
-            t.releases.send(ObjectRef::new(&a.spec.release).within(&a.namespace().unwrap_or_default()));
+            let ns = a.namespace().unwrap_or_default();
+            t.releases.send(ObjectRef::new(&a.spec.release).within(&ns));
+            // An Approval names a Release or a ProductRelease (`spec.release` either way).
+            if !ix.products.children_of(&ns, &a.spec.release).is_empty()
+                || ix
+                    .products
+                    .releases_in(&ns, a.spec.environment.as_deref().unwrap_or_default())
+                    .contains(&a.spec.release)
+                || a.spec.environment.is_none()
+            {
+                t.product_releases.send(ObjectRef::new(&a.spec.release).within(&ns));
+            }
         });
+
+    // An agent runs no products (the hub's operator does; its hub rights do not cover them).
+    let (product_versions, product_releases, product_futs) = if policies {
+        product_watches(client, namespace, only, &triggers, &index)
+    } else {
+        (ready_empty(), ready_empty(), Vec::new())
+    };
 
     // Notifications: the index knows which notices anyone listens for (see `notify`).
     let ix = index.clone();
@@ -247,6 +288,7 @@ pub fn watches(
         Box::pin(approvals_fut),
         Box::pin(notifications_fut),
     ]);
+    drivers.extend(product_futs);
 
     Watches {
         stores: Stores {
@@ -255,6 +297,8 @@ pub fn watches(
             app_versions,
             approvals,
             notifications,
+            product_versions,
+            product_releases,
             agent_leases,
             policies,
             workloads,
@@ -265,4 +309,65 @@ pub fn watches(
         drivers,
         triggers,
     }
+}
+
+/// What a product's dependents read of it: what it admits (its Releases), and what runs healthy
+/// (the products promoted from it).
+type ProductFacts = (Option<crate::api::Admitted>, Option<String>, Option<crate::api::Phase>, Option<String>);
+
+fn product_facts(p: &ProductRelease) -> ProductFacts {
+    let s = p.status.clone().unwrap_or_default();
+    (s.admitted, s.current_version, s.phase, s.healthy_since.map(|t| t.0.to_string()))
+}
+
+/// The watches of ProductVersions and ProductReleases, and what their changes wake.
+fn product_watches(
+    client: &Client,
+    namespace: Option<&str>,
+    only: Option<Filter>,
+    triggers: &Triggers,
+    index: &Arc<PipelineIndex>,
+) -> (Store<ProductVersion>, Store<ProductRelease>, Vec<BoxFuture<'static, ()>>) {
+    let all = watcher::Config::default();
+    let (t, ix) = (triggers.clone(), index.clone());
+    let (versions, versions_fut) = reflect(
+        scoped::<ProductVersion>(client, namespace),
+        all.clone(),
+        only,
+        t.metrics.clone(),
+        move |pv: &ProductVersion, seen| {
+            ix.products.see_version(pv, seen);
+            t.product_versions.send(ObjectRef::from_obj(pv));
+            let ns = pv.namespace().unwrap_or_default();
+            for name in ix.products.releases_of(&ns, &pv.spec.product) {
+                t.product_releases.send(ObjectRef::new(&name).within(&ns));
+            }
+        },
+    );
+    let (t, ix) = (triggers.clone(), index.clone());
+    let known: Known<ProductRelease, ProductFacts> = Mutex::new(HashMap::new());
+    let (releases, releases_fut) = reflect(
+        scoped::<ProductRelease>(client, namespace),
+        all,
+        only,
+        t.metrics.clone(),
+        move |p: &ProductRelease, seen| {
+            ix.products.see_product_release(p, seen);
+            t.product_releases.send(ObjectRef::from_obj(p));
+            let after = (seen == Seen::Present).then(|| product_facts(p));
+            let before = remember(&known, ObjectRef::from_obj(p), after.clone());
+            if before == after {
+                return;
+            }
+            let ns = p.namespace().unwrap_or_default();
+            // Its Releases read what it admits; the products promoted from it, what runs healthy.
+            for name in ix.products.children_of(&ns, &p.name_any()) {
+                t.releases.send(ObjectRef::new(&name).within(&ns));
+            }
+            for name in ix.products.releases_of(&ns, &p.spec.product) {
+                t.product_releases.send(ObjectRef::new(&name).within(&ns));
+            }
+        },
+    );
+    (versions, releases, vec![Box::pin(versions_fut), Box::pin(releases_fut)])
 }

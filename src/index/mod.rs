@@ -8,6 +8,7 @@
 //! route or a page reads what it needs in O(matches) instead of scanning every cached object.
 
 mod multimap;
+pub mod products;
 #[cfg(test)]
 mod tests;
 
@@ -163,6 +164,8 @@ impl Inner {
 #[derive(Default)]
 pub struct PipelineIndex {
     inner: RwLock<Inner>,
+    /// Products, their versions and the Releases they run.
+    pub products: products::ProductIndex,
 }
 
 fn key_of<K: ResourceExt>(obj: &K) -> Name {

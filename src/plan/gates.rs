@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use self::approvals::Verdict;
 pub use self::windows::{FreezeEnd, Window, active_until, next_opening};
 use super::wait::{Blocked, Held};
-use crate::api::{Approval, Environment, FREEZE_OVERRIDE_ANNOTATION, Phase, Reason, Release};
+use crate::api::{Approval, Environment, FREEZE_OVERRIDE_ANNOTATION, Phase, ProductRelease, Reason, Release};
 
 /// What the gates need to know besides the Release and its Environment.
 pub struct GateFacts<'a> {
@@ -41,6 +41,46 @@ pub struct Passed {
     pub approvers: Vec<String>,
 }
 
+/// Who passes the Environment's gates: a Release, or a product in the Environment (whose
+/// Approvals name the ProductRelease in `spec.release` and the product in `spec.app`).
+#[derive(Clone, Copy)]
+pub struct Applicant<'a> {
+    /// The object's name (what an Approval names).
+    pub name: &'a str,
+    /// The app, or the product.
+    pub app: &'a str,
+    pub environment: &'a str,
+    pub created: Option<Timestamp>,
+    /// Its annotations (a freeze override).
+    pub annotations: Option<&'a BTreeMap<String, String>>,
+    /// What kind it is, in messages ("Release", "ProductRelease").
+    pub kind: &'static str,
+}
+
+impl<'a> Applicant<'a> {
+    pub fn release(r: &'a Release) -> Self {
+        Self {
+            name: r.metadata.name.as_deref().unwrap_or_default(),
+            app: &r.spec.app,
+            environment: &r.spec.environment,
+            created: r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            annotations: r.metadata.annotations.as_ref(),
+            kind: "Release",
+        }
+    }
+
+    pub fn product(p: &'a ProductRelease) -> Self {
+        Self {
+            name: p.metadata.name.as_deref().unwrap_or_default(),
+            app: &p.spec.product,
+            environment: &p.spec.environment,
+            created: p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            annotations: p.metadata.annotations.as_ref(),
+            kind: "ProductRelease",
+        }
+    }
+}
+
 /// Checks every gate for `candidate`.
 pub fn check(
     release: &Release,
@@ -48,19 +88,36 @@ pub fn check(
     candidate: &semver::Version,
     facts: &GateFacts<'_>,
 ) -> Result<Passed, Stop> {
-    let gate = Gate { release, env, candidate, facts };
-    gate.dependencies()?;
-    let mut notes = gate.freeze_windows()?;
-    notes.extend(gate.allow_windows()?);
-    let (approved, approvers) = gate.approval()?;
-    notes.extend(approved);
-    Ok(Passed { notes, approvers })
+    let gate = Gate { who: Applicant::release(release), env, candidate, facts };
+    gate.dependencies(release)?;
+    gate.environment_gates()
 }
 
-/// One candidate version of one Release before its Environment's gates; each gate says why it
-/// holds (or is broken), or lets it through with notes for the rollout's history entry.
+/// Checks only `dependsOn` (a product's Release: the product passed the other gates).
+pub fn dependencies(
+    release: &Release,
+    env: &Environment,
+    candidate: &semver::Version,
+    facts: &GateFacts<'_>,
+) -> Result<(), Stop> {
+    Gate { who: Applicant::release(release), env, candidate, facts }.dependencies(release)
+}
+
+/// Checks the Environment's gates (windows, approval) for product version `candidate`; the order
+/// of its apps is the product's, so there are no dependencies to wait for here.
+pub fn check_product(
+    product: &ProductRelease,
+    env: &Environment,
+    candidate: &semver::Version,
+    facts: &GateFacts<'_>,
+) -> Result<Passed, Stop> {
+    Gate { who: Applicant::product(product), env, candidate, facts }.environment_gates()
+}
+
+/// One candidate version of one Release (or product) before its Environment's gates; each gate
+/// says why it holds (or is broken), or lets it through with notes for the rollout's history entry.
 struct Gate<'g, 'f> {
-    release: &'g Release,
+    who: Applicant<'g>,
     env: &'g Environment,
     candidate: &'g semver::Version,
     facts: &'g GateFacts<'f>,
@@ -75,9 +132,18 @@ impl Gate<'_, '_> {
         Stop::Blocked(Blocked { phase: Phase::Failed, reason, message, recheck_in: None })
     }
 
+    /// Freeze and allow windows, then approval.
+    fn environment_gates(&self) -> Result<Passed, Stop> {
+        let mut notes = self.freeze_windows()?;
+        notes.extend(self.allow_windows()?);
+        let (approved, approvers) = self.approval()?;
+        notes.extend(approved);
+        Ok(Passed { notes, approvers })
+    }
+
     /// `tuskfish.dev/freeze-override` on the Release: deploy through windows, for this reason.
     fn override_reason(&self) -> Option<&String> {
-        self.release.metadata.annotations.as_ref().and_then(|a| a.get(FREEZE_OVERRIDE_ANNOTATION))
+        self.who.annotations.and_then(|a| a.get(FREEZE_OVERRIDE_ANNOTATION))
     }
 
     fn env_name(&self) -> &str {
@@ -85,8 +151,8 @@ impl Gate<'_, '_> {
     }
 
     /// `dependsOn`: the apps it names are healthy in the same Environment, and form no cycle.
-    fn dependencies(&self) -> Result<(), Stop> {
-        let (release, peers) = (self.release, self.facts.peers);
+    fn dependencies(&self, release: &Release) -> Result<(), Stop> {
+        let peers = self.facts.peers;
         if release.spec.depends_on.is_empty() {
             return Ok(());
         }
@@ -120,9 +186,10 @@ impl Gate<'_, '_> {
                 continue;
             }
             let message = format!(
-                "{:?} is frozen{why} {until}; {} rolls out then (or annotate the Release {FREEZE_OVERRIDE_ANNOTATION}=<reason>)",
+                "{:?} is frozen{why} {until}; {} rolls out then (or annotate the {} {FREEZE_OVERRIDE_ANNOTATION}=<reason>)",
                 self.env_name(),
-                self.candidate
+                self.candidate,
+                self.who.kind
             );
             return Err(self.held(Reason::Frozen, message, recheck_in));
         }
@@ -149,25 +216,26 @@ impl Gate<'_, '_> {
             None => ("none opens again".to_string(), None),
         };
         let message = format!(
-            "{:?} deploys only inside its allow windows and {when}; {} rolls out then (or annotate the Release {FREEZE_OVERRIDE_ANNOTATION}=<reason>)",
+            "{:?} deploys only inside its allow windows and {when}; {} rolls out then (or annotate the {} {FREEZE_OVERRIDE_ANNOTATION}=<reason>)",
             self.env_name(),
-            self.candidate
+            self.candidate,
+            self.who.kind
         );
         Err(self.held(Reason::OutsideAllowWindow, message, recheck_in))
     }
 
     /// Where approval is required: approved by enough of the right people (noted, and named).
     fn approval(&self) -> Result<(Option<String>, Vec<String>), Stop> {
-        let (release, env) = (self.release, self.env);
+        let (who, env) = (self.who, self.env);
         if !env.spec.requires_approval() {
             return Ok((None, Vec::new()));
         }
         let rules = env.spec.approval_policy.clone().unwrap_or_default();
         let subject = approvals::Subject {
-            release: release.metadata.name.as_deref().unwrap_or_default(),
-            app: &release.spec.app,
-            environment: &release.spec.environment,
-            created: release.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            release: who.name,
+            app: who.app,
+            environment: who.environment,
+            created: who.created,
         };
         match approvals::judge(subject, self.candidate, &rules, self.facts.approvals, self.facts.now) {
             Verdict::Approved { note, approvers } => Ok((Some(note), approvers)),

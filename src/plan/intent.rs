@@ -6,8 +6,41 @@
 use std::time::Duration;
 
 use super::wait::Blocked;
-use crate::api::{Reason, Release};
+use crate::api::{ProductReleaseSpec, PromoteFrom, Reason, Release, ReleaseSpec};
 use crate::duration::parse_duration;
+
+/// The fields that name a version: a Release's spec and a ProductRelease's have the same four.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Asks<'a> {
+    pub version: Option<&'a str>,
+    pub track: Option<&'a str>,
+    pub promote_from: Option<&'a PromoteFrom>,
+    pub rollback_to: Option<&'a str>,
+}
+
+impl<'a> From<&'a ReleaseSpec> for Asks<'a> {
+    fn from(s: &'a ReleaseSpec) -> Self {
+        let rollback_to = s.rollback_to();
+        Self {
+            version: s.version.as_deref(),
+            track: s.track.as_deref(),
+            promote_from: s.promote_from.as_ref(),
+            rollback_to,
+        }
+    }
+}
+
+impl<'a> From<&'a ProductReleaseSpec> for Asks<'a> {
+    fn from(s: &'a ProductReleaseSpec) -> Self {
+        let rollback_to = s.rollback.as_ref().and_then(|r| r.to.as_deref());
+        Self {
+            version: s.version.as_deref(),
+            track: s.track.as_deref(),
+            promote_from: s.promote_from.as_ref(),
+            rollback_to,
+        }
+    }
+}
 
 /// How the Release names its version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,13 +65,15 @@ impl Intent {
     /// The version the spec asks for, parsed; `Err` says what in it cannot be used and how to fix
     /// it.
     pub fn of(release: &Release) -> Result<Self, Blocked> {
-        let spec = &release.spec;
-        Ok(match mode_of(release)? {
-            Mode::Pinned => {
-                Intent::Pinned(parse_version(spec.version.as_deref().unwrap_or_default(), "spec.version")?)
-            }
+        Self::asked(Asks::from(&release.spec))
+    }
+
+    /// The version `spec` asks for (a Release's or a ProductRelease's), parsed.
+    pub fn asked(spec: Asks<'_>) -> Result<Self, Blocked> {
+        Ok(match mode_asked(spec)? {
+            Mode::Pinned => Intent::Pinned(parse_version(spec.version.unwrap_or_default(), "spec.version")?),
             Mode::Tracked => {
-                let text = spec.track.clone().unwrap_or_default();
+                let text = spec.track.unwrap_or_default().to_string();
                 let range = semver::VersionReq::parse(&text).map_err(|e| {
                     Blocked::failed(
                         Reason::InvalidTrackRange,
@@ -48,7 +83,7 @@ impl Intent {
                 Intent::Tracked { range, text }
             }
             Mode::Promoted => {
-                let from = spec.promote_from.clone().unwrap_or_default();
+                let from = spec.promote_from.cloned().unwrap_or_default();
                 let soak = match from.soak.as_deref() {
                     None => Duration::ZERO,
                     Some(s) => parse_duration(s).ok_or_else(|| {
@@ -67,13 +102,21 @@ impl Intent {
 /// `spec.rollback.to`, parsed: it overrides the intent while set (so a spec whose intent cannot be
 /// read still rolls back).
 pub fn rollback_to(release: &Release) -> Result<Option<semver::Version>, Blocked> {
-    let to = release.spec.rollback_to();
-    to.map(|to| parse_version(to, "spec.rollback.to")).transpose()
+    rollback_asked(Asks::from(&release.spec))
+}
+
+/// `spec.rollback.to` of a Release's or a ProductRelease's spec, parsed.
+pub fn rollback_asked(spec: Asks<'_>) -> Result<Option<semver::Version>, Blocked> {
+    spec.rollback_to.map(|to| parse_version(to, "spec.rollback.to")).transpose()
 }
 
 /// The mode a Release's spec asks for, or why the spec is contradictory.
 pub fn mode_of(release: &Release) -> Result<Mode, Blocked> {
-    let spec = &release.spec;
+    mode_asked(Asks::from(&release.spec))
+}
+
+/// The mode a Release's or ProductRelease's spec asks for.
+pub fn mode_asked(spec: Asks<'_>) -> Result<Mode, Blocked> {
     match (spec.version.is_some(), spec.track.is_some(), spec.promote_from.is_some()) {
         (true, false, false) => Ok(Mode::Pinned),
         (false, true, false) => Ok(Mode::Tracked),

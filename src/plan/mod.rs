@@ -12,6 +12,7 @@ pub mod health;
 pub mod insights;
 pub mod intent;
 pub mod peers;
+pub mod product;
 pub mod record;
 pub mod rollback;
 pub mod shards;

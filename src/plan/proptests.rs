@@ -428,7 +428,7 @@ proptest! {
             env: env.as_ref(),
             app_versions: avs.iter().collect(),
             upstream: up.iter().collect(),
-            twins: vec![],
+            twins: vec![], product: Default::default(),
             approvals: approvals.iter().collect(),
             peers: peers.iter().collect(),
             now: sane(now),
@@ -474,7 +474,7 @@ proptest! {
         });
         let mut env = environment(&[]);
         env.status = Some(EnvironmentStatus { conditions: vec![ready_condition()], namespace: Some(env.spec.namespace.clone()), cluster: Some(crate::api::IN_CLUSTER.into()), ..Default::default() });
-        let inputs = Inputs { release: &r, env: Some(&env), app_versions: avs.iter().collect(), upstream: vec![&up], twins: vec![], approvals: vec![], peers: vec![], now };
+        let inputs = Inputs { release: &r, env: Some(&env), app_versions: avs.iter().collect(), upstream: vec![&up], twins: vec![], product: Default::default(), approvals: vec![], peers: vec![], now };
         let recheck = match select_target(&inputs) {
             Ok(t) => t.held.and_then(|h| h.recheck_in),
             Err(b) => b.recheck_in,
@@ -637,6 +637,7 @@ impl World<'_> {
             app_versions: self.app_versions.iter().collect(),
             upstream: upstream.into_iter().collect(),
             twins: vec![],
+            product: Default::default(),
             approvals: self.approvals.iter().collect(),
             peers: peers.iter().collect(),
             now: sane(self.now),

@@ -14,8 +14,8 @@ use super::intent::{Intent, parse_version, rollback_to};
 pub use super::intent::{Mode, mode_of};
 use super::wait::{Blocked, Held};
 use crate::api::{
-    AppVersion, AppVersionSpec, Approval, ConditionType, Environment, Phase, Reason, Release, ReleaseStatus,
-    RolloutResult, Veto, find_condition, is_true,
+    AppVersion, AppVersionSpec, Approval, ConditionType, Environment, Phase, ProductRelease, Reason, Release,
+    ReleaseStatus, RolloutResult, Veto, find_condition, is_true,
 };
 
 /// The AppVersion a Release should run now.
@@ -57,6 +57,8 @@ pub struct Inputs<'a> {
     pub upstream: Vec<&'a Release>,
     /// Other Releases of the same app in the same Environment: duplicates of this one.
     pub twins: Vec<String>,
+    /// Whether a product runs this Release, or this app here.
+    pub product: ProductLink<'a>,
     /// Approvals of the Release's namespace.
     pub approvals: Vec<&'a Approval>,
     /// The other Releases in the same namespace and Environment (for `dependsOn`).
@@ -88,6 +90,21 @@ fn duplicate(release: &Release, twins: &[String], environment: &str) -> Blocked 
 pub fn auto_rollback(release: &Release) -> bool {
     let explicit = release.spec.rollback.as_ref().and_then(|r| r.auto);
     explicit.unwrap_or_else(|| mode_of(release).is_ok_and(|m| m != Mode::Pinned))
+}
+
+/// How a Release stands to products.
+#[derive(Clone, Debug, Default)]
+pub enum ProductLink<'a> {
+    /// Neither it nor its app here is a product's.
+    #[default]
+    None,
+    /// It is the Release this ProductRelease runs for its app: it runs what the product admits,
+    /// and the product passed the Environment's gates for it.
+    RunBy(&'a ProductRelease),
+    /// It names a ProductRelease as its owner that is not there (or is another object now).
+    OwnerMissing(String),
+    /// A product runs its app here through another Release: this one is refused.
+    TakenBy { product_release: String, release: String },
 }
 
 /// What one reconcile decided for a Release.
@@ -123,8 +140,19 @@ fn environment_missing(release: &Release) -> Blocked {
 /// Rollbacks pass no gates.
 pub fn select_target<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
     let target = gated(inputs)?;
-    // Checked last, so that what is wrong with the Release itself is reported first.
-    if !inputs.twins.is_empty() {
+    // Checked last, so that what is wrong with the Release itself is reported first. A product's
+    // Release goes ahead whatever other Releases of its app there are: those are refused.
+    if let ProductLink::TakenBy { product_release, release } = &inputs.product {
+        let r = inputs.release;
+        return Err(Blocked::failed(
+            Reason::RunByProduct,
+            format!(
+                "{} runs in Environment {:?} as part of ProductRelease {product_release} (Release {release}); delete this Release",
+                r.spec.app, r.spec.environment
+            ),
+        ));
+    }
+    if !inputs.twins.is_empty() && !matches!(inputs.product, ProductLink::RunBy(_)) {
         let r = inputs.release;
         return Err(duplicate(r, &inputs.twins, &r.spec.environment));
     }
@@ -136,6 +164,16 @@ fn gated<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
     let status = inputs.release.status.clone().unwrap_or_default();
     let is_new = status.current_version.as_deref() != Some(target.version.to_string().as_str());
     let Some(env) = inputs.env else { return Ok(target) };
+    match &inputs.product {
+        ProductLink::RunBy(product) => return product_gated(inputs, product, env, target, &status, is_new),
+        ProductLink::OwnerMissing(name) => {
+            return Err(Blocked::pending(
+                Reason::ProductNotFound,
+                format!("its owner, ProductRelease {name}, is not there (or is another one now)"),
+            ));
+        }
+        ProductLink::None | ProductLink::TakenBy { .. } => {}
+    }
     // The Environment now names another cluster or namespace: running there is as new as a new
     // version (a move into prod's cluster during a freeze waits for the freeze to end).
     let moved = moved(&status, env);
@@ -169,6 +207,54 @@ fn gated<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
             keep_current(&status, &catalog, h)
         }
     }
+}
+
+/// A product's Release: it goes to a version only once its product admits that version for its
+/// app (the product passed the Environment's gates for it: approval, windows), and after the apps
+/// it names are healthy (the product's order). A rollback asked of the Release itself is no
+/// exception: the product decides what its apps run.
+fn product_gated<'a>(
+    inputs: &Inputs<'a>,
+    product: &ProductRelease,
+    env: &Environment,
+    mut target: Target<'a>,
+    status: &ReleaseStatus,
+    is_new: bool,
+) -> Result<Target<'a>, Blocked> {
+    let admitted = product.status.as_ref().and_then(|s| s.admitted.as_ref());
+    let version = target.version.to_string();
+    let catalog = AppVersions { app: &inputs.release.spec.app, app_versions: &inputs.app_versions };
+    let name = product.metadata.name.as_deref().unwrap_or_default();
+    let Some(admitted) =
+        admitted.filter(|a| a.version_of(&inputs.release.spec.app) == Some(version.as_str()))
+    else {
+        let admits = admitted.and_then(|a| a.version_of(&inputs.release.spec.app)).unwrap_or("nothing");
+        let held = Held {
+            version: Some(version.clone()),
+            reason: Reason::ProductNotAdmitted,
+            message: format!(
+                "ProductRelease {name} admits {admits} of {} here, not {version}: change the product's version, not this Release's",
+                inputs.release.spec.app
+            ),
+            recheck_in: None,
+        };
+        return keep_current(status, &catalog, held);
+    };
+    if is_new {
+        let facts = GateFacts { approvals: &[], peers: &inputs.peers, now: inputs.now };
+        match gates::dependencies(inputs.release, env, &target.version, &facts) {
+            Ok(()) => {}
+            Err(Stop::Blocked(b)) => return Err(b),
+            Err(Stop::Held(h)) => return keep_current(status, &catalog, h),
+        }
+    }
+    target.notes = admitted.notes.clone();
+    target.notes.push(format!(
+        "product {} {} in {}",
+        product.spec.product, admitted.version, product.spec.environment
+    ));
+    target.approvers = admitted.approvers.clone();
+    Ok(target)
 }
 
 /// Whether the Release's objects were last applied somewhere other than where its Environment
@@ -229,8 +315,17 @@ fn choose<'a>(inputs: &Inputs<'a>) -> Result<(Target<'a>, bool), Blocked> {
 
 /// The Release's Environment, once it exists and is Ready where it now deploys.
 fn ready_environment<'a>(inputs: &Inputs<'a>) -> Result<&'a Environment, Blocked> {
-    let env = inputs.env.ok_or_else(|| environment_missing(inputs.release))?;
-    let name = &inputs.release.spec.environment;
+    ready(inputs.env, &inputs.release.spec.environment)
+}
+
+/// Environment `name` (`env`, when it exists), once it is Ready where it now deploys.
+pub fn ready<'a>(env: Option<&'a Environment>, name: &str) -> Result<&'a Environment, Blocked> {
+    let env = env.ok_or_else(|| {
+        Blocked::pending(
+            Reason::EnvironmentNotFound,
+            format!("Environment {name:?} does not exist in this namespace"),
+        )
+    })?;
     // A status counts only for the spec and the cluster it was written for: right after the
     // Environment moved (another cluster, namespace or agent) it still describes the old place.
     let env_ready = env.status.as_ref().is_some_and(|s| {
@@ -670,6 +765,7 @@ mod tests {
             app_versions: avs.iter().collect(),
             upstream: up.into_iter().collect(),
             twins: vec![],
+            product: Default::default(),
             approvals: vec![],
             peers: vec![],
             now: now(),
@@ -927,6 +1023,7 @@ mod tests {
                 app_versions: avs.iter().collect(),
                 upstream: vec![],
                 twins,
+                product: Default::default(),
                 approvals: vec![],
                 peers: vec![],
                 now: now(),
@@ -950,6 +1047,7 @@ mod tests {
                 app_versions: avs.iter().collect(),
                 upstream: ups,
                 twins: vec![],
+                product: Default::default(),
                 approvals: vec![],
                 peers: vec![],
                 now: now(),

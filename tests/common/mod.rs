@@ -222,7 +222,9 @@ async fn wait_served(client: &Client) {
                 && lists::<Environment>(client, probe_ns).await
                 && lists::<Release>(client, probe_ns).await
                 && lists::<tuskfish::api::Approval>(client, probe_ns).await
-                && lists::<tuskfish::api::Notification>(client, probe_ns).await;
+                && lists::<tuskfish::api::Notification>(client, probe_ns).await
+                && lists::<tuskfish::api::ProductVersion>(client, probe_ns).await
+                && lists::<tuskfish::api::ProductRelease>(client, probe_ns).await;
             if served && policy_enforced(client, probe_ns).await {
                 return;
             }

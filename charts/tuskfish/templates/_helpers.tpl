@@ -19,7 +19,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The operator's rights on its own kinds: read all, write finalizers and status only. */}}
 {{- define "tuskfish.pipelineRules" -}}
 - apiGroups: ["tuskfish.dev"]
-  resources: ["appversions", "environments", "releases", "approvals", "notifications"]
+  resources: ["appversions", "environments", "releases", "approvals", "notifications", "productversions", "productreleases"]
   verbs: ["get", "list", "watch"]
 # Notifications: the pipeline's Events are what is delivered, and a target's URL is in a Secret
 # of the pipeline namespace (read one at a time, by name; never cached). Secrets are listed and
@@ -35,11 +35,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "list", "watch"]
+# Releases: their finalizer; and a ProductRelease's own Releases, one per app, which it creates,
+# sets the version of and deletes (in the ProductRelease's namespace only).
 - apiGroups: ["tuskfish.dev"]
   resources: ["releases"]
-  verbs: ["patch", "update"]
+  verbs: ["create", "patch", "update", "delete"]
 - apiGroups: ["tuskfish.dev"]
-  resources: ["appversions/status", "environments/status", "releases/status", "notifications/status"]
+  resources: ["appversions/status", "environments/status", "releases/status", "notifications/status", "productversions/status", "productreleases/status"]
   verbs: ["patch", "update"]
 # Ledgers: the audit records it writes (a key added per record; the API server refuses any
 # change to one written) and the retention's deletion of months past it.

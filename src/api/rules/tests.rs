@@ -22,13 +22,15 @@ fn every_rule_and_length_lands_in_its_crd() {
         crate::api::Release::crd(),
         crate::api::Approval::crd(),
         crate::api::Ledger::crd(),
+        crate::api::ProductVersion::crd(),
+        crate::api::ProductRelease::crd(),
     ] {
         let kind = crd.spec.names.kind.clone();
         let schema = crd.spec.versions[0].schema.as_mut().unwrap().open_api_v3_schema.as_mut().unwrap();
         assert_eq!(apply(&kind, schema), Vec::<String>::new(), "{kind}: rules at paths the schema lacks");
     }
     let kinds: std::collections::BTreeSet<_> = schema_rules().iter().map(|r| r.kind).collect();
-    assert_eq!(kinds.len(), 5, "every kind has rules");
+    assert_eq!(kinds.len(), 7, "every kind has rules");
 }
 
 #[test]

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::{AppVersion, Approval, Environment, Release, ReleaseStatus};
+use crate::api::{AppVersion, Approval, Environment, ProductRelease, Release, ReleaseStatus};
 use crate::controller::caches::cached;
 use crate::controller::context::Context;
+use crate::plan::product::{owned_by, owner_name};
 use crate::plan::record::StatusFacts;
+use crate::plan::target::ProductLink;
 use crate::plan::{Inputs, auto_rollback, rollback};
 
 /// The status a decision is made over: the one held back after the last apply (the truth of what
@@ -47,6 +49,50 @@ pub(super) struct Related {
     approvals: Vec<Arc<Approval>>,
     /// The app's published versions, with the AppVersion's name.
     published: Vec<(semver::Version, String)>,
+    product: Product,
+}
+
+/// How the Release stands to products (see [`ProductLink`]), holding the cache's object.
+enum Product {
+    None,
+    RunBy(Arc<ProductRelease>),
+    OwnerMissing(String),
+    TakenBy { product_release: String, release: String },
+}
+
+impl Product {
+    /// From its owner reference, or else from those of the other Releases of its app there.
+    fn of(ctx: &Context, rel: &Release, ns: &str, in_environment: &[Arc<Release>]) -> Self {
+        let owner_of = |r: &Release| {
+            let name = owner_name(r)?;
+            let pr = ctx.stores.product_releases.get(&ObjectRef::new(name).within(ns));
+            Some(pr.filter(|pr| owned_by(r, pr)).ok_or_else(|| name.to_string()))
+        };
+        match owner_of(rel) {
+            Some(Ok(pr)) => return Product::RunBy(pr),
+            Some(Err(name)) => return Product::OwnerMissing(name),
+            None => {}
+        }
+        let name = rel.name_any();
+        let twins = in_environment.iter().filter(|r| r.spec.app == rel.spec.app && r.name_any() != name);
+        for twin in twins {
+            if let Some(Ok(pr)) = owner_of(twin) {
+                return Product::TakenBy { product_release: pr.name_any(), release: twin.name_any() };
+            }
+        }
+        Product::None
+    }
+
+    fn link(&self) -> ProductLink<'_> {
+        match self {
+            Product::None => ProductLink::None,
+            Product::RunBy(pr) => ProductLink::RunBy(pr),
+            Product::OwnerMissing(n) => ProductLink::OwnerMissing(n.clone()),
+            Product::TakenBy { product_release, release } => {
+                ProductLink::TakenBy { product_release: product_release.clone(), release: release.clone() }
+            }
+        }
+    }
 }
 
 impl Related {
@@ -54,15 +100,14 @@ impl Related {
         let (ix, stores) = (&ctx.index, &ctx.stores);
         let ns = rel.namespace().unwrap_or_default();
         let (app, name) = (&rel.spec.app, rel.name_any());
+        let in_environment =
+            cached(&stores.releases, &ns, ix.releases_in_environment(&ns, &rel.spec.environment));
         Self {
+            product: Product::of(ctx, rel, &ns, &in_environment),
             environment: stores.environments.get(&ObjectRef::new(&rel.spec.environment).within(&ns)),
             app_versions: cached(&stores.app_versions, &ns, ix.app_versions_of(&ns, app)),
             same_app: cached(&stores.releases, &ns, ix.releases_of_app(&ns, app)),
-            in_environment: cached(
-                &stores.releases,
-                &ns,
-                ix.releases_in_environment(&ns, &rel.spec.environment),
-            ),
+            in_environment,
             approvals: cached(&stores.approvals, &ns, ix.approvals_for(&ns, &name)),
             published: ix.published_versions(&ns, app),
             name,
@@ -82,6 +127,7 @@ impl Related {
         });
         Inputs {
             twins: peers.iter().filter(|r| r.spec.app == release.spec.app).map(|r| r.name_any()).collect(),
+            product: self.product.link(),
             approvals: self.approvals.iter().map(AsRef::as_ref).collect(),
             peers,
             release,

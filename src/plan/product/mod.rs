@@ -1,0 +1,486 @@
+//! A product in an Environment, decided purely: which product version it runs (pinned, tracked,
+//! promoted, rolled back to), whether the Environment's gates let a new one in, how far its apps'
+//! rollouts are, and when all of them go back. The controller feeds it the cached objects and
+//! carries out what it says (the status, each app's Release spec).
+
+pub mod choose;
+pub mod version;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use self::choose::{Choice, Stop as ChooseStop};
+use super::gates::{self, GateFacts, Stop};
+use super::rollback::record_failed;
+use super::wait::{Blocked, Held};
+use crate::api::{
+    Admitted, Approval, ConditionType, ConditionUpdate, Dependency, Environment, HISTORY_LIMIT, HistoryEntry,
+    Phase, ProductApp, ProductAppStatus, ProductRelease, ProductReleaseStatus, ProductVersion, Reason,
+    Release, ReleaseSpec, RollbackSpec, RolloutResult, child_release_name, set_condition,
+};
+
+/// Everything one product's decision reads.
+pub struct ProductInputs<'a> {
+    pub product: &'a ProductRelease,
+    pub env: Option<&'a Environment>,
+    /// The ProductVersions of this product in the namespace.
+    pub versions: Vec<&'a ProductVersion>,
+    /// For `promoteFrom`: the ProductReleases of this product in the upstream Environment.
+    pub upstream: Vec<&'a ProductRelease>,
+    /// Approvals naming this ProductRelease.
+    pub approvals: Vec<&'a Approval>,
+    /// The Releases it runs (by app): those named and owned as its own, nothing else.
+    pub children: BTreeMap<String, &'a Release>,
+    /// Other Releases already running one of its apps in the Environment: app → Release name.
+    pub squatters: BTreeMap<String, String>,
+    pub now: jiff::Timestamp,
+}
+
+/// What the product does now: its next status, each app's Release spec (by Release name), what to
+/// tell, and when to look again.
+#[derive(Debug)]
+pub struct ProductStep {
+    pub status: ProductReleaseStatus,
+    pub children: Vec<(String, ReleaseSpec)>,
+    /// Events to publish: reason, message, and whether it is a warning.
+    pub events: Vec<(Reason, String, bool)>,
+    pub recheck_in: Option<Duration>,
+}
+
+/// How an admitted product version's apps are doing.
+#[derive(Debug, PartialEq, Eq)]
+enum Progress {
+    Healthy,
+    Progressing(String),
+    Failed { app: String, message: String },
+}
+
+/// Decides the product's next step from `inputs` (its status included).
+pub fn step(inputs: &ProductInputs<'_>) -> ProductStep {
+    let product = inputs.product;
+    let now = Time(inputs.now);
+    let prev = product.status.clone().unwrap_or_default();
+    let mut st = ProductReleaseStatus { observed_generation: product.metadata.generation, ..prev.clone() };
+    let mut events = Vec::new();
+    let mut recheck_in = None;
+    let mut held: Option<Held> = None;
+    let mut blocked: Option<Blocked> = None;
+
+    match choose::choose(inputs, &st) {
+        Ok(choice) => match admit(inputs, &st, &choice) {
+            Ok(notes_approvers) => {
+                if st.admitted.as_ref().map(|a| a.version.as_str())
+                    != Some(choice.version.to_string().as_str())
+                {
+                    let squat = squatting(inputs, &choice.apps);
+                    match squat {
+                        Some(b) => blocked = Some(b),
+                        None => {
+                            let (notes, approvers) = notes_approvers;
+                            start(
+                                &mut st,
+                                &choice,
+                                notes,
+                                approvers,
+                                None,
+                                &now,
+                                product.metadata.generation,
+                            );
+                            events.push((
+                                Reason::RolloutStarted,
+                                format!("rolling out {}", choice.version),
+                                false,
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(Stop::Held(h)) => {
+                recheck_in = h.recheck_in;
+                held = Some(h);
+            }
+            Err(Stop::Blocked(b)) => blocked = Some(b),
+        },
+        Err(ChooseStop::Held(h)) => {
+            recheck_in = h.recheck_in;
+            held = Some(h);
+        }
+        Err(ChooseStop::Blocked(b)) => blocked = Some(b),
+    }
+    // A product that holds a newer version, or cannot go on, keeps running what it admitted.
+    if st.admitted.is_none() {
+        let b = blocked.clone().or_else(|| {
+            held.clone().map(|h| Blocked {
+                phase: Phase::Pending,
+                reason: h.reason,
+                message: h.message,
+                recheck_in: h.recheck_in,
+            })
+        });
+        if let Some(b) = b {
+            recheck_in = recheck_in.or(b.recheck_in);
+            st.phase = Some(b.phase);
+            st.held_version = held.as_ref().and_then(|h| h.version.clone());
+            set_ready(&mut st, false, b.reason, b.message, &now);
+            set_held(&mut st, held.as_ref(), &now);
+            return ProductStep { status: st, children: Vec::new(), events, recheck_in };
+        }
+    }
+    judge_and_record(inputs, &mut st, &mut events, &now);
+    st.held_version = held.as_ref().and_then(|h| h.version.clone());
+    set_held(&mut st, held.as_ref(), &now);
+    if let Some(b) = &blocked {
+        // Something is wrong with what the spec asks for now: say so, while the admitted version
+        // keeps running.
+        set_ready(&mut st, false, b.reason, b.message.clone(), &now);
+        if b.phase == Phase::Failed {
+            st.phase = Some(Phase::Failed);
+        }
+    }
+    let children = st.admitted.as_ref().map(|a| desired_children(product, a)).unwrap_or_default();
+    ProductStep { status: st, children, events, recheck_in }
+}
+
+/// The gates a new product version passes (a rollback asked for passes none), with what they
+/// note and who approved.
+fn admit(
+    inputs: &ProductInputs<'_>,
+    st: &ProductReleaseStatus,
+    choice: &Choice<'_>,
+) -> Result<(Vec<String>, Vec<String>), Stop> {
+    let version = choice.version.to_string();
+    let is_new = st.admitted.as_ref().map(|a| a.version.as_str()) != Some(version.as_str());
+    let Some(env) = inputs.env else { return Ok(Default::default()) };
+    if !is_new || choice.explicit_rollback {
+        return Ok(Default::default());
+    }
+    let facts = GateFacts { approvals: &inputs.approvals, peers: &[], now: inputs.now };
+    let passed = gates::check_product(inputs.product, env, &choice.version, &facts)?;
+    Ok((passed.notes, passed.approvers))
+}
+
+/// An app of `apps` that another Release already runs in the Environment (and no Release of the
+/// product does yet): the product does not take it over.
+fn squatting(inputs: &ProductInputs<'_>, apps: &[ProductApp]) -> Option<Blocked> {
+    let taken: Vec<String> = apps
+        .iter()
+        .filter(|a| !inputs.children.contains_key(&a.app))
+        .filter_map(|a| inputs.squatters.get(&a.app).map(|r| format!("{} (Release {r})", a.app)))
+        .collect();
+    (!taken.is_empty()).then(|| Blocked {
+        phase: Phase::Failed,
+        reason: Reason::AppRunByRelease,
+        message: format!(
+            "already run in Environment {:?} by a Release of its own: {}; delete that Release, or leave the app out of the product",
+            inputs.product.spec.environment,
+            taken.join(", ")
+        ),
+        recheck_in: None,
+    })
+}
+
+/// Admits `choice`: its apps may now run, and a rollout of it begins in history.
+fn start(
+    st: &mut ProductReleaseStatus,
+    choice: &Choice<'_>,
+    notes: Vec<String>,
+    approvers: Vec<String>,
+    rollback_of: Option<String>,
+    now: &Time,
+    generation: Option<i64>,
+) {
+    for h in st.history.iter_mut().filter(|h| h.result == RolloutResult::Progressing) {
+        h.result = RolloutResult::Superseded;
+        h.finished_at = Some(now.clone());
+    }
+    let version = choice.version.to_string();
+    st.admitted = Some(Admitted {
+        version: version.clone(),
+        apps: choice.apps.to_vec(),
+        started_at: now.clone(),
+        rollback_of: rollback_of.clone(),
+        notes,
+        approvers: approvers.clone(),
+    });
+    st.desired_version = Some(version.clone());
+    st.changes = choice.changes.to_vec();
+    st.history.insert(
+        0,
+        HistoryEntry {
+            version,
+            started_at: now.clone(),
+            finished_at: None,
+            result: RolloutResult::Progressing,
+            message: None,
+            rollback_of,
+            approvers,
+            held: None,
+            requester: Default::default(),
+            generation,
+        },
+    );
+    st.history.truncate(HISTORY_LIMIT);
+}
+
+/// Reads how the admitted apps are doing; a failure marks the version failed and, with automatic
+/// rollback, admits the last product version that ran healthy here again, all apps at once.
+fn judge_and_record(
+    inputs: &ProductInputs<'_>,
+    st: &mut ProductReleaseStatus,
+    events: &mut Vec<(Reason, String, bool)>,
+    now: &Time,
+) {
+    let Some(admitted) = st.admitted.clone() else { return };
+    st.apps = app_rows(inputs, &admitted);
+    match progress(&admitted, &inputs.children) {
+        Progress::Healthy => {
+            if let Some(h) = rollout_of(st, &admitted.version) {
+                h.result = RolloutResult::Succeeded;
+                h.finished_at = Some(now.clone());
+                events.push((
+                    Reason::RolloutComplete,
+                    format!("{} runs healthy, every app", admitted.version),
+                    false,
+                ));
+            }
+            if st.current_version.as_deref() != Some(admitted.version.as_str()) || st.healthy_since.is_none()
+            {
+                st.current_version = Some(admitted.version.clone());
+                st.healthy_since = Some(now.clone());
+            }
+            st.phase = Some(Phase::Healthy);
+            let message = format!("{} runs healthy: {}", admitted.version, versions_of(&admitted));
+            set_ready(st, true, Reason::RolloutComplete, message, now);
+        }
+        Progress::Progressing(message) => {
+            st.phase = Some(Phase::Progressing);
+            set_ready(st, false, Reason::RolloutInProgress, message, now);
+        }
+        Progress::Failed { app, message } => {
+            let why = format!("{app}: {message}");
+            let in_rollout = rollout_of(st, &admitted.version).is_some();
+            if let Some(h) = rollout_of(st, &admitted.version) {
+                h.result = RolloutResult::Failed;
+                h.finished_at = Some(now.clone());
+                h.message = Some(why.clone());
+            }
+            st.phase = Some(Phase::Degraded);
+            set_ready(
+                st,
+                false,
+                Reason::ProductRolloutFailed,
+                format!("{} failed: {why}", admitted.version),
+                now,
+            );
+            if !in_rollout {
+                return;
+            }
+            events.push((Reason::ProductRolloutFailed, format!("{} failed: {why}", admitted.version), true));
+            record_failed_version(st, &admitted.version);
+            let back =
+                auto_rollback(inputs.product).then(|| previous_good(inputs, st, &admitted.version)).flatten();
+            // A rollback that fails is not rolled back again: a person decides.
+            if let (Some(choice), None) = (back, admitted.rollback_of.as_ref()) {
+                let note = format!(
+                    "product {} back to {} because {} failed in {}: {why}",
+                    inputs.product.spec.product,
+                    choice.version,
+                    admitted.version,
+                    inputs.product.spec.environment
+                );
+                events.push((Reason::RollingBack, note.clone(), true));
+                let generation = inputs.product.metadata.generation;
+                start(st, &choice, vec![note], Vec::new(), Some(admitted.version.clone()), now, generation);
+                if let Some(a) = st.admitted.clone() {
+                    st.apps = app_rows(inputs, &a);
+                }
+                st.phase = Some(Phase::Progressing);
+            }
+        }
+    }
+}
+
+fn record_failed_version(st: &mut ProductReleaseStatus, version: &str) {
+    let mut r = crate::api::ReleaseStatus {
+        failed_versions: std::mem::take(&mut st.failed_versions),
+        ..Default::default()
+    };
+    record_failed(&mut r, version.to_string());
+    st.failed_versions = r.failed_versions;
+}
+
+/// Whether the product goes back on its own when an app fails (default: yes, whatever the mode).
+pub fn auto_rollback(p: &ProductRelease) -> bool {
+    p.spec.rollback.as_ref().and_then(|r| r.auto).unwrap_or(true)
+}
+
+/// The last product version that ran healthy here, other than `failed`, if it is still published.
+fn previous_good<'a>(
+    inputs: &ProductInputs<'a>,
+    st: &ProductReleaseStatus,
+    failed: &str,
+) -> Option<Choice<'a>> {
+    let version = st
+        .history
+        .iter()
+        .find(|h| h.result == RolloutResult::Succeeded && h.version != failed)
+        .map(|h| h.version.clone())?;
+    let v = semver::Version::parse(&version).ok()?;
+    choose::Catalog::new(&inputs.versions, &inputs.product.spec.product).exact(&v).ok()
+}
+
+/// The rollout of `version` under way in history, if there is one.
+fn rollout_of<'s>(st: &'s mut ProductReleaseStatus, version: &str) -> Option<&'s mut HistoryEntry> {
+    st.history.first_mut().filter(|h| h.version == version && h.result == RolloutResult::Progressing)
+}
+
+/// How the apps of `admitted` do, in rollout order: the first failure, else the first not yet
+/// healthy at its version, else healthy.
+fn progress(admitted: &Admitted, children: &BTreeMap<String, &Release>) -> Progress {
+    let mut waiting = Vec::new();
+    for app in &admitted.apps {
+        let Some(child) = children.get(&app.app) else {
+            waiting.push(format!("{} (no Release yet)", app.app));
+            continue;
+        };
+        let s = child.status.clone().unwrap_or_default();
+        let at_version = s.desired_version.as_deref() == Some(app.version.as_str())
+            && child.spec.version.as_deref() == Some(app.version.as_str());
+        let healthy = at_version
+            && s.phase == Some(Phase::Healthy)
+            && s.current_version.as_deref() == Some(&app.version);
+        if healthy {
+            continue;
+        }
+        if at_version && matches!(s.phase, Some(Phase::Degraded | Phase::Failed)) {
+            let ready = crate::api::find_condition(&s.conditions, ConditionType::Ready);
+            let message =
+                ready.map_or_else(|| "failed".to_string(), |c| format!("{}: {}", c.reason, c.message));
+            return Progress::Failed { app: app.app.clone(), message };
+        }
+        waiting.push(format!("{} {}", app.app, app.version));
+    }
+    if waiting.is_empty() {
+        Progress::Healthy
+    } else {
+        Progress::Progressing(format!("waiting for {}", waiting.join(", ")))
+    }
+}
+
+/// Each admitted app's row: its version, Release and how it does.
+fn app_rows(inputs: &ProductInputs<'_>, admitted: &Admitted) -> Vec<ProductAppStatus> {
+    let name = inputs.product.metadata.name.as_deref().unwrap_or_default();
+    admitted
+        .apps
+        .iter()
+        .map(|a| {
+            let s = inputs.children.get(&a.app).and_then(|c| c.status.clone()).unwrap_or_default();
+            ProductAppStatus {
+                app: a.app.clone(),
+                version: a.version.clone(),
+                release: child_release_name(name, &a.app),
+                phase: s.phase,
+                current_version: s.current_version,
+            }
+        })
+        .collect()
+}
+
+fn versions_of(admitted: &Admitted) -> String {
+    admitted.apps.iter().map(|a| format!("{} {}", a.app, a.version)).collect::<Vec<_>>().join(", ")
+}
+
+/// The spec of each app's Release: pinned at the admitted version, after the apps it names (at
+/// their admitted versions), without a rollback of its own (the product's goes for all).
+pub fn desired_children(product: &ProductRelease, admitted: &Admitted) -> Vec<(String, ReleaseSpec)> {
+    let name = product.metadata.name.as_deref().unwrap_or_default();
+    admitted
+        .apps
+        .iter()
+        .map(|a| {
+            let depends_on = a
+                .after
+                .iter()
+                .map(|d| Dependency {
+                    app: d.clone(),
+                    version: admitted.version_of(d).map(|v| format!("={v}")),
+                })
+                .collect();
+            let spec = ReleaseSpec {
+                app: a.app.clone(),
+                environment: product.spec.environment.clone(),
+                version: Some(a.version.clone()),
+                depends_on,
+                rollback: Some(RollbackSpec { auto: Some(false), to: None }),
+                progress_deadline_seconds: product.spec.progress_deadline_seconds,
+                ..Default::default()
+            };
+            (child_release_name(name, &a.app), spec)
+        })
+        .collect()
+}
+
+/// Whether `r` is the Release `pr` runs for its app: named so, and owned by this very object
+/// (its uid), in its Environment. A label alone is anyone's to write.
+pub fn owned_by(r: &Release, pr: &ProductRelease) -> bool {
+    let name = pr.metadata.name.as_deref().unwrap_or_default();
+    let uid = pr.metadata.uid.as_deref();
+    r.metadata.name.as_deref() == Some(child_release_name(name, &r.spec.app).as_str())
+        && r.spec.environment == pr.spec.environment
+        && r.metadata.owner_references.iter().flatten().any(|o| {
+            o.kind == <ProductRelease as kube::Resource>::kind(&())
+                && o.controller == Some(true)
+                && Some(o.uid.as_str()) == uid
+        })
+}
+
+/// The ProductRelease a Release names as its controlling owner, if any.
+pub fn owner_name(r: &Release) -> Option<&str> {
+    let kind = <ProductRelease as kube::Resource>::kind(&());
+    r.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == kind && o.controller == Some(true))
+        .map(|o| o.name.as_str())
+}
+
+/// Whether a Release already has the parts of `want` the product sets (its other fields are its
+/// users': values, checks).
+pub fn child_matches(have: &ReleaseSpec, want: &ReleaseSpec) -> bool {
+    have.app == want.app
+        && have.environment == want.environment
+        && have.version == want.version
+        && have.track.is_none()
+        && have.promote_from.is_none()
+        && have.depends_on == want.depends_on
+        && have.rollback.as_ref().and_then(|r| r.auto) == Some(false)
+        && have.rollback.as_ref().and_then(|r| r.to.as_ref()).is_none()
+        && have.progress_deadline_seconds == want.progress_deadline_seconds
+}
+
+fn set_ready(st: &mut ProductReleaseStatus, ok: bool, reason: Reason, message: String, now: &Time) {
+    let generation = st.observed_generation;
+    set_condition(
+        &mut st.conditions,
+        ConditionUpdate::new(ConditionType::Ready, ok, reason, message),
+        generation,
+        now,
+    );
+}
+
+fn set_held(st: &mut ProductReleaseStatus, held: Option<&Held>, now: &Time) {
+    let generation = st.observed_generation;
+    let update = match held {
+        Some(h) => ConditionUpdate::new(ConditionType::Held, true, h.reason, h.message.clone()),
+        None => {
+            ConditionUpdate::new(ConditionType::Held, false, Reason::NothingHeld, "no newer version waits")
+        }
+    };
+    set_condition(&mut st.conditions, update, generation, now);
+}
+
+#[cfg(test)]
+mod tests;

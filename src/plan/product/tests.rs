@@ -1,0 +1,280 @@
+use super::*;
+use crate::api::{
+    ApprovalPolicy, Condition, EnvironmentStatus, ProductReleaseSpec, ProductVersionSpec,
+    ProductVersionStatus, PromoteFrom, ReleaseStatus,
+};
+
+fn ts(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+fn ready_condition() -> Condition {
+    Condition {
+        type_: "Ready".into(),
+        status: "True".into(),
+        reason: "Published".into(),
+        message: String::new(),
+        last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        observed_generation: None,
+    }
+}
+
+fn env(approval: bool) -> Environment {
+    let mut env = crate::render::tests::environment(&[]);
+    env.spec.approval = approval.then_some(ApprovalPolicy::Required);
+    env.status = Some(EnvironmentStatus {
+        conditions: vec![ready_condition()],
+        namespace: Some(env.spec.namespace.clone()),
+        cluster: Some(crate::api::IN_CLUSTER.into()),
+        ..Default::default()
+    });
+    env
+}
+
+/// Published `platform <version>` of payments (after ledger) and ledger, each at `version`.
+fn pv(version: &str) -> ProductVersion {
+    let app = |name: &str, after: &[&str]| ProductApp {
+        app: name.into(),
+        version: version.into(),
+        after: after.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut pv = ProductVersion::new(
+        &format!("platform-{version}"),
+        ProductVersionSpec {
+            product: "platform".into(),
+            version: version.into(),
+            apps: vec![app("payments", &["ledger"]), app("ledger", &[])],
+            changes: vec![],
+        },
+    );
+    pv.status = Some(ProductVersionStatus { conditions: vec![ready_condition()], ..Default::default() });
+    pv
+}
+
+fn product(spec: ProductReleaseSpec, status: Option<ProductReleaseStatus>) -> ProductRelease {
+    let mut p = ProductRelease::new("platform-prod", spec);
+    p.metadata.namespace = Some("finance".into());
+    p.metadata.uid = Some("uid-1".into());
+    p.status = status;
+    p
+}
+
+fn pinned(v: &str) -> ProductReleaseSpec {
+    ProductReleaseSpec {
+        product: "platform".into(),
+        environment: "prod".into(),
+        version: Some(v.into()),
+        ..Default::default()
+    }
+}
+
+fn child(app: &str, version: &str, phase: Phase, current: Option<&str>) -> Release {
+    let spec = ReleaseSpec {
+        app: app.into(),
+        environment: "prod".into(),
+        version: Some(version.into()),
+        ..Default::default()
+    };
+    let mut r = Release::new(&format!("platform-prod.{app}"), spec);
+    r.status = Some(ReleaseStatus {
+        phase: Some(phase),
+        desired_version: Some(version.into()),
+        current_version: current.map(str::to_string),
+        ..Default::default()
+    });
+    r
+}
+
+struct World {
+    env: Environment,
+    versions: Vec<ProductVersion>,
+    children: Vec<Release>,
+    squatters: BTreeMap<String, String>,
+    upstream: Vec<ProductRelease>,
+}
+
+impl World {
+    fn new(versions: &[&str]) -> Self {
+        Self {
+            env: env(false),
+            versions: versions.iter().map(|v| pv(v)).collect(),
+            children: vec![],
+            squatters: BTreeMap::new(),
+            upstream: vec![],
+        }
+    }
+
+    fn step(&self, p: &ProductRelease, now: &str) -> ProductStep {
+        let inputs = ProductInputs {
+            product: p,
+            env: Some(&self.env),
+            versions: self.versions.iter().collect(),
+            upstream: self.upstream.iter().collect(),
+            approvals: vec![],
+            children: self.children.iter().map(|r| (r.spec.app.clone(), r)).collect(),
+            squatters: self.squatters.clone(),
+            now: ts(now),
+        };
+        step(&inputs)
+    }
+}
+
+fn results(s: &ProductReleaseStatus) -> Vec<(&str, RolloutResult)> {
+    s.history.iter().map(|h| (h.version.as_str(), h.result)).collect()
+}
+
+fn reason(s: &ProductReleaseStatus) -> String {
+    crate::api::find_condition(&s.conditions, ConditionType::Ready)
+        .map(|c| c.reason.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_pinned_product_admits_its_version_and_pins_each_app_after_the_ones_it_names() {
+    let w = World::new(&["1.3.9"]);
+    let step = w.step(&product(pinned("1.3.9"), None), "2026-12-07T10:00:00Z");
+    let admitted = step.status.admitted.as_ref().unwrap();
+    assert_eq!(admitted.version, "1.3.9");
+    assert_eq!(results(&step.status), [("1.3.9", RolloutResult::Progressing)]);
+    let names: Vec<&str> = step.children.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["platform-prod.payments", "platform-prod.ledger"]);
+    let payments = &step.children[0].1;
+    assert_eq!(payments.version.as_deref(), Some("1.3.9"));
+    assert_eq!(payments.depends_on, [Dependency { app: "ledger".into(), version: Some("=1.3.9".into()) }]);
+    assert_eq!(payments.rollback.as_ref().and_then(|r| r.auto), Some(false));
+    assert!(step.children[1].1.depends_on.is_empty());
+}
+
+#[test]
+fn healthy_once_every_app_runs_its_version_and_then_nothing_changes() {
+    let mut w = World::new(&["1.3.9"]);
+    let first = w.step(&product(pinned("1.3.9"), None), "2026-12-07T10:00:00Z").status;
+    // One app healthy: still progressing, naming what it waits for.
+    w.children = vec![child("ledger", "1.3.9", Phase::Healthy, Some("1.3.9"))];
+    let s = w.step(&product(pinned("1.3.9"), Some(first.clone())), "2026-12-07T10:00:05Z").status;
+    assert_eq!((s.phase, reason(&s).as_str()), (Some(Phase::Progressing), "RolloutInProgress"));
+    w.children.push(child("payments", "1.3.9", Phase::Healthy, Some("1.3.9")));
+    let s = w.step(&product(pinned("1.3.9"), Some(s)), "2026-12-07T10:00:10Z").status;
+    assert_eq!((s.phase, s.current_version.as_deref()), (Some(Phase::Healthy), Some("1.3.9")));
+    assert_eq!(results(&s), [("1.3.9", RolloutResult::Succeeded)]);
+    // The steady state decides the same status again: no write.
+    let again = w.step(&product(pinned("1.3.9"), Some(s.clone())), "2026-12-07T11:00:00Z");
+    assert_eq!(again.status, s);
+    assert!(again.events.is_empty());
+}
+
+#[test]
+fn one_app_failing_takes_every_app_back_to_the_last_version_that_ran_healthy() {
+    let mut w = World::new(&["1.3.9", "1.4.0"]);
+    w.children = vec![
+        child("ledger", "1.3.9", Phase::Healthy, Some("1.3.9")),
+        child("payments", "1.3.9", Phase::Healthy, Some("1.3.9")),
+    ];
+    let s = w.step(&product(pinned("1.3.9"), None), "2026-12-07T10:00:00Z").status;
+    let s = w.step(&product(pinned("1.3.9"), Some(s)), "2026-12-07T10:00:01Z").status;
+    assert_eq!(s.phase, Some(Phase::Healthy));
+    let s = w.step(&product(pinned("1.4.0"), Some(s)), "2026-12-07T11:00:00Z").status;
+    assert_eq!(s.admitted.as_ref().unwrap().version, "1.4.0");
+    w.children = vec![
+        child("ledger", "1.4.0", Phase::Degraded, Some("1.3.9")),
+        child("payments", "1.3.9", Phase::Healthy, Some("1.3.9")),
+    ];
+    let step = w.step(&product(pinned("1.4.0"), Some(s)), "2026-12-07T11:05:00Z");
+    let s = &step.status;
+    let admitted = s.admitted.as_ref().unwrap();
+    assert_eq!((admitted.version.as_str(), admitted.rollback_of.as_deref()), ("1.3.9", Some("1.4.0")));
+    assert!(admitted.notes[0].contains("1.4.0 failed in prod: ledger"), "{:?}", admitted.notes);
+    assert_eq!(s.failed_versions, ["1.4.0"]);
+    assert_eq!(
+        results(s),
+        [
+            ("1.3.9", RolloutResult::Progressing),
+            ("1.4.0", RolloutResult::Failed),
+            ("1.3.9", RolloutResult::Succeeded)
+        ]
+    );
+    assert!(step.children.iter().all(|(_, spec)| spec.version.as_deref() == Some("1.3.9")));
+    // The pinned version that failed is not tried again: held, 1.3.9 keeps running.
+    let s = w.step(&product(pinned("1.4.0"), Some(step.status.clone())), "2026-12-07T11:06:00Z").status;
+    assert_eq!(s.held_version.as_deref(), Some("1.4.0"));
+    assert_eq!(s.admitted.unwrap().version, "1.3.9");
+}
+
+#[test]
+fn the_environments_gates_hold_the_product_version_once_for_all_its_apps() {
+    let mut w = World::new(&["1.3.10"]);
+    w.env = env(true);
+    let step = w.step(&product(pinned("1.3.10"), None), "2026-12-07T10:00:00Z");
+    assert_eq!(reason(&step.status), "AwaitingApproval");
+    assert!(step.status.admitted.is_none());
+    assert!(step.children.is_empty(), "no app's Release exists before the product version is let in");
+}
+
+#[test]
+fn an_app_another_release_runs_here_is_not_taken_over() {
+    let mut w = World::new(&["1.3.9"]);
+    w.squatters.insert("ledger".into(), "ledger-prod".into());
+    let step = w.step(&product(pinned("1.3.9"), None), "2026-12-07T10:00:00Z");
+    assert_eq!((step.status.phase, reason(&step.status).as_str()), (Some(Phase::Failed), "AppRunByRelease"));
+    assert!(step.children.is_empty());
+    // Once the product runs the app, a Release made later does not stop it.
+    w.squatters.clear();
+    w.children = vec![child("ledger", "1.3.9", Phase::Healthy, Some("1.3.9"))];
+    let s = w.step(&product(pinned("1.3.9"), None), "2026-12-07T10:00:00Z").status;
+    w.squatters.insert("ledger".into(), "ledger-prod".into());
+    let step = w.step(&product(pinned("1.3.9"), Some(s)), "2026-12-07T10:00:01Z");
+    assert_eq!(step.children.len(), 2);
+}
+
+#[test]
+fn tracking_takes_the_newest_published_version_not_failed_here() {
+    let mut w = World::new(&["1.3.9", "1.3.10", "1.3.11", "1.4.0"]);
+    if let Some(s) = w.versions[2].status.as_mut() {
+        s.conditions.clear(); // 1.3.11 is not published yet
+    }
+    let spec = ProductReleaseSpec { version: None, track: Some("~1.3".into()), ..pinned("") };
+    let failed = ProductReleaseStatus { failed_versions: vec!["1.3.10".into()], ..Default::default() };
+    let step = w.step(&product(spec, Some(failed)), "2026-12-07T10:00:00Z");
+    assert_eq!(step.status.admitted.unwrap().version, "1.3.9");
+}
+
+#[test]
+fn a_promotion_waits_for_the_whole_product_to_soak_upstream() {
+    let mut w = World::new(&["1.3.9"]);
+    let up_status = ProductReleaseStatus {
+        phase: Some(Phase::Healthy),
+        current_version: Some("1.3.9".into()),
+        healthy_since: Some(Time(ts("2026-12-07T10:00:00Z"))),
+        ..Default::default()
+    };
+    w.upstream =
+        vec![product(ProductReleaseSpec { environment: "test".into(), ..pinned("1.3.9") }, Some(up_status))];
+    let from = PromoteFrom { environment: "test".into(), soak: Some("30m".into()) };
+    let spec = ProductReleaseSpec { version: None, promote_from: Some(from), ..pinned("") };
+    let step = w.step(&product(spec.clone(), None), "2026-12-07T10:20:00Z");
+    assert_eq!(reason(&step.status), "Soaking");
+    assert_eq!(step.recheck_in, Some(Duration::from_secs(600)));
+    let step = w.step(&product(spec, None), "2026-12-07T10:31:00Z");
+    assert_eq!(step.status.admitted.unwrap().version, "1.3.9");
+}
+
+#[test]
+fn a_release_is_the_products_only_by_its_name_and_its_owners_uid() {
+    let p = product(pinned("1.3.9"), None);
+    let mut r = child("ledger", "1.3.9", Phase::Healthy, None);
+    assert!(!owned_by(&r, &p), "no owner reference");
+    let owner = |uid: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "tuskfish.dev/v1alpha1".into(),
+        kind: "ProductRelease".into(),
+        name: "platform-prod".into(),
+        uid: uid.into(),
+        controller: Some(true),
+        ..Default::default()
+    };
+    r.metadata.owner_references = Some(vec![owner("uid-2")]);
+    assert!(!owned_by(&r, &p), "another object of that name");
+    r.metadata.owner_references = Some(vec![owner("uid-1")]);
+    assert!(owned_by(&r, &p));
+    r.metadata.name = Some("ledger-prod".into());
+    assert!(!owned_by(&r, &p), "not the name the product gives its Release of that app");
+}

@@ -1,0 +1,232 @@
+//! Products on a real API server: a platform version (a set of app versions) runs in an Environment
+//! through one Release per app, in its order, passes the Environment's gates once for all apps,
+//! and goes back as one when any app fails.
+
+mod common;
+
+use common::*;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use tuskfish::api::{
+    Phase, ProductRelease, ProductReleaseStatus, ProductVersion, Release, RolloutResult, is_true,
+};
+
+/// Applies ProductVersion `platform-<version>` of `apps` (app, version, after).
+async fn product_version(t: &TestNs, version: &str, apps: &[(&str, &str, &[&str])]) {
+    let apps: Vec<Value> =
+        apps.iter().map(|(app, v, after)| json!({"app": app, "version": v, "after": after})).collect();
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "ProductVersion",
+        "metadata": {"name": format!("platform-{version}")},
+        "spec": {"product": "platform", "version": version, "apps": apps}}))
+        .await;
+}
+
+async fn published(t: &TestNs, version: &str) -> ProductVersion {
+    t.wait_for::<ProductVersion>(&format!("platform-{version}"), |pv| {
+        pv.status.as_ref().is_some_and(|s| is_true(&s.conditions, "Ready"))
+    })
+    .await
+}
+
+/// Applies ProductRelease `platform-<env>`; `source` is its version source (`{"version": …}`).
+async fn product_release(t: &TestNs, env: &str, source: Value) {
+    let mut spec = json!({"product": "platform", "environment": env, "progressDeadlineSeconds": 20});
+    merge(&mut spec, source);
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "ProductRelease",
+        "metadata": {"name": format!("platform-{env}")}, "spec": spec}))
+        .await;
+}
+
+async fn wait_product(
+    t: &TestNs,
+    env: &str,
+    cond: impl Fn(&ProductReleaseStatus) -> bool + Send + 'static,
+) -> ProductReleaseStatus {
+    let p = t
+        .wait_for::<ProductRelease>(&format!("platform-{env}"), move |p| p.status.as_ref().is_some_and(&cond))
+        .await;
+    p.status.unwrap_or_default()
+}
+
+fn healthy(version: &'static str) -> impl Fn(&ProductReleaseStatus) -> bool {
+    move |s| s.phase == Some(Phase::Healthy) && s.current_version.as_deref() == Some(version)
+}
+
+fn ready_reason(s: &ProductReleaseStatus) -> String {
+    s.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.clone()).unwrap_or_default()
+}
+
+/// When each app's Deployment was created in `ns` (what "in order" means on the cluster).
+async fn created_at(t: &TestNs, ns: &str, app: &str) -> jiff::Timestamp {
+    let d: k8s_openapi::api::apps::v1::Deployment = t.api_in(ns).get(app).await.unwrap();
+    d.metadata.creation_timestamp.unwrap().0
+}
+
+#[tokio::test]
+async fn a_platform_version_rolls_out_in_order_passes_the_gates_once_and_goes_back_as_one() {
+    let t = TestNs::new("product").await;
+    t.environment("dev", json!({})).await;
+    t.environment("prod", json!({"tier": "prod", "approval": "required"})).await;
+    for (app, v) in [("payments", "1.3.9"), ("ledger", "1.3.3"), ("payments", "1.3.10"), ("ledger", "1.3.4")]
+    {
+        t.app_version(app, v, json!({})).await;
+    }
+    product_version(&t, "1.3.9", &[("payments", "1.3.9", &["ledger"]), ("ledger", "1.3.3", &[])]).await;
+    product_version(&t, "1.3.10", &[("payments", "1.3.10", &["ledger"]), ("ledger", "1.3.4", &[])]).await;
+    let pv = published(&t, "1.3.10").await;
+    assert_eq!(pv.status.unwrap().waves, [vec!["ledger".to_string()], vec!["payments".to_string()]]);
+
+    // Pinned in dev: ledger first, then payments, each through a Release of the product's.
+    product_release(&t, "dev", json!({"version": "1.3.9"})).await;
+    let s = wait_product(&t, "dev", healthy("1.3.9")).await;
+    let apps: Vec<(&str, &str)> = s.apps.iter().map(|a| (a.app.as_str(), a.version.as_str())).collect();
+    assert_eq!(apps, [("payments", "1.3.9"), ("ledger", "1.3.3")]);
+    let child: Release = t.api().get("platform-dev.payments").await.unwrap();
+    assert_eq!(child.spec.version.as_deref(), Some("1.3.9"));
+    assert_eq!(child.spec.depends_on[0].version.as_deref(), Some("=1.3.3"));
+    let dev_ns = t.env_ns("dev");
+    assert!(created_at(&t, &dev_ns, "ledger").await <= created_at(&t, &dev_ns, "payments").await);
+
+    // Someone sets the Release's version by hand: the product puts it back, and the Release
+    // never runs what the product did not admit.
+    t.set_version("platform-dev.payments", "1.3.10").await;
+    t.wait_for::<Release>("platform-dev.payments", |r| r.spec.version.as_deref() == Some("1.3.9")).await;
+    let r: Release = t.api().get("platform-dev.payments").await.unwrap();
+    assert!(r.status.unwrap().history.iter().all(|h| h.version != "1.3.10"));
+
+    // Prod: one approval of the product version, by a verified user, for all its apps.
+    product_release(&t, "prod", json!({"version": "1.3.10"})).await;
+    let s = wait_product(&t, "prod", |s| s.conditions.iter().any(|c| c.reason == "AwaitingApproval")).await;
+    assert!(s.admitted.is_none(), "nothing runs before the approval: {s:?}");
+    let none: Vec<Release> = t.api::<Release>().list(&Default::default()).await.unwrap().items;
+    assert!(none.iter().all(|r| r.spec.environment != "prod"), "no Release in prod before the approval");
+    t.approve("platform-prod", "1.3.10", "maria.keller").await;
+    let s = wait_product(&t, "prod", healthy("1.3.10")).await;
+    assert_eq!(s.history[0].approvers, ["maria.keller"]);
+    let ledger: Release = t.api().get("platform-prod.ledger").await.unwrap();
+    let entry = &ledger.status.unwrap().history[0];
+    assert_eq!(entry.approvers, ["maria.keller"], "the app's history names the product's approver");
+
+    // 1.4.0-rc.2 in dev: payments rolls out, ledger never becomes ready: both go back to 1.3.9.
+    t.app_version("payments", "1.4.0-rc.2", json!({})).await;
+    t.app_version(
+        "ledger",
+        "1.4.0-rc.2",
+        json!({"workload": {"image": "registry.example/ledger:rc2-never-ready"}}),
+    )
+    .await;
+    product_version(&t, "1.4.0-rc.2", &[("payments", "1.4.0-rc.2", &[]), ("ledger", "1.4.0-rc.2", &[])])
+        .await;
+    published(&t, "1.4.0-rc.2").await;
+    t.client_patch_product("platform-dev", json!({"spec": {"version": "1.4.0-rc.2"}})).await;
+    t.wait_release("platform-dev.payments", healthy_at("1.4.0-rc.2")).await;
+    let s = wait_product(&t, "dev", |s| {
+        s.failed_versions.contains(&"1.4.0-rc.2".to_string()) && healthy("1.3.9")(s)
+    })
+    .await;
+    let h: Vec<(&str, RolloutResult, Option<&str>)> =
+        s.history.iter().map(|h| (h.version.as_str(), h.result, h.rollback_of.as_deref())).collect();
+    assert_eq!(
+        h[..2],
+        [
+            ("1.3.9", RolloutResult::Succeeded, Some("1.4.0-rc.2")),
+            ("1.4.0-rc.2", RolloutResult::Failed, None)
+        ]
+    );
+    assert!(s.history[1].message.as_deref().unwrap_or_default().starts_with("ledger:"), "{:?}", s.history[1]);
+    assert_eq!(s.held_version.as_deref(), Some("1.4.0-rc.2"));
+    let payments = t.wait_release("platform-dev.payments", healthy_at("1.3.9")).await.status.unwrap();
+    let why = payments.history[0].message.clone().unwrap_or_default();
+    let notes = format!("{why} {:?}", payments.history[0]);
+    assert!(notes.contains("1.4.0-rc.2 failed"), "the app's history says why it went back: {notes}");
+}
+
+/// Bad input gets a reason and a message naming the fix; nothing else is harmed.
+#[tokio::test]
+async fn a_broken_product_version_or_an_app_run_by_its_own_release_is_refused_clearly() {
+    let t = TestNs::new("product-bad").await;
+    t.environment("dev", json!({})).await;
+    t.app_version("payments", "1.0.0", json!({})).await;
+    t.app_version("ledger", "1.0.0", json!({})).await;
+
+    // The API server refuses an app named twice.
+    let twice = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "ProductVersion",
+        "metadata": {"name": "platform-twice"},
+        "spec": {"product": "platform", "version": "1.0.1", "apps": [
+            {"app": "payments", "version": "1.0.0"}, {"app": "payments", "version": "1.0.0"}]}});
+    let err = apply_value(&t.client, Some(&t.ns), twice).await.unwrap_err();
+    assert!(err.to_string().contains("each app is named once"), "{err}");
+
+    // Missing AppVersion and a cycle: held with the reason, naming what is wrong.
+    product_version(&t, "1.0.2", &[("payments", "1.0.0", &[]), ("risk", "2.0.0", &[])]).await;
+    let pv = t
+        .wait_for::<ProductVersion>("platform-1.0.2", |pv| {
+            pv.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == "AppVersionNotFound"))
+        })
+        .await;
+    assert!(pv.status.unwrap().conditions[0].message.contains("risk 2.0.0"));
+    product_version(&t, "1.0.3", &[("payments", "1.0.0", &["ledger"]), ("ledger", "1.0.0", &["payments"])])
+        .await;
+    let pv = t
+        .wait_for::<ProductVersion>("platform-1.0.3", |pv| {
+            pv.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == "DependencyCycle"))
+        })
+        .await;
+    assert!(pv.status.unwrap().conditions[0].message.contains("ledger after payments after ledger"));
+
+    // A product asking for a version that cannot be published says so and runs nothing.
+    product_release(&t, "dev", json!({"version": "1.0.2"})).await;
+    let s = wait_product(&t, "dev", |s| ready_reason(s) == "AppVersionNotFound").await;
+    assert!(s.admitted.is_none());
+
+    // An app already run by its own Release: the product refuses, the Release keeps running.
+    t.release("ledger-dev", "ledger", "dev", "1.0.0", json!({})).await;
+    t.wait_release("ledger-dev", healthy_at("1.0.0")).await;
+    product_version(&t, "1.0.0", &[("payments", "1.0.0", &[]), ("ledger", "1.0.0", &[])]).await;
+    published(&t, "1.0.0").await;
+    t.client_patch_product("platform-dev", json!({"spec": {"version": "1.0.0"}})).await;
+    let s = wait_product(&t, "dev", |s| ready_reason(s) == "AppRunByRelease").await;
+    let message = &s.conditions.iter().find(|c| c.type_ == "Ready").unwrap().message;
+    assert!(message.contains("ledger (Release ledger-dev)"), "{message}");
+    let owned: Vec<Release> = t.api::<Release>().list(&Default::default()).await.unwrap().items;
+    assert_eq!(owned.len(), 1, "the product created no Release of its own");
+
+    // Once that Release is gone, the product runs both; a Release made later for one of its apps
+    // is the one refused, and the product's keeps running.
+    delete::<Release>(&t.api(), "ledger-dev").await;
+    t.wait_gone::<Release>(&t.ns, "ledger-dev").await;
+    wait_product(&t, "dev", healthy("1.0.0")).await;
+    t.release("payments-dev", "payments", "dev", "1.0.0", json!({})).await;
+    let r = t.wait_release("payments-dev", |s| s.conditions.iter().any(|c| c.reason == "RunByProduct")).await;
+    let message =
+        r.status.unwrap().conditions.iter().find(|c| c.reason == "RunByProduct").unwrap().message.clone();
+    assert!(message.contains("ProductRelease platform-dev (Release platform-dev.payments)"), "{message}");
+    t.wait_release("platform-dev.payments", healthy_at("1.0.0")).await;
+
+    // A Release that claims a product as its owner, without being its own, runs nothing.
+    // (Its owner is real, so the garbage collector leaves it be: only its name is not the one
+    // the product gives the Release of that app.)
+    let owner: ProductRelease = t.api().get("platform-dev").await.unwrap();
+    t.apply(json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Release",
+        "metadata": {"name": "impostor", "labels": {"tuskfish.dev/product-release": "platform-dev"},
+            "ownerReferences": [{"apiVersion": "tuskfish.dev/v1alpha1", "kind": "ProductRelease",
+                "name": "platform-dev", "uid": owner.metadata.uid, "controller": true}]},
+        "spec": {"app": "risk", "environment": "dev", "version": "1.0.0"}}))
+        .await;
+    let r = t.wait_release("impostor", |s| s.conditions.iter().any(|c| c.reason == "ProductNotFound")).await;
+    assert!(r.status.unwrap().inventory.is_none());
+    let _ = t.api::<Release>().delete("impostor", &DeleteParams::default()).await;
+}
+
+trait PatchProduct {
+    async fn client_patch_product(&self, name: &str, patch: Value);
+}
+
+impl PatchProduct for TestNs {
+    async fn client_patch_product(&self, name: &str, patch: Value) {
+        self.api::<ProductRelease>()
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+}
