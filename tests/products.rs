@@ -56,6 +56,15 @@ fn ready_reason(s: &ProductReleaseStatus) -> String {
     s.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.clone()).unwrap_or_default()
 }
 
+/// `tuskfish -n NS ARGS`: whether it succeeded, and what it printed (standard output, then error).
+async fn cli(ns: &str, args: &[&str]) -> (bool, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tuskfish"));
+    cmd.args(["--kubeconfig", &kubeconfig(), "-n", ns]).args(args).env("NO_COLOR", "1");
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
 /// When each app's Deployment was created in `ns` (what "in order" means on the cluster).
 async fn created_at(t: &TestNs, ns: &str, app: &str) -> jiff::Timestamp {
     let d: k8s_openapi::api::apps::v1::Deployment = t.api_in(ns).get(app).await.unwrap();
@@ -67,10 +76,11 @@ async fn a_platform_version_rolls_out_in_order_passes_the_gates_once_and_goes_ba
     let t = TestNs::new("product").await;
     t.environment("dev", json!({})).await;
     t.environment("prod", json!({"tier": "prod", "approval": "required"})).await;
-    for (app, v) in [("payments", "1.3.9"), ("ledger", "1.3.3"), ("payments", "1.3.10"), ("ledger", "1.3.4")]
-    {
+    for (app, v) in [("payments", "1.3.9"), ("ledger", "1.3.3"), ("ledger", "1.3.4")] {
         t.app_version(app, v, json!({})).await;
     }
+    // The 1.3 hotfix: FIN-142, which the 1.4 line must get too.
+    t.app_version("payments", "1.3.10", json!({"changes": [{"id": "FIN-142", "type": "bug"}]})).await;
     product_version(&t, "1.3.9", &[("payments", "1.3.9", &["ledger"]), ("ledger", "1.3.3", &[])]).await;
     product_version(&t, "1.3.10", &[("payments", "1.3.10", &["ledger"]), ("ledger", "1.3.4", &[])]).await;
     let pv = published(&t, "1.3.10").await;
@@ -139,6 +149,26 @@ async fn a_platform_version_rolls_out_in_order_passes_the_gates_once_and_goes_ba
     let why = payments.history[0].message.clone().unwrap_or_default();
     let notes = format!("{why} {:?}", payments.history[0]);
     assert!(notes.contains("1.4.0-rc.2 failed"), "the app's history says why it went back: {notes}");
+
+    // The forward-port gap at product level: FIN-142 is in 1.3.10 and not in the 1.4 line.
+    let (same, out) = cli(&t.ns, &["product", "diff", "1.3.10", "1.4.0-rc.2", "--exit-code"]).await;
+    assert!(!same, "the versions differ: exit 1\n{out}");
+    let payments_row = out.lines().find(|l| l.starts_with("payments")).unwrap_or_default();
+    assert!(payments_row.contains("FIN-142"), "{out}");
+    // What runs healthy in dev, recorded as a product version, keeping the product's order.
+    let (ok, out) = cli(&t.ns, &["product", "snapshot", "--env", "dev", "--version", "1.3.11"]).await;
+    assert!(ok, "{out}");
+    let pv = published(&t, "1.3.11").await;
+    let apps: Vec<(&str, &str, usize)> =
+        pv.spec.apps.iter().map(|a| (a.app.as_str(), a.version.as_str(), a.after.len())).collect();
+    assert_eq!(apps, [("ledger", "1.3.3", 0), ("payments", "1.3.9", 1)]);
+    let (ok, out) = cli(&t.ns, &["product", "snapshot", "--env", "dev", "--version", "1.3.11"]).await;
+    assert!(!ok && out.contains("exists already"), "{out}");
+    let (_, out) = cli(&t.ns, &["status"]).await;
+    assert!(
+        out.lines().any(|l| l.starts_with("platform") && l.contains("prod") && l.contains("1.3.10")),
+        "{out}"
+    );
 }
 
 /// Bad input gets a reason and a message naming the fix; nothing else is harmed.
@@ -215,6 +245,16 @@ async fn a_broken_product_version_or_an_app_run_by_its_own_release_is_refused_cl
         .await;
     let r = t.wait_release("impostor", |s| s.conditions.iter().any(|c| c.reason == "ProductNotFound")).await;
     assert!(r.status.unwrap().inventory.is_none());
+
+    // A snapshot is refused while anything of the Environment does not run healthy.
+    t.release("risk-dev", "risk", "dev", "9.9.9", json!({})).await;
+    t.wait_release("risk-dev", |s| s.conditions.iter().any(|c| c.reason == "AppVersionNotFound")).await;
+    let args = ["product", "snapshot", "--env", "dev", "--version", "2.0.0", "--product", "other"];
+    let (ok, out) = cli(&t.ns, &args).await;
+    assert!(
+        !ok && out.contains("not everything there runs healthy") && out.contains("risk (Pending"),
+        "{out}"
+    );
     let _ = t.api::<Release>().delete("impostor", &DeleteParams::default()).await;
 }
 

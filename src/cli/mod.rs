@@ -130,6 +130,42 @@ pub struct RecordsArgs {
 }
 
 #[derive(Subcommand)]
+enum ProductCommand {
+    /// Each product in each environment, its apps below it.
+    Status,
+    /// Record what runs healthy in an environment as a new product version (refused while
+    /// anything there is not healthy).
+    Snapshot {
+        /// The environment whose running versions make up the product version.
+        #[arg(long)]
+        env: String,
+        /// The new product version, e.g. 1.4.0-rc.1.
+        #[arg(long)]
+        version: String,
+        /// The product (needed when the pipeline has several).
+        #[arg(long)]
+        product: Option<String>,
+        /// Say what would be recorded, record nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Per app: the versions and change ids between two product versions or environments (a 1.3
+    /// hotfix's ids missing from the 1.4 line show under "only in" the 1.3 side).
+    Diff {
+        /// A product version (1.3.10) or an environment.
+        a: String,
+        /// Another product version or environment.
+        b: String,
+        /// The product, when several have the version named.
+        #[arg(long)]
+        product: Option<String>,
+        /// Exit 1 when the two differ.
+        #[arg(long)]
+        exit_code: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// The pipeline: apps × environments, what runs where and what waits.
     Status {
@@ -374,6 +410,9 @@ enum Command {
         #[arg(long)]
         rendered: bool,
     },
+    /// Products: a platform version as a set of app versions (status, snapshot, diff).
+    #[command(subcommand)]
+    Product(ProductCommand),
     /// The next version of this Git work tree by Gitflow (and its change ids).
     Version {
         /// The work tree (default: the current directory).
@@ -654,6 +693,15 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
                 verbs::diff::diff(&s, &a, &b).await?
             };
             if exit_code && differs {
+                return Ok(ExitCode::from(error::exit::FAILED));
+            }
+        }
+        Command::Product(ProductCommand::Status) => verbs::product::status(&s).await?,
+        Command::Product(ProductCommand::Snapshot { env, version, product, dry_run }) => {
+            verbs::product::snapshot(&s, &env, &version, product.as_deref(), dry_run).await?
+        }
+        Command::Product(ProductCommand::Diff { a, b, product, exit_code }) => {
+            if verbs::product::diff(&s, &a, &b, product.as_deref()).await? && exit_code {
                 return Ok(ExitCode::from(error::exit::FAILED));
             }
         }

@@ -137,6 +137,14 @@ impl Session {
         self.list("AppVersions").await
     }
 
+    pub async fn product_versions(&self) -> CliResult<Vec<crate::api::ProductVersion>> {
+        self.list("ProductVersions").await
+    }
+
+    pub async fn product_releases(&self) -> CliResult<Vec<crate::api::ProductRelease>> {
+        self.list("ProductReleases").await
+    }
+
     pub async fn approvals(&self) -> CliResult<Vec<Approval>> {
         self.list("Approvals").await
     }

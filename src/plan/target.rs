@@ -160,19 +160,21 @@ pub fn select_target<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
 }
 
 fn gated<'a>(inputs: &Inputs<'a>) -> Result<Target<'a>, Blocked> {
+    // A Release claiming a product that does not run it goes nowhere, whatever it asks for.
+    if let ProductLink::OwnerMissing(name) = &inputs.product {
+        return Err(Blocked::pending(
+            Reason::ProductNotFound,
+            format!(
+                "its owner, ProductRelease {name}, is not there, or does not run this Release (another object, another name)"
+            ),
+        ));
+    }
     let (mut target, explicit_rollback) = choose(inputs)?;
     let status = inputs.release.status.clone().unwrap_or_default();
     let is_new = status.current_version.as_deref() != Some(target.version.to_string().as_str());
     let Some(env) = inputs.env else { return Ok(target) };
-    match &inputs.product {
-        ProductLink::RunBy(product) => return product_gated(inputs, product, env, target, &status, is_new),
-        ProductLink::OwnerMissing(name) => {
-            return Err(Blocked::pending(
-                Reason::ProductNotFound,
-                format!("its owner, ProductRelease {name}, is not there (or is another one now)"),
-            ));
-        }
-        ProductLink::None | ProductLink::TakenBy { .. } => {}
+    if let ProductLink::RunBy(product) = &inputs.product {
+        return product_gated(inputs, product, env, target, &status, is_new);
     }
     // The Environment now names another cluster or namespace: running there is as new as a new
     // version (a move into prod's cluster during a freeze waits for the freeze to end).

@@ -10,6 +10,7 @@ pub mod freeze;
 pub mod history;
 pub mod insights;
 pub mod preview;
+pub mod product;
 pub mod status;
 pub mod verify;
 pub mod version;

@@ -16,7 +16,13 @@ pub async fn status(s: &Session, watch: bool) -> CliResult<()> {
         return watch_status(s).await;
     }
     let m = matrix(&s.ns, &s.environments().await?, &s.releases().await?, Timestamp::now());
-    output::print(s.output, &m, || render(&m, s.color))
+    // Products (where the CRD is installed) as rows above the apps they run.
+    let products = s.product_releases().await.unwrap_or_default();
+    output::print(s.output, &m, || {
+        let products = super::product::render_status(&products, s.color);
+        let sep = if products.is_empty() { "" } else { "\n" };
+        format!("{products}{sep}{}", render(&m, s.color))
+    })
 }
 
 /// The cell as one line: `1.3.9 Healthy, 1.3.10 awaiting approval`.

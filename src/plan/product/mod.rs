@@ -4,6 +4,7 @@
 //! carries out what it says (the status, each app's Release spec).
 
 pub mod choose;
+pub mod snapshot;
 pub mod version;
 
 use std::collections::BTreeMap;
@@ -74,7 +75,8 @@ pub fn step(inputs: &ProductInputs<'_>) -> ProductStep {
                 if st.admitted.as_ref().map(|a| a.version.as_str())
                     != Some(choice.version.to_string().as_str())
                 {
-                    let squat = squatting(inputs, &choice.apps);
+                    let squat =
+                        too_long(inputs.product, choice.apps).or_else(|| squatting(inputs, choice.apps));
                     match squat {
                         Some(b) => blocked = Some(b),
                         None => {
@@ -159,6 +161,24 @@ fn admit(
     let facts = GateFacts { approvals: &inputs.approvals, peers: &[], now: inputs.now };
     let passed = gates::check_product(inputs.product, env, &choice.version, &facts)?;
     Ok((passed.notes, passed.approvers))
+}
+
+/// The longest name of a ProductRelease's Release of an app: it labels what it applies, and a
+/// label value holds 63 characters.
+pub const CHILD_NAME_LIMIT: usize = 63;
+
+/// A Release name the product cannot give (too long for the labels it goes into).
+fn too_long(product: &ProductRelease, apps: &[ProductApp]) -> Option<Blocked> {
+    let name = product.metadata.name.as_deref().unwrap_or_default();
+    let long = apps.iter().map(|a| child_release_name(name, &a.app)).find(|n| n.len() > CHILD_NAME_LIMIT)?;
+    Some(Blocked {
+        phase: Phase::Failed,
+        reason: Reason::NameTooLong,
+        message: format!(
+            "the Release of an app would be named {long:?}, longer than {CHILD_NAME_LIMIT} characters; give the ProductRelease a shorter name"
+        ),
+        recheck_in: None,
+    })
 }
 
 /// An app of `apps` that another Release already runs in the Environment (and no Release of the

@@ -278,3 +278,13 @@ fn a_release_is_the_products_only_by_its_name_and_its_owners_uid() {
     r.metadata.name = Some("ledger-prod".into());
     assert!(!owned_by(&r, &p), "not the name the product gives its Release of that app");
 }
+
+#[test]
+fn a_release_name_too_long_for_a_label_is_refused_before_anything_is_made() {
+    let w = World::new(&["1.3.9"]);
+    let mut p = product(pinned("1.3.9"), None);
+    p.metadata.name = Some("p".repeat(60));
+    let step = w.step(&p, "2026-12-07T10:00:00Z");
+    assert_eq!((step.status.phase, reason(&step.status).as_str()), (Some(Phase::Failed), "NameTooLong"));
+    assert!(step.children.is_empty());
+}
