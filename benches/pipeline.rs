@@ -32,6 +32,8 @@ mod audit;
 mod flux;
 #[path = "pipeline/large.rs"]
 mod large;
+#[path = "pipeline/products.rs"]
+mod products;
 
 /// Applies in flight at once, for the baseline and for the Releases (the operator's default
 /// `--concurrency` is the same).
@@ -971,6 +973,10 @@ async fn main() {
         0 => None,
         apps => Some(audit_cost(&client, apps, env_count("BENCH_AUDIT_ROUNDS", 2)).await),
     };
+    let product_ab = match env_count("BENCH_PRODUCT_APPS", 10) {
+        0 => None,
+        apps => Some(products::run(&client, apps, env_count("BENCH_PRODUCT_ROUNDS", 2)).await),
+    };
     let costs = match sample.as_ref() {
         Some(sample) if std::env::var("TUSKFISH_BENCH_STATE").is_ok() => {
             eprintln!("bench: API server CPU per request");
@@ -1099,6 +1105,10 @@ async fn main() {
     }
     if let Some(ab) = &audit_ab {
         md.push_str(&ab.section());
+    }
+    if let Some(p) = &product_ab {
+        md.push('\n');
+        md.push_str(&p.section());
     }
     if let Some(l) = &large_run {
         md.push_str(&large::section(l));

@@ -33,6 +33,12 @@ pub struct ApprovalSpec {
     /// only while the Release deploys this app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+    /// Set (instead of `app`) when `release` names a ProductRelease: the product approved. An
+    /// Approval counts for a ProductRelease only with it, and for a Release only without it, so
+    /// that approving a Release never approves a product of the same name (or the reverse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 53))]
+    pub product: Option<String>,
     /// The Environment the Release deploys into (`tuskfish approve` fills it in): when set, the
     /// Approval counts only there. Without `app` and `environment`, an Approval made more than a
     /// minute before its Release was created (for an earlier Release of that name) does not count.

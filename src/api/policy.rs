@@ -37,12 +37,16 @@ pub fn identity_policies() -> Vec<(ValidatingAdmissionPolicy, ValidatingAdmissio
 }
 
 fn matching(operations: &[&str], resource: &str) -> Option<MatchResources> {
+    matching_all(operations, &[resource])
+}
+
+fn matching_all(operations: &[&str], resources: &[&str]) -> Option<MatchResources> {
     Some(MatchResources {
         resource_rules: Some(vec![NamedRuleWithOperations {
             api_groups: Some(vec![GROUP.into()]),
             api_versions: Some(vec!["*".into()]),
             operations: Some(operations.iter().map(|o| o.to_string()).collect()),
-            resources: Some(vec![resource.into()]),
+            resources: Some(resources.iter().map(|r| r.to_string()).collect()),
             ..Default::default()
         }]),
         ..Default::default()
@@ -114,7 +118,8 @@ pub fn veto_identity_policy() -> ValidatingAdmissionPolicy {
             failure_policy: Some("Fail".into()),
             // DELETE too: deleting a vetoed AppVersion and publishing it again would lift the
             // veto. A namespace being deleted takes its AppVersions with it, veto or not.
-            match_constraints: matching(&["CREATE", "UPDATE", "DELETE"], "appversions"),
+            // ProductVersions carry vetoes the same way.
+            match_constraints: matching_all(&["CREATE", "UPDATE", "DELETE"], &["appversions", "productversions"]),
             variables: Some(vec![
                 namespace_going(),
                 annotation("veto", "object", VETO_ANNOTATION),

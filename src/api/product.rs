@@ -140,6 +140,10 @@ pub struct ProductReleaseSpec {
 #[serde(rename_all = "camelCase")]
 pub struct Admitted {
     pub version: String,
+    /// The ProductVersion's uid: what was approved is this object's content (one deleted and made
+    /// again under the same version is another product version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// Each app's version and the apps it rolls out after, as the product version said when it
     /// was admitted.
     pub apps: Vec<ProductApp>,
@@ -147,6 +151,9 @@ pub struct Admitted {
     /// Set when this goes back to an earlier version because `rollbackOf` failed here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// A rollback a person asked for (`spec.rollback.to`): not rolled back again when it fails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual: bool,
     /// Why, for the apps' histories: approvals, an overridden freeze, the app whose failure this
     /// rolls back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -161,6 +168,18 @@ impl Admitted {
     pub fn version_of(&self, app: &str) -> Option<&str> {
         self.apps.iter().find(|a| a.app == app).map(|a| a.version.as_str())
     }
+}
+
+/// The app versions of a product version that ran healthy here: what a rollback goes back to.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RanHealthy {
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    pub apps: Vec<ProductApp>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
 }
 
 /// One app of a product in an Environment.
@@ -205,6 +224,10 @@ pub struct ProductReleaseStatus {
     /// What the apps may run (see [`Admitted`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admitted: Option<Admitted>,
+    /// The product versions that ran healthy here, exactly as they ran, newest first (at most 10):
+    /// what a rollback (automatic, or `spec.rollback.to`) goes back to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ran_healthy: Vec<RanHealthy>,
     /// Each app, in rollout order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<ProductAppStatus>,

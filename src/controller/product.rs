@@ -87,8 +87,13 @@ impl Gathered {
         let mut squatters = BTreeMap::new();
         for app in apps {
             let own = child_release_name(&name, app);
+            // A Release of the name it would give, but not its own, is someone else's too.
+            let own_taken = stores
+                .releases
+                .get(&ObjectRef::new(&own).within(ns))
+                .is_some_and(|r| !crate::plan::product::owned_by(&r, pr));
             let others = ix.releases_of(ns, app, &pr.spec.environment).into_iter().find(|r| *r != own);
-            if let Some(other) = others {
+            if let Some(other) = others.or_else(|| own_taken.then(|| own.clone())) {
                 squatters.insert(app.to_string(), other);
             }
         }
@@ -132,15 +137,16 @@ async fn converge_children(
     want: &[(String, ReleaseSpec)],
 ) -> Result<()> {
     let api: Api<Release> = Api::namespaced(ctx.client.clone(), ns);
+    // One Release that cannot be written does not keep the others from theirs.
+    let mut first_error = None;
     for (name, spec) in want {
         let current = have.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
         if current.is_some_and(|r| owned_by(r, pr) && child_matches(&r.spec, spec) && labelled(r, pr)) {
             continue;
         }
-        let body = child_body(pr, name, spec);
-        api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body))
-            .await
-            .map_err(|source| Error::Apply { what: format!("Release {ns}/{name}"), source })?;
+        if let Err(e) = write_child(&api, pr, name, spec, current).await {
+            first_error.get_or_insert(Error::Apply { what: format!("Release {ns}/{name}"), source: e });
+        }
     }
     for (name, r) in have {
         if want.iter().any(|(n, _)| n == name) || !owned_by(r, pr) || r.metadata.deletion_timestamp.is_some()
@@ -150,9 +156,35 @@ async fn converge_children(
         match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => return Err(Error::Prune { what: format!("Release {ns}/{name}"), source }),
+            Err(source) => {
+                first_error.get_or_insert(Error::Prune { what: format!("Release {ns}/{name}"), source });
+            }
         }
     }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Applies the product's fields of one app's Release. Another version source written by someone
+/// else (`track`, `promoteFrom`, `rollback.to`) is removed first: an apply cannot remove a field
+/// another manager owns, and with it the Release would name two sources (which the API server
+/// refuses).
+async fn write_child(
+    api: &Api<Release>,
+    pr: &ProductRelease,
+    name: &str,
+    spec: &ReleaseSpec,
+    current: Option<&Release>,
+) -> std::result::Result<(), kube::Error> {
+    let foreign = current.is_some_and(|r| {
+        r.spec.track.is_some() || r.spec.promote_from.is_some() || r.spec.rollback_to().is_some()
+    });
+    if foreign {
+        let clear = json!({"spec": {"version": spec.version, "track": null, "promoteFrom": null, "rollback": {"to": null}}});
+        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        api.patch(name, &pp, &Patch::Merge(clear)).await?;
+    }
+    let body = child_body(pr, name, spec);
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)).await?;
     Ok(())
 }
 

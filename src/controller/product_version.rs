@@ -68,5 +68,8 @@ fn find(ctx: &Context, ns: &str, app: &ProductApp) -> Found {
     if avs.len() != 1 || !published {
         return Found::NotPublished;
     }
+    if let Some(veto) = crate::api::Veto::of(av) {
+        return Found::Vetoed(veto.describe());
+    }
     Found::Published(av.spec.changes.iter().map(|c| c.id.clone()).collect())
 }

@@ -101,6 +101,9 @@ impl<K: Resource> Handle<K> {
     /// decision and the sooner of the two is the safe one.
     pub fn again(&self, r: ObjectRef<K>, next: Next) {
         let Next::After(after) = next else { return };
+        // The timer wheel panics past about two years; no controller needs a timer of more than a
+        // day (it looks again then), so no decision's long wait can take the operator down.
+        let after = after.min(LONGEST_TIMER);
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let key = key_of(&r);
         let at = Instant::now() + after;
@@ -116,6 +119,9 @@ impl<K: Resource> Handle<K> {
         s.wake();
     }
 }
+
+/// The longest timer a reconcile may set (see [`Handle::again`]).
+pub const LONGEST_TIMER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl<K: Resource> Queue<K> {
     pub fn new(rx: UnboundedReceiver<(ObjectRef<K>, Lane)>, limit: usize) -> (Self, Handle<K>) {

@@ -194,11 +194,10 @@ pub fn watches(
             let published =
                 seen == Seen::Present && av.status.as_ref().is_some_and(|s| s.spec_hash.is_some());
             let was = remember(&av_published, ObjectRef::from_obj(av), published.then_some(()));
-            // A product version waits for the AppVersions it names.
-            if published != was.is_some() || seen == Seen::Deleted {
-                for name in ix.products.versions_naming(&ns, &av.spec.app) {
-                    t.product_versions.send(ObjectRef::new(&name).within(&ns));
-                }
+            // A product version waits for the AppVersions it names (published, not vetoed): any
+            // change of one (a veto is an annotation) may change whether it is published.
+            for name in ix.products.versions_naming(&ns, &av.spec.app) {
+                t.product_versions.send(ObjectRef::new(&name).within(&ns));
             }
             for name in ix.releases_of_app(&ns, &av.spec.app) {
                 let r = ObjectRef::new(&name).within(&ns);

@@ -55,6 +55,8 @@ pub struct Applicant<'a> {
     pub annotations: Option<&'a BTreeMap<String, String>>,
     /// What kind it is, in messages ("Release", "ProductRelease").
     pub kind: &'static str,
+    /// A product's: when the ProductVersion being let in was made (see [`approvals::Subject`]).
+    pub product_version_created: Option<Option<Timestamp>>,
 }
 
 impl<'a> Applicant<'a> {
@@ -66,10 +68,11 @@ impl<'a> Applicant<'a> {
             created: r.metadata.creation_timestamp.as_ref().map(|t| t.0),
             annotations: r.metadata.annotations.as_ref(),
             kind: "Release",
+            product_version_created: None,
         }
     }
 
-    pub fn product(p: &'a ProductRelease) -> Self {
+    pub fn product(p: &'a ProductRelease, version_created: Option<Timestamp>) -> Self {
         Self {
             name: p.metadata.name.as_deref().unwrap_or_default(),
             app: &p.spec.product,
@@ -77,6 +80,7 @@ impl<'a> Applicant<'a> {
             created: p.metadata.creation_timestamp.as_ref().map(|t| t.0),
             annotations: p.metadata.annotations.as_ref(),
             kind: "ProductRelease",
+            product_version_created: Some(version_created),
         }
     }
 }
@@ -107,11 +111,12 @@ pub fn dependencies(
 /// of its apps is the product's, so there are no dependencies to wait for here.
 pub fn check_product(
     product: &ProductRelease,
+    version_created: Option<Timestamp>,
     env: &Environment,
     candidate: &semver::Version,
     facts: &GateFacts<'_>,
 ) -> Result<Passed, Stop> {
-    Gate { who: Applicant::product(product), env, candidate, facts }.environment_gates()
+    Gate { who: Applicant::product(product, version_created), env, candidate, facts }.environment_gates()
 }
 
 /// One candidate version of one Release (or product) before its Environment's gates; each gate
@@ -236,6 +241,7 @@ impl Gate<'_, '_> {
             app: who.app,
             environment: who.environment,
             created: who.created,
+            product_version_created: who.product_version_created,
         };
         match approvals::judge(subject, self.candidate, &rules, self.facts.approvals, self.facts.now) {
             Verdict::Approved { note, approvers } => Ok((Some(note), approvers)),

@@ -243,7 +243,17 @@ fn product_gated<'a>(
         return keep_current(status, &catalog, held);
     };
     if is_new {
-        let facts = GateFacts { approvals: &[], peers: &inputs.peers, now: inputs.now };
+        // The apps it runs after are its product's Releases of them (not a refused twin).
+        let name = product.metadata.name.as_deref().unwrap_or_default();
+        let siblings: Vec<&Release> = inputs
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| {
+                p.metadata.name.as_deref() == Some(crate::api::child_release_name(name, &p.spec.app).as_str())
+            })
+            .collect();
+        let facts = GateFacts { approvals: &[], peers: &siblings, now: inputs.now };
         match gates::dependencies(inputs.release, env, &target.version, &facts) {
             Ok(()) => {}
             Err(Stop::Blocked(b)) => return Err(b),

@@ -58,6 +58,7 @@ pub async fn approve(s: &Session, args: ApproveArgs<'_>) -> CliResult<()> {
             version: version.to_string(),
             app: Some(release.spec.app.clone()),
             environment: Some(release.spec.environment.clone()),
+            product: None,
             approver: Some(approver.clone()),
             approver_groups: groups,
             decision: (args.decision == Decision::Reject).then_some(Decision::Reject),

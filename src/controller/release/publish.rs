@@ -119,6 +119,7 @@ async fn record_approvals(ctx: &Context, rel: &Release) -> Result<()> {
         app,
         environment: env,
         created: rel.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        product_version_created: None,
     };
     let fresh: Vec<(String, Record)> = approvals
         .iter()

@@ -38,6 +38,10 @@ pub struct Subject<'a> {
     pub app: &'a str,
     pub environment: &'a str,
     pub created: Option<Timestamp>,
+    /// A product's approval: the ProductVersion approved was made then (`Some`), and an Approval
+    /// counts only if it names the product (`spec.product`) and is not older than that version
+    /// (one given for content since replaced). `None`: a Release's.
+    pub product_version_created: Option<Option<Timestamp>>,
 }
 
 /// How long before its Release an Approval without `app` and `environment` may have been made and
@@ -228,6 +232,16 @@ fn who_may(rules: &ApprovalRules) -> String {
 /// somewhere else.
 pub fn given_for(a: &Approval, subject: &Subject<'_>) -> bool {
     let (app, env) = (a.spec.app.as_deref(), a.spec.environment.as_deref());
+    match (subject.product_version_created, a.spec.product.as_deref()) {
+        (Some(made), Some(product)) => {
+            return product == subject.app
+                && env.is_none_or(|x| x == subject.environment)
+                && app.is_none()
+                && made.is_none_or(|made| created(a).is_none_or(|given| given >= made));
+        }
+        (Some(_), None) | (None, Some(_)) => return false,
+        (None, None) => {}
+    }
     if app.is_some() || env.is_some() {
         return app.is_none_or(|x| x == subject.app) && env.is_none_or(|x| x == subject.environment);
     }
@@ -393,7 +407,13 @@ mod tests {
     }
 
     fn subject(created: Option<&str>) -> Subject<'static> {
-        Subject { release: "pay-prod", app: "pay", environment: "prod", created: created.map(ts) }
+        Subject {
+            release: "pay-prod",
+            app: "pay",
+            environment: "prod",
+            created: created.map(ts),
+            product_version_created: None,
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::ProductInputs;
 use crate::api::{
-    ConditionType, Phase, ProductApp, ProductReleaseStatus, ProductVersion, Reason, RolloutResult, Veto,
-    find_condition, is_true,
+    ConditionType, Phase, ProductApp, ProductReleaseStatus, ProductVersion, Reason, Veto, find_condition,
+    is_true,
 };
 use crate::plan::intent::{Asks, Intent, rollback_asked};
 use crate::plan::target::{matches_line, ready};
@@ -14,10 +14,14 @@ use crate::plan::wait::{Blocked, Held};
 
 /// A product version to run, and whether a person asked to go back to it (no gates then).
 #[derive(Debug)]
-pub struct Choice<'a> {
+pub struct Choice {
     pub version: semver::Version,
-    pub apps: &'a [ProductApp],
-    pub changes: &'a [String],
+    /// The ProductVersion's uid (none for a rollback to what ran: that is its own record).
+    pub uid: Option<String>,
+    /// When the ProductVersion was made (an Approval older than it approved other content).
+    pub created: Option<jiff::Timestamp>,
+    pub apps: Vec<ProductApp>,
+    pub changes: Vec<String>,
     pub explicit_rollback: bool,
 }
 
@@ -56,7 +60,7 @@ impl<'a> Catalog<'a> {
     }
 
     /// The one published ProductVersion of exactly `version`, with a precise reason when there is none.
-    pub fn exact(&self, version: &semver::Version) -> Result<Choice<'a>, Blocked> {
+    pub fn exact(&self, version: &semver::Version) -> Result<Choice, Blocked> {
         let at: Vec<&ProductVersion> =
             self.versions.iter().filter(|(v, _)| v.as_ref() == Some(version)).map(|(_, pv)| *pv).collect();
         let pv = match at.as_slice() {
@@ -102,9 +106,16 @@ impl<'a> Catalog<'a> {
     }
 }
 
-fn choice(version: semver::Version, pv: &ProductVersion, explicit_rollback: bool) -> Choice<'_> {
-    let changes = pv.status.as_ref().map(|s| s.changes.as_slice()).unwrap_or_default();
-    Choice { version, apps: &pv.spec.apps, changes, explicit_rollback }
+fn choice(version: semver::Version, pv: &ProductVersion, explicit_rollback: bool) -> Choice {
+    let changes = pv.status.as_ref().map(|s| s.changes.clone()).unwrap_or_default();
+    Choice {
+        version,
+        uid: pv.metadata.uid.clone(),
+        created: pv.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        apps: pv.spec.apps.clone(),
+        changes,
+        explicit_rollback,
+    }
 }
 
 /// Published: every AppVersion it names is, for the spec it has now (which cannot change).
@@ -115,25 +126,31 @@ pub fn is_published(pv: &ProductVersion) -> bool {
 }
 
 /// The version the ProductRelease of `inputs` asks for now (its status `st`).
-pub fn choose<'a>(inputs: &ProductInputs<'a>, st: &ProductReleaseStatus) -> Result<Choice<'a>, Stop> {
+pub fn choose<'a>(inputs: &ProductInputs<'a>, st: &ProductReleaseStatus) -> Result<Choice, Stop> {
     let spec = &inputs.product.spec;
     let env = ready(inputs.env, &spec.environment)?;
     let catalog = Catalog::new(&inputs.versions, &spec.product);
     let asks = Asks::from(spec);
+    // Back to exactly what ran healthy here (not to what its ProductVersion may have become).
     if let Some(to) = rollback_asked(asks)? {
-        let ran =
-            st.history.iter().any(|h| h.version == to.to_string() && h.result == RolloutResult::Succeeded);
-        if !ran {
+        let Some(ran) = st.ran_healthy.iter().find(|r| r.version == to.to_string()) else {
             return Err(Stop::Blocked(Blocked {
                 phase: Phase::Failed,
                 reason: Reason::RollbackTargetNotInHistory,
                 message: format!(
-                    "spec.rollback.to {to} never ran healthy here; pick a version from status.history"
+                    "spec.rollback.to {to} never ran healthy here; pick a version from status.ranHealthy"
                 ),
                 recheck_in: None,
             }));
-        }
-        return Ok(Choice { explicit_rollback: true, ..catalog.exact(&to)? });
+        };
+        return Ok(Choice {
+            version: to,
+            uid: ran.uid.clone(),
+            created: None,
+            apps: ran.apps.clone(),
+            changes: ran.changes.clone(),
+            explicit_rollback: true,
+        });
     }
     let line = match env.spec.version_line.as_deref() {
         Some(l) => Some(semver::VersionReq::parse(l).map_err(|e| Blocked {
@@ -159,7 +176,7 @@ struct Judge<'c, 'a> {
     now: jiff::Timestamp,
 }
 
-impl<'a> Judge<'_, 'a> {
+impl Judge<'_, '_> {
     fn running(&self, v: &semver::Version) -> bool {
         self.st.admitted.as_ref().is_some_and(|a| a.version == v.to_string())
     }
@@ -182,7 +199,7 @@ impl<'a> Judge<'_, 'a> {
         self.line.is_none_or(|l| matches_line(l, v))
     }
 
-    fn pinned(&self, v: semver::Version) -> Result<Choice<'a>, Stop> {
+    fn pinned(&self, v: semver::Version) -> Result<Choice, Stop> {
         if let Some((reason, why)) = self.skip_why(&v) {
             let message = format!("{why}; pin another version");
             return Err(Stop::Held(Held { version: Some(v.to_string()), reason, message, recheck_in: None }));
@@ -198,7 +215,7 @@ impl<'a> Judge<'_, 'a> {
         Ok(self.catalog.exact(&v)?)
     }
 
-    fn tracked(&self, range: &semver::VersionReq, text: &str) -> Result<Choice<'a>, Stop> {
+    fn tracked(&self, range: &semver::VersionReq, text: &str) -> Result<Choice, Stop> {
         let mut candidates: Vec<(&semver::Version, &ProductVersion)> =
             self.catalog.published().filter(|(v, _)| matches_line(range, v) && self.in_line(v)).collect();
         candidates.sort_by(|a, b| b.0.cmp(a.0));
@@ -222,7 +239,7 @@ impl<'a> Judge<'_, 'a> {
         }))
     }
 
-    fn promoted(&self, inputs: &ProductInputs<'a>, from: &str, soak: Duration) -> Result<Choice<'a>, Stop> {
+    fn promoted(&self, inputs: &ProductInputs<'_>, from: &str, soak: Duration) -> Result<Choice, Stop> {
         let product = &inputs.product.spec.product;
         let wait =
             |reason, message: String| Stop::Held(Held { version: None, reason, message, recheck_in: None });
@@ -242,6 +259,8 @@ impl<'a> Judge<'_, 'a> {
                 return Err(wait(Reason::DuplicateRelease, message));
             }
         };
+        let ran_upstream =
+            up.admitted.as_ref().filter(|a| Some(a.version.as_str()) == up.current_version.as_deref());
         let (Some(Phase::Healthy), Some(current), Some(since)) =
             (up.phase, up.current_version.as_deref(), up.healthy_since.as_ref())
         else {
@@ -282,6 +301,20 @@ impl<'a> Judge<'_, 'a> {
                 ));
             }
         }
-        Ok(self.catalog.exact(&v)?)
+        let chosen = self.catalog.exact(&v)?;
+        // What soaked upstream is that ProductVersion: not one made again since under its version.
+        if !self.running(&v) && ran_upstream.is_none_or(|a| a.uid != chosen.uid) {
+            let message = format!(
+                "ProductVersion {product} {v} is not the one that ran in {from:?} (made again since); it must run there first"
+            );
+            let held = Held {
+                version: Some(v.to_string()),
+                reason: Reason::UpstreamNotHealthy,
+                message,
+                recheck_in: None,
+            };
+            return Err(Stop::Held(held));
+        }
+        Ok(chosen)
     }
 }

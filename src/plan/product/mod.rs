@@ -15,11 +15,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use self::choose::{Choice, Stop as ChooseStop};
 use super::gates::{self, GateFacts, Stop};
 use super::rollback::record_failed;
+use super::target::MAX_RECHECK;
 use super::wait::{Blocked, Held};
 use crate::api::{
     Admitted, Approval, ConditionType, ConditionUpdate, Dependency, Environment, HISTORY_LIMIT, HistoryEntry,
-    Phase, ProductApp, ProductAppStatus, ProductRelease, ProductReleaseStatus, ProductVersion, Reason,
-    Release, ReleaseSpec, RollbackSpec, RolloutResult, child_release_name, set_condition,
+    Phase, ProductApp, ProductAppStatus, ProductRelease, ProductReleaseStatus, ProductVersion, RanHealthy,
+    Reason, Release, ReleaseSpec, RollbackSpec, RolloutResult, child_release_name, set_condition,
 };
 
 /// Everything one product's decision reads.
@@ -65,101 +66,79 @@ pub fn step(inputs: &ProductInputs<'_>) -> ProductStep {
     let prev = product.status.clone().unwrap_or_default();
     let mut st = ProductReleaseStatus { observed_generation: product.metadata.generation, ..prev.clone() };
     let mut events = Vec::new();
-    let mut recheck_in = None;
-    let mut held: Option<Held> = None;
-    let mut blocked: Option<Blocked> = None;
-
-    match choose::choose(inputs, &st) {
-        Ok(choice) => match admit(inputs, &st, &choice) {
-            Ok(notes_approvers) => {
-                if st.admitted.as_ref().map(|a| a.version.as_str())
-                    != Some(choice.version.to_string().as_str())
-                {
-                    let squat =
-                        too_long(inputs.product, choice.apps).or_else(|| squatting(inputs, choice.apps));
-                    match squat {
-                        Some(b) => blocked = Some(b),
-                        None => {
-                            let (notes, approvers) = notes_approvers;
-                            start(
-                                &mut st,
-                                &choice,
-                                notes,
-                                approvers,
-                                None,
-                                &now,
-                                product.metadata.generation,
-                            );
-                            events.push((
-                                Reason::RolloutStarted,
-                                format!("rolling out {}", choice.version),
-                                false,
-                            ));
-                        }
-                    }
-                }
+    let (held, blocked) = match choose::choose(inputs, &st) {
+        Ok(choice) if !admits(&st, &choice) => match admit(inputs, &choice) {
+            Ok((notes, approvers)) => {
+                let generation = product.metadata.generation;
+                start(&mut st, &choice, notes, approvers, None, &now, generation);
+                events.push((Reason::RolloutStarted, format!("rolling out {}", choice.version), false));
+                (None, None)
             }
-            Err(Stop::Held(h)) => {
-                recheck_in = h.recheck_in;
-                held = Some(h);
-            }
-            Err(Stop::Blocked(b)) => blocked = Some(b),
+            Err(Stop::Held(h)) => (Some(h), None),
+            Err(Stop::Blocked(b)) => (None, Some(b)),
         },
-        Err(ChooseStop::Held(h)) => {
-            recheck_in = h.recheck_in;
-            held = Some(h);
-        }
-        Err(ChooseStop::Blocked(b)) => blocked = Some(b),
-    }
-    // A product that holds a newer version, or cannot go on, keeps running what it admitted.
+        Ok(_) => (None, None),
+        Err(ChooseStop::Held(h)) => (Some(h), None),
+        Err(ChooseStop::Blocked(b)) => (None, Some(b)),
+    };
+    // A timer of years would overflow the queue's clock: a day at most (see `MAX_RECHECK`).
+    let recheck_in = held
+        .as_ref()
+        .and_then(|h| h.recheck_in)
+        .or(blocked.as_ref().and_then(|b| b.recheck_in))
+        .map(|d| d.min(MAX_RECHECK));
+    st.held_version = held.as_ref().and_then(|h| h.version.clone());
+    set_held(&mut st, held.as_ref(), &now);
+    // Nothing admitted yet: nothing runs, and the status says why.
     if st.admitted.is_none() {
         let b = blocked.clone().or_else(|| {
-            held.clone().map(|h| Blocked {
+            held.map(|h| Blocked {
                 phase: Phase::Pending,
                 reason: h.reason,
                 message: h.message,
-                recheck_in: h.recheck_in,
+                recheck_in: None,
             })
         });
         if let Some(b) = b {
-            recheck_in = recheck_in.or(b.recheck_in);
             st.phase = Some(b.phase);
-            st.held_version = held.as_ref().and_then(|h| h.version.clone());
             set_ready(&mut st, false, b.reason, b.message, &now);
-            set_held(&mut st, held.as_ref(), &now);
             return ProductStep { status: st, children: Vec::new(), events, recheck_in };
         }
     }
-    judge_and_record(inputs, &mut st, &mut events, &now);
-    st.held_version = held.as_ref().and_then(|h| h.version.clone());
-    set_held(&mut st, held.as_ref(), &now);
-    if let Some(b) = &blocked {
-        // Something is wrong with what the spec asks for now: say so, while the admitted version
-        // keeps running.
-        set_ready(&mut st, false, b.reason, b.message.clone(), &now);
-        if b.phase == Phase::Failed {
-            st.phase = Some(Phase::Failed);
+    // What was admitted keeps running (a newer version held, or the spec broken meanwhile); the
+    // Ready condition says what is wrong with the spec first, then how the apps do.
+    let (ok, reason, message) = judge_and_record(inputs, &mut st, &mut events, &now);
+    match &blocked {
+        Some(b) => {
+            if b.phase == Phase::Failed {
+                st.phase = Some(Phase::Failed);
+            }
+            set_ready(&mut st, false, b.reason, b.message.clone(), &now);
         }
+        None => set_ready(&mut st, ok, reason, message, &now),
     }
     let children = st.admitted.as_ref().map(|a| desired_children(product, a)).unwrap_or_default();
     ProductStep { status: st, children, events, recheck_in }
 }
 
-/// The gates a new product version passes (a rollback asked for passes none), with what they
-/// note and who approved.
-fn admit(
-    inputs: &ProductInputs<'_>,
-    st: &ProductReleaseStatus,
-    choice: &Choice<'_>,
-) -> Result<(Vec<String>, Vec<String>), Stop> {
-    let version = choice.version.to_string();
-    let is_new = st.admitted.as_ref().map(|a| a.version.as_str()) != Some(version.as_str());
+/// Whether `choice` is what already runs: the same version of the same ProductVersion.
+fn admits(st: &ProductReleaseStatus, choice: &Choice) -> bool {
+    st.admitted.as_ref().is_some_and(|a| a.version == choice.version.to_string() && a.uid == choice.uid)
+}
+
+/// The checks a product version passes before it is admitted: its Releases' names fit, no other
+/// Release runs one of its apps here, and (unless a person asked to go back to it) the
+/// Environment's gates; with what they note and who approved.
+fn admit(inputs: &ProductInputs<'_>, choice: &Choice) -> Result<(Vec<String>, Vec<String>), Stop> {
+    if let Some(b) = too_long(inputs.product, &choice.apps).or_else(|| squatting(inputs, &choice.apps)) {
+        return Err(Stop::Blocked(b));
+    }
     let Some(env) = inputs.env else { return Ok(Default::default()) };
-    if !is_new || choice.explicit_rollback {
-        return Ok(Default::default());
+    if choice.explicit_rollback {
+        return Ok((vec![format!("manual rollback to {}", choice.version)], Vec::new()));
     }
     let facts = GateFacts { approvals: &inputs.approvals, peers: &[], now: inputs.now };
-    let passed = gates::check_product(inputs.product, env, &choice.version, &facts)?;
+    let passed = gates::check_product(inputs.product, choice.created, env, &choice.version, &facts)?;
     Ok((passed.notes, passed.approvers))
 }
 
@@ -204,7 +183,7 @@ fn squatting(inputs: &ProductInputs<'_>, apps: &[ProductApp]) -> Option<Blocked>
 /// Admits `choice`: its apps may now run, and a rollout of it begins in history.
 fn start(
     st: &mut ProductReleaseStatus,
-    choice: &Choice<'_>,
+    choice: &Choice,
     notes: Vec<String>,
     approvers: Vec<String>,
     rollback_of: Option<String>,
@@ -218,9 +197,11 @@ fn start(
     let version = choice.version.to_string();
     st.admitted = Some(Admitted {
         version: version.clone(),
+        uid: choice.uid.clone(),
         apps: choice.apps.to_vec(),
         started_at: now.clone(),
         rollback_of: rollback_of.clone(),
+        manual: choice.explicit_rollback,
         notes,
         approvers: approvers.clone(),
     });
@@ -245,14 +226,17 @@ fn start(
 }
 
 /// Reads how the admitted apps are doing; a failure marks the version failed and, with automatic
-/// rollback, admits the last product version that ran healthy here again, all apps at once.
+/// rollback, admits again the app versions that last ran healthy here, all apps at once. Returns
+/// what the Ready condition says of the apps.
 fn judge_and_record(
     inputs: &ProductInputs<'_>,
     st: &mut ProductReleaseStatus,
     events: &mut Vec<(Reason, String, bool)>,
     now: &Time,
-) {
-    let Some(admitted) = st.admitted.clone() else { return };
+) -> (bool, Reason, String) {
+    let Some(admitted) = st.admitted.clone() else {
+        return (false, Reason::NoVersion, "nothing admitted".into());
+    };
     st.apps = app_rows(inputs, &admitted);
     match progress(&admitted, &inputs.children) {
         Progress::Healthy => {
@@ -270,56 +254,104 @@ fn judge_and_record(
                 st.current_version = Some(admitted.version.clone());
                 st.healthy_since = Some(now.clone());
             }
+            remember_healthy(st, &admitted);
             st.phase = Some(Phase::Healthy);
-            let message = format!("{} runs healthy: {}", admitted.version, versions_of(&admitted));
-            set_ready(st, true, Reason::RolloutComplete, message, now);
+            (
+                true,
+                Reason::RolloutComplete,
+                format!("{} runs healthy: {}", admitted.version, versions_of(&admitted)),
+            )
         }
         Progress::Progressing(message) => {
             st.phase = Some(Phase::Progressing);
-            set_ready(st, false, Reason::RolloutInProgress, message, now);
+            (false, Reason::RolloutInProgress, message)
         }
         Progress::Failed { app, message } => {
             let why = format!("{app}: {message}");
-            let in_rollout = rollout_of(st, &admitted.version).is_some();
-            if let Some(h) = rollout_of(st, &admitted.version) {
-                h.result = RolloutResult::Failed;
-                h.finished_at = Some(now.clone());
-                h.message = Some(why.clone());
-            }
+            let failed = (false, Reason::ProductRolloutFailed, format!("{} failed: {why}", admitted.version));
             st.phase = Some(Phase::Degraded);
-            set_ready(
-                st,
-                false,
-                Reason::ProductRolloutFailed,
-                format!("{} failed: {why}", admitted.version),
-                now,
-            );
-            if !in_rollout {
-                return;
-            }
+            let Some(h) = rollout_of(st, &admitted.version) else { return failed };
+            h.result = RolloutResult::Failed;
+            h.finished_at = Some(now.clone());
+            h.message = Some(why.clone());
             events.push((Reason::ProductRolloutFailed, format!("{} failed: {why}", admitted.version), true));
             record_failed_version(st, &admitted.version);
-            let back =
-                auto_rollback(inputs.product).then(|| previous_good(inputs, st, &admitted.version)).flatten();
-            // A rollback that fails is not rolled back again: a person decides.
-            if let (Some(choice), None) = (back, admitted.rollback_of.as_ref()) {
-                let note = format!(
-                    "product {} back to {} because {} failed in {}: {why}",
-                    inputs.product.spec.product,
-                    choice.version,
-                    admitted.version,
-                    inputs.product.spec.environment
-                );
-                events.push((Reason::RollingBack, note.clone(), true));
-                let generation = inputs.product.metadata.generation;
-                start(st, &choice, vec![note], Vec::new(), Some(admitted.version.clone()), now, generation);
-                if let Some(a) = st.admitted.clone() {
-                    st.apps = app_rows(inputs, &a);
-                }
-                st.phase = Some(Phase::Progressing);
+            // A rollback (automatic or asked for) that fails is not rolled back again: a person
+            // decides.
+            if !auto_rollback(inputs.product) || admitted.rollback_of.is_some() || admitted.manual {
+                return failed;
             }
+            let Some(back) = st.ran_healthy.iter().find(|r| r.version != admitted.version).cloned() else {
+                return failed;
+            };
+            let choice = Choice {
+                version: match semver::Version::parse(&back.version) {
+                    Ok(v) => v,
+                    Err(_) => return failed,
+                },
+                uid: back.uid.clone(),
+                created: None,
+                apps: back.apps.clone(),
+                changes: back.changes.clone(),
+                explicit_rollback: false,
+            };
+            // The way back passes the same checks as the way in (bar the gates: a rollback).
+            if let Some(b) =
+                too_long(inputs.product, &choice.apps).or_else(|| squatting(inputs, &choice.apps))
+            {
+                return (
+                    false,
+                    b.reason,
+                    format!(
+                        "{} failed ({why}); cannot go back to {}: {}",
+                        admitted.version, back.version, b.message
+                    ),
+                );
+            }
+            let note = format!(
+                "product {} back to {} because {} failed in {}: {why}",
+                inputs.product.spec.product,
+                choice.version,
+                admitted.version,
+                inputs.product.spec.environment
+            );
+            events.push((Reason::RollingBack, note.clone(), true));
+            let generation = inputs.product.metadata.generation;
+            start(
+                st,
+                &choice,
+                vec![note.clone()],
+                Vec::new(),
+                Some(admitted.version.clone()),
+                now,
+                generation,
+            );
+            if let Some(a) = st.admitted.clone() {
+                st.apps = app_rows(inputs, &a);
+            }
+            st.phase = Some(Phase::Progressing);
+            (false, Reason::RollingBack, note)
         }
     }
+}
+
+/// Keeps the app versions of a product version that ran healthy here (what a rollback goes back
+/// to: exactly what ran, whatever its ProductVersion has become since), newest first.
+fn remember_healthy(st: &mut ProductReleaseStatus, admitted: &Admitted) {
+    if st.ran_healthy.first().is_some_and(|r| r.version == admitted.version && r.uid == admitted.uid) {
+        return;
+    }
+    st.ran_healthy.retain(|r| r.version != admitted.version);
+    st.ran_healthy.insert(
+        0,
+        RanHealthy {
+            version: admitted.version.clone(),
+            uid: admitted.uid.clone(),
+            apps: admitted.apps.clone(),
+            changes: st.changes.clone(),
+        },
+    );
+    st.ran_healthy.truncate(HISTORY_LIMIT);
 }
 
 fn record_failed_version(st: &mut ProductReleaseStatus, version: &str) {
@@ -334,21 +366,6 @@ fn record_failed_version(st: &mut ProductReleaseStatus, version: &str) {
 /// Whether the product goes back on its own when an app fails (default: yes, whatever the mode).
 pub fn auto_rollback(p: &ProductRelease) -> bool {
     p.spec.rollback.as_ref().and_then(|r| r.auto).unwrap_or(true)
-}
-
-/// The last product version that ran healthy here, other than `failed`, if it is still published.
-fn previous_good<'a>(
-    inputs: &ProductInputs<'a>,
-    st: &ProductReleaseStatus,
-    failed: &str,
-) -> Option<Choice<'a>> {
-    let version = st
-        .history
-        .iter()
-        .find(|h| h.result == RolloutResult::Succeeded && h.version != failed)
-        .map(|h| h.version.clone())?;
-    let v = semver::Version::parse(&version).ok()?;
-    choose::Catalog::new(&inputs.versions, &inputs.product.spec.product).exact(&v).ok()
 }
 
 /// The rollout of `version` under way in history, if there is one.

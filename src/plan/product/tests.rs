@@ -91,6 +91,7 @@ struct World {
     children: Vec<Release>,
     squatters: BTreeMap<String, String>,
     upstream: Vec<ProductRelease>,
+    approvals: Vec<Approval>,
 }
 
 impl World {
@@ -101,6 +102,7 @@ impl World {
             children: vec![],
             squatters: BTreeMap::new(),
             upstream: vec![],
+            approvals: vec![],
         }
     }
 
@@ -110,7 +112,7 @@ impl World {
             env: Some(&self.env),
             versions: self.versions.iter().collect(),
             upstream: self.upstream.iter().collect(),
-            approvals: vec![],
+            approvals: self.approvals.iter().collect(),
             children: self.children.iter().map(|r| (r.spec.app.clone(), r)).collect(),
             squatters: self.squatters.clone(),
             now: ts(now),
@@ -241,7 +243,19 @@ fn tracking_takes_the_newest_published_version_not_failed_here() {
 #[test]
 fn a_promotion_waits_for_the_whole_product_to_soak_upstream() {
     let mut w = World::new(&["1.3.9"]);
+    let ran = Admitted {
+        version: "1.3.9".into(),
+        uid: Some("pv-uid".into()),
+        apps: vec![],
+        started_at: Time(ts("2026-12-07T09:00:00Z")),
+        rollback_of: None,
+        manual: false,
+        notes: vec![],
+        approvers: vec![],
+    };
+    w.versions[0].metadata.uid = Some("pv-uid".into());
     let up_status = ProductReleaseStatus {
+        admitted: Some(ran),
         phase: Some(Phase::Healthy),
         current_version: Some("1.3.9".into()),
         healthy_since: Some(Time(ts("2026-12-07T10:00:00Z"))),
@@ -254,8 +268,74 @@ fn a_promotion_waits_for_the_whole_product_to_soak_upstream() {
     let step = w.step(&product(spec.clone(), None), "2026-12-07T10:20:00Z");
     assert_eq!(reason(&step.status), "Soaking");
     assert_eq!(step.recheck_in, Some(Duration::from_secs(600)));
-    let step = w.step(&product(spec, None), "2026-12-07T10:31:00Z");
+    let step = w.step(&product(spec.clone(), None), "2026-12-07T10:31:00Z");
     assert_eq!(step.status.admitted.unwrap().version, "1.3.9");
+    // The ProductVersion made again under that version (other content) is not what soaked.
+    w.versions[0].metadata.uid = Some("pv-uid-2".into());
+    let step = w.step(&product(spec, None), "2026-12-07T10:32:00Z");
+    assert!(step.status.admitted.is_none());
+    assert_eq!(reason(&step.status), "UpstreamNotHealthy");
+}
+
+#[test]
+fn a_rollback_goes_back_to_exactly_what_ran_not_to_what_its_product_version_became() {
+    let mut w = World::new(&["1.3.9", "1.4.0"]);
+    w.children = vec![
+        child("ledger", "1.3.9", Phase::Healthy, Some("1.3.9")),
+        child("payments", "1.3.9", Phase::Healthy, Some("1.3.9")),
+    ];
+    let s = w.step(&product(pinned("1.3.9"), None), "2026-12-07T10:00:00Z").status;
+    let s = w.step(&product(pinned("1.3.9"), Some(s)), "2026-12-07T10:00:01Z").status;
+    assert_eq!(s.ran_healthy[0].apps[0].version, "1.3.9");
+    // 1.3.9 is deleted and made again with other content; 1.4.0 rolls out and fails.
+    w.versions[0].spec.apps[0].version = "6.6.6".into();
+    w.versions[0].metadata.uid = Some("other".into());
+    let s = w.step(&product(pinned("1.4.0"), Some(s)), "2026-12-07T11:00:00Z").status;
+    w.children[0] = child("ledger", "1.4.0", Phase::Degraded, Some("1.3.9"));
+    let s = w.step(&product(pinned("1.4.0"), Some(s)), "2026-12-07T11:05:00Z").status;
+    let back = s.admitted.unwrap();
+    assert_eq!(back.version, "1.3.9");
+    assert!(back.apps.iter().all(|a| a.version == "1.3.9"), "{:?}", back.apps);
+}
+
+#[test]
+fn a_rollback_a_person_asked_for_is_not_rolled_back_again_and_long_waits_are_capped() {
+    let mut w = World::new(&["1.3.9", "1.4.0"]);
+    w.children = vec![
+        child("ledger", "1.3.9", Phase::Healthy, Some("1.3.9")),
+        child("payments", "1.3.9", Phase::Healthy, Some("1.3.9")),
+    ];
+    let s = w.step(&product(pinned("1.3.9"), None), "2026-12-07T10:00:00Z").status;
+    let s = w.step(&product(pinned("1.3.9"), Some(s)), "2026-12-07T10:00:01Z").status;
+    w.children = vec![
+        child("ledger", "1.4.0", Phase::Healthy, Some("1.4.0")),
+        child("payments", "1.4.0", Phase::Healthy, Some("1.4.0")),
+    ];
+    let s = w.step(&product(pinned("1.4.0"), Some(s)), "2026-12-07T11:00:00Z").status;
+    let s = w.step(&product(pinned("1.4.0"), Some(s)), "2026-12-07T11:00:01Z").status;
+    assert_eq!(s.current_version.as_deref(), Some("1.4.0"));
+    let back = ProductReleaseSpec {
+        rollback: Some(crate::api::RollbackSpec { auto: None, to: Some("1.3.9".into()) }),
+        ..pinned("1.4.0")
+    };
+    let s = w.step(&product(back.clone(), Some(s)), "2026-12-07T12:00:00Z").status;
+    assert!(s.admitted.as_ref().unwrap().manual);
+    w.children[0] = child("ledger", "1.3.9", Phase::Degraded, Some("1.4.0"));
+    let s = w.step(&product(back.clone(), Some(s)), "2026-12-07T12:05:00Z").status;
+    let again = w.step(&product(back, Some(s.clone())), "2026-12-07T12:06:00Z").status;
+    assert_eq!((s.phase, again.admitted.unwrap().version.as_str()), (Some(Phase::Degraded), "1.3.9"));
+    assert_eq!(again.history.len(), s.history.len(), "no swapping back and forth");
+
+    // A freeze that ends in years: the product looks again within a day.
+    let mut frozen = World::new(&["1.3.9"]);
+    frozen.env.spec.freeze_windows = vec![crate::api::FreezeWindow {
+        start: Some("2026-01-01T00:00:00Z".into()),
+        end: Some("2036-01-01T00:00:00Z".into()),
+        ..Default::default()
+    }];
+    let step = frozen.step(&product(pinned("1.3.9"), None), "2026-12-07T10:00:00Z");
+    assert_eq!(reason(&step.status), "Frozen");
+    assert_eq!(step.recheck_in, Some(MAX_RECHECK));
 }
 
 #[test]
@@ -287,4 +367,36 @@ fn a_release_name_too_long_for_a_label_is_refused_before_anything_is_made() {
     let step = w.step(&p, "2026-12-07T10:00:00Z");
     assert_eq!((step.status.phase, reason(&step.status).as_str()), (Some(Phase::Failed), "NameTooLong"));
     assert!(step.children.is_empty());
+}
+
+#[test]
+fn only_an_approval_of_the_product_given_after_its_version_was_made_lets_it_in() {
+    let mut w = World::new(&["1.3.10"]);
+    w.env = env(true);
+    w.versions[0].metadata.creation_timestamp = Some(Time(ts("2026-12-07T09:00:00Z")));
+    let approval = |product: Option<&str>, app: Option<&str>, at: &str| {
+        let mut a = Approval::new(
+            "a",
+            crate::api::ApprovalSpec {
+                release: "platform-prod".into(),
+                version: "1.3.10".into(),
+                app: app.map(str::to_string),
+                product: product.map(str::to_string),
+                approver: Some("maria".into()),
+                ..Default::default()
+            },
+        );
+        a.metadata.creation_timestamp = Some(Time(ts(at)));
+        a
+    };
+    let admitted =
+        |w: &World| w.step(&product(pinned("1.3.10"), None), "2026-12-07T10:00:00Z").status.admitted;
+    // An Approval of a Release of the same name (an app named like the product) does not count.
+    w.approvals = vec![approval(None, Some("platform"), "2026-12-07T09:30:00Z")];
+    assert!(admitted(&w).is_none());
+    // One of the product, older than its ProductVersion (given for content since replaced), neither.
+    w.approvals = vec![approval(Some("platform"), None, "2026-12-07T08:00:00Z")];
+    assert!(admitted(&w).is_none());
+    w.approvals = vec![approval(Some("platform"), None, "2026-12-07T09:30:00Z")];
+    assert_eq!(admitted(&w).unwrap().approvers, ["maria"]);
 }

@@ -10,6 +10,8 @@ use crate::api::{CHANGES_LIMIT, ProductApp, ProductVersionSpec, Reason};
 pub enum Found {
     Missing,
     NotPublished,
+    /// Published and vetoed since (the veto, described).
+    Vetoed(String),
     /// Published, with its change ids.
     Published(Vec<String>),
 }
@@ -48,13 +50,20 @@ pub fn publication(
     let waves = waves(&spec.apps)?;
     let mut missing = Vec::new();
     let mut unpublished = Vec::new();
+    let mut vetoed = Vec::new();
     let mut changes: BTreeSet<String> = spec.changes.iter().map(|c| c.id.clone()).collect();
     for app in &spec.apps {
         match found(app) {
             Found::Missing => missing.push(format!("{} {}", app.app, app.version)),
             Found::NotPublished => unpublished.push(format!("{} {}", app.app, app.version)),
+            Found::Vetoed(why) => vetoed.push(format!("{} {} ({why})", app.app, app.version)),
             Found::Published(ids) => changes.extend(ids),
         }
+    }
+    if !vetoed.is_empty() {
+        let message =
+            format!("it holds a vetoed version: {}; make a product version without it", vetoed.join(", "));
+        return Err(Problem { reason: Reason::VersionVetoed, message, transient: true });
     }
     if !missing.is_empty() {
         let message = format!("no AppVersion in this namespace for {}", missing.join(", "));
@@ -135,7 +144,8 @@ mod tests {
 
     #[test]
     fn apps_roll_out_in_waves_and_a_broken_order_is_refused_with_its_reason() {
-        let cases: Vec<(Vec<ProductApp>, Result<Vec<Vec<&str>>, Reason>)> = vec![
+        type Case = (Vec<ProductApp>, Result<Vec<Vec<&'static str>>, Reason>);
+        let cases: Vec<Case> = vec![
             (
                 vec![app("payments", &["ledger"]), app("ledger", &[])],
                 Ok(vec![vec!["ledger"], vec!["payments"]]),
