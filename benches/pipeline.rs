@@ -387,31 +387,35 @@ async fn baseline(client: &Client, worlds: &[&World]) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+/// The pipeline namespace of `w`, its Environments (Ready) and AppVersions (published): what a
+/// converge starts from (not timed).
+async fn prepare(client: &Client, w: &World) {
+    create_namespace(client, &w.ns).await;
+    for e in 0..w.envs {
+        ssa(client, serde_json::to_value(w.environment(e)).unwrap()).await;
+    }
+    stream::iter(0..w.apps)
+        .for_each_concurrent(APPLY_CONCURRENCY, |a| async move {
+            ssa(client, serde_json::to_value(w.app_version(a, "1.0.0")).unwrap()).await
+        })
+        .await;
+    let envs: Api<Environment> = Api::namespaced(client.clone(), &w.ns);
+    wait_until(envs, watcher::Config::default(), w.envs, |e: &Environment| {
+        e.status.as_ref().is_some_and(|s| tuskfish::api::is_true(&s.conditions, "Ready"))
+    })
+    .await;
+    let avs: Api<AppVersion> = Api::namespaced(client.clone(), &w.ns);
+    wait_until(avs, watcher::Config::default(), w.apps, |a: &AppVersion| {
+        a.status.as_ref().is_some_and(|s| s.spec_hash.is_some())
+    })
+    .await;
+}
+
 /// Environments and AppVersions first (not timed), then all Releases of all `worlds` at once;
 /// seconds to all Healthy, and the CPU the processes (`operators`: the operator's) used meanwhile.
 async fn tuskfish_converge(client: &Client, worlds: &[&World], operators: &[u32]) -> (f64, Cpu) {
     for w in worlds {
-        create_namespace(client, &w.ns).await;
-        for e in 0..w.envs {
-            ssa(client, serde_json::to_value(w.environment(e)).unwrap()).await;
-        }
-        stream::iter(0..w.apps)
-            .for_each_concurrent(APPLY_CONCURRENCY, |a| async move {
-                ssa(client, serde_json::to_value(w.app_version(a, "1.0.0")).unwrap()).await
-            })
-            .await;
-    }
-    for w in worlds {
-        let envs: Api<Environment> = Api::namespaced(client.clone(), &w.ns);
-        wait_until(envs, watcher::Config::default(), w.envs, |e: &Environment| {
-            e.status.as_ref().is_some_and(|s| tuskfish::api::is_true(&s.conditions, "Ready"))
-        })
-        .await;
-        let avs: Api<AppVersion> = Api::namespaced(client.clone(), &w.ns);
-        wait_until(avs, watcher::Config::default(), w.apps, |a: &AppVersion| {
-            a.status.as_ref().is_some_and(|s| s.spec_hash.is_some())
-        })
-        .await;
+        prepare(client, w).await;
     }
 
     let started = Instant::now();

@@ -8,11 +8,10 @@ use futures::{StreamExt, stream};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
-use tuskfish::api::{AppVersion, Environment, Phase, ProductRelease, ProductVersion};
+use tuskfish::api::{Phase, ProductRelease, ProductVersion};
 
 use super::{
-    APPLY_CONCURRENCY, ENVS, World, create_namespace, operator, remove_world, ssa, tuskfish_converge,
-    wait_until,
+    APPLY_CONCURRENCY, ENVS, World, operator, prepare, remove_world, ssa, tuskfish_converge, wait_until,
 };
 
 #[derive(Default)]
@@ -68,15 +67,7 @@ pub async fn run(client: &Client, apps: usize, rounds: usize) -> Cost {
 /// Environments, AppVersions and the ProductVersion first (not timed), then one ProductRelease per
 /// Environment; seconds until every ProductRelease is Healthy (all its apps are).
 async fn product_converge(client: &Client, w: &World) -> f64 {
-    create_namespace(client, &w.ns).await;
-    for e in 0..w.envs {
-        ssa(client, serde_json::to_value(w.environment(e)).unwrap()).await;
-    }
-    stream::iter(0..w.apps)
-        .for_each_concurrent(APPLY_CONCURRENCY, |a| async move {
-            ssa(client, serde_json::to_value(w.app_version(a, "1.0.0")).unwrap()).await
-        })
-        .await;
+    prepare(client, w).await;
     let apps: Vec<_> = (0..w.apps).map(|a| json!({"app": format!("app{a}"), "version": "1.0.0"})).collect();
     ssa(
         client,
@@ -86,16 +77,6 @@ async fn product_converge(client: &Client, w: &World) -> f64 {
     )
     .await;
     let ready = |c: &[tuskfish::api::Condition]| tuskfish::api::is_true(c, "Ready");
-    let envs: Api<Environment> = Api::namespaced(client.clone(), &w.ns);
-    wait_until(envs, watcher::Config::default(), w.envs, move |e: &Environment| {
-        e.status.as_ref().is_some_and(|s| ready(&s.conditions))
-    })
-    .await;
-    let avs: Api<AppVersion> = Api::namespaced(client.clone(), &w.ns);
-    wait_until(avs, watcher::Config::default(), w.apps, |a: &AppVersion| {
-        a.status.as_ref().is_some_and(|s| s.spec_hash.is_some())
-    })
-    .await;
     let pvs: Api<ProductVersion> = Api::namespaced(client.clone(), &w.ns);
     wait_until(pvs, watcher::Config::default(), 1, move |p: &ProductVersion| {
         p.status.as_ref().is_some_and(|s| ready(&s.conditions))
