@@ -172,11 +172,75 @@ async fn a_platform_version_rolls_out_in_order_passes_the_gates_once_and_goes_ba
     assert_eq!(apps, [("ledger", "1.3.3", 0), ("payments", "1.3.9", 1)]);
     let (ok, out) = cli(&t.ns, &["product", "snapshot", "--env", "dev", "--version", "1.3.11"]).await;
     assert!(!ok && out.contains("exists already"), "{out}");
+    // Which platform version shipped FIN-142 to prod.
+    let (_, out) = cli(&t.ns, &["changes", "FIN-142"]).await;
+    assert!(out.contains("prod: runs 1.3.10, platform 1.3.10"), "{out}");
     let (_, out) = cli(&t.ns, &["status"]).await;
     assert!(
         out.lines().any(|l| l.starts_with("platform") && l.contains("prod") && l.contains("1.3.10")),
         "{out}"
     );
+}
+
+/// The 1.3 line tracks its hotfixes as a product; test promotes what soaked there; the 1.4 line's
+/// apps, tracked one by one, are recorded as a product version once they run healthy.
+#[tokio::test]
+async fn a_tracked_hotfix_line_is_promoted_after_its_soak_and_a_release_candidate_is_recorded() {
+    let t = TestNs::new("product-lines").await;
+    t.environment("dev-1-3", json!({"versionLine": "~1.3"})).await;
+    t.environment("dev-1-4", json!({"versionLine": ">=1.4.0-0"})).await;
+    t.environment("test", json!({"tier": "test"})).await;
+    for (app, v) in [
+        ("payments", "1.3.9"),
+        ("ledger", "1.3.3"),
+        ("payments", "1.3.10"),
+        ("ledger", "1.3.4"),
+        ("payments", "1.4.0-rc.1"),
+        ("ledger", "1.4.0-rc.1"),
+    ] {
+        t.app_version(app, v, json!({})).await;
+    }
+    product_version(&t, "1.3.9", &[("payments", "1.3.9", &["ledger"]), ("ledger", "1.3.3", &[])]).await;
+    product_version(&t, "1.3.10", &[("payments", "1.3.10", &["ledger"]), ("ledger", "1.3.4", &[])]).await;
+    published(&t, "1.3.10").await;
+
+    // Tracking ~1.3: the newest hotfix of the line.
+    product_release(&t, "dev-1-3", json!({"track": "~1.3"})).await;
+    let dev = wait_product(&t, "dev-1-3", healthy("1.3.10")).await;
+    let dev_healthy = dev.healthy_since.unwrap().0;
+    // test promotes what has run healthy in dev-1-3, every app, for 3 s.
+    product_release(&t, "test", json!({"promoteFrom": {"environment": "dev-1-3", "soak": "3s"}})).await;
+    let s = wait_product(&t, "test", healthy("1.3.10")).await;
+    let started = s.history[0].started_at.0;
+    assert!(
+        started.duration_since(dev_healthy) >= jiff::SignedDuration::from_secs(3),
+        "{started} vs {dev_healthy}"
+    );
+
+    // The 1.4 line's apps, one Release each, recorded as platform 1.4.0-rc.1 once healthy.
+    for app in ["payments", "ledger"] {
+        t.release(
+            &format!("{app}-dev-1-4"),
+            app,
+            "dev-1-4",
+            "",
+            json!({"version": null, "track": ">=1.4.0-0"}),
+        )
+        .await;
+    }
+    for app in ["payments", "ledger"] {
+        t.wait_release(&format!("{app}-dev-1-4"), healthy_at("1.4.0-rc.1")).await;
+    }
+    let args =
+        ["product", "snapshot", "--env", "dev-1-4", "--version", "1.4.0-rc.1", "--product", "platform"];
+    let (ok, out) = cli(&t.ns, &args).await;
+    assert!(ok, "{out}");
+    let pv = published(&t, "1.4.0-rc.1").await;
+    let apps: Vec<(&str, &str)> = pv.spec.apps.iter().map(|a| (a.app.as_str(), a.version.as_str())).collect();
+    assert_eq!(apps, [("ledger", "1.4.0-rc.1"), ("payments", "1.4.0-rc.1")]);
+    // Outside dev-1-3's line: its tracking product stays at 1.3.10.
+    let dev: ProductRelease = t.api().get("platform-dev-1-3").await.unwrap();
+    assert_eq!(dev.status.unwrap().admitted.unwrap().version, "1.3.10");
 }
 
 /// Bad input gets a reason and a message naming the fix; nothing else is harmed.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::api::{AppVersion, Release, RolloutResult};
+use crate::api::{AppVersion, ProductRelease, Release, RolloutResult};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -34,6 +34,10 @@ pub struct Reached {
     /// (RFC 3339); absent when the history no longer tells.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// The product version that runs it there, when a product runs the app there
+    /// (`platform 1.3.10`): which platform version shipped the story.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
 }
 
 /// What to show.
@@ -105,6 +109,7 @@ pub fn board(
                     environment: r.spec.environment.clone(),
                     version: running,
                     since,
+                    product: None,
                 });
             } else {
                 story.missing.push(r.spec.environment.clone());
@@ -119,6 +124,23 @@ pub fn board(
         }
     }
     out
+}
+
+/// Names, where a product runs the app, the product version that shipped each story there: the
+/// ProductRelease whose Release runs it (its own, by name and owner) and what it runs healthy.
+pub fn through_products(stories: &mut [Story], releases: &[Release], products: &[ProductRelease]) {
+    for story in stories.iter_mut() {
+        for reached in story.reached.iter_mut() {
+            let run_by = releases
+                .iter()
+                .filter(|r| r.spec.app == story.app && r.spec.environment == reached.environment)
+                .find_map(|r| products.iter().find(|p| crate::plan::product::owned_by(r, p)));
+            reached.product = run_by.and_then(|p| {
+                let current = p.status.as_ref()?.current_version.as_deref()?;
+                Some(format!("{} {current}", p.spec.product))
+            });
+        }
+    }
 }
 
 #[cfg(test)]

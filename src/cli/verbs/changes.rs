@@ -14,7 +14,10 @@ pub async fn changes(s: &Session, filter: Filter) -> CliResult<()> {
     let (envs, releases, app_versions) =
         (s.environments().await?, s.releases().await?, s.app_versions().await?);
     let order = pipeline_order(&envs, &releases);
-    let stories = board(&app_versions, &releases, &order, &filter);
+    let mut stories = board(&app_versions, &releases, &order, &filter);
+    // Which platform version shipped it, where a product runs the app (if the CRD is installed).
+    let products = s.product_releases().await.unwrap_or_default();
+    crate::matrix::stories::through_products(&mut stories, &releases, &products);
     if let (Some(id), true) = (&filter.id, stories.is_empty()) {
         return Err(CliError::NotFound(format!(
             "no AppVersion in namespace {} carries change {id}{}",
@@ -36,7 +39,7 @@ fn render(stories: &[Story], color: bool) -> String {
         .iter()
         .map(|st| {
             let reached: Vec<String> =
-                st.reached.iter().map(|r| format!("{} ({})", r.environment, r.version)).collect();
+                st.reached.iter().map(|r| format!("{} ({})", r.environment, shipped(r))).collect();
             let style = if st.missing.is_empty() { Style::Good } else { Style::Busy };
             vec![
                 Cell { text: st.id.clone(), style },
@@ -63,10 +66,18 @@ fn story(st: &Story) -> String {
     );
     for r in &st.reached {
         let since = r.since.as_deref().map(|s| format!(" since {s}")).unwrap_or_default();
-        out.push_str(&format!("  {}: runs {}{since}\n", r.environment, r.version));
+        out.push_str(&format!("  {}: runs {}{since}\n", r.environment, shipped(r)));
     }
     for m in &st.missing {
         out.push_str(&format!("  {m}: missing\n"));
     }
     out
+}
+
+/// `1.3.10`, or `1.3.10, platform 1.3.10` where a product version shipped it.
+fn shipped(r: &crate::matrix::stories::Reached) -> String {
+    match &r.product {
+        Some(p) => format!("{}, {p}", r.version),
+        None => r.version.clone(),
+    }
 }
