@@ -88,7 +88,7 @@ if k get namespace finance >/dev/null 2>&1; then
     k patch releases.tuskfish.dev payments-prod-eu -n finance --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
   fi
   k delete releases.tuskfish.dev --all -n finance --wait=true --timeout=90s >/dev/null
-  k delete namespace finance finance-dev-1-4 finance-dev-1-3 finance-test finance-prod finance-prod-eu \
+  k delete namespace finance finance-dev-1-4 finance-dev-1-3 finance-test finance-prod finance-prod-eu finance-uat \
     --ignore-not-found --wait=true --timeout=120s >/dev/null
 fi
 
@@ -113,6 +113,12 @@ wait_healthy payments-test 1.4.0-rc.1
 show kubectl get environments,appversions,approvals -n finance
 show kubectl tuskfish -n finance status
 show kubectl get deployments -A -l app.kubernetes.io/managed-by=tuskfish -L app.kubernetes.io/version
+
+echo; log "a product: platform 1.3.9 (ledger 1.3.3, then payments 1.3.9) runs in uat as one unit"
+k apply -f examples/products/platform.yaml >/dev/null
+wait_healthy platform-uat.ledger 1.3.3
+wait_healthy platform-uat.payments 1.3.9
+tf product status
 
 echo; log "forward-port check: the 1.3.10 hotfix (FIN-142) is not in the 1.4 line yet"
 tf diff dev-1-3 dev-1-4

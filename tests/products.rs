@@ -342,3 +342,28 @@ impl PatchProduct for TestNs {
             .unwrap();
     }
 }
+
+/// `examples/products/platform.yaml`, as the demo applies it (in this test's namespaces).
+#[tokio::test]
+async fn the_product_example_runs_its_apps_in_order() {
+    let t = TestNs::new("product-example").await;
+    t.app_version("payments", "1.3.9", json!({})).await;
+    let text = std::fs::read_to_string(examples().join("products/platform.yaml")).unwrap();
+    for mut doc in serde_saphyr::from_multiple::<Value>(&text).unwrap().into_iter().filter(|d| !d.is_null()) {
+        doc["metadata"]["namespace"] = json!(t.ns);
+        if doc["kind"] == "Environment" {
+            doc["spec"]["namespace"] = json!(t.env_ns("uat"));
+        }
+        t.apply(doc).await;
+    }
+    let s = t
+        .wait_for::<ProductRelease>("platform-uat", |p| {
+            p.status.as_ref().is_some_and(|s| s.phase == Some(Phase::Healthy))
+        })
+        .await
+        .status
+        .unwrap();
+    assert_eq!(s.current_version.as_deref(), Some("1.3.9"));
+    let uat = t.env_ns("uat");
+    assert!(created_at(&t, &uat, "ledger").await <= created_at(&t, &uat, "payments").await);
+}
