@@ -21,6 +21,7 @@ struct Inner {
     releases: HashMap<Name, (String, String)>,
     releases_by_product: MultiMap<(String, String)>,
     releases_by_environment: MultiMap<(String, String)>,
+    releases_by_namespace: MultiMap<String>,
     /// Each labelled Release's ProductRelease.
     children: HashMap<Name, String>,
     children_by_owner: MultiMap<(String, String)>,
@@ -65,10 +66,12 @@ impl ProductIndex {
         if let Some((product, env)) = i.releases.remove(&(ns.clone(), name.clone())) {
             i.releases_by_product.remove(&(ns.clone(), product), &name);
             i.releases_by_environment.remove(&(ns.clone(), env), &name);
+            i.releases_by_namespace.remove(&ns, &name);
         }
         if seen == Seen::Present {
             i.releases_by_product.insert((ns.clone(), pr.spec.product.clone()), &name);
             i.releases_by_environment.insert((ns.clone(), pr.spec.environment.clone()), &name);
+            i.releases_by_namespace.insert(ns.clone(), &name);
             i.releases.insert((ns, name), (pr.spec.product.clone(), pr.spec.environment.clone()));
         }
     }
@@ -112,6 +115,11 @@ impl ProductIndex {
     /// Names of the ProductReleases in `environment`.
     pub fn releases_in(&self, namespace: &str, environment: &str) -> Vec<String> {
         self.read().releases_by_environment.get(&(namespace.to_string(), environment.to_string()))
+    }
+
+    /// Names of the ProductReleases of `namespace`.
+    pub fn releases_in_namespace(&self, namespace: &str) -> Vec<String> {
+        self.read().releases_by_namespace.get(&namespace.to_string())
     }
 
     /// Names of the Releases labelled as `product_release`'s.

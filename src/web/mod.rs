@@ -24,7 +24,7 @@ use axum::routing::get;
 use jiff::Timestamp;
 use kube::runtime::reflector::Store;
 
-use crate::api::{AppVersion, Environment, Release};
+use crate::api::{AppVersion, Environment, ProductRelease, Release};
 pub use page::Page;
 use pages::{Rendered, Snapshot};
 pub use source::watch;
@@ -35,6 +35,8 @@ pub struct View {
     pub environments: Store<Environment>,
     pub releases: Store<Release>,
     pub app_versions: Store<AppVersion>,
+    /// Products in Environments (not waited for: a cluster without the kind still has a view).
+    pub product_releases: Store<ProductRelease>,
     pub revision: tokio::sync::watch::Receiver<u64>,
     /// Which objects each namespace holds, so a page reads its pipeline only.
     pub index: std::sync::Arc<crate::index::PipelineIndex>,
@@ -55,6 +57,7 @@ impl View {
             environments: s.environments.clone(),
             releases: s.releases.clone(),
             app_versions: s.app_versions.clone(),
+            product_releases: s.product_releases.clone(),
             revision: operator.revision(),
             index: operator.index(),
             actions: None,
@@ -82,6 +85,11 @@ impl View {
             environments: in_namespace(&self.environments, namespace, environments),
             releases: in_namespace(&self.releases, namespace, releases),
             app_versions: in_namespace(&self.app_versions, namespace, app_versions),
+            products: in_namespace(
+                &self.product_releases,
+                namespace,
+                self.index.products.releases_in_namespace(namespace),
+            ),
         }
     }
 

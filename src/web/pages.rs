@@ -23,6 +23,8 @@ pub struct Snapshot {
     pub environments: Vec<crate::api::Environment>,
     pub releases: Vec<Release>,
     pub app_versions: Vec<AppVersion>,
+    /// ProductReleases.
+    pub products: Vec<crate::api::ProductRelease>,
 }
 
 impl Snapshot {
@@ -174,6 +176,36 @@ fn diff_form(m: &Matrix, a: Option<&str>, b: Option<&str>) -> Markup {
     }
 }
 
+/// The products as rows (product, Environment, version, phase), their apps below them.
+fn products_table(products: &[crate::api::ProductRelease]) -> Markup {
+    let mut sorted: Vec<&crate::api::ProductRelease> = products.iter().collect();
+    sorted.sort_by_key(|p| (p.spec.product.clone(), p.spec.environment.clone()));
+    html! {
+        @if !sorted.is_empty() {
+            table.products {
+                caption { "Products: each runs a set of app versions in an Environment, as one unit." }
+                thead { tr { th scope="col" { "Product" } th scope="col" { "Environment" } th scope="col" { "Version" } th scope="col" { "Phase" } th scope="col" { "Apps" } } }
+                tbody {
+                    @for p in sorted {
+                        @let st = p.status.clone().unwrap_or_default();
+                        tr {
+                            th scope="row" { (p.spec.product) }
+                            td { (p.spec.environment) }
+                            td { (st.current_version.as_deref().unwrap_or("-")) @if let Some(h) = &st.held_version { " (" (h) " held)" } }
+                            td { (st.phase.map_or("Pending", crate::api::Phase::as_str)) }
+                            td {
+                                @for a in &st.apps {
+                                    span.app { (a.app) " " (a.version) " " (a.phase.map_or("Pending", crate::api::Phase::as_str)) } " "
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub fn pipeline(s: &Snapshot, now: Timestamp) -> Rendered {
     let m = matrix(&s.namespace, &s.environments, &s.releases, now);
     let ns = &m.namespace;
@@ -182,6 +214,7 @@ pub fn pipeline(s: &Snapshot, now: Timestamp) -> Rendered {
         @if m.environments.is_empty() {
             p.empty { "No Environments in namespace " code { (ns) } " yet." }
         } @else {
+            (products_table(&s.products))
             figure.graph {
                 (super::graph::svg(&graph(&m, &s.environments, &s.releases)))
                 figcaption { "Environments by version line (lanes), promotions as arrows; each box lists its apps' running versions and what waits." }
@@ -440,7 +473,8 @@ pub fn changes_page(s: &Snapshot, f: &ChangesFilter, now: Timestamp) -> Rendered
         type_: f.type_.clone(),
         environment: f.env.clone(),
     };
-    let stories = board(&s.app_versions, &s.releases, &order, &filter);
+    let mut stories = board(&s.app_versions, &s.releases, &order, &filter);
+    crate::matrix::stories::through_products(&mut stories, &s.releases, &s.products);
     let all = board(&s.app_versions, &s.releases, &order, &StoryFilter::default());
     let apps: BTreeSet<&str> = all.iter().map(|st| st.app.as_str()).collect();
     let types: BTreeSet<&str> = all.iter().filter_map(|st| st.type_.as_deref()).collect();
@@ -485,6 +519,7 @@ pub fn changes_page(s: &Snapshot, f: &ChangesFilter, now: Timestamp) -> Rendered
                                 @if let Some(r) = st.reached.iter().find(|r| &r.environment == e) {
                                     td.good data-env=(e) title=(r.since.as_deref().map(|t| format!("since {t}")).unwrap_or_default()) {
                                         "✓ " (r.version)
+                                        @if let Some(p) = &r.product { br; span.product { (p) } }
                                         @if let Some(t) = &r.since { br; time datetime=(t) { (short_time(t)) } }
                                     }
                                 } @else if st.missing.contains(e) {

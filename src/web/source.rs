@@ -31,20 +31,27 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (View, Vec<BoxFuture<'
         ix.see_release(o, seen);
         bump(&c)
     });
+    let (c, ix) = (changed.clone(), index.clone());
+    let (app_versions, a) =
+        reflect(scoped(client, namespace), cfg(), None, metrics.clone(), move |o, seen| {
+            ix.see_app_version(o, seen);
+            bump(&c)
+        });
     let ix = index.clone();
-    let (app_versions, a) = reflect(scoped(client, namespace), cfg(), None, metrics, move |o, seen| {
-        ix.see_app_version(o, seen);
+    let (product_releases, p) = reflect(scoped(client, namespace), cfg(), None, metrics, move |o, seen| {
+        ix.products.see_product_release(o, seen);
         bump(&changed)
     });
     let view = View {
         environments,
         releases,
         app_versions,
+        product_releases,
         revision,
         index,
         actions: None,
         allowed_hosts: std::sync::Arc::new([]),
         client: Some(client.clone()),
     };
-    (view, vec![Box::pin(e), Box::pin(r), Box::pin(a)])
+    (view, vec![Box::pin(e), Box::pin(r), Box::pin(a), Box::pin(p)])
 }

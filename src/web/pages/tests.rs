@@ -92,6 +92,7 @@ fn snapshot() -> Snapshot {
             release_of("payments", "prod", held),
         ],
         app_versions: vec![app_version("payments", "1.3.9", "<script>alert('x')</script> FX rounding")],
+        products: vec![],
     }
 }
 
@@ -342,4 +343,35 @@ fn an_environment_in_another_cluster_shows_it_and_whether_it_answers() {
     // In the operator's own cluster: no badge, no line.
     let plain = pipeline(&snapshot(), ts(NOW)).body.into_string();
     assert!(!plain.contains("badge cluster"), "{plain}");
+}
+
+#[test]
+fn the_pipeline_page_lists_its_products_with_their_apps() {
+    use crate::api::{ProductAppStatus, ProductRelease, ProductReleaseSpec, ProductReleaseStatus};
+    let mut s = snapshot();
+    let mut p = ProductRelease::new(
+        "platform-prod",
+        ProductReleaseSpec { product: "platform".into(), environment: "prod".into(), ..Default::default() },
+    );
+    p.status = Some(ProductReleaseStatus {
+        current_version: Some("1.3.10".into()),
+        phase: Some(Phase::Healthy),
+        apps: vec![ProductAppStatus {
+            app: "ledger<b>".into(),
+            version: "1.3.4".into(),
+            release: "platform-prod.ledger".into(),
+            phase: Some(Phase::Healthy),
+            current_version: Some("1.3.4".into()),
+        }],
+        ..Default::default()
+    });
+    s.products = vec![p];
+    let html = pipeline(&s, ts(NOW)).body.into_string();
+    assert!(
+        html.contains("<th scope=\"row\">platform</th><td>prod</td><td>1.3.10</td><td>Healthy</td>"),
+        "{html}"
+    );
+    assert!(html.contains("ledger&lt;b&gt; 1.3.4 Healthy"), "names are escaped: {html}");
+    // Without products, no table.
+    assert!(!pipeline(&snapshot(), ts(NOW)).body.into_string().contains("table class=\"products\""));
 }
