@@ -113,12 +113,11 @@ async fn a_platform_version_rolls_out_in_order_passes_the_gates_once_and_goes_ba
     let none: Vec<Release> = t.api::<Release>().list(&Default::default()).await.unwrap().items;
     assert!(none.iter().all(|r| r.spec.environment != "prod"), "no Release in prod before the approval");
     // (That an Approval of a Release named like it does not count is the gate's unit test.)
-    let as_maria = client_as("maria.keller", &[APPROVERS_GROUP]).await;
-    let approval = json!({"apiVersion": "tuskfish.dev/v1alpha1", "kind": "Approval",
-        "metadata": {"name": "platform-prod-1.3.10-product"},
-        "spec": {"release": "platform-prod", "product": "platform", "environment": "prod", "version": "1.3.10",
-                 "approver": "maria.keller", "reason": "CAB-42"}});
-    apply_value(&as_maria, Some(&t.ns), approval).await.unwrap();
+    // The ClusterRole of the tests' approvers reaches the authorizer a moment after it changed.
+    wait_allowed(&t.client, "maria.keller", &[APPROVERS_GROUP], "list", "productreleases", &t.ns).await;
+    let as_maria = ["--as", "maria.keller", "--as-group", APPROVERS_GROUP, "product", "approve", "1.3.10"];
+    let (ok, out) = cli(&t.ns, &[&as_maria[..], &["--env", "prod", "--reason", "CAB-42"]].concat()).await;
+    assert!(ok && out.contains("approved platform 1.3.10 for prod"), "{out}");
     let s = wait_product(&t, "prod", healthy("1.3.10")).await;
     assert_eq!(s.history[0].approvers, ["maria.keller"]);
     let ledger: Release = t.api().get("platform-prod.ledger").await.unwrap();

@@ -133,6 +133,31 @@ pub struct RecordsArgs {
 enum ProductCommand {
     /// Each product in each environment, its apps below it.
     Status,
+    /// Pin the product in an environment to a product version (its gates still apply).
+    Deploy {
+        /// The product version, e.g. 1.3.10.
+        version: String,
+        #[arg(long)]
+        env: String,
+        /// The product (needed when several run in the environment).
+        #[arg(long)]
+        product: Option<String>,
+    },
+    /// Approve a product version for an environment that requires approval, as you.
+    Approve {
+        /// The product version, e.g. 1.3.10.
+        version: String,
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        product: Option<String>,
+        /// Why (a change ticket), recorded with the approval.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Reject instead: the version does not roll out there.
+        #[arg(long)]
+        reject: bool,
+    },
     /// Record what runs healthy in an environment as a new product version (refused while
     /// anything there is not healthy).
     Snapshot {
@@ -697,6 +722,13 @@ async fn run_verb(cli: Cli, target: Target, bin_name: &str) -> CliResult<ExitCod
             }
         }
         Command::Product(ProductCommand::Status) => verbs::product::status(&s).await?,
+        Command::Product(ProductCommand::Deploy { version, env, product }) => {
+            verbs::product::deploy(&s, &env, &version, product.as_deref()).await?
+        }
+        Command::Product(ProductCommand::Approve { version, env, product, reason, reject }) => {
+            let decision = if reject { crate::api::Decision::Reject } else { crate::api::Decision::Approve };
+            verbs::product::approve(&s, &env, &version, product.as_deref(), reason, decision).await?
+        }
         Command::Product(ProductCommand::Snapshot { env, version, product, dry_run }) => {
             verbs::product::snapshot(&s, &env, &version, product.as_deref(), dry_run).await?
         }

@@ -188,7 +188,7 @@ pub async fn install_definitions(client: &Client) {
                     "metadata": {"name": "tuskfish-test-approver"},
                     "rules": [{"apiGroups": ["tuskfish.dev"], "resources": ["approvals"],
                                "verbs": ["create", "patch", "get", "list", "watch"]},
-                              {"apiGroups": ["tuskfish.dev"], "resources": ["environments", "appversions", "releases"],
+                              {"apiGroups": ["tuskfish.dev"], "resources": ["environments", "appversions", "releases", "productversions", "productreleases"],
                                "verbs": ["get", "list", "watch"]}]}),
                 json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                     "metadata": {"name": "tuskfish-test-approver"},

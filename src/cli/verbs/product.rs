@@ -192,3 +192,105 @@ fn render_diff(a: &str, b: &str, rows: &[AppDiff], color: bool) -> String {
     let only_b = format!("ONLY IN {b}");
     table(&["APP", a, b, &only_a, &only_b], &cells, color)
 }
+
+/// The one ProductRelease of `product` (or of the only product there) in `env`.
+async fn product_release_in(s: &Session, env: &str, product: Option<&str>) -> CliResult<ProductRelease> {
+    s.environment(env).await?;
+    let found: Vec<ProductRelease> = s
+        .product_releases()
+        .await?
+        .into_iter()
+        .filter(|p| p.spec.environment == env && product.is_none_or(|x| p.spec.product == x))
+        .collect();
+    match <[ProductRelease; 1]>::try_from(found) {
+        Ok([one]) => Ok(one),
+        Err(v) if v.is_empty() => Err(CliError::NotFound(format!(
+            "no ProductRelease{} in environment {env}",
+            product.map(|p| format!(" of {p}")).unwrap_or_default()
+        ))),
+        Err(v) => {
+            let names: Vec<String> = v.iter().map(|p| p.spec.product.clone()).collect();
+            Err(CliError::Usage(format!(
+                "several products run in {env} ({}): pick one with --product",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// Approves (or rejects) product version `version` in `env`: an Approval naming the ProductRelease
+/// and the product (`spec.product`), in the name the API server verifies.
+pub async fn approve(
+    s: &Session,
+    env: &str,
+    version: &str,
+    product: Option<&str>,
+    reason: Option<String>,
+    decision: crate::api::Decision,
+) -> CliResult<()> {
+    let version = parse_version(version)?;
+    let pr = product_release_in(s, env, product).await?;
+    let product = pr.spec.product.clone();
+    let known = s.product_versions().await?;
+    if !known.iter().any(|v| {
+        v.spec.product == product && semver::Version::parse(&v.spec.version).is_ok_and(|x| x == version)
+    }) {
+        return Err(CliError::NotFound(format!(
+            "no ProductVersion of {product} {version} in namespace {}",
+            s.ns
+        )));
+    }
+    let (user, groups) = s.identity().await?;
+    let rejected = decision == crate::api::Decision::Reject;
+    let name = super::approve::object_name(&format!(
+        "{}-{version}-{user}{}",
+        pr.name_any(),
+        if rejected { "-rejected" } else { "" }
+    ));
+    let approval = crate::api::Approval::new(
+        &name,
+        crate::api::ApprovalSpec {
+            release: pr.name_any(),
+            version: version.to_string(),
+            app: None,
+            product: Some(product.clone()),
+            environment: Some(env.to_string()),
+            approver: Some(user.clone()),
+            approver_groups: groups,
+            decision: rejected.then_some(crate::api::Decision::Reject),
+            reason: reason.filter(|r| !r.is_empty()),
+        },
+    );
+    let pp = PostParams { field_manager: Some(CLI_FIELD_MANAGER.into()), ..Default::default() };
+    let verb = if rejected { "rejected" } else { "approved" };
+    match s.api::<crate::api::Approval>().create(&pp, &approval).await {
+        Ok(_) => println!("{verb} {product} {version} for {env} (Approval {name}, approver {user})"),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            println!("{product} {version} was already {verb} for {env} by {user}")
+        }
+        Err(e) => return Err(CliError::api(&format!("creating Approval {name}"), e)),
+    }
+    Ok(())
+}
+
+/// Pins the product in `env` to `version` (a merge patch of its ProductRelease's spec; the
+/// Environment's gates still decide when it rolls out).
+pub async fn deploy(s: &Session, env: &str, version: &str, product: Option<&str>) -> CliResult<()> {
+    let version = parse_version(version)?;
+    let pr = product_release_in(s, env, product).await?;
+    let known = s.product_versions().await?;
+    if !known.iter().any(|v| {
+        v.spec.product == pr.spec.product
+            && semver::Version::parse(&v.spec.version).is_ok_and(|x| x == version)
+    }) {
+        return Err(CliError::NotFound(format!(
+            "no ProductVersion of {} {version} in namespace {}",
+            pr.spec.product, s.ns
+        )));
+    }
+    let patch =
+        serde_json::json!({"spec": {"version": version.to_string(), "track": null, "promoteFrom": null}});
+    s.merge_patch::<ProductRelease>(&pr.name_any(), patch).await?;
+    println!("{} in {env}: pinned to {version} (ProductRelease {})", pr.spec.product, pr.name_any());
+    Ok(())
+}
