@@ -55,8 +55,15 @@ pub struct ProductStep {
 #[derive(Debug, PartialEq, Eq)]
 enum Progress {
     Healthy,
-    Progressing(String),
-    Failed { app: String, message: String },
+    /// Waiting: for which app first, and what to say.
+    Progressing {
+        first: String,
+        message: String,
+    },
+    Failed {
+        app: String,
+        message: String,
+    },
 }
 
 /// Decides the product's next step from `inputs` (its status included).
@@ -107,7 +114,12 @@ pub fn step(inputs: &ProductInputs<'_>) -> ProductStep {
     }
     // What was admitted keeps running (a newer version held, or the spec broken meanwhile); the
     // Ready condition says what is wrong with the spec first, then how the apps do.
-    let (ok, reason, message) = judge_and_record(inputs, &mut st, &mut events, &now);
+    let mut deadline_in = None;
+    let (ok, reason, message) = judge_and_record(inputs, &mut st, &mut events, &now, &mut deadline_in);
+    let recheck_in = match (recheck_in, deadline_in) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     match &blocked {
         Some(b) => {
             if b.phase == Phase::Failed {
@@ -233,12 +245,15 @@ fn judge_and_record(
     st: &mut ProductReleaseStatus,
     events: &mut Vec<(Reason, String, bool)>,
     now: &Time,
+    deadline_in: &mut Option<Duration>,
 ) -> (bool, Reason, String) {
     let Some(admitted) = st.admitted.clone() else {
         return (false, Reason::NoVersion, "nothing admitted".into());
     };
     st.apps = app_rows(inputs, &admitted);
-    match progress(&admitted, &inputs.children) {
+    let (progress, wake) = progress_by(inputs.product, &admitted, &inputs.children, inputs.now);
+    *deadline_in = wake;
+    match progress {
         Progress::Healthy => {
             if let Some(h) = rollout_of(st, &admitted.version) {
                 h.result = RolloutResult::Succeeded;
@@ -262,7 +277,7 @@ fn judge_and_record(
                 format!("{} runs healthy: {}", admitted.version, versions_of(&admitted)),
             )
         }
-        Progress::Progressing(message) => {
+        Progress::Progressing { message, .. } => {
             st.phase = Some(Phase::Progressing);
             (false, Reason::RolloutInProgress, message)
         }
@@ -377,9 +392,9 @@ fn rollout_of<'s>(st: &'s mut ProductReleaseStatus, version: &str) -> Option<&'s
 /// healthy at its version, else healthy.
 fn progress(admitted: &Admitted, children: &BTreeMap<String, &Release>) -> Progress {
     let mut waiting = Vec::new();
-    for app in &admitted.apps {
+    for app in in_rollout_order(admitted) {
         let Some(child) = children.get(&app.app) else {
-            waiting.push(format!("{} (no Release yet)", app.app));
+            waiting.push((app.app.clone(), format!("{} (no Release yet)", app.app)));
             continue;
         };
         let s = child.status.clone().unwrap_or_default();
@@ -397,12 +412,63 @@ fn progress(admitted: &Admitted, children: &BTreeMap<String, &Release>) -> Progr
                 ready.map_or_else(|| "failed".to_string(), |c| format!("{}: {}", c.reason, c.message));
             return Progress::Failed { app: app.app.clone(), message };
         }
-        waiting.push(format!("{} {}", app.app, app.version));
+        waiting.push((app.app.clone(), format!("{} {}", app.app, app.version)));
     }
-    if waiting.is_empty() {
-        Progress::Healthy
-    } else {
-        Progress::Progressing(format!("waiting for {}", waiting.join(", ")))
+    match waiting.first() {
+        None => Progress::Healthy,
+        Some((first, _)) => Progress::Progressing {
+            first: first.clone(),
+            message: format!(
+                "waiting for {}",
+                waiting.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        },
+    }
+}
+
+/// The admitted apps, wave by wave (as listed, should their order not resolve).
+fn in_rollout_order(admitted: &Admitted) -> Vec<&ProductApp> {
+    let Ok(waves) = version::waves(&admitted.apps) else { return admitted.apps.iter().collect() };
+    waves.iter().flatten().filter_map(|name| admitted.apps.iter().find(|a| &a.app == name)).collect()
+}
+
+/// Slack on top of the product's deadline, for the apps' Releases to be made and their statuses
+/// to settle.
+const DEADLINE_SLACK: Duration = Duration::from_secs(60);
+
+/// How long a product version may take here, all apps: each wave its apps' progress deadline, plus
+/// slack. Past it, an app that has not reached its version (held, refused, stuck) fails the
+/// product version as its own deadline would (an app's own deadline counts only from its rollout's
+/// start, which may never come).
+pub fn deadline(product: &ProductRelease, admitted: &Admitted) -> Duration {
+    let waves = version::waves(&admitted.apps).map_or(admitted.apps.len(), |w| w.len()).max(1);
+    let per_app =
+        product.spec.progress_deadline_seconds.unwrap_or(crate::api::DEFAULT_PROGRESS_DEADLINE_SECONDS);
+    let per_app = Duration::from_secs(u64::try_from(per_app).unwrap_or(0));
+    per_app.saturating_mul(u32::try_from(waves).unwrap_or(u32::MAX)).saturating_add(DEADLINE_SLACK)
+}
+
+/// `progress`, with the product's deadline: still waiting past it is a failure of the first app
+/// not there; before it, when to look again.
+fn progress_by(
+    product: &ProductRelease,
+    admitted: &Admitted,
+    children: &BTreeMap<String, &Release>,
+    now: jiff::Timestamp,
+) -> (Progress, Option<Duration>) {
+    match progress(admitted, children) {
+        Progress::Progressing { first, message } => {
+            let limit = deadline(product, admitted);
+            let spent = Duration::try_from(now.duration_since(admitted.started_at.0)).unwrap_or_default();
+            match limit.checked_sub(spent).filter(|left| !left.is_zero()) {
+                Some(left) => (Progress::Progressing { first, message }, Some(left)),
+                None => {
+                    let why = format!("not there within the product's {}s ({message})", limit.as_secs());
+                    (Progress::Failed { app: first, message: why }, None)
+                }
+            }
+        }
+        other => (other, None),
     }
 }
 

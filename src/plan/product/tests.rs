@@ -400,3 +400,27 @@ fn only_an_approval_of_the_product_given_after_its_version_was_made_lets_it_in()
     w.approvals = vec![approval(Some("platform"), None, "2026-12-07T09:30:00Z")];
     assert_eq!(admitted(&w).unwrap().approvers, ["maria"]);
 }
+
+#[test]
+fn an_app_that_never_reaches_its_version_fails_the_product_at_its_deadline() {
+    let mut w = World::new(&["1.3.9", "1.4.0"]);
+    w.children = vec![
+        child("ledger", "1.3.9", Phase::Healthy, Some("1.3.9")),
+        child("payments", "1.3.9", Phase::Healthy, Some("1.3.9")),
+    ];
+    let spec = ProductReleaseSpec { progress_deadline_seconds: Some(30), ..pinned("1.3.9") };
+    let s = w.step(&product(spec.clone(), None), "2026-12-07T10:00:00Z").status;
+    let s = w.step(&product(spec.clone(), Some(s)), "2026-12-07T10:00:01Z").status;
+    let spec = ProductReleaseSpec { version: Some("1.4.0".into()), ..spec };
+    let s = w.step(&product(spec.clone(), Some(s)), "2026-12-07T11:00:00Z").status;
+    // ledger's Release never gets to 1.4.0 (held, say): two waves of 30 s, plus a minute's slack.
+    let step = w.step(&product(spec.clone(), Some(s)), "2026-12-07T11:01:00Z");
+    assert_eq!(step.status.phase, Some(Phase::Progressing));
+    assert_eq!(step.recheck_in, Some(Duration::from_secs(60)));
+    let step = w.step(&product(spec, Some(step.status)), "2026-12-07T11:02:00Z");
+    assert_eq!(step.status.failed_versions, ["1.4.0"]);
+    assert!(
+        step.status.history[1].message.as_deref().unwrap_or_default().starts_with("ledger: not there within")
+    );
+    assert_eq!(step.status.admitted.unwrap().version, "1.3.9");
+}
