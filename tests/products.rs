@@ -365,4 +365,28 @@ async fn the_product_example_runs_its_apps_in_order() {
     assert_eq!(s.current_version.as_deref(), Some("1.3.9"));
     let uat = t.env_ns("uat");
     assert!(created_at(&t, &uat, "ledger").await <= created_at(&t, &uat, "payments").await);
+    // At rest, the product and its Releases write nothing.
+    let rvs = || async {
+        let p: ProductRelease = t.api().get("platform-uat").await.unwrap();
+        let l: Release = t.api().get("platform-uat.ledger").await.unwrap();
+        let y: Release = t.api().get("platform-uat.payments").await.unwrap();
+        let e: tuskfish::api::Environment = t.api().get("uat").await.unwrap();
+        [
+            p.metadata.resource_version,
+            l.metadata.resource_version,
+            y.metadata.resource_version,
+            e.metadata.resource_version,
+        ]
+    };
+    // (The Environment's count of healthy Releases is written at most every 2 s: let it land.)
+    t.wait_for::<tuskfish::api::Environment>("uat", |e| {
+        e.status.as_ref().is_some_and(|s| s.healthy_releases == 2)
+    })
+    .await;
+    let before = t.operator_writes();
+    let r0 = rvs().await;
+    t.nudge::<ProductRelease>("platform-uat").await;
+    t.nudge::<Release>("platform-uat.ledger").await;
+    t.nudge::<ProductRelease>("platform-uat").await;
+    assert_eq!(t.operator_writes(), before, "writes at rest: {r0:?} {:?}", rvs().await);
 }
