@@ -37,6 +37,19 @@ fn app_version(spec: Value) -> Value {
     obj("AppVersion", "a", s)
 }
 
+fn product_version(spec: Value) -> Value {
+    let mut s =
+        json!({"product": "platform", "version": "1.0.0", "apps": [{"app": "pay", "version": "1.0.0"}]});
+    common::merge(&mut s, spec);
+    obj("ProductVersion", "pv", s)
+}
+
+fn product_release(spec: Value) -> Value {
+    let mut s = json!({"product": "platform", "environment": "dev"});
+    common::merge(&mut s, spec);
+    obj("ProductRelease", "pr", s)
+}
+
 fn window(w: Value) -> Value {
     environment(json!({"freezeWindows": [w]}))
 }
@@ -190,6 +203,38 @@ fn bad_objects() -> Vec<(&'static str, Value)> {
         ),
         ("spec.month is YYYY-MM", ledger(json!({"month": "2026-13"}))),
         (
+            "spec.version must be a semantic version such as 1.3.10 or 1.4.0-rc.1",
+            product_version(json!({"version": "1.0"})),
+        ),
+        (
+            "apps[].version must be an app's exact semantic version",
+            product_version(json!({"apps": [{"app": "pay", "version": "^1"}]})),
+        ),
+        (
+            "each app is named once in spec.apps",
+            product_version(
+                json!({"apps": [{"app": "pay", "version": "1.0.0"}, {"app": "pay", "version": "1.0.1"}]}),
+            ),
+        ),
+        (
+            "an app cannot roll out after itself",
+            product_version(json!({"apps": [{"app": "pay", "version": "1.0.0", "after": ["pay"]}]})),
+        ),
+        ("set exactly one of spec.version (a pinned product version)", product_release(json!({}))),
+        (
+            "spec.version must be a semantic version such as 1.3.10 or 1.4.0-rc.2",
+            product_release(json!({"version": "latest"})),
+        ),
+        ("spec.track must be a semver range", product_release(json!({"track": "newest"}))),
+        (
+            "spec.promoteFrom.soak must be a duration",
+            product_release(json!({"promoteFrom": {"environment": "dev", "soak": "a while"}})),
+        ),
+        (
+            "spec.rollback.to must be a semantic version",
+            product_release(json!({"version": "1.0.0", "rollback": {"to": "previous"}})),
+        ),
+        (
             "a record's key is at most 192 characters",
             ledger(json!({"records": {"k".repeat(193): record("1.0.0")}})),
         ),
@@ -269,6 +314,22 @@ async fn every_rule_refuses_a_bad_object_with_its_message() {
         (moved, "a Ledger's environment, app and month cannot be changed"),
     ] {
         let words = refusal(apply_value(&t.client, Some(&t.ns), ledger(edited)).await);
+        assert!(words.contains(needle), "{words}");
+        covered.insert(words_rule(&words));
+    }
+
+    // A ProductVersion never changes; a ProductRelease runs one product in one Environment.
+    apply_value(&t.client, Some(&t.ns), product_version(json!({}))).await.unwrap();
+    let words =
+        refusal(apply_value(&t.client, Some(&t.ns), product_version(json!({"version": "1.0.1"}))).await);
+    assert!(words.contains("a ProductVersion cannot be changed once created"), "{words}");
+    covered.insert(words_rule(&words));
+    apply_value(&t.client, Some(&t.ns), product_release(json!({"version": "1.0.0"}))).await.unwrap();
+    for (moved, needle) in [
+        (json!({"version": "1.0.0", "product": "other"}), "spec.product cannot be changed"),
+        (json!({"version": "1.0.0", "environment": "prod"}), "spec.environment cannot be changed"),
+    ] {
+        let words = refusal(apply_value(&t.client, Some(&t.ns), product_release(moved)).await);
         assert!(words.contains(needle), "{words}");
         covered.insert(words_rule(&words));
     }
