@@ -45,12 +45,13 @@ pub async fn reconcile(pr: Arc<ProductRelease>, ctx: Arc<Context>) -> Result<Nex
     patch_status_if_changed(&api, &ctx.own_writes, pr.as_ref(), pr.status.as_ref(), &step.status).await?;
     // 4. Act.
     let children: Vec<(&str, &Release)> = g.children.iter().map(|(n, r)| (n.as_str(), r.as_ref())).collect();
-    converge_children(&ctx, &pr, &ns, &children, &step.children).await?;
-    // 5. Publish.
+    let acted = converge_children(&ctx, &pr, &ns, &children, &step.children).await;
+    // 5. Publish what the recorded status says happened, whether or not every Release took it.
     for (reason, message, warning) in step.events {
         let type_ = if warning { EventType::Warning } else { EventType::Normal };
         emit(&ctx, &pr.object_ref(&()), type_, reason, message);
     }
+    acted?;
     Ok(step.recheck_in.map_or_else(Next::await_change, |d| Next::requeue(d.saturating_add(RECHECK_SLACK))))
 }
 
@@ -76,14 +77,19 @@ impl Gathered {
                 .filter(|p| p.spec.environment == from.environment)
                 .collect()
         });
+        // Every app any version of the product names (and that it admitted).
+        let admitted = pr.status.as_ref().and_then(|s| s.admitted.as_ref());
+        let apps: BTreeSet<&str> = versions
+            .iter()
+            .flat_map(|v| v.spec.apps.iter().map(|a| a.app.as_str()))
+            .chain(admitted.iter().flat_map(|a| a.apps.iter().map(|x| x.app.as_str())))
+            .collect();
+        // Its Releases: by the label, and by the names it gives (a label is anyone's to remove).
+        let named = apps.iter().map(|app| child_release_name(&name, app));
+        let names: BTreeSet<String> = ix.products.children_of(ns, &name).into_iter().chain(named).collect();
         let children: Vec<(String, Arc<Release>)> =
-            cached(&stores.releases, ns, ix.products.children_of(ns, &name))
-                .into_iter()
-                .map(|r| (r.name_any(), r))
-                .collect();
-        // Every app any version of the product names: which of them another Release runs here.
-        let apps: BTreeSet<&str> =
-            versions.iter().flat_map(|v| v.spec.apps.iter().map(|a| a.app.as_str())).collect();
+            cached(&stores.releases, ns, names).into_iter().map(|r| (r.name_any(), r)).collect();
+        // Which of its apps another Release runs here.
         let mut squatters = BTreeMap::new();
         for app in apps {
             let own = child_release_name(&name, app);
@@ -142,6 +148,11 @@ async fn converge_children(
     for (name, spec) in want {
         let current = have.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
         if current.is_some_and(|r| owned_by(r, pr) && child_matches(&r.spec, spec) && labelled(r, pr)) {
+            continue;
+        }
+        // A Release of that name that is not its own is never taken over (the decision refuses the
+        // product version while one is there; this covers one made since).
+        if current.is_some_and(|r| !owned_by(r, pr)) {
             continue;
         }
         if let Err(e) = write_child(&api, pr, name, spec, current).await {

@@ -234,8 +234,10 @@ pub fn given_for(a: &Approval, subject: &Subject<'_>) -> bool {
     let (app, env) = (a.spec.app.as_deref(), a.spec.environment.as_deref());
     match (subject.product_version_created, a.spec.product.as_deref()) {
         (Some(made), Some(product)) => {
+            // A product's Approval names its Environment (`tuskfish product approve` does): the
+            // ProductRelease's name could otherwise be given to one in another Environment.
             return product == subject.app
-                && env.is_none_or(|x| x == subject.environment)
+                && env == Some(subject.environment)
                 && app.is_none()
                 && made.is_none_or(|made| created(a).is_none_or(|given| given >= made));
         }

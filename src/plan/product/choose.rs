@@ -177,8 +177,19 @@ struct Judge<'c, 'a> {
 }
 
 impl Judge<'_, '_> {
+    /// Whether `v` runs here: that version of that very ProductVersion (one made again under the
+    /// same version since is another product version, which soaks, vetoes and failures apply to).
     fn running(&self, v: &semver::Version) -> bool {
-        self.st.admitted.as_ref().is_some_and(|a| a.version == v.to_string())
+        let uid = self
+            .catalog
+            .versions
+            .iter()
+            .find(|(x, _)| x.as_ref() == Some(v))
+            .map(|(_, pv)| pv.metadata.uid.clone());
+        self.st
+            .admitted
+            .as_ref()
+            .is_some_and(|a| a.version == v.to_string() && uid.is_none_or(|u| u == a.uid))
     }
 
     /// Why `v` is not to be gone to (failed here, vetoed), unless it already runs.

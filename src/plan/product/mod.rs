@@ -135,7 +135,12 @@ pub fn step(inputs: &ProductInputs<'_>) -> ProductStep {
 
 /// Whether `choice` is what already runs: the same version of the same ProductVersion.
 fn admits(st: &ProductReleaseStatus, choice: &Choice) -> bool {
-    st.admitted.as_ref().is_some_and(|a| a.version == choice.version.to_string() && a.uid == choice.uid)
+    // A rollback asked for to what rolls out now makes it a rollback (not rolled back again).
+    st.admitted.as_ref().is_some_and(|a| {
+        a.version == choice.version.to_string()
+            && a.uid == choice.uid
+            && (a.manual || !choice.explicit_rollback)
+    })
 }
 
 /// The checks a product version passes before it is admitted: its Releases' names fit, no other
@@ -251,7 +256,15 @@ fn judge_and_record(
         return (false, Reason::NoVersion, "nothing admitted".into());
     };
     st.apps = app_rows(inputs, &admitted);
-    let (progress, wake) = progress_by(inputs.product, &admitted, &inputs.children, inputs.now);
+    // The product's deadline runs only during a rollout, and only while its Environment can be
+    // deployed to (not while it is not Ready, its cluster unreachable).
+    let timed = st
+        .history
+        .first()
+        .is_some_and(|h| h.version == admitted.version && h.result == RolloutResult::Progressing)
+        && crate::plan::target::ready(inputs.env, &inputs.product.spec.environment).is_ok();
+    let (progress, wake) =
+        progress_by(inputs.product, &admitted, &inputs.children, timed.then_some(inputs.now));
     *deadline_in = wake;
     match progress {
         Progress::Healthy => {
@@ -264,7 +277,15 @@ fn judge_and_record(
                     false,
                 ));
             }
-            if st.current_version.as_deref() != Some(admitted.version.as_str()) || st.healthy_since.is_none()
+            // Healthy since now when this is another product version than ran healthy before, even
+            // under the same version (made again since): what downstream soaks count from.
+            let same = st
+                .ran_healthy
+                .first()
+                .is_some_and(|r| r.version == admitted.version && r.uid == admitted.uid);
+            if st.current_version.as_deref() != Some(admitted.version.as_str())
+                || st.healthy_since.is_none()
+                || !same
             {
                 st.current_version = Some(admitted.version.clone());
                 st.healthy_since = Some(now.clone());
@@ -454,10 +475,11 @@ fn progress_by(
     product: &ProductRelease,
     admitted: &Admitted,
     children: &BTreeMap<String, &Release>,
-    now: jiff::Timestamp,
+    now: Option<jiff::Timestamp>,
 ) -> (Progress, Option<Duration>) {
     match progress(admitted, children) {
         Progress::Progressing { first, message } => {
+            let Some(now) = now else { return (Progress::Progressing { first, message }, None) };
             let limit = deadline(product, admitted);
             let spent = Duration::try_from(now.duration_since(admitted.started_at.0)).unwrap_or_default();
             match limit.checked_sub(spent).filter(|left| !left.is_zero()) {

@@ -382,6 +382,7 @@ fn only_an_approval_of_the_product_given_after_its_version_was_made_lets_it_in()
                 version: "1.3.10".into(),
                 app: app.map(str::to_string),
                 product: product.map(str::to_string),
+                environment: Some("prod".into()),
                 approver: Some("maria".into()),
                 ..Default::default()
             },
@@ -396,6 +397,11 @@ fn only_an_approval_of_the_product_given_after_its_version_was_made_lets_it_in()
     assert!(admitted(&w).is_none());
     // One of the product, older than its ProductVersion (given for content since replaced), neither.
     w.approvals = vec![approval(Some("platform"), None, "2026-12-07T08:00:00Z")];
+    assert!(admitted(&w).is_none());
+    // One that names no Environment (a ProductRelease of that name could be made anywhere), neither.
+    let mut anywhere = approval(Some("platform"), None, "2026-12-07T09:30:00Z");
+    anywhere.spec.environment = None;
+    w.approvals = vec![anywhere];
     assert!(admitted(&w).is_none());
     w.approvals = vec![approval(Some("platform"), None, "2026-12-07T09:30:00Z")];
     assert_eq!(admitted(&w).unwrap().approvers, ["maria"]);
@@ -423,4 +429,39 @@ fn an_app_that_never_reaches_its_version_fails_the_product_at_its_deadline() {
         step.status.history[1].message.as_deref().unwrap_or_default().starts_with("ledger: not there within")
     );
     assert_eq!(step.status.admitted.unwrap().version, "1.3.9");
+}
+
+#[test]
+fn a_product_version_made_again_under_its_version_is_new_content_to_pass_the_gates_again() {
+    let mut w = World::new(&["1.3.9"]);
+    w.versions[0].metadata.uid = Some("a".into());
+    w.children = vec![
+        child("ledger", "1.3.9", Phase::Healthy, Some("1.3.9")),
+        child("payments", "1.3.9", Phase::Healthy, Some("1.3.9")),
+    ];
+    let s = w.step(&product(pinned("1.3.9"), None), "2026-12-07T10:00:00Z").status;
+    let s = w.step(&product(pinned("1.3.9"), Some(s)), "2026-12-07T10:00:01Z").status;
+    assert_eq!(s.phase, Some(Phase::Healthy));
+    // Deleted and made again (other uid), in an Environment that now requires approval.
+    w.env = env(true);
+    w.versions[0].metadata.uid = Some("b".into());
+    let step = w.step(&product(pinned("1.3.9"), Some(s.clone())), "2026-12-07T11:00:00Z");
+    assert_eq!(reason_of(&step.status, "Held"), "AwaitingApproval");
+    assert_eq!(
+        step.status.admitted.as_ref().and_then(|a| a.uid.as_deref()),
+        Some("a"),
+        "the old content keeps running"
+    );
+    assert_eq!(
+        step.status,
+        ProductReleaseStatus {
+            conditions: step.status.conditions.clone(),
+            held_version: Some("1.3.9".into()),
+            ..s
+        }
+    );
+}
+
+fn reason_of(s: &ProductReleaseStatus, type_: &str) -> String {
+    crate::api::find_condition(&s.conditions, type_).map(|c| c.reason.clone()).unwrap_or_default()
 }
