@@ -87,6 +87,18 @@ async fn a_platform_version_rolls_out_in_order_passes_the_gates_once_and_goes_ba
     product_version(&t, "1.3.10", &[("payments", "1.3.10", &["ledger"]), ("ledger", "1.3.4", &[])]).await;
     let pv = published(&t, "1.3.10").await;
     assert_eq!(pv.status.unwrap().waves, [vec!["ledger".to_string()], vec!["payments".to_string()]]);
+    // What was published is not deleted (and so never made again with other content under an
+    // approved version); a veto admin may.
+    let dry = DeleteParams { dry_run: true, ..Default::default() };
+    for refused in [
+        t.api::<tuskfish::api::AppVersion>().delete("payments-1.3.10", &dry).await.err(),
+        t.api::<ProductVersion>().delete("platform-1.3.10", &dry).await.err(),
+    ] {
+        let refused = format!("{refused:?}");
+        assert!(refused.contains("a published version is not deleted"), "{refused}");
+    }
+    let admin = client_as("release-admin", &["system:masters", "tuskfish:veto-admins"]).await;
+    kube::Api::<ProductVersion>::namespaced(admin, &t.ns).delete("platform-1.3.10", &dry).await.unwrap();
 
     // Pinned in dev: ledger first, then payments, each through a Release of the product's.
     product_release(&t, "dev", json!({"version": "1.3.9"})).await;

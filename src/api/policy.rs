@@ -101,6 +101,11 @@ const VETO_MESSAGE: &str = "'the tuskfish.dev/vetoed-by annotation must name the
 /// The group whose members may lift or change anyone's veto (besides its author).
 pub const VETO_ADMINS_GROUP: &str = "tuskfish:veto-admins";
 
+/// What the API server answers to deleting a published AppVersion or ProductVersion.
+const PUBLISHED_MESSAGE: &str = "a published version is not deleted: one created again under its version would be \
+    other content passing as what was approved, rolled out and soaked; publish a new version instead (a member \
+    of tuskfish:veto-admins may delete it)";
+
 /// What the API server answers to lifting or changing someone else's veto.
 const VETO_OWNER_MESSAGE: &str = "'this version was vetoed by ' + variables.oldBy + ': only they, or a member of the \
     group tuskfish:veto-admins, may lift or change the veto (' + request.userInfo.username + ' is neither)'";
@@ -150,6 +155,19 @@ pub fn veto_identity_policy() -> ValidatingAdmissionPolicy {
                         "variables.same || variables.veto == '' || variables.by == request.userInfo.username"
                             .into(),
                     message_expression: Some(VETO_MESSAGE.into()),
+                    reason: Some("Forbidden".into()),
+                    ..Default::default()
+                },
+                // What was published stays: deleting a published version and creating it again
+                // would ship other content under a version already approved (an Approval names a
+                // version), rolled out and soaked, and pass no gate.
+                Validation {
+                    expression: format!(
+                        "request.operation != 'DELETE' || variables.namespaceGoing || \
+                         !(has(oldObject.status) && (has(oldObject.status.specHash) || has(oldObject.status.publishedAt))) || \
+                         (has(request.userInfo.groups) && '{VETO_ADMINS_GROUP}' in request.userInfo.groups)"
+                    ),
+                    message: Some(PUBLISHED_MESSAGE.into()),
                     reason: Some("Forbidden".into()),
                     ..Default::default()
                 },
