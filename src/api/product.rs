@@ -8,7 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Change, Condition, HistoryEntry, Phase, PromoteFrom, RollbackSpec};
+use super::{Change, Condition, HistoryEntry, Phase, PromoteFrom, Release, RollbackSpec};
 
 /// Label on a Release a ProductRelease runs: the ProductRelease's name.
 pub const PRODUCT_RELEASE_LABEL: &str = "tuskfish.dev/product-release";
@@ -247,4 +247,29 @@ pub struct ProductReleaseStatus {
 /// name the same Release.
 pub fn child_release_name(product_release: &str, app: &str) -> String {
     format!("{product_release}.{app}")
+}
+
+/// Whether `r` is the Release `pr` runs for its app: named so, and owned by this very object
+/// (its uid), in its Environment. A label alone is anyone's to write.
+pub fn owned_by(r: &Release, pr: &ProductRelease) -> bool {
+    let name = pr.metadata.name.as_deref().unwrap_or_default();
+    let uid = pr.metadata.uid.as_deref();
+    r.metadata.name.as_deref() == Some(child_release_name(name, &r.spec.app).as_str())
+        && r.spec.environment == pr.spec.environment
+        && r.metadata.owner_references.iter().flatten().any(|o| {
+            o.kind == <ProductRelease as kube::Resource>::kind(&())
+                && o.controller == Some(true)
+                && Some(o.uid.as_str()) == uid
+        })
+}
+
+/// The ProductRelease a Release names as its controlling owner, if any.
+pub fn owner_name(r: &Release) -> Option<&str> {
+    let kind = <ProductRelease as kube::Resource>::kind(&());
+    r.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == kind && o.controller == Some(true))
+        .map(|o| o.name.as_str())
 }

@@ -19,11 +19,12 @@ use super::error::{Error, Result};
 use super::events::emit;
 use super::queue::Next;
 use super::status::patch_status_if_changed;
+use crate::api::owned_by;
 use crate::api::{
     Approval, Environment, FIELD_MANAGER, PRODUCT_RELEASE_LABEL, ProductRelease, ProductVersion, Release,
     ReleaseSpec, child_release_name,
 };
-use crate::plan::product::{ProductInputs, child_matches, owned_by, step};
+use crate::plan::product::{ProductInputs, child_matches, step};
 
 /// Slack added to timer requeues so the time waited for has surely passed.
 const RECHECK_SLACK: Duration = Duration::from_secs(1);
@@ -97,7 +98,7 @@ impl Gathered {
             let own_taken = stores
                 .releases
                 .get(&ObjectRef::new(&own).within(ns))
-                .is_some_and(|r| !crate::plan::product::owned_by(&r, pr));
+                .is_some_and(|r| !crate::api::owned_by(&r, pr));
             let others = ix.releases_of(ns, app, &pr.spec.environment).into_iter().find(|r| *r != own);
             if let Some(other) = others.or_else(|| own_taken.then(|| own.clone())) {
                 squatters.insert(app.to_string(), other);

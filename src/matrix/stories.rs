@@ -134,7 +134,7 @@ pub fn through_products(stories: &mut [Story], releases: &[Release], products: &
             let run_by = releases
                 .iter()
                 .filter(|r| r.spec.app == story.app && r.spec.environment == reached.environment)
-                .find_map(|r| products.iter().find(|p| crate::plan::product::owned_by(r, p)));
+                .find_map(|r| products.iter().find(|p| crate::api::owned_by(r, p)));
             reached.product = run_by.and_then(|p| {
                 let current = p.status.as_ref()?.current_version.as_deref()?;
                 Some(format!("{} {current}", p.spec.product))

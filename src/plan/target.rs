@@ -251,7 +251,7 @@ fn product_gated<'a>(
             .copied()
             .filter(|p| {
                 p.metadata.name.as_deref() == Some(crate::api::child_release_name(name, &p.spec.app).as_str())
-                    && crate::plan::product::owned_by(p, product)
+                    && crate::api::owned_by(p, product)
             })
             .collect();
         let facts = GateFacts { approvals: &[], peers: &siblings, now: inputs.now };

@@ -98,7 +98,7 @@ pub async fn snapshot(
     let there: Vec<&Release> = releases
         .iter()
         .filter(|r| r.spec.environment == env)
-        .filter(|r| run_by.is_none_or(|p| crate::plan::product::owned_by(r, p)))
+        .filter(|r| run_by.is_none_or(|p| crate::api::owned_by(r, p)))
         .collect();
     // The order of what runs there (else of the newest version) is kept.
     let running = run_by.and_then(|p| p.status.as_ref()?.admitted.as_ref()).map(|a| a.version.as_str());

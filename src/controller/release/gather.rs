@@ -7,9 +7,9 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{AppVersion, Approval, Environment, ProductRelease, Release, ReleaseStatus};
+use crate::api::{owned_by, owner_name};
 use crate::controller::caches::cached;
 use crate::controller::context::Context;
-use crate::plan::product::{owned_by, owner_name};
 use crate::plan::record::StatusFacts;
 use crate::plan::target::ProductLink;
 use crate::plan::{Inputs, auto_rollback, rollback};

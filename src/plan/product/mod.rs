@@ -547,31 +547,6 @@ pub fn desired_children(product: &ProductRelease, admitted: &Admitted) -> Vec<(S
         .collect()
 }
 
-/// Whether `r` is the Release `pr` runs for its app: named so, and owned by this very object
-/// (its uid), in its Environment. A label alone is anyone's to write.
-pub fn owned_by(r: &Release, pr: &ProductRelease) -> bool {
-    let name = pr.metadata.name.as_deref().unwrap_or_default();
-    let uid = pr.metadata.uid.as_deref();
-    r.metadata.name.as_deref() == Some(child_release_name(name, &r.spec.app).as_str())
-        && r.spec.environment == pr.spec.environment
-        && r.metadata.owner_references.iter().flatten().any(|o| {
-            o.kind == <ProductRelease as kube::Resource>::kind(&())
-                && o.controller == Some(true)
-                && Some(o.uid.as_str()) == uid
-        })
-}
-
-/// The ProductRelease a Release names as its controlling owner, if any.
-pub fn owner_name(r: &Release) -> Option<&str> {
-    let kind = <ProductRelease as kube::Resource>::kind(&());
-    r.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == kind && o.controller == Some(true))
-        .map(|o| o.name.as_str())
-}
-
 /// Whether a Release already has the parts of `want` the product sets (its other fields are its
 /// users': values, checks).
 pub fn child_matches(have: &ReleaseSpec, want: &ReleaseSpec) -> bool {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::owned_by;
 use crate::api::{
     ApprovalPolicy, Condition, EnvironmentStatus, ProductReleaseSpec, ProductVersionSpec,
     ProductVersionStatus, PromoteFrom, ReleaseStatus,
