@@ -30,17 +30,18 @@ pub fn of(prev: &ReleaseStatus, version: &str, rolled_back: Option<&str>) -> Opt
 pub fn decide_on(mut status: ReleaseStatus, auto: bool) -> (ReleaseStatus, Option<String>) {
     let failed = newly_failed(&status, auto);
     if let Some(v) = &failed {
-        record_failed(&mut status, v.clone());
+        record_failed(&mut status.failed_versions, v.clone());
     }
     (status, failed)
 }
 
-/// Records a failed version (bounded, oldest dropped first).
-pub fn record_failed(status: &mut ReleaseStatus, version: String) {
-    status.failed_versions.retain(|v| v != &version);
-    status.failed_versions.push(version);
-    let excess = status.failed_versions.len().saturating_sub(FAILED_VERSIONS_LIMIT);
-    status.failed_versions.drain(..excess);
+/// Records a failed version in a list of them (a Release's or a product's `failedVersions`:
+/// bounded, oldest dropped first).
+pub fn record_failed(failed_versions: &mut Vec<String>, version: String) {
+    failed_versions.retain(|v| v != &version);
+    failed_versions.push(version);
+    let excess = failed_versions.len().saturating_sub(FAILED_VERSIONS_LIMIT);
+    failed_versions.drain(..excess);
 }
 
 #[cfg(test)]
@@ -76,9 +77,9 @@ mod tests {
     fn failed_list_is_bounded_and_unique() {
         let mut s = ReleaseStatus::default();
         for i in 0..30 {
-            record_failed(&mut s, format!("1.0.{i}"));
+            record_failed(&mut s.failed_versions, format!("1.0.{i}"));
         }
-        record_failed(&mut s, "1.0.29".into());
+        record_failed(&mut s.failed_versions, "1.0.29".into());
         assert_eq!(s.failed_versions.len(), FAILED_VERSIONS_LIMIT);
         assert_eq!(s.failed_versions.last().map(String::as_str), Some("1.0.29"));
         assert_eq!(s.failed_versions.first().map(String::as_str), Some("1.0.10"));

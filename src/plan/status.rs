@@ -374,7 +374,7 @@ mod tests {
         let s1 = next_status(&ReleaseStatus::default(), applied("1.0.0", Health::Healthy), Some(1), &t(0));
         let s2 = next_status(&s1, applied("1.1.0", progressing()), Some(2), &t(10));
         let mut s3 = next_status(&s2, deadline(), Some(2), &t(400));
-        crate::plan::rollback::record_failed(&mut s3, "1.1.0".into());
+        crate::plan::rollback::record_failed(&mut s3.failed_versions, "1.1.0".into());
         let back = rollback_from_1_1_0();
         let s4 = next_status(&s3, back, Some(2), &t(401));
         let s5 = next_status(&s4, deadline(), Some(2), &t(800));

@@ -311,7 +311,7 @@ fn judge_and_record(
             h.finished_at = Some(now.clone());
             h.message = Some(why.clone());
             events.push((Reason::ProductRolloutFailed, format!("{} failed: {why}", admitted.version), true));
-            record_failed_version(st, &admitted.version);
+            record_failed(&mut st.failed_versions, admitted.version.clone());
             // A rollback (automatic or asked for) that fails is not rolled back again: a person
             // decides.
             if !auto_rollback(inputs.product) || admitted.rollback_of.is_some() || admitted.manual {
@@ -388,15 +388,6 @@ fn remember_healthy(st: &mut ProductReleaseStatus, admitted: &Admitted) {
         },
     );
     st.ran_healthy.truncate(HISTORY_LIMIT);
-}
-
-fn record_failed_version(st: &mut ProductReleaseStatus, version: &str) {
-    let mut r = crate::api::ReleaseStatus {
-        failed_versions: std::mem::take(&mut st.failed_versions),
-        ..Default::default()
-    };
-    record_failed(&mut r, version.to_string());
-    st.failed_versions = r.failed_versions;
 }
 
 /// Whether the product goes back on its own when an app fails (default: yes, whatever the mode).
